@@ -2,5 +2,14 @@
 //! that fixes it.
 //!
 //! The modules follow the flow of a request:
-//! intake (`api`) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
+//! `api` (intake) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
 //! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` -> write back in `db`.
+//! `commands` holds one file per subcommand of the binary.
+
+pub mod api;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,1 +1,119 @@
-fn main() {}
+//! The `remediator` binary: one executable, one subcommand per role.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use remediator::commands;
+use remediator::config::Settings;
+use remediator::shutdown::Shutdown;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "remediator",
+    version,
+    about = "Open vulnerability auto-remediation service"
+)]
+struct Cli {
+    /// Configuration file layered over the built-in defaults (see config/default.toml).
+    #[arg(long, global = true, env = "REMEDIATOR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending database migrations.
+    Migrate,
+    /// Serve the HTTP API and run the outbox relay.
+    Intake {
+        /// Address to listen on (default: intake.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Load organisations, projects, findings and assessments from a JSON file.
+    Import { file: PathBuf },
+    /// Print a bearer token signed with the configured secret.
+    Token {
+        #[arg(long)]
+        org: Uuid,
+        #[arg(long, default_value = "local-user")]
+        sub: String,
+        /// Scopes (repeatable); default: remediations:write and operations:read.
+        #[arg(long)]
+        scope: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    remediator::telemetry::init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Migrate => {
+            let pool = remediator::db::pool(&settings.database)?;
+            let applied = remediator::db::migrate(&pool).await?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                println!(
+                    "applied {} migration(s): {}",
+                    applied.len(),
+                    applied.join(", ")
+                );
+            }
+        }
+        Command::Intake { listen } => {
+            let address = listen.unwrap_or_else(|| settings.intake.listen.clone());
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("listening on {address}"))?;
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            commands::intake::run(settings, listener, shutdown).await?;
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let parsed = commands::import::parse(&text)?;
+            let pool = remediator::db::pool(&settings.database)?;
+            remediator::db::ensure_migrated(&pool).await?;
+            let summary = commands::import::import(&pool, parsed).await?;
+            println!(
+                "imported {}: {} record(s) read, {} created or changed",
+                file.display(),
+                summary.read,
+                summary.written
+            );
+        }
+        Command::Token {
+            org,
+            sub,
+            scope,
+            ttl,
+        } => {
+            let scopes = (!scope.is_empty()).then_some(scope);
+            let token =
+                commands::token::run(&settings, org, &sub, scopes, Duration::from_secs(ttl))?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}

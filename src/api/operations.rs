@@ -1,0 +1,194 @@
+//! The polling API (Chainloop's AsyncOperationsService): one operation, or a filtered page of
+//! them, always scoped to the caller's organisation.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::SCOPE_OPERATIONS_READ;
+use super::error::ApiError;
+use crate::db::models::{Operation, OperationStatus};
+use crate::db::operations::{self, ListFilter};
+
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+pub const MAX_PAGE_SIZE: i64 = 100;
+const UNSPECIFIED: &str = "ASYNC_OPERATION_STATUS_UNSPECIFIED";
+
+/// AsyncOperationResult, plus the worker's current step and attempt count.
+#[derive(Debug, Serialize)]
+pub struct OperationView {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    pub project_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_version_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub attempts: i32,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl From<Operation> for OperationView {
+    fn from(op: Operation) -> Self {
+        let status = op
+            .status()
+            .map_or(UNSPECIFIED.to_owned(), |s| s.as_str().to_owned());
+        OperationView {
+            id: op.id,
+            kind: op.kind,
+            status,
+            resource_type: op.resource_type,
+            resource_id: op.resource_id,
+            project_id: op.project_id,
+            project_version_id: op.project_version_id,
+            output: op.output,
+            error_message: op.error_message,
+            created_at: rfc3339(op.created_at),
+            started_at: op.started_at.map(rfc3339),
+            finished_at: op.finished_at.map(rfc3339),
+            step: op.step,
+            attempts: op.attempts,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct GetResponse {
+    pub operation: OperationView,
+}
+
+#[tracing::instrument(skip_all, fields(operation_id = %id))]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<GetResponse>, ApiError> {
+    let caller = state.auth.authenticate(&headers)?;
+    caller.require(SCOPE_OPERATIONS_READ)?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}"))
+    })?;
+    let mut conn = state.pool.get().await?;
+    let operation = operations::get(&mut conn, id, Some(caller.organization))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("operation {id} not found")))?;
+    Ok(Json(GetResponse {
+        operation: operation.into(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pagination {
+    pub total_count: i64,
+    pub page: i64,
+    pub total_pages: i64,
+    pub page_size: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse {
+    pub operations: Vec<OperationView>,
+    pub pagination: Pagination,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<ListResponse>, ApiError> {
+    let caller = state.auth.authenticate(&headers)?;
+    caller.require(SCOPE_OPERATIONS_READ)?;
+    let page = parse_number(&query, "pagination.page", 0)?;
+    let page_size = parse_number(&query, "pagination.page_size", DEFAULT_PAGE_SIZE)?;
+    if page < 0 {
+        return Err(ApiError::invalid_argument(
+            "pagination.page must be 0 or more",
+        ));
+    }
+    let page_size = match page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n < 0 => {
+            return Err(ApiError::invalid_argument(
+                "pagination.page_size must be 0 or more",
+            ));
+        }
+        n => n.min(MAX_PAGE_SIZE),
+    };
+    let filter = parse_filter(&query)?;
+
+    let mut conn = state.pool.get().await?;
+    let (rows, total_count) =
+        operations::list(&mut conn, caller.organization, &filter, page, page_size).await?;
+    Ok(Json(ListResponse {
+        operations: rows.into_iter().map(OperationView::from).collect(),
+        pagination: Pagination {
+            total_count,
+            page,
+            total_pages: (total_count + page_size - 1) / page_size,
+            page_size,
+        },
+    }))
+}
+
+fn parse_number(query: &HashMap<String, String>, key: &str, default: i64) -> Result<i64, ApiError> {
+    match query.get(key).map(String::as_str) {
+        None | Some("") => Ok(default),
+        Some(raw) => raw.parse().map_err(|_| {
+            ApiError::invalid_argument(format!("{key} must be an integer, got {raw:?}"))
+        }),
+    }
+}
+
+fn parse_filter(query: &HashMap<String, String>) -> Result<ListFilter, ApiError> {
+    let non_empty = |key: &str| query.get(key).filter(|v| !v.is_empty());
+    let resource = match (non_empty("resource_type"), non_empty("resource_id")) {
+        (None, None) => None,
+        (Some(kind), Some(id)) => {
+            let id = Uuid::parse_str(id).map_err(|_| {
+                ApiError::invalid_argument(format!("resource_id must be a UUID, got {id:?}"))
+            })?;
+            Some((kind.clone(), id))
+        }
+        _ => {
+            return Err(ApiError::invalid_argument(
+                "resource_type and resource_id must be given together",
+            ));
+        }
+    };
+    let status = match non_empty("status").map(String::as_str) {
+        None | Some(UNSPECIFIED) => None,
+        Some(raw) => Some(OperationStatus::parse(raw).ok_or_else(|| {
+            ApiError::invalid_argument(format!("unknown status {raw:?}")).with_detail(format!(
+                "expected one of: {}",
+                OperationStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?),
+    };
+    Ok(ListFilter { resource, status })
+}

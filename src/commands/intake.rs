@@ -1,0 +1,66 @@
+//! `remediator intake`: the HTTP API plus, unless disabled, the outbox relay, until a shutdown
+//! signal; then it stops accepting, drains requests in flight and exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::api::{AppState, auth::Authenticator, router};
+use crate::config::Settings;
+use crate::db;
+use crate::queue::relay::Relay;
+use crate::queue::topology::Topology;
+use crate::shutdown::Shutdown;
+
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let pool = db::pool(&settings.database)?;
+    db::ensure_migrated(&pool).await?;
+    let auth = Arc::new(Authenticator::new(&settings.auth)?);
+    let wake = Arc::new(Notify::new());
+
+    let relay = settings.relay.enabled.then(|| {
+        let relay = Relay {
+            pool: pool.clone(),
+            amqp_url: settings.amqp.url.clone(),
+            topology: Topology::new(&settings.amqp),
+            batch_size: settings.relay.batch_size,
+            poll_interval: Duration::from_millis(settings.relay.poll_interval_ms),
+            wake: wake.clone(),
+        };
+        tokio::spawn(relay.run(shutdown.clone()))
+    });
+
+    let state = AppState {
+        pool,
+        auth,
+        amqp_url: settings.amqp.url.clone(),
+        max_body_bytes: settings.intake.max_body_bytes,
+        relay_wake: wake,
+    };
+    let address = listener.local_addr()?;
+    tracing::info!(%address, relay = settings.relay.enabled, "intake listening");
+    let grace = Duration::from_secs(settings.intake.shutdown_grace_secs);
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { stop.triggered().await });
+    let served = tokio::spawn(async move { server.await });
+    shutdown.triggered().await;
+    match tokio::time::timeout(grace, served).await {
+        Ok(result) => result
+            .context("intake server task")?
+            .context("serving HTTP")?,
+        Err(_) => tracing::warn!(?grace, "requests still in flight after the grace period"),
+    }
+    if let Some(relay) = relay {
+        let _ = tokio::time::timeout(grace, relay).await;
+    }
+    tracing::info!("intake stopped");
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The subcommands of the `remediator` binary, one file each.
+
+pub mod import;
+pub mod intake;
+pub mod token;

@@ -1,0 +1,265 @@
+//! Settings: the built-in `config/default.toml`, an optional file, then `REMEDIATOR__*`
+//! environment variables (plus the conventional `DATABASE_URL` and `AMQP_URL`).
+//!
+//! Secrets are only taken from the environment or from secret files; a config file that holds
+//! one is refused, so a secret never ends up in a repository or a ConfigMap by accident.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The documented defaults, compiled in so the binary needs no file to start.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Keys that hold secrets: accepted from the environment only, never from a file.
+const SECRET_KEYS: &[&str] = &["auth.jwt_secret", "llm.api_key"];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub intake: IntakeSettings,
+    pub relay: RelaySettings,
+    pub auth: AuthSettings,
+    pub worker: WorkerSettings,
+    pub git: GitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub pool_size: usize,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AmqpSettings {
+    /// The URL may carry the broker password, so it is treated as a secret.
+    pub url: SecretString,
+    pub prefix: String,
+    pub delivery_limit: u32,
+    pub retry_delays_secs: Vec<u64>,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IntakeSettings {
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelaySettings {
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub algorithm: String,
+    #[serde(default)]
+    pub jwt_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub jwt_secret_file: Option<PathBuf>,
+    pub org_claim: String,
+    pub scope_claim: String,
+    pub leeway_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PatcherChoice {
+    Auto,
+    Llm,
+    Bump,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    pub concurrency: u16,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub scratch_dir: Option<PathBuf>,
+    pub patcher: PatcherChoice,
+    pub job_timeout_secs: u64,
+    pub heartbeat_secs: u64,
+    pub pr_labels: Vec<String>,
+    pub draft_below_confidence: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitSettings {
+    pub author_name: String,
+    pub author_email: String,
+    pub allow_http: bool,
+    pub allow_file: bool,
+    pub http_timeout_secs: u64,
+}
+
+impl Settings {
+    /// Loads the layers from the real process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// Only the built-in defaults: the starting point of tests and `remediator demo`.
+    pub fn defaults() -> anyhow::Result<Self> {
+        Self::load_with_env(None, std::iter::empty())
+    }
+
+    /// Loads the layers with an explicit environment, so tests need not mutate the process's.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let mut files = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = file {
+            files = files.add_source(config::File::from(path).required(true));
+        }
+        let from_files = files
+            .build()
+            .with_context(|| "reading configuration files")?;
+        for key in SECRET_KEYS {
+            if from_files.get_string(key).is_ok() {
+                bail!(
+                    "configuration files must not hold the secret `{key}`; set it in the \
+                     environment (REMEDIATOR__{}) or use a `_file` key",
+                    key.replace('.', "__").to_uppercase()
+                );
+            }
+        }
+
+        let mut builder = config::Config::builder().add_source(from_files).add_source(
+            config::Environment::with_prefix("REMEDIATOR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("amqp.retry_delays_secs")
+                .with_list_parse_key("worker.pr_labels")
+                .with_list_parse_key("policy.deny_globs")
+                .source(Some(env.clone().into_iter().collect())),
+        );
+        for (conventional, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url")] {
+            let ours = format!("REMEDIATOR__{}", key.replace('.', "__").to_uppercase());
+            if !env.contains_key(&ours)
+                && let Some(value) = env.get(conventional)
+            {
+                builder = builder.set_override(key, value.as_str())?;
+            }
+        }
+        let mut settings: Settings = builder
+            .build()?
+            .try_deserialize()
+            .with_context(|| "invalid configuration")?;
+        settings.resolve_secret_files()?;
+        Ok(settings)
+    }
+
+    fn resolve_secret_files(&mut self) -> anyhow::Result<()> {
+        if self.auth.jwt_secret.is_none()
+            && let Some(path) = &self.auth.jwt_secret_file
+        {
+            self.auth.jwt_secret = Some(read_secret_file(path)?);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a secret file (Kubernetes and Docker secrets end with a newline: trimmed).
+pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret file {}", path.display()))?;
+    let trimmed = text.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() {
+        bail!("secret file {} is empty", path.display());
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+fn empty_path_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let raw: Option<String> = Option::deserialize(d)?;
+    Ok(raw.filter(|s| !s.is_empty()).map(PathBuf::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.amqp.prefix, "remediator");
+        assert_eq!(s.worker.patcher, PatcherChoice::Auto);
+        assert!(s.auth.jwt_secret.is_none());
+        assert_eq!(s.amqp.retry_delays_secs, vec![10, 60, 300]);
+    }
+
+    #[test]
+    fn environment_overrides_every_layer() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("REMEDIATOR__WORKER__CONCURRENCY", "7"),
+                ("REMEDIATOR__AUTH__JWT_SECRET", "s3cr3t-value"),
+                ("REMEDIATOR__WORKER__PR_LABELS", "a,b"),
+                ("DATABASE_URL", "postgres://x@db/y"),
+                ("AMQP_URL", "amqp://conventional"),
+                ("REMEDIATOR__AMQP__URL", "amqp://ours"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.worker.concurrency, 7);
+        assert_eq!(s.worker.pr_labels, vec!["a", "b"]);
+        assert_eq!(s.auth.jwt_secret.unwrap().expose_secret(), "s3cr3t-value");
+        assert_eq!(s.database.url.expose_secret(), "postgres://x@db/y");
+        assert_eq!(s.amqp.url.expose_secret(), "amqp://ours");
+    }
+
+    #[test]
+    fn secrets_in_files_are_refused_and_debug_redacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[auth]\njwt_secret = \"oops\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("REMEDIATOR__AUTH__JWT_SECRET"),
+            "{err}"
+        );
+
+        let secret_file = dir.path().join("jwt");
+        std::fs::write(&secret_file, "from-file-secret\n").unwrap();
+        let s = Settings::load_with_env(
+            None,
+            env(&[(
+                "REMEDIATOR__AUTH__JWT_SECRET_FILE",
+                secret_file.to_str().unwrap(),
+            )]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("from-file-secret"));
+        assert!(!debug.contains("guest:guest"));
+        assert_eq!(
+            s.auth.jwt_secret.unwrap().expose_secret(),
+            "from-file-secret"
+        );
+    }
+}

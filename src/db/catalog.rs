@@ -1,0 +1,194 @@
+//! Organisations, projects, findings and assessments: upserts for `remediator import`, the
+//! organisation-scoped look-up the intake does, and the assessment write-back.
+
+use diesel::prelude::*;
+use diesel::upsert::excluded;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
+use super::schema::{assessments, findings, organizations, projects};
+
+/// Joins an assessment to its finding and project. With `organization` set, an assessment of
+/// another organisation is not found, exactly like a missing one (tenancy wall).
+pub async fn remediation_target(
+    conn: &mut AsyncPgConnection,
+    assessment_id: Uuid,
+    organization: Option<Uuid>,
+) -> QueryResult<Option<RemediationTarget>> {
+    let mut query = assessments::table
+        .inner_join(findings::table.inner_join(projects::table))
+        .filter(assessments::id.eq(assessment_id))
+        .into_boxed();
+    if let Some(org) = organization {
+        query = query.filter(projects::organization_id.eq(org));
+    }
+    let row = query
+        .select((
+            (assessments::id, assessments::status),
+            (
+                findings::id,
+                findings::project_version_id,
+                findings::vulnerability_id,
+                findings::aliases,
+                findings::severity,
+                findings::summary,
+                findings::package_name,
+                findings::ecosystem,
+                findings::purl,
+                findings::installed_version,
+                findings::fixed_versions,
+            ),
+            (
+                projects::id,
+                projects::organization_id,
+                projects::repository_url,
+                projects::default_branch,
+            ),
+        ))
+        .first::<(
+            (Uuid, String),
+            (
+                Uuid,
+                Option<Uuid>,
+                String,
+                Vec<String>,
+                String,
+                String,
+                String,
+                String,
+                Option<String>,
+                String,
+                Vec<String>,
+            ),
+            (Uuid, Uuid, String, String),
+        )>(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(a, f, p)| RemediationTarget {
+        assessment_id: a.0,
+        assessment_status: a.1,
+        finding_id: f.0,
+        project_version_id: f.1,
+        vulnerability_id: f.2,
+        aliases: f.3,
+        severity: f.4,
+        summary: f.5,
+        package_name: f.6,
+        ecosystem: f.7,
+        purl: f.8,
+        installed_version: f.9,
+        fixed_versions: f.10,
+        project_id: p.0,
+        organization_id: p.1,
+        repository_url: p.2,
+        default_branch: p.3,
+    }))
+}
+
+pub async fn upsert_organization(
+    conn: &mut AsyncPgConnection,
+    row: &OrganizationRow,
+) -> QueryResult<usize> {
+    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+    use diesel::query_dsl::methods::FilterDsl;
+    diesel::insert_into(organizations::table)
+        .values(row)
+        .on_conflict(organizations::id)
+        .do_update()
+        .set((row, organizations::updated_at.eq(diesel::dsl::now)))
+        // An identical row is left untouched, so a second import really changes nothing.
+        .filter(organizations::name.ne(excluded(organizations::name)))
+        .execute(conn)
+        .await
+}
+
+pub async fn upsert_project(conn: &mut AsyncPgConnection, row: &ProjectRow) -> QueryResult<usize> {
+    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+    use diesel::query_dsl::methods::FilterDsl;
+    diesel::insert_into(projects::table)
+        .values(row)
+        .on_conflict(projects::id)
+        .do_update()
+        .set((row, projects::updated_at.eq(diesel::dsl::now)))
+        .filter(
+            projects::organization_id
+                .ne(excluded(projects::organization_id))
+                .or(projects::name.ne(excluded(projects::name)))
+                .or(projects::repository_url.ne(excluded(projects::repository_url)))
+                .or(projects::default_branch.ne(excluded(projects::default_branch))),
+        )
+        .execute(conn)
+        .await
+}
+
+pub async fn upsert_finding(conn: &mut AsyncPgConnection, row: &FindingRow) -> QueryResult<usize> {
+    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+    use diesel::query_dsl::methods::FilterDsl;
+    diesel::insert_into(findings::table)
+        .values(row)
+        .on_conflict(findings::id)
+        .do_update()
+        .set((row, findings::updated_at.eq(diesel::dsl::now)))
+        .filter(
+            findings::project_id
+                .ne(excluded(findings::project_id))
+                .or(findings::project_version_id
+                    .is_distinct_from(excluded(findings::project_version_id)))
+                .or(findings::vulnerability_id.ne(excluded(findings::vulnerability_id)))
+                .or(findings::aliases.ne(excluded(findings::aliases)))
+                .or(findings::severity.ne(excluded(findings::severity)))
+                .or(findings::summary.ne(excluded(findings::summary)))
+                .or(findings::package_name.ne(excluded(findings::package_name)))
+                .or(findings::ecosystem.ne(excluded(findings::ecosystem)))
+                .or(findings::purl.is_distinct_from(excluded(findings::purl)))
+                .or(findings::installed_version.ne(excluded(findings::installed_version)))
+                .or(findings::fixed_versions.ne(excluded(findings::fixed_versions))),
+        )
+        .execute(conn)
+        .await
+}
+
+pub async fn upsert_assessment(
+    conn: &mut AsyncPgConnection,
+    row: &AssessmentRow,
+) -> QueryResult<usize> {
+    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+    use diesel::query_dsl::methods::FilterDsl;
+    diesel::insert_into(assessments::table)
+        .values(row)
+        .on_conflict(assessments::id)
+        .do_update()
+        .set((row, assessments::updated_at.eq(diesel::dsl::now)))
+        .filter(
+            assessments::finding_id
+                .ne(excluded(assessments::finding_id))
+                .or(assessments::status.ne(excluded(assessments::status)))
+                .or(assessments::justification
+                    .is_distinct_from(excluded(assessments::justification))),
+        )
+        .execute(conn)
+        .await
+}
+
+/// What the worker writes back on the assessment when a remediation ends.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = assessments)]
+pub struct RemediationWriteBack {
+    pub remediation_branch_name: Option<String>,
+    pub remediation_pr_url: Option<String>,
+    pub remediation_pr_number: Option<i32>,
+    pub remediation_status: Option<String>,
+    pub remediation_confidence: Option<f64>,
+}
+
+pub async fn write_back(
+    conn: &mut AsyncPgConnection,
+    assessment_id: Uuid,
+    fields: &RemediationWriteBack,
+) -> QueryResult<usize> {
+    diesel::update(assessments::table.find(assessment_id))
+        .set((fields, assessments::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await
+}

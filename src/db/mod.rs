@@ -1,0 +1,75 @@
+//! Postgres: the source of truth. Owns the connection pool, the embedded migrations and the
+//! queries each part of the flow runs (one file per aggregate).
+
+pub mod catalog;
+pub mod models;
+pub mod operations;
+pub mod outbox;
+pub mod schema;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Builds the pool. Connections are opened lazily, so this succeeds while Postgres is down.
+pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.expose_secret());
+    let timeout = Some(Duration::from_secs(settings.acquire_timeout_secs));
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(timeout)
+        .create_timeout(timeout)
+        .recycle_timeout(timeout)
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .context("building the database pool")
+}
+
+/// Applies every pending migration (`remediator migrate`). Returns the versions applied.
+pub async fn migrate(pool: &DbPool) -> anyhow::Result<Vec<String>> {
+    let conn = pool.get().await.context("connecting to Postgres")?;
+    // The harness blocks on the async connection, so it runs on a blocking thread.
+    tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        let applied = harness
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        Ok(applied.iter().map(|v| v.to_string()).collect())
+    })
+    .await?
+}
+
+/// Refuses to run a server against a database whose schema is behind this binary.
+pub async fn ensure_migrated(pool: &DbPool) -> anyhow::Result<()> {
+    let conn = pool.get().await.context("connecting to Postgres")?;
+    let pending = tokio::task::spawn_blocking(move || {
+        let mut harness = AsyncMigrationHarness::new(conn);
+        harness
+            .pending_migrations(MIGRATIONS)
+            .map(|p| p.iter().map(|m| m.name().to_string()).collect::<Vec<_>>())
+            .map_err(|e| anyhow::anyhow!("reading the migration state: {e}"))
+    })
+    .await??;
+    if !pending.is_empty() {
+        bail!(
+            "the database schema is behind this version ({} pending migration(s): {}); \
+             run `remediator migrate` first",
+            pending.len(),
+            pending.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! Row types and the status vocabularies, spelled as Chainloop's API spells them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{assessments, findings, operations, organizations, projects};
+
+/// The kind and resource type of every operation this service creates.
+pub const REMEDIATION_KIND: &str = "auto_remediation";
+pub const ASSESSMENT_RESOURCE: &str = "assessment";
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// AsyncOperationResult status.
+    OperationStatus {
+        Pending => "ASYNC_OPERATION_STATUS_PENDING",
+        Running => "ASYNC_OPERATION_STATUS_RUNNING",
+        Succeeded => "ASYNC_OPERATION_STATUS_SUCCEEDED",
+        Failed => "ASYNC_OPERATION_STATUS_FAILED",
+        Cancelled => "ASYNC_OPERATION_STATUS_CANCELLED",
+    }
+);
+
+impl OperationStatus {
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+string_enum!(
+    /// VEX-style assessment status.
+    AssessmentStatus {
+        Affected => "ASSESSMENT_STATUS_AFFECTED",
+        NotAffected => "ASSESSMENT_STATUS_NOT_AFFECTED",
+        UnderInvestigation => "ASSESSMENT_STATUS_UNDER_INVESTIGATION",
+        Fixed => "ASSESSMENT_STATUS_FIXED",
+    }
+);
+
+string_enum!(
+    /// The worker pipeline's steps, in order; recorded on the operation as each starts.
+    Step {
+        Claim => "claim",
+        Clone => "clone",
+        Context => "context",
+        Generate => "generate",
+        Check => "check",
+        Commit => "commit",
+        Push => "push",
+        PullRequest => "pull_request",
+        WriteBack => "write_back",
+    }
+);
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = operations, check_for_backend(diesel::pg::Pg))]
+pub struct Operation {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub resource_type: String,
+    pub resource_id: Uuid,
+    pub project_id: Uuid,
+    pub project_version_id: Option<Uuid>,
+    pub step: Option<String>,
+    pub attempts: i32,
+    pub output: Option<serde_json::Value>,
+    pub error_message: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Operation {
+    /// `None` only for a value written by hand outside this service; callers report it as
+    /// unspecified instead of failing.
+    pub fn status(&self) -> Option<OperationStatus> {
+        OperationStatus::parse(&self.status)
+    }
+}
+
+/// Everything a remediation job needs to know, joined from assessment, finding and project.
+#[derive(Debug, Clone)]
+pub struct RemediationTarget {
+    pub organization_id: Uuid,
+    pub project_id: Uuid,
+    pub project_version_id: Option<Uuid>,
+    pub repository_url: String,
+    pub default_branch: String,
+    pub assessment_id: Uuid,
+    pub assessment_status: String,
+    pub finding_id: Uuid,
+    pub vulnerability_id: String,
+    pub aliases: Vec<String>,
+    pub severity: String,
+    pub summary: String,
+    pub package_name: String,
+    pub ecosystem: String,
+    pub purl: Option<String>,
+    pub installed_version: String,
+    pub fixed_versions: Vec<String>,
+}
+
+/// Catalog rows as `remediator import` writes them (upserted by id).
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = organizations)]
+pub struct OrganizationRow {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = projects)]
+pub struct ProjectRow {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub repository_url: String,
+    pub default_branch: String,
+}
+
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = findings, treat_none_as_null = true)]
+pub struct FindingRow {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub project_version_id: Option<Uuid>,
+    pub vulnerability_id: String,
+    pub aliases: Vec<String>,
+    pub severity: String,
+    pub summary: String,
+    pub package_name: String,
+    pub ecosystem: String,
+    pub purl: Option<String>,
+    pub installed_version: String,
+    pub fixed_versions: Vec<String>,
+}
+
+/// The importable part of an assessment; the `remediation_*` fields belong to the worker.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = assessments, treat_none_as_null = true)]
+pub struct AssessmentRow {
+    pub id: Uuid,
+    pub finding_id: Uuid,
+    pub status: String,
+    pub justification: Option<String>,
+}

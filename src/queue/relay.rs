@@ -1,0 +1,123 @@
+//! The outbox relay: moves committed outbox rows to the work queue. It runs inside every
+//! intake; `FOR UPDATE SKIP LOCKED` lets any number of replicas drain one outbox without
+//! publishing a row twice. While RabbitMQ is down it keeps retrying with backoff; rows wait
+//! safely in Postgres and go out once the broker is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel_async::AsyncConnection;
+use secrecy::SecretString;
+use tokio::sync::Notify;
+
+use super::message::JobMessage;
+use super::publisher::Publisher;
+use super::topology::Topology;
+use crate::db::{DbPool, outbox};
+use crate::shutdown::Shutdown;
+
+pub struct Relay {
+    pub pool: DbPool,
+    pub amqp_url: SecretString,
+    pub topology: Topology,
+    pub batch_size: i64,
+    pub poll_interval: Duration,
+    /// Poked by the intake after each commit, so a job goes out at once instead of at the
+    /// next poll.
+    pub wake: Arc<Notify>,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+impl Relay {
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut publisher: Option<(lapin::Connection, Publisher)> = None;
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_triggered() {
+            if publisher.as_ref().is_none_or(|(_, p)| !p.is_usable()) {
+                match self.open_publisher().await {
+                    Ok(opened) => {
+                        tracing::info!("relay connected to RabbitMQ");
+                        publisher = Some(opened);
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %format!("{error:#}"), retry_in = ?backoff, "relay cannot reach RabbitMQ; outbox rows wait in Postgres");
+                        self.sleep_or_shutdown(backoff, &shutdown).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+            let Some((_, active)) = publisher.as_ref() else {
+                continue;
+            };
+            match self.drain_once(active).await {
+                Ok(sent) if sent as i64 == self.batch_size => continue,
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.poll_interval) => {}
+                        _ = shutdown.triggered() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), retry_in = ?backoff, "relay batch failed; it will be retried");
+                    if !active.is_usable() {
+                        publisher = None;
+                    }
+                    self.sleep_or_shutdown(backoff, &shutdown).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if let Some((connection, _)) = publisher {
+            let _ = connection.close(200, "relay shutting down".into()).await;
+        }
+    }
+
+    async fn sleep_or_shutdown(&self, delay: Duration, shutdown: &Shutdown) {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.triggered() => {}
+        }
+    }
+
+    async fn open_publisher(&self) -> anyhow::Result<(lapin::Connection, Publisher)> {
+        let connection = super::connect(&self.amqp_url, "remediator-relay").await?;
+        let publisher = Publisher::open(&connection, self.topology.clone()).await?;
+        Ok((connection, publisher))
+    }
+
+    /// Publishes one batch inside one transaction: rows are marked sent only after every
+    /// confirm arrived; on any failure the transaction rolls back and the rows stay pending.
+    pub async fn drain_once(&self, publisher: &Publisher) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get().await.context("connecting to Postgres")?;
+        let batch_size = self.batch_size;
+        conn.transaction(async |conn| -> anyhow::Result<usize> {
+            {
+                let rows = outbox::lock_unpublished(conn, batch_size).await?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let mut pending = Vec::with_capacity(rows.len());
+                let mut ids = Vec::with_capacity(rows.len());
+                for (id, payload) in rows {
+                    let message: JobMessage = serde_json::from_value(payload)
+                        .with_context(|| format!("outbox row {id} holds an unknown message"))?;
+                    pending.push(publisher.send_work(&message).await?);
+                    ids.push(id);
+                }
+                for confirm in pending {
+                    confirm.confirmed().await?;
+                }
+                outbox::mark_published(conn, &ids).await?;
+                tracing::debug!(count = ids.len(), "relay published outbox rows");
+                Ok(ids.len())
+            }
+        })
+        .await
+    }
+}
