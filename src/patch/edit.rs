@@ -24,6 +24,21 @@ pub enum ExistingEntry {
     Directory,
 }
 
+impl ExistingEntry {
+    /// Classifies a git tree or index file mode (`0o100644`, `0o100755`, `0o120000`,
+    /// `0o160000`, `0o040000`). Unknown modes count as [`ExistingEntry::Executable`] so that
+    /// the policy refuses them rather than treating them as plain files.
+    pub fn from_git_mode(mode: u32) -> Self {
+        match mode & 0o170000 {
+            0o120000 => Self::Symlink,
+            0o160000 => Self::Submodule,
+            0o040000 => Self::Directory,
+            0o100000 if mode & 0o111 == 0 => Self::Regular,
+            _ => Self::Executable,
+        }
+    }
+}
+
 /// One file as a proposed patch would leave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdit {
@@ -87,6 +102,38 @@ mod tests {
         assert_eq!(edit.existing, ExistingEntry::Missing);
         assert_eq!(edit.original, None);
         assert!(!edit.is_unchanged());
+    }
+
+    #[test]
+    fn git_modes_map_to_entries() {
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o100644),
+            ExistingEntry::Regular
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o100664),
+            ExistingEntry::Regular
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o100755),
+            ExistingEntry::Executable
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o120000),
+            ExistingEntry::Symlink
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o160000),
+            ExistingEntry::Submodule
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o040000),
+            ExistingEntry::Directory
+        );
+        assert_eq!(
+            ExistingEntry::from_git_mode(0o010644),
+            ExistingEntry::Executable
+        );
     }
 
     #[test]

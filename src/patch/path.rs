@@ -78,11 +78,24 @@ fn has_drive_prefix(path: &str) -> bool {
 
 /// Whether a path component would name the `.git` directory on some filesystem: case-folding
 /// filesystems accept `.GIT`, Windows drops trailing dots and spaces and knows the 8.3 alias
-/// `GIT~1`. Git itself refuses these names for the same reason.
+/// `GIT~1`, and HFS+ ignores zero-width characters (`.g\u{200c}it`). Git itself refuses these
+/// names for the same reason.
 fn is_git_dir_alias(component: &str) -> bool {
-    let lowered = component.to_ascii_lowercase();
+    let lowered: String = component
+        .chars()
+        .filter(|c| !is_hfs_ignorable(*c))
+        .collect::<String>()
+        .to_ascii_lowercase();
     let trimmed = lowered.trim_end_matches(['.', ' ']);
     trimmed == ".git" || trimmed == "git~1" || lowered.starts_with(".git:")
+}
+
+/// The code points HFS+ drops when comparing names (the list git's `is_hfs_dotgit` uses).
+fn is_hfs_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200c}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{206a}'..='\u{206f}' | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -159,6 +172,8 @@ mod tests {
             ".git /config",
             "GIT~1/config",
             ".git::$INDEX_ALLOCATION/config",
+            ".g\u{200c}it/config",
+            "\u{feff}.git/hooks/post-checkout",
         ] {
             assert_eq!(rule_of(path), Some(PolicyRule::GitDirectory), "{path}");
         }

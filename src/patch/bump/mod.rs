@@ -244,6 +244,50 @@ mod tests {
     }
 
     #[test]
+    fn a_bumped_manifest_passes_the_default_patch_policy() {
+        use crate::patch::{FileEdit, PatchPolicy, PolicySettings};
+
+        let original = "[package]\nname = \"app\"\n\n[dependencies]\nh2 = \"0.3.15\" # HTTP/2\n";
+        let Ok(BumpOutcome::Bumped { updated, .. }) =
+            bump_manifest(ManifestKind::CargoToml, original, "h2", "0.3.24")
+        else {
+            panic!("h2 should be bumped");
+        };
+        let policy = PatchPolicy::new(&PolicySettings::default()).expect("default settings");
+        let edit = FileEdit::modify("Cargo.toml", original, updated);
+        assert_eq!(policy.check(&[edit]), Ok(()));
+    }
+
+    #[test]
+    fn dispatches_to_each_format() {
+        let cases = [
+            (
+                ManifestKind::CargoToml,
+                "[dependencies]\nlog = \"0.4.1\"\n",
+                "log = \"0.4.20\"",
+            ),
+            (
+                ManifestKind::PackageJson,
+                "{\"dependencies\": {\"log\": \"^0.4.1\"}}",
+                "\"^0.4.20\"",
+            ),
+            (
+                ManifestKind::RequirementsTxt,
+                "log==0.4.1\n",
+                "log==0.4.20\n",
+            ),
+        ];
+        for (kind, content, expected) in cases {
+            match bump_manifest(kind, content, "log", "0.4.20") {
+                Ok(BumpOutcome::Bumped { updated, .. }) => {
+                    assert!(updated.contains(expected), "{kind:?}: {updated}");
+                }
+                other => panic!("{kind:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn odd_target_versions_are_refused_before_touching_the_file() {
         for target in ["", "latest", "1.2.3\"", "1.2 || 2", "^1.4.0", "1.4.0\n"] {
             assert_eq!(
