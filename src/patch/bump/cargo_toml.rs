@@ -1,0 +1,427 @@
+//! Version bump in `Cargo.toml`: finds the crate in every dependency table (plain, dev, build,
+//! per-target and `[workspace.dependencies]`), by its real name even when renamed with
+//! `package = "..."`, and rewrites the version string in place. toml_edit's parse keeps the
+//! byte position of every value, so only the version text changes; quotes, comments, spacing and
+//! order stay exactly as written.
+
+use toml_edit::{Document, Item, TableLike};
+
+use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
+
+const KIND: ManifestKind = ManifestKind::CargoToml;
+
+/// Cargo's comparator syntax: a bare version means `^`.
+const SYNTAX: Syntax = Syntax {
+    separator: Separator::Comma,
+    ops: &[
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+        ("=", Op::Exact),
+        ("^", Op::Caret),
+        ("~", Op::Tilde),
+    ],
+    bare: Some(Op::Caret),
+};
+
+/// Cargo still accepts the old underscore spellings.
+const DEPENDENCY_TABLES: &[&str] = &[
+    "dependencies",
+    "dev-dependencies",
+    "dev_dependencies",
+    "build-dependencies",
+    "build_dependencies",
+];
+
+pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
+    let document = Document::parse(content).map_err(|error| BumpError::Parse {
+        manifest: KIND.file_name(),
+        detail: error.to_string(),
+    })?;
+    let unsupported = |reason: String| BumpError::Unsupported {
+        manifest: KIND.file_name(),
+        package: package.to_owned(),
+        reason,
+    };
+
+    let mut declarations = Vec::new();
+    for (location, table) in dependency_tables(&document) {
+        for (key, item) in table.iter() {
+            let declared = match item.as_table_like() {
+                Some(detail) => detail.get("package").and_then(Item::as_str).unwrap_or(key),
+                None => key,
+            };
+            if !same_crate(declared, package) {
+                continue;
+            }
+            if let Some(declaration) = declaration(content, &location, key, item)
+                .map_err(|reason| unsupported(format!("`{key}` in {location} {reason}")))?
+            {
+                declarations.push(declaration);
+            }
+        }
+    }
+
+    let outcome = apply_rewrites(KIND, content, package, &declarations, |current| {
+        let comparators = constraint::parse(current, &SYNTAX)?;
+        match constraint::rewrite(current, &comparators, target)? {
+            Rewrite::Satisfied => Ok(None),
+            Rewrite::Updated(new) => Ok(Some(new)),
+        }
+    })?;
+
+    if let BumpOutcome::Bumped { updated, .. } = &outcome {
+        // The edit only swaps version text inside a string, so this cannot fail unless the
+        // positions were wrong; refuse rather than hand back a broken manifest.
+        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
+            manifest: KIND.file_name(),
+            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// Every dependency table of the manifest, with a human-readable location.
+fn dependency_tables<'a>(document: &'a Document<&str>) -> Vec<(String, &'a dyn TableLike)> {
+    let root = document.as_table();
+    let mut tables = Vec::new();
+    for name in DEPENDENCY_TABLES {
+        if let Some(table) = root.get(name).and_then(Item::as_table_like) {
+            tables.push((format!("[{name}]"), table));
+        }
+    }
+    if let Some(targets) = root.get("target").and_then(Item::as_table_like) {
+        for (cfg, target) in targets.iter() {
+            let Some(target) = target.as_table_like() else {
+                continue;
+            };
+            for name in DEPENDENCY_TABLES {
+                if let Some(table) = target.get(name).and_then(Item::as_table_like) {
+                    tables.push((format!("[target.'{cfg}'.{name}]"), table));
+                }
+            }
+        }
+    }
+    if let Some(table) = root
+        .get("workspace")
+        .and_then(Item::as_table_like)
+        .and_then(|workspace| workspace.get("dependencies"))
+        .and_then(Item::as_table_like)
+    {
+        tables.push(("[workspace.dependencies]".to_owned(), table));
+    }
+    tables
+}
+
+/// crates.io treats `-` and `_` as the same name, and names are case-insensitive.
+fn same_crate(a: &str, b: &str) -> bool {
+    let normalise = |name: &str| name.to_ascii_lowercase().replace('-', "_");
+    normalise(a) == normalise(b)
+}
+
+/// The version declaration of one dependency entry: `Ok(None)` when the entry inherits from
+/// the workspace, an error reason when it names no registry version we can rewrite.
+fn declaration(
+    content: &str,
+    location: &str,
+    key: &str,
+    item: &Item,
+) -> Result<Option<Declaration>, String> {
+    let version = match item.as_table_like() {
+        Some(detail) => {
+            if detail.get("workspace").and_then(Item::as_bool) == Some(true) {
+                return Ok(None);
+            }
+            if detail.contains_key("path") {
+                return Err("is a path dependency; it is not fetched from a registry".to_owned());
+            }
+            if detail.contains_key("git") {
+                return Err(
+                    "is a git dependency; pin a fixed revision or switch to a registry version by hand"
+                        .to_owned(),
+                );
+            }
+            detail
+                .get("version")
+                .ok_or_else(|| "declares no version".to_owned())?
+        }
+        None => item,
+    };
+    let value = version
+        .as_value()
+        .filter(|value| value.is_str())
+        .ok_or_else(|| "has a version that is not a string".to_owned())?;
+    let span = value
+        .span()
+        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
+    let inner = string_contents(content, span, value.as_str().unwrap_or_default())
+        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
+    Ok(Some(Declaration {
+        span: inner,
+        location: format!("{location} (`{key}`)"),
+    }))
+}
+
+/// The byte range of a TOML string's contents inside its quotes, provided the raw text is
+/// exactly the decoded value (no escapes, no line continuation), so it can be replaced verbatim.
+fn string_contents(
+    content: &str,
+    token: std::ops::Range<usize>,
+    decoded: &str,
+) -> Option<std::ops::Range<usize>> {
+    let raw = content.get(token.clone())?;
+    let quote = ["\"\"\"", "'''", "\"", "'"].into_iter().find(|quote| {
+        raw.starts_with(quote) && raw.ends_with(quote) && raw.len() >= 2 * quote.len()
+    })?;
+    let inner = token.start + quote.len()..token.end - quote.len();
+    (content.get(inner.clone())? == decoded).then_some(inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
+        match bump(content, package, target) {
+            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            other => panic!("expected a bump of {package}, got {other:?}"),
+        }
+    }
+
+    const REALISTIC: &str = r#"# Workspace root of the demo service.
+[package]
+name = "demo-service"
+version = "0.3.1"
+edition = "2021"
+rust-version = "1.70"
+
+[dependencies]
+# HTTP stack
+hyper = { version = "0.14.10", features = ["full"] }   # keep in sync with axum
+axum = "0.6"
+serde = { version = "1.0.150", features = ["derive"] }
+serde_json = '1.0.80'
+openssl = { version = "~0.10.45", optional = true }
+time = "=0.3.17"
+regex = ">=1.5, <2"
+local-helper = { path = "crates/helper" }
+
+[dependencies.tokio]
+version = "^1.20"
+features = ["rt-multi-thread", "macros"]
+
+[dev-dependencies]
+hyper = { version = "0.14.10", features = ["client"] }
+
+[target.'cfg(windows)'.dependencies]
+winapi = { version = "0.3.9", features = ["winsock2"] }
+
+[target.'cfg(unix)'.dependencies]
+nix = "0.26"
+
+[features]
+default = []
+tls = ["openssl"]
+"#;
+
+    #[test]
+    fn bumps_an_inline_table_in_every_table_that_declares_the_crate() {
+        let (updated, from, to) = bumped(REALISTIC, "hyper", "0.14.26");
+        assert_eq!(from, "0.14.10");
+        assert_eq!(to, "0.14.26");
+        let expected = REALISTIC
+            .replace(
+                r#"hyper = { version = "0.14.10", features = ["full"] }"#,
+                r#"hyper = { version = "0.14.26", features = ["full"] }"#,
+            )
+            .replace(
+                r#"hyper = { version = "0.14.10", features = ["client"] }"#,
+                r#"hyper = { version = "0.14.26", features = ["client"] }"#,
+            );
+        assert_eq!(updated, expected);
+        assert_ne!(updated, REALISTIC);
+    }
+
+    #[test]
+    fn keeps_every_operator_and_quote_style() {
+        let cases = [
+            ("axum", "0.6.20", "axum = \"0.6\"", "axum = \"0.6.20\""),
+            (
+                "serde_json",
+                "1.0.108",
+                "serde_json = '1.0.80'",
+                "serde_json = '1.0.108'",
+            ),
+            (
+                "openssl",
+                "0.10.55",
+                r#"openssl = { version = "~0.10.45", optional = true }"#,
+                r#"openssl = { version = "~0.10.55", optional = true }"#,
+            ),
+            ("time", "0.3.23", "time = \"=0.3.17\"", "time = \"=0.3.23\""),
+            (
+                "regex",
+                "1.5.5",
+                "regex = \">=1.5, <2\"",
+                "regex = \">=1.5.5, <2\"",
+            ),
+            (
+                "tokio",
+                "1.28.2",
+                "version = \"^1.20\"",
+                "version = \"^1.28.2\"",
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(REALISTIC, package, target);
+            assert_eq!(updated, REALISTIC.replace(before, after), "{package}");
+        }
+    }
+
+    #[test]
+    fn bumps_target_specific_tables() {
+        let (updated, from, to) = bumped(REALISTIC, "winapi", "0.3.10");
+        assert_eq!((from.as_str(), to.as_str()), ("0.3.9", "0.3.10"));
+        assert_eq!(
+            updated,
+            REALISTIC.replace(
+                r#"winapi = { version = "0.3.9", features"#,
+                r#"winapi = { version = "0.3.10", features"#
+            )
+        );
+        let (updated, _, _) = bumped(REALISTIC, "nix", "0.27.1");
+        assert_eq!(
+            updated,
+            REALISTIC.replace("nix = \"0.26\"", "nix = \"0.27.1\"")
+        );
+    }
+
+    #[test]
+    fn crate_names_match_across_dash_and_underscore() {
+        let (updated, _, _) = bumped(REALISTIC, "serde-json", "1.0.108");
+        assert!(updated.contains("serde_json = '1.0.108'"));
+    }
+
+    #[test]
+    fn renamed_dependencies_match_on_the_real_crate_name() {
+        let manifest = "[dependencies]\n\
+                        # old API still used in one place\n\
+                        rand07 = { package = \"rand\", version = \"0.7.3\" }\n\
+                        rand = \"0.8.4\"\n";
+        let (updated, from, to) = bumped(manifest, "rand", "0.8.5");
+        // The 0.7 line is bumped too: every declaration of a vulnerable crate must move.
+        assert_eq!(from, "0.7.3");
+        assert_eq!(to, "0.8.5");
+        assert_eq!(
+            updated,
+            "[dependencies]\n\
+             # old API still used in one place\n\
+             rand07 = { package = \"rand\", version = \"0.8.5\" }\n\
+             rand = \"0.8.5\"\n"
+        );
+        // The key of a renamed dependency is not a crate name.
+        assert_eq!(
+            bump(manifest, "rand07", "0.8.5"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+    }
+
+    #[test]
+    fn workspace_dependencies_are_bumped_and_members_inheriting_them_are_not() {
+        let root = "[workspace]\nmembers = [\"crates/*\"]\n\n[workspace.dependencies]\nserde = { version = \"1.0.100\", default-features = false }\nh2 = \"0.3.15\"\n";
+        let (updated, _, _) = bumped(root, "h2", "0.3.24");
+        assert_eq!(updated, root.replace("h2 = \"0.3.15\"", "h2 = \"0.3.24\""));
+
+        let member = "[package]\nname = \"member\"\n\n[dependencies]\nh2 = { workspace = true }\nserde.workspace = true\n";
+        assert_eq!(bump(member, "h2", "0.3.24"), Ok(BumpOutcome::NotDeclared));
+        assert_eq!(
+            bump(member, "serde", "1.0.200"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+    }
+
+    #[test]
+    fn dotted_keys_and_table_headers_are_found() {
+        let manifest = "[package]\nname = \"x\"\n\n[dev-dependencies.proptest]\nversion = \"1.0\" # property tests\ndefault-features = false\n\n[build-dependencies]\ncc.version = \"1.0.70\"\n";
+        let (updated, _, _) = bumped(manifest, "proptest", "1.4.0");
+        assert_eq!(
+            updated,
+            manifest.replace(
+                "version = \"1.0\" # property",
+                "version = \"1.4.0\" # property"
+            )
+        );
+        let (updated, _, _) = bumped(manifest, "cc", "1.0.83");
+        assert_eq!(updated, manifest.replace("\"1.0.70\"", "\"1.0.83\""));
+    }
+
+    #[test]
+    fn already_satisfied_and_not_declared() {
+        assert_eq!(
+            bump(REALISTIC, "axum", "0.5.0"),
+            Ok(BumpOutcome::AlreadySatisfied {
+                current: "0.6".to_owned()
+            })
+        );
+        assert_eq!(
+            bump(REALISTIC, "reqwest", "0.11.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+        // A feature or package name that merely mentions the crate is not a declaration.
+        assert_eq!(
+            bump(REALISTIC, "demo-service", "1.0.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+    }
+
+    #[test]
+    fn unbumpable_declarations_are_reported() {
+        let path_dep = bump(REALISTIC, "local-helper", "1.0.0").expect_err("path dependency");
+        assert!(
+            path_dep.to_string().contains("path dependency"),
+            "{path_dep}"
+        );
+
+        let git = "[dependencies]\nfoo = { git = \"https://example.com/foo\", tag = \"v1\" }\n";
+        assert!(matches!(
+            bump(git, "foo", "1.0.0"),
+            Err(BumpError::Unsupported { .. })
+        ));
+
+        let capped = bump(REALISTIC, "regex", "2.1.0").expect_err("<2 excludes 2.1.0");
+        assert_eq!(
+            capped.to_string(),
+            "cannot bump `regex` in Cargo.toml: the constraint `>=1.5, <2` in [dependencies] (`regex`) \
+             is not bumped automatically: its bound `<2` excludes 2.1.0; widen the range by hand"
+        );
+
+        let star = "[dependencies]\nlibc = \"*\"\n";
+        assert!(bump(star, "libc", "0.2.150").is_err());
+
+        let escaped = "[dependencies]\nlibc = \"\\u0030.2.100\"\n";
+        assert!(bump(escaped, "libc", "0.2.150").is_err());
+    }
+
+    #[test]
+    fn invalid_toml_is_a_parse_error() {
+        assert!(matches!(
+            bump("[dependencies\nserde = 1", "serde", "1.0.0"),
+            Err(BumpError::Parse {
+                manifest: "Cargo.toml",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn crlf_and_missing_trailing_newline_are_preserved() {
+        let manifest = "[dependencies]\r\nserde = \"1.0.100\"\r\nlog = \"0.4\"";
+        let (updated, _, _) = bumped(manifest, "log", "0.4.20");
+        assert_eq!(
+            updated,
+            "[dependencies]\r\nserde = \"1.0.100\"\r\nlog = \"0.4.20\""
+        );
+    }
+}

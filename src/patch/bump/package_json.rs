@@ -1,0 +1,302 @@
+//! Version bump in `package.json`: finds the package in the dependency sections and rewrites
+//! its range string in place, leaving every other byte (key order, indentation, spacing) as
+//! the author wrote it. serde_json validates and reads the file; `json_span` finds the bytes.
+
+use serde_json::Value;
+
+use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::json_span;
+use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
+
+const KIND: ManifestKind = ManifestKind::PackageJson;
+
+const SECTIONS: &[&str] = &[
+    "dependencies",
+    "devDependencies",
+    "optionalDependencies",
+    "peerDependencies",
+];
+
+/// npm's range syntax: a bare version is an exact pin; comparators are separated by spaces.
+const SYNTAX: Syntax = Syntax {
+    separator: Separator::Whitespace,
+    ops: &[
+        (">=", Op::Ge),
+        ("<=", Op::Le),
+        (">", Op::Gt),
+        ("<", Op::Lt),
+        ("=", Op::Exact),
+        ("^", Op::Caret),
+        ("~", Op::Tilde),
+    ],
+    bare: Some(Op::Exact),
+};
+
+/// Specs that name a source other than the registry; a version bump does not apply to them.
+const NON_REGISTRY_PREFIXES: &[&str] = &[
+    "workspace:",
+    "file:",
+    "link:",
+    "portal:",
+    "patch:",
+    "npm:",
+    "git:",
+    "git+",
+    "github:",
+    "gitlab:",
+    "bitbucket:",
+    "gist:",
+    "http:",
+    "https:",
+];
+
+pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
+    let parse_error = |detail: String| BumpError::Parse {
+        manifest: KIND.file_name(),
+        detail,
+    };
+    let root: Value =
+        serde_json::from_str(content).map_err(|error| parse_error(error.to_string()))?;
+    let root = root
+        .as_object()
+        .ok_or_else(|| parse_error("the top level is not a JSON object".to_owned()))?;
+
+    let mut declarations = Vec::new();
+    for section in SECTIONS {
+        let Some(spec) = root
+            .get(*section)
+            .and_then(Value::as_object)
+            .and_then(|dependencies| dependencies.get(package))
+        else {
+            continue;
+        };
+        let unsupported = |reason: &str| BumpError::Unsupported {
+            manifest: KIND.file_name(),
+            package: package.to_owned(),
+            reason: format!("its entry in \"{section}\" {reason}"),
+        };
+        let Some(spec) = spec.as_str() else {
+            return Err(unsupported("is not a string"));
+        };
+        let token = json_span::locate(content, &[section, package])
+            .map_err(parse_error)?
+            .ok_or_else(|| unsupported("could not be located in the text; this is a bug"))?;
+        let inner = token.start + 1..token.end - 1;
+        if content.get(inner.clone()) != Some(spec) {
+            return Err(unsupported("is written with JSON escapes; edit it by hand"));
+        }
+        declarations.push(Declaration {
+            span: inner,
+            location: format!("\"{section}\""),
+        });
+    }
+
+    apply_rewrites(KIND, content, package, &declarations, |current| {
+        let spec = current.trim();
+        if let Some(prefix) = NON_REGISTRY_PREFIXES
+            .iter()
+            .find(|prefix| spec.to_ascii_lowercase().starts_with(**prefix))
+        {
+            return Err(format!(
+                "`{prefix}` specs do not come from the registry; update the source it points to"
+            ));
+        }
+        if spec.contains('/') {
+            return Err("it points to a repository or path, not a registry version".to_owned());
+        }
+        if spec.is_empty() || spec.eq_ignore_ascii_case("latest") || spec == "*" || spec == "x" {
+            return Err(
+                "it accepts any version; the lockfile decides, so update the lockfile or pin a range"
+                    .to_owned(),
+            );
+        }
+        if !spec.starts_with(|c: char| c.is_ascii_digit() || "<>=^~vV".contains(c)) {
+            return Err("it is a dist-tag, not a version range".to_owned());
+        }
+        let comparators = constraint::parse(current, &SYNTAX)?;
+        match constraint::rewrite(current, &comparators, target)? {
+            Rewrite::Satisfied => Ok(None),
+            Rewrite::Updated(new) => Ok(Some(new)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REALISTIC: &str = r#"{
+  "name": "@acme/storefront",
+  "version": "2.4.0",
+  "private": true,
+  "description": "Storefront web app",
+  "main": "dist/index.js",
+  "scripts": {
+    "build": "tsc -p .",
+    "test": "jest --coverage",
+    "lint": "eslint . --ext .ts,.tsx"
+  },
+  "engines": {
+    "node": ">=18"
+  },
+  "dependencies": {
+    "axios": "^0.21.1",
+    "express": "~4.17.1",
+    "lodash": "4.17.15",
+    "minimist": ">=1.2.0 <2.0.0",
+    "semver": "=7.5.1",
+    "@acme/ui": "workspace:*",
+    "left-pad": "file:../left-pad",
+    "debug": "*",
+    "request": "latest",
+    "qs": "github:ljharb/qs#v6.5.3",
+    "string-width-cjs": "npm:string-width@^4.2.0"
+  },
+  "devDependencies": {
+    "jest": "^29.7.0",
+    "typescript": "5.2.2",
+    "axios": "^0.21.1"
+  },
+  "peerDependencies": {
+    "react": "^17.0.0 || ^18.0.0"
+  },
+  "optionalDependencies": {
+    "fsevents": "~2.3.2"
+  }
+}
+"#;
+
+    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
+        match bump(content, package, target) {
+            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            other => panic!("expected a bump of {package}, got {other:?}"),
+        }
+    }
+
+    fn unsupported_reason(content: &str, package: &str, target: &str) -> String {
+        match bump(content, package, target) {
+            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
+            other => panic!("expected Unsupported for {package}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bumps_a_caret_range_in_every_section_and_nothing_else() {
+        let (updated, from, to) = bumped(REALISTIC, "axios", "0.21.2");
+        assert_eq!((from.as_str(), to.as_str()), ("^0.21.1", "^0.21.2"));
+        let expected = REALISTIC.replace("\"axios\": \"^0.21.1\"", "\"axios\": \"^0.21.2\"");
+        assert_eq!(expected.matches("^0.21.2").count(), 2);
+        assert_eq!(updated, expected);
+    }
+
+    #[test]
+    fn keeps_the_range_style() {
+        let cases = [
+            ("express", "4.17.3", "\"~4.17.1\"", "\"~4.17.3\""),
+            ("lodash", "4.17.21", "\"4.17.15\"", "\"4.17.21\""),
+            (
+                "minimist",
+                "1.2.6",
+                "\">=1.2.0 <2.0.0\"",
+                "\">=1.2.6 <2.0.0\"",
+            ),
+            ("semver", "7.5.2", "\"=7.5.1\"", "\"=7.5.2\""),
+            ("fsevents", "2.3.3", "\"~2.3.2\"", "\"~2.3.3\""),
+            ("typescript", "5.2.3", "\"5.2.2\"", "\"5.2.3\""),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(REALISTIC, package, target);
+            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
+        }
+    }
+
+    #[test]
+    fn full_expected_output_of_a_small_manifest() {
+        let before = "{\n  \"name\": \"tool\",\n  \"dependencies\": {\n    \"minimist\": \"^1.2.0\",\n    \"chalk\": \"^4.1.2\"\n  }\n}\n";
+        let after = "{\n  \"name\": \"tool\",\n  \"dependencies\": {\n    \"minimist\": \"^1.2.6\",\n    \"chalk\": \"^4.1.2\"\n  }\n}\n";
+        assert_eq!(bumped(before, "minimist", "1.2.6").0, after);
+    }
+
+    #[test]
+    fn compact_and_tab_indented_json_is_preserved() {
+        let compact = r#"{"dependencies":{"ws":"^7.4.5"},"name":"x"}"#;
+        assert_eq!(
+            bumped(compact, "ws", "7.4.6").0,
+            r#"{"dependencies":{"ws":"^7.4.6"},"name":"x"}"#
+        );
+        let tabs = "{\n\t\"devDependencies\": {\n\t\t\"ws\" :  \"7.4.5\"\n\t}\n}";
+        assert_eq!(
+            bumped(tabs, "ws", "7.4.6").0,
+            "{\n\t\"devDependencies\": {\n\t\t\"ws\" :  \"7.4.6\"\n\t}\n}"
+        );
+    }
+
+    #[test]
+    fn a_package_named_only_outside_dependency_sections_is_not_declared() {
+        assert_eq!(
+            bump(REALISTIC, "jest-cli", "1.0.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+        // "build" is a script name and "node" an engine, not dependencies.
+        assert_eq!(
+            bump(REALISTIC, "build", "1.0.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+        assert_eq!(
+            bump(REALISTIC, "node", "20.0.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+    }
+
+    #[test]
+    fn already_satisfied() {
+        assert_eq!(
+            bump(REALISTIC, "jest", "29.0.0"),
+            Ok(BumpOutcome::AlreadySatisfied {
+                current: "^29.7.0".to_owned()
+            })
+        );
+    }
+
+    #[test]
+    fn non_registry_specs_and_open_ranges_are_left_alone() {
+        for (package, needle) in [
+            ("@acme/ui", "`workspace:`"),
+            ("left-pad", "`file:`"),
+            ("qs", "`github:`"),
+            ("string-width-cjs", "`npm:`"),
+            ("debug", "accepts any version"),
+            ("request", "accepts any version"),
+            ("react", "`||`"),
+        ] {
+            let reason = unsupported_reason(REALISTIC, package, "99.0.0");
+            assert!(reason.contains(needle), "{package}: {reason}");
+        }
+        let tagged = r#"{"dependencies": {"next": "canary"}}"#;
+        assert!(unsupported_reason(tagged, "next", "14.0.0").contains("dist-tag"));
+    }
+
+    #[test]
+    fn capped_range_is_refused() {
+        let reason = unsupported_reason(REALISTIC, "minimist", "2.1.0");
+        assert!(reason.contains("`<2.0.0` excludes 2.1.0"), "{reason}");
+    }
+
+    #[test]
+    fn invalid_json_is_a_parse_error() {
+        assert!(matches!(
+            bump("{\"dependencies\": {", "x", "1.0.0"),
+            Err(BumpError::Parse { .. })
+        ));
+        assert!(matches!(
+            bump("[]", "x", "1.0.0"),
+            Err(BumpError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn escaped_specs_are_refused_rather_than_rewritten() {
+        let escaped = r#"{"dependencies": {"ws": "\u005e7.4.5"}}"#;
+        assert!(unsupported_reason(escaped, "ws", "7.4.6").contains("escapes"));
+    }
+}

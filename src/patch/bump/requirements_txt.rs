@@ -1,0 +1,392 @@
+//! Version bump in pip requirements files: finds PEP 508 requirement lines for the package
+//! (names compared the PEP 503 way), rewrites only the version specifier text, and leaves
+//! comments, extras, environment markers, options (`-r`, `-e`, `--index-url`) and URL
+//! requirements untouched.
+
+use std::ops::Range;
+
+use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
+
+const KIND: ManifestKind = ManifestKind::RequirementsTxt;
+
+/// PEP 440 specifier operators, longest first; a bare version is not valid there.
+const SYNTAX: Syntax = Syntax {
+    separator: Separator::Comma,
+    ops: &[
+        ("==", Op::Exact),
+        ("~=", Op::Compatible),
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ],
+    bare: None,
+};
+
+pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
+    let wanted = normalise(package);
+    let unsupported = |line: usize, reason: &str| BumpError::Unsupported {
+        manifest: KIND.file_name(),
+        package: package.to_owned(),
+        reason: format!("line {line} {reason}"),
+    };
+
+    let mut declarations = Vec::new();
+    for logical in logical_lines(content) {
+        let Some(requirement) = parse_line(content, logical.first.clone()) else {
+            continue;
+        };
+        if normalise(requirement.name) != wanted {
+            continue;
+        }
+        let line = logical.number;
+        if requirement.url {
+            return Err(unsupported(
+                line,
+                "installs the package from a URL; update the URL by hand",
+            ));
+        }
+        if content[logical.whole.clone()].contains("--hash") {
+            return Err(unsupported(
+                line,
+                "is pinned with --hash values that would no longer match; regenerate the file \
+                 with its lock tool (e.g. `pip-compile --generate-hashes`)",
+            ));
+        }
+        let Some(spec) = requirement.spec else {
+            return Err(unsupported(
+                line,
+                "declares no version; the installed version is chosen elsewhere (a lock or \
+                 constraints file)",
+            ));
+        };
+        declarations.push(Declaration {
+            span: spec,
+            location: format!("line {line}"),
+        });
+    }
+
+    apply_rewrites(KIND, content, package, &declarations, |current| {
+        if current.contains("===") {
+            return Err("`===` is arbitrary string equality, not a version range".to_owned());
+        }
+        let comparators = constraint::parse(current, &SYNTAX)?;
+        match constraint::rewrite(current, &comparators, target)? {
+            Rewrite::Satisfied => Ok(None),
+            Rewrite::Updated(new) => Ok(Some(new)),
+        }
+    })
+}
+
+/// PEP 503 name normalisation: case-insensitive, runs of `-`, `_`, `.` are one `-`.
+fn normalise(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut in_separator = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !in_separator {
+                out.push('-');
+            }
+            in_separator = true;
+        } else {
+            out.extend(c.to_lowercase());
+            in_separator = false;
+        }
+    }
+    out
+}
+
+/// A logical line: physical lines joined by trailing backslashes.
+struct LogicalLine {
+    /// 1-based number of its first physical line.
+    number: usize,
+    /// The first physical line, without its line break and continuation backslash.
+    first: Range<usize>,
+    /// All its physical lines.
+    whole: Range<usize>,
+}
+
+fn logical_lines(content: &str) -> Vec<LogicalLine> {
+    let mut out: Vec<LogicalLine> = Vec::new();
+    let mut offset = 0;
+    let mut continuing = false;
+    for (index, raw) in content.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let text = raw.trim_end_matches(['\n', '\r']);
+        let continues = text.ends_with('\\');
+        let body_end = start + text.len() - usize::from(continues);
+        match out.last_mut() {
+            Some(last) if continuing => last.whole.end = offset,
+            _ => out.push(LogicalLine {
+                number: index + 1,
+                first: start..body_end,
+                whole: start..offset,
+            }),
+        }
+        continuing = continues;
+    }
+    out
+}
+
+/// The parts of a requirement line the bump needs.
+struct Requirement<'a> {
+    name: &'a str,
+    /// `name @ url`.
+    url: bool,
+    /// Byte range of the version specifier in the whole content, if any.
+    spec: Option<Range<usize>>,
+}
+
+/// Reads a PEP 508 requirement from one physical line; `None` for blank lines, comments,
+/// options and bare URLs or paths.
+fn parse_line(content: &str, line: Range<usize>) -> Option<Requirement<'_>> {
+    let text = &content[line.clone()];
+    // pip starts a comment at `#` at the line start or after whitespace.
+    let comment = text
+        .char_indices()
+        .find(|&(i, c)| c == '#' && (i == 0 || text[..i].ends_with(char::is_whitespace)))
+        .map_or(text.len(), |(i, _)| i);
+    let body = &text[..comment];
+
+    let name_start = body.len() - body.trim_start().len();
+    let name_len = body[name_start..]
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(body.len() - name_start);
+    let name = &body[name_start..name_start + name_len];
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        // Options (`-r`, `-e`, `--index-url`), paths (`./pkg`) and blank lines.
+        return None;
+    }
+    let mut pos = name_start + name_len;
+    let after_name = body[pos..].trim_start();
+    if after_name.starts_with(':') {
+        // `https://...`, `git+https://...` read as a "name" followed by a scheme.
+        return None;
+    }
+    if after_name.starts_with('+') {
+        return None;
+    }
+    pos = body.len() - after_name.len();
+
+    if let Some(extras) = after_name.strip_prefix('[') {
+        let close = extras.find(']')?;
+        pos += 1 + close + 1;
+    }
+    let rest = &body[pos..];
+    let marker = rest.find(';').unwrap_or(rest.len());
+    let options = rest
+        .find(" --")
+        .or_else(|| rest.find("\t--"))
+        .unwrap_or(rest.len());
+    let spec_end = pos + marker.min(options);
+    let mut spec = pos..spec_end;
+    let spec_text = body[spec.clone()].trim();
+    if spec_text.starts_with('@') {
+        return Some(Requirement {
+            name,
+            url: true,
+            spec: None,
+        });
+    }
+    if spec_text.is_empty() {
+        return Some(Requirement {
+            name,
+            url: false,
+            spec: None,
+        });
+    }
+    // Trim, and drop the parentheses of the old `name (>=1.0)` form.
+    let leading = body[spec.clone()].len() - body[spec.clone()].trim_start().len();
+    spec = spec.start + leading..spec.start + leading + spec_text.len();
+    if spec_text.starts_with('(') && spec_text.ends_with(')') {
+        spec = spec.start + 1..spec.end - 1;
+    }
+    Some(Requirement {
+        name,
+        url: false,
+        spec: Some(line.start + spec.start..line.start + spec.end),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REALISTIC: &str = "\
+# Production dependencies for the API service.
+# Keep sorted; see CONTRIBUTING.md.
+-r requirements/base.txt
+--index-url https://pypi.org/simple
+
+Django==3.2.18  # LTS
+djangorestframework>=3.12,<3.15
+requests[socks,security] ~= 2.25.1
+urllib3>=1.26.5 ; python_version >= \"3.7\"
+importlib-metadata==4.8.3; python_version<\"3.8\"
+PyYAML>=5.4
+cryptography
+-e git+https://github.com/acme/internal-lib.git@v1.2#egg=internal-lib
+pillow @ https://example.com/wheels/Pillow-9.0.0-cp311-cp311-linux_x86_64.whl
+https://example.com/wheels/other-1.0.tar.gz
+Jinja2 == 2.11.3 \\
+    ; python_version >= \"3.6\"
+";
+
+    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
+        match bump(content, package, target) {
+            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            other => panic!("expected a bump of {package}, got {other:?}"),
+        }
+    }
+
+    fn reason(content: &str, package: &str, target: &str) -> String {
+        match bump(content, package, target) {
+            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
+            other => panic!("expected Unsupported for {package}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bumps_an_exact_pin_and_keeps_the_comment() {
+        let (updated, from, to) = bumped(REALISTIC, "django", "3.2.19");
+        assert_eq!((from.as_str(), to.as_str()), ("==3.2.18", "==3.2.19"));
+        assert_eq!(
+            updated,
+            "\
+# Production dependencies for the API service.
+# Keep sorted; see CONTRIBUTING.md.
+-r requirements/base.txt
+--index-url https://pypi.org/simple
+
+Django==3.2.19  # LTS
+djangorestframework>=3.12,<3.15
+requests[socks,security] ~= 2.25.1
+urllib3>=1.26.5 ; python_version >= \"3.7\"
+importlib-metadata==4.8.3; python_version<\"3.8\"
+PyYAML>=5.4
+cryptography
+-e git+https://github.com/acme/internal-lib.git@v1.2#egg=internal-lib
+pillow @ https://example.com/wheels/Pillow-9.0.0-cp311-cp311-linux_x86_64.whl
+https://example.com/wheels/other-1.0.tar.gz
+Jinja2 == 2.11.3 \\
+    ; python_version >= \"3.6\"
+"
+        );
+    }
+
+    #[test]
+    fn keeps_operators_extras_markers_and_spacing() {
+        let cases = [
+            (
+                "djangorestframework",
+                "3.14.0",
+                "djangorestframework>=3.12,<3.15",
+                "djangorestframework>=3.14.0,<3.15",
+            ),
+            (
+                "requests",
+                "2.31.0",
+                "requests[socks,security] ~= 2.25.1",
+                "requests[socks,security] ~= 2.31.0",
+            ),
+            (
+                "urllib3",
+                "1.26.18",
+                "urllib3>=1.26.5 ; python_version",
+                "urllib3>=1.26.18 ; python_version",
+            ),
+            (
+                "importlib_metadata",
+                "4.8.4",
+                "importlib-metadata==4.8.3;",
+                "importlib-metadata==4.8.4;",
+            ),
+            ("pyyaml", "5.4.1", "PyYAML>=5.4\n", "PyYAML>=5.4.1\n"),
+            (
+                "jinja2",
+                "2.11.3.post1",
+                "Jinja2 == 2.11.3 \\",
+                "Jinja2 == 2.11.3.post1 \\",
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(REALISTIC, package, target);
+            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
+        }
+    }
+
+    #[test]
+    fn names_are_compared_the_pep_503_way() {
+        assert_eq!(normalise("Importlib_Metadata"), "importlib-metadata");
+        assert_eq!(normalise("zope..interface"), "zope-interface");
+        assert!(matches!(
+            bump(REALISTIC, "IMPORTLIB.METADATA", "4.8.4"),
+            Ok(BumpOutcome::Bumped { .. })
+        ));
+    }
+
+    #[test]
+    fn every_marker_variant_of_a_package_is_bumped_when_below_target() {
+        let content =
+            "numpy==1.21.6; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n";
+        let (updated, from, to) = bumped(content, "numpy", "1.22.0");
+        assert_eq!((from.as_str(), to.as_str()), ("==1.21.6", "==1.22.0"));
+        assert_eq!(
+            updated,
+            "numpy==1.22.0; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n"
+        );
+    }
+
+    #[test]
+    fn already_satisfied_and_not_declared() {
+        assert_eq!(
+            bump(REALISTIC, "pyyaml", "5.1"),
+            Ok(BumpOutcome::AlreadySatisfied {
+                current: ">=5.4".to_owned()
+            })
+        );
+        // Names in comments, options and URLs are not declarations.
+        for package in ["internal-lib", "other", "base", "sorted", "pypi"] {
+            assert_eq!(
+                bump(REALISTIC, package, "9.9.9"),
+                Ok(BumpOutcome::NotDeclared),
+                "{package}"
+            );
+        }
+    }
+
+    #[test]
+    fn hashes_urls_and_unversioned_lines_are_refused() {
+        let hashed = "flask==2.2.2 \\\n    --hash=sha256:aaaa \\\n    --hash=sha256:bbbb\nclick==8.1.3 --hash=sha256:cccc\n";
+        assert!(reason(hashed, "flask", "2.2.5").contains("--hash"));
+        assert!(reason(hashed, "click", "8.1.4").contains("line 4"));
+        assert!(reason(REALISTIC, "pillow", "9.0.1").contains("URL"));
+        assert!(reason(REALISTIC, "cryptography", "41.0.0").contains("declares no version"));
+        assert!(reason(REALISTIC, "djangorestframework", "3.15.1").contains("`<3.15` excludes"));
+        assert!(reason("pkg===1.0\n", "pkg", "1.1").contains("arbitrary"));
+        assert!(reason("pkg==1.2.*\n", "pkg", "1.3").contains("wildcard"));
+    }
+
+    #[test]
+    fn crlf_old_style_parentheses_and_no_trailing_newline() {
+        assert_eq!(
+            bumped("a==1.0\r\nsix (>=1.10)\r\nb==2.0", "six", "1.16.0").0,
+            "a==1.0\r\nsix (>=1.16.0)\r\nb==2.0"
+        );
+        assert_eq!(bumped("b==2.0", "b", "2.1").0, "b==2.1");
+    }
+
+    #[test]
+    fn comment_only_after_whitespace() {
+        // `#` inside a requirement without whitespace before it is not a comment (it would be
+        // invalid anyway); with whitespace it is.
+        let content = "lxml>=4.6.2 #fixes CVE-2021-28957\n";
+        assert_eq!(
+            bumped(content, "lxml", "4.9.1").0,
+            "lxml>=4.9.1 #fixes CVE-2021-28957\n"
+        );
+    }
+}
