@@ -1,0 +1,458 @@
+//! Chooses which repository text the model sees: manifests and lock files that mention the
+//! vulnerable package, then source files that import it, within a character budget and in a
+//! deterministic order. Big lock files are cut down to windows of lines around the package.
+//!
+//! This is blocking file IO; async callers run it under `spawn_blocking`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{ContextFile, VulnerabilityFacts};
+
+/// Directories that hold dependencies, build output or VCS data rather than the project.
+const SKIPPED_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    "vendor",
+    "dist",
+    "build",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+];
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Stops the walk in pathological trees; what was seen so far is still used.
+const MAX_WALKED_ENTRIES: usize = 200_000;
+/// Budget charged per file for the fence lines and label around it in the prompt.
+const FENCE_OVERHEAD: usize = 100;
+/// Budget kept for each omitted-lines marker in an excerpt.
+const MARKER_CHARS: usize = 48;
+/// Lines shown before and after a mention in an excerpt: enough for a lock file entry.
+const LINES_BEFORE: usize = 3;
+const LINES_AFTER: usize = 12;
+/// Below this remaining budget no file is worth starting.
+const MIN_USEFUL_CHARS: usize = 200;
+
+const MANIFEST_NAMES: &[&str] = &[
+    "Cargo.toml",
+    "package.json",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "Pipfile",
+    "go.mod",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "libs.versions.toml",
+    "Gemfile",
+    "composer.json",
+    "mix.exs",
+    "pubspec.yaml",
+    "Package.swift",
+    "build.sbt",
+    "Directory.Packages.props",
+    "packages.config",
+];
+const LOCK_NAMES: &[&str] = &[
+    "Cargo.lock",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "bun.lock",
+    "poetry.lock",
+    "Pipfile.lock",
+    "uv.lock",
+    "pdm.lock",
+    "go.sum",
+    "Gemfile.lock",
+    "composer.lock",
+    "gradle.lockfile",
+    "packages.lock.json",
+    "mix.lock",
+    "pubspec.lock",
+    "Package.resolved",
+];
+const SOURCE_EXTENSIONS: &[&str] = &[
+    "rs", "js", "mjs", "cjs", "jsx", "ts", "tsx", "mts", "cts", "vue", "svelte", "py", "go",
+    "java", "kt", "kts", "scala", "groovy", "rb", "php", "cs", "fs", "ex", "exs", "dart", "swift",
+];
+/// Words that mark a line as an import in the languages above.
+const IMPORT_WORDS: &[&str] = &[
+    "import",
+    "require",
+    "use ",
+    "from ",
+    "extern crate",
+    "include",
+    "using ",
+    "alias ",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Manifest,
+    Lock,
+    Source,
+}
+
+struct Candidate {
+    kind: Kind,
+    path: String,
+    depth: usize,
+    content: String,
+}
+
+/// Repository files to show the model for `facts`, within `max_chars` characters of prompt.
+pub fn select_context(
+    repo_root: &Path,
+    facts: &VulnerabilityFacts,
+    max_chars: usize,
+) -> io::Result<Vec<ContextFile>> {
+    let needles = Needles::new(&facts.package);
+    if needles.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let mut candidates = Vec::new();
+    for (path, abs, kind) in walk(repo_root)? {
+        let Some(content) = read_text(&abs, &path)? else {
+            continue;
+        };
+        let mentioned = match kind {
+            Kind::Manifest | Kind::Lock => !mention_lines(&content, &needles.manifest).is_empty(),
+            Kind::Source => source_mentions(&content, &needles),
+        };
+        if mentioned {
+            let depth = path.matches('/').count();
+            candidates.push(Candidate {
+                kind,
+                path,
+                depth,
+                content,
+            });
+        }
+    }
+    // Manifests and lock files nearest the root first; sources smallest first, so the budget
+    // covers as many of them as possible.
+    candidates.sort_by(|a, b| {
+        let rank = |c: &Candidate| match c.kind {
+            Kind::Source => (c.kind, c.content.len()),
+            _ => (c.kind, c.depth),
+        };
+        rank(a).cmp(&rank(b)).then_with(|| a.path.cmp(&b.path))
+    });
+
+    let mut remaining = max_chars;
+    let mut selected = Vec::new();
+    for candidate in candidates {
+        if remaining < MIN_USEFUL_CHARS {
+            break;
+        }
+        let whole_cost = cost(&candidate.path, &candidate.content);
+        let lock_is_big =
+            candidate.kind == Kind::Lock && candidate.content.chars().count() > max_chars / 4;
+        let file = if whole_cost <= remaining && !lock_is_big {
+            Some(ContextFile {
+                path: candidate.path,
+                content: candidate.content,
+                truncated: false,
+            })
+        } else if candidate.kind == Kind::Source {
+            // Sources come smallest first: if this one does not fit, none after it will.
+            break;
+        } else {
+            let budget = remaining.saturating_sub(cost(&candidate.path, ""));
+            excerpt(&candidate.content, &needles.manifest, budget).map(|content| ContextFile {
+                path: candidate.path,
+                content,
+                truncated: true,
+            })
+        };
+        if let Some(file) = file {
+            remaining = remaining.saturating_sub(cost(&file.path, &file.content));
+            selected.push(file);
+        }
+    }
+    Ok(selected)
+}
+
+fn cost(path: &str, content: &str) -> usize {
+    path.chars().count() + content.chars().count() + FENCE_OVERHEAD
+}
+
+/// The spellings under which a package shows up in files.
+struct Needles {
+    /// For manifests and lock files.
+    manifest: Vec<String>,
+    /// For sources, which may also name a Maven group (`import org.apache.logging.log4j...`).
+    source: Vec<String>,
+    /// A package named by a path (Go modules) is specific enough to count anywhere in a source.
+    path_like: bool,
+}
+
+impl Needles {
+    fn new(package: &str) -> Self {
+        let package = package.trim().to_lowercase();
+        let mut manifest = Vec::new();
+        let push = |list: &mut Vec<String>, name: &str| {
+            for variant in [
+                name.to_owned(),
+                name.replace('-', "_"),
+                name.replace('_', "-"),
+            ] {
+                if !variant.is_empty() && !list.contains(&variant) {
+                    list.push(variant);
+                }
+            }
+        };
+        push(&mut manifest, &package);
+        let mut group = None;
+        if let Some((_, artifact)) = package.rsplit_once(':') {
+            push(&mut manifest, artifact);
+            group = package.split(':').next().map(str::to_owned);
+        }
+        let mut source = manifest.clone();
+        if let Some(group) = group {
+            push(&mut source, &group);
+        }
+        Self {
+            path_like: package.contains('/'),
+            manifest,
+            source,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.manifest.is_empty()
+    }
+}
+
+/// Whether `needle` occurs in `line` (lowercased) as a whole name, not inside a longer one:
+/// `serde` must not match `serde_json`, nor `lodash` match `lodash.merge`.
+fn find_name(line: &str, needle: &str) -> Option<usize> {
+    let is_name_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut from = 0;
+    while let Some(found) = line[from..].find(needle) {
+        let start = from + found;
+        let end = start + needle.len();
+        let before_ok = line[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_name_char(c) && c != '.');
+        // A dotted name (a Java package) may continue with `.Class`; a plain one may not.
+        let after_ok = line[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_name_char(c) && (c != '.' || needle.contains('.')));
+        if before_ok && after_ok {
+            return Some(start);
+        }
+        from = start + line[start..].chars().next().map_or(1, char::len_utf8);
+    }
+    None
+}
+
+/// Indices of the lines mentioning one of the needles, each with whether the line looks like
+/// the package's own entry (`name = "x"`, `x@^1:`, `"node_modules/x": {`) rather than a
+/// reference from another package.
+fn mention_lines(content: &str, needles: &[String]) -> Vec<(usize, bool)> {
+    content
+        .lines()
+        .enumerate()
+        .filter_map(|(index, line)| {
+            let lower = line.to_lowercase();
+            let primary = needles
+                .iter()
+                .filter_map(|n| find_name(&lower, n))
+                .any(|at| {
+                    let before = lower[..at]
+                        .trim()
+                        .trim_start_matches("- ")
+                        .trim_start_matches(['"', '\'', '/'])
+                        .trim_start_matches("node_modules/");
+                    before.is_empty()
+                        || before.ends_with("name = \"")
+                        || before.ends_with("\"name\": \"")
+                });
+            let any = needles.iter().any(|n| find_name(&lower, n).is_some());
+            any.then_some((index, primary))
+        })
+        .collect()
+}
+
+fn source_mentions(content: &str, needles: &Needles) -> bool {
+    content.lines().any(|line| {
+        let lower = line.to_lowercase();
+        needles.source.iter().any(|needle| {
+            let Some(at) = find_name(&lower, needle) else {
+                return false;
+            };
+            needles.path_like
+                || lower[at + needle.len()..].starts_with("::")
+                || IMPORT_WORDS.iter().any(|w| lower.contains(w))
+        })
+    })
+}
+
+/// Windows of lines around the mentions, the package's own entries first, within `budget`
+/// characters; omitted stretches are marked. `None` when not even one window fits.
+fn excerpt(content: &str, needles: &[String], budget: usize) -> Option<String> {
+    let lines: Vec<&str> = content.split_inclusive('\n').collect();
+    let mut mentions = mention_lines(content, needles);
+    // Stable: within each group the file order stays.
+    mentions.sort_by_key(|&(_, primary)| !primary);
+
+    let mut included = vec![false; lines.len()];
+    let mut used = 0;
+    for (index, _) in mentions {
+        let start = index.saturating_sub(LINES_BEFORE);
+        let end = (index + LINES_AFTER + 1).min(lines.len());
+        let added: usize = (start..end)
+            .filter(|&i| !included[i])
+            .map(|i| lines[i].chars().count())
+            .sum();
+        if added == 0 {
+            continue;
+        }
+        // Each window can split one omitted stretch into two: one more marker at most.
+        if used + added + MARKER_CHARS * 2 > budget {
+            break;
+        }
+        used += added + MARKER_CHARS;
+        included[start..end].iter_mut().for_each(|i| *i = true);
+    }
+    if !included.contains(&true) {
+        return None;
+    }
+
+    let mut out = String::new();
+    let mut gap_start = None;
+    for (index, line) in lines.iter().enumerate() {
+        if included[index] {
+            if let Some(first) = gap_start.take() {
+                out.push_str(&omitted(first, index - 1));
+            }
+            out.push_str(line);
+            if !line.ends_with('\n') {
+                out.push('\n');
+            }
+        } else if gap_start.is_none() {
+            gap_start = Some(index);
+        }
+    }
+    if let Some(first) = gap_start {
+        out.push_str(&omitted(first, lines.len() - 1));
+    }
+    Some(out)
+}
+
+fn omitted(first: usize, last: usize) -> String {
+    format!("... (lines {}-{} omitted) ...\n", first + 1, last + 1)
+}
+
+fn classify(name: &str) -> Option<Kind> {
+    if MANIFEST_NAMES.contains(&name)
+        || (name.starts_with("requirements") && name.ends_with(".txt"))
+        || [".csproj", ".fsproj", ".vbproj"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+    {
+        return Some(Kind::Manifest);
+    }
+    if LOCK_NAMES.contains(&name) {
+        return Some(Kind::Lock);
+    }
+    let extension = name.rsplit_once('.')?.1;
+    SOURCE_EXTENSIONS
+        .contains(&extension)
+        .then_some(Kind::Source)
+}
+
+/// Files of interest under `root` as `(relative path, absolute path, kind)`, in a fixed order.
+fn walk(root: &Path) -> io::Result<Vec<(String, PathBuf, Kind)>> {
+    let mut found = Vec::new();
+    let mut visited = 0;
+    // Depth-first over sorted entries, so the result never depends on directory order.
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let mut entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| with_path(e, &dir))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !prefix.is_empty() => continue,
+            Err(e) => return Err(with_path(e, &dir)),
+        };
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for entry in entries {
+            visited += 1;
+            if visited > MAX_WALKED_ENTRIES {
+                return Ok(found);
+            }
+            // Names that are not UTF-8 or hold control characters cannot be shown safely.
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name.chars().any(char::is_control) {
+                continue;
+            }
+            // DirEntry::file_type does not follow symlinks, so links are skipped here.
+            let file_type = entry.file_type().map_err(|e| with_path(e, &entry.path()))?;
+            let rel = format!("{prefix}{name}");
+            if file_type.is_dir() {
+                if !SKIPPED_DIRS.contains(&name.as_str()) {
+                    subdirs.push((entry.path(), format!("{rel}/")));
+                }
+            } else if file_type.is_file() {
+                if let Some(kind) = classify(&name) {
+                    found.push((rel, entry.path(), kind));
+                }
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Ok(found)
+}
+
+/// The file as text, or `None` when it is too big, binary or not UTF-8.
+fn read_text(abs: &Path, rel: &str) -> io::Result<Option<String>> {
+    let metadata = match fs::symlink_metadata(abs) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(with_rel(e, rel)),
+    };
+    if !metadata.is_file() || metadata.len() > MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    let bytes = match fs::read(abs) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(with_rel(e, rel)),
+    };
+    if bytes.contains(&0) {
+        return Ok(None);
+    }
+    Ok(String::from_utf8(bytes).ok())
+}
+
+fn with_path(error: io::Error, path: &Path) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("reading {} for LLM context: {error}", path.display()),
+    )
+}
+
+fn with_rel(error: io::Error, rel: &str) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("reading {rel} for LLM context: {error}"),
+    )
+}
+
+#[cfg(test)]
+mod tests;
