@@ -1,0 +1,616 @@
+//! The GitHub client against a fake GitHub API on loopback that checks each request the way
+//! GitHub documents it: method, path, query, the four headers and the JSON body.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+
+use super::*;
+use crate::forge::AnyForge;
+
+const TOKEN: &str = "ghp_test_token_value";
+const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
+
+fn forge_at(api_url: &str) -> GithubForge {
+    match GithubForge::new(
+        api_url,
+        "github.com",
+        SecretString::from(TOKEN),
+        Duration::from_secs(5),
+        true,
+    ) {
+        Ok(forge) => forge,
+        Err(e) => panic!("forge should build: {e:#}"),
+    }
+}
+
+fn spec() -> PullRequestSpec {
+    PullRequestSpec {
+        owner: "acme".to_owned(),
+        repo: "widgets".to_owned(),
+        head_branch: BRANCH.to_owned(),
+        base_branch: "main".to_owned(),
+        title: "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]".to_owned(),
+        body: "This pull request remediates ...".to_owned(),
+        labels: vec!["security".to_owned(), "dependencies".to_owned()],
+        draft: false,
+    }
+}
+
+/// A mock that only matches when every header GitHub documents is present and exact.
+fn github(http_method: &str, request_path: &str) -> MockBuilder {
+    Mock::given(method(http_method))
+        .and(path(request_path))
+        .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("Accept", "application/vnd.github+json"))
+        .and(header("X-GitHub-Api-Version", "2022-11-28"))
+        .and(header(
+            "User-Agent",
+            concat!("remediator/", env!("CARGO_PKG_VERSION")),
+        ))
+}
+
+fn list_open(prefix: &str) -> MockBuilder {
+    github("GET", &format!("{prefix}/repos/acme/widgets/pulls"))
+        .and(query_param("head", format!("acme:{BRANCH}").as_str()))
+        .and(query_param("state", "open"))
+}
+
+fn create(prefix: &str) -> MockBuilder {
+    github("POST", &format!("{prefix}/repos/acme/widgets/pulls"))
+        .and(header("Content-Type", "application/json"))
+        .and(body_json(json!({
+            "title": "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]",
+            "head": BRANCH,
+            "base": "main",
+            "body": "This pull request remediates ...",
+            "draft": false,
+        })))
+}
+
+fn pull_json(number: u64) -> serde_json::Value {
+    json!({
+        "number": number,
+        "html_url": format!("https://github.com/acme/widgets/pull/{number}"),
+        "url": format!("https://api.github.com/repos/acme/widgets/pulls/{number}"),
+        "state": "open",
+        "head": {"ref": BRANCH},
+    })
+}
+
+async fn run(
+    forge: &GithubForge,
+    spec: &PullRequestSpec,
+) -> Result<Option<PullRequest>, ForgeError> {
+    forge.open_or_reuse(spec).await
+}
+
+fn permanent(result: Result<Option<PullRequest>, ForgeError>) -> String {
+    match result {
+        Err(ForgeError::Permanent(message)) => {
+            assert!(!message.contains(TOKEN), "token leaked: {message}");
+            message
+        }
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+}
+
+fn transient(result: Result<Option<PullRequest>, ForgeError>) -> (String, Option<Duration>) {
+    match result {
+        Err(ForgeError::Transient {
+            message,
+            retry_after,
+        }) => {
+            assert!(!message.contains(TOKEN), "token leaked: {message}");
+            (message, retry_after)
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn creates_a_pull_request_then_labels_it() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(42)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    github("POST", "/repos/acme/widgets/issues/42/labels")
+        .and(body_json(json!({"labels": ["security", "dependencies"]})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"name": "security"}])))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let forge = AnyForge::Github(forge_at(&server.uri()));
+    assert_eq!(forge.name(), "github");
+    let pull = forge.open_or_reuse(&spec()).await;
+    assert_eq!(
+        pull,
+        Ok(Some(PullRequest {
+            number: 42,
+            url: "https://github.com/acme/widgets/pull/42".to_owned(),
+            reused: false,
+        }))
+    );
+}
+
+#[tokio::test]
+async fn draft_flag_is_sent_and_no_labels_means_no_label_call() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    github("POST", "/repos/acme/widgets/pulls")
+        .and(body_json(json!({
+            "title": "t", "head": BRANCH, "base": "develop", "body": "b", "draft": true,
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(5)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/repos/acme/widgets/issues/5/labels"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let spec = PullRequestSpec {
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        base_branch: "develop".to_owned(),
+        labels: Vec::new(),
+        draft: true,
+        ..spec()
+    };
+    let pull = run(&forge_at(&server.uri()), &spec).await;
+    assert_eq!(
+        pull.map(|p| p.map(|p| (p.number, p.reused))),
+        Ok(Some((5, false)))
+    );
+}
+
+#[tokio::test]
+async fn reuses_an_open_pull_request_without_creating_or_labelling() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull_json(7), pull_json(9)])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(99)))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let pull = run(&forge_at(&server.uri()), &spec()).await;
+    assert_eq!(
+        pull,
+        Ok(Some(PullRequest {
+            number: 7,
+            url: "https://github.com/acme/widgets/pull/7".to_owned(),
+            reused: true,
+        }))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_422_lists_again_and_reuses() {
+    let server = MockServer::start().await;
+    // The first listing races with another worker and sees nothing; the second finds its PR.
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull_json(11)])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "errors": [{
+                "resource": "PullRequest",
+                "code": "custom",
+                "message": format!("A pull request already exists for acme:{BRANCH}."),
+            }],
+            "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/repos/acme/widgets/issues/11/labels"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let pull = run(&forge_at(&server.uri()), &spec()).await;
+    assert_eq!(
+        pull.map(|p| p.map(|p| (p.number, p.reused))),
+        Ok(Some((11, true)))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_422_but_nothing_listed_is_transient() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(2)
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "errors": [{"message": "A pull request already exists for acme:x."}],
+        })))
+        .mount(&server)
+        .await;
+    let (message, _) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("already exists"), "{message}");
+}
+
+#[tokio::test]
+async fn other_422_is_permanent_with_githubs_message() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "PullRequest", "code": "custom",
+                        "message": "No commits between main and remediator/x"}],
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("422"), "{message}");
+    assert!(message.contains("Validation Failed"), "{message}");
+    assert!(
+        message.contains("No commits between main and remediator/x"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "message": "Bad credentials",
+            "documentation_url": "https://docs.github.com/rest",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("GitHub refused the token"), "{message}");
+    assert!(message.contains("Bad credentials"), "{message}");
+    assert!(
+        message.contains("check the forge token for github.com"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn not_found_and_forbidden_are_permanent() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("404"), "{message}");
+    assert!(message.contains("acme/widgets"), "{message}");
+    assert!(message.contains("pull-request write access"), "{message}");
+
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "Resource not accessible by personal access token",
+        })))
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("403"), "{message}");
+    assert!(message.contains("Resource not accessible"), "{message}");
+}
+
+#[tokio::test]
+async fn server_error_is_transient() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
+        .mount(&server)
+        .await;
+    let result = run(&forge_at(&server.uri()), &spec()).await;
+    assert!(result.as_ref().is_err_and(ForgeError::is_transient));
+    let (message, retry_after) = transient(result);
+    assert!(message.contains("502"), "{message}");
+    assert_eq!(retry_after, None);
+
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    assert_eq!(retry_after, None);
+}
+
+#[tokio::test]
+async fn too_many_requests_with_retry_after_is_transient_with_the_wait() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "30")
+                .set_body_json(json!({"message": "You have exceeded a secondary rate limit."})),
+        )
+        .mount(&server)
+        .await;
+    let result = run(&forge_at(&server.uri()), &spec()).await;
+    assert_eq!(
+        result.as_ref().err().and_then(ForgeError::retry_after),
+        Some(Duration::from_secs(30))
+    );
+    let (message, _) = transient(result);
+    assert!(message.contains("rate limit"), "{message}");
+}
+
+#[tokio::test]
+async fn exhausted_primary_rate_limit_waits_until_reset() {
+    let server = MockServer::start().await;
+    let reset = chrono::Utc::now().timestamp() + 120;
+    list_open("")
+        .respond_with(
+            ResponseTemplate::new(403)
+                .insert_header("x-ratelimit-limit", "5000")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset", reset.to_string().as_str())
+                .set_body_json(json!({"message": "API rate limit exceeded for user ID 1."})),
+        )
+        .mount(&server)
+        .await;
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
+    assert!((110..=121).contains(&wait), "waited {wait}s");
+}
+
+#[tokio::test]
+async fn secondary_rate_limit_403_without_headers_waits_a_minute() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        })))
+        .mount(&server)
+        .await;
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    assert_eq!(retry_after, Some(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn redirect_to_another_host_is_refused() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}/repos/acme/widgets/pulls", elsewhere.uri()).as_str(),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(1)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("redirect to another host"), "{message}");
+    assert!(message.contains("api_url"), "{message}");
+}
+
+#[tokio::test]
+async fn redirect_on_the_same_host_is_followed() {
+    // GitHub answers 301 for a renamed repository; following it on the same host is safe.
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(
+            ResponseTemplate::new(301).insert_header(
+                "location",
+                format!(
+                    "{}/repositories/123/pulls?head=acme:{BRANCH}&state=open",
+                    server.uri()
+                )
+                .as_str(),
+            ),
+        )
+        .mount(&server)
+        .await;
+    github("GET", "/repositories/123/pulls")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([pull_json(8)])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let pull = run(&forge_at(&server.uri()), &spec()).await;
+    assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(8)));
+}
+
+#[tokio::test]
+async fn enterprise_api_url_with_api_v3_prefix() {
+    let server = MockServer::start().await;
+    list_open("/api/v3")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    create("/api/v3")
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "number": 3,
+            "html_url": "https://ghe.example.com/acme/widgets/pull/3",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    github("POST", "/api/v3/repos/acme/widgets/issues/3/labels")
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A trailing slash in the config must not double up in the path.
+    let forge = forge_at(&format!("{}/api/v3/", server.uri()));
+    let pull = run(&forge, &spec()).await;
+    assert_eq!(
+        pull,
+        Ok(Some(PullRequest {
+            number: 3,
+            url: "https://ghe.example.com/acme/widgets/pull/3".to_owned(),
+            reused: false,
+        }))
+    );
+}
+
+#[tokio::test]
+async fn a_label_failure_does_not_fail_the_pull_request() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create("")
+        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(4)))
+        .mount(&server)
+        .await;
+    github("POST", "/repos/acme/widgets/issues/4/labels")
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "forbidden"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let pull = run(&forge_at(&server.uri()), &spec()).await;
+    assert_eq!(
+        pull.map(|p| p.map(|p| (p.number, p.reused))),
+        Ok(Some((4, false)))
+    );
+}
+
+#[tokio::test]
+async fn oversized_response_is_refused() {
+    let server = MockServer::start().await;
+    list_open("")
+        .respond_with(
+            ResponseTemplate::new(200).set_body_string("x".repeat(MAX_RESPONSE_BYTES + 1)),
+        )
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    assert!(message.contains("larger than"), "{message}");
+}
+
+#[tokio::test]
+async fn unreachable_api_is_transient() {
+    // Bind then drop a listener to get a loopback port nothing listens on.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (message, _) =
+        transient(run(&forge_at(&format!("http://127.0.0.1:{port}")), &spec()).await);
+    assert!(
+        message.contains("cannot reach the GitHub API for github.com"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_non_github_path_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let spec = PullRequestSpec {
+        owner: "group/subgroup".to_owned(),
+        ..spec()
+    };
+    let message = permanent(run(&forge_at(&server.uri()), &spec).await);
+    assert!(message.contains("OWNER/NAME"), "{message}");
+}
+
+#[test]
+fn api_url_validation() {
+    let token = || SecretString::from(TOKEN);
+    let build = |url: &str, allow_http: bool| {
+        GithubForge::new(
+            url,
+            "github.com",
+            token(),
+            Duration::from_secs(1),
+            allow_http,
+        )
+    };
+    assert_eq!(
+        build("https://api.github.com", false)
+            .map(|f| f.api_url().to_owned())
+            .ok(),
+        Some("https://api.github.com/".to_owned())
+    );
+    assert!(build("https://ghe.example.com/api/v3", false).is_ok());
+    let http = build("http://127.0.0.1:9/api", false)
+        .err()
+        .map(|e| e.to_string());
+    assert!(http.is_some_and(|e| e.contains("clear text")));
+    assert!(build("ftp://api.github.com", true).is_err());
+    assert!(build("https://user:pw@api.github.com", false).is_err());
+    assert!(build("https://api.github.com/?x=1", false).is_err());
+    assert!(build("not a url", false).is_err());
+    let bad_token = GithubForge::new(
+        "https://api.github.com",
+        "github.com",
+        SecretString::from("tok\nen"),
+        Duration::from_secs(1),
+        false,
+    );
+    let message = bad_token.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("HTTP header") && !message.contains("tok\nen"),
+        "{message}"
+    );
+}
+
+#[test]
+fn debug_redacts_the_token() {
+    let forge = forge_at("https://api.github.com");
+    let debug = format!("{forge:?}");
+    assert!(!debug.contains(TOKEN), "{debug}");
+    assert!(debug.contains("REDACTED"), "{debug}");
+}

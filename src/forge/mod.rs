@@ -1,0 +1,317 @@
+//! The forge layer: which forge and which credentials serve a repository, and how a pull
+//! request is opened (or an existing one reused) there.
+//!
+//! The forge for a repository is chosen by the host in its URL from the server's own
+//! `[[forges]]` config, never from anything in the request, so a caller cannot send our token
+//! to a host of its choosing. Each forge kind lives in its own file behind [`Forge`];
+//! [`AnyForge`] dispatches without boxing so the futures stay `Send`.
+
+pub mod github;
+pub mod plain;
+pub mod pr_text;
+pub mod repo_url;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
+pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
+
+/// What git needs to authenticate to a repository. Reaches git only through its credential
+/// callback; `Debug` redacts the token.
+#[derive(Clone)]
+pub struct GitCredentials {
+    /// https user (the token is the password), or the ssh user.
+    pub username: String,
+    pub token: Option<SecretString>,
+    pub ssh_key_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitCredentials")
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("ssh_key_file", &self.ssh_key_file)
+            .finish()
+    }
+}
+
+/// A repository URL matched to its forge and credentials.
+#[derive(Clone, Debug)]
+pub struct ResolvedRepository {
+    pub url: RepositoryUrl,
+    pub credentials: GitCredentials,
+    pub forge: AnyForge,
+}
+
+/// The pull request to open (or find) for a pushed branch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestSpec {
+    pub owner: String,
+    pub repo: String,
+    pub head_branch: String,
+    pub base_branch: String,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<String>,
+    pub draft: bool,
+}
+
+/// An open pull request on a forge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequest {
+    pub number: u64,
+    /// The web page of the pull request (not the API URL).
+    pub url: String,
+    /// True when an open pull request for the branch already existed.
+    pub reused: bool,
+}
+
+/// A forge failure, sorted by whether trying again can help.
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum ForgeError {
+    /// Network trouble, 5xx, rate limits: retry, after `retry_after` when the forge said so.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Refused credentials, missing repository, invalid request: retrying cannot help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl ForgeError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ForgeError::Transient { .. })
+    }
+
+    /// How long the forge asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ForgeError::Transient { retry_after, .. } => *retry_after,
+            ForgeError::Permanent(_) => None,
+        }
+    }
+}
+
+/// What every forge can do for a pushed branch.
+pub trait Forge {
+    /// Short name for logs and operation output ("github", "plain_git").
+    fn name(&self) -> &'static str;
+
+    /// Returns the open pull request for `spec.head_branch`, creating it if there is none.
+    /// `Ok(None)` means this forge has no pull requests (plain git: the branch is the result).
+    fn open_or_reuse(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+}
+
+/// Every supported forge, dispatched statically.
+#[derive(Clone, Debug)]
+pub enum AnyForge {
+    Github(github::GithubForge),
+    PlainGit(plain::PlainGit),
+}
+
+impl Forge for AnyForge {
+    fn name(&self) -> &'static str {
+        match self {
+            AnyForge::Github(forge) => forge.name(),
+            AnyForge::PlainGit(forge) => forge.name(),
+        }
+    }
+
+    async fn open_or_reuse(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.open_or_reuse(spec).await,
+            AnyForge::PlainGit(forge) => forge.open_or_reuse(spec).await,
+        }
+    }
+}
+
+/// One configured host.
+#[derive(Clone, Debug)]
+struct ForgeEntry {
+    credentials: GitCredentials,
+    forge: AnyForge,
+}
+
+/// The configured forges, keyed by host, with their tokens loaded once at startup.
+#[derive(Clone, Debug)]
+pub struct ForgeRegistry {
+    by_host: HashMap<String, ForgeEntry>,
+    url_policy: UrlPolicy,
+}
+
+impl ForgeRegistry {
+    /// Builds the registry, reading every token from its environment variable or file now so
+    /// a missing secret stops startup instead of failing jobs later. Errors name the variable
+    /// or file, never the value.
+    pub fn from_settings(
+        forges: &[ForgeSettings],
+        url_policy: UrlPolicy,
+        http_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut by_host = HashMap::new();
+        for settings in forges {
+            let host = normalize_config_host(&settings.host)?;
+            let entry = build_entry(settings, &host, url_policy, http_timeout)
+                .with_context(|| format!("forge for host {host} ({})", settings.kind.as_str()))?;
+            if by_host.insert(host.clone(), entry).is_some() {
+                bail!("host {host} appears in more than one [[forges]] entry; keep one");
+            }
+        }
+        Ok(Self {
+            by_host,
+            url_policy,
+        })
+    }
+
+    /// Validates `repository_url` and finds its forge and credentials. A `file://` URL (when
+    /// allowed) needs no forge: it resolves to plain git without credentials. For ssh URLs an
+    /// entry for the bare host name also matches, since ssh often runs on another port than
+    /// the one in the https URLs the entry was written for.
+    pub fn resolve(&self, repository_url: &str) -> Result<ResolvedRepository, ForgeError> {
+        let url = RepositoryUrl::parse(repository_url, &self.url_policy)
+            .map_err(|e| ForgeError::Permanent(e.to_string()))?;
+        if url.scheme == RepoScheme::File {
+            return Ok(ResolvedRepository {
+                url,
+                credentials: GitCredentials {
+                    username: "git".to_owned(),
+                    token: None,
+                    ssh_key_file: None,
+                },
+                forge: AnyForge::PlainGit(plain::PlainGit),
+            });
+        }
+        let entry = self
+            .by_host
+            .get(&url.host)
+            .or_else(|| match url.scheme {
+                RepoScheme::Ssh => url
+                    .host
+                    .rsplit_once(':')
+                    .and_then(|(bare, _port)| self.by_host.get(bare)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ForgeError::Permanent(format!(
+                    "no forge configured for host {}; add a [[forges]] entry",
+                    url.host
+                ))
+            })?;
+        let mut credentials = entry.credentials.clone();
+        if url.scheme == RepoScheme::Ssh {
+            credentials.username = url.user().unwrap_or("git").to_owned();
+        }
+        Ok(ResolvedRepository {
+            url,
+            credentials,
+            forge: entry.forge.clone(),
+        })
+    }
+}
+
+/// Config hosts are written like URL authorities; catch the common mistake of a full URL.
+fn normalize_config_host(host: &str) -> anyhow::Result<String> {
+    let trimmed = host.trim();
+    if trimmed.is_empty() {
+        bail!("a [[forges]] entry has an empty host");
+    }
+    if trimmed.contains("://") || trimmed.contains('/') || trimmed.contains('@') {
+        bail!(
+            "forge host {trimmed:?} must be the host as it appears in repository URLs, e.g. \"github.com\" or \"git.example.com:8443\", without scheme, user or path"
+        );
+    }
+    Ok(trimmed.to_ascii_lowercase())
+}
+
+fn build_entry(
+    settings: &ForgeSettings,
+    host: &str,
+    url_policy: UrlPolicy,
+    http_timeout: Duration,
+) -> anyhow::Result<ForgeEntry> {
+    let token = load_token(settings)?;
+    if let Some(key) = &settings.ssh_key_file {
+        std::fs::metadata(key)
+            .with_context(|| format!("cannot read ssh_key_file {}", key.display()))?;
+    }
+    let forge = match settings.kind {
+        ForgeKind::Github => {
+            let Some(token) = token.clone() else {
+                bail!(
+                    "a github forge needs a token to open pull requests; set token_env or token_file"
+                );
+            };
+            let api_url = settings
+                .effective_api_url()
+                .unwrap_or(settings::GITHUB_DEFAULT_API_URL);
+            AnyForge::Github(github::GithubForge::new(
+                api_url,
+                host,
+                token,
+                http_timeout,
+                url_policy.allow_http,
+            )?)
+        }
+        ForgeKind::PlainGit => AnyForge::PlainGit(plain::PlainGit),
+    };
+    Ok(ForgeEntry {
+        credentials: GitCredentials {
+            username: settings.effective_git_username().to_owned(),
+            token,
+            ssh_key_file: settings.ssh_key_file.clone(),
+        },
+        forge,
+    })
+}
+
+fn load_token(settings: &ForgeSettings) -> anyhow::Result<Option<SecretString>> {
+    let token = match (&settings.token_env, &settings.token_file) {
+        (Some(_), Some(_)) => bail!("set either token_env or token_file, not both"),
+        (None, None) => return Ok(None),
+        (Some(var), None) => {
+            let value = std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => {
+                    anyhow::anyhow!("environment variable {var} (token_env) is not set")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    anyhow::anyhow!("environment variable {var} (token_env) is not valid UTF-8")
+                }
+            })?;
+            let token = SecretString::from(value.trim().to_owned());
+            if token.expose_secret().is_empty() {
+                bail!("environment variable {var} (token_env) is empty");
+            }
+            token
+        }
+        (None, Some(path)) => {
+            let value = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read token_file {}", path.display()))?;
+            let token = SecretString::from(value.trim_end_matches(['\n', '\r']).to_owned());
+            if token.expose_secret().is_empty() {
+                bail!("token_file {} is empty", path.display());
+            }
+            token
+        }
+    };
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! Plain git hosting: the pushed branch is the whole result, there is no pull request API.
+
+use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+
+/// A forge without pull requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlainGit;
+
+impl Forge for PlainGit {
+    fn name(&self) -> &'static str {
+        "plain_git"
+    }
+
+    async fn open_or_reuse(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        tracing::debug!(
+            branch = %spec.head_branch,
+            "plain git forge: branch pushed, no pull request to open"
+        );
+        Ok(None)
+    }
+}

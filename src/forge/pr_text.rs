@@ -1,0 +1,293 @@
+//! The text of a remediation pull request: title, markdown body and branch name.
+//!
+//! Summaries, explanations, package names and versions come from advisories, manifests and
+//! LLM output, so everything from outside is escaped before it enters markdown: it can
+//! describe the vulnerability but cannot add links, HTML, headings or @-mentions.
+
+use std::fmt::Write as _;
+
+/// Everything the pull request says about a remediation.
+#[derive(Clone, Debug)]
+pub struct PrFacts<'a> {
+    pub vulnerability_id: &'a str,
+    pub aliases: &'a [String],
+    pub severity: &'a str,
+    pub summary: &'a str,
+    pub package: &'a str,
+    pub ecosystem: &'a str,
+    pub from_version: &'a str,
+    /// `None` when the fix is not a plain version change.
+    pub to_version: Option<&'a str>,
+    pub changed_files: &'a [String],
+    /// Why the change fixes the vulnerability (from the LLM, or the bump rule).
+    pub explanation: Option<&'a str>,
+    pub operation_id: uuid::Uuid,
+    /// Model name when an LLM wrote the patch; `None` for a deterministic bump.
+    pub written_by_llm: Option<&'a str>,
+    pub confidence: Option<f64>,
+}
+
+/// GitHub refuses titles longer than 256 characters.
+const MAX_TITLE_CHARS: usize = 256;
+/// Per free-text field in the body; forges cap bodies at about 64 KiB.
+const MAX_FIELD_CHARS: usize = 4000;
+const MAX_LISTED_FILES: usize = 100;
+const MAX_BRANCH_LEN: usize = 100;
+const BRANCH_PREFIX: &str = "remediator/";
+
+/// A Dependabot/Renovate style title:
+/// "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-xxxx]", or
+/// "fix(deps): remediate CVE-2024-1 in lodash" when there is no target version.
+pub fn title(f: &PrFacts) -> String {
+    let id = one_line(f.vulnerability_id);
+    let package = one_line(f.package);
+    let title = match f.to_version {
+        Some(to) => format!(
+            "fix(deps): bump {package} from {} to {} [{id}]",
+            one_line(f.from_version),
+            one_line(to)
+        ),
+        None => format!("fix(deps): remediate {id} in {package}"),
+    };
+    truncate_chars(&title, MAX_TITLE_CHARS)
+}
+
+/// The markdown body: the vulnerability (linked to its advisory), what changed and why, who
+/// wrote the change, and the operation id to trace it back.
+pub fn body(f: &PrFacts) -> String {
+    let mut out = String::new();
+    let package = escape(f.package);
+    let ecosystem = escape(f.ecosystem);
+    // Writing to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(
+        out,
+        "This pull request remediates {} in **{package}** ({ecosystem}).\n",
+        advisory_link(f.vulnerability_id)
+    );
+
+    out.push_str("### Vulnerability\n\n");
+    let _ = writeln!(out, "- **ID:** {}", advisory_link(f.vulnerability_id));
+    if !f.aliases.is_empty() {
+        let aliases: Vec<String> = f.aliases.iter().map(|a| advisory_link(a)).collect();
+        let _ = writeln!(out, "- **Aliases:** {}", aliases.join(", "));
+    }
+    let _ = writeln!(out, "- **Severity:** {}", escape(f.severity));
+    let _ = writeln!(out, "- **Package:** {package} ({ecosystem})");
+    match f.to_version {
+        Some(to) => {
+            let _ = writeln!(
+                out,
+                "- **Version:** {} → {}",
+                escape(f.from_version),
+                escape(to)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "- **Affected version:** {} (fixed by a code change, not a version bump)",
+                escape(f.from_version)
+            );
+        }
+    }
+
+    out.push_str("\n### Why\n\n");
+    let summary = f.summary.trim();
+    if summary.is_empty() {
+        out.push_str("The advisory gives no summary.\n");
+    } else {
+        let _ = writeln!(out, "{}", escape(summary));
+    }
+    if let Some(explanation) = f.explanation.map(str::trim).filter(|e| !e.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\n**How the change fixes it:**\n\n{}",
+            escape(explanation)
+        );
+    }
+
+    out.push_str("\n### What changed\n\n");
+    if f.changed_files.is_empty() {
+        out.push_str("- (no files listed)\n");
+    }
+    for file in f.changed_files.iter().take(MAX_LISTED_FILES) {
+        let _ = writeln!(out, "- {}", escape(file));
+    }
+    if f.changed_files.len() > MAX_LISTED_FILES {
+        let _ = writeln!(
+            out,
+            "- … and {} more",
+            f.changed_files.len() - MAX_LISTED_FILES
+        );
+    }
+
+    out.push_str("\n### How this change was made\n\n");
+    match f.written_by_llm {
+        Some(model) => {
+            let confidence = f
+                .confidence
+                .filter(|c| c.is_finite())
+                .map(|c| format!(" with confidence {c:.2}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "The patch was written by the language model **{}**{confidence}, then applied and checked against Remediator's patch policy. Review it with care before merging.",
+                escape(model)
+            );
+        }
+        None => {
+            out.push_str(
+                "Deterministic version bump made by Remediator; no language model was involved.\n",
+            );
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n---\n\nOpened by Remediator, operation `{}`.",
+        f.operation_id
+    );
+    out
+}
+
+/// A deterministic branch name per remediation: "remediator/<vuln-slug>-<package-slug>",
+/// lowercase, only `[a-z0-9._-]` after the prefix, no "..", no trailing ".lock", '.' or '/',
+/// at most 100 bytes, so it is always a valid git ref name. Parts that slug to nothing (all
+/// non-ASCII) and over-long names get a stable hash of the input so they stay distinct.
+pub fn branch_name(vulnerability_id: &str, package: &str) -> String {
+    let part = |raw: &str| {
+        let slug = slug(raw);
+        if slug.is_empty() {
+            format!("x{}", stable_hash_hex(raw))
+        } else {
+            slug
+        }
+    };
+    let mut name = format!(
+        "{BRANCH_PREFIX}{}-{}",
+        part(vulnerability_id),
+        part(package)
+    );
+    if name.len() > MAX_BRANCH_LEN {
+        let hash = stable_hash_hex(&format!("{vulnerability_id}\0{package}"));
+        // Slugs are ASCII, so any byte index is a char boundary.
+        name.truncate(MAX_BRANCH_LEN - hash.len() - 1);
+        let kept = name.trim_end_matches(['-', '.', '_']).len();
+        name.truncate(kept);
+        name.push('-');
+        name.push_str(&hash);
+    }
+    if name.ends_with(".lock") {
+        let dot = name.len() - ".lock".len();
+        name.replace_range(dot..dot + 1, "-");
+    }
+    name
+}
+
+/// Lowercase ASCII letters, digits, '.', '_' and '-'; everything else becomes '-'. Runs of
+/// '-' and '.' collapse, and separators are trimmed from both ends so the part never starts a
+/// ref component with '.' and never forms "..".
+fn slug(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let mapped = match c {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        };
+        let previous = out.chars().last();
+        if (mapped == '-' && previous == Some('-')) || (mapped == '.' && previous == Some('.')) {
+            continue;
+        }
+        out.push(mapped);
+    }
+    out.trim_matches(['-', '.', '_']).to_owned()
+}
+
+/// FNV-1a, 32 bits: stable across Rust versions and platforms, unlike `DefaultHasher`.
+fn stable_hash_hex(text: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in text.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{hash:08x}")
+}
+
+/// The advisory page for a vulnerability id, or `None` when the id has characters that do not
+/// belong in a URL.
+pub fn advisory_url(id: &str) -> Option<String> {
+    let plain = !id.is_empty()
+        && id.len() <= 100
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !plain {
+        return None;
+    }
+    let upper = id.to_ascii_uppercase();
+    Some(if upper.starts_with("GHSA-") {
+        format!("https://github.com/advisories/{id}")
+    } else if upper.starts_with("CVE-") {
+        format!("https://nvd.nist.gov/vuln/detail/{upper}")
+    } else {
+        format!("https://osv.dev/vulnerability/{id}")
+    })
+}
+
+fn advisory_link(id: &str) -> String {
+    let text = escape(id);
+    match advisory_url(id) {
+        Some(url) => format!("[{text}]({url})"),
+        None => text,
+    }
+}
+
+/// Makes outside text inert in GitHub-flavoured markdown: every ASCII punctuation character
+/// is backslash-escaped (no links, autolinks, emphasis, headings, HTML or entities), a
+/// zero-width space after '@' stops mentions, control characters are dropped, and the text is
+/// capped.
+pub fn escape(text: &str) -> String {
+    let text = truncate_chars(text, MAX_FIELD_CHARS);
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.replace("\r\n", "\n").chars() {
+        match c {
+            '@' => out.push_str("\\@\u{200B}"),
+            '\n' => out.push('\n'),
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            // Unicode bidi overrides can make text read differently than it is.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
+            c if c.is_ascii_punctuation() => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text for a single-line context (the title): control characters and line breaks become
+/// spaces, runs of whitespace collapse.
+fn one_line(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// At most `max` characters, the last one '…' when something was cut.
+fn truncate_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+use std::process::Command;
+
+use super::*;
+
+fn facts<'a>(aliases: &'a [String], files: &'a [String], summary: &'a str) -> PrFacts<'a> {
+    PrFacts {
+        vulnerability_id: "GHSA-29mw-wpgm-hmr9",
+        aliases,
+        severity: "HIGH",
+        summary,
+        package: "lodash",
+        ecosystem: "npm",
+        from_version: "4.17.20",
+        to_version: Some("4.17.21"),
+        changed_files: files,
+        explanation: None,
+        operation_id: uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
+        written_by_llm: None,
+        confidence: None,
+    }
+}
+
+/// Asks real git whether `name` is a valid branch name.
+fn git_accepts_branch(name: &str) -> bool {
+    Command::new("git")
+        .args(["check-ref-format", "--branch", name])
+        .output()
+        .map(|out| out.status.success())
+        .unwrap_or_else(|e| panic!("git must be installed to run this test: {e}"))
+}
+
+#[test]
+fn title_is_dependabot_style() {
+    let f = facts(&[], &[], "");
+    assert_eq!(
+        title(&f),
+        "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]"
+    );
+    let f = PrFacts {
+        vulnerability_id: "CVE-2021-23337",
+        to_version: None,
+        ..f
+    };
+    assert_eq!(title(&f), "fix(deps): remediate CVE-2021-23337 in lodash");
+}
+
+#[test]
+fn title_is_one_line_and_capped() {
+    let long = "p".repeat(400);
+    let f = PrFacts {
+        package: "evil\npkg\r\n\tname",
+        ..facts(&[], &[], "")
+    };
+    assert_eq!(
+        title(&f),
+        "fix(deps): bump evil pkg name from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]"
+    );
+    let f = PrFacts {
+        package: &long,
+        ..facts(&[], &[], "")
+    };
+    let t = title(&f);
+    assert_eq!(t.chars().count(), 256);
+    assert!(t.ends_with('…'));
+}
+
+#[test]
+fn body_contains_the_facts_and_advisory_links() {
+    let aliases = vec![
+        "CVE-2021-23337".to_owned(),
+        "SNYK-JS-LODASH-1040724".to_owned(),
+    ];
+    let files = vec!["package.json".to_owned(), "package-lock.json".to_owned()];
+    let f = facts(&aliases, &files, "Command Injection in lodash");
+    let body = body(&f);
+    assert!(
+        body.contains(
+            "[GHSA\\-29mw\\-wpgm\\-hmr9](https://github.com/advisories/GHSA-29mw-wpgm-hmr9)"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("[CVE\\-2021\\-23337](https://nvd.nist.gov/vuln/detail/CVE-2021-23337)"),
+        "{body}"
+    );
+    assert!(
+        body.contains("(https://osv.dev/vulnerability/SNYK-JS-LODASH-1040724)"),
+        "{body}"
+    );
+    assert!(body.contains("**Severity:** HIGH"), "{body}");
+    assert!(body.contains("**Package:** lodash (npm)"), "{body}");
+    assert!(body.contains("4\\.17\\.20 → 4\\.17\\.21"), "{body}");
+    assert!(body.contains("Command Injection in lodash"), "{body}");
+    assert!(
+        body.contains("- package\\.json\n- package\\-lock\\.json\n"),
+        "{body}"
+    );
+    assert!(body.contains("Deterministic version bump"), "{body}");
+    assert!(!body.contains("language model **"), "{body}");
+    assert!(
+        body.contains("operation `12345678-9abc-def0-1234-56789abcdef0`"),
+        "{body}"
+    );
+}
+
+#[test]
+fn body_names_the_model_and_confidence_for_llm_patches() {
+    let files = vec!["src/main.rs".to_owned()];
+    let f = PrFacts {
+        written_by_llm: Some("gpt-4o-mini"),
+        confidence: Some(0.8234),
+        explanation: Some("Validate the template before use."),
+        to_version: None,
+        vulnerability_id: "CVE-2024-0001",
+        ..facts(&[], &files, "Template injection")
+    };
+    let body = body(&f);
+    assert!(
+        body.contains("language model **gpt\\-4o\\-mini** with confidence 0.82"),
+        "{body}"
+    );
+    assert!(
+        body.contains("Validate the template before use\\."),
+        "{body}"
+    );
+    assert!(body.contains("not a version bump"), "{body}");
+    assert!(
+        body.starts_with("This pull request remediates [CVE\\-2024\\-0001](https://nvd.nist.gov/vuln/detail/CVE-2024-0001)"),
+        "{body}"
+    );
+}
+
+#[test]
+fn outside_text_cannot_inject_links_html_or_mentions() {
+    let hostile = "Click [here](https://evil.example/x) or ![img](https://evil.example/i.png) \
+                   <script>alert(1)</script> <a href=\"https://evil.example\">x</a> &amp; \
+                   https://evil.example/auto www.evil.example @octocat\n# Heading\n> quote\n```\ncode";
+    let files = vec!["[x](https://evil.example)".to_owned()];
+    let f = PrFacts {
+        explanation: Some(hostile),
+        package: "<b>pkg</b>",
+        severity: "[HIGH](https://evil.example)",
+        written_by_llm: Some("model](https://evil.example)"),
+        ..facts(&[], &files, hostile)
+    };
+    let body = body(&f);
+    // Every link in the body is one we made.
+    for (at, _) in body.match_indices("](") {
+        let target = &body[at + 2..];
+        assert!(
+            target.starts_with("https://github.com/advisories/"),
+            "unexpected link target at {at}: {body}"
+        );
+    }
+    for raw in ["\n# Heading", "\n> quote", "\n```", "@octocat"] {
+        assert!(!body.contains(raw), "{raw:?} survived: {body}");
+    }
+    // No HTML tag or entity can start: every '<' and '&' is backslash-escaped.
+    for (at, c) in body.char_indices().filter(|(_, c)| matches!(c, '<' | '&')) {
+        assert_eq!(&body[at - 1..at], "\\", "unescaped {c:?} at {at}: {body}");
+    }
+    assert!(body.contains("\\<script\\>"), "{body}");
+    assert!(
+        body.contains("https\\:\\/\\/evil\\.example\\/auto"),
+        "{body}"
+    );
+    assert!(body.contains("www\\.evil\\.example"), "{body}");
+    assert!(body.contains("\\@\u{200B}octocat"), "{body}");
+    assert!(body.contains("\\# Heading"), "{body}");
+}
+
+#[test]
+fn an_id_that_is_not_url_safe_is_not_linked() {
+    assert_eq!(
+        advisory_url("GHSA-abcd-efgh-ijkl").as_deref(),
+        Some("https://github.com/advisories/GHSA-abcd-efgh-ijkl")
+    );
+    assert_eq!(
+        advisory_url("cve-2020-1").as_deref(),
+        Some("https://nvd.nist.gov/vuln/detail/CVE-2020-1")
+    );
+    assert_eq!(
+        advisory_url("PYSEC-2021-1").as_deref(),
+        Some("https://osv.dev/vulnerability/PYSEC-2021-1")
+    );
+    assert_eq!(
+        advisory_url("GO-2022-0001").as_deref(),
+        Some("https://osv.dev/vulnerability/GO-2022-0001")
+    );
+    for bad in [
+        "",
+        "x)(https://evil",
+        "CVE-1 2",
+        "../CVE-1",
+        "javascript:alert(1)",
+        "-x",
+    ] {
+        assert_eq!(advisory_url(bad), None, "{bad:?}");
+    }
+    let f = PrFacts {
+        vulnerability_id: "javascript:alert(1)",
+        ..facts(&[], &[], "")
+    };
+    let body = body(&f);
+    assert!(!body.contains("]("), "{body}");
+    assert!(body.contains("javascript\\:alert\\(1\\)"), "{body}");
+}
+
+#[test]
+fn long_fields_are_capped() {
+    let summary = "a".repeat(10_000);
+    let files: Vec<String> = (0..150).map(|i| format!("f{i}")).collect();
+    let body = body(&facts(&[], &files, &summary));
+    assert!(!body.contains(&"a".repeat(4001)), "summary not capped");
+    assert!(body.contains("- f99\n- … and 50 more"), "{body}");
+    assert!(!body.contains("- f100\n"), "{body}");
+}
+
+#[test]
+fn branch_name_is_deterministic_and_readable() {
+    assert_eq!(
+        branch_name("GHSA-29mw-wpgm-hmr9", "lodash"),
+        "remediator/ghsa-29mw-wpgm-hmr9-lodash"
+    );
+    assert_eq!(
+        branch_name("GHSA-29mw-wpgm-hmr9", "lodash"),
+        branch_name("GHSA-29mw-wpgm-hmr9", "lodash")
+    );
+    assert_eq!(
+        branch_name("CVE-2021-23337", "@scope/pkg"),
+        "remediator/cve-2021-23337-scope-pkg"
+    );
+    assert_eq!(
+        branch_name("PYSEC-2021-1", "Django"),
+        "remediator/pysec-2021-1-django"
+    );
+    assert_eq!(
+        branch_name("GO-2022-1", "golang.org/x/net"),
+        "remediator/go-2022-1-golang.org-x-net"
+    );
+    assert_ne!(branch_name("CVE-1", "a"), branch_name("CVE-1", "b"));
+    assert_ne!(branch_name("CVE-1", "a"), branch_name("CVE-2", "a"));
+}
+
+#[test]
+fn branch_name_survives_weird_input_as_a_valid_git_ref() {
+    let weird = [
+        ("../../etc", "../passwd"),
+        ("CVE-1", "a..b"),
+        ("CVE-1", "x.lock"),
+        ("CVE-1", "pkg.lock."),
+        ("CVE-1", "-rf"),
+        ("CVE-1", ".hidden"),
+        ("CVE-1", "a/b/"),
+        ("CVE-1", "a@{1}"),
+        ("CVE-1", "x~1^2:y?*[z]\\w"),
+        ("CVE-1", "naïve-päckage"),
+        ("CVE-1", "パッケージ"),
+        ("日本", "パッケージ"),
+        ("", ""),
+        ("CVE-1", "a\u{0}b\nc d\te"),
+        ("CVE-1", &"long-name.".repeat(40)),
+        (&"V".repeat(300), &"p".repeat(300)),
+    ];
+    for (vuln, package) in weird {
+        let name = branch_name(vuln, package);
+        assert!(name.starts_with("remediator/"), "{name}");
+        assert!(name.len() <= 100, "{name} is {} bytes", name.len());
+        let slug = &name["remediator/".len()..];
+        assert!(
+            slug.chars().all(|c| c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, '.' | '_' | '-')),
+            "{name}"
+        );
+        assert!(!name.contains(".."), "{name}");
+        assert!(
+            !name.ends_with(".lock") && !name.ends_with('/') && !name.ends_with('.'),
+            "{name}"
+        );
+        assert!(!slug.starts_with(['.', '-']), "{name}");
+        assert!(git_accepts_branch(&name), "git refuses {name:?}");
+        assert_eq!(name, branch_name(vuln, package), "not deterministic");
+    }
+    assert_eq!(branch_name("CVE-1", "../passwd"), "remediator/cve-1-passwd");
+    assert_eq!(branch_name("CVE-1", "x.lock"), "remediator/cve-1-x-lock");
+    // Names that lose everything to slugging stay distinct through the hash.
+    assert_ne!(
+        branch_name("CVE-1", "パッケージ"),
+        branch_name("CVE-1", "ライブラリ")
+    );
+    // Over-long names stay distinct too.
+    let a = branch_name("CVE-1", &format!("{}a", "p".repeat(200)));
+    let b = branch_name("CVE-1", &format!("{}b", "p".repeat(200)));
+    assert_ne!(a, b);
+}

@@ -1,0 +1,314 @@
+//! The registry: forge and credentials chosen by host from server config, tokens loaded at
+//! startup with errors that name where the token should be, never its value.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const UNSET_VAR: &str = "REMEDIATOR_FORGE_TEST_TOKEN_THAT_IS_NEVER_SET";
+
+fn github_entry(host: &str, token_file: PathBuf) -> ForgeSettings {
+    ForgeSettings {
+        host: host.to_owned(),
+        kind: ForgeKind::Github,
+        api_url: None,
+        git_username: None,
+        token_env: None,
+        token_file: Some(token_file),
+        ssh_key_file: None,
+    }
+}
+
+fn plain_entry(host: &str) -> ForgeSettings {
+    ForgeSettings {
+        host: host.to_owned(),
+        kind: ForgeKind::PlainGit,
+        api_url: None,
+        git_username: None,
+        token_env: None,
+        token_file: None,
+        ssh_key_file: None,
+    }
+}
+
+fn token_file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(content.as_bytes()).unwrap();
+    path
+}
+
+fn registry(forges: &[ForgeSettings], policy: UrlPolicy) -> ForgeRegistry {
+    match ForgeRegistry::from_settings(forges, policy, Duration::from_secs(5)) {
+        Ok(registry) => registry,
+        Err(e) => panic!("registry should build: {e:#}"),
+    }
+}
+
+fn startup_error(forges: &[ForgeSettings], policy: UrlPolicy) -> String {
+    match ForgeRegistry::from_settings(forges, policy, Duration::from_secs(5)) {
+        Ok(_) => panic!("registry should refuse this config"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn resolve_error(registry: &ForgeRegistry, url: &str) -> ForgeError {
+    match registry.resolve(url) {
+        Ok(resolved) => panic!("{url} should not resolve, got {resolved:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn resolves_by_host_with_the_configured_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "gh", "ghp_from_file\n");
+    let mut ghe = github_entry("GHE.example.com", token.clone());
+    ghe.api_url = Some("https://ghe.example.com/api/v3".to_owned());
+    ghe.ssh_key_file = Some(token.clone());
+    let registry = registry(
+        &[
+            github_entry("github.com", token.clone()),
+            ghe,
+            plain_entry("git.example.org"),
+        ],
+        UrlPolicy::default(),
+    );
+
+    let resolved = registry
+        .resolve("https://github.com/acme/widgets.git")
+        .unwrap();
+    assert_eq!(resolved.url.path, "acme/widgets");
+    assert_eq!(resolved.forge.name(), "github");
+    assert_eq!(resolved.credentials.username, "x-access-token");
+    assert_eq!(
+        resolved
+            .credentials
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        Some("ghp_from_file".to_owned()),
+        "the trailing newline is trimmed"
+    );
+    match &resolved.forge {
+        AnyForge::Github(forge) => assert_eq!(forge.api_url(), "https://api.github.com/"),
+        other => panic!("expected GitHub, got {other:?}"),
+    }
+
+    let ghe = registry
+        .resolve("https://ghe.example.com/acme/widgets")
+        .unwrap();
+    match &ghe.forge {
+        AnyForge::Github(forge) => assert_eq!(forge.api_url(), "https://ghe.example.com/api/v3"),
+        other => panic!("expected GitHub Enterprise, got {other:?}"),
+    }
+    assert_eq!(
+        ghe.credentials.ssh_key_file.as_deref(),
+        Some(token.as_path())
+    );
+
+    let plain = registry
+        .resolve("https://git.example.org/team/app.git")
+        .unwrap();
+    assert_eq!(plain.forge.name(), "plain_git");
+    assert_eq!(plain.credentials.username, "git");
+    assert!(plain.credentials.token.is_none());
+}
+
+#[test]
+fn ssh_urls_use_the_url_user_and_match_the_bare_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "gh", "t");
+    let registry = registry(
+        &[github_entry("ghe.example.com", token)],
+        UrlPolicy::default(),
+    );
+    let scp = registry
+        .resolve("git@ghe.example.com:acme/widgets.git")
+        .unwrap();
+    assert_eq!(scp.credentials.username, "git");
+    assert_eq!(scp.forge.name(), "github");
+    let ported = registry
+        .resolve("ssh://deploy@ghe.example.com:2222/acme/widgets.git")
+        .unwrap();
+    assert_eq!(ported.credentials.username, "deploy");
+    assert_eq!(ported.url.host, "ghe.example.com:2222");
+    // https on another port is another service; it does not fall back.
+    let e = resolve_error(&registry, "https://ghe.example.com:8443/acme/widgets");
+    assert_eq!(
+        e,
+        ForgeError::Permanent(
+            "no forge configured for host ghe.example.com:8443; add a [[forges]] entry".to_owned()
+        )
+    );
+}
+
+#[test]
+fn unknown_hosts_and_bad_urls_are_permanent_errors() {
+    let registry = registry(&[plain_entry("127.0.0.1:8080")], UrlPolicy::default());
+    let e = resolve_error(&registry, "https://evil.example/acme/widgets");
+    assert!(!e.is_transient());
+    assert_eq!(
+        e.to_string(),
+        "no forge configured for host evil.example; add a [[forges]] entry"
+    );
+    let e = resolve_error(&registry, "http://127.0.0.1:8080/acme/widgets");
+    assert_eq!(
+        e.to_string(),
+        "repository URL scheme http is not allowed; set forge url_policy.allow_http for local use"
+    );
+    let e = resolve_error(&registry, "https://tok:secret@127.0.0.1:8080/a/b");
+    assert!(!e.to_string().contains("secret"), "{e}");
+}
+
+#[test]
+fn local_schemes_resolve_when_allowed() {
+    let policy = UrlPolicy {
+        allow_http: true,
+        allow_file: true,
+    };
+    let mut local = plain_entry("127.0.0.1:8080");
+    local.token_env = Some("PATH".to_owned());
+    local.git_username = Some("tester".to_owned());
+    let registry = registry(&[local], policy);
+    let http = registry
+        .resolve("http://127.0.0.1:8080/acme/widgets.git")
+        .unwrap();
+    assert_eq!(http.credentials.username, "tester");
+    assert_eq!(
+        http.credentials
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        std::env::var("PATH").ok().map(|p| p.trim().to_owned()),
+        "the token comes from the named environment variable"
+    );
+    let file = registry.resolve("file:///tmp/some/repo.git").unwrap();
+    assert_eq!(file.forge.name(), "plain_git");
+    assert!(file.credentials.token.is_none());
+}
+
+#[test]
+fn startup_errors_name_the_source_never_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut missing_env = plain_entry("git.example.org");
+    missing_env.token_env = Some(UNSET_VAR.to_owned());
+    let e = startup_error(&[missing_env], UrlPolicy::default());
+    assert!(e.contains(UNSET_VAR) && e.contains("is not set"), "{e}");
+    assert!(e.contains("git.example.org"), "{e}");
+
+    let missing_file = dir.path().join("no-such-token");
+    let e = startup_error(
+        &[github_entry("github.com", missing_file.clone())],
+        UrlPolicy::default(),
+    );
+    assert!(e.contains(&missing_file.display().to_string()), "{e}");
+
+    let empty = token_file(&dir, "empty", "\n");
+    let e = startup_error(&[github_entry("github.com", empty)], UrlPolicy::default());
+    assert!(e.contains("is empty"), "{e}");
+
+    let secret = token_file(&dir, "secret", "ghp_do_not_print\n");
+    let mut both = github_entry("github.com", secret.clone());
+    both.token_env = Some("PATH".to_owned());
+    let e = startup_error(&[both], UrlPolicy::default());
+    assert!(e.contains("not both"), "{e}");
+    assert!(!e.contains("ghp_do_not_print"), "{e}");
+
+    let mut tokenless = github_entry("github.com", secret.clone());
+    tokenless.token_file = None;
+    let e = startup_error(&[tokenless], UrlPolicy::default());
+    assert!(e.contains("needs a token"), "{e}");
+
+    let mut http_api = github_entry("github.com", secret.clone());
+    http_api.api_url = Some("http://api.github.com".to_owned());
+    let e = startup_error(&[http_api], UrlPolicy::default());
+    assert!(e.contains("clear text"), "{e}");
+    assert!(!e.contains("ghp_do_not_print"), "{e}");
+
+    let mut bad_key = plain_entry("git.example.org");
+    bad_key.ssh_key_file = Some(dir.path().join("id_missing"));
+    let e = startup_error(&[bad_key], UrlPolicy::default());
+    assert!(e.contains("id_missing"), "{e}");
+
+    let e = startup_error(
+        &[plain_entry("github.com"), plain_entry("GitHub.com")],
+        UrlPolicy::default(),
+    );
+    assert!(e.contains("more than one"), "{e}");
+
+    let e = startup_error(&[plain_entry("https://github.com")], UrlPolicy::default());
+    assert!(e.contains("without scheme"), "{e}");
+}
+
+#[test]
+fn debug_output_never_shows_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "gh", "ghp_do_not_print");
+    let registry = registry(&[github_entry("github.com", token)], UrlPolicy::default());
+    let resolved = registry.resolve("https://github.com/a/b").unwrap();
+    for debug in [
+        format!("{registry:?}"),
+        format!("{resolved:?}"),
+        format!("{:?}", resolved.credentials),
+    ] {
+        assert!(!debug.contains("ghp_do_not_print"), "{debug}");
+    }
+    assert!(format!("{:?}", resolved.credentials).contains("REDACTED"));
+}
+
+#[test]
+fn settings_deserialize_from_config() {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        forges: Vec<ForgeSettings>,
+        #[serde(default)]
+        url_policy: UrlPolicy,
+    }
+    let config: Config = serde_json::from_value(serde_json::json!({
+        "forges": [
+            {"host": "github.com", "kind": "github", "token_env": "GITHUB_TOKEN"},
+            {"host": "git.local:8080", "kind": "plain_git", "git_username": "bot"}
+        ],
+        "url_policy": {"allow_http": true}
+    }))
+    .unwrap();
+    assert_eq!(config.forges[0].kind, ForgeKind::Github);
+    assert_eq!(
+        config.forges[0].effective_api_url(),
+        Some("https://api.github.com")
+    );
+    assert_eq!(config.forges[0].effective_git_username(), "x-access-token");
+    assert_eq!(config.forges[1].kind, ForgeKind::PlainGit);
+    assert_eq!(config.forges[1].effective_api_url(), None);
+    assert_eq!(config.forges[1].effective_git_username(), "bot");
+    assert_eq!(
+        config.url_policy,
+        UrlPolicy {
+            allow_http: true,
+            allow_file: false
+        }
+    );
+}
+
+#[tokio::test]
+async fn plain_git_opens_no_pull_request() {
+    let registry = registry(&[plain_entry("git.example.org")], UrlPolicy::default());
+    let resolved = registry.resolve("https://git.example.org/a/b").unwrap();
+    let spec = PullRequestSpec {
+        owner: "a".to_owned(),
+        repo: "b".to_owned(),
+        head_branch: "remediator/x".to_owned(),
+        base_branch: "main".to_owned(),
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        labels: vec![],
+        draft: false,
+    };
+    assert_eq!(resolved.forge.open_or_reuse(&spec).await, Ok(None));
+}
