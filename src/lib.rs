@@ -4,3 +4,5 @@
 //! The modules follow the flow of a request:
 //! intake (`api`) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
 //! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` -> write back in `db`.
+
+pub mod git;
