@@ -484,7 +484,11 @@ fn scratch_dir_is_removed_on_drop_even_after_a_failure() {
         .map(|_| path.clone())
         .map_err(|e| (e, path))
     }
-    let (_, failed_path) = failing_job(&nested).expect_err("clone of a missing path fails");
+    let (error, failed_path) = failing_job(&nested).expect_err("clone of a missing path fails");
+    assert!(
+        matches!(&error, GitError::Permanent(m) if m.contains("not found")),
+        "{error:?}"
+    );
     assert!(
         !failed_path.exists(),
         "scratch dir left behind after a failure"
@@ -562,4 +566,36 @@ async fn file_urls_clone_in_full_and_push() {
         server.git("app", &["rev-parse", BRANCH]).trim(),
         commit.to_string()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_after_the_default_branch_moved_rebuilds_the_branch_on_it() {
+    let (server, url) = start_with_app().await;
+    let edit = [("Cargo.toml", "[dependencies]\nserde = \"1.0.200\"\n")];
+    let first_url = url.clone();
+    let (first, _) = blocking(move || clone_edit_push(&first_url, &edit, "Bump serde"))
+        .await
+        .expect("first run");
+    let new_main = server.push_commit("app", "main", &[("CHANGELOG.md", "v2\n")], "Release v2");
+
+    let (second, outcome) = blocking(move || clone_edit_push(&url, &edit, "Bump serde"))
+        .await
+        .expect("rerun");
+    assert_ne!(first, second);
+    assert_eq!(outcome, PushOutcome::Pushed);
+    assert_eq!(
+        server.git("app", &["rev-parse", BRANCH]).trim(),
+        second.to_string()
+    );
+    assert_eq!(
+        server
+            .git("app", &["rev-parse", &format!("{BRANCH}^")])
+            .trim(),
+        new_main
+    );
+    assert_eq!(
+        server.git("app", &["show", &format!("{BRANCH}:CHANGELOG.md")]),
+        "v2\n"
+    );
+    server.git("app", &["fsck", "--no-dangling"]);
 }

@@ -34,7 +34,7 @@ pub(crate) fn url_host(url: &str) -> String {
         let authority = rest.split('/').next().unwrap_or("");
         let host = authority.rsplit('@').next().unwrap_or(authority);
         if host.is_empty() {
-            return "the local repository".to_string();
+            return display_url(url);
         }
         return host.to_string();
     }
@@ -44,7 +44,7 @@ pub(crate) fn url_host(url: &str) -> String {
             return before.rsplit('@').next().unwrap_or(before).to_string();
         }
     }
-    "the local repository".to_string()
+    url.to_string()
 }
 
 /// The URL with any user info removed, for error messages.
@@ -129,6 +129,15 @@ pub(crate) fn classify(err: &git2::Error, action: &str, url: &str, auth: &GitAut
             "SSH error talking to {host} during {action}: {raw}"
         ));
     }
+    // A local path (file:// or plain) that is not there is reported as an OS error.
+    if err.code() == ErrorCode::NotFound
+        || lower.contains("failed to resolve path")
+        || lower.contains("could not find repository")
+    {
+        return GitError::Permanent(format!(
+            "repository {shown_url} not found during {action}: {raw}"
+        ));
+    }
     let network = matches!(
         err.class(),
         ErrorClass::Net | ErrorClass::Os | ErrorClass::Http
@@ -139,11 +148,6 @@ pub(crate) fn classify(err: &git2::Error, action: &str, url: &str, auth: &GitAut
     if network {
         return GitError::Transient(format!(
             "could not reach git server {host} during {action}: {raw}"
-        ));
-    }
-    if err.code() == ErrorCode::NotFound && err.class() == ErrorClass::Repository {
-        return GitError::Permanent(format!(
-            "repository {shown_url} not found during {action}: {raw}"
         ));
     }
     GitError::Permanent(format!("git {action} failed for {shown_url}: {raw}"))
@@ -186,7 +190,8 @@ mod tests {
         );
         assert_eq!(url_host("ssh://git@example.com/a.git"), "example.com");
         assert_eq!(url_host("git@example.com:a/b.git"), "example.com");
-        assert_eq!(url_host("/srv/git/a.git"), "the local repository");
+        assert_eq!(url_host("/srv/git/a.git"), "/srv/git/a.git");
+        assert_eq!(url_host("file:///srv/git/a.git"), "file:///srv/git/a.git");
         assert_eq!(
             display_url("https://u:p@example.com/a.git"),
             "https://example.com/a.git"
