@@ -2,7 +2,6 @@
 //! RabbitMQ name prefix per test (so tests run in parallel), an intake on port 0, tokens, and
 //! helpers to look at the queues.
 
-#![allow(dead_code)]
 
 use std::time::Duration;
 

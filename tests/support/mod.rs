@@ -1,3 +1,7 @@
 //! Shared test support: the real app on fresh resources, and a real git server.
 
+// Each integration test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 pub mod app;
+pub mod git_server;

@@ -1,0 +1,41 @@
+//! The git layer: clone a repository's default branch, edit its work tree, commit, and push the
+//! remediation branch, all through git2 (libgit2).
+//!
+//! Everything here is blocking: callers run it inside `tokio::task::spawn_blocking`.
+//! Credentials reach libgit2 only through the credential callback (`credentials`), never through
+//! a URL or `.git/config`. Every failure is a [`GitError`], already classified as transient
+//! (retry with backoff) or permanent (fail the operation with the message as it is).
+
+pub mod clone;
+pub mod credentials;
+pub mod error;
+pub mod push;
+pub mod scratch;
+pub mod workspace;
+
+use std::time::Duration;
+
+pub use clone::clone_default_branch;
+pub use credentials::{GitAuth, remote_callbacks};
+pub use error::GitError;
+pub use push::{PushOutcome, push_branch, remote_branch_commit};
+pub use scratch::ScratchDir;
+pub use workspace::{
+    CommitSpec, EntryKind, commit_all, diff_stat, inspect_entry, read_file, write_files,
+};
+
+/// Sets libgit2's process-wide network timeouts (connect, and each read or write on the
+/// connection) so a stalled git server cannot hold a worker forever.
+///
+/// # Safety
+/// libgit2 keeps these in C globals without synchronisation: call this once at start-up, before
+/// any thread uses git2.
+pub unsafe fn set_network_timeouts(connect: Duration, io: Duration) {
+    let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: the caller guarantees no other thread touches libgit2 while this runs. Both
+    // setters cannot fail (libgit2 only returns an error for other options).
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(millis(connect));
+        let _ = git2::opts::set_server_timeout_in_milliseconds(millis(io));
+    }
+}

@@ -1,0 +1,353 @@
+//! The clone's work tree: inspecting and reading paths, writing a patch's new file contents,
+//! committing them onto the remediation branch, and listing what a commit changed.
+//!
+//! The patch policy checks paths before we get here; the checks below are defence in depth, so
+//! that a policy bug still cannot write outside the clone, into `.git/`, or through a symlink.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use git2::{IndexAddOption, Oid, Reference, Repository, Signature, Tree};
+
+use super::GitError;
+use super::error::local;
+
+/// What a repository-relative path is, in `HEAD` and in the work tree. When any component of
+/// the path (the entry itself or a parent directory) is a symlink the answer is `Symlink`, and a
+/// submodule anywhere on the path gives `Submodule`, so callers can refuse both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Missing,
+    Regular,
+    Executable,
+    Symlink,
+    Submodule,
+    Directory,
+}
+
+impl EntryKind {
+    /// Which of two answers wins when `HEAD` and the work tree disagree: the one a policy must
+    /// be most careful about.
+    fn rank(self) -> u8 {
+        match self {
+            EntryKind::Missing => 0,
+            EntryKind::Regular => 1,
+            EntryKind::Executable => 2,
+            EntryKind::Directory => 3,
+            EntryKind::Submodule => 4,
+            EntryKind::Symlink => 5,
+        }
+    }
+}
+
+const MODE_TREE: i32 = 0o040000;
+const MODE_EXECUTABLE: i32 = 0o100755;
+const MODE_SYMLINK: i32 = 0o120000;
+const MODE_GITLINK: i32 = 0o160000;
+
+/// Reports what `rel_path` is, looking at both the `HEAD` tree and the work tree.
+pub fn inspect_entry(repo: &Repository, rel_path: &str) -> Result<EntryKind, GitError> {
+    let components = checked_components(rel_path)?;
+    let in_head = head_kind(repo, &components)?;
+    let in_work_tree = work_tree_kind(workdir(repo)?, &components)?;
+    Ok(if in_work_tree.rank() > in_head.rank() {
+        in_work_tree
+    } else {
+        in_head
+    })
+}
+
+/// Reads `rel_path` from the work tree as UTF-8 text; `None` when it does not exist. Refuses a
+/// path that leaves the repository, also through a symlink.
+pub fn read_file(repo: &Repository, rel_path: &str) -> Result<Option<String>, GitError> {
+    checked_components(rel_path)?;
+    let root = workdir(repo)?;
+    let path = root.join(rel_path);
+    let real = match fs::canonicalize(&path) {
+        Ok(real) => real,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("resolve", rel_path, &e)),
+    };
+    let real_root = fs::canonicalize(root).map_err(|e| io_error("resolve", ".", &e))?;
+    if !real.starts_with(&real_root) || real.starts_with(real_root.join(".git")) {
+        return Err(GitError::Permanent(format!(
+            "refusing to read {rel_path:?}: it resolves outside the repository's files"
+        )));
+    }
+    if real.is_dir() {
+        return Err(GitError::Permanent(format!(
+            "{rel_path:?} is a directory, not a file"
+        )));
+    }
+    let bytes = fs::read(&real).map_err(|e| io_error("read", rel_path, &e))?;
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| GitError::Permanent(format!("{rel_path:?} is not UTF-8 text")))
+}
+
+/// Writes each `(rel_path, content)` into the work tree, creating parent directories. Every
+/// path is checked before anything is written: no absolute paths, no `..`, nothing under
+/// `.git/`, no existing symlink anywhere on the path, no directory replaced by a file.
+pub fn write_files(repo: &Repository, files: &[(String, String)]) -> Result<(), GitError> {
+    let root = workdir(repo)?;
+    let mut targets = Vec::with_capacity(files.len());
+    for (rel_path, content) in files {
+        let components = checked_components(rel_path)?;
+        if components.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
+            return Err(GitError::Permanent(format!(
+                "refusing to write {rel_path:?}: paths under .git are not part of the work tree"
+            )));
+        }
+        check_writable(root, rel_path, &components)?;
+        targets.push((rel_path, root.join(rel_path), content));
+    }
+    for (rel_path, path, content) in targets {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| io_error("create the directory of", rel_path, &e))?;
+        }
+        fs::write(&path, content).map_err(|e| io_error("write", rel_path, &e))?;
+    }
+    Ok(())
+}
+
+/// The commit to make: on which local branch, with what message and author (also the
+/// committer).
+#[derive(Debug, Clone, Copy)]
+pub struct CommitSpec<'a> {
+    pub branch: &'a str,
+    pub message: &'a str,
+    pub author_name: &'a str,
+    pub author_email: &'a str,
+}
+
+/// Stages every change in the work tree (additions, edits, deletions; `.gitignore` respected),
+/// commits it on top of `HEAD`, and points the local branch `spec.branch` at the new commit
+/// (creating it, or resetting it when it exists), which also becomes `HEAD`. Fails when the work
+/// tree has no change, since an empty remediation commit would be a bug upstream.
+pub fn commit_all(repo: &Repository, spec: &CommitSpec<'_>) -> Result<Oid, GitError> {
+    let refname = format!("refs/heads/{}", spec.branch);
+    if !Reference::is_valid_name(&refname) {
+        return Err(GitError::Permanent(format!(
+            "{:?} is not a valid git branch name",
+            spec.branch
+        )));
+    }
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|e| local(&e, "commit (reading HEAD)"))?;
+
+    let mut index = repo
+        .index()
+        .map_err(|e| local(&e, "commit (opening the index)"))?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .and_then(|()| index.update_all(["*"], None))
+        .and_then(|()| index.write())
+        .map_err(|e| local(&e, "commit (staging the changes)"))?;
+    let tree_id = index
+        .write_tree()
+        .map_err(|e| local(&e, "commit (writing the tree)"))?;
+    if tree_id == head.tree_id() {
+        return Err(GitError::Permanent(
+            "nothing to commit: the edits leave every file as it was".to_string(),
+        ));
+    }
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(|e| local(&e, "commit (reading the tree)"))?;
+    let signature = Signature::now(spec.author_name, spec.author_email)
+        .map_err(|e| GitError::Permanent(format!("invalid commit author: {}", e.message())))?;
+    let oid = repo
+        .commit(None, &signature, &signature, spec.message, &tree, &[&head])
+        .map_err(|e| local(&e, "commit"))?;
+    // `reference` with force, not `branch`: libgit2 refuses to force-move the checked-out
+    // branch, and a rerun may well be on it.
+    repo.reference(&refname, oid, true, "remediator: remediation commit")
+        .and_then(|_| repo.set_head(&refname))
+        .map_err(|e| local(&e, &format!("commit (updating branch {})", spec.branch)))?;
+    Ok(oid)
+}
+
+/// The paths `commit` changed compared with its first parent (all its paths for a root commit).
+pub fn diff_stat(repo: &Repository, commit: Oid) -> Result<Vec<String>, GitError> {
+    let commit = repo
+        .find_commit(commit)
+        .map_err(|e| local(&e, "diff (finding the commit)"))?;
+    let tree = commit
+        .tree()
+        .map_err(|e| local(&e, "diff (reading the tree)"))?;
+    let parent_tree: Option<Tree<'_>> = if commit.parent_count() > 0 {
+        Some(
+            commit
+                .parent(0)
+                .and_then(|p| p.tree())
+                .map_err(|e| local(&e, "diff (reading the parent)"))?,
+        )
+    } else {
+        None
+    };
+    let diff = repo
+        .diff_tree_to_tree(parent_tree.as_ref(), Some(&tree), None)
+        .map_err(|e| local(&e, "diff"))?;
+    Ok(diff
+        .deltas()
+        .filter_map(|d| d.new_file().path().or_else(|| d.old_file().path()))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect())
+}
+
+fn workdir(repo: &Repository) -> Result<&Path, GitError> {
+    repo.workdir().ok_or_else(|| {
+        GitError::Permanent("the repository is bare: it has no work tree to edit".to_string())
+    })
+}
+
+/// Splits a repository-relative path into its components, refusing anything that could leave
+/// the repository or that is not in canonical form.
+fn checked_components(rel_path: &str) -> Result<Vec<&str>, GitError> {
+    let refuse = |why: &str| {
+        Err(GitError::Permanent(format!(
+            "refusing path {rel_path:?}: {why}"
+        )))
+    };
+    if rel_path.is_empty() {
+        return refuse("it is empty");
+    }
+    if rel_path.starts_with('/') || Path::new(rel_path).is_absolute() {
+        return refuse("it is absolute; paths must be relative to the repository root");
+    }
+    if rel_path.contains('\\') || rel_path.contains('\0') {
+        return refuse("it contains a backslash or NUL");
+    }
+    let components: Vec<&str> = rel_path.split('/').collect();
+    for component in &components {
+        match *component {
+            "" => return refuse("it has an empty component"),
+            "." | ".." => return refuse("it has a '.' or '..' component"),
+            _ => {}
+        }
+    }
+    Ok(components)
+}
+
+fn head_kind(repo: &Repository, components: &[&str]) -> Result<EntryKind, GitError> {
+    let mut tree = match repo.head().and_then(|h| h.peel_to_tree()) {
+        Ok(tree) => tree,
+        // An unborn branch has no tree: nothing exists in it yet.
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(EntryKind::Missing),
+        Err(e) => return Err(local(&e, "inspect (reading HEAD)")),
+    };
+    for (i, name) in components.iter().enumerate() {
+        let last = i + 1 == components.len();
+        let child = match tree.get_name(name) {
+            None => return Ok(EntryKind::Missing),
+            Some(entry) => match entry.filemode() {
+                MODE_SYMLINK => return Ok(EntryKind::Symlink),
+                MODE_GITLINK => return Ok(EntryKind::Submodule),
+                MODE_TREE if last => return Ok(EntryKind::Directory),
+                MODE_TREE => entry
+                    .to_object(repo)
+                    .and_then(|o| o.peel_to_tree())
+                    .map_err(|e| local(&e, "inspect (reading a tree)"))?,
+                MODE_EXECUTABLE if last => return Ok(EntryKind::Executable),
+                _ if last => return Ok(EntryKind::Regular),
+                // A file where a directory was expected: the path cannot exist.
+                _ => return Ok(EntryKind::Missing),
+            },
+        };
+        tree = child;
+    }
+    Ok(EntryKind::Missing)
+}
+
+fn work_tree_kind(root: &Path, components: &[&str]) -> Result<EntryKind, GitError> {
+    let mut path = root.to_path_buf();
+    for (i, name) in components.iter().enumerate() {
+        path.push(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EntryKind::Missing),
+            Err(e) => return Err(io_error("inspect", &components[..=i].join("/"), &e)),
+        };
+        let last = i + 1 == components.len();
+        let file_type = meta.file_type();
+        if file_type.is_symlink() {
+            return Ok(EntryKind::Symlink);
+        }
+        if file_type.is_dir() {
+            // A checked-out submodule has its own `.git` (a file or a directory).
+            if path.join(".git").symlink_metadata().is_ok() {
+                return Ok(EntryKind::Submodule);
+            }
+            if last {
+                return Ok(EntryKind::Directory);
+            }
+            continue;
+        }
+        if !last {
+            return Ok(EntryKind::Missing);
+        }
+        return Ok(if meta.permissions().mode() & 0o111 != 0 {
+            EntryKind::Executable
+        } else {
+            EntryKind::Regular
+        });
+    }
+    Ok(EntryKind::Missing)
+}
+
+/// Checks that writing `rel_path` follows no symlink and replaces no directory.
+fn check_writable(root: &Path, rel_path: &str, components: &[&str]) -> Result<(), GitError> {
+    let mut path: PathBuf = root.to_path_buf();
+    for (i, name) in components.iter().enumerate() {
+        path.push(name);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Everything below a missing component will be created as plain directories.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("inspect", rel_path, &e)),
+        };
+        let last = i + 1 == components.len();
+        let shown = components[..=i].join("/");
+        if meta.file_type().is_symlink() {
+            return Err(GitError::Permanent(format!(
+                "refusing to write {rel_path:?}: {shown:?} is a symlink"
+            )));
+        }
+        if last && meta.is_dir() {
+            return Err(GitError::Permanent(format!(
+                "refusing to write {rel_path:?}: it is a directory"
+            )));
+        }
+        if !last && !meta.is_dir() {
+            return Err(GitError::Permanent(format!(
+                "refusing to write {rel_path:?}: {shown:?} is a file, not a directory"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn io_error(action: &str, rel_path: &str, e: &io::Error) -> GitError {
+    GitError::Transient(format!("could not {action} {rel_path:?} in the clone: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", "a\\b"] {
+            assert!(
+                matches!(checked_components(bad), Err(GitError::Permanent(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        assert_eq!(checked_components("a/b.txt").ok(), Some(vec!["a", "b.txt"]));
+    }
+}
