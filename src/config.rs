@@ -10,6 +10,10 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::forge::{ForgeSettings, UrlPolicy};
+use crate::llm::LlmSettings;
+use crate::patch::PolicySettings;
+
 /// The documented defaults, compiled in so the binary needs no file to start.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -25,6 +29,27 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub git: GitSettings,
+    pub llm: LlmSection,
+    pub policy: PolicySettings,
+    /// Which forge and credentials serve a repository, by host.
+    #[serde(default)]
+    pub forges: Vec<ForgeSettings>,
+}
+
+/// The LLM client settings plus where its key comes from.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LlmSection {
+    #[serde(flatten)]
+    pub client: LlmSettings,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl LlmSection {
+    /// An LLM is configured when it has an endpoint.
+    pub fn enabled(&self) -> bool {
+        !self.client.base_url.trim().is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +126,15 @@ pub struct GitSettings {
     pub http_timeout_secs: u64,
 }
 
+impl GitSettings {
+    pub fn url_policy(&self) -> UrlPolicy {
+        UrlPolicy {
+            allow_http: self.allow_http,
+            allow_file: self.allow_file,
+        }
+    }
+}
+
 impl Settings {
     /// Loads the layers from the real process environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -161,6 +195,12 @@ impl Settings {
             .build()?
             .try_deserialize()
             .with_context(|| "invalid configuration")?;
+        if let Some(key) = env
+            .get("REMEDIATOR__LLM__API_KEY")
+            .filter(|k| !k.is_empty())
+        {
+            settings.llm.client.api_key = Some(SecretString::from(key.clone()));
+        }
         settings.resolve_secret_files()?;
         Ok(settings)
     }
@@ -170,6 +210,11 @@ impl Settings {
             && let Some(path) = &self.auth.jwt_secret_file
         {
             self.auth.jwt_secret = Some(read_secret_file(path)?);
+        }
+        if self.llm.client.api_key.is_none()
+            && let Some(path) = &self.llm.api_key_file
+        {
+            self.llm.client.api_key = Some(read_secret_file(path)?);
         }
         Ok(())
     }
@@ -210,6 +255,10 @@ mod tests {
         assert_eq!(s.worker.patcher, PatcherChoice::Auto);
         assert!(s.auth.jwt_secret.is_none());
         assert_eq!(s.amqp.retry_delays_secs, vec![10, 60, 300]);
+        assert!(!s.llm.enabled());
+        assert_eq!(s.llm.client.max_rounds, 3);
+        assert!(s.forges.is_empty());
+        assert_eq!(s.policy, PolicySettings::default());
     }
 
     #[test]
@@ -223,6 +272,9 @@ mod tests {
                 ("DATABASE_URL", "postgres://x@db/y"),
                 ("AMQP_URL", "amqp://conventional"),
                 ("REMEDIATOR__AMQP__URL", "amqp://ours"),
+                ("REMEDIATOR__LLM__BASE_URL", "http://127.0.0.1:11434/v1"),
+                ("REMEDIATOR__LLM__API_KEY", "sk-test-key"),
+                ("REMEDIATOR__LLM__MAX_ROUNDS", "5"),
             ]),
         )
         .unwrap();
@@ -231,6 +283,9 @@ mod tests {
         assert_eq!(s.auth.jwt_secret.unwrap().expose_secret(), "s3cr3t-value");
         assert_eq!(s.database.url.expose_secret(), "postgres://x@db/y");
         assert_eq!(s.amqp.url.expose_secret(), "amqp://ours");
+        assert!(s.llm.enabled());
+        assert_eq!(s.llm.client.max_rounds, 5);
+        assert_eq!(s.llm.client.api_key.unwrap().expose_secret(), "sk-test-key");
     }
 
     #[test]

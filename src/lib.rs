@@ -17,3 +17,4 @@ pub mod patch;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
+pub mod worker;

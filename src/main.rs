@@ -34,6 +34,12 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Consume jobs: clone, write the fix, push the branch, open the pull request.
+    Worker {
+        /// Jobs in flight in this process (default: worker.concurrency).
+        #[arg(long)]
+        concurrency: Option<u16>,
+    },
     /// Load organisations, projects, findings and assessments from a JSON file.
     Import { file: PathBuf },
     /// Print a bearer token signed with the configured secret.
@@ -88,6 +94,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();
             commands::intake::run(settings, listener, shutdown).await?;
+        }
+        Command::Worker { concurrency } => {
+            let mut settings = settings;
+            if let Some(n) = concurrency {
+                settings.worker.concurrency = n;
+            }
+            // libgit2's network timeouts are process-wide and must be set before any git work.
+            // SAFETY: called once, before the worker starts any thread that uses git.
+            unsafe {
+                remediator::git::set_network_timeouts(
+                    Duration::from_secs(settings.git.http_timeout_secs),
+                    Duration::from_secs(settings.git.http_timeout_secs * 4),
+                );
+            }
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            commands::worker::run(settings, shutdown).await?;
         }
         Command::Import { file } => {
             let text = std::fs::read_to_string(&file)

@@ -17,3 +17,14 @@ pub fn init() {
         builder.try_init()
     };
 }
+
+/// For tests: the same filter, written through the test harness so output is captured and
+/// shown only for failing tests.
+pub fn init_for_tests() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

@@ -3,3 +3,4 @@
 pub mod import;
 pub mod intake;
 pub mod token;
+pub mod worker;

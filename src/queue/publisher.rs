@@ -101,6 +101,32 @@ impl Publisher {
         Ok(PendingPublish(confirm))
     }
 
+    /// Republishes a message as it is (dead-lettering a message we cannot parse), confirmed.
+    pub async fn send_raw(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<()> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                options,
+                payload,
+                properties,
+            )
+            .await
+            .context("publishing to RabbitMQ")?;
+        PendingPublish(confirm).confirmed().await
+    }
+
     /// Sends a job to the work queue.
     pub async fn send_work(&self, message: &JobMessage) -> anyhow::Result<PendingPublish> {
         let exchange = self.topology.work_exchange.clone();

@@ -2,7 +2,6 @@
 //! RabbitMQ name prefix per test (so tests run in parallel), an intake on port 0, tokens, and
 //! helpers to look at the queues.
 
-
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -72,7 +71,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
-        remediator::telemetry::init();
+        remediator::telemetry::init_for_tests();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -5,3 +5,4 @@
 
 pub mod app;
 pub mod git_server;
+pub mod remediation;

@@ -1,0 +1,80 @@
+//! `remediator worker`: builds the pipeline from settings and consumes jobs until a shutdown
+//! signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{PatcherChoice, Settings};
+use crate::db;
+use crate::forge::ForgeRegistry;
+use crate::llm::LlmClient;
+use crate::patch::PatchPolicy;
+use crate::queue::topology::Topology;
+use crate::shutdown::Shutdown;
+use crate::worker::patcher::Patcher;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::runner::Runner;
+
+/// Builds a runner from settings: the part shared by `worker` and `demo`.
+pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Runner> {
+    let forges = ForgeRegistry::from_settings(
+        &settings.forges,
+        settings.git.url_policy(),
+        Duration::from_secs(settings.git.http_timeout_secs),
+    )?;
+    let llm = if settings.llm.enabled() {
+        Some(LlmClient::new(settings.llm.client.clone()).context("configuring the LLM client")?)
+    } else {
+        None
+    };
+    let choice = match (settings.worker.patcher, &llm) {
+        // With no LLM configured, `auto` is the deterministic bump.
+        (PatcherChoice::Auto, None) => PatcherChoice::Bump,
+        (choice, _) => choice,
+    };
+    let policy = PatchPolicy::new(&settings.policy).context("invalid [policy] settings")?;
+    let scratch_root = settings
+        .worker
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("remediator"));
+    let pipeline = Pipeline {
+        pool: pool.clone(),
+        forges,
+        patcher: Patcher {
+            choice,
+            llm,
+            policy,
+        },
+        scratch_root,
+        author_name: settings.git.author_name.clone(),
+        author_email: settings.git.author_email.clone(),
+        pr_labels: settings.worker.pr_labels.clone(),
+        draft_below_confidence: settings.worker.draft_below_confidence,
+    };
+    Ok(Runner {
+        pipeline: Arc::new(pipeline),
+        pool,
+        amqp_url: settings.amqp.url.clone(),
+        topology: Topology::new(&settings.amqp),
+        concurrency: settings.worker.concurrency,
+        max_attempts: settings.amqp.max_attempts,
+        job_timeout: Duration::from_secs(settings.worker.job_timeout_secs),
+        heartbeat_every: Duration::from_secs(settings.worker.heartbeat_secs.max(1)),
+        shutdown_grace: Duration::from_secs(settings.intake.shutdown_grace_secs),
+    })
+}
+
+pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
+    let pool = db::pool(&settings.database)?;
+    db::ensure_migrated(&pool).await?;
+    let runner = build_runner(&settings, pool)?;
+    tracing::info!(
+        concurrency = runner.concurrency,
+        patcher = ?runner.pipeline.patcher.choice,
+        "worker starting"
+    );
+    runner.run(shutdown).await
+}

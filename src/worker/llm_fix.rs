@@ -1,0 +1,139 @@
+//! The LLM rounds: ask for edits, build the patch ourselves, check it against the policy, and
+//! on any problem send the precise error back, up to `max_rounds` calls. The model's answer is
+//! data: it only ever becomes file edits that go through the same policy as a bump.
+
+use std::path::{Path, PathBuf};
+
+use super::failure::{Retry, StepFailure};
+use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
+use crate::db::models::Step;
+use crate::llm::{
+    Conversation, LlmClient, LlmError, Usage, VulnerabilityFacts, materialize, parse_answer,
+    select_context,
+};
+use crate::patch::{FileEdit, PatchPolicy};
+
+pub async fn generate(
+    llm: &LlmClient,
+    policy: &PatchPolicy,
+    root: &Path,
+    facts: &VulnerabilityFacts,
+    target_version: Option<String>,
+) -> Result<ProposedPatch, StepFailure> {
+    let max_chars = llm.settings().max_context_chars;
+    let files = {
+        let root = root.to_path_buf();
+        let facts = facts.clone();
+        tokio::task::spawn_blocking(move || select_context(&root, &facts, max_chars))
+            .await
+            .map_err(|e| {
+                StepFailure::transient(Step::Context, format!("context task failed: {e}"))
+            })?
+            .map_err(|e| {
+                StepFailure::transient(Step::Context, format!("reading the work tree: {e}"))
+            })?
+    };
+    let mut conversation = Conversation::start(facts, &files);
+    let max_rounds = llm.settings().max_rounds.max(1);
+    let mut usage = Usage::default();
+    let mut last_error = String::new();
+    for round in 1..=max_rounds {
+        let completion = match llm.complete(&conversation).await {
+            Ok(completion) => completion,
+            Err(LlmError::Truncated { completion, .. }) => {
+                usage.add(completion.usage);
+                last_error = "the answer was cut off at the token limit".to_owned();
+                conversation.add_repair(
+                    &completion.content,
+                    "your answer was cut off at the token limit; answer with smaller edits",
+                );
+                continue;
+            }
+            Err(error) => {
+                let retry = match error.retry_after() {
+                    after if error.is_transient() => Retry::Transient { after },
+                    _ => Retry::Permanent,
+                };
+                return Err(StepFailure {
+                    step: Step::Generate,
+                    retry,
+                    message: format!("LLM call failed: {error}"),
+                });
+            }
+        };
+        usage.add(completion.usage);
+        let model = completion.model.clone();
+        match build_patch(root, policy, &completion.content).await? {
+            Ok((edits, confidence, explanation)) => {
+                return Ok(ProposedPatch {
+                    edits,
+                    author: PatchAuthor::Llm {
+                        model,
+                        rounds: round,
+                        usage,
+                        confidence,
+                    },
+                    target_version,
+                    explanation,
+                });
+            }
+            Err(problem) => {
+                tracing::info!(round, %problem, "model answer refused; asking for a repair");
+                conversation.add_repair(&completion.content, &problem);
+                last_error = problem;
+            }
+        }
+    }
+    Err(StepFailure::permanent(
+        Step::Generate,
+        format!(
+            "the model gave no acceptable patch in {max_rounds} round(s); last problem: {last_error}"
+        ),
+    ))
+}
+
+type Built = (Vec<FileEdit>, f64, String);
+
+/// Parses an answer and turns it into checked edits. The inner error is a problem with the
+/// answer (sent back to the model); the outer one a failure of ours (reading the clone).
+async fn build_patch(
+    root: &Path,
+    policy: &PatchPolicy,
+    raw: &str,
+) -> Result<Result<Built, String>, StepFailure> {
+    let answer = match parse_answer(raw) {
+        Ok(answer) => answer,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    let root: PathBuf = root.to_path_buf();
+    let policy = policy.clone();
+    tokio::task::spawn_blocking(move || -> Result<Result<Built, String>, StepFailure> {
+        let repo = git2::Repository::open(&root).map_err(|e| {
+            StepFailure::transient(
+                Step::Generate,
+                format!("opening the clone: {}", e.message()),
+            )
+        })?;
+        let read = |path: &str| crate::git::read_file(&repo, path).ok().flatten();
+        let changed = match materialize(&answer.edits, read) {
+            Ok(changed) => changed,
+            Err(problem) => return Ok(Err(problem)),
+        };
+        let mut edits = Vec::with_capacity(changed.len());
+        for (path, original, updated) in changed {
+            let existing = existing_entry(&repo, &path)?;
+            edits.push(FileEdit {
+                path,
+                existing,
+                original,
+                updated,
+            });
+        }
+        if let Err(violation) = policy.check(&edits) {
+            return Ok(Err(violation.to_string()));
+        }
+        Ok(Ok((edits, answer.confidence, answer.explanation)))
+    })
+    .await
+    .map_err(|e| StepFailure::transient(Step::Generate, format!("patch task failed: {e}")))?
+}

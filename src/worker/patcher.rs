@@ -1,0 +1,252 @@
+//! Who writes the patch. `auto` bumps the version deterministically where the manifest
+//! declares the package directly and asks the LLM otherwise; `bump` and `llm` force one way.
+//! Either way the result is a list of file edits that passed the patch policy.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::failure::StepFailure;
+use super::llm_fix;
+use super::manifests;
+use crate::config::PatcherChoice;
+use crate::db::models::{RemediationTarget, Step};
+use crate::git::{EntryKind, inspect_entry};
+use crate::llm::{LlmClient, Usage, VulnerabilityFacts};
+use crate::patch::bump::{BumpOutcome, bump_manifest, choose_target_version};
+use crate::patch::{ExistingEntry, FileEdit, PatchPolicy};
+
+/// Who wrote a patch, for the PR text and the operation output.
+#[derive(Debug, Clone)]
+pub enum PatchAuthor {
+    Bump,
+    Llm {
+        model: String,
+        rounds: u32,
+        usage: Usage,
+        confidence: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ProposedPatch {
+    pub edits: Vec<FileEdit>,
+    pub author: PatchAuthor,
+    pub target_version: Option<String>,
+    pub explanation: String,
+}
+
+impl ProposedPatch {
+    pub fn confidence(&self) -> Option<f64> {
+        match &self.author {
+            PatchAuthor::Bump => None,
+            PatchAuthor::Llm { confidence, .. } => Some(*confidence),
+        }
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        match &self.author {
+            PatchAuthor::Bump => None,
+            PatchAuthor::Llm { model, .. } => Some(model),
+        }
+    }
+
+    /// The patcher's part of the operation output.
+    pub fn describe(&self) -> serde_json::Value {
+        match &self.author {
+            PatchAuthor::Bump => json!({"patcher": "bump"}),
+            PatchAuthor::Llm {
+                model,
+                rounds,
+                usage,
+                confidence,
+            } => json!({
+                "patcher": "llm",
+                "llm": {"model": model, "rounds": rounds, "usage": usage, "confidence": confidence},
+            }),
+        }
+    }
+}
+
+pub struct Patcher {
+    pub choice: PatcherChoice,
+    pub llm: Option<LlmClient>,
+    pub policy: PatchPolicy,
+}
+
+impl Patcher {
+    /// Writes a fix for the checked-out repository at `root`.
+    pub async fn write_fix(
+        &self,
+        root: &Path,
+        target: &RemediationTarget,
+    ) -> Result<ProposedPatch, StepFailure> {
+        let target_version =
+            choose_target_version(&target.installed_version, &target.fixed_versions);
+        let use_bump = matches!(self.choice, PatcherChoice::Bump | PatcherChoice::Auto);
+        let mut bump_note = None;
+        if use_bump {
+            match &target_version {
+                Some(version) => match bump(root, target, version).await? {
+                    BumpResult::Patched(patch) => {
+                        self.check(&patch.edits)?;
+                        return Ok(patch);
+                    }
+                    BumpResult::CannotBump(reason) => bump_note = Some(reason),
+                },
+                None => {
+                    bump_note = Some(format!(
+                        "no fixed version above the installed {} is known (fixed versions: {})",
+                        target.installed_version,
+                        list_or_none(&target.fixed_versions)
+                    ))
+                }
+            }
+        }
+        let llm = match (&self.llm, self.choice) {
+            (Some(llm), PatcherChoice::Auto | PatcherChoice::Llm) => llm,
+            (None, PatcherChoice::Llm) => {
+                return Err(StepFailure::permanent(
+                    Step::Generate,
+                    "patcher is `llm` but no LLM is configured; set llm.base_url",
+                ));
+            }
+            _ => {
+                let reason = bump_note.unwrap_or_default();
+                return Err(StepFailure::permanent(
+                    Step::Generate,
+                    format!(
+                        "the deterministic bump cannot fix this: {reason}; configure an LLM \
+                         (llm.base_url) to handle it"
+                    ),
+                ));
+            }
+        };
+        let facts = facts(target, target_version.clone());
+        llm_fix::generate(llm, &self.policy, root, &facts, target_version).await
+    }
+
+    /// The patch policy, enforced on every patch whoever wrote it.
+    pub fn check(&self, edits: &[FileEdit]) -> Result<(), StepFailure> {
+        self.policy
+            .check(edits)
+            .map_err(|violation| StepFailure::permanent(Step::Check, violation.to_string()))
+    }
+}
+
+pub fn facts(target: &RemediationTarget, target_version: Option<String>) -> VulnerabilityFacts {
+    VulnerabilityFacts {
+        id: target.vulnerability_id.clone(),
+        aliases: target.aliases.clone(),
+        severity: target.severity.clone(),
+        summary: target.summary.clone(),
+        package: target.package_name.clone(),
+        ecosystem: target.ecosystem.clone(),
+        installed_version: target.installed_version.clone(),
+        fixed_versions: target.fixed_versions.clone(),
+        target_version,
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+enum BumpResult {
+    Patched(ProposedPatch),
+    /// Why the bump does not apply (the package is not a direct dependency, a range style we
+    /// do not rewrite...), so `auto` can hand over to the LLM with the reason.
+    CannotBump(String),
+}
+
+async fn bump(
+    root: &Path,
+    target: &RemediationTarget,
+    version: &str,
+) -> Result<BumpResult, StepFailure> {
+    let root: PathBuf = root.to_path_buf();
+    let package = target.package_name.clone();
+    let ecosystem = target.ecosystem.clone();
+    let version = version.to_owned();
+    tokio::task::spawn_blocking(move || bump_blocking(&root, &ecosystem, &package, &version))
+        .await
+        .map_err(|e| StepFailure::transient(Step::Generate, format!("bump task failed: {e}")))?
+}
+
+fn bump_blocking(
+    root: &Path,
+    ecosystem: &str,
+    package: &str,
+    version: &str,
+) -> Result<BumpResult, StepFailure> {
+    let found = manifests::find(root, ecosystem).map_err(|e| {
+        StepFailure::transient(Step::Context, format!("reading the work tree: {e}"))
+    })?;
+    if found.is_empty() {
+        return Ok(BumpResult::CannotBump(format!(
+            "no manifest of ecosystem {ecosystem} that the bump understands was found"
+        )));
+    }
+    let repo = git2::Repository::open(root).map_err(|e| {
+        StepFailure::transient(Step::Context, format!("opening the clone: {}", e.message()))
+    })?;
+    let mut edits = Vec::new();
+    let mut notes = Vec::new();
+    let mut from_versions = Vec::new();
+    for (path, kind) in found {
+        let content = std::fs::read_to_string(root.join(&path))
+            .map_err(|e| StepFailure::transient(Step::Context, format!("reading {path}: {e}")))?;
+        match bump_manifest(kind, &content, package, version) {
+            Ok(BumpOutcome::Bumped { updated, from, to }) => {
+                let existing = existing_entry(&repo, &path)?;
+                from_versions.push(format!("{path}: {from} -> {to}"));
+                edits.push(FileEdit {
+                    path,
+                    existing,
+                    original: Some(content),
+                    updated,
+                });
+            }
+            Ok(BumpOutcome::AlreadySatisfied { current }) => {
+                notes.push(format!("{path} already requires {current}"));
+            }
+            Ok(BumpOutcome::NotDeclared) => {}
+            Err(error) => notes.push(format!("{path}: {error}")),
+        }
+    }
+    if edits.is_empty() {
+        let reason = if notes.is_empty() {
+            format!("{package} is not a direct dependency in any {ecosystem} manifest")
+        } else {
+            notes.join("; ")
+        };
+        return Ok(BumpResult::CannotBump(reason));
+    }
+    Ok(BumpResult::Patched(ProposedPatch {
+        edits,
+        author: PatchAuthor::Bump,
+        target_version: Some(version.to_owned()),
+        explanation: format!(
+            "Raises the declared version of {package} to {version}, the lowest release that \
+             fixes the vulnerability ({}).",
+            from_versions.join("; ")
+        ),
+    }))
+}
+
+/// What the policy needs to know about a path in the clone.
+pub fn existing_entry(repo: &git2::Repository, path: &str) -> Result<ExistingEntry, StepFailure> {
+    let kind = inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Check, e))?;
+    Ok(match kind {
+        EntryKind::Missing => ExistingEntry::Missing,
+        EntryKind::Regular => ExistingEntry::Regular,
+        EntryKind::Executable => ExistingEntry::Executable,
+        EntryKind::Symlink => ExistingEntry::Symlink,
+        EntryKind::Submodule => ExistingEntry::Submodule,
+        EntryKind::Directory => ExistingEntry::Directory,
+    })
+}

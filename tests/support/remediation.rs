@@ -1,0 +1,201 @@
+//! A whole remediation world for end-to-end tests: a real git server holding a vulnerable
+//! repository, a fake GitHub API, the intake and a worker, all on loopback.
+
+use std::time::Duration;
+
+use remediator::config::{PatcherChoice, Settings};
+use remediator::forge::{ForgeKind, ForgeSettings};
+use remediator::shutdown::Shutdown;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wiremock::MockServer;
+
+use super::app::{Catalog, TestApp, test_settings};
+use super::git_server::GitServer;
+
+pub const FORGE_TOKEN: &str = "ghp_e2eSecretToken0123456789";
+pub const PACKAGE_JSON: &str = r#"{
+  "name": "storefront-web",
+  "version": "1.4.0",
+  "private": true,
+  "scripts": {
+    "start": "node server.js"
+  },
+  "dependencies": {
+    "express": "^4.18.2",
+    "lodash": "^4.17.20"
+  }
+}
+"#;
+
+pub struct World {
+    pub app: TestApp,
+    pub git: GitServer,
+    pub github: MockServer,
+    pub repo_url: String,
+    pub catalog: Catalog,
+    pub worker_shutdown: Shutdown,
+    pub worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _token_dir: tempfile::TempDir,
+    pub scratch: tempfile::TempDir,
+}
+
+pub struct WorldOptions {
+    pub patcher: PatcherChoice,
+    pub llm_base_url: Option<String>,
+    pub files: Vec<(&'static str, String)>,
+    pub start_worker: bool,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions {
+            patcher: PatcherChoice::Auto,
+            llm_base_url: None,
+            files: vec![
+                ("package.json", PACKAGE_JSON.to_owned()),
+                ("README.md", "# storefront\n".to_owned()),
+            ],
+            start_worker: true,
+        }
+    }
+}
+
+impl World {
+    pub async fn start(options: WorldOptions) -> World {
+        let git = GitServer::start("x-access-token", FORGE_TOKEN).await;
+        let files: Vec<(&str, &str)> = options
+            .files
+            .iter()
+            .map(|(p, c)| (*p, c.as_str()))
+            .collect();
+        let repo_url = git.create_repo("acme/web", "main", &files);
+        let github = MockServer::start().await;
+        let token_dir = tempfile::tempdir().unwrap();
+        let token_file = token_dir.path().join("github-token");
+        std::fs::write(&token_file, format!("{FORGE_TOKEN}\n")).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+
+        let mut settings: Settings = test_settings().await;
+        settings.git.allow_http = true;
+        settings.forges = vec![ForgeSettings {
+            host: git.base_url.trim_start_matches("http://").to_owned(),
+            kind: ForgeKind::Github,
+            api_url: Some(github.uri()),
+            git_username: None,
+            token_env: None,
+            token_file: Some(token_file),
+            ssh_key_file: None,
+        }];
+        settings.worker.patcher = options.patcher;
+        settings.worker.heartbeat_secs = 1;
+        settings.worker.scratch_dir = Some(scratch.path().to_path_buf());
+        if let Some(url) = options.llm_base_url {
+            settings.llm.client.base_url = url;
+            settings.llm.client.model = "fake-model".into();
+            settings.llm.client.api_key = Some(secrecy::SecretString::from(
+                "sk-fake-llm-key-XYZ".to_owned(),
+            ));
+        }
+        let app = TestApp::spawn_with(settings).await;
+        let catalog = super::app::seed_catalog(&app.pool, &repo_url).await;
+        let mut world = World {
+            app,
+            git,
+            github,
+            repo_url,
+            catalog,
+            worker_shutdown: Shutdown::new(),
+            worker: None,
+            _token_dir: token_dir,
+            scratch,
+        };
+        if options.start_worker {
+            world.start_worker();
+        }
+        world
+    }
+
+    pub fn start_worker(&mut self) {
+        let runner =
+            remediator::commands::worker::build_runner(&self.app.settings, self.app.pool.clone())
+                .expect("build the worker");
+        self.worker = Some(tokio::spawn(runner.run(self.worker_shutdown.clone())));
+    }
+
+    pub async fn request(&self, assessment: Uuid) -> Uuid {
+        let token = self.app.full_token(self.catalog.org);
+        let (status, body) = self
+            .app
+            .post_remediation(
+                Some(&token),
+                &json!({"assessment_id": assessment}).to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["operation_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn operation(&self, id: Uuid) -> Value {
+        let token = self.app.full_token(self.catalog.org);
+        let (status, body) = self
+            .app
+            .get_json(Some(&token), &format!("/v1/operations/{id}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["operation"].clone()
+    }
+
+    /// Polls the API, as a client would, until the operation ends.
+    pub async fn wait_for_end(&self, id: Uuid, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let op = self.operation(id).await;
+            let status = op["status"].as_str().unwrap_or_default();
+            if !matches!(
+                status,
+                "ASYNC_OPERATION_STATUS_PENDING" | "ASYNC_OPERATION_STATUS_RUNNING"
+            ) {
+                return op;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operation did not end: {op}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The branch's file on the git server, or None when the branch does not exist.
+    pub fn file_on_branch(&self, branch: &str, path: &str) -> Option<String> {
+        let refs = self
+            .git
+            .git("acme/web", &["for-each-ref", "--format=%(refname)"]);
+        if !refs.lines().any(|r| r == format!("refs/heads/{branch}")) {
+            return None;
+        }
+        Some(
+            self.git
+                .git("acme/web", &["show", &format!("{branch}:{path}")]),
+        )
+    }
+
+    pub fn branches(&self) -> Vec<String> {
+        self.git
+            .git(
+                "acme/web",
+                &["for-each-ref", "--format=%(refname:short)", "refs/heads"],
+            )
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub async fn stop(self) {
+        self.worker_shutdown.trigger();
+        if let Some(worker) = self.worker {
+            let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
+        }
+        self.app.stop().await;
+    }
+}
