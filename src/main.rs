@@ -26,7 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Apply pending database migrations.
+    /// Show the whole flow on this machine: sample repository, intake, relay, worker, branch.
+    Demo,
+    /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Serve the HTTP API and run the outbox relay.
     Intake {
@@ -73,7 +75,11 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Demo => commands::demo::run(settings).await?,
         Command::Migrate => {
+            if remediator::db::create_database_if_missing(&settings.database).await? {
+                println!("created the database");
+            }
             let pool = remediator::db::pool(&settings.database)?;
             let applied = remediator::db::migrate(&pool).await?;
             if applied.is_empty() {

@@ -1,5 +1,6 @@
 //! The subcommands of the `remediator` binary, one file each.
 
+pub mod demo;
 pub mod import;
 pub mod intake;
 pub mod token;

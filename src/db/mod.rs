@@ -73,3 +73,36 @@ pub async fn ensure_migrated(pool: &DbPool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Creates the database named in the URL when it does not exist yet, so `remediator migrate`
+/// and `remediator demo` work on a fresh Postgres. Returns true when it was created.
+pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bool> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let url = settings.url.expose_secret();
+    let (base, rest) = url
+        .rsplit_once('/')
+        .context("the database URL names no database")?;
+    let (name, query) = match rest.split_once('?') {
+        Some((name, query)) => (name, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        bail!("the database name in the URL must be made of letters, digits, `_` and `-`");
+    }
+    // The maintenance database every Postgres has.
+    let mut admin = AsyncPgConnection::establish(&format!("{base}/postgres{query}"))
+        .await
+        .context("connecting to Postgres to create the database")?;
+    match diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("already exists") =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error).context("creating the database"),
+    }
+}

@@ -1,0 +1,23 @@
+# Two stages: build the release binary, then run it on a slim Debian with only what it needs.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+RUN apt-get update && apt-get install -y --no-install-recommends pkg-config libssl-dev cmake \
+    && rm -rf /var/lib/apt/lists/*
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+COPY config ./config
+RUN cargo build --release --locked
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/remediator remediator \
+    && mkdir -p /var/lib/remediator/scratch && chown remediator /var/lib/remediator/scratch
+COPY --from=build /src/target/release/remediator /usr/local/bin/remediator
+USER remediator
+ENV REMEDIATOR__WORKER__SCRATCH_DIR=/var/lib/remediator/scratch \
+    REMEDIATOR__INTAKE__LISTEN=0.0.0.0:8080
+EXPOSE 8080
+ENTRYPOINT ["remediator"]
+CMD ["intake"]

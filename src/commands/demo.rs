@@ -1,0 +1,207 @@
+//! `remediator demo`: the whole flow on this machine with no LLM key and no forge account.
+//! It makes a small repository with a vulnerable dependency (a local bare repository), imports
+//! its project, finding and AFFECTED assessment, runs intake, relay and worker in-process
+//! against the configured Postgres and RabbitMQ, calls the real HTTP endpoint, polls the
+//! operation to its end, and prints the operation and the diff of the pushed branch.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::config::{PatcherChoice, Settings};
+use crate::shutdown::Shutdown;
+
+const PACKAGE_JSON: &str = r#"{
+  "name": "demo-storefront",
+  "version": "1.0.0",
+  "private": true,
+  "dependencies": {
+    "express": "^4.18.2",
+    "lodash": "^4.17.20"
+  }
+}
+"#;
+
+pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+    let workdir = tempfile::Builder::new().prefix("remediator-demo-").tempdir()?;
+    let repo_path = workdir.path().join("storefront.git");
+    create_sample_repository(&repo_path)?;
+    let repository_url = format!("file://{}", repo_path.display());
+    println!("1. sample repository with lodash ^4.17.20: {repository_url}");
+
+    // The demo's own corner of the shared services: a queue prefix of its own, local-only
+    // repository URLs, the deterministic bump, and a throwaway signing secret if none is set.
+    settings.amqp.prefix = format!("{}-demo", settings.amqp.prefix);
+    settings.git.allow_file = true;
+    settings.worker.patcher = PatcherChoice::Bump;
+    settings.worker.scratch_dir = Some(workdir.path().join("scratch"));
+    settings.relay.poll_interval_ms = 100;
+    if settings.auth.jwt_secret.is_none() {
+        settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
+    }
+
+    if crate::db::create_database_if_missing(&settings.database).await? {
+        println!("   created the database");
+    }
+    let pool = crate::db::pool(&settings.database)?;
+    crate::db::migrate(&pool).await?;
+
+    let ids = DemoIds::new();
+    let catalog = super::import::parse(&ids.catalog(&repository_url).to_string())?;
+    super::import::import(&pool, catalog).await?;
+    println!("2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment");
+
+    let shutdown = Shutdown::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let intake = tokio::spawn(super::intake::run(settings.clone(), listener, shutdown.clone()));
+    let runner = super::worker::build_runner(&settings, pool.clone())?;
+    let worker = tokio::spawn(runner.run(shutdown.clone()));
+    println!("3. intake (with relay) on {base_url} and one worker are running in this process");
+
+    let outcome = drive(&settings, &base_url, &ids).await;
+    shutdown.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(15), intake).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
+    let operation = outcome?;
+
+    println!("\n5. the operation:\n{}", serde_json::to_string_pretty(&operation)?);
+    if operation["status"] != "ASYNC_OPERATION_STATUS_SUCCEEDED" {
+        bail!("the demo operation did not succeed: {}", operation["error_message"]);
+    }
+    let branch = operation["output"]["branch"]
+        .as_str()
+        .context("the operation output names no branch")?;
+    println!("\n6. diff of the pushed branch {branch} against main:\n");
+    println!("{}", branch_diff(&repo_path, branch)?);
+    Ok(())
+}
+
+async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Result<Value> {
+    let token = super::token::run(
+        settings,
+        ids.org,
+        "demo",
+        None,
+        Duration::from_secs(600),
+    )?;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base_url}/v1/findings/auto-remediation"))
+        .bearer_auth(&token)
+        .json(&json!({"assessment_id": ids.assessment}))
+        .send()
+        .await?;
+    let status = response.status();
+    let body: Value = response.json().await?;
+    println!("4. POST /v1/findings/auto-remediation -> {status} {body}");
+    let operation_id = body["operation_id"]
+        .as_str()
+        .context("no operation_id in the answer")?
+        .to_owned();
+    let mut last_step = String::new();
+    loop {
+        let answer: Value = http
+            .get(format!("{base_url}/v1/operations/{operation_id}"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let operation = answer["operation"].clone();
+        let status = operation["status"].as_str().unwrap_or_default().to_owned();
+        let step = operation["step"].as_str().unwrap_or("-").to_owned();
+        if step != last_step {
+            println!("   {:>6} ms  {status}  step={step}", started.elapsed().as_millis());
+            last_step = step;
+        }
+        if !matches!(
+            status.as_str(),
+            "ASYNC_OPERATION_STATUS_PENDING" | "ASYNC_OPERATION_STATUS_RUNNING"
+        ) {
+            println!("   finished in {} ms", started.elapsed().as_millis());
+            return Ok(operation);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("the operation did not finish within 120 s: {operation}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct DemoIds {
+    org: Uuid,
+    project: Uuid,
+    finding: Uuid,
+    assessment: Uuid,
+}
+
+impl DemoIds {
+    fn new() -> Self {
+        DemoIds {
+            org: Uuid::new_v4(),
+            project: Uuid::new_v4(),
+            finding: Uuid::new_v4(),
+            assessment: Uuid::new_v4(),
+        }
+    }
+
+    fn catalog(&self, repository_url: &str) -> Value {
+        json!({
+            "organizations": [{"id": self.org, "name": "Demo Org"}],
+            "projects": [{"id": self.project, "organization_id": self.org, "name": "demo-storefront",
+                          "repository_url": repository_url, "default_branch": "main"}],
+            "findings": [{"id": self.finding, "project_id": self.project, "vulnerability_id": "GHSA-35jh-r3h4-6jhm",
+                          "aliases": ["CVE-2021-23337"], "severity": "HIGH",
+                          "summary": "Command Injection in lodash template",
+                          "package_name": "lodash", "ecosystem": "npm", "purl": "pkg:npm/lodash@4.17.20",
+                          "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}],
+            "assessments": [{"id": self.assessment, "finding_id": self.finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]
+        })
+    }
+}
+
+/// A bare repository with one commit on `main`, made with git2 so the demo needs no git CLI.
+fn create_sample_repository(path: &Path) -> anyhow::Result<()> {
+    let repo = git2::Repository::init_bare(path).context("creating the sample repository")?;
+    let mut tree = repo.treebuilder(None)?;
+    for (name, content) in [
+        ("package.json", PACKAGE_JSON),
+        ("README.md", "# demo-storefront\n\nA tiny shop that uses lodash.\n"),
+        ("index.js", "const _ = require('lodash');\nconsole.log(_.template('hi <%= name %>')({ name: 'demo' }));\n"),
+    ] {
+        let blob = repo.blob(content.as_bytes())?;
+        tree.insert(name, blob, 0o100644)?;
+    }
+    let tree = repo.find_tree(tree.write()?)?;
+    let signature = git2::Signature::now("Demo Maintainer", "maintainer@example.com")?;
+    repo.commit(Some("refs/heads/main"), &signature, &signature, "Initial commit", &tree, &[])?;
+    repo.set_head("refs/heads/main")?;
+    Ok(())
+}
+
+fn branch_diff(repo_path: &Path, branch: &str) -> anyhow::Result<String> {
+    let repo = git2::Repository::open_bare(repo_path)?;
+    let main = repo.revparse_single("refs/heads/main")?.peel_to_tree()?;
+    let fixed = repo
+        .revparse_single(&format!("refs/heads/{branch}"))
+        .with_context(|| format!("branch {branch} was not pushed"))?
+        .peel_to_tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&main), Some(&fixed), None)?;
+    let mut text = String::new();
+    diff.print(git2::DiffFormat::Patch, |_, _, line| {
+        let prefix = match line.origin() {
+            '+' | '-' | ' ' => line.origin().to_string(),
+            _ => String::new(),
+        };
+        text.push_str(&prefix);
+        text.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })?;
+    Ok(text)
+}
