@@ -27,7 +27,9 @@ const PACKAGE_JSON: &str = r#"{
 "#;
 
 pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
-    let workdir = tempfile::Builder::new().prefix("remediator-demo-").tempdir()?;
+    let workdir = tempfile::Builder::new()
+        .prefix("remediator-demo-")
+        .tempdir()?;
     let repo_path = workdir.path().join("storefront.git");
     create_sample_repository(&repo_path)?;
     let repository_url = format!("file://{}", repo_path.display());
@@ -53,12 +55,18 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let ids = DemoIds::new();
     let catalog = super::import::parse(&ids.catalog(&repository_url).to_string())?;
     super::import::import(&pool, catalog).await?;
-    println!("2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment");
+    println!(
+        "2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment"
+    );
 
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
-    let intake = tokio::spawn(super::intake::run(settings.clone(), listener, shutdown.clone()));
+    let intake = tokio::spawn(super::intake::run(
+        settings.clone(),
+        listener,
+        shutdown.clone(),
+    ));
     let runner = super::worker::build_runner(&settings, pool.clone())?;
     let worker = tokio::spawn(runner.run(shutdown.clone()));
     println!("3. intake (with relay) on {base_url} and one worker are running in this process");
@@ -69,9 +77,15 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
     let operation = outcome?;
 
-    println!("\n5. the operation:\n{}", serde_json::to_string_pretty(&operation)?);
+    println!(
+        "\n5. the operation:\n{}",
+        serde_json::to_string_pretty(&operation)?
+    );
     if operation["status"] != "ASYNC_OPERATION_STATUS_SUCCEEDED" {
-        bail!("the demo operation did not succeed: {}", operation["error_message"]);
+        bail!(
+            "the demo operation did not succeed: {}",
+            operation["error_message"]
+        );
     }
     let branch = operation["output"]["branch"]
         .as_str()
@@ -82,13 +96,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Result<Value> {
-    let token = super::token::run(
-        settings,
-        ids.org,
-        "demo",
-        None,
-        Duration::from_secs(600),
-    )?;
+    let token = super::token::run(settings, ids.org, "demo", None, Duration::from_secs(600))?;
     let http = reqwest::Client::new();
     let started = Instant::now();
     let response = http
@@ -117,7 +125,10 @@ async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Re
         let status = operation["status"].as_str().unwrap_or_default().to_owned();
         let step = operation["step"].as_str().unwrap_or("-").to_owned();
         if step != last_step {
-            println!("   {:>6} ms  {status}  step={step}", started.elapsed().as_millis());
+            println!(
+                "   {:>6} ms  {status}  step={step}",
+                started.elapsed().as_millis()
+            );
             last_step = step;
         }
         if !matches!(
@@ -172,15 +183,28 @@ fn create_sample_repository(path: &Path) -> anyhow::Result<()> {
     let mut tree = repo.treebuilder(None)?;
     for (name, content) in [
         ("package.json", PACKAGE_JSON),
-        ("README.md", "# demo-storefront\n\nA tiny shop that uses lodash.\n"),
-        ("index.js", "const _ = require('lodash');\nconsole.log(_.template('hi <%= name %>')({ name: 'demo' }));\n"),
+        (
+            "README.md",
+            "# demo-storefront\n\nA tiny shop that uses lodash.\n",
+        ),
+        (
+            "index.js",
+            "const _ = require('lodash');\nconsole.log(_.template('hi <%= name %>')({ name: 'demo' }));\n",
+        ),
     ] {
         let blob = repo.blob(content.as_bytes())?;
         tree.insert(name, blob, 0o100644)?;
     }
     let tree = repo.find_tree(tree.write()?)?;
     let signature = git2::Signature::now("Demo Maintainer", "maintainer@example.com")?;
-    repo.commit(Some("refs/heads/main"), &signature, &signature, "Initial commit", &tree, &[])?;
+    repo.commit(
+        Some("refs/heads/main"),
+        &signature,
+        &signature,
+        "Initial commit",
+        &tree,
+        &[],
+    )?;
     repo.set_head("refs/heads/main")?;
     Ok(())
 }

@@ -86,7 +86,11 @@ pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::
         Some((name, query)) => (name, format!("?{query}")),
         None => (rest, String::new()),
     };
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         bail!("the database name in the URL must be made of letters, digits, `_` and `-`");
     }
     // The maintenance database every Postgres has.

@@ -149,8 +149,23 @@ impl Runner {
                 self.dead_letter_raw(&delivery, publisher, "unknown_operation", &reason)
                     .await;
             }
+            Ok(Claim::Skip { status }) if status == OperationStatus::Running.as_str() => {
+                // Another worker holds it, or held it and died moments ago (its heartbeat is
+                // not stale yet). Park the job in the first retry tier: it comes back later and
+                // is either skipped (finished) or taken over (heartbeat stale). Acking it here
+                // would strand the operation if that worker is dead.
+                tracing::info!(%operation_id, "operation is running elsewhere; checking again later");
+                match self.park(&message, publisher).await {
+                    Ok(()) => ack(&delivery).await,
+                    Err(error) => {
+                        tracing::warn!(%operation_id, error = %format!("{error:#}"), "cannot park the job; requeueing");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        nack_requeue(&delivery).await;
+                    }
+                }
+            }
             Ok(Claim::Skip { status }) => {
-                tracing::info!(%operation_id, %status, "operation already taken or finished; skipping duplicate delivery");
+                tracing::info!(%operation_id, %status, "operation already finished; skipping duplicate delivery");
                 ack(&delivery).await;
             }
             Ok(Claim::Claimed { attempt }) => {
@@ -170,6 +185,24 @@ impl Runner {
                 }
             }
         }
+    }
+
+    async fn park(&self, message: &JobMessage, publisher: &Publisher) -> anyhow::Result<()> {
+        let routing_key = self
+            .topology
+            .retry_routing_key(1)
+            .context("no retry delays configured")?;
+        let retry_exchange = self.topology.retry_exchange.clone();
+        publisher
+            .send(
+                &retry_exchange,
+                &routing_key,
+                message,
+                FieldTable::default(),
+            )
+            .await?
+            .confirmed()
+            .await
     }
 
     fn stale_after(&self) -> chrono::Duration {
