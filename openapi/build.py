@@ -33,6 +33,12 @@ doc["paths"]["/v1/operations/{operation_id}"] = {"get": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_GetOperation", "summary": "Get an operation",
     "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
     "responses": {"200": ok("v1GetOperationResponse"), **common}}}
+doc["paths"]["/v1/operations/{operation_id}/cancel"] = {"post": {
+    "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_CancelOperation",
+    "summary": "Cancel an operation: PENDING ends CANCELLED at once; RUNNING stops at its next step boundary (refused once it is pushing)",
+    "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
+    "responses": {"200": ok("v1GetOperationResponse"), **common}}}
+s["v1AsyncOperationResult"]["properties"]["cancel_requested"] = {"type": "boolean", "description": "a cancel was accepted; the worker stops at its next step boundary"}
 q = lambda name, schema, desc: {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 doc["paths"]["/v1/operations"] = {"get": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_ListOperations", "summary": "List operations, newest first",

@@ -26,6 +26,8 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     pub intake: IntakeSettings,
     pub relay: RelaySettings,
+    pub rescuer: RescuerSettings,
+    pub metrics: MetricsSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
     pub git: GitSettings,
@@ -84,6 +86,18 @@ pub struct RelaySettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RescuerSettings {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub stale_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    pub sample_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub algorithm: String,
     #[serde(default)]
@@ -115,6 +129,7 @@ pub struct WorkerSettings {
     pub heartbeat_secs: u64,
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
+    pub metrics_listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,8 @@ pub mod db;
 pub mod forge;
 pub mod git;
 pub mod llm;
+pub mod metrics;
+pub mod ops;
 pub mod patch;
 pub mod queue;
 pub mod shutdown;

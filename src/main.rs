@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use remediator::commands;
 use remediator::config::Settings;
 use remediator::shutdown::Shutdown;
+use remediator::telemetry::LogFormat;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -20,6 +21,15 @@ struct Cli {
     /// Configuration file layered over the built-in defaults (see config/default.toml).
     #[arg(long, global = true, env = "REMEDIATOR_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text or JSON.
+    #[arg(
+        long,
+        global = true,
+        env = "REMEDIATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,6 +52,9 @@ enum Command {
         #[arg(long)]
         concurrency: Option<u16>,
     },
+    /// Inspect, replay and purge dead-lettered jobs.
+    #[command(subcommand)]
+    Dlq(commands::dlq::DlqCommand),
     /// Load organisations, projects, findings and assessments from a JSON file.
     Import { file: PathBuf },
     /// Print a bearer token signed with the configured secret.
@@ -61,8 +74,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    remediator::telemetry::init();
     let cli = Cli::parse();
+    remediator::telemetry::init(cli.log_format);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -76,6 +89,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Demo => commands::demo::run(settings).await?,
+        Command::Dlq(command) => commands::dlq::run(&settings, command).await?,
         Command::Migrate => {
             if remediator::db::create_database_if_missing(&settings.database).await? {
                 println!("created the database");

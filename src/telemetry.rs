@@ -1,18 +1,29 @@
-//! Logging: human-readable by default, JSON lines with `REMEDIATOR_LOG_FORMAT=json`; the
-//! level comes from `RUST_LOG` (default `info`).
+//! Logging: human-readable text or JSON lines (`--log-format`, or `REMEDIATOR_LOG_FORMAT`); the
+//! level comes from `RUST_LOG` (default `info`). A job's lines carry its operation id through
+//! the `job` span.
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,tower_http=warn"));
-    let json = std::env::var("REMEDIATOR_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let json = format == LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second init (tests, demo) is harmless, so its error is ignored.
     let _ = if json {
-        builder.json().try_init()
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
     } else {
         builder.try_init()
     };

@@ -38,10 +38,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/findings/auto-remediation", post(remediation::trigger))
         .route("/v1/operations", get(operations::list))
         .route("/v1/operations/{operation_id}", get(operations::get))
+        .route(
+            "/v1/operations/{operation_id}/cancel",
+            post(operations::cancel),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         // The handlers read bodies with their own limit and error; this caps everything else.
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

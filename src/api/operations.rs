@@ -11,10 +11,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::SCOPE_OPERATIONS_READ;
-use super::error::ApiError;
+use super::auth::{SCOPE_OPERATIONS_READ, SCOPE_REMEDIATIONS_WRITE};
+use super::error::{ApiError, Code};
 use crate::db::models::{Operation, OperationStatus};
-use crate::db::operations::{self, ListFilter};
+use crate::db::operations::{self, CancelOutcome, ListFilter};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -43,6 +43,9 @@ pub struct OperationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
     pub attempts: i32,
+    /// A cancel was accepted and the worker will stop at its next step boundary.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancel_requested: bool,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -54,6 +57,8 @@ impl From<Operation> for OperationView {
         let status = op
             .status()
             .map_or(UNSPECIFIED.to_owned(), |s| s.as_str().to_owned());
+        let cancel_requested =
+            op.cancel_requested_at.is_some() && op.status() == Some(OperationStatus::Running);
         OperationView {
             id: op.id,
             kind: op.kind,
@@ -69,6 +74,7 @@ impl From<Operation> for OperationView {
             finished_at: op.finished_at.map(rfc3339),
             step: op.step,
             attempts: op.attempts,
+            cancel_requested,
         }
     }
 }
@@ -96,6 +102,51 @@ pub async fn get(
     Ok(Json(GetResponse {
         operation: operation.into(),
     }))
+}
+
+/// `POST /v1/operations/{id}/cancel`: a PENDING operation is CANCELLED at once; a RUNNING one
+/// stops at its next step boundary, unless it is already pushing (then the cancel is refused,
+/// so nothing is ever pushed after a cancel was accepted).
+#[tracing::instrument(skip_all, fields(operation_id = %id))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<GetResponse>, ApiError> {
+    let caller = state.auth.authenticate(&headers)?;
+    caller.require(SCOPE_REMEDIATIONS_WRITE)?;
+    let id = parse_id(&id)?;
+    let mut conn = state.pool.get().await?;
+    let outcome = operations::cancel(&mut conn, id, caller.organization, &caller.subject).await?;
+    let operation = match outcome {
+        CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => op,
+        CancelOutcome::NotFound => {
+            return Err(ApiError::not_found(format!("operation {id} not found")));
+        }
+        CancelOutcome::TooLate { step } => {
+            return Err(ApiError::new(
+                Code::FailedPrecondition,
+                format!(
+                    "operation {id} is at step {step}: its branch may already be pushed, so it can no longer be cancelled"
+                ),
+            ));
+        }
+        CancelOutcome::AlreadyEnded { status } => {
+            return Err(ApiError::new(
+                Code::FailedPrecondition,
+                format!("operation {id} already ended with status {status}"),
+            ));
+        }
+    };
+    tracing::info!(status = %operation.status, "cancel accepted");
+    Ok(Json(GetResponse {
+        operation: operation.into(),
+    }))
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id)
+        .map_err(|_| ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}")))
 }
 
 #[derive(Debug, Serialize)]

@@ -37,6 +37,7 @@ pub async fn run(
         tokio::spawn(relay.run(shutdown.clone()))
     });
 
+    let maintenance = super::background::spawn_maintenance(&settings, &pool, &shutdown);
     let state = AppState {
         pool,
         auth,
@@ -61,6 +62,7 @@ pub async fn run(
     if let Some(relay) = relay {
         let _ = tokio::time::timeout(grace, relay).await;
     }
+    super::background::join(maintenance).await;
     tracing::info!("intake stopped");
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The subcommands of the `remediator` binary, one file each.
 
+pub mod background;
 pub mod demo;
+pub mod dlq;
 pub mod import;
 pub mod intake;
 pub mod token;

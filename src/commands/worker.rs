@@ -70,11 +70,44 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
 pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
     let pool = db::pool(&settings.database)?;
     db::ensure_migrated(&pool).await?;
-    let runner = build_runner(&settings, pool)?;
+    let runner = build_runner(&settings, pool.clone())?;
+    let maintenance = super::background::spawn_maintenance(&settings, &pool, &shutdown);
+    let metrics_server = serve_metrics(&settings.worker.metrics_listen, &shutdown).await?;
     tracing::info!(
         concurrency = runner.concurrency,
         patcher = ?runner.pipeline.patcher.choice,
         "worker starting"
     );
-    runner.run(shutdown).await
+    let result = runner.run(shutdown).await;
+    super::background::join(maintenance).await;
+    if let Some(server) = metrics_server {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
+    result
+}
+
+/// The worker's own small HTTP listener: `/metrics` and `/healthz`.
+async fn serve_metrics(
+    listen: &str,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if listen.trim().is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening for metrics on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "worker metrics listening");
+    let router = axum::Router::new()
+        .route("/metrics", axum::routing::get(crate::metrics::render))
+        .route("/healthz", axum::routing::get(crate::api::health::healthz));
+    let stop = shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.triggered().await })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "metrics listener stopped");
+        }
+    })))
 }

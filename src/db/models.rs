@@ -98,6 +98,7 @@ pub struct Operation {
     pub finished_at: Option<DateTime<Utc>>,
     pub heartbeat_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
 }
 
 impl Operation {

@@ -173,11 +173,27 @@ pub async fn claim(
     })
 }
 
-/// Records the step a running operation is starting, and refreshes its heartbeat.
-/// Returns false when the operation is no longer RUNNING (it was cancelled or taken over).
-pub async fn start_step(conn: &mut AsyncPgConnection, id: Uuid, step: Step) -> QueryResult<bool> {
+/// Whether a running job may start its next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepGate {
+    Go,
+    /// A cancel was accepted: the job must stop here.
+    CancelRequested,
+    /// The operation is not RUNNING any more (ended, or taken over after a stale heartbeat).
+    NotRunning,
+}
+
+/// Records the step a running operation is starting, and refreshes its heartbeat; refused
+/// when a cancel was requested. The same row lock orders this against `cancel`, so a step
+/// never starts after a cancel was accepted.
+pub async fn start_step(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    step: Step,
+) -> QueryResult<StepGate> {
     let updated = diesel::update(operations::table.find(id))
         .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::cancel_requested_at.is_null())
         .set((
             operations::step.eq(step.as_str()),
             operations::heartbeat_at.eq(diesel::dsl::now),
@@ -187,8 +203,241 @@ pub async fn start_step(conn: &mut AsyncPgConnection, id: Uuid, step: Step) -> Q
         .await?;
     if updated == 1 {
         record_event(conn, id, EventKind::Step(step), None).await?;
+        return Ok(StepGate::Go);
     }
-    Ok(updated == 1)
+    let row: Option<(String, Option<DateTime<Utc>>)> = operations::table
+        .find(id)
+        .select((operations::status, operations::cancel_requested_at))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match row {
+        Some((status, Some(_))) if status == OperationStatus::Running.as_str() => {
+            StepGate::CancelRequested
+        }
+        _ => StepGate::NotRunning,
+    })
+}
+
+/// Steps after which a cancel is refused: the branch may already be on the remote.
+pub const POINT_OF_NO_RETURN: [&str; 3] = ["push", "pull_request", "write_back"];
+
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// Was PENDING: now CANCELLED.
+    Cancelled(Operation),
+    /// Was RUNNING: the worker stops at its next step boundary.
+    Requested(Operation),
+    /// RUNNING at or past the push: cannot be undone.
+    TooLate {
+        step: String,
+    },
+    AlreadyEnded {
+        status: String,
+    },
+    NotFound,
+}
+
+pub async fn cancel(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    organization: Uuid,
+    by: &str,
+) -> QueryResult<CancelOutcome> {
+    let scoped = operations::table
+        .filter(operations::id.eq(id))
+        .filter(operations::organization_id.eq(organization));
+    let cancelled: Option<Operation> = diesel::update(scoped)
+        .filter(operations::status.eq(OperationStatus::Pending.as_str()))
+        .set((
+            operations::status.eq(OperationStatus::Cancelled.as_str()),
+            operations::finished_at.eq(diesel::dsl::now),
+            operations::cancel_requested_at.eq(diesel::dsl::now),
+            operations::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Operation::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(op) = cancelled {
+        let note = format!("cancelled by {by} while pending");
+        record_event(
+            conn,
+            id,
+            EventKind::Status(OperationStatus::Cancelled),
+            Some(&note),
+        )
+        .await?;
+        return Ok(CancelOutcome::Cancelled(op));
+    }
+    let requested: Option<Operation> = diesel::update(scoped)
+        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(
+            operations::step
+                .is_null()
+                .or(operations::step.ne_all(POINT_OF_NO_RETURN)),
+        )
+        .set((
+            operations::cancel_requested_at.eq(diesel::dsl::now),
+            operations::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Operation::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
+    if let Some(op) = requested {
+        record_note(conn, id, &format!("cancel requested by {by}")).await?;
+        return Ok(CancelOutcome::Requested(op));
+    }
+    let current: Option<(String, Option<String>)> = scoped
+        .select((operations::status, operations::step))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match current {
+        None => CancelOutcome::NotFound,
+        Some((status, step)) if status == OperationStatus::Running.as_str() => {
+            CancelOutcome::TooLate {
+                step: step.unwrap_or_default(),
+            }
+        }
+        Some((status, _)) => CancelOutcome::AlreadyEnded { status },
+    })
+}
+
+/// Returns RUNNING operations whose worker stopped sending heartbeats to PENDING, with a new
+/// outbox row so the job is published again. Safe to run in many processes at once: rows are
+/// claimed with SKIP LOCKED. Returns the rescued ids.
+pub async fn rescue_stale(
+    conn: &mut AsyncPgConnection,
+    stale_before: DateTime<Utc>,
+    limit: i64,
+) -> QueryResult<Vec<Uuid>> {
+    let stale: Vec<Uuid> = operations::table
+        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::heartbeat_at.lt(stale_before))
+        .select(operations::id)
+        .limit(limit)
+        .for_update()
+        .skip_locked()
+        .load(conn)
+        .await?;
+    for id in &stale {
+        diesel::update(operations::table.find(*id))
+            .set((
+                operations::status.eq(OperationStatus::Pending.as_str()),
+                operations::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)
+            .await?;
+        record_event(
+            conn,
+            *id,
+            EventKind::Status(OperationStatus::Pending),
+            Some("rescued: its worker stopped sending heartbeats"),
+        )
+        .await?;
+        diesel::insert_into(super::schema::outbox::table)
+            .values((
+                super::schema::outbox::operation_id.eq(*id),
+                super::schema::outbox::payload.eq(serde_json::to_value(
+                    crate::queue::message::JobMessage::remediation(*id),
+                )
+                .unwrap_or_default()),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(stale)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    Replayed,
+    /// Not FAILED (already replayed, or never failed): nothing to do.
+    NotFailed {
+        status: String,
+    },
+    /// A newer operation for the same assessment is live; replaying would make two.
+    Superseded,
+    NotFound,
+}
+
+/// FAILED -> PENDING with a fresh attempt count, recording who replayed it and when.
+pub async fn replay(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    by: &str,
+) -> QueryResult<ReplayOutcome> {
+    let result = diesel::update(operations::table.find(id))
+        .filter(operations::status.eq(OperationStatus::Failed.as_str()))
+        .set((
+            operations::status.eq(OperationStatus::Pending.as_str()),
+            operations::attempts.eq(0),
+            operations::error_message.eq(None::<String>),
+            operations::finished_at.eq(None::<DateTime<Utc>>),
+            operations::started_at.eq(None::<DateTime<Utc>>),
+            operations::step.eq(None::<String>),
+            operations::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await;
+    match result {
+        Ok(1) => {
+            let note = format!("replayed from the dead-letter queue by {by}");
+            record_event(
+                conn,
+                id,
+                EventKind::Status(OperationStatus::Pending),
+                Some(&note),
+            )
+            .await?;
+            Ok(ReplayOutcome::Replayed)
+        }
+        Ok(_) => {
+            let status: Option<String> = operations::table
+                .find(id)
+                .select(operations::status)
+                .first(conn)
+                .await
+                .optional()?;
+            Ok(
+                status.map_or(ReplayOutcome::NotFound, |status| ReplayOutcome::NotFailed {
+                    status,
+                }),
+            )
+        }
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(ReplayOutcome::Superseded),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn record_note(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    message: &str,
+) -> QueryResult<usize> {
+    diesel::insert_into(operation_events::table)
+        .values((
+            operation_events::operation_id.eq(id),
+            operation_events::kind.eq("note"),
+            operation_events::message.eq(message),
+        ))
+        .execute(conn)
+        .await
+}
+
+/// Age of the oldest PENDING operation, for the metrics.
+pub async fn oldest_pending_age_secs(conn: &mut AsyncPgConnection) -> QueryResult<f64> {
+    let oldest: Option<DateTime<Utc>> = operations::table
+        .filter(operations::status.eq(OperationStatus::Pending.as_str()))
+        .select(diesel::dsl::min(operations::created_at))
+        .first(conn)
+        .await?;
+    Ok(oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0))
 }
 
 pub async fn heartbeat(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {

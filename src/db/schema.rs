@@ -75,6 +75,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         heartbeat_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        cancel_requested_at -> Nullable<Timestamptz>,
     }
 }
 

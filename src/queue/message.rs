@@ -1,6 +1,7 @@
 //! The job message: a versioned, tagged type that only points at an operation (Postgres is the
 //! source of truth), plus the headers we set ourselves.
 
+use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -9,6 +10,24 @@ pub const ATTEMPT_HEADER: &str = "x-remediator-attempt";
 /// Why a message was dead-lettered, and the last error, for `dlq list`/`show`.
 pub const DEAD_REASON_HEADER: &str = "x-remediator-dead-reason";
 pub const LAST_ERROR_HEADER: &str = "x-remediator-last-error";
+/// When we dead-lettered it (Unix seconds); the broker's own dead-lettering writes `x-death`.
+pub const DEAD_AT_HEADER: &str = "x-remediator-dead-at";
+
+/// Adds the headers that say why and when we dead-lettered a message.
+pub fn mark_dead(headers: &mut FieldTable, reason: &str, last_error: &str) {
+    headers.insert(
+        DEAD_REASON_HEADER.into(),
+        AMQPValue::LongString(reason.into()),
+    );
+    headers.insert(
+        LAST_ERROR_HEADER.into(),
+        AMQPValue::LongString(last_error.into()),
+    );
+    headers.insert(
+        DEAD_AT_HEADER.into(),
+        AMQPValue::LongLongInt(chrono::Utc::now().timestamp()),
+    );
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]

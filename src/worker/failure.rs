@@ -12,6 +12,8 @@ pub enum Retry {
     Transient { after: Option<Duration> },
     /// Assessment gone, repository or credentials refused, no acceptable patch: fails at once.
     Permanent,
+    /// A cancel was accepted: the operation ends CANCELLED.
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

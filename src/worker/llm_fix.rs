@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use backon::Retryable;
+
 use super::failure::{Retry, StepFailure};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
 use crate::db::models::Step;
@@ -38,7 +40,14 @@ pub async fn generate(
     let mut usage = Usage::default();
     let mut last_error = String::new();
     for round in 1..=max_rounds {
-        let completion = match llm.complete(&conversation).await {
+        let call = || async { llm.complete(&conversation).await };
+        let answer = call
+            .retry(super::retry::in_place())
+            .when(LlmError::is_transient)
+            .adjust(|e, delay| super::retry::honour_retry_after(e.retry_after(), delay))
+            .notify(|e, delay| tracing::warn!(error = %e, ?delay, "LLM call failed; retrying"))
+            .await;
+        let completion = match answer {
             Ok(completion) => completion,
             Err(LlmError::Truncated { completion, .. }) => {
                 usage.add(completion.usage);

@@ -10,4 +10,6 @@ pub mod llm_fix;
 pub mod manifests;
 pub mod patcher;
 pub mod pipeline;
+pub mod rescuer;
+pub mod retry;
 pub mod runner;

@@ -12,6 +12,7 @@ use super::failure::{Retry, StepFailure};
 use super::patcher::{Patcher, ProposedPatch};
 use crate::db::catalog::{self, RemediationWriteBack};
 use crate::db::models::{AssessmentStatus, RemediationTarget, Step};
+use crate::db::operations::StepGate;
 use crate::db::{DbPool, operations};
 use crate::forge::pr_text::{self, PrFacts};
 use crate::forge::{Forge, ForgeRegistry, PullRequestSpec, ResolvedRepository};
@@ -40,6 +41,12 @@ pub struct JobSuccess {
 struct Timings(Vec<(Step, u128)>);
 
 impl Timings {
+    fn record(&mut self, step: Step, started: Instant) {
+        let elapsed = started.elapsed();
+        crate::metrics::step_duration(step.as_str(), elapsed);
+        self.0.push((step, elapsed.as_millis()));
+    }
+
     fn to_json(&self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> = self
             .0
@@ -76,23 +83,34 @@ impl Pipeline {
                 work_tree.clone(),
                 auth.clone(),
             );
-            blocking(Step::Clone, move || {
-                crate::git::clone_default_branch(&url, &branch, &dest, &auth).map(|_| ())
-            })
-            .await?;
+            let clone = || {
+                let (url, branch, dest, auth) =
+                    (url.clone(), branch.clone(), dest.clone(), auth.clone());
+                blocking(Step::Clone, move || {
+                    // A failed try may leave a partial clone behind.
+                    if dest.exists() {
+                        let _ = std::fs::remove_dir_all(&dest);
+                    }
+                    crate::git::clone_default_branch(&url, &branch, &dest, &auth).map(|_| ())
+                })
+            };
+            use backon::Retryable;
+            clone
+                .retry(super::retry::in_place())
+                .when(StepFailure::is_transient)
+                .notify(|e, delay| tracing::warn!(error = %e, ?delay, "clone failed; retrying"))
+                .await?;
         }
-        timings.0.push((Step::Clone, started.elapsed().as_millis()));
+        timings.record(Step::Clone, started);
 
         let started = self.step(operation_id, Step::Context).await?;
         self.step(operation_id, Step::Generate).await?;
         let patch = self.patcher.write_fix(&work_tree, &target).await?;
-        timings
-            .0
-            .push((Step::Generate, started.elapsed().as_millis()));
+        timings.record(Step::Generate, started);
 
         let started = self.step(operation_id, Step::Check).await?;
         self.patcher.check(&patch.edits)?;
-        timings.0.push((Step::Check, started.elapsed().as_millis()));
+        timings.record(Step::Check, started);
 
         let started = self.step(operation_id, Step::Commit).await?;
         let changed_files: Vec<String> = patch.edits.iter().map(|e| e.path.clone()).collect();
@@ -144,9 +162,7 @@ impl Pipeline {
             })
             .await?
         };
-        timings
-            .0
-            .push((Step::Commit, started.elapsed().as_millis()));
+        timings.record(Step::Commit, started);
 
         let started = self.step(operation_id, Step::Push).await?;
         let pushed = {
@@ -157,16 +173,14 @@ impl Pipeline {
             })
             .await?
         };
-        timings.0.push((Step::Push, started.elapsed().as_millis()));
+        timings.record(Step::Push, started);
         drop(scratch);
 
         let started = self.step(operation_id, Step::PullRequest).await?;
         let pull_request = self
             .open_pull_request(&repository, &target, &branch, title, body, &patch)
             .await?;
-        timings
-            .0
-            .push((Step::PullRequest, started.elapsed().as_millis()));
+        timings.record(Step::PullRequest, started);
 
         self.step(operation_id, Step::WriteBack).await?;
         let output = json!({
@@ -247,14 +261,25 @@ impl Pipeline {
             .get()
             .await
             .map_err(|e| StepFailure::from_database(step, e))?;
-        let running = operations::start_step(&mut conn, operation_id, step)
+        let gate = operations::start_step(&mut conn, operation_id, step)
             .await
             .map_err(|e| StepFailure::from_database(step, e))?;
-        if !running {
-            return Err(StepFailure::permanent(
-                step,
-                "the operation is no longer running (cancelled or taken over); stopping",
-            ));
+        match gate {
+            StepGate::Go => {}
+            StepGate::CancelRequested => {
+                return Err(StepFailure {
+                    step,
+                    retry: Retry::Cancelled,
+                    message: "cancelled on request before this step started".to_owned(),
+                });
+            }
+            StepGate::NotRunning => {
+                return Err(StepFailure::permanent(
+                    step,
+                    "the operation is no longer running here (ended, or taken over by another \
+                     worker); stopping",
+                ));
+            }
         }
         tracing::info!(step = %step, "step started");
         Ok(Instant::now())
@@ -288,15 +313,9 @@ impl Pipeline {
         use backon::Retryable;
         let attempt = || async { repository.forge.open_or_reuse(&spec).await };
         attempt
-            .retry(
-                backon::ExponentialBuilder::default()
-                    .with_min_delay(std::time::Duration::from_millis(500))
-                    .with_max_delay(std::time::Duration::from_secs(30))
-                    .with_max_times(3)
-                    .with_jitter(),
-            )
+            .retry(super::retry::in_place())
             .when(|e| e.is_transient())
-            .adjust(|e, delay| e.retry_after().or(delay))
+            .adjust(|e, delay| super::retry::honour_retry_after(e.retry_after(), delay))
             .notify(|e, delay| tracing::warn!(error = %e, ?delay, "forge call failed; retrying"))
             .await
             .map_err(|e| StepFailure::from_forge(Step::PullRequest, e))

@@ -14,8 +14,9 @@ use diesel_async::AsyncConnection;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use secrecy::SecretString;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::failure::{Retry, StepFailure};
@@ -23,7 +24,7 @@ use super::pipeline::{JobSuccess, Pipeline};
 use crate::db::models::{OperationStatus, Step};
 use crate::db::operations::{self, Claim};
 use crate::db::{DbPool, catalog};
-use crate::queue::message::{DEAD_REASON_HEADER, JobMessage, LAST_ERROR_HEADER};
+use crate::queue::message::{JobMessage, mark_dead};
 use crate::queue::publisher::Publisher;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
@@ -131,6 +132,13 @@ impl Runner {
                 return;
             }
         };
+        let span = tracing::info_span!("job", operation_id = %message.operation_id(), trace_id = %message.trace_id());
+        self.process(&delivery, message, publisher)
+            .instrument(span)
+            .await;
+    }
+
+    async fn process(&self, delivery: &Delivery, message: JobMessage, publisher: &Publisher) {
         let operation_id = message.operation_id();
         let claim = match self.pool.get().await {
             Ok(mut conn) => operations::claim(&mut conn, operation_id, self.stale_after())
@@ -142,9 +150,10 @@ impl Runner {
             Err(error) => {
                 tracing::warn!(%operation_id, error = %format!("{error:#}"), "cannot claim (database unavailable?); requeueing");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                nack_requeue(&delivery).await;
+                nack_requeue(delivery).await;
             }
             Ok(Claim::Missing) => {
+                crate::metrics::job_outcome("unknown_operation");
                 let reason = format!("operation {operation_id} does not exist");
                 self.dead_letter_raw(&delivery, publisher, "unknown_operation", &reason)
                     .await;
@@ -155,32 +164,35 @@ impl Runner {
                 // is either skipped (finished) or taken over (heartbeat stale). Acking it here
                 // would strand the operation if that worker is dead.
                 tracing::info!(%operation_id, "operation is running elsewhere; checking again later");
+                crate::metrics::job_outcome("parked");
                 match self.park(&message, publisher).await {
-                    Ok(()) => ack(&delivery).await,
+                    Ok(()) => ack(delivery).await,
                     Err(error) => {
                         tracing::warn!(%operation_id, error = %format!("{error:#}"), "cannot park the job; requeueing");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        nack_requeue(&delivery).await;
+                        nack_requeue(delivery).await;
                     }
                 }
             }
             Ok(Claim::Skip { status }) => {
+                crate::metrics::job_outcome("skipped");
                 tracing::info!(%operation_id, %status, "operation already finished; skipping duplicate delivery");
-                ack(&delivery).await;
+                ack(delivery).await;
             }
             Ok(Claim::Claimed { attempt }) => {
                 tracing::info!(%operation_id, attempt, "job claimed");
+                crate::metrics::job_attempt(attempt);
                 let outcome = self.run_with_heartbeat(operation_id).await;
                 match self
                     .settle(operation_id, attempt, &message, outcome, publisher)
                     .await
                 {
-                    Ok(()) => ack(&delivery).await,
+                    Ok(()) => ack(delivery).await,
                     Err(error) => {
                         // The outcome is not committed: leave the job to a redelivery.
                         tracing::error!(%operation_id, error = %format!("{error:#}"), "cannot record the job's outcome; requeueing");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        nack_requeue(&delivery).await;
+                        nack_requeue(delivery).await;
                     }
                 }
             }
@@ -261,11 +273,26 @@ impl Runner {
                     Ok(())
                 })
                 .await?;
+                crate::metrics::job_outcome("succeeded");
                 tracing::info!(%operation_id, "job succeeded");
+            }
+            Err(failure) if failure.retry == Retry::Cancelled => {
+                let text = format!("cancelled before step {}", failure.step);
+                operations::finish(
+                    &mut conn,
+                    operation_id,
+                    OperationStatus::Cancelled,
+                    None,
+                    Some(&text),
+                )
+                .await?;
+                crate::metrics::job_outcome("cancelled");
+                tracing::info!(%operation_id, "job cancelled");
             }
             Err(failure) if failure.retry == Retry::Permanent => {
                 let text = format!("{}; permanent error, not retried", failure.describe());
                 self.fail(&mut conn, operation_id, attempt, &text).await?;
+                crate::metrics::job_outcome("failed");
                 tracing::warn!(%operation_id, error = %text, "job failed");
             }
             Err(failure) if (attempt as u32) < self.max_attempts => {
@@ -292,6 +319,7 @@ impl Runner {
                     .await?
                     .confirmed()
                     .await?;
+                crate::metrics::job_outcome("retried");
                 tracing::warn!(%operation_id, error = %text, "job will be retried");
             }
             Err(failure) => {
@@ -301,14 +329,7 @@ impl Runner {
                     self.topology.dead_queue
                 );
                 let mut headers = FieldTable::default();
-                headers.insert(
-                    DEAD_REASON_HEADER.into(),
-                    AMQPValue::LongString("max_attempts".into()),
-                );
-                headers.insert(
-                    LAST_ERROR_HEADER.into(),
-                    AMQPValue::LongString(failure.describe().as_str().into()),
-                );
+                mark_dead(&mut headers, "max_attempts", &failure.describe());
                 let dead_exchange = self.topology.dead_exchange.clone();
                 publisher
                     .send(&dead_exchange, "", message, headers)
@@ -316,6 +337,8 @@ impl Runner {
                     .confirmed()
                     .await?;
                 self.fail(&mut conn, operation_id, attempt, &text).await?;
+                crate::metrics::job_outcome("dead_lettered");
+                crate::metrics::dead_letter("max_attempts");
                 tracing::error!(%operation_id, error = %text, "job dead-lettered");
             }
         }
@@ -364,14 +387,7 @@ impl Runner {
     ) {
         tracing::error!(reason, detail, "dead-lettering a message");
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            DEAD_REASON_HEADER.into(),
-            AMQPValue::LongString(reason.into()),
-        );
-        headers.insert(
-            LAST_ERROR_HEADER.into(),
-            AMQPValue::LongString(detail.into()),
-        );
+        mark_dead(&mut headers, reason, detail);
         let properties = delivery.properties.clone().with_headers(headers);
         let published = publisher
             .send_raw(&self.topology.dead_exchange, "", &delivery.data, properties)

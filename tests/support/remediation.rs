@@ -45,6 +45,8 @@ pub struct WorldOptions {
     pub llm_base_url: Option<String>,
     pub files: Vec<(&'static str, String)>,
     pub start_worker: bool,
+    /// Last word on the settings, for tests that need other limits.
+    pub adjust: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
 }
 
 impl Default for WorldOptions {
@@ -57,6 +59,7 @@ impl Default for WorldOptions {
                 ("README.md", "# storefront\n".to_owned()),
             ],
             start_worker: true,
+            adjust: None,
         }
     }
 }
@@ -96,6 +99,9 @@ impl World {
             settings.llm.client.api_key = Some(secrecy::SecretString::from(
                 "sk-fake-llm-key-XYZ".to_owned(),
             ));
+        }
+        if let Some(adjust) = options.adjust {
+            adjust(&mut settings);
         }
         let app = TestApp::spawn_with(settings).await;
         let catalog = super::app::seed_catalog(&app.pool, &repo_url).await;

@@ -1,0 +1,146 @@
+//! Prometheus metrics: one recorder per process, rendered at `/metrics` by the intake and by a
+//! worker's metrics listener. Counters are recorded where things happen; gauges that describe
+//! shared state (queue depth, oldest pending operation, unpublished outbox rows) are sampled
+//! periodically by `sample_forever`.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::SecretString;
+
+use crate::db::{DbPool, operations, outbox};
+use crate::queue::topology::Topology;
+use crate::shutdown::Shutdown;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder on first use; later calls (tests, demo) share it.
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "metrics recorder not installed");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn render() -> Response {
+    let body = handle().map(|h| h.render()).unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Counts requests and their latency by route template (never by raw path, which would let a
+/// client create unbounded label values).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("remediator_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("remediator_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// A job ended (or was skipped, retried, parked, dead-lettered).
+pub fn job_outcome(outcome: &'static str) {
+    metrics::counter!("remediator_jobs_total", "outcome" => outcome).increment(1);
+}
+
+pub fn step_duration(step: &'static str, elapsed: Duration) {
+    metrics::histogram!("remediator_step_duration_seconds", "step" => step)
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn job_attempt(attempt: i32) {
+    metrics::histogram!("remediator_job_attempts").record(f64::from(attempt));
+}
+
+pub fn dead_letter(reason: &'static str) {
+    metrics::counter!("remediator_dead_letters_total", "reason" => reason).increment(1);
+}
+
+/// Samples the gauges every `every` until shutdown. A failed sample is logged and skipped.
+pub async fn sample_forever(
+    pool: DbPool,
+    amqp_url: SecretString,
+    topology: Topology,
+    every: Duration,
+    shutdown: Shutdown,
+) {
+    let mut broker: Option<(lapin::Connection, lapin::Channel)> = None;
+    loop {
+        if let Ok(mut conn) = pool.get().await {
+            if let Ok(age) = operations::oldest_pending_age_secs(&mut conn).await {
+                metrics::gauge!("remediator_oldest_pending_operation_seconds").set(age);
+            }
+            if let Ok(count) = outbox::unpublished_count(&mut conn).await {
+                metrics::gauge!("remediator_outbox_unpublished").set(count as f64);
+            }
+        }
+        if broker
+            .as_ref()
+            .is_none_or(|(_, ch)| !ch.status().connected())
+        {
+            broker = match crate::queue::connect(&amqp_url, "remediator-metrics").await {
+                Ok(conn) => match conn.create_channel().await {
+                    // Declaring is idempotent; it makes the passive look-ups below succeed even
+                    // before the first relay or worker declared the queues.
+                    Ok(channel) if topology.declare(&channel).await.is_ok() => {
+                        Some((conn, channel))
+                    }
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+        }
+        if let Some((_, channel)) = &broker {
+            for queue in [&topology.work_queue, &topology.dead_queue] {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                match channel
+                    .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+                    .await
+                {
+                    Ok(declared) => {
+                        metrics::gauge!("remediator_queue_depth", "queue" => queue.clone())
+                            .set(f64::from(declared.message_count()))
+                    }
+                    // A missing queue closes the channel; the next round opens a new one.
+                    Err(_) => break,
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.triggered() => break,
+        }
+    }
+    if let Some((conn, _)) = broker {
+        let _ = conn.close(200, "metrics sampler stopping".into()).await;
+    }
+}

@@ -1,0 +1,3 @@
+//! Tools for operators: inspecting and replaying the dead-letter queue.
+
+pub mod dlq;
