@@ -7,6 +7,7 @@
 use toml_edit::{Document, Item, TableLike};
 
 use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::toml_span::string_contents;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::CargoToml;
@@ -64,7 +65,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         }
     }
 
-    let outcome = apply_rewrites(KIND, content, package, &declarations, |current| {
+    let outcome = apply_rewrites(KIND, content, package, &declarations, |_, current| {
         let comparators = constraint::parse(current, &SYNTAX)?;
         match constraint::rewrite(current, &comparators, target)? {
             Rewrite::Satisfied => Ok(None),
@@ -162,21 +163,6 @@ fn declaration(
         span: inner,
         location: format!("{location} (`{key}`)"),
     }))
-}
-
-/// The byte range of a TOML string's contents inside its quotes, provided the raw text is
-/// exactly the decoded value (no escapes, no line continuation), so it can be replaced verbatim.
-fn string_contents(
-    content: &str,
-    token: std::ops::Range<usize>,
-    decoded: &str,
-) -> Option<std::ops::Range<usize>> {
-    let raw = content.get(token.clone())?;
-    let quote = ["\"\"\"", "'''", "\"", "'"].into_iter().find(|quote| {
-        raw.starts_with(quote) && raw.ends_with(quote) && raw.len() >= 2 * quote.len()
-    })?;
-    let inner = token.start + quote.len()..token.end - quote.len();
-    (content.get(inner.clone())? == decoded).then_some(inner)
 }
 
 #[cfg(test)]

@@ -2,16 +2,21 @@
 //! a direct dependency, rewrite that dependency's version in its manifest ourselves, with no
 //! LLM, touching nothing else in the file.
 //!
-//! Each manifest format lives in its own file; adding one (pyproject.toml, go.mod, pom.xml) is
-//! a new file, a new [`ManifestKind`] variant and its arms in `detect`, `ecosystem_manifests`
+//! Each manifest format lives in its own file; adding one (e.g. `build.gradle`) is a new file,
+//! a new [`ManifestKind`] variant and its arms in `detect`, `ecosystem_manifests`, `file_name`
 //! and `bump_manifest`.
 
 mod cargo_toml;
 mod constraint;
+mod go_mod;
 mod json_span;
 mod package_json;
+mod pom_xml;
+mod pyproject_toml;
 mod requirements_txt;
+mod toml_span;
 mod version;
+mod xml_scan;
 
 pub use version::{Version, choose_target_version};
 
@@ -24,6 +29,12 @@ pub enum ManifestKind {
     PackageJson,
     /// pip: `requirements*.txt`, or any `.txt` inside a `requirements/` directory.
     RequirementsTxt,
+    /// Python projects: `pyproject.toml` (PEP 621, PEP 735 and Poetry tables).
+    PyprojectToml,
+    /// Go modules: `go.mod`.
+    GoMod,
+    /// Maven: `pom.xml`.
+    PomXml,
 }
 
 impl ManifestKind {
@@ -35,6 +46,9 @@ impl ManifestKind {
         match file_name {
             "Cargo.toml" => Some(Self::CargoToml),
             "package.json" => Some(Self::PackageJson),
+            "pyproject.toml" => Some(Self::PyprojectToml),
+            "go.mod" => Some(Self::GoMod),
+            "pom.xml" => Some(Self::PomXml),
             _ => {
                 let lowered = file_name.to_ascii_lowercase();
                 let is_txt = lowered.ends_with(".txt");
@@ -53,19 +67,24 @@ impl ManifestKind {
             Self::CargoToml => "Cargo.toml",
             Self::PackageJson => "package.json",
             Self::RequirementsTxt => "requirements.txt",
+            Self::PyprojectToml => "pyproject.toml",
+            Self::GoMod => "go.mod",
+            Self::PomXml => "pom.xml",
         }
     }
 }
 
 /// The manifest formats that declare packages of an ecosystem, named as OSV names ecosystems
-/// (`crates.io`, `npm`, `PyPI`; matched case-insensitively, `cargo` accepted too). Empty for an
-/// ecosystem the bump does not handle.
+/// (`crates.io`, `npm`, `PyPI`, `Go`, `Maven`; matched case-insensitively, `cargo` accepted
+/// too). Empty for an ecosystem the bump does not handle.
 pub fn ecosystem_manifests(ecosystem: &str) -> &'static [ManifestKind] {
     let ecosystem = ecosystem.trim().to_ascii_lowercase();
     match ecosystem.as_str() {
         "crates.io" | "cargo" => &[ManifestKind::CargoToml],
         "npm" => &[ManifestKind::PackageJson],
-        "pypi" => &[ManifestKind::RequirementsTxt],
+        "pypi" => &[ManifestKind::RequirementsTxt, ManifestKind::PyprojectToml],
+        "go" => &[ManifestKind::GoMod],
+        "maven" => &[ManifestKind::PomXml],
         _ => &[],
     }
 }
@@ -112,12 +131,18 @@ pub enum BumpError {
 
 /// Rewrites the version of `package`, a direct dependency declared in `content`, to require
 /// `target_version`, keeping the user's range style and every other byte of the file.
+/// A Go-style `v` before the version (`v1.4.0`) is accepted and dropped; `go.mod` writes its
+/// own `v`.
 pub fn bump_manifest(
     kind: ManifestKind,
     content: &str,
     package: &str,
     target_version: &str,
 ) -> Result<BumpOutcome, BumpError> {
+    let target_version = target_version
+        .strip_prefix(['v', 'V'])
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(target_version);
     let valid_chars = target_version
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_' | '!'));
@@ -129,6 +154,9 @@ pub fn bump_manifest(
         ManifestKind::CargoToml => cargo_toml::bump(content, package, target_version),
         ManifestKind::PackageJson => package_json::bump(content, package, target_version),
         ManifestKind::RequirementsTxt => requirements_txt::bump(content, package, target_version),
+        ManifestKind::PyprojectToml => pyproject_toml::bump(content, package, target_version),
+        ManifestKind::GoMod => go_mod::bump(content, package, target_version),
+        ManifestKind::PomXml => pom_xml::bump(content, package, target_version),
     }
 }
 
@@ -141,14 +169,15 @@ struct Declaration {
     location: String,
 }
 
-/// Applies a rewrite to every declaration and assembles the outcome. `rewrite` returns the new
-/// constraint, or `None` when this declaration is already satisfied.
+/// Applies a rewrite to every declaration and assembles the outcome. `rewrite` is given the
+/// declaration and its current text, and returns the new text, or `None` when this
+/// declaration is already satisfied.
 fn apply_rewrites(
     kind: ManifestKind,
     content: &str,
     package: &str,
     declarations: &[Declaration],
-    rewrite: impl Fn(&str) -> Result<Option<String>, String>,
+    rewrite: impl Fn(&Declaration, &str) -> Result<Option<String>, String>,
 ) -> Result<BumpOutcome, BumpError> {
     let Some(first) = declarations.first() else {
         return Ok(BumpOutcome::NotDeclared);
@@ -156,7 +185,7 @@ fn apply_rewrites(
     let mut edits = Vec::new();
     for declaration in declarations {
         let current = &content[declaration.span.clone()];
-        let new = rewrite(current).map_err(|reason| BumpError::Unsupported {
+        let new = rewrite(declaration, current).map_err(|reason| BumpError::Unsupported {
             manifest: kind.file_name(),
             package: package.to_owned(),
             reason: format!(
@@ -213,7 +242,26 @@ mod tests {
                 "{path}"
             );
         }
+        for (path, kind) in [
+            ("pyproject.toml", ManifestKind::PyprojectToml),
+            (
+                "services/worker/pyproject.toml",
+                ManifestKind::PyprojectToml,
+            ),
+            ("go.mod", ManifestKind::GoMod),
+            ("tools/go.mod", ManifestKind::GoMod),
+            ("pom.xml", ManifestKind::PomXml),
+            ("orders-api/pom.xml", ManifestKind::PomXml),
+        ] {
+            assert_eq!(ManifestKind::detect(path), Some(kind), "{path}");
+        }
         for path in [
+            "go.sum",
+            "go.work",
+            "Pyproject.toml",
+            "setup.cfg",
+            "build.gradle",
+            "pom.xml.bak",
             "cargo.toml",
             "Cargo.lock",
             "package-lock.json",
@@ -231,16 +279,16 @@ mod tests {
         assert_eq!(ecosystem_manifests("crates.io"), &[ManifestKind::CargoToml]);
         assert_eq!(ecosystem_manifests("cargo"), &[ManifestKind::CargoToml]);
         assert_eq!(ecosystem_manifests("npm"), &[ManifestKind::PackageJson]);
-        assert_eq!(
-            ecosystem_manifests("PyPI"),
-            &[ManifestKind::RequirementsTxt]
-        );
-        assert_eq!(
-            ecosystem_manifests("pypi"),
-            &[ManifestKind::RequirementsTxt]
-        );
-        assert!(ecosystem_manifests("Maven").is_empty());
-        assert!(ecosystem_manifests("Go").is_empty());
+        for pypi in ["PyPI", "pypi"] {
+            assert_eq!(
+                ecosystem_manifests(pypi),
+                &[ManifestKind::RequirementsTxt, ManifestKind::PyprojectToml]
+            );
+        }
+        assert_eq!(ecosystem_manifests("Go"), &[ManifestKind::GoMod]);
+        assert_eq!(ecosystem_manifests("Maven"), &[ManifestKind::PomXml]);
+        assert!(ecosystem_manifests("NuGet").is_empty());
+        assert!(ecosystem_manifests("RubyGems").is_empty());
     }
 
     #[test]
@@ -276,6 +324,11 @@ mod tests {
                 "log==0.4.1\n",
                 "log==0.4.20\n",
             ),
+            (
+                ManifestKind::PyprojectToml,
+                "[project]\ndependencies = [\"log>=0.4.1\"]\n",
+                "\"log>=0.4.20\"",
+            ),
         ];
         for (kind, content, expected) in cases {
             match bump_manifest(kind, content, "log", "0.4.20") {
@@ -288,8 +341,37 @@ mod tests {
     }
 
     #[test]
+    fn go_and_maven_dispatch_with_their_package_names() {
+        let go_mod = "module example.com/app\n\nrequire golang.org/x/net v0.7.0\n";
+        // OSV writes Go versions without the `v`; a `v`-prefixed target is accepted too.
+        for target in ["0.17.0", "v0.17.0"] {
+            assert_eq!(
+                bump_manifest(ManifestKind::GoMod, go_mod, "golang.org/x/net", target),
+                Ok(BumpOutcome::Bumped {
+                    updated: "module example.com/app\n\nrequire golang.org/x/net v0.17.0\n"
+                        .to_owned(),
+                    from: "v0.7.0".to_owned(),
+                    to: "v0.17.0".to_owned(),
+                }),
+                "{target}"
+            );
+        }
+        let pom = "<project><dependencies><dependency><groupId>org.yaml</groupId>\
+                   <artifactId>snakeyaml</artifactId><version>1.33</version>\
+                   </dependency></dependencies></project>";
+        match bump_manifest(ManifestKind::PomXml, pom, "org.yaml:snakeyaml", "2.0") {
+            Ok(BumpOutcome::Bumped { updated, .. }) => {
+                assert_eq!(updated, pom.replace("1.33", "2.0"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn odd_target_versions_are_refused_before_touching_the_file() {
-        for target in ["", "latest", "1.2.3\"", "1.2 || 2", "^1.4.0", "1.4.0\n"] {
+        for target in [
+            "", "latest", "1.2.3\"", "1.2 || 2", "^1.4.0", "1.4.0\n", "v", "vv1.0",
+        ] {
             assert_eq!(
                 bump_manifest(ManifestKind::CargoToml, "", "serde", target),
                 Err(BumpError::InvalidTarget(target.to_owned())),

@@ -91,7 +91,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         });
     }
 
-    apply_rewrites(KIND, content, package, &declarations, |current| {
+    apply_rewrites(KIND, content, package, &declarations, |_, current| {
         let spec = current.trim();
         if let Some(prefix) = NON_REGISTRY_PREFIXES
             .iter()

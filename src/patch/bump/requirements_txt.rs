@@ -68,20 +68,27 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         });
     }
 
-    apply_rewrites(KIND, content, package, &declarations, |current| {
-        if current.contains("===") {
-            return Err("`===` is arbitrary string equality, not a version range".to_owned());
-        }
-        let comparators = constraint::parse(current, &SYNTAX)?;
-        match constraint::rewrite(current, &comparators, target)? {
-            Rewrite::Satisfied => Ok(None),
-            Rewrite::Updated(new) => Ok(Some(new)),
-        }
+    apply_rewrites(KIND, content, package, &declarations, |_, current| {
+        rewrite_specifier(current, target)
     })
 }
 
+/// Rewrites a PEP 440 specifier (`>=1.2,<2`) to require at least `target`: `None` when it
+/// already does, an error reason when it cannot be rewritten safely. Shared with the PEP 621
+/// lists of `pyproject.toml`.
+pub(super) fn rewrite_specifier(current: &str, target: &str) -> Result<Option<String>, String> {
+    if current.contains("===") {
+        return Err("`===` is arbitrary string equality, not a version range".to_owned());
+    }
+    let comparators = constraint::parse(current, &SYNTAX)?;
+    match constraint::rewrite(current, &comparators, target)? {
+        Rewrite::Satisfied => Ok(None),
+        Rewrite::Updated(new) => Ok(Some(new)),
+    }
+}
+
 /// PEP 503 name normalisation: case-insensitive, runs of `-`, `_`, `.` are one `-`.
-fn normalise(name: &str) -> String {
+pub(super) fn normalise(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_separator = false;
     for c in name.chars() {
@@ -132,17 +139,17 @@ fn logical_lines(content: &str) -> Vec<LogicalLine> {
 }
 
 /// The parts of a requirement line the bump needs.
-struct Requirement<'a> {
-    name: &'a str,
+pub(super) struct Requirement<'a> {
+    pub name: &'a str,
     /// `name @ url`.
-    url: bool,
+    pub url: bool,
     /// Byte range of the version specifier in the whole content, if any.
-    spec: Option<Range<usize>>,
+    pub spec: Option<Range<usize>>,
 }
 
 /// Reads a PEP 508 requirement from one physical line; `None` for blank lines, comments,
-/// options and bare URLs or paths.
-fn parse_line(content: &str, line: Range<usize>) -> Option<Requirement<'_>> {
+/// options and bare URLs or paths. Also reads the PEP 508 strings of `pyproject.toml`.
+pub(super) fn parse_line(content: &str, line: Range<usize>) -> Option<Requirement<'_>> {
     let text = &content[line.clone()];
     // pip starts a comment at `#` at the line start or after whitespace.
     let comment = text

@@ -277,4 +277,33 @@ mod tests {
             Some("4.2.9".to_owned())
         );
     }
+
+    #[test]
+    fn target_handles_go_versions() {
+        // A Go scan reports `v`-prefixed versions while OSV lists fixes without the `v`;
+        // either way round compares numerically. The text is returned as written, and
+        // `bump_manifest` accepts both spellings.
+        let fixed = strings(&["0.17.0", "0.7.0"]);
+        assert_eq!(
+            choose_target_version("v0.14.0", &fixed),
+            Some("0.17.0".to_owned())
+        );
+        assert_eq!(
+            choose_target_version("0.14.0", &strings(&["v0.17.0"])),
+            Some("v0.17.0".to_owned())
+        );
+        // Pseudo-versions order by their timestamp, and below any later release.
+        let pseudo = strings(&["0.0.0-20220314234659-1baeb1ce4c0b", "0.1.0"]);
+        assert_eq!(
+            choose_target_version("v0.0.0-20210220033148-5ea612d1eb83", &pseudo),
+            Some("0.0.0-20220314234659-1baeb1ce4c0b".to_owned())
+        );
+        assert_eq!(
+            choose_target_version(
+                "v20.10.7+incompatible",
+                &strings(&["20.10.11+incompatible"])
+            ),
+            Some("20.10.11+incompatible".to_owned())
+        );
+    }
 }

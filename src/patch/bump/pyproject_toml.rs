@@ -1,0 +1,599 @@
+//! Version bump in `pyproject.toml`: the PEP 621 lists (`[project] dependencies`,
+//! `[project.optional-dependencies]`), PEP 735 `[dependency-groups]`, and Poetry's dependency
+//! tables (`[tool.poetry.dependencies]`, `[tool.poetry.group.<g>.dependencies]`,
+//! `[tool.poetry.dev-dependencies]`). PEP 508 strings follow the requirements.txt rules; Poetry
+//! constraints add `^`, `~` and bare exact versions. toml_edit's spans locate the version text,
+//! so only it changes; comments, order and formatting stay as written.
+
+use std::collections::HashSet;
+
+use toml_edit::{Document, Item, TableLike, Value};
+
+use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::requirements_txt;
+use crate::patch::bump::toml_span::{string_contents, string_prefix};
+use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
+
+const KIND: ManifestKind = ManifestKind::PyprojectToml;
+
+/// Poetry's constraint syntax, longest operators first: PEP 440 operators plus `^` and `~`;
+/// a bare version is an exact pin.
+const POETRY_SYNTAX: Syntax = Syntax {
+    separator: Separator::Comma,
+    ops: &[
+        ("==", Op::Exact),
+        ("~=", Op::Compatible),
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+        ("=", Op::Exact),
+        ("^", Op::Caret),
+        ("~", Op::Tilde),
+    ],
+    bare: Some(Op::Exact),
+};
+
+/// Poetry keys naming a source other than the package index.
+const POETRY_NON_REGISTRY: &[(&str, &str)] = &[
+    (
+        "path",
+        "is a path dependency; it is not fetched from the package index",
+    ),
+    ("git", "is a git dependency; pin a fixed revision by hand"),
+    ("url", "is installed from a URL; update the URL by hand"),
+];
+
+pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
+    let document = Document::parse(content).map_err(|error| BumpError::Parse {
+        manifest: KIND.file_name(),
+        detail: error.to_string(),
+    })?;
+    let unsupported = |reason: String| BumpError::Unsupported {
+        manifest: KIND.file_name(),
+        package: package.to_owned(),
+        reason,
+    };
+    let wanted = requirements_txt::normalise(package);
+    let root = document.as_table();
+
+    // Spans of PEP 508 specifiers; every other declaration is a Poetry constraint.
+    let mut pep508 = HashSet::new();
+    let mut declarations = Vec::new();
+    for (location, list) in pep508_lists(root) {
+        for declaration in
+            pep508_declarations(content, &location, list, &wanted).map_err(&unsupported)?
+        {
+            pep508.insert(declaration.span.start);
+            declarations.push(declaration);
+        }
+    }
+    for (location, table) in poetry_tables(root) {
+        for (key, item) in table.iter() {
+            if key == "python" || requirements_txt::normalise(key) != wanted {
+                continue;
+            }
+            let location = format!("{location} (`{key}`)");
+            let found = poetry_declarations(content, &location, item)
+                .map_err(|reason| unsupported(format!("{location} {reason}")))?;
+            declarations.extend(found);
+        }
+    }
+
+    let outcome = apply_rewrites(
+        KIND,
+        content,
+        package,
+        &declarations,
+        |declaration, current| {
+            if pep508.contains(&declaration.span.start) {
+                return requirements_txt::rewrite_specifier(current, target);
+            }
+            let comparators = constraint::parse(current, &POETRY_SYNTAX)?;
+            match constraint::rewrite(current, &comparators, target)? {
+                Rewrite::Satisfied => Ok(None),
+                Rewrite::Updated(new) => Ok(Some(new)),
+            }
+        },
+    )?;
+
+    if let BumpOutcome::Bumped { updated, .. } = &outcome {
+        // Only version text inside strings changed; a failure here means wrong positions.
+        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
+            manifest: KIND.file_name(),
+            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// Every list of PEP 508 strings, with a human-readable location.
+fn pep508_lists(root: &toml_edit::Table) -> Vec<(String, &Item)> {
+    let mut lists = Vec::new();
+    let project = root.get("project").and_then(Item::as_table_like);
+    if let Some(dependencies) = project.and_then(|project| project.get("dependencies")) {
+        lists.push(("[project] dependencies".to_owned(), dependencies));
+    }
+    let optional = project
+        .and_then(|project| project.get("optional-dependencies"))
+        .and_then(Item::as_table_like);
+    for (group, list) in optional.into_iter().flat_map(TableLike::iter) {
+        lists.push((format!("[project.optional-dependencies] `{group}`"), list));
+    }
+    let groups = root.get("dependency-groups").and_then(Item::as_table_like);
+    for (group, list) in groups.into_iter().flat_map(TableLike::iter) {
+        lists.push((format!("[dependency-groups] `{group}`"), list));
+    }
+    lists
+}
+
+/// The entries of one PEP 508 list that name the package. Entries that are not strings
+/// (`{include-group = "..."}` in a dependency group) name no package.
+fn pep508_declarations(
+    content: &str,
+    location: &str,
+    list: &Item,
+    wanted: &str,
+) -> Result<Vec<Declaration>, String> {
+    let mut found = Vec::new();
+    let Some(array) = list.as_array() else {
+        return Ok(found);
+    };
+    for value in array.iter() {
+        let Some(decoded) = value.as_str() else {
+            continue;
+        };
+        let Some(requirement) = requirements_txt::parse_line(decoded, 0..decoded.len()) else {
+            continue;
+        };
+        if requirements_txt::normalise(requirement.name) != wanted {
+            continue;
+        }
+        let entry = format!("the entry \"{decoded}\" in {location}");
+        if requirement.url {
+            return Err(format!(
+                "{entry} installs the package from a URL; update the URL by hand"
+            ));
+        }
+        let Some(spec) = requirement.spec else {
+            return Err(format!(
+                "{entry} declares no version; the installed version is chosen elsewhere (a lock \
+                 file such as poetry.lock or uv.lock)"
+            ));
+        };
+        let prefix = value
+            .span()
+            .and_then(|token| string_prefix(content, token, decoded, spec.end))
+            .ok_or_else(|| format!("{entry} is written with escapes before its version"))?;
+        found.push(Declaration {
+            span: prefix.start + spec.start..prefix.end,
+            location: location.to_owned(),
+        });
+    }
+    Ok(found)
+}
+
+/// Poetry's dependency tables, with a human-readable location.
+fn poetry_tables(root: &toml_edit::Table) -> Vec<(String, &dyn TableLike)> {
+    let mut tables = Vec::new();
+    let Some(poetry) = root
+        .get("tool")
+        .and_then(Item::as_table_like)
+        .and_then(|tool| tool.get("poetry"))
+        .and_then(Item::as_table_like)
+    else {
+        return tables;
+    };
+    for name in ["dependencies", "dev-dependencies"] {
+        if let Some(table) = poetry.get(name).and_then(Item::as_table_like) {
+            tables.push((format!("[tool.poetry.{name}]"), table));
+        }
+    }
+    let groups = poetry.get("group").and_then(Item::as_table_like);
+    for (group, definition) in groups.into_iter().flat_map(TableLike::iter) {
+        if let Some(table) = definition
+            .as_table_like()
+            .and_then(|definition| definition.get("dependencies"))
+            .and_then(Item::as_table_like)
+        {
+            tables.push((format!("[tool.poetry.group.{group}.dependencies]"), table));
+        }
+    }
+    tables
+}
+
+/// The version strings of one Poetry dependency: a string, a table with `version`, or a list
+/// of such tables (Poetry's multiple constraints, one per Python version or platform).
+fn poetry_declarations(
+    content: &str,
+    location: &str,
+    item: &Item,
+) -> Result<Vec<Declaration>, String> {
+    let mut tables: Vec<&dyn TableLike> = Vec::new();
+    if let Some(array) = item.as_array() {
+        for value in array.iter() {
+            let table = value
+                .as_inline_table()
+                .ok_or_else(|| "lists a constraint that is not a table".to_owned())?;
+            tables.push(table);
+        }
+    } else if let Some(array) = item.as_array_of_tables() {
+        tables.extend(array.iter().map(|table| table as &dyn TableLike));
+    } else if let Some(table) = item.as_table_like() {
+        tables.push(table);
+    } else {
+        let value = item
+            .as_value()
+            .ok_or_else(|| "is not a version string or table".to_owned())?;
+        return Ok(vec![string_declaration(content, location, value)?]);
+    }
+
+    let mut found = Vec::new();
+    for table in tables {
+        if let Some((_, reason)) = POETRY_NON_REGISTRY
+            .iter()
+            .find(|(key, _)| table.contains_key(key))
+        {
+            return Err((*reason).to_owned());
+        }
+        let version = table
+            .get("version")
+            .and_then(Item::as_value)
+            .ok_or_else(|| "declares no version".to_owned())?;
+        found.push(string_declaration(content, location, version)?);
+    }
+    Ok(found)
+}
+
+fn string_declaration(content: &str, location: &str, value: &Value) -> Result<Declaration, String> {
+    let decoded = value
+        .as_str()
+        .ok_or_else(|| "has a version that is not a string".to_owned())?;
+    let span = value
+        .span()
+        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
+    let inner = string_contents(content, span, decoded)
+        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
+    Ok(Declaration {
+        span: inner,
+        location: location.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
+        match bump(content, package, target) {
+            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            other => panic!("expected a bump of {package}, got {other:?}"),
+        }
+    }
+
+    fn reason(content: &str, package: &str, target: &str) -> String {
+        match bump(content, package, target) {
+            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
+            other => panic!("expected Unsupported for {package}, got {other:?}"),
+        }
+    }
+
+    const PEP621: &str = r#"[build-system]
+requires = ["setuptools>=61.0", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "acme-api"
+version = "1.4.0"
+requires-python = ">=3.8"
+# Runtime dependencies; keep in sync with docs/install.md.
+dependencies = [
+    "Django>=3.2.18,<4.0",  # LTS line
+    "requests[socks] ~= 2.25.1",
+    'PyYAML==5.4',
+    "importlib-metadata>=4.8; python_version < \"3.8\"",
+    "cryptography",
+    "internal-lib @ https://example.com/internal-lib-1.0.tar.gz",
+]
+
+[project.optional-dependencies]
+postgres = ["psycopg2-binary>=2.8.6"]
+test = [
+    "pytest>=7.0",
+    "requests-mock==1.9.3",
+]
+
+[dependency-groups]
+dev = [{ include-group = "lint" }, "pytest>=6.2"]
+lint = ["ruff==0.1.0"]
+
+[tool.setuptools]
+packages = ["acme_api"]
+"#;
+
+    #[test]
+    fn bumps_a_pep621_dependency_and_keeps_comments_and_quotes() {
+        let (updated, from, to) = bumped(PEP621, "django", "3.2.19");
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            (">=3.2.18,<4.0", ">=3.2.19,<4.0")
+        );
+        assert_eq!(
+            updated,
+            r#"[build-system]
+requires = ["setuptools>=61.0", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "acme-api"
+version = "1.4.0"
+requires-python = ">=3.8"
+# Runtime dependencies; keep in sync with docs/install.md.
+dependencies = [
+    "Django>=3.2.19,<4.0",  # LTS line
+    "requests[socks] ~= 2.25.1",
+    'PyYAML==5.4',
+    "importlib-metadata>=4.8; python_version < \"3.8\"",
+    "cryptography",
+    "internal-lib @ https://example.com/internal-lib-1.0.tar.gz",
+]
+
+[project.optional-dependencies]
+postgres = ["psycopg2-binary>=2.8.6"]
+test = [
+    "pytest>=7.0",
+    "requests-mock==1.9.3",
+]
+
+[dependency-groups]
+dev = [{ include-group = "lint" }, "pytest>=6.2"]
+lint = ["ruff==0.1.0"]
+
+[tool.setuptools]
+packages = ["acme_api"]
+"#
+        );
+    }
+
+    #[test]
+    fn keeps_extras_literal_strings_and_escaped_markers() {
+        let cases = [
+            (
+                "requests",
+                "2.31.0",
+                "\"requests[socks] ~= 2.25.1\"",
+                "\"requests[socks] ~= 2.31.0\"",
+            ),
+            ("pyyaml", "5.4.1", "'PyYAML==5.4'", "'PyYAML==5.4.1'"),
+            (
+                "importlib_metadata",
+                "4.8.3",
+                r#""importlib-metadata>=4.8; python_version < \"3.8\"""#,
+                r#""importlib-metadata>=4.8.3; python_version < \"3.8\"""#,
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(PEP621, package, target);
+            assert_eq!(updated, PEP621.replacen(before, after, 1), "{package}");
+        }
+    }
+
+    #[test]
+    fn bumps_optional_dependencies_and_dependency_groups_everywhere_declared() {
+        let (updated, from, to) = bumped(PEP621, "psycopg2-binary", "2.9.9");
+        assert_eq!((from.as_str(), to.as_str()), (">=2.8.6", ">=2.9.9"));
+        assert_eq!(
+            updated,
+            PEP621.replace(
+                "postgres = [\"psycopg2-binary>=2.8.6\"]",
+                "postgres = [\"psycopg2-binary>=2.9.9\"]"
+            )
+        );
+        // pytest sits in an optional group and in a PEP 735 group; the lower one is raised and
+        // the one already at the target stays.
+        let (updated, from, _) = bumped(PEP621, "pytest", "7.0");
+        assert_eq!(from, ">=6.2");
+        assert_eq!(
+            updated,
+            PEP621.replace(
+                "\"lint\" }, \"pytest>=6.2\"]",
+                "\"lint\" }, \"pytest>=7.0\"]"
+            )
+        );
+    }
+
+    #[test]
+    fn pep621_not_declared_satisfied_and_refused() {
+        assert_eq!(
+            bump(PEP621, "ruff", "0.0.9"),
+            Ok(BumpOutcome::AlreadySatisfied {
+                current: "==0.1.0".to_owned()
+            })
+        );
+        // Build requirements, the project itself and tool tables are not dependencies.
+        for package in ["setuptools", "acme-api", "acme_api", "lint", "flask"] {
+            assert_eq!(
+                bump(PEP621, package, "99.0"),
+                Ok(BumpOutcome::NotDeclared),
+                "{package}"
+            );
+        }
+        assert!(reason(PEP621, "cryptography", "41.0.0").contains("declares no version"));
+        assert!(reason(PEP621, "internal-lib", "1.1").contains("URL"));
+        assert_eq!(
+            reason(PEP621, "django", "4.2.0"),
+            "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,<4.0` in \
+             [project] dependencies is not bumped automatically: its bound `<4.0` excludes \
+             4.2.0; widen the range by hand"
+        );
+    }
+
+    const POETRY: &str = r#"[tool.poetry]
+name = "acme-worker"
+version = "0.9.0"
+description = "Background jobs"
+authors = ["Acme <dev@acme.example>"]
+
+[tool.poetry.dependencies]
+python = "^3.9"
+Django = "^3.2"          # LTS
+celery = { version = "~5.2.3", extras = ["redis"] }
+urllib3 = ">=1.26.5,<2"
+pillow = "9.0.0"
+numpy = [
+    { version = ">=1.21,<1.25", python = "<3.9" },
+    { version = "^1.25.0", python = ">=3.9" },
+]
+internal-lib = { path = "../internal-lib", develop = true }
+legacy = { git = "https://github.com/acme/legacy.git", tag = "v1.0" }
+anything = "*"
+
+[tool.poetry.group.dev.dependencies]
+pytest = "^7.1"
+black = { version = "22.3.0", allow-prereleases = false }
+
+[tool.poetry.dev-dependencies]
+mypy = "~0.910"
+
+[tool.poetry.dependencies.requests]
+version = "^2.25"
+extras = ["socks"]
+
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+"#;
+
+    #[test]
+    fn bumps_poetry_caret_ranges_and_keeps_the_comment() {
+        let (updated, from, to) = bumped(POETRY, "django", "3.2.19");
+        assert_eq!((from.as_str(), to.as_str()), ("^3.2", "^3.2.19"));
+        assert_eq!(
+            updated,
+            r#"[tool.poetry]
+name = "acme-worker"
+version = "0.9.0"
+description = "Background jobs"
+authors = ["Acme <dev@acme.example>"]
+
+[tool.poetry.dependencies]
+python = "^3.9"
+Django = "^3.2.19"          # LTS
+celery = { version = "~5.2.3", extras = ["redis"] }
+urllib3 = ">=1.26.5,<2"
+pillow = "9.0.0"
+numpy = [
+    { version = ">=1.21,<1.25", python = "<3.9" },
+    { version = "^1.25.0", python = ">=3.9" },
+]
+internal-lib = { path = "../internal-lib", develop = true }
+legacy = { git = "https://github.com/acme/legacy.git", tag = "v1.0" }
+anything = "*"
+
+[tool.poetry.group.dev.dependencies]
+pytest = "^7.1"
+black = { version = "22.3.0", allow-prereleases = false }
+
+[tool.poetry.dev-dependencies]
+mypy = "~0.910"
+
+[tool.poetry.dependencies.requests]
+version = "^2.25"
+extras = ["socks"]
+
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+"#
+        );
+    }
+
+    #[test]
+    fn every_poetry_table_and_form_is_bumped_in_place() {
+        let cases = [
+            (
+                "celery",
+                "5.2.7",
+                r#"celery = { version = "~5.2.3", extras"#,
+                r#"celery = { version = "~5.2.7", extras"#,
+            ),
+            (
+                "urllib3",
+                "1.26.18",
+                "urllib3 = \">=1.26.5,<2\"",
+                "urllib3 = \">=1.26.18,<2\"",
+            ),
+            (
+                "pillow",
+                "9.0.1",
+                "pillow = \"9.0.0\"",
+                "pillow = \"9.0.1\"",
+            ),
+            (
+                "pytest",
+                "7.2.0",
+                "pytest = \"^7.1\"",
+                "pytest = \"^7.2.0\"",
+            ),
+            (
+                "black",
+                "24.3.0",
+                "black = { version = \"22.3.0\"",
+                "black = { version = \"24.3.0\"",
+            ),
+            ("mypy", "0.971", "mypy = \"~0.910\"", "mypy = \"~0.971\""),
+            (
+                "requests",
+                "2.31.0",
+                "version = \"^2.25\"\nextras = [\"socks\"]",
+                "version = \"^2.31.0\"\nextras = [\"socks\"]",
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(POETRY, package, target);
+            assert_eq!(updated, POETRY.replacen(before, after, 1), "{package}");
+        }
+    }
+
+    #[test]
+    fn poetry_refusals_and_python_is_not_a_package() {
+        assert_eq!(bump(POETRY, "python", "3.12"), Ok(BumpOutcome::NotDeclared));
+        assert_eq!(
+            bump(POETRY, "poetry-core", "2.0"),
+            Ok(BumpOutcome::NotDeclared)
+        );
+        assert!(reason(POETRY, "internal-lib", "2.0").contains("path dependency"));
+        assert!(reason(POETRY, "legacy", "2.0").contains("git dependency"));
+        assert!(reason(POETRY, "anything", "2.0").contains("wildcard"));
+        // The old-Python entry of a multiple-constraints list caps below the fix.
+        assert!(reason(POETRY, "numpy", "1.25.2").contains("`<1.25` excludes 1.25.2"));
+    }
+
+    #[test]
+    fn poetry_multiple_constraints_raise_each_entry_below_the_target() {
+        let (updated, from, to) = bumped(POETRY, "numpy", "1.22.0");
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            (">=1.21,<1.25", ">=1.22.0,<1.25")
+        );
+        assert_eq!(
+            updated,
+            POETRY.replace(
+                r#"{ version = ">=1.21,<1.25", python = "<3.9" }"#,
+                r#"{ version = ">=1.22.0,<1.25", python = "<3.9" }"#
+            )
+        );
+    }
+
+    #[test]
+    fn invalid_toml_is_a_parse_error() {
+        assert!(matches!(
+            bump("[project\ndependencies = []", "x", "1.0"),
+            Err(BumpError::Parse {
+                manifest: "pyproject.toml",
+                ..
+            })
+        ));
+    }
+}
