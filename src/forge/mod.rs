@@ -7,6 +7,7 @@
 //! [`AnyForge`] dispatches without boxing so the futures stay `Send`.
 
 pub mod github;
+mod http;
 pub mod plain;
 pub mod pr_text;
 pub mod repo_url;
