@@ -103,7 +103,10 @@ impl GithubForge {
             header::ACCEPT,
             HeaderValue::from_static("application/vnd.github+json"),
         );
-        headers.insert("X-GitHub-Api-Version", HeaderValue::from_static(API_VERSION));
+        headers.insert(
+            "X-GitHub-Api-Version",
+            HeaderValue::from_static(API_VERSION),
+        );
         let api = ApiClient::new(ApiClientConfig {
             label: "GitHub",
             api_url_example: "https://HOST/api/v3",
@@ -170,7 +173,9 @@ impl GithubForge {
             "listing open pull requests for {}/{} branch {}",
             spec.owner, spec.repo, spec.head_branch
         );
-        let mut url = self.api.endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
+        let mut url = self
+            .api
+            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
             .append_pair("state", "open");
@@ -191,7 +196,9 @@ impl GithubForge {
             "creating a pull request for {}/{} from {} into {}",
             spec.owner, spec.repo, spec.head_branch, spec.base_branch
         );
-        let url = self.api.endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
+        let url = self
+            .api
+            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
         let body = serde_json::to_value(CreatePull {
             title: &spec.title,
             head: &spec.head_branch,
@@ -200,7 +207,10 @@ impl GithubForge {
             draft: spec.draft,
         })
         .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
-        let reply = self.api.send(Method::POST, url, Some(body), &context).await?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
         match reply.status {
             StatusCode::CREATED => {
                 let pull: PullSummary = self.api.parse_json(&reply, &context)?;
@@ -248,7 +258,10 @@ impl GithubForge {
             labels: &spec.labels,
         })
         .map_err(|e| ForgeError::Permanent(format!("cannot encode the labels: {e}")))?;
-        let reply = self.api.send(Method::POST, url, Some(body), &context).await?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
         if reply.status.is_success() {
             Ok(())
         } else {

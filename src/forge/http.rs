@@ -131,11 +131,6 @@ impl ApiClient {
         &self.host
     }
 
-    /// The forge's name in messages.
-    pub fn label(&self) -> &'static str {
-        self.label
-    }
-
     /// The API base with `segments` appended, each percent-encoded on its own: a '/' inside a
     /// segment becomes `%2F`, which is how GitLab wants a project path as one id.
     pub fn endpoint(&self, segments: &[&str]) -> Result<Url, ForgeError> {
@@ -346,7 +341,13 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// The wait until the Unix time in header `name` (a rate-limit reset), at least 1 s.
 pub(crate) fn wait_until_reset(headers: &HeaderMap, name: &str) -> Option<Duration> {
-    let reset = headers.get(name)?.to_str().ok()?.trim().parse::<i64>().ok()?;
+    let reset = headers
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<i64>()
+        .ok()?;
     let seconds = (reset - chrono::Utc::now().timestamp()).max(1);
     Some(Duration::from_secs(seconds.unsigned_abs()))
 }
