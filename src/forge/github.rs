@@ -8,51 +8,37 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+
+pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
 /// The REST API version these requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
-/// Sent on every request; GitHub rejects requests without a User-Agent.
-pub const USER_AGENT: &str = concat!("remediator/", env!("CARGO_PKG_VERSION"));
-/// Largest response body we read; pull request JSON is a few KiB.
-pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// GitHub asks clients hitting a secondary rate limit without a retry-after header to wait at
 /// least a minute.
 const SECONDARY_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-const MAX_REDIRECTS: usize = 5;
-/// GitHub's own error text is echoed into our messages; keep it short.
-const MAX_ECHOED_MESSAGE: usize = 300;
 
 /// Client for one GitHub host.
 #[derive(Clone)]
 pub struct GithubForge {
-    api_url: Url,
-    /// The repository host this forge serves, for messages ("check the forge token for HOST").
-    host: String,
-    token: SecretString,
-    http: reqwest::Client,
+    api: ApiClient,
 }
 
 impl fmt::Debug for GithubForge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GithubForge")
-            .field("api_url", &self.api_url.as_str())
-            .field("host", &self.host)
+            .field("api_url", &self.api.api_url())
+            .field("host", &self.api.host())
             .field("token", &"[REDACTED]")
             .finish()
     }
 }
-
-/// The marker error our redirect policy returns; found again in the reqwest error's sources.
-#[derive(Debug, thiserror::Error)]
-#[error("redirect to another origin refused")]
-struct CrossOriginRedirect;
 
 #[derive(Serialize)]
 struct CreatePull<'a> {
@@ -96,13 +82,6 @@ impl ErrorBody {
     }
 }
 
-/// A response read to the end (within the cap).
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
 enum Created {
     New(PullRequest),
     AlreadyExists,
@@ -119,235 +98,74 @@ impl GithubForge {
         timeout: Duration,
         allow_http: bool,
     ) -> anyhow::Result<Self> {
-        let api_url = parse_api_url(api_url, allow_http)?;
-        if HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_err() {
-            bail!(
-                "the GitHub token for {host} contains characters that cannot be sent in an HTTP header"
-            );
-        }
-        let policy = reqwest::redirect::Policy::custom(|attempt| {
-            let same_origin = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() == attempt.url().origin());
-            if !same_origin {
-                attempt.error(CrossOriginRedirect)
-            } else if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error("too many redirects")
-            } else {
-                attempt.follow()
-            }
-        });
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .redirect(policy)
-            .referer(false)
-            .build()
-            .context("cannot build the HTTP client for the GitHub API")?;
-        Ok(Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "X-GitHub-Api-Version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        let api = ApiClient::new(ApiClientConfig {
+            label: "GitHub",
+            api_url_example: "https://HOST/api/v3",
             api_url,
-            host: host.to_owned(),
-            token,
-            http,
-        })
+            host,
+            token: TokenHeader {
+                name: header::AUTHORIZATION,
+                value: SecretString::from(format!("Bearer {}", token.expose_secret())),
+            },
+            headers,
+            timeout,
+            allow_http,
+        })?;
+        Ok(Self { api })
     }
 
     /// The API base this forge talks to.
     pub fn api_url(&self) -> &str {
-        self.api_url.as_str()
-    }
-
-    fn endpoint(&self, segments: &[&str]) -> Result<Url, ForgeError> {
-        let mut url = self.api_url.clone();
-        url.path_segments_mut()
-            .map_err(|()| {
-                ForgeError::Permanent(format!(
-                    "GitHub api_url for {} cannot take a path; use https://HOST/api/v3",
-                    self.host
-                ))
-            })?
-            .pop_if_empty()
-            .extend(segments);
-        Ok(url)
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        url: Url,
-        json: Option<serde_json::Value>,
-        context: &str,
-    ) -> Result<Reply, ForgeError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.token.expose_secret()))
-            .map_err(|_| {
-                ForgeError::Permanent(format!(
-                    "the GitHub token for {} cannot be sent in an HTTP header",
-                    self.host
-                ))
-            })?;
-        auth.set_sensitive(true);
-        let mut request = self
-            .http
-            .request(method, url)
-            .header(header::AUTHORIZATION, auth)
-            .header(header::ACCEPT, "application/vnd.github+json")
-            .header("X-GitHub-Api-Version", API_VERSION)
-            .header(header::USER_AGENT, USER_AGENT);
-        if let Some(json) = json {
-            request = request.json(&json);
-        }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e, context))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(self.oversized(context));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| self.transport_error(&e, context))?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(self.oversized(context));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    fn oversized(&self, context: &str) -> ForgeError {
-        ForgeError::Permanent(format!(
-            "GitHub API for {} sent a response larger than {MAX_RESPONSE_BYTES} bytes while {context}; check api_url",
-            self.host
-        ))
-    }
-
-    fn transport_error(&self, error: &reqwest::Error, context: &str) -> ForgeError {
-        if error.is_redirect() {
-            let cross_origin =
-                std::iter::successors(std::error::Error::source(error), |e| e.source())
-                    .any(|e| e.is::<CrossOriginRedirect>());
-            let why = if cross_origin {
-                "a redirect to another host, which is refused so the token stays with the configured host"
-            } else {
-                "too many redirects"
-            };
-            return ForgeError::Permanent(format!(
-                "GitHub API for {} answered {context} with {why}; check the forge api_url",
-                self.host
-            ));
-        }
-        let kind = if error.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            // reqwest's own Display names only the top level ("error sending request"); the
-            // sources say what actually failed. URLs are left out: they hold no secret, but
-            // the host is enough to act on.
-            let mut text = if error.is_connect() {
-                "connection failed"
-            } else if error.is_body() || error.is_decode() {
-                "reading the response failed"
-            } else {
-                "request failed"
-            }
-            .to_owned();
-            let mut source = std::error::Error::source(error);
-            while let Some(e) = source {
-                text.push_str(": ");
-                text.push_str(&e.to_string());
-                source = e.source();
-            }
-            text
-        };
-        ForgeError::Transient {
-            message: format!(
-                "cannot reach the GitHub API for {} while {context}: {kind}",
-                self.host
-            ),
-            retry_after: None,
-        }
+        self.api.api_url()
     }
 
     /// Maps an unexpected status to an error, sorted by whether retrying can help.
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
         let status = reply.status;
+        let host = self.api.host();
         let message = github_message(&reply.body);
-        let said = message
-            .as_deref()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
+        let said = http::said(message.as_deref());
         if matches!(status.as_u16(), 403 | 429) {
             if let Some(retry_after) = rate_limit_wait(&reply.headers, message.as_deref()) {
                 return ForgeError::Transient {
                     message: format!(
-                        "GitHub rate limit reached for {} while {context} ({status}); retry in {}s",
-                        self.host,
+                        "GitHub rate limit reached for {host} while {context} ({status}); retry in {}s",
                         retry_after.as_secs()
                     ),
                     retry_after: Some(retry_after),
                 };
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
-                return ForgeError::Transient {
-                    message: format!(
-                        "GitHub rate limit reached for {} while {context} (429){said}",
-                        self.host
-                    ),
-                    retry_after: Some(SECONDARY_RATE_LIMIT_WAIT),
-                };
+                return self
+                    .api
+                    .rate_limited(reply, &said, context, SECONDARY_RATE_LIMIT_WAIT);
             }
         }
         let repo = format!("{}/{}", spec.owner, spec.repo);
         match status.as_u16() {
             401 => ForgeError::Permanent(format!(
-                "GitHub refused the token while {context} (401{said}); check the forge token for {}",
-                self.host
+                "GitHub refused the token while {context} (401{said}); check the forge token for {host}"
             )),
             403 => ForgeError::Permanent(format!(
-                "GitHub denied {context} (403{said}); the token for {} lacks pull-request write access to {repo}",
-                self.host
+                "GitHub denied {context} (403{said}); the token for {host} lacks pull-request write access to {repo}"
             )),
             404 => ForgeError::Permanent(format!(
-                "GitHub returned 404 while {context}: repository {repo} does not exist on {}, or the token for it cannot see it or lacks pull-request write access",
-                self.host
+                "GitHub returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it or lacks pull-request write access"
             )),
-            _ if status.is_server_error() => ForgeError::Transient {
-                message: format!(
-                    "GitHub API for {} failed while {context} ({status}){said}",
-                    self.host
-                ),
-                retry_after: None,
-            },
+            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
             _ => ForgeError::Permanent(format!(
-                "GitHub API for {} refused {context} ({status}){said}",
-                self.host
+                "GitHub API for {host} refused {context} ({status}){said}"
             )),
         }
-    }
-
-    fn parse_json<T: serde::de::DeserializeOwned>(
-        &self,
-        reply: &Reply,
-        context: &str,
-    ) -> Result<T, ForgeError> {
-        serde_json::from_slice(&reply.body).map_err(|e| {
-            ForgeError::Permanent(format!(
-                "GitHub API for {} sent an unexpected response while {context}: {e}; check api_url",
-                self.host
-            ))
-        })
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -355,15 +173,17 @@ impl GithubForge {
             "listing open pull requests for {}/{} branch {}",
             spec.owner, spec.repo, spec.head_branch
         );
-        let mut url = self.endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
+        let mut url = self
+            .api
+            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
             .append_pair("state", "open");
-        let reply = self.send(Method::GET, url, None, &context).await?;
+        let reply = self.api.send(Method::GET, url, None, &context).await?;
         if reply.status != StatusCode::OK {
             return Err(self.status_error(&reply, spec, &context));
         }
-        let pulls: Vec<PullSummary> = self.parse_json(&reply, &context)?;
+        let pulls: Vec<PullSummary> = self.api.parse_json(&reply, &context)?;
         Ok(pulls.into_iter().next().map(|pull| PullRequest {
             number: pull.number,
             url: pull.html_url,
@@ -376,7 +196,9 @@ impl GithubForge {
             "creating a pull request for {}/{} from {} into {}",
             spec.owner, spec.repo, spec.head_branch, spec.base_branch
         );
-        let url = self.endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
+        let url = self
+            .api
+            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
         let body = serde_json::to_value(CreatePull {
             title: &spec.title,
             head: &spec.head_branch,
@@ -385,10 +207,13 @@ impl GithubForge {
             draft: spec.draft,
         })
         .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
-        let reply = self.send(Method::POST, url, Some(body), &context).await?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
         match reply.status {
             StatusCode::CREATED => {
-                let pull: PullSummary = self.parse_json(&reply, &context)?;
+                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
                 Ok(Created::New(PullRequest {
                     number: pull.number,
                     url: pull.html_url,
@@ -421,7 +246,7 @@ impl GithubForge {
             "labelling pull request #{number} of {}/{}",
             spec.owner, spec.repo
         );
-        let url = self.endpoint(&[
+        let url = self.api.endpoint(&[
             "repos",
             &spec.owner,
             &spec.repo,
@@ -433,7 +258,10 @@ impl GithubForge {
             labels: &spec.labels,
         })
         .map_err(|e| ForgeError::Permanent(format!("cannot encode the labels: {e}")))?;
-        let reply = self.send(Method::POST, url, Some(body), &context).await?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
         if reply.status.is_success() {
             Ok(())
         } else {
@@ -481,26 +309,6 @@ impl Forge for GithubForge {
     }
 }
 
-fn parse_api_url(api_url: &str, allow_http: bool) -> anyhow::Result<Url> {
-    let url = Url::parse(api_url.trim_end_matches('/'))
-        .with_context(|| format!("GitHub api_url {api_url:?} is not a valid URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http => {}
-        "http" => bail!(
-            "GitHub api_url {api_url:?} uses http, which would send the token in clear text; use https (or set url_policy.allow_http for local use)"
-        ),
-        other => bail!("GitHub api_url must be an https URL, not {other}"),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        bail!("GitHub api_url must not contain credentials; configure token_env or token_file");
-    }
-    if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
-        bail!("GitHub api_url {api_url:?} must be a plain base URL such as https://HOST/api/v3");
-    }
-    Ok(url)
-}
-
 /// GitHub paths are OWNER/NAME; anything else cannot be a GitHub repository.
 fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
     let bad = |part: &str| part.is_empty() || part.contains('/') || part == "." || part == "..";
@@ -529,26 +337,14 @@ fn rate_limit_wait(headers: &HeaderMap, message: Option<&str>) -> Option<Duratio
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(value) = text("retry-after") {
-        if let Ok(seconds) = value.parse::<u64>() {
-            return Some(Duration::from_secs(seconds.max(1)));
-        }
-        if let Ok(at) = chrono::DateTime::parse_from_rfc2822(value) {
-            let seconds = (at.timestamp() - chrono::Utc::now().timestamp()).max(1);
-            return Some(Duration::from_secs(seconds.unsigned_abs()));
-        }
+    if let Some(wait) = http::retry_after(headers) {
+        return Some(wait);
     }
     if text("x-ratelimit-remaining") == Some("0") {
-        let wait = text("x-ratelimit-reset")
-            .and_then(|reset| reset.parse::<i64>().ok())
-            .map(|reset| {
-                (reset - chrono::Utc::now().timestamp())
-                    .max(1)
-                    .unsigned_abs()
-            })
-            .map(Duration::from_secs)
-            .unwrap_or(SECONDARY_RATE_LIMIT_WAIT);
-        return Some(wait);
+        return Some(
+            http::wait_until_reset(headers, "x-ratelimit-reset")
+                .unwrap_or(SECONDARY_RATE_LIMIT_WAIT),
+        );
     }
     if message.is_some_and(|m| m.to_ascii_lowercase().contains("rate limit")) {
         return Some(SECONDARY_RATE_LIMIT_WAIT);
@@ -562,19 +358,6 @@ fn github_message(body: &[u8]) -> Option<String> {
         .message
         .map(|m| sanitize(&m))
         .filter(|m| !m.is_empty())
-}
-
-/// Strips control characters and caps length before text from a response enters our messages.
-fn sanitize(text: &str) -> String {
-    let mut clean: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_ECHOED_MESSAGE)
-        .collect();
-    if text.chars().count() > MAX_ECHOED_MESSAGE {
-        clean.push('…');
-    }
-    clean.trim().to_owned()
 }
 
 #[cfg(test)]

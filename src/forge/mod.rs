@@ -6,7 +6,10 @@
 //! to a host of its choosing. Each forge kind lives in its own file behind [`Forge`];
 //! [`AnyForge`] dispatches without boxing so the futures stay `Send`.
 
+pub mod gitea;
 pub mod github;
+pub mod gitlab;
+mod http;
 pub mod plain;
 pub mod pr_text;
 pub mod repo_url;
@@ -105,7 +108,7 @@ impl ForgeError {
 
 /// What every forge can do for a pushed branch.
 pub trait Forge {
-    /// Short name for logs and operation output ("github", "plain_git").
+    /// Short name for logs and operation output ("github", "gitlab", "gitea", "plain_git").
     fn name(&self) -> &'static str;
 
     /// Returns the open pull request for `spec.head_branch`, creating it if there is none.
@@ -120,6 +123,8 @@ pub trait Forge {
 #[derive(Clone, Debug)]
 pub enum AnyForge {
     Github(github::GithubForge),
+    Gitlab(gitlab::GitlabForge),
+    Gitea(gitea::GiteaForge),
     PlainGit(plain::PlainGit),
 }
 
@@ -127,6 +132,8 @@ impl Forge for AnyForge {
     fn name(&self) -> &'static str {
         match self {
             AnyForge::Github(forge) => forge.name(),
+            AnyForge::Gitlab(forge) => forge.name(),
+            AnyForge::Gitea(forge) => forge.name(),
             AnyForge::PlainGit(forge) => forge.name(),
         }
     }
@@ -137,6 +144,8 @@ impl Forge for AnyForge {
     ) -> Result<Option<PullRequest>, ForgeError> {
         match self {
             AnyForge::Github(forge) => forge.open_or_reuse(spec).await,
+            AnyForge::Gitlab(forge) => forge.open_or_reuse(spec).await,
+            AnyForge::Gitea(forge) => forge.open_or_reuse(spec).await,
             AnyForge::PlainGit(forge) => forge.open_or_reuse(spec).await,
         }
     }
@@ -253,15 +262,42 @@ fn build_entry(
     }
     let forge = match settings.kind {
         ForgeKind::Github => {
-            let Some(token) = token.clone() else {
-                bail!(
-                    "a github forge needs a token to open pull requests; set token_env or token_file"
-                );
-            };
+            let token = required_token(&token, settings.kind)?;
             let api_url = settings
                 .effective_api_url()
                 .unwrap_or(settings::GITHUB_DEFAULT_API_URL);
             AnyForge::Github(github::GithubForge::new(
+                api_url,
+                host,
+                token,
+                http_timeout,
+                url_policy.allow_http,
+            )?)
+        }
+        ForgeKind::Gitlab => {
+            let token = required_token(&token, settings.kind)?;
+            let Some(api_url) = settings.effective_api_url() else {
+                bail!(
+                    "a gitlab forge for a host other than {} needs api_url, e.g. \"https://{host}/api/v4\"",
+                    settings::GITLAB_DEFAULT_HOST
+                );
+            };
+            AnyForge::Gitlab(gitlab::GitlabForge::new(
+                api_url,
+                host,
+                token,
+                http_timeout,
+                url_policy.allow_http,
+            )?)
+        }
+        ForgeKind::Gitea => {
+            let token = required_token(&token, settings.kind)?;
+            let Some(api_url) = settings.effective_api_url() else {
+                bail!(
+                    "a gitea forge is self-hosted and needs api_url, e.g. \"https://{host}/api/v1\""
+                );
+            };
+            AnyForge::Gitea(gitea::GiteaForge::new(
                 api_url,
                 host,
                 token,
@@ -279,6 +315,17 @@ fn build_entry(
         },
         forge,
     })
+}
+
+/// Forges with an API need a token to open pull requests.
+fn required_token(token: &Option<SecretString>, kind: ForgeKind) -> anyhow::Result<SecretString> {
+    match token {
+        Some(token) => Ok(token.clone()),
+        None => bail!(
+            "a {} forge needs a token to open pull requests; set token_env or token_file",
+            kind.as_str()
+        ),
+    }
 }
 
 fn load_token(settings: &ForgeSettings) -> anyhow::Result<Option<SecretString>> {

@@ -12,6 +12,11 @@ use serde::Deserialize;
 pub enum ForgeKind {
     /// github.com or GitHub Enterprise Server (REST API v3).
     Github,
+    /// gitlab.com or self-managed GitLab (REST API v4, merge requests).
+    Gitlab,
+    /// Gitea or Forgejo (REST API v1); "forgejo" is accepted as another name for it.
+    #[serde(alias = "forgejo")]
+    Gitea,
     /// Any git server reachable over https/ssh; the branch is pushed, no pull request opened.
     PlainGit,
 }
@@ -21,6 +26,8 @@ impl ForgeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ForgeKind::Github => "github",
+            ForgeKind::Gitlab => "gitlab",
+            ForgeKind::Gitea => "gitea",
             ForgeKind::PlainGit => "plain_git",
         }
     }
@@ -34,10 +41,13 @@ pub struct ForgeSettings {
     pub host: String,
     pub kind: ForgeKind,
     /// REST API base. GitHub: default "https://api.github.com"; GHE: "https://HOST/api/v3".
+    /// GitLab: default "https://gitlab.com/api/v4" for host gitlab.com, required
+    /// ("https://HOST/api/v4") for any other host. Gitea/Forgejo: required, "https://HOST/api/v1".
     #[serde(default)]
     pub api_url: Option<String>,
     /// User name for git over https, with the token as password. Default "x-access-token" for
-    /// GitHub (what GitHub documents for token auth), "git" otherwise.
+    /// GitHub and "oauth2" for GitLab (what each documents for token auth), "git" otherwise
+    /// (Gitea accepts a token as the password with any user name).
     #[serde(default)]
     pub git_username: Option<String>,
     /// Name of the environment variable that holds the token.
@@ -53,14 +63,25 @@ pub struct ForgeSettings {
 
 /// GitHub's public API, used when a github forge has no `api_url`.
 pub const GITHUB_DEFAULT_API_URL: &str = "https://api.github.com";
+/// The host whose GitLab API has a known address.
+pub const GITLAB_DEFAULT_HOST: &str = "gitlab.com";
+/// gitlab.com's API, used when a gitlab forge for host gitlab.com has no `api_url`.
+pub const GITLAB_DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
 
 impl ForgeSettings {
-    /// The REST API base for this forge, if its kind has one.
+    /// The REST API base for this forge: the configured one, else the kind's public default.
+    /// `None` when there is none to use: plain git, Gitea (always self-hosted), and GitLab on
+    /// any host but gitlab.com, whose token must not be sent to gitlab.com by default.
     pub fn effective_api_url(&self) -> Option<&str> {
         match (self.kind, self.api_url.as_deref()) {
             (_, Some(url)) => Some(url),
             (ForgeKind::Github, None) => Some(GITHUB_DEFAULT_API_URL),
-            (ForgeKind::PlainGit, None) => None,
+            (ForgeKind::Gitlab, None)
+                if self.host.trim().eq_ignore_ascii_case(GITLAB_DEFAULT_HOST) =>
+            {
+                Some(GITLAB_DEFAULT_API_URL)
+            }
+            (ForgeKind::Gitlab | ForgeKind::Gitea | ForgeKind::PlainGit, None) => None,
         }
     }
 
@@ -69,7 +90,8 @@ impl ForgeSettings {
         match (self.kind, self.git_username.as_deref()) {
             (_, Some(name)) => name,
             (ForgeKind::Github, None) => "x-access-token",
-            (ForgeKind::PlainGit, None) => "git",
+            (ForgeKind::Gitlab, None) => "oauth2",
+            (ForgeKind::Gitea | ForgeKind::PlainGit, None) => "git",
         }
     }
 }

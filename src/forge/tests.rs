@@ -312,3 +312,164 @@ async fn plain_git_opens_no_pull_request() {
     };
     assert_eq!(resolved.forge.open_or_reuse(&spec).await, Ok(None));
 }
+
+fn entry(host: &str, kind: ForgeKind, api_url: Option<&str>, token: PathBuf) -> ForgeSettings {
+    ForgeSettings {
+        host: host.to_owned(),
+        kind,
+        api_url: api_url.map(str::to_owned),
+        git_username: None,
+        token_env: None,
+        token_file: Some(token),
+        ssh_key_file: None,
+    }
+}
+
+#[test]
+fn gitlab_and_gitea_resolve_with_their_api_and_git_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "t", "tok\n");
+    let registry = registry(
+        &[
+            entry("gitlab.com", ForgeKind::Gitlab, None, token.clone()),
+            entry(
+                "gitlab.example.com",
+                ForgeKind::Gitlab,
+                Some("https://gitlab.example.com/api/v4"),
+                token.clone(),
+            ),
+            entry(
+                "codeberg.org",
+                ForgeKind::Gitea,
+                Some("https://codeberg.org/api/v1"),
+                token.clone(),
+            ),
+        ],
+        UrlPolicy::default(),
+    );
+
+    let gitlab = registry
+        .resolve("https://gitlab.com/acme/platform/web.git")
+        .unwrap();
+    assert_eq!(gitlab.forge.name(), "gitlab");
+    assert_eq!(gitlab.credentials.username, "oauth2");
+    assert_eq!(
+        gitlab.url.owner_and_name(),
+        Some(("acme/platform", "web")),
+        "subgroups stay in the owner"
+    );
+    match &gitlab.forge {
+        AnyForge::Gitlab(forge) => assert_eq!(forge.api_url(), "https://gitlab.com/api/v4"),
+        other => panic!("expected GitLab, got {other:?}"),
+    }
+    match &registry
+        .resolve("https://gitlab.example.com/acme/web")
+        .unwrap()
+        .forge
+    {
+        AnyForge::Gitlab(forge) => {
+            assert_eq!(forge.api_url(), "https://gitlab.example.com/api/v4")
+        }
+        other => panic!("expected self-managed GitLab, got {other:?}"),
+    }
+
+    let gitea = registry
+        .resolve("https://codeberg.org/acme/web.git")
+        .unwrap();
+    assert_eq!(gitea.forge.name(), "gitea");
+    assert_eq!(gitea.credentials.username, "git");
+    assert!(gitea.credentials.token.is_some());
+    match &gitea.forge {
+        AnyForge::Gitea(forge) => assert_eq!(forge.api_url(), "https://codeberg.org/api/v1"),
+        other => panic!("expected Gitea, got {other:?}"),
+    }
+}
+
+#[test]
+fn gitlab_and_gitea_need_a_token_and_an_api_url_for_self_hosted_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "t", "glpat_do_not_print");
+
+    let e = startup_error(
+        &[entry(
+            "gitea.example.com",
+            ForgeKind::Gitea,
+            None,
+            token.clone(),
+        )],
+        UrlPolicy::default(),
+    );
+    assert!(
+        e.contains("needs api_url") && e.contains("https://gitea.example.com/api/v1"),
+        "{e}"
+    );
+    // Without api_url a self-managed GitLab must not fall back to gitlab.com: that would send
+    // its token to another host.
+    let e = startup_error(
+        &[entry(
+            "gitlab.example.com",
+            ForgeKind::Gitlab,
+            None,
+            token.clone(),
+        )],
+        UrlPolicy::default(),
+    );
+    assert!(
+        e.contains("needs api_url") && e.contains("https://gitlab.example.com/api/v4"),
+        "{e}"
+    );
+    for kind in [ForgeKind::Gitlab, ForgeKind::Gitea] {
+        let mut tokenless = entry(
+            "gitlab.com",
+            kind,
+            Some("https://gitlab.com/api/v4"),
+            token.clone(),
+        );
+        tokenless.token_file = None;
+        let e = startup_error(&[tokenless], UrlPolicy::default());
+        assert!(
+            e.contains(&format!("a {} forge needs a token", kind.as_str())),
+            "{e}"
+        );
+    }
+    let e = startup_error(
+        &[entry(
+            "gitea.example.com",
+            ForgeKind::Gitea,
+            Some("http://gitea.example.com/api/v1"),
+            token,
+        )],
+        UrlPolicy::default(),
+    );
+    assert!(e.contains("clear text"), "{e}");
+    assert!(!e.contains("glpat_do_not_print"), "{e}");
+}
+
+#[test]
+fn gitlab_gitea_and_forgejo_kinds_deserialize() {
+    let forges: Vec<ForgeSettings> = serde_json::from_value(serde_json::json!([
+        {"host": "GitLab.com", "kind": "gitlab", "token_env": "GITLAB_TOKEN"},
+        {"host": "gitlab.example.com", "kind": "gitlab", "token_env": "GITLAB_TOKEN"},
+        {"host": "gitea.example.com", "kind": "gitea", "api_url": "https://gitea.example.com/api/v1"},
+        {"host": "codeberg.org", "kind": "forgejo", "git_username": "bot"}
+    ]))
+    .unwrap();
+    assert_eq!(forges[0].kind, ForgeKind::Gitlab);
+    assert_eq!(forges[0].kind.as_str(), "gitlab");
+    assert_eq!(
+        forges[0].effective_api_url(),
+        Some("https://gitlab.com/api/v4")
+    );
+    assert_eq!(forges[0].effective_git_username(), "oauth2");
+    assert_eq!(forges[1].effective_api_url(), None);
+    assert_eq!(forges[2].kind, ForgeKind::Gitea);
+    assert_eq!(
+        forges[2].effective_api_url(),
+        Some("https://gitea.example.com/api/v1")
+    );
+    assert_eq!(forges[2].effective_git_username(), "git");
+    assert_eq!(forges[3].kind, ForgeKind::Gitea, "forgejo is gitea");
+    assert_eq!(forges[3].kind.as_str(), "gitea");
+    assert_eq!(forges[3].effective_api_url(), None);
+    assert_eq!(forges[3].effective_git_username(), "bot");
+}

@@ -1,5 +1,6 @@
 //! A whole remediation world for end-to-end tests: a real git server holding a vulnerable
-//! repository, a fake GitHub API, the intake and a worker, all on loopback.
+//! repository, a fake forge API (GitHub unless the options say otherwise), the intake and a
+//! worker, all on loopback.
 
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ pub const PACKAGE_JSON: &str = r#"{
 pub struct World {
     pub app: TestApp,
     pub git: GitServer,
+    /// The fake forge API: GitHub's by default, GitLab's or Gitea's per
+    /// [`WorldOptions::forge_kind`] (served under `/api/v4` or `/api/v1` then).
     pub github: MockServer,
     pub repo_url: String,
     pub catalog: Catalog,
@@ -47,6 +50,9 @@ pub struct WorldOptions {
     pub start_worker: bool,
     /// Last word on the settings, for tests that need other limits.
     pub adjust: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
+    /// Which forge serves the git server's host; its git user name is what the git server
+    /// accepts, so the forge's default credentials are exercised too.
+    pub forge_kind: ForgeKind,
 }
 
 impl Default for WorldOptions {
@@ -60,20 +66,35 @@ impl Default for WorldOptions {
             ],
             start_worker: true,
             adjust: None,
+            forge_kind: ForgeKind::Github,
         }
     }
 }
 
 impl World {
     pub async fn start(options: WorldOptions) -> World {
-        let git = GitServer::start("x-access-token", FORGE_TOKEN).await;
+        let github = MockServer::start().await;
+        let api_url = match options.forge_kind {
+            ForgeKind::Gitlab => format!("{}/api/v4", github.uri()),
+            ForgeKind::Gitea => format!("{}/api/v1", github.uri()),
+            ForgeKind::Github | ForgeKind::PlainGit => github.uri(),
+        };
+        let mut forge = ForgeSettings {
+            host: String::new(),
+            kind: options.forge_kind,
+            api_url: Some(api_url),
+            git_username: None,
+            token_env: None,
+            token_file: None,
+            ssh_key_file: None,
+        };
+        let git = GitServer::start(forge.effective_git_username(), FORGE_TOKEN).await;
         let files: Vec<(&str, &str)> = options
             .files
             .iter()
             .map(|(p, c)| (*p, c.as_str()))
             .collect();
         let repo_url = git.create_repo("acme/web", "main", &files);
-        let github = MockServer::start().await;
         let token_dir = tempfile::tempdir().unwrap();
         let token_file = token_dir.path().join("github-token");
         std::fs::write(&token_file, format!("{FORGE_TOKEN}\n")).unwrap();
@@ -81,15 +102,9 @@ impl World {
 
         let mut settings: Settings = test_settings().await;
         settings.git.allow_http = true;
-        settings.forges = vec![ForgeSettings {
-            host: git.base_url.trim_start_matches("http://").to_owned(),
-            kind: ForgeKind::Github,
-            api_url: Some(github.uri()),
-            git_username: None,
-            token_env: None,
-            token_file: Some(token_file),
-            ssh_key_file: None,
-        }];
+        forge.host = git.base_url.trim_start_matches("http://").to_owned();
+        forge.token_file = Some(token_file);
+        settings.forges = vec![forge];
         settings.worker.patcher = options.patcher;
         settings.worker.heartbeat_secs = 1;
         settings.worker.scratch_dir = Some(scratch.path().to_path_buf());

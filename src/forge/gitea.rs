@@ -1,0 +1,408 @@
+//! Gitea and Forgejo (which keeps Gitea's API) through the REST API v1: find the open pull
+//! request for a branch, or create one, then label it.
+//!
+//! Gitea's pull list does not filter by head branch reliably, so the open pulls are read page
+//! by page and matched here: same head branch, head in this repository (not a fork that
+//! happens to use our branch name), same base. Labels are set by id, so their names are
+//! looked up first; a label that does not exist is skipped, and labelling never fails the
+//! pull request. A draft is a title starting with `WIP: `, Gitea's default
+//! work-in-progress prefix.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
+use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+
+/// The title prefix Gitea and Forgejo treat as work in progress (their default
+/// `WORK_IN_PROGRESS_PREFIXES` starts with it).
+pub const DRAFT_PREFIX: &str = "WIP: ";
+/// Items asked per page; Gitea's default `MAX_RESPONSE_ITEMS` is 50.
+const PAGE_LIMIT: usize = 50;
+/// Stops a listing that never ends (a server ignoring `page`) after this many pages.
+const MAX_PAGES: usize = 20;
+/// How long to wait on a 429 that names no time.
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Client for one Gitea or Forgejo host.
+#[derive(Clone)]
+pub struct GiteaForge {
+    api: ApiClient,
+}
+
+impl fmt::Debug for GiteaForge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GiteaForge")
+            .field("api_url", &self.api.api_url())
+            .field("host", &self.api.host())
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct CreatePull<'a> {
+    head: &'a str,
+    base: &'a str,
+    title: &'a str,
+    body: &'a str,
+}
+
+#[derive(Serialize)]
+struct AddLabels<'a> {
+    labels: &'a [u64],
+}
+
+#[derive(Deserialize)]
+struct PullSummary {
+    number: u64,
+    html_url: String,
+}
+
+#[derive(Deserialize)]
+struct ListedPull {
+    number: u64,
+    html_url: String,
+    head: BranchInfo,
+    base: BranchInfo,
+}
+
+#[derive(Deserialize)]
+struct BranchInfo {
+    #[serde(rename = "ref")]
+    name: String,
+    /// Null when the head's fork was deleted.
+    #[serde(default)]
+    repo: Option<RepoInfo>,
+}
+
+#[derive(Deserialize)]
+struct RepoInfo {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct Label {
+    id: u64,
+    name: String,
+}
+
+/// Gitea's error body: `{"message": "...", "url": "..."}`.
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+enum Created {
+    New(PullRequest),
+    AlreadyExists,
+}
+
+impl GiteaForge {
+    /// `api_url` is "https://HOST/api/v1" (Gitea and Forgejo are self-hosted, so there is no
+    /// default). `host` is the repository host this forge serves. Plain http API URLs are
+    /// accepted only with `allow_http` (local use and tests).
+    pub fn new(
+        api_url: &str,
+        host: &str,
+        token: SecretString,
+        timeout: Duration,
+        allow_http: bool,
+    ) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let api = ApiClient::new(ApiClientConfig {
+            label: "Gitea",
+            api_url_example: "https://HOST/api/v1",
+            api_url,
+            host,
+            token: TokenHeader {
+                name: header::AUTHORIZATION,
+                value: SecretString::from(format!("token {}", token.expose_secret())),
+            },
+            headers,
+            timeout,
+            allow_http,
+        })?;
+        Ok(Self { api })
+    }
+
+    /// The API base this forge talks to.
+    pub fn api_url(&self) -> &str {
+        self.api.api_url()
+    }
+
+    /// Maps an unexpected status to an error, sorted by whether retrying can help.
+    fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
+        let status = reply.status;
+        let host = self.api.host();
+        let said = http::said(gitea_message(&reply.body).as_deref());
+        let repo = format!("{}/{}", spec.owner, spec.repo);
+        match status.as_u16() {
+            401 => ForgeError::Permanent(format!(
+                "Gitea refused the token while {context} (401{said}); check the forge token for {host}"
+            )),
+            403 => ForgeError::Permanent(format!(
+                "Gitea denied {context} (403{said}); the token for {host} lacks the write:repository scope or write access to {repo}"
+            )),
+            404 => ForgeError::Permanent(format!(
+                "Gitea returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it"
+            )),
+            429 => self
+                .api
+                .rate_limited(reply, &said, context, RATE_LIMIT_WAIT),
+            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
+            _ => ForgeError::Permanent(format!(
+                "Gitea API for {host} refused {context} ({status}){said}"
+            )),
+        }
+    }
+
+    fn repo_endpoint(&self, spec: &PullRequestSpec, tail: &[&str]) -> Result<Url, ForgeError> {
+        let mut segments = vec!["repos", spec.owner.as_str(), spec.repo.as_str()];
+        segments.extend_from_slice(tail);
+        self.api.endpoint(&segments)
+    }
+
+    /// Reads a paginated list (`page` from 1, `limit`) until `stop` finds what it wants, a
+    /// page comes back empty or short of `X-Total-Count`, or [`MAX_PAGES`] were read.
+    async fn list_pages<T: DeserializeOwned>(
+        &self,
+        spec: &PullRequestSpec,
+        base: Url,
+        context: &str,
+        mut stop: impl FnMut(&T) -> bool,
+    ) -> Result<Vec<T>, ForgeError> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut url = base.clone();
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("limit", &PAGE_LIMIT.to_string());
+            let reply = self.api.send(Method::GET, url, None, context).await?;
+            if reply.status != StatusCode::OK {
+                return Err(self.status_error(&reply, spec, context));
+            }
+            let items: Vec<T> = self.api.parse_json(&reply, context)?;
+            let total = reply
+                .headers
+                .get("x-total-count")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let empty = items.is_empty();
+            let found = items.iter().any(&mut stop);
+            all.extend(items);
+            if found || empty || total.is_some_and(|total| all.len() >= total) {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
+        let context = format!(
+            "listing open pull requests for {}/{} branch {}",
+            spec.owner, spec.repo, spec.head_branch
+        );
+        let mut url = self.repo_endpoint(spec, &["pulls"])?;
+        url.query_pairs_mut().append_pair("state", "open");
+        let full_name = format!("{}/{}", spec.owner, spec.repo);
+        let ours = |pull: &ListedPull| {
+            pull.head.name == spec.head_branch
+                && pull.base.name == spec.base_branch
+                && pull
+                    .head
+                    .repo
+                    .as_ref()
+                    .is_some_and(|repo| repo.full_name.eq_ignore_ascii_case(&full_name))
+        };
+        let pulls = self.list_pages(spec, url, &context, ours).await?;
+        Ok(pulls.into_iter().find(ours).map(|pull| PullRequest {
+            number: pull.number,
+            url: pull.html_url,
+            reused: true,
+        }))
+    }
+
+    async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
+        let context = format!(
+            "creating a pull request for {}/{} from {} into {}",
+            spec.owner, spec.repo, spec.head_branch, spec.base_branch
+        );
+        let url = self.repo_endpoint(spec, &["pulls"])?;
+        let title = if spec.draft {
+            draft_title(&spec.title)
+        } else {
+            spec.title.clone()
+        };
+        let body = serde_json::to_value(CreatePull {
+            head: &spec.head_branch,
+            base: &spec.base_branch,
+            title: &title,
+            body: &spec.body,
+        })
+        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
+        match reply.status {
+            StatusCode::CREATED => {
+                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
+                Ok(Created::New(PullRequest {
+                    number: pull.number,
+                    url: pull.html_url,
+                    reused: false,
+                }))
+            }
+            // Gitea answers 409 ("pull request already exists for these targets"); older
+            // releases and Forgejo have used 422 for the same.
+            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+                let message = gitea_message(&reply.body);
+                if message
+                    .as_deref()
+                    .is_some_and(|m| m.to_ascii_lowercase().contains("already exists"))
+                {
+                    return Ok(Created::AlreadyExists);
+                }
+                Err(ForgeError::Permanent(format!(
+                    "Gitea refused {context} ({}){}",
+                    reply.status.as_u16(),
+                    http::said(message.as_deref())
+                )))
+            }
+            _ => Err(self.status_error(&reply, spec, &context)),
+        }
+    }
+
+    /// Looks the label names up and sets the ones that exist. Names match exactly, else
+    /// ignoring case.
+    async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
+        let context = format!("listing the labels of {}/{}", spec.owner, spec.repo);
+        let url = self.repo_endpoint(spec, &["labels"])?;
+        let existing: Vec<Label> = self.list_pages(spec, url, &context, |_| false).await?;
+        let mut ids = Vec::new();
+        for wanted in &spec.labels {
+            let found = existing
+                .iter()
+                .find(|label| label.name == *wanted)
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .find(|label| label.name.eq_ignore_ascii_case(wanted))
+                });
+            match found {
+                Some(label) if !ids.contains(&label.id) => ids.push(label.id),
+                Some(_) => {}
+                None => tracing::info!(
+                    label = %sanitize(wanted),
+                    repository = %format!("{}/{}", spec.owner, spec.repo),
+                    "label does not exist in the Gitea repository; skipped"
+                ),
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let context = format!(
+            "labelling pull request #{number} of {}/{}",
+            spec.owner, spec.repo
+        );
+        let url = self.repo_endpoint(spec, &["issues", &number.to_string(), "labels"])?;
+        let body = serde_json::to_value(AddLabels { labels: &ids })
+            .map_err(|e| ForgeError::Permanent(format!("cannot encode the labels: {e}")))?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
+    }
+}
+
+impl Forge for GiteaForge {
+    fn name(&self) -> &'static str {
+        "gitea"
+    }
+
+    async fn open_or_reuse(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        if let Some(existing) = self.find_open(spec).await? {
+            tracing::info!(number = existing.number, branch = %spec.head_branch, "reusing open Gitea pull request");
+            return Ok(Some(existing));
+        }
+        match self.create(spec).await? {
+            Created::New(pull) => {
+                if !spec.labels.is_empty() {
+                    // The pull request exists either way; a missing label is cosmetic and must
+                    // not turn a finished remediation into a retry that reuses it unlabelled.
+                    if let Err(error) = self.add_labels(spec, pull.number).await {
+                        tracing::warn!(number = pull.number, %error, "could not label Gitea pull request");
+                    }
+                }
+                Ok(Some(pull))
+            }
+            Created::AlreadyExists => match self.find_open(spec).await? {
+                Some(existing) => Ok(Some(existing)),
+                None => Err(ForgeError::Transient {
+                    message: format!(
+                        "Gitea says a pull request for {}/{} branch {} already exists, but none is listed as open yet; retrying",
+                        spec.owner, spec.repo, spec.head_branch
+                    ),
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+}
+
+fn draft_title(title: &str) -> String {
+    if title.starts_with(DRAFT_PREFIX.trim_end()) {
+        title.to_owned()
+    } else {
+        format!("{DRAFT_PREFIX}{title}")
+    }
+}
+
+/// Gitea paths are OWNER/NAME; there are no nested groups.
+fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+    let bad = |part: &str| part.is_empty() || part.contains('/') || part == "." || part == "..";
+    if bad(&spec.owner) || bad(&spec.repo) {
+        return Err(ForgeError::Permanent(format!(
+            "a Gitea repository path must be OWNER/NAME, got {:?}/{:?}",
+            sanitize(&spec.owner),
+            sanitize(&spec.repo)
+        )));
+    }
+    if spec.head_branch.is_empty() || spec.base_branch.is_empty() {
+        return Err(ForgeError::Permanent(
+            "a pull request needs both a head and a base branch".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Gitea's `message` field, cleaned for echoing.
+fn gitea_message(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()?
+        .message
+        .map(|m| sanitize(&m))
+        .filter(|m| !m.is_empty())
+}
+
+#[cfg(test)]
+mod tests;

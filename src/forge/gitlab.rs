@@ -1,0 +1,331 @@
+//! GitLab (gitlab.com and self-managed) through its REST API v4: find the open merge request
+//! for a branch, or create one, labelled in the same call.
+//!
+//! The project is addressed by its full path, URL-encoded as one id (`acme%2Fsub%2Fweb`), so
+//! nested groups work. The token goes in `PRIVATE-TOKEN`, which personal, project and group
+//! access tokens all accept. A draft is a title starting with `Draft: `, as GitLab documents.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
+use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+
+/// The title prefix that makes a merge request a draft.
+pub const DRAFT_PREFIX: &str = "Draft: ";
+/// How long to wait on a 429 that names no time (GitLab normally sends `Retry-After`).
+const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Client for one GitLab host.
+#[derive(Clone)]
+pub struct GitlabForge {
+    api: ApiClient,
+}
+
+impl fmt::Debug for GitlabForge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitlabForge")
+            .field("api_url", &self.api.api_url())
+            .field("host", &self.api.host())
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct CreateMergeRequest<'a> {
+    source_branch: &'a str,
+    target_branch: &'a str,
+    title: &'a str,
+    description: &'a str,
+    /// GitLab takes label names as one comma-separated string and creates missing ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MergeRequestSummary {
+    /// The project-scoped number (`!7`), not the instance-wide `id`.
+    iid: u64,
+    web_url: String,
+    #[serde(default)]
+    source_branch: Option<String>,
+}
+
+enum Created {
+    New(PullRequest),
+    AlreadyExists,
+}
+
+impl GitlabForge {
+    /// `api_url` is "https://gitlab.com/api/v4" or, self-managed, "https://HOST/api/v4".
+    /// `host` is the repository host this forge serves. Plain http API URLs are accepted only
+    /// with `allow_http` (local use and tests).
+    pub fn new(
+        api_url: &str,
+        host: &str,
+        token: SecretString,
+        timeout: Duration,
+        allow_http: bool,
+    ) -> anyhow::Result<Self> {
+        let api = ApiClient::new(ApiClientConfig {
+            label: "GitLab",
+            api_url_example: "https://HOST/api/v4",
+            api_url,
+            host,
+            token: TokenHeader {
+                // PRIVATE-TOKEN; header names are case-insensitive and `from_static` wants
+                // lowercase.
+                name: HeaderName::from_static("private-token"),
+                value: SecretString::from(token.expose_secret().to_owned()),
+            },
+            headers: HeaderMap::new(),
+            timeout,
+            allow_http,
+        })?;
+        Ok(Self { api })
+    }
+
+    /// The API base this forge talks to.
+    pub fn api_url(&self) -> &str {
+        self.api.api_url()
+    }
+
+    /// Maps an unexpected status to an error, sorted by whether retrying can help.
+    fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
+        let status = reply.status;
+        let host = self.api.host();
+        let said = http::said(gitlab_message(&reply.body).as_deref());
+        let project = project_path(spec);
+        match status.as_u16() {
+            401 => ForgeError::Permanent(format!(
+                "GitLab refused the token while {context} (401{said}); check the forge token for {host} (it needs the api scope)"
+            )),
+            403 => ForgeError::Permanent(format!(
+                "GitLab denied {context} (403{said}); the token for {host} lacks the api scope or at least Developer access to {project}"
+            )),
+            404 => ForgeError::Permanent(format!(
+                "GitLab returned 404 while {context}: project {project} does not exist on {host}, or the token for it cannot see it"
+            )),
+            429 => {
+                let default = http::wait_until_reset(&reply.headers, "ratelimit-reset")
+                    .unwrap_or(RATE_LIMIT_WAIT);
+                self.api.rate_limited(reply, &said, context, default)
+            }
+            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
+            _ => ForgeError::Permanent(format!(
+                "GitLab API for {host} refused {context} ({status}){said}"
+            )),
+        }
+    }
+
+    fn merge_requests_url(&self, spec: &PullRequestSpec) -> Result<reqwest::Url, ForgeError> {
+        self.api
+            .endpoint(&["projects", &project_path(spec), "merge_requests"])
+    }
+
+    async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
+        let context = format!(
+            "listing open merge requests for {} branch {}",
+            project_path(spec),
+            spec.head_branch
+        );
+        let mut url = self.merge_requests_url(spec)?;
+        url.query_pairs_mut()
+            .append_pair("state", "opened")
+            .append_pair("source_branch", &spec.head_branch)
+            .append_pair("target_branch", &spec.base_branch);
+        let reply = self.api.send(Method::GET, url, None, &context).await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.status_error(&reply, spec, &context));
+        }
+        let requests: Vec<MergeRequestSummary> = self.api.parse_json(&reply, &context)?;
+        // GitLab filters by source branch itself; checking again costs nothing and keeps an
+        // instance that ignored the parameter from handing us someone else's merge request.
+        Ok(requests
+            .into_iter()
+            .find(|mr| {
+                mr.source_branch
+                    .as_deref()
+                    .is_none_or(|branch| branch == spec.head_branch)
+            })
+            .map(|mr| PullRequest {
+                number: mr.iid,
+                url: mr.web_url,
+                reused: true,
+            }))
+    }
+
+    async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
+        let project = project_path(spec);
+        let context = format!(
+            "creating a merge request for {project} from {} into {}",
+            spec.head_branch, spec.base_branch
+        );
+        let url = self.merge_requests_url(spec)?;
+        let title = if spec.draft {
+            draft_title(&spec.title)
+        } else {
+            spec.title.clone()
+        };
+        let body = serde_json::to_value(CreateMergeRequest {
+            source_branch: &spec.head_branch,
+            target_branch: &spec.base_branch,
+            title: &title,
+            description: &spec.body,
+            labels: label_list(&spec.labels),
+        })
+        .map_err(|e| ForgeError::Permanent(format!("cannot encode the merge request: {e}")))?;
+        let reply = self
+            .api
+            .send(Method::POST, url, Some(body), &context)
+            .await?;
+        match reply.status {
+            StatusCode::CREATED => {
+                let mr: MergeRequestSummary = self.api.parse_json(&reply, &context)?;
+                Ok(Created::New(PullRequest {
+                    number: mr.iid,
+                    url: mr.web_url,
+                    reused: false,
+                }))
+            }
+            StatusCode::CONFLICT => {
+                let message = gitlab_message(&reply.body);
+                if message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("already exists"))
+                {
+                    return Ok(Created::AlreadyExists);
+                }
+                Err(ForgeError::Permanent(format!(
+                    "GitLab refused {context} (409){}",
+                    http::said(message.as_deref())
+                )))
+            }
+            _ => Err(self.status_error(&reply, spec, &context)),
+        }
+    }
+}
+
+impl Forge for GitlabForge {
+    fn name(&self) -> &'static str {
+        "gitlab"
+    }
+
+    async fn open_or_reuse(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        if let Some(existing) = self.find_open(spec).await? {
+            tracing::info!(number = existing.number, branch = %spec.head_branch, "reusing open GitLab merge request");
+            return Ok(Some(existing));
+        }
+        match self.create(spec).await? {
+            Created::New(mr) => Ok(Some(mr)),
+            Created::AlreadyExists => match self.find_open(spec).await? {
+                Some(existing) => Ok(Some(existing)),
+                None => Err(ForgeError::Transient {
+                    message: format!(
+                        "GitLab says a merge request for {} branch {} already exists, but none is listed as open yet; retrying",
+                        project_path(spec),
+                        spec.head_branch
+                    ),
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+}
+
+/// The project's full path, "group/subgroup/name": GitLab's id for it, once URL-encoded.
+fn project_path(spec: &PullRequestSpec) -> String {
+    format!("{}/{}", spec.owner, spec.repo)
+}
+
+fn draft_title(title: &str) -> String {
+    if title.starts_with(DRAFT_PREFIX.trim_end()) {
+        title.to_owned()
+    } else {
+        format!("{DRAFT_PREFIX}{title}")
+    }
+}
+
+/// The labels as GitLab's comma-separated string. A name with a comma in it would turn into
+/// two labels, so it is left out (labels are cosmetic; the merge request matters).
+fn label_list(labels: &[String]) -> Option<String> {
+    let usable: Vec<&str> = labels
+        .iter()
+        .map(|label| label.trim())
+        .filter(|label| {
+            let ok = !label.is_empty() && !label.contains(',');
+            if !ok {
+                tracing::warn!(label = %sanitize(label), "GitLab label names cannot contain a comma; label skipped");
+            }
+            ok
+        })
+        .collect();
+    (!usable.is_empty()).then(|| usable.join(","))
+}
+
+/// GitLab projects live at GROUP[/SUBGROUP...]/NAME.
+fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+    let bad_segment = |part: &str| part.is_empty() || part == "." || part == "..";
+    if spec.owner.split('/').any(bad_segment) || bad_segment(&spec.repo) || spec.repo.contains('/')
+    {
+        return Err(ForgeError::Permanent(format!(
+            "a GitLab project path must be GROUP[/SUBGROUP...]/NAME, got {:?}/{:?}",
+            sanitize(&spec.owner),
+            sanitize(&spec.repo)
+        )));
+    }
+    if spec.head_branch.is_empty() || spec.base_branch.is_empty() {
+        return Err(ForgeError::Permanent(
+            "a merge request needs both a source and a target branch".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// GitLab's error text, cleaned for echoing. It comes as `{"message": "..."}`,
+/// `{"message": ["..."]}`, `{"message": {"field": ["..."]}}` or OAuth style
+/// `{"error": "...", "error_description": "..."}`.
+fn gitlab_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut parts = Vec::new();
+    collect_text(value.get("message"), None, &mut parts);
+    if parts.is_empty() {
+        collect_text(value.get("error"), None, &mut parts);
+        collect_text(value.get("error_description"), None, &mut parts);
+    }
+    let text = sanitize(&parts.join("; "));
+    (!text.is_empty()).then_some(text)
+}
+
+fn collect_text(value: Option<&serde_json::Value>, field: Option<&str>, out: &mut Vec<String>) {
+    match value {
+        Some(serde_json::Value::String(text)) => out.push(match field {
+            Some(field) => format!("{field} {text}"),
+            None => text.clone(),
+        }),
+        Some(serde_json::Value::Array(items)) => {
+            for item in items {
+                collect_text(Some(item), field, out);
+            }
+        }
+        Some(serde_json::Value::Object(fields)) => {
+            for (name, item) in fields {
+                collect_text(Some(item), Some(name), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,553 @@
+//! The GitLab client against a fake GitLab API on loopback that checks each request the way
+//! GitLab documents it: method, URL-encoded project path, query, `PRIVATE-TOKEN` and the JSON
+//! body.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{body_json, header, method, path, query_param};
+use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+
+use super::*;
+use crate::forge::AnyForge;
+
+const TOKEN: &str = "glpat-test_token_value";
+const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
+/// `acme/platform/web` as one path segment, as GitLab wants a project id.
+const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
+const TITLE: &str = "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]";
+
+fn forge_at(api_url: &str) -> GitlabForge {
+    match GitlabForge::new(
+        api_url,
+        "gitlab.example.com",
+        SecretString::from(TOKEN),
+        Duration::from_secs(5),
+        true,
+    ) {
+        Ok(forge) => forge,
+        Err(e) => panic!("forge should build: {e:#}"),
+    }
+}
+
+fn api(server: &MockServer) -> String {
+    format!("{}/api/v4", server.uri())
+}
+
+/// A project in a subgroup, the case GitHub-shaped code gets wrong.
+fn spec() -> PullRequestSpec {
+    PullRequestSpec {
+        owner: "acme/platform".to_owned(),
+        repo: "web".to_owned(),
+        head_branch: BRANCH.to_owned(),
+        base_branch: "main".to_owned(),
+        title: TITLE.to_owned(),
+        body: "This merge request remediates ...".to_owned(),
+        labels: vec!["security".to_owned(), "dependencies".to_owned()],
+        draft: false,
+    }
+}
+
+/// A mock that only matches with GitLab's token header and our User-Agent.
+fn gitlab(http_method: &str, request_path: &str) -> MockBuilder {
+    Mock::given(method(http_method))
+        .and(path(request_path))
+        .and(header("PRIVATE-TOKEN", TOKEN))
+        .and(header(
+            "User-Agent",
+            concat!("remediator/", env!("CARGO_PKG_VERSION")),
+        ))
+}
+
+fn list_open() -> MockBuilder {
+    gitlab("GET", &format!("{PROJECT}/merge_requests"))
+        .and(query_param("state", "opened"))
+        .and(query_param("source_branch", BRANCH))
+        .and(query_param("target_branch", "main"))
+}
+
+fn create() -> MockBuilder {
+    gitlab("POST", &format!("{PROJECT}/merge_requests"))
+        .and(header("Content-Type", "application/json"))
+        .and(body_json(json!({
+            "source_branch": BRANCH,
+            "target_branch": "main",
+            "title": TITLE,
+            "description": "This merge request remediates ...",
+            "labels": "security,dependencies",
+        })))
+}
+
+fn mr_json(iid: u64) -> serde_json::Value {
+    json!({
+        "id": 1000 + iid,
+        "iid": iid,
+        "project_id": 42,
+        "title": TITLE,
+        "state": "opened",
+        "source_branch": BRANCH,
+        "target_branch": "main",
+        "web_url": format!("https://gitlab.example.com/acme/platform/web/-/merge_requests/{iid}"),
+    })
+}
+
+async fn run(
+    forge: &GitlabForge,
+    spec: &PullRequestSpec,
+) -> Result<Option<PullRequest>, ForgeError> {
+    forge.open_or_reuse(spec).await
+}
+
+fn permanent(result: Result<Option<PullRequest>, ForgeError>) -> String {
+    match result {
+        Err(ForgeError::Permanent(message)) => {
+            assert!(!message.contains(TOKEN), "token leaked: {message}");
+            message
+        }
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+}
+
+fn transient(result: Result<Option<PullRequest>, ForgeError>) -> (String, Option<Duration>) {
+    match result {
+        Err(ForgeError::Transient {
+            message,
+            retry_after,
+        }) => {
+            assert!(!message.contains(TOKEN), "token leaked: {message}");
+            (message, retry_after)
+        }
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn creates_a_labelled_merge_request_in_a_subgroup_project() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(7)))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    assert_eq!(forge.name(), "gitlab");
+    let mr = forge.open_or_reuse(&spec()).await;
+    assert_eq!(
+        mr,
+        Ok(Some(PullRequest {
+            number: 7,
+            url: "https://gitlab.example.com/acme/platform/web/-/merge_requests/7".to_owned(),
+            reused: false,
+        }))
+    );
+    // The token travels only in PRIVATE-TOKEN, never as a bearer or in the URL.
+    for request in server.received_requests().await.unwrap_or_default() {
+        assert!(!request.headers.contains_key("authorization"));
+        assert!(!request.url.as_str().contains(TOKEN));
+    }
+}
+
+#[tokio::test]
+async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field() {
+    let server = MockServer::start().await;
+    gitlab("GET", &format!("{PROJECT}/merge_requests"))
+        .and(query_param("target_branch", "develop"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    gitlab("POST", &format!("{PROJECT}/merge_requests"))
+        .and(body_json(json!({
+            "source_branch": BRANCH,
+            "target_branch": "develop",
+            "title": "Draft: t",
+            "description": "b",
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(5)))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let spec = PullRequestSpec {
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        base_branch: "develop".to_owned(),
+        labels: Vec::new(),
+        draft: true,
+        ..spec()
+    };
+    let mr = run(&forge_at(&api(&server)), &spec).await;
+    assert_eq!(
+        mr.map(|m| m.map(|m| (m.number, m.reused))),
+        Ok(Some((5, false)))
+    );
+}
+
+#[test]
+fn draft_prefix_is_not_doubled_and_comma_labels_are_dropped() {
+    assert_eq!(draft_title("fix x"), "Draft: fix x");
+    assert_eq!(draft_title("Draft: fix x"), "Draft: fix x");
+    assert_eq!(
+        label_list(&["security".to_owned(), "a,b".to_owned(), " deps ".to_owned()]),
+        Some("security,deps".to_owned())
+    );
+    assert_eq!(label_list(&["x,y".to_owned()]), None);
+    assert_eq!(label_list(&[]), None);
+}
+
+#[tokio::test]
+async fn reuses_an_open_merge_request_without_creating() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr_json(9), mr_json(3)])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(99)))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let mr = run(&forge_at(&api(&server)), &spec()).await;
+    assert_eq!(
+        mr,
+        Ok(Some(PullRequest {
+            number: 9,
+            url: "https://gitlab.example.com/acme/platform/web/-/merge_requests/9".to_owned(),
+            reused: true,
+        }))
+    );
+}
+
+#[tokio::test]
+async fn a_listed_merge_request_from_another_branch_is_not_reused() {
+    let server = MockServer::start().await;
+    let mut other = mr_json(4);
+    other["source_branch"] = json!("feature/unrelated");
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([other])))
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(8)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mr = run(&forge_at(&api(&server)), &spec()).await;
+    assert_eq!(
+        mr.map(|m| m.map(|m| (m.number, m.reused))),
+        Ok(Some((8, false)))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_409_lists_again_and_reuses() {
+    let server = MockServer::start().await;
+    // The first listing races with another worker and sees nothing; the second finds its MR.
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr_json(11)])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "message": ["Another open merge request already exists for this source branch: !11"],
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let mr = run(&forge_at(&api(&server)), &spec()).await;
+    assert_eq!(
+        mr.map(|m| m.map(|m| (m.number, m.reused))),
+        Ok(Some((11, true)))
+    );
+}
+
+#[tokio::test]
+async fn duplicate_409_but_nothing_listed_is_transient() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(2)
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
+            "message": ["Another open merge request already exists for this source branch: !2"],
+        })))
+        .mount(&server)
+        .await;
+    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("already exists"), "{message}");
+}
+
+#[tokio::test]
+async fn validation_errors_are_permanent_with_gitlabs_message() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": {"source_branch": ["does not exist"]},
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("422"), "{message}");
+    assert!(
+        message.contains("source_branch does not exist"),
+        "{message}"
+    );
+
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": "title is missing"})),
+        )
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(
+        message.contains("400") && message.contains("title is missing"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("GitLab refused the token"), "{message}");
+    assert!(message.contains("401 Unauthorized"), "{message}");
+    assert!(
+        message.contains("check the forge token for gitlab.example.com"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn not_found_and_forbidden_are_permanent() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})),
+        )
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("404"), "{message}");
+    assert!(message.contains("acme/platform/web"), "{message}");
+    assert!(message.contains("gitlab.example.com"), "{message}");
+
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    create()
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "403 Forbidden"})))
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("403 Forbidden"), "{message}");
+    assert!(message.contains("Developer access"), "{message}");
+}
+
+#[tokio::test]
+async fn server_errors_are_transient() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
+        .mount(&server)
+        .await;
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("502"), "{message}");
+    assert_eq!(retry_after, None);
+
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "12"))
+        .mount(&server)
+        .await;
+    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    assert_eq!(retry_after, Some(Duration::from_secs(12)));
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_as_told() {
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "30")
+                .insert_header("RateLimit-Limit", "600")
+                .insert_header("RateLimit-Remaining", "0")
+                .set_body_string("Retry later\n"),
+        )
+        .mount(&server)
+        .await;
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("rate limit"), "{message}");
+    assert_eq!(retry_after, Some(Duration::from_secs(30)));
+
+    // Without Retry-After, GitLab's RateLimit-Reset (a Unix time) says when.
+    let server = MockServer::start().await;
+    let reset = chrono::Utc::now().timestamp() + 90;
+    list_open()
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("RateLimit-Reset", reset.to_string().as_str()),
+        )
+        .mount(&server)
+        .await;
+    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
+    assert!((80..=91).contains(&wait), "waited {wait}s");
+}
+
+#[tokio::test]
+async fn redirect_to_another_host_is_refused() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    list_open()
+        .respond_with(ResponseTemplate::new(302).insert_header(
+            "location",
+            format!("{}{PROJECT}/merge_requests", elsewhere.uri()).as_str(),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(1)))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    assert!(message.contains("redirect to another host"), "{message}");
+    assert!(message.contains("api_url"), "{message}");
+}
+
+#[tokio::test]
+async fn a_top_level_project_and_a_trailing_slash_in_api_url() {
+    let server = MockServer::start().await;
+    gitlab("GET", "/api/v4/projects/acme%2Fweb/merge_requests")
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    gitlab("POST", "/api/v4/projects/acme%2Fweb/merge_requests")
+        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(1)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let spec = PullRequestSpec {
+        owner: "acme".to_owned(),
+        ..spec()
+    };
+    let forge = forge_at(&format!("{}/api/v4/", server.uri()));
+    let mr = run(&forge, &spec).await;
+    assert_eq!(mr.map(|m| m.map(|m| m.number)), Ok(Some(1)));
+}
+
+#[tokio::test]
+async fn unreachable_api_is_transient() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (message, _) = transient(
+        run(
+            &forge_at(&format!("http://127.0.0.1:{port}/api/v4")),
+            &spec(),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("cannot reach the GitLab API for gitlab.example.com"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_path_without_a_group_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(0)
+        .mount(&server)
+        .await;
+    for owner in ["", "acme//sub", "acme/.."] {
+        let spec = PullRequestSpec {
+            owner: owner.to_owned(),
+            ..spec()
+        };
+        let message = permanent(run(&forge_at(&api(&server)), &spec).await);
+        assert!(message.contains("GROUP[/SUBGROUP...]/NAME"), "{message}");
+    }
+}
+
+#[test]
+fn api_url_validation_and_redacted_debug() {
+    let build = |url: &str, allow_http: bool| {
+        GitlabForge::new(
+            url,
+            "gitlab.example.com",
+            SecretString::from(TOKEN),
+            Duration::from_secs(1),
+            allow_http,
+        )
+    };
+    assert_eq!(
+        build("https://gitlab.com/api/v4", false)
+            .map(|f| f.api_url().to_owned())
+            .ok(),
+        Some("https://gitlab.com/api/v4".to_owned())
+    );
+    let http = build("http://gitlab.example.com/api/v4", false)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        http.contains("clear text") && http.contains("GitLab"),
+        "{http}"
+    );
+    assert!(build("https://u:p@gitlab.example.com/api/v4", false).is_err());
+
+    let debug = format!("{:?}", forge_at("https://gitlab.example.com/api/v4"));
+    assert!(
+        !debug.contains(TOKEN) && debug.contains("REDACTED"),
+        "{debug}"
+    );
+}
