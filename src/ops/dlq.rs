@@ -22,6 +22,9 @@ use crate::queue::message::{
 use crate::queue::publisher::Publisher;
 use crate::queue::topology::Topology;
 
+/// Messages one command holds at once; a larger queue is worked through by running it again.
+const MAX_TAKEN: usize = 100_000;
+
 /// One dead message, decoded for display and filtering.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
@@ -129,9 +132,8 @@ impl DeadLetterQueue {
     /// Takes every message currently in the queue, unacknowledged: no other consumer sees them
     /// until they are acked (acted on) or returned.
     pub async fn take_all(&self) -> anyhow::Result<Taken> {
-        let depth = self.depth().await?;
-        let mut items = Vec::with_capacity(depth as usize);
-        for _ in 0..depth {
+        let mut items = Vec::new();
+        while items.len() < MAX_TAKEN {
             let Some(got) = self
                 .channel
                 .basic_get(
@@ -259,7 +261,10 @@ impl DeadLetterQueue {
                 keep.push(delivery);
                 continue;
             }
-            if let Some(id) = dead.operation_id {
+            // A message may name an operation that never existed (that is why it is here).
+            if let Some(id) = dead.operation_id
+                && operations::get(&mut conn, id, None).await?.is_some()
+            {
                 operations::record_note(
                     &mut conn,
                     id,

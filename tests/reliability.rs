@@ -1,0 +1,576 @@
+//! Reliability without touching the shared services: retries in place and through the delay
+//! queues, dead letters and their replay, cancellation, the rescuer, and poison messages.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use remediator::config::PatcherChoice;
+use remediator::db::schema::operations;
+use remediator::ops::dlq::{DeadLetterQueue, Filter};
+use remediator::queue::message::JobMessage;
+use remediator::queue::publisher::Publisher;
+use remediator::queue::topology::Topology;
+use serde_json::{Value, json};
+use support::remediation::{World, WorldOptions};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+const END: Duration = Duration::from_secs(120);
+
+/// Returned messages reach the queue again asynchronously: wait for the expected depth.
+async fn wait_for_depth(dlq: &DeadLetterQueue, expected: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let depth = dlq.depth().await.unwrap();
+        if depth == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead-letter queue holds {depth}, expected {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pr(number: u64) -> Value {
+    json!({"number": number, "html_url": format!("https://github.example/acme/web/pull/{number}")})
+}
+
+async fn mount_empty_pr_list(world: &World) {
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&world.github)
+        .await;
+}
+
+async fn created_prs(world: &World) -> usize {
+    let mut created = 0;
+    for request in world.github.received_requests().await.unwrap_or_default() {
+        if request.method.as_str() == "POST" && request.url.path() == "/repos/acme/web/pulls" {
+            created += 1;
+        }
+    }
+    created
+}
+
+async fn publisher(world: &World) -> (lapin::Connection, Publisher) {
+    let connection = remediator::queue::connect(&world.app.settings.amqp.url, "test")
+        .await
+        .unwrap();
+    let publisher = Publisher::open(&connection, Topology::new(&world.app.settings.amqp))
+        .await
+        .unwrap();
+    (connection, publisher)
+}
+
+fn few_attempts() -> WorldOptions {
+    WorldOptions {
+        adjust: Some(Box::new(|s| {
+            s.amqp.max_attempts = 2;
+            s.amqp.retry_delays_secs = vec![1];
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_with_one_pr() {
+    let world = World::start(few_attempts()).await;
+    mount_empty_pr_list(&world).await;
+    let outage = Mock::given(method("POST"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(ResponseTemplate::new(502))
+        .named("forge outage")
+        .mount_as_scoped(&world.github)
+        .await;
+    let id = world.request(world.catalog.affected).await;
+    let failed = world.wait_for_end(id, END).await;
+    assert_eq!(
+        failed["status"], "ASYNC_OPERATION_STATUS_FAILED",
+        "{failed}"
+    );
+    let message = failed["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("gave up after 2 attempts") && message.contains("dead-letter queue"),
+        "{message}"
+    );
+
+    // Ops see it in the dead-letter queue with its reason, the queue keeps it while listing.
+    let settings = &world.app.settings;
+    let dlq = DeadLetterQueue::open(
+        &settings.amqp.url,
+        Topology::new(&settings.amqp),
+        world.app.pool.clone(),
+    )
+    .await
+    .unwrap();
+    let taken = dlq.take_all().await.unwrap();
+    assert_eq!(taken.items.len(), 1);
+    let dead = &taken.items[0].1;
+    assert_eq!(dead.operation_id, Some(id));
+    assert_eq!(dead.reason, "max_attempts");
+    assert_eq!(dead.project_id, Some(world.catalog.project));
+    assert!(
+        dead.last_error
+            .as_deref()
+            .unwrap()
+            .contains("step pull_request failed")
+    );
+    dlq.give_back(taken.items.into_iter().map(|(d, _)| d)).await;
+    wait_for_depth(&dlq, 1).await;
+
+    // The forge recovers; a replay finishes the job with exactly one PR.
+    drop(outage);
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pr(5)))
+        .mount(&world.github)
+        .await;
+    let taken = dlq.take_all().await.unwrap();
+    let filter = Filter {
+        operation_ids: vec![id],
+        ..Default::default()
+    };
+    let summary = dlq
+        .replay(taken, &filter, "test-operator", None)
+        .await
+        .unwrap();
+    assert_eq!(summary.replayed, vec![id]);
+    assert_eq!(
+        dlq.depth().await.unwrap(),
+        0,
+        "the message left the queue after its republish"
+    );
+    let replayed = world.wait_for_end(id, END).await;
+    assert_eq!(
+        replayed["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+        "{replayed}"
+    );
+    assert_eq!(replayed["attempts"], 1, "fresh attempt count");
+    assert_eq!(replayed["output"]["pr_number"], 5);
+    let mut conn = world.app.pool.get().await.unwrap();
+    let history = remediator::db::operations::history(&mut conn, id)
+        .await
+        .unwrap();
+    assert!(
+        history.iter().any(|e| e.message.as_deref()
+            == Some("replayed from the dead-letter queue by test-operator"))
+    );
+    assert_eq!(
+        history.iter().filter(|e| e.kind == "attempt_error").count(),
+        2,
+        "every attempt's error is kept"
+    );
+    dlq.close().await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_llm_rate_limit_with_retry_after_is_waited_out_in_place() {
+    let llm = wiremock::MockServer::start().await;
+    let world = World::start(WorldOptions {
+        patcher: PatcherChoice::Llm,
+        llm_base_url: Some(format!("{}/v1", llm.uri())),
+        ..Default::default()
+    })
+    .await;
+    mount_empty_pr_list(&world).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pr(3)))
+        .mount(&world.github)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"error": {"message": "slow down", "type": "rate_limit"}})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&llm)
+        .await;
+    let answer = json!({"edits": [{"path": "package.json", "search": "\"lodash\": \"^4.17.20\"", "replace": "\"lodash\": \"^4.17.21\""}], "confidence": 0.9, "explanation": "bump"});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "object": "chat.completion", "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.to_string()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})))
+        .with_priority(2)
+        .mount(&llm)
+        .await;
+    let started = Instant::now();
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(
+        op["attempts"], 1,
+        "retried inside the step, not through the queue"
+    );
+    assert_eq!(op["output"]["llm"]["rounds"], 1);
+    assert_eq!(llm.received_requests().await.unwrap().len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_operation_is_cancelled_at_once_and_never_runs() {
+    let mut world = World::start(WorldOptions {
+        start_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let token = world.app.full_token(world.catalog.org);
+    let response = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["operation"]["status"],
+        "ASYNC_OPERATION_STATUS_CANCELLED"
+    );
+
+    // Cancelling again, or another organisation cancelling, is refused as the contract says.
+    let again = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 400);
+    let other = world.app.full_token(world.catalog.other_org);
+    let foreign = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status().as_u16(), 404);
+
+    // The job still in the queue is skipped by a worker.
+    world.start_worker();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        world.operation(id).await["status"],
+        "ASYNC_OPERATION_STATUS_CANCELLED"
+    );
+    assert_eq!(world.branches(), vec!["main".to_owned()]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_operation_stops_at_the_next_step_and_pushes_nothing() {
+    let llm = wiremock::MockServer::start().await;
+    let world = World::start(WorldOptions {
+        patcher: PatcherChoice::Llm,
+        llm_base_url: Some(format!("{}/v1", llm.uri())),
+        ..Default::default()
+    })
+    .await;
+    // The model takes its time: the worker sits in the generate step.
+    let answer = json!({"edits": [{"path": "package.json", "search": "^4.17.20", "replace": "^4.17.21"}], "confidence": 0.9, "explanation": "bump"});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_json(json!({
+            "id": "c", "object": "chat.completion", "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.to_string()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})))
+        .mount(&llm)
+        .await;
+    let id = world.request(world.catalog.affected).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.operation(id).await["step"] != "generate" {
+        assert!(Instant::now() < deadline, "never reached generate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = world.app.full_token(world.catalog.org);
+    let response = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["operation"]["status"],
+        "ASYNC_OPERATION_STATUS_RUNNING"
+    );
+    assert_eq!(body["operation"]["cancel_requested"], true);
+
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_CANCELLED", "{op}");
+    assert!(
+        op["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled before step check"),
+        "{op}"
+    );
+    assert_eq!(
+        world.branches(),
+        vec!["main".to_owned()],
+        "nothing pushed after the cancel"
+    );
+    assert_eq!(created_prs(&world).await, 0);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancel_is_refused_once_the_branch_may_be_pushed() {
+    let world = World::start(WorldOptions::default()).await;
+    mount_empty_pr_list(&world).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(pr(8))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&world.github)
+        .await;
+    let id = world.request(world.catalog.affected).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.operation(id).await["step"] != "pull_request" {
+        assert!(Instant::now() < deadline, "never reached pull_request");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = world.app.full_token(world.catalog.org);
+    let response = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], 9);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("can no longer be cancelled"),
+        "{body}"
+    );
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn the_rescuer_requeues_an_operation_whose_worker_vanished() {
+    let world = World::start(WorldOptions::default()).await;
+    mount_empty_pr_list(&world).await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/web/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(pr(4)))
+        .expect(1)
+        .mount(&world.github)
+        .await;
+    // An operation a dead worker left RUNNING, its message long gone.
+    let token = world.app.full_token(world.catalog.org);
+    let mut conn = world.app.pool.get().await.unwrap();
+    let target =
+        remediator::db::catalog::remediation_target(&mut conn, world.catalog.affected, None)
+            .await
+            .unwrap()
+            .unwrap();
+    let (id, _) = remediator::db::operations::create_or_get_live(&mut conn, &target)
+        .await
+        .unwrap();
+    diesel::update(operations::table.find(id))
+        .set((
+            operations::status.eq("ASYNC_OPERATION_STATUS_RUNNING"),
+            operations::attempts.eq(1),
+            operations::heartbeat_at.eq(chrono::Utc::now() - chrono::Duration::minutes(10)),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let rescuer = remediator::worker::rescuer::Rescuer {
+        pool: world.app.pool.clone(),
+        interval: Duration::from_secs(1),
+        stale_after: Duration::from_secs(60),
+    };
+    assert_eq!(rescuer.rescue_once().await.unwrap(), vec![id]);
+    assert!(
+        rescuer.rescue_once().await.unwrap().is_empty(),
+        "rescued once"
+    );
+    let _ = token;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["attempts"], 2);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_naming_no_operation_is_dead_lettered_with_its_reason() {
+    let world = World::start(WorldOptions::default()).await;
+    let (connection, publisher) = publisher(&world).await;
+    let ghost = uuid::Uuid::new_v4();
+    publisher
+        .send_work(&JobMessage::remediation(ghost))
+        .await
+        .unwrap()
+        .confirmed()
+        .await
+        .unwrap();
+    let settings = &world.app.settings;
+    let dlq = DeadLetterQueue::open(
+        &settings.amqp.url,
+        Topology::new(&settings.amqp),
+        world.app.pool.clone(),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dlq.depth().await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let taken = dlq.take_all().await.unwrap();
+    assert_eq!(taken.items[0].1.operation_id, Some(ghost));
+    assert_eq!(taken.items[0].1.reason, "unknown_operation");
+    // Replay refuses it: there is nothing to put back to PENDING; it stays for ops to purge.
+    let summary = dlq
+        .replay(taken, &Filter::default(), "ops", None)
+        .await
+        .unwrap();
+    assert!(summary.replayed.is_empty());
+    wait_for_depth(&dlq, 1).await;
+    let taken = dlq.take_all().await.unwrap();
+    assert_eq!(
+        dlq.purge(taken, &Filter::default(), "ops").await.unwrap(),
+        1
+    );
+    assert_eq!(dlq.depth().await.unwrap(), 0);
+    dlq.close().await;
+    let _ = connection.close(200, "done".into()).await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn replaying_a_hundred_dead_letters() {
+    let world = World::start(WorldOptions {
+        start_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let (connection, publisher) = publisher(&world).await;
+    let topology = Topology::new(&world.app.settings.amqp);
+    // 100 FAILED operations whose jobs wait in the dead-letter queue.
+    let mut file = json!({"findings": [], "assessments": []});
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let finding = uuid::Uuid::new_v4();
+        file["findings"].as_array_mut().unwrap().push(json!({"id": finding, "project_id": world.catalog.project,
+            "vulnerability_id": format!("GHSA-bulk-{i}"), "package_name": "lodash", "ecosystem": "npm",
+            "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
+        file["assessments"].as_array_mut().unwrap().push(json!({"id": uuid::Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
+    }
+    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    remediator::commands::import::import(&world.app.pool, parsed)
+        .await
+        .unwrap();
+    let mut conn = world.app.pool.get().await.unwrap();
+    for a in file["assessments"].as_array().unwrap() {
+        let target = remediator::db::catalog::remediation_target(
+            &mut conn,
+            a["id"].as_str().unwrap().parse().unwrap(),
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let (id, _) = remediator::db::operations::create_or_get_live(&mut conn, &target)
+            .await
+            .unwrap();
+        diesel::update(operations::table.find(id))
+            .set(operations::status.eq("ASYNC_OPERATION_STATUS_FAILED"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut headers = lapin::types::FieldTable::default();
+        remediator::queue::message::mark_dead(
+            &mut headers,
+            "max_attempts",
+            "step push failed: test",
+        );
+        publisher
+            .send(
+                &topology.dead_exchange,
+                "",
+                &JobMessage::remediation(id),
+                headers,
+            )
+            .await
+            .unwrap()
+            .confirmed()
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let settings = &world.app.settings;
+    let dlq = DeadLetterQueue::open(&settings.amqp.url, topology.clone(), world.app.pool.clone())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let taken = dlq.take_all().await.unwrap();
+    let summary = dlq
+        .replay(taken, &Filter::default(), "bulk", None)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    println!(
+        "replayed {} dead letters in {:.3}s",
+        summary.replayed.len(),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(summary.replayed.len(), 100);
+    assert_eq!(dlq.depth().await.unwrap(), 0);
+    let pending: i64 = operations::table
+        .filter(operations::id.eq_any(&ids))
+        .filter(operations::status.eq("ASYNC_OPERATION_STATUS_PENDING"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pending, 100);
+    // Every job is on the work queue exactly once.
+    let mut seen = std::collections::HashSet::new();
+    while let Some((job, _)) =
+        support::app::next_message(settings, &topology.work_queue, Duration::from_millis(500)).await
+    {
+        assert!(seen.insert(job.operation_id()), "published twice");
+    }
+    assert_eq!(seen.len(), 100);
+    dlq.close().await;
+    let _ = connection.close(200, "done".into()).await;
+    world.stop().await;
+}
