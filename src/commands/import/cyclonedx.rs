@@ -256,13 +256,16 @@ fn finding(
     let (status, justification, keep_existing) =
         match v.analysis.as_ref().and_then(|a| a.state.map(|s| (a, s))) {
             Some((analysis, state)) => {
-                let text = [analysis.justification.as_deref(), analysis.detail.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .map(str::trim)
-                    .filter(|t| !t.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(": ");
+                let text = [
+                    analysis.justification.as_deref(),
+                    analysis.detail.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(": ");
                 let text = if text.is_empty() {
                     format!("CycloneDX analysis: {}", state.as_str())
                 } else {
@@ -287,7 +290,11 @@ fn finding(
             .iter()
             .map(|r| {
                 // The label when it says something, else the score it comes with.
-                match r.severity.as_deref().map_or(Severity::Unknown, Severity::parse) {
+                match r
+                    .severity
+                    .as_deref()
+                    .map_or(Severity::Unknown, Severity::parse)
+                {
                     Severity::Unknown => r.score.map_or(Severity::Unknown, Severity::from_score),
                     labelled => labelled,
                 }
@@ -421,7 +428,10 @@ mod tests {
         assert_eq!(file.findings.len(), 6, "{:#?}", file.findings);
 
         let (f, a) = row(&file, "CVE-2021-23337", "4.17.20");
-        assert_eq!(f.id, finding_id(project, "CVE-2021-23337", "lodash", "4.17.20"));
+        assert_eq!(
+            f.id,
+            finding_id(project, "CVE-2021-23337", "lodash", "4.17.20")
+        );
         assert_eq!(f.ecosystem, "npm");
         assert_eq!(f.severity, "HIGH");
         assert_eq!(f.aliases, ["GHSA-35jh-r3h4-6jhm"]);
@@ -429,7 +439,12 @@ mod tests {
         assert_eq!(f.purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
         assert_eq!(a.status, "ASSESSMENT_STATUS_AFFECTED");
         assert!(!a.keep_existing, "a VEX statement is written as stated");
-        assert!(a.justification.as_deref().unwrap().contains("user-controlled"));
+        assert!(
+            a.justification
+                .as_deref()
+                .unwrap()
+                .contains("user-controlled")
+        );
 
         // not_affected, fixed version from the recommendation text.
         let (f, a) = row(&file, "CVE-2020-28500", "4.17.20");
@@ -459,7 +474,10 @@ mod tests {
         let (f, a) = row(&file, "CVE-2022-25883", "7.3.7");
         assert_eq!(f.fixed_versions, ["7.5.2"]);
         assert_eq!(a.status, "ASSESSMENT_STATUS_AFFECTED");
-        assert!(a.keep_existing, "no analysis: a triaged status must survive");
+        assert!(
+            a.keep_existing,
+            "no analysis: a triaged status must survive"
+        );
         let (f, _) = row(&file, "CVE-2022-25883", "5.7.1");
         assert_eq!(f.fixed_versions, ["5.7.2", "6.3.1", "7.5.2"]);
         assert_eq!(f.package_name, "semver");
@@ -467,7 +485,10 @@ mod tests {
 
     #[test]
     fn names_groups_and_versions_best_effort() {
-        assert_eq!(range_bounds(Some("vers:npm/>=1.0.0|<1.2.5|>=2.0.0|<=2.1.0"), "<"), ["1.2.5"]);
+        assert_eq!(
+            range_bounds(Some("vers:npm/>=1.0.0|<1.2.5|>=2.0.0|<=2.1.0"), "<"),
+            ["1.2.5"]
+        );
         assert_eq!(range_bounds(Some("vers:npm/>=1.2.5"), ">="), ["1.2.5"]);
         assert!(range_bounds(None, "<").is_empty());
         assert_eq!(
@@ -489,7 +510,10 @@ mod tests {
             let eco = ecosystem_of_purl(&p).unwrap();
             package_name(&c, &p, eco)
         };
-        assert_eq!(component("@babel", "core", "pkg:npm/%40babel/core@7.0.0"), "@babel/core");
+        assert_eq!(
+            component("@babel", "core", "pkg:npm/%40babel/core@7.0.0"),
+            "@babel/core"
+        );
         assert_eq!(
             component("org.yaml", "snakeyaml", "pkg:maven/org.yaml/snakeyaml@1.33"),
             "org.yaml:snakeyaml"
@@ -515,15 +539,25 @@ mod tests {
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}],
             "analysis": {"state": "maybe"}}]);
-        let err = convert(&doc(vulns, "1.5"), Uuid::new_v4()).unwrap_err().to_string();
+        let err = convert(&doc(vulns, "1.5"), Uuid::new_v4())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("vulnerabilities[0].analysis.state"), "{err}");
 
-        let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}, {"ref": "nope"}]}]);
-        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4()).unwrap_err().to_string();
-        assert!(err.contains("vulnerabilities[0].affects[1].ref") && err.contains("nope"), "{err}");
+        let vulns =
+            serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}, {"ref": "nope"}]}]);
+        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vulnerabilities[0].affects[1].ref") && err.contains("nope"),
+            "{err}"
+        );
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c2"}]}]);
-        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4()).unwrap_err().to_string();
+        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("has no purl"), "{err}");
 
         // A BOM-Link into this document resolves by its fragment.

@@ -115,10 +115,18 @@ pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
         let v = &m.vulnerability;
         rows.push(Match {
             vulnerability_id: v.id.trim().to_owned(),
-            aliases: m.related_vulnerabilities.iter().map(|r| r.id.clone()).collect(),
+            aliases: m
+                .related_vulnerabilities
+                .iter()
+                .map(|r| r.id.clone())
+                .collect(),
             severity: severity(m),
             summary: std::iter::once(v.description.as_deref())
-                .chain(m.related_vulnerabilities.iter().map(|r| r.description.as_deref()))
+                .chain(
+                    m.related_vulnerabilities
+                        .iter()
+                        .map(|r| r.description.as_deref()),
+                )
                 .flatten()
                 .map(first_line)
                 .find(|s| !s.is_empty())
@@ -127,7 +135,11 @@ pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
             ecosystem,
             purl: artifact.purl.clone().filter(|p| !p.trim().is_empty()),
             installed_version: artifact.version.trim().to_owned(),
-            fixed_versions: v.fix.as_ref().map(|f| f.versions.clone()).unwrap_or_default(),
+            fixed_versions: v
+                .fix
+                .as_ref()
+                .map(|f| f.versions.clone())
+                .unwrap_or_default(),
             status: AssessmentStatus::Affected,
             justification: Some(format!(
                 "grype matched {package_name} {}; affected until triaged",
@@ -190,7 +202,10 @@ mod tests {
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
 
         let lodash = finding(&file, "GHSA-35jh-r3h4-6jhm");
-        assert_eq!(lodash.id, finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20"));
+        assert_eq!(
+            lodash.id,
+            finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20")
+        );
         assert_eq!(lodash.ecosystem, "npm");
         assert_eq!(lodash.severity, "HIGH");
         assert_eq!(lodash.aliases, ["CVE-2021-23337"]);
@@ -204,7 +219,11 @@ mod tests {
         assert_eq!(django.package_name, "Django");
         assert_eq!(django.severity, "MEDIUM");
         assert_eq!(django.fixed_versions, ["3.2.20", "4.1.10", "4.2.3"]);
-        assert!(django.summary.starts_with("In Django 3.2 before 3.2.20"), "{}", django.summary);
+        assert!(
+            django.summary.starts_with("In Django 3.2 before 3.2.20"),
+            "{}",
+            django.summary
+        );
 
         // Grype says Unknown and the related CVE has no label: the CVSS base score decides.
         let net = finding(&file, "GHSA-4374-p667-p6c8");
@@ -249,7 +268,10 @@ mod tests {
             "artifact": {"name": "python", "version": "3.9.2", "type": "binary",
                          "purl": "pkg:generic/python@3.9.2"}}]}"#;
         let file = convert(text, Uuid::new_v4()).unwrap();
-        assert_eq!(file.findings[0].ecosystem, "generic", "unknown kinds pass through");
+        assert_eq!(
+            file.findings[0].ecosystem, "generic",
+            "unknown kinds pass through"
+        );
         assert_eq!(file.findings[0].severity, "UNKNOWN");
 
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1"},
@@ -263,10 +285,17 @@ mod tests {
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1", "fix": {"versions": "1.0"}},
             "artifact": {"name": "x", "version": "1", "type": "npm"}}]}"#;
         let err = convert(text, Uuid::new_v4()).unwrap_err().to_string();
-        assert!(err.contains("matches[0].vulnerability.fix.versions"), "{err}");
+        assert!(
+            err.contains("matches[0].vulnerability.fix.versions"),
+            "{err}"
+        );
 
-        let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "x"}}]}"#;
+        let text =
+            r#"{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "x"}}]}"#;
         let err = convert(text, Uuid::new_v4()).unwrap_err().to_string();
-        assert!(err.contains("matches[0].artifact") && err.contains("version"), "{err}");
+        assert!(
+            err.contains("matches[0].artifact") && err.contains("version"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `remediator import FILE [--project ID]`: loads findings and assessments from one JSON
 //! document. The format is detected from the content: the native catalog (README "Import
-//! format", [`native`]) or a scanner report for one project: OSV-Scanner ([`osv_scanner`]),
-//! Grype ([`grype`]) or CycloneDX with vulnerabilities ([`cyclonedx`]). Every format converts
+//! format", `native`) or a scanner report for one project: OSV-Scanner (`osv_scanner`),
+//! Grype (`grype`) or CycloneDX with vulnerabilities (`cyclonedx`). Every format converts
 //! into the native rows, written here in one transaction: a malformed file is rejected with the
 //! path of the bad field and nothing is written; rows are upserted by id (deterministic ids for
 //! scanner reports), so importing the same file twice changes nothing.
@@ -47,11 +47,6 @@ impl Format {
             Self::CycloneDx => "CycloneDX document",
         }
     }
-
-    /// Whether the document describes one scanned project, named with `--project`.
-    pub fn is_scanner_report(self) -> bool {
-        self != Self::Native
-    }
 }
 
 const ACCEPTED_FORMATS: &str = "the native catalog (organizations/projects/findings/assessments, see examples/catalog.json), \
@@ -63,24 +58,27 @@ CycloneDX JSON 1.4 or later with vulnerabilities (bomFormat \"CycloneDX\")";
 pub fn detect(text: &str) -> anyhow::Result<Format> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| anyhow!("the import file is not JSON: {e}"))?;
-    detect_value(&value).ok_or_else(|| {
-        anyhow!("unrecognised import file: expected one of: {ACCEPTED_FORMATS}")
-    })
+    detect_value(&value)
+        .ok_or_else(|| anyhow!("unrecognised import file: expected one of: {ACCEPTED_FORMATS}"))
 }
 
 fn detect_value(value: &Value) -> Option<Format> {
     let object = value.as_object()?;
     let all_have = |key: &str, fields: &[&str]| {
-        object.get(key).and_then(Value::as_array).is_some_and(|items| {
-            items
-                .iter()
-                .all(|item| fields.iter().all(|f| item.get(f).is_some()))
-        })
+        object
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .all(|item| fields.iter().all(|f| item.get(f).is_some()))
+            })
     };
     if object.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
         return Some(Format::CycloneDx);
     }
-    let grype_descriptor = value.pointer("/descriptor/name").and_then(Value::as_str) == Some("grype");
+    let grype_descriptor =
+        value.pointer("/descriptor/name").and_then(Value::as_str) == Some("grype");
     if object.get("matches").is_some_and(Value::is_array)
         && (grype_descriptor || all_have("matches", &["vulnerability", "artifact"]))
     {
@@ -326,9 +324,15 @@ mod tests {
     #[test]
     fn detects_the_format_from_the_content() {
         assert_eq!(detect(&example("catalog.json")).unwrap(), Format::Native);
-        assert_eq!(detect(&example("osv-scanner.json")).unwrap(), Format::OsvScanner);
+        assert_eq!(
+            detect(&example("osv-scanner.json")).unwrap(),
+            Format::OsvScanner
+        );
         assert_eq!(detect(&example("grype.json")).unwrap(), Format::Grype);
-        assert_eq!(detect(&example("cyclonedx-vex.json")).unwrap(), Format::CycloneDx);
+        assert_eq!(
+            detect(&example("cyclonedx-vex.json")).unwrap(),
+            Format::CycloneDx
+        );
         // Empty reports still say what they are.
         assert_eq!(detect(r#"{"results": []}"#).unwrap(), Format::OsvScanner);
         assert_eq!(
@@ -375,7 +379,9 @@ mod tests {
             ("grype.json", "Grype report"),
             ("cyclonedx-vex.json", "CycloneDX document"),
         ] {
-            let err = parse_document(&example(name), None).unwrap_err().to_string();
+            let err = parse_document(&example(name), None)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(format) && err.contains("--project"), "{err}");
             // `parse` is the native entry point and says the same.
             assert!(parse(&example(name)).is_err());

@@ -166,14 +166,19 @@ fn groups_of(entry: &PackageResult) -> Vec<GroupView<'_>> {
             aliases: g.ids.iter().chain(&g.aliases).cloned().collect(),
             max_severity: match &g.max_severity {
                 Some(Value::String(s)) => Severity::parse(s),
-                Some(Value::Number(n)) => n.as_f64().map_or(Severity::Unknown, Severity::from_score),
+                Some(Value::Number(n)) => {
+                    n.as_f64().map_or(Severity::Unknown, Severity::from_score)
+                }
                 _ => Severity::Unknown,
             },
         })
         .filter(|g| !g.members.is_empty())
         .collect();
     for v in &entry.vulnerabilities {
-        if !groups.iter().any(|g| g.members.iter().any(|m| m.id == v.id)) {
+        if !groups
+            .iter()
+            .any(|g| g.members.iter().any(|m| m.id == v.id))
+        {
             groups.push(GroupView {
                 members: vec![v],
                 aliases: Vec::new(),
@@ -255,7 +260,13 @@ fn severity(group: &GroupView<'_>) -> Severity {
 /// `fixed` events of the record's ranges for this package (all its ranges when no `affected`
 /// entry names the package). GIT ranges are skipped: their events are commits, not versions.
 fn fixed_versions(v: &Vulnerability, name: &str, ecosystem: &str) -> Vec<String> {
-    let base = |e: &str| e.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
+    let base = |e: &str| {
+        e.split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    };
     let ours: Vec<&Affected> = v
         .affected
         .iter()
@@ -311,14 +322,21 @@ mod tests {
 
         // The GHSA record names the finding; its CVE twin and the group's ids are aliases.
         let lodash = finding(&file, "GHSA-35jh-r3h4-6jhm");
-        assert_eq!(lodash.id, finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.15"));
+        assert_eq!(
+            lodash.id,
+            finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.15")
+        );
         assert_eq!(lodash.project_id, project);
         assert_eq!(lodash.aliases, ["CVE-2021-23337"]);
         assert_eq!(lodash.severity, "HIGH");
         assert_eq!(lodash.ecosystem, "npm");
         assert_eq!(lodash.installed_version, "4.17.15");
         assert_eq!(lodash.fixed_versions, ["4.17.21"]);
-        assert!(lodash.summary.contains("Command Injection"), "{}", lodash.summary);
+        assert!(
+            lodash.summary.contains("Command Injection"),
+            "{}",
+            lodash.summary
+        );
 
         // MODERATE is medium; fixed versions from two ranges, in version order.
         let requests = finding(&file, "GHSA-j8r2-6x86-q33q");
@@ -333,7 +351,10 @@ mod tests {
         assert_eq!(net.package_name, "golang.org/x/net");
         assert_eq!(net.severity, "HIGH");
         assert_eq!(net.fixed_versions, ["0.7.0"]);
-        assert_eq!(net.summary, "Denial of service via crafted HTTP/2 stream in net/http and golang.org/x/net");
+        assert_eq!(
+            net.summary,
+            "Denial of service via crafted HTTP/2 stream in net/http and golang.org/x/net"
+        );
 
         let zip = finding(&file, "GHSA-p6mc-m468-83gw");
         assert_eq!(zip.fixed_versions, ["4.17.19"]);
@@ -342,7 +363,10 @@ mod tests {
             assert_eq!(a.finding_id, f.id);
             assert_eq!(a.id, assessment_id(f.id));
             assert_eq!(a.status, "ASSESSMENT_STATUS_AFFECTED");
-            assert!(a.keep_existing, "no VEX: a triaged status must survive a re-scan");
+            assert!(
+                a.keep_existing,
+                "no VEX: a triaged status must survive a re-scan"
+            );
         }
         // Deterministic: the same report gives the same rows.
         let again = convert(&example(), project).unwrap();
@@ -372,13 +396,21 @@ mod tests {
         ]})
         .to_string();
         let file = convert(&text, Uuid::new_v4()).unwrap();
-        assert_eq!(file.findings.len(), 1, "one finding for the same package twice");
+        assert_eq!(
+            file.findings.len(),
+            1,
+            "one finding for the same package twice"
+        );
         let f = &file.findings[0];
         assert_eq!(f.vulnerability_id, "RUSTSEC-2020-0071");
         assert_eq!(f.ecosystem, "crates.io");
         assert_eq!(f.summary, "Potential segfault in the time crate");
         assert_eq!(f.severity, "UNKNOWN", "a CVSS vector alone is not scored");
-        assert_eq!(f.fixed_versions, ["0.2.23"], "GIT range commits are not versions");
+        assert_eq!(
+            f.fixed_versions,
+            ["0.2.23"],
+            "GIT range commits are not versions"
+        );
     }
 
     #[test]
@@ -389,7 +421,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("results[0].packages[0].package.version"), "{err}");
+        assert!(
+            err.contains("results[0].packages[0].package.version"),
+            "{err}"
+        );
 
         let err = convert(
             r#"{"results": [{"packages": [{"package": {"name": "lodash", "version": "1.0.0"}}]}]}"#,
@@ -397,7 +432,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("results[0].packages[0].package.ecosystem"), "{err}");
+        assert!(
+            err.contains("results[0].packages[0].package.ecosystem"),
+            "{err}"
+        );
 
         let err = convert(
             r#"{"results": [{"packages": [{"package": {"name": "x", "version": "1", "ecosystem": "npm"},
@@ -406,6 +444,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("results[0].packages[0].vulnerabilities[0]") && err.contains("id"), "{err}");
+        assert!(
+            err.contains("results[0].packages[0].vulnerabilities[0]") && err.contains("id"),
+            "{err}"
+        );
     }
 }

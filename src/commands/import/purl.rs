@@ -23,10 +23,7 @@ impl Purl {
         // (`@babel/core`) is part of the namespace.
         let last_slash = path.rfind('/').map_or(0, |i| i + 1);
         let (path, version) = match path[last_slash..].rfind('@') {
-            Some(at) => (
-                &path[..last_slash + at],
-                Some(&path[last_slash + at + 1..]),
-            ),
+            Some(at) => (&path[..last_slash + at], Some(&path[last_slash + at + 1..])),
             None => (path, None),
         };
         let mut segments: Vec<String> = path
@@ -97,8 +94,8 @@ mod tests {
         assert_eq!(p.package_name(), "@babel/traverse");
         assert_eq!(p.version.as_deref(), Some("7.22.5"));
 
-        let p = Purl::parse("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar")
-            .unwrap();
+        let p =
+            Purl::parse("pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar").unwrap();
         assert_eq!(p.package_name(), "org.apache.logging.log4j:log4j-core");
         assert_eq!(p.version.as_deref(), Some("2.14.1"));
 

@@ -366,7 +366,10 @@ mod tests {
         let id = finding_id(project, "GHSA-1", "lodash", "4.17.20");
         assert_eq!(id, finding_id(project, "GHSA-1", "lodash", "4.17.20"));
         assert_eq!(id.get_version_num(), 5);
-        assert_ne!(id, finding_id(Uuid::new_v4(), "GHSA-1", "lodash", "4.17.20"));
+        assert_ne!(
+            id,
+            finding_id(Uuid::new_v4(), "GHSA-1", "lodash", "4.17.20")
+        );
         assert_ne!(id, finding_id(project, "GHSA-2", "lodash", "4.17.20"));
         assert_ne!(id, finding_id(project, "GHSA-1", "lodash", "4.17.21"));
         assert_ne!(id, finding_id(project, "GHSA-1", "lodash.x", "4.17.20"));
@@ -433,8 +436,17 @@ mod tests {
     #[test]
     fn version_lists_are_sorted_as_versions_and_deduplicated() {
         let list = sorted_versions(
-            ["4.17.21", "10.0.0", " 4.17.21", "4.17.9", "", "main", "2.0.0-rc.1", "2.0.0"]
-                .map(String::from),
+            [
+                "4.17.21",
+                "10.0.0",
+                " 4.17.21",
+                "4.17.9",
+                "",
+                "main",
+                "2.0.0-rc.1",
+                "2.0.0",
+            ]
+            .map(String::from),
         );
         assert_eq!(
             list,
