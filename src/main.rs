@@ -55,8 +55,14 @@ enum Command {
     /// Inspect, replay and purge dead-lettered jobs.
     #[command(subcommand)]
     Dlq(commands::dlq::DlqCommand),
-    /// Load organisations, projects, findings and assessments from a JSON file.
-    Import { file: PathBuf },
+    /// Load a JSON file: the native catalog (organisations, projects, findings, assessments),
+    /// or a scanner report (OSV-Scanner, Grype, CycloneDX with vulnerabilities) with --project.
+    Import {
+        file: PathBuf,
+        /// The existing project a scanner report was made for (not used with the native format).
+        #[arg(long)]
+        project: Option<Uuid>,
+    },
     /// Print a bearer token signed with the configured secret.
     Token {
         #[arg(long)]
@@ -132,16 +138,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.trigger_on_signals();
             commands::worker::run(settings, shutdown).await?;
         }
-        Command::Import { file } => {
+        Command::Import { file, project } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let parsed = commands::import::parse(&text)?;
+            let document = commands::import::parse_document(&text, project)
+                .with_context(|| format!("importing {}", file.display()))?;
+            let format = document.format;
             let pool = remediator::db::pool(&settings.database)?;
             remediator::db::ensure_migrated(&pool).await?;
-            let summary = commands::import::import(&pool, parsed).await?;
+            let summary = commands::import::import_document(&pool, document).await?;
+            let into = project.map_or_else(String::new, |p| format!(" into project {p}"));
             println!(
-                "imported {}: {} record(s) read, {} created or changed",
+                "imported {} ({}){into}: {} record(s) read, {} created or changed",
                 file.display(),
+                format.name(),
                 summary.read,
                 summary.written
             );

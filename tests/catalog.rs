@@ -122,3 +122,249 @@ async fn servers_refuse_a_database_that_is_behind() {
     remediator::db::ensure_migrated(&pool).await.unwrap();
     assert!(remediator::db::migrate(&pool).await.unwrap().is_empty());
 }
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A database with one organisation and project (from the native format) to import into.
+async fn pool_with_project() -> (remediator::db::DbPool, Uuid) {
+    let settings = test_settings().await;
+    let pool = remediator::db::pool(&settings.database).unwrap();
+    let c = fresh_catalog();
+    let text = catalog_json(&c, "https://github.com/acme/web.git");
+    import::import(&pool, import::parse(&text).unwrap())
+        .await
+        .unwrap();
+    (pool, c.project)
+}
+
+/// (severity, ecosystem, fixed versions, assessment status) of a finding, by its derived id.
+async fn finding_row(
+    pool: &remediator::db::DbPool,
+    project: Uuid,
+    vulnerability: &str,
+    package: &str,
+    version: &str,
+) -> (String, String, Vec<String>, String) {
+    let mut conn = pool.get().await.unwrap();
+    let id = import::finding_id(project, vulnerability, package, version);
+    let (severity, ecosystem, fixed, project_id): (String, String, Vec<String>, Uuid) =
+        findings::table
+            .find(id)
+            .select((
+                findings::severity,
+                findings::ecosystem,
+                findings::fixed_versions,
+                findings::project_id,
+            ))
+            .first(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("finding {vulnerability} {package} {version}: {e}"));
+    assert_eq!(project_id, project);
+    let status: String = assessments::table
+        .find(import::assessment_id(id))
+        .filter(assessments::finding_id.eq(id))
+        .select(assessments::status)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    (severity, ecosystem, fixed, status)
+}
+
+async fn import_report(
+    pool: &remediator::db::DbPool,
+    name: &str,
+    project: Uuid,
+) -> anyhow::Result<import::ImportSummary> {
+    let document = import::parse_document(&example(name), Some(project))?;
+    import::import_document(pool, document).await
+}
+
+#[tokio::test]
+async fn scanner_reports_import_into_a_project_once() {
+    let (pool, project) = pool_with_project().await;
+    let before = counts(&pool).await;
+    assert_eq!(before, [2, 2, 3, 3]);
+
+    for (name, findings) in [
+        ("osv-scanner.json", 4),
+        ("grype.json", 4),
+        ("cyclonedx-vex.json", 6),
+    ] {
+        let first = import_report(&pool, name, project).await.unwrap();
+        assert_eq!(first.read, 2 * findings, "{name}");
+        assert_eq!(first.written, 2 * findings, "{name}");
+        let second = import_report(&pool, name, project).await.unwrap();
+        assert_eq!(second.read, 2 * findings, "{name}");
+        assert_eq!(
+            second.written, 0,
+            "{name}: the same report twice changes nothing"
+        );
+    }
+    assert_eq!(counts(&pool).await, [2, 2, 3 + 14, 3 + 14]);
+
+    let affected = "ASSESSMENT_STATUS_AFFECTED".to_owned();
+    let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        finding_row(&pool, project, "GHSA-j8r2-6x86-q33q", "requests", "2.28.0").await,
+        (
+            "MEDIUM".into(),
+            "PyPI".into(),
+            strings(&["2.31.0"]),
+            affected.clone()
+        )
+    );
+    assert_eq!(
+        finding_row(&pool, project, "GO-2023-1571", "golang.org/x/net", "0.5.0").await,
+        (
+            "HIGH".into(),
+            "Go".into(),
+            strings(&["0.7.0"]),
+            affected.clone()
+        )
+    );
+    assert_eq!(
+        finding_row(
+            &pool,
+            project,
+            "GHSA-jfh8-c2jp-5v3q",
+            "org.apache.logging.log4j:log4j-core",
+            "2.14.1"
+        )
+        .await,
+        (
+            "CRITICAL".into(),
+            "Maven".into(),
+            strings(&["2.3.1", "2.12.2", "2.15.0"]),
+            affected.clone()
+        )
+    );
+    assert_eq!(
+        finding_row(&pool, project, "CVE-2020-28500", "lodash", "4.17.20").await,
+        (
+            "MEDIUM".into(),
+            "npm".into(),
+            strings(&["4.17.21"]),
+            "ASSESSMENT_STATUS_NOT_AFFECTED".into()
+        )
+    );
+    assert_eq!(
+        finding_row(&pool, project, "GO-2023-1571", "golang.org/x/net", "v0.5.0")
+            .await
+            .3,
+        "ASSESSMENT_STATUS_FIXED"
+    );
+    assert_eq!(
+        finding_row(&pool, project, "CVE-2023-32681", "requests", "2.28.0")
+            .await
+            .3,
+        "ASSESSMENT_STATUS_UNDER_INVESTIGATION"
+    );
+}
+
+#[tokio::test]
+async fn a_rescan_keeps_triage_but_a_vex_statement_is_written_as_stated() {
+    let (pool, project) = pool_with_project().await;
+    import_report(&pool, "grype.json", project).await.unwrap();
+    import_report(&pool, "cyclonedx-vex.json", project)
+        .await
+        .unwrap();
+
+    let triage = |vulnerability: &'static str, package: &'static str, version: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let id =
+                import::assessment_id(import::finding_id(project, vulnerability, package, version));
+            let mut conn = pool.get().await.unwrap();
+            diesel::update(assessments::table.find(id))
+                .set(assessments::status.eq("ASSESSMENT_STATUS_NOT_AFFECTED"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    // Someone triages a Grype match and a VEX-stated finding.
+    triage("GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20").await;
+    triage("CVE-2021-23337", "lodash", "4.17.20").await;
+    // And a CycloneDX finding without analysis (a plain scan).
+    triage("CVE-2022-25883", "semver", "7.3.7").await;
+
+    let grype = import_report(&pool, "grype.json", project).await.unwrap();
+    assert_eq!(grype.written, 0, "a re-scan does not undo triage");
+    assert_eq!(
+        finding_row(&pool, project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20")
+            .await
+            .3,
+        "ASSESSMENT_STATUS_NOT_AFFECTED"
+    );
+
+    let vex = import_report(&pool, "cyclonedx-vex.json", project)
+        .await
+        .unwrap();
+    assert_eq!(vex.written, 1, "only the VEX statement is restored");
+    assert_eq!(
+        finding_row(&pool, project, "CVE-2021-23337", "lodash", "4.17.20")
+            .await
+            .3,
+        "ASSESSMENT_STATUS_AFFECTED"
+    );
+    assert_eq!(
+        finding_row(&pool, project, "CVE-2022-25883", "semver", "7.3.7")
+            .await
+            .3,
+        "ASSESSMENT_STATUS_NOT_AFFECTED"
+    );
+}
+
+#[tokio::test]
+async fn bad_scanner_imports_write_nothing() {
+    let (pool, project) = pool_with_project().await;
+    let before = counts(&pool).await;
+
+    // Malformed: the path of the bad field, in the scanner's own document.
+    let mut grype: serde_json::Value = serde_json::from_str(&example("grype.json")).unwrap();
+    grype["matches"][2]["artifact"]["version"] = 5.into();
+    let err = import::parse_document(&grype.to_string(), Some(project))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("matches[2].artifact.version"), "{err}");
+
+    let mut osv: serde_json::Value = serde_json::from_str(&example("osv-scanner.json")).unwrap();
+    osv["results"][1]["packages"][0]["vulnerabilities"][0]["affected"][0]["ranges"] =
+        "SEMVER".into();
+    let err = import::parse_document(&osv.to_string(), Some(project))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("results[1].packages[0].vulnerabilities[0].affected[0].ranges"),
+        "{err}"
+    );
+
+    // Well-formed but for a project that does not exist: refused before any write.
+    let missing = Uuid::new_v4();
+    let err = import_report(&pool, "cyclonedx-vex.json", missing)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("project {missing} does not exist")),
+        "{err}"
+    );
+
+    // Not a format we know.
+    let spdx = r#"{"spdxVersion": "SPDX-2.3", "packages": []}"#;
+    let err = import::parse_document(spdx, Some(project))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unrecognised import file"), "{err}");
+    let err = import::parse(spdx).unwrap_err().to_string();
+    assert!(err.contains("unrecognised import file"), "{err}");
+
+    // The native format with --project, a scanner report without.
+    let native = catalog_json(&fresh_catalog(), "https://github.com/acme/web.git");
+    assert!(import::parse_document(&native, Some(project)).is_err());
+    assert!(import::parse_document(&example("osv-scanner.json"), None).is_err());
+
+    assert_eq!(counts(&pool).await, before, "nothing was written");
+}

@@ -171,6 +171,20 @@ pub async fn upsert_assessment(
         .await
 }
 
+/// Inserts an assessment unless one with its id exists: a scanner match without a VEX statement
+/// must not overwrite a status someone has triaged since the previous scan.
+pub async fn insert_assessment_if_absent(
+    conn: &mut AsyncPgConnection,
+    row: &AssessmentRow,
+) -> QueryResult<usize> {
+    diesel::insert_into(assessments::table)
+        .values(row)
+        .on_conflict(assessments::id)
+        .do_nothing()
+        .execute(conn)
+        .await
+}
+
 /// What the worker writes back on the assessment when a remediation ends.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = assessments)]

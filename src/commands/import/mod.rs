@@ -1,0 +1,402 @@
+//! `remediator import FILE [--project ID]`: loads findings and assessments from one JSON
+//! document. The format is detected from the content: the native catalog (README "Import
+//! format", `native`) or a scanner report for one project: OSV-Scanner (`osv_scanner`),
+//! Grype (`grype`) or CycloneDX with vulnerabilities (`cyclonedx`). Every format converts
+//! into the native rows, written here in one transaction: a malformed file is rejected with the
+//! path of the bad field and nothing is written; rows are upserted by id (deterministic ids for
+//! scanner reports), so importing the same file twice changes nothing.
+
+mod cyclonedx;
+mod grype;
+mod native;
+mod osv_scanner;
+mod purl;
+mod scanner;
+
+use std::collections::HashSet;
+
+use anyhow::{Context, anyhow, bail};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use native::{AssessmentIn, FindingIn, ImportFile, OrganizationIn, ProjectIn};
+pub use scanner::{assessment_id, finding_id};
+
+use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
+use crate::db::schema::{findings, organizations, projects};
+use crate::db::{DbPool, catalog};
+
+/// The document formats `remediator import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Native,
+    OsvScanner,
+    Grype,
+    CycloneDx,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native catalog",
+            Self::OsvScanner => "OSV-Scanner report",
+            Self::Grype => "Grype report",
+            Self::CycloneDx => "CycloneDX document",
+        }
+    }
+}
+
+const ACCEPTED_FORMATS: &str = "the native catalog (organizations/projects/findings/assessments, see examples/catalog.json), \
+OSV-Scanner JSON (`osv-scanner --format json`: results[].packages[]), \
+Grype JSON (`grype -o json`: matches[]), \
+CycloneDX JSON 1.4 or later with vulnerabilities (bomFormat \"CycloneDX\")";
+
+/// Tells the format from the content, never from the file name.
+pub fn detect(text: &str) -> anyhow::Result<Format> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| anyhow!("the import file is not JSON: {e}"))?;
+    detect_value(&value)
+        .ok_or_else(|| anyhow!("unrecognised import file: expected one of: {ACCEPTED_FORMATS}"))
+}
+
+fn detect_value(value: &Value) -> Option<Format> {
+    let object = value.as_object()?;
+    let all_have = |key: &str, fields: &[&str]| {
+        object
+            .get(key)
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                items
+                    .iter()
+                    .all(|item| fields.iter().all(|f| item.get(f).is_some()))
+            })
+    };
+    if object.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
+        return Some(Format::CycloneDx);
+    }
+    let grype_descriptor =
+        value.pointer("/descriptor/name").and_then(Value::as_str) == Some("grype");
+    if object.get("matches").is_some_and(Value::is_array)
+        && (grype_descriptor || all_have("matches", &["vulnerability", "artifact"]))
+    {
+        return Some(Format::Grype);
+    }
+    if all_have("results", &["packages"]) {
+        return Some(Format::OsvScanner);
+    }
+    if ["organizations", "projects", "findings", "assessments"]
+        .iter()
+        .any(|key| object.contains_key(*key))
+    {
+        return Some(Format::Native);
+    }
+    None
+}
+
+/// A parsed import: native rows, plus the project a scanner report is imported into.
+#[derive(Debug)]
+pub struct Document {
+    pub format: Format,
+    pub project: Option<Uuid>,
+    pub file: ImportFile,
+}
+
+/// Detects the format and converts the document into native rows, without touching the
+/// database. A scanner report needs `project`; the native format must not have one.
+pub fn parse_document(text: &str, project: Option<Uuid>) -> anyhow::Result<Document> {
+    let format = detect(text)?;
+    let file = match (format, project) {
+        (Format::Native, None) => native::parse(text)?,
+        (Format::Native, Some(_)) => bail!(
+            "--project is for scanner reports (OSV-Scanner, Grype, CycloneDX); \
+             this is a native catalog file, which names the projects of its findings itself"
+        ),
+        (format, None) => bail!(
+            "this is a {}: it does not say which project was scanned; \
+             pass the project's id with --project <project uuid>",
+            format.name()
+        ),
+        (Format::OsvScanner, Some(project)) => osv_scanner::convert(text, project)?,
+        (Format::Grype, Some(project)) => grype::convert(text, project)?,
+        (Format::CycloneDx, Some(project)) => cyclonedx::convert(text, project)?,
+    };
+    native::validate(&file)?;
+    Ok(Document {
+        format,
+        project,
+        file,
+    })
+}
+
+/// Parses a native catalog document (a scanner report is refused: it needs a project).
+pub fn parse(text: &str) -> anyhow::Result<ImportFile> {
+    Ok(parse_document(text, None)?.file)
+}
+
+/// Deserialises `text` as `T`, naming the path of the bad field in the error.
+fn deserialize<T: DeserializeOwned>(text: &str, what: &str) -> anyhow::Result<T> {
+    let deserializer = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow!("invalid {what} at `{path}`: {}", e.into_inner())
+    })
+}
+
+/// What an import did, for the command's output.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub read: usize,
+    pub written: usize,
+}
+
+/// Writes a parsed document in one transaction; a scanner report's project must exist.
+pub async fn import_document(pool: &DbPool, document: Document) -> anyhow::Result<ImportSummary> {
+    let mut conn = pool.get().await.context("connecting to Postgres")?;
+    conn.transaction(async |conn| -> anyhow::Result<_> {
+        if let Some(project) = document.project {
+            let found = projects::table
+                .find(project)
+                .select(projects::id)
+                .first::<Uuid>(conn)
+                .await
+                .optional()?;
+            if found.is_none() {
+                bail!(
+                    "project {project} does not exist: import it first with a native catalog \
+                     file (see examples/catalog.json), then import the {} with --project {project}",
+                    document.format.name()
+                );
+            }
+        }
+        write_all(conn, &document.file).await
+    })
+    .await
+}
+
+/// Writes a parsed document in one transaction.
+pub async fn import(pool: &DbPool, file: ImportFile) -> anyhow::Result<ImportSummary> {
+    let mut conn = pool.get().await.context("connecting to Postgres")?;
+    conn.transaction(async |conn| -> anyhow::Result<_> { write_all(conn, &file).await })
+        .await
+}
+
+async fn write_all(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+) -> anyhow::Result<ImportSummary> {
+    let mut summary = ImportSummary::default();
+    let mut known_orgs: HashSet<Uuid> = file.organizations.iter().map(|o| o.id).collect();
+    let mut known_projects: HashSet<Uuid> = file.projects.iter().map(|p| p.id).collect();
+    let mut known_findings: HashSet<Uuid> = file.findings.iter().map(|f| f.id).collect();
+    // References to rows imported earlier are looked up, only those, in the database.
+    let wanted: Vec<Uuid> = file
+        .projects
+        .iter()
+        .map(|p| p.organization_id)
+        .filter(|id| !known_orgs.contains(id))
+        .collect();
+    known_orgs.extend(
+        organizations::table
+            .filter(organizations::id.eq_any(wanted))
+            .select(organizations::id)
+            .load::<Uuid>(conn)
+            .await?,
+    );
+    let wanted: Vec<Uuid> = file
+        .findings
+        .iter()
+        .map(|f| f.project_id)
+        .filter(|id| !known_projects.contains(id))
+        .collect();
+    known_projects.extend(
+        projects::table
+            .filter(projects::id.eq_any(wanted))
+            .select(projects::id)
+            .load::<Uuid>(conn)
+            .await?,
+    );
+    let wanted: Vec<Uuid> = file
+        .assessments
+        .iter()
+        .map(|a| a.finding_id)
+        .filter(|id| !known_findings.contains(id))
+        .collect();
+    known_findings.extend(
+        findings::table
+            .filter(findings::id.eq_any(wanted))
+            .select(findings::id)
+            .load::<Uuid>(conn)
+            .await?,
+    );
+
+    for o in &file.organizations {
+        summary.read += 1;
+        summary.written += catalog::upsert_organization(
+            conn,
+            &OrganizationRow {
+                id: o.id,
+                name: o.name.clone(),
+            },
+        )
+        .await?;
+    }
+    for (i, p) in file.projects.iter().enumerate() {
+        if !known_orgs.contains(&p.organization_id) {
+            bail!(
+                "invalid import file at `projects[{i}].organization_id`: organisation {} is neither in the file nor in the database",
+                p.organization_id
+            );
+        }
+        summary.read += 1;
+        summary.written += catalog::upsert_project(
+            conn,
+            &ProjectRow {
+                id: p.id,
+                organization_id: p.organization_id,
+                name: p.name.clone(),
+                repository_url: p.repository_url.clone(),
+                default_branch: p.default_branch.clone(),
+            },
+        )
+        .await?;
+    }
+    for (i, f) in file.findings.iter().enumerate() {
+        if !known_projects.contains(&f.project_id) {
+            bail!(
+                "invalid import file at `findings[{i}].project_id`: project {} is neither in the file nor in the database",
+                f.project_id
+            );
+        }
+        summary.read += 1;
+        summary.written += catalog::upsert_finding(
+            conn,
+            &FindingRow {
+                id: f.id,
+                project_id: f.project_id,
+                project_version_id: f.project_version_id,
+                vulnerability_id: f.vulnerability_id.clone(),
+                aliases: f.aliases.clone(),
+                severity: f.severity.clone(),
+                summary: f.summary.clone(),
+                package_name: f.package_name.clone(),
+                ecosystem: f.ecosystem.clone(),
+                purl: f.purl.clone(),
+                installed_version: f.installed_version.clone(),
+                fixed_versions: f.fixed_versions.clone(),
+            },
+        )
+        .await?;
+    }
+    for (i, a) in file.assessments.iter().enumerate() {
+        if !known_findings.contains(&a.finding_id) {
+            bail!(
+                "invalid import file at `assessments[{i}].finding_id`: finding {} is neither in the file nor in the database",
+                a.finding_id
+            );
+        }
+        summary.read += 1;
+        let row = AssessmentRow {
+            id: a.id,
+            finding_id: a.finding_id,
+            status: a.status.clone(),
+            justification: a.justification.clone(),
+        };
+        summary.written += if a.keep_existing {
+            catalog::insert_assessment_if_absent(conn, &row).await?
+        } else {
+            catalog::upsert_assessment(conn, &row).await?
+        };
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
+    #[test]
+    fn detects_the_format_from_the_content() {
+        assert_eq!(detect(&example("catalog.json")).unwrap(), Format::Native);
+        assert_eq!(
+            detect(&example("osv-scanner.json")).unwrap(),
+            Format::OsvScanner
+        );
+        assert_eq!(detect(&example("grype.json")).unwrap(), Format::Grype);
+        assert_eq!(
+            detect(&example("cyclonedx-vex.json")).unwrap(),
+            Format::CycloneDx
+        );
+        // Empty reports still say what they are.
+        assert_eq!(detect(r#"{"results": []}"#).unwrap(), Format::OsvScanner);
+        assert_eq!(
+            detect(r#"{"matches": [], "descriptor": {"name": "grype"}}"#).unwrap(),
+            Format::Grype
+        );
+        assert_eq!(
+            detect(r#"{"bomFormat": "CycloneDX", "specVersion": "1.6"}"#).unwrap(),
+            Format::CycloneDx
+        );
+        assert_eq!(detect(r#"{"findings": []}"#).unwrap(), Format::Native);
+    }
+
+    #[test]
+    fn unknown_documents_are_refused_with_the_accepted_formats() {
+        for text in [
+            r#"{"spdxVersion": "SPDX-2.3"}"#,
+            "{}",
+            "[]",
+            r#"{"bomFormat": "SPDX"}"#,
+            r#"{"results": [{"issues": []}]}"#,
+        ] {
+            let err = parse_document(text, Some(Uuid::new_v4()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unrecognised import file"), "{text}: {err}");
+            for name in ["native catalog", "OSV-Scanner", "Grype", "CycloneDX"] {
+                assert!(err.contains(name), "{text}: {err}");
+            }
+        }
+        let err = detect("{ not json").unwrap_err().to_string();
+        assert!(err.contains("not JSON") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn project_is_required_for_scanner_reports_and_refused_for_native_files() {
+        let err = parse_document(&example("catalog.json"), Some(Uuid::new_v4()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--project") && err.contains("native"), "{err}");
+
+        for (name, format) in [
+            ("osv-scanner.json", "OSV-Scanner report"),
+            ("grype.json", "Grype report"),
+            ("cyclonedx-vex.json", "CycloneDX document"),
+        ] {
+            let err = parse_document(&example(name), None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(format) && err.contains("--project"), "{err}");
+            // `parse` is the native entry point and says the same.
+            assert!(parse(&example(name)).is_err());
+
+            let project = Uuid::new_v4();
+            let doc = parse_document(&example(name), Some(project)).unwrap();
+            assert_eq!(doc.format.name(), format);
+            assert_eq!(doc.project, Some(project));
+            assert!(!doc.file.findings.is_empty());
+            assert!(doc.file.findings.iter().all(|f| f.project_id == project));
+            assert_eq!(doc.file.findings.len(), doc.file.assessments.len());
+        }
+
+        let doc = parse_document(&example("catalog.json"), None).unwrap();
+        assert_eq!(doc.format, Format::Native);
+        assert_eq!(doc.file.findings.len(), 2);
+    }
+}
