@@ -44,7 +44,7 @@ enum Command {
     },
     /// Load organisations, projects, findings and assessments from a JSON file.
     Import { file: PathBuf },
-    /// Print a bearer token signed with the configured secret.
+    /// Print a bearer token signed with the configured secret (HS256 only).
     Token {
         #[arg(long)]
         org: Uuid,
