@@ -109,6 +109,18 @@ pub struct AuthSettings {
     pub leeway_secs: u64,
     pub issuer: String,
     pub audience: String,
+    /// RS256/ES256 public keys (PEM); each answers to the `kid` of its file stem.
+    #[serde(default)]
+    pub public_key_files: Vec<PathBuf>,
+    /// RS256/ES256 keys from the identity provider's JWKS document; empty: none.
+    #[serde(default)]
+    pub jwks_url: String,
+    /// Fewest seconds between two fetches of the JWKS (a token naming an unknown `kid`
+    /// triggers one, so a flood of made-up kids cannot turn into a flood of fetches).
+    pub jwks_min_refresh_secs: u64,
+    /// Age after which the cached JWKS is fetched again, so keys the provider revoked stop
+    /// being accepted.
+    pub jwks_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -196,6 +208,7 @@ impl Settings {
                 .with_list_parse_key("amqp.retry_delays_secs")
                 .with_list_parse_key("worker.pr_labels")
                 .with_list_parse_key("policy.deny_globs")
+                .with_list_parse_key("auth.public_key_files")
                 .source(Some(env.clone().into_iter().collect())),
         );
         for (conventional, key) in [("DATABASE_URL", "database.url"), ("AMQP_URL", "amqp.url")] {
@@ -274,6 +287,31 @@ mod tests {
         assert_eq!(s.llm.client.max_rounds, 3);
         assert!(s.forges.is_empty());
         assert_eq!(s.policy, PolicySettings::default());
+        assert_eq!(s.auth.algorithm, "HS256");
+        assert!(s.auth.public_key_files.is_empty() && s.auth.jwks_url.is_empty());
+        assert_eq!(s.auth.jwks_min_refresh_secs, 30);
+    }
+
+    #[test]
+    fn public_key_files_come_from_the_environment_as_a_list() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("REMEDIATOR__AUTH__ALGORITHM", "ES256"),
+                (
+                    "REMEDIATOR__AUTH__PUBLIC_KEY_FILES",
+                    "/keys/a.pem,/keys/b.pem",
+                ),
+                ("REMEDIATOR__AUTH__JWKS_MIN_REFRESH_SECS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.auth.algorithm, "ES256");
+        assert_eq!(
+            s.auth.public_key_files,
+            vec![PathBuf::from("/keys/a.pem"), PathBuf::from("/keys/b.pem")]
+        );
+        assert_eq!(s.auth.jwks_min_refresh_secs, 5);
     }
 
     #[test]

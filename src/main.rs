@@ -63,7 +63,7 @@ enum Command {
         #[arg(long)]
         project: Option<Uuid>,
     },
-    /// Print a bearer token signed with the configured secret.
+    /// Print a bearer token signed with the configured secret (HS256 only).
     Token {
         #[arg(long)]
         org: Uuid,

@@ -90,7 +90,7 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<GetResponse>, ApiError> {
-    let caller = state.auth.authenticate(&headers)?;
+    let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_OPERATIONS_READ)?;
     let id = Uuid::parse_str(&id).map_err(|_| {
         ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}"))
@@ -113,7 +113,7 @@ pub async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<GetResponse>, ApiError> {
-    let caller = state.auth.authenticate(&headers)?;
+    let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_REMEDIATIONS_WRITE)?;
     let id = parse_id(&id)?;
     let mut conn = state.pool.get().await?;
@@ -169,7 +169,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let caller = state.auth.authenticate(&headers)?;
+    let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_OPERATIONS_READ)?;
     let page = parse_number(&query, "pagination.page", 0)?;
     let page_size = parse_number(&query, "pagination.page_size", DEFAULT_PAGE_SIZE)?;

@@ -27,7 +27,7 @@ pub async fn trigger(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<TriggerResponse>, ApiError> {
-    let caller = state.auth.authenticate(&headers)?;
+    let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_REMEDIATIONS_WRITE)?;
     let span = tracing::Span::current();
     span.record("organization", caller.organization.to_string());

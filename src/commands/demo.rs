@@ -42,6 +42,13 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     settings.worker.patcher = PatcherChoice::Bump;
     settings.worker.scratch_dir = Some(workdir.path().join("scratch"));
     settings.relay.poll_interval_ms = 100;
+    // The demo mints its own token, which only an HS256 secret allows.
+    if settings.auth.algorithm != "HS256" {
+        settings.auth.algorithm = "HS256".into();
+        settings.auth.public_key_files.clear();
+        settings.auth.jwks_url.clear();
+        settings.auth.jwt_secret = None;
+    }
     if settings.auth.jwt_secret.is_none() {
         settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
     }
