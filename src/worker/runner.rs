@@ -155,7 +155,7 @@ impl Runner {
             Ok(Claim::Missing) => {
                 crate::metrics::job_outcome("unknown_operation");
                 let reason = format!("operation {operation_id} does not exist");
-                self.dead_letter_raw(&delivery, publisher, "unknown_operation", &reason)
+                self.dead_letter_raw(delivery, publisher, "unknown_operation", &reason)
                     .await;
             }
             Ok(Claim::Skip { status }) if status == OperationStatus::Running.as_str() => {

@@ -43,13 +43,15 @@ pub struct World {
     pub scratch: tempfile::TempDir,
 }
 
+pub type SettingsHook = Box<dyn FnOnce(&mut Settings) + Send>;
+
 pub struct WorldOptions {
     pub patcher: PatcherChoice,
     pub llm_base_url: Option<String>,
     pub files: Vec<(&'static str, String)>,
     pub start_worker: bool,
     /// Last word on the settings, for tests that need other limits.
-    pub adjust: Option<Box<dyn FnOnce(&mut Settings) + Send>>,
+    pub adjust: Option<SettingsHook>,
     /// Which forge serves the git server's host; its git user name is what the git server
     /// accepts, so the forge's default credentials are exercised too.
     pub forge_kind: ForgeKind,
