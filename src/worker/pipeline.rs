@@ -30,7 +30,7 @@ pub struct Pipeline {
 }
 
 /// A finished job: what goes into the operation's output and onto the assessment.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct JobSuccess {
     pub output: serde_json::Value,
     pub write_back: RemediationWriteBack,

@@ -140,25 +140,15 @@ impl Runner {
 
     async fn process(&self, delivery: &Delivery, message: JobMessage, publisher: &Publisher) {
         let operation_id = message.operation_id();
-        let claim = match self.pool.get().await {
-            Ok(mut conn) => operations::claim(&mut conn, operation_id, self.stale_after())
-                .await
-                .map_err(anyhow::Error::from),
-            Err(e) => Err(anyhow::Error::from(e)),
-        };
+        let claim = self.claim_patiently(operation_id).await;
         match claim {
-            Err(error) => {
-                tracing::warn!(%operation_id, error = %format!("{error:#}"), "cannot claim (database unavailable?); requeueing");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                nack_requeue(delivery).await;
-            }
-            Ok(Claim::Missing) => {
+            Claim::Missing => {
                 crate::metrics::job_outcome("unknown_operation");
                 let reason = format!("operation {operation_id} does not exist");
                 self.dead_letter_raw(delivery, publisher, "unknown_operation", &reason)
                     .await;
             }
-            Ok(Claim::Skip { status }) if status == OperationStatus::Running.as_str() => {
+            Claim::Skip { status } if status == OperationStatus::Running.as_str() => {
                 // Another worker holds it, or held it and died moments ago (its heartbeat is
                 // not stale yet). Park the job in the first retry tier: it comes back later and
                 // is either skipped (finished) or taken over (heartbeat stale). Acking it here
@@ -174,26 +164,74 @@ impl Runner {
                     }
                 }
             }
-            Ok(Claim::Skip { status }) => {
+            Claim::Skip { status } => {
                 crate::metrics::job_outcome("skipped");
                 tracing::info!(%operation_id, %status, "operation already finished; skipping duplicate delivery");
                 ack(delivery).await;
             }
-            Ok(Claim::Claimed { attempt }) => {
+            Claim::Claimed { attempt } => {
                 tracing::info!(%operation_id, attempt, "job claimed");
                 crate::metrics::job_attempt(attempt);
                 let outcome = self.run_with_heartbeat(operation_id).await;
-                match self
-                    .settle(operation_id, attempt, &message, outcome, publisher)
+                if self
+                    .settle_patiently(operation_id, attempt, &message, outcome, publisher)
                     .await
                 {
-                    Ok(()) => ack(delivery).await,
-                    Err(error) => {
-                        // The outcome is not committed: leave the job to a redelivery.
-                        tracing::error!(%operation_id, error = %format!("{error:#}"), "cannot record the job's outcome; requeueing");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        nack_requeue(delivery).await;
-                    }
+                    ack(delivery).await;
+                }
+            }
+        }
+    }
+
+    /// Claims the operation, waiting out a database outage instead of requeueing: a requeue
+    /// would count towards the delivery limit and dead-letter healthy jobs during the outage.
+    /// The message stays unacknowledged meanwhile, so nothing is lost if this process dies.
+    async fn claim_patiently(&self, operation_id: Uuid) -> Claim {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let claimed = match self.pool.get().await {
+                Ok(mut conn) => operations::claim(&mut conn, operation_id, self.stale_after())
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            match claimed {
+                Ok(claim) => return claim,
+                Err(error) => {
+                    tracing::warn!(%operation_id, error = %format!("{error:#}"), retry_in = ?wait, "cannot claim (database unavailable?); waiting");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Commits the outcome, retrying while the database is away. Returns whether the message
+    /// may be acknowledged; false when the broker connection is gone (the broker then
+    /// redelivers the job, and the claim makes the rerun a no-op or a resume).
+    async fn settle_patiently(
+        &self,
+        operation_id: Uuid,
+        attempt: i32,
+        message: &JobMessage,
+        outcome: Result<JobSuccess, StepFailure>,
+        publisher: &Publisher,
+    ) -> bool {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match self
+                .settle(operation_id, attempt, message, outcome.clone(), publisher)
+                .await
+            {
+                Ok(()) => return true,
+                Err(error) if !publisher.is_usable() => {
+                    tracing::warn!(%operation_id, error = %format!("{error:#}"), "lost the broker while recording the outcome; the job will be redelivered");
+                    return false;
+                }
+                Err(error) => {
+                    tracing::warn!(%operation_id, error = %format!("{error:#}"), retry_in = ?wait, "cannot record the job's outcome; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -355,23 +393,27 @@ impl Runner {
         let assessment = assessment_of(conn, operation_id).await?;
         conn.transaction(async |conn| -> anyhow::Result<()> {
             operations::record_attempt_error(conn, operation_id, attempt, text).await?;
-            operations::finish(
+            // Only the worker that still holds the operation writes the failure back; one whose
+            // job was taken over (or cancelled) leaves the assessment alone.
+            if operations::finish(
                 conn,
                 operation_id,
                 OperationStatus::Failed,
                 None,
                 Some(text),
             )
-            .await?;
-            catalog::write_back(
-                conn,
-                assessment,
-                &catalog::RemediationWriteBack {
-                    remediation_status: Some("FAILED".to_owned()),
-                    ..Default::default()
-                },
-            )
-            .await?;
+            .await?
+            {
+                catalog::write_back(
+                    conn,
+                    assessment,
+                    &catalog::RemediationWriteBack {
+                        remediation_status: Some("FAILED".to_owned()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
             Ok(())
         })
         .await

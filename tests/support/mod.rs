@@ -4,5 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod fake_github;
 pub mod git_server;
+pub mod processes;
 pub mod remediation;
