@@ -17,7 +17,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/remediator /usr/local/bin/remediator
 USER remediator
 ENV REMEDIATOR__WORKER__SCRATCH_DIR=/var/lib/remediator/scratch \
-    REMEDIATOR__INTAKE__LISTEN=0.0.0.0:8080
-EXPOSE 8080
+    REMEDIATOR__INTAKE__LISTEN=0.0.0.0:8080 \
+    REMEDIATOR__WORKER__METRICS_LISTEN=0.0.0.0:9464
+EXPOSE 8080 9464
 ENTRYPOINT ["remediator"]
 CMD ["intake"]

@@ -312,7 +312,7 @@ pub async fn rescue_stale(
     conn: &mut AsyncPgConnection,
     stale_before: DateTime<Utc>,
     limit: i64,
-) -> QueryResult<Vec<Uuid>> {
+) -> anyhow::Result<Vec<Uuid>> {
     let stale: Vec<Uuid> = operations::table
         .filter(operations::status.eq(OperationStatus::Running.as_str()))
         .filter(operations::heartbeat_at.lt(stale_before))
@@ -337,16 +337,7 @@ pub async fn rescue_stale(
             Some("rescued: its worker stopped sending heartbeats"),
         )
         .await?;
-        diesel::insert_into(super::schema::outbox::table)
-            .values((
-                super::schema::outbox::operation_id.eq(*id),
-                super::schema::outbox::payload.eq(serde_json::to_value(
-                    crate::queue::message::JobMessage::remediation(*id),
-                )
-                .unwrap_or_default()),
-            ))
-            .execute(conn)
-            .await?;
+        super::outbox::enqueue(conn, &crate::queue::message::JobMessage::remediation(*id)).await?;
     }
     Ok(stale)
 }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use backon::Retryable;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -94,7 +95,6 @@ impl Pipeline {
                     crate::git::clone_default_branch(&url, &branch, &dest, &auth).map(|_| ())
                 })
             };
-            use backon::Retryable;
             clone
                 .retry(super::retry::in_place())
                 .when(StepFailure::is_transient)
@@ -167,11 +167,17 @@ impl Pipeline {
         let started = self.step(operation_id, Step::Push).await?;
         let pushed = {
             let (root, branch, auth) = (work_tree.clone(), branch.clone(), auth.clone());
-            blocking(Step::Push, move || {
-                let repo = open(&root)?;
-                crate::git::push_branch(&repo, &branch, commit, &auth)
-            })
-            .await?
+            let push = || {
+                let (root, branch, auth) = (root.clone(), branch.clone(), auth.clone());
+                blocking(Step::Push, move || {
+                    let repo = open(&root)?;
+                    crate::git::push_branch(&repo, &branch, commit, &auth)
+                })
+            };
+            push.retry(super::retry::in_place())
+                .when(StepFailure::is_transient)
+                .notify(|e, delay| tracing::warn!(error = %e, ?delay, "push failed; retrying"))
+                .await?
         };
         timings.record(Step::Push, started);
         drop(scratch);
@@ -310,7 +316,6 @@ impl Pipeline {
                 .confidence()
                 .is_some_and(|c| c < self.draft_below_confidence),
         };
-        use backon::Retryable;
         let attempt = || async { repository.forge.open_or_reuse(&spec).await };
         attempt
             .retry(super::retry::in_place())

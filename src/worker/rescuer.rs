@@ -43,7 +43,7 @@ impl Rescuer {
         let mut conn = self.pool.get().await?;
         let rescued = conn
             .transaction(async |conn| -> anyhow::Result<_> {
-                Ok(operations::rescue_stale(conn, stale_before, BATCH).await?)
+                operations::rescue_stale(conn, stale_before, BATCH).await
             })
             .await?;
         Ok(rescued)
