@@ -8,9 +8,35 @@ doc = yaml.safe_load((here / "chainloop-auto-remediation.openapi.yaml").read_tex
 doc["info"]["description"] = "Remediator: the Chainloop auto-remediation contract and its operation polling API."
 doc["servers"] = [{"url": "/"}]
 s = doc["components"]["schemas"]
-err = lambda code, desc: {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/rpcStatus"}}}}
-common = {"400": err(3, "Invalid argument"), "401": err(16, "Unauthenticated"), "403": err(7, "Permission denied"),
-          "404": err(5, "Not found"), "500": err(13, "Internal"), "503": err(14, "Unavailable")}
+# The error body this server sends for every error. It has the shape of the contract's per-code
+# BadRequestResponse & co. (`details` are strings), with any gRPC code; rpcStatus, whose
+# `details` are protobufAny objects, does not describe it (schemathesis found this: a 400 with
+# string details failed rpcStatus).
+s["v1ErrorResponse"] = {"type": "object", "title": "ErrorResponse", "required": ["code", "message"],
+    "description": "Error with a gRPC status code: 3 INVALID_ARGUMENT and 9 FAILED_PRECONDITION (400), 16 UNAUTHENTICATED (401), "
+                   "7 PERMISSION_DENIED (403), 5 NOT_FOUND (404), 8 RESOURCE_EXHAUSTED (429), 13 INTERNAL (500), 14 UNAVAILABLE (503)",
+    "properties": {"code": {"type": "integer", "format": "int32", "description": "gRPC status code"},
+                   "message": {"type": "string", "description": "A human-readable message"},
+                   "details": {"type": "array", "items": {"type": "string"}, "description": "Additional details"}}}
+err = lambda desc: {"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/v1ErrorResponse"}}}}
+retry_after = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}}
+common = {"400": err("Invalid argument (code 3) or failed precondition (code 9)"),
+          "401": err("Unauthenticated (code 16): missing, malformed, expired or wrongly signed bearer token"),
+          "403": err("Permission denied (code 7): the token lacks the required scope"),
+          "404": err("Not found (code 5), also for another organisation's resources"),
+          "429": {**err("Resource exhausted (code 8): rate limited"), "headers": retry_after},
+          "500": err("Internal (code 13); details are only in the server's logs"),
+          "503": err("Unavailable (code 14): the database (or, before its first fetch, the JWKS) is unreachable")}
+# The contract's own endpoint keeps its documented responses; this server can also answer these.
+# The request is documented as this server enforces it: a UUID, required.
+trigger = doc["paths"]["/v1/findings/auto-remediation"]["post"]
+for code in ["404", "429", "503"]:
+    trigger["responses"].setdefault(code, common[code])
+trigger_request = s["v1FindingServiceTriggerAutoRemediationRequest"]
+trigger_request["required"] = ["assessment_id"]
+trigger_request["properties"]["assessment_id"]["format"] = "uuid"
+s["v1FindingServiceTriggerAutoRemediationResponse"]["required"] = ["operation_id"]
+s["v1FindingServiceTriggerAutoRemediationResponse"]["properties"]["operation_id"]["format"] = "uuid"
 s["v1AsyncOperationStatus"] = {"type": "string", "enum": [
     "ASYNC_OPERATION_STATUS_UNSPECIFIED", "ASYNC_OPERATION_STATUS_PENDING", "ASYNC_OPERATION_STATUS_RUNNING",
     "ASYNC_OPERATION_STATUS_SUCCEEDED", "ASYNC_OPERATION_STATUS_FAILED", "ASYNC_OPERATION_STATUS_CANCELLED"]}
@@ -48,10 +74,18 @@ doc["paths"]["/v1/operations"] = {"get": {
                    q("resource_id", {"type": "string", "format": "uuid"}, "given together with resource_type"),
                    q("status", {"$ref": "#/components/schemas/v1AsyncOperationStatus"}, "")],
     "responses": {"200": ok("v1ListOperationsResponse"), **common}}}
-plain = {"description": "JSON status", "content": {"application/json": {"schema": {"type": "object"}}}}
-for path, desc in [("/healthz", "Liveness"), ("/readyz", "Readiness: database and broker reachable")]:
-    doc["paths"][path] = {"get": {"summary": desc, "security": [], "operationId": path.strip("/"), "responses": {"200": plain, "503": plain}}}
-doc["paths"]["/openapi.json"] = {"get": {"summary": "This document", "security": [], "operationId": "openapi", "responses": {"200": plain}}}
+health = lambda desc, schema: {"description": desc, "content": {"application/json": {"schema": schema}}}
+probe = {"type": "string", "description": "\"ok\" or why the dependency is unreachable"}
+readiness = {"type": "object", "required": ["status", "database", "broker"], "properties": {
+    "status": {"type": "string", "enum": ["ready", "not ready"]}, "database": probe, "broker": probe}}
+doc["paths"]["/healthz"] = {"get": {"summary": "Liveness: the process answers", "security": [], "operationId": "healthz",
+    "responses": {"200": health("Alive", {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok"]}}})}}}
+doc["paths"]["/readyz"] = {"get": {"summary": "Readiness: database and broker reachable", "security": [], "operationId": "readyz",
+    "responses": {"200": health("Ready", readiness), "503": health("Not ready", readiness)}}}
+doc["paths"]["/metrics"] = {"get": {"summary": "Prometheus metrics", "security": [], "operationId": "metrics",
+    "responses": {"200": {"description": "Prometheus text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}}
+doc["paths"]["/openapi.json"] = {"get": {"summary": "This document", "security": [], "operationId": "openapi",
+    "responses": {"200": health("The OpenAPI document", {"type": "object"})}}}
 out = here.parent / "src" / "api" / "openapi.json"
 out.write_text(json.dumps(doc, indent=2) + "\n")
 print(f"wrote {out}")

@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use crate::patch::path::check_repo_path;
+
 /// The model's answer once it passed [`parse_answer`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelAnswer {
@@ -162,37 +164,18 @@ fn into_edit(index: usize, raw: RawEdit) -> Result<ModelEdit, String> {
 }
 
 /// Refuses paths that could name something outside the repository, so `materialize` never asks
-/// its reader for such a file. The patch policy applies the full rules (deny globs, caps).
+/// its reader for such a file. These are the patch policy's own path rules (so an answer is
+/// judged the same way whichever check sees it first, and the message names the rule); the
+/// policy applies the rest (deny globs, symlinks, caps) once the edits are built.
 fn check_path(index: usize, path: &str) -> Result<(), String> {
-    let problem = if path.is_empty() {
-        Some("is empty")
-    } else if path.starts_with('/') {
-        Some("is absolute")
-    } else if path.contains('\\') {
-        Some("contains '\\'; use '/' separators")
-    } else if path.chars().any(char::is_control) {
-        Some("contains control characters")
-    } else if path
-        .split('/')
-        .any(|part| part.is_empty() || part == "." || part == "..")
-    {
-        Some("has an empty, '.' or '..' component")
-    } else if path
-        .split('/')
-        .any(|part| part.eq_ignore_ascii_case(".git"))
-    {
-        Some("is inside .git")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(format!(
-            "edits[{index}]: path {} {problem}; paths must be relative to the repository root, \
-             like \"Cargo.toml\" or \"web/package.json\"",
-            serde_json::to_string(path).unwrap_or_default()
-        )),
-        None => Ok(()),
-    }
+    check_repo_path(path).map_err(|(rule, detail)| {
+        format!(
+            "edits[{index}]: path {} is refused by the patch policy ({}): {detail}; paths must \
+             be relative to the repository root, like \"Cargo.toml\" or \"web/package.json\"",
+            serde_json::to_string(path).unwrap_or_default(),
+            rule.name()
+        )
+    })
 }
 
 /// Applies the edits to the files' current text and returns one `(path, original, updated)` per
@@ -409,16 +392,20 @@ mod tests {
     }
 
     #[test]
-    fn refuses_paths_outside_the_repository() {
-        for bad in [
-            "/etc/passwd",
-            "../x",
-            "a/../../b",
-            ".git/config",
-            "sub/.GIT/hooks/pre-commit",
-            "a\\b",
-            "",
-            "./a",
+    fn refuses_paths_outside_the_repository_naming_the_policy_rule() {
+        for (bad, rule) in [
+            ("/etc/passwd", "absolute_path"),
+            ("C:/Windows/win.ini", "absolute_path"),
+            ("../x", "parent_traversal"),
+            ("a/../../b", "parent_traversal"),
+            (".git/config", "git_directory"),
+            ("sub/.GIT/hooks/pre-commit", "git_directory"),
+            // Spellings a case-folding or Windows file system would resolve to `.git`.
+            (".git./hooks/post-checkout", "git_directory"),
+            ("GIT~1/config", "git_directory"),
+            ("a\\b", "invalid_path"),
+            ("", "invalid_path"),
+            ("./a", "invalid_path"),
         ] {
             let raw = serde_json::json!({
                 "edits": [{"path": bad, "content": "x"}],
@@ -428,6 +415,7 @@ mod tests {
             .to_string();
             let err = parse_answer(&raw).unwrap_err();
             assert!(err.starts_with("edits[0]: path"), "{bad}: {err}");
+            assert!(err.contains(&format!("({rule})")), "{bad}: {err}");
         }
     }
 
@@ -548,7 +536,7 @@ mod tests {
     fn materialize_never_reads_outside_the_repository() {
         let edits = [replace("../outside.txt", "a", "b")];
         let err = materialize(&edits, |path| panic!("read {path}")).unwrap_err();
-        assert!(err.contains("'..' component"), "{err}");
+        assert!(err.contains("(parent_traversal)"), "{err}");
     }
 
     #[test]

@@ -636,6 +636,25 @@ tokio = "1"
     }
 
     #[test]
+    fn blanking_most_of_a_file_is_refused_as_a_deletion() {
+        // The line count stays, so only counting non-blank lines sees the deletion.
+        let original = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
+        let blanked = "1\n\n\n\n\n\n\n\n\n\n";
+        let refused = violation(&[FileEdit::modify("src/a.rs", original, blanked)]);
+        assert_eq!(refused.rule, PolicyRule::TooMuchDeleted);
+        assert!(
+            refused.detail.contains("9 of the file's 10 lines"),
+            "{}",
+            refused.detail
+        );
+        // Emptying a file entirely is the plainest deletion.
+        assert_eq!(
+            rule(&[FileEdit::modify("Cargo.toml", CARGO_BEFORE, "")]),
+            PolicyRule::TooMuchDeleted
+        );
+    }
+
+    #[test]
     fn unchanged_file_is_refused() {
         assert_eq!(
             rule(&[FileEdit::modify("Cargo.toml", CARGO_BEFORE, CARGO_BEFORE)]),

@@ -9,8 +9,10 @@ pub struct ChangeSize {
     /// Lines in the original file.
     pub original_lines: usize,
     /// Net lines removed: changed-region lines of the original minus those of the update,
-    /// floored at zero. A rewrite that keeps the line count deletes nothing by this measure;
-    /// its size is capped by `bytes_changed` instead.
+    /// floored at zero, or, when larger, the same difference counting only non-blank lines
+    /// (so blanking a file's lines while keeping their count is a deletion too). Any other
+    /// rewrite that keeps the line count deletes nothing by this measure; its size is capped
+    /// by `bytes_changed` instead.
     pub lines_deleted: usize,
 }
 
@@ -35,11 +37,16 @@ pub fn measure(original: &str, updated: &str) -> ChangeSize {
     let old_changed = &old[prefix..old.len() - suffix];
     let new_changed = &new[prefix..new.len() - suffix];
     let bytes = |lines: &[&str]| lines.iter().map(|line| line.len()).sum::<usize>();
+    let non_blank = |lines: &[&str]| lines.iter().filter(|l| !l.trim().is_empty()).count();
+    let lines_deleted = old_changed
+        .len()
+        .saturating_sub(new_changed.len())
+        .max(non_blank(old_changed).saturating_sub(non_blank(new_changed)));
 
     ChangeSize {
         bytes_changed: bytes(old_changed) + bytes(new_changed),
         original_lines: old.len(),
-        lines_deleted: old_changed.len().saturating_sub(new_changed.len()),
+        lines_deleted,
     }
 }
 
@@ -91,6 +98,19 @@ mod tests {
         // "a\n" matches as prefix; the suffix must not match the same line again.
         let size = measure("a\n", "a\na\n");
         assert_eq!(size.bytes_changed, 2);
+        assert_eq!(size.lines_deleted, 0);
+    }
+
+    #[test]
+    fn blanking_lines_counts_as_deleting_them() {
+        // Same line count, but four lines of content are gone.
+        let size = measure("a\nb\nc\nd\n", "\n\n  \n\t\n");
+        assert_eq!(size.lines_deleted, 4);
+        // Rewriting lines with other content is a change, not a deletion.
+        let size = measure("a\nb\nc\nd\n", "w\nx\ny\nz\n");
+        assert_eq!(size.lines_deleted, 0);
+        // Adding blank lines never counts as deleting anything.
+        let size = measure("a\nb\n", "a\n\nb\n");
         assert_eq!(size.lines_deleted, 0);
     }
 

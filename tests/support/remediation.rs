@@ -12,7 +12,7 @@ use uuid::Uuid;
 use wiremock::MockServer;
 
 use super::app::{Catalog, TestApp, test_settings};
-use super::git_server::GitServer;
+use super::git_server::{GitServer, RepoEntry};
 
 pub const FORGE_TOKEN: &str = "ghp_e2eSecretToken0123456789";
 pub const PACKAGE_JSON: &str = r#"{
@@ -49,6 +49,9 @@ pub struct WorldOptions {
     pub patcher: PatcherChoice,
     pub llm_base_url: Option<String>,
     pub files: Vec<(&'static str, String)>,
+    /// Entries added after `files` to the repository's first commit: executables, symlinks,
+    /// submodule (gitlink) entries.
+    pub entries: Vec<RepoEntry<'static>>,
     pub start_worker: bool,
     /// Last word on the settings, for tests that need other limits.
     pub adjust: Option<SettingsHook>,
@@ -66,6 +69,7 @@ impl Default for WorldOptions {
                 ("package.json", PACKAGE_JSON.to_owned()),
                 ("README.md", "# storefront\n".to_owned()),
             ],
+            entries: Vec::new(),
             start_worker: true,
             adjust: None,
             forge_kind: ForgeKind::Github,
@@ -91,12 +95,13 @@ impl World {
             ssh_key_file: None,
         };
         let git = GitServer::start(forge.effective_git_username(), FORGE_TOKEN).await;
-        let files: Vec<(&str, &str)> = options
+        let entries: Vec<RepoEntry<'_>> = options
             .files
             .iter()
-            .map(|(p, c)| (*p, c.as_str()))
+            .map(|(p, c)| RepoEntry::File(p, c.as_str()))
+            .chain(options.entries.iter().copied())
             .collect();
-        let repo_url = git.create_repo("acme/web", "main", &files);
+        let repo_url = git.create_repo_with("acme/web", "main", &entries);
         let token_dir = tempfile::tempdir().unwrap();
         let token_file = token_dir.path().join("github-token");
         std::fs::write(&token_file, format!("{FORGE_TOKEN}\n")).unwrap();
