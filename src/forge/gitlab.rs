@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use crate::egress::EgressPolicy;
 
 /// The title prefix that makes a merge request a draft.
 pub const DRAFT_PREFIX: &str = "Draft: ";
@@ -72,6 +73,7 @@ impl GitlabForge {
         token: SecretString,
         timeout: Duration,
         allow_http: bool,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let api = ApiClient::new(ApiClientConfig {
             label: "GitLab",
@@ -87,6 +89,7 @@ impl GitlabForge {
             headers: HeaderMap::new(),
             timeout,
             allow_http,
+            egress,
         })?;
         Ok(Self { api })
     }

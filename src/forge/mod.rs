@@ -24,6 +24,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::egress::EgressPolicy;
+
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 
@@ -163,6 +165,7 @@ struct ForgeEntry {
 pub struct ForgeRegistry {
     by_host: HashMap<String, ForgeEntry>,
     url_policy: UrlPolicy,
+    egress: EgressPolicy,
 }
 
 impl ForgeRegistry {
@@ -173,11 +176,12 @@ impl ForgeRegistry {
         forges: &[ForgeSettings],
         url_policy: UrlPolicy,
         http_timeout: Duration,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let mut by_host = HashMap::new();
         for settings in forges {
             let host = normalize_config_host(&settings.host)?;
-            let entry = build_entry(settings, &host, url_policy, http_timeout)
+            let entry = build_entry(settings, &host, url_policy, http_timeout, egress)
                 .with_context(|| format!("forge for host {host} ({})", settings.kind.as_str()))?;
             if by_host.insert(host.clone(), entry).is_some() {
                 bail!("host {host} appears in more than one [[forges]] entry; keep one");
@@ -186,7 +190,13 @@ impl ForgeRegistry {
         Ok(Self {
             by_host,
             url_policy,
+            egress,
         })
+    }
+
+    /// The outbound address policy the forges apply; git remotes are checked against it too.
+    pub fn egress(&self) -> EgressPolicy {
+        self.egress
     }
 
     /// Validates `repository_url` and finds its forge and credentials. A `file://` URL (when
@@ -254,6 +264,7 @@ fn build_entry(
     host: &str,
     url_policy: UrlPolicy,
     http_timeout: Duration,
+    egress: EgressPolicy,
 ) -> anyhow::Result<ForgeEntry> {
     let token = load_token(settings)?;
     if let Some(key) = &settings.ssh_key_file {
@@ -272,6 +283,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::Gitlab => {
@@ -288,6 +300,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::Gitea => {
@@ -303,6 +316,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::PlainGit => AnyForge::PlainGit(plain::PlainGit),

@@ -73,6 +73,10 @@ impl Pipeline {
             token: repository.credentials.token.clone(),
             ssh_key_file: repository.credentials.ssh_key_file.clone(),
         };
+        // Before libgit2 connects anywhere: the remote must not be a private address.
+        crate::git::check_remote(self.forges.egress(), &repository.url)
+            .await
+            .map_err(|e| StepFailure::from_git(Step::Clone, e))?;
         let scratch = ScratchDir::new_in(&self.scratch_root)
             .map_err(|e| StepFailure::from_git(Step::Clone, e))?;
         let work_tree = scratch.path().join("repo");
@@ -165,6 +169,10 @@ impl Pipeline {
         timings.record(Step::Commit, started);
 
         let started = self.step(operation_id, Step::Push).await?;
+        // Checked again: the name may resolve differently now than at clone time.
+        crate::git::check_remote(self.forges.egress(), &repository.url)
+            .await
+            .map_err(|e| StepFailure::from_git(Step::Push, e))?;
         let pushed = {
             let (root, branch, auth) = (work_tree.clone(), branch.clone(), auth.clone());
             blocking(Step::Push, move || {

@@ -104,6 +104,8 @@ impl World {
 
         let mut settings: Settings = test_settings().await;
         settings.git.allow_http = true;
+        // The git server, forge and LLM fakes all listen on loopback.
+        settings.security.allow_private_networks = true;
         forge.host = git.base_url.trim_start_matches("http://").to_owned();
         forge.token_file = Some(token_file);
         settings.forges = vec![forge];
