@@ -57,6 +57,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
         draft_below_confidence: settings.worker.draft_below_confidence,
+        max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
     };
     Ok(Runner {
         pipeline: Arc::new(pipeline),

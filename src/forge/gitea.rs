@@ -338,6 +338,14 @@ impl Forge for GiteaForge {
         "gitea"
     }
 
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        self.find_open(spec).await
+    }
+
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,

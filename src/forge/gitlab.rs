@@ -220,6 +220,14 @@ impl Forge for GitlabForge {
         "gitlab"
     }
 
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        self.find_open(spec).await
+    }
+
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,

@@ -119,6 +119,14 @@ pub trait Forge {
         &self,
         spec: &PullRequestSpec,
     ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+
+    /// The open pull request for `spec.head_branch`, if there is one; never creates one. Used
+    /// when no new pull request may be opened (the repository is at its cap) but reusing ours
+    /// is still fine. Always `Ok(None)` for plain git.
+    fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 }
 
 /// Every supported forge, dispatched statically.
@@ -150,6 +158,25 @@ impl Forge for AnyForge {
             AnyForge::Gitea(forge) => forge.open_or_reuse(spec).await,
             AnyForge::PlainGit(forge) => forge.open_or_reuse(spec).await,
         }
+    }
+
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::Gitlab(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::Gitea(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::PlainGit(forge) => forge.find_open_pull_request(spec).await,
+        }
+    }
+}
+
+impl AnyForge {
+    /// False for plain git, which pushes a branch and opens nothing.
+    pub fn opens_pull_requests(&self) -> bool {
+        !matches!(self, AnyForge::PlainGit(_))
     }
 }
 
