@@ -66,7 +66,7 @@ pub async fn take(
     .bind::<Double, _>(per_second)
     .load(conn)
     .await?;
-    let available = available.iter().next().map_or(0.0, |row| row.tokens);
+    let available = <[Tokens]>::first(&available).map_or(0.0, |row| row.tokens);
     Ok(Take::Denied {
         retry_after_secs: ((1.0 - available) / per_second).max(0.0),
     })
