@@ -211,8 +211,31 @@ impl ApiClient {
         Ok(Reply {
             status,
             headers,
-            body,
+            body: self.scrub_token(body),
         })
+    }
+
+    /// A forge (or something posing as one) may echo the token back, e.g. in an error
+    /// message we quote. It is cut out of every body before anything reads it.
+    fn scrub_token(&self, body: Vec<u8>) -> Vec<u8> {
+        // The header value is "Bearer TOKEN", "token TOKEN" or TOKEN; tokens hold no spaces.
+        let value = self.token_value.expose_secret();
+        let token = value.rsplit(' ').next().unwrap_or(value).as_bytes();
+        if token.len() < 4 || !body.windows(token.len()).any(|w| w == token) {
+            return body;
+        }
+        let mut clean = Vec::with_capacity(body.len());
+        let mut rest = body.as_slice();
+        while !rest.is_empty() {
+            if rest.starts_with(token) {
+                clean.extend_from_slice(b"[REDACTED]");
+                rest = &rest[token.len()..];
+            } else {
+                clean.push(rest[0]);
+                rest = &rest[1..];
+            }
+        }
+        clean
     }
 
     /// Decodes a successful reply; a body of the wrong shape means api_url points elsewhere.

@@ -292,7 +292,15 @@ impl LlmClient {
         };
         // A missing content (tool call, refusal) becomes an empty answer, which the answer
         // parser rejects with a message the model can act on in a repair round.
-        let content = choice.message.and_then(|m| m.content).unwrap_or_default();
+        let mut content = choice.message.and_then(|m| m.content).unwrap_or_default();
+        // The endpoint saw our key; an answer that repeats it must not carry it into a pull
+        // request or the operation output.
+        if let Some(key) = &self.settings.api_key
+            && !key.expose_secret().is_empty()
+            && content.contains(key.expose_secret())
+        {
+            content = content.replace(key.expose_secret(), "[REDACTED]");
+        }
         let completion = Completion {
             content,
             usage,
