@@ -54,6 +54,11 @@ s["v1OffsetPaginationResponse"] = {"type": "object", "properties": {k: {"type": 
 s["v1ListOperationsResponse"] = {"type": "object", "properties": {
     "operations": {"type": "array", "items": {"$ref": "#/components/schemas/v1AsyncOperationResult"}},
     "pagination": {"$ref": "#/components/schemas/v1OffsetPaginationResponse"}}}
+# Remediation writes (trigger and cancel) share a per-organisation rate limit.
+limited = {**err("Resource exhausted (code 8): the organisation is over intake.rate_limit_per_minute"),
+           "headers": {"Retry-After": {"description": "seconds until a request is allowed again",
+                                       "schema": {"type": "integer", "minimum": 1}}}}
+doc["paths"]["/v1/findings/auto-remediation"]["post"]["responses"]["429"] = limited
 ok = lambda ref: {"description": "A successful response.", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}}
 doc["paths"]["/v1/operations/{operation_id}"] = {"get": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_GetOperation", "summary": "Get an operation",
@@ -63,7 +68,7 @@ doc["paths"]["/v1/operations/{operation_id}/cancel"] = {"post": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_CancelOperation",
     "summary": "Cancel an operation: PENDING ends CANCELLED at once; RUNNING stops at its next step boundary (refused once it is pushing)",
     "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
-    "responses": {"200": ok("v1GetOperationResponse"), **common}}}
+    "responses": {"200": ok("v1GetOperationResponse"), **common, "429": limited}}}
 s["v1AsyncOperationResult"]["properties"]["cancel_requested"] = {"type": "boolean", "description": "a cancel was accepted; the worker stops at its next step boundary"}
 q = lambda name, schema, desc: {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 doc["paths"]["/v1/operations"] = {"get": {

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::egress::EgressPolicy;
 use crate::forge::{ForgeSettings, UrlPolicy};
 use crate::llm::LlmSettings;
 use crate::patch::PolicySettings;
@@ -33,6 +34,7 @@ pub struct Settings {
     pub git: GitSettings,
     pub llm: LlmSection,
     pub policy: PolicySettings,
+    pub security: SecuritySettings,
     /// Which forge and credentials serve a repository, by host.
     #[serde(default)]
     pub forges: Vec<ForgeSettings>,
@@ -76,6 +78,22 @@ pub struct IntakeSettings {
     pub listen: String,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
+    /// Remediation triggers and cancels per organisation per minute; 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+}
+
+/// Outbound network policy (see `crate::egress`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    /// Lets forge API, LLM and git connections reach loopback, link-local, private, CGNAT
+    /// and other non-public addresses. Off by default: such a host is refused.
+    pub allow_private_networks: bool,
+}
+
+impl SecuritySettings {
+    pub fn egress(&self) -> EgressPolicy {
+        EgressPolicy::new(self.allow_private_networks)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +160,8 @@ pub struct WorkerSettings {
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
     pub metrics_listen: String,
+    /// Open remediation pull requests per repository before new ones are refused; 0: no cap.
+    pub max_open_prs_per_repository: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +310,10 @@ mod tests {
         assert_eq!(s.auth.algorithm, "HS256");
         assert!(s.auth.public_key_files.is_empty() && s.auth.jwks_url.is_empty());
         assert_eq!(s.auth.jwks_min_refresh_secs, 30);
+        assert!(!s.security.allow_private_networks);
+        assert!(!s.security.egress().allows_private_networks());
+        assert_eq!(s.intake.rate_limit_per_minute, 120);
+        assert_eq!(s.worker.max_open_prs_per_repository, 10);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod api;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod forge;
 pub mod git;
 pub mod llm;

@@ -118,7 +118,7 @@ async fn servers_refuse_a_database_that_is_behind() {
         .to_string();
     assert!(err.contains("remediator migrate"), "{err}");
     let applied = remediator::db::migrate(&pool).await.unwrap();
-    assert_eq!(applied.len(), 2);
+    assert_eq!(applied.len(), 3);
     remediator::db::ensure_migrated(&pool).await.unwrap();
     assert!(remediator::db::migrate(&pool).await.unwrap().is_empty());
 }

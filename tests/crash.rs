@@ -80,6 +80,7 @@ async fn a_worker_killed_mid_job_is_taken_over_without_a_second_pull_request() {
         .env("REMEDIATOR__WORKER__HEARTBEAT_SECS", "1")
         .env("REMEDIATOR__WORKER__SCRATCH_DIR", world.scratch.path())
         .env("REMEDIATOR__GIT__ALLOW_HTTP", "true")
+        .env("REMEDIATOR__SECURITY__ALLOW_PRIVATE_NETWORKS", "true")
         .env("REMEDIATOR__WORKER__METRICS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

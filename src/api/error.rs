@@ -42,6 +42,9 @@ pub struct ApiError {
     pub code: Code,
     pub message: String,
     pub details: Vec<String>,
+    /// Sent as `Retry-After` (seconds) when set: rate limits.
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
 }
 
 fn code_number<S: serde::Serializer>(code: &Code, s: S) -> Result<S::Ok, S::Error> {
@@ -54,7 +57,13 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after_secs: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_secs = Some(seconds);
+        self
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
@@ -109,7 +118,14 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.code.http_status(), Json(self)).into_response()
+        let retry_after = self.retry_after_secs;
+        let mut response = (self.code.http_status(), Json(self)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod operations;
+pub mod rate_limit;
 pub mod remediation;
 
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub amqp_url: SecretString,
     pub max_body_bytes: usize,
     pub relay_wake: Arc<Notify>,
+    /// Per-organisation limit on remediation writes (trigger and cancel).
+    pub rate_limit: rate_limit::RateLimit,
 }
 
 pub fn router(state: AppState) -> Router {

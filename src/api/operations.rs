@@ -117,6 +117,10 @@ pub async fn cancel(
     caller.require(SCOPE_REMEDIATIONS_WRITE)?;
     let id = parse_id(&id)?;
     let mut conn = state.pool.get().await?;
+    state
+        .rate_limit
+        .check(&mut conn, caller.organization)
+        .await?;
     let outcome = operations::cancel(&mut conn, id, caller.organization, &caller.subject).await?;
     let operation = match outcome {
         CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => op,

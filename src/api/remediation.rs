@@ -44,6 +44,10 @@ pub async fn trigger(
     span.record("assessment_id", assessment_id.to_string());
 
     let mut conn = state.pool.get().await?;
+    state
+        .rate_limit
+        .check(&mut conn, caller.organization)
+        .await?;
     let organization = caller.organization;
     let (operation_id, created) = conn
         .transaction(async |conn| -> Result<_, ApiError> {

@@ -44,6 +44,7 @@ pub async fn run(
         amqp_url: settings.amqp.url.clone(),
         max_body_bytes: settings.intake.max_body_bytes,
         relay_wake: wake,
+        rate_limit: crate::api::rate_limit::RateLimit::new(settings.intake.rate_limit_per_minute),
     };
     let address = listener.local_addr()?;
     tracing::info!(%address, relay = settings.relay.enabled, "intake listening");

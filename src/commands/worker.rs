@@ -23,9 +23,13 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         &settings.forges,
         settings.git.url_policy(),
         Duration::from_secs(settings.git.http_timeout_secs),
+        settings.security.egress(),
     )?;
     let llm = if settings.llm.enabled() {
-        Some(LlmClient::new(settings.llm.client.clone()).context("configuring the LLM client")?)
+        Some(
+            LlmClient::new(settings.llm.client.clone(), settings.security.egress())
+                .context("configuring the LLM client")?,
+        )
     } else {
         None
     };
@@ -53,6 +57,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
         draft_below_confidence: settings.worker.draft_below_confidence,
+        max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
     };
     Ok(Runner {
         pipeline: Arc::new(pipeline),

@@ -206,3 +206,56 @@ pub async fn write_back(
         .execute(conn)
         .await
 }
+
+/// Serialises the open-pull-request count of one project with the step marking that follows
+/// it (until the transaction ends), so two jobs of the same project cannot both see room for
+/// the last pull request under the cap.
+pub async fn lock_project_pull_requests(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('remediator.open_prs:' || $1::text, 0))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(project_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    open: i64,
+}
+
+/// Remediation pull requests of a project that are open or being opened, other than the one
+/// of `except_assessment`: assessments still AFFECTED whose write-back says PR_OPEN, plus
+/// assessments whose job is at the pull-request or write-back step right now (it may be
+/// opening one). Each assessment counts once.
+pub async fn open_pull_requests(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+    except_assessment: Uuid,
+) -> QueryResult<i64> {
+    let rows: Vec<Count> = diesel::sql_query(
+        "SELECT count(*) AS open FROM (
+             SELECT a.id FROM assessments a JOIN findings f ON f.id = a.finding_id
+             WHERE f.project_id = $1 AND a.id <> $2
+               AND a.remediation_status = 'PR_OPEN'
+               AND a.status = 'ASSESSMENT_STATUS_AFFECTED'
+             UNION
+             SELECT o.resource_id FROM operations o
+             WHERE o.project_id = $1 AND o.resource_id <> $2
+               AND o.resource_type = $3
+               AND o.status = 'ASYNC_OPERATION_STATUS_RUNNING'
+               AND o.step IN ('pull_request', 'write_back')
+         ) AS open_or_opening",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(project_id)
+    .bind::<diesel::sql_types::Uuid, _>(except_assessment)
+    .bind::<diesel::sql_types::Text, _>(super::models::ASSESSMENT_RESOURCE)
+    .load(conn)
+    .await?;
+    Ok(rows.iter().map(|row| row.open).sum())
+}

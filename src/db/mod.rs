@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod models;
 pub mod operations;
 pub mod outbox;
+pub mod rate_limit;
 pub mod schema;
 
 use std::time::Duration;

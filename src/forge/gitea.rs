@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use crate::egress::EgressPolicy;
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
 /// `WORK_IN_PROGRESS_PREFIXES` starts with it).
@@ -115,6 +116,7 @@ impl GiteaForge {
         token: SecretString,
         timeout: Duration,
         allow_http: bool,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
@@ -130,6 +132,7 @@ impl GiteaForge {
             headers,
             timeout,
             allow_http,
+            egress,
         })?;
         Ok(Self { api })
     }
@@ -333,6 +336,14 @@ impl GiteaForge {
 impl Forge for GiteaForge {
     fn name(&self) -> &'static str {
         "gitea"
+    }
+
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        self.find_open(spec).await
     }
 
     async fn open_or_reuse(

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use crate::egress::EgressPolicy;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
@@ -97,6 +98,7 @@ impl GithubForge {
         token: SecretString,
         timeout: Duration,
         allow_http: bool,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -119,6 +121,7 @@ impl GithubForge {
             headers,
             timeout,
             allow_http,
+            egress,
         })?;
         Ok(Self { api })
     }
@@ -273,6 +276,14 @@ impl GithubForge {
 impl Forge for GithubForge {
     fn name(&self) -> &'static str {
         "github"
+    }
+
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        self.find_open(spec).await
     }
 
     async fn open_or_reuse(

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use crate::egress::EgressPolicy;
 
 /// The title prefix that makes a merge request a draft.
 pub const DRAFT_PREFIX: &str = "Draft: ";
@@ -72,6 +73,7 @@ impl GitlabForge {
         token: SecretString,
         timeout: Duration,
         allow_http: bool,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let api = ApiClient::new(ApiClientConfig {
             label: "GitLab",
@@ -87,6 +89,7 @@ impl GitlabForge {
             headers: HeaderMap::new(),
             timeout,
             allow_http,
+            egress,
         })?;
         Ok(Self { api })
     }
@@ -215,6 +218,14 @@ impl GitlabForge {
 impl Forge for GitlabForge {
     fn name(&self) -> &'static str {
         "gitlab"
+    }
+
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        validate_spec(spec)?;
+        self.find_open(spec).await
     }
 
     async fn open_or_reuse(

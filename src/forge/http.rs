@@ -1,7 +1,9 @@
 //! The HTTP client every forge REST API shares: a token header that is marked sensitive, a
 //! User-Agent, redirects followed only within the configured origin (so the token never
-//! follows a response to a host we did not configure), a timeout, a cap on response bodies,
-//! and transport failures sorted into transient and permanent [`ForgeError`]s.
+//! follows a response to a host we did not configure), the outbound address policy (no
+//! connection to loopback, link-local or private addresses unless allowed), a timeout, a cap
+//! on response bodies, and transport failures sorted into transient and permanent
+//! [`ForgeError`]s.
 //!
 //! What a status code means differs per forge, so each forge maps statuses itself; this file
 //! only gives it the reply and the shared helpers (`Retry-After`, echoing the forge's text).
@@ -14,6 +16,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ForgeError;
+use crate::egress::{self, EgressPolicy};
 
 /// Sent on every request; GitHub rejects requests without a User-Agent, and the others log it.
 pub const USER_AGENT: &str = concat!("remediator/", env!("CARGO_PKG_VERSION"));
@@ -56,6 +59,7 @@ pub(crate) struct ApiClient {
     /// Non-secret headers the forge documents for every call (Accept, API version).
     headers: HeaderMap,
     http: reqwest::Client,
+    egress: EgressPolicy,
 }
 
 /// Everything [`ApiClient::new`] needs.
@@ -69,6 +73,8 @@ pub(crate) struct ApiClientConfig<'a> {
     pub timeout: Duration,
     /// Plain http API URLs are accepted only for local use and tests.
     pub allow_http: bool,
+    /// Which addresses the client may connect to.
+    pub egress: EgressPolicy,
 }
 
 impl ApiClient {
@@ -82,6 +88,7 @@ impl ApiClient {
             headers,
             timeout,
             allow_http,
+            egress,
         } = config;
         let api_url = parse_api_url(label, api_url_example, api_url, allow_http)?;
         if HeaderValue::from_str(token.value.expose_secret()).is_err() {
@@ -102,7 +109,8 @@ impl ApiClient {
                 attempt.follow()
             }
         });
-        let http = reqwest::Client::builder()
+        let http = egress
+            .apply(reqwest::Client::builder())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(policy)
@@ -118,6 +126,7 @@ impl ApiClient {
             token_value: token.value,
             headers,
             http,
+            egress,
         })
     }
 
@@ -156,6 +165,10 @@ impl ApiClient {
         json: Option<serde_json::Value>,
         context: &str,
     ) -> Result<Reply, ForgeError> {
+        // Names are checked by the client's resolver as it connects; literals here.
+        self.egress
+            .check_url(&url)
+            .map_err(|blocked| self.blocked(&blocked, context))?;
         let mut token = HeaderValue::from_str(self.token_value.expose_secret()).map_err(|_| {
             ForgeError::Permanent(format!(
                 "the {} token for {} cannot be sent in an HTTP header",
@@ -198,8 +211,31 @@ impl ApiClient {
         Ok(Reply {
             status,
             headers,
-            body,
+            body: self.scrub_token(body),
         })
+    }
+
+    /// A forge (or something posing as one) may echo the token back, e.g. in an error
+    /// message we quote. It is cut out of every body before anything reads it.
+    fn scrub_token(&self, body: Vec<u8>) -> Vec<u8> {
+        // The header value is "Bearer TOKEN", "token TOKEN" or TOKEN; tokens hold no spaces.
+        let value = self.token_value.expose_secret();
+        let token = value.rsplit(' ').next().unwrap_or(value).as_bytes();
+        if token.len() < 4 || !body.windows(token.len()).any(|w| w == token) {
+            return body;
+        }
+        let mut clean = Vec::with_capacity(body.len());
+        let mut rest = body.as_slice();
+        while !rest.is_empty() {
+            if rest.starts_with(token) {
+                clean.extend_from_slice(b"[REDACTED]");
+                rest = &rest[token.len()..];
+            } else {
+                clean.push(rest[0]);
+                rest = &rest[1..];
+            }
+        }
+        clean
     }
 
     /// Decodes a successful reply; a body of the wrong shape means api_url points elsewhere.
@@ -256,7 +292,17 @@ impl ApiClient {
         ))
     }
 
+    fn blocked(&self, blocked: &egress::BlockedAddress, context: &str) -> ForgeError {
+        ForgeError::Permanent(format!(
+            "{} API for {} refused before {context}: {blocked}; check the forge api_url",
+            self.label, self.host
+        ))
+    }
+
     fn transport_error(&self, error: &reqwest::Error, context: &str) -> ForgeError {
+        if let Some(blocked) = egress::blocked_cause(error) {
+            return self.blocked(&blocked, context);
+        }
         if error.is_redirect() {
             let cross_origin =
                 std::iter::successors(std::error::Error::source(error), |e| e.source())

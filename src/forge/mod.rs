@@ -24,6 +24,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::egress::EgressPolicy;
+
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 
@@ -117,6 +119,14 @@ pub trait Forge {
         &self,
         spec: &PullRequestSpec,
     ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+
+    /// The open pull request for `spec.head_branch`, if there is one; never creates one. Used
+    /// when no new pull request may be opened (the repository is at its cap) but reusing ours
+    /// is still fine. Always `Ok(None)` for plain git.
+    fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
 }
 
 /// Every supported forge, dispatched statically.
@@ -149,6 +159,25 @@ impl Forge for AnyForge {
             AnyForge::PlainGit(forge) => forge.open_or_reuse(spec).await,
         }
     }
+
+    async fn find_open_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::Gitlab(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::Gitea(forge) => forge.find_open_pull_request(spec).await,
+            AnyForge::PlainGit(forge) => forge.find_open_pull_request(spec).await,
+        }
+    }
+}
+
+impl AnyForge {
+    /// False for plain git, which pushes a branch and opens nothing.
+    pub fn opens_pull_requests(&self) -> bool {
+        !matches!(self, AnyForge::PlainGit(_))
+    }
 }
 
 /// One configured host.
@@ -163,6 +192,7 @@ struct ForgeEntry {
 pub struct ForgeRegistry {
     by_host: HashMap<String, ForgeEntry>,
     url_policy: UrlPolicy,
+    egress: EgressPolicy,
 }
 
 impl ForgeRegistry {
@@ -173,11 +203,12 @@ impl ForgeRegistry {
         forges: &[ForgeSettings],
         url_policy: UrlPolicy,
         http_timeout: Duration,
+        egress: EgressPolicy,
     ) -> anyhow::Result<Self> {
         let mut by_host = HashMap::new();
         for settings in forges {
             let host = normalize_config_host(&settings.host)?;
-            let entry = build_entry(settings, &host, url_policy, http_timeout)
+            let entry = build_entry(settings, &host, url_policy, http_timeout, egress)
                 .with_context(|| format!("forge for host {host} ({})", settings.kind.as_str()))?;
             if by_host.insert(host.clone(), entry).is_some() {
                 bail!("host {host} appears in more than one [[forges]] entry; keep one");
@@ -186,7 +217,13 @@ impl ForgeRegistry {
         Ok(Self {
             by_host,
             url_policy,
+            egress,
         })
+    }
+
+    /// The outbound address policy the forges apply; git remotes are checked against it too.
+    pub fn egress(&self) -> EgressPolicy {
+        self.egress
     }
 
     /// Validates `repository_url` and finds its forge and credentials. A `file://` URL (when
@@ -254,6 +291,7 @@ fn build_entry(
     host: &str,
     url_policy: UrlPolicy,
     http_timeout: Duration,
+    egress: EgressPolicy,
 ) -> anyhow::Result<ForgeEntry> {
     let token = load_token(settings)?;
     if let Some(key) = &settings.ssh_key_file {
@@ -272,6 +310,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::Gitlab => {
@@ -288,6 +327,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::Gitea => {
@@ -303,6 +343,7 @@ fn build_entry(
                 token,
                 http_timeout,
                 url_policy.allow_http,
+                egress,
             )?)
         }
         ForgeKind::PlainGit => AnyForge::PlainGit(plain::PlainGit),

@@ -21,4 +21,11 @@ impl Forge for PlainGit {
         );
         Ok(None)
     }
+
+    async fn find_open_pull_request(
+        &self,
+        _spec: &PullRequestSpec,
+    ) -> Result<Option<PullRequest>, ForgeError> {
+        Ok(None)
+    }
 }

@@ -43,14 +43,24 @@ fn token_file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
 }
 
 fn registry(forges: &[ForgeSettings], policy: UrlPolicy) -> ForgeRegistry {
-    match ForgeRegistry::from_settings(forges, policy, Duration::from_secs(5)) {
+    match ForgeRegistry::from_settings(
+        forges,
+        policy,
+        Duration::from_secs(5),
+        EgressPolicy::allow_all(),
+    ) {
         Ok(registry) => registry,
         Err(e) => panic!("registry should build: {e:#}"),
     }
 }
 
 fn startup_error(forges: &[ForgeSettings], policy: UrlPolicy) -> String {
-    match ForgeRegistry::from_settings(forges, policy, Duration::from_secs(5)) {
+    match ForgeRegistry::from_settings(
+        forges,
+        policy,
+        Duration::from_secs(5),
+        EgressPolicy::allow_all(),
+    ) {
         Ok(_) => panic!("registry should refuse this config"),
         Err(e) => format!("{e:#}"),
     }
@@ -472,4 +482,68 @@ fn gitlab_gitea_and_forgejo_kinds_deserialize() {
     assert_eq!(forges[3].kind.as_str(), "gitea");
     assert_eq!(forges[3].effective_api_url(), None);
     assert_eq!(forges[3].effective_git_username(), "bot");
+}
+
+/// With `[security] allow_private_networks = false`, no forge API call leaves for a loopback,
+/// private or link-local address: literals are refused before sending, names by the resolver
+/// before connecting. Only the loopback fake could receive anything, and it receives nothing;
+/// 10.0.0.1 and 169.254.169.254 are never connected to.
+#[tokio::test]
+async fn forge_apis_on_private_addresses_are_refused_before_any_request() {
+    let server = wiremock::MockServer::start().await;
+    let port = server.address().port();
+    let dir = tempfile::tempdir().unwrap();
+    let token = token_file(&dir, "t", "tok-private-check\n");
+    let spec = PullRequestSpec {
+        owner: "acme".to_owned(),
+        repo: "web".to_owned(),
+        head_branch: "remediator/x".to_owned(),
+        base_branch: "main".to_owned(),
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        labels: vec![],
+        draft: false,
+    };
+    let cases = [
+        (server.uri(), "127.0.0.1 is a loopback address"),
+        (format!("http://localhost:{port}"), "localhost resolves to"),
+        (
+            "http://10.0.0.1/api".to_owned(),
+            "10.0.0.1 is a private network address",
+        ),
+        (
+            "http://169.254.169.254/latest".to_owned(),
+            "169.254.169.254 is a link-local (cloud metadata range) address",
+        ),
+        (
+            "https://[fd00::1]/api".to_owned(),
+            "fd00::1 is a private network address",
+        ),
+    ];
+    for kind in [ForgeKind::Github, ForgeKind::Gitlab, ForgeKind::Gitea] {
+        for (api_url, needle) in &cases {
+            let registry = ForgeRegistry::from_settings(
+                &[entry("git.example.com", kind, Some(api_url), token.clone())],
+                UrlPolicy {
+                    allow_http: true,
+                    allow_file: false,
+                },
+                Duration::from_secs(5),
+                EgressPolicy::default(),
+            )
+            .unwrap();
+            let resolved = registry
+                .resolve("https://git.example.com/acme/web.git")
+                .unwrap();
+            match resolved.forge.open_or_reuse(&spec).await {
+                Err(ForgeError::Permanent(message)) => {
+                    assert!(message.contains(needle), "{kind:?} {api_url}: {message}");
+                    assert!(message.contains("allow_private_networks"), "{message}");
+                    assert!(!message.contains("tok-private-check"), "{message}");
+                }
+                other => panic!("{kind:?} {api_url}: expected a permanent refusal, got {other:?}"),
+            }
+        }
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 0);
 }

@@ -10,6 +10,7 @@ pub mod clone;
 pub mod credentials;
 pub mod error;
 pub mod push;
+pub mod remote_guard;
 pub mod scratch;
 pub mod workspace;
 
@@ -19,6 +20,7 @@ pub use clone::clone_default_branch;
 pub use credentials::{GitAuth, remote_callbacks};
 pub use error::GitError;
 pub use push::{PushOutcome, push_branch, remote_branch_commit};
+pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
 pub use workspace::{
     CommitSpec, EntryKind, commit_all, diff_stat, inspect_entry, read_file, write_files,

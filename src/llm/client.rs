@@ -1,7 +1,8 @@
 //! The HTTP client for OpenAI-compatible chat-completions endpoints (OpenAI, Azure OpenAI,
 //! Ollama, vLLM, llama.cpp server, LiteLLM): one call per [`LlmClient::complete`], errors sorted
 //! into transient (retry later) and permanent (fix the configuration), with no secret in any
-//! message.
+//! message. Connections obey the outbound address policy (`crate::egress`): an endpoint on a
+//! loopback, link-local or private address is refused unless the config allows it.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::LlmSettings;
 use super::prompt::{ChatMessage, Conversation};
+use crate::egress::{self, EgressPolicy};
 
 /// Token counts as the endpoint reports them; zero when it reports none.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -98,6 +100,7 @@ pub struct LlmClient {
     http: reqwest::Client,
     endpoint: Url,
     settings: LlmSettings,
+    egress: EgressPolicy,
 }
 
 impl std::fmt::Debug for LlmClient {
@@ -156,9 +159,10 @@ struct RawUsage {
 }
 
 impl LlmClient {
-    /// Checks the settings and builds an HTTP client with the configured timeout and no
-    /// redirects (a redirect could carry the key to another host).
-    pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+    /// Checks the settings and builds an HTTP client with the configured timeout, no
+    /// redirects (a redirect could carry the key to another host) and `egress` applied to
+    /// every address it connects to.
+    pub fn new(settings: LlmSettings, egress: EgressPolicy) -> Result<Self, LlmError> {
         if settings.model.trim().is_empty() {
             return Err(LlmError::Permanent(
                 "llm model is not set; configure the model name the endpoint serves".to_owned(),
@@ -176,7 +180,8 @@ impl LlmClient {
         }
         let endpoint = chat_endpoint(&settings.base_url)?;
         let timeout = Duration::from_secs(settings.timeout_secs);
-        let http = reqwest::Client::builder()
+        let http = egress
+            .apply(reqwest::Client::builder())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
@@ -192,6 +197,7 @@ impl LlmClient {
             http,
             endpoint,
             settings,
+            egress,
         })
     }
 
@@ -210,6 +216,10 @@ impl LlmClient {
                 kind: "json_object",
             },
         };
+        // Names are checked by the client's resolver as it connects; literals here.
+        self.egress
+            .check_url(&self.endpoint)
+            .map_err(|blocked| self.blocked(&blocked))?;
         let mut request = self.http.post(self.endpoint.clone()).json(&body);
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key.expose_secret());
@@ -282,7 +292,15 @@ impl LlmClient {
         };
         // A missing content (tool call, refusal) becomes an empty answer, which the answer
         // parser rejects with a message the model can act on in a repair round.
-        let content = choice.message.and_then(|m| m.content).unwrap_or_default();
+        let mut content = choice.message.and_then(|m| m.content).unwrap_or_default();
+        // The endpoint saw our key; an answer that repeats it must not carry it into a pull
+        // request or the operation output.
+        if let Some(key) = &self.settings.api_key
+            && !key.expose_secret().is_empty()
+            && content.contains(key.expose_secret())
+        {
+            content = content.replace(key.expose_secret(), "[REDACTED]");
+        }
         let completion = Completion {
             content,
             usage,
@@ -302,7 +320,17 @@ impl LlmClient {
         }
     }
 
+    fn blocked(&self, blocked: &egress::BlockedAddress) -> LlmError {
+        LlmError::Permanent(format!(
+            "LLM endpoint {} refused: {blocked}; check llm base_url",
+            display_url(&self.endpoint)
+        ))
+    }
+
     fn send_error(&self, error: reqwest::Error) -> LlmError {
+        if let Some(blocked) = egress::blocked_cause(&error) {
+            return self.blocked(&blocked);
+        }
         let error = error.without_url();
         let endpoint = display_url(&self.endpoint);
         if error.is_builder() {

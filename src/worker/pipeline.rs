@@ -18,6 +18,7 @@ use crate::db::{DbPool, operations};
 use crate::forge::pr_text::{self, PrFacts};
 use crate::forge::{Forge, ForgeRegistry, PullRequestSpec, ResolvedRepository};
 use crate::git::{CommitSpec, GitAuth, PushOutcome, ScratchDir};
+use diesel_async::AsyncConnection;
 
 pub struct Pipeline {
     pub pool: DbPool,
@@ -28,6 +29,8 @@ pub struct Pipeline {
     pub author_email: String,
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
+    /// Open remediation pull requests per project before new ones are refused; 0: no cap.
+    pub max_open_prs_per_repository: u32,
 }
 
 /// A finished job: what goes into the operation's output and onto the assessment.
@@ -74,6 +77,10 @@ impl Pipeline {
             token: repository.credentials.token.clone(),
             ssh_key_file: repository.credentials.ssh_key_file.clone(),
         };
+        // Before libgit2 connects anywhere: the remote must not be a private address.
+        crate::git::check_remote(self.forges.egress(), &repository.url)
+            .await
+            .map_err(|e| StepFailure::from_git(Step::Clone, e))?;
         let scratch = ScratchDir::new_in(&self.scratch_root)
             .map_err(|e| StepFailure::from_git(Step::Clone, e))?;
         let work_tree = scratch.path().join("repo");
@@ -165,6 +172,10 @@ impl Pipeline {
         timings.record(Step::Commit, started);
 
         let started = self.step(operation_id, Step::Push).await?;
+        // Checked again: the name may resolve differently now than at clone time.
+        crate::git::check_remote(self.forges.egress(), &repository.url)
+            .await
+            .map_err(|e| StepFailure::from_git(Step::Push, e))?;
         let pushed = {
             let (root, branch, auth) = (work_tree.clone(), branch.clone(), auth.clone());
             let push = || {
@@ -182,9 +193,19 @@ impl Pipeline {
         timings.record(Step::Push, started);
         drop(scratch);
 
-        let started = self.step(operation_id, Step::PullRequest).await?;
+        let (started, open_elsewhere) = self
+            .start_pull_request_step(operation_id, &target, &repository)
+            .await?;
         let pull_request = self
-            .open_pull_request(&repository, &target, &branch, title, body, &patch)
+            .open_pull_request(
+                &repository,
+                &target,
+                &branch,
+                title,
+                body,
+                &patch,
+                open_elsewhere,
+            )
             .await?;
         timings.record(Step::PullRequest, started);
 
@@ -270,27 +291,46 @@ impl Pipeline {
         let gate = operations::start_step(&mut conn, operation_id, step)
             .await
             .map_err(|e| StepFailure::from_database(step, e))?;
-        match gate {
-            StepGate::Go => {}
-            StepGate::CancelRequested => {
-                return Err(StepFailure {
-                    step,
-                    retry: Retry::Cancelled,
-                    message: "cancelled on request before this step started".to_owned(),
-                });
-            }
-            StepGate::NotRunning => {
-                return Err(StepFailure::permanent(
-                    step,
-                    "the operation is no longer running here (ended, or taken over by another \
-                     worker); stopping",
-                ));
-            }
-        }
-        tracing::info!(step = %step, "step started");
-        Ok(Instant::now())
+        pass_gate(step, gate)
     }
 
+    /// Starts the pull-request step. With a cap on open pull requests, also counts the
+    /// project's other open (or opening) ones, under a per-project lock held until the step
+    /// is recorded, so concurrent jobs of one project see each other. Returns that count when
+    /// the project is at the cap (then no new pull request may be opened), else `None`.
+    async fn start_pull_request_step(
+        &self,
+        operation_id: Uuid,
+        target: &RemediationTarget,
+        repository: &ResolvedRepository,
+    ) -> Result<(Instant, Option<i64>), StepFailure> {
+        let step = Step::PullRequest;
+        if self.max_open_prs_per_repository == 0 || !repository.forge.opens_pull_requests() {
+            return Ok((self.step(operation_id, step).await?, None));
+        }
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| StepFailure::from_database(step, e))?;
+        let (project, assessment) = (target.project_id, target.assessment_id);
+        let (gate, open) = conn
+            .transaction(async |conn| {
+                catalog::lock_project_pull_requests(conn, project).await?;
+                let open = catalog::open_pull_requests(conn, project, assessment).await?;
+                let gate = operations::start_step(conn, operation_id, step).await?;
+                Ok::<_, diesel::result::Error>((gate, open))
+            })
+            .await
+            .map_err(|e| StepFailure::from_database(step, e))?;
+        let started = pass_gate(step, gate)?;
+        let at_cap = open >= i64::from(self.max_open_prs_per_repository);
+        Ok((started, at_cap.then_some(open)))
+    }
+
+    /// Opens the pull request, or reuses the branch's open one. `at_cap` (the count of the
+    /// project's other open pull requests, when it is at the cap) allows reuse only.
+    #[allow(clippy::too_many_arguments)]
     async fn open_pull_request(
         &self,
         repository: &ResolvedRepository,
@@ -299,6 +339,7 @@ impl Pipeline {
         title: String,
         body: String,
         patch: &ProposedPatch,
+        at_cap: Option<i64>,
     ) -> Result<Option<crate::forge::PullRequest>, StepFailure> {
         let (owner, name) = match repository.url.owner_and_name() {
             Some((owner, name)) => (owner.to_owned(), name.to_owned()),
@@ -316,6 +357,36 @@ impl Pipeline {
                 .confidence()
                 .is_some_and(|c| c < self.draft_below_confidence),
         };
+        if let Some(open) = at_cap {
+            let find = || async { repository.forge.find_open_pull_request(&spec).await };
+            let existing = find
+                .retry(super::retry::in_place())
+                .when(|e| e.is_transient())
+                .adjust(|e, delay| super::retry::honour_retry_after(e.retry_after(), delay))
+                .notify(
+                    |e, delay| tracing::warn!(error = %e, ?delay, "forge call failed; retrying"),
+                )
+                .await
+                .map_err(|e| StepFailure::from_forge(Step::PullRequest, e))?;
+            return match existing {
+                Some(pull) => {
+                    tracing::info!(
+                        number = pull.number,
+                        open,
+                        "at the open pull request cap; reusing this branch's pull request"
+                    );
+                    Ok(Some(pull))
+                }
+                None => Err(StepFailure::permanent(
+                    Step::PullRequest,
+                    format!(
+                        "repository {} already has {open} open remediation pull requests \
+                         (max_open_prs_per_repository); merge or close some, then retry",
+                        repository.url.path
+                    ),
+                )),
+            };
+        }
         let attempt = || async { repository.forge.open_or_reuse(&spec).await };
         attempt
             .retry(super::retry::in_place())
@@ -325,6 +396,30 @@ impl Pipeline {
             .await
             .map_err(|e| StepFailure::from_forge(Step::PullRequest, e))
     }
+}
+
+/// Turns the answer of `start_step` into go (the step's start time) or the failure that ends
+/// the job.
+fn pass_gate(step: Step, gate: StepGate) -> Result<Instant, StepFailure> {
+    match gate {
+        StepGate::Go => {}
+        StepGate::CancelRequested => {
+            return Err(StepFailure {
+                step,
+                retry: Retry::Cancelled,
+                message: "cancelled on request before this step started".to_owned(),
+            });
+        }
+        StepGate::NotRunning => {
+            return Err(StepFailure::permanent(
+                step,
+                "the operation is no longer running here (ended, or taken over by another \
+                 worker); stopping",
+            ));
+        }
+    }
+    tracing::info!(step = %step, "step started");
+    Ok(Instant::now())
 }
 
 fn open(root: &std::path::Path) -> Result<git2::Repository, crate::git::GitError> {

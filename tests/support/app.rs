@@ -51,6 +51,8 @@ pub async fn test_settings() -> Settings {
     settings.amqp.retry_delays_secs = vec![1, 2];
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET.to_owned()));
     settings.relay.poll_interval_ms = 100;
+    // Every fake (git server, forge API, LLM, JWKS) listens on loopback.
+    settings.security.allow_private_networks = true;
     let pool = remediator::db::pool(&settings.database).expect("pool");
     remediator::db::migrate(&pool).await.expect("migrate");
     settings

@@ -15,6 +15,7 @@ use super::app::{Catalog, TestApp, test_settings};
 use super::git_server::{GitServer, RepoEntry};
 
 pub const FORGE_TOKEN: &str = "ghp_e2eSecretToken0123456789";
+pub const LLM_KEY: &str = "sk-fake-llm-key-XYZ";
 pub const PACKAGE_JSON: &str = r#"{
   "name": "storefront-web",
   "version": "1.4.0",
@@ -58,6 +59,10 @@ pub struct WorldOptions {
     /// Which forge serves the git server's host; its git user name is what the git server
     /// accepts, so the forge's default credentials are exercised too.
     pub forge_kind: ForgeKind,
+    /// The forge token (also the git server's password).
+    pub forge_token: &'static str,
+    /// The LLM API key, when `llm_base_url` is set.
+    pub llm_api_key: &'static str,
 }
 
 impl Default for WorldOptions {
@@ -73,6 +78,8 @@ impl Default for WorldOptions {
             start_worker: true,
             adjust: None,
             forge_kind: ForgeKind::Github,
+            forge_token: FORGE_TOKEN,
+            llm_api_key: LLM_KEY,
         }
     }
 }
@@ -94,7 +101,7 @@ impl World {
             token_file: None,
             ssh_key_file: None,
         };
-        let git = GitServer::start(forge.effective_git_username(), FORGE_TOKEN).await;
+        let git = GitServer::start(forge.effective_git_username(), options.forge_token).await;
         let entries: Vec<RepoEntry<'_>> = options
             .files
             .iter()
@@ -104,11 +111,13 @@ impl World {
         let repo_url = git.create_repo_with("acme/web", "main", &entries);
         let token_dir = tempfile::tempdir().unwrap();
         let token_file = token_dir.path().join("github-token");
-        std::fs::write(&token_file, format!("{FORGE_TOKEN}\n")).unwrap();
+        std::fs::write(&token_file, format!("{}\n", options.forge_token)).unwrap();
         let scratch = tempfile::tempdir().unwrap();
 
         let mut settings: Settings = test_settings().await;
         settings.git.allow_http = true;
+        // The git server, forge and LLM fakes all listen on loopback.
+        settings.security.allow_private_networks = true;
         forge.host = git.base_url.trim_start_matches("http://").to_owned();
         forge.token_file = Some(token_file);
         settings.forges = vec![forge];
@@ -118,9 +127,8 @@ impl World {
         if let Some(url) = options.llm_base_url {
             settings.llm.client.base_url = url;
             settings.llm.client.model = "fake-model".into();
-            settings.llm.client.api_key = Some(secrecy::SecretString::from(
-                "sk-fake-llm-key-XYZ".to_owned(),
-            ));
+            settings.llm.client.api_key =
+                Some(secrecy::SecretString::from(options.llm_api_key.to_owned()));
         }
         if let Some(adjust) = options.adjust {
             adjust(&mut settings);

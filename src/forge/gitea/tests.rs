@@ -23,6 +23,7 @@ fn forge_at(api_url: &str) -> GiteaForge {
         SecretString::from(TOKEN),
         Duration::from_secs(5),
         true,
+        EgressPolicy::allow_all(),
     ) {
         Ok(forge) => forge,
         Err(e) => panic!("forge should build: {e:#}"),
@@ -551,6 +552,7 @@ fn api_url_validation_and_redacted_debug() {
             SecretString::from(TOKEN),
             Duration::from_secs(1),
             allow_http,
+            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(

@@ -21,6 +21,7 @@ fn forge_at(api_url: &str) -> GithubForge {
         SecretString::from(TOKEN),
         Duration::from_secs(5),
         true,
+        EgressPolicy::allow_all(),
     ) {
         Ok(forge) => forge,
         Err(e) => panic!("forge should build: {e:#}"),
@@ -576,6 +577,7 @@ fn api_url_validation() {
             token(),
             Duration::from_secs(1),
             allow_http,
+            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(
@@ -599,6 +601,7 @@ fn api_url_validation() {
         SecretString::from("tok\nen"),
         Duration::from_secs(1),
         false,
+        EgressPolicy::allow_all(),
     );
     let message = bad_token.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(

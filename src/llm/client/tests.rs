@@ -9,6 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::egress::EgressPolicy;
 use crate::llm::{ContextFile, VulnerabilityFacts, parse_answer};
 
 const KEY: &str = "sk-test-0123456789abcdef";
@@ -51,7 +52,7 @@ fn settings(server: &MockServer, key: Option<&str>) -> LlmSettings {
 }
 
 fn client(server: &MockServer, key: Option<&str>) -> LlmClient {
-    LlmClient::new(settings(server, key)).unwrap()
+    LlmClient::new(settings(server, key), EgressPolicy::allow_all()).unwrap()
 }
 
 fn completion_body(content: &str, finish_reason: &str) -> Value {
@@ -321,10 +322,13 @@ async fn oversized_body_is_refused() {
     let big = "x".repeat(4096);
     let server =
         serve(ResponseTemplate::new(200).set_body_json(completion_body(&big, "stop"))).await;
-    let client = LlmClient::new(LlmSettings {
-        max_response_bytes: 1024,
-        ..settings(&server, Some(KEY))
-    })
+    let client = LlmClient::new(
+        LlmSettings {
+            max_response_bytes: 1024,
+            ..settings(&server, Some(KEY))
+        },
+        EgressPolicy::allow_all(),
+    )
     .unwrap();
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
@@ -358,13 +362,16 @@ async fn oversized_chunked_body_is_refused_while_reading() {
         }
         let _ = socket.write_all(b"0\r\n\r\n").await;
     });
-    let client = LlmClient::new(LlmSettings {
-        base_url: format!("http://{address}/v1"),
-        model: "m".to_owned(),
-        max_response_bytes: 4096,
-        timeout_secs: 5,
-        ..LlmSettings::default()
-    })
+    let client = LlmClient::new(
+        LlmSettings {
+            base_url: format!("http://{address}/v1"),
+            model: "m".to_owned(),
+            max_response_bytes: 4096,
+            timeout_secs: 5,
+            ..LlmSettings::default()
+        },
+        EgressPolicy::allow_all(),
+    )
     .unwrap();
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(
@@ -409,10 +416,13 @@ async fn a_slow_endpoint_times_out_as_transient() {
             .set_delay(Duration::from_secs(3)),
     )
     .await;
-    let client = LlmClient::new(LlmSettings {
-        timeout_secs: 1,
-        ..settings(&server, Some(KEY))
-    })
+    let client = LlmClient::new(
+        LlmSettings {
+            timeout_secs: 1,
+            ..settings(&server, Some(KEY))
+        },
+        EgressPolicy::allow_all(),
+    )
     .unwrap();
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
@@ -436,11 +446,14 @@ async fn connection_refused_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let client = LlmClient::new(LlmSettings {
-        base_url: format!("http://{address}/v1"),
-        model: "m".to_owned(),
-        ..LlmSettings::default()
-    })
+    let client = LlmClient::new(
+        LlmSettings {
+            base_url: format!("http://{address}/v1"),
+            model: "m".to_owned(),
+            ..LlmSettings::default()
+        },
+        EgressPolicy::allow_all(),
+    )
     .unwrap();
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
@@ -468,7 +481,7 @@ fn endpoint_is_derived_from_base_url() {
 
 #[test]
 fn new_refuses_settings_that_cannot_work() {
-    let err = LlmClient::new(LlmSettings::default()).unwrap_err();
+    let err = LlmClient::new(LlmSettings::default(), EgressPolicy::allow_all()).unwrap_err();
     assert!(err.to_string().contains("llm model is not set"), "{err}");
 }
 
@@ -527,4 +540,51 @@ fn error_excerpts_are_short_single_line_and_keyless() {
     assert!(excerpt.ends_with('…'));
     assert_eq!(sanitized_excerpt(b"", None), "(empty body)");
     assert_eq!(sanitized_excerpt(b"a\x1b[31mred", None), "a[31mred");
+}
+
+/// With private networks not allowed, the key never leaves for a loopback, private or
+/// link-local endpoint; 10.0.0.1 and 169.254.169.254 are refused before any connection.
+#[tokio::test]
+async fn endpoints_on_private_addresses_are_refused_before_any_request() {
+    // No mock mounted: any request at all would still be recorded.
+    let server = MockServer::start().await;
+    let port = server.address().port();
+    for (base_url, needle) in [
+        (
+            format!("{}/v1", server.uri()),
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            format!("http://localhost:{port}/v1"),
+            "localhost resolves to",
+        ),
+        (
+            "http://10.0.0.1:11434/v1".to_owned(),
+            "10.0.0.1 is a private network address",
+        ),
+        (
+            "http://169.254.169.254/v1".to_owned(),
+            "169.254.169.254 is a link-local (cloud metadata range) address",
+        ),
+        (
+            "http://100.64.0.7/v1".to_owned(),
+            "100.64.0.7 is a shared (CGNAT) address",
+        ),
+    ] {
+        let client = LlmClient::new(
+            LlmSettings {
+                base_url: base_url.clone(),
+                ..settings(&server, Some(KEY))
+            },
+            EgressPolicy::default(),
+        )
+        .unwrap();
+        let err = client.complete(&conversation()).await.unwrap_err();
+        assert!(matches!(err, LlmError::Permanent(_)), "{base_url}: {err}");
+        let message = err.to_string();
+        assert!(message.contains(needle), "{base_url}: {message}");
+        assert!(message.contains("allow_private_networks"), "{message}");
+        assert!(!message.contains(KEY), "{message}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), 0);
 }

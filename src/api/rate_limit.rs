@@ -1,0 +1,59 @@
+//! The intake's per-organisation rate limit on remediation writes: `POST
+//! /v1/findings/auto-remediation` and `POST /v1/operations/{id}/cancel` draw from one token
+//! bucket per organisation (`intake.rate_limit_per_minute`, 0 disables it). The bucket holds a
+//! minute's worth, so a burst of that many passes, then one request every 60/N seconds.
+//!
+//! The buckets live in Postgres (`db::rate_limit`, where the choice is explained), so the limit
+//! is the same whatever the number of intake replicas. GETs (polling, health, OpenAPI) are not
+//! limited: they are cheap indexed reads of the caller's own rows, and clients poll them on
+//! purpose; a reverse proxy is the place for a blanket limit.
+
+use chrono::{SecondsFormat, Utc};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use super::error::{ApiError, Code};
+use crate::db::rate_limit::{self, Take};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    per_minute: u32,
+}
+
+impl RateLimit {
+    pub fn new(per_minute: u32) -> Self {
+        Self { per_minute }
+    }
+
+    /// Takes one request from `organization`'s allowance, or answers 429 (code 8) with a
+    /// `Retry-After` saying when the next one is allowed.
+    pub async fn check(
+        &self,
+        conn: &mut AsyncPgConnection,
+        organization: Uuid,
+    ) -> Result<(), ApiError> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(self.per_minute);
+        match rate_limit::take(conn, organization, capacity, capacity / 60.0).await? {
+            Take::Granted => Ok(()),
+            Take::Denied { retry_after_secs } => {
+                // Whole seconds, as Retry-After wants, rounded up so a retry at that time works.
+                let wait = (retry_after_secs.ceil() as u64).max(1);
+                let at = Utc::now() + chrono::Duration::seconds(wait as i64);
+                tracing::warn!(%organization, wait, "organisation over the intake rate limit");
+                Err(ApiError::new(
+                    Code::ResourceExhausted,
+                    format!(
+                        "rate limit exceeded: organization {organization} may make {} remediation \
+                         requests per minute; retry in {wait} s (after {})",
+                        self.per_minute,
+                        at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
+                )
+                .with_retry_after(wait))
+            }
+        }
+    }
+}
