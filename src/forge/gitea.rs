@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
@@ -99,11 +100,6 @@ struct Label {
 struct ErrorBody {
     #[serde(default)]
     message: Option<String>,
-}
-
-enum Created {
-    New(PullRequest),
-    AlreadyExists,
 }
 
 impl GiteaForge {
@@ -207,6 +203,15 @@ impl GiteaForge {
             }
         }
         Ok(all)
+    }
+}
+
+impl PullRequestApi for GiteaForge {
+    const FORGE: &'static str = "Gitea";
+    const REQUEST: &'static str = "pull request";
+
+    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+        validate_spec(spec)
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -342,41 +347,14 @@ impl Forge for GiteaForge {
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        self.find_open(spec).await
+        flow::find_open(self, spec).await
     }
 
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        if let Some(existing) = self.find_open(spec).await? {
-            tracing::info!(number = existing.number, branch = %spec.head_branch, "reusing open Gitea pull request");
-            return Ok(Some(existing));
-        }
-        match self.create(spec).await? {
-            Created::New(pull) => {
-                if !spec.labels.is_empty() {
-                    // The pull request exists either way; a missing label is cosmetic and must
-                    // not turn a finished remediation into a retry that reuses it unlabelled.
-                    if let Err(error) = self.add_labels(spec, pull.number).await {
-                        tracing::warn!(number = pull.number, %error, "could not label Gitea pull request");
-                    }
-                }
-                Ok(Some(pull))
-            }
-            Created::AlreadyExists => match self.find_open(spec).await? {
-                Some(existing) => Ok(Some(existing)),
-                None => Err(ForgeError::Transient {
-                    message: format!(
-                        "Gitea says a pull request for {}/{} branch {} already exists, but none is listed as open yet; retrying",
-                        spec.owner, spec.repo, spec.head_branch
-                    ),
-                    retry_after: None,
-                }),
-            },
-        }
+        flow::open_or_reuse(self, spec).await
     }
 }
 

@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
@@ -81,11 +82,6 @@ impl ErrorBody {
             other => other.get("message").and_then(|m| m.as_str()),
         })
     }
-}
-
-enum Created {
-    New(PullRequest),
-    AlreadyExists,
 }
 
 impl GithubForge {
@@ -169,6 +165,15 @@ impl GithubForge {
                 "GitHub API for {host} refused {context} ({status}){said}"
             )),
         }
+    }
+}
+
+impl PullRequestApi for GithubForge {
+    const FORGE: &'static str = "GitHub";
+    const REQUEST: &'static str = "pull request";
+
+    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+        validate_spec(spec)
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -282,41 +287,14 @@ impl Forge for GithubForge {
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        self.find_open(spec).await
+        flow::find_open(self, spec).await
     }
 
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        if let Some(existing) = self.find_open(spec).await? {
-            tracing::info!(number = existing.number, branch = %spec.head_branch, "reusing open GitHub pull request");
-            return Ok(Some(existing));
-        }
-        match self.create(spec).await? {
-            Created::New(pull) => {
-                if !spec.labels.is_empty() {
-                    // The pull request exists either way; a missing label is cosmetic and must
-                    // not turn a finished remediation into a retry that reuses it unlabelled.
-                    if let Err(error) = self.add_labels(spec, pull.number).await {
-                        tracing::warn!(number = pull.number, %error, "could not label GitHub pull request");
-                    }
-                }
-                Ok(Some(pull))
-            }
-            Created::AlreadyExists => match self.find_open(spec).await? {
-                Some(existing) => Ok(Some(existing)),
-                None => Err(ForgeError::Transient {
-                    message: format!(
-                        "GitHub says a pull request for {}/{} branch {} already exists, but none is listed as open yet; retrying",
-                        spec.owner, spec.repo, spec.head_branch
-                    ),
-                    retry_after: None,
-                }),
-            },
-        }
+        flow::open_or_reuse(self, spec).await
     }
 }
 

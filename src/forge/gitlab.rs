@@ -13,6 +13,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
@@ -56,11 +57,6 @@ struct MergeRequestSummary {
     web_url: String,
     #[serde(default)]
     source_branch: Option<String>,
-}
-
-enum Created {
-    New(PullRequest),
-    AlreadyExists,
 }
 
 impl GitlabForge {
@@ -130,6 +126,15 @@ impl GitlabForge {
     fn merge_requests_url(&self, spec: &PullRequestSpec) -> Result<reqwest::Url, ForgeError> {
         self.api
             .endpoint(&["projects", &project_path(spec), "merge_requests"])
+    }
+}
+
+impl PullRequestApi for GitlabForge {
+    const FORGE: &'static str = "GitLab";
+    const REQUEST: &'static str = "merge request";
+
+    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+        validate_spec(spec)
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -224,33 +229,14 @@ impl Forge for GitlabForge {
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        self.find_open(spec).await
+        flow::find_open(self, spec).await
     }
 
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        validate_spec(spec)?;
-        if let Some(existing) = self.find_open(spec).await? {
-            tracing::info!(number = existing.number, branch = %spec.head_branch, "reusing open GitLab merge request");
-            return Ok(Some(existing));
-        }
-        match self.create(spec).await? {
-            Created::New(mr) => Ok(Some(mr)),
-            Created::AlreadyExists => match self.find_open(spec).await? {
-                Some(existing) => Ok(Some(existing)),
-                None => Err(ForgeError::Transient {
-                    message: format!(
-                        "GitLab says a merge request for {} branch {} already exists, but none is listed as open yet; retrying",
-                        project_path(spec),
-                        spec.head_branch
-                    ),
-                    retry_after: None,
-                }),
-            },
-        }
+        flow::open_or_reuse(self, spec).await
     }
 }
 

@@ -6,6 +6,7 @@
 //! to a host of its choosing. Each forge kind lives in its own file behind [`Forge`];
 //! [`AnyForge`] dispatches without boxing so the futures stay `Send`.
 
+mod flow;
 pub mod gitea;
 pub mod github;
 pub mod gitlab;
