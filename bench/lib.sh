@@ -52,11 +52,11 @@ bench_cleanup() {
   [[ -n ${BENCH_DB_CREATED:-} ]] &&
     psql $PG -q -d postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1
   rabbitmqctl -q list_queues name 2>/dev/null | grep -F "$BENCH_PREFIX." |
-    while read -r queue; do rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1; done
-  # rabbitmqctl has no delete_exchange; the broker's own function does it.
+    while read -r queue; do rabbitmqctl -q delete_queue "$queue" </dev/null >/dev/null 2>&1; done
+  # rabbitmqctl reads stdin, hence </dev/null; it has no delete_exchange, the broker function does it.
   rabbitmqctl -q list_exchanges name 2>/dev/null | grep -F "$BENCH_PREFIX." |
     while read -r exchange; do
-      rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$exchange\">>), false, <<\"bench\">>)." >/dev/null 2>&1
+      rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$exchange\">>), false, <<\"bench\">>)." </dev/null >/dev/null 2>&1
     done
   [[ -n ${BENCH_KEEP_TMP:-} ]] || rm -rf "$BENCH_TMP"
   exit "$status"
