@@ -159,6 +159,7 @@ pub struct WorkerSettings {
     pub heartbeat_secs: u64,
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
+    pub git_concurrency: u16,
     pub metrics_listen: String,
     /// Open remediation pull requests per repository before new ones are refused; 0: no cap.
     pub max_open_prs_per_repository: u32,

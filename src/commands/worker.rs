@@ -57,6 +57,9 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
         draft_below_confidence: settings.worker.draft_below_confidence,
+        git_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(
+            settings.worker.git_concurrency.max(1),
+        ))),
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
     };
     Ok(Runner {

@@ -3,10 +3,12 @@
 //! final write-back and status change are committed by the runner, together, before the ack.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use backon::Retryable;
 use serde_json::json;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::failure::{Retry, StepFailure};
@@ -31,6 +33,10 @@ pub struct Pipeline {
     pub draft_below_confidence: f64,
     /// Open remediation pull requests per project before new ones are refused; 0: no cap.
     pub max_open_prs_per_repository: u32,
+    /// Clones and pushes running at once in this process. libgit2 holds tens of MiB per pack
+    /// it works on, so this, not the job concurrency, bounds a worker's memory; jobs waiting
+    /// on the LLM or the forge hold no slot.
+    pub git_slots: Arc<Semaphore>,
 }
 
 /// A finished job: what goes into the operation's output and onto the assessment.
@@ -102,6 +108,7 @@ impl Pipeline {
                     crate::git::clone_default_branch(&url, &branch, &dest, &auth).map(|_| ())
                 })
             };
+            let _slot = self.git_slot(Step::Clone).await?;
             clone
                 .retry(super::retry::in_place())
                 .when(StepFailure::is_transient)
@@ -185,6 +192,7 @@ impl Pipeline {
                     crate::git::push_branch(&repo, &branch, commit, &auth)
                 })
             };
+            let _slot = self.git_slot(Step::Push).await?;
             push.retry(super::retry::in_place())
                 .when(StepFailure::is_transient)
                 .notify(|e, delay| tracing::warn!(error = %e, ?delay, "push failed; retrying"))
@@ -246,6 +254,13 @@ impl Pipeline {
                 remediation_confidence: Some(patch.confidence().unwrap_or(1.0)),
             },
         })
+    }
+
+    async fn git_slot(&self, step: Step) -> Result<tokio::sync::SemaphorePermit<'_>, StepFailure> {
+        self.git_slots
+            .acquire()
+            .await
+            .map_err(|_| StepFailure::transient(step, "the worker is shutting down"))
     }
 
     async fn load_target(&self, operation_id: Uuid) -> Result<RemediationTarget, StepFailure> {
