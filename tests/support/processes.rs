@@ -71,6 +71,9 @@ impl WorkerConfig {
             .env("REMEDIATOR__RESCUER__INTERVAL_SECS", "1")
             .env("REMEDIATOR__RESCUER__STALE_AFTER_SECS", "6")
             .env("REMEDIATOR__GIT__ALLOW_HTTP", "true")
+            .env("REMEDIATOR__SECURITY__ALLOW_PRIVATE_NETWORKS", "true")
+            // Fault batches open more PRs in one repository than the default cap.
+            .env("REMEDIATOR__WORKER__MAX_OPEN_PRS_PER_REPOSITORY", "0")
             .env("REMEDIATOR__METRICS__SAMPLE_SECS", "1")
             .stdout(Stdio::null())
             .stderr(if std::env::var("FAULT_TEST_LOGS").is_ok() {
