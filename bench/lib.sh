@@ -26,6 +26,12 @@ export REMEDIATOR__AMQP__PREFIX=$BENCH_PREFIX
 export REMEDIATOR__AUTH__JWT_SECRET="bench-secret-$RID-0123456789abcdef0123456789"
 export REMEDIATOR__WORKER__METRICS_LISTEN=127.0.0.1:0
 export REMEDIATOR__GIT__ALLOW_HTTP=true
+# Everything in a bench runs on loopback, which the egress policy refuses by default.
+export REMEDIATOR__SECURITY__ALLOW_PRIVATE_NETWORKS=true
+# Benches open more requests per repository than the default cap; the rate limit would
+# measure itself instead of the intake.
+export REMEDIATOR__WORKER__MAX_OPEN_PRS_PER_REPOSITORY=0
+export REMEDIATOR__INTAKE__RATE_LIMIT_PER_MINUTE=0
 export RUST_LOG=${RUST_LOG:-info} # as deployed: the log lines are part of the cost
 
 log() { printf '%s\n' "$*" >&2; }

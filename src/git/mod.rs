@@ -41,3 +41,18 @@ pub unsafe fn set_network_timeouts(connect: Duration, io: Duration) {
         let _ = git2::opts::set_server_timeout_in_milliseconds(millis(io));
     }
 }
+
+/// Bounds libgit2's process-wide caches: by default it may keep 256 MiB of decoded objects and
+/// map gigabytes of pack files, which a worker with many jobs does not need (each clone is used
+/// once). Call it once at start-up, before any git thread exists.
+///
+/// # Safety
+/// Like every libgit2 global option, this must not race with other libgit2 calls.
+pub unsafe fn limit_memory() {
+    // SAFETY: the caller guarantees no other thread touches libgit2 while this runs; these
+    // setters only fail for unknown options.
+    unsafe {
+        let _ = git2::opts::set_cache_max_size(32 * 1024 * 1024);
+        let _ = git2::opts::set_mwindow_mapped_limit(128 * 1024 * 1024);
+    }
+}
