@@ -421,6 +421,19 @@ pub async fn record_note(
         .await
 }
 
+/// The project of each of these operations (missing ones are left out).
+pub async fn project_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> QueryResult<std::collections::HashMap<Uuid, Uuid>> {
+    let rows: Vec<(Uuid, Uuid)> = operations::table
+        .filter(operations::id.eq_any(ids))
+        .select((operations::id, operations::project_id))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Age of the oldest PENDING operation, for the metrics.
 pub async fn oldest_pending_age_secs(conn: &mut AsyncPgConnection) -> QueryResult<f64> {
     let oldest: Option<DateTime<Utc>> = operations::table

@@ -145,41 +145,19 @@ impl DeadLetterQueue {
                 break;
             };
             let delivery = got.delivery;
-            let dead = self.decode(&delivery).await;
+            let dead = decode(&delivery);
             items.push((delivery, dead));
         }
-        Ok(Taken { items })
-    }
-
-    async fn decode(&self, delivery: &Delivery) -> DeadLetter {
-        let headers = delivery.properties.headers().clone().unwrap_or_default();
-        let message: Option<JobMessage> = serde_json::from_slice(&delivery.data).ok();
-        let operation_id = message.as_ref().map(JobMessage::operation_id);
-        let project_id = match (operation_id, self.pool.get().await) {
-            (Some(id), Ok(mut conn)) => operations::get(&mut conn, id, None)
-                .await
-                .ok()
-                .flatten()
-                .map(|op| op.project_id),
-            _ => None,
-        };
-        let reason = header_text(&headers, DEAD_REASON_HEADER)
-            .or_else(|| header_text(&headers, "x-first-death-reason"))
-            .unwrap_or_else(|| "unknown".to_owned());
-        let dead_at = header_int(&headers, DEAD_AT_HEADER)
-            .or_else(|| first_death_time(&headers))
-            .and_then(|secs| DateTime::from_timestamp(secs, 0));
-        DeadLetter {
-            operation_id,
-            project_id,
-            reason,
-            last_error: header_text(&headers, LAST_ERROR_HEADER),
-            dead_at,
-            attempt: header_int(&headers, ATTEMPT_HEADER),
-            body: String::from_utf8_lossy(&delivery.data).into_owned(),
-            headers: headers_json(&headers),
-            message,
+        // One query for the projects of the whole batch, not one per message.
+        let ids: Vec<Uuid> = items.iter().filter_map(|(_, d)| d.operation_id).collect();
+        if !ids.is_empty() {
+            let mut conn = self.pool.get().await.context("connecting to Postgres")?;
+            let projects = operations::project_ids(&mut conn, &ids).await?;
+            for (_, dead) in &mut items {
+                dead.project_id = dead.operation_id.and_then(|id| projects.get(&id).copied());
+            }
         }
+        Ok(Taken { items })
     }
 
     /// Returns messages to the queue.
@@ -282,6 +260,30 @@ impl DeadLetterQueue {
     pub async fn close(self) {
         let _ = self.channel.close(200, "dlq done".into()).await;
         let _ = self.connection.close(200, "dlq done".into()).await;
+    }
+}
+
+/// Decodes a dead message; its project is filled in by the caller, for the whole batch.
+fn decode(delivery: &Delivery) -> DeadLetter {
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    let message: Option<JobMessage> = serde_json::from_slice(&delivery.data).ok();
+    let operation_id = message.as_ref().map(JobMessage::operation_id);
+    let reason = header_text(&headers, DEAD_REASON_HEADER)
+        .or_else(|| header_text(&headers, "x-first-death-reason"))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let dead_at = header_int(&headers, DEAD_AT_HEADER)
+        .or_else(|| first_death_time(&headers))
+        .and_then(|secs| DateTime::from_timestamp(secs, 0));
+    DeadLetter {
+        operation_id,
+        project_id: None,
+        reason,
+        last_error: header_text(&headers, LAST_ERROR_HEADER),
+        dead_at,
+        attempt: header_int(&headers, ATTEMPT_HEADER),
+        body: String::from_utf8_lossy(&delivery.data).into_owned(),
+        headers: headers_json(&headers),
+        message,
     }
 }
 
