@@ -31,7 +31,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .prefix("remediator-demo-")
         .tempdir()?;
     let repo_path = workdir.path().join("storefront.git");
-    create_sample_repository(&repo_path)?;
+    {
+        // git2 blocks: keep it off the async runtime, like the worker does.
+        let path = repo_path.clone();
+        tokio::task::spawn_blocking(move || create_sample_repository(&path)).await??;
+    }
     let repository_url = format!("file://{}", repo_path.display());
     println!("1. sample repository with lodash ^4.17.20: {repository_url}");
 
@@ -98,7 +102,9 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .as_str()
         .context("the operation output names no branch")?;
     println!("\n6. diff of the pushed branch {branch} against main:\n");
-    println!("{}", branch_diff(&repo_path, branch)?);
+    let (path, branch) = (repo_path.clone(), branch.to_owned());
+    let diff = tokio::task::spawn_blocking(move || branch_diff(&path, &branch)).await??;
+    println!("{diff}");
     Ok(())
 }
 
