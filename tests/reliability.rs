@@ -40,6 +40,30 @@ fn pr(number: u64) -> Value {
     json!({"number": number, "html_url": format!("https://github.example/acme/web/pull/{number}")})
 }
 
+/// Polls until the operation is at `step`.
+async fn wait_for_step(world: &World, id: uuid::Uuid, step: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while world.operation(id).await["step"] != step {
+        assert!(Instant::now() < deadline, "never reached {step}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `POST /v1/operations/{id}/cancel` with a token of `org`; returns the status and body.
+async fn cancel(world: &World, id: uuid::Uuid, org: uuid::Uuid) -> (u16, Value) {
+    let token = world.app.full_token(org);
+    let response = world
+        .app
+        .http
+        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 async fn mount_empty_pr_list(world: &World) {
     Mock::given(method("GET"))
         .and(path("/repos/acme/web/pulls"))
@@ -231,42 +255,18 @@ async fn a_pending_operation_is_cancelled_at_once_and_never_runs() {
     })
     .await;
     let id = world.request(world.catalog.affected).await;
-    let token = world.app.full_token(world.catalog.org);
-    let response = world
-        .app
-        .http
-        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    let (status, body) = cancel(&world, id, world.catalog.org).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["operation"]["status"],
         "ASYNC_OPERATION_STATUS_CANCELLED"
     );
 
     // Cancelling again, or another organisation cancelling, is refused as the contract says.
-    let again = world
-        .app
-        .http
-        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status().as_u16(), 400);
-    let other = world.app.full_token(world.catalog.other_org);
-    let foreign = world
-        .app
-        .http
-        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(foreign.status().as_u16(), 404);
+    let (again, _) = cancel(&world, id, world.catalog.org).await;
+    assert_eq!(again, 400);
+    let (foreign, _) = cancel(&world, id, world.catalog.other_org).await;
+    assert_eq!(foreign, 404);
 
     // The job still in the queue is skipped by a worker.
     world.start_worker();
@@ -299,22 +299,9 @@ async fn a_running_operation_stops_at_the_next_step_and_pushes_nothing() {
         .mount(&llm)
         .await;
     let id = world.request(world.catalog.affected).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.operation(id).await["step"] != "generate" {
-        assert!(Instant::now() < deadline, "never reached generate");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let token = world.app.full_token(world.catalog.org);
-    let response = world
-        .app
-        .http
-        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    wait_for_step(&world, id, "generate").await;
+    let (status, body) = cancel(&world, id, world.catalog.org).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["operation"]["status"],
         "ASYNC_OPERATION_STATUS_RUNNING"
@@ -353,22 +340,9 @@ async fn a_cancel_is_refused_once_the_branch_may_be_pushed() {
         .mount(&world.github)
         .await;
     let id = world.request(world.catalog.affected).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while world.operation(id).await["step"] != "pull_request" {
-        assert!(Instant::now() < deadline, "never reached pull_request");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let token = world.app.full_token(world.catalog.org);
-    let response = world
-        .app
-        .http
-        .post(format!("{}/v1/operations/{id}/cancel", world.app.base_url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
+    wait_for_step(&world, id, "pull_request").await;
+    let (status, body) = cancel(&world, id, world.catalog.org).await;
+    assert_eq!(status, 400, "{body}");
     assert_eq!(body["code"], 9);
     assert!(
         body["message"]
@@ -393,7 +367,6 @@ async fn the_rescuer_requeues_an_operation_whose_worker_vanished() {
         .mount(&world.github)
         .await;
     // An operation a dead worker left RUNNING, its message long gone.
-    let token = world.app.full_token(world.catalog.org);
     let mut conn = world.app.pool.get().await.unwrap();
     let target =
         remediator::db::catalog::remediation_target(&mut conn, world.catalog.affected, None)
@@ -422,7 +395,6 @@ async fn the_rescuer_requeues_an_operation_whose_worker_vanished() {
         rescuer.rescue_once().await.unwrap().is_empty(),
         "rescued once"
     );
-    let _ = token;
     let op = world.wait_for_end(id, END).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     assert_eq!(op["attempts"], 2);
