@@ -86,3 +86,29 @@ pub(crate) async fn open_or_reuse<A: PullRequestApi>(
         },
     }
 }
+
+/// Implements [`super::Forge`] for a forge whose pull requests go through this flow.
+macro_rules! forge_with_api {
+    ($forge:ty, $name:literal) => {
+        impl $crate::forge::Forge for $forge {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            async fn find_open_pull_request(
+                &self,
+                spec: &$crate::forge::PullRequestSpec,
+            ) -> Result<Option<$crate::forge::PullRequest>, $crate::forge::ForgeError> {
+                $crate::forge::flow::find_open(self, spec).await
+            }
+
+            async fn open_or_reuse(
+                &self,
+                spec: &$crate::forge::PullRequestSpec,
+            ) -> Result<Option<$crate::forge::PullRequest>, $crate::forge::ForgeError> {
+                $crate::forge::flow::open_or_reuse(self, spec).await
+            }
+        }
+    };
+}
+pub(crate) use forge_with_api;

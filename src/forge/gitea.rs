@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
-use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
@@ -338,25 +338,7 @@ impl PullRequestApi for GiteaForge {
     }
 }
 
-impl Forge for GiteaForge {
-    fn name(&self) -> &'static str {
-        "gitea"
-    }
-
-    async fn find_open_pull_request(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::find_open(self, spec).await
-    }
-
-    async fn open_or_reuse(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::open_or_reuse(self, spec).await
-    }
-}
+flow::forge_with_api!(GiteaForge, "gitea");
 
 fn draft_title(title: &str) -> String {
     if title.starts_with(DRAFT_PREFIX.trim_end()) {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
-use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
@@ -278,25 +278,7 @@ impl PullRequestApi for GithubForge {
     }
 }
 
-impl Forge for GithubForge {
-    fn name(&self) -> &'static str {
-        "github"
-    }
-
-    async fn find_open_pull_request(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::find_open(self, spec).await
-    }
-
-    async fn open_or_reuse(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::open_or_reuse(self, spec).await
-    }
-}
+flow::forge_with_api!(GithubForge, "github");
 
 /// GitHub paths are OWNER/NAME; anything else cannot be a GitHub repository.
 fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {

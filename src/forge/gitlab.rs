@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
-use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
 
 /// The title prefix that makes a merge request a draft.
@@ -220,25 +220,7 @@ impl PullRequestApi for GitlabForge {
     }
 }
 
-impl Forge for GitlabForge {
-    fn name(&self) -> &'static str {
-        "gitlab"
-    }
-
-    async fn find_open_pull_request(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::find_open(self, spec).await
-    }
-
-    async fn open_or_reuse(
-        &self,
-        spec: &PullRequestSpec,
-    ) -> Result<Option<PullRequest>, ForgeError> {
-        flow::open_or_reuse(self, spec).await
-    }
-}
+flow::forge_with_api!(GitlabForge, "gitlab");
 
 /// The project's full path, "group/subgroup/name": GitLab's id for it, once URL-encoded.
 fn project_path(spec: &PullRequestSpec) -> String {

@@ -10,6 +10,7 @@ use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
+use crate::forge::Forge;
 
 const TOKEN: &str = "ghp_test_token_value";
 const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";

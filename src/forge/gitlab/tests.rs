@@ -11,6 +11,7 @@ use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
+use crate::forge::Forge;
 
 const TOKEN: &str = "glpat-test_token_value";
 const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
