@@ -78,27 +78,12 @@ impl Publisher {
             AMQPValue::LongLongInt(i64::from(message.attempt())),
         );
         let properties = BasicProperties::default()
-            .with_delivery_mode(PERSISTENT)
             .with_content_type("application/json".into())
             .with_message_id(message.operation_id().to_string().into())
             .with_correlation_id(message.trace_id().into())
             .with_headers(headers);
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let confirm = self
-            .channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                options,
-                &payload,
-                properties,
-            )
+        self.publish(exchange, routing_key, &payload, properties)
             .await
-            .context("publishing to RabbitMQ")?;
-        Ok(PendingPublish(confirm))
     }
 
     /// Republishes a message as it is (dead-lettering a message we cannot parse), confirmed.
@@ -109,6 +94,20 @@ impl Publisher {
         payload: &[u8],
         properties: BasicProperties,
     ) -> anyhow::Result<()> {
+        self.publish(exchange, routing_key, payload, properties)
+            .await?
+            .confirmed()
+            .await
+    }
+
+    /// Every publish is persistent and `mandatory`, whatever the message came with.
+    async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> anyhow::Result<PendingPublish> {
         let options = BasicPublishOptions {
             mandatory: true,
             ..Default::default()
@@ -120,11 +119,11 @@ impl Publisher {
                 routing_key.into(),
                 options,
                 payload,
-                properties,
+                properties.with_delivery_mode(PERSISTENT),
             )
             .await
             .context("publishing to RabbitMQ")?;
-        PendingPublish(confirm).confirmed().await
+        Ok(PendingPublish(confirm))
     }
 
     /// Sends a job to the work queue.
