@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use remediator::commands;
 use remediator::config::Settings;
 use remediator::shutdown::Shutdown;
-use remediator::telemetry::LogFormat;
+use remediator::telemetry::{DefaultLevel, LogFormat};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -37,7 +37,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Show the whole flow on this machine: sample repository, intake, relay, worker, branch.
-    Demo,
+    /// Uses its own database and queues and removes them when it ends.
+    Demo {
+        /// Log at info (default: warnings only, so the numbered steps stay readable).
+        #[arg(short, long)]
+        verbose: bool,
+        /// Keep the demo's database and queues for inspection (the next run removes them).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Create the database if needed and apply pending migrations.
     Migrate,
     /// Serve the HTTP API and run the outbox relay.
@@ -81,7 +89,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    remediator::telemetry::init(cli.log_format);
+    let level = match cli.command {
+        Command::Demo { verbose: false, .. } => DefaultLevel::Quiet,
+        _ => DefaultLevel::Info,
+    };
+    remediator::telemetry::init(cli.log_format, level);
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -94,7 +106,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Demo => commands::demo::run(settings).await?,
+        Command::Demo { keep, .. } => commands::demo::run(settings, keep).await?,
         Command::Dlq(command) => commands::dlq::run(&settings, command).await?,
         Command::Migrate => {
             if remediator::db::create_database_if_missing(&settings.database).await? {

@@ -1,6 +1,7 @@
-//! Logging: human-readable text or JSON lines (`--log-format`, or `REMEDIATOR_LOG_FORMAT`); the
-//! level comes from `RUST_LOG` (default `info`). A job's lines carry its operation id through
-//! the `job` span.
+//! Logging: human-readable text or JSON lines (`--log-format`, or `REMEDIATOR_LOG_FORMAT`) on
+//! stderr; the level comes from `RUST_LOG` (default `info`, or `warn` for commands that print
+//! their own progress, such as `demo`). A job's lines carry its operation id through the `job`
+//! span.
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,9 +11,19 @@ pub enum LogFormat {
     Json,
 }
 
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,tower_http=warn"));
+/// How much is logged when `RUST_LOG` does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultLevel {
+    Info,
+    /// For commands whose stdout is the interesting part: only warnings and errors.
+    Quiet,
+}
+
+pub fn init(format: LogFormat, default: DefaultLevel) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| match default {
+        DefaultLevel::Info => EnvFilter::new("info,lapin=warn,tower_http=warn"),
+        DefaultLevel::Quiet => EnvFilter::new("warn"),
+    });
     let json = format == LogFormat::Json;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

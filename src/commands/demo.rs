@@ -3,6 +3,11 @@
 //! its project, finding and AFFECTED assessment, runs intake, relay and worker in-process
 //! against the configured Postgres and RabbitMQ, calls the real HTTP endpoint, polls the
 //! operation to its end, and prints the operation and the diff of the pushed branch.
+//!
+//! It owns its corner of the shared services: the database `<configured name>_demo` and the
+//! queues and exchanges of the prefix `<configured prefix>-demo`. Both are removed when it ends
+//! (unless `--keep`), and removed first when an interrupted run left them, so every run starts
+//! from the same state and leaves nothing behind.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::config::{PatcherChoice, Settings};
+use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
 
 const PACKAGE_JSON: &str = r#"{
@@ -26,7 +32,7 @@ const PACKAGE_JSON: &str = r#"{
 }
 "#;
 
-pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
+pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     let workdir = tempfile::Builder::new()
         .prefix("remediator-demo-")
         .tempdir()?;
@@ -39,8 +45,11 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let repository_url = format!("file://{}", repo_path.display());
     println!("1. sample repository with lodash ^4.17.20: {repository_url}");
 
-    // The demo's own corner of the shared services: a queue prefix of its own, local-only
-    // repository URLs, the deterministic bump, and a throwaway signing secret if none is set.
+    // The demo's own corner of the shared services: a database and a queue prefix of its own,
+    // local-only repository URLs, the deterministic bump, and a throwaway signing secret if
+    // none is set.
+    let database = format!("{}_demo", crate::db::database_name(&settings.database)?);
+    settings.database.url = crate::db::with_database_name(&settings.database.url, &database)?;
     settings.amqp.prefix = format!("{}-demo", settings.amqp.prefix);
     settings.git.allow_file = true;
     settings.worker.patcher = PatcherChoice::Bump;
@@ -57,9 +66,10 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
     }
 
-    if crate::db::create_database_if_missing(&settings.database).await? {
-        println!("   created the database");
+    if remove_demo_state(&settings).await? {
+        println!("   removed the demo database and queues an interrupted run left behind");
     }
+    crate::db::create_database_if_missing(&settings.database).await?;
     let pool = crate::db::pool(&settings.database)?;
     crate::db::migrate(&pool).await?;
 
@@ -86,11 +96,32 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
     shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(15), intake).await;
     let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
-    let operation = outcome?;
+    let shown = match outcome {
+        Ok(operation) => show(&operation, &repo_path).await,
+        Err(error) => Err(error),
+    };
+    // The pool holds connections to the database about to be dropped.
+    drop(pool);
+    if keep {
+        println!(
+            "\n7. kept the database {database} and the queues {}.* (the next demo removes them)",
+            settings.amqp.prefix
+        );
+    } else {
+        remove_demo_state(&settings).await?;
+        println!(
+            "\n7. removed the database {database} and the queues {}.*: nothing of the demo is left",
+            settings.amqp.prefix
+        );
+    }
+    shown
+}
 
+/// Prints the finished operation and the diff of its branch; fails unless it succeeded.
+async fn show(operation: &Value, repo_path: &Path) -> anyhow::Result<()> {
     println!(
         "\n5. the operation:\n{}",
-        serde_json::to_string_pretty(&operation)?
+        serde_json::to_string_pretty(operation)?
     );
     if operation["status"] != "ASYNC_OPERATION_STATUS_SUCCEEDED" {
         bail!(
@@ -102,10 +133,26 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<()> {
         .as_str()
         .context("the operation output names no branch")?;
     println!("\n6. diff of the pushed branch {branch} against main:\n");
-    let (path, branch) = (repo_path.clone(), branch.to_owned());
+    let (path, branch) = (repo_path.to_owned(), branch.to_owned());
     let diff = tokio::task::spawn_blocking(move || branch_diff(&path, &branch)).await??;
     println!("{diff}");
     Ok(())
+}
+
+/// Drops the demo's database and deletes its queues and exchanges. Returns true when the
+/// database was there (a run was interrupted, or kept with `--keep`).
+async fn remove_demo_state(settings: &Settings) -> anyhow::Result<bool> {
+    let existed = crate::db::drop_database(&settings.database)
+        .await
+        .context("removing the demo database")?;
+    let connection = crate::queue::connect(&settings.amqp.url, "remediator-demo-cleanup").await?;
+    let channel = connection.create_channel().await?;
+    Topology::new(&settings.amqp)
+        .delete(&channel)
+        .await
+        .context("deleting the demo queues")?;
+    let _ = connection.close(200, "demo cleanup".into()).await;
+    Ok(existed)
 }
 
 async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Result<Value> {

@@ -15,7 +15,7 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::DatabaseSettings;
 
@@ -75,30 +75,67 @@ pub async fn ensure_migrated(pool: &DbPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The parts of a database URL that creating, renaming and dropping a database need.
+struct DatabaseUrl<'a> {
+    /// Everything before the last `/`.
+    base: &'a str,
+    name: &'a str,
+    /// `?...` or empty.
+    query: &'a str,
+}
+
+impl<'a> DatabaseUrl<'a> {
+    fn parse(url: &'a str) -> anyhow::Result<Self> {
+        let (base, rest) = url
+            .rsplit_once('/')
+            .context("the database URL names no database")?;
+        let (name, query) = match rest.find('?') {
+            Some(index) => rest.split_at(index),
+            None => (rest, ""),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            bail!("the database name in the URL must be made of letters, digits, `_` and `-`");
+        }
+        Ok(DatabaseUrl { base, name, query })
+    }
+
+    /// A connection to the maintenance database every Postgres has.
+    async fn connect_admin(&self) -> anyhow::Result<AsyncPgConnection> {
+        use diesel_async::AsyncConnection;
+        AsyncPgConnection::establish(&format!("{}/postgres{}", self.base, self.query))
+            .await
+            .context("connecting to Postgres's maintenance database")
+    }
+}
+
+/// The same server and options with another database name (the demo's own database).
+pub fn with_database_name(url: &SecretString, name: &str) -> anyhow::Result<SecretString> {
+    let parsed = DatabaseUrl::parse(url.expose_secret())?;
+    DatabaseUrl::parse(&format!("{}/{name}", parsed.base))?;
+    Ok(SecretString::from(format!(
+        "{}/{name}{}",
+        parsed.base, parsed.query
+    )))
+}
+
+/// The database name of a URL, for messages (the URL itself may hold a password).
+pub fn database_name(settings: &DatabaseSettings) -> anyhow::Result<String> {
+    Ok(DatabaseUrl::parse(settings.url.expose_secret())?
+        .name
+        .to_owned())
+}
+
 /// Creates the database named in the URL when it does not exist yet, so `remediator migrate`
 /// and `remediator demo` work on a fresh Postgres. Returns true when it was created.
 pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::Result<bool> {
-    use diesel_async::{AsyncConnection, RunQueryDsl};
-    let url = settings.url.expose_secret();
-    let (base, rest) = url
-        .rsplit_once('/')
-        .context("the database URL names no database")?;
-    let (name, query) = match rest.split_once('?') {
-        Some((name, query)) => (name, format!("?{query}")),
-        None => (rest, String::new()),
-    };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        bail!("the database name in the URL must be made of letters, digits, `_` and `-`");
-    }
-    // The maintenance database every Postgres has.
-    let mut admin = AsyncPgConnection::establish(&format!("{base}/postgres{query}"))
-        .await
-        .context("connecting to Postgres to create the database")?;
-    match diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+    use diesel_async::RunQueryDsl;
+    let url = DatabaseUrl::parse(settings.url.expose_secret())?;
+    let mut admin = url.connect_admin().await?;
+    match diesel::sql_query(format!("CREATE DATABASE \"{}\"", url.name))
         .execute(&mut admin)
         .await
     {
@@ -110,4 +147,28 @@ pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::
         }
         Err(error) => Err(error).context("creating the database"),
     }
+}
+
+/// Drops the database named in the URL, closing its other sessions (demo cleanup). Returns
+/// true when it existed.
+pub async fn drop_database(settings: &DatabaseSettings) -> anyhow::Result<bool> {
+    use diesel_async::RunQueryDsl;
+    let url = DatabaseUrl::parse(settings.url.expose_secret())?;
+    let mut admin = url.connect_admin().await?;
+    let existed = diesel::sql_query(format!(
+        "SELECT 1 FROM pg_database WHERE datname = '{}'",
+        url.name
+    ))
+    .execute(&mut admin)
+    .await
+    .context("looking the database up")?
+        > 0;
+    diesel::sql_query(format!(
+        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+        url.name
+    ))
+    .execute(&mut admin)
+    .await
+    .context("dropping the database")?;
+    Ok(existed)
 }

@@ -7,7 +7,10 @@
 //! P.dead (fanout) ----------> P.dead (quorum)
 //! ```
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
@@ -135,6 +138,22 @@ impl Topology {
             quorum_arguments(),
         )
         .await
+    }
+
+    /// Deletes every queue and exchange of the topology, messages and all (demo and test
+    /// cleanup; never called by a server). Deleting what does not exist is not an error.
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for queue in self.queues() {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in self.exchanges() {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        Ok(())
     }
 
     async fn declare_bound_queue(

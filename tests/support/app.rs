@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lapin::options::{BasicGetOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::BasicGetOptions;
 use remediator::config::Settings;
 use remediator::db::DbPool;
 use remediator::queue::message::JobMessage;
@@ -267,17 +267,7 @@ pub async fn delete_topology(settings: &Settings) {
     let Ok(channel) = connection.create_channel().await else {
         return;
     };
-    let topology = Topology::new(&settings.amqp);
-    for queue in topology.queues() {
-        let _ = channel
-            .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-            .await;
-    }
-    for exchange in topology.exchanges() {
-        let _ = channel
-            .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-            .await;
-    }
+    let _ = Topology::new(&settings.amqp).delete(&channel).await;
     let _ = connection.close(200, "cleanup".into()).await;
 }
 
