@@ -13,6 +13,7 @@ pub mod db;
 pub mod egress;
 pub mod forge;
 pub mod git;
+pub mod lifecycle;
 pub mod llm;
 pub mod metrics;
 pub mod ops;

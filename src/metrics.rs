@@ -99,6 +99,9 @@ pub async fn sample_forever(
             if let Ok(count) = outbox::unpublished_count(&mut conn).await {
                 metrics::gauge!("remediator_outbox_unpublished").set(count as f64);
             }
+            if let Ok(count) = outbox::quarantined_count(&mut conn).await {
+                metrics::gauge!("remediator_outbox_quarantined").set(count as f64);
+            }
         }
         if broker
             .as_ref()

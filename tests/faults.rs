@@ -28,15 +28,24 @@ const END: Duration = Duration::from_secs(240);
 /// A world whose worker processes ask a slow fake LLM (so the generate step lasts) and a
 /// stateful fake GitHub.
 async fn fault_world(llm_delay: Duration) -> (World, MockServer, FakeGithub) {
+    // Jobs are killed over and over here; they must not count as crash-looping.
+    fault_world_with(llm_delay, 10).await
+}
+
+async fn fault_world_with(
+    llm_delay: Duration,
+    delivery_limit: u32,
+) -> (World, MockServer, FakeGithub) {
     let llm = MockServer::start().await;
     let world = World::start(WorldOptions {
         patcher: PatcherChoice::Llm,
         llm_base_url: Some(format!("{}/v1", llm.uri())),
         start_worker: false,
-        adjust: Some(Box::new(|s| {
+        adjust: Some(Box::new(move |s| {
             s.rescuer.interval_secs = 1;
             s.rescuer.stale_after_secs = 6;
             s.amqp.max_attempts = 10;
+            s.amqp.delivery_limit = delivery_limit;
         })),
         ..Default::default()
     })
@@ -213,6 +222,14 @@ async fn a_broker_restart_mid_batch_loses_nothing_and_does_nothing_twice() {
         // The intake keeps accepting: jobs wait in the outbox.
         ids.extend(request_batch(&world, 4).await);
         tokio::time::sleep(Duration::from_secs(2)).await;
+        // So it stays ready; the body says the broker is down.
+        let (status, ready) = world.app.get_json(None, "/readyz").await;
+        assert_eq!(status, 200, "{ready}");
+        assert_eq!(ready["database"], "ok", "{ready}");
+        assert!(
+            ready["broker"].as_str().unwrap().starts_with("down since"),
+            "{ready}"
+        );
     }
     println!("RabbitMQ restarted with jobs in flight");
     let ops = wait_all(&world, &ids).await;
@@ -293,6 +310,9 @@ async fn a_database_outage_answers_503_and_everything_completes_afterwards() {
             .get_json(Some(&token), &format!("/v1/operations/{}", ids[0]))
             .await;
         assert_eq!((status, body["code"].as_i64()), (503, Some(14)), "{body}");
+        let (status, ready) = world.app.get_json(None, "/readyz").await;
+        assert_eq!(status, 503, "{ready}");
+        assert_ne!(ready["database"], "ok", "{ready}");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     println!("Postgres stopped and started with jobs in flight");
@@ -356,5 +376,113 @@ async fn sigterm_lets_jobs_in_flight_finish_and_returns_the_rest() {
     let ops = wait_all(&world, &all).await;
     assert_one_pr_each(&ops, &github);
     drop(replacement);
+    world.stop().await;
+}
+
+/// The operation's status, step and claiming worker, straight from the database.
+async fn operation_row(world: &World, id: Uuid) -> (String, Option<String>, Option<String>) {
+    let mut conn = world.app.pool.get().await.unwrap();
+    operations::table
+        .find(id)
+        .select((operations::status, operations::step, operations::claimed_by))
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "kills worker processes; run by scripts/test after the suite"]
+async fn a_job_that_kills_every_worker_it_runs_on_is_dead_lettered_as_crashed_then_replays() {
+    const LIMIT: u32 = 3;
+    let (world, _llm, github) = fault_world_with(Duration::from_millis(1500), LIMIT).await;
+    let config = WorkerConfig::for_world(&world);
+    // One job per process, so killing the process running the bad job kills only it.
+    let mut fleet: Vec<_> = (0..3).map(|_| config.spawn(&world, 1, &[])).collect();
+    let bad = world.request(world.catalog.affected).await;
+    let good = request_batch(&world, 4).await;
+
+    // As an OOM kill or a libgit2 crash would: whenever the bad job is past its claim, the
+    // process running it dies, and a fresh one takes its place.
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let (status, step, claimed_by) = operation_row(&world, bad).await;
+        if status != "ASYNC_OPERATION_STATUS_RUNNING" && status != "ASYNC_OPERATION_STATUS_PENDING"
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the crash-looping job never ended"
+        );
+        let pid = claimed_by
+            .as_deref()
+            .and_then(|c| c.rsplit('/').next()?.parse::<u32>().ok());
+        let past_claim = matches!(step.as_deref(), Some("clone" | "generate"));
+        if status == "ASYNC_OPERATION_STATUS_RUNNING" && past_claim {
+            if let Some(index) = fleet.iter().position(|w| w.id() == pid) {
+                let mut worker = fleet.swap_remove(index);
+                let _ = worker.start_kill();
+                let _ = worker.wait().await;
+                kills += 1;
+                fleet.push(config.spawn(&world, 1, &[]));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let op = world.wait_for_end(bad, END).await;
+    println!(
+        "the bad job's workers were SIGKILLed {kills} times; it ended: {}",
+        op["error_message"]
+    );
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("its worker died {LIMIT} times in a row")),
+        "{error}"
+    );
+    assert!(
+        error.contains("dead-lettered with reason crashed"),
+        "{error}"
+    );
+    assert_eq!(
+        kills, LIMIT as usize,
+        "started exactly delivery_limit times"
+    );
+
+    // Meanwhile the other jobs in the same queue went through.
+    let ops = wait_all(&world, &good).await;
+    assert_one_pr_each(&ops, &github);
+
+    // The cause is gone (nothing kills any more): a replay finishes it, with one PR.
+    let settings = &world.app.settings;
+    let dlq = remediator::ops::dlq::DeadLetterQueue::open(
+        &settings.amqp.url,
+        remediator::queue::topology::Topology::new(&settings.amqp),
+        world.app.pool.clone(),
+    )
+    .await
+    .unwrap();
+    let taken = dlq.take_all().await.unwrap();
+    assert_eq!(taken.items.len(), 1);
+    assert_eq!(taken.items[0].1.reason, "crashed");
+    let filter = remediator::ops::dlq::Filter {
+        operation_ids: vec![bad.into()],
+        ..Default::default()
+    };
+    let summary = dlq
+        .replay(taken, &filter, "fault-test", None)
+        .await
+        .unwrap();
+    assert_eq!(summary.replayed, vec![bad.into()]);
+    dlq.close().await;
+    let op = world.wait_for_end(bad, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(
+        github.creates(),
+        good.len() + 1,
+        "one more PR, for the replayed job"
+    );
+    drop(fleet);
     world.stop().await;
 }

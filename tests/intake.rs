@@ -66,7 +66,7 @@ async fn accepted_request_creates_a_pending_operation_and_a_queued_job() {
     let (job, headers) = next_message(&app.settings, &topology.work_queue, Duration::from_secs(10))
         .await
         .expect("the job reaches the work queue");
-    assert_eq!(job.operation_id(), id);
+    assert_eq!(job.operation_id(), id.into());
     assert_eq!(job.attempt(), 1);
     assert!(headers.inner().contains_key("x-remediator-attempt"));
     assert_eq!(count_outbox(&app, false).await, 0);
@@ -327,9 +327,14 @@ async fn the_relay_catches_up_after_the_broker_was_unreachable() {
         1,
         "the job waits in the outbox"
     );
+    // Still ready: it accepts work, which waits in the outbox; the body says the broker is down.
     let (status, ready) = app.get_json(None, "/readyz").await;
-    assert_eq!(status, 503, "{ready}");
+    assert_eq!(status, 200, "{ready}");
     assert_eq!(ready["database"], "ok");
+    assert!(
+        ready["broker"].as_str().unwrap().starts_with("down since"),
+        "{ready}"
+    );
 
     let mut fixed = app.settings.clone();
     fixed.amqp.url = good_url;
@@ -341,6 +346,7 @@ async fn the_relay_catches_up_after_the_broker_was_unreachable() {
         batch_size: 50,
         poll_interval: Duration::from_millis(50),
         wake: Arc::new(tokio::sync::Notify::new()),
+        broker: Default::default(),
     };
     let task = tokio::spawn(relay.run(shutdown.clone()));
     let (job, _) = next_message(
@@ -402,6 +408,7 @@ async fn two_relays_drain_one_outbox_without_publishing_a_row_twice() {
                 batch_size: 7,
                 poll_interval: Duration::from_millis(20),
                 wake: Arc::new(tokio::sync::Notify::new()),
+                broker: Default::default(),
             };
             tokio::spawn(relay.run(shutdown.clone()))
         })
@@ -455,5 +462,107 @@ async fn health_readiness_and_openapi_are_served() {
     }
     let (status, body) = app.get_json(None, "/nope").await;
     assert_eq!((status, body["code"].as_i64()), (404, Some(5)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_undecodable_outbox_row_is_quarantined_and_holds_back_no_other_row() {
+    let mut settings = test_settings().await;
+    // The relay under test is the one started below, not the intake's.
+    settings.relay.enabled = false;
+    let app = TestApp::spawn_with(settings).await;
+    let c = seed_catalog(&app.pool, REPO).await;
+    let (status, body) = app
+        .post_remediation(
+            Some(&app.full_token(c.org)),
+            &json!({"assessment_id": c.affected}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let operation: Uuid = body["operation_id"].as_str().unwrap().parse().unwrap();
+    // Behind the good row: one a newer intake might write (a message version this relay does
+    // not know), then another good one.
+    let mut conn = app.pool.get().await.unwrap();
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::operation_id.eq(operation),
+            outbox::payload.eq(json!({"type": "remediation.v9", "operation_id": operation})),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let job = remediator::queue::message::JobMessage::remediation(operation.into());
+    remediator::db::outbox::enqueue(&mut conn, &job)
+        .await
+        .unwrap();
+
+    let connection = remediator::queue::connect(&app.settings.amqp.url, "test")
+        .await
+        .unwrap();
+    let topology = Topology::new(&app.settings.amqp);
+    let publisher = remediator::queue::publisher::Publisher::open(&connection, topology.clone())
+        .await
+        .unwrap();
+    let relay = Relay {
+        pool: app.pool.clone(),
+        amqp_url: app.settings.amqp.url.clone(),
+        topology: topology.clone(),
+        batch_size: 10,
+        poll_interval: Duration::from_millis(50),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        broker: Default::default(),
+    };
+    assert_eq!(relay.drain_once(&publisher).await.unwrap(), 3);
+    for _ in 0..2 {
+        let (message, _) =
+            next_message(&app.settings, &topology.work_queue, Duration::from_secs(10))
+                .await
+                .expect("both good rows were published");
+        assert_eq!(message.operation_id(), operation.into());
+    }
+    type At = Option<chrono::DateTime<chrono::Utc>>;
+    let (attempts, error, published, due): (i32, Option<String>, At, At) = outbox::table
+        .filter(outbox::published_at.is_null())
+        .select((
+            outbox::publish_attempts,
+            outbox::last_error,
+            outbox::published_at,
+            outbox::next_attempt_at,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((attempts, published), (1, None));
+    assert!(
+        error
+            .as_deref()
+            .unwrap()
+            .contains("cannot decode the message"),
+        "{error:?}"
+    );
+    assert!(due.unwrap() > chrono::Utc::now(), "retried later, not now");
+    assert_eq!(
+        remediator::db::outbox::quarantined_count(&mut conn)
+            .await
+            .unwrap(),
+        1,
+        "what remediator_outbox_quarantined reports"
+    );
+    // Until it is due it is left alone; then it is tried again and counted.
+    assert_eq!(relay.drain_once(&publisher).await.unwrap(), 0);
+    diesel::update(outbox::table.filter(outbox::published_at.is_null()))
+        .set(outbox::next_attempt_at.eq(chrono::Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(relay.drain_once(&publisher).await.unwrap(), 1);
+    let attempts: i32 = outbox::table
+        .filter(outbox::published_at.is_null())
+        .select(outbox::publish_attempts)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 2);
+    let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }

@@ -136,9 +136,9 @@ async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_wit
     let taken = dlq.take_all().await.unwrap();
     assert_eq!(taken.items.len(), 1);
     let dead = &taken.items[0].1;
-    assert_eq!(dead.operation_id, Some(id));
+    assert_eq!(dead.operation_id, Some(id.into()));
     assert_eq!(dead.reason, "max_attempts");
-    assert_eq!(dead.project_id, Some(world.catalog.project));
+    assert_eq!(dead.project_id, Some(world.catalog.project.into()));
     assert!(
         dead.last_error
             .as_deref()
@@ -157,14 +157,14 @@ async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_wit
         .await;
     let taken = dlq.take_all().await.unwrap();
     let filter = Filter {
-        operation_ids: vec![id],
+        operation_ids: vec![id.into()],
         ..Default::default()
     };
     let summary = dlq
         .replay(taken, &filter, "test-operator", None)
         .await
         .unwrap();
-    assert_eq!(summary.replayed, vec![id]);
+    assert_eq!(summary.replayed, vec![id.into()]);
     assert_eq!(
         dlq.depth().await.unwrap(),
         0,
@@ -178,7 +178,7 @@ async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_wit
     assert_eq!(replayed["attempts"], 1, "fresh attempt count");
     assert_eq!(replayed["output"]["pr_number"], 5);
     let mut conn = world.app.pool.get().await.unwrap();
-    let history = remediator::db::operations::history(&mut conn, id)
+    let history = remediator::db::operations::history(&mut conn, id.into())
         .await
         .unwrap();
     assert!(
@@ -268,9 +268,11 @@ async fn a_pending_operation_is_cancelled_at_once_and_never_runs() {
     let (foreign, _) = cancel(&world, id, world.catalog.other_org).await;
     assert_eq!(foreign, 404);
 
-    // The job still in the queue is skipped by a worker.
+    // The job still in the queue is taken by a worker, which records that it skipped it.
     world.start_worker();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    world
+        .wait_for_note(id, "skipped a delivery", Duration::from_secs(20))
+        .await;
     assert_eq!(
         world.operation(id).await["status"],
         "ASYNC_OPERATION_STATUS_CANCELLED"
@@ -314,7 +316,7 @@ async fn a_running_operation_stops_at_the_next_step_and_pushes_nothing() {
         op["error_message"]
             .as_str()
             .unwrap()
-            .contains("cancelled before step check"),
+            .contains("cancelled before step commit"),
         "{op}"
     );
     assert_eq!(
@@ -369,7 +371,7 @@ async fn the_rescuer_requeues_an_operation_whose_worker_vanished() {
     // An operation a dead worker left RUNNING, its message long gone.
     let mut conn = world.app.pool.get().await.unwrap();
     let target =
-        remediator::db::catalog::remediation_target(&mut conn, world.catalog.affected, None)
+        remediator::db::catalog::remediation_target(&mut conn, world.catalog.affected.into(), None)
             .await
             .unwrap()
             .unwrap();
@@ -395,7 +397,7 @@ async fn the_rescuer_requeues_an_operation_whose_worker_vanished() {
         rescuer.rescue_once().await.unwrap().is_empty(),
         "rescued once"
     );
-    let op = world.wait_for_end(id, END).await;
+    let op = world.wait_for_end(id.0, END).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     assert_eq!(op["attempts"], 2);
     world.stop().await;
@@ -407,7 +409,7 @@ async fn a_message_naming_no_operation_is_dead_lettered_with_its_reason() {
     let (connection, publisher) = publisher(&world).await;
     let ghost = uuid::Uuid::new_v4();
     publisher
-        .send_work(&JobMessage::remediation(ghost))
+        .send_work(&JobMessage::remediation(ghost.into()))
         .await
         .unwrap()
         .confirmed()
@@ -427,7 +429,7 @@ async fn a_message_naming_no_operation_is_dead_lettered_with_its_reason() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let taken = dlq.take_all().await.unwrap();
-    assert_eq!(taken.items[0].1.operation_id, Some(ghost));
+    assert_eq!(taken.items[0].1.operation_id, Some(ghost.into()));
     assert_eq!(taken.items[0].1.reason, "unknown_operation");
     // Replay refuses it: there is nothing to put back to PENDING; it stays for ops to purge.
     let summary = dlq
@@ -544,5 +546,132 @@ async fn replaying_a_hundred_dead_letters() {
     assert_eq!(seen.len(), 100);
     dlq.close().await;
     let _ = connection.close(200, "done".into()).await;
+    world.stop().await;
+}
+
+/// Imports one more AFFECTED lodash finding of the world's project; returns its assessment.
+async fn another_affected(world: &World) -> uuid::Uuid {
+    let (finding, assessment) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let file = json!({
+        "findings": [{"id": finding, "project_id": world.catalog.project,
+            "vulnerability_id": format!("GHSA-more-{}", &finding.simple().to_string()[..8]), "severity": "HIGH",
+            "package_name": "lodash", "ecosystem": "npm", "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}],
+        "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
+    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    remediator::commands::import::import(&world.app.pool, parsed)
+        .await
+        .unwrap();
+    assessment
+}
+
+#[tokio::test]
+async fn a_job_that_panics_is_retried_then_failed_with_the_panic_message_and_the_worker_serves_on()
+{
+    let mut world = World::start(WorldOptions {
+        start_worker: false,
+        adjust: Some(Box::new(|s| {
+            s.amqp.max_attempts = 2;
+            s.amqp.retry_delays_secs = vec![1];
+            // Two slots: before the guard, two panics left two zombies holding both.
+            s.worker.concurrency = 2;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = support::fake_github::FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let bad = world.request(world.catalog.affected).await;
+    let bad_id: remediator::lifecycle::OperationId = bad.into();
+    world.start_worker_with(Some(std::sync::Arc::new(move |operation, step| {
+        if operation == bad_id && step == remediator::lifecycle::Step::Generate {
+            panic!("injected fault: the patcher blew up");
+        }
+    })));
+
+    let op = world.wait_for_end(bad, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    assert_eq!(op["attempts"], 2, "retried once, then given up: {op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "step generate failed: the job panicked: injected fault: the patcher blew up"
+        ),
+        "{error}"
+    );
+    assert!(error.contains("max_attempts"), "{error}");
+    let attempt_errors: Vec<String> = world
+        .history(bad)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "attempt_error")
+        .filter_map(|e| e.message)
+        .collect();
+    assert_eq!(attempt_errors.len(), 2, "{attempt_errors:?}");
+    assert!(
+        attempt_errors.iter().all(|m| m.contains("injected fault")),
+        "{attempt_errors:?}"
+    );
+
+    // Both slots are free: two more jobs run side by side and succeed.
+    let more = [
+        another_affected(&world).await,
+        another_affected(&world).await,
+    ];
+    let mut ids = Vec::new();
+    for assessment in more {
+        ids.push(world.request(assessment).await);
+    }
+    for id in ids {
+        let op = world.wait_for_end(id, END).await;
+        assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    }
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_timed_out_job_keeps_its_git_slot_until_the_clone_ends_and_names_its_step() {
+    let world = World::start(WorldOptions {
+        adjust: Some(Box::new(|s| {
+            s.worker.job_timeout_secs = 1;
+            s.worker.git_concurrency = 1;
+            s.amqp.max_attempts = 1;
+        })),
+        ..Default::default()
+    })
+    .await;
+    world.git.delay_fetches(Duration::from_secs(4));
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("step clone failed: the job exceeded its deadline of 1s"),
+        "{error}"
+    );
+    // The operation ended, but the clone it started still runs: its slot is still taken.
+    let slots = world.git_slots.clone().unwrap();
+    assert_eq!(
+        slots.available_permits(),
+        0,
+        "released before the clone ended"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slots.available_permits() == 0 {
+        assert!(Instant::now() < deadline, "the slot was never released");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And its scratch directory went with it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_dir(world.scratch.path())
+        .unwrap()
+        .next()
+        .is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the scratch directory was left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     world.stop().await;
 }

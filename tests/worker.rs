@@ -202,7 +202,9 @@ async fn a_job_run_again_reuses_its_branch_and_pull_request() {
             .await
             .unwrap();
         publisher
-            .send_work(&remediator::queue::message::JobMessage::remediation(id))
+            .send_work(&remediator::queue::message::JobMessage::remediation(
+                id.into(),
+            ))
             .await
             .unwrap()
             .confirmed()
@@ -210,7 +212,10 @@ async fn a_job_run_again_reuses_its_branch_and_pull_request() {
             .unwrap();
     };
     publish.await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Positive signal: a worker took the duplicate and recorded that it skipped it.
+    world
+        .wait_for_note(id, "skipped a delivery", Duration::from_secs(20))
+        .await;
     assert_eq!(
         world.operation(id).await["status"],
         "ASYNC_OPERATION_STATUS_SUCCEEDED"
@@ -232,7 +237,9 @@ async fn a_job_run_again_reuses_its_branch_and_pull_request() {
         .await
         .unwrap();
     publisher
-        .send_work(&remediator::queue::message::JobMessage::remediation(id))
+        .send_work(&remediator::queue::message::JobMessage::remediation(
+            id.into(),
+        ))
         .await
         .unwrap()
         .confirmed()
@@ -285,7 +292,7 @@ async fn a_transient_forge_failure_is_retried_through_the_delay_queue() {
     );
 
     let mut conn = world.app.pool.get().await.unwrap();
-    let history = remediator::db::operations::history(&mut conn, id)
+    let history = remediator::db::operations::history(&mut conn, id.into())
         .await
         .unwrap();
     let attempt_error = history

@@ -559,7 +559,7 @@ async fn a_refused_api_key_fails_at_once_without_showing_the_key() {
 
     // Nor is the key anywhere in the operation's history.
     let mut conn = world.app.pool.get().await.unwrap();
-    let history = remediator::db::operations::history(&mut conn, id)
+    let history = remediator::db::operations::history(&mut conn, id.into())
         .await
         .unwrap();
     for event in &history {

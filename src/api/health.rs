@@ -1,5 +1,8 @@
-//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: Postgres and RabbitMQ
-//! are reachable), for orchestrators and load balancers.
+//! Liveness (`/healthz`: the process answers) and readiness (`/readyz`: it can accept work,
+//! which means Postgres is reachable), for orchestrators and load balancers. RabbitMQ being
+//! down does not make an intake unready: accepted requests wait in the outbox, which is what
+//! it is for. The body says how the broker looks, from what the relay last saw, so a probe
+//! never opens a connection of its own.
 
 use std::time::Duration;
 
@@ -10,6 +13,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::queue::health::BrokerState;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -28,30 +32,20 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     .await
     .map_err(|_| "timed out".to_string())
     .and_then(|r| r.map(|_| ()));
-    let broker = tokio::time::timeout(PROBE_TIMEOUT, async {
-        let conn = crate::queue::connect(&state.amqp_url, "remediator-readyz")
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        let _ = conn.close(200, "probe done".into()).await;
-        Ok::<_, String>(())
-    })
-    .await
-    .map_err(|_| "timed out".to_string())
-    .and_then(|r| r);
-    let ready = database.is_ok() && broker.is_ok();
-    let describe = |r: &Result<(), String>| match r {
-        Ok(()) => json!("ok"),
-        Err(e) => json!(e),
+    let broker = match state.broker.state() {
+        BrokerState::Connected => json!("ok"),
+        BrokerState::Unknown => json!("unknown (no relay in this process has connected yet)"),
+        BrokerState::Down { error, since } => json!(format!(
+            "down since {} ({error}); accepted requests wait in the outbox",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
     };
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let (status, ready, database) = match database {
+        Ok(()) => (StatusCode::OK, "ready", json!("ok")),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, "not ready", json!(error)),
     };
     (
         status,
-        Json(
-            json!({"status": if ready {"ready"} else {"not ready"}, "database": describe(&database), "broker": describe(&broker)}),
-        ),
+        Json(json!({"status": ready, "database": database, "broker": broker})),
     )
 }

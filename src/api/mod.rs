@@ -15,7 +15,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use secrecy::SecretString;
 use tokio::sync::Notify;
 
 use crate::db::DbPool;
@@ -28,7 +27,8 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 pub struct AppState {
     pub pool: DbPool,
     pub auth: Arc<Authenticator>,
-    pub amqp_url: SecretString,
+    /// The broker as this process's relay last saw it (`/readyz` reports it).
+    pub broker: crate::queue::health::BrokerHealth,
     pub max_body_bytes: usize,
     pub relay_wake: Arc<Notify>,
     /// Per-organisation limit on remediation writes (trigger and cancel).

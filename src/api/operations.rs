@@ -13,22 +13,24 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::{SCOPE_OPERATIONS_READ, SCOPE_REMEDIATIONS_WRITE};
 use super::error::{ApiError, Code};
-use crate::db::models::{Operation, OperationStatus};
+use crate::db::models::Operation;
 use crate::db::operations::{self, CancelOutcome, ListFilter};
+use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, ProjectId, Step};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 100;
+/// The status filter value that means "any status", as the API's enum spells it.
 const UNSPECIFIED: &str = "ASYNC_OPERATION_STATUS_UNSPECIFIED";
 
 /// AsyncOperationResult, plus the worker's current step and attempt count.
 #[derive(Debug, Serialize)]
 pub struct OperationView {
-    pub id: Uuid,
+    pub id: OperationId,
     pub kind: String,
-    pub status: String,
+    pub status: OperationStatus,
     pub resource_type: String,
-    pub resource_id: Uuid,
-    pub project_id: Uuid,
+    pub resource_id: AssessmentId,
+    pub project_id: ProjectId,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub project_version_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,7 +43,7 @@ pub struct OperationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
+    pub step: Option<Step>,
     pub attempts: i32,
     /// A cancel was accepted and the worker will stop at its next step boundary.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -54,15 +56,12 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 impl From<Operation> for OperationView {
     fn from(op: Operation) -> Self {
-        let status = op
-            .status()
-            .map_or(UNSPECIFIED.to_owned(), |s| s.as_str().to_owned());
         let cancel_requested =
-            op.cancel_requested_at.is_some() && op.status() == Some(OperationStatus::Running);
+            op.cancel_requested_at.is_some() && op.status == OperationStatus::Running;
         OperationView {
             id: op.id,
             kind: op.kind,
-            status,
+            status: op.status,
             resource_type: op.resource_type,
             resource_id: op.resource_id,
             project_id: op.project_id,
@@ -96,7 +95,7 @@ pub async fn get(
         ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}"))
     })?;
     let mut conn = state.pool.get().await?;
-    let operation = operations::get(&mut conn, id, Some(caller.organization))
+    let operation = operations::get(&mut conn, id.into(), Some(caller.organization))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("operation {id} not found")))?;
     Ok(Json(GetResponse {
@@ -121,7 +120,8 @@ pub async fn cancel(
         .rate_limit
         .check(&mut conn, caller.organization)
         .await?;
-    let outcome = operations::cancel(&mut conn, id, caller.organization, &caller.subject).await?;
+    let outcome =
+        operations::cancel(&mut conn, id.into(), caller.organization, &caller.subject).await?;
     let operation = match outcome {
         CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => op,
         CancelOutcome::NotFound => {

@@ -52,7 +52,7 @@ pub async fn trigger(
     let (operation_id, created) = conn
         .transaction(async |conn| -> Result<_, ApiError> {
             {
-                let target = catalog::remediation_target(conn, assessment_id, Some(organization))
+                let target = catalog::remediation_target(conn, assessment_id.into(), Some(organization))
                     .await?
                     .ok_or_else(|| {
                         ApiError::not_found(format!("assessment {assessment_id} not found"))
@@ -85,7 +85,9 @@ pub async fn trigger(
     } else {
         tracing::info!("remediation already in progress; returning its operation");
     }
-    Ok(Json(TriggerResponse { operation_id }))
+    Ok(Json(TriggerResponse {
+        operation_id: operation_id.into(),
+    }))
 }
 
 /// Parses `{"assessment_id": "<uuid>"}` with errors that name what is wrong.

@@ -3,9 +3,9 @@
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
+use crate::lifecycle::{OperationId, ProjectId};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::db::{self, operations};
@@ -23,11 +23,11 @@ pub enum DlqCommand {
         json: bool,
     },
     /// Show one dead-lettered job: message, headers and the operation's history.
-    Show { operation_id: Uuid },
+    Show { operation_id: OperationId },
     /// Put jobs back on the work queue (operation back to PENDING, fresh attempt count).
     Replay {
         /// Operation ids to replay.
-        operation_ids: Vec<Uuid>,
+        operation_ids: Vec<OperationId>,
         #[command(flatten)]
         filter: FilterArgs,
         /// Replay every job that matches the filters (required when no id is given).
@@ -42,7 +42,7 @@ pub enum DlqCommand {
     },
     /// Discard jobs for good (recorded on their operations).
     Purge {
-        operation_ids: Vec<Uuid>,
+        operation_ids: Vec<OperationId>,
         #[command(flatten)]
         filter: FilterArgs,
         #[arg(long)]
@@ -63,14 +63,14 @@ pub struct FilterArgs {
     pub reason: Option<String>,
     /// Only jobs of this project.
     #[arg(long)]
-    pub project: Option<Uuid>,
+    pub project: Option<ProjectId>,
     /// Only jobs dead-lettered longer ago than this (30s, 10m, 2h, 1d).
     #[arg(long, value_parser = parse_age)]
     pub older_than: Option<Duration>,
 }
 
 impl FilterArgs {
-    fn to_filter(&self, ids: Vec<Uuid>) -> Filter {
+    fn to_filter(&self, ids: Vec<OperationId>) -> Filter {
         Filter {
             operation_ids: ids,
             reason: self.reason.clone(),

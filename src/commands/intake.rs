@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::api::{AppState, auth::Authenticator, router};
 use crate::config::Settings;
 use crate::db;
+use crate::queue::health::BrokerHealth;
 use crate::queue::relay::Relay;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
@@ -24,6 +25,7 @@ pub async fn run(
     db::ensure_migrated(&pool).await?;
     let auth = Arc::new(Authenticator::new(&settings.auth)?);
     let wake = Arc::new(Notify::new());
+    let broker = BrokerHealth::default();
 
     let relay = settings.relay.enabled.then(|| {
         let relay = Relay {
@@ -33,6 +35,7 @@ pub async fn run(
             batch_size: settings.relay.batch_size,
             poll_interval: Duration::from_millis(settings.relay.poll_interval_ms),
             wake: wake.clone(),
+            broker: broker.clone(),
         };
         tokio::spawn(relay.run(shutdown.clone()))
     });
@@ -41,7 +44,7 @@ pub async fn run(
     let state = AppState {
         pool,
         auth,
-        amqp_url: settings.amqp.url.clone(),
+        broker,
         max_body_bytes: settings.intake.max_body_bytes,
         relay_wake: wake,
         rate_limit: crate::api::rate_limit::RateLimit::new(settings.intake.rate_limit_per_minute),

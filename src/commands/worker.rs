@@ -9,10 +9,12 @@ use anyhow::Context;
 use crate::config::{PatcherChoice, Settings};
 use crate::db;
 use crate::forge::ForgeRegistry;
+use crate::lifecycle::Limits;
 use crate::llm::LlmClient;
 use crate::patch::PatchPolicy;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
+use crate::worker::job::JobGuard;
 use crate::worker::patcher::Patcher;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::runner::Runner;
@@ -61,17 +63,26 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
             settings.worker.git_concurrency.max(1),
         ))),
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
+        before_step: None,
     };
     Ok(Runner {
         pipeline: Arc::new(pipeline),
-        pool,
+        pool: pool.clone(),
         amqp_url: settings.amqp.url.clone(),
         topology: Topology::new(&settings.amqp),
+        limits: Limits {
+            max_attempts: settings.amqp.max_attempts,
+            delivery_limit: settings.amqp.delivery_limit,
+            retry_delays_secs: settings.amqp.retry_delays_secs.clone(),
+        },
         concurrency: settings.worker.concurrency,
-        max_attempts: settings.amqp.max_attempts,
-        job_timeout: Duration::from_secs(settings.worker.job_timeout_secs),
-        heartbeat_every: Duration::from_secs(settings.worker.heartbeat_secs.max(1)),
+        guard: JobGuard {
+            pool,
+            heartbeat_every: Duration::from_secs(settings.worker.heartbeat_secs.max(1)),
+            timeout: Duration::from_secs(settings.worker.job_timeout_secs),
+        },
         shutdown_grace: Duration::from_secs(settings.intake.shutdown_grace_secs),
+        worker_id: crate::worker::runner::worker_id(),
     })
 }
 

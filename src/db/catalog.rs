@@ -6,14 +6,16 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::models::AssessmentStatus;
 use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
 use super::schema::{assessments, findings, organizations, projects};
+use crate::lifecycle::{AssessmentId, OperationStatus, ProjectId, RemediationStatus, Step};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
 /// another organisation is not found, exactly like a missing one (tenancy wall).
 pub async fn remediation_target(
     conn: &mut AsyncPgConnection,
-    assessment_id: Uuid,
+    assessment_id: AssessmentId,
     organization: Option<Uuid>,
 ) -> QueryResult<Option<RemediationTarget>> {
     let mut query = assessments::table
@@ -66,7 +68,7 @@ pub async fn remediation_target(
         .await
         .optional()?;
     Ok(row.map(|(a, f, p)| RemediationTarget {
-        assessment_id: a.0,
+        assessment_id: AssessmentId(a.0),
         assessment_status: a.1,
         finding_id: f.0,
         project_version_id: f.1,
@@ -79,7 +81,7 @@ pub async fn remediation_target(
         purl: f.8,
         installed_version: f.9,
         fixed_versions: f.10,
-        project_id: p.0,
+        project_id: ProjectId(p.0),
         organization_id: p.1,
         repository_url: p.2,
         default_branch: p.3,
@@ -192,13 +194,13 @@ pub struct RemediationWriteBack {
     pub remediation_branch_name: Option<String>,
     pub remediation_pr_url: Option<String>,
     pub remediation_pr_number: Option<i32>,
-    pub remediation_status: Option<String>,
+    pub remediation_status: Option<RemediationStatus>,
     pub remediation_confidence: Option<f64>,
 }
 
 pub async fn write_back(
     conn: &mut AsyncPgConnection,
-    assessment_id: Uuid,
+    assessment_id: AssessmentId,
     fields: &RemediationWriteBack,
 ) -> QueryResult<usize> {
     diesel::update(assessments::table.find(assessment_id))
@@ -212,7 +214,7 @@ pub async fn write_back(
 /// the last pull request under the cap.
 pub async fn lock_project_pull_requests(
     conn: &mut AsyncPgConnection,
-    project_id: Uuid,
+    project_id: ProjectId,
 ) -> QueryResult<()> {
     diesel::sql_query(
         "SELECT pg_advisory_xact_lock(hashtextextended('remediator.open_prs:' || $1::text, 0))",
@@ -235,26 +237,31 @@ struct Count {
 /// opening one). Each assessment counts once.
 pub async fn open_pull_requests(
     conn: &mut AsyncPgConnection,
-    project_id: Uuid,
-    except_assessment: Uuid,
+    project_id: ProjectId,
+    except_assessment: AssessmentId,
 ) -> QueryResult<i64> {
     let rows: Vec<Count> = diesel::sql_query(
         "SELECT count(*) AS open FROM (
              SELECT a.id FROM assessments a JOIN findings f ON f.id = a.finding_id
              WHERE f.project_id = $1 AND a.id <> $2
-               AND a.remediation_status = 'PR_OPEN'
-               AND a.status = 'ASSESSMENT_STATUS_AFFECTED'
+               AND a.remediation_status = $4
+               AND a.status = $5
              UNION
              SELECT o.resource_id FROM operations o
              WHERE o.project_id = $1 AND o.resource_id <> $2
                AND o.resource_type = $3
-               AND o.status = 'ASYNC_OPERATION_STATUS_RUNNING'
-               AND o.step IN ('pull_request', 'write_back')
+               AND o.status = $6
+               AND o.step IN ($7, $8)
          ) AS open_or_opening",
     )
     .bind::<diesel::sql_types::Uuid, _>(project_id)
     .bind::<diesel::sql_types::Uuid, _>(except_assessment)
     .bind::<diesel::sql_types::Text, _>(super::models::ASSESSMENT_RESOURCE)
+    .bind::<diesel::sql_types::Text, _>(RemediationStatus::PrOpen)
+    .bind::<diesel::sql_types::Text, _>(AssessmentStatus::Affected)
+    .bind::<diesel::sql_types::Text, _>(OperationStatus::Running)
+    .bind::<diesel::sql_types::Text, _>(Step::PullRequest)
+    .bind::<diesel::sql_types::Text, _>(Step::WriteBack)
     .load(conn)
     .await?;
     Ok(rows.iter().map(|row| row.open).sum())

@@ -10,50 +10,11 @@ use super::schema::{assessments, findings, operations, organizations, projects};
 pub const REMEDIATION_KIND: &str = "auto_remediation";
 pub const ASSESSMENT_RESOURCE: &str = "assessment";
 
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($variant),+ }
+use crate::lifecycle::status::sql_text_enum;
+use crate::lifecycle::{AssessmentId, OperationId, ProjectId};
+pub use crate::lifecycle::{OperationStatus, Step};
 
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-string_enum!(
-    /// AsyncOperationResult status.
-    OperationStatus {
-        Pending => "ASYNC_OPERATION_STATUS_PENDING",
-        Running => "ASYNC_OPERATION_STATUS_RUNNING",
-        Succeeded => "ASYNC_OPERATION_STATUS_SUCCEEDED",
-        Failed => "ASYNC_OPERATION_STATUS_FAILED",
-        Cancelled => "ASYNC_OPERATION_STATUS_CANCELLED",
-    }
-);
-
-impl OperationStatus {
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Pending | Self::Running)
-    }
-}
-
-string_enum!(
+sql_text_enum!(
     /// VEX-style assessment status.
     AssessmentStatus {
         Affected => "ASSESSMENT_STATUS_AFFECTED",
@@ -63,33 +24,18 @@ string_enum!(
     }
 );
 
-string_enum!(
-    /// The worker pipeline's steps, in order; recorded on the operation as each starts.
-    Step {
-        Claim => "claim",
-        Clone => "clone",
-        Context => "context",
-        Generate => "generate",
-        Check => "check",
-        Commit => "commit",
-        Push => "push",
-        PullRequest => "pull_request",
-        WriteBack => "write_back",
-    }
-);
-
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = operations, check_for_backend(diesel::pg::Pg))]
 pub struct Operation {
-    pub id: Uuid,
+    pub id: OperationId,
     pub organization_id: Uuid,
     pub kind: String,
-    pub status: String,
+    pub status: OperationStatus,
     pub resource_type: String,
-    pub resource_id: Uuid,
-    pub project_id: Uuid,
+    pub resource_id: AssessmentId,
+    pub project_id: ProjectId,
     pub project_version_id: Option<Uuid>,
-    pub step: Option<String>,
+    pub step: Option<Step>,
     pub attempts: i32,
     pub output: Option<serde_json::Value>,
     pub error_message: Option<String>,
@@ -99,25 +45,21 @@ pub struct Operation {
     pub heartbeat_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub cancel_requested_at: Option<DateTime<Utc>>,
-}
-
-impl Operation {
-    /// `None` only for a value written by hand outside this service; callers report it as
-    /// unspecified instead of failing.
-    pub fn status(&self) -> Option<OperationStatus> {
-        OperationStatus::parse(&self.status)
-    }
+    /// Claims since the last settled attempt (see `lifecycle::admit`).
+    pub unsettled_starts: i32,
+    /// The worker process (`host/pid`) that holds, or last held, the operation.
+    pub claimed_by: Option<String>,
 }
 
 /// Everything a remediation job needs to know, joined from assessment, finding and project.
 #[derive(Debug, Clone)]
 pub struct RemediationTarget {
     pub organization_id: Uuid,
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     pub project_version_id: Option<Uuid>,
     pub repository_url: String,
     pub default_branch: String,
-    pub assessment_id: Uuid,
+    pub assessment_id: AssessmentId,
     pub assessment_status: String,
     pub finding_id: Uuid,
     pub vulnerability_id: String,

@@ -7,16 +7,12 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{
-    ASSESSMENT_RESOURCE, Operation, OperationStatus, REMEDIATION_KIND, RemediationTarget, Step,
-};
+use super::models::{ASSESSMENT_RESOURCE, Operation, REMEDIATION_KIND, RemediationTarget};
 use super::schema::{operation_events, operations};
+use crate::lifecycle::{OperationId, OperationStatus, Step};
 
-const LIVE: [&str; 2] = [
-    "ASYNC_OPERATION_STATUS_PENDING",
-    "ASYNC_OPERATION_STATUS_RUNNING",
-];
-/// The predicate of the `operations_one_live_per_resource` index, verbatim.
+/// The predicate of the `operations_one_live_per_resource` index, verbatim: `OperationStatus::LIVE`
+/// spelled as SQL (a unit test keeps the two in step).
 const LIVE_PREDICATE: &str =
     "status IN ('ASYNC_OPERATION_STATUS_PENDING', 'ASYNC_OPERATION_STATUS_RUNNING')";
 
@@ -26,14 +22,14 @@ const LIVE_PREDICATE: &str =
 pub async fn create_or_get_live(
     conn: &mut AsyncPgConnection,
     target: &RemediationTarget,
-) -> QueryResult<(Uuid, bool)> {
-    let id = Uuid::new_v4();
-    let inserted: Option<Uuid> = diesel::insert_into(operations::table)
+) -> QueryResult<(OperationId, bool)> {
+    let id = OperationId::new_random();
+    let inserted: Option<OperationId> = diesel::insert_into(operations::table)
         .values((
             operations::id.eq(id),
             operations::organization_id.eq(target.organization_id),
             operations::kind.eq(REMEDIATION_KIND),
-            operations::status.eq(OperationStatus::Pending.as_str()),
+            operations::status.eq(OperationStatus::Pending),
             operations::resource_type.eq(ASSESSMENT_RESOURCE),
             operations::resource_id.eq(target.assessment_id),
             operations::project_id.eq(target.project_id),
@@ -55,7 +51,7 @@ pub async fn create_or_get_live(
     let existing = operations::table
         .filter(operations::resource_type.eq(ASSESSMENT_RESOURCE))
         .filter(operations::resource_id.eq(target.assessment_id))
-        .filter(operations::status.eq_any(LIVE))
+        .filter(operations::status.eq_any(OperationStatus::LIVE))
         .select(operations::id)
         .first(conn)
         .await?;
@@ -65,7 +61,7 @@ pub async fn create_or_get_live(
 /// One operation, visible only to its organisation (`None`: no scoping, for workers and ops).
 pub async fn get(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     organization: Option<Uuid>,
 ) -> QueryResult<Option<Operation>> {
     let mut query = operations::table
@@ -102,7 +98,7 @@ pub async fn list(
                 .filter(operations::resource_id.eq(*resource_id));
         }
         if let Some(status) = filter.status {
-            query = query.filter(operations::status.eq(status.as_str()));
+            query = query.filter(operations::status.eq(status));
         }
         query
     };
@@ -120,48 +116,53 @@ pub async fn list(
 /// What a worker found when it tried to claim an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// PENDING (or RUNNING with a dead heartbeat) is now RUNNING for this worker.
-    Claimed { attempt: i32 },
-    /// Another worker holds it, or it already ended: acknowledge the message and move on.
-    Skip { status: String },
+    /// PENDING (or RUNNING with a dead heartbeat) is now RUNNING for this worker: its
+    /// `attempt`-th attempt and its `starts`-th claim since the last settled attempt.
+    Claimed { attempt: i32, starts: i32 },
+    /// Another worker holds it (RUNNING), or it already ended.
+    Skip { status: OperationStatus },
     /// No such operation: a poison message.
     Missing,
 }
 
-/// PENDING -> RUNNING atomically. A RUNNING operation whose heartbeat is older than
-/// `stale_after` had its worker die; it is taken over so the job resumes.
+/// PENDING -> RUNNING atomically, for the worker `claimed_by`. A RUNNING operation whose
+/// heartbeat is older than `stale_after` had its worker die; it is taken over so the job
+/// resumes.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     stale_after: chrono::Duration,
+    claimed_by: &str,
 ) -> QueryResult<Claim> {
     let stale_before: DateTime<Utc> = Utc::now() - stale_after;
-    let claimed: Option<i32> = diesel::update(operations::table.find(id))
+    let claimed: Option<(i32, i32)> = diesel::update(operations::table.find(id))
         .filter(
             operations::status
-                .eq(OperationStatus::Pending.as_str())
+                .eq(OperationStatus::Pending)
                 .or(operations::status
-                    .eq(OperationStatus::Running.as_str())
+                    .eq(OperationStatus::Running)
                     .and(operations::heartbeat_at.lt(stale_before))),
         )
         .set((
-            operations::status.eq(OperationStatus::Running.as_str()),
-            operations::step.eq(Step::Claim.as_str()),
+            operations::status.eq(OperationStatus::Running),
+            operations::step.eq(Step::Claim),
             operations::attempts.eq(operations::attempts + 1),
+            operations::unsettled_starts.eq(operations::unsettled_starts + 1),
+            operations::claimed_by.eq(claimed_by),
             operations::started_at.eq(diesel::dsl::now),
             operations::heartbeat_at.eq(diesel::dsl::now),
             operations::error_message.eq(None::<String>),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .returning(operations::attempts)
+        .returning((operations::attempts, operations::unsettled_starts))
         .get_result(conn)
         .await
         .optional()?;
-    if let Some(attempt) = claimed {
+    if let Some((attempt, starts)) = claimed {
         record_event(conn, id, EventKind::Status(OperationStatus::Running), None).await?;
-        return Ok(Claim::Claimed { attempt });
+        return Ok(Claim::Claimed { attempt, starts });
     }
-    let status: Option<String> = operations::table
+    let status: Option<OperationStatus> = operations::table
         .find(id)
         .select(operations::status)
         .first(conn)
@@ -188,14 +189,14 @@ pub enum StepGate {
 /// never starts after a cancel was accepted.
 pub async fn start_step(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     step: Step,
 ) -> QueryResult<StepGate> {
     let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::status.eq(OperationStatus::Running))
         .filter(operations::cancel_requested_at.is_null())
         .set((
-            operations::step.eq(step.as_str()),
+            operations::step.eq(step),
             operations::heartbeat_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
         ))
@@ -205,22 +206,17 @@ pub async fn start_step(
         record_event(conn, id, EventKind::Step(step), None).await?;
         return Ok(StepGate::Go);
     }
-    let row: Option<(String, Option<DateTime<Utc>>)> = operations::table
+    let row: Option<(OperationStatus, Option<DateTime<Utc>>)> = operations::table
         .find(id)
         .select((operations::status, operations::cancel_requested_at))
         .first(conn)
         .await
         .optional()?;
     Ok(match row {
-        Some((status, Some(_))) if status == OperationStatus::Running.as_str() => {
-            StepGate::CancelRequested
-        }
+        Some((OperationStatus::Running, Some(_))) => StepGate::CancelRequested,
         _ => StepGate::NotRunning,
     })
 }
-
-/// Steps after which a cancel is refused: the branch may already be on the remote.
-pub const POINT_OF_NO_RETURN: [&str; 3] = ["push", "pull_request", "write_back"];
 
 #[derive(Debug)]
 pub enum CancelOutcome {
@@ -230,17 +226,17 @@ pub enum CancelOutcome {
     Requested(Operation),
     /// RUNNING at or past the push: cannot be undone.
     TooLate {
-        step: String,
+        step: Step,
     },
     AlreadyEnded {
-        status: String,
+        status: OperationStatus,
     },
     NotFound,
 }
 
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     organization: Uuid,
     by: &str,
 ) -> QueryResult<CancelOutcome> {
@@ -248,9 +244,9 @@ pub async fn cancel(
         .filter(operations::id.eq(id))
         .filter(operations::organization_id.eq(organization));
     let cancelled: Option<Operation> = diesel::update(scoped)
-        .filter(operations::status.eq(OperationStatus::Pending.as_str()))
+        .filter(operations::status.eq(OperationStatus::Pending))
         .set((
-            operations::status.eq(OperationStatus::Cancelled.as_str()),
+            operations::status.eq(OperationStatus::Cancelled),
             operations::finished_at.eq(diesel::dsl::now),
             operations::cancel_requested_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
@@ -271,11 +267,11 @@ pub async fn cancel(
         return Ok(CancelOutcome::Cancelled(op));
     }
     let requested: Option<Operation> = diesel::update(scoped)
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::status.eq(OperationStatus::Running))
         .filter(
             operations::step
                 .is_null()
-                .or(operations::step.ne_all(POINT_OF_NO_RETURN)),
+                .or(operations::step.ne_all(Step::POINT_OF_NO_RETURN)),
         )
         .set((
             operations::cancel_requested_at.eq(diesel::dsl::now),
@@ -289,18 +285,18 @@ pub async fn cancel(
         record_note(conn, id, &format!("cancel requested by {by}")).await?;
         return Ok(CancelOutcome::Requested(op));
     }
-    let current: Option<(String, Option<String>)> = scoped
+    let current: Option<(OperationStatus, Option<Step>)> = scoped
         .select((operations::status, operations::step))
         .first(conn)
         .await
         .optional()?;
     Ok(match current {
         None => CancelOutcome::NotFound,
-        Some((status, step)) if status == OperationStatus::Running.as_str() => {
-            CancelOutcome::TooLate {
-                step: step.unwrap_or_default(),
-            }
-        }
+        // Refused only past the point of no return, which a RUNNING row without a step
+        // has not reached; the update above matched it, unless it changed meanwhile.
+        Some((OperationStatus::Running, step)) => CancelOutcome::TooLate {
+            step: step.unwrap_or(Step::Claim),
+        },
         Some((status, _)) => CancelOutcome::AlreadyEnded { status },
     })
 }
@@ -312,9 +308,9 @@ pub async fn rescue_stale(
     conn: &mut AsyncPgConnection,
     stale_before: DateTime<Utc>,
     limit: i64,
-) -> anyhow::Result<Vec<Uuid>> {
-    let stale: Vec<Uuid> = operations::table
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+) -> anyhow::Result<Vec<OperationId>> {
+    let stale: Vec<OperationId> = operations::table
+        .filter(operations::status.eq(OperationStatus::Running))
         .filter(operations::heartbeat_at.lt(stale_before))
         .select(operations::id)
         .limit(limit)
@@ -325,7 +321,7 @@ pub async fn rescue_stale(
     for id in &stale {
         diesel::update(operations::table.find(*id))
             .set((
-                operations::status.eq(OperationStatus::Pending.as_str()),
+                operations::status.eq(OperationStatus::Pending),
                 operations::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
@@ -347,7 +343,7 @@ pub enum ReplayOutcome {
     Replayed,
     /// Not FAILED (already replayed, or never failed): nothing to do.
     NotFailed {
-        status: String,
+        status: OperationStatus,
     },
     /// A newer operation for the same assessment is live; replaying would make two.
     Superseded,
@@ -357,18 +353,19 @@ pub enum ReplayOutcome {
 /// FAILED -> PENDING with a fresh attempt count, recording who replayed it and when.
 pub async fn replay(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     by: &str,
 ) -> QueryResult<ReplayOutcome> {
     let result = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Failed.as_str()))
+        .filter(operations::status.eq(OperationStatus::Failed))
         .set((
-            operations::status.eq(OperationStatus::Pending.as_str()),
+            operations::status.eq(OperationStatus::Pending),
             operations::attempts.eq(0),
+            operations::unsettled_starts.eq(0),
             operations::error_message.eq(None::<String>),
             operations::finished_at.eq(None::<DateTime<Utc>>),
             operations::started_at.eq(None::<DateTime<Utc>>),
-            operations::step.eq(None::<String>),
+            operations::step.eq(None::<Step>),
             operations::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
@@ -386,7 +383,7 @@ pub async fn replay(
             Ok(ReplayOutcome::Replayed)
         }
         Ok(_) => {
-            let status: Option<String> = operations::table
+            let status: Option<OperationStatus> = operations::table
                 .find(id)
                 .select(operations::status)
                 .first(conn)
@@ -406,9 +403,27 @@ pub async fn replay(
     }
 }
 
+/// The last step a job started before its latest claim (what it was doing when its worker
+/// died), from the history.
+pub async fn last_step_before_claim(
+    conn: &mut AsyncPgConnection,
+    id: OperationId,
+) -> QueryResult<Option<Step>> {
+    operation_events::table
+        .filter(operation_events::operation_id.eq(id))
+        .filter(operation_events::kind.eq("step"))
+        .filter(operation_events::step.ne(Step::Claim))
+        .order(operation_events::id.desc())
+        .select(operation_events::step)
+        .first::<Option<Step>>(conn)
+        .await
+        .optional()
+        .map(Option::flatten)
+}
+
 pub async fn record_note(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     message: &str,
 ) -> QueryResult<usize> {
     diesel::insert_into(operation_events::table)
@@ -424,9 +439,9 @@ pub async fn record_note(
 /// The project of each of these operations (missing ones are left out).
 pub async fn project_ids(
     conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> QueryResult<std::collections::HashMap<Uuid, Uuid>> {
-    let rows: Vec<(Uuid, Uuid)> = operations::table
+    ids: &[OperationId],
+) -> QueryResult<std::collections::HashMap<OperationId, crate::lifecycle::ProjectId>> {
+    let rows: Vec<(OperationId, crate::lifecycle::ProjectId)> = operations::table
         .filter(operations::id.eq_any(ids))
         .select((operations::id, operations::project_id))
         .load(conn)
@@ -437,33 +452,34 @@ pub async fn project_ids(
 /// Age of the oldest PENDING operation, for the metrics.
 pub async fn oldest_pending_age_secs(conn: &mut AsyncPgConnection) -> QueryResult<f64> {
     let oldest: Option<DateTime<Utc>> = operations::table
-        .filter(operations::status.eq(OperationStatus::Pending.as_str()))
+        .filter(operations::status.eq(OperationStatus::Pending))
         .select(diesel::dsl::min(operations::created_at))
         .first(conn)
         .await?;
     Ok(oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0))
 }
 
-pub async fn heartbeat(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<usize> {
+pub async fn heartbeat(conn: &mut AsyncPgConnection, id: OperationId) -> QueryResult<usize> {
     diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::status.eq(OperationStatus::Running))
         .set(operations::heartbeat_at.eq(diesel::dsl::now))
         .execute(conn)
         .await
 }
 
-/// Ends a RUNNING operation. Returns false if it was not RUNNING any more.
+/// Ends a RUNNING operation (its attempt settled). Returns false if it was not RUNNING any more.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     status: OperationStatus,
     output: Option<&serde_json::Value>,
     error_message: Option<&str>,
 ) -> QueryResult<bool> {
     let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::status.eq(OperationStatus::Running))
         .set((
-            operations::status.eq(status.as_str()),
+            operations::status.eq(status),
+            operations::unsettled_starts.eq(0),
             operations::output.eq(output),
             operations::error_message.eq(error_message),
             operations::finished_at.eq(diesel::dsl::now),
@@ -477,17 +493,19 @@ pub async fn finish(
     Ok(updated == 1)
 }
 
-/// Puts a RUNNING operation back to PENDING for a later attempt, keeping the error.
+/// Puts a RUNNING operation back to PENDING for a later attempt (this one settled), keeping
+/// the error.
 pub async fn release_for_retry(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     attempt: i32,
     error_message: &str,
 ) -> QueryResult<bool> {
     let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running.as_str()))
+        .filter(operations::status.eq(OperationStatus::Running))
         .set((
-            operations::status.eq(OperationStatus::Pending.as_str()),
+            operations::status.eq(OperationStatus::Pending),
+            operations::unsettled_starts.eq(0),
             operations::error_message.eq(error_message),
             operations::updated_at.eq(diesel::dsl::now),
         ))
@@ -502,7 +520,7 @@ pub async fn release_for_retry(
 
 pub async fn record_attempt_error(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     attempt: i32,
     message: &str,
 ) -> QueryResult<usize> {
@@ -524,13 +542,13 @@ pub enum EventKind {
 
 async fn record_event(
     conn: &mut AsyncPgConnection,
-    id: Uuid,
+    id: OperationId,
     kind: EventKind,
     message: Option<&str>,
 ) -> QueryResult<usize> {
     let (kind, status, step) = match kind {
-        EventKind::Status(s) => ("status", Some(s.as_str()), None),
-        EventKind::Step(s) => ("step", None, Some(s.as_str())),
+        EventKind::Status(s) => ("status", Some(s), None),
+        EventKind::Step(s) => ("step", None, Some(s)),
     };
     diesel::insert_into(operation_events::table)
         .values((
@@ -549,13 +567,16 @@ async fn record_event(
 pub struct OperationEvent {
     pub at: DateTime<Utc>,
     pub kind: String,
-    pub status: Option<String>,
-    pub step: Option<String>,
+    pub status: Option<OperationStatus>,
+    pub step: Option<Step>,
     pub attempt: Option<i32>,
     pub message: Option<String>,
 }
 
-pub async fn history(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<OperationEvent>> {
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    id: OperationId,
+) -> QueryResult<Vec<OperationEvent>> {
     operation_events::table
         .filter(operation_events::operation_id.eq(id))
         .order(operation_events::id.asc())
@@ -569,4 +590,21 @@ pub async fn history(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<
         ))
         .load(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_predicate_spells_the_live_statuses() {
+        let spelled: Vec<String> = OperationStatus::LIVE
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(
+            LIVE_PREDICATE,
+            format!("status IN ({})", spelled.join(", "))
+        );
+    }
 }

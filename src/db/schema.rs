@@ -76,6 +76,8 @@ diesel::table! {
         heartbeat_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
         cancel_requested_at -> Nullable<Timestamptz>,
+        unsettled_starts -> Int4,
+        claimed_by -> Nullable<Text>,
     }
 }
 
@@ -101,6 +103,7 @@ diesel::table! {
         published_at -> Nullable<Timestamptz>,
         publish_attempts -> Int4,
         last_error -> Nullable<Text>,
+        next_attempt_at -> Nullable<Timestamptz>,
     }
 }
 

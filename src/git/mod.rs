@@ -23,7 +23,7 @@ pub use push::{PushOutcome, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
 pub use workspace::{
-    CommitSpec, EntryKind, commit_all, diff_stat, inspect_entry, read_file, write_files,
+    CommitSpec, EntryKind, commit_all, diff_stat, inspect_entry, open_clone, read_file, write_files,
 };
 
 /// Sets libgit2's process-wide network timeouts (connect, and each read or write on the

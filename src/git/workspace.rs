@@ -48,6 +48,12 @@ const MODE_SYMLINK: i32 = 0o120000;
 const MODE_GITLINK: i32 = 0o160000;
 
 /// Reports what `rel_path` is, looking at both the `HEAD` tree and the work tree.
+/// Opens a clone made by `clone_default_branch` (a transient error: the clone is made again).
+pub fn open_clone(root: &Path) -> Result<Repository, GitError> {
+    Repository::open(root)
+        .map_err(|e| GitError::Transient(format!("opening the clone: {}", e.message())))
+}
+
 pub fn inspect_entry(repo: &Repository, rel_path: &str) -> Result<EntryKind, GitError> {
     let components = checked_components(rel_path)?;
     let in_head = head_kind(repo, &components)?;

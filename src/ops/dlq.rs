@@ -13,9 +13,9 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::db::{DbPool, operations};
+use crate::lifecycle::{OperationId, ProjectId};
 use crate::queue::message::{
     ATTEMPT_HEADER, DEAD_AT_HEADER, DEAD_REASON_HEADER, JobMessage, LAST_ERROR_HEADER,
 };
@@ -28,8 +28,8 @@ const MAX_TAKEN: usize = 100_000;
 /// One dead message, decoded for display and filtering.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeadLetter {
-    pub operation_id: Option<Uuid>,
-    pub project_id: Option<Uuid>,
+    pub operation_id: Option<OperationId>,
+    pub project_id: Option<ProjectId>,
     pub reason: String,
     pub last_error: Option<String>,
     pub dead_at: Option<DateTime<Utc>>,
@@ -42,9 +42,9 @@ pub struct DeadLetter {
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub operation_ids: Vec<Uuid>,
+    pub operation_ids: Vec<OperationId>,
     pub reason: Option<String>,
-    pub project: Option<Uuid>,
+    pub project: Option<ProjectId>,
     pub older_than: Option<Duration>,
 }
 
@@ -89,9 +89,9 @@ pub struct Taken {
 
 #[derive(Debug, Default, Serialize)]
 pub struct ReplaySummary {
-    pub replayed: Vec<Uuid>,
+    pub replayed: Vec<OperationId>,
     /// Messages left in the queue, with why.
-    pub skipped: Vec<(Option<Uuid>, String)>,
+    pub skipped: Vec<(Option<OperationId>, String)>,
 }
 
 impl DeadLetterQueue {
@@ -149,7 +149,7 @@ impl DeadLetterQueue {
             items.push((delivery, dead));
         }
         // One query for the projects of the whole batch, not one per message.
-        let ids: Vec<Uuid> = items.iter().filter_map(|(_, d)| d.operation_id).collect();
+        let ids: Vec<OperationId> = items.iter().filter_map(|(_, d)| d.operation_id).collect();
         if !ids.is_empty() {
             let mut conn = self.pool.get().await.context("connecting to Postgres")?;
             let projects = operations::project_ids(&mut conn, &ids).await?;

@@ -5,6 +5,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::lifecycle::OperationId;
+
 /// Our own attempt counter: RabbitMQ 4 no longer counts `x-death` on republished messages.
 pub const ATTEMPT_HEADER: &str = "x-remediator-attempt";
 /// Why a message was dead-lettered, and the last error, for `dlq list`/`show`.
@@ -35,7 +37,7 @@ pub enum JobMessage {
     /// Remediate the assessment behind this operation.
     #[serde(rename = "remediation.v1")]
     RemediationV1 {
-        operation_id: Uuid,
+        operation_id: OperationId,
         /// 1 for the first delivery; each delayed retry republishes with the next number.
         attempt: u32,
         /// Ties the logs of intake, relay and worker for one request together.
@@ -44,7 +46,7 @@ pub enum JobMessage {
 }
 
 impl JobMessage {
-    pub fn remediation(operation_id: Uuid) -> Self {
+    pub fn remediation(operation_id: OperationId) -> Self {
         JobMessage::RemediationV1 {
             operation_id,
             attempt: 1,
@@ -52,7 +54,7 @@ impl JobMessage {
         }
     }
 
-    pub fn operation_id(&self) -> Uuid {
+    pub fn operation_id(&self) -> OperationId {
         match self {
             JobMessage::RemediationV1 { operation_id, .. } => *operation_id,
         }
@@ -92,7 +94,7 @@ mod tests {
 
     #[test]
     fn wire_format_is_tagged_and_versioned() {
-        let id = Uuid::nil();
+        let id = OperationId(Uuid::nil());
         let msg = JobMessage::RemediationV1 {
             operation_id: id,
             attempt: 2,

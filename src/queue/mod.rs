@@ -1,6 +1,7 @@
 //! RabbitMQ: the job message, the topology (work, retry-delay and dead-letter queues), a
 //! confirming publisher, and the outbox relay that feeds the work queue from Postgres.
 
+pub mod health;
 pub mod message;
 pub mod publisher;
 pub mod relay;

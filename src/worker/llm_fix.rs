@@ -29,10 +29,10 @@ pub async fn generate(
         tokio::task::spawn_blocking(move || select_context(&root, &facts, max_chars))
             .await
             .map_err(|e| {
-                StepFailure::transient(Step::Context, format!("context task failed: {e}"))
+                StepFailure::transient(Step::Generate, format!("context task failed: {e}"))
             })?
             .map_err(|e| {
-                StepFailure::transient(Step::Context, format!("reading the work tree: {e}"))
+                StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
             })?
     };
     let mut conversation = Conversation::start(facts, &files);

@@ -1,11 +1,15 @@
 //! The worker (`remediator worker`): consumes jobs, runs the remediation pipeline, and records
 //! every step on the operation.
 //!
-//! `runner` owns the queue side (deliveries, acks, retries, dead letters), `pipeline` the
-//! steps of one job, `patcher` and `llm_fix` who writes the patch, `failure` how a failed
-//! step is classified and explained.
+//! `runner` owns the queue side (deliveries, claims, the decision of `lifecycle`), `settle`
+//! carries a decision out (database writes, publishes, acks), `job` runs one job under guard
+//! (heartbeat, deadline, panics), `pipeline` lists the steps of a job and `steps/` holds one
+//! file per step and the driver they go through; `patcher` and `llm_fix` write the patch,
+//! `failure` classifies and explains a failed step, `rescuer` requeues jobs whose worker
+//! vanished.
 
 pub mod failure;
+pub mod job;
 pub mod llm_fix;
 pub mod manifests;
 pub mod patcher;
@@ -13,3 +17,5 @@ pub mod pipeline;
 pub mod rescuer;
 pub mod retry;
 pub mod runner;
+pub mod settle;
+pub mod steps;

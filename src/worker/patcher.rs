@@ -130,7 +130,7 @@ impl Patcher {
     pub fn check(&self, edits: &[FileEdit]) -> Result<(), StepFailure> {
         self.policy
             .check(edits)
-            .map_err(|violation| StepFailure::permanent(Step::Check, violation.to_string()))
+            .map_err(|violation| StepFailure::permanent(Step::Generate, violation.to_string()))
     }
 }
 
@@ -184,7 +184,7 @@ fn bump_blocking(
     version: &str,
 ) -> Result<BumpResult, StepFailure> {
     let found = manifests::find(root, ecosystem).map_err(|e| {
-        StepFailure::transient(Step::Context, format!("reading the work tree: {e}"))
+        StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
     })?;
     if found.is_empty() {
         return Ok(BumpResult::CannotBump(format!(
@@ -192,14 +192,17 @@ fn bump_blocking(
         )));
     }
     let repo = git2::Repository::open(root).map_err(|e| {
-        StepFailure::transient(Step::Context, format!("opening the clone: {}", e.message()))
+        StepFailure::transient(
+            Step::Generate,
+            format!("opening the clone: {}", e.message()),
+        )
     })?;
     let mut edits = Vec::new();
     let mut notes = Vec::new();
     let mut from_versions = Vec::new();
     for (path, kind) in found {
         let content = std::fs::read_to_string(root.join(&path))
-            .map_err(|e| StepFailure::transient(Step::Context, format!("reading {path}: {e}")))?;
+            .map_err(|e| StepFailure::transient(Step::Generate, format!("reading {path}: {e}")))?;
         match bump_manifest(kind, &content, package, version) {
             Ok(BumpOutcome::Bumped { updated, from, to }) => {
                 let existing = existing_entry(&repo, &path)?;
@@ -240,7 +243,7 @@ fn bump_blocking(
 
 /// What the policy needs to know about a path in the clone.
 pub fn existing_entry(repo: &git2::Repository, path: &str) -> Result<ExistingEntry, StepFailure> {
-    let kind = inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Check, e))?;
+    let kind = inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Generate, e))?;
     Ok(match kind {
         EntryKind::Missing => ExistingEntry::Missing,
         EntryKind::Regular => ExistingEntry::Regular,

@@ -37,7 +37,7 @@ impl Rescuer {
         }
     }
 
-    pub async fn rescue_once(&self) -> anyhow::Result<Vec<uuid::Uuid>> {
+    pub async fn rescue_once(&self) -> anyhow::Result<Vec<crate::lifecycle::OperationId>> {
         let stale_before = chrono::Utc::now()
             - chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::minutes(2));
         let mut conn = self.pool.get().await?;

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -37,6 +37,7 @@ pub struct GitServer {
     root: tempfile::TempDir,
     requests: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
+    fetch_delay_ms: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -47,6 +48,8 @@ struct ServerState {
     user: String,
     requests: Arc<AtomicUsize>,
     log: Arc<Mutex<Vec<String>>>,
+    /// Delay before answering a fetch (`git-upload-pack`), to make clones slow.
+    fetch_delay_ms: Arc<AtomicU64>,
 }
 
 impl GitServer {
@@ -58,6 +61,7 @@ impl GitServer {
         assert!(backend.exists(), "{} not found", backend.display());
         let requests = Arc::new(AtomicUsize::new(0));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let fetch_delay_ms = Arc::new(AtomicU64::new(0));
         let state = Arc::new(ServerState {
             root: root.path().to_path_buf(),
             backend,
@@ -68,6 +72,7 @@ impl GitServer {
             user: user.to_string(),
             requests: Arc::clone(&requests),
             log: Arc::clone(&log),
+            fetch_delay_ms: Arc::clone(&fetch_delay_ms),
         });
         let router = Router::new().fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -84,8 +89,15 @@ impl GitServer {
             root,
             requests,
             log,
+            fetch_delay_ms,
             task,
         }
+    }
+
+    /// Makes every fetch (the pack a clone downloads) wait `delay` before it is answered.
+    pub fn delay_fetches(&self, delay: std::time::Duration) {
+        self.fetch_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Makes the bare repository `NAME.git` whose branch `default_branch` has one commit with
@@ -244,6 +256,10 @@ async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Resp
             .header("www-authenticate", "Basic realm=\"git\"")
             .body(Body::from("authentication required\n"))
             .expect("401 response");
+    }
+    let delay = state.fetch_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 && request.uri().path().ends_with("/git-upload-pack") {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     match run_backend(&state, request).await {
         Ok(response) => response,

@@ -64,6 +64,14 @@ impl WorkerConfig {
             .env("REMEDIATOR__AMQP__URL", settings.amqp.url.expose_secret())
             .env("REMEDIATOR__AMQP__PREFIX", &settings.amqp.prefix)
             .env("REMEDIATOR__AMQP__RETRY_DELAYS_SECS", "1,2")
+            .env(
+                "REMEDIATOR__AMQP__DELIVERY_LIMIT",
+                settings.amqp.delivery_limit.to_string(),
+            )
+            .env(
+                "REMEDIATOR__AMQP__MAX_ATTEMPTS",
+                settings.amqp.max_attempts.to_string(),
+            )
             .env("REMEDIATOR__WORKER__HEARTBEAT_SECS", "1")
             .env("REMEDIATOR__WORKER__PATCHER", patcher)
             .env("REMEDIATOR__WORKER__SCRATCH_DIR", world.scratch.path())

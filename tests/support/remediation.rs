@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use remediator::config::{PatcherChoice, Settings};
+use remediator::db::operations::OperationEvent;
 use remediator::forge::{ForgeKind, ForgeSettings};
 use remediator::shutdown::Shutdown;
+use remediator::worker::pipeline::StepHook;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::MockServer;
@@ -40,6 +42,8 @@ pub struct World {
     pub catalog: Catalog,
     pub worker_shutdown: Shutdown,
     pub worker: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The in-process worker's git slots (`worker.git_concurrency`), to watch them.
+    pub git_slots: Option<std::sync::Arc<tokio::sync::Semaphore>>,
     _token_dir: tempfile::TempDir,
     pub scratch: tempfile::TempDir,
 }
@@ -143,6 +147,7 @@ impl World {
             catalog,
             worker_shutdown: Shutdown::new(),
             worker: None,
+            git_slots: None,
             _token_dir: token_dir,
             scratch,
         };
@@ -153,10 +158,46 @@ impl World {
     }
 
     pub fn start_worker(&mut self) {
-        let runner =
+        self.start_worker_with(None);
+    }
+
+    /// Starts the in-process worker; `before_step` is called as each step starts (tests
+    /// inject faults with it).
+    pub fn start_worker_with(&mut self, before_step: Option<StepHook>) {
+        let mut runner =
             remediator::commands::worker::build_runner(&self.app.settings, self.app.pool.clone())
                 .expect("build the worker");
+        std::sync::Arc::get_mut(&mut runner.pipeline)
+            .expect("a new runner's pipeline is not shared")
+            .before_step = before_step;
+        self.git_slots = Some(runner.pipeline.git_slots.clone());
         self.worker = Some(tokio::spawn(runner.run(self.worker_shutdown.clone())));
+    }
+
+    /// The operation's history, oldest first.
+    pub async fn history(&self, id: Uuid) -> Vec<OperationEvent> {
+        let mut conn = self.app.pool.get().await.unwrap();
+        remediator::db::operations::history(&mut conn, id.into())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until a note of the operation's history contains `text`; fails after `timeout`.
+    pub async fn wait_for_note(&self, id: Uuid, text: &str, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let history = self.history(id).await;
+            if history.iter().any(|event| {
+                event.kind == "note" && event.message.as_deref().is_some_and(|m| m.contains(text))
+            }) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no note containing {text:?}: {history:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn request(&self, assessment: Uuid) -> Uuid {

@@ -1,0 +1,16 @@
+//! The job lifecycle as types: the states an operation moves through ([`OperationStatus`]),
+//! the steps a job runs ([`Step`]), what the assessment says about its fix
+//! ([`RemediationStatus`]), typed ids, and the pure decisions that move a job from one state to
+//! the next ([`decide`]). Nothing here does I/O: the worker's runner turns a decision into
+//! database writes, publishes and acks, so every rule about retries, dead letters and crash
+//! loops is unit-tested here without Postgres or RabbitMQ.
+//!
+//! The invariants the code cites ("invariant 5") are listed in ARCHITECTURE.md.
+
+pub mod decide;
+pub mod ids;
+pub mod status;
+
+pub use decide::{Admission, DeadReason, Limits, Outcome, Settlement, admit, decide};
+pub use ids::{AssessmentId, OperationId, ProjectId};
+pub use status::{OperationStatus, RemediationStatus, Step};
