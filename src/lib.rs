@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod egress;
+pub mod errors;
 pub mod forge;
 pub mod git;
 pub mod lifecycle;

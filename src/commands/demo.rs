@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::config::{PatcherChoice, Settings};
+use crate::lifecycle::OperationStatus;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
 
@@ -123,7 +124,7 @@ async fn show(operation: &Value, repo_path: &Path) -> anyhow::Result<()> {
         "\n5. the operation:\n{}",
         serde_json::to_string_pretty(operation)?
     );
-    if operation["status"] != "ASYNC_OPERATION_STATUS_SUCCEEDED" {
+    if operation["status"] != OperationStatus::Succeeded.as_str() {
         bail!(
             "the demo operation did not succeed: {}",
             operation["error_message"]
@@ -191,10 +192,7 @@ async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Re
             );
             last_step = step;
         }
-        if !matches!(
-            status.as_str(),
-            "ASYNC_OPERATION_STATUS_PENDING" | "ASYNC_OPERATION_STATUS_RUNNING"
-        ) {
+        if !OperationStatus::parse(&status).is_some_and(OperationStatus::is_live) {
             println!("   finished in {} ms", started.elapsed().as_millis());
             return Ok(operation);
         }

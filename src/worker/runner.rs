@@ -219,8 +219,7 @@ impl Runner {
             last_step.unwrap_or(Step::Claim),
             format!(
                 "its worker died {died} times in a row while running it{at} (killed, out of \
-                 memory or crashed; amqp.delivery_limit is {}); not started again. Fix the \
-                 cause, then replay it",
+                 memory or crashed; amqp.delivery_limit is {})",
                 self.limits.delivery_limit
             ),
         )

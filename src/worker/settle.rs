@@ -74,11 +74,8 @@ impl Runner {
                 self.dead_letter_raw(delivery, publisher, reason, &detail)
                     .await;
             }
-            (settlement, Some(result)) => {
-                if self
-                    .settle_patiently(operation_id, &job, settlement, result, publisher)
-                    .await
-                {
+            (settlement, Some(_)) => {
+                if self.settle_patiently(&job, settlement, publisher).await {
                     ack(delivery).await;
                 }
             }
@@ -95,18 +92,13 @@ impl Runner {
     /// redelivers the job, and the claim makes the rerun a no-op or a resume).
     async fn settle_patiently(
         &self,
-        operation_id: OperationId,
         job: &JobResult<'_>,
         settlement: Settlement,
-        result: &Result<JobSuccess, StepFailure>,
         publisher: &Publisher,
     ) -> bool {
         let mut wait = Duration::from_millis(500);
         loop {
-            match self
-                .commit_settlement(operation_id, job, settlement, result, publisher)
-                .await
-            {
+            match self.commit_settlement(job, settlement, publisher).await {
                 Ok(()) => return true,
                 Err(error) if !publisher.is_usable() => {
                     tracing::warn!(error = %format!("{error:#}"), "lost the broker while recording the outcome; the job will be redelivered");
@@ -121,44 +113,25 @@ impl Runner {
         }
     }
 
+    /// One settlement of a job that ran (or was refused at its claim).
     async fn commit_settlement(
         &self,
-        operation_id: OperationId,
         job: &JobResult<'_>,
         settlement: Settlement,
-        result: &Result<JobSuccess, StepFailure>,
         publisher: &Publisher,
     ) -> anyhow::Result<()> {
-        let mut conn = self.pool.get().await?;
-        let attempt = job.attempt;
-        let failure = result.as_ref().err();
-        let describe = || failure.map_or_else(String::new, StepFailure::describe);
-        match settlement {
-            Settlement::Succeed => {
-                let Ok(success) = result else {
-                    anyhow::bail!("a success settlement for a failed job");
-                };
-                let assessment = assessment_of(&mut conn, operation_id).await?;
-                conn.transaction(async |conn| -> anyhow::Result<()> {
-                    catalog::write_back(conn, assessment, &success.write_back).await?;
-                    let output = Some(&success.output);
-                    operations::finish(
-                        conn,
-                        operation_id,
-                        OperationStatus::Succeeded,
-                        output,
-                        None,
-                    )
-                    .await?;
-                    Ok(())
-                })
-                .await?;
-                crate::metrics::job_outcome("succeeded");
-                tracing::info!("job succeeded");
+        let operation_id = job.message.operation_id();
+        let failure = match &job.result {
+            Some(Ok(success)) if settlement == Settlement::Succeed => {
+                return self.succeed(operation_id, success).await;
             }
+            Some(Err(failure)) => failure,
+            _ => anyhow::bail!("{settlement:?} does not fit the job's result"),
+        };
+        let mut conn = self.pool.get().await?;
+        match settlement {
             Settlement::Cancel => {
-                let step = failure.map_or_else(String::new, |f| format!(" before step {}", f.step));
-                let text = format!("cancelled{step}");
+                let text = format!("cancelled before step {}", failure.step);
                 operations::finish(
                     &mut conn,
                     operation_id,
@@ -171,8 +144,9 @@ impl Runner {
                 tracing::info!("job cancelled");
             }
             Settlement::Fail => {
-                let text = format!("{}; permanent error, not retried", describe());
-                self.fail(&mut conn, operation_id, attempt, &text).await?;
+                let text = format!("{}; permanent error, not retried", failure.describe());
+                self.fail(&mut conn, operation_id, job.attempt, &text)
+                    .await?;
                 crate::metrics::job_outcome("failed");
                 tracing::warn!(error = %text, "job failed");
             }
@@ -182,7 +156,7 @@ impl Runner {
             } => {
                 let text = format!(
                     "{}; transient error, will retry (attempt {attempt} of {}) in {delay_secs}s",
-                    describe(),
+                    failure.describe(),
                     self.limits.max_attempts
                 );
                 // PENDING first: if the republish then fails, the nack redelivers the job and
@@ -190,40 +164,54 @@ impl Runner {
                 operations::release_for_retry(&mut conn, operation_id, attempt as i32, &text)
                     .await?;
                 let key = format!("{delay_secs}s");
-                self.publish(
-                    publisher,
-                    Tier::Retry(&key),
-                    &job.message.next_attempt(),
-                    FieldTable::default(),
-                )
-                .await?;
+                let next = job.message.next_attempt();
+                self.publish(publisher, Tier::Retry(&key), &next, FieldTable::default())
+                    .await?;
                 crate::metrics::job_outcome("retried");
                 tracing::warn!(error = %text, "job will be retried");
             }
             Settlement::DeadLetter(reason) => {
                 let why = match reason {
-                    DeadReason::Crashed => "not started again".to_owned(),
-                    _ => format!("gave up after {attempt} attempts"),
+                    DeadReason::Crashed => "not started again (fix the cause first)".to_owned(),
+                    _ => format!("gave up after {} attempts", job.attempt),
                 };
                 let text = format!(
                     "{}; {why}; dead-lettered with reason {}: the job is in the dead-letter queue {} and can be replayed",
-                    describe(),
+                    failure.describe(),
                     reason.as_str(),
                     self.topology.dead_queue
                 );
                 let mut headers = FieldTable::default();
-                mark_dead(&mut headers, reason.as_str(), &describe());
+                mark_dead(&mut headers, reason.as_str(), &failure.describe());
                 self.publish(publisher, Tier::Dead, job.message, headers)
                     .await?;
-                self.fail(&mut conn, operation_id, attempt, &text).await?;
+                self.fail(&mut conn, operation_id, job.attempt, &text)
+                    .await?;
                 crate::metrics::job_outcome("dead_lettered");
                 crate::metrics::dead_letter(reason.as_str());
                 tracing::error!(error = %text, "job dead-lettered");
             }
-            Settlement::Park { .. } | Settlement::Skip => {
-                anyhow::bail!("{settlement:?} touches no operation")
+            Settlement::Succeed | Settlement::Park { .. } | Settlement::Skip => {
+                anyhow::bail!("{settlement:?} does not fit a failed job")
             }
         }
+        Ok(())
+    }
+
+    /// Ends the operation SUCCEEDED and writes the fix back, in one transaction.
+    async fn succeed(&self, operation_id: OperationId, success: &JobSuccess) -> anyhow::Result<()> {
+        let mut conn = self.pool.get().await?;
+        let assessment = assessment_of(&mut conn, operation_id).await?;
+        conn.transaction(async |conn| -> anyhow::Result<()> {
+            catalog::write_back(conn, assessment, &success.write_back).await?;
+            let output = Some(&success.output);
+            operations::finish(conn, operation_id, OperationStatus::Succeeded, output, None)
+                .await?;
+            Ok(())
+        })
+        .await?;
+        crate::metrics::job_outcome("succeeded");
+        tracing::info!("job succeeded");
         Ok(())
     }
 
