@@ -35,6 +35,8 @@ pub struct Settings {
     pub llm: LlmSection,
     pub policy: PolicySettings,
     pub security: SecuritySettings,
+    pub sandbox: crate::sandbox::SandboxSettings,
+    pub lockfiles: crate::lockfile::LockfileSettings,
     /// Which forge and credentials serve a repository, by host.
     #[serde(default)]
     pub forges: Vec<ForgeSettings>,
@@ -163,6 +165,18 @@ pub struct WorkerSettings {
     pub metrics_listen: String,
     /// Open remediation pull requests per repository before new ones are refused; 0: no cap.
     pub max_open_prs_per_repository: u32,
+    /// What a job does when the lock file still resolves a vulnerable copy after the change.
+    pub require_verified_fix: VerifiedFix,
+}
+
+/// `worker.require_verified_fix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifiedFix {
+    /// Open the pull request as a draft that says which copy remains.
+    Draft,
+    /// Fail the job, naming the copy.
+    Fail,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,9 +12,9 @@ ALTER TABLE operations ADD COLUMN claimed_by text;
 UPDATE operations SET step = 'generate' WHERE step IN ('context', 'check');
 UPDATE operation_events SET step = 'generate' WHERE step IN ('context', 'check');
 ALTER TABLE operations ADD CONSTRAINT operations_step_check CHECK (step IN (
-    'claim', 'clone', 'generate', 'commit', 'push', 'pull_request', 'write_back'));
+    'claim', 'clone', 'generate', 'lock', 'commit', 'push', 'pull_request', 'write_back'));
 ALTER TABLE operation_events ADD CONSTRAINT operation_events_step_check CHECK (step IN (
-    'claim', 'clone', 'generate', 'commit', 'push', 'pull_request', 'write_back'));
+    'claim', 'clone', 'generate', 'lock', 'commit', 'push', 'pull_request', 'write_back'));
 ALTER TABLE assessments ADD CONSTRAINT assessments_remediation_status_check
     CHECK (remediation_status IN ('PR_OPEN', 'BRANCH_PUSHED', 'FAILED'));
 

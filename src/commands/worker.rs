@@ -13,6 +13,7 @@ use crate::lifecycle::Limits;
 use crate::llm::LlmClient;
 use crate::patch::PatchPolicy;
 use crate::queue::topology::Topology;
+use crate::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::worker::job::JobGuard;
 use crate::worker::patcher::Patcher;
@@ -64,7 +65,14 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         ))),
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
         before_step: None,
+        sandbox: Sandbox::new(settings.sandbox.clone()),
+        lockfiles: settings.lockfiles.clone(),
+        require_verified_fix: settings.worker.require_verified_fix,
     };
+    if let Err(error) = pipeline.sandbox.check() {
+        // Repositories without lock files still work; jobs that need a tool fail saying this.
+        tracing::error!(%error, "package managers cannot run on this worker");
+    }
     Ok(Runner {
         pipeline: Arc::new(pipeline),
         pool: pool.clone(),

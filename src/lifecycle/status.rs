@@ -92,6 +92,8 @@ sql_text_enum!(
         Clone => "clone",
         /// Reading the repository and writing the fix (bump or LLM), checked by the policy.
         Generate => "generate",
+        /// Updating the lock files with the ecosystem's tool, in the sandbox, and verifying.
+        Lock => "lock",
         Commit => "commit",
         Push => "push",
         PullRequest => "pull_request",

@@ -87,6 +87,35 @@ pub enum PolicyRule {
     TooManyBytes,
     TooMuchDeleted,
     NoChange,
+    /// A lock file: only the ecosystem's own tool writes those (the lock step).
+    LockFile,
+}
+
+/// Lock files by name: a patch (the bump's or the model's) never writes them; the lock step
+/// has the ecosystem's tool do it.
+pub const LOCK_FILE_NAMES: &[&str] = &[
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "go.sum",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+];
+
+fn check_not_a_lock_file(path: &str) -> Result<(), PolicyViolation> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if LOCK_FILE_NAMES.contains(&name) {
+        return Err(PolicyViolation::file(
+            PolicyRule::LockFile,
+            path,
+            "lock files are updated by the ecosystem's own tool after the manifest edit, never \
+             by a patch; change the manifest only",
+        ));
+    }
+    Ok(())
 }
 
 impl PolicyRule {
@@ -94,6 +123,7 @@ impl PolicyRule {
     pub fn name(&self) -> &'static str {
         match self {
             Self::EmptyPatch => "empty_patch",
+            Self::LockFile => "lock_file",
             Self::AbsolutePath => "absolute_path",
             Self::ParentTraversal => "parent_traversal",
             Self::GitDirectory => "git_directory",
@@ -263,6 +293,7 @@ impl PatchPolicy {
                 ));
             }
             self.check_denied(path)?;
+            check_not_a_lock_file(path)?;
             check_existing(edit)?;
             total_bytes = total_bytes.saturating_add(self.check_content(edit)?);
         }

@@ -12,11 +12,14 @@ use super::failure::StepFailure;
 use super::patcher::Patcher;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
+use crate::config::VerifiedFix;
 use crate::db::models::{AssessmentStatus, RemediationTarget};
 use crate::db::{DbPool, catalog, operations};
 use crate::forge::ForgeRegistry;
 use crate::forge::pr_text;
 use crate::lifecycle::{OperationId, Step};
+use crate::lockfile::LockfileSettings;
+use crate::sandbox::Sandbox;
 
 pub struct Pipeline {
     pub pool: DbPool,
@@ -36,6 +39,10 @@ pub struct Pipeline {
     /// Called as each step starts; `None` in production. Tests inject faults with it (a
     /// panic at a given step).
     pub before_step: Option<StepHook>,
+    /// Where package managers run.
+    pub sandbox: Sandbox,
+    pub lockfiles: LockfileSettings,
+    pub require_verified_fix: VerifiedFix,
 }
 
 pub type StepHook = Arc<dyn Fn(OperationId, Step) + Send + Sync>;
@@ -61,8 +68,21 @@ impl Pipeline {
                 steps::generate::run(self, &checkout, &target),
             )
             .await?;
-        let commit_step =
-            steps::commit::run(self, operation_id, &checkout, &target, &patch, &branch);
+        let locked = driver
+            .step(
+                Step::Lock,
+                steps::lock::run(self, &checkout, &target, &patch),
+            )
+            .await?;
+        let commit_step = steps::commit::run(
+            self,
+            operation_id,
+            &checkout,
+            &target,
+            &patch,
+            &locked,
+            &branch,
+        );
         let committed = driver.step(Step::Commit, commit_step).await?;
         let push_step = steps::push::run(self, &checkout, &branch, committed.commit);
         let pushed = driver.step(Step::Push, push_step).await?;
@@ -80,6 +100,7 @@ impl Pipeline {
             committed.title.clone(),
             committed.body.clone(),
             patch.confidence(),
+            locked.draft_reason.is_some(),
         );
         let pull_request = steps::pull_request::run(&repository, &spec, at_cap).await?;
         driver.end(running);
@@ -92,6 +113,7 @@ impl Pipeline {
             committed,
             pushed,
             patch,
+            locked,
             pull_request,
             timings: driver.timings_json(),
         }))

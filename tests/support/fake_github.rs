@@ -16,6 +16,8 @@ struct State {
     open: HashMap<String, u64>,
     next: u64,
     creates: usize,
+    /// The bodies of the create requests that opened a pull request.
+    created: Vec<Value>,
 }
 
 #[derive(Clone, Default)]
@@ -59,6 +61,11 @@ impl FakeGithub {
     /// Create requests that opened a pull request (not the 422s).
     pub fn creates(&self) -> usize {
         self.state.lock().unwrap().creates
+    }
+
+    /// The create requests that opened a pull request, as sent (title, body, draft, ...).
+    pub fn created(&self) -> Vec<Value> {
+        self.state.lock().unwrap().created.clone()
     }
 }
 
@@ -107,6 +114,7 @@ impl Respond for Creator {
         }
         state.next += 1;
         state.creates += 1;
+        state.created.push(body.clone());
         let number = state.next;
         state.open.insert(branch.clone(), number);
         // The PR exists from now on, even if the caller dies before reading the answer.

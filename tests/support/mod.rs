@@ -6,5 +6,6 @@
 pub mod app;
 pub mod fake_github;
 pub mod git_server;
+pub mod npm_registry;
 pub mod processes;
 pub mod remediation;

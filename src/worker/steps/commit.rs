@@ -2,6 +2,7 @@
 //! with the title and body the pull request will carry.
 
 use super::clone::Checkout;
+use super::lock::Locked;
 use crate::db::models::RemediationTarget;
 use crate::forge::pr_text::{self, PrFacts};
 use crate::git::CommitSpec;
@@ -24,9 +25,15 @@ pub async fn run(
     checkout: &Checkout,
     target: &RemediationTarget,
     patch: &ProposedPatch,
+    locked: &Locked,
     branch: &str,
 ) -> Result<Committed, StepFailure> {
-    let changed_files: Vec<String> = patch.edits.iter().map(|e| e.path.clone()).collect();
+    let changed_files: Vec<String> = patch
+        .edits
+        .iter()
+        .map(|e| e.path.clone())
+        .chain(locked.changed.iter().map(|(path, _)| path.clone()))
+        .collect();
     let facts = PrFacts {
         vulnerability_id: &target.vulnerability_id,
         aliases: &target.aliases,
@@ -43,11 +50,19 @@ pub async fn run(
         confidence: patch.confidence(),
     };
     let title = pr_text::title(&facts);
-    let body = pr_text::body(&facts);
+    let mut body = pr_text::body(&facts);
+    if let Some(verification) = &locked.verification {
+        body.push_str("\n\n");
+        body.push_str(&verification.summary(&target.package_name));
+    }
+    if let Some(reason) = &locked.draft_reason {
+        body.push_str(&format!("\n\n**Draft:** {reason}."));
+    }
     let files: Vec<(String, String)> = patch
         .edits
         .iter()
         .map(|e| (e.path.clone(), e.updated.clone()))
+        .chain(locked.changed.iter().cloned())
         .collect();
     let message = format!(
         "{title}\n\nRemediates {} in {} (operation {operation_id}).",

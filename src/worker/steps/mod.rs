@@ -9,6 +9,7 @@
 pub mod clone;
 pub mod commit;
 pub mod generate;
+pub mod lock;
 pub mod pull_request;
 pub mod push;
 pub mod write_back;

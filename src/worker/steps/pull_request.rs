@@ -81,7 +81,8 @@ pub async fn run(
     }
 }
 
-/// The pull request to open for the branch.
+/// The pull request to open for the branch: a draft when the model was unsure or the fix is
+/// not verified (`unverified`).
 pub fn spec(
     pipeline: &Pipeline,
     repository: &ResolvedRepository,
@@ -90,6 +91,7 @@ pub fn spec(
     title: String,
     body: String,
     confidence: Option<f64>,
+    unverified: bool,
 ) -> PullRequestSpec {
     let (owner, name) = match repository.url.owner_and_name() {
         Some((owner, name)) => (owner.to_owned(), name.to_owned()),
@@ -103,7 +105,7 @@ pub fn spec(
         title,
         body,
         labels: pipeline.pr_labels.clone(),
-        draft: confidence.is_some_and(|c| c < pipeline.draft_below_confidence),
+        draft: unverified || confidence.is_some_and(|c| c < pipeline.draft_below_confidence),
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use super::commit::Committed;
+use super::lock::Locked;
 use crate::db::catalog::RemediationWriteBack;
 use crate::forge::{Forge, PullRequest, ResolvedRepository};
 use crate::git::PushOutcome;
@@ -24,6 +25,7 @@ pub struct Finished<'a> {
     pub committed: Committed,
     pub pushed: PushOutcome,
     pub patch: ProposedPatch,
+    pub locked: Locked,
     pub pull_request: Option<PullRequest>,
     pub timings: serde_json::Value,
 }
@@ -35,6 +37,7 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         committed,
         pushed,
         patch,
+        locked,
         pull_request,
         timings,
     } = done;
@@ -51,6 +54,8 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "changed_files": committed.changed_files,
         "explanation": patch.explanation,
         "timings_ms": timings,
+        "verification": locked.verification,
+        "draft_reason": locked.draft_reason,
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
         out.extend(extra.clone());

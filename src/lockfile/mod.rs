@@ -1,0 +1,202 @@
+//! Lock files, through each ecosystem's own tool, run in the sandbox, and the proof that the
+//! vulnerable version is gone: after the manifest edit, the lock file that covers each changed
+//! manifest is updated by the tool (changing only what the fix needs), read back, and every
+//! resolved version of the package listed.
+//!
+//! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces).
+//! Other lock files are found and reported as not updated (a job error, or a draft PR with
+//! `lockfiles.update = "best_effort"`), never left stale silently.
+
+pub mod npm;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::patch::bump::Version;
+use crate::sandbox::{Sandbox, SandboxError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockUpdateMode {
+    /// A lock file that cannot be updated fails the job.
+    Required,
+    /// A lock file that cannot be updated is left, and the pull request is a draft saying so.
+    BestEffort,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LockfileSettings {
+    pub update: LockUpdateMode,
+    /// The npm client (name on PATH or a path).
+    pub npm: String,
+    /// The npm registry; empty: the client's default.
+    pub npm_registry: String,
+}
+
+/// One resolved copy of the package in a lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    /// Where in the tree (`node_modules/a/node_modules/lodash`).
+    pub path: String,
+    pub version: String,
+    pub vulnerable: bool,
+}
+
+/// What the lock step found after the change: the `verification` of the operation output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// The lock files read (none: the manifests were read instead).
+    pub lock_files: Vec<String>,
+    pub tool: Option<String>,
+    pub resolved: Vec<Resolved>,
+    pub vulnerable_left: usize,
+    /// Lock files that are there but were not updated, and why.
+    pub not_updated: Vec<String>,
+}
+
+impl Verification {
+    /// One line for the pull request body.
+    pub fn summary(&self, package: &str) -> String {
+        let versions: Vec<String> = self.resolved.iter().map(|r| r.version.clone()).collect();
+        let mut line = match (&self.tool, self.lock_files.is_empty()) {
+            (Some(tool), false) => format!(
+                "Verified: {} updated by `{tool}` resolves {package} to {}; vulnerable copies left: {}.",
+                self.lock_files.join(", "),
+                list(&versions),
+                self.vulnerable_left
+            ),
+            _ => format!("No lock file covers the change; the manifest declares the fix."),
+        };
+        for note in &self.not_updated {
+            line.push_str(&format!(" Not updated: {note}."));
+        }
+        line
+    }
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "no version".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// Lock files of another tool beside a manifest, which this worker cannot update yet.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("yarn.lock", "yarn"),
+    ("pnpm-lock.yaml", "pnpm"),
+    ("Cargo.lock", "cargo"),
+    ("go.sum", "go"),
+    ("poetry.lock", "poetry"),
+    ("uv.lock", "uv"),
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The tool ran and failed (its output trimmed, secrets cut).
+    #[error("`{command}` failed ({status}) updating {lock_file}: {output}")]
+    Tool {
+        command: String,
+        lock_file: String,
+        status: String,
+        output: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("reading {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+impl LockError {
+    /// Whether a later attempt may succeed (a registry blip, a tool timeout) or an operator
+    /// must act first (tool or sandbox missing, unsupported lock file).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LockError::Tool { status, .. } => status.starts_with("timed out"),
+            LockError::Read { .. } => true,
+            LockError::Sandbox(SandboxError::Io { .. }) => true,
+            LockError::Sandbox(_) | LockError::Unsupported(_) => false,
+        }
+    }
+}
+
+/// What one lock update produced.
+#[derive(Debug, Clone, Default)]
+pub struct LockOutcome {
+    /// Lock files the tool changed: (repository-relative path, new content).
+    pub changed: Vec<(String, String)>,
+    pub verification: Verification,
+}
+
+/// The facts of the fix the lock step needs.
+pub struct LockTarget<'a> {
+    pub ecosystem: &'a str,
+    pub package: &'a str,
+    /// The lowest fixed version chosen for the bump: a resolved copy below it is vulnerable.
+    pub target_version: &'a str,
+    /// The manifests the patch changed (repository-relative).
+    pub manifests: &'a [String],
+}
+
+/// Updates the lock files covering the changed manifests of the (already edited) work tree.
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let mut outcome = LockOutcome::default();
+    let mut unsupported = Vec::new();
+    for manifest in target.manifests {
+        let dir = parent_dir(manifest);
+        for (file, tool) in UNSUPPORTED {
+            let path = join(dir, file);
+            if work_tree.join(&path).is_file() {
+                unsupported.push(format!(
+                    "{path} (updating {tool} lock files is not supported yet)"
+                ));
+            }
+        }
+    }
+    if target.ecosystem.eq_ignore_ascii_case("npm") {
+        outcome = npm::update(sandbox, settings, work_tree, target).await?;
+    }
+    unsupported.sort();
+    unsupported.dedup();
+    if !unsupported.is_empty() {
+        if settings.update == LockUpdateMode::Required {
+            return Err(LockError::Unsupported(format!(
+                "lock files cannot be updated: {}; set lockfiles.update = \"best_effort\" to \
+                 open a draft pull request without them",
+                unsupported.join(", ")
+            )));
+        }
+        outcome.verification.not_updated = unsupported;
+    }
+    Ok(outcome)
+}
+
+/// Whether `version` is below the fix (so still vulnerable).
+pub fn is_vulnerable(version: &str, target_version: &str) -> bool {
+    match (Version::parse(version), Version::parse(target_version)) {
+        (Some(v), Some(t)) => v < t,
+        // A version we cannot read is not claimed fixed.
+        _ => true,
+    }
+}
+
+fn parent_dir(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+fn join(dir: &str, file: &str) -> String {
+    if dir.is_empty() {
+        file.to_owned()
+    } else {
+        format!("{dir}/{file}")
+    }
+}

@@ -1,0 +1,232 @@
+//! npm: `package-lock.json` / `npm-shrinkwrap.json` (lockfile v1, v2 and v3), updated by
+//! `npm install --package-lock-only --ignore-scripts` in the directory that holds the lock (the
+//! workspace root for a workspace member), and read back for every copy of the package.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
+    join, parent_dir,
+};
+use crate::sandbox::{Sandbox, ToolRun};
+
+const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
+const INSTALL_HINT: &str = "install Node.js and npm (apt-get install nodejs npm)";
+
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let mut locks: Vec<String> = target
+        .manifests
+        .iter()
+        .filter_map(|manifest| covering_lock(work_tree, parent_dir(manifest)))
+        .collect();
+    locks.sort();
+    locks.dedup();
+    let mut outcome = LockOutcome::default();
+    let mut verification = Verification::default();
+    for lock in &locks {
+        let before = read(work_tree, lock)?;
+        let mut args: Vec<String> = [
+            "install",
+            "--package-lock-only",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if !settings.npm_registry.is_empty() {
+            args.push(format!("--registry={}", settings.npm_registry));
+        }
+        let run = ToolRun {
+            program: settings.npm.clone(),
+            args: args.clone(),
+            work_tree: work_tree.to_path_buf(),
+            dir: parent_dir(lock).to_owned(),
+            env: vec![
+                ("npm_config_cache".to_owned(), "/tmp/npm-cache".to_owned()),
+                ("npm_config_update_notifier".to_owned(), "false".to_owned()),
+                // Belt and braces with --ignore-scripts: git dependencies' `prepare` too.
+                ("npm_config_ignore_scripts".to_owned(), "true".to_owned()),
+            ],
+            network: true,
+            secrets: Vec::new(),
+        };
+        let ran = sandbox.run(&run, INSTALL_HINT).await?;
+        if !ran.success {
+            return Err(LockError::Tool {
+                command: format!("npm {}", args.join(" ")),
+                lock_file: lock.clone(),
+                status: ran.status,
+                output: ran.output,
+            });
+        }
+        let after = read(work_tree, lock)?;
+        verification
+            .resolved
+            .extend(copies(&after, lock, target.package, target.target_version)?);
+        verification.lock_files.push(lock.clone());
+        if after != before {
+            outcome.changed.push((lock.clone(), after));
+        }
+    }
+    if !locks.is_empty() {
+        verification.tool = Some("npm install --package-lock-only".to_owned());
+    }
+    verification.vulnerable_left = verification
+        .resolved
+        .iter()
+        .filter(|r| r.vulnerable)
+        .count();
+    outcome.verification = verification;
+    Ok(outcome)
+}
+
+/// The lock file covering a manifest in `dir`: beside it, or in the nearest directory above
+/// (a workspace root).
+fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
+    let mut dir = dir.to_owned();
+    loop {
+        for file in LOCK_FILES {
+            let path = join(&dir, file);
+            if work_tree.join(&path).is_file() {
+                return Some(path);
+            }
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = parent_dir(&dir).to_owned();
+    }
+}
+
+fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
+    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Every copy of `package` the lock resolves.
+pub fn copies(
+    text: &str,
+    lock: &str,
+    package: &str,
+    target_version: &str,
+) -> Result<Vec<Resolved>, LockError> {
+    let json: Value = serde_json::from_str(text).map_err(|e| LockError::Read {
+        path: lock.to_owned(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let mut found = Vec::new();
+    let suffix = format!("node_modules/{package}");
+    if let Some(packages) = json.get("packages").and_then(Value::as_object) {
+        // v2 and v3: a flat map from install path to entry.
+        for (path, entry) in packages {
+            if (path == &suffix || path.ends_with(&format!("/{suffix}")))
+                && let Some(version) = entry.get("version").and_then(Value::as_str)
+            {
+                found.push((path.clone(), version.to_owned()));
+            }
+        }
+    } else if let Some(dependencies) = json.get("dependencies").and_then(Value::as_object) {
+        // v1: nested `dependencies`.
+        walk_v1(dependencies, "", package, &mut found);
+    }
+    found.sort();
+    Ok(found
+        .into_iter()
+        .map(|(path, version)| Resolved {
+            vulnerable: is_vulnerable(&version, target_version),
+            path,
+            version,
+        })
+        .collect())
+}
+
+fn walk_v1(
+    dependencies: &serde_json::Map<String, Value>,
+    prefix: &str,
+    package: &str,
+    found: &mut Vec<(String, String)>,
+) {
+    for (name, entry) in dependencies {
+        let path = format!("{prefix}node_modules/{name}");
+        if name == package
+            && let Some(version) = entry.get("version").and_then(Value::as_str)
+        {
+            found.push((path.clone(), version.to_owned()));
+        }
+        if let Some(nested) = entry.get("dependencies").and_then(Value::as_object) {
+            walk_v1(nested, &format!("{path}/"), package, found);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_copy_is_found_in_v3_and_v1_locks() {
+        let v3 = r#"{"lockfileVersion": 3, "packages": {
+            "": {"name": "app"},
+            "node_modules/lodash": {"version": "4.17.21"},
+            "node_modules/a/node_modules/lodash": {"version": "4.17.15"},
+            "node_modules/lodash-es": {"version": "4.17.0"}}}"#;
+        let found = copies(v3, "package-lock.json", "lodash", "4.17.21").unwrap();
+        assert_eq!(
+            found,
+            vec![
+                Resolved {
+                    path: "node_modules/a/node_modules/lodash".into(),
+                    version: "4.17.15".into(),
+                    vulnerable: true
+                },
+                Resolved {
+                    path: "node_modules/lodash".into(),
+                    version: "4.17.21".into(),
+                    vulnerable: false
+                },
+            ]
+        );
+        let v1 = r#"{"lockfileVersion": 1, "dependencies": {
+            "lodash": {"version": "4.17.20"},
+            "a": {"version": "1.0.0", "dependencies": {"lodash": {"version": "4.17.21"}}}}}"#;
+        let found = copies(v1, "package-lock.json", "lodash", "4.17.21").unwrap();
+        let seen: Vec<_> = found
+            .iter()
+            .map(|c| (c.path.as_str(), c.vulnerable))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("node_modules/a/node_modules/lodash", false),
+                ("node_modules/lodash", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_covering_lock_is_beside_the_manifest_or_at_the_workspace_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("packages/web")).unwrap();
+        std::fs::write(dir.path().join("package-lock.json"), "{}").unwrap();
+        assert_eq!(
+            covering_lock(dir.path(), "packages/web").as_deref(),
+            Some("package-lock.json")
+        );
+        std::fs::write(dir.path().join("packages/web/npm-shrinkwrap.json"), "{}").unwrap();
+        assert_eq!(
+            covering_lock(dir.path(), "packages/web").as_deref(),
+            Some("packages/web/npm-shrinkwrap.json")
+        );
+        assert_eq!(covering_lock(tempfile::tempdir().unwrap().path(), ""), None);
+    }
+}

@@ -1,0 +1,329 @@
+//! Where package managers run. They run code from the repository and from registries (npm
+//! lifecycle scripts, a repository's cargo config naming a `rustc`, sdist builds), so every run
+//! goes through here: with bubblewrap, a read-only view of the system's `/usr` and a few
+//! files of `/etc`, the job's work tree as the only writable place besides a fresh `/tmp`
+//! (which holds HOME and the tool's cache), new user, PID, IPC, UTS and cgroup namespaces (and
+//! a new network namespace unless the run needs a registry), an environment made only of what
+//! the caller passes (nothing of the worker's: no forge token, LLM key, database or broker
+//! URL), and limits on CPU time, address space, wall-clock time and output. Mode `none` runs
+//! the tool without isolation and is only for an operator who asked for it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    Bubblewrap,
+    /// No isolation: the tool sees the worker's filesystem (not its environment).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxSettings {
+    pub mode: SandboxMode,
+    /// The bubblewrap executable (Debian package `bubblewrap`).
+    pub bwrap: String,
+    pub timeout_secs: u64,
+    pub cpu_secs: u64,
+    pub memory_mb: u64,
+    pub max_output_bytes: usize,
+}
+
+/// One tool run.
+#[derive(Debug, Clone)]
+pub struct ToolRun {
+    /// The tool's name on PATH, or a path.
+    pub program: String,
+    pub args: Vec<String>,
+    /// The job's clone: the one writable directory, seen as `/work` inside the sandbox.
+    pub work_tree: PathBuf,
+    /// Where the tool runs, relative to the work tree ("" for its root).
+    pub dir: String,
+    /// The whole environment of the tool besides HOME, PATH and TMPDIR.
+    pub env: Vec<(String, String)>,
+    /// Whether the tool may reach the network (a registry).
+    pub network: bool,
+    /// Values cut from the output (registry tokens the run was given).
+    pub secrets: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    pub success: bool,
+    /// The exit code, or how it ended ("killed by signal", "timed out after 300 s").
+    pub status: String,
+    /// stdout then stderr, trimmed to `max_output_bytes`, secrets cut.
+    pub output: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox cannot run here (bubblewrap missing or refused): an operator must act.
+    #[error("the sandbox is not available: {0}")]
+    Unavailable(String),
+    #[error("{tool} is not installed on this worker ({hint})")]
+    ToolMissing { tool: String, hint: String },
+    #[error("running {tool} failed: {message}")]
+    Io { tool: String, message: String },
+}
+
+/// Where a tool is, and what installs it, for the error a job reports.
+pub fn find_tool(program: &str, hint: &str) -> Result<PathBuf, SandboxError> {
+    let missing = || SandboxError::ToolMissing {
+        tool: program.to_owned(),
+        hint: hint.to_owned(),
+    };
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path).ok_or_else(missing);
+    }
+    let path = std::env::var_os("PATH").ok_or_else(missing)?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(missing)
+}
+
+/// Read-only system paths the tools need; each is bound only if it exists.
+const SYSTEM_PATHS: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/etc/alternatives",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/etc/passwd",
+    "/etc/group",
+];
+
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    settings: SandboxSettings,
+}
+
+impl Sandbox {
+    pub fn new(settings: SandboxSettings) -> Self {
+        Sandbox { settings }
+    }
+
+    /// Checks, once at worker start, that runs can be isolated as configured.
+    pub fn check(&self) -> Result<(), SandboxError> {
+        if self.settings.mode == SandboxMode::None {
+            return Ok(());
+        }
+        find_tool(&self.settings.bwrap, "apt-get install bubblewrap").map_err(|_| {
+            SandboxError::Unavailable(format!(
+                "{} (bubblewrap) is not installed; install it (apt-get install bubblewrap), \
+                 or set [sandbox] mode = \"none\" to run package managers without isolation",
+                self.settings.bwrap
+            ))
+        })?;
+        Ok(())
+    }
+
+    pub async fn run(&self, run: &ToolRun, hint: &str) -> Result<ToolOutput, SandboxError> {
+        let tool = find_tool(&run.program, hint)?;
+        let mut command = match self.settings.mode {
+            SandboxMode::Bubblewrap => self.bubblewrap(run, &tool)?,
+            SandboxMode::None => self.unconfined(run, &tool),
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let io = |e: std::io::Error| SandboxError::Io {
+            tool: run.program.clone(),
+            message: e.to_string(),
+        };
+        let mut child = command.spawn().map_err(io)?;
+        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+        let limit = self.settings.max_output_bytes;
+        // Both pipes at once: a tool that fills one while we wait on the other would hang.
+        // Past 4x the kept size the rest is drained unread, so the tool never blocks on a pipe.
+        let cap = limit as u64 * 4;
+        let read =
+            async move { tokio::join!(drain(stdout.as_mut(), cap), drain(stderr.as_mut(), cap)) };
+        let timeout = Duration::from_secs(self.settings.timeout_secs);
+        let waited = tokio::time::timeout(timeout, async {
+            let (out, err) = read.await;
+            let status = child.wait().await;
+            (out, err, status)
+        })
+        .await;
+        let (out, err, status) = match waited {
+            Ok((out, err, status)) => (out, err, status.map_err(io)?),
+            Err(_) => {
+                return Ok(ToolOutput {
+                    success: false,
+                    status: format!("timed out after {} s", timeout.as_secs()),
+                    output: String::new(),
+                });
+            }
+        };
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        text.push_str(&String::from_utf8_lossy(&err));
+        Ok(ToolOutput {
+            success: status.success(),
+            status: match status.code() {
+                Some(code) => format!("exit status {code}"),
+                None => "killed by a signal".to_owned(),
+            },
+            output: clean_output(&text, &run.secrets, limit),
+        })
+    }
+
+    fn bubblewrap(
+        &self,
+        run: &ToolRun,
+        tool: &Path,
+    ) -> Result<tokio::process::Command, SandboxError> {
+        let bwrap =
+            find_tool(&self.settings.bwrap, "apt-get install bubblewrap").map_err(|_| {
+                SandboxError::Unavailable(format!("{} is not installed", self.settings.bwrap))
+            })?;
+        let mut command = tokio::process::Command::new(bwrap);
+        command.env_clear().args([
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-all",
+            "--cap-drop",
+            "ALL",
+        ]);
+        if run.network {
+            command.arg("--share-net");
+        }
+        for path in SYSTEM_PATHS {
+            command.args(["--ro-bind-try", path, path]);
+        }
+        // A tool installed outside /usr (rustup's, a virtualenv's) is bound read-only where
+        // it is, and nothing else of its parent directory.
+        if let Some(dir) = tool.parent().filter(|d| !d.starts_with("/usr")) {
+            let dir = dir.to_string_lossy();
+            command.args(["--ro-bind", &dir, &dir]);
+        }
+        let cwd = Path::new("/work").join(&run.dir);
+        command
+            .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
+            .arg("--bind")
+            .arg(&run.work_tree)
+            .arg("/work")
+            .arg("--chdir")
+            .arg(&cwd)
+            .arg("--clearenv");
+        for (key, value) in base_env("/tmp/home", tool)
+            .into_iter()
+            .chain(run.env.iter().cloned())
+        {
+            command.args(["--setenv", &key, &value]);
+        }
+        command
+            .arg("--")
+            .args(self.limits())
+            .arg(tool)
+            .args(&run.args);
+        Ok(command)
+    }
+
+    fn unconfined(&self, run: &ToolRun, tool: &Path) -> tokio::process::Command {
+        let home = run.work_tree.join(".remediator-home");
+        let mut command = tokio::process::Command::new("prlimit");
+        command
+            .env_clear()
+            .envs(base_env(&home.to_string_lossy(), tool))
+            .envs(run.env.iter().cloned())
+            .current_dir(run.work_tree.join(&run.dir))
+            .args(self.limits().into_iter().skip(1))
+            .arg(tool)
+            .args(&run.args);
+        command
+    }
+
+    /// `prlimit` with CPU-time and address-space limits, then `--`.
+    fn limits(&self) -> Vec<String> {
+        vec![
+            "prlimit".to_owned(),
+            format!("--cpu={}", self.settings.cpu_secs),
+            format!(
+                "--as={}",
+                self.settings.memory_mb.saturating_mul(1024 * 1024)
+            ),
+            "--".to_owned(),
+        ]
+    }
+}
+
+async fn drain(pipe: Option<&mut (impl tokio::io::AsyncRead + Unpin)>, cap: u64) -> Vec<u8> {
+    let mut kept = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(cap).read_to_end(&mut kept).await;
+        let _ = tokio::io::copy(pipe, &mut tokio::io::sink()).await;
+    }
+    kept
+}
+
+/// HOME, TMPDIR and a PATH that finds the tool's own directory first.
+fn base_env(home: &str, tool: &Path) -> Vec<(String, String)> {
+    let mut path = String::new();
+    if let Some(dir) = tool.parent() {
+        path.push_str(&dir.to_string_lossy());
+        path.push(':');
+    }
+    path.push_str("/usr/local/bin:/usr/bin:/bin");
+    vec![
+        ("HOME".to_owned(), home.to_owned()),
+        ("TMPDIR".to_owned(), "/tmp".to_owned()),
+        ("PATH".to_owned(), path),
+    ]
+}
+
+/// Cuts secrets out, keeps the last `limit` bytes (the error is usually at the end).
+fn clean_output(text: &str, secrets: &[String], limit: usize) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    if text.len() <= limit {
+        return text.trim().to_owned();
+    }
+    let mut start = text.len() - limit;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[...]{}", text[start..].trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_loses_its_secrets_and_keeps_its_end() {
+        let text = "token abc123 in a long line\nthe error is here";
+        assert_eq!(
+            clean_output(text, &["abc123".to_owned()], 1000),
+            "token [redacted] in a long line\nthe error is here"
+        );
+        assert_eq!(clean_output(text, &[], 17), "[...]the error is here");
+    }
+
+    #[test]
+    fn a_missing_tool_names_what_installs_it() {
+        let error = find_tool("no-such-tool-xyz", "apt-get install xyz").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no-such-tool-xyz is not installed on this worker (apt-get install xyz)"
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Step `lock`: writes the manifest edits into the clone, has the ecosystem's own tool update
+//! the lock files that cover them (in the sandbox), and reads the result back to prove the
+//! vulnerable version is gone. A vulnerable copy left, or a lock file that could not be
+//! updated under `lockfiles.update = "best_effort"`, makes the pull request a draft that says
+//! so (or fails the job, per `worker.require_verified_fix`).
+
+use super::clone::Checkout;
+use crate::config::VerifiedFix;
+use crate::db::models::RemediationTarget;
+use crate::lifecycle::Step;
+use crate::lockfile::{self, LockTarget, Verification};
+use crate::patch::bump::{ManifestKind, choose_target_version};
+use crate::worker::failure::StepFailure;
+use crate::worker::patcher::ProposedPatch;
+use crate::worker::pipeline::Pipeline;
+
+const STEP: Step = Step::Lock;
+
+/// What the lock step adds to the commit and the pull request.
+#[derive(Debug, Default)]
+pub struct Locked {
+    /// Lock files the tool changed: (repository-relative path, new content).
+    pub changed: Vec<(String, String)>,
+    /// `None` when the patch changed no manifest.
+    pub verification: Option<Verification>,
+    /// Why the pull request must be a draft.
+    pub draft_reason: Option<String>,
+}
+
+pub async fn run(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    patch: &ProposedPatch,
+) -> Result<Locked, StepFailure> {
+    let manifests: Vec<String> = patch
+        .edits
+        .iter()
+        .filter(|edit| ManifestKind::detect(&edit.path).is_some())
+        .map(|edit| edit.path.clone())
+        .collect();
+    if manifests.is_empty() {
+        return Ok(Locked::default());
+    }
+    // The tool reads the edited manifest from the work tree.
+    let files: Vec<(String, String)> = patch
+        .edits
+        .iter()
+        .map(|e| (e.path.clone(), e.updated.clone()))
+        .collect();
+    let root = checkout.work_tree.clone();
+    checkout
+        .git
+        .run(STEP, false, move || {
+            let repo = crate::git::open_clone(&root)?;
+            crate::git::write_files(&repo, &files)
+        })
+        .await?;
+    let target_version = patch
+        .target_version
+        .clone()
+        .or_else(|| choose_target_version(&target.installed_version, &target.fixed_versions))
+        .unwrap_or_else(|| target.installed_version.clone());
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package: &target.package_name,
+        target_version: &target_version,
+        manifests: &manifests,
+    };
+    let outcome = lockfile::update(
+        &pipeline.sandbox,
+        &pipeline.lockfiles,
+        &checkout.work_tree,
+        &lock_target,
+    )
+    .await
+    .map_err(|error| {
+        if error.is_transient() {
+            StepFailure::transient(STEP, error.to_string())
+        } else {
+            StepFailure::permanent(STEP, error.to_string())
+        }
+    })?;
+    let verification = outcome.verification;
+    let left: Vec<String> = verification
+        .resolved
+        .iter()
+        .filter(|copy| copy.vulnerable)
+        .map(|copy| format!("{} {} at {}", target.package_name, copy.version, copy.path))
+        .collect();
+    let draft_reason = if !left.is_empty() {
+        let what = format!(
+            "the lock file still resolves a vulnerable copy: {} (below {target_version}; \
+             probably required by another package)",
+            left.join(", ")
+        );
+        if pipeline.require_verified_fix == VerifiedFix::Fail {
+            return Err(StepFailure::permanent(
+                STEP,
+                format!("{what}; worker.require_verified_fix = \"draft\" opens a draft instead"),
+            ));
+        }
+        Some(what)
+    } else if !verification.not_updated.is_empty() {
+        Some(format!(
+            "lock files not updated: {}",
+            verification.not_updated.join(", ")
+        ))
+    } else {
+        None
+    };
+    Ok(Locked {
+        changed: outcome.changed,
+        verification: Some(verification),
+        draft_reason,
+    })
+}

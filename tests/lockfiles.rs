@@ -1,0 +1,275 @@
+//! Lock files through the ecosystem's own tool, in the sandbox, end to end: a real git server,
+//! a local npm registry, the real `npm` run under bubblewrap by the worker, and the tool's own
+//! consistency check (`npm ci --dry-run`) on the pushed branch.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_github::FakeGithub;
+use support::npm_registry::NpmRegistry;
+use support::remediation::{World, WorldOptions};
+
+const END: Duration = Duration::from_secs(120);
+
+fn package_json(dependencies: Value) -> String {
+    serde_json::to_string_pretty(&json!({
+        "name": "storefront-web", "version": "1.4.0", "private": true,
+        // Hostile: never run, since scripts are off and the tool runs in the sandbox.
+        "scripts": {"preinstall": "touch /work/PREINSTALL_RAN; touch /tmp/../../preinstall-escaped"},
+        "dependencies": dependencies}))
+    .unwrap()
+        + "\n"
+}
+
+/// A v3 lock for `storefront-web` whose extra `packages` entries are given.
+fn lock_v3(dependencies: Value, packages: Value) -> String {
+    let mut all = json!({"": {"name": "storefront-web", "version": "1.4.0", "hasInstallScript": true, "dependencies": dependencies}});
+    for (key, value) in packages.as_object().unwrap() {
+        all[key] = value.clone();
+    }
+    serde_json::to_string_pretty(&json!({"name": "storefront-web", "version": "1.4.0",
+        "lockfileVersion": 3, "requires": true, "packages": all}))
+    .unwrap()
+        + "\n"
+}
+
+fn locked(registry: &NpmRegistry, name: &str, version: &str) -> Value {
+    json!({"version": version,
+           "resolved": format!("{}{name}/-/{name}-{version}.tgz", registry.url),
+           "integrity": NpmRegistry::integrity(name, version)})
+}
+
+async fn world(files: Vec<(&'static str, String)>, registry: &NpmRegistry) -> (World, FakeGithub) {
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| s.lockfiles.npm_registry = url)),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github)
+}
+
+/// `npm ci --dry-run` on the pushed branch's files: the tool's own check that manifest and
+/// lock agree.
+fn npm_ci_passes(world: &World, branch: &str, files: &[&str], registry: &NpmRegistry) {
+    let dir = tempfile::tempdir().unwrap();
+    for file in files {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, world.file_on_branch(branch, file).unwrap()).unwrap();
+    }
+    let output = std::process::Command::new("npm")
+        .args([
+            "ci",
+            "--dry-run",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+        ])
+        .arg(format!("--registry={}", registry.url))
+        .env("npm_config_cache", dir.path().join(".cache"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "npm ci --dry-run on the branch: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_npm_lock_is_updated_by_npm_in_the_sandbox_and_the_fix_is_verified() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let deps = json!({"lodash": "^4.17.20", "ms": "^2.1.3"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+               "node_modules/ms": locked(&registry, "ms", "2.1.3")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock.clone()),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["package-lock.json"], "tool": "npm install --package-lock-only",
+               "resolved": [{"path": "node_modules/lodash", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(output["draft_reason"], Value::Null);
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "package-lock.json"])
+    );
+    assert!(
+        output["timings_ms"]["lock"].is_u64(),
+        "the lock step is its own step: {op}"
+    );
+
+    // The lock diff is the package's, and nothing else.
+    let branch = output["branch"].as_str().unwrap();
+    let before: Value = serde_json::from_str(&lock).unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    let mut expected = before.clone();
+    expected["packages"][""]["dependencies"]["lodash"] = json!("^4.17.21");
+    expected["packages"]["node_modules/lodash"]["version"] = json!("4.17.21");
+    expected["packages"]["node_modules/lodash"]["integrity"] =
+        json!(NpmRegistry::integrity("lodash", "4.17.21"));
+    expected["packages"]["node_modules/lodash"]["resolved"] =
+        after["packages"]["node_modules/lodash"]["resolved"].clone();
+    assert_eq!(after, expected);
+    assert!(
+        after["packages"]["node_modules/lodash"]["resolved"]
+            .as_str()
+            .is_none_or(|r| r.ends_with("lodash-4.17.21.tgz")),
+        "{after}"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    // Scripts never ran: nothing they would have written is on the branch.
+    let files = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert_eq!(files, "package-lock.json\npackage.json\n");
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("Verified: package-lock.json updated by `npm install --package-lock-only` resolves lodash to 4.17.21; vulnerable copies left: 0."),
+        "{body}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_workspace_member_is_locked_through_the_root_lock() {
+    let registry =
+        NpmRegistry::start(&[("lodash", "4.17.20", &[]), ("lodash", "4.17.21", &[])]).await;
+    let root = serde_json::to_string_pretty(&json!({"name": "monorepo", "version": "1.0.0",
+        "private": true, "workspaces": ["packages/*"]}))
+    .unwrap();
+    let member_deps = json!({"lodash": "^4.17.20"});
+    let member = serde_json::to_string_pretty(&json!({"name": "web", "version": "1.0.0",
+        "dependencies": member_deps}))
+    .unwrap();
+    let lock = serde_json::to_string_pretty(&json!({"name": "monorepo", "version": "1.0.0",
+        "lockfileVersion": 3, "requires": true, "packages": {
+            "": {"name": "monorepo", "version": "1.0.0", "workspaces": ["packages/*"]},
+            "node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+            "node_modules/web": {"resolved": "packages/web", "link": true},
+            "packages/web": {"version": "1.0.0", "dependencies": member_deps}}}))
+    .unwrap();
+    let (world, _github) = world(
+        vec![
+            ("package.json", root),
+            ("packages/web/package.json", member),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let verification = &op["output"]["verification"];
+    assert_eq!(
+        verification["lock_files"],
+        json!(["package-lock.json"]),
+        "{op}"
+    );
+    assert_eq!(verification["vulnerable_left"], 0, "{op}");
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    assert_eq!(
+        after["packages"]["node_modules/lodash"]["version"],
+        "4.17.21"
+    );
+    assert_eq!(
+        after["packages"]["packages/web"]["dependencies"]["lodash"],
+        "^4.17.21"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &[
+            "package.json",
+            "packages/web/package.json",
+            "package-lock.json",
+        ],
+        &registry,
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_vulnerable_copy_under_another_parent_makes_a_draft_that_names_it() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.15", &[]),
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("old-helper", "1.0.0", &[("lodash", "4.17.15")]),
+    ])
+    .await;
+    let deps = json!({"lodash": "^4.17.20", "old-helper": "^1.0.0"});
+    let mut helper = locked(&registry, "old-helper", "1.0.0");
+    helper["dependencies"] = json!({"lodash": "4.17.15"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+               "node_modules/old-helper": helper,
+               "node_modules/old-helper/node_modules/lodash": locked(&registry, "lodash", "4.17.15")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["verification"]["vulnerable_left"], 1, "{op}");
+    let reason = output["draft_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("lodash 4.17.15 at node_modules/old-helper/node_modules/lodash"),
+        "{reason}"
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], true, "the pull request is a draft");
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("vulnerable copies left: 1"), "{body}");
+    assert!(body.contains("**Draft:**"), "{body}");
+    world.stop().await;
+}
