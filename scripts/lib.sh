@@ -26,6 +26,23 @@ require() {
   command -v "$command" >/dev/null 2>&1 || fail "$command is not installed ($hint)"
 }
 
+# Installs the Debian packages whose commands are missing: "command:package" pairs. The test
+# suite needs them (the sandbox is bubblewrap; lock files are updated by npm).
+ensure_commands() {
+  step "install missing tools"
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  command -v apt-get >/dev/null 2>&1 || fail "missing ${missing[*]} and no apt-get to install them"
+  echo "installing ${missing[*]} (apt-get)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+  fi
+}
+
 start_postgres() {
   step "start Postgres"
   if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then return; fi

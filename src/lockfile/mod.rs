@@ -66,7 +66,7 @@ impl Verification {
                 list(&versions),
                 self.vulnerable_left
             ),
-            _ => format!("No lock file covers the change; the manifest declares the fix."),
+            _ => "No lock file covers the change; the manifest declares the fix.".to_owned(),
         };
         for note in &self.not_updated {
             line.push_str(&format!(" Not updated: {note}."));

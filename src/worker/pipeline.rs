@@ -92,16 +92,13 @@ impl Pipeline {
 
         let (running, at_cap) =
             steps::pull_request::begin(self, &driver, &target, &repository).await?;
-        let spec = steps::pull_request::spec(
-            self,
-            &repository,
-            &target,
-            &branch,
-            committed.title.clone(),
-            committed.body.clone(),
-            patch.confidence(),
-            locked.draft_reason.is_some(),
-        );
+        // A draft when the model was unsure, or the fix is not verified.
+        let draft = locked.draft_reason.is_some()
+            || patch
+                .confidence()
+                .is_some_and(|c| c < self.draft_below_confidence);
+        let spec =
+            steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
         let pull_request = steps::pull_request::run(&repository, &spec, at_cap).await?;
         driver.end(running);
 

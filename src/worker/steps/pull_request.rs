@@ -6,6 +6,7 @@
 use backon::Retryable;
 use diesel_async::AsyncConnection;
 
+use super::commit::Committed;
 use super::{Running, StepDriver};
 use crate::db::models::RemediationTarget;
 use crate::db::{catalog, operations};
@@ -81,17 +82,14 @@ pub async fn run(
     }
 }
 
-/// The pull request to open for the branch: a draft when the model was unsure or the fix is
-/// not verified (`unverified`).
+/// The pull request to open for the branch.
 pub fn spec(
     pipeline: &Pipeline,
     repository: &ResolvedRepository,
     target: &RemediationTarget,
     branch: &str,
-    title: String,
-    body: String,
-    confidence: Option<f64>,
-    unverified: bool,
+    committed: &Committed,
+    draft: bool,
 ) -> PullRequestSpec {
     let (owner, name) = match repository.url.owner_and_name() {
         Some((owner, name)) => (owner.to_owned(), name.to_owned()),
@@ -102,10 +100,10 @@ pub fn spec(
         repo: name,
         head_branch: branch.to_owned(),
         base_branch: target.default_branch.clone(),
-        title,
-        body,
+        title: committed.title.clone(),
+        body: committed.body.clone(),
         labels: pipeline.pr_labels.clone(),
-        draft: unverified || confidence.is_some_and(|c| c < pipeline.draft_below_confidence),
+        draft,
     }
 }
 

@@ -1,0 +1,119 @@
+//! The sandbox against hostile code, as a package manager's lifecycle script or a
+//! repository's build configuration would run it: it cannot write outside the work tree, read
+//! the worker's environment or its secrets, see the host's processes, or (without network)
+//! reach a server on the host; and it is stopped at its time limit.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
+
+fn sandbox(timeout_secs: u64) -> Sandbox {
+    Sandbox::new(SandboxSettings {
+        mode: SandboxMode::Bubblewrap,
+        bwrap: "bwrap".to_owned(),
+        timeout_secs,
+        cpu_secs: 30,
+        memory_mb: 2048,
+        max_output_bytes: 65536,
+    })
+}
+
+fn shell(work_tree: &std::path::Path, script: &str, network: bool) -> ToolRun {
+    ToolRun {
+        program: "sh".to_owned(),
+        args: vec!["-c".to_owned(), script.to_owned()],
+        work_tree: work_tree.to_path_buf(),
+        dir: String::new(),
+        env: vec![("GIVEN".to_owned(), "only-this".to_owned())],
+        network,
+        secrets: vec!["s3cret-registry-token".to_owned()],
+    }
+}
+
+#[tokio::test]
+async fn hostile_code_in_the_sandbox_reaches_nothing_of_the_worker() {
+    let work = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let marker = outside.path().join("escaped");
+    // A server on the host the script tries to reach.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        "echo inside > /work/written-inside; \
+         echo x > {marker} 2>/dev/null && echo WROTE-OUTSIDE; \
+         echo x > /usr/escaped 2>/dev/null && echo WROTE-USR; \
+         env; \
+         cat /proc/1/environ 2>/dev/null | tr '\\0' '\\n' | grep -q CARGO && echo SAW-HOST-ENV; \
+         ls /proc | grep -c '^[0-9]' | sed 's/^/PROCESSES=/'; \
+         (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null && echo REACHED-HOST; \
+         (exec 3<>/dev/tcp/169.254.169.254/80) 2>/dev/null && echo REACHED-METADATA; \
+         echo token s3cret-registry-token",
+        marker = marker.display()
+    );
+    // bash for /dev/tcp; sh on Debian is dash.
+    let mut run = shell(work.path(), &script, false);
+    run.program = "bash".to_owned();
+    let ran = sandbox(30).run(&run, "apt-get install bash").await.unwrap();
+    let output = ran.output;
+    assert!(ran.success, "{}: {output}", ran.status);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("written-inside")).unwrap(),
+        "inside\n"
+    );
+    assert!(!marker.exists(), "wrote outside the work tree");
+    for refused in ["WROTE-OUTSIDE", "WROTE-USR", "SAW-HOST-ENV", "REACHED-HOST", "REACHED-METADATA"] {
+        assert!(!output.contains(refused), "{refused}: {output}");
+    }
+    // Only what the caller gave, besides HOME, PATH and TMPDIR: nothing of this process's
+    // environment (cargo sets CARGO_* for tests) reaches the tool.
+    assert!(output.contains("GIVEN=only-this"), "{output}");
+    assert!(!output.contains("CARGO"), "{output}");
+    assert!(output.contains("HOME=/tmp/home"), "{output}");
+    // Its own PID namespace: the shell and its children only.
+    let processes: usize = output
+        .lines()
+        .find_map(|l| l.strip_prefix("PROCESSES="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(processes < 10, "sees the host's processes: {processes}");
+    // Secrets the run was given are cut from what is kept of its output.
+    assert!(output.contains("token [redacted]"), "{output}");
+    let mut buffer = [0u8; 1];
+    assert!(
+        listener.accept().map(|(mut s, _)| s.read(&mut buffer)).is_err(),
+        "nothing connected to the host's server"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_that_never_ends_is_stopped_at_its_time_limit() {
+    let work = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let ran = sandbox(2)
+        .run(&shell(work.path(), "sleep 600", false), "")
+        .await
+        .unwrap();
+    assert!(!ran.success);
+    assert_eq!(ran.status, "timed out after 2 s");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_missing_bubblewrap_is_refused_with_what_to_do() {
+    let mut settings = SandboxSettings {
+        mode: SandboxMode::Bubblewrap,
+        bwrap: "/nonexistent/bwrap".to_owned(),
+        timeout_secs: 5,
+        cpu_secs: 5,
+        memory_mb: 512,
+        max_output_bytes: 1024,
+    };
+    let error = Sandbox::new(settings.clone()).check().unwrap_err().to_string();
+    assert!(error.contains("apt-get install bubblewrap"), "{error}");
+    assert!(error.contains("mode = \"none\""), "{error}");
+    settings.mode = SandboxMode::None;
+    assert!(Sandbox::new(settings).check().is_ok());
+}
