@@ -471,6 +471,25 @@ async fn a_codeowners_change_is_refused() {
     world.stop().await;
 }
 
+#[tokio::test]
+async fn a_lock_file_edit_is_refused() {
+    // Lock files are written by the ecosystem's tool in the lock step, never by the model.
+    let lock = "{\n  \"lockfileVersion\": 3,\n  \"packages\": {}\n}\n";
+    let hostile = answer(&[
+        BUMP.to_owned(),
+        json!({"path": "package-lock.json", "search": "\"packages\": {}", "replace": "\"packages\": {\"node_modules/lodash\": {\"version\": \"4.17.21\"}}"})
+            .to_string(),
+    ]);
+    let files = vec![
+        ("package.json", PACKAGE_JSON.to_owned()),
+        ("package-lock.json", lock.to_owned()),
+    ];
+    let (message, world, _llm) = refused("lock_file", hostile, Some(files), vec![]).await;
+    assert!(message.contains("package-lock.json"), "{message}");
+    assert_eq!(main_file(&world, "package-lock.json"), lock);
+    world.stop().await;
+}
+
 // ---- size caps -----------------------------------------------------------------------------
 
 #[tokio::test]
