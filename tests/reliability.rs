@@ -316,7 +316,7 @@ async fn a_running_operation_stops_at_the_next_step_and_pushes_nothing() {
         op["error_message"]
             .as_str()
             .unwrap()
-            .contains("cancelled before step commit"),
+            .contains("cancelled before step lock"),
         "{op}"
     );
     assert_eq!(
