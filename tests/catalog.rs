@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::commands::import;
 use remediator::db::schema::{assessments, findings, organizations, projects};
+use remediator::forge::RepositoryRules;
 use support::app::{Catalog, catalog_json, create_database, test_settings};
 use uuid::Uuid;
 
@@ -27,6 +28,11 @@ async fn counts(pool: &remediator::db::DbPool) -> [i64; 4] {
     ]
 }
 
+/// The default rules (https and ssh only, no private addresses), as a fresh install imports.
+fn rules() -> RepositoryRules {
+    RepositoryRules::default()
+}
+
 fn fresh_catalog() -> Catalog {
     Catalog {
         org: Uuid::new_v4(),
@@ -43,14 +49,14 @@ async fn importing_twice_changes_nothing_the_second_time() {
     let settings = test_settings().await;
     let pool = remediator::db::pool(&settings.database).unwrap();
     let text = catalog_json(&fresh_catalog(), "https://github.com/acme/web.git");
-    let first = import::import(&pool, import::parse(&text).unwrap())
+    let first = import::import(&pool, import::parse(&text, &rules()).unwrap())
         .await
         .unwrap();
     assert_eq!(first.read, 10);
     assert_eq!(first.written, 10);
     let after_first = counts(&pool).await;
     assert_eq!(after_first, [2, 2, 3, 3]);
-    let second = import::import(&pool, import::parse(&text).unwrap())
+    let second = import::import(&pool, import::parse(&text, &rules()).unwrap())
         .await
         .unwrap();
     assert_eq!(second.written, 0, "identical rows are not rewritten");
@@ -58,7 +64,7 @@ async fn importing_twice_changes_nothing_the_second_time() {
 
     // A changed field is an update, by id.
     let changed = text.replace("Command injection in lodash template", "updated summary");
-    let third = import::import(&pool, import::parse(&changed).unwrap())
+    let third = import::import(&pool, import::parse(&changed, &rules()).unwrap())
         .await
         .unwrap();
     assert_eq!(third.written, 1);
@@ -74,21 +80,21 @@ async fn a_malformed_file_is_rejected_whole_with_the_bad_path() {
 
     let mut bad_status = good.clone();
     bad_status["assessments"][2]["status"] = "AFFECTED".into();
-    let err = import::parse(&bad_status.to_string())
+    let err = import::parse(&bad_status.to_string(), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("assessments[2].status"), "{err}");
 
     let mut bad_uuid = good.clone();
     bad_uuid["findings"][1]["project_id"] = "not-a-uuid".into();
-    let err = import::parse(&bad_uuid.to_string())
+    let err = import::parse(&bad_uuid.to_string(), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("findings[1].project_id"), "{err}");
 
     let mut unknown_field = good.clone();
     unknown_field["projects"][0]["colour"] = "blue".into();
-    let err = import::parse(&unknown_field.to_string())
+    let err = import::parse(&unknown_field.to_string(), &rules())
         .unwrap_err()
         .to_string();
     assert!(
@@ -99,10 +105,13 @@ async fn a_malformed_file_is_rejected_whole_with_the_bad_path() {
     // Well-formed but referring to nothing: detected while writing, and everything rolls back.
     let mut dangling = good.clone();
     dangling["assessments"][1]["finding_id"] = Uuid::new_v4().to_string().into();
-    let err = import::import(&pool, import::parse(&dangling.to_string()).unwrap())
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = import::import(
+        &pool,
+        import::parse(&dangling.to_string(), &rules()).unwrap(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("assessments[1].finding_id"), "{err}");
     assert_eq!(counts(&pool).await, [0, 0, 0, 0], "nothing was written");
 }
@@ -133,7 +142,7 @@ async fn pool_with_project() -> (remediator::db::DbPool, Uuid) {
     let pool = remediator::db::pool(&settings.database).unwrap();
     let c = fresh_catalog();
     let text = catalog_json(&c, "https://github.com/acme/web.git");
-    import::import(&pool, import::parse(&text).unwrap())
+    import::import(&pool, import::parse(&text, &rules()).unwrap())
         .await
         .unwrap();
     (pool, c.project)
@@ -177,7 +186,7 @@ async fn import_report(
     name: &str,
     project: Uuid,
 ) -> anyhow::Result<import::ImportSummary> {
-    let document = import::parse_document(&example(name), Some(project))?;
+    let document = import::parse_document(&example(name), Some(project), &rules())?;
     import::import_document(pool, document).await
 }
 
@@ -325,7 +334,7 @@ async fn bad_scanner_imports_write_nothing() {
     // Malformed: the path of the bad field, in the scanner's own document.
     let mut grype: serde_json::Value = serde_json::from_str(&example("grype.json")).unwrap();
     grype["matches"][2]["artifact"]["version"] = 5.into();
-    let err = import::parse_document(&grype.to_string(), Some(project))
+    let err = import::parse_document(&grype.to_string(), Some(project), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("matches[2].artifact.version"), "{err}");
@@ -333,7 +342,7 @@ async fn bad_scanner_imports_write_nothing() {
     let mut osv: serde_json::Value = serde_json::from_str(&example("osv-scanner.json")).unwrap();
     osv["results"][1]["packages"][0]["vulnerabilities"][0]["affected"][0]["ranges"] =
         "SEMVER".into();
-    let err = import::parse_document(&osv.to_string(), Some(project))
+    let err = import::parse_document(&osv.to_string(), Some(project), &rules())
         .unwrap_err()
         .to_string();
     assert!(
@@ -354,17 +363,17 @@ async fn bad_scanner_imports_write_nothing() {
 
     // Not a format we know.
     let spdx = r#"{"spdxVersion": "SPDX-2.3", "packages": []}"#;
-    let err = import::parse_document(spdx, Some(project))
+    let err = import::parse_document(spdx, Some(project), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("unrecognised import file"), "{err}");
-    let err = import::parse(spdx).unwrap_err().to_string();
+    let err = import::parse(spdx, &rules()).unwrap_err().to_string();
     assert!(err.contains("unrecognised import file"), "{err}");
 
     // The native format with --project, a scanner report without.
     let native = catalog_json(&fresh_catalog(), "https://github.com/acme/web.git");
-    assert!(import::parse_document(&native, Some(project)).is_err());
-    assert!(import::parse_document(&example("osv-scanner.json"), None).is_err());
+    assert!(import::parse_document(&native, Some(project), &rules()).is_err());
+    assert!(import::parse_document(&example("osv-scanner.json"), None, &rules()).is_err());
 
     assert_eq!(counts(&pool).await, before, "nothing was written");
 }

@@ -33,7 +33,7 @@ async fn the_intake_limits_remediation_writes_per_organisation() {
     let mut settings = test_settings().await;
     settings.intake.rate_limit_per_minute = 3;
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
     let trigger = json!({"assessment_id": c.affected});
 
@@ -119,7 +119,7 @@ async fn a_rate_limit_of_zero_is_off() {
     let mut settings = test_settings().await;
     settings.intake.rate_limit_per_minute = 0;
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
     for _ in 0..10 {
         let (status, body) = app
@@ -145,7 +145,11 @@ async fn second_affected_assessment(world: &World) -> Uuid {
         "assessments": [{"id": assessment, "finding_id": finding,
             "status": "ASSESSMENT_STATUS_AFFECTED"}]
     });
-    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&world.app.settings),
+    )
+    .unwrap();
     remediator::commands::import::import(&world.app.pool, parsed)
         .await
         .unwrap();

@@ -466,7 +466,11 @@ async fn replaying_a_hundred_dead_letters() {
             "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
         file["assessments"].as_array_mut().unwrap().push(json!({"id": uuid::Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
     }
-    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&world.app.settings),
+    )
+    .unwrap();
     remediator::commands::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
