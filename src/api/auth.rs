@@ -292,18 +292,18 @@ fn printable(value: &str) -> String {
 }
 
 /// What a failed verification tells the caller. `token` is only looked into for a claim the
-/// crate reports missing, which happens after the signature verified: the crate says "missing"
-/// for a present claim of the wrong type too, and the caller should learn which it was.
+/// crate reports missing or unreadable, which happens after the signature verified: the crate
+/// says "missing" (or gives a bare JSON error) for a present claim of the wrong type, and the
+/// caller should learn which claim it was and what type it must have.
 fn describe_jwt_error(error: &jsonwebtoken::errors::Error, token: &str) -> String {
+    if matches!(
+        error.kind(),
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_)
+    ) && let Some(message) = wrong_typed_claim(token)
+    {
+        return message;
+    }
     match error.kind() {
-        ErrorKind::MissingRequiredClaim(claim) if claim_present(token, claim) => {
-            let expected = match claim.as_str() {
-                "exp" | "nbf" => "a number (seconds since the epoch)",
-                "aud" => "a string or an array of strings",
-                _ => "a string",
-            };
-            format!("the token is invalid: its `{claim}` claim must be {expected}")
-        }
         ErrorKind::ExpiredSignature => "the token has expired".into(),
         ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
         ErrorKind::InvalidIssuer => "the token's issuer is not accepted".into(),
@@ -319,10 +319,29 @@ fn describe_jwt_error(error: &jsonwebtoken::errors::Error, token: &str) -> Strin
     }
 }
 
-/// Whether the (already verified) token's payload has `claim` at all, whatever its type.
-fn claim_present(token: &str, claim: &str) -> bool {
-    jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token)
-        .is_ok_and(|claims| claims.get(claim).is_some_and(|v| !v.is_null()))
+/// The first registered claim of the (already verified) payload that is present with the
+/// wrong type, described; `None` when they all have their types (or are absent).
+fn wrong_typed_claim(token: &str) -> Option<String> {
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token).ok()?;
+    let number = "a number (seconds since the epoch)";
+    [
+        ("exp", number, Value::is_number as fn(&Value) -> bool),
+        ("nbf", number, Value::is_number),
+        ("iat", number, Value::is_number),
+        ("sub", "a string", Value::is_string),
+        ("iss", "a string", Value::is_string),
+        ("aud", "a string or an array of strings", |v: &Value| {
+            v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        }),
+    ]
+    .into_iter()
+    .find_map(|(claim, expected, fits)| match claims.get(claim) {
+        Some(value) if !value.is_null() && !fits(value) => Some(format!(
+            "the token is invalid: its `{claim}` claim must be {expected}"
+        )),
+        _ => None,
+    })
 }
 
 /// Mints a token signed with the configured secret (`remediator token`, demos and tests).

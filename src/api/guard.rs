@@ -86,7 +86,18 @@ pub async fn check_limits(State(state): State<AppState>, request: Request, next:
             return closing(too_large(limits.max_body_bytes));
         }
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // A body cut off by `read_body` (too large, too slow) leaves the rest unread: the
+    // connection cannot carry another request.
+    if matches!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    ) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,8 +41,11 @@ pub const HYPER_MAX_HEADERS: usize = 200;
 /// Refusals of connections over the limit being written at once; beyond it, a connection over
 /// the limit is closed without an answer (a flood gets no work out of us).
 const MAX_REFUSALS_IN_FLIGHT: usize = 64;
-/// How long a refused connection is given to read its 503 before it is closed.
+/// How long a closing connection is given to read its last answer (a 503 over the connection
+/// limit, a 413 whose body it is still sending) before it is closed.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+/// Most bytes read and dropped while lingering; a client still sending after that is reset.
+const LINGER_BYTES: usize = 256 * 1024;
 
 /// The connection limits, from `[intake]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +231,8 @@ struct Deadlines {
     limits: ServerLimits,
     phase: Arc<Mutex<Phase>>,
     timer: Pin<Box<Sleep>>,
+    /// Bytes dropped since the write side was shut; `None` until then.
+    lingered: Option<usize>,
 }
 
 impl Deadlines {
@@ -237,6 +242,7 @@ impl Deadlines {
             limits,
             timer: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             phase,
+            lingered: None,
         }
     }
 
@@ -316,7 +322,40 @@ impl AsyncWrite for Deadlines {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    /// A lingering close: after the write side is shut, whatever the client is still sending
+    /// (the body of a request refused on its headers) is read and dropped, until it closes its
+    /// side, [`LINGER_BYTES`] were dropped or [`REFUSAL_LINGER`] passed. Closing a socket with
+    /// unread data makes the kernel reset the connection, and a reset can reach the client
+    /// before it has read our answer, which would then be lost.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.lingered.is_none() {
+            if let Err(error) = ready!(Pin::new(&mut this.inner).poll_shutdown(cx)) {
+                return Poll::Ready(Err(error));
+            }
+            this.lingered = Some(0);
+            this.timer.as_mut().reset(Instant::now() + REFUSAL_LINGER);
+        }
+        let mut sink = [0u8; 4096];
+        loop {
+            let mut buf = ReadBuf::new(&mut sink);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let dropped = this.lingered.unwrap_or(0) + buf.filled().len();
+                    this.lingered = Some(dropped);
+                    if dropped >= LINGER_BYTES {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                // The client closed its side (or the connection failed): nothing left to lose.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => {
+                    return match this.timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Ok(())),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
     }
 }
