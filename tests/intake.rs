@@ -149,8 +149,8 @@ async fn every_error_has_the_contract_body() {
                 c.affected,
                 "x".repeat(20_000)
             ),
-            400,
-            3,
+            413,
+            8,
             "exceeds",
         ),
     ];
