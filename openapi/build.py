@@ -14,7 +14,10 @@ s = doc["components"]["schemas"]
 # string details failed rpcStatus).
 s["v1ErrorResponse"] = {"type": "object", "title": "ErrorResponse", "required": ["code", "message"],
     "description": "Error with a gRPC status code: 3 INVALID_ARGUMENT and 9 FAILED_PRECONDITION (400), 16 UNAUTHENTICATED (401), "
-                   "7 PERMISSION_DENIED (403), 5 NOT_FOUND (404), 8 RESOURCE_EXHAUSTED (429), 13 INTERNAL (500), 14 UNAVAILABLE (503)",
+                   "7 PERMISSION_DENIED (403), 5 NOT_FOUND (404), 8 RESOURCE_EXHAUSTED (429), 13 INTERNAL (500), 14 UNAVAILABLE (503). "
+                   "Refusals of the HTTP layer keep their HTTP status: 12 UNIMPLEMENTED (405, method not allowed), 4 DEADLINE_EXCEEDED "
+                   "(408, body too slow), 8 RESOURCE_EXHAUSTED (413 body too large, 431 headers too large), 14 UNAVAILABLE (503, "
+                   "connection limit)",
     "properties": {"code": {"type": "integer", "format": "int32", "description": "gRPC status code"},
                    "message": {"type": "string", "description": "A human-readable message"},
                    "details": {"type": "array", "items": {"type": "string"}, "description": "Additional details"}}}
@@ -27,11 +30,18 @@ common = {"400": err("Invalid argument (code 3) or failed precondition (code 9)"
           "429": {**err("Resource exhausted (code 8): rate limited"), "headers": retry_after},
           "500": err("Internal (code 13); details are only in the server's logs"),
           "503": err("Unavailable (code 14): the database (or, before its first fetch, the JWKS) is unreachable")}
+# Limits of the HTTP layer (intake.max_body_bytes, max_header_bytes, body_read_timeout_secs), in the same body.
+too_large = err("Resource exhausted (code 8): the request body is over intake.max_body_bytes (refused on its Content-Length before it is read)")
+too_slow = err("Deadline exceeded (code 4): the request body did not arrive within intake.body_read_timeout_secs")
+headers_too_large = err("Resource exhausted (code 8): more than 100 headers, or over intake.max_header_bytes of them")
 # The contract's own endpoint keeps its documented responses; this server can also answer these.
 # The request is documented as this server enforces it: a UUID, required.
 trigger = doc["paths"]["/v1/findings/auto-remediation"]["post"]
 for code in ["404", "429", "503"]:
     trigger["responses"].setdefault(code, common[code])
+trigger["responses"].update({"408": too_slow, "413": too_large, "431": headers_too_large})
+trigger["responses"]["400"]["description"] = ("Invalid argument (code 3), or failed precondition (code 9): the assessment is "
+    "not AFFECTED, or its project's repository URL or default branch is one the worker must refuse (the message says why)")
 trigger_request = s["v1FindingServiceTriggerAutoRemediationRequest"]
 trigger_request["required"] = ["assessment_id"]
 trigger_request["properties"]["assessment_id"]["format"] = "uuid"
@@ -63,22 +73,31 @@ ok = lambda ref: {"description": "A successful response.", "content": {"applicat
 doc["paths"]["/v1/operations/{operation_id}"] = {"get": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_GetOperation", "summary": "Get an operation",
     "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
-    "responses": {"200": ok("v1GetOperationResponse"), **common}}}
+    "responses": {"200": ok("v1GetOperationResponse"), **common, "431": headers_too_large}}}
 doc["paths"]["/v1/operations/{operation_id}/cancel"] = {"post": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_CancelOperation",
     "summary": "Cancel an operation: PENDING ends CANCELLED at once; RUNNING stops at its next step boundary (refused once it is pushing)",
     "parameters": [{"name": "operation_id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}],
-    "responses": {"200": ok("v1GetOperationResponse"), **common, "429": limited}}}
+    "responses": {"200": ok("v1GetOperationResponse"), **common, "429": limited, "413": too_large, "431": headers_too_large}}}
 s["v1AsyncOperationResult"]["properties"]["cancel_requested"] = {"type": "boolean", "description": "a cancel was accepted; the worker stops at its next step boundary"}
+# Text parameters are refused with a control character in them (400 code 3 naming the parameter).
+no_control = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 q = lambda name, schema, desc: {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
 doc["paths"]["/v1/operations"] = {"get": {
     "tags": ["AsyncOperationsService"], "operationId": "AsyncOperationsService_ListOperations", "summary": "List operations, newest first",
     "parameters": [q("pagination.page", {"type": "integer", "format": "int32", "minimum": 0}, "zero-based page"),
                    q("pagination.page_size", {"type": "integer", "format": "int32", "minimum": 0}, "default 50, clamped to 100"),
-                   q("resource_type", {"type": "string"}, "given together with resource_id"),
-                   q("resource_id", {"type": "string", "format": "uuid"}, "given together with resource_type"),
+                   # resource_type and resource_id go together: one exploded object parameter says so in
+                   # the schema (the query is still `resource_type=..&resource_id=..`), so a generated
+                   # request never has one without the other (schemathesis ST202 found the lone ones).
+                   {**q("resource", {"type": "object", "required": ["resource_type", "resource_id"], "additionalProperties": False,
+                                     "properties": {"resource_type": {"type": "string", "minLength": 1, "pattern": no_control,
+                                                                      "description": "e.g. assessment"},
+                                                    "resource_id": {"type": "string", "format": "uuid"}}},
+                        "the resource the operations act on: resource_type and resource_id, both or neither"),
+                    "style": "form", "explode": True},
                    q("status", {"$ref": "#/components/schemas/v1AsyncOperationStatus"}, "")],
-    "responses": {"200": ok("v1ListOperationsResponse"), **common}}}
+    "responses": {"200": ok("v1ListOperationsResponse"), **common, "431": headers_too_large}}}
 health = lambda desc, schema: {"description": desc, "content": {"application/json": {"schema": schema}}}
 probe = {"type": "string", "description": "\"ok\" or why the dependency is unreachable"}
 readiness = {"type": "object", "required": ["status", "database", "broker"], "properties": {

@@ -79,6 +79,16 @@ pub struct AmqpSettings {
 pub struct IntakeSettings {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// Names and values of all request headers together.
+    pub max_header_bytes: usize,
+    /// From the first byte of a request to the end of its headers.
+    pub header_read_timeout_secs: u64,
+    /// From the end of a request's headers to the end of its body.
+    pub body_read_timeout_secs: u64,
+    /// Silence on a connection that is not serving a request, before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once by one process; more are answered 503 and closed.
+    pub max_connections: usize,
     pub shutdown_grace_secs: u64,
     /// Remediation triggers and cancels per organisation per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,

@@ -70,6 +70,9 @@ enum Command {
         /// The existing project a scanner report was made for (not used with the native format).
         #[arg(long)]
         project: Option<Uuid>,
+        /// Largest file accepted, in bytes (default 16 MiB); the whole file is held in memory.
+        #[arg(long, default_value_t = commands::import::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
     },
     /// Print a bearer token signed with the configured secret (HS256 only).
     Token {
@@ -151,10 +154,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             shutdown.trigger_on_signals();
             commands::worker::run(settings, shutdown).await?;
         }
-        Command::Import { file, project } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let document = commands::import::parse_document(&text, project)
+        Command::Import {
+            file,
+            project,
+            max_bytes,
+        } => {
+            let text = commands::import::read_file(&file, max_bytes)?;
+            // The worker's own URL and branch rules, so nothing it would refuse is stored.
+            let rules = remediator::forge::RepositoryRules::from_settings(&settings);
+            let document = commands::import::parse_document(&text, project, &rules)
                 .with_context(|| format!("importing {}", file.display()))?;
             let format = document.format;
             let pool = remediator::db::pool(&settings.database)?;

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use lapin::options::QueueDeclareOptions;
@@ -46,23 +47,68 @@ pub async fn render() -> Response {
         .into_response()
 }
 
-/// Counts requests and their latency by route template (never by raw path, which would let a
-/// client create unbounded label values).
+/// Counts requests and their latency. Every label comes from a closed set, whatever the
+/// client sends: the method if it is a standard one (else `other`), the matched route template
+/// (else `unmatched`; never the raw path) and the status class. A label taken from the request
+/// would let any client, without a token, create series that live as long as the process.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
+    let status = status_class(response.status());
     metrics::counter!("remediator_http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("remediator_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
 }
+
+/// The methods of RFC 9110 and PATCH by name; anything else, `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// `2xx`, `4xx`, ...: five values.
+pub fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// A request refused by the per-organisation rate limit, by endpoint (`trigger`, `cancel`).
+/// Counted instead of logged at warn: an organisation over its limit would otherwise write a
+/// line per refused request.
+pub fn rate_limited(endpoint: &'static str) {
+    metrics::counter!("remediator_rate_limited_total", "endpoint" => endpoint).increment(1);
+}
+
+/// A connection refused because the process already serves `intake.max_connections`.
+pub fn connection_refused() {
+    metrics::counter!("remediator_http_connections_refused_total").increment(1);
+}
+
+// The worker's metrics below take `&'static str` labels: values written in the code, never
+// taken from a message, a repository or a model's answer, so their sets are closed too. The
+// queue label of `remediator_queue_depth` is one of the two queue names from the config.
 
 /// A job ended (or was skipped, retried, parked, dead-lettered).
 pub fn job_outcome(outcome: &'static str) {
@@ -145,5 +191,23 @@ pub async fn sample_forever(
     }
     if let Some((conn, _)) = broker {
         let _ = conn.close(200, "metrics sampler stopping".into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_come_from_closed_sets() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        for odd in ["FOOBAR", "get", "XGET", &"M".repeat(1000)] {
+            let method = Method::from_bytes(odd.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{odd}");
+        }
+        let classes: std::collections::HashSet<_> = (100..=999)
+            .map(|code| status_class(StatusCode::from_u16(code).unwrap()))
+            .collect();
+        assert_eq!(classes.len(), 5);
     }
 }

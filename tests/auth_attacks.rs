@@ -166,7 +166,7 @@ async fn settings_rs256_pem() -> Settings {
 
 async fn rs256_app() -> (TestApp, Catalog) {
     let app = TestApp::spawn_with(settings_rs256_pem().await).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     (app, c)
 }
 
@@ -177,7 +177,7 @@ async fn jwks_app(server: &MockServer, min_refresh_secs: u64) -> (TestApp, Catal
     s.auth.jwks_url = format!("{}/jwks.json", server.uri());
     s.auth.jwks_min_refresh_secs = min_refresh_secs;
     let app = TestApp::spawn_with(s).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     (app, c)
 }
 
@@ -273,7 +273,7 @@ async fn a_good_es256_token_is_accepted_and_an_rs256_one_is_not() {
     s.auth.algorithm = "ES256".into();
     s.auth.public_key_files = vec![keys().ec.public_file.clone()];
     let app = TestApp::spawn_with(s).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let rs = rs256(None, &claims(c.org));
     assert_refused(&app, &c, Some(&rs), 401, 16, "`RS256` is not accepted").await;
     let es = sign(

@@ -32,7 +32,7 @@ async fn count_outbox(app: &TestApp, published: bool) -> i64 {
 #[tokio::test]
 async fn accepted_request_creates_a_pending_operation_and_a_queued_job() {
     let app = TestApp::spawn().await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
 
     let (status, body) = app
@@ -77,7 +77,7 @@ async fn accepted_request_creates_a_pending_operation_and_a_queued_job() {
 #[tokio::test]
 async fn every_error_has_the_contract_body() {
     let app = TestApp::spawn().await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
     let read_only = app.token(c.org, &["operations:read"]);
     let expired = {
@@ -149,8 +149,8 @@ async fn every_error_has_the_contract_body() {
                 c.affected,
                 "x".repeat(20_000)
             ),
-            400,
-            3,
+            413,
+            8,
             "exceeds",
         ),
     ];
@@ -198,7 +198,7 @@ async fn a_live_operation_is_returned_again_even_under_a_race() {
     let mut settings = test_settings().await;
     settings.relay.enabled = false;
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
     let body = json!({"assessment_id": c.affected}).to_string();
 
@@ -231,7 +231,7 @@ async fn operations_are_listed_per_organisation_with_pagination_and_filters() {
     let mut settings = test_settings().await;
     settings.relay.enabled = false;
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let token = app.full_token(c.org);
     let (_, first) = app
         .post_remediation(
@@ -313,7 +313,7 @@ async fn the_relay_catches_up_after_the_broker_was_unreachable() {
     settings.amqp.url =
         secrecy::SecretString::from("amqp://guest:guest@127.0.0.1:1/%2f".to_owned());
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let (status, body) = app
         .post_remediation(
             Some(&app.full_token(c.org)),
@@ -373,7 +373,7 @@ async fn two_relays_drain_one_outbox_without_publishing_a_row_twice() {
     settings.relay.enabled = false;
     let app = TestApp::spawn_with(settings).await;
     // Many AFFECTED assessments, one request each.
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let mut file = json!({"findings": [], "assessments": []});
     let total = 120;
     for i in 0..total {
@@ -383,7 +383,11 @@ async fn two_relays_drain_one_outbox_without_publishing_a_row_twice() {
             "package_name": "lodash", "ecosystem": "npm", "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
         file["assessments"].as_array_mut().unwrap().push(json!({"id": Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
     }
-    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&app.settings),
+    )
+    .unwrap();
     remediator::commands::import::import(&app.pool, parsed)
         .await
         .unwrap();
@@ -471,7 +475,7 @@ async fn an_undecodable_outbox_row_is_quarantined_and_holds_back_no_other_row() 
     // The relay under test is the one started below, not the intake's.
     settings.relay.enabled = false;
     let app = TestApp::spawn_with(settings).await;
-    let c = seed_catalog(&app.pool, REPO).await;
+    let c = seed_catalog(&app, REPO).await;
     let (status, body) = app
         .post_remediation(
             Some(&app.full_token(c.org)),

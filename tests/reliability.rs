@@ -468,7 +468,11 @@ async fn replaying_a_hundred_dead_letters() {
             "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
         file["assessments"].as_array_mut().unwrap().push(json!({"id": uuid::Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
     }
-    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&world.app.settings),
+    )
+    .unwrap();
     remediator::commands::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
@@ -557,7 +561,11 @@ async fn another_affected(world: &World) -> uuid::Uuid {
             "vulnerability_id": format!("GHSA-more-{}", &finding.simple().to_string()[..8]), "severity": "HIGH",
             "package_name": "lodash", "ecosystem": "npm", "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}],
         "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
-    let parsed = remediator::commands::import::parse(&file.to_string()).unwrap();
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&world.app.settings),
+    )
+    .unwrap();
     remediator::commands::import::import(&world.app.pool, parsed)
         .await
         .unwrap();

@@ -63,7 +63,13 @@ async fn hostile_code_in_the_sandbox_reaches_nothing_of_the_worker() {
         "inside\n"
     );
     assert!(!marker.exists(), "wrote outside the work tree");
-    for refused in ["WROTE-OUTSIDE", "WROTE-USR", "SAW-HOST-ENV", "REACHED-HOST", "REACHED-METADATA"] {
+    for refused in [
+        "WROTE-OUTSIDE",
+        "WROTE-USR",
+        "SAW-HOST-ENV",
+        "REACHED-HOST",
+        "REACHED-METADATA",
+    ] {
         assert!(!output.contains(refused), "{refused}: {output}");
     }
     // Only what the caller gave, besides HOME, PATH and TMPDIR: nothing of this process's
@@ -83,7 +89,10 @@ async fn hostile_code_in_the_sandbox_reaches_nothing_of_the_worker() {
     assert!(output.contains("token [redacted]"), "{output}");
     let mut buffer = [0u8; 1];
     assert!(
-        listener.accept().map(|(mut s, _)| s.read(&mut buffer)).is_err(),
+        listener
+            .accept()
+            .map(|(mut s, _)| s.read(&mut buffer))
+            .is_err(),
         "nothing connected to the host's server"
     );
 }
@@ -111,7 +120,10 @@ async fn a_missing_bubblewrap_is_refused_with_what_to_do() {
         memory_mb: 512,
         max_output_bytes: 1024,
     };
-    let error = Sandbox::new(settings.clone()).check().unwrap_err().to_string();
+    let error = Sandbox::new(settings.clone())
+        .check()
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("apt-get install bubblewrap"), "{error}");
     assert!(error.contains("mode = \"none\""), "{error}");
     settings.mode = SandboxMode::None;

@@ -26,6 +26,8 @@ use keys::{NamedKey, algorithm_name, configured_algorithm, load_pem_files, peek_
 
 pub const SCOPE_REMEDIATIONS_WRITE: &str = "remediations:write";
 pub const SCOPE_OPERATIONS_READ: &str = "operations:read";
+/// Longest accepted `sub` claim; identity providers use ids far shorter.
+const MAX_SUBJECT_LEN: usize = 1024;
 
 /// Who is calling, as the verified token says.
 #[derive(Debug, Clone)]
@@ -157,7 +159,7 @@ impl Authenticator {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
-                Err(e) => return Err(ApiError::unauthenticated(describe_jwt_error(&e))),
+                Err(e) => return Err(ApiError::unauthenticated(describe_jwt_error(&e, token))),
             }
         }
         Err(ApiError::unauthenticated(
@@ -171,6 +173,19 @@ impl Authenticator {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        // The subject is written into operation history ("cancelled by ..."): Postgres text
+        // cannot hold NUL, and other control characters would forge lines in logs and in the
+        // history a person reads, so such a token is refused before anything is written.
+        if subject.chars().any(char::is_control) {
+            return Err(ApiError::unauthenticated(
+                "the token's `sub` claim must not contain control characters",
+            ));
+        }
+        if subject.len() > MAX_SUBJECT_LEN {
+            return Err(ApiError::unauthenticated(format!(
+                "the token's `sub` claim must be at most {MAX_SUBJECT_LEN} bytes"
+            )));
+        }
         let organization = claims
             .get(&self.org_claim)
             .and_then(Value::as_str)
@@ -243,9 +258,16 @@ fn keys_from(settings: &AuthSettings, algorithm: Algorithm) -> anyhow::Result<Ke
 }
 
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let header = headers
-        .get(AUTHORIZATION)
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let header = values
+        .next()
         .ok_or_else(|| ApiError::unauthenticated("missing bearer token"))?;
+    // Two credentials are ambiguous: a proxy may check one and we would use the other.
+    if values.next().is_some() {
+        return Err(ApiError::unauthenticated(
+            "the request has more than one Authorization header; send exactly one",
+        ));
+    }
     header
         .to_str()
         .ok()
@@ -269,7 +291,18 @@ fn printable(value: &str) -> String {
     }
 }
 
-fn describe_jwt_error(error: &jsonwebtoken::errors::Error) -> String {
+/// What a failed verification tells the caller. `token` is only looked into for a claim the
+/// crate reports missing or unreadable, which happens after the signature verified: the crate
+/// says "missing" (or gives a bare JSON error) for a present claim of the wrong type, and the
+/// caller should learn which claim it was and what type it must have.
+fn describe_jwt_error(error: &jsonwebtoken::errors::Error, token: &str) -> String {
+    if matches!(
+        error.kind(),
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::Json(_)
+    ) && let Some(message) = wrong_typed_claim(token)
+    {
+        return message;
+    }
     match error.kind() {
         ErrorKind::ExpiredSignature => "the token has expired".into(),
         ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
@@ -284,6 +317,31 @@ fn describe_jwt_error(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted".into(),
         _ => "the token is invalid".into(),
     }
+}
+
+/// The first registered claim of the (already verified) payload that is present with the
+/// wrong type, described; `None` when they all have their types (or are absent).
+fn wrong_typed_claim(token: &str) -> Option<String> {
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token).ok()?;
+    let number = "a number (seconds since the epoch)";
+    [
+        ("exp", number, Value::is_number as fn(&Value) -> bool),
+        ("nbf", number, Value::is_number),
+        ("iat", number, Value::is_number),
+        ("sub", "a string", Value::is_string),
+        ("iss", "a string", Value::is_string),
+        ("aud", "a string or an array of strings", |v: &Value| {
+            v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        }),
+    ]
+    .into_iter()
+    .find_map(|(claim, expected, fits)| match claims.get(claim) {
+        Some(value) if !value.is_null() && !fits(value) => Some(format!(
+            "the token is invalid: its `{claim}` claim must be {expected}"
+        )),
+        _ => None,
+    })
 }
 
 /// Mints a token signed with the configured secret (`remediator token`, demos and tests).

@@ -10,12 +10,15 @@ use serde::Serialize;
 /// gRPC status codes used by the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
+    Unknown = 2,
     InvalidArgument = 3,
+    DeadlineExceeded = 4,
     NotFound = 5,
     AlreadyExists = 6,
     PermissionDenied = 7,
     ResourceExhausted = 8,
     FailedPrecondition = 9,
+    Unimplemented = 12,
     Internal = 13,
     Unavailable = 14,
     Unauthenticated = 16,
@@ -25,13 +28,34 @@ impl Code {
     fn http_status(self) -> StatusCode {
         match self {
             Code::InvalidArgument | Code::FailedPrecondition => StatusCode::BAD_REQUEST,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             Code::NotFound => StatusCode::NOT_FOUND,
             Code::AlreadyExists => StatusCode::CONFLICT,
             Code::PermissionDenied => StatusCode::FORBIDDEN,
             Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+            Code::Unknown | Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The code for an error status the HTTP layer produced itself (axum's extractors and
+    /// method router, hyper-level limits), as grpc-gateway's routing errors and HTTP mapping
+    /// read it backwards.
+    pub fn for_http_status(status: StatusCode) -> Code {
+        match status.as_u16() {
+            401 => Code::Unauthenticated,
+            403 => Code::PermissionDenied,
+            404 => Code::NotFound,
+            405 | 501 => Code::Unimplemented,
+            408 | 504 => Code::DeadlineExceeded,
+            409 => Code::AlreadyExists,
+            413 | 429 | 431 => Code::ResourceExhausted,
+            503 => Code::Unavailable,
+            500 => Code::Internal,
+            400..=499 => Code::InvalidArgument,
+            _ => Code::Unknown,
         }
     }
 }
@@ -45,6 +69,10 @@ pub struct ApiError {
     /// Sent as `Retry-After` (seconds) when set: rate limits.
     #[serde(skip)]
     pub retry_after_secs: Option<u64>,
+    /// The HTTP status when it is not the code's grpc-gateway mapping: the HTTP layer's own
+    /// refusals (405, 408, 413, 431) keep the status HTTP clients and proxies expect.
+    #[serde(skip)]
+    pub http_status: Option<StatusCode>,
 }
 
 fn code_number<S: serde::Serializer>(code: &Code, s: S) -> Result<S::Ok, S::Error> {
@@ -58,7 +86,15 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after_secs: None,
+            http_status: None,
         }
+    }
+
+    /// An error of the HTTP layer: its status, with the code [`Code::for_http_status`] gives.
+    pub fn http(status: StatusCode, message: impl Into<String>) -> Self {
+        let mut error = Self::new(Code::for_http_status(status), message);
+        error.http_status = Some(status);
+        error
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -119,7 +155,8 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = self.retry_after_secs;
-        let mut response = (self.code.http_status(), Json(self)).into_response();
+        let status = self.http_status.unwrap_or(self.code.http_status());
+        let mut response = (status, Json(self)).into_response();
         if let Some(seconds) = retry_after {
             response
                 .headers_mut()

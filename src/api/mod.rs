@@ -3,10 +3,12 @@
 
 pub mod auth;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod operations;
 pub mod rate_limit;
 pub mod remediation;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -29,14 +31,18 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// The broker as this process's relay last saw it (`/readyz` reports it).
     pub broker: crate::queue::health::BrokerHealth,
-    pub max_body_bytes: usize,
+    /// Body and header limits, checked before a body is read.
+    pub limits: guard::RequestLimits,
     pub relay_wake: Arc<Notify>,
     /// Per-organisation limit on remediation writes (trigger and cancel).
     pub rate_limit: rate_limit::RateLimit,
+    /// The worker's rules for repository URLs and branches: a trigger for a project the worker
+    /// would refuse is refused at once (400 code 9) instead of queueing a job bound to fail.
+    pub repository_rules: crate::forge::RepositoryRules,
 }
 
 pub fn router(state: AppState) -> Router {
-    let body_limit = state.max_body_bytes;
+    let body_limit = state.limits.max_body_bytes;
     Router::new()
         .route("/v1/findings/auto-remediation", post(remediation::trigger))
         .route("/v1/operations", get(operations::list))
@@ -50,6 +56,13 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
+        // Innermost first: limits are checked before any handler reads a byte of the body,
+        // every error leaves with the contract's body, and the metrics count what left.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_limits,
+        ))
+        .layer(axum::middleware::from_fn(guard::contract_errors))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         // The handlers read bodies with their own limit and error; this caps everything else.
         .layer(DefaultBodyLimit::max(body_limit))

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, SecondsFormat, Utc};
+use diesel_async::AsyncConnection;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -118,10 +119,17 @@ pub async fn cancel(
     let mut conn = state.pool.get().await?;
     state
         .rate_limit
-        .check(&mut conn, caller.organization)
+        .check(&mut conn, caller.organization, "cancel")
         .await?;
-    let outcome =
-        operations::cancel(&mut conn, id.into(), caller.organization, &caller.subject).await?;
+    // The status change and the event saying who cancelled are one transaction: a failure
+    // writing the event must not leave a CANCELLED operation without its history (and a retry
+    // answering "already ended").
+    let (organization, subject) = (caller.organization, caller.subject.as_str());
+    let outcome = conn
+        .transaction(async |conn| -> Result<_, ApiError> {
+            Ok(operations::cancel(conn, id.into(), organization, subject).await?)
+        })
+        .await?;
     let operation = match outcome {
         CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => op,
         CancelOutcome::NotFound => {
@@ -175,6 +183,11 @@ pub async fn list(
 ) -> Result<Json<ListResponse>, ApiError> {
     let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_OPERATIONS_READ)?;
+    // Any parameter may end up in a query or a log line; none may carry a control character.
+    for (key, value) in &query {
+        super::guard::check_text(&printable_key(key), key)?;
+        super::guard::check_text(&printable_key(key), value)?;
+    }
     let page = parse_number(&query, "pagination.page", 0)?;
     let page_size = parse_number(&query, "pagination.page_size", DEFAULT_PAGE_SIZE)?;
     if page < 0 {
@@ -207,6 +220,15 @@ pub async fn list(
     }))
 }
 
+/// A query parameter's name for an error message: as sent when it is short and plain.
+fn printable_key(key: &str) -> String {
+    if key.len() <= 40 && key.chars().all(|c| c.is_ascii_graphic()) {
+        key.to_owned()
+    } else {
+        "a query parameter name".to_owned()
+    }
+}
+
 fn parse_number(query: &HashMap<String, String>, key: &str, default: i64) -> Result<i64, ApiError> {
     match query.get(key).map(String::as_str) {
         None | Some("") => Ok(default),
@@ -217,6 +239,16 @@ fn parse_number(query: &HashMap<String, String>, key: &str, default: i64) -> Res
 }
 
 fn parse_filter(query: &HashMap<String, String>) -> Result<ListFilter, ApiError> {
+    // The published schema says `minLength: 1`: an empty resource filter is refused rather
+    // than read as absent, which would turn `resource_type=&resource_id=X` into a lone id.
+    for key in ["resource_type", "resource_id"] {
+        if query.get(key).is_some_and(|v| v.is_empty()) {
+            return Err(ApiError::invalid_argument(format!(
+                "{key} must not be empty; leave resource_type and resource_id out to list \
+                 operations on every resource"
+            )));
+        }
+    }
     let non_empty = |key: &str| query.get(key).filter(|v| !v.is_empty());
     let resource = match (non_empty("resource_type"), non_empty("resource_id")) {
         (None, None) => None,

@@ -26,11 +26,13 @@ impl RateLimit {
     }
 
     /// Takes one request from `organization`'s allowance, or answers 429 (code 8) with a
-    /// `Retry-After` saying when the next one is allowed.
+    /// `Retry-After` saying when the next one is allowed. `endpoint` names the refused request
+    /// in `remediator_rate_limited_total`.
     pub async fn check(
         &self,
         conn: &mut AsyncPgConnection,
         organization: Uuid,
+        endpoint: &'static str,
     ) -> Result<(), ApiError> {
         if self.per_minute == 0 {
             return Ok(());
@@ -42,7 +44,10 @@ impl RateLimit {
                 // Whole seconds, as Retry-After wants, rounded up so a retry at that time works.
                 let wait = (retry_after_secs.ceil() as u64).max(1);
                 let at = Utc::now() + chrono::Duration::seconds(wait as i64);
-                tracing::warn!(%organization, wait, "organisation over the intake rate limit");
+                // A refusal is the limit working, not a fault: an organisation over its limit
+                // sends many, so they are counted, and logged only at debug.
+                crate::metrics::rate_limited(endpoint);
+                tracing::debug!(%organization, wait, endpoint, "organisation over the intake rate limit");
                 Err(ApiError::new(
                     Code::ResourceExhausted,
                     format!(

@@ -14,6 +14,7 @@ use super::auth::SCOPE_REMEDIATIONS_WRITE;
 use super::error::{ApiError, Code};
 use crate::db::models::AssessmentStatus;
 use crate::db::{catalog, operations, outbox};
+use crate::forge::check_project_repository;
 use crate::queue::message::JobMessage;
 
 #[derive(Debug, Serialize)]
@@ -32,23 +33,17 @@ pub async fn trigger(
     let span = tracing::Span::current();
     span.record("organization", caller.organization.to_string());
 
-    let body = axum::body::to_bytes(body, state.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::invalid_argument(format!(
-                "the request body exceeds {} bytes",
-                state.max_body_bytes
-            ))
-        })?;
+    let body = super::guard::read_body(body, state.limits).await?;
     let assessment_id = parse_request(&body)?;
     span.record("assessment_id", assessment_id.to_string());
 
     let mut conn = state.pool.get().await?;
     state
         .rate_limit
-        .check(&mut conn, caller.organization)
+        .check(&mut conn, caller.organization, "trigger")
         .await?;
     let organization = caller.organization;
+    let rules = state.repository_rules;
     let (operation_id, created) = conn
         .transaction(async |conn| -> Result<_, ApiError> {
             {
@@ -66,6 +61,24 @@ pub async fn trigger(
                             AssessmentStatus::Affected
                         ),
                     ));
+                }
+                // A job for a repository the worker must refuse would only fail later; the
+                // catalog may predate the import's own check, so it is made here again.
+                if let Err(refused) = check_project_repository(
+                    &target.repository_url,
+                    &target.default_branch,
+                    &rules,
+                ) {
+                    return Err(ApiError::new(
+                        Code::FailedPrecondition,
+                        format!(
+                            "assessment {assessment_id} cannot be remediated: the {} of its \
+                             project {} is refused: {refused}",
+                            refused.field(),
+                            target.project_id
+                        ),
+                    )
+                    .with_detail(format!("project field: {}", refused.field())));
                 }
                 let (operation_id, created) =
                     operations::create_or_get_live(conn, &target).await?;

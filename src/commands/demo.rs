@@ -75,7 +75,10 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     crate::db::migrate(&pool).await?;
 
     let ids = DemoIds::new();
-    let catalog = super::import::parse(&ids.catalog(&repository_url).to_string())?;
+    let catalog = super::import::parse(
+        &ids.catalog(&repository_url).to_string(),
+        &crate::forge::RepositoryRules::from_settings(&settings),
+    )?;
     super::import::import(&pool, catalog).await?;
     println!(
         "2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment"

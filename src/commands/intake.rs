@@ -8,9 +8,12 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::api::guard::RequestLimits;
+use crate::api::serve::{ServerLimits, serve};
 use crate::api::{AppState, auth::Authenticator, router};
 use crate::config::Settings;
 use crate::db;
+use crate::forge::RepositoryRules;
 use crate::queue::health::BrokerHealth;
 use crate::queue::relay::Relay;
 use crate::queue::topology::Topology;
@@ -45,17 +48,22 @@ pub async fn run(
         pool,
         auth,
         broker,
-        max_body_bytes: settings.intake.max_body_bytes,
+        limits: RequestLimits::from_settings(&settings.intake),
         relay_wake: wake,
         rate_limit: crate::api::rate_limit::RateLimit::new(settings.intake.rate_limit_per_minute),
+        repository_rules: RepositoryRules::from_settings(&settings),
     };
     let address = listener.local_addr()?;
     tracing::info!(%address, relay = settings.relay.enabled, "intake listening");
     let grace = Duration::from_secs(settings.intake.shutdown_grace_secs);
-    let stop = shutdown.clone();
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { stop.triggered().await });
-    let served = tokio::spawn(async move { server.await });
+    // Not `axum::serve`: it sets no header, idle or connection limits (see `api::serve`).
+    let server = serve(
+        listener,
+        router(state),
+        ServerLimits::from_settings(&settings.intake),
+        shutdown.clone(),
+    );
+    let served = tokio::spawn(server);
     shutdown.triggered().await;
     match tokio::time::timeout(grace, served).await {
         Ok(result) => result

@@ -13,6 +13,7 @@ pub mod gitlab;
 mod http;
 pub mod plain;
 pub mod pr_text;
+pub mod remediable;
 pub mod repo_url;
 pub mod settings;
 
@@ -27,6 +28,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::egress::EgressPolicy;
 
+pub use remediable::{NotRemediable, RepositoryRules, check_project_repository};
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 

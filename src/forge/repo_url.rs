@@ -60,7 +60,7 @@ pub struct RepositoryUrl {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepoUrlError {
     #[error(
-        "repository URL scheme {scheme} is not allowed; set forge url_policy.allow_{scheme} for local use"
+        "repository URL scheme {scheme} is not allowed; set git.allow_{scheme} = true for local use only"
     )]
     SchemeNotAllowed { scheme: &'static str },
     #[error(

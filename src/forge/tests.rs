@@ -169,7 +169,7 @@ fn unknown_hosts_and_bad_urls_are_permanent_errors() {
     let e = resolve_error(&registry, "http://127.0.0.1:8080/acme/widgets");
     assert_eq!(
         e.to_string(),
-        "repository URL scheme http is not allowed; set forge url_policy.allow_http for local use"
+        "repository URL scheme http is not allowed; set git.allow_http = true for local use only"
     );
     let e = resolve_error(&registry, "https://tok:secret@127.0.0.1:8080/a/b");
     assert!(!e.to_string().contains("secret"), "{e}");

@@ -3,9 +3,7 @@
 use std::path::Path;
 
 use git2::build::RepoBuilder;
-use git2::{
-    AutotagOption, ErrorClass, ErrorCode, FetchOptions, Reference, RemoteRedirect, Repository,
-};
+use git2::{AutotagOption, ErrorClass, ErrorCode, FetchOptions, RemoteRedirect, Repository};
 
 use super::credentials::remote_callbacks;
 use super::error::{classify, display_url};
@@ -30,11 +28,8 @@ pub fn clone_default_branch(
             display_url(url)
         )));
     }
-    if !Reference::is_valid_name(&format!("refs/heads/{branch}")) {
-        return Err(GitError::Permanent(format!(
-            "{branch:?} is not a valid git branch name"
-        )));
-    }
+    // The same check the import and the intake ran, so a name they accepted passes here.
+    super::branch::check_branch_name(branch).map_err(GitError::Permanent)?;
 
     let mut fetch = FetchOptions::new();
     fetch.remote_callbacks(remote_callbacks(auth));

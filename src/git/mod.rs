@@ -6,6 +6,7 @@
 //! a URL or `.git/config`. Every failure is a [`GitError`], already classified as transient
 //! (retry with backoff) or permanent (fail the operation with the message as it is).
 
+pub mod branch;
 pub mod clone;
 pub mod credentials;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod workspace;
 
 use std::time::Duration;
 
+pub use branch::check_branch_name;
 pub use clone::clone_default_branch;
 pub use credentials::{GitAuth, remote_callbacks};
 pub use error::GitError;

@@ -8,6 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lapin::options::BasicGetOptions;
 use remediator::config::Settings;
 use remediator::db::DbPool;
+use remediator::forge::RepositoryRules;
 use remediator::queue::message::JobMessage;
 use remediator::queue::topology::Topology;
 use remediator::shutdown::Shutdown;
@@ -205,7 +206,14 @@ pub fn catalog_json(c: &Catalog, repository_url: &str) -> String {
     .to_string()
 }
 
-pub async fn seed_catalog(pool: &DbPool, repository_url: &str) -> Catalog {
+/// The repository rules an import with `settings` applies (the worker's).
+pub fn import_rules(settings: &Settings) -> RepositoryRules {
+    RepositoryRules::from_settings(settings)
+}
+
+/// Imports [`catalog_json`] with fresh ids through `remediator import`'s own path, under the
+/// app's settings (so a loopback http repository needs `git.allow_http`, as for the worker).
+pub async fn seed_catalog(app: &TestApp, repository_url: &str) -> Catalog {
     let c = Catalog {
         org: Uuid::new_v4(),
         other_org: Uuid::new_v4(),
@@ -214,9 +222,12 @@ pub async fn seed_catalog(pool: &DbPool, repository_url: &str) -> Catalog {
         not_affected: Uuid::new_v4(),
         other_org_assessment: Uuid::new_v4(),
     };
-    let file = remediator::commands::import::parse(&catalog_json(&c, repository_url))
-        .expect("parse catalog");
-    remediator::commands::import::import(pool, file)
+    let file = remediator::commands::import::parse(
+        &catalog_json(&c, repository_url),
+        &import_rules(&app.settings),
+    )
+    .expect("parse catalog");
+    remediator::commands::import::import(&app.pool, file)
         .await
         .expect("import catalog");
     c

@@ -138,7 +138,7 @@ impl World {
             adjust(&mut settings);
         }
         let app = TestApp::spawn_with(settings).await;
-        let catalog = super::app::seed_catalog(&app.pool, &repo_url).await;
+        let catalog = super::app::seed_catalog(&app, &repo_url).await;
         let mut world = World {
             app,
             git,

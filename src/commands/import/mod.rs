@@ -13,7 +13,8 @@ mod osv_scanner;
 mod purl;
 mod scanner;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
 use diesel::prelude::*;
@@ -26,8 +27,9 @@ pub use native::{AssessmentIn, FindingIn, ImportFile, OrganizationIn, ProjectIn}
 pub use scanner::{assessment_id, finding_id};
 
 use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
-use crate::db::schema::{findings, organizations, projects};
+use crate::db::schema::{assessments, findings, organizations, projects};
 use crate::db::{DbPool, catalog};
+use crate::forge::RepositoryRules;
 
 /// The document formats `remediator import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,16 @@ impl Format {
             Self::CycloneDx => "CycloneDX document",
         }
     }
+
+    /// How path errors name the file, as each format's parser does (`invalid Grype file at`).
+    fn file_label(self) -> &'static str {
+        match self {
+            Self::Native => "import file",
+            Self::OsvScanner => "OSV-Scanner file",
+            Self::Grype => "Grype file",
+            Self::CycloneDx => "CycloneDX file",
+        }
+    }
 }
 
 const ACCEPTED_FORMATS: &str = "the native catalog (organizations/projects/findings/assessments, see examples/catalog.json), \
@@ -56,10 +68,12 @@ CycloneDX JSON 1.4 or later with vulnerabilities (bomFormat \"CycloneDX\")";
 
 /// Tells the format from the content, never from the file name.
 pub fn detect(text: &str) -> anyhow::Result<Format> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| anyhow!("the import file is not JSON: {e}"))?;
-    detect_value(&value)
+    detect_value(&parse_json(text)?)
         .ok_or_else(|| anyhow!("unrecognised import file: expected one of: {ACCEPTED_FORMATS}"))
+}
+
+fn parse_json(text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).map_err(|e| anyhow!("the import file is not JSON: {e}"))
 }
 
 fn detect_value(value: &Value) -> Option<Format> {
@@ -105,11 +119,27 @@ pub struct Document {
 }
 
 /// Detects the format and converts the document into native rows, without touching the
-/// database. A scanner report needs `project`; the native format must not have one.
-pub fn parse_document(text: &str, project: Option<Uuid>) -> anyhow::Result<Document> {
-    let format = detect(text)?;
+/// database. A scanner report needs `project`; the native format must not have one. `rules`
+/// are the repository URL and branch rules of the worker (`RepositoryRules::from_settings`).
+pub fn parse_document(
+    text: &str,
+    project: Option<Uuid>,
+    rules: &RepositoryRules,
+) -> anyhow::Result<Document> {
+    let value = parse_json(text)?;
+    let format = detect_value(&value)
+        .ok_or_else(|| anyhow!("unrecognised import file: expected one of: {ACCEPTED_FORMATS}"))?;
+    // Postgres text cannot hold NUL; named here with its path in the file as given, which the
+    // checks on converted rows below could not do for a scanner report.
+    if let Some(path) = nul_path(&value, &mut String::new()) {
+        bail!(
+            "invalid {} at `{path}`: contains the control character {}; remove it",
+            format.file_label(),
+            native::describe('\0')
+        );
+    }
     let file = match (format, project) {
-        (Format::Native, None) => native::parse(text)?,
+        (Format::Native, None) => native::parse(text, rules)?,
         (Format::Native, Some(_)) => bail!(
             "--project is for scanner reports (OSV-Scanner, Grype, CycloneDX); \
              this is a native catalog file, which names the projects of its findings itself"
@@ -123,7 +153,13 @@ pub fn parse_document(text: &str, project: Option<Uuid>) -> anyhow::Result<Docum
         (Format::Grype, Some(project)) => grype::convert(text, project)?,
         (Format::CycloneDx, Some(project)) => cyclonedx::convert(text, project)?,
     };
-    native::validate(&file)?;
+    if format != Format::Native {
+        native::validate(
+            &file,
+            &format!("record converted from the {}", format.name()),
+            rules,
+        )?;
+    }
     Ok(Document {
         format,
         project,
@@ -132,8 +168,77 @@ pub fn parse_document(text: &str, project: Option<Uuid>) -> anyhow::Result<Docum
 }
 
 /// Parses a native catalog document (a scanner report is refused: it needs a project).
-pub fn parse(text: &str) -> anyhow::Result<ImportFile> {
-    Ok(parse_document(text, None)?.file)
+pub fn parse(text: &str, rules: &RepositoryRules) -> anyhow::Result<ImportFile> {
+    Ok(parse_document(text, None, rules)?.file)
+}
+
+/// The path (as serde_path_to_error writes it) of the first string or key holding a NUL.
+fn nul_path(value: &Value, path: &mut String) -> Option<String> {
+    match value {
+        Value::String(s) => s.contains('\0').then(|| path.clone()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = nul_path(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            if key.contains('\0') {
+                path.push_str(&key.replace('\0', "\\u0000"));
+                return Some(path.clone());
+            }
+            path.push_str(key);
+            let found = nul_path(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}
+
+/// Import files larger than this are refused before they are read (`--max-bytes` raises it):
+/// the whole document is held in memory several times over while it is parsed.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads an import file, refusing one over `max_bytes` without reading it whole (the size is
+/// checked first, and the read stops one byte past the limit in case the file grows or is a
+/// pipe).
+pub fn read_file(path: &Path, max_bytes: u64) -> anyhow::Result<String> {
+    use std::io::Read;
+    let too_big = |size: &str| {
+        anyhow!(
+            "{} is {size}, over the import size limit of {max_bytes} bytes; split the file, or \
+             pass --max-bytes with a larger limit if this machine has the memory for it",
+            path.display()
+        )
+    };
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let declared = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if declared > max_bytes {
+        return Err(too_big(&format!("{declared} bytes")));
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_big("larger than that"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{} is not UTF-8 text (invalid byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Deserialises `text` as `T`, naming the path of the bad field in the error.
@@ -187,6 +292,7 @@ async fn write_all(
     conn: &mut AsyncPgConnection,
     file: &ImportFile,
 ) -> anyhow::Result<ImportSummary> {
+    refuse_organisation_moves(conn, file).await?;
     let mut summary = ImportSummary::default();
     let mut known_orgs: HashSet<Uuid> = file.organizations.iter().map(|o| o.id).collect();
     let mut known_projects: HashSet<Uuid> = file.projects.iter().map(|p| p.id).collect();
@@ -313,9 +419,132 @@ async fn write_all(
     Ok(summary)
 }
 
+/// An upsert by id must never move a record to another organisation: every query of the
+/// intake is scoped by the organisation of the project, so moving a project (or a finding or
+/// assessment into another organisation's project) would hand one tenant's live operations
+/// and history to another. Such a file is refused whole, naming the record, before anything
+/// is written. Records new to the database, and updates within one organisation, pass.
+async fn refuse_organisation_moves(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+) -> anyhow::Result<()> {
+    let moved = |path: String, what: &str, id: Uuid, from: Uuid, to: Uuid| {
+        anyhow!(
+            "invalid import file at `{path}`: {what} {id} belongs to organisation {from}; this \
+             file would move it to organisation {to}, and an import never changes the \
+             organisation of an existing record (give the new record a new id)"
+        )
+    };
+    // The organisation of every project the file names or refers to, as stored now.
+    let project_ids: Vec<Uuid> = file
+        .projects
+        .iter()
+        .map(|p| p.id)
+        .chain(file.findings.iter().map(|f| f.project_id))
+        .collect();
+    let stored_project_org: HashMap<Uuid, Uuid> = projects::table
+        .filter(projects::id.eq_any(&project_ids))
+        .select((projects::id, projects::organization_id))
+        .load::<(Uuid, Uuid)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for (i, p) in file.projects.iter().enumerate() {
+        if let Some(&from) = stored_project_org.get(&p.id)
+            && from != p.organization_id
+        {
+            return Err(moved(
+                format!("projects[{i}].organization_id"),
+                "project",
+                p.id,
+                from,
+                p.organization_id,
+            ));
+        }
+    }
+    // After the check above a project's organisation is the same in the file and the database.
+    let project_org: HashMap<Uuid, Uuid> = stored_project_org
+        .into_iter()
+        .chain(file.projects.iter().map(|p| (p.id, p.organization_id)))
+        .collect();
+
+    let finding_ids: Vec<Uuid> = file
+        .findings
+        .iter()
+        .map(|f| f.id)
+        .chain(file.assessments.iter().map(|a| a.finding_id))
+        .collect();
+    let stored_finding_org: HashMap<Uuid, Uuid> = findings::table
+        .inner_join(projects::table)
+        .filter(findings::id.eq_any(&finding_ids))
+        .select((findings::id, projects::organization_id))
+        .load::<(Uuid, Uuid)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for (i, f) in file.findings.iter().enumerate() {
+        // A project in neither place is reported as dangling while writing.
+        if let (Some(&from), Some(&to)) = (
+            stored_finding_org.get(&f.id),
+            project_org.get(&f.project_id),
+        ) && from != to
+        {
+            return Err(moved(
+                format!("findings[{i}].project_id"),
+                "finding",
+                f.id,
+                from,
+                to,
+            ));
+        }
+    }
+    let finding_org: HashMap<Uuid, Uuid> = stored_finding_org
+        .into_iter()
+        .chain(file.findings.iter().filter_map(|f| {
+            project_org
+                .get(&f.project_id)
+                .map(|&organization| (f.id, organization))
+        }))
+        .collect();
+
+    let assessment_ids: Vec<Uuid> = file.assessments.iter().map(|a| a.id).collect();
+    let stored_assessment_org: HashMap<Uuid, Uuid> = assessments::table
+        .inner_join(findings::table.inner_join(projects::table))
+        .filter(assessments::id.eq_any(&assessment_ids))
+        .select((assessments::id, projects::organization_id))
+        .load::<(Uuid, Uuid)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    for (i, a) in file.assessments.iter().enumerate() {
+        // Insert-only rows (scanner matches without a VEX statement) never change a stored one.
+        if a.keep_existing {
+            continue;
+        }
+        if let (Some(&from), Some(&to)) = (
+            stored_assessment_org.get(&a.id),
+            finding_org.get(&a.finding_id),
+        ) && from != to
+        {
+            return Err(moved(
+                format!("assessments[{i}].finding_id"),
+                "assessment",
+                a.id,
+                from,
+                to,
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rules() -> RepositoryRules {
+        RepositoryRules::default()
+    }
 
     fn example(name: &str) -> String {
         std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -355,7 +584,7 @@ mod tests {
             r#"{"bomFormat": "SPDX"}"#,
             r#"{"results": [{"issues": []}]}"#,
         ] {
-            let err = parse_document(text, Some(Uuid::new_v4()))
+            let err = parse_document(text, Some(Uuid::new_v4()), &rules())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("unrecognised import file"), "{text}: {err}");
@@ -369,7 +598,7 @@ mod tests {
 
     #[test]
     fn project_is_required_for_scanner_reports_and_refused_for_native_files() {
-        let err = parse_document(&example("catalog.json"), Some(Uuid::new_v4()))
+        let err = parse_document(&example("catalog.json"), Some(Uuid::new_v4()), &rules())
             .unwrap_err()
             .to_string();
         assert!(err.contains("--project") && err.contains("native"), "{err}");
@@ -379,15 +608,15 @@ mod tests {
             ("grype.json", "Grype report"),
             ("cyclonedx-vex.json", "CycloneDX document"),
         ] {
-            let err = parse_document(&example(name), None)
+            let err = parse_document(&example(name), None, &rules())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(format) && err.contains("--project"), "{err}");
             // `parse` is the native entry point and says the same.
-            assert!(parse(&example(name)).is_err());
+            assert!(parse(&example(name), &rules()).is_err());
 
             let project = Uuid::new_v4();
-            let doc = parse_document(&example(name), Some(project)).unwrap();
+            let doc = parse_document(&example(name), Some(project), &rules()).unwrap();
             assert_eq!(doc.format.name(), format);
             assert_eq!(doc.project, Some(project));
             assert!(!doc.file.findings.is_empty());
@@ -395,7 +624,7 @@ mod tests {
             assert_eq!(doc.file.findings.len(), doc.file.assessments.len());
         }
 
-        let doc = parse_document(&example("catalog.json"), None).unwrap();
+        let doc = parse_document(&example("catalog.json"), None, &rules()).unwrap();
         assert_eq!(doc.format, Format::Native);
         assert_eq!(doc.file.findings.len(), 2);
     }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::db::models::AssessmentStatus;
+use crate::forge::{RepositoryRules, check_project_repository};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,20 +86,40 @@ pub struct AssessmentIn {
 }
 
 /// Parses and checks a native document.
-pub fn parse(text: &str) -> anyhow::Result<ImportFile> {
+pub fn parse(text: &str, rules: &RepositoryRules) -> anyhow::Result<ImportFile> {
     let file: ImportFile = super::deserialize(text, "import file")?;
-    validate(&file)?;
+    validate(&file, "import file", rules)?;
     Ok(file)
 }
 
-/// Checks what the types cannot say. Also run on converted scanner output as a safety net.
-pub(super) fn validate(file: &ImportFile) -> anyhow::Result<()> {
+/// Checks what the types cannot say. Also run on converted scanner output as a safety net,
+/// with `what` naming the converted records (their paths are those of the native rows).
+///
+/// Repository URLs and default branches go through the check the intake and the worker use
+/// (`forge::check_project_repository`), so nothing is stored that the worker would refuse
+/// for its form (credentials in a URL, option injection, a refused scheme or address).
+pub(super) fn validate(
+    file: &ImportFile,
+    what: &str,
+    rules: &RepositoryRules,
+) -> anyhow::Result<()> {
+    for (i, o) in file.organizations.iter().enumerate() {
+        single_line(what, &format!("organizations[{i}].name"), &o.name)?;
+    }
     for (i, p) in file.projects.iter().enumerate() {
+        single_line(what, &format!("projects[{i}].name"), &p.name)?;
         if p.repository_url.trim().is_empty() {
-            bail!("invalid import file at `projects[{i}].repository_url`: must not be empty");
+            bail!("invalid {what} at `projects[{i}].repository_url`: must not be empty");
         }
         if p.default_branch.trim().is_empty() {
-            bail!("invalid import file at `projects[{i}].default_branch`: must not be empty");
+            bail!("invalid {what} at `projects[{i}].default_branch`: must not be empty");
+        }
+        if let Err(refused) = check_project_repository(&p.repository_url, &p.default_branch, rules)
+        {
+            bail!(
+                "invalid {what} at `projects[{i}].{}`: {refused}",
+                refused.field()
+            );
         }
     }
     for (i, f) in file.findings.iter().enumerate() {
@@ -109,19 +130,76 @@ pub(super) fn validate(file: &ImportFile) -> anyhow::Result<()> {
             ("installed_version", &f.installed_version),
         ] {
             if value.trim().is_empty() {
-                bail!("invalid import file at `findings[{i}].{field}`: must not be empty");
+                bail!("invalid {what} at `findings[{i}].{field}`: must not be empty");
+            }
+            single_line(what, &format!("findings[{i}].{field}"), value)?;
+        }
+        single_line(what, &format!("findings[{i}].severity"), &f.severity)?;
+        if let Some(purl) = &f.purl {
+            single_line(what, &format!("findings[{i}].purl"), purl)?;
+        }
+        for (field, values) in [
+            ("aliases", &f.aliases),
+            ("fixed_versions", &f.fixed_versions),
+        ] {
+            for (j, value) in values.iter().enumerate() {
+                single_line(what, &format!("findings[{i}].{field}[{j}]"), value)?;
             }
         }
+        free_text(what, &format!("findings[{i}].summary"), &f.summary)?;
     }
     for (i, a) in file.assessments.iter().enumerate() {
         if AssessmentStatus::parse(&a.status).is_none() {
             let allowed: Vec<_> = AssessmentStatus::ALL.iter().map(|s| s.as_str()).collect();
             bail!(
-                "invalid import file at `assessments[{i}].status`: unknown status {:?}; expected one of {}",
+                "invalid {what} at `assessments[{i}].status`: unknown status {:?}; expected one of {}",
                 a.status,
                 allowed.join(", ")
             );
         }
+        if let Some(justification) = &a.justification {
+            free_text(
+                what,
+                &format!("assessments[{i}].justification"),
+                justification,
+            )?;
+        }
     }
     Ok(())
+}
+
+/// Names, ids and versions: no control character at all (they end up in branch names, PR
+/// titles, log lines and headers).
+fn single_line(what: &str, path: &str, value: &str) -> anyhow::Result<()> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        bail!(
+            "invalid {what} at `{path}`: contains the control character {}; remove it",
+            describe(c)
+        );
+    }
+    Ok(())
+}
+
+/// Summaries and justifications may span lines; other control characters are refused.
+fn free_text(what: &str, path: &str, value: &str) -> anyhow::Result<()> {
+    if let Some(c) = value
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        bail!(
+            "invalid {what} at `{path}`: contains the control character {}; remove it",
+            describe(c)
+        );
+    }
+    Ok(())
+}
+
+/// A control character as a message can show it: `U+0000 (NUL)`.
+pub(super) fn describe(c: char) -> String {
+    let code = u32::from(c);
+    if c == '\0' {
+        format!("U+{code:04X} (NUL)")
+    } else {
+        format!("U+{code:04X}")
+    }
 }

@@ -90,11 +90,11 @@ fn http_and_file_only_when_allowed_with_an_actionable_message() {
     assert_eq!(e, RepoUrlError::SchemeNotAllowed { scheme: "http" });
     assert_eq!(
         e.to_string(),
-        "repository URL scheme http is not allowed; set forge url_policy.allow_http for local use"
+        "repository URL scheme http is not allowed; set git.allow_http = true for local use only"
     );
     let e = refused("file:///tmp/repo.git", &STRICT);
     assert_eq!(e, RepoUrlError::SchemeNotAllowed { scheme: "file" });
-    assert!(e.to_string().contains("url_policy.allow_file"));
+    assert!(e.to_string().contains("git.allow_file"));
 
     let http = ok("http://127.0.0.1:8080/acme/widgets.git", &LOCAL);
     assert_eq!(http.scheme, RepoScheme::Http);
