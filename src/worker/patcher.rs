@@ -204,7 +204,9 @@ fn bump_blocking(
         let content = std::fs::read_to_string(root.join(&path))
             .map_err(|e| StepFailure::transient(Step::Generate, format!("reading {path}: {e}")))?;
         match bump_manifest(kind, &content, package, version) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => {
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => {
                 let existing = existing_entry(&repo, &path)?;
                 from_versions.push(format!("{path}: {from} -> {to}"));
                 edits.push(FileEdit {

@@ -10,6 +10,7 @@
 
 use std::ops::Range;
 
+use crate::patch::bump::constraint::Rewrite;
 use crate::patch::bump::version::Version;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -99,7 +100,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     }
 
     apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        rewrite(package, current, target)
+        rewrite(package, current, target).map(Rewrite::pinned)
     })
 }
 
@@ -298,7 +299,9 @@ exclude golang.org/x/text v0.3.7
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }

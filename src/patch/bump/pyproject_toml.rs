@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use toml_edit::{Document, Item, TableLike, Value};
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
 use crate::patch::bump::requirements_txt;
 use crate::patch::bump::toml_span::{string_contents, string_prefix};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
@@ -90,11 +90,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             if pep508.contains(&declaration.span.start) {
                 return requirements_txt::rewrite_specifier(current, target);
             }
-            let comparators = constraint::parse(current, &POETRY_SYNTAX)?;
-            match constraint::rewrite(current, &comparators, target)? {
-                Rewrite::Satisfied => Ok(None),
-                Rewrite::Updated(new) => Ok(Some(new)),
-            }
+            constraint::bump(current, &POETRY_SYNTAX, target)
         },
     )?;
 
@@ -267,7 +263,9 @@ mod tests {
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -421,11 +419,12 @@ packages = ["acme_api"]
         }
         assert!(reason(PEP621, "cryptography", "41.0.0").contains("declares no version"));
         assert!(reason(PEP621, "internal-lib", "1.1").contains("URL"));
+        let excluded = "[project]\ndependencies = [\"Django>=3.2.18,!=4.2.0\"]\n";
         assert_eq!(
-            reason(PEP621, "django", "4.2.0"),
-            "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,<4.0` in \
-             [project] dependencies is not bumped automatically: its bound `<4.0` excludes \
-             4.2.0; widen the range by hand"
+            reason(excluded, "django", "4.2.0"),
+            "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,!=4.2.0` in \
+             [project] dependencies is not bumped automatically: its exclusion `!=4.2.0` rules \
+             out the fix 4.2.0 itself; remove it by hand if the fix is acceptable"
         );
     }
 
@@ -566,8 +565,11 @@ build-backend = "poetry.core.masonry.api"
         assert!(reason(POETRY, "internal-lib", "2.0").contains("path dependency"));
         assert!(reason(POETRY, "legacy", "2.0").contains("git dependency"));
         assert!(reason(POETRY, "anything", "2.0").contains("wildcard"));
-        // The old-Python entry of a multiple-constraints list caps below the fix.
-        assert!(reason(POETRY, "numpy", "1.25.2").contains("`<1.25` excludes 1.25.2"));
+        let inclusive = "[tool.poetry.dependencies]\nstarlette = \">=0.26.1,<=0.26.9\"\n";
+        assert!(
+            reason(inclusive, "starlette", "0.27.0")
+                .contains("its bound `<=0.26.9` excludes 0.27.0, and a bound written with `<=`")
+        );
     }
 
     #[test]
