@@ -392,6 +392,34 @@ tls = ["openssl"]
     }
 
     #[test]
+    fn capped_ranges_are_widened_in_their_own_precision() {
+        let manifest =
+            "[dependencies]\nbytes = { version = \">=1.2, <1.4\", default-features = false }\n";
+        assert_eq!(
+            bump(manifest, "bytes", "1.4.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "[dependencies]\nbytes = { version = \">=1.4, <1.5\", default-features = false }\n"
+                    .to_owned(),
+                from: ">=1.2, <1.4".to_owned(),
+                to: ">=1.4, <1.5".to_owned(),
+                widened: true,
+            })
+        );
+        let (updated, _, to) = bumped(REALISTIC, "regex", "2.1.0");
+        assert_eq!(to, ">=2.1, <3");
+        assert_eq!(
+            updated,
+            REALISTIC.replace("regex = \">=1.5, <2\"", "regex = \">=2.1, <3\"")
+        );
+        // A caret past its major moves to the fix's, still written with two numbers.
+        let (updated, _, _) = bumped(REALISTIC, "tokio", "2.0.0");
+        assert_eq!(
+            updated,
+            REALISTIC.replace("version = \"^1.20\"", "version = \"^2.0\"")
+        );
+    }
+
+    #[test]
     fn invalid_toml_is_a_parse_error() {
         assert!(matches!(
             bump("[dependencies\nserde = 1", "serde", "1.0.0"),

@@ -354,6 +354,23 @@ exclude golang.org/x/text v0.3.7
     }
 
     #[test]
+    fn a_require_is_a_minimum_version_so_it_is_never_widened() {
+        // go.mod has no ranges: a require is the minimum the build selects, so the bump only
+        // raises it, and the outcome says no range was widened.
+        let content = "module example.com/app\n\nrequire github.com/gin-gonic/gin v1.9.0\n";
+        assert_eq!(
+            bump(content, "github.com/gin-gonic/gin", "1.9.1"),
+            Ok(BumpOutcome::Bumped {
+                updated: "module example.com/app\n\nrequire github.com/gin-gonic/gin v1.9.1\n"
+                    .to_owned(),
+                from: "v1.9.0".to_owned(),
+                to: "v1.9.1".to_owned(),
+                widened: false,
+            })
+        );
+    }
+
+    #[test]
     fn bumps_single_line_requires_major_paths_and_incompatible_versions() {
         let cases = [
             (

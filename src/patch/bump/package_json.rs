@@ -275,6 +275,42 @@ mod tests {
     }
 
     #[test]
+    fn capped_ranges_are_widened_to_the_same_width() {
+        let before = "{\n  \"dependencies\": {\n    \"ms\": \">=1.0.0 <1.1.0\"\n  }\n}\n";
+        assert_eq!(
+            bump(before, "ms", "1.1.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "{\n  \"dependencies\": {\n    \"ms\": \">=1.1.0 <1.2.0\"\n  }\n}\n"
+                    .to_owned(),
+                from: ">=1.0.0 <1.1.0".to_owned(),
+                to: ">=1.1.0 <1.2.0".to_owned(),
+                widened: true,
+            })
+        );
+        // A major window stays a major window.
+        let (updated, from, to) = bumped(REALISTIC, "minimist", "2.1.0");
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            (">=1.2.0 <2.0.0", ">=2.1.0 <3.0.0")
+        );
+        assert_eq!(
+            updated,
+            REALISTIC.replace("\">=1.2.0 <2.0.0\"", "\">=2.1.0 <3.0.0\"")
+        );
+        // A tilde past its minor moves to the fix's minor.
+        let (updated, _, _) = bumped(REALISTIC, "express", "4.18.2");
+        assert_eq!(updated, REALISTIC.replace("\"~4.17.1\"", "\"~4.18.2\""));
+    }
+
+    #[test]
+    fn a_range_inside_its_window_is_raised_not_widened() {
+        assert!(matches!(
+            bump(REALISTIC, "express", "4.17.3"),
+            Ok(BumpOutcome::Bumped { widened: false, .. })
+        ));
+    }
+
+    #[test]
     fn invalid_json_is_a_parse_error() {
         assert!(matches!(
             bump("{\"dependencies\": {", "x", "1.0.0"),

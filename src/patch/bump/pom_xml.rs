@@ -504,6 +504,22 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_version_is_raised_and_never_widened() {
+        let pom = "<project><dependencies><dependency><groupId>org.yaml</groupId>\
+                   <artifactId>snakeyaml</artifactId><version>1.33</version>\
+                   </dependency></dependencies></project>";
+        assert_eq!(
+            bump(pom, "org.yaml:snakeyaml", "2.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: pom.replace("<version>1.33</version>", "<version>2.0</version>"),
+                from: "1.33".to_owned(),
+                to: "2.0".to_owned(),
+                widened: false,
+            })
+        );
+    }
+
+    #[test]
     fn ranges_unmanaged_and_indirect_versions_are_refused() {
         assert_eq!(
             reason(REALISTIC, "com.google.guava:guava", "32.0.0-jre"),

@@ -374,6 +374,92 @@ Jinja2 == 2.11.3 \\
     }
 
     #[test]
+    fn widens_the_capped_ranges_from_the_issue() {
+        let content = "\
+# API service
+PyYAML>=5.3,<5.4
+starlette>=0.26.1,<0.27.0  # via fastapi
+";
+        assert_eq!(
+            bump(content, "pyyaml", "5.4"),
+            Ok(BumpOutcome::Bumped {
+                updated: "\
+# API service
+PyYAML>=5.4,<5.5
+starlette>=0.26.1,<0.27.0  # via fastapi
+"
+                .to_owned(),
+                from: ">=5.3,<5.4".to_owned(),
+                to: ">=5.4,<5.5".to_owned(),
+                widened: true,
+            })
+        );
+        assert_eq!(
+            bump(content, "starlette", "0.27.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "\
+# API service
+PyYAML>=5.3,<5.4
+starlette>=0.27.0,<0.28.0  # via fastapi
+"
+                .to_owned(),
+                from: ">=0.26.1,<0.27.0".to_owned(),
+                to: ">=0.27.0,<0.28.0".to_owned(),
+                widened: true,
+            })
+        );
+    }
+
+    #[test]
+    fn widens_compatible_wildcard_and_spaced_ranges_in_place() {
+        let cases = [
+            (
+                "djangorestframework",
+                "3.15.1",
+                "djangorestframework>=3.12,<3.15",
+                "djangorestframework>=3.15.1,<3.16",
+            ),
+            // `~= 2.25.1` is the 2.25 patch releases; the fix opens the 2.31 ones.
+            (
+                "requests",
+                "2.31.0",
+                "requests[socks,security] ~= 2.25.1",
+                "requests[socks,security] ~= 2.31.0",
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(REALISTIC, package, target);
+            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
+        }
+        assert_eq!(bumped("pkg==1.2.*\n", "pkg", "1.3").0, "pkg==1.3.*\n");
+        assert_eq!(
+            bumped(
+                "PyYAML >= 5.3 , < 5.4 ; python_version >= \"3.8\"\r\n",
+                "pyyaml",
+                "5.4"
+            )
+            .0,
+            "PyYAML >= 5.4 , < 5.5 ; python_version >= \"3.8\"\r\n"
+        );
+    }
+
+    #[test]
+    fn ranges_that_cannot_keep_their_shape_are_refused() {
+        assert_eq!(
+            reason("pkg>=1.2,!=1.3\n", "pkg", "1.3"),
+            "cannot bump `pkg` in requirements.txt: the constraint `>=1.2,!=1.3` in line 1 is \
+             not bumped automatically: its exclusion `!=1.3` rules out the fix 1.3 itself; \
+             remove it by hand if the fix is acceptable"
+        );
+        assert!(
+            reason("pkg>=1.2,<=1.2.9\n", "pkg", "1.3")
+                .contains("`<=1.2.9` excludes 1.3, and a bound written with `<=`")
+        );
+        assert!(reason("pkg==1.2.*\n", "pkg", "1.2.4").contains("wildcard cannot start"));
+        assert!(reason("pkg==1.2.*\n", "pkg", "1.3.1").contains("`==1.2.*` excludes 1.3.1"));
+    }
+
+    #[test]
     fn crlf_old_style_parentheses_and_no_trailing_newline() {
         assert_eq!(
             bumped("a==1.0\r\nsix (>=1.10)\r\nb==2.0", "six", "1.16.0").0,
