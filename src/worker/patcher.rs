@@ -204,9 +204,14 @@ fn bump_blocking(
         let content = std::fs::read_to_string(root.join(&path))
             .map_err(|e| StepFailure::transient(Step::Generate, format!("reading {path}: {e}")))?;
         match bump_manifest(kind, &content, package, version) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => {
+            Ok(BumpOutcome::Bumped {
+                updated,
+                from,
+                to,
+                widened,
+            }) => {
                 let existing = existing_entry(&repo, &path)?;
-                from_versions.push(format!("{path}: {from} -> {to}"));
+                from_versions.push(change_note(&path, &from, &to, widened, version));
                 edits.push(FileEdit {
                     path,
                     existing,
@@ -241,6 +246,16 @@ fn bump_blocking(
     }))
 }
 
+/// One manifest's part of a bump's explanation. A widened range is said so, because the
+/// reviewer is accepting a new upper bound, not only a higher floor.
+fn change_note(path: &str, from: &str, to: &str, widened: bool, version: &str) -> String {
+    if widened {
+        format!("{path}: widened the range {from} to {to} to admit {version}")
+    } else {
+        format!("{path}: {from} -> {to}")
+    }
+}
+
 /// What the policy needs to know about a path in the clone.
 pub fn existing_entry(repo: &git2::Repository, path: &str) -> Result<ExistingEntry, StepFailure> {
     let kind = inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Generate, e))?;
@@ -252,4 +267,21 @@ pub fn existing_entry(repo: &git2::Repository, path: &str) -> Result<ExistingEnt
         EntryKind::Submodule => ExistingEntry::Submodule,
         EntryKind::Directory => ExistingEntry::Directory,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_widened_range_is_named_in_the_explanation() {
+        assert_eq!(
+            change_note("requirements.txt", ">=5.3,<5.4", ">=5.4,<5.5", true, "5.4"),
+            "requirements.txt: widened the range >=5.3,<5.4 to >=5.4,<5.5 to admit 5.4"
+        );
+        assert_eq!(
+            change_note("package.json", "^4.17.20", "^4.17.21", false, "4.17.21"),
+            "package.json: ^4.17.20 -> ^4.17.21"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 
 use toml_edit::{Document, Item, TableLike};
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
 use crate::patch::bump::toml_span::string_contents;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -66,11 +66,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     }
 
     let outcome = apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        let comparators = constraint::parse(current, &SYNTAX)?;
-        match constraint::rewrite(current, &comparators, target)? {
-            Rewrite::Satisfied => Ok(None),
-            Rewrite::Updated(new) => Ok(Some(new)),
-        }
+        constraint::bump(current, &SYNTAX, target)
     })?;
 
     if let BumpOutcome::Bumped { updated, .. } = &outcome {
@@ -171,7 +167,9 @@ mod tests {
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -376,11 +374,14 @@ tls = ["openssl"]
             Err(BumpError::Unsupported { .. })
         ));
 
-        let capped = bump(REALISTIC, "regex", "2.1.0").expect_err("<2 excludes 2.1.0");
+        let inclusive = "[dependencies]\nregex = \">=1.5, <=1.9\"\n";
         assert_eq!(
-            capped.to_string(),
-            "cannot bump `regex` in Cargo.toml: the constraint `>=1.5, <2` in [dependencies] (`regex`) \
-             is not bumped automatically: its bound `<2` excludes 2.1.0; widen the range by hand"
+            bump(inclusive, "regex", "2.1.0")
+                .expect_err("<=1.9 excludes 2.1.0")
+                .to_string(),
+            "cannot bump `regex` in Cargo.toml: the constraint `>=1.5, <=1.9` in [dependencies] \
+             (`regex`) is not bumped automatically: its bound `<=1.9` excludes 2.1.0, and a \
+             bound written with `<=` has no window width to keep; widen the range by hand"
         );
 
         let star = "[dependencies]\nlibc = \"*\"\n";
@@ -388,6 +389,34 @@ tls = ["openssl"]
 
         let escaped = "[dependencies]\nlibc = \"\\u0030.2.100\"\n";
         assert!(bump(escaped, "libc", "0.2.150").is_err());
+    }
+
+    #[test]
+    fn capped_ranges_are_widened_in_their_own_precision() {
+        let manifest =
+            "[dependencies]\nbytes = { version = \">=1.2, <1.4\", default-features = false }\n";
+        assert_eq!(
+            bump(manifest, "bytes", "1.4.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "[dependencies]\nbytes = { version = \">=1.4, <1.5\", default-features = false }\n"
+                    .to_owned(),
+                from: ">=1.2, <1.4".to_owned(),
+                to: ">=1.4, <1.5".to_owned(),
+                widened: true,
+            })
+        );
+        let (updated, _, to) = bumped(REALISTIC, "regex", "2.1.0");
+        assert_eq!(to, ">=2.1, <3");
+        assert_eq!(
+            updated,
+            REALISTIC.replace("regex = \">=1.5, <2\"", "regex = \">=2.1, <3\"")
+        );
+        // A caret past its major moves to the fix's, still written with two numbers.
+        let (updated, _, _) = bumped(REALISTIC, "tokio", "2.0.0");
+        assert_eq!(
+            updated,
+            REALISTIC.replace("version = \"^1.20\"", "version = \"^2.0\"")
+        );
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! Version constraints as the manifest formats write them (`^1.2`, `>=1.2, <2`, `==1.2.3`,
-//! `~=1.2`), parsed into comparators with their positions so a bump can rewrite just the version
-//! text and keep the user's operator, spacing and separators.
+//! `~=1.2`, `==1.2.*`), parsed into comparators with their positions so a bump can rewrite just
+//! the version text and keep the user's operator, spacing and separators.
+//!
+//! A constraint whose upper bound (written, or implied by `^`, `~`, `~=`, `==X.*`) excludes
+//! the fix is widened: the same shape, moved to start at the fix (`>=5.3,<5.4` -> `>=5.4,<5.5`).
+//! Every format that has ranges calls [`bump`]; the arithmetic is in
+//! [`crate::patch::bump::widen`].
 
 use std::ops::Range;
 
 use crate::patch::bump::version::Version;
+use crate::patch::bump::widen::{self, Release};
 
 /// A comparison operator. Each format maps its own spelling onto these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +28,10 @@ pub(crate) enum Op {
     Le,
     Lt,
     Ne,
+    /// PEP 440 `==1.2.*`: the 1.2 releases. The version span excludes the `.*`.
+    Wildcard,
+    /// PEP 440 `!=1.2.*`: anything but the 1.2 releases.
+    NotWildcard,
 }
 
 impl Op {
@@ -29,8 +39,35 @@ impl Op {
     fn is_lower_bound(self) -> bool {
         matches!(
             self,
-            Self::Caret | Self::Tilde | Self::Exact | Self::Compatible | Self::Ge | Self::Gt
+            Self::Caret
+                | Self::Tilde
+                | Self::Exact
+                | Self::Compatible
+                | Self::Ge
+                | Self::Gt
+                | Self::Wildcard
         )
+    }
+
+    /// Whether `version` meets the comparator whose version is written `written`.
+    fn admits(self, written: &str, version: &Version) -> bool {
+        let Some(bound) = Version::parse(written) else {
+            return false;
+        };
+        let below_implicit_upper =
+            || widen::implicit_upper(self, written).is_none_or(|upper| *version < upper);
+        match self {
+            Self::Ge => *version >= bound,
+            Self::Gt => *version > bound,
+            Self::Le => *version <= bound,
+            Self::Lt => *version < bound,
+            Self::Ne => *version != bound,
+            Self::Exact => *version == bound,
+            Self::Caret | Self::Tilde | Self::Compatible | Self::Wildcard => {
+                *version >= bound && below_implicit_upper()
+            }
+            Self::NotWildcard => !(*version >= bound && below_implicit_upper()),
+        }
     }
 }
 
@@ -64,12 +101,47 @@ pub(crate) struct Syntax {
 pub(crate) enum Rewrite {
     /// Every version the constraint admits is already >= the target.
     Satisfied,
-    /// The constraint rewritten to require at least the target.
+    /// The constraint rewritten to require at least the target; its upper bounds already
+    /// admitted it.
     Updated(String),
+    /// The constraint's upper bound excluded the target, so the whole range was moved to a
+    /// window of the same shape that starts at the target.
+    Widened(String),
+}
+
+impl Rewrite {
+    /// For formats without ranges (a pinned version): `None` means already satisfied.
+    pub(crate) fn pinned(new: Option<String>) -> Self {
+        new.map_or(Self::Satisfied, Self::Updated)
+    }
+}
+
+/// Parses `constraint` in a format's `syntax` and rewrites it to require at least `target`
+/// (see [`rewrite`]), then checks the result admits the target: a rewrite that did not would
+/// be a wrong fix, so it is refused rather than written.
+pub(crate) fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
+    let comparators = parse(constraint, syntax)?;
+    let rewrite = rewrite(constraint, &comparators, target)?;
+    if let Rewrite::Updated(new) | Rewrite::Widened(new) = &rewrite {
+        let version =
+            Version::parse(target).ok_or_else(|| format!("`{target}` is not a version"))?;
+        let rewritten = parse(new, syntax)?;
+        let admitted = rewritten.iter().all(|comparator| {
+            comparator
+                .op
+                .admits(&new[comparator.version_span.clone()], &version)
+        });
+        if !admitted {
+            return Err(format!(
+                "the rewritten range `{new}` would not admit {target}; this is a bug"
+            ));
+        }
+    }
+    Ok(rewrite)
 }
 
 /// Splits `constraint` into comparators. Errors are reasons a person can act on.
-pub(crate) fn parse(constraint: &str, syntax: &Syntax) -> Result<Vec<Comparator>, String> {
+fn parse(constraint: &str, syntax: &Syntax) -> Result<Vec<Comparator>, String> {
     let segments: Vec<Range<usize>> = match syntax.separator {
         Separator::Comma => {
             let mut start = 0;
@@ -133,6 +205,21 @@ pub(crate) fn parse(constraint: &str, syntax: &Syntax) -> Result<Vec<Comparator>
                 "`{text}` is not an operator followed by one version"
             ));
         }
+        let (op, version_span) = match pep440_wildcard(&constraint[op_span.clone()], version) {
+            Some(prefix) => {
+                if !widen::is_plain_release(prefix) {
+                    return Err(format!("`{text}` is not a wildcard over release numbers"));
+                }
+                let op = if op == Op::Ne {
+                    Op::NotWildcard
+                } else {
+                    Op::Wildcard
+                };
+                (op, version_span.start..version_span.start + prefix.len())
+            }
+            None => (op, version_span),
+        };
+        let version = &constraint[version_span.clone()];
         if is_wildcard(version) {
             return Err(format!("`{text}` is a wildcard"));
         }
@@ -150,7 +237,15 @@ pub(crate) fn parse(constraint: &str, syntax: &Syntax) -> Result<Vec<Comparator>
 
 /// Rewrites `constraint` so that it requires at least `target`, keeping every operator (a
 /// strict `>` becomes `>=`, since `>target` would exclude the fix itself) and all spacing.
-pub(crate) fn rewrite(
+///
+/// When an upper bound excludes the target (`<5.4` for 5.4, or the implied one of `^1.2`
+/// for 2.0.0), the range is widened instead: every lower bound becomes the target in the
+/// precision it was written with, and every excluding `<` moves up by its own granularity, so
+/// `>=5.3,<5.4` becomes `>=5.4,<5.5`. Every lower bound ends at the target, so the installed,
+/// vulnerable version (below the target) is rejected. What cannot keep its shape is refused:
+/// an `!=` of the fix, a `<=` bound (it has no window width), a `==X.*` whose window would
+/// also hold vulnerable releases.
+fn rewrite(
     constraint: &str,
     comparators: &[Comparator],
     target_text: &str,
@@ -183,34 +278,108 @@ pub(crate) fn rewrite(
         return Ok(Rewrite::Satisfied);
     }
 
+    let mut widened = false;
     for comparator in comparators {
-        let version = version_of(comparator)?;
-        let written = &constraint[comparator.op_span.start..comparator.version_span.end];
-        let excludes = match comparator.op {
-            Op::Lt => target >= version,
-            Op::Le => target > version,
-            Op::Ne => target == version,
-            _ => false,
-        };
-        if excludes {
-            return Err(format!(
-                "its bound `{written}` excludes {target_text}; widen the range by hand"
-            ));
+        let version = &constraint[comparator.version_span.clone()];
+        let written = written(constraint, comparator);
+        let admits = comparator.op.admits(version, &target);
+        match comparator.op {
+            // The target is above every lower bound, so a wildcard that admits it holds it
+            // inside its window, together with the vulnerable releases below it; a wildcard
+            // cannot start anywhere but at its prefix.
+            Op::Wildcard if admits => {
+                return Err(format!(
+                    "`{written}` also admits the releases below the fix {target_text}, and a \
+                     wildcard cannot start above its prefix; write `>={target_text}` with an \
+                     upper bound by hand"
+                ));
+            }
+            _ if admits => {}
+            Op::Ne | Op::NotWildcard => {
+                return Err(format!(
+                    "its exclusion `{written}` rules out the fix {target_text} itself; remove \
+                     it by hand if the fix is acceptable"
+                ));
+            }
+            Op::Le => {
+                return Err(format!(
+                    "its bound `{written}` excludes {target_text}, and a bound written with `<=` \
+                     has no window width to keep; widen the range by hand"
+                ));
+            }
+            // Below its version the target cannot be (it is above every lower bound), so an
+            // implied window that rejects it ends below it.
+            Op::Lt | Op::Wildcard | Op::Caret | Op::Tilde | Op::Compatible => widened = true,
+            // A pin moves to the target, as in a plain bump.
+            Op::Exact | Op::Ge | Op::Gt => {}
         }
     }
 
     let mut updated = constraint.to_owned();
     // Back to front, so earlier ranges stay valid.
     for comparator in comparators.iter().rev() {
-        if !comparator.op.is_lower_bound() {
-            continue;
+        let version = &constraint[comparator.version_span.clone()];
+        // `None` for a version that is not plain release numbers (an epoch): the target then
+        // goes in as written, as in a plain bump.
+        let precision = Release::parse(version).map(|release| release.precision());
+        let replacement = match comparator.op {
+            Op::Wildcard => Some(
+                precision
+                    .and_then(|precision| widen::wildcard_start(target_text, precision))
+                    .ok_or_else(|| {
+                format!(
+                    "`{}` excludes {target_text}, and the wildcard over the fix's release would \
+                     also admit the releases below it; write `>={target_text}` with an upper \
+                     bound by hand",
+                    written(constraint, comparator)
+                )
+            })?),
+            op if op.is_lower_bound() && widened => Some(
+                precision.map_or_else(
+                    || target_text.to_owned(),
+                    |precision| widen::fit(target_text, precision),
+                ),
+            ),
+            op if op.is_lower_bound() => Some(target_text.to_owned()),
+            Op::Lt if widened && !Op::Lt.admits(version, &target) => {
+                Some(widen::move_upper(version, target_text).map_err(|reason| {
+                    format!(
+                        "its bound `{}` excludes {target_text} and cannot be widened: {reason}",
+                        written(constraint, comparator)
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            updated.replace_range(comparator.version_span.clone(), &replacement);
         }
-        updated.replace_range(comparator.version_span.clone(), target_text);
         if comparator.op == Op::Gt {
             updated.replace_range(comparator.op_span.clone(), ">=");
         }
     }
-    Ok(Rewrite::Updated(updated))
+    Ok(if widened {
+        Rewrite::Widened(updated)
+    } else {
+        Rewrite::Updated(updated)
+    })
+}
+
+/// The comparator as written, for messages: `<5.4`, `>= 1.2`, `==5.3.*`.
+fn written(constraint: &str, comparator: &Comparator) -> String {
+    let text = &constraint[comparator.op_span.start..comparator.version_span.end];
+    match comparator.op {
+        Op::Wildcard | Op::NotWildcard => format!("{text}.*"),
+        _ => text.to_owned(),
+    }
+}
+
+/// The prefix of a PEP 440 prefix match (`5.3` of `==5.3.*` or `!=5.3.*`), which only `==`
+/// and `!=` may carry; every other wildcard stays refused.
+fn pep440_wildcard<'a>(op: &str, version: &'a str) -> Option<&'a str> {
+    matches!(op, "==" | "!=")
+        .then(|| version.strip_suffix(".*"))
+        .flatten()
 }
 
 /// `*`, `1.*`, `1.x`, `1.2.X`: ranges written as patterns rather than bounds.
@@ -270,23 +439,54 @@ mod tests {
         bare: Some(Op::Exact),
     };
 
+    /// PEP 440, as requirements files and PEP 621 write it.
+    const PEP440: Syntax = Syntax {
+        separator: Separator::Comma,
+        ops: &[
+            ("==", Op::Exact),
+            ("~=", Op::Compatible),
+            ("!=", Op::Ne),
+            ("<=", Op::Le),
+            (">=", Op::Ge),
+            ("<", Op::Lt),
+            (">", Op::Gt),
+        ],
+        bare: None,
+    };
+
+    /// The module's entry point, with the check that the result admits the target.
     fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
-        let comparators = parse(constraint, syntax)?;
-        rewrite(constraint, &comparators, target)
+        super::bump(constraint, syntax, target)
     }
 
     fn updated(text: &str) -> Result<Rewrite, String> {
         Ok(Rewrite::Updated(text.to_owned()))
     }
 
+    fn widened(text: &str) -> Result<Rewrite, String> {
+        Ok(Rewrite::Widened(text.to_owned()))
+    }
+
+    /// Whether every comparator of `constraint` admits `version`.
+    fn admits(constraint: &str, syntax: &Syntax, version: &str) -> bool {
+        let version = Version::parse(version).expect("a version");
+        parse(constraint, syntax)
+            .expect("a constraint")
+            .iter()
+            .all(|c| c.op.admits(&constraint[c.version_span.clone()], &version))
+    }
+
     #[test]
     fn single_comparators_keep_their_operator() {
         assert_eq!(bump("^1.2.3", &CARGO, "1.4.0"), updated("^1.4.0"));
-        assert_eq!(bump("~1.2.3", &CARGO, "1.4.0"), updated("~1.4.0"));
+        assert_eq!(bump("~1.2.3", &CARGO, "1.2.5"), updated("~1.2.5"));
         assert_eq!(bump(">=1.2", &CARGO, "1.4.0"), updated(">=1.4.0"));
         assert_eq!(bump("=1.2.3", &CARGO, "1.4.0"), updated("=1.4.0"));
         assert_eq!(bump("1.2", &CARGO, "1.4.0"), updated("1.4.0"));
         assert_eq!(bump("> 1.2", &CARGO, "1.4.0"), updated(">= 1.4.0"));
+        assert_eq!(bump("==5.3", &PEP440, "5.4"), updated("==5.4"));
+        // `~=5.3` is every 5.x from 5.3 on, so 5.4 is inside it.
+        assert_eq!(bump("~=5.3", &PEP440, "5.4"), updated("~=5.4"));
     }
 
     #[test]
@@ -296,14 +496,157 @@ mod tests {
             bump(">= 1.2.0  < 2.0.0", &NPM, "1.4.0"),
             updated(">= 1.4.0  < 2.0.0")
         );
+        assert_eq!(
+            bump(">=1.2, <=1.4.0", &CARGO, "1.4.0"),
+            updated(">=1.4.0, <=1.4.0")
+        );
     }
 
     #[test]
-    fn upper_bounds_that_exclude_the_target_are_refused() {
-        let error = bump(">=1.2, <1.4", &CARGO, "1.4.0").expect_err("<1.4 excludes 1.4.0");
-        assert!(error.contains("`<1.4` excludes 1.4.0"), "{error}");
-        assert!(bump(">=1.2, <=1.3.9", &CARGO, "1.4.0").is_err());
-        assert!(bump(">=1.2, <=1.4.0", &CARGO, "1.4.0").is_ok());
+    fn upper_bounds_that_exclude_the_target_are_widened() {
+        // The lower bound keeps its two numbers; `<1.4` is a minor window, so it ends at 1.5.
+        assert_eq!(bump(">=1.2, <1.4", &CARGO, "1.4.0"), widened(">=1.4, <1.5"));
+        // A fix that needs more numbers than written keeps them.
+        assert_eq!(
+            bump(">=1.2, <1.4", &CARGO, "1.4.2"),
+            widened(">=1.4.2, <1.5")
+        );
+        assert_eq!(bump(">=1.5, <2", &CARGO, "2.1.0"), widened(">=2.1, <3"));
+    }
+
+    #[test]
+    fn exclusive_upper_bounds_keep_their_width() {
+        let cases = [
+            (">=5.3,<5.4", "5.4", ">=5.4,<5.5"),
+            (">=0.26.1,<0.27.0", "0.27.0", ">=0.27.0,<0.28.0"),
+            // A major window stays a major window, however far the fix is inside it.
+            (">=1.2.0,<2.0.0", "2.3.1", ">=2.3.1,<3.0.0"),
+            (">= 5.3, < 5.4", "5.4", ">= 5.4, < 5.5"),
+            (">5.3,<5.4", "5.4", ">=5.4,<5.5"),
+            (">=0.26.1,<0.27.0", "0.27", ">=0.27.0,<0.28.0"),
+            (">=5.3,<5.4,!=5.3.2", "5.4.1", ">=5.4.1,<5.5,!=5.3.2"),
+        ];
+        for (before, target, after) in cases {
+            assert_eq!(bump(before, &PEP440, target), widened(after), "{before}");
+        }
+    }
+
+    #[test]
+    fn npm_ranges_are_widened_with_their_spacing_and_prerelease_floor() {
+        assert_eq!(
+            bump(">=1.0.0 <1.1.0", &NPM, "1.1.0"),
+            widened(">=1.1.0 <1.2.0")
+        );
+        assert_eq!(
+            bump(">= 1.0.0  < 1.1.0", &NPM, "1.1.0"),
+            widened(">= 1.1.0  < 1.2.0")
+        );
+        // `-0` keeps pre-releases of the next major out, as it did of this one.
+        assert_eq!(
+            bump(">=1.0.0 <2.0.0-0", &NPM, "2.1.0"),
+            widened(">=2.1.0 <3.0.0-0")
+        );
+    }
+
+    #[test]
+    fn implied_upper_bounds_move_with_the_fix() {
+        assert_eq!(bump("~1.2.3", &NPM, "1.3.1"), widened("~1.3.1"));
+        assert_eq!(bump("^1.2.3", &NPM, "2.0.1"), widened("^2.0.1"));
+        assert_eq!(bump("^1.2", &CARGO, "2.0.0"), widened("^2.0"));
+        assert_eq!(bump("0.26", &CARGO, "0.27.1"), widened("0.27.1"));
+        // `~=5.3.1` is the 5.3 patch releases: the fix 5.4 opens the 5.4 ones.
+        assert_eq!(bump("~=5.3.1", &PEP440, "5.4"), widened("~=5.4.0"));
+        assert_eq!(bump("~=5.3", &PEP440, "6.0"), widened("~=6.0"));
+        assert_eq!(bump("~= 5.3", &PEP440, "6.0.0"), widened("~= 6.0"));
+    }
+
+    #[test]
+    fn wildcards_move_to_the_window_the_fix_opens() {
+        assert_eq!(bump("==5.3.*", &PEP440, "5.4"), widened("==5.4.*"));
+        assert_eq!(bump("==5.3.*", &PEP440, "5.4.0"), widened("==5.4.*"));
+        assert_eq!(bump("== 1.*", &PEP440, "2.0.0"), widened("== 2.*"));
+        // A wildcard that must also admit vulnerable releases is refused, inside its window
+        // or in the next one.
+        let inside = bump("==5.3.*", &PEP440, "5.3.2").expect_err("inside the window");
+        assert!(
+            inside.contains("`==5.3.*` also admits the releases below the fix 5.3.2"),
+            "{inside}"
+        );
+        let beyond = bump("==5.3.*", &PEP440, "5.4.1").expect_err("5.4.0 is vulnerable");
+        assert!(
+            beyond.contains("`==5.3.*` excludes 5.4.1, and the wildcard over the fix's release"),
+            "{beyond}"
+        );
+        // Only `==` and `!=` take a prefix match; elsewhere a wildcard stays refused.
+        assert!(
+            bump("=1.2.*", &CARGO, "1.3.0")
+                .expect_err("wildcard")
+                .contains("wildcard")
+        );
+        assert!(
+            bump("==5.3rc1.*", &PEP440, "5.4")
+                .expect_err("not a release")
+                .contains("not a wildcard over release numbers")
+        );
+    }
+
+    #[test]
+    fn widened_ranges_admit_the_fix_and_reject_the_installed_version() {
+        let cases: [(&str, &Syntax, &str, &str); 9] = [
+            (">=5.3,<5.4", &PEP440, "5.3.1", "5.4"),
+            (">=0.26.1,<0.27.0", &PEP440, "0.26.1", "0.27.0"),
+            (">=1.2, <1.4", &CARGO, "1.3.9", "1.4.0"),
+            (">=1.0.0 <1.1.0", &NPM, "1.0.4", "1.1.0"),
+            ("~1.2.3", &NPM, "1.2.3", "1.3.1"),
+            ("^0.2.3", &CARGO, "0.2.9", "0.3.0"),
+            ("~=5.3.1", &PEP440, "5.3.1", "5.4"),
+            ("==5.3.*", &PEP440, "5.3.7", "5.4"),
+            (">=1.2.0,<2.0.0", &PEP440, "1.9.0", "2.3.1"),
+        ];
+        for (before, syntax, installed, target) in cases {
+            assert!(
+                admits(before, syntax, installed),
+                "{before} admits {installed}"
+            );
+            assert!(
+                !admits(before, syntax, target),
+                "{before} excludes {target}"
+            );
+            let Ok(Rewrite::Widened(after)) = bump(before, syntax, target) else {
+                panic!("{before} should be widened for {target}");
+            };
+            assert!(admits(&after, syntax, target), "{after} admits {target}");
+            assert!(
+                !admits(&after, syntax, installed),
+                "{after} rejects {installed}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_cannot_keep_its_shape_is_refused() {
+        let excluded = bump(">=5.3,!=5.4", &PEP440, "5.4").expect_err("!= the fix");
+        assert_eq!(
+            excluded,
+            "its exclusion `!=5.4` rules out the fix 5.4 itself; remove it by hand if the fix \
+             is acceptable"
+        );
+        let excluded = bump(">=5.3,<5.4,!=5.4.*", &PEP440, "5.4.1").expect_err("!= 5.4.*");
+        assert!(
+            excluded.contains("`!=5.4.*` rules out the fix 5.4.1"),
+            "{excluded}"
+        );
+        let inclusive = bump(">=1.2, <=1.3.9", &CARGO, "1.4.0").expect_err("<= has no width");
+        assert_eq!(
+            inclusive,
+            "its bound `<=1.3.9` excludes 1.4.0, and a bound written with `<=` has no window \
+             width to keep; widen the range by hand"
+        );
+        let empty = bump(">=0.0.1,<0.0", &PEP440, "0.1").expect_err("no window");
+        assert!(
+            empty.contains("`<0.0` excludes 0.1 and cannot be widened"),
+            "{empty}"
+        );
     }
 
     #[test]

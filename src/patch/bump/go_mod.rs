@@ -10,6 +10,7 @@
 
 use std::ops::Range;
 
+use crate::patch::bump::constraint::Rewrite;
 use crate::patch::bump::version::Version;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -99,7 +100,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     }
 
     apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        rewrite(package, current, target)
+        rewrite(package, current, target).map(Rewrite::pinned)
     })
 }
 
@@ -298,7 +299,9 @@ exclude golang.org/x/text v0.3.7
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -347,6 +350,23 @@ replace (
 
 exclude golang.org/x/text v0.3.7
 "
+        );
+    }
+
+    #[test]
+    fn a_require_is_a_minimum_version_so_it_is_never_widened() {
+        // go.mod has no ranges: a require is the minimum the build selects, so the bump only
+        // raises it, and the outcome says no range was widened.
+        let content = "module example.com/app\n\nrequire github.com/gin-gonic/gin v1.9.0\n";
+        assert_eq!(
+            bump(content, "github.com/gin-gonic/gin", "1.9.1"),
+            Ok(BumpOutcome::Bumped {
+                updated: "module example.com/app\n\nrequire github.com/gin-gonic/gin v1.9.1\n"
+                    .to_owned(),
+                from: "v1.9.0".to_owned(),
+                to: "v1.9.1".to_owned(),
+                widened: false,
+            })
         );
     }
 

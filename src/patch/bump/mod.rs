@@ -16,8 +16,10 @@ mod pyproject_toml;
 mod requirements_txt;
 mod toml_span;
 mod version;
+mod widen;
 mod xml_scan;
 
+use constraint::Rewrite;
 pub use version::{Version, choose_target_version};
 
 /// A manifest format the bump understands.
@@ -94,11 +96,14 @@ pub fn ecosystem_manifests(ecosystem: &str) -> &'static [ManifestKind] {
 pub enum BumpOutcome {
     /// The dependency was rewritten. `from` and `to` are the constraints as written in the
     /// manifest (e.g. `^1.2.3` and `^1.4.0`); where the package is declared more than once
-    /// (several tables or sections), the first rewritten declaration.
+    /// (several tables or sections), the first widened declaration, else the first rewritten.
+    /// `widened` says the range's upper bound excluded the target, so the range was moved to
+    /// one of the same shape that starts at it (`>=5.3,<5.4` to `>=5.4,<5.5`).
     Bumped {
         updated: String,
         from: String,
         to: String,
+        widened: bool,
     },
     /// Every declaration already admits only versions >= the target; `current` is the first.
     AlreadySatisfied { current: String },
@@ -170,14 +175,13 @@ struct Declaration {
 }
 
 /// Applies a rewrite to every declaration and assembles the outcome. `rewrite` is given the
-/// declaration and its current text, and returns the new text, or `None` when this
-/// declaration is already satisfied.
+/// declaration and its current text, and says what becomes of it.
 fn apply_rewrites(
     kind: ManifestKind,
     content: &str,
     package: &str,
     declarations: &[Declaration],
-    rewrite: impl Fn(&Declaration, &str) -> Result<Option<String>, String>,
+    rewrite: impl Fn(&Declaration, &str) -> Result<Rewrite, String>,
 ) -> Result<BumpOutcome, BumpError> {
     let Some(first) = declarations.first() else {
         return Ok(BumpOutcome::NotDeclared);
@@ -193,21 +197,37 @@ fn apply_rewrites(
                 declaration.location
             ),
         })?;
-        if let Some(new) = new {
-            edits.push((declaration.span.clone(), current.to_owned(), new));
+        match new {
+            Rewrite::Satisfied => {}
+            Rewrite::Updated(new) => {
+                edits.push((declaration.span.clone(), current.to_owned(), new, false));
+            }
+            Rewrite::Widened(new) => {
+                edits.push((declaration.span.clone(), current.to_owned(), new, true));
+            }
         }
     }
-    let Some((_, from, to)) = edits.first().cloned() else {
+    // A widened range is what a reviewer most needs to hear about, so it is the one reported.
+    let reported = edits
+        .iter()
+        .find(|(_, _, _, widened)| *widened)
+        .or_else(|| edits.first());
+    let Some((_, from, to, widened)) = reported.cloned() else {
         return Ok(BumpOutcome::AlreadySatisfied {
             current: content[first.span.clone()].to_owned(),
         });
     };
     let mut updated = content.to_owned();
-    edits.sort_by_key(|(span, _, _)| std::cmp::Reverse(span.start));
-    for (span, _, new) in edits {
+    edits.sort_by_key(|(span, _, _, _)| std::cmp::Reverse(span.start));
+    for (span, _, new, _) in edits {
         updated.replace_range(span, &new);
     }
-    Ok(BumpOutcome::Bumped { updated, from, to })
+    Ok(BumpOutcome::Bumped {
+        updated,
+        from,
+        to,
+        widened,
+    })
 }
 
 #[cfg(test)]
@@ -352,6 +372,7 @@ mod tests {
                         .to_owned(),
                     from: "v0.7.0".to_owned(),
                     to: "v0.17.0".to_owned(),
+                    widened: false,
                 }),
                 "{target}"
             );

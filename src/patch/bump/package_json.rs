@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
 use crate::patch::bump::json_span;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -113,11 +113,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         if !spec.starts_with(|c: char| c.is_ascii_digit() || "<>=^~vV".contains(c)) {
             return Err("it is a dist-tag, not a version range".to_owned());
         }
-        let comparators = constraint::parse(current, &SYNTAX)?;
-        match constraint::rewrite(current, &comparators, target)? {
-            Rewrite::Satisfied => Ok(None),
-            Rewrite::Updated(new) => Ok(Some(new)),
-        }
+        constraint::bump(current, &SYNTAX, target)
     })
 }
 
@@ -168,7 +164,9 @@ mod tests {
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -277,9 +275,39 @@ mod tests {
     }
 
     #[test]
-    fn capped_range_is_refused() {
-        let reason = unsupported_reason(REALISTIC, "minimist", "2.1.0");
-        assert!(reason.contains("`<2.0.0` excludes 2.1.0"), "{reason}");
+    fn capped_ranges_are_widened_to_the_same_width() {
+        let before = "{\n  \"dependencies\": {\n    \"ms\": \">=1.0.0 <1.1.0\"\n  }\n}\n";
+        assert_eq!(
+            bump(before, "ms", "1.1.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "{\n  \"dependencies\": {\n    \"ms\": \">=1.1.0 <1.2.0\"\n  }\n}\n"
+                    .to_owned(),
+                from: ">=1.0.0 <1.1.0".to_owned(),
+                to: ">=1.1.0 <1.2.0".to_owned(),
+                widened: true,
+            })
+        );
+        // A major window stays a major window.
+        let (updated, from, to) = bumped(REALISTIC, "minimist", "2.1.0");
+        assert_eq!(
+            (from.as_str(), to.as_str()),
+            (">=1.2.0 <2.0.0", ">=2.1.0 <3.0.0")
+        );
+        assert_eq!(
+            updated,
+            REALISTIC.replace("\">=1.2.0 <2.0.0\"", "\">=2.1.0 <3.0.0\"")
+        );
+        // A tilde past its minor moves to the fix's minor.
+        let (updated, _, _) = bumped(REALISTIC, "express", "4.18.2");
+        assert_eq!(updated, REALISTIC.replace("\"~4.17.1\"", "\"~4.18.2\""));
+    }
+
+    #[test]
+    fn a_range_inside_its_window_is_raised_not_widened() {
+        assert!(matches!(
+            bump(REALISTIC, "express", "4.17.3"),
+            Ok(BumpOutcome::Bumped { widened: false, .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::ops::Range;
 
+use crate::patch::bump::constraint::Rewrite;
 use crate::patch::bump::version::Version;
 use crate::patch::bump::xml_scan::{self, Element};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
@@ -135,7 +136,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         )));
     }
     apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        rewrite(current, target)
+        rewrite(current, target).map(Rewrite::pinned)
     })
 }
 
@@ -393,7 +394,9 @@ mod tests {
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -498,6 +501,22 @@ mod tests {
                 "{package}"
             );
         }
+    }
+
+    #[test]
+    fn a_pinned_version_is_raised_and_never_widened() {
+        let pom = "<project><dependencies><dependency><groupId>org.yaml</groupId>\
+                   <artifactId>snakeyaml</artifactId><version>1.33</version>\
+                   </dependency></dependencies></project>";
+        assert_eq!(
+            bump(pom, "org.yaml:snakeyaml", "2.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: pom.replace("<version>1.33</version>", "<version>2.0</version>"),
+                from: "1.33".to_owned(),
+                to: "2.0".to_owned(),
+                widened: false,
+            })
+        );
     }
 
     #[test]

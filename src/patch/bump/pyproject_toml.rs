@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use toml_edit::{Document, Item, TableLike, Value};
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
 use crate::patch::bump::requirements_txt;
 use crate::patch::bump::toml_span::{string_contents, string_prefix};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
@@ -90,11 +90,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             if pep508.contains(&declaration.span.start) {
                 return requirements_txt::rewrite_specifier(current, target);
             }
-            let comparators = constraint::parse(current, &POETRY_SYNTAX)?;
-            match constraint::rewrite(current, &comparators, target)? {
-                Rewrite::Satisfied => Ok(None),
-                Rewrite::Updated(new) => Ok(Some(new)),
-            }
+            constraint::bump(current, &POETRY_SYNTAX, target)
         },
     )?;
 
@@ -267,7 +263,9 @@ mod tests {
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -421,11 +419,65 @@ packages = ["acme_api"]
         }
         assert!(reason(PEP621, "cryptography", "41.0.0").contains("declares no version"));
         assert!(reason(PEP621, "internal-lib", "1.1").contains("URL"));
+        let excluded = "[project]\ndependencies = [\"Django>=3.2.18,!=4.2.0\"]\n";
         assert_eq!(
-            reason(PEP621, "django", "4.2.0"),
-            "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,<4.0` in \
-             [project] dependencies is not bumped automatically: its bound `<4.0` excludes \
-             4.2.0; widen the range by hand"
+            reason(excluded, "django", "4.2.0"),
+            "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,!=4.2.0` in \
+             [project] dependencies is not bumped automatically: its exclusion `!=4.2.0` rules \
+             out the fix 4.2.0 itself; remove it by hand if the fix is acceptable"
+        );
+    }
+
+    #[test]
+    fn pep621_widens_the_capped_ranges_from_the_issue() {
+        let content = r#"[project]
+name = "api"
+version = "0.1.0"
+dependencies = [
+    "PyYAML>=5.3,<5.4",
+    'starlette>=0.26.1,<0.27.0',  # fastapi 0.95 pins this
+]
+"#;
+        assert_eq!(
+            bump(content, "pyyaml", "5.4"),
+            Ok(BumpOutcome::Bumped {
+                updated: r#"[project]
+name = "api"
+version = "0.1.0"
+dependencies = [
+    "PyYAML>=5.4,<5.5",
+    'starlette>=0.26.1,<0.27.0',  # fastapi 0.95 pins this
+]
+"#
+                .to_owned(),
+                from: ">=5.3,<5.4".to_owned(),
+                to: ">=5.4,<5.5".to_owned(),
+                widened: true,
+            })
+        );
+        assert_eq!(
+            bump(content, "starlette", "0.27.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: r#"[project]
+name = "api"
+version = "0.1.0"
+dependencies = [
+    "PyYAML>=5.3,<5.4",
+    'starlette>=0.27.0,<0.28.0',  # fastapi 0.95 pins this
+]
+"#
+                .to_owned(),
+                from: ">=0.26.1,<0.27.0".to_owned(),
+                to: ">=0.27.0,<0.28.0".to_owned(),
+                widened: true,
+            })
+        );
+        // The realistic file's major-capped Django moves to the next major window.
+        let (updated, _, to) = bumped(PEP621, "django", "4.2.0");
+        assert_eq!(to, ">=4.2.0,<5.0");
+        assert_eq!(
+            updated,
+            PEP621.replace("\"Django>=3.2.18,<4.0\"", "\"Django>=4.2.0,<5.0\"")
         );
     }
 
@@ -566,8 +618,93 @@ build-backend = "poetry.core.masonry.api"
         assert!(reason(POETRY, "internal-lib", "2.0").contains("path dependency"));
         assert!(reason(POETRY, "legacy", "2.0").contains("git dependency"));
         assert!(reason(POETRY, "anything", "2.0").contains("wildcard"));
-        // The old-Python entry of a multiple-constraints list caps below the fix.
-        assert!(reason(POETRY, "numpy", "1.25.2").contains("`<1.25` excludes 1.25.2"));
+        let inclusive = "[tool.poetry.dependencies]\nstarlette = \">=0.26.1,<=0.26.9\"\n";
+        assert!(
+            reason(inclusive, "starlette", "0.27.0")
+                .contains("its bound `<=0.26.9` excludes 0.27.0, and a bound written with `<=`")
+        );
+    }
+
+    #[test]
+    fn poetry_widens_the_capped_ranges_from_the_issue() {
+        let content = r#"[tool.poetry.dependencies]
+python = "^3.10"
+PyYAML = ">=5.3,<5.4"
+starlette = { version = ">=0.26.1,<0.27.0", optional = true }
+"#;
+        assert_eq!(
+            bump(content, "pyyaml", "5.4"),
+            Ok(BumpOutcome::Bumped {
+                updated: r#"[tool.poetry.dependencies]
+python = "^3.10"
+PyYAML = ">=5.4,<5.5"
+starlette = { version = ">=0.26.1,<0.27.0", optional = true }
+"#
+                .to_owned(),
+                from: ">=5.3,<5.4".to_owned(),
+                to: ">=5.4,<5.5".to_owned(),
+                widened: true,
+            })
+        );
+        assert_eq!(
+            bump(content, "starlette", "0.27.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: r#"[tool.poetry.dependencies]
+python = "^3.10"
+PyYAML = ">=5.3,<5.4"
+starlette = { version = ">=0.27.0,<0.28.0", optional = true }
+"#
+                .to_owned(),
+                from: ">=0.26.1,<0.27.0".to_owned(),
+                to: ">=0.27.0,<0.28.0".to_owned(),
+                widened: true,
+            })
+        );
+    }
+
+    #[test]
+    fn poetry_widens_compatible_wildcard_and_tilde_constraints() {
+        let cases = [
+            ("PyYAML = \"~=5.3\"", "5.4", "PyYAML = \"~=5.4\"", false),
+            ("PyYAML = \"~=5.3.1\"", "5.4", "PyYAML = \"~=5.4.0\"", true),
+            ("PyYAML = \"==5.3.*\"", "5.4", "PyYAML = \"==5.4.*\"", true),
+            ("PyYAML = \"~5.3.1\"", "5.4", "PyYAML = \"~5.4.0\"", true),
+            ("PyYAML = \"^5.3\"", "6.0", "PyYAML = \"^6.0\"", true),
+        ];
+        for (before, target, after, widened) in cases {
+            let content = format!("[tool.poetry.dependencies]\n{before}\n");
+            match bump(&content, "pyyaml", target) {
+                Ok(BumpOutcome::Bumped {
+                    updated,
+                    widened: was_widened,
+                    ..
+                }) => {
+                    assert_eq!(updated, format!("[tool.poetry.dependencies]\n{after}\n"));
+                    assert_eq!(was_widened, widened, "{before}");
+                }
+                other => panic!("{before}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn poetry_multiple_constraints_widen_the_capped_entry() {
+        // The old-Python entry caps below the fix and is widened; the other one is only raised,
+        // and the widened one is what the outcome reports.
+        assert_eq!(
+            bump(POETRY, "numpy", "1.25.2"),
+            Ok(BumpOutcome::Bumped {
+                updated: POETRY.replace(
+                    r#"    { version = ">=1.21,<1.25", python = "<3.9" },
+    { version = "^1.25.0", python = ">=3.9" },"#,
+                    r#"    { version = ">=1.25.2,<1.26", python = "<3.9" },
+    { version = "^1.25.2", python = ">=3.9" },"#
+                ),
+                from: ">=1.21,<1.25".to_owned(),
+                to: ">=1.25.2,<1.26".to_owned(),
+                widened: true,
+            })
+        );
     }
 
     #[test]

@@ -73,18 +73,14 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     })
 }
 
-/// Rewrites a PEP 440 specifier (`>=1.2,<2`) to require at least `target`: `None` when it
-/// already does, an error reason when it cannot be rewritten safely. Shared with the PEP 621
-/// lists of `pyproject.toml`.
-pub(super) fn rewrite_specifier(current: &str, target: &str) -> Result<Option<String>, String> {
+/// Rewrites a PEP 440 specifier (`>=1.2,<2`) to require at least `target`, widening it when
+/// its upper bound excludes the target; an error reason when it cannot be rewritten safely.
+/// Shared with the PEP 621 lists of `pyproject.toml`.
+pub(super) fn rewrite_specifier(current: &str, target: &str) -> Result<Rewrite, String> {
     if current.contains("===") {
         return Err("`===` is arbitrary string equality, not a version range".to_owned());
     }
-    let comparators = constraint::parse(current, &SYNTAX)?;
-    match constraint::rewrite(current, &comparators, target)? {
-        Rewrite::Satisfied => Ok(None),
-        Rewrite::Updated(new) => Ok(Some(new)),
-    }
+    constraint::bump(current, &SYNTAX, target)
 }
 
 /// PEP 503 name normalisation: case-insensitive, runs of `-`, `_`, `.` are one `-`.
@@ -244,7 +240,9 @@ Jinja2 == 2.11.3 \\
 
     fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
         match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped { updated, from, to }) => (updated, from, to),
+            Ok(BumpOutcome::Bumped {
+                updated, from, to, ..
+            }) => (updated, from, to),
             other => panic!("expected a bump of {package}, got {other:?}"),
         }
     }
@@ -372,9 +370,93 @@ Jinja2 == 2.11.3 \\
         assert!(reason(hashed, "click", "8.1.4").contains("line 4"));
         assert!(reason(REALISTIC, "pillow", "9.0.1").contains("URL"));
         assert!(reason(REALISTIC, "cryptography", "41.0.0").contains("declares no version"));
-        assert!(reason(REALISTIC, "djangorestframework", "3.15.1").contains("`<3.15` excludes"));
         assert!(reason("pkg===1.0\n", "pkg", "1.1").contains("arbitrary"));
-        assert!(reason("pkg==1.2.*\n", "pkg", "1.3").contains("wildcard"));
+    }
+
+    #[test]
+    fn widens_the_capped_ranges_from_the_issue() {
+        let content = "\
+# API service
+PyYAML>=5.3,<5.4
+starlette>=0.26.1,<0.27.0  # via fastapi
+";
+        assert_eq!(
+            bump(content, "pyyaml", "5.4"),
+            Ok(BumpOutcome::Bumped {
+                updated: "\
+# API service
+PyYAML>=5.4,<5.5
+starlette>=0.26.1,<0.27.0  # via fastapi
+"
+                .to_owned(),
+                from: ">=5.3,<5.4".to_owned(),
+                to: ">=5.4,<5.5".to_owned(),
+                widened: true,
+            })
+        );
+        assert_eq!(
+            bump(content, "starlette", "0.27.0"),
+            Ok(BumpOutcome::Bumped {
+                updated: "\
+# API service
+PyYAML>=5.3,<5.4
+starlette>=0.27.0,<0.28.0  # via fastapi
+"
+                .to_owned(),
+                from: ">=0.26.1,<0.27.0".to_owned(),
+                to: ">=0.27.0,<0.28.0".to_owned(),
+                widened: true,
+            })
+        );
+    }
+
+    #[test]
+    fn widens_compatible_wildcard_and_spaced_ranges_in_place() {
+        let cases = [
+            (
+                "djangorestframework",
+                "3.15.1",
+                "djangorestframework>=3.12,<3.15",
+                "djangorestframework>=3.15.1,<3.16",
+            ),
+            // `~= 2.25.1` is the 2.25 patch releases; the fix opens the 2.31 ones.
+            (
+                "requests",
+                "2.31.0",
+                "requests[socks,security] ~= 2.25.1",
+                "requests[socks,security] ~= 2.31.0",
+            ),
+        ];
+        for (package, target, before, after) in cases {
+            let (updated, _, _) = bumped(REALISTIC, package, target);
+            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
+        }
+        assert_eq!(bumped("pkg==1.2.*\n", "pkg", "1.3").0, "pkg==1.3.*\n");
+        assert_eq!(
+            bumped(
+                "PyYAML >= 5.3 , < 5.4 ; python_version >= \"3.8\"\r\n",
+                "pyyaml",
+                "5.4"
+            )
+            .0,
+            "PyYAML >= 5.4 , < 5.5 ; python_version >= \"3.8\"\r\n"
+        );
+    }
+
+    #[test]
+    fn ranges_that_cannot_keep_their_shape_are_refused() {
+        assert_eq!(
+            reason("pkg>=1.2,!=1.3\n", "pkg", "1.3"),
+            "cannot bump `pkg` in requirements.txt: the constraint `>=1.2,!=1.3` in line 1 is \
+             not bumped automatically: its exclusion `!=1.3` rules out the fix 1.3 itself; \
+             remove it by hand if the fix is acceptable"
+        );
+        assert!(
+            reason("pkg>=1.2,<=1.2.9\n", "pkg", "1.3")
+                .contains("`<=1.2.9` excludes 1.3, and a bound written with `<=`")
+        );
+        assert!(reason("pkg==1.2.*\n", "pkg", "1.2.4").contains("wildcard cannot start"));
+        assert!(reason("pkg==1.2.*\n", "pkg", "1.3.1").contains("`==1.2.*` excludes 1.3.1"));
     }
 
     #[test]
