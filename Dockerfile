@@ -18,8 +18,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --home /var/lib/remediator remediator \
     && mkdir -p /var/lib/remediator/scratch && chown remediator /var/lib/remediator/scratch
 COPY --from=build /src/target/release/remediator /usr/local/bin/remediator
+# A current Go for go.mod/go.sum updates (Debian's is too old); lockfiles.go points at it.
+COPY --from=golang:1.23-bookworm /usr/local/go /usr/local/go
 USER remediator
 ENV REMEDIATOR__WORKER__SCRATCH_DIR=/var/lib/remediator/scratch \
+    REMEDIATOR__LOCKFILES__GO=/usr/local/go/bin/go \
     REMEDIATOR__INTAKE__LISTEN=0.0.0.0:8080 \
     REMEDIATOR__WORKER__METRICS_LISTEN=0.0.0.0:9464
 EXPOSE 8080 9464

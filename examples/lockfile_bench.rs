@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             ],
             network: true,
             secrets: vec![],
+            read_only: vec![],
         };
         let started = Instant::now();
         let ran = sandbox.run(&run, "apt-get install npm").await?;

@@ -50,6 +50,9 @@ pub struct ToolRun {
     pub network: bool,
     /// Values cut from the output (registry tokens the run was given).
     pub secrets: Vec<String>,
+    /// More paths the tool may read (a toolchain's root, a local module proxy), bound
+    /// read-only where they are.
+    pub read_only: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +207,8 @@ impl Sandbox {
         if run.network {
             command.arg("--share-net");
         }
+        // The fresh /tmp first: binds below may lie under /tmp (a tool in a virtualenv there).
+        command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         for path in SYSTEM_PATHS {
             command.args(["--ro-bind-try", path, path]);
         }
@@ -213,9 +218,11 @@ impl Sandbox {
             let dir = dir.to_string_lossy();
             command.args(["--ro-bind", &dir, &dir]);
         }
+        for path in &run.read_only {
+            command.arg("--ro-bind").arg(path).arg(path);
+        }
         let cwd = Path::new("/work").join(&run.dir);
         command
-            .args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"])
             .arg("--bind")
             .arg(&run.work_tree)
             .arg("/work")

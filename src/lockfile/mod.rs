@@ -3,10 +3,12 @@
 //! manifest is updated by the tool (changing only what the fix needs), read back, and every
 //! resolved version of the package listed.
 //!
-//! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces).
+//! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces)
+//! and Go (`go.mod` and `go.sum` through `go get`, per module).
 //! Other lock files are found and reported as not updated (a job error, or a draft PR with
 //! `lockfiles.update = "best_effort"`), never left stale silently.
 
+pub mod go;
 pub mod npm;
 
 use std::path::Path;
@@ -32,6 +34,12 @@ pub struct LockfileSettings {
     pub npm: String,
     /// The npm registry; empty: the client's default.
     pub npm_registry: String,
+    /// The go command (name on PATH or a path; its GOROOT is the directory above its `bin`).
+    pub go: String,
+    /// GOPROXY for `go get`; empty: Go's default.
+    pub go_proxy: String,
+    /// GOSUMDB; empty: Go's default.
+    pub go_sumdb: String,
 }
 
 /// One resolved copy of the package in a lock file.
@@ -88,7 +96,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("yarn.lock", "yarn"),
     ("pnpm-lock.yaml", "pnpm"),
     ("Cargo.lock", "cargo"),
-    ("go.sum", "go"),
     ("poetry.lock", "poetry"),
     ("uv.lock", "uv"),
 ];
@@ -164,6 +171,8 @@ pub async fn update(
     }
     if target.ecosystem.eq_ignore_ascii_case("npm") {
         outcome = npm::update(sandbox, settings, work_tree, target).await?;
+    } else if target.ecosystem.eq_ignore_ascii_case("go") {
+        outcome = go::update(sandbox, settings, work_tree, target).await?;
     }
     unsupported.sort();
     unsupported.dedup();

@@ -57,6 +57,7 @@ pub async fn update(
             ],
             network: true,
             secrets: Vec::new(),
+            read_only: Vec::new(),
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
         if !ran.success {
