@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             network: true,
             secrets: vec![],
             read_only: vec![],
+            files_at: Vec::new(),
         };
         let started = Instant::now();
         let ran = sandbox.run(&run, "apt-get install npm").await?;

@@ -304,7 +304,9 @@ pub fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(trimmed.to_owned()))
 }
 
-fn empty_path_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+pub(crate) fn empty_path_is_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<PathBuf>, D::Error> {
     let raw: Option<String> = Option::deserialize(d)?;
     Ok(raw.filter(|s| !s.is_empty()).map(PathBuf::from))
 }

@@ -53,6 +53,9 @@ pub struct ToolRun {
     /// More paths the tool may read (a toolchain's root, a local module proxy), bound
     /// read-only where they are.
     pub read_only: Vec<PathBuf>,
+    /// Files of the worker's the tool reads at a path of its own under `/tmp` (a registry
+    /// configuration placed in a fresh CARGO_HOME), bound read-only: (host file, path inside).
+    pub files_at: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +223,12 @@ impl Sandbox {
         }
         for path in &run.read_only {
             command.arg("--ro-bind").arg(path).arg(path);
+        }
+        for (file, inside) in &run.files_at {
+            if let Some(dir) = Path::new(inside).parent() {
+                command.arg("--dir").arg(dir);
+            }
+            command.arg("--ro-bind").arg(file).arg(inside);
         }
         let cwd = Path::new("/work").join(&run.dir);
         command

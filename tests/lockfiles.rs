@@ -374,7 +374,7 @@ async fn a_go_module_gets_its_require_and_go_sum_from_go_get_in_the_sandbox() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = go_finding(&world).await;
+    let assessment = finding(&world, "example.com/vulnlib", "Go", "GO-2024-0001").await;
     let id = world.request(assessment).await;
     let op = world.wait_for_end(id, END).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
@@ -426,13 +426,213 @@ async fn a_go_module_gets_its_require_and_go_sum_from_go_get_in_the_sandbox() {
     world.stop().await;
 }
 
-/// Imports an AFFECTED finding of `example.com/vulnlib` (Go) for the world's project.
-async fn go_finding(world: &World) -> uuid::Uuid {
+/// The toolchain's own cargo (`rustup which cargo`), as `lockfiles.cargo` wants it.
+fn cargo_binary() -> String {
+    let output = std::process::Command::new("rustup")
+        .args(["which", "cargo"])
+        .output()
+        .expect("rustup, which this repository is built with");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// A cargo local registry holding `vulncrate` 1.0.0 and 1.0.1, and a config.toml replacing
+/// crates.io with it. Returns the config's path.
+fn local_crate_registry(root: &std::path::Path) -> std::path::PathBuf {
+    let registry = root.join("registry");
+    let script = r#"
+import hashlib, io, json, os, sys, tarfile
+registry, name = sys.argv[1], "vulncrate"
+lines = []
+for version in ["1.0.0", "1.0.1"]:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, text in [(f"{name}-{version}/Cargo.toml", f'[package]\nname = "{name}"\nversion = "{version}"\nedition = "2021"\n'),
+                           (f"{name}-{version}/src/lib.rs", "pub fn f() {}\n")]:
+            data = text.encode(); info = tarfile.TarInfo(path); info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    crate = buffer.getvalue()
+    open(f"{registry}/{name}-{version}.crate", "wb").write(crate)
+    lines.append(json.dumps({"name": name, "vers": version, "deps": [], "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False}))
+os.makedirs(f"{registry}/index/vu/ln", exist_ok=True)
+open(f"{registry}/index/vu/ln/{name}", "w").write("\n".join(lines) + "\n")
+"#;
+    std::fs::create_dir_all(&registry).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&registry)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = root.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source.crates-io]\nreplace-with = \"local\"\n\n[source.local]\nlocal-registry = \"{}\"\n",
+            registry.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Runs cargo in `dir` with `config` as its only configuration (test set-up and checks).
+fn cargo(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) {
+    let home = dir.join(".cargo-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::copy(config, home.join("config.toml")).unwrap();
+    let cargo = cargo_binary();
+    let toolchain_bin = std::path::Path::new(&cargo)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let output = std::process::Command::new(&cargo)
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", format!("{toolchain_bin}:/usr/bin:/bin"))
+        .env("CARGO_HOME", &home)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cargo {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+#[tokio::test]
+async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let config = local_crate_registry(fixtures.path());
+    let project = tempfile::tempdir().unwrap();
+    let root = "[workspace]\nmembers = [\"api\", \"cli\"]\nresolver = \"2\"\n";
+    let member = |name: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nvulncrate = \"1.0.0\"\n"
+        )
+    };
+    // Hostile: the repository's cargo config names a rustc and a wrapper of its own.
+    let hostile_config = "[build]\nrustc = \"/work/evil.sh\"\nrustc-wrapper = \"/work/evil.sh\"\n";
+    let evil = "#!/bin/sh\ntouch /work/EVIL_RAN\nexit 1\n";
+    for (path, text) in [
+        ("Cargo.toml", root.to_owned()),
+        ("api/Cargo.toml", member("api")),
+        ("cli/Cargo.toml", member("cli")),
+        ("api/src/lib.rs", String::new()),
+        ("cli/src/lib.rs", String::new()),
+    ] {
+        let file = project.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    cargo(project.path(), &config, &["generate-lockfile"]);
+    cargo(
+        project.path(),
+        &config,
+        &["update", "-p", "vulncrate", "--precise", "1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (cargo_path, config_path) = (cargo_binary(), config.clone());
+    let registry_dir = fixtures
+        .path()
+        .join("registry")
+        .to_string_lossy()
+        .into_owned();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("Cargo.toml", root.to_owned()),
+            ("api/Cargo.toml", member("api")),
+            ("cli/Cargo.toml", member("cli")),
+            ("api/src/lib.rs", String::new()),
+            ("cli/src/lib.rs", String::new()),
+            ("Cargo.lock", lock.clone()),
+            (".cargo/config.toml", hostile_config.to_owned()),
+            ("evil.sh", evil.to_owned()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.cargo = cargo_path;
+            s.lockfiles.cargo_config = Some(config_path);
+            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0001").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["Cargo.lock"], "tool": "cargo update --precise",
+               "resolved": [{"path": "Cargo.lock", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["api/Cargo.toml", "cli/Cargo.toml", "Cargo.lock"]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let new_lock = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    // Only the package's entry moved: its version and checksum.
+    let changed: Vec<(&str, &str)> = lock
+        .lines()
+        .zip(new_lock.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert_eq!(changed[0], ("version = \"1.0.0\"", "version = \"1.0.1\""));
+    assert!(changed[1].0.starts_with("checksum = "), "{changed:?}");
+    let files = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert!(
+        !files.contains("EVIL_RAN"),
+        "the repository's rustc never ran: {files}"
+    );
+
+    // Cargo's own check on the branch: the lock satisfies every manifest, unchanged.
+    let checkout = tempfile::tempdir().unwrap();
+    for path in [
+        "Cargo.toml",
+        "api/Cargo.toml",
+        "cli/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        let file = checkout.path().join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, world.file_on_branch(branch, path).unwrap()).unwrap();
+    }
+    for path in ["api/src/lib.rs", "cli/src/lib.rs"] {
+        std::fs::create_dir_all(checkout.path().join(path).parent().unwrap()).unwrap();
+        std::fs::write(checkout.path().join(path), "").unwrap();
+    }
+    cargo(
+        checkout.path(),
+        &config,
+        &["metadata", "--locked", "--format-version", "1"],
+    );
+    world.stop().await;
+}
+
+/// Imports an AFFECTED finding of `package` for the world's project (fixed in 1.0.1).
+async fn finding(world: &World, package: &str, ecosystem: &str, id: &str) -> uuid::Uuid {
     let (finding, assessment) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let file = json!({
         "findings": [{"id": finding, "project_id": world.catalog.project,
-            "vulnerability_id": "GO-2024-0001", "severity": "HIGH",
-            "package_name": "example.com/vulnlib", "ecosystem": "Go",
+            "vulnerability_id": id, "severity": "HIGH",
+            "package_name": package, "ecosystem": ecosystem,
             "installed_version": "1.0.0", "fixed_versions": ["1.0.1"]}],
         "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
     let parsed = remediator::commands::import::parse(

@@ -29,6 +29,7 @@ fn shell(work_tree: &std::path::Path, script: &str, network: bool) -> ToolRun {
         network,
         secrets: vec!["s3cret-registry-token".to_owned()],
         read_only: Vec::new(),
+        files_at: Vec::new(),
     }
 }
 

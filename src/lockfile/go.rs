@@ -52,6 +52,7 @@ pub async fn update(
             network: true,
             secrets: Vec::new(),
             read_only: read_only(settings, goroot.as_deref()),
+            files_at: Vec::new(),
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
         if !ran.success {

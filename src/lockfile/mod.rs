@@ -4,10 +4,12 @@
 //! resolved version of the package listed.
 //!
 //! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces)
-//! and Go (`go.mod` and `go.sum` through `go get`, per module).
+//! Go (`go.mod` and `go.sum` through `go get`, per module) and Cargo (`Cargo.lock`, workspaces,
+//! through `cargo update --precise`).
 //! Other lock files are found and reported as not updated (a job error, or a draft PR with
 //! `lockfiles.update = "best_effort"`), never left stale silently.
 
+pub mod cargo;
 pub mod go;
 pub mod npm;
 
@@ -40,6 +42,16 @@ pub struct LockfileSettings {
     pub go_proxy: String,
     /// GOSUMDB; empty: Go's default.
     pub go_sumdb: String,
+    /// The toolchain's cargo (`rustup which cargo`; rustup's proxy needs more than the sandbox
+    /// gives it).
+    pub cargo: String,
+    /// A cargo config.toml placed in the run's fresh CARGO_HOME (registry mirrors, source
+    /// replacement); none: crates.io.
+    #[serde(default, deserialize_with = "crate::config::empty_path_is_none")]
+    pub cargo_config: Option<std::path::PathBuf>,
+    /// Local registry or vendor directories that config names, readable in the sandbox.
+    #[serde(default)]
+    pub cargo_registry_dirs: Vec<String>,
 }
 
 /// One resolved copy of the package in a lock file.
@@ -95,7 +107,6 @@ fn list(items: &[String]) -> String {
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("yarn.lock", "yarn"),
     ("pnpm-lock.yaml", "pnpm"),
-    ("Cargo.lock", "cargo"),
     ("poetry.lock", "poetry"),
     ("uv.lock", "uv"),
 ];
@@ -171,6 +182,11 @@ pub async fn update(
     }
     if target.ecosystem.eq_ignore_ascii_case("npm") {
         outcome = npm::update(sandbox, settings, work_tree, target).await?;
+    } else if ["crates.io", "cargo"]
+        .iter()
+        .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
+    {
+        outcome = cargo::update(sandbox, settings, work_tree, target).await?;
     } else if target.ecosystem.eq_ignore_ascii_case("go") {
         outcome = go::update(sandbox, settings, work_tree, target).await?;
     }

@@ -58,6 +58,7 @@ pub async fn update(
             network: true,
             secrets: Vec::new(),
             read_only: Vec::new(),
+            files_at: Vec::new(),
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
         if !ran.success {

@@ -1,0 +1,192 @@
+//! Cargo: `Cargo.lock` (the workspace root's for a member) updated by `cargo update -p
+//! NAME@OLD --precise NEW` for each copy below the fix, read back for every copy. The
+//! repository's `.cargo/config.toml` is not trusted for executables: `rustc`, its wrappers and
+//! credential providers are set by environment, which wins over any config file.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
+    join, parent_dir,
+};
+use crate::sandbox::{Sandbox, ToolRun, find_tool};
+
+const INSTALL_HINT: &str = "install Rust (rustup) and set lockfiles.cargo to the toolchain's \
+                            cargo (`rustup which cargo`), not rustup's proxy";
+const CARGO_HOME: &str = "/tmp/cargo-home";
+
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
+    let tool = tool.canonicalize().unwrap_or(tool);
+    // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
+    let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let mut locks: Vec<String> = target
+        .manifests
+        .iter()
+        .filter(|m| m.ends_with("Cargo.toml"))
+        .filter_map(|m| covering_lock(work_tree, parent_dir(m)))
+        .collect();
+    locks.sort();
+    locks.dedup();
+    let mut outcome = LockOutcome::default();
+    let mut verification = Verification::default();
+    for lock in &locks {
+        let before = read(work_tree, lock)?;
+        let old: Vec<String> = copies(&before, lock, target.package, target.target_version)
+            .into_iter()
+            .filter(|copy| copy.vulnerable)
+            .map(|copy| copy.version)
+            .collect();
+        for version in old {
+            let args = vec![
+                "update".to_owned(),
+                "-p".to_owned(),
+                format!("{}@{version}", target.package),
+                "--precise".to_owned(),
+                target.target_version.to_owned(),
+            ];
+            let run = ToolRun {
+                program: tool.to_string_lossy().into_owned(),
+                args: args.clone(),
+                work_tree: work_tree.to_path_buf(),
+                dir: parent_dir(lock).to_owned(),
+                env: env(toolchain.as_deref()),
+                network: true,
+                secrets: Vec::new(),
+                read_only: toolchain
+                    .iter()
+                    .cloned()
+                    .chain(settings.cargo_registry_dirs.iter().map(PathBuf::from))
+                    .collect(),
+                files_at: settings
+                    .cargo_config
+                    .iter()
+                    .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
+                    .collect(),
+            };
+            let ran = sandbox.run(&run, INSTALL_HINT).await?;
+            if !ran.success {
+                return Err(LockError::Tool {
+                    command: format!("cargo {}", args.join(" ")),
+                    lock_file: lock.clone(),
+                    status: ran.status,
+                    output: ran.output,
+                });
+            }
+        }
+        let after = read(work_tree, lock)?;
+        verification
+            .resolved
+            .extend(copies(&after, lock, target.package, target.target_version));
+        verification.lock_files.push(lock.clone());
+        if after != before {
+            outcome.changed.push((lock.clone(), after));
+        }
+    }
+    if !locks.is_empty() {
+        verification.tool = Some("cargo update --precise".to_owned());
+    }
+    verification.vulnerable_left = verification
+        .resolved
+        .iter()
+        .filter(|r| r.vulnerable)
+        .count();
+    outcome.verification = verification;
+    Ok(outcome)
+}
+
+/// A fresh CARGO_HOME, and every executable cargo could take from a repository's config
+/// pinned to the toolchain's own (environment beats config files).
+fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("CARGO_HOME".to_owned(), CARGO_HOME.to_owned()),
+        ("CARGO_TERM_COLOR".to_owned(), "never".to_owned()),
+        ("CARGO_BUILD_RUSTC_WRAPPER".to_owned(), String::new()),
+        (
+            "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER".to_owned(),
+            String::new(),
+        ),
+        (
+            "CARGO_NET_GIT_FETCH_WITH_CLI".to_owned(),
+            "false".to_owned(),
+        ),
+        (
+            "CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS".to_owned(),
+            "cargo:token".to_owned(),
+        ),
+    ];
+    if let Some(root) = toolchain {
+        let rustc = root.join("bin").join("rustc");
+        env.push((
+            "CARGO_BUILD_RUSTC".to_owned(),
+            rustc.to_string_lossy().into_owned(),
+        ));
+        env.push(("RUSTC".to_owned(), rustc.to_string_lossy().into_owned()));
+    }
+    env
+}
+
+fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
+    let mut dir = dir.to_owned();
+    loop {
+        let path = join(&dir, "Cargo.lock");
+        if work_tree.join(&path).is_file() {
+            return Some(path);
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = parent_dir(&dir).to_owned();
+    }
+}
+
+fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
+    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Every `[[package]]` of `Cargo.lock` named `package`.
+pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+    let mut found = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(value) = line.strip_prefix("name = ") {
+            name = Some(value.trim_matches('"'));
+        } else if let Some(value) = line.strip_prefix("version = ")
+            && name == Some(package)
+        {
+            let version = value.trim_matches('"').to_owned();
+            found.push(Resolved {
+                path: lock.to_owned(),
+                vulnerable: is_vulnerable(&version, target_version),
+                version,
+            });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_copy_of_the_package_is_read_from_the_lock() {
+        let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+        let found = copies(lock, "Cargo.lock", "vulncrate", "1.0.1");
+        let seen: Vec<_> = found
+            .iter()
+            .map(|c| (c.version.as_str(), c.vulnerable))
+            .collect();
+        assert_eq!(seen, [("0.9.0", true), ("1.0.1", false)]);
+    }
+}
