@@ -26,14 +26,18 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: lockfile_bench ROUNDS PROJECT_DIR REGISTRY_URL");
     };
     let rounds: usize = rounds.parse()?;
-    let sandbox = Sandbox::new(SandboxSettings {
-        mode: SandboxMode::Bubblewrap,
-        bwrap: "bwrap".into(),
-        timeout_secs: 300,
-        cpu_secs: 300,
-        memory_mb: 4096,
-        max_output_bytes: 8192,
-    });
+    let sandbox = Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".into(),
+            timeout_secs: 300,
+            cpu_secs: 300,
+            memory_mb: 4096,
+            max_output_bytes: 8192,
+            allowed_hosts: Vec::new(),
+        },
+        remediator::egress::EgressPolicy::allow_all(),
+    );
     sandbox.check()?;
     let npm_args: Vec<String> = [
         "install",

@@ -6,17 +6,22 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
+use remediator::egress::EgressPolicy;
 use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
 
 fn sandbox(timeout_secs: u64) -> Sandbox {
-    Sandbox::new(SandboxSettings {
-        mode: SandboxMode::Bubblewrap,
-        bwrap: "bwrap".to_owned(),
-        timeout_secs,
-        cpu_secs: 30,
-        memory_mb: 2048,
-        max_output_bytes: 65536,
-    })
+    Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".to_owned(),
+            timeout_secs,
+            cpu_secs: 30,
+            memory_mb: 2048,
+            max_output_bytes: 65536,
+            allowed_hosts: Vec::new(),
+        },
+        EgressPolicy::new(false),
+    )
 }
 
 fn shell(work_tree: &std::path::Path, script: &str, network: bool) -> ToolRun {
@@ -121,13 +126,84 @@ async fn a_missing_bubblewrap_is_refused_with_what_to_do() {
         cpu_secs: 5,
         memory_mb: 512,
         max_output_bytes: 1024,
+        allowed_hosts: Vec::new(),
     };
-    let error = Sandbox::new(settings.clone())
+    let error = Sandbox::new(settings.clone(), EgressPolicy::new(false))
         .check()
         .unwrap_err()
         .to_string();
     assert!(error.contains("apt-get install bubblewrap"), "{error}");
     assert!(error.contains("mode = \"none\""), "{error}");
     settings.mode = SandboxMode::None;
-    assert!(Sandbox::new(settings).check().is_ok());
+    assert!(
+        Sandbox::new(settings, EgressPolicy::new(false))
+            .check()
+            .is_ok()
+    );
+}
+
+/// A server on the host's loopback, answering every connection with a fixed 200.
+fn host_server() -> (u16, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(4).flatten() {
+            use std::io::Write;
+            let mut stream = stream;
+            let mut buffer = [0u8; 2048];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
+    let work = tempfile::tempdir().unwrap();
+    let (port, _server) = host_server();
+    let script = format!(
+        "echo proxied=$(curl -sS -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/); \
+         echo metadata=$(curl -s -o /dev/null -w '%{{http_code}}' http://169.254.169.254/latest/meta-data/); \
+         echo direct=$(curl -s --noproxy '*' --max-time 5 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/)"
+    );
+    // The default policy: the host's loopback and the metadata address are refused.
+    let run = shell(work.path(), &script, true);
+    let ran = sandbox(60).run(&run, "").await.unwrap();
+    assert!(ran.output.contains("proxied=403"), "{}", ran.output);
+    assert!(ran.output.contains("metadata=403"), "{}", ran.output);
+    // Around the proxy there is no way out: the namespace has only its own loopback.
+    assert!(ran.output.contains("direct=000"), "{}", ran.output);
+    assert_eq!(ran.refused.len(), 2, "{:?}", ran.refused);
+    assert!(
+        ran.refused[0].starts_with(&format!("127.0.0.1:{port} (")),
+        "{:?}",
+        ran.refused
+    );
+    assert!(
+        ran.refused[1].starts_with("169.254.169.254:80 ("),
+        "{:?}",
+        ran.refused
+    );
+
+    // Where the policy allows the address (a registry on loopback in a test), the proxy
+    // carries the request; going around it still goes nowhere.
+    let allowing = Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".to_owned(),
+            timeout_secs: 60,
+            cpu_secs: 30,
+            memory_mb: 2048,
+            max_output_bytes: 65536,
+            allowed_hosts: Vec::new(),
+        },
+        EgressPolicy::allow_all(),
+    );
+    let ran = allowing.run(&run, "").await.unwrap();
+    assert!(ran.output.contains("proxied=200"), "{}", ran.output);
+    assert!(ran.output.contains("direct=000"), "{}", ran.output);
+    assert!(ran.refused.is_empty(), "{:?}", ran.refused);
 }

@@ -65,7 +65,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         ))),
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
         before_step: None,
-        sandbox: Sandbox::new(settings.sandbox.clone()),
+        sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
     };

@@ -56,12 +56,11 @@ pub async fn update(
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
         if !ran.success {
-            return Err(LockError::Tool {
-                command: format!("go {}", args.join(" ")),
-                lock_file: sum,
-                status: ran.status,
-                output: ran.output,
-            });
+            return Err(super::tool_failed(
+                format!("go {}", args.join(" ")),
+                &sum,
+                ran,
+            ));
         }
         let after_mod = read(work_tree, manifest)?;
         let after_sum = read_optional(work_tree, &sum);

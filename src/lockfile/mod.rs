@@ -205,6 +205,23 @@ pub async fn update(
     Ok(outcome)
 }
 
+/// The error of a tool run that failed, with what the egress proxy refused it (often why).
+fn tool_failed(command: String, lock_file: &str, ran: crate::sandbox::ToolOutput) -> LockError {
+    let mut output = ran.output;
+    if !ran.refused.is_empty() {
+        output.push_str(&format!(
+            " [the egress policy refused: {}]",
+            ran.refused.join(", ")
+        ));
+    }
+    LockError::Tool {
+        command,
+        lock_file: lock_file.to_owned(),
+        status: ran.status,
+        output,
+    }
+}
+
 /// Whether `version` is below the fix (so still vulnerable).
 pub fn is_vulnerable(version: &str, target_version: &str) -> bool {
     match (Version::parse(version), Version::parse(target_version)) {

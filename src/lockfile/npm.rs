@@ -62,12 +62,11 @@ pub async fn update(
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
         if !ran.success {
-            return Err(LockError::Tool {
-                command: format!("npm {}", args.join(" ")),
-                lock_file: lock.clone(),
-                status: ran.status,
-                output: ran.output,
-            });
+            return Err(super::tool_failed(
+                format!("npm {}", args.join(" ")),
+                lock,
+                ran,
+            ));
         }
         let after = read(work_tree, lock)?;
         verification

@@ -2,11 +2,14 @@
 //! lifecycle scripts, a repository's cargo config naming a `rustc`, sdist builds), so every run
 //! goes through here: with bubblewrap, a read-only view of the system's `/usr` and a few
 //! files of `/etc`, the job's work tree as the only writable place besides a fresh `/tmp`
-//! (which holds HOME and the tool's cache), new user, PID, IPC, UTS and cgroup namespaces (and
-//! a new network namespace unless the run needs a registry), an environment made only of what
-//! the caller passes (nothing of the worker's: no forge token, LLM key, database or broker
-//! URL), and limits on CPU time, address space, wall-clock time and output. Mode `none` runs
-//! the tool without isolation and is only for an operator who asked for it.
+//! (which holds HOME and the tool's cache), new user, PID, IPC, UTS, cgroup and network
+//! namespaces, an environment made only of what the caller passes (nothing of the worker's: no
+//! forge token, LLM key, database or broker URL), and limits on CPU time, address space,
+//! wall-clock time and output. A run that needs a registry reaches the network only through
+//! the worker's egress proxy (`egress_proxy`), under the egress policy. Mode `none` runs the
+//! tool without isolation and is only for an operator who asked for it.
+
+pub mod egress_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,6 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
+
+use self::egress_proxy::EgressProxy;
+use crate::egress::EgressPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +38,10 @@ pub struct SandboxSettings {
     pub cpu_secs: u64,
     pub memory_mb: u64,
     pub max_output_bytes: usize,
+    /// Hosts a tool may reach through the egress proxy; empty: any host the egress policy
+    /// allows.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One tool run.
@@ -65,6 +75,8 @@ pub struct ToolOutput {
     pub status: String,
     /// stdout then stderr, trimmed to `max_output_bytes`, secrets cut.
     pub output: String,
+    /// Connections the egress proxy refused: `host:port (why)`.
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,11 +128,12 @@ const SYSTEM_PATHS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     settings: SandboxSettings,
+    egress: EgressPolicy,
 }
 
 impl Sandbox {
-    pub fn new(settings: SandboxSettings) -> Self {
-        Sandbox { settings }
+    pub fn new(settings: SandboxSettings, egress: EgressPolicy) -> Self {
+        Sandbox { settings, egress }
     }
 
     /// Checks, once at worker start, that runs can be isolated as configured.
@@ -140,8 +153,19 @@ impl Sandbox {
 
     pub async fn run(&self, run: &ToolRun, hint: &str) -> Result<ToolOutput, SandboxError> {
         let tool = find_tool(&run.program, hint)?;
+        let proxy = match (self.settings.mode, run.network) {
+            (SandboxMode::Bubblewrap, true) => Some(
+                EgressProxy::start(self.egress, self.settings.allowed_hosts.clone()).map_err(
+                    |e| SandboxError::Io {
+                        tool: run.program.clone(),
+                        message: format!("starting the egress proxy: {e}"),
+                    },
+                )?,
+            ),
+            _ => None,
+        };
         let mut command = match self.settings.mode {
-            SandboxMode::Bubblewrap => self.bubblewrap(run, &tool)?,
+            SandboxMode::Bubblewrap => self.bubblewrap(run, &tool, proxy.as_ref())?,
             SandboxMode::None => self.unconfined(run, &tool),
         };
         command
@@ -175,6 +199,7 @@ impl Sandbox {
                     success: false,
                     status: format!("timed out after {} s", timeout.as_secs()),
                     output: String::new(),
+                    refused: proxy.map(|p| p.refused()).unwrap_or_default(),
                 });
             }
         };
@@ -187,6 +212,7 @@ impl Sandbox {
                 None => "killed by a signal".to_owned(),
             },
             output: clean_output(&text, &run.secrets, limit),
+            refused: proxy.map(|p| p.refused()).unwrap_or_default(),
         })
     }
 
@@ -194,6 +220,7 @@ impl Sandbox {
         &self,
         run: &ToolRun,
         tool: &Path,
+        proxy: Option<&EgressProxy>,
     ) -> Result<tokio::process::Command, SandboxError> {
         let bwrap =
             find_tool(&self.settings.bwrap, "apt-get install bubblewrap").map_err(|_| {
@@ -207,9 +234,6 @@ impl Sandbox {
             "--cap-drop",
             "ALL",
         ]);
-        if run.network {
-            command.arg("--share-net");
-        }
         // The fresh /tmp first: binds below may lie under /tmp (a tool in a virtualenv there).
         command.args(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]);
         for path in SYSTEM_PATHS {
@@ -223,6 +247,17 @@ impl Sandbox {
         }
         for path in &run.read_only {
             command.arg("--ro-bind").arg(path).arg(path);
+        }
+        if let Some(proxy) = proxy {
+            command
+                .arg("--dir")
+                .arg("/tmp/egress")
+                .arg("--bind")
+                .arg(proxy.socket())
+                .arg(egress_proxy::inside(&proxy.socket()))
+                .arg("--ro-bind")
+                .arg(proxy.forwarder())
+                .arg(egress_proxy::inside(&proxy.forwarder()));
         }
         for (file, inside) in &run.files_at {
             if let Some(dir) = Path::new(inside).parent() {
@@ -238,17 +273,24 @@ impl Sandbox {
             .arg("--chdir")
             .arg(&cwd)
             .arg("--clearenv");
+        let proxy_env = proxy.map(|_| egress_proxy::proxy_env()).unwrap_or_default();
         for (key, value) in base_env("/tmp/home", tool)
             .into_iter()
+            .chain(proxy_env)
             .chain(run.env.iter().cloned())
         {
             command.args(["--setenv", &key, &value]);
         }
-        command
-            .arg("--")
-            .args(self.limits())
-            .arg(tool)
-            .args(&run.args);
+        command.arg("--").args(self.limits());
+        if let Some(proxy) = proxy {
+            // The forwarder turns 127.0.0.1:3128 into the proxy's socket, then runs the tool.
+            command
+                .arg("/usr/bin/python3")
+                .arg(egress_proxy::inside(&proxy.forwarder()))
+                .arg(egress_proxy::INSIDE_PORT.to_string())
+                .arg(egress_proxy::inside(&proxy.socket()));
+        }
+        command.arg(tool).args(&run.args);
         Ok(command)
     }
 

@@ -1,0 +1,227 @@
+//! The only way out of a sandboxed tool's network namespace: an HTTP proxy of the worker's,
+//! reached through a unix socket bound into the sandbox (a small forwarder inside turns
+//! `127.0.0.1:3128` into that socket, since the namespace has no other interface). It takes
+//! `CONNECT host:port` (HTTPS) and absolute-form requests (`GET http://host/...`), resolves
+//! the host itself and connects only to addresses the egress policy allows (no loopback,
+//! link-local such as cloud metadata, private or CGNAT addresses unless
+//! `security.allow_private_networks`), and only to `sandbox.allowed_hosts` when that is set.
+//! Every refusal is recorded, so the job can say what it refused.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
+
+use crate::egress::EgressPolicy;
+
+/// The port the forwarder listens on inside the sandbox.
+pub const INSIDE_PORT: u16 = 3128;
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Forwards 127.0.0.1:PORT to a unix socket, then runs the tool: the forwarder is a forked
+/// child, the tool replaces the parent, so the sandbox ends when the tool does.
+pub const FORWARDER: &str = r#"import os, socket, sys, threading
+port, path, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+server = socket.socket(); server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port)); server.listen(64)
+def pipe(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data: break
+            b.sendall(data)
+    except OSError: pass
+    finally:
+        for s in (a, b):
+            try: s.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+def serve():
+    while True:
+        client, _ = server.accept()
+        upstream = socket.socket(socket.AF_UNIX); upstream.connect(path)
+        threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+if os.fork() == 0:
+    serve()
+else:
+    server.close()
+    os.execvp(argv[0], argv)
+"#;
+
+/// One proxy, for one tool run; it stops when dropped.
+pub struct EgressProxy {
+    dir: tempfile::TempDir,
+    refused: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EgressProxy {
+    pub fn start(policy: EgressPolicy, allowed_hosts: Vec<String>) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("remediator-egress-")
+            .tempdir()?;
+        std::fs::write(dir.path().join("forward.py"), FORWARDER)?;
+        let listener = UnixListener::bind(dir.path().join("egress.sock"))?;
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let rules = Arc::new(Rules {
+            policy,
+            allowed_hosts,
+            refused: refused.clone(),
+        });
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let rules = rules.clone();
+                tokio::spawn(async move { rules.handle(stream).await });
+            }
+        });
+        Ok(EgressProxy { dir, refused, task })
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("egress.sock")
+    }
+
+    pub fn forwarder(&self) -> PathBuf {
+        self.dir.path().join("forward.py")
+    }
+
+    /// What was refused so far: `host:port (why)`.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for EgressProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Rules {
+    policy: EgressPolicy,
+    allowed_hosts: Vec<String>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl Rules {
+    async fn handle(&self, mut client: UnixStream) {
+        let Some((head, tunnel, host, port)) = read_head(&mut client).await else {
+            let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            return;
+        };
+        let upstream = match self.connect(&host, port).await {
+            Ok(upstream) => upstream,
+            Err(why) => {
+                self.refused
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(format!("{host}:{port} ({why})"));
+                let body = format!("refused by the worker's egress policy: {why}\n");
+                let answer = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = client.write_all(answer.as_bytes()).await;
+                return;
+            }
+        };
+        let mut upstream = upstream;
+        let ready = if tunnel {
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+        } else {
+            // Absolute-form requests go on as they are: HTTP/1.1 servers accept them.
+            upstream.write_all(&head).await
+        };
+        if ready.is_ok() {
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        }
+    }
+
+    /// Resolves `host` and connects to the first address the policy allows; any refused
+    /// address refuses the host (a tool may have been pointed at it on purpose).
+    async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, String> {
+        if !self.allowed_hosts.is_empty()
+            && !self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+        {
+            return Err("not in sandbox.allowed_hosts".to_owned());
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
+            .await
+            .map_err(|e| format!("cannot resolve: {e}"))?
+            .collect();
+        for address in &addresses {
+            self.policy
+                .check_ip(host, address.ip())
+                .map_err(|blocked| blocked.to_string())?;
+        }
+        let first = addresses.first().ok_or("resolves to no address")?;
+        TcpStream::connect(first)
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))
+    }
+}
+
+/// Reads the request head; returns it, whether it is a CONNECT, and the target.
+async fn read_head(client: &mut UnixStream) -> Option<(Vec<u8>, bool, String, u16)> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_HEAD {
+            return None;
+        }
+        let read = client.read(&mut buffer).await.ok()?;
+        if read == 0 {
+            return None;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    let line = std::str::from_utf8(&head[..head.iter().position(|&b| b == b'\r')?]).ok()?;
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next()?, parts.next()?);
+    if method == "CONNECT" {
+        let (host, port) = target.rsplit_once(':')?;
+        return Some((head.clone(), true, host.to_owned(), port.parse().ok()?));
+    }
+    let url = reqwest::Url::parse(target).ok()?;
+    let host = url.host_str()?.to_owned();
+    let port = url.port_or_known_default()?;
+    Some((head, false, host, port))
+}
+
+/// The proxy environment a tool gets: every spelling the tools read.
+pub fn proxy_env() -> Vec<(String, String)> {
+    let url = format!("http://127.0.0.1:{INSIDE_PORT}");
+    [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "CARGO_HTTP_PROXY",
+    ]
+    .iter()
+    .map(|key| (key.to_string(), url.clone()))
+    .chain([("NO_PROXY".to_owned(), String::new())])
+    .collect()
+}
+
+/// Where the proxy's socket and forwarder are inside the sandbox.
+pub fn inside(path: &Path) -> String {
+    format!(
+        "/tmp/egress/{}",
+        path.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    )
+}
