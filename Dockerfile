@@ -10,10 +10,10 @@ COPY config ./config
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
-# bubblewrap is the sandbox package managers run in; npm updates npm lock files (prlimit comes
-# with util-linux).
+# bubblewrap is the sandbox package managers run in (python3 runs its network forwarder);
+# npm updates npm lock files (prlimit comes with util-linux).
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 \
-        bubblewrap nodejs npm util-linux \
+        bubblewrap python3-minimal nodejs npm util-linux \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/remediator remediator \
     && mkdir -p /var/lib/remediator/scratch && chown remediator /var/lib/remediator/scratch

@@ -16,6 +16,9 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 
 use crate::egress::EgressPolicy;
 
+/// The interpreter of the forwarder: the system's, which the sandbox's read-only `/usr` holds.
+pub const PYTHON: &str = "/usr/bin/python3";
+
 /// The port the forwarder listens on inside the sandbox.
 pub const INSIDE_PORT: u16 = 3128;
 const MAX_HEAD: usize = 16 * 1024;

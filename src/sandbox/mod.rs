@@ -148,6 +148,13 @@ impl Sandbox {
                 self.settings.bwrap
             ))
         })?;
+        if !Path::new(egress_proxy::PYTHON).is_file() {
+            return Err(SandboxError::Unavailable(format!(
+                "{} is missing: it runs the sandbox's network forwarder (apt-get install \
+                 python3-minimal)",
+                egress_proxy::PYTHON
+            )));
+        }
         Ok(())
     }
 
@@ -285,7 +292,7 @@ impl Sandbox {
         if let Some(proxy) = proxy {
             // The forwarder turns 127.0.0.1:3128 into the proxy's socket, then runs the tool.
             command
-                .arg("/usr/bin/python3")
+                .arg(egress_proxy::PYTHON)
                 .arg(egress_proxy::inside(&proxy.forwarder()))
                 .arg(egress_proxy::INSIDE_PORT.to_string())
                 .arg(egress_proxy::inside(&proxy.socket()));
