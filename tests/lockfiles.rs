@@ -645,3 +645,120 @@ async fn finding(world: &World, package: &str, ecosystem: &str, id: &str) -> uui
         .unwrap();
     assessment
 }
+
+/// The uv `scripts/test` installs (`REMEDIATOR_TEST_UV`, from PyPI), else `uv` on PATH.
+fn uv_binary() -> String {
+    std::env::var("REMEDIATOR_TEST_UV").unwrap_or_else(|_| "uv".to_owned())
+}
+
+/// A directory of wheels for `vulnpkg` 1.0.0 and 1.0.1 (an offline mirror uv reads with
+/// find-links).
+fn wheels(dir: &std::path::Path) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out, name = sys.argv[1], "vulnpkg"
+for version in ["1.0.0", "1.0.1"]:
+    dist = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": "", f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c)}" for p, c in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+"#;
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn uv(dir: &std::path::Path, wheels: &std::path::Path, args: &[&str]) {
+    let output = std::process::Command::new(uv_binary())
+        .args(args)
+        .arg("--no-index")
+        .arg("--find-links")
+        .arg(wheels)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.join(".home"))
+        .env("UV_CACHE_DIR", dir.join(".uv-cache"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "uv is required ({}): {e}; scripts/test installs it",
+                uv_binary()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "uv {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"vulnpkg>=1.0.0,<1.0.1\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("uv.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.uv_find_links = find_links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0001").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["uv.lock"], "tool": "uv lock --upgrade-package",
+               "resolved": [{"path": "uv.lock", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["pyproject.toml", "uv.lock"]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    // uv's own check on the branch: the lock agrees with the manifest.
+    let checkout = tempfile::tempdir().unwrap();
+    for path in ["pyproject.toml", "uv.lock"] {
+        std::fs::write(
+            checkout.path().join(path),
+            world.file_on_branch(branch, path).unwrap(),
+        )
+        .unwrap();
+    }
+    uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
+    world.stop().await;
+}

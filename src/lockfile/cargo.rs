@@ -6,8 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
-    join, parent_dir,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
@@ -153,25 +152,7 @@ fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
 
 /// Every `[[package]]` of `Cargo.lock` named `package`.
 pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
-    let mut found = Vec::new();
-    let mut name: Option<&str> = None;
-    for line in text.lines().map(str::trim) {
-        if line == "[[package]]" {
-            name = None;
-        } else if let Some(value) = line.strip_prefix("name = ") {
-            name = Some(value.trim_matches('"'));
-        } else if let Some(value) = line.strip_prefix("version = ")
-            && name == Some(package)
-        {
-            let version = value.trim_matches('"').to_owned();
-            found.push(Resolved {
-                path: lock.to_owned(),
-                vulnerable: is_vulnerable(&version, target_version),
-                version,
-            });
-        }
-    }
-    found
+    super::toml_lock_copies(text, lock, target_version, |name| name == package)
 }
 
 #[cfg(test)]

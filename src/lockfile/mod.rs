@@ -5,13 +5,14 @@
 //!
 //! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces)
 //! Go (`go.mod` and `go.sum` through `go get`, per module) and Cargo (`Cargo.lock`, workspaces,
-//! through `cargo update --precise`).
+//! through `cargo update --precise`) and uv (`uv.lock`, through `uv lock --upgrade-package`).
 //! Other lock files are found and reported as not updated (a job error, or a draft PR with
 //! `lockfiles.update = "best_effort"`), never left stale silently.
 
 pub mod cargo;
 pub mod go;
 pub mod npm;
+pub mod uv;
 
 use std::path::Path;
 
@@ -52,6 +53,13 @@ pub struct LockfileSettings {
     /// Local registry or vendor directories that config names, readable in the sandbox.
     #[serde(default)]
     pub cargo_registry_dirs: Vec<String>,
+    /// The uv command (name on PATH or a path).
+    pub uv: String,
+    /// The package index uv resolves from (`--default-index`); empty: uv's default.
+    pub uv_index: String,
+    /// A directory of distributions uv resolves from instead of any index (an offline mirror);
+    /// empty: none.
+    pub uv_find_links: String,
 }
 
 /// One resolved copy of the package in a lock file.
@@ -108,7 +116,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("yarn.lock", "yarn"),
     ("pnpm-lock.yaml", "pnpm"),
     ("poetry.lock", "poetry"),
-    ("uv.lock", "uv"),
 ];
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -187,6 +194,8 @@ pub async fn update(
         .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
     {
         outcome = cargo::update(sandbox, settings, work_tree, target).await?;
+    } else if target.ecosystem.eq_ignore_ascii_case("pypi") {
+        outcome = uv::update(sandbox, settings, work_tree, target).await?;
     } else if target.ecosystem.eq_ignore_ascii_case("go") {
         outcome = go::update(sandbox, settings, work_tree, target).await?;
     }
@@ -203,6 +212,35 @@ pub async fn update(
         outcome.verification.not_updated = unsupported;
     }
     Ok(outcome)
+}
+
+/// Every `[[package]]` of a TOML lock (`Cargo.lock`, `uv.lock`) whose name `matches`.
+pub fn toml_lock_copies(
+    text: &str,
+    lock: &str,
+    target_version: &str,
+    matches: impl Fn(&str) -> bool,
+) -> Vec<Resolved> {
+    let mut found = Vec::new();
+    let mut name: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if line == "[[package]]" {
+            name = None;
+        } else if let Some(value) = line.strip_prefix("name = ") {
+            name = Some(value.trim_matches('"').to_owned());
+        } else if let Some(value) = line.strip_prefix("version = ")
+            && name.as_deref().is_some_and(&matches)
+        {
+            let version = value.trim_matches('"').to_owned();
+            found.push(Resolved {
+                path: lock.to_owned(),
+                vulnerable: is_vulnerable(&version, target_version),
+                version,
+            });
+            name = None;
+        }
+    }
+    found
 }
 
 /// The error of a tool run that failed, with what the egress proxy refused it (often why).

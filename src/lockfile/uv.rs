@@ -1,0 +1,150 @@
+//! uv: `uv.lock` (the workspace root's for a member) updated by `uv lock --upgrade-package
+//! NAME==VERSION` after the `pyproject.toml` edit, and read back for every copy. uv never
+//! downloads a Python here (`UV_PYTHON_DOWNLOADS=never`): it uses the system's, in the sandbox.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
+};
+use crate::sandbox::{Sandbox, ToolRun};
+
+const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
+
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let mut locks: Vec<String> = target
+        .manifests
+        .iter()
+        .filter(|m| m.ends_with("pyproject.toml"))
+        .filter_map(|m| covering_lock(work_tree, parent_dir(m)))
+        .collect();
+    locks.sort();
+    locks.dedup();
+    let mut outcome = LockOutcome::default();
+    let mut verification = Verification::default();
+    for lock in &locks {
+        let before = read(work_tree, lock)?;
+        let mut args = vec![
+            "lock".to_owned(),
+            "--upgrade-package".to_owned(),
+            format!("{}=={}", target.package, target.target_version),
+        ];
+        let env = vec![
+            ("UV_CACHE_DIR".to_owned(), "/tmp/uv-cache".to_owned()),
+            ("UV_PYTHON_DOWNLOADS".to_owned(), "never".to_owned()),
+            ("UV_NO_PROGRESS".to_owned(), "1".to_owned()),
+        ];
+        let mut read_only = Vec::new();
+        if !settings.uv_index.is_empty() {
+            args.extend(["--default-index".to_owned(), settings.uv_index.clone()]);
+        }
+        if !settings.uv_find_links.is_empty() {
+            args.extend([
+                "--no-index".to_owned(),
+                "--find-links".to_owned(),
+                settings.uv_find_links.clone(),
+            ]);
+            read_only.push(PathBuf::from(&settings.uv_find_links));
+        }
+        let run = ToolRun {
+            program: settings.uv.clone(),
+            args: args.clone(),
+            work_tree: work_tree.to_path_buf(),
+            dir: parent_dir(lock).to_owned(),
+            env,
+            network: true,
+            secrets: Vec::new(),
+            read_only,
+            files_at: Vec::new(),
+        };
+        let ran = sandbox.run(&run, INSTALL_HINT).await?;
+        if !ran.success {
+            return Err(super::tool_failed(
+                format!("uv {}", args.join(" ")),
+                lock,
+                ran,
+            ));
+        }
+        let after = read(work_tree, lock)?;
+        verification
+            .resolved
+            .extend(copies(&after, lock, target.package, target.target_version));
+        verification.lock_files.push(lock.clone());
+        if after != before {
+            outcome.changed.push((lock.clone(), after));
+        }
+    }
+    if !locks.is_empty() {
+        verification.tool = Some("uv lock --upgrade-package".to_owned());
+    }
+    verification.vulnerable_left = verification
+        .resolved
+        .iter()
+        .filter(|r| r.vulnerable)
+        .count();
+    outcome.verification = verification;
+    Ok(outcome)
+}
+
+/// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
+fn normalise(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !dash {
+                out.push('-');
+            }
+            dash = true;
+        } else {
+            out.extend(c.to_lowercase());
+            dash = false;
+        }
+    }
+    out
+}
+
+pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+    let wanted = normalise(package);
+    super::toml_lock_copies(text, lock, target_version, |name| normalise(name) == wanted)
+}
+
+fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
+    let mut dir = dir.to_owned();
+    loop {
+        let path = join(&dir, "uv.lock");
+        if work_tree.join(&path).is_file() {
+            return Some(path);
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = parent_dir(&dir).to_owned();
+    }
+}
+
+fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
+    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_matched_as_pep_503_normalises_them() {
+        let lock = "version = 1\n\n[[package]]\nname = \"py-yaml\"\nversion = \"5.3\"\nsource = { registry = \"x\" }\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
+        let found = copies(lock, "uv.lock", "Py_YAML", "5.4");
+        assert_eq!(found.len(), 1);
+        assert!(found[0].vulnerable);
+        assert_eq!(normalise("Foo__Bar.baz"), "foo-bar-baz");
+    }
+}
