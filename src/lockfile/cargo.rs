@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
+    parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
@@ -28,7 +29,7 @@ pub async fn update(
         .manifests
         .iter()
         .filter(|m| m.ends_with("Cargo.toml"))
-        .filter_map(|m| covering_lock(work_tree, parent_dir(m)))
+        .filter_map(|m| covering_lock(work_tree, parent_dir(m), &["Cargo.lock"]))
         .collect();
     locks.sort();
     locks.dedup();
@@ -127,27 +128,6 @@ fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
         env.push(("RUSTC".to_owned(), rustc.to_string_lossy().into_owned()));
     }
     env
-}
-
-fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
-    let mut dir = dir.to_owned();
-    loop {
-        let path = join(&dir, "Cargo.lock");
-        if work_tree.join(&path).is_file() {
-            return Some(path);
-        }
-        if dir.is_empty() {
-            return None;
-        }
-        dir = parent_dir(&dir).to_owned();
-    }
-}
-
-fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
-    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
 }
 
 /// Every `[[package]]` of `Cargo.lock` named `package`.

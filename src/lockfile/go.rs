@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
-    join, parent_dir,
+    join, parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
@@ -165,13 +165,6 @@ pub fn required(go_mod: &str, module: &str) -> Vec<String> {
         }
     }
     found
-}
-
-fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
-    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
 }
 
 fn read_optional(work_tree: &Path, path: &str) -> Option<String> {

@@ -269,6 +269,31 @@ pub fn is_vulnerable(version: &str, target_version: &str) -> bool {
     }
 }
 
+/// The lock file (one of `names`) covering a manifest in `dir`: beside it, or in the nearest
+/// directory above (a workspace root).
+fn covering_lock(work_tree: &Path, dir: &str, names: &[&str]) -> Option<String> {
+    let mut dir = dir.to_owned();
+    loop {
+        for name in names {
+            let path = join(&dir, name);
+            if work_tree.join(&path).is_file() {
+                return Some(path);
+            }
+        }
+        if dir.is_empty() {
+            return None;
+        }
+        dir = parent_dir(&dir).to_owned();
+    }
+}
+
+fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
+    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 fn parent_dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }

@@ -7,8 +7,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
-    join, parent_dir,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
+    is_vulnerable, parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -24,7 +24,7 @@ pub async fn update(
     let mut locks: Vec<String> = target
         .manifests
         .iter()
-        .filter_map(|manifest| covering_lock(work_tree, parent_dir(manifest)))
+        .filter_map(|manifest| covering_lock(work_tree, parent_dir(manifest), &LOCK_FILES))
         .collect();
     locks.sort();
     locks.dedup();
@@ -87,31 +87,6 @@ pub async fn update(
         .count();
     outcome.verification = verification;
     Ok(outcome)
-}
-
-/// The lock file covering a manifest in `dir`: beside it, or in the nearest directory above
-/// (a workspace root).
-fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
-    let mut dir = dir.to_owned();
-    loop {
-        for file in LOCK_FILES {
-            let path = join(&dir, file);
-            if work_tree.join(&path).is_file() {
-                return Some(path);
-            }
-        }
-        if dir.is_empty() {
-            return None;
-        }
-        dir = parent_dir(&dir).to_owned();
-    }
-}
-
-fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
-    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
 }
 
 /// Every copy of `package` the lock resolves.
@@ -220,14 +195,17 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("packages/web")).unwrap();
         std::fs::write(dir.path().join("package-lock.json"), "{}").unwrap();
         assert_eq!(
-            covering_lock(dir.path(), "packages/web").as_deref(),
+            covering_lock(dir.path(), "packages/web", &LOCK_FILES).as_deref(),
             Some("package-lock.json")
         );
         std::fs::write(dir.path().join("packages/web/npm-shrinkwrap.json"), "{}").unwrap();
         assert_eq!(
-            covering_lock(dir.path(), "packages/web").as_deref(),
+            covering_lock(dir.path(), "packages/web", &LOCK_FILES).as_deref(),
             Some("packages/web/npm-shrinkwrap.json")
         );
-        assert_eq!(covering_lock(tempfile::tempdir().unwrap().path(), ""), None);
+        assert_eq!(
+            covering_lock(tempfile::tempdir().unwrap().path(), "", &LOCK_FILES),
+            None
+        );
     }
 }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
+    parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -21,7 +22,7 @@ pub async fn update(
         .manifests
         .iter()
         .filter(|m| m.ends_with("pyproject.toml"))
-        .filter_map(|m| covering_lock(work_tree, parent_dir(m)))
+        .filter_map(|m| covering_lock(work_tree, parent_dir(m), &["uv.lock"]))
         .collect();
     locks.sort();
     locks.dedup();
@@ -112,27 +113,6 @@ fn normalise(name: &str) -> String {
 pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
     let wanted = normalise(package);
     super::toml_lock_copies(text, lock, target_version, |name| normalise(name) == wanted)
-}
-
-fn covering_lock(work_tree: &Path, dir: &str) -> Option<String> {
-    let mut dir = dir.to_owned();
-    loop {
-        let path = join(&dir, "uv.lock");
-        if work_tree.join(&path).is_file() {
-            return Some(path);
-        }
-        if dir.is_empty() {
-            return None;
-        }
-        dir = parent_dir(&dir).to_owned();
-    }
-}
-
-fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
-    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
 }
 
 #[cfg(test)]
