@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
-    parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, parent_dir, read,
 };
+use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
 const INSTALL_HINT: &str = "install Rust (rustup) and set lockfiles.cargo to the toolchain's \
@@ -34,7 +34,6 @@ pub async fn update(
     locks.sort();
     locks.dedup();
     let mut outcome = LockOutcome::default();
-    let mut verification = Verification::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
         let old: Vec<String> = copies(&before, lock, target.package, target.target_version)
@@ -69,34 +68,12 @@ pub async fn update(
                     .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
                     .collect(),
             };
-            let ran = sandbox.run(&run, INSTALL_HINT).await?;
-            if !ran.success {
-                return Err(super::tool_failed(
-                    format!("cargo {}", args.join(" ")),
-                    lock,
-                    ran,
-                ));
-            }
+            run_tool(sandbox, &run, INSTALL_HINT, "cargo", lock).await?;
         }
-        let after = read(work_tree, lock)?;
-        verification
-            .resolved
-            .extend(copies(&after, lock, target.package, target.target_version));
-        verification.lock_files.push(lock.clone());
-        if after != before {
-            outcome.changed.push((lock.clone(), after));
-        }
+        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
+        record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
-    if !locks.is_empty() {
-        verification.tool = Some("cargo update --precise".to_owned());
-    }
-    verification.vulnerable_left = verification
-        .resolved
-        .iter()
-        .filter(|r| r.vulnerable)
-        .count();
-    outcome.verification = verification;
-    Ok(outcome)
+    Ok(outcome.finish("cargo update --precise"))
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config

@@ -243,6 +243,58 @@ pub fn toml_lock_copies(
     found
 }
 
+/// Runs one tool invocation in the sandbox; a failure is the job's error, naming the lock.
+async fn run_tool(
+    sandbox: &Sandbox,
+    run: &crate::sandbox::ToolRun,
+    hint: &str,
+    name: &str,
+    lock_file: &str,
+) -> Result<(), LockError> {
+    let ran = sandbox.run(run, hint).await?;
+    if ran.success {
+        return Ok(());
+    }
+    Err(tool_failed(
+        format!("{name} {}", run.args.join(" ")),
+        lock_file,
+        ran,
+    ))
+}
+
+/// Reads a lock back after its tool ran: what it resolves, and its new content if it changed.
+fn record(
+    work_tree: &Path,
+    lock: &str,
+    before: &str,
+    copies: impl Fn(&str) -> Result<Vec<Resolved>, LockError>,
+    outcome: &mut LockOutcome,
+) -> Result<(), LockError> {
+    let after = read(work_tree, lock)?;
+    outcome.verification.resolved.extend(copies(&after)?);
+    outcome.verification.lock_files.push(lock.to_owned());
+    if after != before {
+        outcome.changed.push((lock.to_owned(), after));
+    }
+    Ok(())
+}
+
+impl LockOutcome {
+    /// Names the tool (when any lock was read) and counts the vulnerable copies.
+    fn finish(mut self, tool: &str) -> Self {
+        let verification = &mut self.verification;
+        if !verification.lock_files.is_empty() {
+            verification.tool = Some(tool.to_owned());
+        }
+        verification.vulnerable_left = verification
+            .resolved
+            .iter()
+            .filter(|r| r.vulnerable)
+            .count();
+        self
+    }
+}
+
 /// The error of a tool run that failed, with what the egress proxy refused it (often why).
 fn tool_failed(command: String, lock_file: &str, ran: crate::sandbox::ToolOutput) -> LockError {
     let mut output = ran.output;

@@ -7,9 +7,10 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
-    is_vulnerable, parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, is_vulnerable,
+    parent_dir, read,
 };
+use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
@@ -29,7 +30,6 @@ pub async fn update(
     locks.sort();
     locks.dedup();
     let mut outcome = LockOutcome::default();
-    let mut verification = Verification::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
         let mut args: Vec<String> = [
@@ -60,33 +60,11 @@ pub async fn update(
             read_only: Vec::new(),
             files_at: Vec::new(),
         };
-        let ran = sandbox.run(&run, INSTALL_HINT).await?;
-        if !ran.success {
-            return Err(super::tool_failed(
-                format!("npm {}", args.join(" ")),
-                lock,
-                ran,
-            ));
-        }
-        let after = read(work_tree, lock)?;
-        verification
-            .resolved
-            .extend(copies(&after, lock, target.package, target.target_version)?);
-        verification.lock_files.push(lock.clone());
-        if after != before {
-            outcome.changed.push((lock.clone(), after));
-        }
+        run_tool(sandbox, &run, INSTALL_HINT, "npm", lock).await?;
+        let resolved = |text: &str| copies(text, lock, target.package, target.target_version);
+        record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
-    if !locks.is_empty() {
-        verification.tool = Some("npm install --package-lock-only".to_owned());
-    }
-    verification.vulnerable_left = verification
-        .resolved
-        .iter()
-        .filter(|r| r.vulnerable)
-        .count();
-    outcome.verification = verification;
-    Ok(outcome)
+    Ok(outcome.finish("npm install --package-lock-only"))
 }
 
 /// Every copy of `package` the lock resolves.

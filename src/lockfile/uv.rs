@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, covering_lock,
-    parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, parent_dir, read,
 };
+use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
@@ -27,7 +27,6 @@ pub async fn update(
     locks.sort();
     locks.dedup();
     let mut outcome = LockOutcome::default();
-    let mut verification = Verification::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
         let mut args = vec![
@@ -63,33 +62,11 @@ pub async fn update(
             read_only,
             files_at: Vec::new(),
         };
-        let ran = sandbox.run(&run, INSTALL_HINT).await?;
-        if !ran.success {
-            return Err(super::tool_failed(
-                format!("uv {}", args.join(" ")),
-                lock,
-                ran,
-            ));
-        }
-        let after = read(work_tree, lock)?;
-        verification
-            .resolved
-            .extend(copies(&after, lock, target.package, target.target_version));
-        verification.lock_files.push(lock.clone());
-        if after != before {
-            outcome.changed.push((lock.clone(), after));
-        }
+        run_tool(sandbox, &run, INSTALL_HINT, "uv", lock).await?;
+        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
+        record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
-    if !locks.is_empty() {
-        verification.tool = Some("uv lock --upgrade-package".to_owned());
-    }
-    verification.vulnerable_left = verification
-        .resolved
-        .iter()
-        .filter(|r| r.vulnerable)
-        .count();
-    outcome.verification = verification;
-    Ok(outcome)
+    Ok(outcome.finish("uv lock --upgrade-package"))
 }
 
 /// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
