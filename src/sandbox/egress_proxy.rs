@@ -139,8 +139,7 @@ impl Rules {
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .await
         } else {
-            // Absolute-form requests go on as they are: HTTP/1.1 servers accept them.
-            upstream.write_all(&head).await
+            upstream.write_all(&origin_form(&head)).await
         };
         if ready.is_ok() {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
@@ -202,6 +201,50 @@ async fn read_head(client: &mut UnixStream) -> Option<(Vec<u8>, bool, String, u1
     Some((head, false, host, port))
 }
 
+/// A proxied plain-HTTP request as its origin server expects it: the request line in origin
+/// form (`GET /path`, which every server takes, not only those that accept absolute form), and
+/// `Connection: close`, so the client opens a new proxy connection (checked again) for its
+/// next request instead of sending it, unrewritten, down this one.
+fn origin_form(head: &[u8]) -> Vec<u8> {
+    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return head.to_vec();
+    };
+    let (text, rest) = (String::from_utf8_lossy(&head[..end]), &head[end + 4..]);
+    let mut lines = text.split("\r\n");
+    let mut out = String::new();
+    if let Some(line) = lines.next() {
+        let mut parts = line.splitn(3, ' ');
+        let (method, target, version) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or("HTTP/1.1"),
+        );
+        let path = reqwest::Url::parse(target).map_or_else(
+            |_| target.to_owned(),
+            |url| match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            },
+        );
+        out.push_str(&format!("{method} {path} {version}\r\n"));
+    }
+    for line in lines {
+        let name = line.split(':').next().unwrap_or_default().trim();
+        if ["connection", "proxy-connection", "keep-alive"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(rest);
+    bytes
+}
+
 /// The proxy environment a tool gets: every spelling the tools read.
 pub fn proxy_env() -> Vec<(String, String)> {
     let url = format!("http://127.0.0.1:{INSIDE_PORT}");
@@ -227,4 +270,18 @@ pub fn inside(path: &Path) -> String {
         path.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_goes_on_in_origin_form_and_closes() {
+        let head = b"GET http://127.0.0.1:8080/lodash?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nProxy-Connection: keep-alive\r\nConnection: keep-alive\r\nAccept: */*\r\n\r\nBODY";
+        assert_eq!(
+            String::from_utf8(origin_form(head)).unwrap(),
+            "GET /lodash?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\nConnection: close\r\n\r\nBODY"
+        );
+    }
 }
