@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn every_copy_of_the_package_is_read_from_the_lock() {
-        let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+        let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"local-registry+file:///srv/test-registry\"\n";
         let found = copies(lock, "Cargo.lock", "vulncrate", "1.0.1");
         let seen: Vec<_> = found
             .iter()

@@ -142,7 +142,7 @@ fn a_big_lock_file_is_cut_to_windows_around_the_package() {
     for i in 0..2000 {
         if i == 1000 {
             lock.push_str(
-                "[[package]]\nname = \"serde_yaml\"\nversion = \"0.8.1\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"abc\"\ndependencies = [\n \"indexmap\",\n]\n\n",
+                "[[package]]\nname = \"serde_yaml\"\nversion = \"0.8.1\"\nsource = \"local-registry+file:///srv/test-registry\"\nchecksum = \"abc\"\ndependencies = [\n \"indexmap\",\n]\n\n",
             );
         }
         let deps = if i % 500 == 7 {

@@ -222,7 +222,7 @@ mod tests {
 # Production dependencies for the API service.
 # Keep sorted; see CONTRIBUTING.md.
 -r requirements/base.txt
---index-url https://pypi.org/simple
+--index-url http://127.0.0.1:3141/simple
 
 Django==3.2.18  # LTS
 djangorestframework>=3.12,<3.15
@@ -264,7 +264,7 @@ Jinja2 == 2.11.3 \\
 # Production dependencies for the API service.
 # Keep sorted; see CONTRIBUTING.md.
 -r requirements/base.txt
---index-url https://pypi.org/simple
+--index-url http://127.0.0.1:3141/simple
 
 Django==3.2.19  # LTS
 djangorestframework>=3.12,<3.15
