@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let ran = sandbox.run(&run, "apt-get install npm").await?;
         let sandboxed = started.elapsed().as_millis();
-        anyhow::ensure!(ran.success, "sandboxed npm failed: {}", ran.output);
+        anyhow::ensure!(ran.success(), "sandboxed npm failed: {}", ran.output);
 
         let bare = scratch.path().join(format!("bare-{round}"));
         copy_project(Path::new(project), &bare)?;

@@ -55,7 +55,7 @@ pub async fn update(
             files_at: Vec::new(),
         };
         let ran = sandbox.run(&run, INSTALL_HINT).await?;
-        if !ran.success {
+        if !ran.success() {
             return Err(super::tool_failed(
                 format!("go {}", args.join(" ")),
                 &sum,

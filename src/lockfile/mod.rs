@@ -127,7 +127,7 @@ pub enum LockError {
     Tool {
         command: String,
         lock_file: String,
-        status: String,
+        status: crate::sandbox::ToolStatus,
         output: String,
     },
     #[error("{0}")]
@@ -141,7 +141,9 @@ impl LockError {
     /// must act first (tool or sandbox missing, unsupported lock file).
     pub fn is_transient(&self) -> bool {
         match self {
-            LockError::Tool { status, .. } => status.starts_with("timed out"),
+            LockError::Tool { status, .. } => {
+                matches!(status, crate::sandbox::ToolStatus::TimedOut { .. })
+            }
             LockError::Read { .. } => true,
             LockError::Sandbox(SandboxError::Io { .. }) => true,
             LockError::Sandbox(_) | LockError::Unsupported(_) => false,
@@ -252,7 +254,7 @@ async fn run_tool(
     lock_file: &str,
 ) -> Result<(), LockError> {
     let ran = sandbox.run(run, hint).await?;
-    if ran.success {
+    if ran.success() {
         return Ok(());
     }
     Err(tool_failed(

@@ -68,15 +68,40 @@ pub struct ToolRun {
     pub files_at: Vec<(PathBuf, String)>,
 }
 
+/// How a tool run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolStatus {
+    Exited(i32),
+    KilledBySignal,
+    /// Stopped at `sandbox.timeout_secs`.
+    TimedOut {
+        secs: u64,
+    },
+}
+
+impl std::fmt::Display for ToolStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToolStatus::Exited(code) => write!(f, "exit status {code}"),
+            ToolStatus::KilledBySignal => f.write_str("killed by a signal"),
+            ToolStatus::TimedOut { secs } => write!(f, "timed out after {secs} s"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ToolOutput {
-    pub success: bool,
-    /// The exit code, or how it ended ("killed by signal", "timed out after 300 s").
-    pub status: String,
+    pub status: ToolStatus,
     /// stdout then stderr, trimmed to `max_output_bytes`, secrets cut.
     pub output: String,
     /// Connections the egress proxy refused: `host:port (why)`.
     pub refused: Vec<String>,
+}
+
+impl ToolOutput {
+    pub fn success(&self) -> bool {
+        self.status == ToolStatus::Exited(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,8 +228,9 @@ impl Sandbox {
             Ok((out, err, status)) => (out, err, status.map_err(io)?),
             Err(_) => {
                 return Ok(ToolOutput {
-                    success: false,
-                    status: format!("timed out after {} s", timeout.as_secs()),
+                    status: ToolStatus::TimedOut {
+                        secs: timeout.as_secs(),
+                    },
                     output: String::new(),
                     refused: proxy.map(|p| p.refused()).unwrap_or_default(),
                 });
@@ -213,11 +239,9 @@ impl Sandbox {
         let mut text = String::from_utf8_lossy(&out).into_owned();
         text.push_str(&String::from_utf8_lossy(&err));
         Ok(ToolOutput {
-            success: status.success(),
-            status: match status.code() {
-                Some(code) => format!("exit status {code}"),
-                None => "killed by a signal".to_owned(),
-            },
+            status: status
+                .code()
+                .map_or(ToolStatus::KilledBySignal, ToolStatus::Exited),
             output: clean_output(&text, &run.secrets, limit),
             refused: proxy.map(|p| p.refused()).unwrap_or_default(),
         })
