@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, parent_dir,
+    read,
 };
 use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
@@ -25,14 +26,7 @@ pub async fn update(
     let tool = tool.canonicalize().unwrap_or(tool);
     // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
     let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
-    let mut locks: Vec<String> = target
-        .manifests
-        .iter()
-        .filter(|m| m.ends_with("Cargo.toml"))
-        .filter_map(|m| covering_lock(work_tree, parent_dir(m), &["Cargo.lock"]))
-        .collect();
-    locks.sort();
-    locks.dedup();
+    let locks = covering_locks(work_tree, target, "Cargo.toml", &["Cargo.lock"]);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;

@@ -323,6 +323,25 @@ pub fn is_vulnerable(version: &str, target_version: &str) -> bool {
     }
 }
 
+/// The distinct lock files (one of `names`) covering the target's manifests named `manifest`
+/// (`Cargo.toml`; empty: any), sorted.
+fn covering_locks(
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+    manifest: &str,
+    names: &[&str],
+) -> Vec<String> {
+    let mut locks: Vec<String> = target
+        .manifests
+        .iter()
+        .filter(|m| manifest.is_empty() || m.ends_with(manifest))
+        .filter_map(|m| covering_lock(work_tree, parent_dir(m), names))
+        .collect();
+    locks.sort();
+    locks.dedup();
+    locks
+}
+
 /// The lock file (one of `names`) covering a manifest in `dir`: beside it, or in the nearest
 /// directory above (a workspace root).
 fn covering_lock(work_tree: &Path, dir: &str, names: &[&str]) -> Option<String> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, is_vulnerable,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
     parent_dir, read,
 };
 use super::{record, run_tool};
@@ -22,13 +22,7 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let mut locks: Vec<String> = target
-        .manifests
-        .iter()
-        .filter_map(|manifest| covering_lock(work_tree, parent_dir(manifest), &LOCK_FILES))
-        .collect();
-    locks.sort();
-    locks.dedup();
+    let locks = covering_locks(work_tree, target, "", &LOCK_FILES);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
@@ -126,6 +120,7 @@ fn walk_v1(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::covering_lock;
 
     #[test]
     fn every_copy_is_found_in_v3_and_v1_locks() {

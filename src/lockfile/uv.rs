@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_lock, parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, parent_dir,
+    read,
 };
 use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
@@ -18,14 +19,7 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let mut locks: Vec<String> = target
-        .manifests
-        .iter()
-        .filter(|m| m.ends_with("pyproject.toml"))
-        .filter_map(|m| covering_lock(work_tree, parent_dir(m), &["uv.lock"]))
-        .collect();
-    locks.sort();
-    locks.dedup();
+    let locks = covering_locks(work_tree, target, "pyproject.toml", &["uv.lock"]);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;

@@ -44,15 +44,18 @@ impl Topology {
         }
     }
 
-    /// The retry tier for a job that just failed its `attempt`-th try (1-based).
-    pub fn retry_routing_key(&self, attempt: u32) -> Option<String> {
-        let last = self.retry_delays_secs.len().checked_sub(1)?;
-        let index = (attempt.max(1) as usize - 1).min(last);
-        Some(format!("{}s", self.retry_delays_secs[index]))
+    /// The routing key of the retry tier of `delay_secs` (which tier a job goes to is
+    /// `lifecycle::Limits::retry_delay`).
+    pub fn retry_routing_key(delay_secs: u64) -> String {
+        format!("{delay_secs}s")
     }
 
     pub fn retry_queue(&self, delay_secs: u64) -> String {
-        format!("{}.{}s", self.retry_exchange, delay_secs)
+        format!(
+            "{}.{}",
+            self.retry_exchange,
+            Self::retry_routing_key(delay_secs)
+        )
     }
 
     /// Every queue, for tests and `dlq` tools that clean up.
@@ -119,7 +122,7 @@ impl Topology {
                 "x-dead-letter-routing-key".into(),
                 long_string(WORK_ROUTING_KEY),
             );
-            let key = format!("{delay}s");
+            let key = Self::retry_routing_key(*delay);
             self.declare_bound_queue(
                 channel,
                 &self.retry_queue(*delay),
@@ -206,9 +209,15 @@ mod tests {
     fn retry_tiers_saturate_at_the_last_delay() {
         let settings = crate::config::Settings::defaults().unwrap().amqp;
         let t = Topology::new(&settings);
-        assert_eq!(t.retry_routing_key(1).as_deref(), Some("10s"));
-        assert_eq!(t.retry_routing_key(2).as_deref(), Some("60s"));
-        assert_eq!(t.retry_routing_key(9).as_deref(), Some("300s"));
+        let limits = crate::lifecycle::Limits {
+            max_attempts: settings.max_attempts,
+            delivery_limit: settings.delivery_limit,
+            retry_delays_secs: settings.retry_delays_secs.clone(),
+        };
+        let key = |attempt| limits.retry_delay(attempt).map(Topology::retry_routing_key);
+        assert_eq!(key(1).as_deref(), Some("10s"));
+        assert_eq!(key(2).as_deref(), Some("60s"));
+        assert_eq!(key(9).as_deref(), Some("300s"));
         assert_eq!(t.retry_queue(60), "remediator.retry.60s");
     }
 }

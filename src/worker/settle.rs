@@ -19,6 +19,7 @@ use crate::db::{DbConn, operations};
 use crate::lifecycle::{DeadReason, OperationId, OperationStatus, RemediationStatus, Settlement};
 use crate::queue::message::{JobMessage, mark_dead};
 use crate::queue::publisher::Publisher;
+use crate::queue::topology::Topology;
 
 /// A delivery, and how its job ran (`None`: no job ran, the claim decided).
 pub struct JobResult<'a> {
@@ -51,11 +52,10 @@ impl Runner {
                     delay_secs,
                     "operation is running elsewhere; checking again later"
                 );
-                let key = format!("{delay_secs}s");
                 match self
                     .publish(
                         publisher,
-                        Tier::Retry(&key),
+                        Tier::Retry(delay_secs),
                         job.message,
                         FieldTable::default(),
                     )
@@ -163,10 +163,14 @@ impl Runner {
                 // the PENDING operation is claimed again, so nothing is lost.
                 operations::release_for_retry(&mut conn, operation_id, attempt as i32, &text)
                     .await?;
-                let key = format!("{delay_secs}s");
                 let next = job.message.next_attempt();
-                self.publish(publisher, Tier::Retry(&key), &next, FieldTable::default())
-                    .await?;
+                self.publish(
+                    publisher,
+                    Tier::Retry(delay_secs),
+                    &next,
+                    FieldTable::default(),
+                )
+                .await?;
                 crate::metrics::job_outcome("retried");
                 tracing::warn!(error = %text, "job will be retried");
             }
@@ -263,16 +267,19 @@ impl Runner {
     async fn publish(
         &self,
         publisher: &Publisher,
-        tier: Tier<'_>,
+        tier: Tier,
         message: &JobMessage,
         headers: FieldTable,
     ) -> anyhow::Result<()> {
         let (exchange, key) = match tier {
-            Tier::Retry(key) => (self.topology.retry_exchange.as_str(), key),
-            Tier::Dead => (self.topology.dead_exchange.as_str(), ""),
+            Tier::Retry(delay) => (
+                self.topology.retry_exchange.as_str(),
+                Topology::retry_routing_key(delay),
+            ),
+            Tier::Dead => (self.topology.dead_exchange.as_str(), String::new()),
         };
         publisher
-            .send(exchange, key, message, headers)
+            .send(exchange, &key, message, headers)
             .await?
             .confirmed()
             .await
@@ -307,9 +314,9 @@ impl Runner {
     }
 }
 
-enum Tier<'a> {
-    /// A retry-delay queue, by routing key (`10s`).
-    Retry(&'a str),
+enum Tier {
+    /// The retry-delay queue of this many seconds.
+    Retry(u64),
     Dead,
 }
 

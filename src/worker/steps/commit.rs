@@ -1,5 +1,5 @@
-//! Step `commit`: writes the patch into the clone and commits it on the remediation branch,
-//! with the title and body the pull request will carry.
+//! Step `commit`: commits the clone as the lock step left it (the patch and the updated lock
+//! files) on the remediation branch, with the title and body the pull request will carry.
 
 use super::clone::Checkout;
 use super::lock::Locked;
@@ -58,12 +58,6 @@ pub async fn run(
     if let Some(reason) = &locked.draft_reason {
         body.push_str(&format!("\n\n**Draft:** {reason}."));
     }
-    let files: Vec<(String, String)> = patch
-        .edits
-        .iter()
-        .map(|e| (e.path.clone(), e.updated.clone()))
-        .chain(locked.changed.iter().cloned())
-        .collect();
     let message = format!(
         "{title}\n\nRemediates {} in {} (operation {operation_id}).",
         target.vulnerability_id, target.package_name
@@ -77,8 +71,8 @@ pub async fn run(
     let commit = checkout
         .git
         .run(Step::Commit, false, move || {
+            // The lock step wrote the patch; the tool wrote the lock files.
             let repo = crate::git::open_clone(&root)?;
-            crate::git::write_files(&repo, &files)?;
             crate::git::commit_all(
                 &repo,
                 &CommitSpec {

@@ -1,4 +1,4 @@
-//! Step `lock`: writes the manifest edits into the clone, has the ecosystem's own tool update
+//! Step `lock`: writes the patch into the clone, has the ecosystem's own tool update
 //! the lock files that cover them (in the sandbox), and reads the result back to prove the
 //! vulnerable version is gone. A vulnerable copy left, or a lock file that could not be
 //! updated under `lockfiles.update = "best_effort"`, makes the pull request a draft that says
@@ -33,16 +33,8 @@ pub async fn run(
     target: &RemediationTarget,
     patch: &ProposedPatch,
 ) -> Result<Locked, StepFailure> {
-    let manifests: Vec<String> = patch
-        .edits
-        .iter()
-        .filter(|edit| ManifestKind::detect(&edit.path).is_some())
-        .map(|edit| edit.path.clone())
-        .collect();
-    if manifests.is_empty() {
-        return Ok(Locked::default());
-    }
-    // The tool reads the edited manifest from the work tree.
+    // The patch goes into the work tree here, once: the tool reads the edited manifest, and
+    // the commit step commits the work tree as the patch and the tool left it.
     let files: Vec<(String, String)> = patch
         .edits
         .iter()
@@ -56,6 +48,15 @@ pub async fn run(
             crate::git::write_files(&repo, &files)
         })
         .await?;
+    let manifests: Vec<String> = patch
+        .edits
+        .iter()
+        .filter(|edit| ManifestKind::detect(&edit.path).is_some())
+        .map(|edit| edit.path.clone())
+        .collect();
+    if manifests.is_empty() {
+        return Ok(Locked::default());
+    }
     let target_version = patch
         .target_version
         .clone()
