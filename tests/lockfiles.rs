@@ -54,34 +54,53 @@ async fn world(files: Vec<(&'static str, String)>, registry: &NpmRegistry) -> (W
     (world, github)
 }
 
-/// `npm ci --dry-run` on the pushed branch's files: the tool's own check that manifest and
-/// lock agree.
-fn npm_ci_passes(world: &World, branch: &str, files: &[&str], registry: &NpmRegistry) {
-    let dir = tempfile::tempdir().unwrap();
-    for file in files {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, world.file_on_branch(branch, file).unwrap()).unwrap();
-    }
-    let output = std::process::Command::new("npm")
-        .args([
-            "ci",
-            "--dry-run",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-        ])
-        .arg(format!("--registry={}", registry.url))
-        .env("npm_config_cache", dir.path().join(".cache"))
-        .current_dir(dir.path())
+/// Runs a developer-side tool (test set-up or a tool's own check on the branch, outside the
+/// worker's sandbox) and returns its stdout; fails the test, saying what installs it, when the
+/// tool is missing or fails.
+fn run_checked(mut command: std::process::Command, what: &str) -> String {
+    let output = command
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{what} is required: {e}; scripts/test installs it"));
     assert!(
         output.status.success(),
-        "npm ci --dry-run on the branch: {}{}",
+        "{what}: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The branch's `files` (and empty `empty` files), written into a fresh directory.
+fn checkout(world: &World, branch: &str, files: &[&str], empty: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in files
+        .iter()
+        .map(|f| (*f, world.file_on_branch(branch, f).unwrap()))
+        .chain(empty.iter().map(|f| (*f, String::new())))
+    {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// `npm ci --dry-run` on the pushed branch's files: the tool's own check that manifest and
+/// lock agree.
+fn npm_ci_passes(world: &World, branch: &str, files: &[&str], registry: &NpmRegistry) {
+    let dir = checkout(world, branch, files, &[]);
+    let mut npm = std::process::Command::new("npm");
+    npm.args([
+        "ci",
+        "--dry-run",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+    ])
+    .arg(format!("--registry={}", registry.url))
+    .env("npm_config_cache", dir.path().join(".cache"))
+    .current_dir(dir.path());
+    run_checked(npm, "npm ci --dry-run on the branch");
 }
 
 #[tokio::test]
@@ -308,8 +327,8 @@ fn module_proxy(root: &std::path::Path) {
 /// Runs go in `dir` against the proxy, as a developer would (no sandbox: test set-up).
 fn go(dir: &std::path::Path, proxy: &std::path::Path, args: &[&str]) -> String {
     let home = dir.join(".home");
-    let output = std::process::Command::new(go_binary())
-        .args(args)
+    let mut go = std::process::Command::new(go_binary());
+    go.args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -319,20 +338,8 @@ fn go(dir: &std::path::Path, proxy: &std::path::Path, args: &[&str]) -> String {
         .env("GOPROXY", format!("file://{}", proxy.display()))
         .env("GOSUMDB", "off")
         .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "go is required ({}): {e}; scripts/test installs it",
-                go_binary()
-            )
-        });
-    assert!(
-        output.status.success(),
-        "go {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+        .env("GOTOOLCHAIN", "local");
+    run_checked(go, &format!("go {args:?} ({})", go_binary()))
 }
 
 #[tokio::test]
@@ -408,9 +415,7 @@ async fn a_go_module_gets_its_require_and_go_sum_from_go_get_in_the_sandbox() {
     );
 
     // Go's own check on the pushed branch: the module graph and go.sum agree.
-    let checkout = tempfile::tempdir().unwrap();
-    std::fs::write(checkout.path().join("go.mod"), &new_mod).unwrap();
-    std::fs::write(checkout.path().join("go.sum"), &new_sum).unwrap();
+    let checkout = checkout(&world, branch, &["go.mod", "go.sum"], &[]);
     std::fs::write(
         checkout.path().join("main.go"),
         "package main\n\nimport _ \"example.com/vulnlib\"\n\nfunc main() {}\n",
@@ -486,19 +491,14 @@ fn cargo(dir: &std::path::Path, config: &std::path::Path, args: &[&str]) {
         .unwrap()
         .display()
         .to_string();
-    let output = std::process::Command::new(&cargo)
+    let mut command = std::process::Command::new(&cargo);
+    command
         .args(args)
         .current_dir(dir)
         .env_clear()
         .env("PATH", format!("{toolchain_bin}:/usr/bin:/bin"))
-        .env("CARGO_HOME", &home)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cargo {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .env("CARGO_HOME", &home);
+    run_checked(command, &format!("cargo {args:?}"));
     std::fs::remove_dir_all(&home).unwrap();
 }
 
@@ -513,7 +513,10 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nvulncrate = \"1.0.0\"\n"
         )
     };
-    // Hostile: the repository's cargo config names a rustc and a wrapper of its own.
+    // Hostile: the repository's cargo config names a rustc and a wrapper of its own. `cargo
+    // update` runs no rustc, so this shows only that such a config does not stop the job;
+    // that the run pins both by environment is `executables_are_pinned_by_environment` in
+    // src/lockfile/cargo.rs.
     let hostile_config = "[build]\nrustc = \"/work/evil.sh\"\nrustc-wrapper = \"/work/evil.sh\"\n";
     let evil = "#!/bin/sh\ntouch /work/EVIL_RAN\nexit 1\n";
     for (path, text) in [
@@ -599,25 +602,22 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
         .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
     assert!(
         !files.contains("EVIL_RAN"),
-        "the repository's rustc never ran: {files}"
+        "nothing the repository's rustc would write is on the branch: {files}"
     );
 
     // Cargo's own check on the branch: the lock satisfies every manifest, unchanged.
-    let checkout = tempfile::tempdir().unwrap();
-    for path in [
+    let files = [
         "Cargo.toml",
         "api/Cargo.toml",
         "cli/Cargo.toml",
         "Cargo.lock",
-    ] {
-        let file = checkout.path().join(path);
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, world.file_on_branch(branch, path).unwrap()).unwrap();
-    }
-    for path in ["api/src/lib.rs", "cli/src/lib.rs"] {
-        std::fs::create_dir_all(checkout.path().join(path).parent().unwrap()).unwrap();
-        std::fs::write(checkout.path().join(path), "").unwrap();
-    }
+    ];
+    let checkout = checkout(
+        &world,
+        branch,
+        &files,
+        &["api/src/lib.rs", "cli/src/lib.rs"],
+    );
     cargo(
         checkout.path(),
         &config,
@@ -626,24 +626,11 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
     world.stop().await;
 }
 
-/// Imports an AFFECTED finding of `package` for the world's project (fixed in 1.0.1).
+/// An AFFECTED finding of `package` 1.0.0, fixed in 1.0.1, for the world's project.
 async fn finding(world: &World, package: &str, ecosystem: &str, id: &str) -> uuid::Uuid {
-    let (finding, assessment) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let file = json!({
-        "findings": [{"id": finding, "project_id": world.catalog.project,
-            "vulnerability_id": id, "severity": "HIGH",
-            "package_name": package, "ecosystem": ecosystem,
-            "installed_version": "1.0.0", "fixed_versions": ["1.0.1"]}],
-        "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
-    let parsed = remediator::commands::import::parse(
-        &file.to_string(),
-        &support::app::import_rules(&world.app.settings),
-    )
-    .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    world
+        .add_affected(package, ecosystem, id, "1.0.0", "1.0.1")
         .await
-        .unwrap();
-    assessment
 }
 
 /// The uv `scripts/test` installs (`REMEDIATOR_TEST_UV`, from PyPI), else `uv` on PATH.
@@ -677,8 +664,8 @@ for version in ["1.0.0", "1.0.1"]:
 }
 
 fn uv(dir: &std::path::Path, wheels: &std::path::Path, args: &[&str]) {
-    let output = std::process::Command::new(uv_binary())
-        .args(args)
+    let mut uv = std::process::Command::new(uv_binary());
+    uv.args(args)
         .arg("--no-index")
         .arg("--find-links")
         .arg(wheels)
@@ -687,19 +674,8 @@ fn uv(dir: &std::path::Path, wheels: &std::path::Path, args: &[&str]) {
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", dir.join(".home"))
         .env("UV_CACHE_DIR", dir.join(".uv-cache"))
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "uv is required ({}): {e}; scripts/test installs it",
-                uv_binary()
-            )
-        });
-    assert!(
-        output.status.success(),
-        "uv {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .env("UV_PYTHON_DOWNLOADS", "never");
+    run_checked(uv, &format!("uv {args:?} ({})", uv_binary()));
 }
 
 #[tokio::test]
@@ -751,14 +727,7 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
     );
     let branch = output["branch"].as_str().unwrap();
     // uv's own check on the branch: the lock agrees with the manifest.
-    let checkout = tempfile::tempdir().unwrap();
-    for path in ["pyproject.toml", "uv.lock"] {
-        std::fs::write(
-            checkout.path().join(path),
-            world.file_on_branch(branch, path).unwrap(),
-        )
-        .unwrap();
-    }
+    let checkout = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
     uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
     world.stop().await;
 }

@@ -553,23 +553,15 @@ async fn replaying_a_hundred_dead_letters() {
     world.stop().await;
 }
 
-/// Imports one more AFFECTED lodash finding of the world's project; returns its assessment.
+/// One more AFFECTED lodash finding of the world's project, under its own advisory id.
 async fn another_affected(world: &World) -> uuid::Uuid {
-    let (finding, assessment) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let file = json!({
-        "findings": [{"id": finding, "project_id": world.catalog.project,
-            "vulnerability_id": format!("GHSA-more-{}", &finding.simple().to_string()[..8]), "severity": "HIGH",
-            "package_name": "lodash", "ecosystem": "npm", "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}],
-        "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
-    let parsed = remediator::commands::import::parse(
-        &file.to_string(),
-        &support::app::import_rules(&world.app.settings),
-    )
-    .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    let id = format!(
+        "GHSA-more-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    world
+        .add_affected("lodash", "npm", &id, "4.17.20", "4.17.21")
         .await
-        .unwrap();
-    assessment
 }
 
 #[tokio::test]

@@ -111,6 +111,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn executables_are_pinned_by_environment() {
+        // Environment beats every config file, the repository's `.cargo/config.toml` included.
+        let env = env(Some(Path::new("/opt/toolchain")));
+        let get = |key: &str| env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("CARGO_BUILD_RUSTC"), Some("/opt/toolchain/bin/rustc"));
+        assert_eq!(get("RUSTC"), Some("/opt/toolchain/bin/rustc"));
+        assert_eq!(get("CARGO_BUILD_RUSTC_WRAPPER"), Some(""));
+        assert_eq!(get("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER"), Some(""));
+        assert_eq!(
+            get("CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS"),
+            Some("cargo:token")
+        );
+        assert_eq!(get("CARGO_HOME"), Some(CARGO_HOME));
+    }
+
+    #[test]
     fn every_copy_of_the_package_is_read_from_the_lock() {
         let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"local-registry+file:///srv/test-registry\"\n";
         let found = copies(lock, "Cargo.lock", "vulncrate", "1.0.1");

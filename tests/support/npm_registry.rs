@@ -78,24 +78,7 @@ fn integrity(name: &str, version: &str) -> String {
         (name, version, round).hash(&mut hasher);
         bytes.extend_from_slice(&hasher.finish().to_be_bytes());
     }
-    format!("sha512-{}", base64(&bytes))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n =
-            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    format!("sha512-{}", super::git_server::base64_encode(&bytes))
 }
 
 async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>) -> Response {

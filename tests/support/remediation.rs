@@ -174,6 +174,33 @@ impl World {
         self.worker = Some(tokio::spawn(runner.run(self.worker_shutdown.clone())));
     }
 
+    /// Imports one more AFFECTED finding of the world's project; returns its assessment.
+    pub async fn add_affected(
+        &self,
+        package: &str,
+        ecosystem: &str,
+        vulnerability_id: &str,
+        installed: &str,
+        fixed: &str,
+    ) -> Uuid {
+        let (finding, assessment) = (Uuid::new_v4(), Uuid::new_v4());
+        let file = json!({
+            "findings": [{"id": finding, "project_id": self.catalog.project,
+                "vulnerability_id": vulnerability_id, "severity": "HIGH",
+                "package_name": package, "ecosystem": ecosystem,
+                "installed_version": installed, "fixed_versions": [fixed]}],
+            "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
+        let parsed = remediator::commands::import::parse(
+            &file.to_string(),
+            &super::app::import_rules(&self.app.settings),
+        )
+        .unwrap();
+        remediator::commands::import::import(&self.app.pool, parsed)
+            .await
+            .unwrap();
+        assessment
+    }
+
     /// The operation's history, oldest first.
     pub async fn history(&self, id: Uuid) -> Vec<OperationEvent> {
         let mut conn = self.app.pool.get().await.unwrap();
