@@ -701,7 +701,7 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
         ],
         adjust: Some(Box::new(move |s| {
             s.lockfiles.uv = uv_path;
-            s.lockfiles.uv_find_links = find_links;
+            s.lockfiles.python_find_links = find_links;
         })),
         ..Default::default()
     })
@@ -729,5 +729,383 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
     // uv's own check on the branch: the lock agrees with the manifest.
     let checkout = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
     uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
+    world.stop().await;
+}
+
+/// A tool `scripts/test` installs (its environment variable), else its name on PATH.
+fn test_tool(variable: &str, name: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| name.to_owned())
+}
+
+/// A JavaScript tool run by the test itself (fixture set-up, the tool's check on the branch),
+/// with its caches in `dir`.
+fn js_tool(program: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir.join(".home"))
+        .env("npm_config_store_dir", dir.join(".pnpm-store"))
+        .env("npm_config_cache_dir", dir.join(".pnpm-cache"))
+        .env("XDG_CACHE_HOME", dir.join(".cache"))
+        .env("npm_config_manage_package_manager_versions", "false")
+        .env("CI", "true");
+    run_checked(command, &format!("{program} {args:?}"))
+}
+
+/// The lines of `after` that `before` lacks, and the reverse: what a lock diff changed.
+fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let old: std::collections::BTreeSet<&str> = before.lines().collect();
+    let new: std::collections::BTreeSet<&str> = after.lines().collect();
+    (
+        new.difference(&old).map(|l| l.to_string()).collect(),
+        old.difference(&new).map(|l| l.to_string()).collect(),
+    )
+}
+
+async fn js_world(
+    files: Vec<(&'static str, String)>,
+    registry: &NpmRegistry,
+    pnpm: String,
+    yarn: String,
+) -> (World, FakeGithub) {
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.pnpm = pnpm;
+            s.lockfiles.yarn = yarn;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github)
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pnpm_lock_is_updated_by_pnpm_in_the_sandbox() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let pnpm = test_tool("REMEDIATOR_TEST_PNPM", "pnpm");
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+    let registry_flag = format!("--registry={}", registry.url);
+    js_tool(
+        &pnpm,
+        fixture.path(),
+        &[
+            "install",
+            "--lockfile-only",
+            "--ignore-scripts",
+            &registry_flag,
+        ],
+    );
+    let lock = std::fs::read_to_string(fixture.path().join("pnpm-lock.yaml")).unwrap();
+    assert!(lock.contains("lodash@4.17.20:"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![("package.json", manifest), ("pnpm-lock.yaml", lock.clone())],
+        &registry,
+        pnpm.clone(),
+        "yarn".to_owned(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["pnpm-lock.yaml"], "tool": "pnpm install --lockfile-only",
+               "resolved": [{"path": "pnpm-lock.yaml: lodash@4.17.21", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "pnpm-lock.yaml"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
+    // Only lodash's lines moved: its specifier, version, key and integrity.
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added.iter().chain(&removed).all(|l| l.contains("4.17.2")
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.21"))
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.20"))),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert!(after.contains(&NpmRegistry::integrity("ms", "2.1.3")));
+    // pnpm's own check on the branch: the lock satisfies the manifest as it is.
+    let check = checkout(&world, branch, &["package.json", "pnpm-lock.yaml"], &[]);
+    js_tool(
+        &pnpm,
+        check.path(),
+        &[
+            "install",
+            "--frozen-lockfile",
+            "--lockfile-only",
+            "--ignore-scripts",
+            &registry_flag,
+        ],
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_classic_lock_is_updated_by_yarn_in_the_sandbox() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let yarn = test_tool("REMEDIATOR_TEST_YARN", "yarn");
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+    let yarn_args = |dir: &std::path::Path, frozen: bool| -> Vec<String> {
+        let mut args: Vec<String> = vec!["install".into(), "--ignore-scripts".into()];
+        if frozen {
+            args.push("--frozen-lockfile".into());
+        }
+        args.extend([
+            "--non-interactive".into(),
+            "--modules-folder".into(),
+            dir.join(".modules").to_string_lossy().into_owned(),
+            "--cache-folder".into(),
+            dir.join(".yarn-cache").to_string_lossy().into_owned(),
+            "--registry".into(),
+            registry.url.clone(),
+        ]);
+        args
+    };
+    let args = yarn_args(fixture.path(), false);
+    js_tool(
+        &yarn,
+        fixture.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let lock = std::fs::read_to_string(fixture.path().join("yarn.lock")).unwrap();
+    assert!(lock.contains("lodash@4.17.20:"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![("package.json", manifest), ("yarn.lock", lock.clone())],
+        &registry,
+        "pnpm".to_owned(),
+        yarn.clone(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["yarn.lock"], "tool": "yarn install --ignore-scripts",
+               "resolved": [{"path": "yarn.lock: lodash@4.17.21", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "yarn.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "yarn.lock").unwrap();
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added.iter().chain(&removed).all(|l| l.contains("lodash")
+            || l.contains("4.17.2")
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.21"))
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.20"))),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert!(after.contains(&NpmRegistry::integrity("ms", "2.1.3")));
+    // yarn installed nothing into the clone: its node_modules went to the sandbox's /tmp.
+    let files = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert_eq!(files, "package.json\nyarn.lock\n");
+    // yarn's own check on the branch: a frozen install accepts the lock.
+    let check = checkout(&world, branch, &["package.json", "yarn.lock"], &[]);
+    let args = yarn_args(check.path(), true);
+    js_tool(
+        &yarn,
+        check.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+/// A Python tool run by the test itself, offline or against the local index, caches in `dir`.
+fn python_tool(program: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(program);
+    // A clean environment: the developer's pip settings (PIP_FIND_LINKS, say) would reach
+    // the output pip-compile writes.
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.join(".home"))
+        .env("POETRY_CACHE_DIR", dir.join(".poetry-cache"))
+        .env("POETRY_CONFIG_DIR", dir.join(".poetry-config"))
+        .env("POETRY_VIRTUALENVS_PATH", dir.join(".venvs"))
+        .env("PIP_CACHE_DIR", dir.join(".pip-cache"))
+        .env("POETRY_KEYRING_ENABLED", "false")
+        .env("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring");
+    run_checked(command, &format!("{program} {args:?}"))
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poetry_lock_is_updated_by_poetry_from_the_projects_source() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let index = support::python_index::PythonIndex::start(&wheel_dir).await;
+    let poetry = test_tool("REMEDIATOR_TEST_POETRY", "poetry");
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"vulnpkg>=1.0.0,<1.0.1\"]\n\n[tool.poetry]\npackage-mode = false\n\n\
+         [[tool.poetry.source]]\nname = \"local\"\nurl = \"{}\"\npriority = \"primary\"\n",
+        index.url
+    );
+    std::fs::write(project.path().join("pyproject.toml"), &pyproject).unwrap();
+    python_tool(&poetry, project.path(), &["lock", "--no-interaction"]);
+    let lock = std::fs::read_to_string(project.path().join("poetry.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let poetry_path = poetry.clone();
+    let index_host = index.url.clone();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.clone()),
+            ("poetry.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.poetry = poetry_path;
+            // The project's own source is a loopback index here: the egress policy must
+            // let the sandboxed tool reach it.
+            s.security.allow_private_networks = true;
+            let _ = index_host;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0002").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["poetry.lock"], "tool": "poetry update --lock",
+               "resolved": [{"path": "poetry.lock", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["pyproject.toml", "poetry.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    // Poetry's own check on the branch: the lock is current for the manifest.
+    let check = checkout(&world, branch, &["pyproject.toml", "poetry.lock"], &[]);
+    python_tool(&poetry, check.path(), &["check", "--lock"]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_pip_compile_output_is_recompiled_with_its_recorded_options() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let pip_compile = test_tool("REMEDIATOR_TEST_PIP_COMPILE", "pip-compile");
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("requirements.in"), "vulnpkg\n").unwrap();
+    let find_links = format!("--find-links={}", wheel_dir.display());
+    let compile = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--no-index",
+            find_links.as_str(),
+            "--strip-extras",
+            "--output-file=requirements.txt",
+        ];
+        args.extend(extra);
+        args.push("requirements.in");
+        python_tool(&pip_compile, dir, &args);
+    };
+    compile(project.path(), &["--upgrade-package=vulnpkg==1.0.0"]);
+    let compiled = std::fs::read_to_string(project.path().join("requirements.txt")).unwrap();
+    assert!(compiled.contains("vulnpkg==1.0.0"), "{compiled}");
+    assert!(
+        compiled.contains("autogenerated by pip-compile"),
+        "{compiled}"
+    );
+
+    let (tool, links) = (
+        pip_compile.clone(),
+        wheel_dir.to_string_lossy().into_owned(),
+    );
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("requirements.in", "vulnpkg\n".to_owned()),
+            ("requirements.txt", compiled.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.pip_compile = tool;
+            s.lockfiles.python_find_links = links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0003").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["requirements.txt"], "tool": "pip-compile --upgrade-package",
+               "resolved": [{"path": "requirements.txt", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "requirements.txt").unwrap();
+    // pip-compile's own word on the branch: compiling the sources again changes nothing.
+    let check = checkout(
+        &world,
+        branch,
+        &["requirements.in", "requirements.txt"],
+        &[],
+    );
+    compile(check.path(), &[]);
+    let recompiled = std::fs::read_to_string(check.path().join("requirements.txt")).unwrap();
+    assert_eq!(recompiled, after);
+    let (added, removed) = changed_lines(&compiled, &after);
+    assert_eq!(added, ["vulnpkg==1.0.1"], "-{removed:?}");
     world.stop().await;
 }

@@ -3,16 +3,21 @@
 //! manifest is updated by the tool (changing only what the fix needs), read back, and every
 //! resolved version of the package listed.
 //!
-//! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces)
-//! Go (`go.mod` and `go.sum` through `go get`, per module) and Cargo (`Cargo.lock`, workspaces,
-//! through `cargo update --precise`) and uv (`uv.lock`, through `uv lock --upgrade-package`).
-//! Other lock files are found and reported as not updated (a job error, or a draft PR with
-//! `lockfiles.update = "best_effort"`), never left stale silently.
+//! One module per tool: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3,
+//! workspaces), pnpm (`pnpm-lock.yaml`), yarn (`yarn.lock`, classic and Berry), Cargo
+//! (`Cargo.lock`, workspaces), Go (`go.mod` and `go.sum`, per module), uv (`uv.lock`), Poetry
+//! (`poetry.lock`) and pip-tools (requirements files pip-compile wrote). A lock that cannot be
+//! updated (a tool missing, a form not supported) fails the job, or with `lockfiles.update =
+//! "best_effort"` makes a draft PR that says so: never a silently stale lock.
 
 pub mod cargo;
 pub mod go;
 pub mod npm;
+pub mod pip_compile;
+pub mod pnpm;
+pub mod poetry;
 pub mod uv;
+pub mod yarn;
 
 use std::path::Path;
 
@@ -53,13 +58,24 @@ pub struct LockfileSettings {
     /// Local registry or vendor directories that config names, readable in the sandbox.
     #[serde(default)]
     pub cargo_registry_dirs: Vec<String>,
+    /// The pnpm command (name on PATH or a path).
+    pub pnpm: String,
+    /// The yarn 1 (classic) command; a Berry project (yarn 2+) runs the release it commits.
+    pub yarn: String,
     /// The uv command (name on PATH or a path).
     pub uv: String,
-    /// The package index uv resolves from (`--default-index`); empty: uv's default.
-    pub uv_index: String,
-    /// A directory of distributions uv resolves from instead of any index (an offline mirror);
-    /// empty: none.
-    pub uv_find_links: String,
+    /// The poetry command (name on PATH or a path).
+    pub poetry: String,
+    /// The pip-compile command (pip-tools).
+    pub pip_compile: String,
+    /// The package index uv and pip-compile resolve from; empty: their default. Poetry
+    /// resolves from the sources the project declares.
+    #[serde(alias = "uv_index")]
+    pub python_index: String,
+    /// A directory of distributions uv and pip-compile resolve from instead of any index (an
+    /// offline mirror); empty: none.
+    #[serde(alias = "uv_find_links")]
+    pub python_find_links: String,
 }
 
 /// One resolved copy of the package in a lock file.
@@ -111,13 +127,6 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// Lock files of another tool beside a manifest, which this worker cannot update yet.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    ("yarn.lock", "yarn"),
-    ("pnpm-lock.yaml", "pnpm"),
-    ("poetry.lock", "poetry"),
-];
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
     #[error(transparent)]
@@ -137,6 +146,15 @@ pub enum LockError {
 }
 
 impl LockError {
+    /// A tool that is not installed, or a lock file this worker cannot update: no retry helps,
+    /// and `lockfiles.update = "best_effort"` turns it into a draft.
+    fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            LockError::Unsupported(_) | LockError::Sandbox(SandboxError::ToolMissing { .. })
+        )
+    }
+
     /// Whether a later attempt may succeed (a registry blip, a tool timeout) or an operator
     /// must act first (tool or sandbox missing, unsupported lock file).
     pub fn is_transient(&self) -> bool {
@@ -169,51 +187,66 @@ pub struct LockTarget<'a> {
     pub manifests: &'a [String],
 }
 
-/// Updates the lock files covering the changed manifests of the (already edited) work tree.
+/// Updates the lock files covering the changed manifests of the (already edited) work tree:
+/// every tool of the ecosystem whose lock file covers one of them.
 pub async fn update(
     sandbox: &Sandbox,
     settings: &LockfileSettings,
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let is = |names: &[&str]| {
+        names
+            .iter()
+            .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
+    };
+    let mut parts = Vec::new();
+    if is(&["npm"]) {
+        parts.push(npm::update(sandbox, settings, work_tree, target).await);
+        parts.push(pnpm::update(sandbox, settings, work_tree, target).await);
+        parts.push(yarn::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["crates.io", "cargo"]) {
+        parts.push(cargo::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["pypi"]) {
+        parts.push(uv::update(sandbox, settings, work_tree, target).await);
+        parts.push(poetry::update(sandbox, settings, work_tree, target).await);
+        parts.push(pip_compile::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["go"]) {
+        parts.push(go::update(sandbox, settings, work_tree, target).await);
+    }
     let mut outcome = LockOutcome::default();
-    let mut unsupported = Vec::new();
-    for manifest in target.manifests {
-        let dir = parent_dir(manifest);
-        for (file, tool) in UNSUPPORTED {
-            let path = join(dir, file);
-            if work_tree.join(&path).is_file() {
-                unsupported.push(format!(
-                    "{path} (updating {tool} lock files is not supported yet)"
-                ));
+    for part in parts {
+        match part {
+            Ok(part) => outcome.absorb(part),
+            // What an operator must fix (a tool not installed, a lock we cannot update)
+            // becomes a draft that says so, when they asked for best effort.
+            Err(error)
+                if settings.update == LockUpdateMode::BestEffort && error.needs_operator() =>
+            {
+                outcome.verification.not_updated.push(error.to_string());
             }
+            Err(error) => return Err(error),
         }
-    }
-    if target.ecosystem.eq_ignore_ascii_case("npm") {
-        outcome = npm::update(sandbox, settings, work_tree, target).await?;
-    } else if ["crates.io", "cargo"]
-        .iter()
-        .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
-    {
-        outcome = cargo::update(sandbox, settings, work_tree, target).await?;
-    } else if target.ecosystem.eq_ignore_ascii_case("pypi") {
-        outcome = uv::update(sandbox, settings, work_tree, target).await?;
-    } else if target.ecosystem.eq_ignore_ascii_case("go") {
-        outcome = go::update(sandbox, settings, work_tree, target).await?;
-    }
-    unsupported.sort();
-    unsupported.dedup();
-    if !unsupported.is_empty() {
-        if settings.update == LockUpdateMode::Required {
-            return Err(LockError::Unsupported(format!(
-                "lock files cannot be updated: {}; set lockfiles.update = \"best_effort\" to \
-                 open a draft pull request without them",
-                unsupported.join(", ")
-            )));
-        }
-        outcome.verification.not_updated = unsupported;
     }
     Ok(outcome)
+}
+
+/// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
+pub fn pep503_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !dash {
+                out.push('-');
+            }
+            dash = true;
+        } else {
+            out.extend(c.to_lowercase());
+            dash = false;
+        }
+    }
+    out
 }
 
 /// Every `[[package]]` of a TOML lock (`Cargo.lock`, `uv.lock`) whose name `matches`.
@@ -282,6 +315,20 @@ fn record(
 }
 
 impl LockOutcome {
+    /// Adds what another tool of the ecosystem did (a repository with an npm and a pnpm lock).
+    fn absorb(&mut self, other: LockOutcome) {
+        let (mine, theirs) = (&mut self.verification, other.verification);
+        self.changed.extend(other.changed);
+        mine.lock_files.extend(theirs.lock_files);
+        mine.resolved.extend(theirs.resolved);
+        mine.vulnerable_left += theirs.vulnerable_left;
+        mine.not_updated.extend(theirs.not_updated);
+        mine.tool = match (mine.tool.take(), theirs.tool) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Names the tool (when any lock was read) and counts the vulnerable copies.
     fn finish(mut self, tool: &str) -> Self {
         let verification = &mut self.verification;

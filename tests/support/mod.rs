@@ -8,4 +8,5 @@ pub mod fake_github;
 pub mod git_server;
 pub mod npm_registry;
 pub mod processes;
+pub mod python_index;
 pub mod remediation;
