@@ -1109,3 +1109,115 @@ async fn a_pip_compile_output_is_recompiled_with_its_recorded_options() {
     assert_eq!(added, ["vulnpkg==1.0.1"], "-{removed:?}");
     world.stop().await;
 }
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_berry_lock_is_updated_by_the_release_the_repository_commits() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let release = std::fs::read(test_tool(
+        "REMEDIATOR_TEST_YARN_BERRY",
+        "target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js",
+    ))
+    .expect("the yarn Berry release scripts/test installs (@yarnpkg/cli-dist)");
+    let release = String::from_utf8(release).unwrap();
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    // The project's own yarn settings: its registry is a loopback one over plain HTTP, and
+    // packages the test registry serves carry no publication time for the age gate.
+    let rc = format!(
+        "yarnPath: .yarn/releases/yarn-4.cjs\nnodeLinker: node-modules\nnpmRegistryServer: \"{}\"\n\
+         unsafeHttpWhitelist:\n  - 127.0.0.1\nnpmMinimalAgeGate: 0\nenableTelemetry: false\n",
+        registry.url.trim_end_matches('/')
+    );
+    for (file, text) in [
+        ("package.json", manifest.as_str()),
+        (".yarnrc.yml", rc.as_str()),
+        (".yarn/releases/yarn-4.cjs", release.as_str()),
+        ("yarn.lock", ""),
+    ] {
+        let path = fixture.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let berry = |dir: &std::path::Path, args: &[&str]| {
+        let mut node_args = vec![".yarn/releases/yarn-4.cjs"];
+        node_args.extend(args);
+        let mut command = std::process::Command::new("node");
+        command
+            .args(&node_args)
+            .current_dir(dir)
+            .env("HOME", dir.join(".home"))
+            .env("YARN_ENABLE_GLOBAL_CACHE", "0")
+            .env("YARN_CACHE_FOLDER", dir.join(".yarn-cache"));
+        run_checked(command, &format!("yarn Berry {args:?}"))
+    };
+    berry(fixture.path(), &["install", "--mode=update-lockfile"]);
+    let lock = std::fs::read_to_string(fixture.path().join("yarn.lock")).unwrap();
+    assert!(lock.contains("\"lodash@npm:4.17.20\":"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![
+            ("package.json", manifest),
+            (".yarnrc.yml", rc),
+            (".yarn/releases/yarn-4.cjs", release),
+            ("yarn.lock", lock.clone()),
+        ],
+        &registry,
+        "pnpm".to_owned(),
+        "yarn".to_owned(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["yarn.lock"], "tool": "yarn install --mode=update-lockfile",
+               "resolved": [{"path": "yarn.lock: \"lodash@npm:4.17.21\"", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "yarn.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "yarn.lock").unwrap();
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added
+            .iter()
+            .chain(&removed)
+            .all(|l| l.contains("lodash") || l.contains("4.17.2") || l.contains("checksum")),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert_eq!(
+        added.iter().filter(|l| l.contains("checksum")).count(),
+        1,
+        "+{added:?}"
+    );
+    // Berry's own check on the branch: an immutable install accepts the lock as it is.
+    let check = checkout(
+        &world,
+        branch,
+        &[
+            "package.json",
+            ".yarnrc.yml",
+            ".yarn/releases/yarn-4.cjs",
+            "yarn.lock",
+        ],
+        &[],
+    );
+    berry(
+        check.path(),
+        &["install", "--immutable", "--mode=skip-build"],
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}

@@ -122,6 +122,8 @@ fn berry_run(
         ("YARN_ENABLE_TELEMETRY", "0"),
         ("YARN_ENABLE_IMMUTABLE_INSTALLS", "0"),
         ("YARN_ENABLE_PROGRESS_BARS", "0"),
+        // Worker threads refuse the Wasm flag below: unzip on the main thread.
+        ("YARN_TASK_POOL_MODE", "async"),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .to_vec();
@@ -134,6 +136,9 @@ fn berry_run(
     Ok(ToolRun {
         program: "node".to_owned(),
         args: vec![
+            // Wasm's guard regions reserve more address space than the sandbox's limit allows
+            // (Berry unzips with Wasm); without them bounds are checked in code instead.
+            "--disable-wasm-trap-handler".to_owned(),
             inside.to_string_lossy().into_owned(),
             "install".to_owned(),
             "--mode=update-lockfile".to_owned(),
