@@ -1221,3 +1221,95 @@ async fn a_yarn_berry_lock_is_updated_by_the_release_the_repository_commits() {
     assert_eq!(github.created().len(), 1);
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_private_registry_gets_its_token_from_a_file_and_nothing_else_sees_it() {
+    const TOKEN: &str = "npm_PrivateRegistryToken1234567890";
+    let registry = NpmRegistry::start_private(
+        &[
+            ("lodash", "4.17.20", &[]),
+            ("lodash", "4.17.21", &[]),
+            ("ms", "2.1.3", &[]),
+        ],
+        Some(TOKEN),
+    )
+    .await;
+    let deps = json!({"lodash": "^4.17.20", "ms": "^2.1.3"});
+    let files = vec![
+        ("package.json", package_json(deps.clone())),
+        (
+            "package-lock.json",
+            lock_v3(
+                deps,
+                json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+                       "node_modules/ms": locked(&registry, "ms", "2.1.3")}),
+            ),
+        ),
+    ];
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("npm-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let host = registry
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Without the credential the registry refuses the tool, and the job says so.
+    let (world, _github) = world(files.clone(), &registry).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("step lock failed") && error.contains("401"),
+        "{error}"
+    );
+    assert_eq!(registry.authorized_requests(), 0);
+    world.stop().await;
+
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.registry_credentials =
+                vec![remediator::lockfile::credentials::RegistryCredential {
+                    host,
+                    token_env: None,
+                    token_file: Some(token_file),
+                    login: "token".to_owned(),
+                }];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op}");
+    assert!(registry.authorized_requests() > 0);
+    // The token reached the registry and nothing else: not the operation, its history, the
+    // pull request or the branch.
+    let history = world.history(id).await;
+    let created = github.created();
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let tree = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert_eq!(tree, "package-lock.json\npackage.json\n");
+    for (what, text) in [
+        ("operation", op.to_string()),
+        ("history", format!("{history:?}")),
+        ("pull request", serde_json::to_string(&created).unwrap()),
+        (
+            "lock",
+            world.file_on_branch(branch, "package-lock.json").unwrap(),
+        ),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+    }
+    world.stop().await;
+}

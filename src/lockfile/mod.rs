@@ -11,6 +11,7 @@
 //! "best_effort"` makes a draft PR that says so: never a silently stale lock.
 
 pub mod cargo;
+pub mod credentials;
 pub mod go;
 pub mod npm;
 pub mod pip_compile;
@@ -76,6 +77,9 @@ pub struct LockfileSettings {
     /// offline mirror); empty: none.
     #[serde(alias = "uv_find_links")]
     pub python_find_links: String,
+    /// Tokens of private registries, given only to the tool runs (`credentials`).
+    #[serde(default)]
+    pub registry_credentials: Vec<credentials::RegistryCredential>,
 }
 
 /// One resolved copy of the package in a lock file.
@@ -143,6 +147,9 @@ pub enum LockError {
     Unsupported(String),
     #[error("reading {path}: {message}")]
     Read { path: String, message: String },
+    /// A registry credential cannot be read (what and where, never the value).
+    #[error("{0}")]
+    Credentials(String),
 }
 
 impl LockError {
@@ -164,7 +171,7 @@ impl LockError {
             }
             LockError::Read { .. } => true,
             LockError::Sandbox(SandboxError::Io { .. }) => true,
-            LockError::Sandbox(_) | LockError::Unsupported(_) => false,
+            LockError::Sandbox(_) | LockError::Unsupported(_) | LockError::Credentials(_) => false,
         }
     }
 }
@@ -278,23 +285,48 @@ pub fn toml_lock_copies(
     found
 }
 
-/// Runs one tool invocation in the sandbox; a failure is the job's error, naming the lock.
+/// Runs one tool invocation in the sandbox, with the registry credentials when it reaches the
+/// network; a failure is the job's error, naming the lock.
 async fn run_tool(
     sandbox: &Sandbox,
+    settings: &LockfileSettings,
     run: &crate::sandbox::ToolRun,
     hint: &str,
-    name: &str,
     lock_file: &str,
 ) -> Result<(), LockError> {
-    let ran = sandbox.run(run, hint).await?;
+    let ran = run_with_credentials(sandbox, settings, run, hint).await?;
     if ran.success() {
         return Ok(());
     }
+    let name = run.program.rsplit('/').next().unwrap_or(&run.program);
     Err(tool_failed(
         format!("{name} {}", run.args.join(" ")),
         lock_file,
         ran,
     ))
+}
+
+/// The run, given the credential files in its HOME when it reaches the network.
+async fn run_with_credentials(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    run: &crate::sandbox::ToolRun,
+    hint: &str,
+) -> Result<crate::sandbox::ToolOutput, LockError> {
+    let files = match run.network {
+        true => credentials::prepare(&settings.registry_credentials, crate::sandbox::HOME)?,
+        false => None,
+    };
+    let Some(files) = files else {
+        return Ok(sandbox.run(run, hint).await?);
+    };
+    let mut run = run.clone();
+    run.files_at.extend(files.files_at.iter().cloned());
+    run.secrets.extend(files.secrets.iter().cloned());
+    // `files` lives until the run has ended: dropping it removes the files.
+    let ran = sandbox.run(&run, hint).await;
+    drop(files);
+    Ok(ran?)
 }
 
 /// Reads a lock back after its tool ran: what it resolves, and its new content if it changed.

@@ -100,7 +100,7 @@ pub async fn update(
             read_only,
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "pip-compile", &compiled).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, &compiled).await?;
         let resolved = |text: &str| {
             Ok(copies(
                 text,

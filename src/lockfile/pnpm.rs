@@ -53,7 +53,7 @@ pub async fn update(
             read_only: Vec::new(),
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "pnpm", lock).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }

@@ -56,7 +56,7 @@ pub async fn update(
             read_only: Vec::new(),
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "poetry", lock).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         let resolved = |text: &str| {
             Ok(uv::copies(
                 text,

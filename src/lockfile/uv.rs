@@ -56,7 +56,7 @@ pub async fn update(
             read_only,
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "uv", lock).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }

@@ -41,7 +41,7 @@ pub async fn update(
             let run = classic_run(settings, work_tree, dir);
             (run, "yarn install --ignore-scripts", INSTALL_HINT)
         };
-        run_tool(sandbox, &run, hint, "yarn", lock).await?;
+        run_tool(sandbox, settings, &run, hint, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
         tools.push(tool);

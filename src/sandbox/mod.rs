@@ -44,6 +44,9 @@ pub struct SandboxSettings {
     pub allowed_hosts: Vec<String>,
 }
 
+/// The tool's HOME inside the sandbox (in its fresh `/tmp`).
+pub const HOME: &str = "/tmp/home";
+
 /// One tool run.
 #[derive(Debug, Clone)]
 pub struct ToolRun {
@@ -305,7 +308,7 @@ impl Sandbox {
             .arg(&cwd)
             .arg("--clearenv");
         let proxy_env = proxy.map(|_| egress_proxy::proxy_env()).unwrap_or_default();
-        for (key, value) in base_env("/tmp/home", tool)
+        for (key, value) in base_env(HOME, tool)
             .into_iter()
             .chain(proxy_env)
             .chain(run.env.iter().cloned())

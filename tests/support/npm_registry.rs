@@ -16,6 +16,7 @@ pub struct NpmRegistry {
     /// `http://127.0.0.1:PORT/`
     pub url: String,
     task: tokio::task::JoinHandle<()>,
+    state: Arc<Packages>,
 }
 
 /// One version of a package and its dependencies (name, range).
@@ -23,12 +24,21 @@ pub type Release<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 struct Packages {
     base: String,
+    /// When set, every request must carry `Authorization: Bearer TOKEN` (a private registry).
+    token: Option<String>,
+    /// Requests that carried it.
+    authorized: std::sync::atomic::AtomicUsize,
     /// name -> version -> dependencies
     versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
 }
 
 impl NpmRegistry {
     pub async fn start(releases: &[Release<'_>]) -> NpmRegistry {
+        Self::start_private(releases, None).await
+    }
+
+    /// A registry that answers 401 to any request without `Authorization: Bearer TOKEN`.
+    pub async fn start_private(releases: &[Release<'_>], token: Option<&str>) -> NpmRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
@@ -43,11 +53,18 @@ impl NpmRegistry {
         }
         let state = Arc::new(Packages {
             base: base.clone(),
+            token: token.map(str::to_owned),
+            authorized: Default::default(),
             versions,
         });
+        let state_handle = state.clone();
         let router = Router::new()
             .route("/{name}", axum::routing::get(packument))
             .route("/{name}/-/{file}", axum::routing::get(tarball_file))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authorize,
+            ))
             .with_state(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
@@ -55,6 +72,7 @@ impl NpmRegistry {
         NpmRegistry {
             url: format!("{base}/"),
             task,
+            state: state_handle,
         }
     }
 
@@ -62,6 +80,39 @@ impl NpmRegistry {
     pub fn integrity(name: &str, version: &str) -> String {
         integrity(name, version)
     }
+}
+
+impl NpmRegistry {
+    /// How many requests carried the registry's token.
+    pub fn authorized_requests(&self) -> usize {
+        self.state
+            .authorized
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn authorize(
+    State(state): State<Arc<Packages>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {token}").as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "{\"error\":\"authentication required\"}",
+            )
+                .into_response();
+        }
+        state
+            .authorized
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    next.run(request).await
 }
 
 impl Drop for NpmRegistry {
