@@ -299,6 +299,31 @@ fn go_binary() -> String {
     std::env::var("REMEDIATOR_TEST_GO").unwrap_or_else(|_| "go".to_owned())
 }
 
+/// One module version in a file:// module proxy, with one Go file `code`.
+fn proxy_module(root: &std::path::Path, module: &str, version: &str, go_mod: &str, code: &str) {
+    let dir = root.join(module).join("@v");
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("list");
+    let mut versions = std::fs::read_to_string(&list).unwrap_or_default();
+    versions.push_str(&format!("{version}\n"));
+    std::fs::write(&list, versions).unwrap();
+    std::fs::write(dir.join(format!("{version}.mod")), go_mod).unwrap();
+    std::fs::write(
+        dir.join(format!("{version}.info")),
+        json!({"Version": version, "Time": "2024-01-01T00:00:00Z"}).to_string(),
+    )
+    .unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr(sys.argv[2] + '/go.mod', sys.argv[3])\nz.writestr(sys.argv[2] + '/lib.go', sys.argv[4])\nz.close()"])
+        .arg(dir.join(format!("{version}.zip")))
+        .arg(format!("{module}@{version}"))
+        .arg(go_mod)
+        .arg(code)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A file:// module proxy (GOPROXY) holding `example.com/vulnlib` v1.0.0 and v1.0.1.
 fn module_proxy(root: &std::path::Path) {
     let module = "example.com/vulnlib";
@@ -440,7 +465,8 @@ fn cargo_binary() -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-/// A cargo local registry holding `vulncrate` 1.0.0 and 1.0.1, and a config.toml replacing
+/// A cargo local registry holding `vulncrate` 1.0.0 and 1.0.1 and `parentcrate` 1.0.0 (which
+/// depends on `vulncrate` ^1.0), and a config.toml replacing
 /// crates.io with it. Returns the config's path.
 fn local_crate_registry(root: &std::path::Path) -> std::path::PathBuf {
     let registry = root.join("registry");
@@ -460,6 +486,18 @@ for version in ["1.0.0", "1.0.1"]:
     lines.append(json.dumps({"name": name, "vers": version, "deps": [], "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False}))
 os.makedirs(f"{registry}/index/vu/ln", exist_ok=True)
 open(f"{registry}/index/vu/ln/{name}", "w").write("\n".join(lines) + "\n")
+# parentcrate 1.0.0 depends on vulncrate ^1.0: vulncrate is transitive for its dependents.
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    for path, text in [("parentcrate-1.0.0/Cargo.toml", '[package]\nname = "parentcrate"\nversion = "1.0.0"\nedition = "2021"\n\n[dependencies]\nvulncrate = "1.0"\n'),
+                       ("parentcrate-1.0.0/src/lib.rs", "pub fn g() {}\n")]:
+        data = text.encode(); info = tarfile.TarInfo(path); info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+crate = buffer.getvalue()
+open(f"{registry}/parentcrate-1.0.0.crate", "wb").write(crate)
+dep = {"name": "vulncrate", "req": "^1.0", "features": [], "optional": False, "default_features": True, "target": None, "kind": "normal"}
+os.makedirs(f"{registry}/index/pa/re", exist_ok=True)
+open(f"{registry}/index/pa/re/parentcrate", "w").write(json.dumps({"name": "parentcrate", "vers": "1.0.0", "deps": [dep], "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False}) + "\n")
 "#;
     std::fs::create_dir_all(&registry).unwrap();
     let status = std::process::Command::new("python3")
@@ -1451,5 +1489,268 @@ async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothi
             .count(),
         0
     );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let config = local_crate_registry(fixtures.path());
+    let project = tempfile::tempdir().unwrap();
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"1\"\n";
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    cargo(project.path(), &config, &["generate-lockfile"]);
+    cargo(
+        project.path(),
+        &config,
+        &["update", "-p", "vulncrate", "--precise", "1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (cargo_path, config_path) = (cargo_binary(), config.clone());
+    let registry_dir = fixtures
+        .path()
+        .join("registry")
+        .to_string_lossy()
+        .into_owned();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("Cargo.toml", manifest.to_owned()),
+            ("src/lib.rs", String::new()),
+            ("Cargo.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.cargo = cargo_path;
+            s.lockfiles.cargo_config = Some(config_path);
+            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["Cargo.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "Cargo.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    assert_eq!(output["verification"]["vulnerable_left"], 0);
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    // Only vulncrate's entry moved: its version and checksum.
+    let (added, removed) = changed_lines(&lock, &after);
+    assert_eq!(added.len(), 2, "+{added:?} -{removed:?}");
+    assert!(
+        added.contains(&"version = \"1.0.1\"".to_owned()),
+        "+{added:?}"
+    );
+    assert!(
+        added.iter().any(|l| l.starts_with("checksum = ")),
+        "+{added:?}"
+    );
+    // cargo's own check on the branch.
+    let check = checkout(
+        &world,
+        branch,
+        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
+        &[],
+    );
+    cargo(
+        check.path(),
+        &config,
+        &["metadata", "--locked", "--format-version=1"],
+    );
+    let body = github.created()[0]["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("declared by no manifest"), "{body}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "^4.17.20")]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "^4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock.clone()),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package-lock.json"]),
+        "{op}"
+    );
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["package-lock.json"], "tool": "npm update --package-lock-only",
+               "resolved": [{"path": "node_modules/lodash", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let before: Value = serde_json::from_str(&lock).unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    let mut expected = before.clone();
+    expected["packages"]["node_modules/lodash"] = after["packages"]["node_modules/lodash"].clone();
+    assert_eq!(after, expected, "only lodash's entry moved");
+    assert_eq!(
+        after["packages"]["node_modules/lodash"]["version"],
+        "4.17.21"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("could not move lodash (4.17.20 at node_modules/lodash)")
+            && error.contains("not retried"),
+        "{error}"
+    );
+    assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_go_module_gets_its_indirect_require_from_go_get() {
+    let proxy = tempfile::tempdir().unwrap();
+    module_proxy(proxy.path());
+    proxy_module(
+        proxy.path(),
+        "example.com/parentlib",
+        "v1.0.0",
+        "module example.com/parentlib\n\ngo 1.21\n\nrequire example.com/vulnlib v1.0.0\n",
+        "package parentlib\n\nimport _ \"example.com/vulnlib\"\n",
+    );
+    // The project imports parentlib, which brings vulnlib in: `go mod tidy` writes the
+    // indirect require and go.sum, as the developers would have.
+    let project = tempfile::tempdir().unwrap();
+    let main_go = "package main\n\nimport _ \"example.com/parentlib\"\n\nfunc main() {}\n";
+    std::fs::write(
+        project.path().join("go.mod"),
+        "module example.com/app\n\ngo 1.21\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("main.go"), main_go).unwrap();
+    go(
+        project.path(),
+        proxy.path(),
+        &["get", "example.com/parentlib@v1.0.0"],
+    );
+    go(project.path(), proxy.path(), &["mod", "tidy"]);
+    let go_mod = std::fs::read_to_string(project.path().join("go.mod")).unwrap();
+    let go_sum = std::fs::read_to_string(project.path().join("go.sum")).unwrap();
+    assert!(
+        go_mod.contains("example.com/vulnlib v1.0.0 // indirect"),
+        "{go_mod}"
+    );
+
+    let proxy_url = format!("file://{}", proxy.path().display());
+    let go_path = go_binary();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("go.mod", go_mod.clone()),
+            ("go.sum", go_sum),
+            ("main.go", main_go.to_owned()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.go = go_path;
+            s.lockfiles.go_proxy = proxy_url;
+            s.lockfiles.go_sumdb = "off".to_owned();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "example.com/vulnlib", "Go", "GO-2024-0002").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(output["changed_files"], json!(["go.mod", "go.sum"]), "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let new_mod = world.file_on_branch(branch, "go.mod").unwrap();
+    let (added, removed) = changed_lines(&go_mod, &new_mod);
+    assert!(
+        added.len() == 1 && added[0].ends_with("example.com/vulnlib v1.0.1 // indirect"),
+        "+{added:?} -{removed:?}\n{new_mod}"
+    );
+    let checkout = checkout(&world, branch, &["go.mod", "go.sum", "main.go"], &[]);
+    go(checkout.path(), proxy.path(), &["mod", "verify"]);
+    let listed = go(
+        checkout.path(),
+        proxy.path(),
+        &["list", "-mod=readonly", "-m", "example.com/vulnlib"],
+    );
+    assert_eq!(listed.trim(), "example.com/vulnlib v1.0.1");
     world.stop().await;
 }

@@ -17,6 +17,7 @@ pub mod npm;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
+pub mod transitive;
 pub mod uv;
 pub mod yarn;
 
@@ -190,8 +191,22 @@ pub struct LockTarget<'a> {
     pub package: &'a str,
     /// The lowest fixed version chosen for the bump: a resolved copy below it is vulnerable.
     pub target_version: &'a str,
-    /// The manifests the patch changed (repository-relative).
+    /// The manifests the patch changed (repository-relative); for a lock-only update, the
+    /// manifests beside the locks that resolve the package.
     pub manifests: &'a [String],
+    /// No manifest declares the package: move it in the lock alone, within the ranges its
+    /// dependents declare.
+    pub lock_only: bool,
+}
+
+impl LockTarget<'_> {
+    /// The error of a tool that has no lock-only update here (yet).
+    fn no_lock_only(&self, tool: &str) -> LockError {
+        LockError::Unsupported(format!(
+            "{} is a transitive dependency, and lock-only updates through {tool} are not              supported yet",
+            self.package
+        ))
+    }
 }
 
 /// Updates the lock files covering the changed manifests of the (already edited) work tree:

@@ -29,6 +29,9 @@ pub async fn update(
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
     let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
+    if target.lock_only && !locks.is_empty() {
+        return Err(target.no_lock_only("yarn"));
+    }
     let mut outcome = LockOutcome::default();
     let mut tools = Vec::new();
     for lock in &locks {

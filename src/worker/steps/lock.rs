@@ -48,25 +48,48 @@ pub async fn run(
             crate::git::write_files(&repo, &files)
         })
         .await?;
-    let manifests: Vec<String> = patch
-        .edits
-        .iter()
-        .filter(|edit| ManifestKind::detect(&edit.path).is_some())
-        .map(|edit| edit.path.clone())
-        .collect();
-    if manifests.is_empty() {
-        return Ok(Locked::default());
-    }
     let target_version = patch
         .target_version
         .clone()
         .or_else(|| choose_target_version(&target.installed_version, &target.fixed_versions))
         .unwrap_or_else(|| target.installed_version.clone());
+    // For a lock-only update: the locks that resolve the package, and how many vulnerable
+    // copies they hold before the tool runs.
+    let locked = match patch.is_lock_only() {
+        true => lockfile::transitive::find(
+            &checkout.work_tree,
+            &target.ecosystem,
+            &target.package_name,
+            &target_version,
+        ),
+        false => Vec::new(),
+    };
+    let vulnerable_before = locked
+        .iter()
+        .flat_map(|l| &l.copies)
+        .filter(|copy| copy.vulnerable)
+        .count();
+    let manifests: Vec<String> = if patch.is_lock_only() {
+        let mut beside: Vec<String> = locked.into_iter().map(|l| l.manifest).collect();
+        beside.dedup();
+        beside
+    } else {
+        patch
+            .edits
+            .iter()
+            .filter(|edit| ManifestKind::detect(&edit.path).is_some())
+            .map(|edit| edit.path.clone())
+            .collect()
+    };
+    if manifests.is_empty() {
+        return Ok(Locked::default());
+    }
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
         target_version: &target_version,
         manifests: &manifests,
+        lock_only: patch.is_lock_only(),
     };
     let outcome = lockfile::update(
         &pipeline.sandbox,
@@ -82,6 +105,27 @@ pub async fn run(
             StepFailure::permanent(STEP, error.to_string())
         }
     })?;
+    // A lock-only update that left every vulnerable copy where it was fixed nothing: say
+    // what blocks it rather than open a pull request.
+    if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
+        let stays: Vec<String> = outcome
+            .verification
+            .resolved
+            .iter()
+            .filter(|copy| copy.vulnerable)
+            .map(|copy| format!("{} at {}", copy.version, copy.path))
+            .collect();
+        return Err(StepFailure::permanent(
+            STEP,
+            format!(
+                "the lock-only update could not move {} ({}): the packages that depend on it \
+                 do not admit {target_version}; one of them must be upgraded first (upgrade \
+                 paths are not supported yet)",
+                target.package_name,
+                stays.join(", ")
+            ),
+        ));
+    }
     let verification = outcome.verification;
     let left: Vec<String> = verification
         .resolved
