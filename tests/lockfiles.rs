@@ -676,8 +676,8 @@ fn uv_binary() -> String {
     std::env::var("REMEDIATOR_TEST_UV").unwrap_or_else(|_| "uv".to_owned())
 }
 
-/// A directory of wheels for `vulnpkg` 1.0.0 and 1.0.1 (an offline mirror uv reads with
-/// find-links).
+/// A directory of wheels for `vulnpkg` 1.0.0 and 1.0.1 and `parentpkg` 1.0.0 (which requires
+/// `vulnpkg>=1.0.0`): an offline mirror uv reads with find-links.
 fn wheels(dir: &std::path::Path) {
     let script = r#"
 import base64, hashlib, sys, zipfile
@@ -691,6 +691,15 @@ for version in ["1.0.0", "1.0.1"]:
     with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
         for p, c in files.items():
             z.writestr(p, c)
+# parentpkg 1.0.0 requires vulnpkg>=1.0.0: vulnpkg is transitive for its dependents.
+dist = "parentpkg-1.0.0.dist-info"
+files = {"parentpkg/__init__.py": "", f"{dist}/METADATA": "Metadata-Version: 2.1\nName: parentpkg\nVersion: 1.0.0\nRequires-Dist: vulnpkg>=1.0.0\n",
+         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c)}" for p, c in files.items()]
+files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(f"{out}/parentpkg-1.0.0-py3-none-any.whl", "w") as z:
+    for p, c in files.items():
+        z.writestr(p, c)
 "#;
     std::fs::create_dir_all(dir).unwrap();
     let status = std::process::Command::new("python3")
@@ -1752,5 +1761,66 @@ async fn a_transitive_go_module_gets_its_indirect_require_from_go_get() {
         &["list", "-mod=readonly", "-m", "example.com/vulnlib"],
     );
     assert_eq!(listed.trim(), "example.com/vulnlib v1.0.1");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_is_moved_in_uv_lock_alone() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"parentpkg\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    uv(
+        project.path(),
+        &wheel_dir,
+        &["lock", "--upgrade-package", "vulnpkg==1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("uv.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0005").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["uv.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "uv.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let checkout = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
+    uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    let (added, _) = changed_lines(&lock, &after);
+    assert!(
+        added
+            .iter()
+            .all(|l| l.contains("vulnpkg") || l.contains("1.0.1")),
+        "only vulnpkg moved: +{added:?}"
+    );
     world.stop().await;
 }
