@@ -1649,8 +1649,8 @@ async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it() {
+/// A project whose `parent` pins lodash 4.17.20 exactly: no lock-only update can fix it.
+async fn pinned_by_parent(overrides: bool) -> (World, FakeGithub, NpmRegistry, String) {
     let registry = NpmRegistry::start(&[
         ("lodash", "4.17.20", &[]),
         ("lodash", "4.17.21", &[]),
@@ -1665,14 +1665,28 @@ async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it() {
         json!({"node_modules/parent": parent,
                "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
+    let manifest = package_json(deps);
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("package.json", manifest.clone()),
             ("package-lock.json", lock),
         ],
-        &registry,
-    )
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.overrides = overrides;
+        })),
+        ..Default::default()
+    })
     .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github, registry, manifest)
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_without_overrides() {
+    let (world, github, _registry, _) = pinned_by_parent(false).await;
     let id = world.request(world.catalog.affected).await;
     let op = world.wait_for_end(id, END).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
@@ -1683,6 +1697,49 @@ async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it() {
         "{error}"
     );
     assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_is_forced_by_an_override_in_a_draft() {
+    let (world, github, registry, manifest) = pinned_by_parent(true).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "override", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "package-lock.json"]),
+        "{op}"
+    );
+    let reason = output["draft_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("node_modules/parent (1.0.0) asks for 4.17.20"),
+        "{reason}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    let mut expected: Value = serde_json::from_str(&manifest).unwrap();
+    expected["overrides"] = json!({"lodash": "4.17.21"});
+    assert_eq!(
+        after, expected,
+        "the manifest gains the override and nothing else"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0]["draft"], true,
+        "an override is opened as a draft"
+    );
     world.stop().await;
 }
 

@@ -14,6 +14,7 @@ pub mod cargo;
 pub mod credentials;
 pub mod go;
 pub mod npm;
+pub mod npm_override;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
@@ -78,9 +79,17 @@ pub struct LockfileSettings {
     /// offline mirror); empty: none.
     #[serde(alias = "uv_find_links")]
     pub python_find_links: String,
+    /// Whether a transitive npm package its dependents pin below the fix may be forced to it
+    /// with an `overrides` entry (a draft pull request that says so).
+    #[serde(default = "enabled")]
+    pub overrides: bool,
     /// Tokens of private registries, given only to the tool runs (`credentials`).
     #[serde(default)]
     pub registry_credentials: Vec<credentials::RegistryCredential>,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// One resolved copy of the package in a lock file.

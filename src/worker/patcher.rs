@@ -16,6 +16,19 @@ use crate::llm::{LlmClient, Usage, VulnerabilityFacts};
 use crate::patch::bump::{BumpOutcome, bump_manifest, choose_target_version};
 use crate::patch::{ExistingEntry, FileEdit, PatchPolicy};
 
+/// How a fix removes the vulnerable version: the operation output's `strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixStrategy {
+    /// A manifest declares the package, and its requirement is raised.
+    Manifest,
+    /// The package is transitive; the lock alone moves it.
+    LockOnly,
+    /// The package is transitive and its dependents pin it below the fix: an override forces
+    /// the fixed version on them.
+    Override,
+}
+
 /// Who wrote a patch, for the PR text and the operation output.
 #[derive(Debug, Clone)]
 pub enum PatchAuthor {
@@ -62,8 +75,10 @@ impl ProposedPatch {
     /// The patcher's part of the operation output, with the strategy the fix follows.
     pub fn describe(&self) -> serde_json::Value {
         match &self.author {
-            PatchAuthor::Bump => json!({"patcher": "bump", "strategy": "manifest"}),
-            PatchAuthor::LockOnly => json!({"patcher": "bump", "strategy": "lock_only"}),
+            PatchAuthor::Bump => json!({"patcher": "bump", "strategy": FixStrategy::Manifest}),
+            PatchAuthor::LockOnly => {
+                json!({"patcher": "bump", "strategy": FixStrategy::LockOnly})
+            }
             PatchAuthor::Llm {
                 model,
                 rounds,
@@ -71,7 +86,7 @@ impl ProposedPatch {
                 confidence,
             } => json!({
                 "patcher": "llm",
-                "strategy": "manifest",
+                "strategy": FixStrategy::Manifest,
                 "llm": {"model": model, "rounds": rounds, "usage": usage, "confidence": confidence},
             }),
         }

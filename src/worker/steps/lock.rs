@@ -11,7 +11,7 @@ use crate::lifecycle::Step;
 use crate::lockfile::{self, LockTarget, Verification};
 use crate::patch::bump::{ManifestKind, choose_target_version};
 use crate::worker::failure::StepFailure;
-use crate::worker::patcher::ProposedPatch;
+use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
 
 const STEP: Step = Step::Lock;
@@ -25,6 +25,8 @@ pub struct Locked {
     pub verification: Option<Verification>,
     /// Why the pull request must be a draft.
     pub draft_reason: Option<String>,
+    /// Set when the lock step changed how the fix works (an override), over the patch's own.
+    pub strategy: Option<FixStrategy>,
 }
 
 pub async fn run(
@@ -105,25 +107,18 @@ pub async fn run(
             StepFailure::permanent(STEP, error.to_string())
         }
     })?;
-    // A lock-only update that left every vulnerable copy where it was fixed nothing: say
+    // A lock-only update that left every vulnerable copy where it was fixed nothing: force the
+    // fix with an override where the ecosystem has one and the operator allows it, else say
     // what blocks it rather than open a pull request.
     if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
-        let stays: Vec<String> = outcome
-            .verification
-            .resolved
-            .iter()
-            .filter(|copy| copy.vulnerable)
-            .map(|copy| format!("{} at {}", copy.version, copy.path))
-            .collect();
-        return Err(StepFailure::permanent(
-            STEP,
-            format!(
-                "the lock-only update could not move {} ({}): the packages that depend on it \
-                 do not admit {target_version}; one of them must be upgraded first (upgrade \
-                 paths are not supported yet)",
-                target.package_name,
-                stays.join(", ")
-            ),
+        if target.ecosystem.eq_ignore_ascii_case("npm") && pipeline.lockfiles.overrides {
+            return npm_override(pipeline, checkout, target, &target_version, &manifests).await;
+        }
+        return Err(blocked(
+            target,
+            &target_version,
+            &outcome.verification,
+            false,
         ));
     }
     let verification = outcome.verification;
@@ -158,5 +153,109 @@ pub async fn run(
         changed: outcome.changed,
         verification: Some(verification),
         draft_reason,
+        strategy: None,
+    })
+}
+
+/// The job's error when no copy could be moved.
+fn blocked(
+    target: &RemediationTarget,
+    target_version: &str,
+    verification: &Verification,
+    overrides_tried: bool,
+) -> StepFailure {
+    let stays: Vec<String> = verification
+        .resolved
+        .iter()
+        .filter(|copy| copy.vulnerable)
+        .map(|copy| format!("{} at {}", copy.version, copy.path))
+        .collect();
+    let next = if overrides_tried {
+        "even an override did not move it"
+    } else {
+        "one of them must be upgraded first (upgrade paths are not supported yet)"
+    };
+    StepFailure::permanent(
+        STEP,
+        format!(
+            "the lock-only update could not move {} ({}): the packages that depend on it do not \
+             admit {target_version}; {next}",
+            target.package_name,
+            stays.join(", ")
+        ),
+    )
+}
+
+/// The npm last resort: an `overrides` entry in each root manifest forces the fixed version on
+/// the dependents that pin an older one; the lock is then updated as for a direct change, and
+/// the pull request is a draft naming who asked for what.
+async fn npm_override(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Locked, StepFailure> {
+    let root = &checkout.work_tree;
+    let mut dependents = Vec::new();
+    let mut changed = Vec::new();
+    for manifest in manifests {
+        let path = root.join(manifest);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| StepFailure::transient(STEP, format!("reading {manifest}: {e}")))?;
+        let updated =
+            lockfile::npm_override::add_override(&text, &target.package_name, target_version)
+                .map_err(|why| StepFailure::permanent(STEP, format!("{manifest}: {why}")))?;
+        std::fs::write(&path, &updated)
+            .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
+        changed.push((manifest.clone(), updated));
+        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+        for lock in ["package-lock.json", "npm-shrinkwrap.json"] {
+            let lock = if dir.is_empty() {
+                lock.to_owned()
+            } else {
+                format!("{dir}/{lock}")
+            };
+            if let Ok(text) = std::fs::read_to_string(root.join(&lock)) {
+                dependents.extend(lockfile::npm_override::dependents(
+                    &text,
+                    &target.package_name,
+                ));
+            }
+        }
+    }
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package: &target.package_name,
+        target_version,
+        manifests,
+        lock_only: false,
+    };
+    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+        .await
+        .map_err(|error| match error.is_transient() {
+            true => StepFailure::transient(STEP, error.to_string()),
+            false => StepFailure::permanent(STEP, error.to_string()),
+        })?;
+    if outcome.verification.vulnerable_left > 0 {
+        return Err(blocked(target, target_version, &outcome.verification, true));
+    }
+    changed.extend(outcome.changed);
+    let reason = format!(
+        "an npm `overrides` entry forces {} {target_version} on every package that depends on \
+         it, because their own ranges admit no fixed version ({}); they were not tested with \
+         it, so review before merging (lockfiles.overrides = false turns overrides off)",
+        target.package_name,
+        if dependents.is_empty() {
+            "none named in the lock".to_owned()
+        } else {
+            dependents.join("; ")
+        }
+    );
+    Ok(Locked {
+        changed,
+        verification: Some(outcome.verification),
+        draft_reason: Some(reason),
+        strategy: Some(FixStrategy::Override),
     })
 }
