@@ -1881,3 +1881,69 @@ async fn a_transitive_python_package_is_moved_in_uv_lock_alone() {
     );
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+        ("parent", "1.0.1", &[("lodash", "^4.17.21")]),
+        ("parent", "2.0.0", &[]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(
+        note.contains("parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"),
+        "the lowest release in the parent's major that admits the fix: {note}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    assert_eq!(
+        manifest["dependencies"]["parent"], "^1.0.1",
+        "range style kept"
+    );
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    assert_eq!(after["packages"]["node_modules/parent"]["version"], "1.0.1");
+    assert_eq!(
+        after["packages"]["node_modules/lodash"]["version"],
+        "4.17.21"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("parent upgrade"), "{body}");
+    world.stop().await;
+}

@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod go;
 pub mod npm;
 pub mod npm_override;
+pub mod npm_upgrade;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;

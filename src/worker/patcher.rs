@@ -24,8 +24,11 @@ pub enum FixStrategy {
     Manifest,
     /// The package is transitive; the lock alone moves it.
     LockOnly,
-    /// The package is transitive and its dependents pin it below the fix: an override forces
-    /// the fixed version on them.
+    /// The package is transitive and its dependents pin it below the fix: a direct dependency
+    /// is raised to a release whose own range admits the fix.
+    ParentUpgrade,
+    /// The package is transitive and no upgrade of its dependents admits the fix: an override
+    /// forces the fixed version on them.
     Override,
 }
 

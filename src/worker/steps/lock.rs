@@ -9,7 +9,7 @@ use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, LockTarget, Verification};
-use crate::patch::bump::{ManifestKind, choose_target_version};
+use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest, choose_target_version};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
@@ -27,6 +27,8 @@ pub struct Locked {
     pub draft_reason: Option<String>,
     /// Set when the lock step changed how the fix works (an override), over the patch's own.
     pub strategy: Option<FixStrategy>,
+    /// What the pull request must say about that strategy (the chain of a parent upgrade).
+    pub note: Option<String>,
 }
 
 pub async fn run(
@@ -111,8 +113,15 @@ pub async fn run(
     // fix with an override where the ecosystem has one and the operator allows it, else say
     // what blocks it rather than open a pull request.
     if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
-        if target.ecosystem.eq_ignore_ascii_case("npm") && pipeline.lockfiles.overrides {
-            return npm_override(pipeline, checkout, target, &target_version, &manifests).await;
+        if target.ecosystem.eq_ignore_ascii_case("npm") {
+            let upgraded =
+                npm_parent_upgrade(pipeline, checkout, target, &target_version, &manifests).await?;
+            if let Some(locked) = upgraded {
+                return Ok(locked);
+            }
+            if pipeline.lockfiles.overrides {
+                return npm_override(pipeline, checkout, target, &target_version, &manifests).await;
+            }
         }
         return Err(blocked(
             target,
@@ -154,6 +163,7 @@ pub async fn run(
         verification: Some(verification),
         draft_reason,
         strategy: None,
+        note: None,
     })
 }
 
@@ -233,10 +243,7 @@ async fn npm_override(
     };
     let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
         .await
-        .map_err(|error| match error.is_transient() {
-            true => StepFailure::transient(STEP, error.to_string()),
-            false => StepFailure::permanent(STEP, error.to_string()),
-        })?;
+        .map_err(failed)?;
     if outcome.verification.vulnerable_left > 0 {
         return Err(blocked(target, target_version, &outcome.verification, true));
     }
@@ -257,5 +264,120 @@ async fn npm_override(
         verification: Some(outcome.verification),
         draft_reason: Some(reason),
         strategy: Some(FixStrategy::Override),
+        note: None,
     })
+}
+
+/// A lock error as the step's failure, retried when a later attempt may succeed.
+fn failed(error: lockfile::LockError) -> StepFailure {
+    match error.is_transient() {
+        true => StepFailure::transient(STEP, error.to_string()),
+        false => StepFailure::permanent(STEP, error.to_string()),
+    }
+}
+
+/// The npm upgrade path: each direct dependency that pins the package below the fix is raised
+/// (range style kept, by the bump) to its lowest later release, in its major, whose own range
+/// admits the fix; then the lock is updated as for a direct change. `None` (the manifests as
+/// they were) when some dependency has no such release, or the result still holds a
+/// vulnerable copy.
+async fn npm_parent_upgrade(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Option<Locked>, StepFailure> {
+    let root = &checkout.work_tree;
+    let package = &target.package_name;
+    let mut originals = Vec::new();
+    let mut chains = Vec::new();
+    for manifest in manifests {
+        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let lock_path = if dir.is_empty() {
+            "package-lock.json".to_owned()
+        } else {
+            format!("{dir}/package-lock.json")
+        };
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path))
+                .map_err(|e| StepFailure::transient(STEP, format!("reading {path}: {e}")))
+        };
+        let (text, lock) = (read(manifest)?, read(&lock_path)?);
+        let mut updated = text.clone();
+        for blocker in lockfile::npm_upgrade::blockers(&lock, &text, package, target_version) {
+            let found = lockfile::npm_upgrade::find(
+                &pipeline.sandbox,
+                &pipeline.lockfiles,
+                root,
+                dir,
+                &blocker,
+                package,
+                target_version,
+            )
+            .await
+            .map_err(failed)?;
+            let Some(upgrade) = found else {
+                return restore(root, &originals).map(|()| None);
+            };
+            match bump_manifest(
+                ManifestKind::PackageJson,
+                &updated,
+                &upgrade.parent,
+                &upgrade.to,
+            ) {
+                Ok(BumpOutcome::Bumped { updated: next, .. }) => updated = next,
+                _ => return restore(root, &originals).map(|()| None),
+            }
+            chains.push(upgrade.chain(package));
+        }
+        if updated != text {
+            std::fs::write(root.join(manifest), &updated)
+                .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
+            originals.push((manifest.clone(), text, updated));
+        }
+    }
+    if originals.is_empty() {
+        return Ok(None);
+    }
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package,
+        target_version,
+        manifests,
+        lock_only: false,
+    };
+    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+        .await
+        .map_err(failed)?;
+    if outcome.verification.vulnerable_left > 0 {
+        return restore(root, &originals).map(|()| None);
+    }
+    let mut changed: Vec<(String, String)> = originals
+        .into_iter()
+        .map(|(path, _, updated)| (path, updated))
+        .collect();
+    changed.extend(outcome.changed);
+    Ok(Some(Locked {
+        changed,
+        verification: Some(outcome.verification),
+        draft_reason: None,
+        strategy: Some(FixStrategy::ParentUpgrade),
+        note: Some(format!(
+            "**Strategy:** parent upgrade, since no release its dependents admit fixes {package}: {}.",
+            chains.join("; ")
+        )),
+    }))
+}
+
+/// Puts manifests back as they were before an upgrade path that did not work out.
+fn restore(
+    root: &std::path::Path,
+    originals: &[(String, String, String)],
+) -> Result<(), StepFailure> {
+    for (path, text, _) in originals {
+        std::fs::write(root.join(path), text)
+            .map_err(|e| StepFailure::transient(STEP, format!("restoring {path}: {e}")))?;
+    }
+    Ok(())
 }
