@@ -26,7 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -91,13 +91,13 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/console/repositories", get(repositories::page))
         .route("/console/audit", get(audit::page))
         .route("/console/static/{file}", get(assets::serve))
-        .fallback(not_found)
+        // Not a fallback: the API's answers every path outside /console.
+        .route("/console/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-async fn not_found(headers: HeaderMap) -> ConsoleError {
-    let _ = headers;
+async fn not_found() -> ConsoleError {
     ConsoleError::NotFound("no such page".into())
 }
 
