@@ -154,6 +154,14 @@ async fn login_sets_a_strict_session_cookie_and_logout_clears_it() {
         .await;
     assert_eq!(forged.status, 403, "{}", forged.body);
 
+    let oversized = client
+        .post("/console/login", &[("token", &"a".repeat(20_000))])
+        .await;
+    assert_eq!(
+        oversized.status, 413,
+        "the intake's body limit holds for the console"
+    );
+
     let ok = client.login(&token).await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.location(), Some("/console/"));

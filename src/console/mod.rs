@@ -102,8 +102,10 @@ async fn not_found() -> ConsoleError {
 }
 
 /// Headers on every console response: a strict CSP (scripts and styles from this origin only,
-/// so even an escaping bug could not run injected script), no framing, no referrer (URLs carry
-/// filters), and no caching (pages show live state and who is logged in).
+/// so even an escaping bug could not run injected script), no framing, no referrer to other
+/// sites (URLs carry filters; `same-origin` rather than `no-referrer`, under which browsers send
+/// `Origin: null` on the console's own forms), and no caching (pages show live state and who
+/// is logged in).
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -115,7 +117,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
         ),
         ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
     }
@@ -173,6 +175,8 @@ pub enum ConsoleError {
     Conflict(String),
     TooManyRequests(String),
     Unavailable(String),
+    /// A refusal of the HTTP layer that keeps its own status (413 body too large, 408 too slow).
+    Http(StatusCode, String),
     /// Logged where it is made; the page says only that something failed.
     Internal,
 }
@@ -187,6 +191,9 @@ impl ConsoleError {
 
 impl From<ApiError> for ConsoleError {
     fn from(error: ApiError) -> Self {
+        if let Some(status) = error.http_status {
+            return ConsoleError::Http(status, error.message);
+        }
         match error.code {
             Code::Unauthenticated => ConsoleError::Unauthenticated { fragment: false },
             Code::PermissionDenied => ConsoleError::Forbidden(error.message),
@@ -232,6 +239,7 @@ impl IntoResponse for ConsoleError {
             ConsoleError::Conflict(m) => (StatusCode::CONFLICT, "Not done", m),
             ConsoleError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "Slow down", m),
             ConsoleError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, "Unavailable", m),
+            ConsoleError::Http(status, m) => (status, "Refused", m),
             ConsoleError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something failed",
