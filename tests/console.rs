@@ -380,15 +380,60 @@ async fn an_admin_cancels_with_the_apis_code_and_every_refusal_is_explained() {
     assert_eq!(again.status, 409);
     assert!(again.body.contains("already ended"), "{}", again.body);
 
+    // A RUNNING job is asked to stop at its next step boundary; past the push it is refused.
+    let running = trigger(&app, c.org, c.affected).await;
+    let mut conn = app.pool.get().await.unwrap();
+    diesel::update(operations::table.find(running))
+        .set((
+            operations::status.eq("ASYNC_OPERATION_STATUS_RUNNING"),
+            operations::step.eq("clone"),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let path = format!("/console/operations/{running}/cancel");
+    let requested = admin.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        requested.location(),
+        Some(format!("/console/operations/{running}?done=cancel-requested").as_str())
+    );
+    let page = admin.get(requested.location().unwrap()).await;
+    assert!(page.body.contains("cancel requested"), "{}", page.body);
+    assert!(
+        !page.body.contains("data-action=\"cancel\""),
+        "asked once is enough"
+    );
+    diesel::update(operations::table.find(running))
+        .set((
+            operations::cancel_requested_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            operations::step.eq("push"),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let late = admin.post(&path, &[("csrf", &csrf)]).await;
+    assert_eq!(late.status, 409);
+    assert!(
+        late.body.contains("can no longer be cancelled"),
+        "{}",
+        late.body
+    );
+
     let audit = admin.get("/console/audit").await;
     assert_eq!(audit.status, 200);
     assert!(audit.body.contains(&theirs.to_string()));
     let actions = audit_actions(&app).await;
     let cancels: Vec<&(String, String, String)> =
         actions.iter().filter(|(a, _, _)| a == "cancel").collect();
-    assert_eq!(cancels.len(), 2);
+    assert_eq!(cancels.len(), 4);
     assert_eq!(cancels[0].2, "cancelled");
     assert!(cancels[1].2.starts_with("refused: "), "{:?}", cancels[1]);
+    assert_eq!(cancels[2].2, "cancel requested");
+    assert!(
+        cancels[3].2.contains("can no longer be cancelled"),
+        "{:?}",
+        cancels[3]
+    );
     app.stop().await;
 }
 

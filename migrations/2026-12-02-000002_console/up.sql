@@ -20,9 +20,10 @@ CREATE INDEX console_audit_at ON console_audit (at DESC, id DESC);
 -- Keyset pagination of every organisation's operations (ops:admin), newest first; the
 -- organisation-scoped list uses operations_org_created.
 CREATE INDEX operations_created_id ON operations (created_at DESC, id DESC);
--- The same, filtered by status or by project.
+-- The same, filtered by status, by project or by step.
 CREATE INDEX operations_status_created ON operations (status, created_at DESC, id DESC);
 CREATE INDEX operations_project_created ON operations (project_id, created_at DESC, id DESC);
+CREATE INDEX operations_step_created ON operations (step, created_at DESC, id DESC);
 -- Recent failures per repository.
 CREATE INDEX operations_project_failed ON operations (project_id, finished_at DESC)
     WHERE status = 'ASYNC_OPERATION_STATUS_FAILED';

@@ -338,6 +338,8 @@ pub async fn workers_seen(
         .inner_join(projects::table)
         .filter(operations::status.eq(OperationStatus::Running))
         .filter(operations::claimed_by.is_not_null())
+        // A RUNNING row with an older heartbeat belongs to a worker that is not listed.
+        .filter(operations::heartbeat_at.gt(since))
         .select((
             operations::claimed_by.assume_not_null(),
             operations::id,
