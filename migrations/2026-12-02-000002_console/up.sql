@@ -25,8 +25,10 @@ CREATE INDEX operations_status_created ON operations (status, created_at DESC, i
 CREATE INDEX operations_project_created ON operations (project_id, created_at DESC, id DESC);
 CREATE INDEX operations_step_created ON operations (step, created_at DESC, id DESC);
 -- Recent failures per repository.
-CREATE INDEX operations_project_failed ON operations (project_id, finished_at DESC)
+CREATE INDEX operations_project_failed ON operations (project_id, finished_at DESC NULLS LAST)
     WHERE status = 'ASYNC_OPERATION_STATUS_FAILED';
+-- Open remediation PRs per repository.
+CREATE INDEX assessments_pr_open ON assessments (finding_id) WHERE remediation_status = 'PR_OPEN';
 -- Workers seen recently (from the heartbeats of the operations they ran).
 CREATE INDEX operations_heartbeat ON operations (heartbeat_at) WHERE heartbeat_at IS NOT NULL;
 -- Jobs per minute over the last hour.

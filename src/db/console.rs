@@ -410,25 +410,32 @@ pub async fn repositories(
     limit: i64,
 ) -> QueryResult<Vec<RepositoryRow>> {
     diesel::sql_query(
-        "SELECT p.id AS project_id, p.name, p.repository_url,
-                (SELECT count(*) FROM assessments a JOIN findings f ON f.id = a.finding_id
-                 WHERE f.project_id = p.id AND a.remediation_status = $1 AND a.status = $2)
-                    AS open_prs,
+        // Open PRs are counted once for all projects (through the partial index of PR_OPEN
+        // assessments, so the statuses are literals, as that index's predicate is), not once
+        // per project; the latest failure is read in the order of the
+        // partial index of FAILED operations (FAILED rows always have finished_at).
+        "WITH open AS (
+             SELECT f.project_id, count(*) AS n
+             FROM assessments a JOIN findings f ON f.id = a.finding_id
+             WHERE a.remediation_status = 'PR_OPEN' AND a.status = 'ASSESSMENT_STATUS_AFFECTED'
+             GROUP BY f.project_id)
+         SELECT p.id AS project_id, p.name, p.repository_url,
+                coalesce(open.n, 0) AS open_prs,
                 (SELECT count(*) FROM operations o
                  WHERE o.project_id = p.id AND o.status = 'ASYNC_OPERATION_STATUS_FAILED'
                    AND o.finished_at > now() - interval '24 hours') AS recent_failures,
                 last.error_message AS last_error, last.finished_at AS last_failure_at
          FROM projects p
+         LEFT JOIN open ON open.project_id = p.id
          LEFT JOIN LATERAL (
              SELECT o.error_message, o.finished_at FROM operations o
              WHERE o.project_id = p.id AND o.status = 'ASYNC_OPERATION_STATUS_FAILED'
-             ORDER BY o.finished_at DESC NULLS LAST LIMIT 1) AS last ON true
-         WHERE $3::uuid IS NULL OR p.organization_id = $3
+               AND o.finished_at IS NOT NULL
+             ORDER BY o.finished_at DESC LIMIT 1) AS last ON true
+         WHERE $1::uuid IS NULL OR p.organization_id = $1
          ORDER BY open_prs DESC, recent_failures DESC, p.name
-         LIMIT $4",
+         LIMIT $2",
     )
-    .bind::<Text, _>(crate::lifecycle::status::RemediationStatus::PrOpen)
-    .bind::<Text, _>(super::models::AssessmentStatus::Affected)
     .bind::<Nullable<SqlUuid>, _>(scope.organization())
     .bind::<BigInt, _>(limit)
     .load(conn)
@@ -438,6 +445,20 @@ pub async fn repositories(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_literal_statuses_are_the_enums_spellings() {
+        use crate::lifecycle::status::RemediationStatus;
+        assert_eq!(RemediationStatus::PrOpen.as_str(), "PR_OPEN");
+        assert_eq!(
+            super::super::models::AssessmentStatus::Affected.as_str(),
+            "ASSESSMENT_STATUS_AFFECTED"
+        );
+        assert_eq!(
+            OperationStatus::Failed.as_str(),
+            "ASYNC_OPERATION_STATUS_FAILED"
+        );
+    }
 
     #[test]
     fn a_cursor_reads_back_exactly() {
