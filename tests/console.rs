@@ -936,3 +936,32 @@ async fn the_console_can_be_turned_off() {
     assert_eq!(body["code"], 5, "the API's own 404: {body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_scope_and_the_secure_flag_are_configurable() {
+    let mut settings = test_settings().await;
+    settings.console.admin_scope = "acme:remediator-admin".into();
+    settings.console.secure_cookie = remediator::config::SecureCookie::Always;
+    let app = TestApp::spawn_with(settings).await;
+    let c = seed_catalog(&app, REPO).await;
+    // The default admin scope means nothing here: no console scope at all.
+    let mut client = ConsoleClient::new(&app);
+    assert_eq!(client.login(&app.token(c.org, &[ADMIN])).await.status, 403);
+    let page = client
+        .login(&app.token(c.org, &["acme:remediator-admin"]))
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let cookie = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("remediator_console="))
+        .unwrap();
+    assert!(
+        cookie.ends_with("; Secure"),
+        "always Secure, even on loopback: {cookie}"
+    );
+    let audit = client.get("/console/audit").await;
+    assert_eq!(audit.status, 200, "the configured scope is the admin's");
+    assert!(audit.body.contains("all organisations (admin)"));
+    app.stop().await;
+}
