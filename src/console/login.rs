@@ -101,6 +101,16 @@ pub async fn submit(
         ConsoleError::BadRequest("the token holds characters a cookie cannot".into())
     })?;
     response.headers_mut().append(SET_COOKIE, value);
+    // The login nonce has done its job.
+    let spent = format!(
+        "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        csrf::LOGIN_COOKIE,
+        session::COOKIE_PATH,
+        if state.secure_cookie { "; Secure" } else { "" }
+    );
+    if let Ok(value) = HeaderValue::from_str(&spent) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
     Ok(response)
 }
 

@@ -18,7 +18,7 @@ use super::form::Form;
 use super::layout::{self, Area};
 use super::{ConsoleError, ConsoleState, csrf, html, scope_of, see_other, session, wants_fragment};
 use crate::db::audit::{self, AuditAction, NewAuditEntry};
-use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow, Scope};
+use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow};
 use crate::db::operations::{self as ops_db, OperationEvent};
 use crate::lifecycle::{OperationId, OperationStatus, Step};
 
@@ -472,7 +472,7 @@ pub async fn cancel(
     session.require_admin(&state.admin_scope)?;
     let id = parse_id(&id)?;
     let mut conn = state.app.pool.get().await?;
-    let Some(operation) = ops_db::get(&mut conn, id, Scope::All.organization()).await? else {
+    let Some(operation) = ops_db::get(&mut conn, id, None).await? else {
         return Err(ConsoleError::NotFound(format!("operation {id} not found")));
     };
     drop(conn);
