@@ -259,6 +259,22 @@ async fn a_read_only_token_sees_its_own_organisation_and_no_actions() {
         other.status, 404,
         "another organisation's operation is not found"
     );
+    // The live fragments keep to the same walls.
+    let fragment = reader
+        .get(&format!("/console/operations/{ours}?fragment=1"))
+        .await;
+    assert_eq!(fragment.status, 200);
+    assert!(
+        fragment.body.starts_with("<dl class=\"facts\">"),
+        "{}",
+        fragment.body
+    );
+    let other = reader
+        .get(&format!("/console/operations/{theirs}?fragment=1"))
+        .await;
+    assert_eq!(other.status, 404);
+    let rows = reader.get("/console/operations?fragment=1").await;
+    assert!(rows.body.contains(&ours.to_string()) && !rows.body.contains(&theirs.to_string()));
 
     // Even with its own valid CSRF token, every action is refused for lack of scope.
     let csrf = page.csrf();
