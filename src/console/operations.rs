@@ -390,7 +390,18 @@ fn detail_body(
             @if !changed.is_empty() {
                 dt { "changed files" } dd { @for f in &changed { code { (f) } " " } }
             }
-            @if let Some(branch) = text("branch") { dt { "branch" } dd { code { (branch) } } }
+            @if let Some(branch) = text("branch") {
+                dt { "branch" } dd { code { (branch) } @if let Some(commit) = text("commit") { " at " code { (layout::short_id(commit)) } } }
+            }
+            @if let Some(explanation) = text("explanation") { dt { "change" } dd { (explanation) } }
+            @if let Some(left) = output
+                .filter(|o| o.pointer("/verification/lock_files").and_then(Value::as_array).is_some_and(|l| !l.is_empty()))
+                .and_then(|o| o.pointer("/verification/vulnerable_left"))
+                .and_then(Value::as_u64)
+            {
+                dt { "verified" } dd.error[left > 0] { (left) " vulnerable cop" @if left == 1 { "y" } @else { "ies" } " left in the lock files" }
+            }
+            @if let Some(reason) = text("draft_reason") { dt { "draft because" } dd { (reason) } }
             @if let Some(error) = &op.error_message { dt { "error" } dd.error { (error) } }
         }
         @if session.admin && cancellable(detail) {

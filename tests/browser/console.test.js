@@ -109,9 +109,11 @@ test('a triggered remediation goes PENDING -> RUNNING (with its step) -> SUCCEED
   await admin.waitForSelector('[data-pr-link]');
   const facts = await admin.textContent('dl.facts');
   assert.match(facts, /bump/);
+  assert.match(facts, /package\.json/, 'the changed files');
   assert.ok(await admin.$('#timings'));
   assert.ok((await admin.$$('#timeline tbody tr')).length >= 8);
   assert.equal(await admin.$('[data-action="cancel"]'), null, 'no cancel once it ended');
+  await shot(admin, 'operation.png');
 });
 
 test('a dead-lettered job is opened, replayed, and succeeds', async () => {
