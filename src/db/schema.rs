@@ -107,6 +107,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_audit (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        actor_organization -> Uuid,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        details -> Nullable<Jsonb>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(findings -> projects (project_id));
 diesel::joinable!(assessments -> findings (finding_id));
@@ -121,4 +134,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     operations,
     operation_events,
     outbox,
+    console_audit,
 );

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod console;
 pub mod fake_github;
 pub mod git_server;
 pub mod npm_registry;
