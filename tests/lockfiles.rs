@@ -38,7 +38,7 @@ fn lock_v3(dependencies: Value, packages: Value) -> String {
 fn locked(registry: &NpmRegistry, name: &str, version: &str) -> Value {
     json!({"version": version,
            "resolved": format!("{}{name}/-/{name}-{version}.tgz", registry.url),
-           "integrity": NpmRegistry::integrity(name, version)})
+           "integrity": registry.integrity_of(name, version)})
 }
 
 async fn world(files: Vec<(&'static str, String)>, registry: &NpmRegistry) -> (World, FakeGithub) {
@@ -1935,4 +1935,147 @@ async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent()
     let body = created[0]["body"].as_str().unwrap();
     assert!(body.contains("parent upgrade"), "{body}");
     world.stop().await;
+}
+
+/// A lock as its tool wrote it, then set back to lodash 4.17.20 as if made before 4.17.21 was
+/// out (the registry serves both now): the versions and the integrity are swapped in the text.
+fn lodash_back_to_4_17_20(lock: &str) -> String {
+    lock.replace(
+        &NpmRegistry::integrity("lodash", "4.17.21"),
+        &NpmRegistry::integrity("lodash", "4.17.20"),
+    )
+    .replace("4.17.21", "4.17.20")
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_is_moved_in_pnpm_and_yarn_locks_alone() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "^4.17.20")]),
+    ])
+    .await;
+    let manifest = package_json(json!({"parent": "^1.0.0"}));
+    let registry_flag = format!("--registry={}", registry.url);
+    let (pnpm, yarn) = (
+        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
+        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+    );
+    for (lock_file, tool) in [
+        ("pnpm-lock.yaml", "pnpm update --lockfile-only"),
+        (
+            "yarn.lock",
+            "yarn install --ignore-scripts (the package's entries resolved again)",
+        ),
+    ] {
+        let fixture = tempfile::tempdir().unwrap();
+        std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+        let modules = fixture
+            .path()
+            .join(".modules")
+            .to_string_lossy()
+            .into_owned();
+        if lock_file == "pnpm-lock.yaml" {
+            js_tool(
+                &pnpm,
+                fixture.path(),
+                &[
+                    "install",
+                    "--lockfile-only",
+                    "--ignore-scripts",
+                    &registry_flag,
+                ],
+            );
+        } else {
+            js_tool(
+                &yarn,
+                fixture.path(),
+                &[
+                    "install",
+                    "--ignore-scripts",
+                    "--non-interactive",
+                    "--modules-folder",
+                    &modules,
+                    "--registry",
+                    &registry.url,
+                ],
+            );
+        }
+        let lock = lodash_back_to_4_17_20(
+            &std::fs::read_to_string(fixture.path().join(lock_file)).unwrap(),
+        );
+        assert!(
+            lock.contains("4.17.20") && !lock.contains("4.17.21"),
+            "{lock}"
+        );
+
+        let (world, github) = js_world(
+            vec![
+                ("package.json", manifest.clone()),
+                (lock_file, lock.clone()),
+            ],
+            &registry,
+            pnpm.clone(),
+            yarn.clone(),
+        )
+        .await;
+        let op = remediate_catalog(&world).await;
+        assert_eq!(
+            op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+            "{lock_file}: {op}"
+        );
+        let output = &op["output"];
+        assert_eq!(output["strategy"], "lock_only", "{op}");
+        assert_eq!(output["changed_files"], json!([lock_file]), "{op}");
+        assert_eq!(output["verification"]["tool"], tool, "{op}");
+        assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+        let branch = output["branch"].as_str().unwrap();
+        let after = world.file_on_branch(branch, lock_file).unwrap();
+        assert_eq!(
+            after,
+            lock.replace(
+                &NpmRegistry::integrity("lodash", "4.17.20"),
+                &NpmRegistry::integrity("lodash", "4.17.21"),
+            )
+            .replace("lodash@4.17.20", "lodash@4.17.21")
+            .replace("lodash-4.17.20", "lodash-4.17.21")
+            .replace("version \"4.17.20\"", "version \"4.17.21\"")
+            .replace("lodash: 4.17.20", "lodash: 4.17.21"),
+            "{lock_file}: only lodash's entry moved"
+        );
+        // The tool's own check on the branch.
+        let check = checkout(&world, branch, &["package.json", lock_file], &[]);
+        if lock_file == "pnpm-lock.yaml" {
+            js_tool(
+                &pnpm,
+                check.path(),
+                &[
+                    "install",
+                    "--frozen-lockfile",
+                    "--lockfile-only",
+                    "--ignore-scripts",
+                    &registry_flag,
+                ],
+            );
+        } else {
+            let modules = check.path().join(".modules").to_string_lossy().into_owned();
+            js_tool(
+                &yarn,
+                check.path(),
+                &[
+                    "install",
+                    "--frozen-lockfile",
+                    "--ignore-scripts",
+                    "--non-interactive",
+                    "--modules-folder",
+                    &modules,
+                    "--registry",
+                    &registry.url,
+                ],
+            );
+        }
+        assert_eq!(github.created().len(), 1);
+        world.stop().await;
+    }
 }

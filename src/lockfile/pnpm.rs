@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
-    parent_dir, update_each_lock,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, is_vulnerable, parent_dir,
+    update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -19,14 +19,17 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    if target.lock_only
-        && !covering_locks(work_tree, target, "package.json", &[LOCK_FILE]).is_empty()
-    {
-        return Err(target.no_lock_only("pnpm"));
-    }
-    let mut args: Vec<String> = ["install", "--lockfile-only", "--ignore-scripts"]
-        .map(str::to_owned)
-        .to_vec();
+    // A transitive package: `pnpm update NAME` at every depth moves it within its dependents'
+    // ranges, in the lock alone.
+    let mut args: Vec<String> = match target.lock_only {
+        true => vec![
+            "update".to_owned(),
+            target.package.to_owned(),
+            "--depth=Infinity".to_owned(),
+        ],
+        false => vec!["install".to_owned()],
+    };
+    args.extend(["--lockfile-only", "--ignore-scripts"].map(str::to_owned));
     if !settings.npm_registry.is_empty() {
         args.push(format!("--registry={}", settings.npm_registry));
     }
@@ -63,7 +66,10 @@ pub async fn update(
         copies,
     )
     .await?;
-    Ok(outcome.finish("pnpm install --lockfile-only"))
+    Ok(outcome.finish(match target.lock_only {
+        true => "pnpm update --lockfile-only",
+        false => "pnpm install --lockfile-only",
+    }))
 }
 
 /// Every version of `package` under the lock's `packages:` map, whose keys are

@@ -29,20 +29,32 @@ pub async fn update(
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
     let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
-    if target.lock_only && !locks.is_empty() {
-        return Err(target.no_lock_only("yarn"));
-    }
     let mut outcome = LockOutcome::default();
     let mut tools = Vec::new();
     for lock in &locks {
         let before = read(work_tree, lock)?;
         let dir = parent_dir(lock);
         let (run, tool, hint) = if is_berry(&before) {
+            if target.lock_only {
+                return Err(target.no_lock_only("yarn Berry"));
+            }
             let run = berry_run(settings, work_tree, dir, lock)?;
             (run, "yarn install --mode=update-lockfile", NODE_HINT)
         } else {
-            let run = classic_run(settings, work_tree, dir);
-            (run, "yarn install --ignore-scripts", INSTALL_HINT)
+            // yarn 1 moves a transitive package only when its entries are gone from the lock:
+            // the install then resolves it again, newest first, within its dependents' ranges,
+            // and keeps every other entry.
+            let tool = if target.lock_only {
+                let without = without_entries(&before, target.package);
+                std::fs::write(work_tree.join(lock), without).map_err(|e| LockError::Read {
+                    path: lock.clone(),
+                    message: format!("writing: {e}"),
+                })?;
+                "yarn install --ignore-scripts (the package's entries resolved again)"
+            } else {
+                "yarn install --ignore-scripts"
+            };
+            (classic_run(settings, work_tree, dir), tool, INSTALL_HINT)
         };
         run_tool(sandbox, settings, &run, hint, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
@@ -138,6 +150,28 @@ fn berry_run(
     Ok(run)
 }
 
+/// A yarn 1 lock without the entries of `package` (blocks are separated by blank lines and
+/// headed by their specifiers).
+fn without_entries(lock: &str, package: &str) -> String {
+    let ours = |block: &str| {
+        block
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .and_then(|header| header.trim_end().strip_suffix(':'))
+            .is_some_and(|header| {
+                !header.starts_with('#')
+                    && header
+                        .split(", ")
+                        .map(|spec| spec.trim().trim_matches('"'))
+                        .any(|spec| spec_name(spec) == package)
+            })
+    };
+    lock.split("\n\n")
+        .filter(|block| !ours(block))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 /// `yarnPath: .yarn/releases/yarn-4.1.0.cjs` of a `.yarnrc.yml`.
 fn yarn_path(rc: &str) -> Option<String> {
     rc.lines().find_map(|line| {
@@ -213,6 +247,16 @@ mod tests {
         assert_eq!(found[0].version, "2.0.1");
         assert!(!found[0].vulnerable);
         assert!(is_berry(berry) && !is_berry(classic));
+    }
+
+    #[test]
+    fn a_packages_entries_are_dropped_and_every_other_kept() {
+        let lock = "# yarn lockfile v1\n\n\nlodash@^4.17.20:\n  version \"4.17.20\"\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nparent@^1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"^4.17.20\"\n";
+        assert_eq!(
+            without_entries(lock, "lodash"),
+            // (yarn writes the whole file again after the install, blank lines included)
+            "# yarn lockfile v1\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nparent@^1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"^4.17.20\"\n"
+        );
     }
 
     #[test]

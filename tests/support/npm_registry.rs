@@ -76,13 +76,25 @@ impl NpmRegistry {
         }
     }
 
-    /// The integrity npm records for a version (of the metadata we serve).
+    /// The integrity npm records for a version without dependencies.
     pub fn integrity(name: &str, version: &str) -> String {
-        integrity(name, version)
+        integrity(name, version, &[])
     }
 }
 
 impl NpmRegistry {
+    /// The integrity of a version this registry serves (its tarball names its dependencies).
+    pub fn integrity_of(&self, name: &str, version: &str) -> String {
+        let deps = self
+            .state
+            .versions
+            .get(name)
+            .and_then(|all| all.get(version))
+            .cloned()
+            .unwrap_or_default();
+        integrity(name, version, &deps)
+    }
+
     /// How many requests carried the registry's token.
     pub fn authorized_requests(&self) -> usize {
         self.state
@@ -122,16 +134,26 @@ impl Drop for NpmRegistry {
 }
 
 /// The sha512 integrity npm records for the tarball we serve for a version.
-fn integrity(name: &str, version: &str) -> String {
+fn integrity(name: &str, version: &str, deps: &[(String, String)]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha512::digest(tarball(name, version));
+    let digest = sha2::Sha512::digest(tarball(name, version, deps));
     format!("sha512-{}", super::git_server::base64_encode(&digest))
 }
 
 /// A real, deterministic package tarball (gzip of a ustar archive holding
 /// `package/package.json`), for clients that fetch tarballs (yarn 1 installs them).
-fn tarball(name: &str, version: &str) -> Vec<u8> {
-    let body = format!("{{\"name\":\"{name}\",\"version\":\"{version}\"}}\n").into_bytes();
+fn tarball(name: &str, version: &str, deps: &[(String, String)]) -> Vec<u8> {
+    // The manifest in the tarball names the same dependencies as the metadata: yarn 1 reads
+    // the tarball's.
+    let dependencies: serde_json::Map<String, Value> = deps
+        .iter()
+        .map(|(n, r)| (n.clone(), Value::String(r.clone())))
+        .collect();
+    let body = format!(
+        "{}\n",
+        json!({"name": name, "version": version, "dependencies": dependencies})
+    )
+    .into_bytes();
     let mut header = [0u8; 512];
     let field = |header: &mut [u8; 512], at: usize, value: &[u8]| {
         header[at..at + value.len()].copy_from_slice(value);
@@ -195,15 +217,11 @@ async fn tarball_file(
     let version = file
         .strip_prefix(&format!("{name}-"))
         .and_then(|rest| rest.strip_suffix(".tgz"));
-    match version.filter(|v| {
-        state
-            .versions
-            .get(&name)
-            .is_some_and(|all| all.contains_key(*v))
-    }) {
-        Some(version) => (
+    let deps = version.and_then(|v| state.versions.get(&name)?.get(v));
+    match version.zip(deps) {
+        Some((version, deps)) => (
             [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            tarball(&name, version),
+            tarball(&name, version, deps),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -215,8 +233,8 @@ async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>)
         return (StatusCode::NOT_FOUND, "{\"error\":\"not found\"}").into_response();
     };
     let mut all = serde_json::Map::new();
-    for (version, deps) in versions {
-        let deps: serde_json::Map<String, Value> = deps
+    for (version, deps_list) in versions {
+        let deps: serde_json::Map<String, Value> = deps_list
             .iter()
             .map(|(n, r)| (n.clone(), Value::String(r.clone())))
             .collect();
@@ -224,7 +242,7 @@ async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>)
             version.clone(),
             json!({"name": name, "version": version, "dependencies": deps, "dist": {
                 "tarball": format!("{}/{name}/-/{name}-{version}.tgz", state.base),
-                "integrity": integrity(&name, version)}}),
+                "integrity": integrity(&name, version, deps_list)}}),
         );
     }
     let latest = versions.keys().last().cloned().unwrap_or_default();
