@@ -2079,3 +2079,52 @@ async fn a_transitive_package_is_moved_in_pnpm_and_yarn_locks_alone() {
         world.stop().await;
     }
 }
+
+#[tokio::test]
+async fn two_copies_under_two_parents_are_both_moved_by_the_lock_only_update() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.15", &[]),
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("first", "1.0.0", &[("lodash", "^4.17.20")]),
+        ("second", "1.0.0", &[("lodash", "^4.17.0")]),
+    ])
+    .await;
+    let deps = json!({"first": "^1.0.0", "second": "^1.0.0"});
+    let with_lodash = |name: &str, range: &str| {
+        let mut entry = locked(&registry, name, "1.0.0");
+        entry["dependencies"] = json!({"lodash": range});
+        entry
+    };
+    // Two copies, as npm leaves them when `second` was installed while 4.17.15 was the newest.
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/first": with_lodash("first", "^4.17.20"),
+               "node_modules/second": with_lodash("second", "^4.17.0"),
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+               "node_modules/second/node_modules/lodash": locked(&registry, "lodash", "4.17.15")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    let verification = &output["verification"];
+    assert_eq!(verification["vulnerable_left"], 0, "{op}");
+    let resolved = verification["resolved"].as_array().unwrap();
+    assert!(
+        !resolved.is_empty() && resolved.iter().all(|c| c["version"] == "4.17.21"),
+        "every copy is at the fix: {resolved:?}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    npm_ci_passes(&world, branch, &["package.json", "package-lock.json"], &registry);
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
