@@ -2124,7 +2124,84 @@ async fn two_copies_under_two_parents_are_both_moved_by_the_lock_only_update() {
         "every copy is at the fix: {resolved:?}"
     );
     let branch = output["branch"].as_str().unwrap();
-    npm_ci_passes(&world, branch, &["package.json", "package-lock.json"], &registry);
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
     assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against an index served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_python_package_is_moved_in_poetry_lock_alone() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let all_wheels = fixtures.path().join("all");
+    wheels(&all_wheels);
+    // The index as it was when the project locked: vulnpkg 1.0.1 not yet out.
+    let served = fixtures.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    for wheel in [
+        "vulnpkg-1.0.0-py3-none-any.whl",
+        "parentpkg-1.0.0-py3-none-any.whl",
+    ] {
+        std::fs::copy(all_wheels.join(wheel), served.join(wheel)).unwrap();
+    }
+    let index = support::python_index::PythonIndex::start(&served).await;
+    let poetry = test_tool("REMEDIATOR_TEST_POETRY", "poetry");
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"parentpkg\"]\n\n[tool.poetry]\npackage-mode = false\n\n\
+         [[tool.poetry.source]]\nname = \"local\"\nurl = \"{}\"\npriority = \"primary\"\n",
+        index.url
+    );
+    std::fs::write(project.path().join("pyproject.toml"), &pyproject).unwrap();
+    python_tool(&poetry, project.path(), &["lock", "--no-interaction"]);
+    let lock = std::fs::read_to_string(project.path().join("poetry.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+    // The fix is released.
+    std::fs::copy(
+        all_wheels.join("vulnpkg-1.0.1-py3-none-any.whl"),
+        served.join("vulnpkg-1.0.1-py3-none-any.whl"),
+    )
+    .unwrap();
+
+    let poetry_path = poetry.clone();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.clone()),
+            ("poetry.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| s.lockfiles.poetry = poetry_path)),
+        ..Default::default()
+    })
+    .await;
+    FakeGithub::with_delay(Duration::ZERO)
+        .mount(&world.github)
+        .await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0006").await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["poetry.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "poetry.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "poetry.lock").unwrap();
+    assert!(
+        after.contains("name = \"parentpkg\"\nversion = \"1.0.0\""),
+        "{after}"
+    );
+    let check = checkout(&world, branch, &["pyproject.toml", "poetry.lock"], &[]);
+    python_tool(&poetry, check.path(), &["check", "--lock"]);
     world.stop().await;
 }
