@@ -19,7 +19,13 @@ use crate::patch::PolicySettings;
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Keys that hold secrets: accepted from the environment only, never from a file.
-const SECRET_KEYS: &[&str] = &["auth.jwt_secret", "llm.api_key"];
+const SECRET_KEYS: &[&str] = &[
+    "auth.jwt_secret",
+    "llm.api_key",
+    "webhooks.github_secret",
+    "webhooks.gitlab_secret",
+    "webhooks.gitea_secret",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -28,6 +34,8 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub relay: RelaySettings,
     pub rescuer: RescuerSettings,
+    pub reconciler: ReconcilerSettings,
+    pub webhooks: WebhookSettings,
     pub metrics: MetricsSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
@@ -123,6 +131,31 @@ pub struct RescuerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct ReconcilerSettings {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub max_requests_per_tick: u32,
+}
+
+/// `[webhooks]`: one secret per forge, from the environment or a file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    pub github_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub github_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub gitlab_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub gitlab_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub gitea_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub gitea_secret_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct MetricsSettings {
     pub sample_secs: u64,
 }
@@ -177,6 +210,8 @@ pub struct WorkerSettings {
     pub max_open_prs_per_repository: u32,
     /// What a job does when the lock file still resolves a vulnerable copy after the change.
     pub require_verified_fix: VerifiedFix,
+    /// A merged remediation pull request also makes the assessments it covers FIXED.
+    pub mark_fixed_on_merge: bool,
 }
 
 /// `worker.require_verified_fix`.
@@ -288,6 +323,25 @@ impl Settings {
             && let Some(path) = &self.llm.api_key_file
         {
             self.llm.client.api_key = Some(read_secret_file(path)?);
+        }
+        let hooks = &mut self.webhooks;
+        for (secret, file) in [
+            (&mut hooks.github_secret, &hooks.github_secret_file),
+            (&mut hooks.gitlab_secret, &hooks.gitlab_secret_file),
+            (&mut hooks.gitea_secret, &hooks.gitea_secret_file),
+        ] {
+            // An empty variable is no secret: the endpoint then refuses every delivery.
+            if secret
+                .as_ref()
+                .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).is_empty())
+            {
+                *secret = None;
+            }
+            if secret.is_none()
+                && let Some(path) = file
+            {
+                *secret = Some(read_secret_file(path)?);
+            }
         }
         Ok(())
     }

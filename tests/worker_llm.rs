@@ -19,7 +19,7 @@ const GOOD_EXPLANATION: &str =
     "Raises lodash to ^4.17.21, the first release that fixes the command injection in template.";
 
 fn branch() -> String {
-    branch_name("GHSA-35jh-r3h4-6jhm", "lodash")
+    branch_name("npm", "lodash")
 }
 
 // ---- fake GitHub -------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 //! queries each part of the flow runs (one file per aggregate).
 
 pub mod catalog;
+pub mod fixes;
 pub mod models;
 pub mod operations;
 pub mod outbox;
 pub mod rate_limit;
 pub mod schema;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -1,32 +1,84 @@
-//! Step `push`: checks the remote again (a name may resolve differently now than at clone
-//! time) and pushes the branch, retrying transient failures in place. Resume-safe: a branch
-//! already at the commit is `AlreadyUpToDate`.
+//! Step `push`: takes the package's fix lock (so jobs of one package push and open their pull
+//! request one after the other), refuses to undo a person's close or a newer fix of the
+//! package, checks the remote again (a name may resolve differently now than at clone time)
+//! and pushes the branch, retrying transient failures in place. Resume-safe: a branch already
+//! at the commit, or holding the same files, is `AlreadyUpToDate`. The branch is ours (named
+//! after the package under our prefix); the push replaces what it held.
 
 use backon::Retryable;
 
 use super::clone::Checkout;
 use crate::git::PushOutcome;
-use crate::lifecycle::Step;
+use crate::lifecycle::fix_plan::{self, FixPlan};
+use crate::lifecycle::{RemediationStatus, Step};
+use crate::patch::bump::Version;
 use crate::worker::failure::StepFailure;
+use crate::worker::fix_lock::{FixKey, FixLock};
 use crate::worker::pipeline::Pipeline;
 
+const STEP: Step = Step::Push;
+
+/// Pushes the branch; the lock is held on return, for the pull request step to release.
 pub async fn run(
     pipeline: &Pipeline,
     checkout: &Checkout,
-    branch: &str,
+    key: &FixKey<'_>,
+    plan: &FixPlan,
     commit: git2::Oid,
+) -> Result<(PushOutcome, FixLock), StepFailure> {
+    let lock = FixLock::acquire(&pipeline.pool, key, STEP).await?;
+    match push_under_lock(pipeline, checkout, key, plan, commit, &lock).await {
+        Ok(pushed) => Ok((pushed, lock)),
+        Err(failure) => {
+            lock.release().await;
+            Err(failure)
+        }
+    }
+}
+
+async fn push_under_lock(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    key: &FixKey<'_>,
+    plan: &FixPlan,
+    commit: git2::Oid,
+    lock: &FixLock,
 ) -> Result<PushOutcome, StepFailure> {
-    let step = Step::Push;
+    let wanted = plan.target_version.as_deref();
+    // A person may have closed the pull request while this job was generating the fix.
+    if let Some(refusal) = fix_plan::closed_refusal(key.package, &lock.row.record(), wanted) {
+        return Err(StepFailure::permanent(STEP, refusal));
+    }
+    // Another job of the package raised its open pull request above our version meanwhile
+    // (an advisory imported after we planned): pushing ours would lower the fix. Planning
+    // again sees that job's advisories and aims at least as high.
+    if lock.row.state == Some(RemediationStatus::PrOpen)
+        && let (Some(open), Some(ours)) = (
+            lock.row.target_version.as_deref().and_then(Version::parse),
+            wanted.and_then(Version::parse),
+        )
+        && open > ours
+    {
+        return Err(StepFailure::transient(
+            STEP,
+            format!(
+                "the open pull request of {} now proposes {}, above this job's {}; planning again",
+                key.package,
+                lock.row.target_version.as_deref().unwrap_or_default(),
+                wanted.unwrap_or_default()
+            ),
+        ));
+    }
     crate::git::check_remote(pipeline.forges.egress(), &checkout.repository.url)
         .await
-        .map_err(|e| StepFailure::from_git(step, e))?;
+        .map_err(|e| StepFailure::from_git(STEP, e))?;
     let push = || {
         let (root, branch, auth) = (
             checkout.work_tree.clone(),
-            branch.to_owned(),
+            key.branch.to_owned(),
             checkout.auth.clone(),
         );
-        checkout.git.run(step, true, move || {
+        checkout.git.run(STEP, true, move || {
             let repo = crate::git::open_clone(&root)?;
             crate::git::push_branch(&repo, &branch, commit, &auth)
         })

@@ -1,0 +1,117 @@
+//! The reconciler: follows open remediation pull requests on forges that send no webhooks (or
+//! whose webhooks were lost). Every `reconciler.interval_secs` it claims at most
+//! `reconciler.max_requests_per_tick` open pull requests not checked for an interval (least
+//! recently checked first, `SKIP LOCKED`, so the reconcilers of several workers share the work
+//! and a forge is asked about each pull request at most once per interval), asks their forge
+//! where each stands, and moves the merged and closed ones, with every assessment they cover,
+//! exactly as a webhook would. A forge that answers with a rate limit ends the tick: the rest
+//! wait for the next one.
+
+use std::time::Duration;
+
+use diesel_async::AsyncConnection;
+
+use crate::db::{DbPool, fixes};
+use crate::forge::{Forge, ForgeRegistry, PullRequestRef};
+use crate::lifecycle::fix_plan::ObservedState;
+use crate::shutdown::Shutdown;
+
+#[derive(Clone)]
+pub struct Reconciler {
+    pub pool: DbPool,
+    pub forges: ForgeRegistry,
+    pub interval: Duration,
+    /// Forge requests per tick, across every forge: the bound that keeps us within their
+    /// rate limits however many pull requests are open.
+    pub max_requests_per_tick: u32,
+    /// `worker.mark_fixed_on_merge`.
+    pub mark_fixed_on_merge: bool,
+}
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub asked: usize,
+    pub changed: usize,
+    pub failed: usize,
+}
+
+impl Reconciler {
+    pub async fn run(self, shutdown: Shutdown) {
+        tracing::info!(
+            interval_secs = self.interval.as_secs(),
+            max_requests_per_tick = self.max_requests_per_tick,
+            "reconciler following open pull requests"
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.triggered() => return,
+            }
+            match self.tick().await {
+                Ok(tick) if tick.asked > 0 => tracing::info!(?tick, "reconciled pull requests"),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "reconciler tick failed")
+                }
+            }
+        }
+    }
+
+    /// One pass over the pull requests that are due.
+    pub async fn tick(&self) -> anyhow::Result<Tick> {
+        let mut conn = self.pool.get().await?;
+        let min_age = i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX);
+        let due =
+            fixes::claim_due(&mut conn, i64::from(self.max_requests_per_tick), min_age).await?;
+        let mut tick = Tick::default();
+        for fix in due {
+            let repository = match self.forges.resolve(&fix.repository_url) {
+                Ok(repository) => repository,
+                Err(error) => {
+                    tracing::warn!(fix = %fix.id, %error, "cannot reconcile: no forge for the repository");
+                    tick.failed += 1;
+                    continue;
+                }
+            };
+            let Ok(number) = u64::try_from(fix.pr_number) else {
+                continue;
+            };
+            tick.asked += 1;
+            let target = PullRequestRef::of(&repository, number);
+            let observed = match repository.forge.pull_request_state(&target).await {
+                Ok(Some(observed)) => observed,
+                Ok(None) => continue,
+                Err(error) => {
+                    tick.failed += 1;
+                    tracing::warn!(fix = %fix.id, number, %error, "cannot read the pull request's state");
+                    if error.retry_after().is_some() {
+                        // A rate limit: asking the forge again now would only extend it.
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if observed == ObservedState::Open {
+                continue;
+            }
+            let mark_fixed = self.mark_fixed_on_merge;
+            let changed = conn
+                .transaction(async |conn| {
+                    fixes::apply_observed(conn, fix.id, observed, mark_fixed).await
+                })
+                .await?;
+            if changed {
+                tick.changed += 1;
+                tracing::info!(
+                    fix = %fix.id,
+                    number,
+                    package = %fix.package_name,
+                    status = %observed.status(),
+                    "pull request moved on the forge"
+                );
+            }
+        }
+        Ok(tick)
+    }
+}
