@@ -1037,3 +1037,68 @@ async fn the_reconciler_in_the_worker_runs_on_its_interval_and_within_its_reques
     );
     world.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_vocabulary_and_the_webhooks_are_published_and_unconfigured_forges_refuse() {
+    let app = support::app::TestApp::spawn().await;
+    let (status, doc) = app.get_json(None, "/openapi.json").await;
+    assert_eq!(status, 200);
+    // The published vocabulary is the one the code stores, in full.
+    let published = &doc["components"]["schemas"]["v1RemediationStatus"]["enum"];
+    let ours: Vec<&str> = remediator::lifecycle::RemediationStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let mut published: Vec<&str> = published
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    published.sort();
+    let mut sorted = ours.clone();
+    sorted.sort();
+    assert_eq!(published, sorted);
+    let hook = &doc["paths"]["/v1/webhooks/{forge}"]["post"];
+    assert_eq!(
+        hook["security"],
+        json!([]),
+        "signed by the forge, not by a token"
+    );
+    assert!(hook["responses"]["401"].is_object());
+
+    // No secret configured (the default): every delivery is refused, however it is signed.
+    let body = github_event("closed", 1, true);
+    let response = app
+        .http
+        .post(format!("{}/v1/webhooks/github", app.base_url))
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "d-1")
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", sign_hex("", &body)),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["code"], 16, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not configured"),
+        "{answer}"
+    );
+    let response = app
+        .http
+        .post(format!("{}/v1/webhooks/bitbucket", app.base_url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    app.stop().await;
+}

@@ -285,7 +285,7 @@ async fn an_llm_patch_is_checked_pushed_and_opened_as_a_pull_request() {
     assert_eq!(prs[0]["draft"], false);
     let body = prs[0]["body"].as_str().unwrap();
     assert!(
-        body.contains("written by the language model **fake\\-model** with confidence 0.90"),
+        body.contains("written by the language model **fake-model** with confidence 0.90"),
         "{body}"
     );
     assert!(!body.contains(FORGE_TOKEN) && !body.contains(LLM_KEY));
