@@ -171,7 +171,7 @@ fn outside_text_cannot_inject_links_html_or_mentions() {
 fn versions_hosts_and_file_names_are_not_escaped() {
     for plain in [
         "1.5.4",
-        "crates.io",
+        "mirror.example.net",
         "registry.example.org",
         "package-lock.json",
         "4.17.20 -> 4.17.21",
@@ -311,8 +311,8 @@ fn branch_name_follows_the_package_not_the_advisory() {
     assert_eq!(branch_name("npm", "@scope/pkg"), "remediator/npm-scope-pkg");
     assert_eq!(branch_name("PyPI", "Django"), "remediator/pypi-django");
     assert_eq!(
-        branch_name("Go", "golang.org/x/net"),
-        "remediator/go-golang.org-x-net"
+        branch_name("Go", "example.com/x/net"),
+        "remediator/go-example.com-x-net"
     );
     assert_ne!(branch_name("npm", "a"), branch_name("npm", "b"));
     assert_ne!(branch_name("npm", "a"), branch_name("PyPI", "a"));
