@@ -1102,3 +1102,118 @@ async fn the_status_vocabulary_and_the_webhooks_are_published_and_unconfigured_f
     assert_eq!(response.status().as_u16(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_branch_a_person_pushed_to_is_left_alone() {
+    let (world, github) = github_world(with_webhook_secrets(|_| {}), true).await;
+    succeed(&world, world.catalog.affected).await;
+    // A maintainer adds a commit of their own on top of ours.
+    let branch = lodash_branch();
+    let tip = world.git.git("acme/web", &["rev-parse", &branch]);
+    let theirs = world.git.git(
+        "acme/web",
+        &[
+            "-c",
+            "user.name=Maintainer",
+            "-c",
+            "user.email=maintainer@example.com",
+            "commit-tree",
+            &format!("{}^{{tree}}", tip.trim()),
+            "-p",
+            tip.trim(),
+            "-m",
+            "tweak the fix by hand",
+        ],
+    );
+    world.git.git(
+        "acme/web",
+        &["update-ref", &format!("refs/heads/{branch}"), theirs.trim()],
+    );
+
+    // A newer advisory needs a higher version: rebuilding the branch would drop their commit.
+    let higher = add_advisory(
+        &world,
+        "lodash",
+        "GHSA-high-0000-0004",
+        "4.17.20",
+        &["4.17.23"],
+    )
+    .await;
+    let id = world.request(higher).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("Remediator did not write") && error.contains("left alone"),
+        "{error}"
+    );
+    assert_eq!(
+        world.git.git("acme/web", &["rev-parse", &branch]).trim(),
+        theirs.trim(),
+        "their commit stays"
+    );
+    assert!(
+        github.updates().is_empty(),
+        "the pull request text is not rewritten either"
+    );
+    assert_eq!(github.creates(), 1);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_change_does_not_replace_an_open_version_bump_of_the_package() {
+    // An LLM that answers with a code change (the bump handles the advisory with a version).
+    let llm = wiremock::MockServer::start().await;
+    let answer = json!({"edits": [{"path": "package.json", "search": "\"start\": \"node server.js\"",
+                                   "replace": "\"start\": \"node --disable-proto=delete server.js\""}],
+                        "confidence": 0.9, "explanation": "turn off __proto__"});
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "c", "object": "chat.completion", "model": "fake-model",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.to_string()}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})))
+        .mount(&llm)
+        .await;
+    let mut world = World::start(WorldOptions {
+        llm_base_url: Some(format!("{}/v1", llm.uri())),
+        start_worker: false,
+        adjust: Some(with_webhook_secrets(|_| {})),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::default();
+    github.mount(&world.github).await;
+    world.start_worker();
+    let bump = succeed(&world, world.catalog.affected).await;
+    assert_eq!(bump["output"]["patcher"], "bump", "{bump}");
+
+    // An advisory without a fixed version needs a code change; made on the package branch,
+    // it would replace the open bump (and silently drop GHSA-35jh's fix).
+    let code_change = add_advisory(&world, "lodash", "GHSA-code-0000-0005", "4.17.20", &[]).await;
+    let id = world.request(code_change).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("also fixes {FIRST}, which this change would drop")),
+        "{error}"
+    );
+    assert_eq!(
+        world
+            .file_on_branch(&lodash_branch(), "package.json")
+            .unwrap(),
+        PACKAGE_JSON.replace("^4.17.20", "^4.17.21"),
+        "the open bump is intact"
+    );
+    assert!(github.updates().is_empty());
+    assert_eq!(github.creates(), 1);
+    assert_eq!(
+        written_back(&world, world.catalog.affected)
+            .await
+            .remediation_status
+            .as_deref(),
+        Some("PR_OPEN")
+    );
+    world.stop().await;
+}

@@ -118,16 +118,59 @@ pub fn push_branch(
     Ok(PushOutcome::Pushed)
 }
 
-/// The tree of the server's `branch`, fetching its tip (shallow where the transport allows) when
-/// the commit is not here yet.
+/// [`push_branch`], but only over a branch that is ours: when the server's branch exists, holds
+/// other files and its tip was not both authored and committed as `our_email` (a person pushed
+/// to it, amended or rebased our commit), nothing is pushed and the error says why. Our branch
+/// is always one commit of ours on the default branch, so its tip tells. (A push by a person
+/// between this check and ours is not detected: libgit2 has no force-with-lease.)
+pub fn push_own_branch(
+    repo: &Repository,
+    branch: &str,
+    commit: Oid,
+    auth: &GitAuth,
+    our_email: &str,
+) -> Result<PushOutcome, GitError> {
+    if let Some(remote_tip) = remote_branch_commit(repo, branch, auth)?
+        && remote_tip != commit
+    {
+        let ours = repo
+            .find_commit(commit)
+            .map_err(|e| local(&e, "push (finding the commit to push)"))?;
+        let theirs = remote_commit(repo, branch, remote_tip, auth)?;
+        let written_by_us = theirs.author().email().ok() == Some(our_email)
+            && theirs.committer().email().ok() == Some(our_email);
+        if theirs.tree_id() != ours.tree_id() && !written_by_us {
+            return Err(GitError::Permanent(format!(
+                "branch {branch} on the server ends with commit {} that Remediator did not \
+                 write (someone pushed to it); it is left alone: merge or close its pull \
+                 request, or delete the branch, then trigger again",
+                &remote_tip.to_string()[..12]
+            )));
+        }
+    }
+    push_branch(repo, branch, commit, auth)
+}
+
+/// The tree of the server's `branch`, fetching its tip when the commit is not here yet.
 fn remote_tree(
     repo: &Repository,
     branch: &str,
     remote_tip: Oid,
     auth: &GitAuth,
 ) -> Result<Oid, GitError> {
+    remote_commit(repo, branch, remote_tip, auth).map(|c| c.tree_id())
+}
+
+/// The server's tip of `branch`, fetching it (shallow where the transport allows) when the
+/// commit is not here yet.
+fn remote_commit<'r>(
+    repo: &'r Repository,
+    branch: &str,
+    remote_tip: Oid,
+    auth: &GitAuth,
+) -> Result<git2::Commit<'r>, GitError> {
     if let Ok(found) = repo.find_commit(remote_tip) {
-        return Ok(found.tree_id());
+        return Ok(found);
     }
     let mut remote = origin(repo)?;
     let url = remote.url().unwrap_or_default().to_owned();
@@ -148,7 +191,6 @@ fn remote_tree(
     // The branch may have moved since the listing; compare with what was fetched.
     repo.find_reference(&tracking)
         .and_then(|r| r.peel_to_commit())
-        .map(|c| c.tree_id())
         .map_err(|e| local(&e, &format!("push (reading the fetched {branch})")))
 }
 

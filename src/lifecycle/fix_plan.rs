@@ -70,10 +70,23 @@ impl FixPlan {
 /// code change; a version bump of the others would be a different change).
 pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
     let Some(own) = trigger.own_target() else {
+        let remaining = others
+            .iter()
+            .filter(|a| a.assessment_id != trigger.assessment_id)
+            .map(|other| Remaining {
+                advisory: other.clone(),
+                reason: match other.own_target() {
+                    Some(version) => {
+                        format!("fixed by a version bump to {version}, not by this code change")
+                    }
+                    None => no_fixed_version(other),
+                },
+            })
+            .collect();
         return FixPlan {
             target_version: None,
             covered: vec![trigger.clone()],
-            remaining: Vec::new(),
+            remaining,
         };
     };
     let mut target = (Version::parse(&own), own);
@@ -95,15 +108,7 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
             }
             None => remaining.push(Remaining {
                 advisory: other.clone(),
-                reason: format!(
-                    "no fixed version above the installed {} is known (fixed versions: {})",
-                    other.installed_version,
-                    if other.fixed_versions.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        other.fixed_versions.join(", ")
-                    }
-                ),
+                reason: no_fixed_version(other),
             }),
         }
     }
@@ -112,6 +117,29 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
         covered,
         remaining,
     }
+}
+
+fn no_fixed_version(advisory: &Advisory) -> String {
+    format!(
+        "no fixed version above the installed {} is known (fixed versions: {})",
+        advisory.installed_version,
+        if advisory.fixed_versions.is_empty() {
+            "none".to_owned()
+        } else {
+            advisory.fixed_versions.join(", ")
+        }
+    )
+}
+
+/// The advisories the package's open pull request fixes (`listed`) that this plan would drop
+/// while they are still AFFECTED: a code change replacing a version bump, or the reverse.
+/// Rebuilding the branch then would silently undo a fix, so such a job must not push.
+pub fn would_drop(listed: &[String], plan: &FixPlan) -> Vec<String> {
+    plan.remaining
+        .iter()
+        .map(|r| r.advisory.vulnerability_id.clone())
+        .filter(|id| listed.contains(id))
+        .collect()
 }
 
 /// What the database says about a package's pull request, for [`closed_refusal`].
@@ -229,9 +257,29 @@ mod tests {
     fn a_trigger_without_a_fixed_version_is_fixed_alone() {
         let trigger = advisory("GHSA-a", "1.2.0", &[]);
         let other = advisory("GHSA-b", "1.2.0", &["1.3.0"]);
-        let plan = plan(&trigger, &[other]);
+        let plan = plan(&trigger, std::slice::from_ref(&other));
         assert_eq!(plan.target_version, None);
         assert_eq!(plan.covered, vec![trigger]);
+        assert_eq!(plan.remaining[0].advisory, other);
+        assert!(
+            plan.remaining[0].reason.contains("version bump to 1.3.0"),
+            "{:?}",
+            plan.remaining
+        );
+        // An open pull request bumping the version for GHSA-b must not be replaced by it.
+        assert_eq!(would_drop(&["GHSA-b".to_owned()], &plan), ["GHSA-b"]);
+    }
+
+    #[test]
+    fn a_plan_covering_everything_listed_drops_nothing() {
+        let trigger = advisory("GHSA-a", "1.2.0", &["1.2.5"]);
+        let other = advisory("GHSA-b", "1.2.0", &["1.3.0"]);
+        let plan = plan(&trigger, &[other]);
+        let listed = ["GHSA-b".to_owned(), "GHSA-gone".to_owned()];
+        assert!(
+            would_drop(&listed, &plan).is_empty(),
+            "a listed advisory no longer AFFECTED may go"
+        );
     }
 
     fn closed<'a>(version: Option<&'a str>) -> PullRequestRecord<'a> {

@@ -2,8 +2,9 @@
 //! request one after the other), refuses to undo a person's close or a newer fix of the
 //! package, checks the remote again (a name may resolve differently now than at clone time)
 //! and pushes the branch, retrying transient failures in place. Resume-safe: a branch already
-//! at the commit, or holding the same files, is `AlreadyUpToDate`. The branch is ours (named
-//! after the package under our prefix); the push replaces what it held.
+//! at the commit, or holding the same files, is `AlreadyUpToDate`. The branch is replaced only
+//! while it is ours: a branch whose tip someone else committed (a person pushed to it) is left
+//! alone and the job fails saying so.
 
 use backon::Retryable;
 
@@ -69,18 +70,34 @@ async fn push_under_lock(
             ),
         ));
     }
+    // Rebuilding the branch from this plan must not undo a fix its open pull request makes.
+    let dropped = fix_plan::would_drop(&lock.row.advisories, plan);
+    if lock.row.state == Some(RemediationStatus::PrOpen) && !dropped.is_empty() {
+        return Err(StepFailure::permanent(
+            STEP,
+            format!(
+                "the open pull request of {} ({}) also fixes {}, which this change would drop \
+                 (one is a version bump, the other a code change); merge or close it, then \
+                 trigger again",
+                key.package,
+                lock.row.pr_url.as_deref().unwrap_or(key.branch),
+                dropped.join(", ")
+            ),
+        ));
+    }
     crate::git::check_remote(pipeline.forges.egress(), &checkout.repository.url)
         .await
         .map_err(|e| StepFailure::from_git(STEP, e))?;
     let push = || {
-        let (root, branch, auth) = (
+        let (root, branch, auth, ours) = (
             checkout.work_tree.clone(),
             key.branch.to_owned(),
             checkout.auth.clone(),
+            pipeline.author_email.clone(),
         );
         checkout.git.run(STEP, true, move || {
             let repo = crate::git::open_clone(&root)?;
-            crate::git::push_branch(&repo, &branch, commit, &auth)
+            crate::git::push_own_branch(&repo, &branch, commit, &auth, &ours)
         })
     };
     push.retry(crate::worker::retry::in_place())
