@@ -1217,3 +1217,184 @@ async fn a_code_change_does_not_replace_an_open_version_bump_of_the_package() {
     );
     world.stop().await;
 }
+
+/// A reconciler driven by hand (the worker's own is disabled by [`with_webhook_secrets`]).
+fn manual_reconciler(world: &World) -> remediator::worker::reconciler::Reconciler {
+    remediator::worker::reconciler::Reconciler {
+        pool: world.app.pool.clone(),
+        forges: remediator::forge::ForgeRegistry::from_settings(
+            &world.app.settings.forges,
+            world.app.settings.git.url_policy(),
+            Duration::from_secs(5),
+            world.app.settings.security.egress(),
+        )
+        .unwrap(),
+        interval: Duration::from_secs(1),
+        max_requests_per_tick: 10,
+        mark_fixed_on_merge: false,
+    }
+}
+
+/// The assessment's operations, newest first, once there are `count` and all have ended.
+async fn ended_operations(world: &World, assessment: Uuid, count: usize) -> Vec<Value> {
+    let token = world.app.full_token(world.catalog.org);
+    let deadline = tokio::time::Instant::now() + END;
+    loop {
+        let (_, page) = world
+            .app
+            .get_json(
+                Some(&token),
+                &format!("/v1/operations?resource_type=assessment&resource_id={assessment}"),
+            )
+            .await;
+        let ops = page["operations"].as_array().cloned().unwrap_or_default();
+        let ended = ops.iter().all(|op| {
+            !matches!(
+                op["status"].as_str(),
+                Some("ASYNC_OPERATION_STATUS_PENDING" | "ASYNC_OPERATION_STATUS_RUNNING")
+            )
+        });
+        if ops.len() >= count && ended {
+            return ops;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "operations did not end: {ops:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const MOVED_BASE: &str = r#"{
+  "name": "storefront-web",
+  "version": "1.5.0",
+  "private": true,
+  "scripts": {
+    "start": "node server.js"
+  },
+  "dependencies": {
+    "express": "^4.21.0",
+    "lodash": "^4.17.20"
+  }
+}
+"#;
+
+#[tokio::test]
+async fn a_conflicting_pull_request_is_recreated_on_the_new_base() {
+    let (world, github) = github_world(with_webhook_secrets(|_| {}), true).await;
+    succeed(&world, world.catalog.affected).await;
+    let branch = lodash_branch();
+    // The base moves on (another developer changes the lines next to ours) and the forge says
+    // the pull request conflicts now.
+    let moved = world.git.push_commit(
+        "acme/web",
+        "main",
+        &[("package.json", MOVED_BASE)],
+        "bump express, version",
+    );
+    github.set_conflicting(1, true);
+    let reconciler = manual_reconciler(&world);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = reconciler.tick().await.unwrap();
+    assert_eq!((tick.asked, tick.refreshed), (1, 1), "{tick:?}");
+
+    let ops = ended_operations(&world, world.catalog.affected, 2).await;
+    let refresh = &ops[0];
+    assert_eq!(
+        refresh["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+        "{refresh}"
+    );
+    assert_eq!(refresh["output"]["pr_reused"], true, "{refresh}");
+    assert_eq!(refresh["output"]["pr_number"], 1, "{refresh}");
+    assert_eq!(refresh["output"]["push"], "pushed", "{refresh}");
+    // Rebuilt on the new base: one commit of ours on top of it, with their change and ours.
+    assert_eq!(
+        world
+            .git
+            .git("acme/web", &["rev-parse", &format!("{branch}^")])
+            .trim(),
+        moved
+    );
+    assert_eq!(
+        world.file_on_branch(&branch, "package.json").unwrap(),
+        MOVED_BASE.replace("^4.17.20", "^4.17.21")
+    );
+    assert_eq!(github.creates(), 1, "the same pull request");
+    assert!(github.comments().is_empty());
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_conflicting_branch_someone_pushed_to_is_left_alone_with_one_comment() {
+    let (world, github) = github_world(with_webhook_secrets(|_| {}), true).await;
+    succeed(&world, world.catalog.affected).await;
+    let branch = lodash_branch();
+    let tip = world.git.git("acme/web", &["rev-parse", &branch]);
+    let theirs = world.git.git(
+        "acme/web",
+        &[
+            "-c",
+            "user.name=Maintainer",
+            "-c",
+            "user.email=maintainer@example.com",
+            "commit-tree",
+            &format!("{}^{{tree}}", tip.trim()),
+            "-p",
+            tip.trim(),
+            "-m",
+            "a fix of my own on the branch",
+        ],
+    );
+    world.git.git(
+        "acme/web",
+        &["update-ref", &format!("refs/heads/{branch}"), theirs.trim()],
+    );
+    world.git.push_commit(
+        "acme/web",
+        "main",
+        &[("package.json", MOVED_BASE)],
+        "bump express, version",
+    );
+    github.set_conflicting(1, true);
+    let reconciler = manual_reconciler(&world);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(reconciler.tick().await.unwrap().refreshed, 1);
+
+    let ops = ended_operations(&world, world.catalog.affected, 2).await;
+    assert_eq!(
+        ops[0]["status"], "ASYNC_OPERATION_STATUS_FAILED",
+        "{}",
+        ops[0]
+    );
+    assert!(
+        ops[0]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("left alone"),
+        "{}",
+        ops[0]
+    );
+    assert_eq!(
+        world.git.git("acme/web", &["rev-parse", &branch]).trim(),
+        theirs.trim(),
+        "their commit stays"
+    );
+    let comments = github.comments();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].0, 1);
+    assert!(
+        comments[0].1.contains("did not refresh") && comments[0].1.contains(&branch),
+        "{comments:?}"
+    );
+
+    // Still conflicting at the next tick: no second refresh job, no second comment.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = reconciler.tick().await.unwrap();
+    assert_eq!((tick.asked, tick.refreshed), (1, 0), "{tick:?}");
+    // A trigger by hand fails again, saying why, without commenting twice.
+    let again = world.request(world.catalog.affected).await;
+    let again = world.wait_for_end(again, END).await;
+    assert_eq!(again["status"], "ASYNC_OPERATION_STATUS_FAILED", "{again}");
+    assert_eq!(github.comments().len(), 1, "one comment");
+    world.stop().await;
+}

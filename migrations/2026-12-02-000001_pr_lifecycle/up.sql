@@ -22,6 +22,9 @@ CREATE TABLE remediation_fixes (
     closed_at      timestamptz,
     -- When the reconciler last asked the forge about the pull request.
     checked_at     timestamptz,
+    -- When a refresh found a branch someone else pushed to and said so on the pull request
+    -- (once); cleared when a job records the pull request again.
+    left_alone_at  timestamptz,
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT remediation_fixes_one_per_package UNIQUE (project_id, ecosystem, package_name)

@@ -30,6 +30,7 @@ pub struct FixRow {
     pub pr_url: Option<String>,
     pub merged_at: Option<DateTime<Utc>>,
     pub closed_at: Option<DateTime<Utc>>,
+    pub left_alone_at: Option<DateTime<Utc>>,
 }
 
 impl FixRow {
@@ -175,10 +176,38 @@ pub async fn record_pull_request(
             remediation_fixes::merged_at.eq(None::<DateTime<Utc>>),
             remediation_fixes::closed_at.eq(None::<DateTime<Utc>>),
             remediation_fixes::checked_at.eq(diesel::dsl::now),
+            remediation_fixes::left_alone_at.eq(None::<DateTime<Utc>>),
             remediation_fixes::updated_at.eq(diesel::dsl::now),
         ))
         .execute(conn)
         .await
+}
+
+/// Notes that a refresh left the branch alone (someone pushed to it) and said so on the pull
+/// request; false when that was noted before (so the comment is made once).
+pub async fn note_left_alone(conn: &mut AsyncPgConnection, fix: Uuid) -> QueryResult<bool> {
+    let noted = diesel::update(remediation_fixes::table.find(fix))
+        .filter(remediation_fixes::left_alone_at.is_null())
+        .set(remediation_fixes::left_alone_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    Ok(noted == 1)
+}
+
+/// An AFFECTED assessment the fix covers, to run the job that refreshes it.
+pub async fn refresh_candidate(
+    conn: &mut AsyncPgConnection,
+    fix: Uuid,
+) -> QueryResult<Option<AssessmentId>> {
+    assessments::table
+        .filter(assessments::remediation_fix_id.eq(fix))
+        .filter(assessments::status.eq(AssessmentStatus::Affected))
+        .order((assessments::created_at.asc(), assessments::id.asc()))
+        .select(assessments::id)
+        .first::<Uuid>(conn)
+        .await
+        .optional()
+        .map(|id| id.map(AssessmentId))
 }
 
 /// The write-back of a finished job on every assessment its pull request covers. The status
@@ -298,7 +327,7 @@ pub async fn apply_observed(
 ) -> QueryResult<bool> {
     let status = observed.status();
     let (merged_at, closed_at) = match observed {
-        ObservedState::Open => (None, None),
+        ObservedState::Open | ObservedState::Conflicting => (None, None),
         ObservedState::Merged(at) => (Some(at.unwrap_or_else(Utc::now)), None),
         ObservedState::Closed(at) => (None, Some(at.unwrap_or_else(Utc::now))),
     };
@@ -358,6 +387,9 @@ pub struct DueFix {
     pub package_name: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub repository_url: String,
+    /// A refresh already found the branch pushed to by someone else (and said so).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub left_alone: bool,
 }
 
 /// Claims up to `limit` open pull requests not checked for `min_age_secs`, least recently
@@ -380,7 +412,8 @@ pub async fn claim_due(
              ORDER BY checked_at NULLS FIRST
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
-         RETURNING r.id, r.pr_number, r.package_name, p.repository_url",
+         RETURNING r.id, r.pr_number, r.package_name, p.repository_url,
+                   r.left_alone_at IS NOT NULL AS left_alone",
     )
     .bind::<Text, _>(RemediationStatus::PrOpen)
     .bind::<BigInt, _>(min_age_secs)

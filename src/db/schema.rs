@@ -73,6 +73,7 @@ diesel::table! {
         merged_at -> Nullable<Timestamptz>,
         closed_at -> Nullable<Timestamptz>,
         checked_at -> Nullable<Timestamptz>,
+        left_alone_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -48,6 +48,14 @@ pub(crate) trait PullRequestApi: Sync {
         number: u64,
     ) -> impl Future<Output = Result<ObservedState, ForgeError>> + Send;
 
+    /// Adds a comment to request `number`.
+    fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
     /// Labels a new request; forges that label on creation keep this default.
     fn add_labels(
         &self,
@@ -132,6 +140,15 @@ macro_rules! forge_with_api {
             ) -> Result<(), $crate::forge::ForgeError> {
                 <Self as $crate::forge::flow::PullRequestApi>::validate(spec)?;
                 $crate::forge::flow::PullRequestApi::update(self, spec, number).await
+            }
+
+            async fn comment_on_pull_request(
+                &self,
+                target: &$crate::forge::PullRequestRef,
+                body: &str,
+            ) -> Result<(), $crate::forge::ForgeError> {
+                let spec = target.as_spec();
+                $crate::forge::flow::PullRequestApi::comment(self, &spec, target.number, body).await
             }
 
             async fn pull_request_state(

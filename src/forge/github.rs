@@ -73,6 +73,9 @@ struct PullState {
     merged_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// False when it conflicts with its base (GitHub: null while it is being computed).
+    #[serde(default)]
+    mergeable: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -321,9 +324,44 @@ impl PullRequestApi for GithubForge {
             match (pull.state.as_str(), pull.merged || pull.merged_at.is_some()) {
                 (_, true) => ObservedState::Merged(pull.merged_at),
                 ("closed", false) => ObservedState::Closed(pull.closed_at),
+                _ if pull.mergeable == Some(false) => ObservedState::Conflicting,
                 _ => ObservedState::Open,
             },
         )
+    }
+
+    async fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let context = format!(
+            "commenting on pull request #{number} of {}/{}",
+            spec.owner, spec.repo
+        );
+        let url = self.api.endpoint(&[
+            "repos",
+            &spec.owner,
+            &spec.repo,
+            "issues",
+            &number.to_string(),
+            "comments",
+        ])?;
+        let reply = self
+            .api
+            .send(
+                Method::POST,
+                url,
+                Some(serde_json::json!({"body": body})),
+                &context,
+            )
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
     }
 
     async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {

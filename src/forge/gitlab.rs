@@ -39,6 +39,9 @@ struct MergeRequestState {
     merged_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// True when it conflicts with its target branch.
+    #[serde(default)]
+    has_conflicts: bool,
 }
 
 #[derive(Clone)]
@@ -222,8 +225,39 @@ impl PullRequestApi for GitlabForge {
         Ok(match mr.state.as_str() {
             "merged" => ObservedState::Merged(mr.merged_at),
             "closed" => ObservedState::Closed(mr.closed_at),
+            _ if mr.has_conflicts => ObservedState::Conflicting,
             _ => ObservedState::Open,
         })
+    }
+
+    async fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        iid: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let context = format!(
+            "commenting on merge request !{iid} of {}",
+            project_path(spec)
+        );
+        let mut url = self.merge_request_url(spec, iid)?;
+        url.path_segments_mut()
+            .map_err(|()| ForgeError::Permanent("the GitLab API URL cannot take a path".into()))?
+            .push("notes");
+        let reply = self
+            .api
+            .send(
+                Method::POST,
+                url,
+                Some(serde_json::json!({"body": body})),
+                &context,
+            )
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {

@@ -178,6 +178,13 @@ pub trait Forge {
         number: u64,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
+    /// Adds a comment to the pull request (a no-op for plain git).
+    fn comment_on_pull_request(
+        &self,
+        target: &PullRequestRef,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
     /// Where the pull request stands on the forge (the reconciler asks). `Ok(None)` for plain
     /// git, which has no pull requests.
     fn pull_request_state(
@@ -239,6 +246,19 @@ impl Forge for AnyForge {
             AnyForge::Gitlab(forge) => forge.update_pull_request(spec, number).await,
             AnyForge::Gitea(forge) => forge.update_pull_request(spec, number).await,
             AnyForge::PlainGit(forge) => forge.update_pull_request(spec, number).await,
+        }
+    }
+
+    async fn comment_on_pull_request(
+        &self,
+        target: &PullRequestRef,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::Gitlab(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::Gitea(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::PlainGit(forge) => forge.comment_on_pull_request(target, body).await,
         }
     }
 

@@ -38,6 +38,14 @@ impl Forge for PlainGit {
         Ok(())
     }
 
+    async fn comment_on_pull_request(
+        &self,
+        _target: &PullRequestRef,
+        _body: &str,
+    ) -> Result<(), ForgeError> {
+        Ok(())
+    }
+
     async fn pull_request_state(
         &self,
         _target: &PullRequestRef,

@@ -118,37 +118,31 @@ pub fn push_branch(
     Ok(PushOutcome::Pushed)
 }
 
-/// [`push_branch`], but only over a branch that is ours: when the server's branch exists, holds
-/// other files and its tip was not both authored and committed as `our_email` (a person pushed
-/// to it, amended or rebased our commit), nothing is pushed and the error says why. Our branch
-/// is always one commit of ours on the default branch, so its tip tells. (A push by a person
-/// between this check and ours is not detected: libgit2 has no force-with-lease.)
-pub fn push_own_branch(
+/// The tip of the server's `branch` when the branch is not ours to replace: it exists, holds
+/// other files than `commit`, and its tip was not both authored and committed as `our_email`
+/// (a person pushed to it, amended or rebased our commit). Our branch is always one commit of
+/// ours on the default branch, so its tip tells. `None`: pushing may replace it. (A push by a
+/// person between this check and ours is not detected: libgit2 has no force-with-lease.)
+pub fn foreign_tip(
     repo: &Repository,
     branch: &str,
     commit: Oid,
     auth: &GitAuth,
     our_email: &str,
-) -> Result<PushOutcome, GitError> {
-    if let Some(remote_tip) = remote_branch_commit(repo, branch, auth)?
-        && remote_tip != commit
-    {
-        let ours = repo
-            .find_commit(commit)
-            .map_err(|e| local(&e, "push (finding the commit to push)"))?;
-        let theirs = remote_commit(repo, branch, remote_tip, auth)?;
-        let written_by_us = theirs.author().email().ok() == Some(our_email)
-            && theirs.committer().email().ok() == Some(our_email);
-        if theirs.tree_id() != ours.tree_id() && !written_by_us {
-            return Err(GitError::Permanent(format!(
-                "branch {branch} on the server ends with commit {} that Remediator did not \
-                 write (someone pushed to it); it is left alone: merge or close its pull \
-                 request, or delete the branch, then trigger again",
-                &remote_tip.to_string()[..12]
-            )));
-        }
+) -> Result<Option<Oid>, GitError> {
+    let Some(remote_tip) = remote_branch_commit(repo, branch, auth)? else {
+        return Ok(None);
+    };
+    if remote_tip == commit {
+        return Ok(None);
     }
-    push_branch(repo, branch, commit, auth)
+    let ours = repo
+        .find_commit(commit)
+        .map_err(|e| local(&e, "push (finding the commit to push)"))?;
+    let theirs = remote_commit(repo, branch, remote_tip, auth)?;
+    let written_by_us = theirs.author().email().ok() == Some(our_email)
+        && theirs.committer().email().ok() == Some(our_email);
+    Ok((theirs.tree_id() != ours.tree_id() && !written_by_us).then_some(remote_tip))
 }
 
 /// The tree of the server's `branch`, fetching its tip when the commit is not here yet.

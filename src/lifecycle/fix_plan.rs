@@ -195,6 +195,9 @@ pub fn closed_refusal(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObservedState {
     Open,
+    /// Open, but it no longer merges cleanly into its base (the base moved): the fix is
+    /// recreated on the new base (only the reconciler sees this; the state stays `PR_OPEN`).
+    Conflicting,
     Merged(Option<DateTime<Utc>>),
     Closed(Option<DateTime<Utc>>),
 }
@@ -202,7 +205,7 @@ pub enum ObservedState {
 impl ObservedState {
     pub fn status(self) -> RemediationStatus {
         match self {
-            ObservedState::Open => RemediationStatus::PrOpen,
+            ObservedState::Open | ObservedState::Conflicting => RemediationStatus::PrOpen,
             ObservedState::Merged(_) => RemediationStatus::PrMerged,
             ObservedState::Closed(_) => RemediationStatus::PrClosed,
         }

@@ -79,6 +79,24 @@ impl FixLock {
         .map_err(db)
     }
 
+    /// Notes that the branch was left alone and the pull request says so, and releases the
+    /// lock (commit), so the comment is made once.
+    pub async fn note_left_alone(mut self) {
+        let noted = fixes::note_left_alone(&mut self.conn, self.row.id).await;
+        let committed = match noted {
+            Ok(_) => {
+                <AsyncPgConnection as AsyncConnection>::TransactionManager::commit_transaction(
+                    &mut *self.conn,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = committed {
+            tracing::warn!(%error, "could not note the comment on the fix");
+        }
+    }
+
     /// Releases the lock without recording anything (rollback). Dropping the lock does the
     /// same, later: the connection is discarded instead of being reused.
     pub async fn release(mut self) {

@@ -4,16 +4,21 @@
 //! recently checked first, `SKIP LOCKED`, so the reconcilers of several workers share the work
 //! and a forge is asked about each pull request at most once per interval), asks their forge
 //! where each stands, and moves the merged and closed ones, with every assessment they cover,
-//! exactly as a webhook would. A forge that answers with a rate limit ends the tick: the rest
-//! wait for the next one.
+//! exactly as a webhook would. A pull request that conflicts with its base (the base moved) is
+//! refreshed: a job is queued for one of its assessments, which rebuilds the fix on the new
+//! base and force-pushes the branch if every commit on it is ours (otherwise it leaves the
+//! branch alone and says so once on the pull request; the reconciler then stops asking for
+//! refreshes of it). A forge that answers with a rate limit ends the tick: the rest wait for
+//! the next one.
 
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
 
-use crate::db::{DbPool, fixes};
+use crate::db::{DbConn, DbPool, catalog, fixes, operations, outbox};
 use crate::forge::{Forge, ForgeRegistry, PullRequestRef};
 use crate::lifecycle::fix_plan::ObservedState;
+use crate::queue::message::JobMessage;
 use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
@@ -33,6 +38,8 @@ pub struct Reconciler {
 pub struct Tick {
     pub asked: usize,
     pub changed: usize,
+    /// Conflicting pull requests a refresh job was queued for.
+    pub refreshed: usize,
     pub failed: usize,
 }
 
@@ -92,8 +99,16 @@ impl Reconciler {
                     continue;
                 }
             };
-            if observed == ObservedState::Open {
-                continue;
+            match observed {
+                ObservedState::Open => continue,
+                ObservedState::Conflicting => {
+                    if !fix.left_alone && self.refresh(&mut conn, &fix).await? {
+                        tick.refreshed += 1;
+                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, "pull request conflicts with its base; refreshing it");
+                    }
+                    continue;
+                }
+                ObservedState::Merged(_) | ObservedState::Closed(_) => {}
             }
             let mark_fixed = self.mark_fixed_on_merge;
             let changed = conn
@@ -113,5 +128,29 @@ impl Reconciler {
             }
         }
         Ok(tick)
+    }
+
+    /// Queues the job that rebuilds the fix on the new base, as the intake queues a trigger
+    /// (an operation and its outbox row in one transaction); false when the fix covers no
+    /// AFFECTED assessment any more, or a job for it is already live (invariant 3).
+    async fn refresh(&self, conn: &mut DbConn, fix: &fixes::DueFix) -> anyhow::Result<bool> {
+        let fix_id = fix.id;
+        let created = conn
+            .transaction(async |conn| -> anyhow::Result<bool> {
+                let Some(assessment) = fixes::refresh_candidate(conn, fix_id).await? else {
+                    return Ok(false);
+                };
+                let Some(target) = catalog::remediation_target(conn, assessment, None).await?
+                else {
+                    return Ok(false);
+                };
+                let (operation, created) = operations::create_or_get_live(conn, &target).await?;
+                if created {
+                    outbox::enqueue(conn, &JobMessage::remediation(operation)).await?;
+                }
+                Ok(created)
+            })
+            .await?;
+        Ok(created)
     }
 }

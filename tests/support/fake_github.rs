@@ -30,6 +30,10 @@ struct State {
     updates: Vec<(u64, Value)>,
     /// GET requests of single pull requests, by number.
     state_reads: Vec<u64>,
+    /// Open pull requests that no longer merge cleanly (`mergeable: false`).
+    conflicting: std::collections::HashSet<u64>,
+    /// Comments posted: (number, body).
+    comments: Vec<(u64, String)>,
 }
 
 #[derive(Clone, Default)]
@@ -69,6 +73,11 @@ impl FakeGithub {
             .mount(server)
             .await;
         Mock::given(method("POST"))
+            .and(path_regex(r"^/repos/[^/]+/[^/]+/issues/\d+/comments$"))
+            .respond_with(Commenter(self.clone()))
+            .mount(server)
+            .await;
+        Mock::given(method("POST"))
             .and(path_regex(r"^/repos/[^/]+/[^/]+/issues/\d+/labels$"))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
             .mount(server)
@@ -103,6 +112,21 @@ impl FakeGithub {
     /// The numbers of the pull requests whose state was read, in order.
     pub fn state_reads(&self) -> Vec<u64> {
         self.state.lock().unwrap().state_reads.clone()
+    }
+
+    /// The base moved: pull request `number` no longer merges cleanly.
+    pub fn set_conflicting(&self, number: u64, conflicting: bool) {
+        let mut state = self.state.lock().unwrap();
+        if conflicting {
+            state.conflicting.insert(number);
+        } else {
+            state.conflicting.remove(&number);
+        }
+    }
+
+    /// Comments posted on pull requests: (number, body).
+    pub fn comments(&self) -> Vec<(u64, String)> {
+        self.state.lock().unwrap().comments.clone()
     }
 
     /// A maintainer merges pull request `number`.
@@ -147,6 +171,7 @@ impl Respond for StateReader {
         state.state_reads.push(number);
         if let Some((branch, _)) = state.open.iter().find(|(_, n)| **n == number) {
             let mut pull = pr_json(number, branch);
+            pull["mergeable"] = json!(!state.conflicting.contains(&number));
             pull["merged"] = json!(false);
             pull["merged_at"] = Value::Null;
             pull["closed_at"] = Value::Null;
@@ -167,6 +192,25 @@ impl Respond for StateReader {
             }
             None => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
         }
+    }
+}
+
+struct Commenter(FakeGithub);
+
+impl Respond for Commenter {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let number: u64 = request
+            .url
+            .path()
+            .split('/')
+            .rev()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let text = body["body"].as_str().unwrap_or_default().to_owned();
+        self.0.state.lock().unwrap().comments.push((number, text));
+        ResponseTemplate::new(201).set_body_json(json!({"id": 1, "body": body["body"]}))
     }
 }
 
