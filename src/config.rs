@@ -447,6 +447,53 @@ mod tests {
     }
 
     #[test]
+    fn webhook_secrets_come_from_the_environment_or_files_never_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[webhooks]\ngithub_secret = \"oops\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("REMEDIATOR__WEBHOOKS__GITHUB_SECRET"),
+            "{err}"
+        );
+
+        let gitea = dir.path().join("gitea-secret");
+        std::fs::write(&gitea, "from-a-file\n").unwrap();
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("REMEDIATOR__WEBHOOKS__GITHUB_SECRET", "from-the-env"),
+                ("REMEDIATOR__WEBHOOKS__GITLAB_SECRET", ""),
+                (
+                    "REMEDIATOR__WEBHOOKS__GITEA_SECRET_FILE",
+                    gitea.to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            secret(&s.webhooks.github_secret).as_deref(),
+            Some("from-the-env")
+        );
+        assert_eq!(
+            secret(&s.webhooks.gitlab_secret),
+            None,
+            "empty is no secret"
+        );
+        assert_eq!(
+            secret(&s.webhooks.gitea_secret).as_deref(),
+            Some("from-a-file")
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("from-the-env") && !debug.contains("from-a-file"));
+        assert!(s.reconciler.enabled);
+        assert_eq!(s.reconciler.interval_secs, 300);
+        assert!(!s.worker.mark_fixed_on_merge);
+    }
+
+    #[test]
     fn secrets_in_files_are_refused_and_debug_redacts() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bad.toml");
