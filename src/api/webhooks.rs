@@ -45,6 +45,7 @@ pub async fn receive(
     if let Err(refusal) = verify::verify(forge, state.webhooks.get(forge), &headers, &body) {
         // Logged without the headers: they hold the signature (or, for GitLab, the secret).
         tracing::warn!(%refusal, "refused a webhook delivery");
+        crate::metrics::webhook_delivery(forge.as_str(), "refused");
         return Err(ApiError::new(Code::Unauthenticated, refusal.to_string()));
     }
     let delivery_id = header(&headers, forge.delivery_headers())
@@ -107,6 +108,7 @@ pub async fn receive(
             Ok(outcome)
         })
         .await?;
+    crate::metrics::webhook_delivery(forge.as_str(), outcome);
     match &event {
         Event::PullRequest(pull) => tracing::info!(
             outcome,

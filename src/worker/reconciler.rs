@@ -91,6 +91,7 @@ impl Reconciler {
                 Ok(None) => continue,
                 Err(error) => {
                     tick.failed += 1;
+                    crate::metrics::reconciler_request("failed");
                     tracing::warn!(fix = %fix.id, number, %error, "cannot read the pull request's state");
                     if error.retry_after().is_some() {
                         // A rate limit: asking the forge again now would only extend it.
@@ -99,6 +100,12 @@ impl Reconciler {
                     continue;
                 }
             };
+            crate::metrics::reconciler_request(match observed {
+                ObservedState::Open => "open",
+                ObservedState::Conflicting => "conflicting",
+                ObservedState::Merged(_) => "merged",
+                ObservedState::Closed(_) => "closed",
+            });
             match observed {
                 ObservedState::Open => continue,
                 ObservedState::Conflicting => {
