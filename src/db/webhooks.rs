@@ -42,6 +42,17 @@ pub async fn set_outcome(
         .await
 }
 
+/// Forgets deliveries older than `days`: forges retry (and let people redeliver) for a few
+/// days at most, so an older id cannot come back.
+pub async fn forget_older_than(conn: &mut AsyncPgConnection, days: i32) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM webhook_deliveries WHERE received_at < now() - make_interval(days => $1)",
+    )
+    .bind::<diesel::sql_types::Integer, _>(days)
+    .execute(conn)
+    .await
+}
+
 /// How many deliveries of a forge were recorded (tests and ops).
 pub async fn count(conn: &mut AsyncPgConnection, forge: &str) -> QueryResult<i64> {
     webhook_deliveries::table

@@ -21,6 +21,10 @@ use crate::lifecycle::fix_plan::ObservedState;
 use crate::queue::message::JobMessage;
 use crate::shutdown::Shutdown;
 
+/// How long applied webhook delivery ids are kept for deduplication (forges retry for hours,
+/// and keep deliveries for manual redelivery for days).
+const DELIVERY_RETENTION_DAYS: i32 = 30;
+
 #[derive(Clone)]
 pub struct Reconciler {
     pub pool: DbPool,
@@ -68,6 +72,7 @@ impl Reconciler {
     /// One pass over the pull requests that are due.
     pub async fn tick(&self) -> anyhow::Result<Tick> {
         let mut conn = self.pool.get().await?;
+        crate::db::webhooks::forget_older_than(&mut conn, DELIVERY_RETENTION_DAYS).await?;
         let min_age = i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX);
         let due =
             fixes::claim_due(&mut conn, i64::from(self.max_requests_per_tick), min_age).await?;
