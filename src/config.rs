@@ -212,6 +212,19 @@ pub struct WorkerSettings {
     pub require_verified_fix: VerifiedFix,
     /// A merged remediation pull request also makes the assessments it covers FIXED.
     pub mark_fixed_on_merge: bool,
+    /// What one pull request carries: one package's fix, or every pending fix of an ecosystem
+    /// in the repository.
+    pub group: Grouping,
+}
+
+/// `worker.group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grouping {
+    /// One pull request per package fix (every advisory of the package).
+    Package,
+    /// One pull request per repository and ecosystem, carrying every pending version fix.
+    Repository,
 }
 
 /// `worker.require_verified_fix`.

@@ -1398,3 +1398,104 @@ async fn a_conflicting_branch_someone_pushed_to_is_left_alone_with_one_comment()
     assert_eq!(github.comments().len(), 1, "one comment");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn repository_grouping_carries_every_pending_fix_in_one_pull_request() {
+    let adjust = with_webhook_secrets(|settings| {
+        settings.worker.group = remediator::config::Grouping::Repository;
+    });
+    let (world, github) = github_world(adjust, true).await;
+    let second = add_advisory(
+        &world,
+        "lodash",
+        "GHSA-29mw-wpgm-hmr9",
+        "4.17.20",
+        &["4.17.21"],
+    )
+    .await;
+    let express = add_advisory(
+        &world,
+        "express",
+        "GHSA-rv95-896h-c2vc",
+        "4.18.2",
+        &["4.19.2"],
+    )
+    .await;
+    // Not declared in the manifest: the bump cannot fix it, so it is left out and named.
+    let minimist = add_advisory(
+        &world,
+        "minimist",
+        "GHSA-xvch-5gv4-984h",
+        "1.2.5",
+        &["1.2.6"],
+    )
+    .await;
+
+    let op = succeed(&world, world.catalog.affected).await;
+    let output = &op["output"];
+    let group_branch = branch_name("npm", "security-updates");
+    assert_eq!(output["branch"], group_branch, "{op}");
+    assert_eq!(output["group"], "repository", "{op}");
+    assert_eq!(
+        output["target_version"], "express 4.19.2, lodash 4.17.21",
+        "{op}"
+    );
+    assert_eq!(output["packages"].as_array().map(Vec::len), Some(2), "{op}");
+    assert_eq!(
+        output["remaining"][0]["vulnerability_id"], "GHSA-xvch-5gv4-984h",
+        "{op}"
+    );
+    assert_eq!(
+        world.file_on_branch(&group_branch, "package.json").unwrap(),
+        PACKAGE_JSON
+            .replace("^4.17.20", "^4.17.21")
+            .replace("^4.18.2", "^4.19.2")
+    );
+    assert_eq!(github.creates(), 1);
+    let created = &github.created()[0];
+    assert_eq!(
+        created["title"],
+        "fix(deps): security updates for 2 npm packages (express 4.19.2, lodash 4.17.21)"
+    );
+    let body = created["body"].as_str().unwrap();
+    for needle in [
+        "## lodash 4.17.21",
+        "## express 4.19.2",
+        "GHSA-29mw-wpgm-hmr9",
+        "## Not fixed by this change\n\n- [GHSA-xvch-5gv4-984h]",
+    ] {
+        assert!(body.contains(needle), "{needle:?} missing: {body}");
+    }
+    for covered in [world.catalog.affected, second, express] {
+        let row = written_back(&world, covered).await;
+        assert_eq!(
+            (row.remediation_status.as_deref(), row.pr_number),
+            (Some("PR_OPEN"), Some(1)),
+            "{covered}"
+        );
+        assert_eq!(row.branch.as_deref(), Some(group_branch.as_str()));
+    }
+    assert_eq!(written_back(&world, minimist).await.pr_number, None);
+
+    // Another package's trigger finds the same grouped pull request.
+    let again = succeed(&world, express).await;
+    assert_eq!(again["output"]["pr_reused"], true, "{again}");
+    assert_eq!(again["output"]["pr_number"], 1, "{again}");
+    assert_eq!(
+        again["output"]["pr_updated"], false,
+        "the same fixes read the same: {again}"
+    );
+    assert_eq!(again["output"]["push"], "already_up_to_date", "{again}");
+    assert_eq!(github.creates(), 1);
+    assert!(github.updates().is_empty());
+    let branches = world.branches();
+    assert_eq!(
+        branches
+            .iter()
+            .filter(|b| b.starts_with("remediator/"))
+            .count(),
+        1,
+        "{branches:?}"
+    );
+    world.stop().await;
+}

@@ -44,6 +44,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::secrets::WebhookSecrets>,
     /// `worker.mark_fixed_on_merge`: a merge seen by a webhook also makes assessments FIXED.
     pub mark_fixed_on_merge: bool,
+    /// `worker.group`: which fix a trigger's closed-pull-request check looks at.
+    pub group: crate::config::Grouping,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::SCOPE_REMEDIATIONS_WRITE;
 use super::error::{ApiError, Code};
+use crate::config::Grouping;
 use crate::db::models::AssessmentStatus;
 use crate::db::{catalog, fixes, operations, outbox};
 use crate::forge::check_project_repository;
@@ -20,6 +21,7 @@ use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::closed_refusal;
 use crate::patch::bump::choose_target_version;
 use crate::queue::message::JobMessage;
+use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]
 pub struct TriggerResponse {
@@ -48,6 +50,7 @@ pub async fn trigger(
         .await?;
     let organization = caller.organization;
     let rules = state.repository_rules;
+    let group = state.group;
     let (operation_id, created) = conn
         .transaction(async |conn| -> Result<_, ApiError> {
             {
@@ -84,13 +87,17 @@ pub async fn trigger(
                     )
                     .with_detail(format!("project field: {}", refused.field())));
                 }
-                // A pull request a person closed for this fix is not opened again.
+                // A pull request a person closed for this fix is not opened again. With
+                // repository grouping a version bump is part of the ecosystem's grouped fix.
+                let wanted =
+                    choose_target_version(&target.installed_version, &target.fixed_versions);
+                let key = match (group, &wanted) {
+                    (Grouping::Repository, Some(_)) => GROUP_KEY,
+                    _ => target.package_name.as_str(),
+                };
                 if let Some(fix) =
-                    fixes::find(conn, target.project_id, &target.ecosystem, &target.package_name)
-                        .await?
+                    fixes::find(conn, target.project_id, &target.ecosystem, key).await?
                 {
-                    let wanted =
-                        choose_target_version(&target.installed_version, &target.fixed_versions);
                     if let Some(refusal) =
                         closed_refusal(&target.package_name, &fix.record(), wanted.as_deref())
                     {

@@ -55,6 +55,7 @@ pub async fn run(
         repository_rules: RepositoryRules::from_settings(&settings),
         webhooks: Arc::new(WebhookSecrets::from_settings(&settings.webhooks)),
         mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
+        group: settings.worker.group,
     };
     let address = listener.local_addr()?;
     tracing::info!(%address, relay = settings.relay.enabled, "intake listening");

@@ -76,6 +76,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
+        group: settings.worker.group,
     };
     if let Err(error) = pipeline.sandbox.check() {
         // Repositories without lock files still work; jobs that need a tool fail saying this.

@@ -81,18 +81,52 @@ pub async fn package_advisories(
         ))
         .load(conn)
         .await?;
+    Ok(rows.into_iter().map(advisory).collect())
+}
+
+/// Every AFFECTED advisory of an ecosystem in the project, with its package, oldest first
+/// (`worker.group = "repository"`).
+pub async fn ecosystem_advisories(
+    conn: &mut AsyncPgConnection,
+    project: ProjectId,
+    ecosystem: &str,
+) -> QueryResult<Vec<(String, Advisory)>> {
+    let rows: Vec<(String, AdvisoryColumns)> = assessments::table
+        .inner_join(findings::table)
+        .filter(findings::project_id.eq(project))
+        .filter(findings::ecosystem.eq(ecosystem))
+        .filter(assessments::status.eq(AssessmentStatus::Affected))
+        .order((assessments::created_at.asc(), assessments::id.asc()))
+        .select((
+            findings::package_name,
+            (
+                assessments::id,
+                findings::vulnerability_id,
+                findings::aliases,
+                findings::severity,
+                findings::summary,
+                findings::installed_version,
+                findings::fixed_versions,
+            ),
+        ))
+        .load(conn)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|r| Advisory {
-            assessment_id: AssessmentId(r.0),
-            vulnerability_id: r.1,
-            aliases: r.2,
-            severity: r.3,
-            summary: r.4,
-            installed_version: r.5,
-            fixed_versions: r.6,
-        })
+        .map(|(package, r)| (package, advisory(r)))
         .collect())
+}
+
+fn advisory(r: AdvisoryColumns) -> Advisory {
+    Advisory {
+        assessment_id: AssessmentId(r.0),
+        vulnerability_id: r.1,
+        aliases: r.2,
+        severity: r.3,
+        summary: r.4,
+        installed_version: r.5,
+        fixed_versions: r.6,
+    }
 }
 
 /// The package's fix row, if it has one.

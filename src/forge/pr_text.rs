@@ -87,6 +87,13 @@ pub fn title(f: &PrFacts) -> String {
 /// The markdown body: the vulnerability (linked to its advisory), what changed and why, who
 /// wrote the change, and the operation id to trace it back.
 pub fn body(f: &PrFacts) -> String {
+    let mut out = sections(f);
+    out.push_str(&footer(f.operation_id));
+    out
+}
+
+/// The body without its footer: what one package's part of a grouped pull request says.
+fn sections(f: &PrFacts) -> String {
     let mut out = String::new();
     let package = escape(f.package);
     let ecosystem = escape(f.ecosystem);
@@ -224,11 +231,101 @@ pub fn body(f: &PrFacts) -> String {
         }
     }
 
+    out
+}
+
+fn footer(operation_id: uuid::Uuid) -> String {
+    format!("\n---\n\nOpened by Remediator, operation `{operation_id}`.\n")
+}
+
+/// One package of a repository-grouped pull request, and what its lock step verified.
+#[derive(Clone, Debug)]
+pub struct GroupedPackage<'a> {
+    pub facts: PrFacts<'a>,
+    /// The verification line (and any draft reason) of this package, already markdown.
+    pub notes: Vec<String>,
+}
+
+/// The branch of a repository-grouped fix: `remediator/<ecosystem>-security-updates`.
+pub fn group_branch_name(ecosystem: &str) -> String {
+    branch_name(ecosystem, "security-updates")
+}
+
+/// "fix(deps): security updates for 2 npm packages (lodash 4.17.22, axios 0.21.2)".
+pub fn group_title(ecosystem: &str, packages: &[GroupedPackage<'_>]) -> String {
+    let list: Vec<String> = packages
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                one_line(p.facts.package),
+                one_line(p.facts.to_version.unwrap_or("?"))
+            )
+        })
+        .collect();
+    let noun = if packages.len() == 1 {
+        "package"
+    } else {
+        "packages"
+    };
+    truncate_chars(
+        &format!(
+            "fix(deps): security updates for {} {} {noun} ({})",
+            packages.len(),
+            one_line(ecosystem),
+            list.join(", ")
+        ),
+        MAX_TITLE_CHARS,
+    )
+}
+
+/// The body of a repository-grouped pull request: a list of the packages, then each one's
+/// sections as a package pull request would have them, and one footer.
+pub fn group_body(
+    ecosystem: &str,
+    packages: &[GroupedPackage<'_>],
+    not_fixed: &[NotFixed<'_>],
+    operation_id: uuid::Uuid,
+) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n---\n\nOpened by Remediator, operation `{}`.",
-        f.operation_id
+        "This pull request carries every pending security update of the {} packages of this repository:\n",
+        escape(ecosystem)
     );
+    for p in packages {
+        let _ = writeln!(
+            out,
+            "- **{}** {} → {}",
+            escape(p.facts.package),
+            escape(p.facts.from_version),
+            escape(p.facts.to_version.unwrap_or("?"))
+        );
+    }
+    for p in packages {
+        let _ = writeln!(
+            out,
+            "\n## {} {}\n",
+            escape(p.facts.package),
+            escape(p.facts.to_version.unwrap_or("?"))
+        );
+        out.push_str(&sections(&p.facts));
+        for note in &p.notes {
+            let _ = writeln!(out, "\n{note}");
+        }
+    }
+    if !not_fixed.is_empty() {
+        out.push_str("\n## Not fixed by this change\n\n");
+        for left in not_fixed {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                advisory_link(left.vulnerability_id),
+                escape(left.reason)
+            );
+        }
+    }
+    out.push_str(&footer(operation_id));
     out
 }
 

@@ -119,6 +119,72 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
     }
 }
 
+/// One package's part of a repository-grouped fix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackagePlan {
+    pub package: String,
+    pub plan: FixPlan,
+}
+
+/// Plans one fix per package for every AFFECTED advisory of an ecosystem in the project
+/// (`worker.group = "repository"`), by package name (so the same set of fixes reads the same
+/// whichever advisory triggered it), each planned as [`plan`] plans it (the trigger's package
+/// around the trigger). Only version bumps are grouped: a package none of whose
+/// advisories names a fixed version is left out (a code change gets a pull request of its own).
+pub fn plan_repository(
+    trigger_package: &str,
+    trigger: &Advisory,
+    advisories: &[(String, Advisory)],
+) -> Vec<PackagePlan> {
+    let mut packages: Vec<&str> = advisories.iter().map(|(p, _)| p.as_str()).collect();
+    packages.push(trigger_package);
+    packages.sort_unstable();
+    packages.dedup();
+    packages
+        .into_iter()
+        .filter_map(|package| {
+            let mine: Vec<Advisory> = advisories
+                .iter()
+                .filter(|(p, _)| p == package)
+                .map(|(_, a)| a.clone())
+                .collect();
+            let first = if package == trigger_package {
+                trigger.clone()
+            } else {
+                mine.iter().find(|a| a.own_target().is_some())?.clone()
+            };
+            let plan = plan(&first, &mine);
+            plan.target_version.is_some().then(|| PackagePlan {
+                package: package.to_owned(),
+                plan,
+            })
+        })
+        .collect()
+}
+
+/// The plans of a grouped fix as one: every covered advisory, every remaining one, and a
+/// target naming each package's version ("lodash 4.17.21, minimist 1.2.6").
+pub fn merge(plans: &[PackagePlan]) -> FixPlan {
+    let target = plans
+        .iter()
+        .filter_map(|p| {
+            p.plan
+                .target_version
+                .as_ref()
+                .map(|v| format!("{} {v}", p.package))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    FixPlan {
+        target_version: Some(target),
+        covered: plans.iter().flat_map(|p| p.plan.covered.clone()).collect(),
+        remaining: plans
+            .iter()
+            .flat_map(|p| p.plan.remaining.clone())
+            .collect(),
+    }
+}
+
 fn no_fixed_version(advisory: &Advisory) -> String {
     format!(
         "no fixed version above the installed {} is known (fixed versions: {})",
@@ -283,6 +349,48 @@ mod tests {
             would_drop(&listed, &plan).is_empty(),
             "a listed advisory no longer AFFECTED may go"
         );
+    }
+
+    #[test]
+    fn a_repository_plan_has_one_bump_per_package_by_name() {
+        let trigger = advisory("GHSA-l1", "4.17.20", &["4.17.21"]);
+        let all = vec![
+            ("lodash".to_owned(), trigger.clone()),
+            (
+                "lodash".to_owned(),
+                advisory("GHSA-l2", "4.17.20", &["4.17.22"]),
+            ),
+            (
+                "axios".to_owned(),
+                advisory("GHSA-a1", "0.21.0", &["0.21.2"]),
+            ),
+            ("minimist".to_owned(), advisory("GHSA-m1", "1.2.0", &[])),
+        ];
+        let plans = plan_repository("lodash", &trigger, &all);
+        let summary: Vec<(&str, Option<&str>, usize)> = plans
+            .iter()
+            .map(|p| {
+                (
+                    p.package.as_str(),
+                    p.plan.target_version.as_deref(),
+                    p.plan.covered.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [("axios", Some("0.21.2"), 1), ("lodash", Some("4.17.22"), 2)]
+        );
+        assert_eq!(
+            plans[1].plan.covered[0], trigger,
+            "the trigger leads its package's plan"
+        );
+        let merged = merge(&plans);
+        assert_eq!(
+            merged.target_version.as_deref(),
+            Some("axios 0.21.2, lodash 4.17.22")
+        );
+        assert_eq!(merged.advisory_ids(), ["GHSA-a1", "GHSA-l1", "GHSA-l2"]);
     }
 
     fn closed<'a>(version: Option<&'a str>) -> PullRequestRecord<'a> {

@@ -7,10 +7,12 @@
 //! file per step and the driver they go through; `patcher` and `llm_fix` write the patch,
 //! `failure` classifies and explains a failed step, `rescuer` requeues jobs whose worker
 //! vanished, `fix_lock` serialises the jobs of one package around its pull request, and
-//! `reconciler` follows open pull requests on the forges.
+//! `reconciler` follows open pull requests on the forges; `grouped` is the job of
+//! `worker.group = "repository"`.
 
 pub mod failure;
 pub mod fix_lock;
+pub mod grouped;
 pub mod job;
 pub mod llm_fix;
 pub mod manifests;

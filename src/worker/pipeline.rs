@@ -13,12 +13,12 @@ use super::fix_lock::FixKey;
 use super::patcher::Patcher;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
-use crate::config::VerifiedFix;
+use crate::config::{Grouping, VerifiedFix};
 use crate::db::models::{AssessmentStatus, RemediationTarget};
 use crate::db::{DbPool, catalog, fixes, operations};
 use crate::forge::ForgeRegistry;
 use crate::forge::pr_text;
-use crate::lifecycle::fix_plan::{self, Advisory, FixPlan};
+use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{OperationId, Step};
 use crate::lockfile::LockfileSettings;
 use crate::sandbox::Sandbox;
@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub sandbox: Sandbox,
     pub lockfiles: LockfileSettings,
     pub require_verified_fix: VerifiedFix,
+    /// `worker.group`: one pull request per package fix, or per repository and ecosystem.
+    pub group: Grouping,
 }
 
 pub type StepHook = Arc<dyn Fn(OperationId, Step) + Send + Sync>;
@@ -59,6 +61,12 @@ impl Pipeline {
         let mut driver =
             StepDriver::new(&self.pool, operation_id, progress, self.before_step.clone());
         let target = self.load_target(operation_id).await?;
+        // Grouping carries version bumps; a code change keeps a pull request of its own.
+        if self.group == Grouping::Repository
+            && super::grouped::trigger_of(&target).own_target().is_some()
+        {
+            return self.run_grouped(&mut driver, operation_id, target).await;
+        }
         let plan = self.plan_fix(&target).await?;
         // The patcher, the lock step and the verification aim at the plan's version, the
         // one that fixes every advisory the pull request lists.
@@ -161,15 +169,7 @@ impl Pipeline {
         )
         .await
         .map_err(db)?;
-        let trigger = Advisory {
-            assessment_id: target.assessment_id,
-            vulnerability_id: target.vulnerability_id.clone(),
-            aliases: target.aliases.clone(),
-            severity: target.severity.clone(),
-            summary: target.summary.clone(),
-            installed_version: target.installed_version.clone(),
-            fixed_versions: target.fixed_versions.clone(),
-        };
+        let trigger = super::grouped::trigger_of(target);
         let plan = fix_plan::plan(&trigger, &advisories);
         let fix = fixes::find(
             &mut conn,

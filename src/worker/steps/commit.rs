@@ -99,6 +99,29 @@ pub async fn run(
         plan.advisory_ids().join(", "),
         target.package_name
     );
+    commit_text(
+        pipeline,
+        checkout,
+        branch,
+        title,
+        body,
+        changed_files,
+        message,
+    )
+    .await
+}
+
+/// Commits the work tree on `branch` with `message`; the pull request will carry `title` and
+/// `body`. The package and the repository-grouped jobs both end here.
+pub async fn commit_text(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    branch: &str,
+    title: String,
+    body: String,
+    changed_files: Vec<String>,
+    message: String,
+) -> Result<Committed, StepFailure> {
     let (root, branch, name, email) = (
         checkout.work_tree.clone(),
         branch.to_owned(),
