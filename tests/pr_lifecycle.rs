@@ -1499,3 +1499,53 @@ async fn repository_grouping_carries_every_pending_fix_in_one_pull_request() {
     );
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_pull_request_that_no_longer_proposes_the_right_fix_is_refreshed_by_the_reconciler() {
+    let (world, github) = github_world(with_webhook_secrets(|_| {}), true).await;
+    succeed(&world, world.catalog.affected).await;
+    let reconciler = manual_reconciler(&world);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = reconciler.tick().await.unwrap();
+    assert_eq!(
+        (tick.asked, tick.refreshed),
+        (1, 0),
+        "still right: {tick:?}"
+    );
+
+    // A new advisory needs a higher version; nobody triggers it.
+    let higher = add_advisory(
+        &world,
+        "lodash",
+        "GHSA-high-0000-0004",
+        "4.17.20",
+        &["4.17.23"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = reconciler.tick().await.unwrap();
+    assert_eq!((tick.asked, tick.refreshed), (1, 1), "{tick:?}");
+    let ops = ended_operations(&world, world.catalog.affected, 2).await;
+    assert_eq!(
+        ops[0]["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+        "{}",
+        ops[0]
+    );
+    assert_eq!(ops[0]["output"]["pr_updated"], true, "{}", ops[0]);
+    assert_eq!(ops[0]["output"]["target_version"], "4.17.23", "{}", ops[0]);
+    assert_eq!(
+        world
+            .file_on_branch(&lodash_branch(), "package.json")
+            .unwrap(),
+        PACKAGE_JSON.replace("^4.17.20", "^4.17.23")
+    );
+    assert_eq!(github.creates(), 1);
+    assert_eq!(github.updates().len(), 1);
+    assert_eq!(written_back(&world, higher).await.pr_number, Some(1));
+
+    // Right again: the next tick leaves it alone.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let tick = reconciler.tick().await.unwrap();
+    assert_eq!((tick.asked, tick.refreshed), (1, 0), "{tick:?}");
+    world.stop().await;
+}

@@ -424,6 +424,15 @@ pub struct DueFix {
     /// A refresh already found the branch pushed to by someone else (and said so).
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub left_alone: bool,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub project_id: ProjectId,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub ecosystem: String,
+    /// What the pull request proposes and lists now.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub target_version: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+    pub advisories: Vec<String>,
 }
 
 /// Claims up to `limit` open pull requests not checked for `min_age_secs`, least recently
@@ -447,7 +456,8 @@ pub async fn claim_due(
              LIMIT $3
              FOR UPDATE SKIP LOCKED)
          RETURNING r.id, r.pr_number, r.package_name, p.repository_url,
-                   r.left_alone_at IS NOT NULL AS left_alone",
+                   r.left_alone_at IS NOT NULL AS left_alone, r.project_id, r.ecosystem,
+                   r.target_version, r.advisories",
     )
     .bind::<Text, _>(RemediationStatus::PrOpen)
     .bind::<BigInt, _>(min_age_secs)

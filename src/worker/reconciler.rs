@@ -4,8 +4,9 @@
 //! recently checked first, `SKIP LOCKED`, so the reconcilers of several workers share the work
 //! and a forge is asked about each pull request at most once per interval), asks their forge
 //! where each stands, and moves the merged and closed ones, with every assessment they cover,
-//! exactly as a webhook would. A pull request that conflicts with its base (the base moved) is
-//! refreshed: a job is queued for one of its assessments, which rebuilds the fix on the new
+//! exactly as a webhook would. A pull request that conflicts with its base (the base moved),
+//! or that no longer proposes the fix a plan made now would (a new advisory needs a higher
+//! version, a listed one is no longer AFFECTED), is refreshed: a job is queued for one of its assessments, which rebuilds the fix on the new
 //! base and force-pushes the branch if every commit on it is ours (otherwise it leaves the
 //! branch alone and says so once on the pull request; the reconciler then stops asking for
 //! refreshes of it). A forge that answers with a rate limit ends the tick: the rest wait for
@@ -17,7 +18,7 @@ use diesel_async::AsyncConnection;
 
 use crate::db::{DbConn, DbPool, catalog, fixes, operations, outbox};
 use crate::forge::{Forge, ForgeRegistry, PullRequestRef};
-use crate::lifecycle::fix_plan::ObservedState;
+use crate::lifecycle::fix_plan::{self, ObservedState};
 use crate::queue::message::JobMessage;
 use crate::shutdown::Shutdown;
 
@@ -112,7 +113,18 @@ impl Reconciler {
                 ObservedState::Closed(_) => "closed",
             });
             match observed {
-                ObservedState::Open => continue,
+                ObservedState::Open => {
+                    // The advisories moved on (a new one needs a higher version, or one is no
+                    // longer AFFECTED): the pull request no longer proposes the right fix.
+                    if !fix.left_alone
+                        && let Some(why) = self.stale(&mut conn, &fix).await?
+                        && self.refresh(&mut conn, &fix).await?
+                    {
+                        tick.refreshed += 1;
+                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, why, "pull request is stale; refreshing it");
+                    }
+                    continue;
+                }
                 ObservedState::Conflicting => {
                     if !fix.left_alone && self.refresh(&mut conn, &fix).await? {
                         tick.refreshed += 1;
@@ -142,7 +154,44 @@ impl Reconciler {
         Ok(tick)
     }
 
-    /// Queues the job that rebuilds the fix on the new base, as the intake queues a trigger
+    /// Why the open pull request no longer proposes what a plan made now would: another
+    /// version, or another set of advisories. `None`: it is still right. Grouped fixes and
+    /// code changes are refreshed by their next trigger, not here.
+    async fn stale(
+        &self,
+        conn: &mut DbConn,
+        fix: &fixes::DueFix,
+    ) -> anyhow::Result<Option<String>> {
+        // A code change (no version) is rewritten only by a trigger: asking the model again
+        // every interval would be a loop.
+        if fix.package_name == crate::worker::grouped::GROUP_KEY || fix.target_version.is_none() {
+            return Ok(None);
+        }
+        let advisories =
+            fixes::package_advisories(conn, fix.project_id, &fix.ecosystem, &fix.package_name)
+                .await?;
+        let Some(trigger) = advisories.iter().find(|a| a.own_target().is_some()) else {
+            return Ok(None);
+        };
+        let plan = fix_plan::plan(trigger, &advisories);
+        if plan.target_version != fix.target_version {
+            return Ok(Some(format!(
+                "the fix is now {} (the pull request proposes {})",
+                plan.target_version.as_deref().unwrap_or("-"),
+                fix.target_version.as_deref().unwrap_or("-")
+            )));
+        }
+        if plan.advisory_ids() != fix.advisories {
+            return Ok(Some(format!(
+                "it now fixes {} (the pull request lists {})",
+                plan.advisory_ids().join(", "),
+                fix.advisories.join(", ")
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Queues the job that rebuilds the fix (on the current base), as the intake queues a trigger
     /// (an operation and its outbox row in one transaction); false when the fix covers no
     /// AFFECTED assessment any more, or a job for it is already live (invariant 3).
     async fn refresh(&self, conn: &mut DbConn, fix: &fixes::DueFix) -> anyhow::Result<bool> {
