@@ -1,31 +1,67 @@
-//! For `bench/lockfile`: the npm lock update as the worker runs it (through
-//! `remediator::sandbox::Sandbox`, bubblewrap) and the same command run bare, alternating,
-//! `ROUNDS` times each on a fresh copy of a project. Prints one `ROUND sandbox_ms bare_ms` line
-//! per round. Usage: lockfile_bench ROUNDS PROJECT_DIR REGISTRY_URL
+//! For `bench/lockfile`: one lock update as the worker runs it (through
+//! `remediator::sandbox::Sandbox`, bubblewrap, the egress proxy) and the same command run bare,
+//! alternating, `ROUNDS` times each on a fresh copy of a project. Prints one
+//! `ROUND sandbox_ms bare_ms` line per round.
+//!
+//! Usage: lockfile_bench ROUNDS PROJECT_DIR PROGRAM [ARGS...]
+//! Environment: `BENCH_TOOL_ENV` (`K=V;K=V`, the tool's environment; a value under `/tmp/` is
+//! a fresh per-round directory in the bare run), `BENCH_READ_ONLY` (`:`-separated paths the
+//! sandboxed tool may read), `BENCH_FILES_AT` (`HOST=INSIDE;...`, files placed for the tool).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
 
-fn copy_project(from: &Path, to: &Path) -> std::io::Result<()> {
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        } else if kind.is_file() {
             std::fs::copy(entry.path(), to.join(entry.file_name()))?;
         }
     }
     Ok(())
 }
 
+fn pairs(var: &str, separator: char) -> Vec<(String, String)> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|pair| pair.split_once(separator))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A path the sandbox sees under its fresh `/tmp`, as a per-round directory for the bare run.
+fn bare_path(value: &str, home: &Path) -> String {
+    match value.strip_prefix("/tmp/") {
+        Some(rest) => home.join(rest).to_string_lossy().into_owned(),
+        None => value.to_owned(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, rounds, project, registry] = args.as_slice() else {
-        anyhow::bail!("usage: lockfile_bench ROUNDS PROJECT_DIR REGISTRY_URL");
+    let [_, rounds, project, program, tool_args @ ..] = args.as_slice() else {
+        anyhow::bail!("usage: lockfile_bench ROUNDS PROJECT_DIR PROGRAM [ARGS...]");
     };
     let rounds: usize = rounds.parse()?;
+    let env = pairs("BENCH_TOOL_ENV", '=');
+    let files_at: Vec<(PathBuf, String)> = pairs("BENCH_FILES_AT", '=')
+        .into_iter()
+        .map(|(host, inside)| (PathBuf::from(host), inside))
+        .collect();
+    let read_only: Vec<PathBuf> = std::env::var("BENCH_READ_ONLY")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .collect();
     let sandbox = Sandbox::new(
         SandboxSettings {
             mode: SandboxMode::Bubblewrap,
@@ -39,55 +75,51 @@ async fn main() -> anyhow::Result<()> {
         remediator::egress::EgressPolicy::allow_all(),
     );
     sandbox.check()?;
-    let npm_args: Vec<String> = [
-        "install",
-        "--package-lock-only",
-        "--ignore-scripts",
-        "--no-audit",
-        "--no-fund",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([format!("--registry={registry}")])
-    .collect();
     let scratch = tempfile::tempdir()?;
     for round in 0..rounds {
         let boxed = scratch.path().join(format!("sandbox-{round}"));
-        copy_project(Path::new(project), &boxed)?;
+        copy_tree(Path::new(project), &boxed)?;
         let run = ToolRun {
-            program: "npm".into(),
-            args: npm_args.clone(),
+            program: program.clone(),
+            args: tool_args.to_vec(),
             work_tree: boxed,
             dir: String::new(),
-            env: vec![
-                ("npm_config_cache".into(), "/tmp/npm-cache".into()),
-                ("npm_config_update_notifier".into(), "false".into()),
-            ],
+            env: env.clone(),
             network: true,
             secrets: vec![],
-            read_only: vec![],
-            files_at: Vec::new(),
+            read_only: read_only.clone(),
+            files_at: files_at.clone(),
         };
         let started = Instant::now();
-        let ran = sandbox.run(&run, "apt-get install npm").await?;
+        let ran = sandbox.run(&run, "see bench/lockfile").await?;
         let sandboxed = started.elapsed().as_millis();
-        anyhow::ensure!(ran.success(), "sandboxed npm failed: {}", ran.output);
+        anyhow::ensure!(ran.success(), "sandboxed {program} failed: {}", ran.output);
 
         let bare = scratch.path().join(format!("bare-{round}"));
-        copy_project(Path::new(project), &bare)?;
-        let cache = scratch.path().join(format!("cache-{round}"));
+        copy_tree(Path::new(project), &bare)?;
+        let home = scratch.path().join(format!("bare-home-{round}"));
+        std::fs::create_dir_all(home.join("home"))?;
+        for (host, inside) in &files_at {
+            let target = PathBuf::from(bare_path(inside, &home));
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::copy(host, target)?;
+        }
         let started = Instant::now();
-        let status = tokio::process::Command::new("npm")
-            .args(&npm_args)
-            .env("npm_config_cache", &cache)
-            .env("npm_config_update_notifier", "false")
+        let status = tokio::process::Command::new(program)
+            .args(tool_args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.join("home"))
+            .envs(env.iter().map(|(k, v)| (k, bare_path(v, &home))))
             .current_dir(&bare)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .await?;
         let bare_ms = started.elapsed().as_millis();
-        anyhow::ensure!(status.success(), "bare npm failed");
+        anyhow::ensure!(status.success(), "bare {program} failed");
         println!("ROUND {sandboxed} {bare_ms}");
     }
     Ok(())

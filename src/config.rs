@@ -45,6 +45,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub sandbox: crate::sandbox::SandboxSettings,
     pub lockfiles: crate::lockfile::LockfileSettings,
+    pub console: ConsoleSettings,
     /// Which forge and credentials serve a repository, by host.
     #[serde(default)]
     pub forges: Vec<ForgeSettings>,
@@ -100,6 +101,29 @@ pub struct IntakeSettings {
     pub shutdown_grace_secs: u64,
     /// Remediation triggers and cancels per organisation per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,
+}
+
+/// The operations console served by `remediator intake` at `/console/`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsoleSettings {
+    pub enabled: bool,
+    /// The scope that sees every organisation and may cancel, replay and purge.
+    pub admin_scope: String,
+    /// `auto`: the session cookie is `Secure` unless the intake listens on loopback;
+    /// `always`: `Secure` everywhere (behind a TLS proxy on the same host).
+    pub secure_cookie: SecureCookie,
+    /// How often open pages refresh their live parts, in milliseconds.
+    pub refresh_ms: u64,
+    /// Most dead letters one replay at a chosen rate may take (the request waits for them).
+    pub max_replay_per_request: usize,
+}
+
+/// `console.secure_cookie`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    Auto,
+    Always,
 }
 
 /// Outbound network policy (see `crate::egress`).
@@ -408,6 +432,9 @@ mod tests {
         assert!(!s.security.egress().allows_private_networks());
         assert_eq!(s.intake.rate_limit_per_minute, 120);
         assert_eq!(s.worker.max_open_prs_per_repository, 10);
+        assert!(s.console.enabled);
+        assert_eq!(s.console.admin_scope, "ops:admin");
+        assert_eq!(s.console.secure_cookie, SecureCookie::Auto);
     }
 
     #[test]

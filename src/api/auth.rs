@@ -35,9 +35,16 @@ pub struct Caller {
     pub subject: String,
     pub organization: Uuid,
     scopes: HashSet<String>,
+    /// The token's `exp` (seconds since the epoch): the console's session ends with it.
+    pub expires_at: i64,
 }
 
 impl Caller {
+    /// Whether the token carries `scope` (the console shows or hides actions by it).
+    pub fn has(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.contains(scope) {
             Ok(())
@@ -105,7 +112,11 @@ impl Authenticator {
     /// (if any) a known key, its signature verify, and its claims pass (`exp` required, `nbf`,
     /// `iss`/`aud` when configured). May fetch the JWKS.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let token = bearer_token(headers)?;
+        self.authenticate_token(bearer_token(headers)?).await
+    }
+
+    /// Verifies a bearer token given as it is (the console's session cookie holds one).
+    pub async fn authenticate_token(&self, token: &str) -> Result<Caller, ApiError> {
         let header = peek_header(token).map_err(ApiError::unauthenticated)?;
         let expected = algorithm_name(self.algorithm);
         if header.alg != expected {
@@ -205,10 +216,16 @@ impl Authenticator {
                 .collect(),
             _ => HashSet::new(),
         };
+        // Verification required `exp`; a float is truncated like the crate reads it.
+        let expires_at = claims
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+            .unwrap_or_default();
         Ok(Caller {
             subject,
             organization,
             scopes,
+            expires_at,
         })
     }
 }

@@ -48,9 +48,11 @@ pub struct AppState {
     pub group: crate::config::Grouping,
 }
 
-pub fn router(state: AppState) -> Router {
+/// The intake's routes: the API, and the operations console when `console` is given (its own
+/// routes, error pages and headers, outside the API's JSON error layer).
+pub fn router(state: AppState, console: Option<crate::console::ConsoleState>) -> Router {
     let body_limit = state.limits.max_body_bytes;
-    Router::new()
+    let api = Router::new()
         .route("/v1/findings/auto-remediation", post(remediation::trigger))
         .route("/v1/operations", get(operations::list))
         .route("/v1/operations/{operation_id}", get(operations::get))
@@ -71,10 +73,17 @@ pub fn router(state: AppState) -> Router {
             guard::check_limits,
         ))
         .layer(axum::middleware::from_fn(guard::contract_errors))
-        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .with_state(state.clone());
+    let app = match console {
+        // The console's routes are all under /console; the API's fallback answers the rest.
+        Some(console) => api.merge(crate::console::router(console).layer(
+            axum::middleware::from_fn_with_state(state, guard::check_limits),
+        )),
+        None => api,
+    };
+    app.layer(axum::middleware::from_fn(crate::metrics::track_http))
         // The handlers read bodies with their own limit and error; this caps everything else.
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
 }
 
 async fn openapi() -> impl IntoResponse {

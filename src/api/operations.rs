@@ -116,44 +116,49 @@ pub async fn cancel(
     let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_REMEDIATIONS_WRITE)?;
     let id = parse_id(&id)?;
-    let mut conn = state.pool.get().await?;
-    state
-        .rate_limit
-        .check(&mut conn, caller.organization, "cancel")
-        .await?;
-    // The status change and the event saying who cancelled are one transaction: a failure
-    // writing the event must not leave a CANCELLED operation without its history (and a retry
-    // answering "already ended").
-    let (organization, subject) = (caller.organization, caller.subject.as_str());
-    let outcome = conn
-        .transaction(async |conn| -> Result<_, ApiError> {
-            Ok(operations::cancel(conn, id.into(), organization, subject).await?)
-        })
-        .await?;
-    let operation = match outcome {
-        CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => op,
-        CancelOutcome::NotFound => {
-            return Err(ApiError::not_found(format!("operation {id} not found")));
-        }
-        CancelOutcome::TooLate { step } => {
-            return Err(ApiError::new(
-                Code::FailedPrecondition,
-                format!(
-                    "operation {id} is at step {step}: its branch may already be pushed, so it can no longer be cancelled"
-                ),
-            ));
-        }
-        CancelOutcome::AlreadyEnded { status } => {
-            return Err(ApiError::new(
-                Code::FailedPrecondition,
-                format!("operation {id} already ended with status {status}"),
-            ));
-        }
-    };
+    let operation =
+        cancel_operation(&state, id.into(), caller.organization, &caller.subject).await?;
     tracing::info!(status = %operation.status, "cancel accepted");
     Ok(Json(GetResponse {
         operation: operation.into(),
     }))
+}
+
+/// Cancels an operation of `organization` on behalf of `subject`: the one implementation behind
+/// the API's cancel and the console's Cancel button. The organisation's rate limit applies;
+/// the status change and the event saying who cancelled are one transaction, so a failure
+/// writing the event cannot leave a CANCELLED operation without its history (and a retry
+/// answering "already ended").
+pub async fn cancel_operation(
+    state: &AppState,
+    id: OperationId,
+    organization: Uuid,
+    subject: &str,
+) -> Result<Operation, ApiError> {
+    let mut conn = state.pool.get().await?;
+    state
+        .rate_limit
+        .check(&mut conn, organization, "cancel")
+        .await?;
+    let outcome = conn
+        .transaction(async |conn| -> Result<_, ApiError> {
+            Ok(operations::cancel(conn, id, organization, subject).await?)
+        })
+        .await?;
+    match outcome {
+        CancelOutcome::Cancelled(op) | CancelOutcome::Requested(op) => Ok(op),
+        CancelOutcome::NotFound => Err(ApiError::not_found(format!("operation {id} not found"))),
+        CancelOutcome::TooLate { step } => Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!(
+                "operation {id} is at step {step}: its branch may already be pushed, so it can no longer be cancelled"
+            ),
+        )),
+        CancelOutcome::AlreadyEnded { status } => Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!("operation {id} already ended with status {status}"),
+        )),
+    }
 }
 
 fn parse_id(id: &str) -> Result<Uuid, ApiError> {

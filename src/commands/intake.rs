@@ -12,6 +12,7 @@ use crate::api::guard::RequestLimits;
 use crate::api::serve::{ServerLimits, serve};
 use crate::api::{AppState, auth::Authenticator, router};
 use crate::config::Settings;
+use crate::console::ConsoleState;
 use crate::db;
 use crate::forge::RepositoryRules;
 use crate::queue::health::BrokerHealth;
@@ -46,7 +47,7 @@ pub async fn run(
 
     let maintenance = super::background::spawn_maintenance(&settings, &pool, &shutdown);
     let state = AppState {
-        pool,
+        pool: pool.clone(),
         auth,
         broker,
         limits: RequestLimits::from_settings(&settings),
@@ -58,12 +59,31 @@ pub async fn run(
         group: settings.worker.group,
     };
     let address = listener.local_addr()?;
-    tracing::info!(%address, relay = settings.relay.enabled, "intake listening");
+    let console = settings.console.enabled.then(|| {
+        let broker = crate::console::broker::Broker::new(
+            settings.amqp.url.clone(),
+            Topology::new(&settings.amqp),
+            pool.clone(),
+        );
+        ConsoleState::new(
+            state.clone(),
+            Arc::new(broker),
+            &settings.console,
+            address.ip().is_loopback(),
+            settings.worker.max_open_prs_per_repository,
+        )
+    });
+    tracing::info!(
+        %address,
+        relay = settings.relay.enabled,
+        console = settings.console.enabled,
+        "intake listening"
+    );
     let grace = Duration::from_secs(settings.intake.shutdown_grace_secs);
     // Not `axum::serve`: it sets no header, idle or connection limits (see `api::serve`).
     let server = serve(
         listener,
-        router(state),
+        router(state, console),
         ServerLimits::from_settings(&settings.intake),
         shutdown.clone(),
     );

@@ -299,7 +299,9 @@ struct Count {
 
 /// The project's remediation pull requests that are open on the forge, or being opened by a
 /// job right now, other than the one of this package: one per package fix, however many
-/// advisories it lists. Merged and closed ones do not count.
+/// advisories it lists, and one per assessment written back PR_OPEN before package fixes
+/// existed (those are not followed, so they count until their assessment changes). Merged and
+/// closed ones do not count.
 pub async fn open_pull_requests_elsewhere(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
@@ -311,6 +313,12 @@ pub async fn open_pull_requests_elsewhere(
         "SELECT count(*) AS open FROM (
              SELECT ecosystem, package_name FROM remediation_fixes
              WHERE project_id = $1 AND state = $4
+             UNION
+             -- Written back PR_OPEN before package fixes existed (one pull request each).
+             SELECT f.ecosystem, f.package_name || '#' || a.id::text
+             FROM assessments a JOIN findings f ON f.id = a.finding_id
+             WHERE f.project_id = $1 AND a.remediation_status = $4
+               AND a.remediation_fix_id IS NULL AND a.status = $9
              UNION
              SELECT f.ecosystem, f.package_name FROM operations o
                JOIN assessments a ON a.id = o.resource_id
@@ -328,6 +336,7 @@ pub async fn open_pull_requests_elsewhere(
     .bind::<Text, _>(OperationStatus::Running)
     .bind::<Text, _>(Step::PullRequest)
     .bind::<Text, _>(Step::WriteBack)
+    .bind::<Text, _>(AssessmentStatus::Affected)
     .load(conn)
     .await?;
     Ok(rows.iter().map(|row| row.open).sum())

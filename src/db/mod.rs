@@ -1,7 +1,9 @@
 //! Postgres: the source of truth. Owns the connection pool, the embedded migrations and the
 //! queries each part of the flow runs (one file per aggregate).
 
+pub mod audit;
 pub mod catalog;
+pub mod console;
 pub mod fixes;
 pub mod models;
 pub mod operations;

@@ -140,6 +140,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_audit (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        actor_organization -> Uuid,
+        action -> Text,
+        target -> Text,
+        outcome -> Text,
+        details -> Nullable<Jsonb>,
+    }
+}
+
 diesel::joinable!(projects -> organizations (organization_id));
 diesel::joinable!(findings -> projects (project_id));
 diesel::joinable!(assessments -> findings (finding_id));
@@ -158,4 +171,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     remediation_fixes,
     webhook_deliveries,
+    console_audit,
 );

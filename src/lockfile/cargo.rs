@@ -62,7 +62,7 @@ pub async fn update(
                     .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
                     .collect(),
             };
-            run_tool(sandbox, &run, INSTALL_HINT, "cargo", lock).await?;
+            run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         }
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;

@@ -54,7 +54,7 @@ pub async fn update(
             read_only: read_only(settings, goroot.as_deref()),
             files_at: Vec::new(),
         };
-        let ran = sandbox.run(&run, INSTALL_HINT).await?;
+        let ran = super::run_with_credentials(sandbox, settings, &run, INSTALL_HINT).await?;
         if !ran.success() {
             return Err(super::tool_failed(
                 format!("go {}", args.join(" ")),

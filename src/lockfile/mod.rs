@@ -3,16 +3,25 @@
 //! manifest is updated by the tool (changing only what the fix needs), read back, and every
 //! resolved version of the package listed.
 //!
-//! Supported now: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3, workspaces)
-//! Go (`go.mod` and `go.sum` through `go get`, per module) and Cargo (`Cargo.lock`, workspaces,
-//! through `cargo update --precise`) and uv (`uv.lock`, through `uv lock --upgrade-package`).
-//! Other lock files are found and reported as not updated (a job error, or a draft PR with
-//! `lockfiles.update = "best_effort"`), never left stale silently.
+//! One module per tool: npm (`package-lock.json`, `npm-shrinkwrap.json`, lockfile v1-v3,
+//! workspaces), pnpm (`pnpm-lock.yaml`), yarn (`yarn.lock`, classic and Berry), Cargo
+//! (`Cargo.lock`, workspaces), Go (`go.mod` and `go.sum`, per module), uv (`uv.lock`), Poetry
+//! (`poetry.lock`) and pip-tools (requirements files pip-compile wrote). A lock that cannot be
+//! updated (a tool missing, a form not supported) fails the job, or with `lockfiles.update =
+//! "best_effort"` makes a draft PR that says so: never a silently stale lock.
 
 pub mod cargo;
+pub mod credentials;
 pub mod go;
 pub mod npm;
+pub mod npm_override;
+pub mod npm_upgrade;
+pub mod pip_compile;
+pub mod pnpm;
+pub mod poetry;
+pub mod transitive;
 pub mod uv;
+pub mod yarn;
 
 use std::path::Path;
 
@@ -53,13 +62,35 @@ pub struct LockfileSettings {
     /// Local registry or vendor directories that config names, readable in the sandbox.
     #[serde(default)]
     pub cargo_registry_dirs: Vec<String>,
+    /// The pnpm command (name on PATH or a path).
+    pub pnpm: String,
+    /// The yarn 1 (classic) command; a Berry project (yarn 2+) runs the release it commits.
+    pub yarn: String,
     /// The uv command (name on PATH or a path).
     pub uv: String,
-    /// The package index uv resolves from (`--default-index`); empty: uv's default.
-    pub uv_index: String,
-    /// A directory of distributions uv resolves from instead of any index (an offline mirror);
-    /// empty: none.
-    pub uv_find_links: String,
+    /// The poetry command (name on PATH or a path).
+    pub poetry: String,
+    /// The pip-compile command (pip-tools).
+    pub pip_compile: String,
+    /// The package index uv and pip-compile resolve from; empty: their default. Poetry
+    /// resolves from the sources the project declares.
+    #[serde(alias = "uv_index")]
+    pub python_index: String,
+    /// A directory of distributions uv and pip-compile resolve from instead of any index (an
+    /// offline mirror); empty: none.
+    #[serde(alias = "uv_find_links")]
+    pub python_find_links: String,
+    /// Whether a transitive npm package its dependents pin below the fix may be forced to it
+    /// with an `overrides` entry (a draft pull request that says so).
+    #[serde(default = "enabled")]
+    pub overrides: bool,
+    /// Tokens of private registries, given only to the tool runs (`credentials`).
+    #[serde(default)]
+    pub registry_credentials: Vec<credentials::RegistryCredential>,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// One resolved copy of the package in a lock file.
@@ -111,13 +142,6 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// Lock files of another tool beside a manifest, which this worker cannot update yet.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    ("yarn.lock", "yarn"),
-    ("pnpm-lock.yaml", "pnpm"),
-    ("poetry.lock", "poetry"),
-];
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
     #[error(transparent)]
@@ -134,9 +158,21 @@ pub enum LockError {
     Unsupported(String),
     #[error("reading {path}: {message}")]
     Read { path: String, message: String },
+    /// A registry credential cannot be read (what and where, never the value).
+    #[error("{0}")]
+    Credentials(String),
 }
 
 impl LockError {
+    /// A tool that is not installed, or a lock file this worker cannot update: no retry helps,
+    /// and `lockfiles.update = "best_effort"` turns it into a draft.
+    fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            LockError::Unsupported(_) | LockError::Sandbox(SandboxError::ToolMissing { .. })
+        )
+    }
+
     /// Whether a later attempt may succeed (a registry blip, a tool timeout) or an operator
     /// must act first (tool or sandbox missing, unsupported lock file).
     pub fn is_transient(&self) -> bool {
@@ -146,7 +182,7 @@ impl LockError {
             }
             LockError::Read { .. } => true,
             LockError::Sandbox(SandboxError::Io { .. }) => true,
-            LockError::Sandbox(_) | LockError::Unsupported(_) => false,
+            LockError::Sandbox(_) | LockError::Unsupported(_) | LockError::Credentials(_) => false,
         }
     }
 }
@@ -165,55 +201,84 @@ pub struct LockTarget<'a> {
     pub package: &'a str,
     /// The lowest fixed version chosen for the bump: a resolved copy below it is vulnerable.
     pub target_version: &'a str,
-    /// The manifests the patch changed (repository-relative).
+    /// The manifests the patch changed (repository-relative); for a lock-only update, the
+    /// manifests beside the locks that resolve the package.
     pub manifests: &'a [String],
+    /// No manifest declares the package: move it in the lock alone, within the ranges its
+    /// dependents declare.
+    pub lock_only: bool,
 }
 
-/// Updates the lock files covering the changed manifests of the (already edited) work tree.
+impl LockTarget<'_> {
+    /// The error of a tool that has no lock-only update here (yet).
+    fn no_lock_only(&self, tool: &str) -> LockError {
+        LockError::Unsupported(format!(
+            "{} is a transitive dependency, and lock-only updates through {tool} are not              supported yet",
+            self.package
+        ))
+    }
+}
+
+/// Updates the lock files covering the changed manifests of the (already edited) work tree:
+/// every tool of the ecosystem whose lock file covers one of them.
 pub async fn update(
     sandbox: &Sandbox,
     settings: &LockfileSettings,
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let is = |names: &[&str]| {
+        names
+            .iter()
+            .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
+    };
+    let mut parts = Vec::new();
+    if is(&["npm"]) {
+        parts.push(npm::update(sandbox, settings, work_tree, target).await);
+        parts.push(pnpm::update(sandbox, settings, work_tree, target).await);
+        parts.push(yarn::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["crates.io", "cargo"]) {
+        parts.push(cargo::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["pypi"]) {
+        parts.push(uv::update(sandbox, settings, work_tree, target).await);
+        parts.push(poetry::update(sandbox, settings, work_tree, target).await);
+        parts.push(pip_compile::update(sandbox, settings, work_tree, target).await);
+    } else if is(&["go"]) {
+        parts.push(go::update(sandbox, settings, work_tree, target).await);
+    }
     let mut outcome = LockOutcome::default();
-    let mut unsupported = Vec::new();
-    for manifest in target.manifests {
-        let dir = parent_dir(manifest);
-        for (file, tool) in UNSUPPORTED {
-            let path = join(dir, file);
-            if work_tree.join(&path).is_file() {
-                unsupported.push(format!(
-                    "{path} (updating {tool} lock files is not supported yet)"
-                ));
+    for part in parts {
+        match part {
+            Ok(part) => outcome.absorb(part),
+            // What an operator must fix (a tool not installed, a lock we cannot update)
+            // becomes a draft that says so, when they asked for best effort.
+            Err(error)
+                if settings.update == LockUpdateMode::BestEffort && error.needs_operator() =>
+            {
+                outcome.verification.not_updated.push(error.to_string());
             }
+            Err(error) => return Err(error),
         }
-    }
-    if target.ecosystem.eq_ignore_ascii_case("npm") {
-        outcome = npm::update(sandbox, settings, work_tree, target).await?;
-    } else if ["crates.io", "cargo"]
-        .iter()
-        .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
-    {
-        outcome = cargo::update(sandbox, settings, work_tree, target).await?;
-    } else if target.ecosystem.eq_ignore_ascii_case("pypi") {
-        outcome = uv::update(sandbox, settings, work_tree, target).await?;
-    } else if target.ecosystem.eq_ignore_ascii_case("go") {
-        outcome = go::update(sandbox, settings, work_tree, target).await?;
-    }
-    unsupported.sort();
-    unsupported.dedup();
-    if !unsupported.is_empty() {
-        if settings.update == LockUpdateMode::Required {
-            return Err(LockError::Unsupported(format!(
-                "lock files cannot be updated: {}; set lockfiles.update = \"best_effort\" to \
-                 open a draft pull request without them",
-                unsupported.join(", ")
-            )));
-        }
-        outcome.verification.not_updated = unsupported;
     }
     Ok(outcome)
+}
+
+/// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
+pub fn pep503_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut dash = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !dash {
+                out.push('-');
+            }
+            dash = true;
+        } else {
+            out.extend(c.to_lowercase());
+            dash = false;
+        }
+    }
+    out
 }
 
 /// Every `[[package]]` of a TOML lock (`Cargo.lock`, `uv.lock`) whose name `matches`.
@@ -245,23 +310,48 @@ pub fn toml_lock_copies(
     found
 }
 
-/// Runs one tool invocation in the sandbox; a failure is the job's error, naming the lock.
+/// Runs one tool invocation in the sandbox, with the registry credentials when it reaches the
+/// network; a failure is the job's error, naming the lock.
 async fn run_tool(
     sandbox: &Sandbox,
+    settings: &LockfileSettings,
     run: &crate::sandbox::ToolRun,
     hint: &str,
-    name: &str,
     lock_file: &str,
 ) -> Result<(), LockError> {
-    let ran = sandbox.run(run, hint).await?;
+    let ran = run_with_credentials(sandbox, settings, run, hint).await?;
     if ran.success() {
         return Ok(());
     }
+    let name = run.program.rsplit('/').next().unwrap_or(&run.program);
     Err(tool_failed(
         format!("{name} {}", run.args.join(" ")),
         lock_file,
         ran,
     ))
+}
+
+/// The run, given the credential files in its HOME when it reaches the network.
+async fn run_with_credentials(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    run: &crate::sandbox::ToolRun,
+    hint: &str,
+) -> Result<crate::sandbox::ToolOutput, LockError> {
+    let files = match run.network {
+        true => credentials::prepare(&settings.registry_credentials, crate::sandbox::HOME)?,
+        false => None,
+    };
+    let Some(files) = files else {
+        return Ok(sandbox.run(run, hint).await?);
+    };
+    let mut run = run.clone();
+    run.files_at.extend(files.files_at.iter().cloned());
+    run.secrets.extend(files.secrets.iter().cloned());
+    // `files` lives until the run has ended: dropping it removes the files.
+    let ran = sandbox.run(&run, hint).await;
+    drop(files);
+    Ok(ran?)
 }
 
 /// Reads a lock back after its tool ran: what it resolves, and its new content if it changed.
@@ -282,6 +372,20 @@ fn record(
 }
 
 impl LockOutcome {
+    /// Adds what another tool of the ecosystem did (a repository with an npm and a pnpm lock).
+    fn absorb(&mut self, other: LockOutcome) {
+        let (mine, theirs) = (&mut self.verification, other.verification);
+        self.changed.extend(other.changed);
+        mine.lock_files.extend(theirs.lock_files);
+        mine.resolved.extend(theirs.resolved);
+        mine.vulnerable_left += theirs.vulnerable_left;
+        mine.not_updated.extend(theirs.not_updated);
+        mine.tool = match (mine.tool.take(), theirs.tool) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// Names the tool (when any lock was read) and counts the vulnerable copies.
     fn finish(mut self, tool: &str) -> Self {
         let verification = &mut self.verification;

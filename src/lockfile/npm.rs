@@ -26,15 +26,21 @@ pub async fn update(
     let mut outcome = LockOutcome::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
-        let mut args: Vec<String> = [
-            "install",
-            "--package-lock-only",
-            "--ignore-scripts",
-            "--no-audit",
-            "--no-fund",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        // A transitive package: `npm update NAME` moves it, wherever it is in the tree, to the
+        // newest version its dependents' ranges admit, and touches nothing else.
+        let mut args: Vec<String> = match target.lock_only {
+            true => vec!["update".to_owned(), target.package.to_owned()],
+            false => vec!["install".to_owned()],
+        };
+        args.extend(
+            [
+                "--package-lock-only",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ]
+            .map(str::to_owned),
+        );
         if !settings.npm_registry.is_empty() {
             args.push(format!("--registry={}", settings.npm_registry));
         }
@@ -54,11 +60,14 @@ pub async fn update(
             read_only: Vec::new(),
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "npm", lock).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         let resolved = |text: &str| copies(text, lock, target.package, target.target_version);
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
-    Ok(outcome.finish("npm install --package-lock-only"))
+    Ok(outcome.finish(match target.lock_only {
+        true => "npm update --package-lock-only",
+        false => "npm install --package-lock-only",
+    }))
 }
 
 /// Every copy of `package` the lock resolves.

@@ -34,16 +34,16 @@ pub async fn update(
             ("UV_NO_PROGRESS".to_owned(), "1".to_owned()),
         ];
         let mut read_only = Vec::new();
-        if !settings.uv_index.is_empty() {
-            args.extend(["--default-index".to_owned(), settings.uv_index.clone()]);
+        if !settings.python_index.is_empty() {
+            args.extend(["--default-index".to_owned(), settings.python_index.clone()]);
         }
-        if !settings.uv_find_links.is_empty() {
+        if !settings.python_find_links.is_empty() {
             args.extend([
                 "--no-index".to_owned(),
                 "--find-links".to_owned(),
-                settings.uv_find_links.clone(),
+                settings.python_find_links.clone(),
             ]);
-            read_only.push(PathBuf::from(&settings.uv_find_links));
+            read_only.push(PathBuf::from(&settings.python_find_links));
         }
         let run = ToolRun {
             program: settings.uv.clone(),
@@ -56,34 +56,19 @@ pub async fn update(
             read_only,
             files_at: Vec::new(),
         };
-        run_tool(sandbox, &run, INSTALL_HINT, "uv", lock).await?;
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
     Ok(outcome.finish("uv lock --upgrade-package"))
 }
 
-/// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
-fn normalise(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !dash {
-                out.push('-');
-            }
-            dash = true;
-        } else {
-            out.extend(c.to_lowercase());
-            dash = false;
-        }
-    }
-    out
-}
-
+/// Every copy of the package in a `uv.lock` or `poetry.lock` (the same `[[package]]` form).
 pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
-    let wanted = normalise(package);
-    super::toml_lock_copies(text, lock, target_version, |name| normalise(name) == wanted)
+    let wanted = super::pep503_name(package);
+    super::toml_lock_copies(text, lock, target_version, |name| {
+        super::pep503_name(name) == wanted
+    })
 }
 
 #[cfg(test)]
@@ -96,6 +81,6 @@ mod tests {
         let found = copies(lock, "uv.lock", "Py_YAML", "5.4");
         assert_eq!(found.len(), 1);
         assert!(found[0].vulnerable);
-        assert_eq!(normalise("Foo__Bar.baz"), "foo-bar-baz");
+        assert_eq!(super::super::pep503_name("Foo__Bar.baz"), "foo-bar-baz");
     }
 }

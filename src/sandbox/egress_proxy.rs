@@ -256,6 +256,9 @@ pub fn proxy_env() -> Vec<(String, String)> {
         "npm_config_proxy",
         "npm_config_https_proxy",
         "CARGO_HTTP_PROXY",
+        // yarn Berry reads only its own settings.
+        "YARN_HTTP_PROXY",
+        "YARN_HTTPS_PROXY",
     ]
     .iter()
     .map(|key| (key.to_string(), url.clone()))

@@ -44,6 +44,9 @@ pub struct SandboxSettings {
     pub allowed_hosts: Vec<String>,
 }
 
+/// The tool's HOME inside the sandbox (in its fresh `/tmp`).
+pub const HOME: &str = "/tmp/home";
+
 /// One tool run.
 #[derive(Debug, Clone)]
 pub struct ToolRun {
@@ -270,11 +273,11 @@ impl Sandbox {
         for path in SYSTEM_PATHS {
             command.args(["--ro-bind-try", path, path]);
         }
-        // A tool installed outside /usr (rustup's, a virtualenv's) is bound read-only where
-        // it is, and nothing else of its parent directory.
-        if let Some(dir) = tool.parent().filter(|d| !d.starts_with("/usr")) {
-            let dir = dir.to_string_lossy();
-            command.args(["--ro-bind", &dir, &dir]);
+        // A tool installed outside /usr is bound read-only where it is: its own directory
+        // (rustup's toolchain bin), or the whole install it belongs to (a virtualenv and the
+        // Python it was made from, an `npm install -g --prefix` tree), and nothing else.
+        for dir in install_roots(tool) {
+            command.arg("--ro-bind").arg(&dir).arg(&dir);
         }
         for path in &run.read_only {
             command.arg("--ro-bind").arg(path).arg(path);
@@ -305,7 +308,7 @@ impl Sandbox {
             .arg(&cwd)
             .arg("--clearenv");
         let proxy_env = proxy.map(|_| egress_proxy::proxy_env()).unwrap_or_default();
-        for (key, value) in base_env("/tmp/home", tool)
+        for (key, value) in base_env(HOME, tool)
             .into_iter()
             .chain(proxy_env)
             .chain(run.env.iter().cloned())
@@ -362,6 +365,47 @@ async fn drain(pipe: Option<&mut (impl tokio::io::AsyncRead + Unpin)>, cap: u64)
     kept
 }
 
+/// What of the host a tool outside `/usr` needs to run: for `PREFIX/bin/TOOL` of a virtualenv
+/// (`PREFIX/pyvenv.cfg`) the virtualenv and its base interpreter's prefix; of an npm global
+/// prefix (`PREFIX/lib/node_modules`) the prefix, where the launcher's script lives; otherwise
+/// the tool's directory alone. Never a home directory as such: a prefix is bound only when
+/// it is recognisably an install.
+fn install_roots(tool: &Path) -> Vec<PathBuf> {
+    let outside_usr = |p: &Path| !p.starts_with("/usr");
+    let Some(bin) = tool.parent() else {
+        return Vec::new();
+    };
+    let prefix = bin
+        .file_name()
+        .filter(|name| *name == "bin")
+        .and(bin.parent());
+    let mut roots = Vec::new();
+    match prefix {
+        Some(prefix) if prefix.join("pyvenv.cfg").is_file() => {
+            roots.push(prefix.to_path_buf());
+            if let Some(home) = venv_base_prefix(&prefix.join("pyvenv.cfg")) {
+                roots.push(home);
+            }
+        }
+        Some(prefix) if prefix.join("lib/node_modules").is_dir() => {
+            roots.push(prefix.to_path_buf())
+        }
+        _ => roots.push(bin.to_path_buf()),
+    }
+    roots.retain(|root| outside_usr(root));
+    roots
+}
+
+/// The prefix of the interpreter a virtualenv was made from (`home = PREFIX/bin`).
+fn venv_base_prefix(cfg: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(cfg).ok()?;
+    let home = text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "home").then(|| PathBuf::from(value.trim()))
+    })?;
+    home.parent().map(Path::to_path_buf)
+}
+
 /// HOME, TMPDIR and a PATH that finds the tool's own directory first.
 fn base_env(home: &str, tool: &Path) -> Vec<(String, String)> {
     let mut path = String::new();
@@ -405,6 +449,32 @@ mod tests {
             "token [redacted] in a long line\nthe error is here"
         );
         assert_eq!(clean_output(text, &[], 17), "[...]the error is here");
+    }
+
+    #[test]
+    fn an_install_is_bound_whole_and_a_bare_directory_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let venv = root.path().join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        let base = root.path().join("python/3.11");
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            format!("home = {}/bin\nversion = 3.11\n", base.display()),
+        )
+        .unwrap();
+        assert_eq!(
+            install_roots(&venv.join("bin/poetry")),
+            vec![venv.clone(), base]
+        );
+        let npm = root.path().join("npm");
+        std::fs::create_dir_all(npm.join("lib/node_modules/pnpm")).unwrap();
+        std::fs::create_dir_all(npm.join("bin")).unwrap();
+        assert_eq!(install_roots(&npm.join("bin/pnpm")), vec![npm.clone()]);
+        // A bin directory that is no recognisable install (a home's ~/.local/bin): itself only.
+        let home_bin = root.path().join("home/.local/bin");
+        std::fs::create_dir_all(&home_bin).unwrap();
+        assert_eq!(install_roots(&home_bin.join("tool")), vec![home_bin]);
+        assert!(install_roots(Path::new("/usr/bin/npm")).is_empty());
     }
 
     #[test]

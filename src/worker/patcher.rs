@@ -16,10 +16,29 @@ use crate::llm::{LlmClient, Usage, VulnerabilityFacts};
 use crate::patch::bump::{BumpOutcome, bump_manifest, choose_target_version};
 use crate::patch::{ExistingEntry, FileEdit, PatchPolicy};
 
+/// How a fix removes the vulnerable version: the operation output's `strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixStrategy {
+    /// A manifest declares the package, and its requirement is raised.
+    Manifest,
+    /// The package is transitive; the lock alone moves it.
+    LockOnly,
+    /// The package is transitive and its dependents pin it below the fix: a direct dependency
+    /// is raised to a release whose own range admits the fix.
+    ParentUpgrade,
+    /// The package is transitive and no upgrade of its dependents admits the fix: an override
+    /// forces the fixed version on them.
+    Override,
+}
+
 /// Who wrote a patch, for the PR text and the operation output.
 #[derive(Debug, Clone)]
 pub enum PatchAuthor {
     Bump,
+    /// No manifest declares the package (it is transitive): no file is edited here, and the
+    /// lock step moves it in the lock files that resolve it.
+    LockOnly,
     Llm {
         model: String,
         rounds: u32,
@@ -39,22 +58,30 @@ pub struct ProposedPatch {
 impl ProposedPatch {
     pub fn confidence(&self) -> Option<f64> {
         match &self.author {
-            PatchAuthor::Bump => None,
+            PatchAuthor::Bump | PatchAuthor::LockOnly => None,
             PatchAuthor::Llm { confidence, .. } => Some(*confidence),
         }
     }
 
     pub fn model(&self) -> Option<&str> {
         match &self.author {
-            PatchAuthor::Bump => None,
+            PatchAuthor::Bump | PatchAuthor::LockOnly => None,
             PatchAuthor::Llm { model, .. } => Some(model),
         }
     }
 
-    /// The patcher's part of the operation output.
+    /// Whether the fix is a lock-only update of a transitive dependency.
+    pub fn is_lock_only(&self) -> bool {
+        matches!(self.author, PatchAuthor::LockOnly)
+    }
+
+    /// The patcher's part of the operation output, with the strategy the fix follows.
     pub fn describe(&self) -> serde_json::Value {
         match &self.author {
-            PatchAuthor::Bump => json!({"patcher": "bump"}),
+            PatchAuthor::Bump => json!({"patcher": "bump", "strategy": FixStrategy::Manifest}),
+            PatchAuthor::LockOnly => {
+                json!({"patcher": "bump", "strategy": FixStrategy::LockOnly})
+            }
             PatchAuthor::Llm {
                 model,
                 rounds,
@@ -62,6 +89,7 @@ impl ProposedPatch {
                 confidence,
             } => json!({
                 "patcher": "llm",
+                "strategy": FixStrategy::Manifest,
                 "llm": {"model": model, "rounds": rounds, "usage": usage, "confidence": confidence},
             }),
         }
@@ -89,7 +117,11 @@ impl Patcher {
             match &target_version {
                 Some(version) => match bump(root, target, version).await? {
                     BumpResult::Patched(patch) => {
-                        self.check(&patch.edits)?;
+                        // A lock-only fix edits nothing: the tool writes the lock, in the lock
+                        // step, and the policy's lock-file rule is about patches, not tools.
+                        if !patch.is_lock_only() {
+                            self.check(&patch.edits)?;
+                        }
                         return Ok(patch);
                     }
                     BumpResult::CannotBump(reason) => bump_note = Some(reason),
@@ -226,6 +258,14 @@ fn bump_blocking(
             Err(error) => notes.push(format!("{path}: {error}")),
         }
     }
+    if edits.is_empty() && notes.is_empty() {
+        let locked = crate::lockfile::transitive::find(root, ecosystem, package, version);
+        if locked.iter().flat_map(|l| &l.copies).any(|c| c.vulnerable) {
+            return Ok(BumpResult::Patched(lock_only_patch(
+                package, version, &locked,
+            )));
+        }
+    }
     if edits.is_empty() {
         let reason = if notes.is_empty() {
             format!("{package} is not a direct dependency in any {ecosystem} manifest")
@@ -244,6 +284,33 @@ fn bump_blocking(
             from_versions.join("; ")
         ),
     }))
+}
+
+/// The fix of a transitive package: nothing to edit, the lock step moves it.
+fn lock_only_patch(
+    package: &str,
+    version: &str,
+    locked: &[crate::lockfile::transitive::LockedCopies],
+) -> ProposedPatch {
+    let copies: Vec<String> = locked
+        .iter()
+        .flat_map(|l| {
+            l.copies
+                .iter()
+                .map(move |c| format!("{} in {}", c.version, l.lock))
+        })
+        .collect();
+    ProposedPatch {
+        edits: Vec::new(),
+        author: PatchAuthor::LockOnly,
+        target_version: Some(version.to_owned()),
+        explanation: format!(
+            "{package} is declared by no manifest: it comes in through other packages \
+             (resolved {}). Strategy: a lock-only update, which moves it to {version} or the \
+             newest release its dependents' ranges admit, and changes nothing else.",
+            copies.join(", ")
+        ),
+    }
 }
 
 /// One manifest's part of a bump's explanation. A widened range is said so, because the

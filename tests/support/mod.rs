@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod console;
 pub mod fake_github;
 pub mod git_server;
 pub mod npm_registry;
 pub mod processes;
+pub mod python_index;
 pub mod remediation;

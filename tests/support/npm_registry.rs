@@ -1,6 +1,7 @@
 //! A small npm registry for tests: serves packuments (`GET /NAME`) for the packages and
-//! versions it is given, with integrity hashes of tarballs it also serves, on 127.0.0.1. Enough
-//! for `npm install --package-lock-only` and `npm ci --dry-run`, which read metadata only.
+//! versions it is given, and their tarballs (`GET /NAME/-/NAME-VERSION.tgz`, real and
+//! deterministic, so the integrity it announces holds), on 127.0.0.1. Enough for npm and pnpm's
+//! lock-only runs (metadata) and for yarn 1, which fetches tarballs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ pub struct NpmRegistry {
     /// `http://127.0.0.1:PORT/`
     pub url: String,
     task: tokio::task::JoinHandle<()>,
+    state: Arc<Packages>,
 }
 
 /// One version of a package and its dependencies (name, range).
@@ -22,12 +24,21 @@ pub type Release<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 struct Packages {
     base: String,
+    /// When set, every request must carry `Authorization: Bearer TOKEN` (a private registry).
+    token: Option<String>,
+    /// Requests that carried it.
+    authorized: std::sync::atomic::AtomicUsize,
     /// name -> version -> dependencies
     versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
 }
 
 impl NpmRegistry {
     pub async fn start(releases: &[Release<'_>]) -> NpmRegistry {
+        Self::start_private(releases, None).await
+    }
+
+    /// A registry that answers 401 to any request without `Authorization: Bearer TOKEN`.
+    pub async fn start_private(releases: &[Release<'_>], token: Option<&str>) -> NpmRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
@@ -42,10 +53,18 @@ impl NpmRegistry {
         }
         let state = Arc::new(Packages {
             base: base.clone(),
+            token: token.map(str::to_owned),
+            authorized: Default::default(),
             versions,
         });
+        let state_handle = state.clone();
         let router = Router::new()
             .route("/{name}", axum::routing::get(packument))
+            .route("/{name}/-/{file}", axum::routing::get(tarball_file))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authorize,
+            ))
             .with_state(state);
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();
@@ -53,6 +72,7 @@ impl NpmRegistry {
         NpmRegistry {
             url: format!("{base}/"),
             task,
+            state: state_handle,
         }
     }
 
@@ -62,23 +82,132 @@ impl NpmRegistry {
     }
 }
 
+impl NpmRegistry {
+    /// How many requests carried the registry's token.
+    pub fn authorized_requests(&self) -> usize {
+        self.state
+            .authorized
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn authorize(
+    State(state): State<Arc<Packages>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {token}").as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "{\"error\":\"authentication required\"}",
+            )
+                .into_response();
+        }
+        state
+            .authorized
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    next.run(request).await
+}
+
 impl Drop for NpmRegistry {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// A stable, well-formed sha512 integrity per name and version (the tarball is never fetched
-/// by the commands the tests run, so only its form matters).
+/// The sha512 integrity npm records for the tarball we serve for a version.
 fn integrity(name: &str, version: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut bytes = Vec::with_capacity(64);
-    for round in 0..8u8 {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (name, version, round).hash(&mut hasher);
-        bytes.extend_from_slice(&hasher.finish().to_be_bytes());
+    use sha2::Digest;
+    let digest = sha2::Sha512::digest(tarball(name, version));
+    format!("sha512-{}", super::git_server::base64_encode(&digest))
+}
+
+/// A real, deterministic package tarball (gzip of a ustar archive holding
+/// `package/package.json`), for clients that fetch tarballs (yarn 1 installs them).
+fn tarball(name: &str, version: &str) -> Vec<u8> {
+    let body = format!("{{\"name\":\"{name}\",\"version\":\"{version}\"}}\n").into_bytes();
+    let mut header = [0u8; 512];
+    let field = |header: &mut [u8; 512], at: usize, value: &[u8]| {
+        header[at..at + value.len()].copy_from_slice(value);
+    };
+    field(&mut header, 0, b"package/package.json");
+    field(&mut header, 100, b"0000644\0");
+    field(&mut header, 108, b"0000000\0");
+    field(&mut header, 116, b"0000000\0");
+    field(
+        &mut header,
+        124,
+        format!("{:011o}\0", body.len()).as_bytes(),
+    );
+    field(&mut header, 136, b"00000000000\0");
+    field(&mut header, 148, b"        ");
+    header[156] = b'0';
+    field(&mut header, 257, b"ustar\x0000");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    field(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut tar = header.to_vec();
+    tar.extend_from_slice(&body);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    gzip_stored(&tar)
+}
+
+/// gzip with one stored (uncompressed) deflate block: valid for every gunzip, no codec needed.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    for (i, chunk) in data.chunks(65535).enumerate() {
+        let last = (i + 1) * 65535 >= data.len();
+        out.push(u8::from(last));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
     }
-    format!("sha512-{}", super::git_server::base64_encode(&bytes))
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+async fn tarball_file(
+    State(state): State<Arc<Packages>>,
+    Path((name, file)): Path<(String, String)>,
+) -> Response {
+    let version = file
+        .strip_prefix(&format!("{name}-"))
+        .and_then(|rest| rest.strip_suffix(".tgz"));
+    match version.filter(|v| {
+        state
+            .versions
+            .get(&name)
+            .is_some_and(|all| all.contains_key(*v))
+    }) {
+        Some(version) => (
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            tarball(&name, version),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>) -> Response {

@@ -119,6 +119,18 @@ impl Rewrite {
 /// Parses `constraint` in a format's `syntax` and rewrites it to require at least `target`
 /// (see [`rewrite`]), then checks the result admits the target: a rewrite that did not would
 /// be a wrong fix, so it is refused rather than written.
+/// Whether every comparator of `constraint` admits `version`; `None` when either cannot be
+/// read (an `||` alternative, a tag), which a caller must not take as a yes.
+pub(crate) fn admits(constraint: &str, syntax: &Syntax, version: &str) -> Option<bool> {
+    let version = Version::parse(version)?;
+    let comparators = parse(constraint, syntax).ok()?;
+    Some(
+        comparators
+            .iter()
+            .all(|c| c.op.admits(&constraint[c.version_span.clone()], &version)),
+    )
+}
+
 pub(crate) fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
     let comparators = parse(constraint, syntax)?;
     let rewrite = rewrite(constraint, &comparators, target)?;

@@ -11,6 +11,7 @@ mod constraint;
 mod go_mod;
 mod json_span;
 mod package_json;
+pub use package_json::range_admits as npm_range_admits;
 mod pom_xml;
 mod pyproject_toml;
 mod requirements_txt;

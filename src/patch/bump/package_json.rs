@@ -328,3 +328,30 @@ mod tests {
         assert!(unsupported_reason(escaped, "ws", "7.4.6").contains("escapes"));
     }
 }
+
+/// Whether an npm range (`^4.17.21`, `>=1 <2`, `4.17.20`) admits `version`; `None` when the
+/// range cannot be read here (`||`, tags, URLs), which is not a yes.
+pub fn range_admits(range: &str, version: &str) -> Option<bool> {
+    if range.contains("||") || range.trim() == "*" || range.trim().is_empty() {
+        return match range.trim() {
+            "*" | "" => Some(true),
+            _ => None,
+        };
+    }
+    constraint::admits(range.trim(), &SYNTAX, version)
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::range_admits;
+
+    #[test]
+    fn npm_ranges_admit_what_npm_would() {
+        assert_eq!(range_admits("^4.17.20", "4.17.21"), Some(true));
+        assert_eq!(range_admits("4.17.20", "4.17.21"), Some(false));
+        assert_eq!(range_admits("~1.2.3", "1.3.0"), Some(false));
+        assert_eq!(range_admits(">=1.0.0 <2.0.0", "1.5.0"), Some(true));
+        assert_eq!(range_admits("*", "9.0.0"), Some(true));
+        assert_eq!(range_admits("^1 || ^2", "2.0.0"), None);
+    }
+}

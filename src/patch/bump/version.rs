@@ -81,6 +81,11 @@ impl Version {
     }
 
     /// Whether this is a pre-release or development version.
+    /// The first release component (`4` of `4.17.21`).
+    pub fn major(&self) -> u64 {
+        self.release.first().copied().unwrap_or(0)
+    }
+
     pub fn is_prerelease(&self) -> bool {
         matches!(self.phase, Phase::Dev | Phase::Pre)
     }

@@ -91,6 +91,10 @@ pub async fn run(
         body.push_str("\n\n");
         body.push_str(&verification.summary(&target.package_name));
     }
+    if let Some(note) = &locked.note {
+        body.push_str("\n\n");
+        body.push_str(note);
+    }
     if let Some(reason) = &locked.draft_reason {
         body.push_str(&format!("\n\n**Draft:** {reason}."));
     }

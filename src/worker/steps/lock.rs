@@ -9,9 +9,9 @@ use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, LockTarget, Verification};
-use crate::patch::bump::{ManifestKind, choose_target_version};
+use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest, choose_target_version};
 use crate::worker::failure::StepFailure;
-use crate::worker::patcher::ProposedPatch;
+use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
 
 const STEP: Step = Step::Lock;
@@ -25,6 +25,10 @@ pub struct Locked {
     pub verification: Option<Verification>,
     /// Why the pull request must be a draft.
     pub draft_reason: Option<String>,
+    /// Set when the lock step changed how the fix works (an override), over the patch's own.
+    pub strategy: Option<FixStrategy>,
+    /// What the pull request must say about that strategy (the chain of a parent upgrade).
+    pub note: Option<String>,
 }
 
 pub async fn run(
@@ -48,25 +52,48 @@ pub async fn run(
             crate::git::write_files(&repo, &files)
         })
         .await?;
-    let manifests: Vec<String> = patch
-        .edits
-        .iter()
-        .filter(|edit| ManifestKind::detect(&edit.path).is_some())
-        .map(|edit| edit.path.clone())
-        .collect();
-    if manifests.is_empty() {
-        return Ok(Locked::default());
-    }
     let target_version = patch
         .target_version
         .clone()
         .or_else(|| choose_target_version(&target.installed_version, &target.fixed_versions))
         .unwrap_or_else(|| target.installed_version.clone());
+    // For a lock-only update: the locks that resolve the package, and how many vulnerable
+    // copies they hold before the tool runs.
+    let locked = match patch.is_lock_only() {
+        true => lockfile::transitive::find(
+            &checkout.work_tree,
+            &target.ecosystem,
+            &target.package_name,
+            &target_version,
+        ),
+        false => Vec::new(),
+    };
+    let vulnerable_before = locked
+        .iter()
+        .flat_map(|l| &l.copies)
+        .filter(|copy| copy.vulnerable)
+        .count();
+    let manifests: Vec<String> = if patch.is_lock_only() {
+        let mut beside: Vec<String> = locked.into_iter().map(|l| l.manifest).collect();
+        beside.dedup();
+        beside
+    } else {
+        patch
+            .edits
+            .iter()
+            .filter(|edit| ManifestKind::detect(&edit.path).is_some())
+            .map(|edit| edit.path.clone())
+            .collect()
+    };
+    if manifests.is_empty() {
+        return Ok(Locked::default());
+    }
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
         target_version: &target_version,
         manifests: &manifests,
+        lock_only: patch.is_lock_only(),
     };
     let outcome = lockfile::update(
         &pipeline.sandbox,
@@ -82,6 +109,27 @@ pub async fn run(
             StepFailure::permanent(STEP, error.to_string())
         }
     })?;
+    // A lock-only update that left every vulnerable copy where it was fixed nothing: force the
+    // fix with an override where the ecosystem has one and the operator allows it, else say
+    // what blocks it rather than open a pull request.
+    if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
+        if target.ecosystem.eq_ignore_ascii_case("npm") {
+            let upgraded =
+                npm_parent_upgrade(pipeline, checkout, target, &target_version, &manifests).await?;
+            if let Some(locked) = upgraded {
+                return Ok(locked);
+            }
+            if pipeline.lockfiles.overrides {
+                return npm_override(pipeline, checkout, target, &target_version, &manifests).await;
+            }
+        }
+        return Err(blocked(
+            target,
+            &target_version,
+            &outcome.verification,
+            false,
+        ));
+    }
     let verification = outcome.verification;
     let left: Vec<String> = verification
         .resolved
@@ -114,5 +162,222 @@ pub async fn run(
         changed: outcome.changed,
         verification: Some(verification),
         draft_reason,
+        strategy: None,
+        note: None,
     })
+}
+
+/// The job's error when no copy could be moved.
+fn blocked(
+    target: &RemediationTarget,
+    target_version: &str,
+    verification: &Verification,
+    overrides_tried: bool,
+) -> StepFailure {
+    let stays: Vec<String> = verification
+        .resolved
+        .iter()
+        .filter(|copy| copy.vulnerable)
+        .map(|copy| format!("{} at {}", copy.version, copy.path))
+        .collect();
+    let next = if overrides_tried {
+        "even an override did not move it"
+    } else {
+        "one of them must be upgraded first (upgrade paths are not supported yet)"
+    };
+    StepFailure::permanent(
+        STEP,
+        format!(
+            "the lock-only update could not move {} ({}): the packages that depend on it do not \
+             admit {target_version}; {next}",
+            target.package_name,
+            stays.join(", ")
+        ),
+    )
+}
+
+/// The npm last resort: an `overrides` entry in each root manifest forces the fixed version on
+/// the dependents that pin an older one; the lock is then updated as for a direct change, and
+/// the pull request is a draft naming who asked for what.
+async fn npm_override(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Locked, StepFailure> {
+    let root = &checkout.work_tree;
+    let mut dependents = Vec::new();
+    let mut changed = Vec::new();
+    for manifest in manifests {
+        let path = root.join(manifest);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| StepFailure::transient(STEP, format!("reading {manifest}: {e}")))?;
+        let updated =
+            lockfile::npm_override::add_override(&text, &target.package_name, target_version)
+                .map_err(|why| StepFailure::permanent(STEP, format!("{manifest}: {why}")))?;
+        std::fs::write(&path, &updated)
+            .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
+        changed.push((manifest.clone(), updated));
+        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+        for lock in ["package-lock.json", "npm-shrinkwrap.json"] {
+            let lock = if dir.is_empty() {
+                lock.to_owned()
+            } else {
+                format!("{dir}/{lock}")
+            };
+            if let Ok(text) = std::fs::read_to_string(root.join(&lock)) {
+                dependents.extend(lockfile::npm_override::dependents(
+                    &text,
+                    &target.package_name,
+                ));
+            }
+        }
+    }
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package: &target.package_name,
+        target_version,
+        manifests,
+        lock_only: false,
+    };
+    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+        .await
+        .map_err(failed)?;
+    if outcome.verification.vulnerable_left > 0 {
+        return Err(blocked(target, target_version, &outcome.verification, true));
+    }
+    changed.extend(outcome.changed);
+    let reason = format!(
+        "an npm `overrides` entry forces {} {target_version} on every package that depends on \
+         it, because their own ranges admit no fixed version ({}); they were not tested with \
+         it, so review before merging (lockfiles.overrides = false turns overrides off)",
+        target.package_name,
+        if dependents.is_empty() {
+            "none named in the lock".to_owned()
+        } else {
+            dependents.join("; ")
+        }
+    );
+    Ok(Locked {
+        changed,
+        verification: Some(outcome.verification),
+        draft_reason: Some(reason),
+        strategy: Some(FixStrategy::Override),
+        note: None,
+    })
+}
+
+/// A lock error as the step's failure, retried when a later attempt may succeed.
+fn failed(error: lockfile::LockError) -> StepFailure {
+    match error.is_transient() {
+        true => StepFailure::transient(STEP, error.to_string()),
+        false => StepFailure::permanent(STEP, error.to_string()),
+    }
+}
+
+/// The npm upgrade path: each direct dependency that pins the package below the fix is raised
+/// (range style kept, by the bump) to its lowest later release, in its major, whose own range
+/// admits the fix; then the lock is updated as for a direct change. `None` (the manifests as
+/// they were) when some dependency has no such release, or the result still holds a
+/// vulnerable copy.
+async fn npm_parent_upgrade(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Option<Locked>, StepFailure> {
+    let root = &checkout.work_tree;
+    let package = &target.package_name;
+    let mut originals = Vec::new();
+    let mut chains = Vec::new();
+    for manifest in manifests {
+        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let lock_path = if dir.is_empty() {
+            "package-lock.json".to_owned()
+        } else {
+            format!("{dir}/package-lock.json")
+        };
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path))
+                .map_err(|e| StepFailure::transient(STEP, format!("reading {path}: {e}")))
+        };
+        let (text, lock) = (read(manifest)?, read(&lock_path)?);
+        let mut updated = text.clone();
+        for blocker in lockfile::npm_upgrade::blockers(&lock, &text, package, target_version) {
+            let found = lockfile::npm_upgrade::find(
+                &pipeline.sandbox,
+                &pipeline.lockfiles,
+                root,
+                dir,
+                &blocker,
+                package,
+                target_version,
+            )
+            .await
+            .map_err(failed)?;
+            let Some(upgrade) = found else {
+                return restore(root, &originals).map(|()| None);
+            };
+            match bump_manifest(
+                ManifestKind::PackageJson,
+                &updated,
+                &upgrade.parent,
+                &upgrade.to,
+            ) {
+                Ok(BumpOutcome::Bumped { updated: next, .. }) => updated = next,
+                _ => return restore(root, &originals).map(|()| None),
+            }
+            chains.push(upgrade.chain(package));
+        }
+        if updated != text {
+            std::fs::write(root.join(manifest), &updated)
+                .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
+            originals.push((manifest.clone(), text, updated));
+        }
+    }
+    if originals.is_empty() {
+        return Ok(None);
+    }
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package,
+        target_version,
+        manifests,
+        lock_only: false,
+    };
+    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+        .await
+        .map_err(failed)?;
+    if outcome.verification.vulnerable_left > 0 {
+        return restore(root, &originals).map(|()| None);
+    }
+    let mut changed: Vec<(String, String)> = originals
+        .into_iter()
+        .map(|(path, _, updated)| (path, updated))
+        .collect();
+    changed.extend(outcome.changed);
+    Ok(Some(Locked {
+        changed,
+        verification: Some(outcome.verification),
+        draft_reason: None,
+        strategy: Some(FixStrategy::ParentUpgrade),
+        note: Some(format!(
+            "**Strategy:** parent upgrade, since no release its dependents admit fixes {package}: {}.",
+            chains.join("; ")
+        )),
+    }))
+}
+
+/// Puts manifests back as they were before an upgrade path that did not work out.
+fn restore(
+    root: &std::path::Path,
+    originals: &[(String, String, String)],
+) -> Result<(), StepFailure> {
+    for (path, text, _) in originals {
+        std::fs::write(root.join(path), text)
+            .map_err(|e| StepFailure::transient(STEP, format!("restoring {path}: {e}")))?;
+    }
+    Ok(())
 }

@@ -69,9 +69,14 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "timings_ms": timings,
         "verification": locked.verification,
         "draft_reason": locked.draft_reason,
+        "strategy_note": locked.note,
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
         out.extend(extra.clone());
+        // The lock step may have had to change the strategy (an override).
+        if let Some(strategy) = locked.strategy {
+            out.insert("strategy".to_owned(), json!(strategy));
+        }
     }
     JobSuccess {
         output,

@@ -1,0 +1,9 @@
+DROP INDEX IF EXISTS operation_events_at;
+DROP INDEX IF EXISTS operations_heartbeat;
+DROP INDEX IF EXISTS assessments_pr_open;
+DROP INDEX IF EXISTS operations_project_failed;
+DROP INDEX IF EXISTS operations_step_created;
+DROP INDEX IF EXISTS operations_project_created;
+DROP INDEX IF EXISTS operations_status_created;
+DROP INDEX IF EXISTS operations_created_id;
+DROP TABLE IF EXISTS console_audit;

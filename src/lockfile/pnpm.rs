@@ -1,0 +1,133 @@
+//! pnpm: `pnpm-lock.yaml` (the workspace root's for a member, lockfile v5 to v9), updated by
+//! `pnpm install --lockfile-only --ignore-scripts`, which reads registry metadata only (no
+//! tarball, no script), and read back for every copy of the package.
+
+use std::path::Path;
+
+use super::{
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
+    parent_dir, read,
+};
+use super::{record, run_tool};
+use crate::sandbox::{Sandbox, ToolRun};
+
+pub const LOCK_FILE: &str = "pnpm-lock.yaml";
+const INSTALL_HINT: &str = "install pnpm (npm install -g pnpm) and set lockfiles.pnpm";
+
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
+    if target.lock_only && !locks.is_empty() {
+        return Err(target.no_lock_only("pnpm"));
+    }
+    let mut outcome = LockOutcome::default();
+    for lock in &locks {
+        let before = read(work_tree, lock)?;
+        let mut args: Vec<String> = ["install", "--lockfile-only", "--ignore-scripts"]
+            .map(str::to_owned)
+            .to_vec();
+        if !settings.npm_registry.is_empty() {
+            args.push(format!("--registry={}", settings.npm_registry));
+        }
+        let run = ToolRun {
+            program: settings.pnpm.clone(),
+            args,
+            work_tree: work_tree.to_path_buf(),
+            dir: parent_dir(lock).to_owned(),
+            env: [
+                ("npm_config_store_dir", "/tmp/pnpm-store"),
+                ("npm_config_cache_dir", "/tmp/pnpm-cache"),
+                ("npm_config_update_notifier", "false"),
+                ("npm_config_ignore_scripts", "true"),
+                // A `packageManager` field must not make pnpm download another pnpm.
+                ("npm_config_manage_package_manager_versions", "false"),
+                ("XDG_CACHE_HOME", "/tmp/cache"),
+                ("XDG_DATA_HOME", "/tmp/data"),
+                ("CI", "true"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec(),
+            network: true,
+            secrets: Vec::new(),
+            read_only: Vec::new(),
+            files_at: Vec::new(),
+        };
+        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
+        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
+        record(work_tree, lock, &before, resolved, &mut outcome)?;
+    }
+    Ok(outcome.finish("pnpm install --lockfile-only"))
+}
+
+/// Every version of `package` under the lock's `packages:` map, whose keys are
+/// `name@version` (v9), `/name@version(peers)` (v6) or `/name/version` (v5).
+pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+    let mut found = Vec::new();
+    let mut in_packages = false;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.is_empty() {
+            in_packages = line.trim_end() == "packages:";
+            continue;
+        }
+        let Some(key) = line
+            .strip_prefix("  ")
+            .filter(|rest| !rest.starts_with(' '))
+            .and_then(|rest| rest.trim_end().strip_suffix(':'))
+        else {
+            continue;
+        };
+        if !in_packages {
+            continue;
+        }
+        let key = key.trim_matches(|c| c == '\'' || c == '"');
+        if let Some(version) = version_of(key, package) {
+            found.push(Resolved {
+                path: format!("{lock}: {key}"),
+                vulnerable: is_vulnerable(&version, target_version),
+                version,
+            });
+        }
+    }
+    found
+}
+
+/// The version in a `packages:` key, when the key is one of `package`'s.
+fn version_of(key: &str, package: &str) -> Option<String> {
+    let key = key.strip_prefix('/').unwrap_or(key);
+    let rest = key.strip_prefix(package)?;
+    let version = rest.strip_prefix('@').or_else(|| rest.strip_prefix('/'))?;
+    // Peer suffixes: `1.0.0(react@18.0.0)` (v6+) or `1.0.0_react@18.0.0` (v5).
+    let version = version.split(['(', '_']).next().unwrap_or(version);
+    (!version.is_empty() && version.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .then(|| version.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lockfile_version_names_its_copies() {
+        let v9 = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      lodash:\n        specifier: ^4.17.21\n        version: 4.17.21\n\npackages:\n\n  lodash@4.17.21:\n    resolution: {integrity: sha512-x}\n\n  lodash.merge@4.6.2:\n    resolution: {integrity: sha512-y}\n\n  '@scope/lodash@1.0.0':\n    resolution: {integrity: sha512-z}\n\nsnapshots:\n\n  lodash@4.17.21: {}\n";
+        let found = copies(v9, "pnpm-lock.yaml", "lodash", "4.17.21");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].version, "4.17.21");
+        assert!(!found[0].vulnerable);
+        let v6 = "lockfileVersion: '6.0'\n\npackages:\n\n  /lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n  /react-dom@18.2.0(react@18.2.0):\n    dev: false\n";
+        let found = copies(v6, "pnpm-lock.yaml", "lodash", "4.17.21");
+        assert_eq!(found[0].version, "4.17.20");
+        assert!(found[0].vulnerable);
+        assert_eq!(copies(v6, "l", "react-dom", "18.0.0")[0].version, "18.2.0");
+        let v5 = "lockfileVersion: 5.4\n\npackages:\n\n  /lodash/4.17.15:\n    resolution: {integrity: sha512-x}\n";
+        assert_eq!(copies(v5, "l", "lodash", "4.17.21")[0].version, "4.17.15");
+        let scoped = "packages:\n\n  '@scope/pkg@2.0.1':\n    resolution: {}\n";
+        assert_eq!(
+            copies(scoped, "l", "@scope/pkg", "2.0.1")[0].version,
+            "2.0.1"
+        );
+    }
+}

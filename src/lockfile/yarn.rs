@@ -1,0 +1,245 @@
+//! yarn: `yarn.lock` (the workspace root's for a member), read back for every copy of the
+//! package.
+//!
+//! - yarn 1 (classic) has no lock-only mode, so `yarn install --ignore-scripts` runs with its
+//!   `node_modules` and cache in the sandbox's fresh `/tmp`: the clone gets only the new lock.
+//!   `YARN_IGNORE_PATH` keeps a repository's `.yarnrc` from naming another yarn to run.
+//! - yarn Berry (2+, a lock with `__metadata`) runs the release the repository commits
+//!   (`.yarnrc.yml` `yarnPath`), with `install --mode=update-lockfile` (no link step), scripts
+//!   off and its cache in `/tmp`. That release is repository code: it runs only in the sandbox,
+//!   like every tool here.
+
+use std::path::Path;
+
+use super::{
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
+    join, parent_dir, read,
+};
+use super::{record, run_tool};
+use crate::sandbox::{Sandbox, ToolRun};
+
+pub const LOCK_FILE: &str = "yarn.lock";
+const INSTALL_HINT: &str = "install yarn 1 (npm install -g yarn) and set lockfiles.yarn";
+const NODE_HINT: &str = "install Node.js (apt-get install nodejs)";
+
+pub async fn update(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+) -> Result<LockOutcome, LockError> {
+    let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
+    if target.lock_only && !locks.is_empty() {
+        return Err(target.no_lock_only("yarn"));
+    }
+    let mut outcome = LockOutcome::default();
+    let mut tools = Vec::new();
+    for lock in &locks {
+        let before = read(work_tree, lock)?;
+        let dir = parent_dir(lock);
+        let (run, tool, hint) = if is_berry(&before) {
+            let run = berry_run(settings, work_tree, dir, lock)?;
+            (run, "yarn install --mode=update-lockfile", NODE_HINT)
+        } else {
+            let run = classic_run(settings, work_tree, dir);
+            (run, "yarn install --ignore-scripts", INSTALL_HINT)
+        };
+        run_tool(sandbox, settings, &run, hint, lock).await?;
+        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
+        record(work_tree, lock, &before, resolved, &mut outcome)?;
+        tools.push(tool);
+    }
+    tools.dedup();
+    Ok(outcome.finish(&tools.join(", ")))
+}
+
+fn is_berry(lock: &str) -> bool {
+    lock.lines().any(|line| line.trim_end() == "__metadata:")
+}
+
+fn classic_run(settings: &LockfileSettings, work_tree: &Path, dir: &str) -> ToolRun {
+    let mut args: Vec<String> = [
+        "install",
+        "--ignore-scripts",
+        "--ignore-engines",
+        "--non-interactive",
+        "--no-progress",
+        "--modules-folder",
+        "/tmp/yarn-node-modules",
+        "--cache-folder",
+        "/tmp/yarn-cache",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if !settings.npm_registry.is_empty() {
+        args.extend(["--registry".to_owned(), settings.npm_registry.clone()]);
+    }
+    ToolRun {
+        program: settings.yarn.clone(),
+        args,
+        work_tree: work_tree.to_path_buf(),
+        dir: dir.to_owned(),
+        env: [
+            ("YARN_IGNORE_PATH", "1"),
+            ("YARN_IGNORE_SCRIPTS", "true"),
+            ("npm_config_ignore_scripts", "true"),
+            ("YARN_ENABLE_TELEMETRY", "0"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+        network: true,
+        secrets: Vec::new(),
+        read_only: Vec::new(),
+        files_at: Vec::new(),
+    }
+}
+
+fn berry_run(
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    dir: &str,
+    lock: &str,
+) -> Result<ToolRun, LockError> {
+    let rc = join(dir, ".yarnrc.yml");
+    let release = std::fs::read_to_string(work_tree.join(&rc))
+        .ok()
+        .and_then(|text| yarn_path(&text))
+        .ok_or_else(|| {
+            LockError::Unsupported(format!(
+                "{lock} is a yarn Berry lock, and {rc} names no yarnPath release to run \
+                 (a release fetched by corepack is not supported yet)"
+            ))
+        })?;
+    let inside = Path::new("/work").join(dir).join(&release);
+    // The release must stay inside the clone: `..` or an absolute path would run a file of
+    // the worker's instead.
+    if release.starts_with('/') || release.split('/').any(|part| part == "..") {
+        return Err(LockError::Unsupported(format!(
+            "{rc} names a yarnPath outside the repository ({release})"
+        )));
+    }
+    let mut env: Vec<(String, String)> = [
+        ("YARN_ENABLE_SCRIPTS", "0"),
+        ("YARN_ENABLE_GLOBAL_CACHE", "0"),
+        ("YARN_CACHE_FOLDER", "/tmp/yarn-cache"),
+        ("YARN_ENABLE_TELEMETRY", "0"),
+        ("YARN_ENABLE_IMMUTABLE_INSTALLS", "0"),
+        ("YARN_ENABLE_PROGRESS_BARS", "0"),
+        // Worker threads refuse the Wasm flag below: unzip on the main thread.
+        ("YARN_TASK_POOL_MODE", "async"),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    if !settings.npm_registry.is_empty() {
+        env.push((
+            "YARN_NPM_REGISTRY_SERVER".to_owned(),
+            settings.npm_registry.trim_end_matches('/').to_owned(),
+        ));
+    }
+    Ok(ToolRun {
+        program: "node".to_owned(),
+        args: vec![
+            // Wasm's guard regions reserve more address space than the sandbox's limit allows
+            // (Berry unzips with Wasm); without them bounds are checked in code instead.
+            "--disable-wasm-trap-handler".to_owned(),
+            inside.to_string_lossy().into_owned(),
+            "install".to_owned(),
+            "--mode=update-lockfile".to_owned(),
+        ],
+        work_tree: work_tree.to_path_buf(),
+        dir: dir.to_owned(),
+        env,
+        network: true,
+        secrets: Vec::new(),
+        read_only: Vec::new(),
+        files_at: Vec::new(),
+    })
+}
+
+/// `yarnPath: .yarn/releases/yarn-4.1.0.cjs` of a `.yarnrc.yml`.
+fn yarn_path(rc: &str) -> Option<String> {
+    rc.lines().find_map(|line| {
+        let value = line.strip_prefix("yarnPath:")?;
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        (!value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+/// Every version of `package` the lock resolves: entries are headed by their specifiers
+/// (`"lodash@^4.17.21", lodash@4.17.20:` in yarn 1, `"lodash@npm:^4.17.21":` in Berry) and
+/// carry a `version "4.17.21"` (yarn 1) or `version: 4.17.21` (Berry) line.
+pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+    let mut found = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if !line.starts_with(' ') {
+            current = None;
+            let Some(header) = line.trim_end().strip_suffix(':') else {
+                continue;
+            };
+            if header.starts_with('#') || header == "__metadata" {
+                continue;
+            }
+            let ours = header
+                .split(", ")
+                .map(|spec| spec.trim().trim_matches('"'))
+                .any(|spec| spec_name(spec) == package);
+            if ours {
+                current = Some(header.to_owned());
+            }
+        } else if let Some(header) = &current
+            && let Some(version) = line
+                .trim()
+                .strip_prefix("version ")
+                .or_else(|| line.trim().strip_prefix("version: "))
+        {
+            let version = version.trim().trim_matches('"').to_owned();
+            found.push(Resolved {
+                path: format!("{lock}: {header}"),
+                vulnerable: is_vulnerable(&version, target_version),
+                version,
+            });
+            current = None;
+        }
+    }
+    found
+}
+
+/// `lodash` of `lodash@^4.17.21`, `@scope/pkg` of `@scope/pkg@npm:1.0.0`.
+fn spec_name(spec: &str) -> &str {
+    match spec[1.min(spec.len())..].find('@') {
+        Some(at) => &spec[..at + 1],
+        None => spec,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_and_berry_locks_name_every_copy() {
+        let classic = "# yarn lockfile v1\n\n\n\"lodash@^4.17.20\", lodash@4.17.20:\n  version \"4.17.20\"\n  resolved \"http://registry.invalid/lodash/-/lodash-4.17.20.tgz\"\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nold@1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.15\"\n\nlodash@4.17.15:\n  version \"4.17.15\"\n";
+        let found = copies(classic, "yarn.lock", "lodash", "4.17.21");
+        let versions: Vec<&str> = found.iter().map(|r| r.version.as_str()).collect();
+        assert_eq!(versions, ["4.17.20", "4.17.15"]);
+        assert!(found.iter().all(|r| r.vulnerable));
+        assert_eq!(found[1].path, "yarn.lock: lodash@4.17.15");
+        let berry = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"@scope/pkg@npm:^2.0.0\":\n  version: 2.0.1\n  resolution: \"@scope/pkg@npm:2.0.1\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n";
+        let found = copies(berry, "yarn.lock", "@scope/pkg", "2.0.1");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].version, "2.0.1");
+        assert!(!found[0].vulnerable);
+        assert!(is_berry(berry) && !is_berry(classic));
+    }
+
+    #[test]
+    fn a_berry_release_is_named_by_the_rc_file() {
+        assert_eq!(
+            yarn_path("nodeLinker: node-modules\nyarnPath: .yarn/releases/yarn-4.1.0.cjs\n")
+                .as_deref(),
+            Some(".yarn/releases/yarn-4.1.0.cjs")
+        );
+        assert_eq!(yarn_path("nodeLinker: pnp\n"), None);
+    }
+}
