@@ -125,8 +125,7 @@ async fn an_npm_lock_is_updated_by_npm_in_the_sandbox_and_the_fix_is_verified() 
         &registry,
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -214,8 +213,7 @@ async fn a_workspace_member_is_locked_through_the_root_lock() {
         &registry,
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let verification = &op["output"]["verification"];
     assert_eq!(
@@ -274,8 +272,7 @@ async fn a_vulnerable_copy_under_another_parent_makes_a_draft_that_names_it() {
         &registry,
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["verification"]["vulnerable_left"], 1, "{op}");
@@ -406,9 +403,7 @@ async fn a_go_module_gets_its_require_and_go_sum_from_go_get_in_the_sandbox() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "example.com/vulnlib", "Go", "GO-2024-0001").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "example.com/vulnlib", "Go", "GO-2024-0001").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -607,9 +602,7 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0001").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0001").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -665,6 +658,38 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
 }
 
 /// An AFFECTED finding of `package` 1.0.0, fixed in 1.0.1, for the world's project.
+/// Imports an AFFECTED finding of `package` (1.0.0, fixed in 1.0.1), triggers it and waits for
+/// the operation's end.
+async fn remediate(world: &World, package: &str, ecosystem: &str, id: &str) -> Value {
+    let assessment = finding(world, package, ecosystem, id).await;
+    let id = world.request(assessment).await;
+    world.wait_for_end(id, END).await
+}
+
+/// Triggers the world's own AFFECTED lodash finding and waits for the operation's end.
+async fn remediate_catalog(world: &World) -> Value {
+    let id = world.request(world.catalog.affected).await;
+    world.wait_for_end(id, END).await
+}
+
+/// A world whose uv resolves from the directory of wheels `wheel_dir`.
+async fn uv_world(files: Vec<(&'static str, String)>, wheel_dir: &std::path::Path) -> World {
+    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    FakeGithub::with_delay(Duration::ZERO)
+        .mount(&world.github)
+        .await;
+    world
+}
+
 async fn finding(world: &World, package: &str, ecosystem: &str, id: &str) -> uuid::Uuid {
     world
         .add_affected(package, ecosystem, id, "1.0.0", "1.0.1")
@@ -740,24 +765,15 @@ async fn a_uv_lock_is_updated_by_uv_in_the_sandbox() {
         "{lock}"
     );
 
-    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
-    let world = World::start(WorldOptions {
-        files: vec![
+    let world = uv_world(
+        vec![
             ("pyproject.toml", pyproject.to_owned()),
             ("uv.lock", lock.clone()),
         ],
-        adjust: Some(Box::new(move |s| {
-            s.lockfiles.uv = uv_path;
-            s.lockfiles.python_find_links = find_links;
-        })),
-        ..Default::default()
-    })
+        &wheel_dir,
+    )
     .await;
-    let github = FakeGithub::with_delay(Duration::ZERO);
-    github.mount(&world.github).await;
-    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0001").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0001").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -866,8 +882,7 @@ async fn a_pnpm_lock_is_updated_by_pnpm_in_the_sandbox() {
         "yarn".to_owned(),
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -954,8 +969,7 @@ async fn a_yarn_classic_lock_is_updated_by_yarn_in_the_sandbox() {
         yarn.clone(),
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -1059,9 +1073,7 @@ async fn a_poetry_lock_is_updated_by_poetry_from_the_projects_source() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0002").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0002").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -1128,9 +1140,7 @@ async fn a_pip_compile_output_is_recompiled_with_its_recorded_options() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0003").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0003").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -1219,8 +1229,7 @@ async fn a_yarn_berry_lock_is_updated_by_the_release_the_repository_commits() {
         "yarn".to_owned(),
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(
@@ -1304,8 +1313,7 @@ async fn a_private_registry_gets_its_token_from_a_file_and_nothing_else_sees_it(
 
     // Without the credential the registry refuses the tool, and the job says so.
     let (world, _github) = world(files.clone(), &registry).await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
     let error = op["error_message"].as_str().unwrap();
     assert!(
@@ -1471,9 +1479,7 @@ async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothi
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0004").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0004").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op}");
     let branch = op["output"]["branch"].as_str().unwrap();
@@ -1544,9 +1550,7 @@ async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
@@ -1611,8 +1615,7 @@ async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
         &registry,
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
@@ -1687,8 +1690,7 @@ async fn pinned_by_parent(overrides: bool) -> (World, FakeGithub, NpmRegistry, S
 #[tokio::test]
 async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_without_overrides() {
     let (world, github, _registry, _) = pinned_by_parent(false).await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
     let error = op["error_message"].as_str().unwrap();
     assert!(
@@ -1703,8 +1705,7 @@ async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_withou
 #[tokio::test]
 async fn a_transitive_package_its_parent_pins_is_forced_by_an_override_in_a_draft() {
     let (world, github, registry, manifest) = pinned_by_parent(true).await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "override", "{op}");
@@ -1795,9 +1796,7 @@ async fn a_transitive_go_module_gets_its_indirect_require_from_go_get() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = finding(&world, "example.com/vulnlib", "Go", "GO-2024-0002").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "example.com/vulnlib", "Go", "GO-2024-0002").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
@@ -1841,24 +1840,15 @@ async fn a_transitive_python_package_is_moved_in_uv_lock_alone() {
         "{lock}"
     );
 
-    let (uv_path, find_links) = (uv_binary(), wheel_dir.to_string_lossy().into_owned());
-    let world = World::start(WorldOptions {
-        files: vec![
+    let world = uv_world(
+        vec![
             ("pyproject.toml", pyproject.to_owned()),
             ("uv.lock", lock.clone()),
         ],
-        adjust: Some(Box::new(move |s| {
-            s.lockfiles.uv = uv_path;
-            s.lockfiles.python_find_links = find_links;
-        })),
-        ..Default::default()
-    })
+        &wheel_dir,
+    )
     .await;
-    let github = FakeGithub::with_delay(Duration::ZERO);
-    github.mount(&world.github).await;
-    let assessment = finding(&world, "vulnpkg", "PyPI", "PYSEC-2024-0005").await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0005").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
@@ -1908,8 +1898,7 @@ async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent()
         &registry,
     )
     .await;
-    let id = world.request(world.catalog.affected).await;
-    let op = world.wait_for_end(id, END).await;
+    let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "parent_upgrade", "{op}");

@@ -310,6 +310,35 @@ pub fn toml_lock_copies(
     found
 }
 
+/// The shape most tools share: for each lock file (one of `names`) covering the target's
+/// `manifest`s, one tool run (`run_for(lock)`) in the lock's directory, then the lock read back
+/// for every copy of the package (`copies(text, lock)`).
+#[allow(clippy::too_many_arguments)]
+async fn update_each_lock(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+    (manifest, names): (&str, &[&str]),
+    hint: &str,
+    run_for: impl Fn(&str) -> crate::sandbox::ToolRun,
+    copies: impl Fn(&str, &str) -> Result<Vec<Resolved>, LockError>,
+) -> Result<LockOutcome, LockError> {
+    let mut outcome = LockOutcome::default();
+    for lock in covering_locks(work_tree, target, manifest, names) {
+        let before = read(work_tree, &lock)?;
+        run_tool(sandbox, settings, &run_for(&lock), hint, &lock).await?;
+        record(
+            work_tree,
+            &lock,
+            &before,
+            |text| copies(text, &lock),
+            &mut outcome,
+        )?;
+    }
+    Ok(outcome)
+}
+
 /// Runs one tool invocation in the sandbox, with the registry credentials when it reaches the
 /// network; a failure is the job's error, naming the lock.
 async fn run_tool(

@@ -7,10 +7,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
-    parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, is_vulnerable, parent_dir,
+    update_each_lock,
 };
-use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
@@ -22,48 +21,51 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let locks = covering_locks(work_tree, target, "", &LOCK_FILES);
-    let mut outcome = LockOutcome::default();
-    for lock in &locks {
-        let before = read(work_tree, lock)?;
-        // A transitive package: `npm update NAME` moves it, wherever it is in the tree, to the
-        // newest version its dependents' ranges admit, and touches nothing else.
-        let mut args: Vec<String> = match target.lock_only {
-            true => vec!["update".to_owned(), target.package.to_owned()],
-            false => vec!["install".to_owned()],
-        };
-        args.extend(
-            [
-                "--package-lock-only",
-                "--ignore-scripts",
-                "--no-audit",
-                "--no-fund",
-            ]
-            .map(str::to_owned),
-        );
-        if !settings.npm_registry.is_empty() {
-            args.push(format!("--registry={}", settings.npm_registry));
-        }
-        let run = ToolRun {
-            program: settings.npm.clone(),
-            args: args.clone(),
-            work_tree: work_tree.to_path_buf(),
-            dir: parent_dir(lock).to_owned(),
-            env: vec![
-                ("npm_config_cache".to_owned(), "/tmp/npm-cache".to_owned()),
-                ("npm_config_update_notifier".to_owned(), "false".to_owned()),
-                // Belt and braces with --ignore-scripts: git dependencies' `prepare` too.
-                ("npm_config_ignore_scripts".to_owned(), "true".to_owned()),
-            ],
-            network: true,
-            secrets: Vec::new(),
-            read_only: Vec::new(),
-            files_at: Vec::new(),
-        };
-        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
-        let resolved = |text: &str| copies(text, lock, target.package, target.target_version);
-        record(work_tree, lock, &before, resolved, &mut outcome)?;
+    // A transitive package: `npm update NAME` moves it, wherever it is in the tree, to the
+    // newest version its dependents' ranges admit, and touches nothing else.
+    let mut args: Vec<String> = match target.lock_only {
+        true => vec!["update".to_owned(), target.package.to_owned()],
+        false => vec!["install".to_owned()],
+    };
+    args.extend(
+        [
+            "--package-lock-only",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+        ]
+        .map(str::to_owned),
+    );
+    if !settings.npm_registry.is_empty() {
+        args.push(format!("--registry={}", settings.npm_registry));
     }
+    let env = [
+        ("npm_config_cache", "/tmp/npm-cache"),
+        ("npm_config_update_notifier", "false"),
+        // Belt and braces with --ignore-scripts: git dependencies' `prepare` too.
+        ("npm_config_ignore_scripts", "true"),
+    ];
+    let run_for = |lock: &str| {
+        ToolRun::networked(
+            &settings.npm,
+            args.clone(),
+            work_tree,
+            parent_dir(lock),
+            &env,
+        )
+    };
+    let copies = |text: &str, lock: &str| copies(text, lock, target.package, target.target_version);
+    let outcome = update_each_lock(
+        sandbox,
+        settings,
+        work_tree,
+        target,
+        ("", &LOCK_FILES),
+        INSTALL_HINT,
+        run_for,
+        copies,
+    )
+    .await?;
     Ok(outcome.finish(match target.lock_only {
         true => "npm update --package-lock-only",
         false => "npm install --package-lock-only",

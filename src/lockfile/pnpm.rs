@@ -6,9 +6,8 @@ use std::path::Path;
 
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, is_vulnerable,
-    parent_dir, read,
+    parent_dir, update_each_lock,
 };
-use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 pub const LOCK_FILE: &str = "pnpm-lock.yaml";
@@ -20,46 +19,50 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
-    if target.lock_only && !locks.is_empty() {
+    if target.lock_only
+        && !covering_locks(work_tree, target, "package.json", &[LOCK_FILE]).is_empty()
+    {
         return Err(target.no_lock_only("pnpm"));
     }
-    let mut outcome = LockOutcome::default();
-    for lock in &locks {
-        let before = read(work_tree, lock)?;
-        let mut args: Vec<String> = ["install", "--lockfile-only", "--ignore-scripts"]
-            .map(str::to_owned)
-            .to_vec();
-        if !settings.npm_registry.is_empty() {
-            args.push(format!("--registry={}", settings.npm_registry));
-        }
-        let run = ToolRun {
-            program: settings.pnpm.clone(),
-            args,
-            work_tree: work_tree.to_path_buf(),
-            dir: parent_dir(lock).to_owned(),
-            env: [
-                ("npm_config_store_dir", "/tmp/pnpm-store"),
-                ("npm_config_cache_dir", "/tmp/pnpm-cache"),
-                ("npm_config_update_notifier", "false"),
-                ("npm_config_ignore_scripts", "true"),
-                // A `packageManager` field must not make pnpm download another pnpm.
-                ("npm_config_manage_package_manager_versions", "false"),
-                ("XDG_CACHE_HOME", "/tmp/cache"),
-                ("XDG_DATA_HOME", "/tmp/data"),
-                ("CI", "true"),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .to_vec(),
-            network: true,
-            secrets: Vec::new(),
-            read_only: Vec::new(),
-            files_at: Vec::new(),
-        };
-        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
-        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
-        record(work_tree, lock, &before, resolved, &mut outcome)?;
+    let mut args: Vec<String> = ["install", "--lockfile-only", "--ignore-scripts"]
+        .map(str::to_owned)
+        .to_vec();
+    if !settings.npm_registry.is_empty() {
+        args.push(format!("--registry={}", settings.npm_registry));
     }
+    let env = [
+        ("npm_config_store_dir", "/tmp/pnpm-store"),
+        ("npm_config_cache_dir", "/tmp/pnpm-cache"),
+        ("npm_config_update_notifier", "false"),
+        ("npm_config_ignore_scripts", "true"),
+        // A `packageManager` field must not make pnpm download another pnpm.
+        ("npm_config_manage_package_manager_versions", "false"),
+        ("XDG_CACHE_HOME", "/tmp/cache"),
+        ("XDG_DATA_HOME", "/tmp/data"),
+        ("CI", "true"),
+    ];
+    let run_for = |lock: &str| {
+        ToolRun::networked(
+            &settings.pnpm,
+            args.clone(),
+            work_tree,
+            parent_dir(lock),
+            &env,
+        )
+    };
+    let copies =
+        |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.target_version));
+    let outcome = update_each_lock(
+        sandbox,
+        settings,
+        work_tree,
+        target,
+        ("package.json", &[LOCK_FILE]),
+        INSTALL_HINT,
+        run_for,
+        copies,
+    )
+    .await?;
     Ok(outcome.finish("pnpm install --lockfile-only"))
 }
 

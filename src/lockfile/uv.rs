@@ -5,10 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, parent_dir,
-    read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir, update_each_lock,
 };
-use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
@@ -19,47 +17,53 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let locks = covering_locks(work_tree, target, "pyproject.toml", &["uv.lock"]);
-    let mut outcome = LockOutcome::default();
-    for lock in &locks {
-        let before = read(work_tree, lock)?;
-        let mut args = vec![
-            "lock".to_owned(),
-            "--upgrade-package".to_owned(),
-            format!("{}=={}", target.package, target.target_version),
-        ];
-        let env = vec![
-            ("UV_CACHE_DIR".to_owned(), "/tmp/uv-cache".to_owned()),
-            ("UV_PYTHON_DOWNLOADS".to_owned(), "never".to_owned()),
-            ("UV_NO_PROGRESS".to_owned(), "1".to_owned()),
-        ];
-        let mut read_only = Vec::new();
-        if !settings.python_index.is_empty() {
-            args.extend(["--default-index".to_owned(), settings.python_index.clone()]);
-        }
-        if !settings.python_find_links.is_empty() {
-            args.extend([
-                "--no-index".to_owned(),
-                "--find-links".to_owned(),
-                settings.python_find_links.clone(),
-            ]);
-            read_only.push(PathBuf::from(&settings.python_find_links));
-        }
-        let run = ToolRun {
-            program: settings.uv.clone(),
-            args: args.clone(),
-            work_tree: work_tree.to_path_buf(),
-            dir: parent_dir(lock).to_owned(),
-            env,
-            network: true,
-            secrets: Vec::new(),
-            read_only,
-            files_at: Vec::new(),
-        };
-        run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
-        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
-        record(work_tree, lock, &before, resolved, &mut outcome)?;
+    let mut args = vec![
+        "lock".to_owned(),
+        "--upgrade-package".to_owned(),
+        format!("{}=={}", target.package, target.target_version),
+    ];
+    if !settings.python_index.is_empty() {
+        args.extend(["--default-index".to_owned(), settings.python_index.clone()]);
     }
+    if !settings.python_find_links.is_empty() {
+        args.extend([
+            "--no-index".to_owned(),
+            "--find-links".to_owned(),
+            settings.python_find_links.clone(),
+        ]);
+    }
+    let env = [
+        ("UV_CACHE_DIR", "/tmp/uv-cache"),
+        ("UV_PYTHON_DOWNLOADS", "never"),
+        ("UV_NO_PROGRESS", "1"),
+    ];
+    let run_for = |lock: &str| {
+        let mut run = ToolRun::networked(
+            &settings.uv,
+            args.clone(),
+            work_tree,
+            parent_dir(lock),
+            &env,
+        );
+        if !settings.python_find_links.is_empty() {
+            run.read_only
+                .push(PathBuf::from(&settings.python_find_links));
+        }
+        run
+    };
+    let copies =
+        |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.target_version));
+    let outcome = update_each_lock(
+        sandbox,
+        settings,
+        work_tree,
+        target,
+        ("pyproject.toml", &["uv.lock"]),
+        INSTALL_HINT,
+        run_for,
+        copies,
+    )
+    .await?;
     Ok(outcome.finish("uv lock --upgrade-package"))
 }
 

@@ -74,24 +74,13 @@ fn classic_run(settings: &LockfileSettings, work_tree: &Path, dir: &str) -> Tool
     if !settings.npm_registry.is_empty() {
         args.extend(["--registry".to_owned(), settings.npm_registry.clone()]);
     }
-    ToolRun {
-        program: settings.yarn.clone(),
-        args,
-        work_tree: work_tree.to_path_buf(),
-        dir: dir.to_owned(),
-        env: [
-            ("YARN_IGNORE_PATH", "1"),
-            ("YARN_IGNORE_SCRIPTS", "true"),
-            ("npm_config_ignore_scripts", "true"),
-            ("YARN_ENABLE_TELEMETRY", "0"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .to_vec(),
-        network: true,
-        secrets: Vec::new(),
-        read_only: Vec::new(),
-        files_at: Vec::new(),
-    }
+    let env = [
+        ("YARN_IGNORE_PATH", "1"),
+        ("YARN_IGNORE_SCRIPTS", "true"),
+        ("npm_config_ignore_scripts", "true"),
+        ("YARN_ENABLE_TELEMETRY", "0"),
+    ];
+    ToolRun::networked(&settings.yarn, args, work_tree, dir, &env)
 }
 
 fn berry_run(
@@ -136,24 +125,17 @@ fn berry_run(
             settings.npm_registry.trim_end_matches('/').to_owned(),
         ));
     }
-    Ok(ToolRun {
-        program: "node".to_owned(),
-        args: vec![
-            // Wasm's guard regions reserve more address space than the sandbox's limit allows
-            // (Berry unzips with Wasm); without them bounds are checked in code instead.
-            "--disable-wasm-trap-handler".to_owned(),
-            inside.to_string_lossy().into_owned(),
-            "install".to_owned(),
-            "--mode=update-lockfile".to_owned(),
-        ],
-        work_tree: work_tree.to_path_buf(),
-        dir: dir.to_owned(),
-        env,
-        network: true,
-        secrets: Vec::new(),
-        read_only: Vec::new(),
-        files_at: Vec::new(),
-    })
+    let args = vec![
+        // Wasm's guard regions reserve more address space than the sandbox's limit allows
+        // (Berry unzips with Wasm); without them bounds are checked in code instead.
+        "--disable-wasm-trap-handler".to_owned(),
+        inside.to_string_lossy().into_owned(),
+        "install".to_owned(),
+        "--mode=update-lockfile".to_owned(),
+    ];
+    let mut run = ToolRun::networked("node", args, work_tree, dir, &[]);
+    run.env = env;
+    Ok(run)
 }
 
 /// `yarnPath: .yarn/releases/yarn-4.1.0.cjs` of a `.yarnrc.yml`.

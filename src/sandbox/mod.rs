@@ -71,6 +71,33 @@ pub struct ToolRun {
     pub files_at: Vec<(PathBuf, String)>,
 }
 
+impl ToolRun {
+    /// A run in `dir` of the clone that reaches the registries (through the egress proxy), with
+    /// `env` and nothing else of the worker's.
+    pub fn networked(
+        program: impl Into<String>,
+        args: Vec<String>,
+        work_tree: &Path,
+        dir: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        ToolRun {
+            program: program.into(),
+            args,
+            work_tree: work_tree.to_path_buf(),
+            dir: dir.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            network: true,
+            secrets: Vec::new(),
+            read_only: Vec::new(),
+            files_at: Vec::new(),
+        }
+    }
+}
+
 /// How a tool run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ToolStatus {
