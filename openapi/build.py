@@ -41,7 +41,9 @@ for code in ["404", "429", "503"]:
     trigger["responses"].setdefault(code, common[code])
 trigger["responses"].update({"408": too_slow, "413": too_large, "431": headers_too_large})
 trigger["responses"]["400"]["description"] = ("Invalid argument (code 3), or failed precondition (code 9): the assessment is "
-    "not AFFECTED, or its project's repository URL or default branch is one the worker must refuse (the message says why)")
+    "not AFFECTED, or its project's repository URL or default branch is one the worker must refuse, or the pull request of "
+    "its package fix (same or higher version) was closed without merging: it is not opened again (the message says when; "
+    "reopen it on the forge, or trigger a fix to a different version)")
 trigger_request = s["v1FindingServiceTriggerAutoRemediationRequest"]
 trigger_request["required"] = ["assessment_id"]
 trigger_request["properties"]["assessment_id"]["format"] = "uuid"
@@ -55,7 +57,11 @@ s["v1AsyncOperationResult"] = {"type": "object", "required": ["id", "kind", "sta
     "status": {"$ref": "#/components/schemas/v1AsyncOperationStatus"},
     "resource_type": {"type": "string"}, "resource_id": {"type": "string", "format": "uuid"},
     "project_id": {"type": "string", "format": "uuid"}, "project_version_id": {"type": "string", "format": "uuid"},
-    "output": {"type": "object", "additionalProperties": True, "description": "PR url and number, branch, commit, forge, patcher, LLM usage"},
+    "output": {"type": "object", "additionalProperties": True, "description": "pr_url, pr_number, pr_reused (the package's open "
+        "pull request was reused), pr_updated (its title and body were rewritten: a higher version or more advisories), branch "
+        "(one per package: remediator/<ecosystem>-<package>), commit, push, forge, target_version, advisories (every advisory the "
+        "pull request fixes), covered_assessments (each written back), remaining (the package's advisories no version fixes, "
+        "with why), patcher, LLM usage, verification, timings_ms"},
     "error_message": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
     "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"},
     "step": {"type": "string", "description": "current or last worker step"}, "attempts": {"type": "integer", "format": "int32"}}}
@@ -98,6 +104,44 @@ doc["paths"]["/v1/operations"] = {"get": {
                     "style": "form", "explode": True},
                    q("status", {"$ref": "#/components/schemas/v1AsyncOperationStatus"}, "")],
     "responses": {"200": ok("v1ListOperationsResponse"), **common, "431": headers_too_large}}}
+# Where an assessment's fix stands (assessments.remediation_status, written back by the worker and
+# moved by webhooks and the reconciler).
+s["v1RemediationStatus"] = {"type": "string", "enum": ["BRANCH_PUSHED", "PR_OPEN", "PR_MERGED", "PR_CLOSED", "FAILED"],
+    "description": "An assessment's remediation_status. BRANCH_PUSHED: the fix is pushed to a forge without pull requests (plain "
+                   "git). PR_OPEN: the package's pull request is open (it may list several advisories). PR_MERGED: it was merged "
+                   "(the assessment also becomes ASSESSMENT_STATUS_FIXED with worker.mark_fixed_on_merge). PR_CLOSED: it was "
+                   "closed without merging; a later trigger for the same fix answers 400 code 9 instead of opening it again. "
+                   "FAILED: the last remediation failed (the operation's error_message says why)."}
+# Forge webhooks: verified by the forge's own signature, not by a bearer token.
+s["v1WebhookDeliveryResponse"] = {"type": "object", "required": ["delivery_id", "outcome"], "properties": {
+    "delivery_id": {"type": "string"},
+    "outcome": {"type": "string", "enum": ["applied", "unchanged", "unknown_pull_request", "ignored", "duplicate"],
+                "description": "applied: the pull request's state (and its assessments' remediation_status) changed; unchanged: "
+                               "it was known; unknown_pull_request: not a remediation pull request; ignored: an event or "
+                               "action not followed; duplicate: this delivery id was applied before, nothing changed"}}}
+hook_header = lambda name, desc: {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, "description": desc}
+doc["paths"]["/v1/webhooks/{forge}"] = {"post": {
+    "tags": ["Webhooks"], "operationId": "Webhooks_Receive", "security": [],
+    "summary": "A forge reports that a remediation pull request was merged, closed or reopened",
+    "description": "GitHub: pull_request events, signed with X-Hub-Signature-256 (sha256= HMAC-SHA256 of the raw body), id in "
+                   "X-GitHub-Delivery. GitLab: Merge Request Hook events, X-Gitlab-Token holding the secret, id in "
+                   "X-Gitlab-Event-UUID. Gitea/Forgejo: pull_request events, X-Gitea-Signature (hex HMAC-SHA256 of the raw "
+                   "body), id in X-Gitea-Delivery. Unsigned or mis-signed deliveries are refused (401) and change nothing; a "
+                   "delivery id seen before changes nothing (outcome duplicate). Secrets: [webhooks] in the server's config.",
+    "parameters": [{"name": "forge", "in": "path", "required": True, "schema": {"type": "string", "enum": ["github", "gitlab", "gitea"]}},
+                   hook_header("X-Hub-Signature-256", "GitHub signature"), hook_header("X-GitHub-Delivery", "GitHub delivery id"),
+                   hook_header("X-GitHub-Event", "GitHub event"), hook_header("X-Gitlab-Token", "GitLab secret token"),
+                   hook_header("X-Gitlab-Event-UUID", "GitLab delivery id"), hook_header("X-Gitlab-Event", "GitLab event"),
+                   hook_header("X-Gitea-Signature", "Gitea signature"), hook_header("X-Gitea-Delivery", "Gitea delivery id"),
+                   hook_header("X-Gitea-Event", "Gitea event")],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    "responses": {"200": ok("v1WebhookDeliveryResponse"),
+                  "400": err("Invalid argument (code 3): no delivery id or event header, or a signed body that is not the event it says"),
+                  "401": err("Unauthenticated (code 16): unsigned, mis-signed, or no secret configured for the forge"),
+                  "404": err("Not found (code 5): no such forge"),
+                  "413": err("Resource exhausted (code 8): the delivery is over webhooks.max_body_bytes"),
+                  "408": too_slow, "431": headers_too_large,
+                  "503": err("Unavailable (code 14): the database is unreachable (the forge retries)")}}}
 health = lambda desc, schema: {"description": desc, "content": {"application/json": {"schema": schema}}}
 probe = {"type": "string", "description": "\"ok\" or why the dependency is unreachable"}
 readiness = {"type": "object", "required": ["status", "database", "broker"], "properties": {

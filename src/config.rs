@@ -19,7 +19,13 @@ use crate::patch::PolicySettings;
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 /// Keys that hold secrets: accepted from the environment only, never from a file.
-const SECRET_KEYS: &[&str] = &["auth.jwt_secret", "llm.api_key"];
+const SECRET_KEYS: &[&str] = &[
+    "auth.jwt_secret",
+    "llm.api_key",
+    "webhooks.github_secret",
+    "webhooks.gitlab_secret",
+    "webhooks.gitea_secret",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -28,6 +34,8 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub relay: RelaySettings,
     pub rescuer: RescuerSettings,
+    pub reconciler: ReconcilerSettings,
+    pub webhooks: WebhookSettings,
     pub metrics: MetricsSettings,
     pub auth: AuthSettings,
     pub worker: WorkerSettings,
@@ -147,6 +155,31 @@ pub struct RescuerSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct ReconcilerSettings {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    pub max_requests_per_tick: u32,
+}
+
+/// `[webhooks]`: one secret per forge, from the environment or a file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    #[serde(default)]
+    pub github_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub github_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub gitlab_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub gitlab_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub gitea_secret: Option<SecretString>,
+    #[serde(default, deserialize_with = "empty_path_is_none")]
+    pub gitea_secret_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct MetricsSettings {
     pub sample_secs: u64,
 }
@@ -201,6 +234,21 @@ pub struct WorkerSettings {
     pub max_open_prs_per_repository: u32,
     /// What a job does when the lock file still resolves a vulnerable copy after the change.
     pub require_verified_fix: VerifiedFix,
+    /// A merged remediation pull request also makes the assessments it covers FIXED.
+    pub mark_fixed_on_merge: bool,
+    /// What one pull request carries: one package's fix, or every pending fix of an ecosystem
+    /// in the repository.
+    pub group: Grouping,
+}
+
+/// `worker.group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grouping {
+    /// One pull request per package fix (every advisory of the package).
+    Package,
+    /// One pull request per repository and ecosystem, carrying every pending version fix.
+    Repository,
 }
 
 /// `worker.require_verified_fix`.
@@ -313,6 +361,25 @@ impl Settings {
         {
             self.llm.client.api_key = Some(read_secret_file(path)?);
         }
+        let hooks = &mut self.webhooks;
+        for (secret, file) in [
+            (&mut hooks.github_secret, &hooks.github_secret_file),
+            (&mut hooks.gitlab_secret, &hooks.gitlab_secret_file),
+            (&mut hooks.gitea_secret, &hooks.gitea_secret_file),
+        ] {
+            // An empty variable is no secret: the endpoint then refuses every delivery.
+            if secret
+                .as_ref()
+                .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).is_empty())
+            {
+                *secret = None;
+            }
+            if secret.is_none()
+                && let Some(path) = file
+            {
+                *secret = Some(read_secret_file(path)?);
+            }
+        }
         Ok(())
     }
 }
@@ -417,6 +484,53 @@ mod tests {
         assert!(s.llm.enabled());
         assert_eq!(s.llm.client.max_rounds, 5);
         assert_eq!(s.llm.client.api_key.unwrap().expose_secret(), "sk-test-key");
+    }
+
+    #[test]
+    fn webhook_secrets_come_from_the_environment_or_files_never_config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[webhooks]\ngithub_secret = \"oops\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("REMEDIATOR__WEBHOOKS__GITHUB_SECRET"),
+            "{err}"
+        );
+
+        let gitea = dir.path().join("gitea-secret");
+        std::fs::write(&gitea, "from-a-file\n").unwrap();
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("REMEDIATOR__WEBHOOKS__GITHUB_SECRET", "from-the-env"),
+                ("REMEDIATOR__WEBHOOKS__GITLAB_SECRET", ""),
+                (
+                    "REMEDIATOR__WEBHOOKS__GITEA_SECRET_FILE",
+                    gitea.to_str().unwrap(),
+                ),
+            ]),
+        )
+        .unwrap();
+        let secret = |s: &Option<SecretString>| s.as_ref().map(|s| s.expose_secret().to_owned());
+        assert_eq!(
+            secret(&s.webhooks.github_secret).as_deref(),
+            Some("from-the-env")
+        );
+        assert_eq!(
+            secret(&s.webhooks.gitlab_secret),
+            None,
+            "empty is no secret"
+        );
+        assert_eq!(
+            secret(&s.webhooks.gitea_secret).as_deref(),
+            Some("from-a-file")
+        );
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("from-the-env") && !debug.contains("from-a-file"));
+        assert!(s.reconciler.enabled);
+        assert_eq!(s.reconciler.interval_secs, 300);
+        assert!(!s.worker.mark_fixed_on_merge);
     }
 
     #[test]

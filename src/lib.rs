@@ -26,4 +26,5 @@ pub mod queue;
 pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;
+pub mod webhooks;
 pub mod worker;

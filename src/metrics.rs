@@ -101,6 +101,19 @@ pub fn rate_limited(endpoint: &'static str) {
     metrics::counter!("remediator_rate_limited_total", "endpoint" => endpoint).increment(1);
 }
 
+/// A webhook delivery, by forge and outcome (`refused`, `applied`, `unchanged`,
+/// `unknown_pull_request`, `ignored`, `duplicate`): both label sets are closed.
+pub fn webhook_delivery(forge: &'static str, outcome: &'static str) {
+    metrics::counter!("remediator_webhook_deliveries_total", "forge" => forge, "outcome" => outcome)
+        .increment(1);
+}
+
+/// A question the reconciler asked a forge, by what it learned (`open`, `conflicting`,
+/// `merged`, `closed`, `failed`).
+pub fn reconciler_request(outcome: &'static str) {
+    metrics::counter!("remediator_reconciler_requests_total", "outcome" => outcome).increment(1);
+}
+
 /// A connection refused because the process already serves `intake.max_connections`.
 pub fn connection_refused() {
     metrics::counter!("remediator_http_connections_refused_total").increment(1);

@@ -19,7 +19,7 @@ use wiremock::{Mock, ResponseTemplate};
 const END: Duration = Duration::from_secs(90);
 
 fn branch() -> String {
-    branch_name("GHSA-35jh-r3h4-6jhm", "lodash")
+    branch_name("npm", "lodash")
 }
 
 /// The requests the fake forge received with this method and path, bodies decoded.

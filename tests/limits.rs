@@ -219,8 +219,8 @@ async fn no_pull_request_is_opened_past_the_cap() {
     // asked to create one.
     let prs = create_pr_requests(&world).await;
     assert_eq!(prs.len(), 1, "{prs:?}");
-    assert_eq!(prs[0]["head"], branch_name("GHSA-35jh-r3h4-6jhm", "lodash"));
-    let second_branch = branch_name("GHSA-rv95-896h-c2vc", "express");
+    assert_eq!(prs[0]["head"], branch_name("npm", "lodash"));
+    let second_branch = branch_name("npm", "express");
     let looked_up = world
         .github
         .received_requests()

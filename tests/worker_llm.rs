@@ -19,7 +19,7 @@ const GOOD_EXPLANATION: &str =
     "Raises lodash to ^4.17.21, the first release that fixes the command injection in template.";
 
 fn branch() -> String {
-    branch_name("GHSA-35jh-r3h4-6jhm", "lodash")
+    branch_name("npm", "lodash")
 }
 
 // ---- fake GitHub -------------------------------------------------------------------------
@@ -285,7 +285,7 @@ async fn an_llm_patch_is_checked_pushed_and_opened_as_a_pull_request() {
     assert_eq!(prs[0]["draft"], false);
     let body = prs[0]["body"].as_str().unwrap();
     assert!(
-        body.contains("written by the language model **fake\\-model** with confidence 0.90"),
+        body.contains("written by the language model **fake-model** with confidence 0.90"),
         "{body}"
     );
     assert!(!body.contains(FORGE_TOKEN) && !body.contains(LLM_KEY));

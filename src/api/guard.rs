@@ -26,6 +26,9 @@ use super::error::ApiError;
 /// request over this limit still gets a contract body).
 pub const MAX_HEADERS: usize = 100;
 
+/// Where the forges' webhook endpoints live.
+pub const WEBHOOK_PATH_PREFIX: &str = "/v1/webhooks/";
+
 /// Size limits and deadlines of one request, from `[intake]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RequestLimits {
@@ -35,14 +38,31 @@ pub struct RequestLimits {
     pub max_header_bytes: usize,
     /// `intake.body_read_timeout_secs`: the whole body, from the end of the head.
     pub body_read_timeout: Duration,
+    /// `webhooks.max_body_bytes`: the body limit of `/v1/webhooks/*` (forge payloads are
+    /// larger than API requests).
+    pub webhook_max_body_bytes: usize,
 }
 
 impl RequestLimits {
-    pub fn from_settings(intake: &crate::config::IntakeSettings) -> Self {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        let intake = &settings.intake;
         Self {
             max_body_bytes: intake.max_body_bytes,
             max_header_bytes: intake.max_header_bytes,
             body_read_timeout: Duration::from_secs(intake.body_read_timeout_secs),
+            webhook_max_body_bytes: settings.webhooks.max_body_bytes,
+        }
+    }
+
+    /// The limits of a request to `path`: webhook deliveries get their own body limit.
+    pub fn for_path(self, path: &str) -> Self {
+        if path.starts_with(WEBHOOK_PATH_PREFIX) {
+            Self {
+                max_body_bytes: self.webhook_max_body_bytes,
+                ..self
+            }
+        } else {
+            self
         }
     }
 }
@@ -52,7 +72,7 @@ impl RequestLimits {
 /// (413): a client announcing 10 GB gets its answer at once instead of a connection held open
 /// while it sends them.
 pub async fn check_limits(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let limits = state.limits;
+    let limits = state.limits.for_path(request.uri().path());
     let headers = request.headers();
     if headers.len() > MAX_HEADERS {
         return closing(ApiError::http(

@@ -9,6 +9,7 @@ pub mod operations;
 pub mod rate_limit;
 pub mod remediation;
 pub mod serve;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -39,6 +40,12 @@ pub struct AppState {
     /// The worker's rules for repository URLs and branches: a trigger for a project the worker
     /// would refuse is refused at once (400 code 9) instead of queueing a job bound to fail.
     pub repository_rules: crate::forge::RepositoryRules,
+    /// Each forge's webhook secret (`[webhooks]`).
+    pub webhooks: Arc<crate::webhooks::secrets::WebhookSecrets>,
+    /// `worker.mark_fixed_on_merge`: a merge seen by a webhook also makes assessments FIXED.
+    pub mark_fixed_on_merge: bool,
+    /// `worker.group`: which fix a trigger's closed-pull-request check looks at.
+    pub group: crate::config::Grouping,
 }
 
 /// The intake's routes: the API, and the operations console when `console` is given (its own
@@ -53,6 +60,7 @@ pub fn router(state: AppState, console: Option<crate::console::ConsoleState>) ->
             "/v1/operations/{operation_id}/cancel",
             post(operations::cancel),
         )
+        .route("/v1/webhooks/{forge}", post(webhooks::receive))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi))

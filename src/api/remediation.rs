@@ -1,5 +1,6 @@
-//! `POST /v1/findings/auto-remediation`: validates the request, checks the assessment, and in
-//! one transaction creates (or finds) the live operation and its outbox row.
+//! `POST /v1/findings/auto-remediation`: validates the request, checks the assessment (and that
+//! its fix's pull request was not closed by a person), and in one transaction creates (or
+//! finds) the live operation and its outbox row.
 
 use axum::Json;
 use axum::body::Body;
@@ -12,10 +13,15 @@ use uuid::Uuid;
 use super::AppState;
 use super::auth::SCOPE_REMEDIATIONS_WRITE;
 use super::error::{ApiError, Code};
+use crate::config::Grouping;
 use crate::db::models::AssessmentStatus;
-use crate::db::{catalog, operations, outbox};
+use crate::db::{catalog, fixes, operations, outbox};
 use crate::forge::check_project_repository;
+use crate::lifecycle::RemediationStatus;
+use crate::lifecycle::fix_plan::closed_refusal;
+use crate::patch::bump::choose_target_version;
 use crate::queue::message::JobMessage;
+use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]
 pub struct TriggerResponse {
@@ -44,6 +50,7 @@ pub async fn trigger(
         .await?;
     let organization = caller.organization;
     let rules = state.repository_rules;
+    let group = state.group;
     let (operation_id, created) = conn
         .transaction(async |conn| -> Result<_, ApiError> {
             {
@@ -79,6 +86,30 @@ pub async fn trigger(
                         ),
                     )
                     .with_detail(format!("project field: {}", refused.field())));
+                }
+                // A pull request a person closed for this fix is not opened again. With
+                // repository grouping a version bump is part of the ecosystem's grouped fix.
+                let wanted =
+                    choose_target_version(&target.installed_version, &target.fixed_versions);
+                let key = match (group, &wanted) {
+                    (Grouping::Repository, Some(_)) => GROUP_KEY,
+                    _ => target.package_name.as_str(),
+                };
+                if let Some(fix) =
+                    fixes::find(conn, target.project_id, &target.ecosystem, key).await?
+                {
+                    if let Some(refusal) =
+                        closed_refusal(&target.package_name, &fix.record(), wanted.as_deref())
+                    {
+                        return Err(ApiError::new(
+                            Code::FailedPrecondition,
+                            format!("assessment {assessment_id} cannot be remediated: {refusal}"),
+                        )
+                        .with_detail(format!(
+                            "remediation_status: {}",
+                            RemediationStatus::PrClosed
+                        )));
+                    }
                 }
                 let (operation_id, created) =
                     operations::create_or_get_live(conn, &target).await?;

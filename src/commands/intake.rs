@@ -19,6 +19,7 @@ use crate::queue::health::BrokerHealth;
 use crate::queue::relay::Relay;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
+use crate::webhooks::secrets::WebhookSecrets;
 
 pub async fn run(
     settings: Settings,
@@ -49,10 +50,13 @@ pub async fn run(
         pool: pool.clone(),
         auth,
         broker,
-        limits: RequestLimits::from_settings(&settings.intake),
+        limits: RequestLimits::from_settings(&settings),
         relay_wake: wake,
         rate_limit: crate::api::rate_limit::RateLimit::new(settings.intake.rate_limit_per_minute),
         repository_rules: RepositoryRules::from_settings(&settings),
+        webhooks: Arc::new(WebhookSecrets::from_settings(&settings.webhooks)),
+        mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
+        group: settings.worker.group,
     };
     let address = listener.local_addr()?;
     let console = settings.console.enabled.then(|| {

@@ -18,6 +18,7 @@ use crate::shutdown::Shutdown;
 use crate::worker::job::JobGuard;
 use crate::worker::patcher::Patcher;
 use crate::worker::pipeline::Pipeline;
+use crate::worker::reconciler::Reconciler;
 use crate::worker::runner::Runner;
 
 /// Builds a runner from settings: the part shared by `worker` and `demo`.
@@ -47,6 +48,13 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         .scratch_dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("remediator"));
+    let reconciler = settings.reconciler.enabled.then(|| Reconciler {
+        pool: pool.clone(),
+        forges: forges.clone(),
+        interval: Duration::from_secs(settings.reconciler.interval_secs.max(1)),
+        max_requests_per_tick: settings.reconciler.max_requests_per_tick.max(1),
+        mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
+    });
     let pipeline = Pipeline {
         pool: pool.clone(),
         forges,
@@ -68,6 +76,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
+        group: settings.worker.group,
     };
     if let Err(error) = pipeline.sandbox.check() {
         // Repositories without lock files still work; jobs that need a tool fail saying this.
@@ -91,6 +100,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         },
         shutdown_grace: Duration::from_secs(settings.intake.shutdown_grace_secs),
         worker_id: crate::worker::runner::worker_id(),
+        reconciler,
     })
 }
 

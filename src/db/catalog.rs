@@ -6,10 +6,9 @@ use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::AssessmentStatus;
 use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
 use super::schema::{assessments, findings, organizations, projects};
-use crate::lifecycle::{AssessmentId, OperationStatus, ProjectId, RemediationStatus, Step};
+use crate::lifecycle::{AssessmentId, ProjectId, RemediationStatus};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
 /// another organisation is not found, exactly like a missing one (tenancy wall).
@@ -223,46 +222,4 @@ pub async fn lock_project_pull_requests(
     .execute(conn)
     .await
     .map(|_| ())
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    open: i64,
-}
-
-/// Remediation pull requests of a project that are open or being opened, other than the one
-/// of `except_assessment`: assessments still AFFECTED whose write-back says PR_OPEN, plus
-/// assessments whose job is at the pull-request or write-back step right now (it may be
-/// opening one). Each assessment counts once.
-pub async fn open_pull_requests(
-    conn: &mut AsyncPgConnection,
-    project_id: ProjectId,
-    except_assessment: AssessmentId,
-) -> QueryResult<i64> {
-    let rows: Vec<Count> = diesel::sql_query(
-        "SELECT count(*) AS open FROM (
-             SELECT a.id FROM assessments a JOIN findings f ON f.id = a.finding_id
-             WHERE f.project_id = $1 AND a.id <> $2
-               AND a.remediation_status = $4
-               AND a.status = $5
-             UNION
-             SELECT o.resource_id FROM operations o
-             WHERE o.project_id = $1 AND o.resource_id <> $2
-               AND o.resource_type = $3
-               AND o.status = $6
-               AND o.step IN ($7, $8)
-         ) AS open_or_opening",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(project_id)
-    .bind::<diesel::sql_types::Uuid, _>(except_assessment)
-    .bind::<diesel::sql_types::Text, _>(super::models::ASSESSMENT_RESOURCE)
-    .bind::<diesel::sql_types::Text, _>(RemediationStatus::PrOpen)
-    .bind::<diesel::sql_types::Text, _>(AssessmentStatus::Affected)
-    .bind::<diesel::sql_types::Text, _>(OperationStatus::Running)
-    .bind::<diesel::sql_types::Text, _>(Step::PullRequest)
-    .bind::<diesel::sql_types::Text, _>(Step::WriteBack)
-    .load(conn)
-    .await?;
-    Ok(rows.iter().map(|row| row.open).sum())
 }

@@ -410,16 +410,23 @@ pub async fn repositories(
     limit: i64,
 ) -> QueryResult<Vec<RepositoryRow>> {
     diesel::sql_query(
-        // Open PRs are counted once for all projects (through the partial index of PR_OPEN
-        // assessments, so the statuses are literals, as that index's predicate is), not once
-        // per project; the latest failure is read in the order of the
+        // Open PRs are counted once for all projects, not once per project: one per package
+        // fix open on the forge (several assessments share it), plus assessments written back
+        // PR_OPEN before package fixes existed (through the partial index of PR_OPEN
+        // assessments, so the statuses are literals, as the indexes' predicates are); the
+        // latest failure is read in the order of the
         // partial index of FAILED operations (its `DESC NULLS LAST` is the ORDER BY's, so
         // Postgres reads one index entry instead of sorting every failure).
         "WITH open AS (
-             SELECT f.project_id, count(*) AS n
-             FROM assessments a JOIN findings f ON f.id = a.finding_id
-             WHERE a.remediation_status = 'PR_OPEN' AND a.status = 'ASSESSMENT_STATUS_AFFECTED'
-             GROUP BY f.project_id)
+             SELECT project_id, count(*) AS n FROM (
+                 SELECT r.project_id FROM remediation_fixes r WHERE r.state = 'PR_OPEN'
+                 UNION ALL
+                 SELECT f.project_id
+                 FROM assessments a JOIN findings f ON f.id = a.finding_id
+                 WHERE a.remediation_status = 'PR_OPEN'
+                   AND a.status = 'ASSESSMENT_STATUS_AFFECTED'
+                   AND a.remediation_fix_id IS NULL) AS prs
+             GROUP BY project_id)
          SELECT p.id AS project_id, p.name, p.repository_url,
                 coalesce(open.n, 0) AS open_prs,
                 (SELECT count(*) FROM operations o

@@ -4,11 +4,13 @@
 pub mod audit;
 pub mod catalog;
 pub mod console;
+pub mod fixes;
 pub mod models;
 pub mod operations;
 pub mod outbox;
 pub mod rate_limit;
 pub mod schema;
+pub mod webhooks;
 
 use std::time::Duration;
 

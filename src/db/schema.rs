@@ -53,6 +53,39 @@ diesel::table! {
         remediation_confidence -> Nullable<Float8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        remediation_fix_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    remediation_fixes (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        ecosystem -> Text,
+        package_name -> Text,
+        branch_name -> Text,
+        forge -> Nullable<Text>,
+        state -> Nullable<Text>,
+        target_version -> Nullable<Text>,
+        advisories -> Array<Text>,
+        pr_number -> Nullable<Int4>,
+        pr_url -> Nullable<Text>,
+        merged_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        checked_at -> Nullable<Timestamptz>,
+        left_alone_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (forge, delivery_id) {
+        forge -> Text,
+        delivery_id -> Text,
+        event -> Text,
+        outcome -> Text,
+        received_at -> Timestamptz,
     }
 }
 
@@ -125,6 +158,8 @@ diesel::joinable!(findings -> projects (project_id));
 diesel::joinable!(assessments -> findings (finding_id));
 diesel::joinable!(operations -> projects (project_id));
 diesel::joinable!(operation_events -> operations (operation_id));
+diesel::joinable!(remediation_fixes -> projects (project_id));
+diesel::joinable!(assessments -> remediation_fixes (remediation_fix_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     organizations,
@@ -134,5 +169,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     operations,
     operation_events,
     outbox,
+    remediation_fixes,
+    webhook_deliveries,
     console_audit,
 );

@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use super::{ForgeError, PullRequest, PullRequestSpec};
+use crate::lifecycle::fix_plan::ObservedState;
 
 /// What a create request answered.
 pub(crate) enum Created {
@@ -31,6 +32,29 @@ pub(crate) trait PullRequestApi: Sync {
         &self,
         spec: &PullRequestSpec,
     ) -> impl Future<Output = Result<Created, ForgeError>> + Send;
+
+    /// Sets the title and body of an open request (the fix was raised or lists more
+    /// advisories now).
+    fn update(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Where request `number` stands: open, merged or closed.
+    fn state(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+    ) -> impl Future<Output = Result<ObservedState, ForgeError>> + Send;
+
+    /// Adds a comment to request `number`.
+    fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
     /// Labels a new request; forges that label on creation keep this default.
     fn add_labels(
@@ -107,6 +131,34 @@ macro_rules! forge_with_api {
                 spec: &$crate::forge::PullRequestSpec,
             ) -> Result<Option<$crate::forge::PullRequest>, $crate::forge::ForgeError> {
                 $crate::forge::flow::open_or_reuse(self, spec).await
+            }
+
+            async fn update_pull_request(
+                &self,
+                spec: &$crate::forge::PullRequestSpec,
+                number: u64,
+            ) -> Result<(), $crate::forge::ForgeError> {
+                <Self as $crate::forge::flow::PullRequestApi>::validate(spec)?;
+                $crate::forge::flow::PullRequestApi::update(self, spec, number).await
+            }
+
+            async fn comment_on_pull_request(
+                &self,
+                target: &$crate::forge::PullRequestRef,
+                body: &str,
+            ) -> Result<(), $crate::forge::ForgeError> {
+                let spec = target.as_spec();
+                $crate::forge::flow::PullRequestApi::comment(self, &spec, target.number, body).await
+            }
+
+            async fn pull_request_state(
+                &self,
+                target: &$crate::forge::PullRequestRef,
+            ) -> Result<Option<$crate::lifecycle::fix_plan::ObservedState>, $crate::forge::ForgeError> {
+                let spec = target.as_spec();
+                $crate::forge::flow::PullRequestApi::state(self, &spec, target.number)
+                    .await
+                    .map(Some)
             }
         }
     };

@@ -17,6 +17,7 @@ use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
+use crate::lifecycle::fix_plan::ObservedState;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
@@ -54,6 +55,27 @@ struct CreatePull<'a> {
 #[derive(Serialize)]
 struct AddLabels<'a> {
     labels: &'a [String],
+}
+
+#[derive(Serialize)]
+struct UpdatePull<'a> {
+    title: &'a str,
+    body: &'a str,
+}
+
+/// The fields of `GET /repos/{owner}/{repo}/pulls/{number}` that say where it stands.
+#[derive(Deserialize)]
+struct PullState {
+    state: String,
+    #[serde(default)]
+    merged: bool,
+    #[serde(default)]
+    merged_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// False when it conflicts with its base (GitHub: null while it is being computed).
+    #[serde(default)]
+    mergeable: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +268,99 @@ impl PullRequestApi for GithubForge {
                 )))
             }
             _ => Err(self.status_error(&reply, spec, &context)),
+        }
+    }
+
+    async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
+        let context = format!(
+            "updating pull request #{number} of {}/{}",
+            spec.owner, spec.repo
+        );
+        let url = self.api.endpoint(&[
+            "repos",
+            &spec.owner,
+            &spec.repo,
+            "pulls",
+            &number.to_string(),
+        ])?;
+        let body = serde_json::to_value(UpdatePull {
+            title: &spec.title,
+            body: &spec.body,
+        })
+        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
+        let reply = self
+            .api
+            .send(Method::PATCH, url, Some(body), &context)
+            .await?;
+        if reply.status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
+    }
+
+    async fn state(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+    ) -> Result<ObservedState, ForgeError> {
+        let context = format!(
+            "reading pull request #{number} of {}/{}",
+            spec.owner, spec.repo
+        );
+        let url = self.api.endpoint(&[
+            "repos",
+            &spec.owner,
+            &spec.repo,
+            "pulls",
+            &number.to_string(),
+        ])?;
+        let reply = self.api.send(Method::GET, url, None, &context).await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.status_error(&reply, spec, &context));
+        }
+        let pull: PullState = self.api.parse_json(&reply, &context)?;
+        Ok(
+            match (pull.state.as_str(), pull.merged || pull.merged_at.is_some()) {
+                (_, true) => ObservedState::Merged(pull.merged_at),
+                ("closed", false) => ObservedState::Closed(pull.closed_at),
+                _ if pull.mergeable == Some(false) => ObservedState::Conflicting,
+                _ => ObservedState::Open,
+            },
+        )
+    }
+
+    async fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let context = format!(
+            "commenting on pull request #{number} of {}/{}",
+            spec.owner, spec.repo
+        );
+        let url = self.api.endpoint(&[
+            "repos",
+            &spec.owner,
+            &spec.repo,
+            "issues",
+            &number.to_string(),
+            "comments",
+        ])?;
+        let reply = self
+            .api
+            .send(
+                Method::POST,
+                url,
+                Some(serde_json::json!({"body": body})),
+                &context,
+            )
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
         }
     }
 

@@ -17,6 +17,7 @@ use super::flow::{self, Created, PullRequestApi};
 use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::egress::EgressPolicy;
+use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix that makes a merge request a draft.
 pub const DRAFT_PREFIX: &str = "Draft: ";
@@ -24,6 +25,25 @@ pub const DRAFT_PREFIX: &str = "Draft: ";
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// Client for one GitLab host.
+#[derive(Serialize)]
+struct UpdateMergeRequest<'a> {
+    title: &'a str,
+    description: &'a str,
+}
+
+/// The fields of `GET /projects/:id/merge_requests/:iid` that say where it stands.
+#[derive(Deserialize)]
+struct MergeRequestState {
+    state: String,
+    #[serde(default)]
+    merged_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// True when it conflicts with its target branch.
+    #[serde(default)]
+    has_conflicts: bool,
+}
+
 #[derive(Clone)]
 pub struct GitlabForge {
     api: ApiClient,
@@ -169,6 +189,77 @@ impl PullRequestApi for GitlabForge {
             }))
     }
 
+    async fn update(&self, spec: &PullRequestSpec, iid: u64) -> Result<(), ForgeError> {
+        let context = format!("updating merge request !{iid} of {}", project_path(spec));
+        let url = self.merge_request_url(spec, iid)?;
+        let title = if spec.draft {
+            draft_title(&spec.title)
+        } else {
+            spec.title.clone()
+        };
+        let body = serde_json::to_value(UpdateMergeRequest {
+            title: &title,
+            description: &spec.body,
+        })
+        .map_err(|e| ForgeError::Permanent(format!("cannot encode the merge request: {e}")))?;
+        let reply = self
+            .api
+            .send(Method::PUT, url, Some(body), &context)
+            .await?;
+        if reply.status == StatusCode::OK {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
+    }
+
+    async fn state(&self, spec: &PullRequestSpec, iid: u64) -> Result<ObservedState, ForgeError> {
+        let context = format!("reading merge request !{iid} of {}", project_path(spec));
+        let url = self.merge_request_url(spec, iid)?;
+        let reply = self.api.send(Method::GET, url, None, &context).await?;
+        if reply.status != StatusCode::OK {
+            return Err(self.status_error(&reply, spec, &context));
+        }
+        let mr: MergeRequestState = self.api.parse_json(&reply, &context)?;
+        // "locked" is a merge request being merged right now: still open until it is merged.
+        Ok(match mr.state.as_str() {
+            "merged" => ObservedState::Merged(mr.merged_at),
+            "closed" => ObservedState::Closed(mr.closed_at),
+            _ if mr.has_conflicts => ObservedState::Conflicting,
+            _ => ObservedState::Open,
+        })
+    }
+
+    async fn comment(
+        &self,
+        spec: &PullRequestSpec,
+        iid: u64,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        let context = format!(
+            "commenting on merge request !{iid} of {}",
+            project_path(spec)
+        );
+        let mut url = self.merge_request_url(spec, iid)?;
+        url.path_segments_mut()
+            .map_err(|()| ForgeError::Permanent("the GitLab API URL cannot take a path".into()))?
+            .push("notes");
+        let reply = self
+            .api
+            .send(
+                Method::POST,
+                url,
+                Some(serde_json::json!({"body": body})),
+                &context,
+            )
+            .await?;
+        if reply.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&reply, spec, &context))
+        }
+    }
+
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
         let project = project_path(spec);
         let context = format!(
@@ -221,6 +312,21 @@ impl PullRequestApi for GitlabForge {
 }
 
 flow::forge_with_api!(GitlabForge, "gitlab");
+
+impl GitlabForge {
+    fn merge_request_url(
+        &self,
+        spec: &PullRequestSpec,
+        iid: u64,
+    ) -> Result<reqwest::Url, ForgeError> {
+        self.api.endpoint(&[
+            "projects",
+            &project_path(spec),
+            "merge_requests",
+            &iid.to_string(),
+        ])
+    }
+}
 
 /// The project's full path, "group/subgroup/name": GitLab's id for it, once URL-encoded.
 fn project_path(spec: &PullRequestSpec) -> String {

@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::egress::EgressPolicy;
+use crate::lifecycle::fix_plan::ObservedState;
 
 pub use remediable::{NotRemediable, RepositoryRules, check_project_repository};
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
@@ -71,6 +72,44 @@ pub struct PullRequestSpec {
     pub body: String,
     pub labels: Vec<String>,
     pub draft: bool,
+}
+
+/// A pull request by its repository and number, as the reconciler knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequestRef {
+    pub owner: String,
+    pub repo: String,
+    pub number: u64,
+}
+
+impl PullRequestRef {
+    /// The repository and number of pull request `number` of `repository`.
+    pub fn of(repository: &ResolvedRepository, number: u64) -> Self {
+        let (owner, repo) = match repository.url.owner_and_name() {
+            Some((owner, name)) => (owner.to_owned(), name.to_owned()),
+            None => (String::new(), repository.url.path.clone()),
+        };
+        PullRequestRef {
+            owner,
+            repo,
+            number,
+        }
+    }
+
+    /// A spec naming only the repository: what the forges' shared request and error code
+    /// takes for messages. The branches are placeholders, never sent.
+    pub(crate) fn as_spec(&self) -> PullRequestSpec {
+        PullRequestSpec {
+            owner: self.owner.clone(),
+            repo: self.repo.clone(),
+            head_branch: "-".to_owned(),
+            base_branch: "-".to_owned(),
+            title: String::new(),
+            body: String::new(),
+            labels: Vec::new(),
+            draft: false,
+        }
+    }
 }
 
 /// An open pull request on a forge.
@@ -130,6 +169,28 @@ pub trait Forge {
         &self,
         spec: &PullRequestSpec,
     ) -> impl Future<Output = Result<Option<PullRequest>, ForgeError>> + Send;
+
+    /// Sets the title and body of open pull request `number` to the spec's: the fix was raised
+    /// to another version or lists more advisories. A no-op for plain git.
+    fn update_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Adds a comment to the pull request (a no-op for plain git).
+    fn comment_on_pull_request(
+        &self,
+        target: &PullRequestRef,
+        body: &str,
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+
+    /// Where the pull request stands on the forge (the reconciler asks). `Ok(None)` for plain
+    /// git, which has no pull requests.
+    fn pull_request_state(
+        &self,
+        target: &PullRequestRef,
+    ) -> impl Future<Output = Result<Option<ObservedState>, ForgeError>> + Send;
 }
 
 /// Every supported forge, dispatched statically.
@@ -172,6 +233,44 @@ impl Forge for AnyForge {
             AnyForge::Gitlab(forge) => forge.find_open_pull_request(spec).await,
             AnyForge::Gitea(forge) => forge.find_open_pull_request(spec).await,
             AnyForge::PlainGit(forge) => forge.find_open_pull_request(spec).await,
+        }
+    }
+
+    async fn update_pull_request(
+        &self,
+        spec: &PullRequestSpec,
+        number: u64,
+    ) -> Result<(), ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.update_pull_request(spec, number).await,
+            AnyForge::Gitlab(forge) => forge.update_pull_request(spec, number).await,
+            AnyForge::Gitea(forge) => forge.update_pull_request(spec, number).await,
+            AnyForge::PlainGit(forge) => forge.update_pull_request(spec, number).await,
+        }
+    }
+
+    async fn comment_on_pull_request(
+        &self,
+        target: &PullRequestRef,
+        body: &str,
+    ) -> Result<(), ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::Gitlab(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::Gitea(forge) => forge.comment_on_pull_request(target, body).await,
+            AnyForge::PlainGit(forge) => forge.comment_on_pull_request(target, body).await,
+        }
+    }
+
+    async fn pull_request_state(
+        &self,
+        target: &PullRequestRef,
+    ) -> Result<Option<ObservedState>, ForgeError> {
+        match self {
+            AnyForge::Github(forge) => forge.pull_request_state(target).await,
+            AnyForge::Gitlab(forge) => forge.pull_request_state(target).await,
+            AnyForge::Gitea(forge) => forge.pull_request_state(target).await,
+            AnyForge::PlainGit(forge) => forge.pull_request_state(target).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Plain git hosting: the pushed branch is the whole result, there is no pull request API.
 
-use super::{Forge, ForgeError, PullRequest, PullRequestSpec};
+use super::{Forge, ForgeError, PullRequest, PullRequestRef, PullRequestSpec};
+use crate::lifecycle::fix_plan::ObservedState;
 
 /// A forge without pull requests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +27,29 @@ impl Forge for PlainGit {
         &self,
         _spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
+        Ok(None)
+    }
+
+    async fn update_pull_request(
+        &self,
+        _spec: &PullRequestSpec,
+        _number: u64,
+    ) -> Result<(), ForgeError> {
+        Ok(())
+    }
+
+    async fn comment_on_pull_request(
+        &self,
+        _target: &PullRequestRef,
+        _body: &str,
+    ) -> Result<(), ForgeError> {
+        Ok(())
+    }
+
+    async fn pull_request_state(
+        &self,
+        _target: &PullRequestRef,
+    ) -> Result<Option<ObservedState>, ForgeError> {
         Ok(None)
     }
 }

@@ -25,6 +25,26 @@ pub struct PrFacts<'a> {
     /// Model name when an LLM wrote the patch; `None` for a deterministic bump.
     pub written_by_llm: Option<&'a str>,
     pub confidence: Option<f64>,
+    /// The package's other advisories the same change fixes (one pull request per fix).
+    pub also_fixes: &'a [OtherAdvisory<'a>],
+    /// The package's advisories this change does not fix, and why.
+    pub not_fixed: &'a [NotFixed<'a>],
+}
+
+/// Another advisory on the package that the same version fixes.
+#[derive(Clone, Debug)]
+pub struct OtherAdvisory<'a> {
+    pub vulnerability_id: &'a str,
+    pub aliases: &'a [String],
+    pub severity: &'a str,
+    pub summary: &'a str,
+}
+
+/// An advisory on the package that the chosen version does not fix.
+#[derive(Clone, Debug)]
+pub struct NotFixed<'a> {
+    pub vulnerability_id: &'a str,
+    pub reason: &'a str,
 }
 
 /// GitHub refuses titles longer than 256 characters.
@@ -35,11 +55,23 @@ const MAX_LISTED_FILES: usize = 100;
 const MAX_BRANCH_LEN: usize = 100;
 const BRANCH_PREFIX: &str = "remediator/";
 
+/// Advisory ids listed in a title before the rest are counted ("GHSA-a and 3 more").
+const MAX_TITLE_IDS: usize = 3;
+
 /// A Dependabot/Renovate style title:
 /// "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-xxxx]", or
-/// "fix(deps): remediate CVE-2024-1 in lodash" when there is no target version.
+/// "fix(deps): remediate CVE-2024-1 in lodash" when there is no target version. With several
+/// advisories: "[GHSA-a, GHSA-b]", or "[GHSA-a and 3 more]" past three.
 pub fn title(f: &PrFacts) -> String {
-    let id = one_line(f.vulnerability_id);
+    let ids: Vec<String> = std::iter::once(f.vulnerability_id)
+        .chain(f.also_fixes.iter().map(|a| a.vulnerability_id))
+        .map(one_line)
+        .collect();
+    let id = if ids.len() > MAX_TITLE_IDS {
+        format!("{} and {} more", ids[0], ids.len() - 1)
+    } else {
+        ids.join(", ")
+    };
     let package = one_line(f.package);
     let title = match f.to_version {
         Some(to) => format!(
@@ -55,15 +87,37 @@ pub fn title(f: &PrFacts) -> String {
 /// The markdown body: the vulnerability (linked to its advisory), what changed and why, who
 /// wrote the change, and the operation id to trace it back.
 pub fn body(f: &PrFacts) -> String {
+    let mut out = sections(f);
+    out.push_str(&footer(f.operation_id));
+    out
+}
+
+/// The body without its footer: what one package's part of a grouped pull request says.
+fn sections(f: &PrFacts) -> String {
     let mut out = String::new();
     let package = escape(f.package);
     let ecosystem = escape(f.ecosystem);
     // Writing to a String cannot fail; the results are ignored on purpose.
-    let _ = writeln!(
-        out,
-        "This pull request remediates {} in **{package}** ({ecosystem}).\n",
-        advisory_link(f.vulnerability_id)
+    let mut links = vec![advisory_link(f.vulnerability_id)];
+    links.extend(
+        f.also_fixes
+            .iter()
+            .map(|a| advisory_link(a.vulnerability_id)),
     );
+    let _ = if links.len() == 1 {
+        writeln!(
+            out,
+            "This pull request remediates {} in **{package}** ({ecosystem}).\n",
+            links[0]
+        )
+    } else {
+        writeln!(
+            out,
+            "This pull request remediates {} advisories in **{package}** ({ecosystem}): {}.\n",
+            links.len(),
+            links.join(", ")
+        )
+    };
 
     out.push_str("### Vulnerability\n\n");
     let _ = writeln!(out, "- **ID:** {}", advisory_link(f.vulnerability_id));
@@ -87,6 +141,41 @@ pub fn body(f: &PrFacts) -> String {
                 out,
                 "- **Affected version:** {} (fixed by a code change, not a version bump)",
                 escape(f.from_version)
+            );
+        }
+    }
+
+    if !f.also_fixes.is_empty() {
+        out.push_str("\n### Also fixed by this change\n\n");
+        for other in f.also_fixes {
+            let aliases: Vec<String> = other.aliases.iter().map(|a| advisory_link(a)).collect();
+            let aliases = if aliases.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", aliases.join(", "))
+            };
+            let summary = other.summary.trim();
+            let summary = if summary.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", escape(&one_line(summary)))
+            };
+            let _ = writeln!(
+                out,
+                "- {}{aliases}, severity {}{summary}",
+                advisory_link(other.vulnerability_id),
+                escape(other.severity)
+            );
+        }
+    }
+    if !f.not_fixed.is_empty() {
+        out.push_str("\n### Not fixed by this change\n\n");
+        for left in f.not_fixed {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                advisory_link(left.vulnerability_id),
+                escape(left.reason)
             );
         }
     }
@@ -142,19 +231,111 @@ pub fn body(f: &PrFacts) -> String {
         }
     }
 
-    let _ = writeln!(
-        out,
-        "\n---\n\nOpened by Remediator, operation `{}`.",
-        f.operation_id
-    );
     out
 }
 
-/// A deterministic branch name per remediation: "remediator/<vuln-slug>-<package-slug>",
+fn footer(operation_id: uuid::Uuid) -> String {
+    format!("\n---\n\nOpened by Remediator, operation `{operation_id}`.\n")
+}
+
+/// One package of a repository-grouped pull request, and what its lock step verified.
+#[derive(Clone, Debug)]
+pub struct GroupedPackage<'a> {
+    pub facts: PrFacts<'a>,
+    /// The verification line (and any draft reason) of this package, already markdown.
+    pub notes: Vec<String>,
+}
+
+/// The branch of a repository-grouped fix: `remediator/<ecosystem>-security-updates`.
+pub fn group_branch_name(ecosystem: &str) -> String {
+    branch_name(ecosystem, "security-updates")
+}
+
+/// "fix(deps): security updates for 2 npm packages (lodash 4.17.22, axios 0.21.2)".
+pub fn group_title(ecosystem: &str, packages: &[GroupedPackage<'_>]) -> String {
+    let list: Vec<String> = packages
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                one_line(p.facts.package),
+                one_line(p.facts.to_version.unwrap_or("?"))
+            )
+        })
+        .collect();
+    let noun = if packages.len() == 1 {
+        "package"
+    } else {
+        "packages"
+    };
+    truncate_chars(
+        &format!(
+            "fix(deps): security updates for {} {} {noun} ({})",
+            packages.len(),
+            one_line(ecosystem),
+            list.join(", ")
+        ),
+        MAX_TITLE_CHARS,
+    )
+}
+
+/// The body of a repository-grouped pull request: a list of the packages, then each one's
+/// sections as a package pull request would have them, and one footer.
+pub fn group_body(
+    ecosystem: &str,
+    packages: &[GroupedPackage<'_>],
+    not_fixed: &[NotFixed<'_>],
+    operation_id: uuid::Uuid,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "This pull request carries every pending security update of the {} packages of this repository:\n",
+        escape(ecosystem)
+    );
+    for p in packages {
+        let _ = writeln!(
+            out,
+            "- **{}** {} → {}",
+            escape(p.facts.package),
+            escape(p.facts.from_version),
+            escape(p.facts.to_version.unwrap_or("?"))
+        );
+    }
+    for p in packages {
+        let _ = writeln!(
+            out,
+            "\n## {} {}\n",
+            escape(p.facts.package),
+            escape(p.facts.to_version.unwrap_or("?"))
+        );
+        out.push_str(&sections(&p.facts));
+        for note in &p.notes {
+            let _ = writeln!(out, "\n{note}");
+        }
+    }
+    if !not_fixed.is_empty() {
+        out.push_str("\n## Not fixed by this change\n\n");
+        for left in not_fixed {
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                advisory_link(left.vulnerability_id),
+                escape(left.reason)
+            );
+        }
+    }
+    out.push_str(&footer(operation_id));
+    out
+}
+
+/// The branch of a package fix: one per package, not per advisory, so every advisory the
+/// version fixes shares it: "remediator/<ecosystem-slug>-<package-slug>" (for example
+/// `remediator/npm-lodash`),
 /// lowercase, only `[a-z0-9._-]` after the prefix, no "..", no trailing ".lock", '.' or '/',
 /// at most 100 bytes, so it is always a valid git ref name. Parts that slug to nothing (all
 /// non-ASCII) and over-long names get a stable hash of the input so they stay distinct.
-pub fn branch_name(vulnerability_id: &str, package: &str) -> String {
+pub fn branch_name(ecosystem: &str, package: &str) -> String {
     let part = |raw: &str| {
         let slug = slug(raw);
         if slug.is_empty() {
@@ -163,13 +344,9 @@ pub fn branch_name(vulnerability_id: &str, package: &str) -> String {
             slug
         }
     };
-    let mut name = format!(
-        "{BRANCH_PREFIX}{}-{}",
-        part(vulnerability_id),
-        part(package)
-    );
+    let mut name = format!("{BRANCH_PREFIX}{}-{}", part(ecosystem), part(package));
     if name.len() > MAX_BRANCH_LEN {
-        let hash = stable_hash_hex(&format!("{vulnerability_id}\0{package}"));
+        let hash = stable_hash_hex(&format!("{ecosystem}\0{package}"));
         // Slugs are ASCII, so any byte index is a char boundary.
         name.truncate(MAX_BRANCH_LEN - hash.len() - 1);
         let kept = name.trim_end_matches(['-', '.', '_']).len();
@@ -244,27 +421,99 @@ fn advisory_link(id: &str) -> String {
     }
 }
 
-/// Makes outside text inert in GitHub-flavoured markdown: every ASCII punctuation character
-/// is backslash-escaped (no links, autolinks, emphasis, headings, HTML or entities), a
-/// zero-width space after '@' stops mentions, control characters are dropped, and the text is
-/// capped.
+/// Makes outside text inert in GitHub-flavoured markdown, escaping only what markdown would
+/// read as syntax, so versions, hosts and file names stay as they are (`1.5.4`,
+/// `package-lock.json`) in e-mail notifications and raw views:
+///
+/// - anywhere: `\` `` ` `` `*` `_` `[` `]` `<` `&` `|` `~` `$` (escapes, code, emphasis,
+///   links and images, HTML and autolinks, entities, tables, strikethrough, math);
+/// - at the start of a line: `#`, `>`, a `+` `-` `=` that would start a list item, rule or setext
+///   underline, and the `.` or `)` that would make a number an ordered list marker;
+/// - URL autolinks: the `://` of a scheme and the `.` of a leading `www.`;
+/// - `@` gets a zero-width space after it, so it cannot mention anyone (or form an e-mail
+///   autolink); control characters and bidi overrides are dropped; the text is capped.
 pub fn escape(text: &str) -> String {
-    let text = truncate_chars(text, MAX_FIELD_CHARS);
-    let mut out = String::with_capacity(text.len() * 2);
-    for c in text.replace("\r\n", "\n").chars() {
+    let text = truncate_chars(text, MAX_FIELD_CHARS).replace("\r\n", "\n");
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut line_start = true;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = |n: usize| chars.get(i + n).copied();
         match c {
+            '\n' => {
+                out.push('\n');
+                line_start = true;
+                i += 1;
+                continue;
+            }
             '@' => out.push_str("\\@\u{200B}"),
-            '\n' => out.push('\n'),
             '\t' => out.push(' '),
             c if c.is_control() => {}
             // Unicode bidi overrides can make text read differently than it is.
             '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
-            c if c.is_ascii_punctuation() => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '&' | '|' | '~' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
+            // A heading, or a list item, thematic break or setext underline: the marker is
+            // followed by a space, the end of the line, or more of itself.
+            '#' | '>' if line_start => {
+                out.push('\\');
+                out.push(c);
+            }
+            '+' | '-' | '='
+                if line_start
+                    && next(1).is_none_or(|n| n == ' ' || n == '\t' || n == '\n' || n == c) =>
+            {
+                out.push('\\');
+                out.push(c);
+            }
+            ':' if next(1) == Some('/') && next(2) == Some('/') => {
+                out.push_str("\\:\\/\\/");
+                i += 3;
+                line_start = false;
+                continue;
+            }
+            'w' | 'W'
+                if (i == 0 || !chars[i - 1].is_alphanumeric())
+                    && chars.len() >= i + 4
+                    && chars[i..i + 3].iter().all(|w| w.eq_ignore_ascii_case(&'w'))
+                    && chars[i + 3] == '.' =>
+            {
+                out.extend(&chars[i..i + 3]);
+                out.push_str("\\.");
+                i += 4;
+                line_start = false;
+                continue;
+            }
+            c if c.is_ascii_digit() && line_start => {
+                // An ordered list marker is digits then '.' or ')' at the start of a line.
+                let digits = chars[i..].iter().take_while(|d| d.is_ascii_digit()).count();
+                out.extend(&chars[i..i + digits]);
+                i += digits;
+                let ends_marker = chars
+                    .get(i + 1)
+                    .is_none_or(|n| matches!(n, ' ' | '\t' | '\n'));
+                if let Some(marker @ ('.' | ')')) = chars.get(i).copied()
+                    && ends_marker
+                {
+                    out.push('\\');
+                    out.push(marker);
+                    i += 1;
+                }
+                line_start = false;
+                continue;
+            }
+            ' ' if line_start => out.push(' '),
             c => out.push(c),
         }
+        // Leading spaces keep a line's start; anything else ends it.
+        if c != ' ' {
+            line_start = false;
+        }
+        i += 1;
     }
     out
 }

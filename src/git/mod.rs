@@ -21,7 +21,7 @@ pub use branch::check_branch_name;
 pub use clone::clone_default_branch;
 pub use credentials::{GitAuth, remote_callbacks};
 pub use error::GitError;
-pub use push::{PushOutcome, push_branch, remote_branch_commit};
+pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
 pub use workspace::{

@@ -118,16 +118,53 @@ pub fn push_branch(
     Ok(PushOutcome::Pushed)
 }
 
-/// The tree of the server's `branch`, fetching its tip (shallow where the transport allows) when
-/// the commit is not here yet.
+/// The tip of the server's `branch` when the branch is not ours to replace: it exists, holds
+/// other files than `commit`, and its tip was not both authored and committed as `our_email`
+/// (a person pushed to it, amended or rebased our commit). Our branch is always one commit of
+/// ours on the default branch, so its tip tells. `None`: pushing may replace it. (A push by a
+/// person between this check and ours is not detected: libgit2 has no force-with-lease.)
+pub fn foreign_tip(
+    repo: &Repository,
+    branch: &str,
+    commit: Oid,
+    auth: &GitAuth,
+    our_email: &str,
+) -> Result<Option<Oid>, GitError> {
+    let Some(remote_tip) = remote_branch_commit(repo, branch, auth)? else {
+        return Ok(None);
+    };
+    if remote_tip == commit {
+        return Ok(None);
+    }
+    let ours = repo
+        .find_commit(commit)
+        .map_err(|e| local(&e, "push (finding the commit to push)"))?;
+    let theirs = remote_commit(repo, branch, remote_tip, auth)?;
+    let written_by_us = theirs.author().email().ok() == Some(our_email)
+        && theirs.committer().email().ok() == Some(our_email);
+    Ok((theirs.tree_id() != ours.tree_id() && !written_by_us).then_some(remote_tip))
+}
+
+/// The tree of the server's `branch`, fetching its tip when the commit is not here yet.
 fn remote_tree(
     repo: &Repository,
     branch: &str,
     remote_tip: Oid,
     auth: &GitAuth,
 ) -> Result<Oid, GitError> {
+    remote_commit(repo, branch, remote_tip, auth).map(|c| c.tree_id())
+}
+
+/// The server's tip of `branch`, fetching it (shallow where the transport allows) when the
+/// commit is not here yet.
+fn remote_commit<'r>(
+    repo: &'r Repository,
+    branch: &str,
+    remote_tip: Oid,
+    auth: &GitAuth,
+) -> Result<git2::Commit<'r>, GitError> {
     if let Ok(found) = repo.find_commit(remote_tip) {
-        return Ok(found.tree_id());
+        return Ok(found);
     }
     let mut remote = origin(repo)?;
     let url = remote.url().unwrap_or_default().to_owned();
@@ -148,7 +185,6 @@ fn remote_tree(
     // The branch may have moved since the listing; compare with what was fetched.
     repo.find_reference(&tracking)
         .and_then(|r| r.peel_to_commit())
-        .map(|c| c.tree_id())
         .map_err(|e| local(&e, &format!("push (reading the fetched {branch})")))
 }
 

@@ -8,6 +8,7 @@
 //! The invariants the code cites ("invariant 5") are listed in ARCHITECTURE.md.
 
 pub mod decide;
+pub mod fix_plan;
 pub mod ids;
 pub mod status;
 

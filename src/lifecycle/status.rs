@@ -117,10 +117,34 @@ sql_text_enum!(
         PrOpen => "PR_OPEN",
         /// The branch is pushed to a remote that has no pull requests (plain git).
         BranchPushed => "BRANCH_PUSHED",
+        /// The pull request was merged (seen by a webhook or the reconciler).
+        PrMerged => "PR_MERGED",
+        /// The pull request was closed without merging; a later trigger for the same fix is
+        /// refused rather than reopening it.
+        PrClosed => "PR_CLOSED",
         /// The last remediation failed.
         Failed => "FAILED",
     }
 );
+
+impl RemediationStatus {
+    /// What a fix's pull request can be on the forge (`remediation_fixes.state`); `Failed`
+    /// belongs to an assessment's last job, never to a pull request.
+    pub const PULL_REQUEST_STATES: [RemediationStatus; 4] = [
+        RemediationStatus::PrOpen,
+        RemediationStatus::BranchPushed,
+        RemediationStatus::PrMerged,
+        RemediationStatus::PrClosed,
+    ];
+
+    /// Merged or closed: the pull request no longer counts as open on the forge.
+    pub fn is_settled_pull_request(self) -> bool {
+        matches!(
+            self,
+            RemediationStatus::PrMerged | RemediationStatus::PrClosed
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,14 +6,19 @@
 //! (heartbeat, deadline, panics), `pipeline` lists the steps of a job and `steps/` holds one
 //! file per step and the driver they go through; `patcher` and `llm_fix` write the patch,
 //! `failure` classifies and explains a failed step, `rescuer` requeues jobs whose worker
-//! vanished.
+//! vanished, `fix_lock` serialises the jobs of one package around its pull request, and
+//! `reconciler` follows open pull requests on the forges; `grouped` is the job of
+//! `worker.group = "repository"`.
 
 pub mod failure;
+pub mod fix_lock;
+pub mod grouped;
 pub mod job;
 pub mod llm_fix;
 pub mod manifests;
 pub mod patcher;
 pub mod pipeline;
+pub mod reconciler;
 pub mod rescuer;
 pub mod retry;
 pub mod runner;

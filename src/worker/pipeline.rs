@@ -9,14 +9,16 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::failure::StepFailure;
+use super::fix_lock::FixKey;
 use super::patcher::Patcher;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
-use crate::config::VerifiedFix;
+use crate::config::{Grouping, VerifiedFix};
 use crate::db::models::{AssessmentStatus, RemediationTarget};
-use crate::db::{DbPool, catalog, operations};
+use crate::db::{DbPool, catalog, fixes, operations};
 use crate::forge::ForgeRegistry;
 use crate::forge::pr_text;
+use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{OperationId, Step};
 use crate::lockfile::LockfileSettings;
 use crate::sandbox::Sandbox;
@@ -43,6 +45,8 @@ pub struct Pipeline {
     pub sandbox: Sandbox,
     pub lockfiles: LockfileSettings,
     pub require_verified_fix: VerifiedFix,
+    /// `worker.group`: one pull request per package fix, or per repository and ecosystem.
+    pub group: Grouping,
 }
 
 pub type StepHook = Arc<dyn Fn(OperationId, Step) + Send + Sync>;
@@ -57,41 +61,72 @@ impl Pipeline {
         let mut driver =
             StepDriver::new(&self.pool, operation_id, progress, self.before_step.clone());
         let target = self.load_target(operation_id).await?;
-        let branch = pr_text::branch_name(&target.vulnerability_id, &target.package_name);
+        // Grouping carries version bumps; a code change keeps a pull request of its own.
+        if self.group == Grouping::Repository
+            && super::grouped::trigger_of(&target).own_target().is_some()
+        {
+            return self.run_grouped(&mut driver, operation_id, target).await;
+        }
+        let plan = self.plan_fix(&target).await?;
+        // The patcher, the lock step and the verification aim at the plan's version, the
+        // one that fixes every advisory the pull request lists.
+        let fix_target = RemediationTarget {
+            fixed_versions: plan
+                .target_version
+                .clone()
+                .map_or_else(|| target.fixed_versions.clone(), |v| vec![v]),
+            ..target.clone()
+        };
+        let branch = pr_text::branch_name(&target.ecosystem, &target.package_name);
 
         let checkout = driver
-            .step(Step::Clone, steps::clone::run(self, &target))
+            .step(Step::Clone, steps::clone::run(self, &fix_target))
             .await?;
         let patch = driver
             .step(
                 Step::Generate,
-                steps::generate::run(self, &checkout, &target),
+                steps::generate::run(self, &checkout, &fix_target),
             )
             .await?;
         let locked = driver
             .step(
                 Step::Lock,
-                steps::lock::run(self, &checkout, &target, &patch),
+                steps::lock::run(self, &checkout, &fix_target, &patch),
             )
             .await?;
         let commit_step = steps::commit::run(
             self,
             operation_id,
             &checkout,
-            &target,
-            &patch,
-            &locked,
-            &branch,
+            steps::commit::What {
+                target: &fix_target,
+                plan: &plan,
+                patch: &patch,
+                locked: &locked,
+                branch: &branch,
+            },
         );
         let committed = driver.step(Step::Commit, commit_step).await?;
-        let push_step = steps::push::run(self, &checkout, &branch, committed.commit);
-        let pushed = driver.step(Step::Push, push_step).await?;
+        let key = FixKey {
+            project: target.project_id,
+            ecosystem: &target.ecosystem,
+            package: &target.package_name,
+            branch: &branch,
+        };
+        let push_step = steps::push::run(self, &checkout, &key, &plan, committed.commit);
+        let (pushed, fix_lock) = driver.step(Step::Push, push_step).await?;
         let repository = checkout.repository;
         // The clone is no longer needed: its directory goes once no git task holds it.
         drop(checkout.git);
 
         let (running, at_cap) =
-            steps::pull_request::begin(self, &driver, &target, &repository).await?;
+            match steps::pull_request::begin(self, &driver, &target, &repository).await {
+                Ok(gate) => gate,
+                Err(failure) => {
+                    fix_lock.release().await;
+                    return Err(failure);
+                }
+            };
         // A draft when the model was unsure, or the fix is not verified.
         let draft = locked.draft_reason.is_some()
             || patch
@@ -99,7 +134,7 @@ impl Pipeline {
                 .is_some_and(|c| c < self.draft_below_confidence);
         let spec =
             steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
-        let pull_request = steps::pull_request::run(&repository, &spec, at_cap).await?;
+        let opened = steps::pull_request::run(&repository, &spec, at_cap, fix_lock, &plan).await?;
         driver.end(running);
 
         let running = driver.begin(Step::WriteBack).await?;
@@ -111,9 +146,55 @@ impl Pipeline {
             pushed,
             patch,
             locked,
-            pull_request,
+            opened,
+            plan: &plan,
             timings: driver.timings_json(),
         }))
+    }
+
+    /// Gathers every AFFECTED advisory of the package in the project and plans one fix for
+    /// them; refuses at once a fix whose pull request a person closed.
+    async fn plan_fix(&self, target: &RemediationTarget) -> Result<FixPlan, StepFailure> {
+        let db = |e: diesel::result::Error| StepFailure::from_database(Step::Claim, e);
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
+        let advisories = fixes::package_advisories(
+            &mut conn,
+            target.project_id,
+            &target.ecosystem,
+            &target.package_name,
+        )
+        .await
+        .map_err(db)?;
+        let trigger = super::grouped::trigger_of(target);
+        let plan = fix_plan::plan(&trigger, &advisories);
+        let fix = fixes::find(
+            &mut conn,
+            target.project_id,
+            &target.ecosystem,
+            &target.package_name,
+        )
+        .await
+        .map_err(db)?;
+        if let Some(fix) = fix
+            && let Some(refusal) = fix_plan::closed_refusal(
+                &target.package_name,
+                &fix.record(),
+                plan.target_version.as_deref(),
+            )
+        {
+            return Err(StepFailure::permanent(Step::Claim, refusal));
+        }
+        tracing::info!(
+            target_version = plan.target_version.as_deref().unwrap_or("-"),
+            covered = plan.covered.len(),
+            remaining = plan.remaining.len(),
+            "planned the package fix"
+        );
+        Ok(plan)
     }
 
     async fn load_target(

@@ -40,13 +40,19 @@ pub struct Runner {
     pub shutdown_grace: Duration,
     /// This process, as recorded on the operations it claims (`host/pid`).
     pub worker_id: String,
+    /// Follows open pull requests beside the consumer (`[reconciler]`); `None` when disabled.
+    pub reconciler: Option<super::reconciler::Reconciler>,
 }
 
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(15);
 
 impl Runner {
     /// Consumes until shutdown, reconnecting with backoff when the broker goes away.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run(mut self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let reconciler = self
+            .reconciler
+            .take()
+            .map(|reconciler| tokio::spawn(reconciler.run(shutdown.clone())));
         let this = Arc::new(self);
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_triggered() {
@@ -61,6 +67,9 @@ impl Runner {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+        if let Some(reconciler) = reconciler {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reconciler).await;
         }
         tracing::info!("worker stopped");
         Ok(())

@@ -15,6 +15,7 @@ use super::failure::StepFailure;
 use super::runner::{MAX_BACKOFF, Runner};
 use super::steps::write_back::JobSuccess;
 use crate::db::catalog::{self, RemediationWriteBack};
+use crate::db::fixes;
 use crate::db::{DbConn, operations};
 use crate::lifecycle::{DeadReason, OperationId, OperationStatus, RemediationStatus, Settlement};
 use crate::queue::message::{JobMessage, mark_dead};
@@ -202,12 +203,12 @@ impl Runner {
         Ok(())
     }
 
-    /// Ends the operation SUCCEEDED and writes the fix back, in one transaction.
+    /// Ends the operation SUCCEEDED and writes the fix back on every assessment its pull
+    /// request covers, in one transaction.
     async fn succeed(&self, operation_id: OperationId, success: &JobSuccess) -> anyhow::Result<()> {
         let mut conn = self.pool.get().await?;
-        let assessment = assessment_of(&mut conn, operation_id).await?;
         conn.transaction(async |conn| -> anyhow::Result<()> {
-            catalog::write_back(conn, assessment, &success.write_back).await?;
+            fixes::write_back_covered(conn, &success.write_back).await?;
             let output = Some(&success.output);
             operations::finish(conn, operation_id, OperationStatus::Succeeded, output, None)
                 .await?;

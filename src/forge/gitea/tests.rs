@@ -576,3 +576,70 @@ fn api_url_validation_and_redacted_debug() {
         "{debug}"
     );
 }
+
+fn pull_ref() -> crate::forge::PullRequestRef {
+    crate::forge::PullRequestRef {
+        owner: "acme".to_owned(),
+        repo: "widgets".to_owned(),
+        number: 3,
+    }
+}
+
+#[tokio::test]
+async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Gitea(forge_at(&api(&server)));
+    let one = format!("{REPO}/pulls/3");
+    for (answer, expected) in [
+        (
+            json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
+            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"number": 3, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
+            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"number": 3, "state": "open", "merged": false, "mergeable": false}),
+            ObservedState::Conflicting,
+        ),
+        (
+            json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
+            ObservedState::Open,
+        ),
+    ] {
+        server.reset().await;
+        gitea("GET", &one)
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let state = forge.pull_request_state(&pull_ref()).await;
+        assert_eq!(state, Ok(Some(expected)), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_pull_request_is_updated_and_commented_on_as_gitea_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Gitea(forge_at(&api(&server)));
+    gitea("PATCH", &format!("{REPO}/pulls/3"))
+        .and(body_json(json!({"title": TITLE, "body": spec().body})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 3})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    gitea("POST", &format!("{REPO}/issues/3/comments"))
+        .and(body_json(json!({"body": "not refreshed"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(forge.update_pull_request(&spec(), 3).await, Ok(()));
+    assert_eq!(
+        forge
+            .comment_on_pull_request(&pull_ref(), "not refreshed")
+            .await,
+        Ok(())
+    );
+}

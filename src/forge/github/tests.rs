@@ -618,3 +618,72 @@ fn debug_redacts_the_token() {
     assert!(!debug.contains(TOKEN), "{debug}");
     assert!(debug.contains("REDACTED"), "{debug}");
 }
+
+fn pull_ref() -> crate::forge::PullRequestRef {
+    crate::forge::PullRequestRef {
+        owner: "acme".to_owned(),
+        repo: "widgets".to_owned(),
+        number: 7,
+    }
+}
+
+#[tokio::test]
+async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Github(forge_at(&server.uri()));
+    for (answer, expected) in [
+        (
+            json!({"number": 7, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": null}),
+            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"number": 7, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
+            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"number": 7, "state": "open", "merged": false, "mergeable": false}),
+            ObservedState::Conflicting,
+        ),
+        // GitHub computes mergeability in the background: null is not a conflict.
+        (
+            json!({"number": 7, "state": "open", "merged": false, "mergeable": null}),
+            ObservedState::Open,
+        ),
+    ] {
+        server.reset().await;
+        github("GET", "/repos/acme/widgets/pulls/7")
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let state = forge.pull_request_state(&pull_ref()).await;
+        assert_eq!(state, Ok(Some(expected)), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_pull_request_is_updated_and_commented_on_as_github_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Github(forge_at(&server.uri()));
+    github("PATCH", "/repos/acme/widgets/pulls/7")
+        .and(body_json(
+            json!({"title": spec().title, "body": spec().body}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"number": 7})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    github("POST", "/repos/acme/widgets/issues/7/comments")
+        .and(body_json(json!({"body": "not refreshed"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(forge.update_pull_request(&spec(), 7).await, Ok(()));
+    assert_eq!(
+        forge
+            .comment_on_pull_request(&pull_ref(), "not refreshed")
+            .await,
+        Ok(())
+    );
+}

@@ -554,3 +554,73 @@ fn api_url_validation_and_redacted_debug() {
         "{debug}"
     );
 }
+
+fn merge_request_ref() -> crate::forge::PullRequestRef {
+    crate::forge::PullRequestRef {
+        owner: "acme/platform".to_owned(),
+        repo: "web".to_owned(),
+        number: 17,
+    }
+}
+
+#[tokio::test]
+async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    let one = format!("{PROJECT}/merge_requests/17");
+    for (answer, expected) in [
+        (
+            json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
+            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"iid": 17, "state": "closed", "closed_at": "2026-12-01T11:00:00Z"}),
+            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
+        ),
+        (
+            json!({"iid": 17, "state": "opened", "has_conflicts": true}),
+            ObservedState::Conflicting,
+        ),
+        (
+            json!({"iid": 17, "state": "opened", "has_conflicts": false}),
+            ObservedState::Open,
+        ),
+        (json!({"iid": 17, "state": "locked"}), ObservedState::Open),
+    ] {
+        server.reset().await;
+        gitlab("GET", &one)
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let state = forge.pull_request_state(&merge_request_ref()).await;
+        assert_eq!(state, Ok(Some(expected)), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_merge_request_is_updated_and_commented_on_as_gitlab_documents_it() {
+    let server = MockServer::start().await;
+    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    gitlab("PUT", &format!("{PROJECT}/merge_requests/17"))
+        .and(body_json(
+            json!({"title": TITLE, "description": "This merge request remediates ..."}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"iid": 17})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"))
+        .and(body_json(json!({"body": "not refreshed"})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    assert_eq!(forge.update_pull_request(&spec(), 17).await, Ok(()));
+    assert_eq!(
+        forge
+            .comment_on_pull_request(&merge_request_ref(), "not refreshed")
+            .await,
+        Ok(())
+    );
+}

@@ -4,8 +4,9 @@
 use super::clone::Checkout;
 use super::lock::Locked;
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{self, PrFacts};
+use crate::forge::pr_text::{self, NotFixed, OtherAdvisory, PrFacts};
 use crate::git::CommitSpec;
+use crate::lifecycle::fix_plan::FixPlan;
 use crate::lifecycle::{OperationId, Step};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::ProposedPatch;
@@ -19,20 +20,53 @@ pub struct Committed {
     pub changed_files: Vec<String>,
 }
 
+/// What is committed: the fix of the plan's advisories.
+pub struct What<'a> {
+    pub target: &'a RemediationTarget,
+    pub plan: &'a FixPlan,
+    pub patch: &'a ProposedPatch,
+    pub locked: &'a Locked,
+    pub branch: &'a str,
+}
+
 pub async fn run(
     pipeline: &Pipeline,
     operation_id: OperationId,
     checkout: &Checkout,
-    target: &RemediationTarget,
-    patch: &ProposedPatch,
-    locked: &Locked,
-    branch: &str,
+    what: What<'_>,
 ) -> Result<Committed, StepFailure> {
+    let What {
+        target,
+        plan,
+        patch,
+        locked,
+        branch,
+    } = what;
     let changed_files: Vec<String> = patch
         .edits
         .iter()
         .map(|e| e.path.clone())
         .chain(locked.changed.iter().map(|(path, _)| path.clone()))
+        .collect();
+    // The triggering advisory is the plan's first; the others share the pull request.
+    let also_fixes: Vec<OtherAdvisory<'_>> = plan
+        .covered
+        .iter()
+        .filter(|a| a.assessment_id != target.assessment_id)
+        .map(|a| OtherAdvisory {
+            vulnerability_id: &a.vulnerability_id,
+            aliases: &a.aliases,
+            severity: &a.severity,
+            summary: &a.summary,
+        })
+        .collect();
+    let not_fixed: Vec<NotFixed<'_>> = plan
+        .remaining
+        .iter()
+        .map(|r| NotFixed {
+            vulnerability_id: &r.advisory.vulnerability_id,
+            reason: &r.reason,
+        })
         .collect();
     let facts = PrFacts {
         vulnerability_id: &target.vulnerability_id,
@@ -48,6 +82,8 @@ pub async fn run(
         operation_id: operation_id.0,
         written_by_llm: patch.model(),
         confidence: patch.confidence(),
+        also_fixes: &also_fixes,
+        not_fixed: &not_fixed,
     };
     let title = pr_text::title(&facts);
     let mut body = pr_text::body(&facts);
@@ -64,8 +100,32 @@ pub async fn run(
     }
     let message = format!(
         "{title}\n\nRemediates {} in {} (operation {operation_id}).",
-        target.vulnerability_id, target.package_name
+        plan.advisory_ids().join(", "),
+        target.package_name
     );
+    commit_text(
+        pipeline,
+        checkout,
+        branch,
+        title,
+        body,
+        changed_files,
+        message,
+    )
+    .await
+}
+
+/// Commits the work tree on `branch` with `message`; the pull request will carry `title` and
+/// `body`. The package and the repository-grouped jobs both end here.
+pub async fn commit_text(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    branch: &str,
+    title: String,
+    body: String,
+    changed_files: Vec<String>,
+    message: String,
+) -> Result<Committed, StepFailure> {
     let (root, branch, name, email) = (
         checkout.work_tree.clone(),
         branch.to_owned(),

@@ -1,18 +1,25 @@
 //! Step `pull_request`: opens the pull request for the pushed branch, or reuses the branch's
-//! open one. With a cap on open remediation pull requests per repository, the step's gate
-//! counts the project's others under a per-project lock, so two jobs of one project cannot
-//! both take the last place; at the cap only reuse is allowed.
+//! open one and, when the fix was raised or lists more advisories now, updates its title and
+//! body; then records it on the package fix and releases the fix lock. With a cap on open
+//! remediation pull requests per repository, the step's gate counts the project's other
+//! package fixes whose pull request is open on the forge (merged and closed ones do not
+//! count) under a per-project lock, so two jobs of one project cannot both take the last
+//! place; at the cap only reuse is allowed.
 
 use backon::Retryable;
 use diesel_async::AsyncConnection;
 
 use super::commit::Committed;
 use super::{Running, StepDriver};
+use crate::db::fixes::{self, RecordedPull};
 use crate::db::models::RemediationTarget;
 use crate::db::{catalog, operations};
 use crate::forge::{Forge, ForgeError, PullRequest, PullRequestSpec, ResolvedRepository};
+use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::Step;
+use crate::lifecycle::fix_plan::FixPlan;
 use crate::worker::failure::StepFailure;
+use crate::worker::fix_lock::FixLock;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::retry;
 
@@ -35,15 +42,13 @@ pub async fn begin(
         .get()
         .await
         .map_err(|e| StepFailure::from_database(STEP, e))?;
-    let (project, assessment, operation) = (
-        target.project_id,
-        target.assessment_id,
-        driver.operation_id(),
-    );
+    let (project, operation) = (target.project_id, driver.operation_id());
+    let (ecosystem, package) = (target.ecosystem.as_str(), target.package_name.as_str());
     let (gate, open) = conn
         .transaction(async |conn| {
             catalog::lock_project_pull_requests(conn, project).await?;
-            let open = catalog::open_pull_requests(conn, project, assessment).await?;
+            let open =
+                fixes::open_pull_requests_elsewhere(conn, project, ecosystem, package).await?;
             let gate = operations::start_step(conn, operation, STEP).await?;
             Ok::<_, diesel::result::Error>((gate, open))
         })
@@ -53,8 +58,87 @@ pub async fn begin(
     Ok((running, (open >= i64::from(cap)).then_some(open)))
 }
 
-/// Opens the pull request, or reuses the branch's open one; `at_cap` allows reuse only.
+/// The pull request of a finished job, as recorded on the package fix.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub fix_id: uuid::Uuid,
+    pub pull_request: Option<PullRequest>,
+    /// The reused pull request's title and body were rewritten (new version or advisories).
+    pub updated: bool,
+}
+
+/// Opens the pull request, or reuses (and if needed updates) the branch's open one; `at_cap`
+/// allows reuse only. Records it on the fix and releases the lock, on every path.
 pub async fn run(
+    repository: &ResolvedRepository,
+    spec: &PullRequestSpec,
+    at_cap: Option<i64>,
+    lock: FixLock,
+    plan: &FixPlan,
+) -> Result<Opened, StepFailure> {
+    let opened = match open_or_update(repository, spec, at_cap, &lock, plan).await {
+        Ok(opened) => opened,
+        Err(failure) => {
+            lock.release().await;
+            return Err(failure);
+        }
+    };
+    let advisories = plan.advisory_ids();
+    let (pull_request, updated) = opened;
+    let fix_id = lock.row.id;
+    let number = pull_request
+        .as_ref()
+        .and_then(|p| i32::try_from(p.number).ok());
+    let recorded = RecordedPull {
+        forge: repository.forge.name(),
+        branch: &spec.head_branch,
+        state: if pull_request.is_some() {
+            RemediationStatus::PrOpen
+        } else {
+            RemediationStatus::BranchPushed
+        },
+        target_version: plan.target_version.as_deref(),
+        advisories: &advisories,
+        pr_number: number,
+        pr_url: pull_request.as_ref().map(|p| p.url.as_str()),
+    };
+    lock.record(&recorded, STEP).await?;
+    Ok(Opened {
+        fix_id,
+        pull_request,
+        updated,
+    })
+}
+
+async fn open_or_update(
+    repository: &ResolvedRepository,
+    spec: &PullRequestSpec,
+    at_cap: Option<i64>,
+    lock: &FixLock,
+    plan: &FixPlan,
+) -> Result<(Option<PullRequest>, bool), StepFailure> {
+    let pull = open_or_reuse(repository, spec, at_cap).await?;
+    let Some(pull) = pull else {
+        return Ok((None, false));
+    };
+    // Only a pull request this fix recorded is rewritten, and only when what it says changed:
+    // a rerun of the same job leaves it (and anything a person edited in it) alone.
+    let ours = lock.row.pr_number.and_then(|n| u64::try_from(n).ok()) == Some(pull.number);
+    let changed = lock.row.target_version.as_deref() != plan.target_version.as_deref()
+        || lock.row.advisories != plan.advisory_ids();
+    if pull.reused && ours && changed {
+        with_retries(|| repository.forge.update_pull_request(spec, pull.number)).await?;
+        tracing::info!(
+            number = pull.number,
+            target_version = plan.target_version.as_deref().unwrap_or("-"),
+            "updated the package's open pull request"
+        );
+        return Ok((Some(pull), true));
+    }
+    Ok((Some(pull), false))
+}
+
+async fn open_or_reuse(
     repository: &ResolvedRepository,
     spec: &PullRequestSpec,
     at_cap: Option<i64>,

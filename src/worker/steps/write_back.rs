@@ -1,22 +1,24 @@
 //! Step `write_back`: what the finished job records. The runner commits the operation's
-//! output and the assessment's `remediation_*` fields together, in one transaction, before
-//! it acks (invariant 5).
+//! output and the `remediation_*` fields of every assessment the pull request covers
+//! together, in one transaction, before it acks (invariant 5).
 
 use serde_json::json;
 
 use super::commit::Committed;
 use super::lock::Locked;
-use crate::db::catalog::RemediationWriteBack;
-use crate::forge::{Forge, PullRequest, ResolvedRepository};
+use super::pull_request::Opened;
+use crate::db::fixes::CoveredWriteBack;
+use crate::forge::{Forge, ResolvedRepository};
 use crate::git::PushOutcome;
 use crate::lifecycle::RemediationStatus;
+use crate::lifecycle::fix_plan::FixPlan;
 use crate::worker::patcher::ProposedPatch;
 
-/// A finished job: what goes into the operation's output and onto the assessment.
+/// A finished job: what goes into the operation's output and onto the assessments.
 #[derive(Debug, Clone)]
 pub struct JobSuccess {
     pub output: serde_json::Value,
-    pub write_back: RemediationWriteBack,
+    pub write_back: CoveredWriteBack,
 }
 
 pub struct Finished<'a> {
@@ -26,7 +28,8 @@ pub struct Finished<'a> {
     pub pushed: PushOutcome,
     pub patch: ProposedPatch,
     pub locked: Locked,
-    pub pull_request: Option<PullRequest>,
+    pub opened: Opened,
+    pub plan: &'a FixPlan,
     pub timings: serde_json::Value,
 }
 
@@ -38,19 +41,29 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         pushed,
         patch,
         locked,
-        pull_request,
+        opened,
+        plan,
         timings,
     } = done;
-    let pr = pull_request.as_ref();
+    let pr = opened.pull_request.as_ref();
+    let remaining: Vec<serde_json::Value> = plan
+        .remaining
+        .iter()
+        .map(|r| json!({"vulnerability_id": r.advisory.vulnerability_id, "assessment_id": r.advisory.assessment_id, "reason": r.reason}))
+        .collect();
     let mut output = json!({
         "pr_url": pr.map(|p| p.url.clone()),
         "pr_number": pr.map(|p| p.number),
         "pr_reused": pr.map(|p| p.reused),
+        "pr_updated": opened.updated,
         "branch": branch,
         "commit": committed.commit.to_string(),
         "push": match pushed { PushOutcome::Pushed => "pushed", PushOutcome::AlreadyUpToDate => "already_up_to_date" },
         "forge": repository.forge.name(),
         "target_version": patch.target_version,
+        "advisories": plan.advisory_ids(),
+        "covered_assessments": plan.covered_ids(),
+        "remaining": remaining,
         "changed_files": committed.changed_files,
         "explanation": patch.explanation,
         "timings_ms": timings,
@@ -67,16 +80,18 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
     }
     JobSuccess {
         output,
-        write_back: RemediationWriteBack {
-            remediation_branch_name: Some(branch),
-            remediation_pr_url: pr.map(|p| p.url.clone()),
-            remediation_pr_number: pr.and_then(|p| i32::try_from(p.number).ok()),
-            remediation_status: Some(if pr.is_some() {
+        write_back: CoveredWriteBack {
+            fix_id: opened.fix_id,
+            assessments: plan.covered_ids(),
+            branch,
+            pr_url: pr.map(|p| p.url.clone()),
+            pr_number: pr.and_then(|p| i32::try_from(p.number).ok()),
+            status: if pr.is_some() {
                 RemediationStatus::PrOpen
             } else {
                 RemediationStatus::BranchPushed
-            }),
-            remediation_confidence: Some(patch.confidence().unwrap_or(1.0)),
+            },
+            confidence: patch.confidence().unwrap_or(1.0),
         },
     }
 }

@@ -1,0 +1,369 @@
+//! A repository-grouped job (`worker.group = "repository"`), as Dependabot's grouped security
+//! updates: one pull request per repository and ecosystem carrying every pending version fix.
+//! The job plans one fix per package (`fix_plan::plan_repository`), generates and locks them
+//! one after the other in the same clone (each package's patcher reads the manifests as the
+//! previous package left them), commits them together and goes on exactly as a package job
+//! does, under the fix lock of the group (package key [`GROUP_KEY`]). Packages go by name, so
+//! the same set of fixes reads the same whichever advisory triggered it. A package other than
+//! the trigger's that cannot be fixed is left out and named in the pull request.
+
+use serde_json::json;
+
+use super::failure::StepFailure;
+use super::fix_lock::FixKey;
+use super::patcher::{PatchAuthor, ProposedPatch};
+use super::pipeline::Pipeline;
+use super::steps::lock::Locked;
+use super::steps::write_back::{self, Finished, JobSuccess};
+use super::steps::{self, StepDriver};
+use crate::db::fixes;
+use crate::db::models::RemediationTarget;
+use crate::forge::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
+use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
+use crate::lifecycle::{OperationId, Step};
+
+/// The package name under which a grouped fix is kept in `remediation_fixes`.
+pub const GROUP_KEY: &str = "*";
+
+/// One package the job fixed.
+struct Fixed {
+    package: PackagePlan,
+    target: RemediationTarget,
+    patch: ProposedPatch,
+    locked: Locked,
+}
+
+impl Pipeline {
+    pub(super) async fn run_grouped(
+        &self,
+        driver: &mut StepDriver<'_>,
+        operation_id: OperationId,
+        target: RemediationTarget,
+    ) -> Result<JobSuccess, StepFailure> {
+        let plans = self.plan_grouped(&target).await?;
+        let branch = pr_text::group_branch_name(&target.ecosystem);
+        let checkout = driver
+            .step(Step::Clone, steps::clone::run(self, &target))
+            .await?;
+
+        let mut fixed: Vec<Fixed> = Vec::new();
+        let mut left_out: Vec<Remaining> = Vec::new();
+        for package in plans {
+            let is_trigger = package.package == target.package_name;
+            let package_target = package_target(&target, &package);
+            let generated = driver
+                .step(
+                    Step::Generate,
+                    steps::generate::run(self, &checkout, &package_target),
+                )
+                .await;
+            let patch = match generated {
+                Ok(patch) => patch,
+                // Nothing was written yet: another package's failure leaves it out, named.
+                Err(failure) if !is_trigger && !failure.is_transient() => {
+                    left_out.extend(package.plan.covered.iter().map(|a| Remaining {
+                        advisory: a.clone(),
+                        reason: format!("{} was left out: {}", package.package, failure.describe()),
+                    }));
+                    continue;
+                }
+                Err(failure) => return Err(failure),
+            };
+            let locked = driver
+                .step(
+                    Step::Lock,
+                    steps::lock::run(self, &checkout, &package_target, &patch),
+                )
+                .await?;
+            fixed.push(Fixed {
+                package,
+                target: package_target,
+                patch,
+                locked,
+            });
+        }
+        let packages: Vec<PackagePlan> = fixed.iter().map(|f| f.package.clone()).collect();
+        let mut plan = fix_plan::merge(&packages);
+        plan.remaining.extend(left_out);
+
+        let (title, body) = text(&target.ecosystem, &fixed, &plan, operation_id);
+        let mut changed_files: Vec<String> = Vec::new();
+        for f in &fixed {
+            let paths = f.patch.edits.iter().map(|e| &e.path);
+            for path in paths.chain(f.locked.changed.iter().map(|(path, _)| path)) {
+                // Packages of one manifest change the same files.
+                if !changed_files.contains(path) {
+                    changed_files.push(path.clone());
+                }
+            }
+        }
+        let message = format!(
+            "{title}\n\nRemediates {} (operation {operation_id}).",
+            plan.advisory_ids().join(", ")
+        );
+        let commit_step = steps::commit::commit_text(
+            self,
+            &checkout,
+            &branch,
+            title,
+            body,
+            changed_files,
+            message,
+        );
+        let committed = driver.step(Step::Commit, commit_step).await?;
+        let key = FixKey {
+            project: target.project_id,
+            ecosystem: &target.ecosystem,
+            package: GROUP_KEY,
+            branch: &branch,
+        };
+        let push_step = steps::push::run(self, &checkout, &key, &plan, committed.commit);
+        let (pushed, fix_lock) = driver.step(Step::Push, push_step).await?;
+        let repository = checkout.repository;
+        drop(checkout.git);
+
+        // The cap counts the group as one pull request, like a package.
+        let group_target = RemediationTarget {
+            package_name: GROUP_KEY.to_owned(),
+            ..target.clone()
+        };
+        let (running, at_cap) =
+            match steps::pull_request::begin(self, driver, &group_target, &repository).await {
+                Ok(gate) => gate,
+                Err(failure) => {
+                    fix_lock.release().await;
+                    return Err(failure);
+                }
+            };
+        let draft = fixed.iter().any(|f| {
+            f.locked.draft_reason.is_some()
+                || f.patch
+                    .confidence()
+                    .is_some_and(|c| c < self.draft_below_confidence)
+        });
+        let spec =
+            steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
+        let opened = steps::pull_request::run(&repository, &spec, at_cap, fix_lock, &plan).await?;
+        driver.end(running);
+
+        let running = driver.begin(Step::WriteBack).await?;
+        driver.end(running);
+        let per_package: Vec<serde_json::Value> = fixed
+            .iter()
+            .map(|f| {
+                json!({
+                    "package": f.package.package,
+                    "target_version": f.patch.target_version,
+                    "advisories": f.package.plan.advisory_ids(),
+                    "verification": f.locked.verification,
+                    "draft_reason": f.locked.draft_reason,
+                })
+            })
+            .collect();
+        let (patch, locked) = combined(fixed);
+        let mut success = write_back::success(Finished {
+            repository: &repository,
+            branch,
+            committed,
+            pushed,
+            patch,
+            locked,
+            opened,
+            plan: &plan,
+            timings: driver.timings_json(),
+        });
+        if let Some(output) = success.output.as_object_mut() {
+            output.insert("group".to_owned(), json!("repository"));
+            output.insert("packages".to_owned(), json!(per_package));
+        }
+        Ok(success)
+    }
+
+    /// Every AFFECTED advisory of the ecosystem in the project, one plan per package; refuses
+    /// at once when the group's pull request was closed by a person.
+    async fn plan_grouped(
+        &self,
+        target: &RemediationTarget,
+    ) -> Result<Vec<PackagePlan>, StepFailure> {
+        let db = |e: diesel::result::Error| StepFailure::from_database(Step::Claim, e);
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
+        let advisories =
+            fixes::ecosystem_advisories(&mut conn, target.project_id, &target.ecosystem)
+                .await
+                .map_err(db)?;
+        let plans =
+            fix_plan::plan_repository(&target.package_name, &trigger_of(target), &advisories);
+        if let Some(fix) = fixes::find(&mut conn, target.project_id, &target.ecosystem, GROUP_KEY)
+            .await
+            .map_err(db)?
+        {
+            let merged = fix_plan::merge(&plans);
+            if let Some(refusal) = fix_plan::closed_refusal(
+                &format!("the {} packages", target.ecosystem),
+                &fix.record(),
+                merged.target_version.as_deref(),
+            ) {
+                return Err(StepFailure::permanent(Step::Claim, refusal));
+            }
+        }
+        tracing::info!(
+            packages = plans.len(),
+            "planned the repository's grouped fix"
+        );
+        Ok(plans)
+    }
+}
+
+/// The triggering assessment as an advisory.
+pub(super) fn trigger_of(target: &RemediationTarget) -> Advisory {
+    Advisory {
+        assessment_id: target.assessment_id,
+        vulnerability_id: target.vulnerability_id.clone(),
+        aliases: target.aliases.clone(),
+        severity: target.severity.clone(),
+        summary: target.summary.clone(),
+        installed_version: target.installed_version.clone(),
+        fixed_versions: target.fixed_versions.clone(),
+    }
+}
+
+/// What the patcher and the lock step need for one package of the group: its first covered
+/// advisory, aimed at the package plan's version.
+fn package_target(target: &RemediationTarget, package: &PackagePlan) -> RemediationTarget {
+    let first = &package.plan.covered[0];
+    RemediationTarget {
+        package_name: package.package.clone(),
+        assessment_id: first.assessment_id,
+        vulnerability_id: first.vulnerability_id.clone(),
+        aliases: first.aliases.clone(),
+        severity: first.severity.clone(),
+        summary: first.summary.clone(),
+        installed_version: first.installed_version.clone(),
+        fixed_versions: package.plan.target_version.clone().into_iter().collect(),
+        ..target.clone()
+    }
+}
+
+/// The grouped pull request's title and body.
+fn text(
+    ecosystem: &str,
+    fixed: &[Fixed],
+    plan: &fix_plan::FixPlan,
+    operation_id: OperationId,
+) -> (String, String) {
+    let others: Vec<Vec<OtherAdvisory<'_>>> = fixed
+        .iter()
+        .map(|f| {
+            f.package.plan.covered[1..]
+                .iter()
+                .map(|a| OtherAdvisory {
+                    vulnerability_id: &a.vulnerability_id,
+                    aliases: &a.aliases,
+                    severity: &a.severity,
+                    summary: &a.summary,
+                })
+                .collect()
+        })
+        .collect();
+    let not_fixed: Vec<NotFixed<'_>> = plan
+        .remaining
+        .iter()
+        .map(|r| NotFixed {
+            vulnerability_id: &r.advisory.vulnerability_id,
+            reason: &r.reason,
+        })
+        .collect();
+    let changed: Vec<Vec<String>> = fixed
+        .iter()
+        .map(|f| {
+            f.patch
+                .edits
+                .iter()
+                .map(|e| e.path.clone())
+                .chain(f.locked.changed.iter().map(|(p, _)| p.clone()))
+                .collect()
+        })
+        .collect();
+    let packages: Vec<GroupedPackage<'_>> = fixed
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut notes = Vec::new();
+            if let Some(verification) = &f.locked.verification {
+                notes.push(verification.summary(&f.target.package_name));
+            }
+            if let Some(reason) = &f.locked.draft_reason {
+                notes.push(format!("**Draft:** {reason}."));
+            }
+            GroupedPackage {
+                facts: PrFacts {
+                    vulnerability_id: &f.target.vulnerability_id,
+                    aliases: &f.target.aliases,
+                    severity: &f.target.severity,
+                    summary: &f.target.summary,
+                    package: &f.target.package_name,
+                    ecosystem: &f.target.ecosystem,
+                    from_version: &f.target.installed_version,
+                    to_version: f.patch.target_version.as_deref(),
+                    changed_files: &changed[i],
+                    explanation: Some(&f.patch.explanation),
+                    operation_id: operation_id.0,
+                    written_by_llm: f.patch.model(),
+                    confidence: f.patch.confidence(),
+                    also_fixes: &others[i],
+                    // The group's unfixed advisories are listed once, after the packages.
+                    not_fixed: &[],
+                },
+                notes,
+            }
+        })
+        .collect();
+    let title = pr_text::group_title(ecosystem, &packages);
+    let mut body = pr_text::group_body(ecosystem, &packages, &not_fixed, operation_id.0);
+    body.truncate(body.trim_end().len());
+    body.push('\n');
+    (title, body)
+}
+
+/// The packages' patches and lock results as one, for the write-back and the output (the
+/// per-package verification goes into `output.packages`).
+fn combined(fixed: Vec<Fixed>) -> (ProposedPatch, Locked) {
+    let mut patch = ProposedPatch {
+        edits: Vec::new(),
+        author: PatchAuthor::Bump,
+        target_version: None,
+        explanation: String::new(),
+    };
+    let mut locked = Locked::default();
+    let mut versions = Vec::new();
+    let mut explanations = Vec::new();
+    let mut drafts = Vec::new();
+    for f in fixed {
+        if let Some(version) = &f.patch.target_version {
+            versions.push(format!("{} {version}", f.package.package));
+        }
+        explanations.push(format!("{}: {}", f.package.package, f.patch.explanation));
+        // The least confident model answer speaks for the whole pull request.
+        let less_confident = match (&patch.author, f.patch.confidence()) {
+            (PatchAuthor::Bump, Some(_)) => true,
+            (_, Some(c)) => patch.confidence().is_some_and(|mine| c < mine),
+            _ => false,
+        };
+        if less_confident {
+            patch.author = f.patch.author.clone();
+        }
+        patch.edits.extend(f.patch.edits);
+        locked.changed.extend(f.locked.changed);
+        if let Some(reason) = f.locked.draft_reason {
+            drafts.push(format!("{}: {reason}", f.package.package));
+        }
+    }
+    patch.target_version = Some(versions.join(", "));
+    patch.explanation = explanations.join("; ");
+    locked.draft_reason = (!drafts.is_empty()).then(|| drafts.join("; "));
+    (patch, locked)
+}

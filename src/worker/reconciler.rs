@@ -1,0 +1,217 @@
+//! The reconciler: follows open remediation pull requests on forges that send no webhooks (or
+//! whose webhooks were lost). Every `reconciler.interval_secs` it claims at most
+//! `reconciler.max_requests_per_tick` open pull requests not checked for an interval (least
+//! recently checked first, `SKIP LOCKED`, so the reconcilers of several workers share the work
+//! and a forge is asked about each pull request at most once per interval), asks their forge
+//! where each stands, and moves the merged and closed ones, with every assessment they cover,
+//! exactly as a webhook would. A pull request that conflicts with its base (the base moved),
+//! or that no longer proposes the fix a plan made now would (a new advisory needs a higher
+//! version, a listed one is no longer AFFECTED), is refreshed: a job is queued for one of its assessments, which rebuilds the fix on the new
+//! base and force-pushes the branch if every commit on it is ours (otherwise it leaves the
+//! branch alone and says so once on the pull request; the reconciler then stops asking for
+//! refreshes of it). A forge that answers with a rate limit ends the tick: the rest wait for
+//! the next one.
+
+use std::time::Duration;
+
+use diesel_async::AsyncConnection;
+
+use crate::db::{DbConn, DbPool, catalog, fixes, operations, outbox};
+use crate::forge::{Forge, ForgeRegistry, PullRequestRef};
+use crate::lifecycle::fix_plan::{self, ObservedState};
+use crate::queue::message::JobMessage;
+use crate::shutdown::Shutdown;
+
+/// How long applied webhook delivery ids are kept for deduplication (forges retry for hours,
+/// and keep deliveries for manual redelivery for days).
+const DELIVERY_RETENTION_DAYS: i32 = 30;
+
+#[derive(Clone)]
+pub struct Reconciler {
+    pub pool: DbPool,
+    pub forges: ForgeRegistry,
+    pub interval: Duration,
+    /// Forge requests per tick, across every forge: the bound that keeps us within their
+    /// rate limits however many pull requests are open.
+    pub max_requests_per_tick: u32,
+    /// `worker.mark_fixed_on_merge`.
+    pub mark_fixed_on_merge: bool,
+}
+
+/// What one tick did, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub asked: usize,
+    pub changed: usize,
+    /// Conflicting pull requests a refresh job was queued for.
+    pub refreshed: usize,
+    pub failed: usize,
+}
+
+impl Reconciler {
+    pub async fn run(self, shutdown: Shutdown) {
+        tracing::info!(
+            interval_secs = self.interval.as_secs(),
+            max_requests_per_tick = self.max_requests_per_tick,
+            "reconciler following open pull requests"
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = shutdown.triggered() => return,
+            }
+            match self.tick().await {
+                Ok(tick) if tick.asked > 0 => tracing::info!(?tick, "reconciled pull requests"),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "reconciler tick failed")
+                }
+            }
+        }
+    }
+
+    /// One pass over the pull requests that are due.
+    pub async fn tick(&self) -> anyhow::Result<Tick> {
+        let mut conn = self.pool.get().await?;
+        crate::db::webhooks::forget_older_than(&mut conn, DELIVERY_RETENTION_DAYS).await?;
+        let min_age = i64::try_from(self.interval.as_secs()).unwrap_or(i64::MAX);
+        let due =
+            fixes::claim_due(&mut conn, i64::from(self.max_requests_per_tick), min_age).await?;
+        let mut tick = Tick::default();
+        for fix in due {
+            let repository = match self.forges.resolve(&fix.repository_url) {
+                Ok(repository) => repository,
+                Err(error) => {
+                    tracing::warn!(fix = %fix.id, %error, "cannot reconcile: no forge for the repository");
+                    tick.failed += 1;
+                    continue;
+                }
+            };
+            let Ok(number) = u64::try_from(fix.pr_number) else {
+                continue;
+            };
+            tick.asked += 1;
+            let target = PullRequestRef::of(&repository, number);
+            let observed = match repository.forge.pull_request_state(&target).await {
+                Ok(Some(observed)) => observed,
+                Ok(None) => continue,
+                Err(error) => {
+                    tick.failed += 1;
+                    crate::metrics::reconciler_request("failed");
+                    tracing::warn!(fix = %fix.id, number, %error, "cannot read the pull request's state");
+                    if error.retry_after().is_some() {
+                        // A rate limit: asking the forge again now would only extend it.
+                        break;
+                    }
+                    continue;
+                }
+            };
+            crate::metrics::reconciler_request(match observed {
+                ObservedState::Open => "open",
+                ObservedState::Conflicting => "conflicting",
+                ObservedState::Merged(_) => "merged",
+                ObservedState::Closed(_) => "closed",
+            });
+            match observed {
+                ObservedState::Open => {
+                    // The advisories moved on (a new one needs a higher version, or one is no
+                    // longer AFFECTED): the pull request no longer proposes the right fix.
+                    if !fix.left_alone
+                        && let Some(why) = self.stale(&mut conn, &fix).await?
+                        && self.refresh(&mut conn, &fix).await?
+                    {
+                        tick.refreshed += 1;
+                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, why, "pull request is stale; refreshing it");
+                    }
+                    continue;
+                }
+                ObservedState::Conflicting => {
+                    if !fix.left_alone && self.refresh(&mut conn, &fix).await? {
+                        tick.refreshed += 1;
+                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, "pull request conflicts with its base; refreshing it");
+                    }
+                    continue;
+                }
+                ObservedState::Merged(_) | ObservedState::Closed(_) => {}
+            }
+            let mark_fixed = self.mark_fixed_on_merge;
+            let changed = conn
+                .transaction(async |conn| {
+                    fixes::apply_observed(conn, fix.id, observed, mark_fixed).await
+                })
+                .await?;
+            if changed {
+                tick.changed += 1;
+                tracing::info!(
+                    fix = %fix.id,
+                    number,
+                    package = %fix.package_name,
+                    status = %observed.status(),
+                    "pull request moved on the forge"
+                );
+            }
+        }
+        Ok(tick)
+    }
+
+    /// Why the open pull request no longer proposes what a plan made now would: another
+    /// version, or another set of advisories. `None`: it is still right. Grouped fixes and
+    /// code changes are refreshed by their next trigger, not here.
+    async fn stale(
+        &self,
+        conn: &mut DbConn,
+        fix: &fixes::DueFix,
+    ) -> anyhow::Result<Option<String>> {
+        // A code change (no version) is rewritten only by a trigger: asking the model again
+        // every interval would be a loop.
+        if fix.package_name == crate::worker::grouped::GROUP_KEY || fix.target_version.is_none() {
+            return Ok(None);
+        }
+        let advisories =
+            fixes::package_advisories(conn, fix.project_id, &fix.ecosystem, &fix.package_name)
+                .await?;
+        let Some(trigger) = advisories.iter().find(|a| a.own_target().is_some()) else {
+            return Ok(None);
+        };
+        let plan = fix_plan::plan(trigger, &advisories);
+        if plan.target_version != fix.target_version {
+            return Ok(Some(format!(
+                "the fix is now {} (the pull request proposes {})",
+                plan.target_version.as_deref().unwrap_or("-"),
+                fix.target_version.as_deref().unwrap_or("-")
+            )));
+        }
+        if plan.advisory_ids() != fix.advisories {
+            return Ok(Some(format!(
+                "it now fixes {} (the pull request lists {})",
+                plan.advisory_ids().join(", "),
+                fix.advisories.join(", ")
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Queues the job that rebuilds the fix (on the current base), as the intake queues a trigger
+    /// (an operation and its outbox row in one transaction); false when the fix covers no
+    /// AFFECTED assessment any more, or a job for it is already live (invariant 3).
+    async fn refresh(&self, conn: &mut DbConn, fix: &fixes::DueFix) -> anyhow::Result<bool> {
+        let fix_id = fix.id;
+        let created = conn
+            .transaction(async |conn| -> anyhow::Result<bool> {
+                let Some(assessment) = fixes::refresh_candidate(conn, fix_id).await? else {
+                    return Ok(false);
+                };
+                let Some(target) = catalog::remediation_target(conn, assessment, None).await?
+                else {
+                    return Ok(false);
+                };
+                let (operation, created) = operations::create_or_get_live(conn, &target).await?;
+                if created {
+                    outbox::enqueue(conn, &JobMessage::remediation(operation)).await?;
+                }
+                Ok(created)
+            })
+            .await?;
+        Ok(created)
+    }
+}
