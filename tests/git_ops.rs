@@ -66,7 +66,8 @@ fn clone_edit_push(
         .map(|(p, c)| (p.to_string(), c.to_string()))
         .collect();
     git::write_files(&repo, &files)?;
-    let commit = git::commit_all(&repo, &spec(message))?;
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let commit = git::commit_files(&repo, &paths, &spec(message))?;
     let outcome = git::push_branch(&repo, BRANCH, commit, &auth(PASSWORD))?;
     Ok((commit, outcome))
 }
@@ -186,7 +187,9 @@ async fn commit_and_push_land_on_the_server() {
             ],
         )
         .expect("write");
-        let commit = git::commit_all(&repo, &spec("Bump serde to 1.0.200")).expect("commit");
+        let paths = ["Cargo.toml".to_owned(), "docs/SECURITY.md".to_owned()];
+        let commit =
+            git::commit_files(&repo, &paths, &spec("Bump serde to 1.0.200")).expect("commit");
         let changed = git::diff_stat(&repo, commit).expect("diff");
         let outcome = git::push_branch(&repo, BRANCH, commit, &auth(PASSWORD)).expect("push");
         let tip = git::remote_branch_commit(&repo, BRANCH, &auth(PASSWORD)).expect("ls-remote");
@@ -439,7 +442,7 @@ async fn inspect_reports_symlinks_executables_and_submodules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commit_all_refuses_an_unchanged_work_tree() {
+async fn commit_files_refuses_unchanged_files() {
     let (_server, url) = start_with_app().await;
     let result = blocking(move || {
         let parent = tempfile::tempdir().expect("parent");
@@ -447,7 +450,7 @@ async fn commit_all_refuses_an_unchanged_work_tree() {
             git::clone_default_branch(&url, "main", &parent.path().join("c"), &auth(PASSWORD))
                 .expect("clone");
         git::write_files(&repo, &[("README.md".into(), "hello\n".into())]).expect("write");
-        git::commit_all(&repo, &spec("no-op")).map(|_| ())
+        git::commit_files(&repo, &["README.md".to_owned()], &spec("no-op")).map(|_| ())
     })
     .await;
     assert!(
@@ -555,7 +558,8 @@ async fn file_urls_clone_in_full_and_push() {
             git::clone_default_branch(&url, "main", &parent.path().join("c"), &auth(PASSWORD))
                 .expect("clone");
         git::write_files(&repo, &[("new.txt".into(), "n\n".into())]).expect("write");
-        let commit = git::commit_all(&repo, &spec("Add new.txt")).expect("commit");
+        let commit = git::commit_files(&repo, &["new.txt".to_owned()], &spec("Add new.txt"))
+            .expect("commit");
         let outcome = git::push_branch(&repo, BRANCH, commit, &auth(PASSWORD)).expect("push");
         (repo.is_shallow(), outcome, commit)
     })
@@ -598,4 +602,88 @@ async fn a_rerun_after_the_default_branch_moved_rebuilds_the_branch_on_it() {
         "v2\n"
     );
     server.git("app", &["fsck", "--no-dangling"]);
+}
+
+/// A clone that writes only the lock tools' files: the other files stay in the object
+/// database, are still read through `read_file`, and the commit of a changed manifest keeps
+/// every one of them (same tree as a full checkout's commit of the same edit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_clone_reads_and_commits_the_whole_tree() {
+    let server = GitServer::start(USER, PASSWORD).await;
+    let url = server.create_repo_with(
+        "sparse",
+        "main",
+        &[
+            RepoEntry::File(
+                "package.json",
+                "{\"dependencies\":{\"lodash\":\"^4.17.20\"}}\n",
+            ),
+            RepoEntry::File("package-lock.json", "{}\n"),
+            RepoEntry::File("src/index.js", "const _ = require('lodash');\n"),
+            RepoEntry::Executable("bin/run.sh", "#!/bin/sh\n"),
+            RepoEntry::File("docs/README.md", "docs\n"),
+        ],
+    );
+    let (on_disk, read_back, sparse_tree, full_tree, changed) = blocking(move || {
+        let parent = tempfile::tempdir().expect("parent");
+        let edit = [(
+            "package.json".to_owned(),
+            "{\"dependencies\":{\"lodash\":\"^4.17.21\"}}\n".to_owned(),
+        )];
+        let paths = vec!["package.json".to_owned()];
+        let only = |p: &str| p.ends_with("package.json") || p.ends_with("package-lock.json");
+        let dest = parent.path().join("sparse");
+        let sparse = git::clone_branch(
+            &url,
+            "main",
+            &dest,
+            &auth(PASSWORD),
+            git::Materialize::Only(&only),
+        )
+        .expect("sparse clone");
+        let mut on_disk: Vec<String> = walk(&dest);
+        on_disk.sort();
+        let read_back = git::read_file(&sparse, "src/index.js").expect("read");
+        git::write_files(&sparse, &edit).expect("write");
+        let commit = git::commit_files(&sparse, &paths, &spec("bump")).expect("commit");
+        let sparse_tree = sparse.find_commit(commit).unwrap().tree_id();
+        let changed = git::diff_stat(&sparse, commit).expect("diff");
+
+        let full =
+            git::clone_default_branch(&url, "main", &parent.path().join("full"), &auth(PASSWORD))
+                .expect("full clone");
+        git::write_files(&full, &edit).expect("write");
+        let commit = git::commit_files(&full, &paths, &spec("bump")).expect("commit");
+        let full_tree = full.find_commit(commit).unwrap().tree_id();
+        (on_disk, read_back, sparse_tree, full_tree, changed)
+    })
+    .await;
+    assert_eq!(on_disk, vec!["package-lock.json", "package.json"]);
+    assert_eq!(read_back.as_deref(), Some("const _ = require('lodash');\n"));
+    assert_eq!(changed, vec!["package.json"]);
+    assert_eq!(
+        sparse_tree, full_tree,
+        "the sparse commit lost or changed a file"
+    );
+}
+
+/// Repository-relative paths of the files under `root`, `.git` left out.
+fn walk(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(root).unwrap();
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
 }

@@ -1,25 +1,55 @@
-//! Cloning one branch of a repository, shallow when the transport allows it.
+//! Cloning one branch of a repository, shallow when the transport allows it, and writing to
+//! disk all of its files or only those a caller names (the rest stay in the object database,
+//! where [`super::read_file`] and [`super::commit_files`] find them).
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use git2::build::RepoBuilder;
-use git2::{AutotagOption, ErrorClass, ErrorCode, FetchOptions, RemoteRedirect, Repository};
+use git2::build::CheckoutBuilder;
+use git2::{
+    AutotagOption, ErrorCode, FetchOptions, ObjectType, RemoteRedirect, Repository, Tree,
+    TreeWalkMode, TreeWalkResult,
+};
 
 use super::credentials::remote_callbacks;
-use super::error::{classify, display_url};
+use super::error::{classify, display_url, local};
 use super::{GitAuth, GitError};
 
-/// Clones `branch` of `url` into `dest` (which must not exist or be empty) and checks it out.
-///
-/// Over http(s), ssh and git the clone is shallow (depth 1) and fetches only that branch. A
-/// `file://` URL or a plain path is cloned in full, because libgit2's local transport cannot
-/// make a shallow clone. The remote `origin` in `.git/config` records exactly `url`: the
-/// credentials go through the callback only.
+/// Which files of the branch's tree a clone writes to disk.
+#[derive(Clone, Copy)]
+pub enum Materialize<'a> {
+    /// Every file, like `git clone`.
+    Everything,
+    /// Only the regular files whose repository-relative path `wanted` accepts. Symlinks and
+    /// submodules are never written.
+    Only(&'a dyn Fn(&str) -> bool),
+}
+
+/// Clones `branch` of `url` into `dest` (which must not exist or be empty) and checks out
+/// every file. See [`clone_branch`].
 pub fn clone_default_branch(
     url: &str,
     branch: &str,
     dest: &Path,
     auth: &GitAuth,
+) -> Result<Repository, GitError> {
+    clone_branch(url, branch, dest, auth, Materialize::Everything)
+}
+
+/// Fetches `branch` of `url` into a new repository at `dest`, makes it the local branch of the
+/// same name and `HEAD`, and writes the files `materialize` selects.
+///
+/// Over http(s), ssh and git the fetch is shallow (depth 1) and takes only that branch. A
+/// `file://` URL or a plain path is fetched in full, because libgit2's local transport cannot
+/// fetch shallow. The remote `origin` in `.git/config` records exactly `url`: the credentials
+/// go through the callback only.
+pub fn clone_branch(
+    url: &str,
+    branch: &str,
+    dest: &Path,
+    auth: &GitAuth,
+    materialize: Materialize<'_>,
 ) -> Result<Repository, GitError> {
     if url_carries_password(url) {
         return Err(GitError::Permanent(format!(
@@ -31,6 +61,52 @@ pub fn clone_default_branch(
     // The same check the import and the intake ran, so a name they accepted passes here.
     super::branch::check_branch_name(branch).map_err(GitError::Permanent)?;
 
+    let repo = Repository::init(dest).map_err(|e| local(&e, "clone (creating the repository)"))?;
+    fetch_branch(&repo, url, branch, auth)?;
+    let tip = repo
+        .find_reference(&format!("refs/remotes/origin/{branch}"))
+        .and_then(|r| r.peel_to_commit())
+        .map_err(|e| {
+            if e.code() == ErrorCode::NotFound {
+                GitError::Permanent(format!(
+                    "branch {branch:?} not found in {}; check the repository's default branch",
+                    display_url(url)
+                ))
+            } else {
+                local(&e, "clone (reading the fetched branch)")
+            }
+        })?;
+    let local_branch = format!("refs/heads/{branch}");
+    repo.reference(&local_branch, tip.id(), true, "remediator: clone")
+        .and_then(|_| repo.set_head(&local_branch))
+        .map_err(|e| local(&e, "clone (creating the local branch)"))?;
+    match materialize {
+        Materialize::Everything => write_whole_tree(&repo)?,
+        Materialize::Only(wanted) => {
+            let tree = tip
+                .tree()
+                .map_err(|e| local(&e, "clone (reading the tree)"))?;
+            write_selected(&repo, &tree, dest, wanted)?;
+        }
+    }
+    drop(tip);
+    Ok(repo)
+}
+
+/// Writes every file of `HEAD` to the work tree, as `git checkout` does.
+pub fn write_whole_tree(repo: &Repository) -> Result<(), GitError> {
+    repo.checkout_head(Some(CheckoutBuilder::new().force()))
+        .map_err(|e| local(&e, "clone (checking out)"))
+}
+
+/// Like `git fetch --depth 1 origin +refs/heads/B:refs/remotes/origin/B`, with `origin`
+/// created to point at exactly `url` and fetch only that branch.
+fn fetch_branch(
+    repo: &Repository,
+    url: &str,
+    branch: &str,
+    auth: &GitAuth,
+) -> Result<(), GitError> {
     let mut fetch = FetchOptions::new();
     fetch.remote_callbacks(remote_callbacks(auth));
     // Our URL policy checked the host; an off-site redirect would bypass it.
@@ -39,30 +115,70 @@ pub fn clone_default_branch(
     if is_network_url(url) {
         fetch.depth(1);
     }
-
-    // Like `git clone --single-branch`: the remote's only refspec is the branch we work on.
     let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-    let mut builder = RepoBuilder::new();
-    builder
-        .branch(branch)
-        .fetch_options(fetch)
-        .remote_create(move |repo, name, remote_url| {
-            repo.remote_with_fetch(name, remote_url, &refspec)
-        });
+    let mut remote = repo
+        .remote_with_fetch("origin", url, &refspec)
+        .map_err(|e| local(&e, "clone (creating the remote)"))?;
+    remote
+        .fetch(
+            &[refspec.as_str()],
+            Some(&mut fetch),
+            Some("remediator: clone"),
+        )
+        .map_err(|e| classify(&e, "clone", url, auth))?;
+    ensure_origin_url(repo, url)
+}
 
-    let repo = builder.clone(url, dest).map_err(|e| {
-        if e.code() == ErrorCode::NotFound && e.class() == ErrorClass::Reference {
-            GitError::Permanent(format!(
-                "branch {branch:?} not found in {}; check the repository's default branch",
-                display_url(url)
-            ))
-        } else {
-            classify(&e, "clone", url, auth)
+/// Writes the regular files of `tree` that `wanted` accepts under `root`. Paths come from a
+/// repository we do not trust: a component that could leave `root` or reach `.git` is
+/// skipped, as git's own checkout refuses it.
+fn write_selected(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    root: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<(), GitError> {
+    let mut selected = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            return TreeWalkResult::Skip;
+        };
+        if !safe_component(name) {
+            return TreeWalkResult::Skip;
         }
-    })?;
+        let is_file = entry.kind() == Some(ObjectType::Blob)
+            && matches!(entry.filemode(), 0o100644 | 0o100755);
+        let path = format!("{dir}{name}");
+        if is_file && wanted(&path) {
+            selected.push((path, entry.id(), entry.filemode() == 0o100755));
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(|e| local(&e, "clone (walking the tree)"))?;
+    for (path, id, executable) in selected {
+        let blob = repo
+            .find_blob(id)
+            .map_err(|e| local(&e, &format!("clone (reading {path})")))?;
+        let dest = root.join(&path);
+        let io = |e: std::io::Error| GitError::Transient(format!("could not write {path:?}: {e}"));
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(io)?;
+        }
+        fs::write(&dest, blob.content()).map_err(io)?;
+        if executable {
+            fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).map_err(io)?;
+        }
+    }
+    Ok(())
+}
 
-    ensure_origin_url(&repo, url)?;
-    Ok(repo)
+/// A tree entry name that is safe to create on disk.
+fn safe_component(name: &str) -> bool {
+    !(name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.eq_ignore_ascii_case(".git")
+        || name.contains(['/', '\\', '\0']))
 }
 
 /// `origin` must point at the URL we were given and nothing else (no user info added, no

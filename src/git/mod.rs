@@ -1,5 +1,6 @@
-//! The git layer: clone a repository's default branch, edit its work tree, commit, and push the
-//! remediation branch, all through git2 (libgit2).
+//! The git layer: clone a repository's default branch (writing to disk all of its files or only
+//! those the lock tools need), read its files from the work tree or the object database, commit
+//! named files, and push the remediation branch, all through git2 (libgit2).
 //!
 //! Everything here is blocking: callers run it inside `tokio::task::spawn_blocking`.
 //! Credentials reach libgit2 only through the credential callback (`credentials`), never through
@@ -13,19 +14,22 @@ pub mod error;
 pub mod push;
 pub mod remote_guard;
 pub mod scratch;
+pub mod tree_files;
 pub mod workspace;
 
 use std::time::Duration;
 
 pub use branch::check_branch_name;
-pub use clone::clone_default_branch;
+pub use clone::{Materialize, clone_branch, clone_default_branch, write_whole_tree};
 pub use credentials::{GitAuth, remote_callbacks};
 pub use error::GitError;
 pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
+pub use tree_files::{TreeFile, head_files, read_head_file};
 pub use workspace::{
-    CommitSpec, EntryKind, commit_all, diff_stat, inspect_entry, open_clone, read_file, write_files,
+    CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,
+    write_files,
 };
 
 /// Sets libgit2's process-wide network timeouts (connect, and each read or write on the

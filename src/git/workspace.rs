@@ -1,5 +1,7 @@
-//! The clone's work tree: inspecting and reading paths, writing a patch's new file contents,
-//! committing them onto the remediation branch, and listing what a commit changed.
+//! The clone's files: inspecting and reading paths (in the work tree, else in `HEAD`'s tree,
+//! since a clone may write only the files the lock tools need), writing a patch's new file
+//! contents, committing named files onto the remediation branch, and listing what a commit
+//! changed.
 //!
 //! The patch policy checks paths before we get here; the checks below are defence in depth, so
 //! that a policy bug still cannot write outside the clone, into `.git/`, or through a symlink.
@@ -9,7 +11,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use git2::{IndexAddOption, Oid, Reference, Repository, Signature, Tree};
+use git2::{IndexEntry, IndexTime, Oid, Reference, Repository, Signature, Tree};
 
 use super::GitError;
 use super::error::local;
@@ -43,6 +45,7 @@ impl EntryKind {
 }
 
 const MODE_TREE: i32 = 0o040000;
+const MODE_REGULAR: i32 = 0o100644;
 const MODE_EXECUTABLE: i32 = 0o100755;
 const MODE_SYMLINK: i32 = 0o120000;
 const MODE_GITLINK: i32 = 0o160000;
@@ -65,10 +68,39 @@ pub fn inspect_entry(repo: &Repository, rel_path: &str) -> Result<EntryKind, Git
     })
 }
 
-/// Reads `rel_path` from the work tree as UTF-8 text; `None` when it does not exist. Refuses a
-/// path that leaves the repository, also through a symlink.
+/// Reads `rel_path` as UTF-8 text: from the work tree when the file is there (it may have
+/// been edited), else from `HEAD`'s tree (a clone writes only some files to disk); `None` when
+/// it exists in neither. Refuses a path that leaves the repository (on disk, also through a
+/// symlink) and, in `HEAD`, a path through a symlink, which the tree cannot resolve safely.
 pub fn read_file(repo: &Repository, rel_path: &str) -> Result<Option<String>, GitError> {
-    checked_components(rel_path)?;
+    let components = checked_components(rel_path)?;
+    if let Some(text) = read_work_tree_file(repo, rel_path)? {
+        return Ok(Some(text));
+    }
+    match head_kind(repo, &components)? {
+        EntryKind::Regular | EntryKind::Executable => {}
+        EntryKind::Symlink => {
+            return Err(GitError::Permanent(format!(
+                "refusing to read {rel_path:?}: it is, or passes through, a symlink"
+            )));
+        }
+        EntryKind::Directory => {
+            return Err(GitError::Permanent(format!(
+                "{rel_path:?} is a directory, not a file"
+            )));
+        }
+        EntryKind::Missing | EntryKind::Submodule => return Ok(None),
+    }
+    let Some(bytes) = super::read_head_file(repo, rel_path, u64::MAX)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| GitError::Permanent(format!("{rel_path:?} is not UTF-8 text")))
+}
+
+/// `rel_path` from the work tree, `None` when it is not on disk.
+fn read_work_tree_file(repo: &Repository, rel_path: &str) -> Result<Option<String>, GitError> {
     let root = workdir(repo)?;
     let path = root.join(rel_path);
     let real = match fs::canonicalize(&path) {
@@ -129,11 +161,18 @@ pub struct CommitSpec<'a> {
     pub author_email: &'a str,
 }
 
-/// Stages every change in the work tree (additions, edits, deletions; `.gitignore` respected),
-/// commits it on top of `HEAD`, and points the local branch `spec.branch` at the new commit
-/// (creating it, or resetting it when it exists), which also becomes `HEAD`. Fails when the work
-/// tree has no change, since an empty remediation commit would be a bug upstream.
-pub fn commit_all(repo: &Repository, spec: &CommitSpec<'_>) -> Result<Oid, GitError> {
+/// Commits the work tree's current content of each of `paths` on top of `HEAD` (every other
+/// path keeps its `HEAD` content, whether or not it is on disk), and points the local branch
+/// `spec.branch` at the new commit (creating it, or resetting it when it exists), which also
+/// becomes `HEAD`. The tree is built in the object database from `HEAD`'s, so a clone that
+/// wrote only some files commits the same tree a full checkout would. A file keeps its mode
+/// in `HEAD`; a new one is a regular file. Fails when the files are unchanged, since an empty
+/// remediation commit would be a bug upstream.
+pub fn commit_files(
+    repo: &Repository,
+    paths: &[String],
+    spec: &CommitSpec<'_>,
+) -> Result<Oid, GitError> {
     let refname = format!("refs/heads/{}", spec.branch);
     if !Reference::is_valid_name(&refname) {
         return Err(GitError::Permanent(format!(
@@ -145,15 +184,43 @@ pub fn commit_all(repo: &Repository, spec: &CommitSpec<'_>) -> Result<Oid, GitEr
         .head()
         .and_then(|h| h.peel_to_commit())
         .map_err(|e| local(&e, "commit (reading HEAD)"))?;
-
+    let head_tree = head
+        .tree()
+        .map_err(|e| local(&e, "commit (reading HEAD's tree)"))?;
+    let root = workdir(repo)?;
+    // The repository's index, but only in memory: reset to HEAD's tree, never written back,
+    // so the files that are not on disk are not staged as deleted.
     let mut index = repo
         .index()
         .map_err(|e| local(&e, "commit (opening the index)"))?;
     index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .and_then(|()| index.update_all(["*"], None))
-        .and_then(|()| index.write())
-        .map_err(|e| local(&e, "commit (staging the changes)"))?;
+        .read_tree(&head_tree)
+        .map_err(|e| local(&e, "commit (reading HEAD into the index)"))?;
+    for rel_path in paths {
+        let components = checked_components(rel_path)?;
+        if components.iter().any(|c| c.eq_ignore_ascii_case(".git")) {
+            return Err(GitError::Permanent(format!(
+                "refusing to commit {rel_path:?}: paths under .git are not part of the tree"
+            )));
+        }
+        match head_kind(repo, &components)? {
+            EntryKind::Symlink | EntryKind::Submodule | EntryKind::Directory => {
+                return Err(GitError::Permanent(format!(
+                    "refusing to commit {rel_path:?}: in HEAD it is not a regular file"
+                )));
+            }
+            EntryKind::Missing | EntryKind::Regular | EntryKind::Executable => {}
+        }
+        check_writable(root, rel_path, &components)?;
+        let content = fs::read(root.join(rel_path)).map_err(|e| io_error("read", rel_path, &e))?;
+        let mode = match head_tree.get_path(Path::new(rel_path)) {
+            Ok(entry) if entry.filemode() == MODE_EXECUTABLE => MODE_EXECUTABLE,
+            _ => MODE_REGULAR,
+        };
+        index
+            .add_frombuffer(&index_entry(rel_path, mode), &content)
+            .map_err(|e| local(&e, &format!("commit (staging {rel_path})")))?;
+    }
     let tree_id = index
         .write_tree()
         .map_err(|e| local(&e, "commit (writing the tree)"))?;
@@ -176,6 +243,24 @@ pub fn commit_all(repo: &Repository, spec: &CommitSpec<'_>) -> Result<Oid, GitEr
         .and_then(|_| repo.set_head(&refname))
         .map_err(|e| local(&e, &format!("commit (updating branch {})", spec.branch)))?;
     Ok(oid)
+}
+
+/// An index entry for `path`; libgit2 fills in the blob id and size from the content.
+fn index_entry(path: &str, mode: i32) -> IndexEntry {
+    IndexEntry {
+        ctime: IndexTime::new(0, 0),
+        mtime: IndexTime::new(0, 0),
+        dev: 0,
+        ino: 0,
+        mode: mode as u32,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id: Oid::ZERO_SHA1,
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
 }
 
 /// The paths `commit` changed compared with its first parent (all its paths for a root commit).

@@ -2,11 +2,13 @@
 //! vulnerable package, then source files that import it, within a character budget and in a
 //! deterministic order. Big lock files are cut down to windows of lines around the package.
 //!
-//! This is blocking file IO; async callers run it under `spawn_blocking`.
+//! The files come from a [`RepoFiles`]: the worker's is `HEAD`'s tree in the clone's object
+//! database (a clone writes only the files the lock tools need to disk), a directory's serves
+//! tests and tools. This is blocking IO; async callers run it under `spawn_blocking`.
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{ContextFile, VulnerabilityFacts};
 
@@ -107,9 +109,18 @@ struct Candidate {
     content: String,
 }
 
+/// Where the context's files come from.
+pub trait RepoFiles {
+    /// The repository's regular files (no symlinks, no submodules), as repository-relative
+    /// paths with `/`, in a fixed order.
+    fn files(&self) -> io::Result<Vec<String>>;
+    /// The bytes of `path`; `None` when it is gone or bigger than `max_bytes`.
+    fn read(&self, path: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>>;
+}
+
 /// Repository files to show the model for `facts`, within `max_chars` characters of prompt.
 pub fn select_context(
-    repo_root: &Path,
+    source: &impl RepoFiles,
     facts: &VulnerabilityFacts,
     max_chars: usize,
 ) -> io::Result<Vec<ContextFile>> {
@@ -119,8 +130,8 @@ pub fn select_context(
     }
 
     let mut candidates = Vec::new();
-    for (path, abs, kind) in walk(repo_root)? {
-        let Some(content) = read_text(&abs, &path)? else {
+    for (path, kind) in of_interest(source.files()?) {
+        let Some(content) = source.read(&path, MAX_FILE_BYTES)?.and_then(text) else {
             continue;
         };
         let mentioned = match kind {
@@ -373,71 +384,108 @@ fn classify(name: &str) -> Option<Kind> {
         .then_some(Kind::Source)
 }
 
-/// Files of interest under `root` as `(relative path, absolute path, kind)`, in a fixed order.
-fn walk(root: &Path) -> io::Result<Vec<(String, PathBuf, Kind)>> {
-    let mut found = Vec::new();
-    let mut visited = 0;
-    // Depth-first over sorted entries, so the result never depends on directory order.
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, prefix)) = stack.pop() {
-        let mut entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| with_path(e, &dir))?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !prefix.is_empty() => continue,
-            Err(e) => return Err(with_path(e, &dir)),
-        };
-        entries.sort_by_key(|e| e.file_name());
-        let mut subdirs = Vec::new();
-        for entry in entries {
-            visited += 1;
-            if visited > MAX_WALKED_ENTRIES {
-                return Ok(found);
+/// The paths worth reading, with their kind: not under a dependency or build directory, with
+/// a name that can be shown safely (no control characters), at most `MAX_WALKED_ENTRIES`.
+fn of_interest(paths: Vec<String>) -> Vec<(String, Kind)> {
+    paths
+        .into_iter()
+        .take(MAX_WALKED_ENTRIES)
+        .filter(|path| !path.chars().any(char::is_control))
+        .filter_map(|path| {
+            let mut components = path.rsplit('/');
+            let kind = classify(components.next()?)?;
+            if components.any(|dir| SKIPPED_DIRS.contains(&dir)) {
+                return None;
             }
-            // Names that are not UTF-8 or hold control characters cannot be shown safely.
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            if name.chars().any(char::is_control) {
-                continue;
-            }
-            // DirEntry::file_type does not follow symlinks, so links are skipped here.
-            let file_type = entry.file_type().map_err(|e| with_path(e, &entry.path()))?;
-            let rel = format!("{prefix}{name}");
-            if file_type.is_dir() {
-                if !SKIPPED_DIRS.contains(&name.as_str()) {
-                    subdirs.push((entry.path(), format!("{rel}/")));
-                }
-            } else if file_type.is_file() {
-                if let Some(kind) = classify(&name) {
-                    found.push((rel, entry.path(), kind));
-                }
-            }
-        }
-        stack.extend(subdirs.into_iter().rev());
-    }
-    Ok(found)
+            Some((path, kind))
+        })
+        .collect()
 }
 
-/// The file as text, or `None` when it is too big, binary or not UTF-8.
-fn read_text(abs: &Path, rel: &str) -> io::Result<Option<String>> {
-    let metadata = match fs::symlink_metadata(abs) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(with_rel(e, rel)),
-    };
-    if !metadata.is_file() || metadata.len() > MAX_FILE_BYTES {
-        return Ok(None);
-    }
-    let bytes = match fs::read(abs) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(with_rel(e, rel)),
-    };
+/// The bytes as text, or `None` when they are binary or not UTF-8.
+fn text(bytes: Vec<u8>) -> Option<String> {
     if bytes.contains(&0) {
-        return Ok(None);
+        return None;
     }
-    Ok(String::from_utf8(bytes).ok())
+    String::from_utf8(bytes).ok()
+}
+
+/// The files of a directory on disk.
+pub struct DirFiles<'a>(pub &'a Path);
+
+impl RepoFiles for DirFiles<'_> {
+    /// Depth-first over sorted entries, so the result never depends on directory order;
+    /// symlinks are skipped, and so are the directories no context comes from.
+    fn files(&self) -> io::Result<Vec<String>> {
+        let mut found = Vec::new();
+        let mut visited = 0;
+        let mut stack = vec![(self.0.to_path_buf(), String::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            let mut entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| with_path(e, &dir))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !prefix.is_empty() => continue,
+                Err(e) => return Err(with_path(e, &dir)),
+            };
+            entries.sort_by_key(|e| e.file_name());
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                visited += 1;
+                if visited > MAX_WALKED_ENTRIES {
+                    return Ok(found);
+                }
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
+                // DirEntry::file_type does not follow symlinks, so links are skipped here.
+                let file_type = entry.file_type().map_err(|e| with_path(e, &entry.path()))?;
+                let rel = format!("{prefix}{name}");
+                if file_type.is_dir() {
+                    if !SKIPPED_DIRS.contains(&name.as_str()) {
+                        subdirs.push((entry.path(), format!("{rel}/")));
+                    }
+                } else if file_type.is_file() {
+                    found.push(rel);
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        Ok(found)
+    }
+
+    fn read(&self, rel: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+        let abs = self.0.join(rel);
+        let metadata = match fs::symlink_metadata(&abs) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(with_rel(e, rel)),
+        };
+        if !metadata.is_file() || metadata.len() > max_bytes {
+            return Ok(None);
+        }
+        match fs::read(&abs) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(with_rel(e, rel)),
+        }
+    }
+}
+
+/// The files of `HEAD`'s tree, from the object database.
+pub struct HeadFiles<'a>(pub &'a git2::Repository);
+
+impl RepoFiles for HeadFiles<'_> {
+    fn files(&self) -> io::Result<Vec<String>> {
+        crate::git::head_files(self.0)
+            .map(|files| files.into_iter().map(|f| f.path).collect())
+            .map_err(|e| io::Error::other(format!("listing the repository for LLM context: {e}")))
+    }
+
+    fn read(&self, rel: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+        crate::git::read_head_file(self.0, rel, max_bytes)
+            .map_err(|e| io::Error::other(format!("reading {rel} for LLM context: {e}")))
+    }
 }
 
 fn with_path(error: io::Error, path: &Path) -> io::Error {

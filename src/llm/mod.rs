@@ -15,7 +15,7 @@ mod settings;
 
 pub use answer::{ModelAnswer, ModelEdit, materialize, parse_answer};
 pub use client::{Completion, LlmClient, LlmError, Usage};
-pub use context::select_context;
+pub use context::{DirFiles, HeadFiles, RepoFiles, select_context};
 pub use prompt::{ChatMessage, Conversation, Role};
 pub use settings::LlmSettings;
 

@@ -16,6 +16,7 @@ pub mod go;
 pub mod npm;
 pub mod npm_override;
 pub mod npm_upgrade;
+pub mod on_disk;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;

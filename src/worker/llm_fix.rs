@@ -10,8 +10,8 @@ use super::failure::{Retry, StepFailure};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
 use crate::db::models::Step;
 use crate::llm::{
-    Conversation, LlmClient, LlmError, Usage, VulnerabilityFacts, materialize, parse_answer,
-    select_context,
+    Conversation, HeadFiles, LlmClient, LlmError, Usage, VulnerabilityFacts, materialize,
+    parse_answer, select_context,
 };
 use crate::patch::{FileEdit, PatchPolicy};
 
@@ -26,14 +26,18 @@ pub async fn generate(
     let files = {
         let root = root.to_path_buf();
         let facts = facts.clone();
-        tokio::task::spawn_blocking(move || select_context(&root, &facts, max_chars))
-            .await
-            .map_err(|e| {
-                StepFailure::transient(Step::Generate, format!("context task failed: {e}"))
-            })?
-            .map_err(|e| {
-                StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
-            })?
+        // From the object database: the clone wrote only the lock tools' files to disk.
+        tokio::task::spawn_blocking(move || {
+            let repo = git2::Repository::open(&root).map_err(|e| {
+                std::io::Error::other(format!("opening the clone: {}", e.message()))
+            })?;
+            select_context(&HeadFiles(&repo), &facts, max_chars)
+        })
+        .await
+        .map_err(|e| StepFailure::transient(Step::Generate, format!("context task failed: {e}")))?
+        .map_err(|e| {
+            StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
+        })?
     };
     let mut conversation = Conversation::start(facts, &files);
     let max_rounds = llm.settings().max_rounds.max(1);

@@ -79,7 +79,7 @@ fn rust_repo() -> tempfile::TempDir {
 #[test]
 fn picks_manifests_then_locks_then_importing_sources() {
     let dir = rust_repo();
-    let files = select_context(dir.path(), &facts("serde_yaml"), 48_000).unwrap();
+    let files = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), 48_000).unwrap();
     assert_eq!(
         paths(&files),
         [
@@ -100,22 +100,22 @@ fn picks_manifests_then_locks_then_importing_sources() {
 #[test]
 fn the_result_is_deterministic() {
     let dir = rust_repo();
-    let first = select_context(dir.path(), &facts("serde_yaml"), 48_000).unwrap();
-    let second = select_context(dir.path(), &facts("serde_yaml"), 48_000).unwrap();
+    let first = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), 48_000).unwrap();
+    let second = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), 48_000).unwrap();
     assert_eq!(first, second);
 }
 
 #[test]
 fn the_budget_stops_the_selection() {
     let dir = rust_repo();
-    let all = select_context(dir.path(), &facts("serde_yaml"), 48_000).unwrap();
+    let all = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), 48_000).unwrap();
     // Room for everything but the last (biggest) source.
     let budget = all[..4]
         .iter()
         .map(|f| cost(&f.path, &f.content))
         .sum::<usize>()
         + 150;
-    let files = select_context(dir.path(), &facts("serde_yaml"), budget).unwrap();
+    let files = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), budget).unwrap();
     assert_eq!(
         paths(&files),
         [
@@ -157,7 +157,7 @@ fn a_big_lock_file_is_cut_to_windows_around_the_package() {
     write(root, "Cargo.lock", &lock);
 
     let budget = 2_000;
-    let files = select_context(root, &facts("serde_yaml"), budget).unwrap();
+    let files = select_context(&DirFiles(root), &facts("serde_yaml"), budget).unwrap();
     assert_eq!(paths(&files), ["Cargo.toml", "Cargo.lock"]);
     let excerpt = &files[1];
     assert!(excerpt.truncated);
@@ -173,7 +173,7 @@ fn a_big_lock_file_is_cut_to_windows_around_the_package() {
     assert!(spent <= budget, "{spent}");
 
     // With room to spare, the references from other packages are shown too.
-    let files = select_context(root, &facts("serde_yaml"), 12_000).unwrap();
+    let files = select_context(&DirFiles(root), &facts("serde_yaml"), 12_000).unwrap();
     let excerpt = &files[1].content;
     assert!(excerpt.matches("omitted) ...").count() >= 4, "{excerpt}");
     assert!(excerpt.contains("name = \"crate7\""), "{excerpt}");
@@ -198,8 +198,12 @@ fn maven_coordinates_match_artifact_and_java_imports() {
         "src/main/java/Other.java",
         "import org.apache.logging.log4j2.Thing;\n",
     );
-    let files =
-        select_context(root, &facts("org.apache.logging.log4j:log4j-core"), 48_000).unwrap();
+    let files = select_context(
+        &DirFiles(root),
+        &facts("org.apache.logging.log4j:log4j-core"),
+        48_000,
+    )
+    .unwrap();
     assert_eq!(paths(&files), ["pom.xml", "src/main/java/App.java"]);
 }
 
@@ -223,10 +227,10 @@ fn go_modules_and_npm_names_match_whole_names_only() {
         "web/package.json",
         "{\"dependencies\": {\"lodash.merge\": \"1\"}}\n",
     );
-    let files = select_context(root, &facts("golang.org/x/net"), 48_000).unwrap();
+    let files = select_context(&DirFiles(root), &facts("golang.org/x/net"), 48_000).unwrap();
     assert_eq!(paths(&files), ["go.mod", "go.sum", "main.go"]);
 
-    let files = select_context(root, &facts("lodash"), 48_000).unwrap();
+    let files = select_context(&DirFiles(root), &facts("lodash"), 48_000).unwrap();
     assert!(files.is_empty(), "{files:?}");
 }
 
@@ -236,7 +240,7 @@ fn python_names_match_across_dash_and_underscore_and_case() {
     let root = dir.path();
     write(root, "requirements-dev.txt", "Typing_Extensions==4.0\n");
     write(root, "requirements.txt", "requests==2.0\n");
-    let files = select_context(root, &facts("typing-extensions"), 48_000).unwrap();
+    let files = select_context(&DirFiles(root), &facts("typing-extensions"), 48_000).unwrap();
     assert_eq!(paths(&files), ["requirements-dev.txt"]);
 }
 
@@ -256,7 +260,8 @@ fn find_name_respects_name_boundaries() {
 #[test]
 fn an_unreadable_root_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let err = select_context(&dir.path().join("missing"), &facts("x"), 1000).unwrap_err();
+    let err =
+        select_context(&DirFiles(&dir.path().join("missing")), &facts("x"), 1000).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(err.to_string().contains("missing"), "{err}");
 }

@@ -1,8 +1,10 @@
 //! Step `clone`: resolves which forge serves the repository (and its credentials), checks the
 //! remote against the egress policy, and shallow-clones the default branch into a fresh
-//! scratch directory, retrying transient failures in place.
+//! scratch directory, retrying transient failures in place. Only the files the lock tools read
+//! are written to disk ([`crate::lockfile::on_disk`]); the rest of the tree is read from the
+//! object database, unless a tool may read any file (then the whole tree is written).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backon::Retryable;
@@ -10,8 +12,9 @@ use backon::Retryable;
 use super::GitWork;
 use crate::db::models::RemediationTarget;
 use crate::forge::ResolvedRepository;
-use crate::git::{GitAuth, ScratchDir};
+use crate::git::{GitAuth, GitError, Materialize, ScratchDir};
 use crate::lifecycle::Step;
+use crate::lockfile::on_disk;
 use crate::worker::failure::StepFailure;
 use crate::worker::pipeline::Pipeline;
 
@@ -57,7 +60,7 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
             if dest.exists() {
                 let _ = std::fs::remove_dir_all(&dest);
             }
-            crate::git::clone_default_branch(&url, &branch, &dest, &auth).map(|_| ())
+            clone_for_the_tools(&url, &branch, &dest, &auth)
         })
     };
     clone
@@ -71,4 +74,22 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
         work_tree,
         git,
     })
+}
+
+/// Clones with the files the lock tools need on disk, or all of them when a tool may read any.
+fn clone_for_the_tools(
+    url: &str,
+    branch: &str,
+    dest: &Path,
+    auth: &GitAuth,
+) -> Result<(), GitError> {
+    let needed = Materialize::Only(&on_disk::needed_on_disk);
+    let repo = crate::git::clone_branch(url, branch, dest, auth, needed)?;
+    let files = crate::git::head_files(&repo)?;
+    let read = |path: &str| crate::git::read_file(&repo, path).ok().flatten();
+    if let Some(reason) = on_disk::whole_tree_reason(files.iter().map(|f| f.path.as_str()), read) {
+        tracing::info!(%reason, "writing the whole tree to disk for the lock tools");
+        crate::git::write_whole_tree(&repo)?;
+    }
+    Ok(())
 }

@@ -1,5 +1,7 @@
-//! Step `commit`: commits the clone as the lock step left it (the patch and the updated lock
-//! files) on the remediation branch, with the title and body the pull request will carry.
+//! Step `commit`: commits the files the patch and the lock step changed, as the lock step left
+//! them in the clone, on the remediation branch, with the title and body the pull request will
+//! carry. Every other file keeps its content in `HEAD`: the tree is built in the object
+//! database, not from a checkout.
 
 use super::clone::Checkout;
 use super::lock::Locked;
@@ -115,7 +117,7 @@ pub async fn run(
     .await
 }
 
-/// Commits the work tree on `branch` with `message`; the pull request will carry `title` and
+/// Commits `changed_files` on `branch` with `message`; the pull request will carry `title` and
 /// `body`. The package and the repository-grouped jobs both end here.
 pub async fn commit_text(
     pipeline: &Pipeline,
@@ -126,8 +128,9 @@ pub async fn commit_text(
     changed_files: Vec<String>,
     message: String,
 ) -> Result<Committed, StepFailure> {
-    let (root, branch, name, email) = (
+    let (root, paths, branch, name, email) = (
         checkout.work_tree.clone(),
+        changed_files.clone(),
         branch.to_owned(),
         pipeline.author_name.clone(),
         pipeline.author_email.clone(),
@@ -137,8 +140,9 @@ pub async fn commit_text(
         .run(Step::Commit, false, move || {
             // The lock step wrote the patch; the tool wrote the lock files.
             let repo = crate::git::open_clone(&root)?;
-            crate::git::commit_all(
+            crate::git::commit_files(
                 &repo,
+                &paths,
                 &CommitSpec {
                     branch: &branch,
                     message: &message,

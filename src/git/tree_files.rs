@@ -1,0 +1,79 @@
+//! The files of `HEAD`'s tree, read from the object database. A clone writes only the files
+//! the lock tools need to disk; the patcher, the LLM context and the commit see the rest here.
+
+use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+
+use super::GitError;
+use super::error::local;
+
+const MODE_REGULAR: i32 = 0o100644;
+const MODE_EXECUTABLE: i32 = 0o100755;
+
+/// A regular file of the tree.
+#[derive(Debug, Clone)]
+pub struct TreeFile {
+    /// Repository-relative, with `/`.
+    pub path: String,
+    pub id: Oid,
+}
+
+/// The regular files of `HEAD`'s tree (symlinks and submodules left out), in the tree's order.
+/// Names that are not UTF-8 are left out too: nothing here could show or edit them.
+pub fn head_files(repo: &Repository) -> Result<Vec<TreeFile>, GitError> {
+    let tree = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(|e| local(&e, "list (reading HEAD)"))?;
+    let mut files = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            return TreeWalkResult::Skip;
+        };
+        let is_file = entry.kind() == Some(ObjectType::Blob)
+            && matches!(entry.filemode(), MODE_REGULAR | MODE_EXECUTABLE);
+        if is_file {
+            files.push(TreeFile {
+                path: format!("{dir}{name}"),
+                id: entry.id(),
+            });
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(|e| local(&e, "list (walking the tree)"))?;
+    Ok(files)
+}
+
+/// The bytes of the regular file `rel_path` in `HEAD`'s tree; `None` when there is no such
+/// file or it is bigger than `max_bytes` (its size is read from the object header, so a big
+/// file is never inflated).
+pub fn read_head_file(
+    repo: &Repository,
+    rel_path: &str,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let tree = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .map_err(|e| local(&e, "read (reading HEAD)"))?;
+    let Ok(entry) = tree.get_path(std::path::Path::new(rel_path)) else {
+        return Ok(None);
+    };
+    if entry.kind() != Some(ObjectType::Blob)
+        || !matches!(entry.filemode(), MODE_REGULAR | MODE_EXECUTABLE)
+    {
+        return Ok(None);
+    }
+    let odb = repo
+        .odb()
+        .map_err(|e| local(&e, "read (opening the object database)"))?;
+    let (size, _) = odb
+        .read_header(entry.id())
+        .map_err(|e| local(&e, &format!("read (sizing {rel_path})")))?;
+    if size as u64 > max_bytes {
+        return Ok(None);
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| local(&e, &format!("read (reading {rel_path})")))?;
+    Ok(Some(blob.content().to_vec()))
+}
