@@ -17,7 +17,7 @@ fn package_json(dependencies: Value) -> String {
     serde_json::to_string_pretty(&json!({
         "name": "storefront-web", "version": "1.4.0", "private": true,
         // Hostile: never run, since scripts are off and the tool runs in the sandbox.
-        "scripts": {"preinstall": "touch /work/PREINSTALL_RAN; touch /tmp/../../preinstall-escaped"},
+        "scripts": {"preinstall": "touch /sandbox/clone/PREINSTALL_RAN; touch /tmp/../../preinstall-escaped"},
         "dependencies": dependencies}))
     .unwrap()
         + "\n"
@@ -550,8 +550,9 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
     // update` runs no rustc, so this shows only that such a config does not stop the job;
     // that the run pins both by environment is `executables_are_pinned_by_environment` in
     // src/lockfile/cargo.rs.
-    let hostile_config = "[build]\nrustc = \"/work/evil.sh\"\nrustc-wrapper = \"/work/evil.sh\"\n";
-    let evil = "#!/bin/sh\ntouch /work/EVIL_RAN\nexit 1\n";
+    let hostile_config =
+        "[build]\nrustc = \"/sandbox/clone/evil.sh\"\nrustc-wrapper = \"/sandbox/clone/evil.sh\"\n";
+    let evil = "#!/bin/sh\ntouch /sandbox/clone/EVIL_RAN\nexit 1\n";
     for (path, text) in [
         ("Cargo.toml", root.to_owned()),
         ("api/Cargo.toml", member("api")),

@@ -48,7 +48,7 @@ async fn hostile_code_in_the_sandbox_reaches_nothing_of_the_worker() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let script = format!(
-        "echo inside > /work/written-inside; \
+        "echo inside > /sandbox/clone/written-inside; \
          echo x > {marker} 2>/dev/null && echo WROTE-OUTSIDE; \
          echo x > /usr/escaped 2>/dev/null && echo WROTE-USR; \
          env; \

@@ -111,7 +111,7 @@ fn berry_run(
                  (a release fetched by corepack is not supported yet)"
             ))
         })?;
-    let inside = Path::new("/work").join(dir).join(&release);
+    let inside = Path::new(crate::sandbox::CLONE).join(dir).join(&release);
     // The release must stay inside the clone: `..` or an absolute path would run a file of
     // the worker's instead.
     if release.starts_with('/') || release.split('/').any(|part| part == "..") {

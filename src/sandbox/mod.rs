@@ -47,13 +47,19 @@ pub struct SandboxSettings {
 /// The tool's HOME inside the sandbox (in its fresh `/tmp`).
 pub const HOME: &str = "/tmp/home";
 
+/// Where the clone is mounted inside the sandbox. A host directory bound into the sandbox
+/// (a tool's install) must not lie under it, or the clone would hide it: such a run is
+/// refused with what to do (see `hidden_by_the_clone`). Not `/work`, where checkouts and
+/// tool installs often live.
+pub const CLONE: &str = "/sandbox/clone";
+
 /// One tool run.
 #[derive(Debug, Clone)]
 pub struct ToolRun {
     /// The tool's name on PATH, or a path.
     pub program: String,
     pub args: Vec<String>,
-    /// The job's clone: the one writable directory, seen as `/work` inside the sandbox.
+    /// The job's clone: the one writable directory, seen as [`CLONE`] inside the sandbox.
     pub work_tree: PathBuf,
     /// Where the tool runs, relative to the work tree ("" for its root).
     pub dir: String,
@@ -303,7 +309,19 @@ impl Sandbox {
         // A tool installed outside /usr is bound read-only where it is: its own directory
         // (rustup's toolchain bin), or the whole install it belongs to (a virtualenv and the
         // Python it was made from, an `npm install -g --prefix` tree), and nothing else.
-        for dir in install_roots(tool) {
+        let roots = install_roots(tool);
+        if let Some(hidden) = roots
+            .iter()
+            .chain(&run.read_only)
+            .find(|path| path.starts_with(CLONE))
+        {
+            return Err(SandboxError::Unavailable(format!(
+                "{} is under {CLONE}, where the sandbox mounts the clone, so the tool could not \
+                 see it; install the tool elsewhere",
+                hidden.display()
+            )));
+        }
+        for dir in roots {
             command.arg("--ro-bind").arg(&dir).arg(&dir);
         }
         for path in &run.read_only {
@@ -326,11 +344,11 @@ impl Sandbox {
             }
             command.arg("--ro-bind").arg(file).arg(inside);
         }
-        let cwd = Path::new("/work").join(&run.dir);
+        let cwd = Path::new(CLONE).join(&run.dir);
         command
             .arg("--bind")
             .arg(&run.work_tree)
-            .arg("/work")
+            .arg(CLONE)
             .arg("--chdir")
             .arg(&cwd)
             .arg("--clearenv");
