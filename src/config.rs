@@ -228,7 +228,11 @@ pub struct WorkerSettings {
     pub heartbeat_secs: u64,
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
+    /// Clones and pushes at once; 0: as many as `memory_budget_mib` allows.
+    #[serde(default)]
     pub git_concurrency: u16,
+    /// The worker's memory budget, which sizes its git slots and libgit2's caches.
+    pub memory_budget_mib: u32,
     pub metrics_listen: String,
     /// Open remediation pull requests per repository before new ones are refused; 0: no cap.
     pub max_open_prs_per_repository: u32,

@@ -148,7 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Duration::from_secs(settings.git.http_timeout_secs),
                     Duration::from_secs(settings.git.http_timeout_secs * 4),
                 );
-                remediator::git::limit_memory();
+                remediator::git::limit_memory(settings.worker.memory_budget_mib);
             }
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();

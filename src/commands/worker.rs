@@ -55,6 +55,15 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         max_requests_per_tick: settings.reconciler.max_requests_per_tick.max(1),
         mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
     });
+    let git_slots = crate::worker::memory_budget::git_slots(
+        settings.worker.memory_budget_mib,
+        settings.worker.git_concurrency,
+    );
+    tracing::info!(
+        git_slots,
+        memory_budget_mib = settings.worker.memory_budget_mib,
+        "git work sized"
+    );
     let pipeline = Pipeline {
         pool: pool.clone(),
         forges,
@@ -68,9 +77,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
         draft_below_confidence: settings.worker.draft_below_confidence,
-        git_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(
-            settings.worker.git_concurrency.max(1),
-        ))),
+        git_slots: Arc::new(tokio::sync::Semaphore::new(git_slots)),
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
         before_step: None,
         sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),

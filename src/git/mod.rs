@@ -48,17 +48,19 @@ pub unsafe fn set_network_timeouts(connect: Duration, io: Duration) {
     }
 }
 
-/// Bounds libgit2's process-wide caches: by default it may keep 256 MiB of decoded objects and
-/// map gigabytes of pack files, which a worker with many jobs does not need (each clone is used
-/// once). Call it once at start-up, before any git thread exists.
+/// Bounds libgit2's process-wide caches to a share of the worker's memory budget: by default
+/// it may keep 256 MiB of decoded objects and map gigabytes of pack files, which a worker with
+/// many jobs does not need (each clone is used once). Call it once at start-up, before any git
+/// thread exists.
 ///
 /// # Safety
 /// Like every libgit2 global option, this must not race with other libgit2 calls.
-pub unsafe fn limit_memory() {
+pub unsafe fn limit_memory(budget_mib: u32) {
+    let (cache, mapped) = crate::worker::memory_budget::libgit2_limits(budget_mib);
     // SAFETY: the caller guarantees no other thread touches libgit2 while this runs; these
     // setters only fail for unknown options.
     unsafe {
-        let _ = git2::opts::set_cache_max_size(32 * 1024 * 1024);
-        let _ = git2::opts::set_mwindow_mapped_limit(128 * 1024 * 1024);
+        let _ = git2::opts::set_cache_max_size(isize::try_from(cache).unwrap_or(isize::MAX));
+        let _ = git2::opts::set_mwindow_mapped_limit(mapped);
     }
 }

@@ -16,6 +16,7 @@ pub mod grouped;
 pub mod job;
 pub mod llm_fix;
 pub mod manifests;
+pub mod memory_budget;
 pub mod patcher;
 pub mod pipeline;
 pub mod reconciler;
