@@ -157,24 +157,35 @@ TOML
 
 BENCH_ORG=0b7e3a52-4a0e-4c55-9d0c-3f1c6f0d2a11
 
-# Inserts one organisation, one project for repository URL $1, and $2 AFFECTED assessments
-# on lodash (each its own vulnerability, so each job pushes its own branch). Assessment k has
-# id md5('a' || k).
+# Inserts one organisation and, for k in 1..$2, a project whose repository is ${1%.git}-k.git
+# (see fan_out) with one AFFECTED assessment on lodash. One repository per job: jobs of one
+# package in one project share a pull request and take turns at its fix lock (by design), which
+# would measure that queue instead of the worker. Assessment k has id md5('a' || k).
 seed_jobs() {
   local url=$1 count=$2
   psql_db <<SQL
 INSERT INTO organizations (id, name) VALUES ('$BENCH_ORG', 'Bench Org') ON CONFLICT DO NOTHING;
 INSERT INTO projects (id, organization_id, name, repository_url)
-VALUES (md5('$url')::uuid, '$BENCH_ORG', 'bench-app', '$url');
+SELECT md5('$url' || k)::uuid, '$BENCH_ORG', 'bench-app-' || k, regexp_replace('$url', '\.git\$', '') || '-' || k || '.git'
+  FROM generate_series(1, $count) k;
 INSERT INTO findings (id, project_id, vulnerability_id, severity, summary, package_name, ecosystem,
                       installed_version, fixed_versions)
-SELECT md5('f' || k)::uuid, md5('$url')::uuid, 'GHSA-bnch-' || k || '-$RID', 'HIGH',
+SELECT md5('f' || k)::uuid, md5('$url' || k)::uuid, 'GHSA-bnch-' || k || '-$RID', 'HIGH',
        'Prototype pollution in lodash', 'lodash', 'npm', '4.17.20', ARRAY['4.17.21']
   FROM generate_series(1, $count) k;
 INSERT INTO assessments (id, finding_id, status)
 SELECT md5('a' || k)::uuid, md5('f' || k)::uuid, 'ASSESSMENT_STATUS_AFFECTED'
   FROM generate_series(1, $count) k;
 SQL
+}
+
+# Makes $2 repositories NAME-1.git .. NAME-$2.git beside bare repository $1 (NAME.git), each
+# sharing its objects (git clone --shared), so every job pushes to a repository of its own.
+fan_out() {
+  local bare=$1 count=$2 k
+  for k in $(seq "$count"); do
+    git clone -q --bare --shared "$bare" "${bare%.git}-$k.git"
+  done
 }
 
 # Starts an intake (with its relay) for triggering jobs; sets $INTAKE_PORT and $TOKEN.

@@ -228,7 +228,7 @@ pub struct WorkerSettings {
     pub heartbeat_secs: u64,
     pub pr_labels: Vec<String>,
     pub draft_below_confidence: f64,
-    /// Clones and pushes at once; 0: as many as `memory_budget_mib` allows.
+    /// Clones and pushes at once, one slot each; 0: as `memory_budget_mib` allows.
     #[serde(default)]
     pub git_concurrency: u16,
     /// The worker's memory budget, which sizes its git slots and libgit2's caches.

@@ -55,13 +55,15 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         max_requests_per_tick: settings.reconciler.max_requests_per_tick.max(1),
         mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
     });
-    let git_slots = crate::worker::memory_budget::git_slots(
+    let git_budget = Arc::new(crate::worker::memory_budget::GitBudget::new(
         settings.worker.memory_budget_mib,
+        settings.worker.concurrency,
         settings.worker.git_concurrency,
-    );
+    ));
     tracing::info!(
-        git_slots,
+        slots_of_an_unknown_repository = git_budget.default_slots(),
         memory_budget_mib = settings.worker.memory_budget_mib,
+        git_concurrency = settings.worker.git_concurrency,
         "git work sized"
     );
     let pipeline = Pipeline {
@@ -77,7 +79,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
         draft_below_confidence: settings.worker.draft_below_confidence,
-        git_slots: Arc::new(tokio::sync::Semaphore::new(git_slots)),
+        git_budget,
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
         before_step: None,
         sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),
@@ -111,8 +113,30 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
     })
 }
 
+/// Connections the worker needs besides one per job: the consumer's step records, the
+/// heartbeats, the rescuer and the reconciler.
+const SHARED_CONNECTIONS: usize = 4;
+
+/// The database settings with a pool big enough for the job concurrency: a job holds a
+/// connection from its push until its pull request is recorded (the package's fix lock is a
+/// row lock in an open transaction), so a pool smaller than the concurrency starves the other
+/// jobs' step records until they time out and retry.
+fn worker_database(settings: &Settings) -> crate::config::DatabaseSettings {
+    let mut database = settings.database.clone();
+    let needed = usize::from(settings.worker.concurrency) + SHARED_CONNECTIONS;
+    if database.pool_size < needed {
+        tracing::info!(
+            configured = database.pool_size,
+            used = needed,
+            "database.pool_size raised to the job concurrency plus the shared connections"
+        );
+        database.pool_size = needed;
+    }
+    database
+}
+
 pub async fn run(settings: Settings, shutdown: Shutdown) -> anyhow::Result<()> {
-    let pool = db::pool(&settings.database)?;
+    let pool = db::pool(&worker_database(&settings))?;
     db::ensure_migrated(&pool).await?;
     let runner = build_runner(&settings, pool.clone())?;
     let maintenance = super::background::spawn_maintenance(&settings, &pool, &shutdown);

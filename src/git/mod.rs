@@ -26,7 +26,7 @@ pub use error::GitError;
 pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
-pub use tree_files::{TreeFile, head_files, read_head_file};
+pub use tree_files::{TreeFile, head_files, read_head_file, read_tree_file, tree_files};
 pub use workspace::{
     CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,
     write_files,
@@ -62,5 +62,16 @@ pub unsafe fn limit_memory(budget_mib: u32) {
     unsafe {
         let _ = git2::opts::set_cache_max_size(isize::try_from(cache).unwrap_or(isize::MAX));
         let _ = git2::opts::set_mwindow_mapped_limit(mapped);
+    }
+}
+
+/// Hands the heap a finished git task freed back to the OS. glibc keeps freed memory in its
+/// per-thread arenas, so without this a worker's resident size stays at the peak of its
+/// busiest moment, and the memory budget would bound nothing after it.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it is safe from any thread.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -1,7 +1,7 @@
 //! The files of `HEAD`'s tree, read from the object database. A clone writes only the files
 //! the lock tools need to disk; the patcher, the LLM context and the commit see the rest here.
 
-use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Odb, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
 
 use super::GitError;
 use super::error::local;
@@ -24,6 +24,11 @@ pub fn head_files(repo: &Repository) -> Result<Vec<TreeFile>, GitError> {
         .head()
         .and_then(|h| h.peel_to_tree())
         .map_err(|e| local(&e, "list (reading HEAD)"))?;
+    tree_files(&tree)
+}
+
+/// The regular files of `tree`, as [`head_files`].
+pub fn tree_files(tree: &Tree<'_>) -> Result<Vec<TreeFile>, GitError> {
     let mut files = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
@@ -55,6 +60,21 @@ pub fn read_head_file(
         .head()
         .and_then(|h| h.peel_to_tree())
         .map_err(|e| local(&e, "read (reading HEAD)"))?;
+    let odb = repo
+        .odb()
+        .map_err(|e| local(&e, "read (opening the object database)"))?;
+    read_tree_file(repo, &odb, &tree, rel_path, max_bytes)
+}
+
+/// [`read_head_file`] in a tree and object database the caller keeps open (one lookup each
+/// for many files).
+pub fn read_tree_file(
+    repo: &Repository,
+    odb: &Odb<'_>,
+    tree: &Tree<'_>,
+    rel_path: &str,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, GitError> {
     let Ok(entry) = tree.get_path(std::path::Path::new(rel_path)) else {
         return Ok(None);
     };
@@ -63,9 +83,6 @@ pub fn read_head_file(
     {
         return Ok(None);
     }
-    let odb = repo
-        .odb()
-        .map_err(|e| local(&e, "read (opening the object database)"))?;
     let (size, _) = odb
         .read_header(entry.id())
         .map_err(|e| local(&e, &format!("read (sizing {rel_path})")))?;

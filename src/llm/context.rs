@@ -473,17 +473,35 @@ impl RepoFiles for DirFiles<'_> {
 }
 
 /// The files of `HEAD`'s tree, from the object database.
-pub struct HeadFiles<'a>(pub &'a git2::Repository);
+pub struct HeadFiles<'a> {
+    repo: &'a git2::Repository,
+    tree: git2::Tree<'a>,
+    odb: git2::Odb<'a>,
+}
+
+impl<'a> HeadFiles<'a> {
+    pub fn open(repo: &'a git2::Repository) -> io::Result<Self> {
+        let failed = |e: git2::Error| {
+            io::Error::other(format!(
+                "opening the repository for LLM context: {}",
+                e.message()
+            ))
+        };
+        let tree = repo.head().and_then(|h| h.peel_to_tree()).map_err(failed)?;
+        let odb = repo.odb().map_err(failed)?;
+        Ok(HeadFiles { repo, tree, odb })
+    }
+}
 
 impl RepoFiles for HeadFiles<'_> {
     fn files(&self) -> io::Result<Vec<String>> {
-        crate::git::head_files(self.0)
+        crate::git::tree_files(&self.tree)
             .map(|files| files.into_iter().map(|f| f.path).collect())
             .map_err(|e| io::Error::other(format!("listing the repository for LLM context: {e}")))
     }
 
     fn read(&self, rel: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
-        crate::git::read_head_file(self.0, rel, max_bytes)
+        crate::git::read_tree_file(self.repo, &self.odb, &self.tree, rel, max_bytes)
             .map_err(|e| io::Error::other(format!("reading {rel} for LLM context: {e}")))
     }
 }

@@ -8,6 +8,7 @@ use backon::Retryable;
 
 use super::failure::{Retry, StepFailure};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
+use super::steps::GitWork;
 use crate::db::models::Step;
 use crate::llm::{
     Conversation, HeadFiles, LlmClient, LlmError, Usage, VulnerabilityFacts, materialize,
@@ -19,25 +20,26 @@ pub async fn generate(
     llm: &LlmClient,
     policy: &PatchPolicy,
     root: &Path,
+    git: &GitWork,
     facts: &VulnerabilityFacts,
     target_version: Option<String>,
 ) -> Result<ProposedPatch, StepFailure> {
     let max_chars = llm.settings().max_context_chars;
+    // From the object database (the clone wrote only the lock tools' files to disk), as git
+    // work under the memory budget: reading every file of a big tree fills libgit2's pack
+    // caches as a fetch does.
     let files = {
         let root = root.to_path_buf();
         let facts = facts.clone();
-        // From the object database: the clone wrote only the lock tools' files to disk.
-        tokio::task::spawn_blocking(move || {
-            let repo = git2::Repository::open(&root).map_err(|e| {
-                std::io::Error::other(format!("opening the clone: {}", e.message()))
-            })?;
-            select_context(&HeadFiles(&repo), &facts, max_chars)
+        git.run(Step::Generate, true, move || {
+            let repo = crate::git::open_clone(&root)?;
+            let files =
+                HeadFiles::open(&repo).and_then(|head| select_context(&head, &facts, max_chars));
+            files.map_err(|e| {
+                crate::git::GitError::Transient(format!("reading the repository: {e}"))
+            })
         })
-        .await
-        .map_err(|e| StepFailure::transient(Step::Generate, format!("context task failed: {e}")))?
-        .map_err(|e| {
-            StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
-        })?
+        .await?
     };
     let mut conversation = Conversation::start(facts, &files);
     let max_rounds = llm.settings().max_rounds.max(1);

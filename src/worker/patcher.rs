@@ -9,6 +9,7 @@ use serde_json::json;
 use super::failure::StepFailure;
 use super::llm_fix;
 use super::manifests;
+use super::steps::GitWork;
 use crate::config::PatcherChoice;
 use crate::db::models::{RemediationTarget, Step};
 use crate::git::{EntryKind, inspect_entry};
@@ -103,10 +104,12 @@ pub struct Patcher {
 }
 
 impl Patcher {
-    /// Writes a fix for the checked-out repository at `root`.
+    /// Writes a fix for the checked-out repository at `root`; `git` runs its reads of the
+    /// object database under the worker's memory budget.
     pub async fn write_fix(
         &self,
         root: &Path,
+        git: &GitWork,
         target: &RemediationTarget,
     ) -> Result<ProposedPatch, StepFailure> {
         let target_version =
@@ -155,7 +158,7 @@ impl Patcher {
             }
         };
         let facts = facts(target, target_version.clone());
-        llm_fix::generate(llm, &self.policy, root, &facts, target_version).await
+        llm_fix::generate(llm, &self.policy, root, git, &facts, target_version).await
     }
 
     /// The patch policy, enforced on every patch whoever wrote it.

@@ -6,10 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 use super::failure::StepFailure;
 use super::fix_lock::FixKey;
+use super::memory_budget::GitBudget;
 use super::patcher::Patcher;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
@@ -34,10 +33,10 @@ pub struct Pipeline {
     pub draft_below_confidence: f64,
     /// Open remediation pull requests per project before new ones are refused; 0: no cap.
     pub max_open_prs_per_repository: u32,
-    /// Clones and pushes running at once in this process. libgit2 holds tens of MiB per pack
-    /// it works on, so this, not the job concurrency, bounds a worker's memory; jobs waiting
-    /// on the LLM or the forge hold no slot.
-    pub git_slots: Arc<Semaphore>,
+    /// Clones and pushes running at once in this process, sized by memory: libgit2 holds
+    /// memory in proportion to the pack it works on, so this, not the job concurrency, bounds
+    /// a worker's memory; jobs waiting on the LLM or the forge hold none of it.
+    pub git_budget: Arc<GitBudget>,
     /// Called as each step starts; `None` in production. Tests inject faults with it (a
     /// panic at a given step).
     pub before_step: Option<StepHook>,

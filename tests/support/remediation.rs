@@ -170,7 +170,7 @@ impl World {
         std::sync::Arc::get_mut(&mut runner.pipeline)
             .expect("a new runner's pipeline is not shared")
             .before_step = before_step;
-        self.git_slots = Some(runner.pipeline.git_slots.clone());
+        self.git_slots = Some(runner.pipeline.git_budget.semaphore().clone());
         self.worker = Some(tokio::spawn(runner.run(self.worker_shutdown.clone())));
     }
 

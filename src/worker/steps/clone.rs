@@ -45,7 +45,8 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
         ScratchDir::new_in(&pipeline.scratch_root).map_err(|e| StepFailure::from_git(step, e))?;
     let work_tree = scratch.path().join("repo");
     let git = GitWork {
-        slots: pipeline.git_slots.clone(),
+        budget: pipeline.git_budget.clone(),
+        repository: repository.url.as_str().to_owned(),
         scratch: Arc::new(scratch),
     };
     let clone = || {
@@ -63,11 +64,13 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
             clone_for_the_tools(&url, &branch, &dest, &auth)
         })
     };
-    clone
+    let pack_bytes = clone
         .retry(crate::worker::retry::in_place())
         .when(StepFailure::is_transient)
         .notify(|e, delay| tracing::warn!(error = %e, ?delay, "clone failed; retrying"))
         .await?;
+    // The next git task on this repository takes from the budget what this pack needs.
+    pipeline.git_budget.learn(&git.repository, pack_bytes);
     Ok(Checkout {
         repository,
         auth,
@@ -77,12 +80,13 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
 }
 
 /// Clones with the files the lock tools need on disk, or all of them when a tool may read any.
+/// Returns the size of the pack files received.
 fn clone_for_the_tools(
     url: &str,
     branch: &str,
     dest: &Path,
     auth: &GitAuth,
-) -> Result<(), GitError> {
+) -> Result<u64, GitError> {
     let needed = Materialize::Only(&on_disk::needed_on_disk);
     let repo = crate::git::clone_branch(url, branch, dest, auth, needed)?;
     let files = crate::git::head_files(&repo)?;
@@ -91,5 +95,19 @@ fn clone_for_the_tools(
         tracing::info!(%reason, "writing the whole tree to disk for the lock tools");
         crate::git::write_whole_tree(&repo)?;
     }
-    Ok(())
+    Ok(pack_bytes(&dest.join(".git/objects/pack")))
+}
+
+/// The total size of the `.pack` files in `dir` (0 when unreadable: the budget then keeps
+/// its default for the repository).
+fn pack_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|ext| ext == "pack"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }

@@ -14,6 +14,6 @@ pub async fn run(
 ) -> Result<ProposedPatch, StepFailure> {
     pipeline
         .patcher
-        .write_fix(&checkout.work_tree, target)
+        .write_fix(&checkout.work_tree, &checkout.git, target)
         .await
 }

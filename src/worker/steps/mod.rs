@@ -18,13 +18,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 use super::failure::{Retry, StepFailure};
 use crate::db::DbPool;
 use crate::db::operations::{self, StepGate};
 use crate::git::{GitError, ScratchDir};
 use crate::lifecycle::{OperationId, Step};
+use crate::worker::memory_budget::GitBudget;
 use crate::worker::pipeline::StepHook;
 
 /// The step a job is in, shared with the runner, which outlives the job's future.
@@ -157,9 +157,11 @@ impl<'a> StepDriver<'a> {
 /// Blocking git work for one job, off the async runtime.
 #[derive(Clone)]
 pub struct GitWork {
-    /// Clones and pushes at once in this process (`worker.git_concurrency`): libgit2 holds
-    /// tens of MiB per pack it works on, so this, not the job concurrency, bounds memory.
-    pub slots: Arc<Semaphore>,
+    /// The worker's git slots (`worker.memory_budget_mib`): libgit2 holds memory in
+    /// proportion to the pack it works on, so this, not the job concurrency, bounds memory.
+    pub budget: Arc<GitBudget>,
+    /// The repository's URL, which sets what a task on it takes from the budget.
+    pub repository: String,
     pub scratch: Arc<ScratchDir>,
 }
 
@@ -176,9 +178,8 @@ impl GitWork {
     ) -> Result<T, StepFailure> {
         let permit = if network {
             Some(
-                self.slots
-                    .clone()
-                    .acquire_owned()
+                self.budget
+                    .acquire(&self.repository)
                     .await
                     .map_err(|_| StepFailure::transient(step, "the worker is shutting down"))?,
             )
@@ -188,6 +189,7 @@ impl GitWork {
         let scratch = self.scratch.clone();
         let task = tokio::task::spawn_blocking(move || {
             let result = work();
+            crate::git::release_freed_memory();
             drop(scratch);
             drop(permit);
             result
