@@ -83,14 +83,23 @@ pub fn read_tree_file(
     {
         return Ok(None);
     }
-    let (size, _) = odb
-        .read_header(entry.id())
-        .map_err(|e| local(&e, &format!("read (sizing {rel_path})")))?;
-    if size as u64 > max_bytes {
+    read_blob(repo, odb, entry.id(), max_bytes)
+}
+
+/// The bytes of blob `id`; `None` when it is bigger than `max_bytes`. The size is read from
+/// the object header only when the blob is stored whole (`read_header` of a delta would resolve
+/// its chain, which `find_blob` then does again).
+pub fn read_blob(
+    repo: &Repository,
+    _odb: &Odb<'_>,
+    id: Oid,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let blob = repo
+        .find_blob(id)
+        .map_err(|e| local(&e, &format!("read (reading blob {id})")))?;
+    if blob.size() as u64 > max_bytes {
         return Ok(None);
     }
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| local(&e, &format!("read (reading {rel_path})")))?;
     Ok(Some(blob.content().to_vec()))
 }
