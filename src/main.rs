@@ -148,7 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Duration::from_secs(settings.git.http_timeout_secs),
                     Duration::from_secs(settings.git.http_timeout_secs * 4),
                 );
-                remediator::git::limit_memory(settings.worker.memory_budget_mib);
+                let (cache, mapped) = remediator::worker::memory_budget::libgit2_limits(
+                    settings.worker.memory_budget_mib,
+                );
+                remediator::git::limit_memory(cache, mapped);
             }
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();

@@ -7,10 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use git2::build::CheckoutBuilder;
-use git2::{
-    AutotagOption, ErrorCode, FetchOptions, ObjectType, RemoteRedirect, Repository, Tree,
-    TreeWalkMode, TreeWalkResult,
-};
+use git2::{AutotagOption, ErrorCode, FetchOptions, RemoteRedirect, Repository, Tree};
 
 use super::credentials::remote_callbacks;
 use super::error::{classify, display_url, local};
@@ -129,56 +126,33 @@ fn fetch_branch(
     ensure_origin_url(repo, url)
 }
 
-/// Writes the regular files of `tree` that `wanted` accepts under `root`. Paths come from a
-/// repository we do not trust: a component that could leave `root` or reach `.git` is
-/// skipped, as git's own checkout refuses it.
+/// Writes the regular files of `tree` that `wanted` accepts under `root` (only paths
+/// [`super::tree_files`] lists: a name that could leave `root` or reach `.git` never is).
 fn write_selected(
     repo: &Repository,
     tree: &Tree<'_>,
     root: &Path,
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<(), GitError> {
-    let mut selected = Vec::new();
-    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
-            return TreeWalkResult::Skip;
-        };
-        if !safe_component(name) {
-            return TreeWalkResult::Skip;
-        }
-        let is_file = entry.kind() == Some(ObjectType::Blob)
-            && matches!(entry.filemode(), 0o100644 | 0o100755);
-        let path = format!("{dir}{name}");
-        if is_file && wanted(&path) {
-            selected.push((path, entry.id(), entry.filemode() == 0o100755));
-        }
-        TreeWalkResult::Ok
-    })
-    .map_err(|e| local(&e, "clone (walking the tree)"))?;
-    for (path, id, executable) in selected {
+    for file in super::tree_files(tree)?
+        .into_iter()
+        .filter(|f| wanted(&f.path))
+    {
+        let path = &file.path;
         let blob = repo
-            .find_blob(id)
+            .find_blob(file.id)
             .map_err(|e| local(&e, &format!("clone (reading {path})")))?;
-        let dest = root.join(&path);
+        let dest = root.join(path);
         let io = |e: std::io::Error| GitError::Transient(format!("could not write {path:?}: {e}"));
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent).map_err(io)?;
         }
         fs::write(&dest, blob.content()).map_err(io)?;
-        if executable {
+        if file.executable {
             fs::set_permissions(&dest, fs::Permissions::from_mode(0o755)).map_err(io)?;
         }
     }
     Ok(())
-}
-
-/// A tree entry name that is safe to create on disk.
-fn safe_component(name: &str) -> bool {
-    !(name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.eq_ignore_ascii_case(".git")
-        || name.contains(['/', '\\', '\0']))
 }
 
 /// `origin` must point at the URL we were given and nothing else (no user info added, no

@@ -26,7 +26,9 @@ pub use error::GitError;
 pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
-pub use tree_files::{TreeFile, head_files, read_blob, read_head_file, read_tree_file, tree_files};
+pub use tree_files::{
+    TreeFile, head_files, head_tree, read_blob, read_head_file, read_tree_file, tree_files,
+};
 pub use workspace::{
     CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,
     write_files,
@@ -48,15 +50,15 @@ pub unsafe fn set_network_timeouts(connect: Duration, io: Duration) {
     }
 }
 
-/// Bounds libgit2's process-wide caches to a share of the worker's memory budget: by default
-/// it may keep 256 MiB of decoded objects and map gigabytes of pack files, which a worker with
-/// many jobs does not need (each clone is used once). Call it once at start-up, before any git
-/// thread exists.
+/// Bounds libgit2's process-wide caches (bytes of decoded objects, bytes of mapped pack
+/// windows): by default it may keep 256 MiB of the first and map gigabytes of the second, which
+/// a worker with many jobs does not need (each clone is used once). The worker passes a share
+/// of its memory budget (`worker::memory_budget::libgit2_limits`). Call it once at start-up,
+/// before any git thread exists.
 ///
 /// # Safety
 /// Like every libgit2 global option, this must not race with other libgit2 calls.
-pub unsafe fn limit_memory(budget_mib: u32) {
-    let (cache, mapped) = crate::worker::memory_budget::libgit2_limits(budget_mib);
+pub unsafe fn limit_memory(cache: usize, mapped: usize) {
     // SAFETY: the caller guarantees no other thread touches libgit2 while this runs; these
     // setters only fail for unknown options.
     unsafe {

@@ -1,7 +1,7 @@
 //! The files of `HEAD`'s tree, read from the object database. A clone writes only the files
 //! the lock tools need to disk; the patcher, the LLM context and the commit see the rest here.
 
-use git2::{ObjectType, Odb, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
 
 use super::GitError;
 use super::error::local;
@@ -15,31 +15,41 @@ pub struct TreeFile {
     /// Repository-relative, with `/`.
     pub path: String,
     pub id: Oid,
+    pub executable: bool,
 }
 
-/// The regular files of `HEAD`'s tree (symlinks and submodules left out), in the tree's order.
-/// Names that are not UTF-8 are left out too: nothing here could show or edit them.
-pub fn head_files(repo: &Repository) -> Result<Vec<TreeFile>, GitError> {
-    let tree = repo
-        .head()
+/// `HEAD`'s tree; `action` names the caller in the error.
+pub fn head_tree<'r>(repo: &'r Repository, action: &str) -> Result<Tree<'r>, GitError> {
+    repo.head()
         .and_then(|h| h.peel_to_tree())
-        .map_err(|e| local(&e, "list (reading HEAD)"))?;
-    tree_files(&tree)
+        .map_err(|e| local(&e, &format!("{action} (reading HEAD)")))
 }
 
-/// The regular files of `tree`, as [`head_files`].
+/// The regular files of `HEAD`'s tree, as [`tree_files`].
+pub fn head_files(repo: &Repository) -> Result<Vec<TreeFile>, GitError> {
+    tree_files(&head_tree(repo, "list")?)
+}
+
+/// The regular files of `tree` (symlinks and submodules left out), in the tree's order. A name
+/// that is not UTF-8, or that could leave the repository or reach `.git` on disk, is left out
+/// with everything under it, as git's own checkout refuses it: nothing here could show, edit or
+/// write such a file.
 pub fn tree_files(tree: &Tree<'_>) -> Result<Vec<TreeFile>, GitError> {
     let mut files = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
         let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
             return TreeWalkResult::Skip;
         };
-        let is_file = entry.kind() == Some(ObjectType::Blob)
-            && matches!(entry.filemode(), MODE_REGULAR | MODE_EXECUTABLE);
-        if is_file {
+        if !safe_component(name) {
+            return TreeWalkResult::Skip;
+        }
+        let mode = entry.filemode();
+        if entry.kind() == Some(ObjectType::Blob) && matches!(mode, MODE_REGULAR | MODE_EXECUTABLE)
+        {
             files.push(TreeFile {
                 path: format!("{dir}{name}"),
                 id: entry.id(),
+                executable: mode == MODE_EXECUTABLE,
             });
         }
         TreeWalkResult::Ok
@@ -48,29 +58,28 @@ pub fn tree_files(tree: &Tree<'_>) -> Result<Vec<TreeFile>, GitError> {
     Ok(files)
 }
 
+/// A tree entry name that is safe to create on disk.
+fn safe_component(name: &str) -> bool {
+    !(name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.eq_ignore_ascii_case(".git")
+        || name.contains(['/', '\\', '\0']))
+}
+
 /// The bytes of the regular file `rel_path` in `HEAD`'s tree; `None` when there is no such
-/// file or it is bigger than `max_bytes` (its size is read from the object header, so a big
-/// file is never inflated).
+/// file or it is bigger than `max_bytes`.
 pub fn read_head_file(
     repo: &Repository,
     rel_path: &str,
     max_bytes: u64,
 ) -> Result<Option<Vec<u8>>, GitError> {
-    let tree = repo
-        .head()
-        .and_then(|h| h.peel_to_tree())
-        .map_err(|e| local(&e, "read (reading HEAD)"))?;
-    let odb = repo
-        .odb()
-        .map_err(|e| local(&e, "read (opening the object database)"))?;
-    read_tree_file(repo, &odb, &tree, rel_path, max_bytes)
+    read_tree_file(repo, &head_tree(repo, "read")?, rel_path, max_bytes)
 }
 
-/// [`read_head_file`] in a tree and object database the caller keeps open (one lookup each
-/// for many files).
+/// [`read_head_file`] in a tree the caller keeps open (one lookup of `HEAD` for many files).
 pub fn read_tree_file(
     repo: &Repository,
-    odb: &Odb<'_>,
     tree: &Tree<'_>,
     rel_path: &str,
     max_bytes: u64,
@@ -83,18 +92,13 @@ pub fn read_tree_file(
     {
         return Ok(None);
     }
-    read_blob(repo, odb, entry.id(), max_bytes)
+    read_blob(repo, entry.id(), max_bytes)
 }
 
-/// The bytes of blob `id`; `None` when it is bigger than `max_bytes`. The size is read from
-/// the object header only when the blob is stored whole (`read_header` of a delta would resolve
-/// its chain, which `find_blob` then does again).
-pub fn read_blob(
-    repo: &Repository,
-    _odb: &Odb<'_>,
-    id: Oid,
-    max_bytes: u64,
-) -> Result<Option<Vec<u8>>, GitError> {
+/// The bytes of blob `id`; `None` when it is bigger than `max_bytes`. The blob is inflated to
+/// learn its size: sizing it from the object header first would resolve a delta's chain, which
+/// inflating it then does again.
+pub fn read_blob(repo: &Repository, id: Oid, max_bytes: u64) -> Result<Option<Vec<u8>>, GitError> {
     let blob = repo
         .find_blob(id)
         .map_err(|e| local(&e, &format!("read (reading blob {id})")))?;

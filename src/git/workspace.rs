@@ -184,9 +184,7 @@ pub fn commit_files(
         .head()
         .and_then(|h| h.peel_to_commit())
         .map_err(|e| local(&e, "commit (reading HEAD)"))?;
-    let head_tree = head
-        .tree()
-        .map_err(|e| local(&e, "commit (reading HEAD's tree)"))?;
+    let head_tree = super::head_tree(repo, "commit")?;
     let root = workdir(repo)?;
     // The repository's index, but only in memory: reset to HEAD's tree, never written back,
     // so the files that are not on disk are not staged as deleted.

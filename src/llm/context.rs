@@ -486,7 +486,6 @@ impl RepoFiles for DirFiles<'_> {
 pub struct HeadFiles<'a> {
     repo: &'a git2::Repository,
     tree: git2::Tree<'a>,
-    odb: git2::Odb<'a>,
     /// Each file's blob, from the listing: looking a path up in the tree again would inflate
     /// every directory on it once per file (libgit2 caches no tree over 4 KiB), which made a
     /// 30,000-file repository cost 45 s of CPU.
@@ -495,18 +494,11 @@ pub struct HeadFiles<'a> {
 
 impl<'a> HeadFiles<'a> {
     pub fn open(repo: &'a git2::Repository) -> io::Result<Self> {
-        let failed = |e: git2::Error| {
-            io::Error::other(format!(
-                "opening the repository for LLM context: {}",
-                e.message()
-            ))
-        };
-        let tree = repo.head().and_then(|h| h.peel_to_tree()).map_err(failed)?;
-        let odb = repo.odb().map_err(failed)?;
+        let tree = crate::git::head_tree(repo, "LLM context")
+            .map_err(|e| io::Error::other(e.to_string()))?;
         Ok(HeadFiles {
             repo,
             tree,
-            odb,
             blobs: std::cell::OnceCell::new(),
         })
     }
@@ -529,9 +521,10 @@ impl RepoFiles for HeadFiles<'_> {
             io::Error::other(format!("reading {rel} for LLM context: {e}"))
         };
         match self.blobs.get().and_then(|blobs| blobs.get(rel)) {
-            Some(id) => crate::git::read_blob(self.repo, &self.odb, *id, max_bytes).map_err(failed),
-            None => crate::git::read_tree_file(self.repo, &self.odb, &self.tree, rel, max_bytes)
-                .map_err(failed),
+            Some(id) => crate::git::read_blob(self.repo, *id, max_bytes).map_err(failed),
+            None => {
+                crate::git::read_tree_file(self.repo, &self.tree, rel, max_bytes).map_err(failed)
+            }
         }
     }
 }

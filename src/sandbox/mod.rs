@@ -49,7 +49,7 @@ pub const HOME: &str = "/tmp/home";
 
 /// Where the clone is mounted inside the sandbox. A host directory bound into the sandbox
 /// (a tool's install) must not lie under it, or the clone would hide it: such a run is
-/// refused with what to do (see `hidden_by_the_clone`). Not `/work`, where checkouts and
+/// refused with what to do (`Sandbox::bubblewrap`). Not `/work`, where checkouts and
 /// tool installs often live.
 pub const CLONE: &str = "/sandbox/clone";
 
