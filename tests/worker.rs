@@ -400,3 +400,75 @@ async fn a_poison_message_goes_to_the_dead_letter_queue_without_blocking() {
     );
     world.stop().await;
 }
+
+/// The clone writes to disk only what the lock tools read: at the lock step the job's work tree
+/// holds the manifest and no source or README, and the pushed branch still carries every file
+/// of the default branch unchanged (the commit's tree is built from `HEAD`'s).
+#[tokio::test]
+async fn a_job_writes_only_the_lock_tools_files_and_pushes_the_whole_tree() {
+    let mut world = World::start(WorldOptions {
+        files: vec![
+            (
+                "package.json",
+                support::remediation::PACKAGE_JSON.to_owned(),
+            ),
+            ("README.md", "# storefront\n".to_owned()),
+            ("src/index.js", "const _ = require('lodash');\n".to_owned()),
+        ],
+        start_worker: false,
+        ..WorldOptions::default()
+    })
+    .await;
+    mount_github_create(&world, false).await;
+    let scratch = world.scratch.path().to_path_buf();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let record = seen.clone();
+    world.start_worker_with(Some(std::sync::Arc::new(move |_, step| {
+        if step == remediator::lifecycle::Step::Lock {
+            *record.lock().unwrap() = files_under(&scratch);
+        }
+    })));
+
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(*seen.lock().unwrap(), vec!["repo/package.json".to_owned()]);
+    assert_eq!(
+        world.file_on_branch(&branch(), "src/index.js").as_deref(),
+        Some("const _ = require('lodash');\n")
+    );
+    assert_eq!(
+        world.file_on_branch(&branch(), "README.md").as_deref(),
+        Some("# storefront\n")
+    );
+    world.stop().await;
+}
+
+/// Files under the one job's scratch directory, relative to it, `.git` left out.
+fn files_under(scratch: &std::path::Path) -> Vec<String> {
+    let Some(job_dir) = std::fs::read_dir(scratch)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut stack = vec![job_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().filter_map(Result::ok) {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(&job_dir).unwrap().display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
