@@ -213,6 +213,17 @@ async fn a_live_operation_is_returned_again_even_under_a_race() {
         .collect();
     assert_eq!(ids.len(), 1, "all concurrent requests share one operation");
     assert_eq!(count_outbox(&app, false).await, 1, "exactly one job queued");
+    let mut conn = app.pool.get().await.unwrap();
+    let events: i64 = remediator::db::schema::operation_events::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        events, 1,
+        "one PENDING event, written by the request that created it"
+    );
+    drop(conn);
 
     // Once the operation ended, a new request starts a new one.
     let mut conn = app.pool.get().await.unwrap();
@@ -444,6 +455,48 @@ async fn two_relays_drain_one_outbox_without_publishing_a_row_twice() {
             .collect::<std::collections::HashSet<_>>(),
         expected
     );
+    assert_eq!(count_outbox(&app, false).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_another_process_enqueues_wakes_the_relay_without_waiting_for_a_poll() {
+    // The relay polls once an hour here: only the NOTIFY of a committed outbox row (what a
+    // replay from the CLI or a rescue by a worker sends) can make it publish in this test.
+    let mut settings = test_settings().await;
+    settings.relay.poll_interval_ms = 3_600_000;
+    let app = TestApp::spawn_with(settings).await;
+    let c = seed_catalog(&app, REPO).await;
+    let token = app.full_token(c.org);
+    let (status, body) = app
+        .post_remediation(
+            Some(&token),
+            &json!({"assessment_id": c.affected}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id: Uuid = body["operation_id"].as_str().unwrap().parse().unwrap();
+    let topology = Topology::new(&app.settings.amqp);
+    next_message(&app.settings, &topology.work_queue, Duration::from_secs(10))
+        .await
+        .expect("the intake wakes its own relay for its own request");
+
+    // Another process: its own connection, its own transaction.
+    let other = remediator::db::pool(&app.settings.database).unwrap();
+    let mut conn = other.get().await.unwrap();
+    diesel_async::AsyncConnection::transaction(&mut *conn, async |conn| {
+        remediator::db::outbox::enqueue(
+            conn,
+            &remediator::queue::message::JobMessage::remediation(id.into()),
+        )
+        .await
+    })
+    .await
+    .unwrap();
+    let (job, _) = next_message(&app.settings, &topology.work_queue, Duration::from_secs(20))
+        .await
+        .expect("the notification woke the relay");
+    assert_eq!(job.operation_id(), id.into());
     assert_eq!(count_outbox(&app, false).await, 0);
     app.stop().await;
 }

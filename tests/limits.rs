@@ -279,15 +279,19 @@ async fn a_repository_on_loopback_is_refused_before_git_connects() {
 
 #[tokio::test]
 async fn a_bucket_refills_at_its_rate_and_says_when() {
-    use remediator::db::rate_limit::{Take, take};
+    use remediator::db::rate_limit::{Bucket, Take, take};
+    // Two tokens, refilled at 5 per second.
+    let bucket = Bucket {
+        capacity: 2.0,
+        per_second: 5.0,
+    };
     let settings = test_settings().await;
     let pool = remediator::db::pool(&settings.database).unwrap();
     let mut conn = pool.get().await.unwrap();
     let org = Uuid::new_v4();
-    // Two tokens, refilled at 5 per second.
-    assert_eq!(take(&mut conn, org, 2.0, 5.0).await.unwrap(), Take::Granted);
-    assert_eq!(take(&mut conn, org, 2.0, 5.0).await.unwrap(), Take::Granted);
-    let Take::Denied { retry_after_secs } = take(&mut conn, org, 2.0, 5.0).await.unwrap() else {
+    assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
+    assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
+    let Take::Denied { retry_after_secs } = take(&mut conn, org, bucket).await.unwrap() else {
         panic!("the bucket is empty");
     };
     assert!(
@@ -295,10 +299,28 @@ async fn a_bucket_refills_at_its_rate_and_says_when() {
         "{retry_after_secs}"
     );
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(take(&mut conn, org, 2.0, 5.0).await.unwrap(), Take::Granted);
+    assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
     // Another organisation is untouched.
     assert_eq!(
-        take(&mut conn, Uuid::new_v4(), 2.0, 5.0).await.unwrap(),
+        take(&mut conn, Uuid::new_v4(), bucket).await.unwrap(),
         Take::Granted
     );
+    // Five takes on one connection, one statement prepared and kept for the next (diesel's
+    // `sql_query` would have prepared and closed one per take: none left here). The pattern
+    // is split so that this query does not match itself.
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let prepared: Count = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) AS count FROM pg_prepared_statements \
+             WHERE statement LIKE '%' || 'INSERT INTO intake_rate' || '_buckets AS b%'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(prepared.count, 1);
 }

@@ -138,7 +138,12 @@ impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::Error;
         match error {
-            Error::DatabaseError(diesel::result::DatabaseErrorKind::ClosedConnection, _)
+            // UnableToSendCommand: the driver's own failure (no SQLSTATE), a connection lost.
+            Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )
             | Error::BrokenTransactionManager => ApiError::unavailable(error),
             other => ApiError::internal(other),
         }

@@ -13,7 +13,7 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::error::{ApiError, Code};
-use crate::db::rate_limit::{self, Take};
+use crate::db::rate_limit::{self, Bucket, Take};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
@@ -25,6 +25,17 @@ impl RateLimit {
         Self { per_minute }
     }
 
+    /// The organisation's bucket (`None`: no limit): a minute's worth, refilled per second.
+    pub fn bucket(&self) -> Option<Bucket> {
+        (self.per_minute > 0).then(|| {
+            let capacity = f64::from(self.per_minute);
+            Bucket {
+                capacity,
+                per_second: capacity / 60.0,
+            }
+        })
+    }
+
     /// Takes one request from `organization`'s allowance, or answers 429 (code 8) with a
     /// `Retry-After` saying when the next one is allowed. `endpoint` names the refused request
     /// in `remediator_rate_limited_total`.
@@ -34,11 +45,21 @@ impl RateLimit {
         organization: Uuid,
         endpoint: &'static str,
     ) -> Result<(), ApiError> {
-        if self.per_minute == 0 {
+        let Some(bucket) = self.bucket() else {
             return Ok(());
-        }
-        let capacity = f64::from(self.per_minute);
-        match rate_limit::take(conn, organization, capacity, capacity / 60.0).await? {
+        };
+        let take = rate_limit::take(conn, organization, bucket).await?;
+        self.answer(take, organization, endpoint)
+    }
+
+    /// The answer to a take made elsewhere (the intake makes it inside its look-up).
+    pub fn answer(
+        &self,
+        take: Take,
+        organization: Uuid,
+        endpoint: &'static str,
+    ) -> Result<(), ApiError> {
+        match take {
             Take::Granted => Ok(()),
             Take::Denied { retry_after_secs } => {
                 // Whole seconds, as Retry-After wants, rounded up so a retry at that time works.

@@ -1,12 +1,12 @@
-//! `POST /v1/findings/auto-remediation`: validates the request, checks the assessment (and that
-//! its fix's pull request was not closed by a person), and in one transaction creates (or
-//! finds) the live operation and its outbox row.
+//! `POST /v1/findings/auto-remediation`: validates the request, then in two statements
+//! (`db::intake`) takes the rate-limit token and reads the assessment, checks it (and that its
+//! fix's pull request was not closed by a person), and creates (or finds) the live operation
+//! with its outbox row.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use diesel_async::AsyncConnection;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -14,13 +14,13 @@ use super::AppState;
 use super::auth::SCOPE_REMEDIATIONS_WRITE;
 use super::error::{ApiError, Code};
 use crate::config::Grouping;
+use crate::db::intake;
 use crate::db::models::AssessmentStatus;
-use crate::db::{catalog, fixes, operations, outbox};
+use crate::db::models::RemediationTarget;
 use crate::forge::check_project_repository;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::closed_refusal;
 use crate::patch::bump::choose_target_version;
-use crate::queue::message::JobMessage;
 use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]
@@ -44,84 +44,26 @@ pub async fn trigger(
     span.record("assessment_id", assessment_id.to_string());
 
     let mut conn = state.pool.get().await?;
-    state
-        .rate_limit
-        .check(&mut conn, caller.organization, "trigger")
-        .await?;
     let organization = caller.organization;
-    let rules = state.repository_rules;
-    let group = state.group;
-    let (operation_id, created) = conn
-        .transaction(async |conn| -> Result<_, ApiError> {
-            {
-                let target = catalog::remediation_target(conn, assessment_id.into(), Some(organization))
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::not_found(format!("assessment {assessment_id} not found"))
-                    })?;
-                if target.assessment_status != AssessmentStatus::Affected.as_str() {
-                    return Err(ApiError::new(
-                        Code::FailedPrecondition,
-                        format!(
-                            "assessment {assessment_id} has status {}; only {} assessments can be remediated",
-                            target.assessment_status,
-                            AssessmentStatus::Affected
-                        ),
-                    ));
-                }
-                // A job for a repository the worker must refuse would only fail later; the
-                // catalog may predate the import's own check, so it is made here again.
-                if let Err(refused) = check_project_repository(
-                    &target.repository_url,
-                    &target.default_branch,
-                    &rules,
-                ) {
-                    return Err(ApiError::new(
-                        Code::FailedPrecondition,
-                        format!(
-                            "assessment {assessment_id} cannot be remediated: the {} of its \
-                             project {} is refused: {refused}",
-                            refused.field(),
-                            target.project_id
-                        ),
-                    )
-                    .with_detail(format!("project field: {}", refused.field())));
-                }
-                // A pull request a person closed for this fix is not opened again. With
-                // repository grouping a version bump is part of the ecosystem's grouped fix.
-                let wanted =
-                    choose_target_version(&target.installed_version, &target.fixed_versions);
-                let key = match (group, &wanted) {
-                    (Grouping::Repository, Some(_)) => GROUP_KEY,
-                    _ => target.package_name.as_str(),
-                };
-                if let Some(fix) =
-                    fixes::find(conn, target.project_id, &target.ecosystem, key).await?
-                {
-                    if let Some(refusal) =
-                        closed_refusal(&target.package_name, &fix.record(), wanted.as_deref())
-                    {
-                        return Err(ApiError::new(
-                            Code::FailedPrecondition,
-                            format!("assessment {assessment_id} cannot be remediated: {refusal}"),
-                        )
-                        .with_detail(format!(
-                            "remediation_status: {}",
-                            RemediationStatus::PrClosed
-                        )));
-                    }
-                }
-                let (operation_id, created) =
-                    operations::create_or_get_live(conn, &target).await?;
-                if created {
-                    outbox::enqueue(conn, &JobMessage::remediation(operation_id))
-                        .await
-                        .map_err(ApiError::internal)?;
-                }
-                Ok((operation_id, created))
-            }
-        })
-        .await?;
+    let looked_up = intake::look_up(
+        &mut conn,
+        organization,
+        state.rate_limit.bucket(),
+        assessment_id.into(),
+        GROUP_KEY,
+    )
+    .await?;
+    if let Some(take) = looked_up.take {
+        state.rate_limit.answer(take, organization, "trigger")?;
+    }
+    let target = looked_up
+        .target
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(format!("assessment {assessment_id} not found")))?;
+    admissible(assessment_id, target, &looked_up, &state)?;
+    let (operation_id, created) = intake::create_live_with_job(&mut conn, target)
+        .await
+        .map_err(ApiError::internal)?;
     span.record("operation_id", operation_id.to_string());
     if created {
         state.relay_wake.notify_one();
@@ -132,6 +74,64 @@ pub async fn trigger(
     Ok(Json(TriggerResponse {
         operation_id: operation_id.into(),
     }))
+}
+
+/// Refuses an assessment that is not AFFECTED, whose project's repository the worker would
+/// refuse, or whose fix's pull request a person closed.
+fn admissible(
+    assessment_id: Uuid,
+    target: &RemediationTarget,
+    looked_up: &intake::Lookup,
+    state: &AppState,
+) -> Result<(), ApiError> {
+    if target.assessment_status != AssessmentStatus::Affected.as_str() {
+        return Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!(
+                "assessment {assessment_id} has status {}; only {} assessments can be remediated",
+                target.assessment_status,
+                AssessmentStatus::Affected
+            ),
+        ));
+    }
+    // A job for a repository the worker must refuse would only fail later; the catalog may
+    // predate the import's own check, so it is made here again.
+    if let Err(refused) = check_project_repository(
+        &target.repository_url,
+        &target.default_branch,
+        &state.repository_rules,
+    ) {
+        return Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!(
+                "assessment {assessment_id} cannot be remediated: the {} of its project {} is \
+                 refused: {refused}",
+                refused.field(),
+                target.project_id
+            ),
+        )
+        .with_detail(format!("project field: {}", refused.field())));
+    }
+    // A pull request a person closed for this fix is not opened again. With repository
+    // grouping a version bump is part of the ecosystem's grouped fix.
+    let wanted = choose_target_version(&target.installed_version, &target.fixed_versions);
+    let fix = match (state.group, &wanted) {
+        (Grouping::Repository, Some(_)) => looked_up.group_fix.as_ref(),
+        _ => looked_up.package_fix.as_ref(),
+    };
+    if let Some(refusal) =
+        fix.and_then(|fix| closed_refusal(&target.package_name, &fix.record(), wanted.as_deref()))
+    {
+        return Err(ApiError::new(
+            Code::FailedPrecondition,
+            format!("assessment {assessment_id} cannot be remediated: {refusal}"),
+        )
+        .with_detail(format!(
+            "remediation_status: {}",
+            RemediationStatus::PrClosed
+        )));
+    }
+    Ok(())
 }
 
 /// Parses `{"assessment_id": "<uuid>"}` with errors that name what is wrong.

@@ -16,6 +16,7 @@ use crate::console::ConsoleState;
 use crate::db;
 use crate::forge::RepositoryRules;
 use crate::queue::health::BrokerHealth;
+use crate::queue::outbox_wake;
 use crate::queue::relay::Relay;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
@@ -42,6 +43,11 @@ pub async fn run(
             wake: wake.clone(),
             broker: broker.clone(),
         };
+        tokio::spawn(outbox_wake::listen(
+            settings.database.url.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(relay.run(shutdown.clone()))
     });
 

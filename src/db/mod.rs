@@ -5,18 +5,22 @@ pub mod audit;
 pub mod catalog;
 pub mod console;
 pub mod fixes;
+pub mod intake;
 pub mod models;
 pub mod operations;
 pub mod outbox;
 pub mod rate_limit;
 pub mod schema;
+pub mod sql;
 pub mod webhooks;
 
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncMigrationHarness, AsyncPgConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use secrecy::{ExposeSecret, SecretString};
@@ -29,9 +33,18 @@ pub type DbConn = Object<AsyncPgConnection>;
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// Builds the pool. Connections are opened lazily, so this succeeds while Postgres is down.
+///
+/// A connection is handed out again without a `SELECT 1` first (`RecyclingMethod::Fast`):
+/// that check cost every request a round trip. A connection that died is noticed by the
+/// query that meets it, which fails (a request answers 503, a job step retries); the driver
+/// then marks it closed and the pool drops it instead of handing it out again.
 pub fn pool(settings: &DatabaseSettings) -> anyhow::Result<DbPool> {
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new(settings.url.expose_secret());
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.expose_secret(),
+        config,
+    );
     let timeout = Some(Duration::from_secs(settings.acquire_timeout_secs));
     Pool::builder(manager)
         .max_size(settings.pool_size)

@@ -12,9 +12,15 @@ use super::schema::{operation_events, operations};
 use crate::lifecycle::{OperationId, OperationStatus, Step};
 
 /// The predicate of the `operations_one_live_per_resource` index, verbatim: `OperationStatus::LIVE`
-/// spelled as SQL (a unit test keeps the two in step).
-const LIVE_PREDICATE: &str =
-    "status IN ('ASYNC_OPERATION_STATUS_PENDING', 'ASYNC_OPERATION_STATUS_RUNNING')";
+/// spelled as SQL (a unit test keeps the two in step). A macro, so that hand-written statements
+/// can `concat!` it into their text.
+macro_rules! live_predicate {
+    () => {
+        "status IN ('ASYNC_OPERATION_STATUS_PENDING', 'ASYNC_OPERATION_STATUS_RUNNING')"
+    };
+}
+pub(crate) use live_predicate;
+const LIVE_PREDICATE: &str = live_predicate!();
 
 /// Inserts a PENDING operation for the assessment unless one is already live. Returns the id
 /// and whether it was created. The partial unique index makes this safe across intake replicas:

@@ -8,6 +8,8 @@ use uuid::Uuid;
 use super::schema::outbox;
 use crate::queue::message::JobMessage;
 
+/// Writes the job's outbox row and notifies the relays (delivered when the caller's
+/// transaction commits; see `queue::outbox_wake` for why the intake's own path does not).
 pub async fn enqueue(conn: &mut AsyncPgConnection, message: &JobMessage) -> anyhow::Result<()> {
     diesel::insert_into(outbox::table)
         .values((
@@ -16,8 +18,12 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, message: &JobMessage) -> anyh
         ))
         .execute(conn)
         .await?;
+    diesel::sql_query(NOTIFY).execute(conn).await?;
     Ok(())
 }
+
+/// `NOTIFY` on `queue::outbox_wake::CHANNEL` (a unit test keeps the two in step).
+const NOTIFY: &str = "NOTIFY remediator_outbox";
 
 /// Locks up to `limit` unpublished rows that are due (not quarantined, or their quarantine
 /// is over); rows another relay holds are skipped, so relays running side by side never
@@ -96,4 +102,15 @@ pub async fn unpublished_for(conn: &mut AsyncPgConnection, operation: Uuid) -> Q
         .count()
         .get_result(conn)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_notification_goes_to_the_channel_the_relay_listens_on() {
+        assert_eq!(
+            super::NOTIFY,
+            format!("NOTIFY {}", crate::queue::outbox_wake::CHANNEL)
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod message;
+pub mod outbox_wake;
 pub mod publisher;
 pub mod relay;
 pub mod topology;
