@@ -390,6 +390,11 @@ fn block_dependents(manager: Manager, lock: &str, package: &str) -> Vec<String> 
 mod tests {
     use super::*;
 
+    /// The edit that forces lodash 4.17.21 on the project at `root`.
+    fn fix_lodash(root: &Path, manager: Manager) -> Result<Edit, String> {
+        edit(root, "package.json", manager, "lodash", "4.17.21")
+    }
+
     #[test]
     fn an_entry_is_added_without_reformatting_the_manifest() {
         let manifest =
@@ -455,23 +460,9 @@ mod tests {
             "package.json",
             "{\"resolutions\": {\"lodash\": \"4.17.19\"}}",
         );
-        let error = edit(
-            root.path(),
-            "package.json",
-            Manager::Pnpm,
-            "lodash",
-            "4.17.21",
-        )
-        .unwrap_err();
+        let error = fix_lodash(root.path(), Manager::Pnpm).unwrap_err();
         assert!(error.contains("`resolutions`"), "{error}");
-        let error = edit(
-            root.path(),
-            "package.json",
-            Manager::Yarn,
-            "lodash",
-            "4.17.21",
-        )
-        .unwrap_err();
+        let error = fix_lodash(root.path(), Manager::Yarn).unwrap_err();
         assert!(error.contains("`resolutions`"), "{error}");
     }
 
@@ -485,27 +476,13 @@ mod tests {
             Manager::beside(root.path(), "package.json"),
             Some((Manager::Pnpm, "pnpm-lock.yaml".to_owned()))
         );
-        let (path, updated) = edit(
-            root.path(),
-            "package.json",
-            Manager::Pnpm,
-            "lodash",
-            "4.17.21",
-        )
-        .unwrap();
+        let (path, updated) = fix_lodash(root.path(), Manager::Pnpm).unwrap();
         assert_eq!(path, "package.json");
         let parsed: Value = serde_json::from_str(&updated).unwrap();
         assert_eq!(parsed["pnpm"]["overrides"]["lodash"], "4.17.21");
 
         write("pnpm-workspace.yaml", "packages:\n    - 'apps/*'\n");
-        let (path, updated) = edit(
-            root.path(),
-            "package.json",
-            Manager::Pnpm,
-            "lodash",
-            "4.17.21",
-        )
-        .unwrap();
+        let (path, updated) = fix_lodash(root.path(), Manager::Pnpm).unwrap();
         assert_eq!(path, "pnpm-workspace.yaml");
         assert_eq!(
             updated,
@@ -515,14 +492,7 @@ mod tests {
             "pnpm-workspace.yaml",
             "packages: []\noverrides:\n  lodash: 4.17.19\n",
         );
-        let error = edit(
-            root.path(),
-            "package.json",
-            Manager::Pnpm,
-            "lodash",
-            "4.17.21",
-        )
-        .unwrap_err();
+        let error = fix_lodash(root.path(), Manager::Pnpm).unwrap_err();
         assert!(
             error.contains("pnpm-workspace.yaml") && error.contains("`overrides`"),
             "{error}"

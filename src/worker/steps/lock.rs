@@ -202,6 +202,27 @@ fn blocked(
     )
 }
 
+/// Has the tools update the locks of `manifests` as for a direct change, after the lock step
+/// itself edited them (a parent upgrade, an override).
+async fn relock(
+    pipeline: &Pipeline,
+    root: &std::path::Path,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<lockfile::LockOutcome, StepFailure> {
+    let lock_target = LockTarget {
+        ecosystem: &target.ecosystem,
+        package: &target.package_name,
+        target_version,
+        manifests,
+        lock_only: false,
+    };
+    lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+        .await
+        .map_err(failed)
+}
+
 /// A lock error as the step's failure, retried when a later attempt may succeed.
 fn failed(error: lockfile::LockError) -> StepFailure {
     match error.is_transient() {
@@ -274,16 +295,7 @@ async fn npm_parent_upgrade(
     if originals.is_empty() {
         return Ok(None);
     }
-    let lock_target = LockTarget {
-        ecosystem: &target.ecosystem,
-        package,
-        target_version,
-        manifests,
-        lock_only: false,
-    };
-    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
-        .await
-        .map_err(failed)?;
+    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
     if outcome.verification.vulnerable_left > 0 {
         return restore(root, &originals).map(|()| None);
     }

@@ -4,10 +4,9 @@
 //! the lock is updated by that manager as for a direct change, and the pull request is a draft
 //! naming who asked for what. `lockfiles.overrides = false` turns it off.
 
-use super::{Locked, STEP, blocked, failed};
+use super::{Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
 use crate::lockfile::overrides::{self, Manager};
-use crate::lockfile::{self, LockTarget};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;
@@ -59,16 +58,7 @@ pub(super) async fn force(
             dependents.extend(overrides::dependents(manager, &text, package));
         }
     }
-    let lock_target = LockTarget {
-        ecosystem: &target.ecosystem,
-        package,
-        target_version,
-        manifests,
-        lock_only: false,
-    };
-    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
-        .await
-        .map_err(failed)?;
+    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
     if outcome.verification.vulnerable_left > 0 {
         return Err(blocked(target, target_version, &outcome.verification, true));
     }
