@@ -413,6 +413,17 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_name_stays_one_string() {
+        let name = "a\": \"1\", \"scripts\": {\"x\": \"y\"}, \"b\nc: d";
+        let updated = add_entry("{}", &["resolutions"], name, "1").unwrap();
+        let parsed: Value = serde_json::from_str(&updated).unwrap();
+        assert_eq!(parsed.as_object().unwrap().len(), 1);
+        assert_eq!(parsed["resolutions"][name], "1");
+        let yaml = add_yaml_entry("packages: []\n", "overrides", name, "1").unwrap();
+        assert_eq!(yaml.lines().count(), 3, "{yaml}");
+    }
+
+    #[test]
     fn a_nested_path_is_created_or_added_to_its_existing_parent() {
         let manifest = "{\n  \"name\": \"web\"\n}\n";
         let updated = add_entry(manifest, &["pnpm", "overrides"], "@scope/pkg", "2.0.1").unwrap();
