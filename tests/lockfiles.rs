@@ -2206,3 +2206,339 @@ async fn a_transitive_python_package_is_moved_in_poetry_lock_alone() {
     python_tool(&poetry, check.path(), &["check", "--lock"]);
     world.stop().await;
 }
+
+/// pnpm, yarn 1 and yarn Berry as the transitive tests set a project up and check it: the
+/// lock each writes for a manifest (against the test registry), and its own consistency check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsManager {
+    Pnpm,
+    /// pnpm in a project with a `pnpm-workspace.yaml` (where pnpm 10 and 11 read settings).
+    PnpmWorkspace,
+    Classic,
+    Berry,
+}
+
+impl JsManager {
+    fn lock_file(self) -> &'static str {
+        match self {
+            JsManager::Pnpm | JsManager::PnpmWorkspace => "pnpm-lock.yaml",
+            JsManager::Classic | JsManager::Berry => "yarn.lock",
+        }
+    }
+
+    /// The project's files besides `package.json` and the lock (Berry's release and settings).
+    fn extra_files(self, registry: &NpmRegistry) -> Vec<(&'static str, String)> {
+        match self {
+            JsManager::Pnpm | JsManager::Classic => return Vec::new(),
+            JsManager::PnpmWorkspace => {
+                return vec![(
+                    "pnpm-workspace.yaml",
+                    "packages:\n  - 'packages/*'\n".to_owned(),
+                )];
+            }
+            JsManager::Berry => {}
+        }
+        let release = std::fs::read_to_string(test_tool(
+            "REMEDIATOR_TEST_YARN_BERRY",
+            "target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js",
+        ))
+        .expect("the yarn Berry release scripts/test installs (@yarnpkg/cli-dist)");
+        // Its registry is a loopback one over plain HTTP, and packages the test registry
+        // serves carry no publication time for the age gate.
+        let rc = format!(
+            "yarnPath: .yarn/releases/yarn-4.cjs\nnodeLinker: node-modules\nnpmRegistryServer: \"{}\"\n\
+             unsafeHttpWhitelist:\n  - 127.0.0.1\nnpmMinimalAgeGate: 0\nenableTelemetry: false\n",
+            registry.url.trim_end_matches('/')
+        );
+        vec![(".yarnrc.yml", rc), (".yarn/releases/yarn-4.cjs", release)]
+    }
+
+    /// Writes the project into `dir`; with `frozen`, checks that its lock agrees with the
+    /// manifest (the lock must be there), else writes the lock.
+    fn install(self, dir: &std::path::Path, registry: &NpmRegistry, frozen: bool) -> String {
+        let registry_flag = format!("--registry={}", registry.url);
+        let modules = dir.join(".modules").to_string_lossy().into_owned();
+        let cache = dir.join(".yarn-cache").to_string_lossy().into_owned();
+        match self {
+            JsManager::Pnpm | JsManager::PnpmWorkspace => {
+                let mut args = vec!["install", "--lockfile-only", "--ignore-scripts"];
+                if frozen {
+                    args.push("--frozen-lockfile");
+                }
+                args.push(&registry_flag);
+                js_tool(&test_tool("REMEDIATOR_TEST_PNPM", "pnpm"), dir, &args)
+            }
+            JsManager::Classic => {
+                let mut args = vec!["install", "--ignore-scripts", "--non-interactive"];
+                if frozen {
+                    args.push("--frozen-lockfile");
+                }
+                args.extend([
+                    "--modules-folder",
+                    &modules,
+                    "--cache-folder",
+                    &cache,
+                    "--registry",
+                    &registry.url,
+                ]);
+                js_tool(&test_tool("REMEDIATOR_TEST_YARN", "yarn"), dir, &args)
+            }
+            JsManager::Berry => {
+                let mode: &[&str] = if frozen {
+                    &["--immutable", "--mode=skip-build"]
+                } else {
+                    &["--mode=update-lockfile"]
+                };
+                let mut command = std::process::Command::new("node");
+                command
+                    .args([".yarn/releases/yarn-4.cjs", "install"])
+                    .args(mode)
+                    .current_dir(dir)
+                    .env("HOME", dir.join(".home"))
+                    .env("YARN_ENABLE_GLOBAL_CACHE", "0")
+                    .env("YARN_CACHE_FOLDER", &cache);
+                run_checked(command, &format!("yarn Berry install (frozen: {frozen})"))
+            }
+        }
+    }
+
+    /// The lock the manager writes for `files` (the manifest and the extra files).
+    fn lock_for(self, files: &[(&'static str, String)], registry: &NpmRegistry) -> String {
+        let fixture = tempfile::tempdir().unwrap();
+        for (file, text) in files {
+            let path = fixture.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        if self == JsManager::Berry {
+            std::fs::write(fixture.path().join("yarn.lock"), "").unwrap();
+        }
+        self.install(fixture.path(), registry, false);
+        std::fs::read_to_string(fixture.path().join(self.lock_file())).unwrap()
+    }
+
+    /// The manager's own check on the pushed branch: the lock satisfies the manifest as it is.
+    fn check_branch(self, world: &World, branch: &str, registry: &NpmRegistry) {
+        let mut files = vec!["package.json", self.lock_file()];
+        match self {
+            JsManager::Berry => files.extend([".yarnrc.yml", ".yarn/releases/yarn-4.cjs"]),
+            JsManager::PnpmWorkspace => files.push("pnpm-workspace.yaml"),
+            JsManager::Pnpm | JsManager::Classic => {}
+        }
+        let check = checkout(world, branch, &files, &[]);
+        self.install(check.path(), registry, true);
+    }
+}
+
+/// A project of `manager` whose `parent` pins lodash 4.17.20 exactly (and that uses ms as
+/// well, which nothing must touch): only an override can fix it.
+async fn js_pinned_by_parent(manager: JsManager) {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+    ])
+    .await;
+    let manifest = package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}));
+    let mut files = manager.extra_files(&registry);
+    files.push(("package.json", manifest.clone()));
+    let lock = manager.lock_for(&files, &registry);
+    assert!(
+        lock.contains("4.17.20") && !lock.contains("4.17.21"),
+        "{lock}"
+    );
+    files.push((manager.lock_file(), lock.clone()));
+    let (world, github) = js_world(
+        files,
+        &registry,
+        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
+        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+    )
+    .await;
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "override", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    let edited = match manager {
+        JsManager::PnpmWorkspace => "pnpm-workspace.yaml",
+        _ => "package.json",
+    };
+    assert_eq!(
+        output["changed_files"],
+        json!([edited, manager.lock_file()]),
+        "{op}"
+    );
+    let (entry, dependent) = match manager {
+        JsManager::Pnpm => (
+            "a pnpm `overrides` entry in package.json",
+            "parent@1.0.0 depends on 4.17.20",
+        ),
+        JsManager::PnpmWorkspace => (
+            "a pnpm `overrides` entry in pnpm-workspace.yaml",
+            "parent@1.0.0 depends on 4.17.20",
+        ),
+        JsManager::Classic => (
+            "a yarn `resolutions` entry in package.json",
+            "parent@^1.0.0 (1.0.0) asks for 4.17.20",
+        ),
+        JsManager::Berry => (
+            "a yarn `resolutions` entry in package.json",
+            "parent@npm:^1.0.0 (1.0.0) asks for 4.17.20",
+        ),
+    };
+    let reason = output["draft_reason"].as_str().unwrap();
+    assert!(
+        reason.contains(entry) && reason.contains(dependent),
+        "{reason}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    let mut expected: Value = serde_json::from_str(&manifest).unwrap();
+    match manager {
+        JsManager::Pnpm => expected["pnpm"] = json!({"overrides": {"lodash": "4.17.21"}}),
+        JsManager::PnpmWorkspace => assert_eq!(
+            world.file_on_branch(branch, "pnpm-workspace.yaml").unwrap(),
+            "packages:\n  - 'packages/*'\noverrides:\n  \"lodash\": \"4.17.21\"\n"
+        ),
+        JsManager::Classic | JsManager::Berry => {
+            expected["resolutions"] = json!({"lodash": "4.17.21"})
+        }
+    }
+    assert_eq!(
+        after, expected,
+        "the manifest gains the entry and nothing else"
+    );
+    // The lock moved lodash (and recorded the override) alone: ms and parent keep their lines.
+    let after_lock = world.file_on_branch(branch, manager.lock_file()).unwrap();
+    let (added, removed) = changed_lines(&lock, &after_lock);
+    assert!(
+        added.iter().chain(&removed).all(|l| l.contains("lodash")
+            || l.contains("4.17.2")
+            || l.contains("checksum")
+            || l.trim() == "overrides:"
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.21"))
+            || l.contains(&NpmRegistry::integrity("lodash", "4.17.20"))),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    assert!(!added.is_empty() && !removed.is_empty());
+    manager.check_branch(&world, branch, &registry);
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0]["draft"], true,
+        "an override is opened as a draft"
+    );
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_forced_by_pnpm_overrides_in_a_draft() {
+    js_pinned_by_parent(JsManager::Pnpm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pnpm_workspace_gets_the_override_in_its_pnpm_workspace_yaml() {
+    js_pinned_by_parent(JsManager::PnpmWorkspace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_forced_by_yarn_classic_resolutions_in_a_draft() {
+    js_pinned_by_parent(JsManager::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_forced_by_yarn_berry_resolutions_in_a_draft() {
+    js_pinned_by_parent(JsManager::Berry).await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_is_moved_in_a_yarn_berry_lock_alone() {
+    // The lock was written when lodash 4.17.20 was the newest: by a registry that serves no
+    // later one (its tarballs are the same bytes, so the lock's checksums hold).
+    let releases: [support::npm_registry::Release<'_>; 4] = [
+        ("lodash", "4.17.20", &[]),
+        ("ms", "2.1.3", &[]),
+        ("parent", "1.0.0", &[("lodash", "^4.17.20")]),
+        ("lodash", "4.17.21", &[]),
+    ];
+    let before_fix = NpmRegistry::start(&releases[..3]).await;
+    let registry = NpmRegistry::start(&releases).await;
+    let manifest = package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}));
+    let mut files = JsManager::Berry.extra_files(&before_fix);
+    files.push(("package.json", manifest.clone()));
+    let lock = JsManager::Berry.lock_for(&files, &before_fix);
+    assert!(lock.contains("\"lodash@npm:^4.17.20\":"), "{lock}");
+    // The repository's settings name the registry of today.
+    let mut files = JsManager::Berry.extra_files(&registry);
+    files.push(("package.json", manifest));
+    files.push(("yarn.lock", lock.clone()));
+    let (world, github) = js_world(files, &registry, "pnpm".to_owned(), "yarn".to_owned()).await;
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["yarn.lock"]), "{op}");
+    assert_eq!(
+        output["verification"],
+        json!({"lock_files": ["yarn.lock"], "tool": "yarn up -R --mode=update-lockfile",
+               "resolved": [{"path": "yarn.lock: \"lodash@npm:^4.17.20\"", "version": "4.17.21", "vulnerable": false}],
+               "vulnerable_left": 0, "not_updated": []}),
+        "{op}"
+    );
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "yarn.lock").unwrap();
+    // Only lodash's entry moved: its resolution, version and checksum.
+    let (added, removed) = changed_lines(&lock, &after);
+    assert_eq!(added.len(), 3, "+{added:?} -{removed:?}");
+    assert_eq!(removed.len(), 3, "+{added:?} -{removed:?}");
+    assert!(
+        added
+            .iter()
+            .chain(&removed)
+            .all(|l| l.contains("4.17.2") || l.contains("checksum")),
+        "the diff is lodash's alone: +{added:?} -{removed:?}"
+    );
+    JsManager::Berry.check_branch(&world, branch, &registry);
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_resolutions_section_is_not_merged_into_and_the_job_says_so() {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+    ])
+    .await;
+    let mut manifest: Value =
+        serde_json::from_str(&package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}))).unwrap();
+    manifest["resolutions"] = json!({"ms": "2.1.3"});
+    let files = vec![("package.json", manifest.to_string())];
+    let lock = JsManager::Classic.lock_for(&files, &registry);
+    let (world, github) = js_world(
+        vec![("package.json", manifest.to_string()), ("yarn.lock", lock)],
+        &registry,
+        "pnpm".to_owned(),
+        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+    )
+    .await;
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("cannot force lodash 4.17.21 with an override: package.json: there is already a `resolutions` section")
+            && error.contains("not retried"),
+        "{error}"
+    );
+    assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}

@@ -14,9 +14,9 @@ pub mod cargo;
 pub mod credentials;
 pub mod go;
 pub mod npm;
-pub mod npm_override;
 pub mod npm_upgrade;
 pub mod on_disk;
+pub mod overrides;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
@@ -81,8 +81,9 @@ pub struct LockfileSettings {
     /// offline mirror); empty: none.
     #[serde(alias = "uv_find_links")]
     pub python_find_links: String,
-    /// Whether a transitive npm package its dependents pin below the fix may be forced to it
-    /// with an `overrides` entry (a draft pull request that says so).
+    /// Whether a transitive npm-ecosystem package its dependents pin below the fix may be forced
+    /// to it with an npm or pnpm `overrides` or a yarn `resolutions` entry (a draft pull request
+    /// that says so).
     #[serde(default = "enabled")]
     pub overrides: bool,
     /// Tokens of private registries, given only to the tool runs (`credentials`).
@@ -208,16 +209,6 @@ pub struct LockTarget<'a> {
     /// No manifest declares the package: move it in the lock alone, within the ranges its
     /// dependents declare.
     pub lock_only: bool,
-}
-
-impl LockTarget<'_> {
-    /// The error of a tool that has no lock-only update here (yet).
-    fn no_lock_only(&self, tool: &str) -> LockError {
-        LockError::Unsupported(format!(
-            "{} is a transitive dependency, and lock-only updates through {tool} are not              supported yet",
-            self.package
-        ))
-    }
 }
 
 /// Updates the lock files covering the changed manifests of the (already edited) work tree:

@@ -5,8 +5,9 @@
 //!   `node_modules` and cache in the sandbox's fresh `/tmp`: the clone gets only the new lock.
 //!   `YARN_IGNORE_PATH` keeps a repository's `.yarnrc` from naming another yarn to run.
 //! - yarn Berry (2+, a lock with `__metadata`) runs the release the repository commits
-//!   (`.yarnrc.yml` `yarnPath`), with `install --mode=update-lockfile` (no link step), scripts
-//!   off and its cache in `/tmp`. That release is repository code: it runs only in the sandbox,
+//!   (`.yarnrc.yml` `yarnPath`), with `install --mode=update-lockfile` (no link step), or
+//!   `up -R NAME --mode=update-lockfile` for a transitive package, scripts off and its cache
+//!   in `/tmp`. That release is repository code: it runs only in the sandbox,
 //!   like every tool here.
 
 use std::path::Path;
@@ -35,11 +36,21 @@ pub async fn update(
         let before = read(work_tree, lock)?;
         let dir = parent_dir(lock);
         let (run, tool, hint) = if is_berry(&before) {
-            if target.lock_only {
-                return Err(target.no_lock_only("yarn Berry"));
-            }
-            let run = berry_run(settings, work_tree, dir, lock)?;
-            (run, "yarn install --mode=update-lockfile", NODE_HINT)
+            // A transitive package: `up -R` drops every resolution of the package and
+            // resolves its ranges again (newest first), keeping every other entry; it never
+            // edits a manifest. It takes names, not ranges: the dependents' ranges decide.
+            let (command, tool): (&[&str], _) = match target.lock_only {
+                true => (
+                    &["up", "-R", target.package, "--mode=update-lockfile"],
+                    "yarn up -R --mode=update-lockfile",
+                ),
+                false => (
+                    &["install", "--mode=update-lockfile"],
+                    "yarn install --mode=update-lockfile",
+                ),
+            };
+            let run = berry_run(settings, work_tree, dir, lock, command)?;
+            (run, tool, NODE_HINT)
         } else {
             // yarn 1 moves a transitive package only when its entries are gone from the lock:
             // the install then resolves it again, newest first, within its dependents' ranges,
@@ -100,6 +111,7 @@ fn berry_run(
     work_tree: &Path,
     dir: &str,
     lock: &str,
+    command: &[&str],
 ) -> Result<ToolRun, LockError> {
     let rc = join(dir, ".yarnrc.yml");
     let release = std::fs::read_to_string(work_tree.join(&rc))
@@ -137,14 +149,13 @@ fn berry_run(
             settings.npm_registry.trim_end_matches('/').to_owned(),
         ));
     }
-    let args = vec![
+    let mut args = vec![
         // Wasm's guard regions reserve more address space than the sandbox's limit allows
         // (Berry unzips with Wasm); without them bounds are checked in code instead.
         "--disable-wasm-trap-handler".to_owned(),
         inside.to_string_lossy().into_owned(),
-        "install".to_owned(),
-        "--mode=update-lockfile".to_owned(),
     ];
+    args.extend(command.iter().map(|arg| (*arg).to_owned()));
     let mut run = ToolRun::networked("node", args, work_tree, dir, &[]);
     run.env = env;
     Ok(run)

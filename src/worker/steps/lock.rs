@@ -14,6 +14,8 @@ use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
 
+mod js_override;
+
 const STEP: Step = Step::Lock;
 
 /// What the lock step adds to the commit and the pull request.
@@ -114,13 +116,17 @@ pub async fn run(
     // what blocks it rather than open a pull request.
     if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
         if target.ecosystem.eq_ignore_ascii_case("npm") {
-            let upgraded =
-                npm_parent_upgrade(pipeline, checkout, target, &target_version, &manifests).await?;
-            if let Some(locked) = upgraded {
-                return Ok(locked);
+            if js_override::npm_locks_only(&checkout.work_tree, &manifests) {
+                let upgraded =
+                    npm_parent_upgrade(pipeline, checkout, target, &target_version, &manifests)
+                        .await?;
+                if let Some(locked) = upgraded {
+                    return Ok(locked);
+                }
             }
             if pipeline.lockfiles.overrides {
-                return npm_override(pipeline, checkout, target, &target_version, &manifests).await;
+                return js_override::force(pipeline, checkout, target, &target_version, &manifests)
+                    .await;
             }
         }
         return Err(blocked(
@@ -196,44 +202,15 @@ fn blocked(
     )
 }
 
-/// The npm last resort: an `overrides` entry in each root manifest forces the fixed version on
-/// the dependents that pin an older one; the lock is then updated as for a direct change, and
-/// the pull request is a draft naming who asked for what.
-async fn npm_override(
+/// Has the tools update the locks of `manifests` as for a direct change, after the lock step
+/// itself edited them (a parent upgrade, an override).
+async fn relock(
     pipeline: &Pipeline,
-    checkout: &Checkout,
+    root: &std::path::Path,
     target: &RemediationTarget,
     target_version: &str,
     manifests: &[String],
-) -> Result<Locked, StepFailure> {
-    let root = &checkout.work_tree;
-    let mut dependents = Vec::new();
-    let mut changed = Vec::new();
-    for manifest in manifests {
-        let path = root.join(manifest);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| StepFailure::transient(STEP, format!("reading {manifest}: {e}")))?;
-        let updated =
-            lockfile::npm_override::add_override(&text, &target.package_name, target_version)
-                .map_err(|why| StepFailure::permanent(STEP, format!("{manifest}: {why}")))?;
-        std::fs::write(&path, &updated)
-            .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
-        changed.push((manifest.clone(), updated));
-        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
-        for lock in ["package-lock.json", "npm-shrinkwrap.json"] {
-            let lock = if dir.is_empty() {
-                lock.to_owned()
-            } else {
-                format!("{dir}/{lock}")
-            };
-            if let Ok(text) = std::fs::read_to_string(root.join(&lock)) {
-                dependents.extend(lockfile::npm_override::dependents(
-                    &text,
-                    &target.package_name,
-                ));
-            }
-        }
-    }
+) -> Result<lockfile::LockOutcome, StepFailure> {
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
@@ -241,31 +218,9 @@ async fn npm_override(
         manifests,
         lock_only: false,
     };
-    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
+    lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
         .await
-        .map_err(failed)?;
-    if outcome.verification.vulnerable_left > 0 {
-        return Err(blocked(target, target_version, &outcome.verification, true));
-    }
-    changed.extend(outcome.changed);
-    let reason = format!(
-        "an npm `overrides` entry forces {} {target_version} on every package that depends on \
-         it, because their own ranges admit no fixed version ({}); they were not tested with \
-         it, so review before merging (lockfiles.overrides = false turns overrides off)",
-        target.package_name,
-        if dependents.is_empty() {
-            "none named in the lock".to_owned()
-        } else {
-            dependents.join("; ")
-        }
-    );
-    Ok(Locked {
-        changed,
-        verification: Some(outcome.verification),
-        draft_reason: Some(reason),
-        strategy: Some(FixStrategy::Override),
-        note: None,
-    })
+        .map_err(failed)
 }
 
 /// A lock error as the step's failure, retried when a later attempt may succeed.
@@ -340,16 +295,7 @@ async fn npm_parent_upgrade(
     if originals.is_empty() {
         return Ok(None);
     }
-    let lock_target = LockTarget {
-        ecosystem: &target.ecosystem,
-        package,
-        target_version,
-        manifests,
-        lock_only: false,
-    };
-    let outcome = lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
-        .await
-        .map_err(failed)?;
+    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
     if outcome.verification.vulnerable_left > 0 {
         return restore(root, &originals).map(|()| None);
     }

@@ -1,0 +1,84 @@
+//! The lock step's last resort for a transitive npm-ecosystem package that its dependents pin
+//! below the fix: the override of the project's own package manager (npm or pnpm `overrides`,
+//! yarn `resolutions`; [`lockfile::overrides`] says where each goes) forces the fixed version,
+//! the lock is updated by that manager as for a direct change, and the pull request is a draft
+//! naming who asked for what. `lockfiles.overrides = false` turns it off.
+
+use super::{Locked, STEP, blocked, relock};
+use crate::db::models::RemediationTarget;
+use crate::lockfile::overrides::{self, Manager};
+use crate::worker::failure::StepFailure;
+use crate::worker::patcher::FixStrategy;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::steps::clone::Checkout;
+
+/// Whether the npm upgrade path can read these projects: it reads each `package-lock.json`
+/// beside the manifests (pnpm and yarn projects go straight to their override).
+pub(super) fn npm_locks_only(root: &std::path::Path, manifests: &[String]) -> bool {
+    manifests.iter().all(|manifest| {
+        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let lock = match dir {
+            "" => "package-lock.json".to_owned(),
+            dir => format!("{dir}/package-lock.json"),
+        };
+        root.join(lock).is_file()
+    })
+}
+
+/// Forces `target_version` with an override in each root project of `manifests`, then has the
+/// package manager update its lock.
+pub(super) async fn force(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Locked, StepFailure> {
+    let root = &checkout.work_tree;
+    let package = &target.package_name;
+    let cannot = |why: String| {
+        StepFailure::permanent(
+            STEP,
+            format!("cannot force {package} {target_version} with an override: {why}"),
+        )
+    };
+    let mut dependents = Vec::new();
+    let mut entries = Vec::new();
+    let mut changed = Vec::new();
+    for manifest in manifests {
+        let (manager, lock) = Manager::beside(root, manifest)
+            .ok_or_else(|| cannot(format!("no lock file beside {manifest}")))?;
+        let (path, updated) =
+            overrides::edit(root, manifest, manager, package, target_version).map_err(cannot)?;
+        std::fs::write(root.join(&path), &updated)
+            .map_err(|e| StepFailure::transient(STEP, format!("writing {path}: {e}")))?;
+        entries.push(format!("{} in {path}", manager.entry_name()));
+        changed.push((path, updated));
+        if let Ok(text) = std::fs::read_to_string(root.join(&lock)) {
+            dependents.extend(overrides::dependents(manager, &text, package));
+        }
+    }
+    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
+    if outcome.verification.vulnerable_left > 0 {
+        return Err(blocked(target, target_version, &outcome.verification, true));
+    }
+    changed.extend(outcome.changed);
+    let reason = format!(
+        "{} forces {package} {target_version} on every package that depends on it, because \
+         their own ranges admit no fixed version ({}); they were not tested with it, so review \
+         before merging (lockfiles.overrides = false turns overrides off)",
+        entries.join(" and "),
+        if dependents.is_empty() {
+            "none named in the lock".to_owned()
+        } else {
+            dependents.join("; ")
+        }
+    );
+    Ok(Locked {
+        changed,
+        verification: Some(outcome.verification),
+        draft_reason: Some(reason),
+        strategy: Some(FixStrategy::Override),
+        note: None,
+    })
+}
