@@ -1529,28 +1529,12 @@ async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
         "{lock}"
     );
 
-    let (cargo_path, config_path) = (cargo_binary(), config.clone());
     let registry_dir = fixtures
         .path()
         .join("registry")
         .to_string_lossy()
         .into_owned();
-    let world = World::start(WorldOptions {
-        files: vec![
-            ("Cargo.toml", manifest.to_owned()),
-            ("src/lib.rs", String::new()),
-            ("Cargo.lock", lock.clone()),
-        ],
-        adjust: Some(Box::new(move |s| {
-            s.lockfiles.cargo = cargo_path;
-            s.lockfiles.cargo_config = Some(config_path);
-            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
-        })),
-        ..Default::default()
-    })
-    .await;
-    let github = FakeGithub::with_delay(Duration::ZERO);
-    github.mount(&world.github).await;
+    let (world, github) = cargo_world(manifest, &lock, &config, registry_dir).await;
     let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -2539,6 +2523,210 @@ async fn an_existing_resolutions_section_is_not_merged_into_and_the_job_says_so(
             && error.contains("not retried"),
         "{error}"
     );
+    assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+/// A release for a test registry: name, version, and `(dependency, requirement)`s.
+type Release<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A cargo local registry of `crates` (name, version, `(dependency, requirement)`s) under
+/// `root`, and a config.toml replacing the default registry with it. Returns the config's
+/// path and the registry directory.
+fn crate_registry(root: &std::path::Path, crates: &[Release<'_>]) -> (std::path::PathBuf, String) {
+    let registry = root.join("registry");
+    let script = r#"
+import hashlib, io, json, os, sys, tarfile
+registry, crates = sys.argv[1], json.loads(sys.argv[2])
+for name, version, deps in crates:
+    declared = "".join(f'{d} = "{r}"\n' for d, r in deps)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, text in [(f"{name}-{version}/Cargo.toml", f'[package]\nname = "{name}"\nversion = "{version}"\nedition = "2021"\n\n[dependencies]\n{declared}'),
+                           (f"{name}-{version}/src/lib.rs", "")]:
+            data = text.encode(); info = tarfile.TarInfo(path); info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    crate = buffer.getvalue()
+    open(f"{registry}/{name}-{version}.crate", "wb").write(crate)
+    entry = {"name": name, "vers": version, "cksum": hashlib.sha256(crate).hexdigest(), "features": {}, "yanked": False,
+             "deps": [{"name": d, "req": r, "features": [], "optional": False, "default_features": True, "target": None, "kind": "normal"} for d, r in deps]}
+    directory = f"{registry}/index/{name[:2]}/{name[2:4]}"
+    os.makedirs(directory, exist_ok=True)
+    open(f"{directory}/{name}", "a").write(json.dumps(entry) + "\n")
+"#;
+    std::fs::create_dir_all(&registry).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&registry)
+        .arg(serde_json::to_string(&json!(crates)).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = root.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source.crates-io]\nreplace-with = \"local\"\n\n[source.local]\nlocal-registry = \"{}\"\n",
+            registry.display()
+        ),
+    )
+    .unwrap();
+    (config, registry.to_string_lossy().into_owned())
+}
+
+/// A project whose manifest declares `parentcrate = "~1.0.0"` and whose lock has parentcrate
+/// 1.0.0 holding vulncrate 1.0.0 (`=1.0.0`): no lock-only update can fix it. `later` are the
+/// releases of parentcrate the registry has besides. Returns the world, its forge, the lock
+/// and the cargo config.
+async fn held_by_parentcrate(
+    fixtures: &std::path::Path,
+    later: &[Release<'_>],
+) -> (World, FakeGithub, String, std::path::PathBuf) {
+    let mut crates: Vec<Release<'_>> = vec![
+        ("vulncrate", "1.0.0", &[]),
+        ("vulncrate", "1.0.1", &[]),
+        ("parentcrate", "1.0.0", &[("vulncrate", "=1.0.0")]),
+    ];
+    crates.extend_from_slice(later);
+    let (config, registry_dir) = crate_registry(fixtures, &crates);
+    let project = tempfile::tempdir().unwrap();
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"~1.0.0\"\n";
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    cargo(project.path(), &config, &["generate-lockfile"]);
+    cargo(
+        project.path(),
+        &config,
+        &["update", "-p", "parentcrate", "--precise", "1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"parentcrate\"\nversion = \"1.0.0\"")
+            && lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+    let (world, github) = cargo_world(manifest, &lock, &config, registry_dir).await;
+    (world, github, lock, config)
+}
+
+/// A world whose repository is one crate (`manifest`, `lock`) and whose cargo resolves from
+/// the local registry `registry_dir` that `config` names.
+async fn cargo_world(
+    manifest: &str,
+    lock: &str,
+    config: &std::path::Path,
+    registry_dir: String,
+) -> (World, FakeGithub) {
+    let (cargo_path, config_path) = (cargo_binary(), config.to_path_buf());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("Cargo.toml", manifest.to_owned()),
+            ("src/lib.rs", String::new()),
+            ("Cargo.lock", lock.to_owned()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.cargo = cargo_path;
+            s.lockfiles.cargo_config = Some(config_path);
+            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    (world, github)
+}
+
+#[tokio::test]
+async fn a_transitive_crate_its_parent_pins_is_fixed_by_upgrading_the_parent() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, github, _lock, config) = held_by_parentcrate(
+        fixtures.path(),
+        &[
+            // Still pins it; then the lowest that admits the fix; then a later one.
+            ("parentcrate", "1.0.1", &[("vulncrate", "=1.0.0")]),
+            ("parentcrate", "1.1.0", &[("vulncrate", "^1.0.1")]),
+            ("parentcrate", "1.2.0", &[("vulncrate", "^1.0.1")]),
+        ],
+    )
+    .await;
+    let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0102").await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "Cargo.lock", "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(
+        note.contains("parentcrate 1.0.0 -> 1.1.0 pulls vulncrate ^1.0.1"),
+        "the lowest release in the parent's line that admits the fix: {note}"
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["Cargo.toml", "Cargo.lock"]),
+        "{op}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let manifest = world.file_on_branch(branch, "Cargo.toml").unwrap();
+    assert!(
+        manifest.contains("parentcrate = \"~1.1.0\""),
+        "the tilde requirement excluded 1.1.0: bumped, range style kept\n{manifest}"
+    );
+    let after = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    assert!(
+        after.contains("name = \"parentcrate\"\nversion = \"1.1.0\"")
+            && after.contains("name = \"vulncrate\"\nversion = \"1.0.1\""),
+        "{after}"
+    );
+    // cargo's own check on the branch: the lock satisfies the manifest, unchanged.
+    let check = checkout(
+        &world,
+        branch,
+        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
+        &[],
+    );
+    cargo(
+        check.path(),
+        &config,
+        &["metadata", "--locked", "--format-version=1"],
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("**Strategy:** parent upgrade")
+            && body.contains("**Chain:** parentcrate 1.0.0 -> 1.1.0 pulls vulncrate ^1.0.1."),
+        "{body}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_crate_no_parent_release_admits_fails_naming_the_parent() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, github, _lock, _config) = held_by_parentcrate(
+        fixtures.path(),
+        &[("parentcrate", "1.0.1", &[("vulncrate", "=1.0.0")])],
+    )
+    .await;
+    let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0103").await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "parentcrate 1.0.0 requires vulncrate =1.0.0, and no later release of parentcrate \
+             admits vulncrate 1.0.1"
+        ) && error.contains("not retried"),
+        "{error}"
+    );
+    assert!(!error.contains("not supported yet"), "{error}");
     assert!(github.created().is_empty(), "no pull request without a fix");
     world.stop().await;
 }

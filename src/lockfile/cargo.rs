@@ -22,10 +22,6 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
-    let tool = tool.canonicalize().unwrap_or(tool);
-    // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
-    let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
     let locks = covering_locks(work_tree, target, "Cargo.toml", &["Cargo.lock"]);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
@@ -36,38 +32,67 @@ pub async fn update(
             .map(|copy| copy.version)
             .collect();
         for version in old {
-            let args = vec![
-                "update".to_owned(),
-                "-p".to_owned(),
-                format!("{}@{version}", target.package),
-                "--precise".to_owned(),
-                target.target_version.to_owned(),
-            ];
-            let run = ToolRun {
-                program: tool.to_string_lossy().into_owned(),
-                args: args.clone(),
-                work_tree: work_tree.to_path_buf(),
-                dir: parent_dir(lock).to_owned(),
-                env: env(toolchain.as_deref()),
-                network: true,
-                secrets: Vec::new(),
-                read_only: toolchain
-                    .iter()
-                    .cloned()
-                    .chain(settings.cargo_registry_dirs.iter().map(PathBuf::from))
-                    .collect(),
-                files_at: settings
-                    .cargo_config
-                    .iter()
-                    .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
-                    .collect(),
-            };
-            run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await?;
+            let spec = format!("{}@{version}", target.package);
+            let moved = precise(
+                sandbox,
+                settings,
+                work_tree,
+                lock,
+                &spec,
+                target.target_version,
+            );
+            match moved.await {
+                // A dependent's requirement excludes the fix: the copy stays, and the lock
+                // step looks for an upgrade path.
+                Err(LockError::Tool { output, .. })
+                    if target.lock_only && output.contains("failed to select a version") => {}
+                moved => moved?,
+            }
         }
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
     Ok(outcome.finish("cargo update --precise"))
+}
+
+/// `cargo update -p SPEC --precise VERSION` for `lock`, in the sandbox: the toolchain's cargo,
+/// a fresh CARGO_HOME with the worker's registry config, and nothing of the repository's
+/// config that names an executable.
+pub async fn precise(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    spec: &str,
+    version: &str,
+) -> Result<(), LockError> {
+    let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
+    let tool = tool.canonicalize().unwrap_or(tool);
+    // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
+    let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let args = ["update", "-p", spec, "--precise", version]
+        .map(str::to_owned)
+        .to_vec();
+    let run = ToolRun {
+        program: tool.to_string_lossy().into_owned(),
+        args,
+        work_tree: work_tree.to_path_buf(),
+        dir: parent_dir(lock).to_owned(),
+        env: env(toolchain.as_deref()),
+        network: true,
+        secrets: Vec::new(),
+        read_only: toolchain
+            .iter()
+            .cloned()
+            .chain(settings.cargo_registry_dirs.iter().map(PathBuf::from))
+            .collect(),
+        files_at: settings
+            .cargo_config
+            .iter()
+            .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
+            .collect(),
+    };
+    run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config

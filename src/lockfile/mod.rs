@@ -11,6 +11,7 @@
 //! "best_effort"` makes a draft PR that says so: never a silently stale lock.
 
 pub mod cargo;
+pub mod cargo_upgrade;
 pub mod credentials;
 pub mod go;
 pub mod npm;
@@ -20,6 +21,7 @@ pub mod overrides;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
+pub mod python_upgrade;
 pub mod transitive;
 pub mod uv;
 pub mod yarn;
@@ -492,7 +494,8 @@ fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
     })
 }
 
-fn parent_dir(path: &str) -> &str {
+/// The directory of a repository-relative path ("" for the root).
+pub fn parent_dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 

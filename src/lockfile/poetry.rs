@@ -19,36 +19,7 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let args: Vec<String> = [
-        "update",
-        target.package,
-        "--lock",
-        "--no-interaction",
-        "--no-ansi",
-    ]
-    .map(str::to_owned)
-    .to_vec();
-    let env = [
-        ("POETRY_CACHE_DIR", "/tmp/poetry-cache"),
-        ("POETRY_CONFIG_DIR", "/tmp/poetry-config"),
-        ("POETRY_DATA_DIR", "/tmp/poetry-data"),
-        ("POETRY_VIRTUALENVS_PATH", "/tmp/poetry-venvs"),
-        ("POETRY_VIRTUALENVS_IN_PROJECT", "false"),
-        ("POETRY_NO_INTERACTION", "1"),
-        // No keyring daemon in the sandbox: asking one would hang or fail.
-        ("POETRY_KEYRING_ENABLED", "false"),
-        ("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring"),
-        ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
-    ];
-    let run_for = |lock: &str| {
-        ToolRun::networked(
-            &settings.poetry,
-            args.clone(),
-            work_tree,
-            parent_dir(lock),
-            &env,
-        )
-    };
+    let run_for = |lock: &str| update_run(settings, work_tree, lock, &[target.package]);
     let copies = |text: &str, lock: &str| {
         Ok(uv::copies(
             text,
@@ -70,3 +41,40 @@ pub async fn update(
     .await?;
     Ok(outcome.finish("poetry update --lock"))
 }
+
+/// `poetry update NAME... --lock` for `lock`, without reading the result back.
+pub async fn upgrade(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    packages: &[&str],
+) -> Result<(), LockError> {
+    let run = update_run(settings, work_tree, lock, packages);
+    super::run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
+}
+
+fn update_run(
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    packages: &[&str],
+) -> ToolRun {
+    let mut args = vec!["update".to_owned()];
+    args.extend(packages.iter().map(|p| (*p).to_owned()));
+    args.extend(["--lock", "--no-interaction", "--no-ansi"].map(str::to_owned));
+    ToolRun::networked(&settings.poetry, args, work_tree, parent_dir(lock), &ENV)
+}
+
+const ENV: [(&str, &str); 9] = [
+    ("POETRY_CACHE_DIR", "/tmp/poetry-cache"),
+    ("POETRY_CONFIG_DIR", "/tmp/poetry-config"),
+    ("POETRY_DATA_DIR", "/tmp/poetry-data"),
+    ("POETRY_VIRTUALENVS_PATH", "/tmp/poetry-venvs"),
+    ("POETRY_VIRTUALENVS_IN_PROJECT", "false"),
+    ("POETRY_NO_INTERACTION", "1"),
+    // No keyring daemon in the sandbox: asking one would hang or fail.
+    ("POETRY_KEYRING_ENABLED", "false"),
+    ("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring"),
+    ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+];

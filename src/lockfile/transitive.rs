@@ -90,6 +90,18 @@ fn parser(ecosystem: &str, name: &str) -> Option<(&'static str, Parse)> {
     Some(parse)
 }
 
+/// Every file named `name` under `dir` of the work tree (a workspace's member manifests),
+/// skipping what the lock search skips, sorted.
+pub fn manifests_under(root: &Path, dir: &str, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    walk(root, dir, 0, &mut |path, file| {
+        if file == name {
+            found.push(path.to_owned());
+        }
+    });
+    found
+}
+
 /// Visits every regular file (never following links), depth-limited.
 fn walk(root: &Path, dir: &str, depth: usize, visit: &mut dyn FnMut(&str, &str)) {
     if depth > MAX_DEPTH {

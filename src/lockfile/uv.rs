@@ -9,7 +9,14 @@ use super::{
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
-const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
+pub(super) const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
+
+/// uv's environment in the sandbox: its cache in the sandbox's `/tmp`, no Python download.
+const ENV: [(&str, &str); 3] = [
+    ("UV_CACHE_DIR", "/tmp/uv-cache"),
+    ("UV_PYTHON_DOWNLOADS", "never"),
+    ("UV_NO_PROGRESS", "1"),
+];
 
 pub async fn update(
     sandbox: &Sandbox,
@@ -17,40 +24,7 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let mut args = vec![
-        "lock".to_owned(),
-        "--upgrade-package".to_owned(),
-        format!("{}=={}", target.package, target.target_version),
-    ];
-    if !settings.python_index.is_empty() {
-        args.extend(["--default-index".to_owned(), settings.python_index.clone()]);
-    }
-    if !settings.python_find_links.is_empty() {
-        args.extend([
-            "--no-index".to_owned(),
-            "--find-links".to_owned(),
-            settings.python_find_links.clone(),
-        ]);
-    }
-    let env = [
-        ("UV_CACHE_DIR", "/tmp/uv-cache"),
-        ("UV_PYTHON_DOWNLOADS", "never"),
-        ("UV_NO_PROGRESS", "1"),
-    ];
-    let run_for = |lock: &str| {
-        let mut run = ToolRun::networked(
-            &settings.uv,
-            args.clone(),
-            work_tree,
-            parent_dir(lock),
-            &env,
-        );
-        if !settings.python_find_links.is_empty() {
-            run.read_only
-                .push(PathBuf::from(&settings.python_find_links));
-        }
-        run
-    };
+    let upgrade = [format!("{}=={}", target.package, target.target_version)];
     let copies =
         |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.target_version));
     let outcome = update_each_lock(
@@ -60,11 +34,69 @@ pub async fn update(
         target,
         ("pyproject.toml", &["uv.lock"]),
         INSTALL_HINT,
-        run_for,
+        |lock| lock_run(settings, work_tree, lock, &upgrade),
         copies,
     )
     .await?;
     Ok(outcome.finish("uv lock --upgrade-package"))
+}
+
+/// `uv lock --upgrade-package NAME==VERSION ...` for `lock` (each of `upgrades` is
+/// `NAME==VERSION`), without reading the result back.
+pub async fn upgrade(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    upgrades: &[String],
+) -> Result<(), LockError> {
+    let run = lock_run(settings, work_tree, lock, upgrades);
+    super::run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
+}
+
+fn lock_run(
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    upgrades: &[String],
+) -> ToolRun {
+    let mut args = vec!["lock".to_owned()];
+    for upgrade in upgrades {
+        args.extend(["--upgrade-package".to_owned(), upgrade.clone()]);
+    }
+    resolver_run(settings, work_tree, parent_dir(lock), args, "")
+}
+
+/// A uv run in `dir` that resolves from the worker's index or find-links (`index`, when not
+/// empty, replaces the worker's index: a Poetry project's own source).
+pub fn resolver_run(
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    dir: &str,
+    mut args: Vec<String>,
+    index: &str,
+) -> ToolRun {
+    let index = if index.is_empty() {
+        settings.python_index.as_str()
+    } else {
+        index
+    };
+    if !index.is_empty() {
+        args.extend(["--default-index".to_owned(), index.to_owned()]);
+    }
+    if !settings.python_find_links.is_empty() {
+        args.extend([
+            "--no-index".to_owned(),
+            "--find-links".to_owned(),
+            settings.python_find_links.clone(),
+        ]);
+    }
+    let mut run = ToolRun::networked(&settings.uv, args, work_tree, dir, &ENV);
+    if !settings.python_find_links.is_empty() {
+        run.read_only
+            .push(PathBuf::from(&settings.python_find_links));
+    }
+    run
 }
 
 /// Every copy of the package in a `uv.lock` or `poetry.lock` (the same `[[package]]` form).

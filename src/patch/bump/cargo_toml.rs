@@ -27,6 +27,15 @@ const SYNTAX: Syntax = Syntax {
     bare: Some(Op::Caret),
 };
 
+/// Whether a Cargo version requirement (`1.2`, `=1.0.0`, `>=1, <2`) admits `version`; `None`
+/// when either cannot be read, which is not a yes.
+pub fn range_admits(requirement: &str, version: &str) -> Option<bool> {
+    match requirement.trim() {
+        "*" | "" => Some(true),
+        requirement => constraint::admits(requirement, &SYNTAX, version),
+    }
+}
+
 /// Cargo still accepts the old underscore spellings.
 const DEPENDENCY_TABLES: &[&str] = &[
     "dependencies",

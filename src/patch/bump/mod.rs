@@ -7,6 +7,7 @@
 //! and `bump_manifest`.
 
 mod cargo_toml;
+pub use cargo_toml::range_admits as cargo_range_admits;
 mod constraint;
 mod go_mod;
 mod json_span;
@@ -15,6 +16,7 @@ pub use package_json::range_admits as npm_range_admits;
 mod pom_xml;
 mod pyproject_toml;
 mod requirements_txt;
+pub use requirements_txt::specifier_admits as pep440_specifier_admits;
 mod toml_span;
 mod version;
 mod widen;

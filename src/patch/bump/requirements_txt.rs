@@ -25,6 +25,15 @@ const SYNTAX: Syntax = Syntax {
     bare: None,
 };
 
+/// Whether a PEP 440 specifier set (`>=1.0,<2`, empty for any) admits `version`; `None` when
+/// either cannot be read, which is not a yes.
+pub fn specifier_admits(specifier: &str, version: &str) -> Option<bool> {
+    match specifier.trim() {
+        "" | "*" => Some(true),
+        specifier => constraint::admits(specifier, &SYNTAX, version),
+    }
+}
+
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
     let wanted = normalise(package);
     let unsupported = |line: usize, reason: &str| BumpError::Unsupported {

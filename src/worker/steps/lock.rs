@@ -15,6 +15,7 @@ use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
 
 mod js_override;
+mod parent_upgrade;
 
 const STEP: Step = Step::Lock;
 
@@ -129,6 +130,12 @@ pub async fn run(
                     .await;
             }
         }
+        if let Some(upgraded) =
+            parent_upgrade::outside_npm(pipeline, checkout, target, &target_version, &manifests)
+                .await
+        {
+            return upgraded;
+        }
         return Err(blocked(
             target,
             &target_version,
@@ -187,9 +194,9 @@ fn blocked(
         .map(|copy| format!("{} at {}", copy.version, copy.path))
         .collect();
     let next = if overrides_tried {
-        "even an override did not move it"
+        "even an override did not move it".to_owned()
     } else {
-        "one of them must be upgraded first (upgrade paths are not supported yet)"
+        parent_upgrade::none_found(&target.ecosystem)
     };
     StepFailure::permanent(
         STEP,
@@ -304,16 +311,12 @@ async fn npm_parent_upgrade(
         .map(|(path, _, updated)| (path, updated))
         .collect();
     changed.extend(outcome.changed);
-    Ok(Some(Locked {
+    Ok(Some(parent_upgrade::upgraded(
         changed,
-        verification: Some(outcome.verification),
-        draft_reason: None,
-        strategy: Some(FixStrategy::ParentUpgrade),
-        note: Some(format!(
-            "**Strategy:** parent upgrade, since no release its dependents admit fixes {package}: {}.",
-            chains.join("; ")
-        )),
-    }))
+        outcome.verification,
+        package,
+        &chains,
+    )))
 }
 
 /// Puts manifests back as they were before an upgrade path that did not work out.

@@ -1,0 +1,306 @@
+//! The Python upgrade path (uv and Poetry) for a transitive package its dependents hold below
+//! the fix (an upper bound such as `vulnpkg<1.0.1`): which of the project's own dependencies
+//! hold it (read from `uv.lock` or `poetry.lock` and the `pyproject.toml`), and for each the
+//! lowest later release that admits the fix. uv's resolver answers that in the sandbox (`uv
+//! pip compile --resolution lowest-direct` of `PARENT>OLD` with `PACKAGE>=FIXED`), from the
+//! worker's index or find-links, or for a Poetry project from the source it declares; then
+//! the project's tool moves the parent (`uv lock --upgrade-package PARENT==NEW`, `poetry
+//! update PARENT --lock`).
+
+use std::io::Write;
+use std::path::Path;
+
+use toml_edit::{DocumentMut, Item, Value};
+
+use super::npm_upgrade::ParentUpgrade;
+use super::{LockError, LockfileSettings, pep503_name, poetry, uv};
+use crate::patch::bump::{
+    BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
+};
+use crate::sandbox::Sandbox;
+
+/// Where the requirements of a trial are bound in the sandbox.
+const TRIAL_FILE: &str = "/tmp/parent-upgrade.in";
+
+/// A dependency of the project that holds the package, as the lock shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub name: String,
+    pub version: String,
+    /// What it asks for the package, where the lock records it (Poetry does, uv does not).
+    pub asks: Option<String>,
+}
+
+/// What the resolver says about one holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// Its locked release admits the fix: something else holds the package.
+    NotBlocking,
+    Upgrade(ParentUpgrade),
+    /// No later release admits the fix.
+    NoRelease,
+}
+
+/// The packages of the lock that depend on `package`, the project declares in `pyproject`,
+/// and whose recorded requirement (when there is one) does not admit `target`. An error names
+/// the holders when none of them is the project's own dependency (a parent's parent: not
+/// walked up for Python).
+pub fn holders(
+    lock: &str,
+    pyproject: &str,
+    package: &str,
+    target: &str,
+) -> Result<Vec<Holder>, String> {
+    let Ok(document) = lock.parse::<DocumentMut>() else {
+        return Ok(Vec::new());
+    };
+    let Some(packages) = document.get("package").and_then(Item::as_array_of_tables) else {
+        return Ok(Vec::new());
+    };
+    let wanted = pep503_name(package);
+    let mut dependents = Vec::new();
+    for table in packages.iter() {
+        let (Some(name), Some(version)) = (
+            table.get("name").and_then(Item::as_str),
+            table.get("version").and_then(Item::as_str),
+        ) else {
+            continue;
+        };
+        let asks = match table.get("dependencies") {
+            // uv: `dependencies = [{ name = "vulnpkg" }]`.
+            Some(Item::Value(Value::Array(list))) => list
+                .iter()
+                .filter_map(Value::as_inline_table)
+                .filter_map(|entry| entry.get("name").and_then(Value::as_str))
+                .any(|name| pep503_name(name) == wanted)
+                .then_some(None),
+            // Poetry: `[package.dependencies]` of requirements.
+            Some(Item::Table(requirements)) => requirements
+                .iter()
+                .find(|(key, _)| pep503_name(key) == wanted)
+                .map(|(_, requirement)| {
+                    requirement
+                        .as_str()
+                        .or_else(|| requirement.get("version").and_then(Item::as_str))
+                        .map(str::to_owned)
+                }),
+            _ => None,
+        };
+        if let Some(asks) = asks {
+            dependents.push(Holder {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                asks,
+            });
+        }
+    }
+    let declared = |name: &str| {
+        !matches!(
+            bump_manifest(ManifestKind::PyprojectToml, pyproject, name, "0"),
+            Ok(BumpOutcome::NotDeclared)
+        )
+    };
+    let (direct, deeper): (Vec<Holder>, Vec<Holder>) =
+        dependents.into_iter().partition(|h| declared(&h.name));
+    if direct.is_empty() && !deeper.is_empty() {
+        let names: Vec<String> = deeper
+            .iter()
+            .map(|h| format!("{} {}", h.name, h.version))
+            .collect();
+        return Err(format!(
+            "it is held by {}, which the project does not declare (a parent's parent is \
+             upgraded for Cargo only so far); upgrade the dependency that brings {} in to a \
+             release that admits {package} {target}",
+            names.join(", "),
+            names.join(", ")
+        ));
+    }
+    Ok(direct
+        .into_iter()
+        .filter(|h| {
+            h.asks
+                .as_deref()
+                .is_none_or(|asks| pep440_specifier_admits(asks, target) != Some(true))
+        })
+        .collect())
+}
+
+/// The version of `name` in the output of `uv pip compile` (`name==version` lines).
+pub fn compiled_version(output: &str, name: &str) -> Option<String> {
+    let wanted = pep503_name(name);
+    output.lines().find_map(|line| {
+        let (n, version) = line.trim().split_once("==")?;
+        (pep503_name(n.trim()) == wanted).then(|| version.trim().to_owned())
+    })
+}
+
+/// The lowest later release of `holder` that admits `package` `target`: in its major first,
+/// else any later one, as uv's resolver finds it in the sandbox.
+#[allow(clippy::too_many_arguments)]
+pub async fn find(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    pyproject: &str,
+    holder: &Holder,
+    package: &str,
+    target: &str,
+) -> Result<Found, LockError> {
+    let index = match lock.ends_with(poetry::LOCK_FILE) {
+        true => poetry_source(pyproject).unwrap_or_default(),
+        false => String::new(),
+    };
+    let fix = format!("{package}>={target}");
+    let trial = |parent: String| {
+        let lines = [parent, fix.clone()];
+        compile(sandbox, settings, work_tree, lock, &index, lines)
+    };
+    let (name, current) = (&holder.name, &holder.version);
+    if trial(format!("{name}=={current}")).await?.is_some() {
+        return Ok(Found::NotBlocking);
+    }
+    let mut ranges = Vec::new();
+    if let Some(major) = Version::parse(current).map(|v| v.major()) {
+        ranges.push(format!("{name}>{current},<{}", major + 1));
+    }
+    ranges.push(format!("{name}>{current}"));
+    for range in ranges {
+        if let Some(output) = trial(range).await? {
+            let Some(to) = compiled_version(&output, name) else {
+                continue;
+            };
+            return Ok(Found::Upgrade(ParentUpgrade {
+                parent: name.clone(),
+                from: current.clone(),
+                to,
+                range: compiled_version(&output, package),
+            }));
+        }
+    }
+    Ok(Found::NoRelease)
+}
+
+/// The URL of the package source a Poetry project declares first (`[[tool.poetry.source]]`).
+fn poetry_source(pyproject: &str) -> Option<String> {
+    let document = pyproject.parse::<DocumentMut>().ok()?;
+    let sources = document.get("tool")?.get("poetry")?.get("source")?;
+    let first = sources.as_array_of_tables()?.iter().next()?;
+    first.get("url")?.as_str().map(str::to_owned)
+}
+
+/// `uv pip compile` of `lines` with the lowest release of each (what they ask for directly),
+/// in the sandbox: `Some(output)` when they resolve, `None` when no release satisfies them.
+async fn compile(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    index: &str,
+    lines: [String; 2],
+) -> Result<Option<String>, LockError> {
+    let io = |e: std::io::Error| LockError::Read {
+        path: "the upgrade trial's requirements".to_owned(),
+        message: e.to_string(),
+    };
+    // The worker's own file, bound read-only: nothing is written into the clone.
+    let mut file = tempfile::NamedTempFile::new().map_err(io)?;
+    writeln!(file, "{}", lines.join("\n")).map_err(io)?;
+    let args = [
+        "pip",
+        "compile",
+        TRIAL_FILE,
+        "--resolution",
+        "lowest-direct",
+        "--no-header",
+        "--no-annotate",
+        "--quiet",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let dir = super::parent_dir(lock);
+    let mut run = uv::resolver_run(settings, work_tree, dir, args, index);
+    run.files_at
+        .push((file.path().to_path_buf(), TRIAL_FILE.to_owned()));
+    let ran = super::run_with_credentials(sandbox, settings, &run, uv::INSTALL_HINT).await?;
+    drop(file);
+    if ran.success() {
+        return Ok(Some(ran.output));
+    }
+    if ran.output.contains("No solution found") {
+        return Ok(None);
+    }
+    Err(super::tool_failed(
+        format!("uv pip compile ({})", lines.join(", ")),
+        lock,
+        ran,
+    ))
+}
+
+/// Has the project's tool move each parent to its new release in `lock`.
+pub async fn apply(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    upgrades: &[ParentUpgrade],
+) -> Result<(), LockError> {
+    if lock.ends_with(poetry::LOCK_FILE) {
+        let names: Vec<&str> = upgrades.iter().map(|u| u.parent.as_str()).collect();
+        return poetry::upgrade(sandbox, settings, work_tree, lock, &names).await;
+    }
+    let pins: Vec<String> = upgrades
+        .iter()
+        .map(|u| format!("{}=={}", u.parent, u.to))
+        .collect();
+    uv::upgrade(sandbox, settings, work_tree, lock, &pins).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYPROJECT: &str = "[project]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"parentpkg>=1.0\", \"easy\"]\n";
+
+    #[test]
+    fn holders_are_the_projects_dependencies_that_require_the_package() {
+        let uv_lock = "version = 1\n\n[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"VulnPkg\" }]\n\n[[package]]\nname = \"other\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n";
+        assert_eq!(
+            holders(uv_lock, PYPROJECT, "vulnpkg", "1.0.1"),
+            Ok(vec![Holder {
+                name: "parentpkg".into(),
+                version: "1.0.0".into(),
+                asks: None
+            }])
+        );
+        // Poetry records what each asks: one that admits the fix holds nothing.
+        let poetry_lock = "[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\n\n[package.dependencies]\nvulnpkg = \">=1.0.0,<1.0.1\"\n\n[[package]]\nname = \"easy\"\nversion = \"2.0.0\"\n\n[package.dependencies]\nvulnpkg = \">=1.0\"\n";
+        let found = holders(poetry_lock, PYPROJECT, "vulnpkg", "1.0.1").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].asks.as_deref(), Some(">=1.0.0,<1.0.1"));
+    }
+
+    #[test]
+    fn a_holder_the_project_does_not_declare_is_named() {
+        let lock = "[[package]]\nname = \"middle\"\nversion = \"3.0.0\"\ndependencies = [{ name = \"vulnpkg\" }]\n";
+        let error = holders(lock, PYPROJECT, "vulnpkg", "1.0.1").unwrap_err();
+        assert!(error.starts_with("it is held by middle 3.0.0"), "{error}");
+    }
+
+    #[test]
+    fn the_compiled_version_is_read_by_normalised_name() {
+        let output = "parent-pkg==1.1.0\nvulnpkg==1.0.1\n";
+        assert_eq!(
+            compiled_version(output, "Parent_Pkg").as_deref(),
+            Some("1.1.0")
+        );
+        assert_eq!(compiled_version(output, "absent"), None);
+        assert_eq!(
+            poetry_source(
+                "[[tool.poetry.source]]\nname = \"local\"\nurl = \"http://127.0.0.1:9/simple\"\n"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:9/simple")
+        );
+    }
+}

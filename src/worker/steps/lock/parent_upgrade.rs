@@ -1,0 +1,362 @@
+//! The lock step's upgrade path outside npm, for a transitive package its dependents hold
+//! below the fix: the parents to move come from [`lockfile::cargo_upgrade`] (Cargo, several
+//! levels) and [`lockfile::python_upgrade`] (uv and Poetry, the project's own dependency);
+//! a parent the project declares with a requirement that excludes its new release is bumped
+//! (range style kept), the ecosystem's tool moves the parents and the package, and the locks
+//! are read back. What the project's files were is put back when the path does not work out,
+//! and the job then fails naming the parent that blocks the fix and what would unblock it.
+
+use std::path::Path;
+
+use super::{Locked, STEP, relock};
+use crate::db::models::RemediationTarget;
+use crate::lockfile::{self, cargo_upgrade, python_upgrade};
+use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
+use crate::worker::failure::StepFailure;
+use crate::worker::patcher::FixStrategy;
+use crate::worker::pipeline::Pipeline;
+use crate::worker::steps::clone::Checkout;
+
+/// The upgrade path of a Cargo or Python project whose lock-only update moved nothing: the
+/// result, or the failure naming what blocks the fix; `None` for an ecosystem without one.
+pub(super) async fn outside_npm(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Option<Result<Locked, StepFailure>> {
+    let root = &checkout.work_tree;
+    let is = |names: &[&str]| {
+        names
+            .iter()
+            .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
+    };
+    if is(&["crates.io", "cargo"]) {
+        Some(cargo(pipeline, root, target, target_version, manifests).await)
+    } else if is(&["pypi"]) {
+        Some(python(pipeline, root, target, target_version, manifests).await)
+    } else {
+        None
+    }
+}
+
+/// The end of a blocked job's error where no upgrade path was found, per ecosystem.
+pub(super) fn none_found(ecosystem: &str) -> String {
+    match ecosystem.to_ascii_lowercase().as_str() {
+        "npm" => "one of them must be upgraded first to a release that admits the fix: none \
+                  was found in its current major"
+            .to_owned(),
+        other => format!(
+            "one of them must be upgraded first to a release that admits the fix (the worker \
+             looks for one in npm, Cargo, uv and Poetry projects, not for {other})"
+        ),
+    }
+}
+
+/// The result of a parent upgrade: what changed, the locks read back, and the PR's two lines
+/// (why a parent moved, and the chain). Shared by every ecosystem's upgrade path.
+pub(super) fn upgraded(
+    changed: Vec<(String, String)>,
+    verification: lockfile::Verification,
+    package: &str,
+    chains: &[String],
+) -> Locked {
+    Locked {
+        changed,
+        verification: Some(verification),
+        draft_reason: None,
+        strategy: Some(FixStrategy::ParentUpgrade),
+        note: Some(format!(
+            "**Strategy:** parent upgrade: no release of {package} that its dependents admit \
+             fixes it, so the dependency that holds it moves to its lowest release that admits \
+             the fix.\n**Chain:** {}.",
+            chains.join("; ")
+        )),
+    }
+}
+
+/// The job's error when no upgrade path exists: `why` names the parent and what would
+/// unblock it.
+fn no_path(target: &RemediationTarget, target_version: &str, why: &str) -> StepFailure {
+    StepFailure::permanent(
+        STEP,
+        format!(
+            "the lock-only update could not move {} to {target_version}, and no parent upgrade \
+             fixes it: {why}",
+            target.package_name
+        ),
+    )
+}
+
+/// The project's files before the upgrade path touched them, to compute what changed and to
+/// put them back.
+#[derive(Default)]
+struct Originals(Vec<(String, String)>);
+
+impl Originals {
+    fn keep(&mut self, root: &Path, path: &str) -> Result<String, StepFailure> {
+        let text = std::fs::read_to_string(root.join(path))
+            .map_err(|e| StepFailure::transient(STEP, format!("reading {path}: {e}")))?;
+        if !self.0.iter().any(|(p, _)| p == path) {
+            self.0.push((path.to_owned(), text.clone()));
+        }
+        Ok(text)
+    }
+
+    fn restore(&self, root: &Path) -> Result<(), StepFailure> {
+        for (path, text) in &self.0 {
+            std::fs::write(root.join(path), text)
+                .map_err(|e| StepFailure::transient(STEP, format!("restoring {path}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Each kept file whose content the path changed, with its new content.
+    fn changed(&self, root: &Path) -> Vec<(String, String)> {
+        let mut changed: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter_map(|(path, before)| {
+                let after = std::fs::read_to_string(root.join(path)).ok()?;
+                (after != *before).then(|| (path.clone(), after))
+            })
+            .collect();
+        // Manifests first, as a direct change lists them.
+        changed.sort_by_key(|(path, _)| ManifestKind::detect(path).is_none());
+        changed
+    }
+}
+
+/// Raises `parent` to `to` in `manifest` (range style kept) when what it declares does not
+/// admit `to`, per `admits`; `Ok(false)` when the manifest needs no edit.
+fn bump_declared(
+    root: &Path,
+    originals: &mut Originals,
+    manifest: &str,
+    parent: &str,
+    to: &str,
+    admits: fn(&str, &str) -> Option<bool>,
+) -> Result<bool, String> {
+    let kind = ManifestKind::detect(manifest).ok_or_else(|| format!("{manifest} is unknown"))?;
+    let text = originals.keep(root, manifest).map_err(|e| e.message)?;
+    match bump_manifest(kind, &text, parent, to) {
+        Ok(BumpOutcome::Bumped { updated, from, .. }) if admits(&from, to) != Some(true) => {
+            std::fs::write(root.join(manifest), updated)
+                .map_err(|e| format!("writing {manifest}: {e}"))?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The Cargo upgrade path: for each `Cargo.lock` holding a vulnerable copy, the parents to
+/// move (read from the local registry index), a member's manifest bumped where its
+/// requirement excludes the new release, then `cargo update --precise` for each parent
+/// top-down and for the package.
+pub(super) async fn cargo(
+    pipeline: &Pipeline,
+    root: &Path,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Locked, StepFailure> {
+    let package = &target.package_name;
+    let settings = &pipeline.lockfiles;
+    let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
+    let mut originals = Originals::default();
+    let mut chains = Vec::new();
+    for lock in locks
+        .iter()
+        .filter(|l| l.copies.iter().any(|c| c.vulnerable))
+    {
+        let text = originals.keep(root, &lock.lock)?;
+        let index = |name: &str| cargo_upgrade::local_index(settings, name);
+        let steps = cargo_upgrade::plan(
+            &cargo_upgrade::parse_lock(&text),
+            &index,
+            package,
+            target_version,
+        )
+        .map_err(|why| no_path(target, target_version, &why))?;
+        let dir = lockfile::parent_dir(&lock.lock);
+        let members = lockfile::transitive::manifests_under(root, dir, "Cargo.toml");
+        for step in steps.iter().filter(|s| s.direct) {
+            for manifest in &members {
+                let (parent, to) = (&step.upgrade.parent, &step.upgrade.to);
+                let bumped = bump_declared(
+                    root,
+                    &mut originals,
+                    manifest,
+                    parent,
+                    to,
+                    crate::patch::bump::cargo_range_admits,
+                );
+                if let Err(why) = bumped {
+                    originals.restore(root)?;
+                    let why = format!("{parent} {to} would admit the fix, but {why}");
+                    return Err(no_path(target, target_version, &why));
+                }
+            }
+        }
+        let applied =
+            cargo_upgrade::apply(&pipeline.sandbox, settings, root, &lock.lock, &steps).await;
+        if let Err(error) = applied {
+            originals.restore(root)?;
+            let why = format!(
+                "{} would admit it, but cargo could not move there: {error}",
+                steps
+                    .iter()
+                    .map(|s| s.chain())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            return Err(no_path(target, target_version, &why));
+        }
+        chains.extend(steps.iter().map(cargo_upgrade::Step::chain));
+    }
+    finish(
+        pipeline,
+        root,
+        target,
+        target_version,
+        manifests,
+        originals,
+        chains,
+    )
+    .await
+}
+
+/// The Python upgrade path (uv, Poetry): the project's own dependency that holds the package
+/// moves to its lowest release that admits the fix, found by uv's resolver in the sandbox.
+pub(super) async fn python(
+    pipeline: &Pipeline,
+    root: &Path,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+) -> Result<Locked, StepFailure> {
+    let package = &target.package_name;
+    let settings = &pipeline.lockfiles;
+    let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
+    let mut originals = Originals::default();
+    let mut chains = Vec::new();
+    for lock in locks
+        .iter()
+        .filter(|l| l.copies.iter().any(|c| c.vulnerable))
+    {
+        let text = originals.keep(root, &lock.lock)?;
+        let pyproject = originals.keep(root, &lock.manifest)?;
+        let holders = python_upgrade::holders(&text, &pyproject, package, target_version)
+            .map_err(|why| no_path(target, target_version, &why))?;
+        let dir = lockfile::parent_dir(&lock.lock);
+        let mut moved = Vec::new();
+        for holder in &holders {
+            let found = python_upgrade::find(
+                &pipeline.sandbox,
+                settings,
+                root,
+                &lock.lock,
+                &pyproject,
+                holder,
+                package,
+                target_version,
+            )
+            .await
+            .map_err(super::failed)?;
+            let upgrade = match found {
+                python_upgrade::Found::NotBlocking => continue,
+                python_upgrade::Found::Upgrade(upgrade) => upgrade,
+                python_upgrade::Found::NoRelease => {
+                    originals.restore(root)?;
+                    let why = format!(
+                        "{} {} does not admit {package} {target_version}, and no later release \
+                         of {} does",
+                        holder.name, holder.version, holder.name
+                    );
+                    return Err(no_path(target, target_version, &why));
+                }
+            };
+            let bumped = bump_declared(
+                root,
+                &mut originals,
+                &lock.manifest,
+                &upgrade.parent,
+                &upgrade.to,
+                |_, _| None,
+            );
+            if let Err(why) = bumped {
+                tracing::info!(%why, parent = %upgrade.parent, "parent declared without a bumpable version; the tool moves it");
+            }
+            chains.push(upgrade.chain(package));
+            moved.push(upgrade);
+        }
+        if moved.is_empty() {
+            continue;
+        }
+        let applied =
+            python_upgrade::apply(&pipeline.sandbox, settings, root, &lock.lock, &moved).await;
+        if let Err(error) = applied {
+            originals.restore(root)?;
+            let why = format!(
+                "{} would admit it, but the lock could not be moved there ({dir}): {error}",
+                chains.join("; ")
+            );
+            return Err(no_path(target, target_version, &why));
+        }
+    }
+    finish(
+        pipeline,
+        root,
+        target,
+        target_version,
+        manifests,
+        originals,
+        chains,
+    )
+    .await
+}
+
+/// Has the tool move the package itself as for a direct change, checks no vulnerable copy is
+/// left (else puts everything back), and records what changed.
+async fn finish(
+    pipeline: &Pipeline,
+    root: &Path,
+    target: &RemediationTarget,
+    target_version: &str,
+    manifests: &[String],
+    originals: Originals,
+    chains: Vec<String>,
+) -> Result<Locked, StepFailure> {
+    let package = &target.package_name;
+    if chains.is_empty() {
+        return Err(no_path(
+            target,
+            target_version,
+            "no dependency of the project that holds it could be found in the lock",
+        ));
+    }
+    let outcome = match relock(pipeline, root, target, target_version, manifests).await {
+        Ok(outcome) => outcome,
+        Err(failure) => {
+            originals.restore(root)?;
+            return Err(failure);
+        }
+    };
+    if outcome.verification.vulnerable_left > 0 {
+        originals.restore(root)?;
+        let why = format!(
+            "after {}, a vulnerable copy is still held by another dependent",
+            chains.join("; ")
+        );
+        return Err(no_path(target, target_version, &why));
+    }
+    let mut changed = originals.changed(root);
+    for (path, text) in outcome.changed {
+        if !changed.iter().any(|(p, _)| *p == path) {
+            changed.push((path, text));
+        }
+    }
+    Ok(upgraded(changed, outcome.verification, package, &chains))
+}
