@@ -2574,6 +2574,24 @@ for name, version, deps in crates:
     (config, registry.to_string_lossy().into_owned())
 }
 
+/// A successful parent upgrade of a package fixed in 1.0.1: the manifest and the lock changed,
+/// no vulnerable copy left, not a draft, and the chain (the lowest admitting release) given.
+fn assert_parent_upgrade(op: &Value, (manifest, lock): (&str, &str), chain: &str) {
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    assert_eq!(output["changed_files"], json!([manifest, lock]), "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": lock, "version": "1.0.1", "vulnerable": false}]),
+        "{op}"
+    );
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(note.contains(chain), "{note}");
+}
+
 /// A project whose manifest declares `parentcrate = "~1.0.0"` and whose lock has parentcrate
 /// 1.0.0 holding vulncrate 1.0.0 (`=1.0.0`): no lock-only update can fix it. `later` are the
 /// releases of parentcrate the registry has besides. Returns the world, its forge, the lock
@@ -2652,25 +2670,11 @@ async fn a_transitive_crate_its_parent_pins_is_fixed_by_upgrading_the_parent() {
     )
     .await;
     let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0102").await;
-    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
-    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
-    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
-    assert_eq!(
-        output["verification"]["resolved"],
-        json!([{"path": "Cargo.lock", "version": "1.0.1", "vulnerable": false}]),
-        "{op}"
-    );
-    assert_eq!(output["draft_reason"], Value::Null, "{op}");
-    let note = output["strategy_note"].as_str().unwrap();
-    assert!(
-        note.contains("parentcrate 1.0.0 -> 1.1.0 pulls vulncrate ^1.0.1"),
-        "the lowest release in the parent's line that admits the fix: {note}"
-    );
-    assert_eq!(
-        output["changed_files"],
-        json!(["Cargo.toml", "Cargo.lock"]),
-        "{op}"
+    assert_parent_upgrade(
+        &op,
+        ("Cargo.toml", "Cargo.lock"),
+        "parentcrate 1.0.0 -> 1.1.0 pulls vulncrate ^1.0.1",
     );
     let branch = output["branch"].as_str().unwrap();
     let manifest = world.file_on_branch(branch, "Cargo.toml").unwrap();
@@ -2728,5 +2732,125 @@ async fn a_transitive_crate_no_parent_release_admits_fails_naming_the_parent() {
     );
     assert!(!error.contains("not supported yet"), "{error}");
     assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+/// A directory of wheels of `releases` (name, version, `(requirement, specifier)`s as
+/// `Requires-Dist`): an offline mirror uv reads with find-links.
+fn wheel_set(dir: &std::path::Path, releases: &[Release<'_>]) {
+    let script = r#"
+import base64, hashlib, json, sys, zipfile
+out, releases = sys.argv[1], json.loads(sys.argv[2])
+for name, version, requires in releases:
+    dist = f"{name}-{version}.dist-info"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(f"Requires-Dist: {r}{s}\n" for r, s in requires)
+    files = {f"{name}/__init__.py": "", f"{dist}/METADATA": metadata,
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c)}" for p, c in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(f"{out}/{name}-{version}-py3-none-any.whl", "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+"#;
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .arg(serde_json::to_string(&json!(releases)).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A uv project declaring `parentpkg~=1.0.0` (the 1.0 releases), locked at parentpkg 1.0.0, which caps vulnpkg
+/// below the fix (`<1.0.1`); `later` are the releases of parentpkg the mirror has besides.
+async fn capped_by_parentpkg(
+    fixtures: &std::path::Path,
+    later: &[Release<'_>],
+) -> (World, std::path::PathBuf) {
+    let wheel_dir = fixtures.join("wheels");
+    let mut releases: Vec<Release<'_>> = vec![
+        ("vulnpkg", "1.0.0", &[]),
+        ("vulnpkg", "1.0.1", &[]),
+        ("parentpkg", "1.0.0", &[("vulnpkg", ">=1.0.0,<1.0.1")]),
+    ];
+    releases.extend_from_slice(later);
+    wheel_set(&wheel_dir, &releases);
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"parentpkg~=1.0.0\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    uv(
+        project.path(),
+        &wheel_dir,
+        &["lock", "--upgrade-package", "parentpkg==1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"parentpkg\"\nversion = \"1.0.0\"")
+            && lock.contains("name = \"vulnpkg\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+    let world = uv_world(
+        vec![("pyproject.toml", pyproject.to_owned()), ("uv.lock", lock)],
+        &wheel_dir,
+    )
+    .await;
+    (world, wheel_dir)
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_its_parent_caps_is_fixed_by_upgrading_the_parent() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, wheel_dir) = capped_by_parentpkg(
+        fixtures.path(),
+        &[
+            ("parentpkg", "1.0.5", &[("vulnpkg", ">=1.0.0,<1.0.1")]),
+            ("parentpkg", "1.1.0", &[("vulnpkg", ">=1.0.1")]),
+            ("parentpkg", "1.2.0", &[("vulnpkg", ">=1.0.1")]),
+        ],
+    )
+    .await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0007").await;
+    let output = &op["output"];
+    assert_parent_upgrade(
+        &op,
+        ("pyproject.toml", "uv.lock"),
+        "parentpkg 1.0.0 -> 1.1.0 pulls vulnpkg 1.0.1",
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let pyproject = world.file_on_branch(branch, "pyproject.toml").unwrap();
+    assert!(
+        pyproject.contains("\"parentpkg~=1.1.0\""),
+        "the requirement excluded 1.1.0: bumped, range style kept: {pyproject}"
+    );
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    assert!(
+        after.contains("name = \"parentpkg\"\nversion = \"1.1.0\""),
+        "{after}"
+    );
+    // uv's own check on the branch: the lock agrees with the manifest.
+    let check = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
+    uv(check.path(), &wheel_dir, &["lock", "--check"]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_no_parent_release_admits_fails_naming_the_parent() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, _) = capped_by_parentpkg(
+        fixtures.path(),
+        &[("parentpkg", "1.0.5", &[("vulnpkg", "<1.0.1")])],
+    )
+    .await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0008").await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "parentpkg 1.0.0 does not admit vulnpkg 1.0.1, and no later release of parentpkg does"
+        ) && error.contains("not retried"),
+        "{error}"
+    );
     world.stop().await;
 }

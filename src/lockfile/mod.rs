@@ -333,6 +333,22 @@ async fn update_each_lock(
     Ok(outcome)
 }
 
+/// The locks (one of `names`) covering the target's `manifest`s read back as they are, for a
+/// tool run that could not move the package.
+fn read_back(
+    work_tree: &Path,
+    target: &LockTarget<'_>,
+    (manifest, names): (&str, &[&str]),
+    copies: impl Fn(&str, &str) -> Result<Vec<Resolved>, LockError>,
+) -> Result<LockOutcome, LockError> {
+    let mut outcome = LockOutcome::default();
+    for lock in covering_locks(work_tree, target, manifest, names) {
+        let text = read(work_tree, &lock)?;
+        record(work_tree, &lock, &text, |t| copies(t, &lock), &mut outcome)?;
+    }
+    Ok(outcome)
+}
+
 /// Runs one tool invocation in the sandbox, with the registry credentials when it reaches the
 /// network; a failure is the job's error, naming the lock.
 async fn run_tool(

@@ -27,17 +27,28 @@ pub async fn update(
     let upgrade = [format!("{}=={}", target.package, target.target_version)];
     let copies =
         |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.target_version));
-    let outcome = update_each_lock(
+    let files = ("pyproject.toml", &["uv.lock"][..]);
+    let updated = update_each_lock(
         sandbox,
         settings,
         work_tree,
         target,
-        ("pyproject.toml", &["uv.lock"]),
+        files,
         INSTALL_HINT,
         |lock| lock_run(settings, work_tree, lock, &upgrade),
         copies,
     )
-    .await?;
+    .await;
+    let outcome = match updated {
+        // A dependent's requirement excludes the fix: the locks stay as they are, and the
+        // lock step looks for an upgrade path.
+        Err(LockError::Tool { output, .. })
+            if target.lock_only && output.contains("No solution found") =>
+        {
+            super::read_back(work_tree, target, files, copies)?
+        }
+        updated => updated?,
+    };
     Ok(outcome.finish("uv lock --upgrade-package"))
 }
 
