@@ -2854,3 +2854,65 @@ async fn a_transitive_python_package_no_parent_release_admits_fails_naming_the_p
     );
     world.stop().await;
 }
+
+// Multi-threaded: the test runs tools (blocking) against an index served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_caps_in_poetry_lock_is_fixed_by_upgrading_the_parent() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let served = fixtures.path().join("served");
+    // The index as it was when the project locked: neither fix out yet.
+    wheel_set(
+        &served,
+        &[
+            ("vulnpkg", "1.0.0", &[]),
+            ("parentpkg", "1.0.0", &[("vulnpkg", ">=1.0.0,<1.0.1")]),
+        ],
+    );
+    let index = support::python_index::PythonIndex::start(&served).await;
+    let poetry = test_tool("REMEDIATOR_TEST_POETRY", "poetry");
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\n\
+         dependencies = [\"parentpkg~=1.0.0\"]\n\n[tool.poetry]\npackage-mode = false\n\n\
+         [[tool.poetry.source]]\nname = \"local\"\nurl = \"{}\"\npriority = \"primary\"\n",
+        index.url
+    );
+    std::fs::write(project.path().join("pyproject.toml"), &pyproject).unwrap();
+    python_tool(&poetry, project.path(), &["lock", "--no-interaction"]);
+    let lock = std::fs::read_to_string(project.path().join("poetry.lock")).unwrap();
+    // The fix is released, and a parent release that admits it.
+    wheel_set(
+        &served,
+        &[
+            ("vulnpkg", "1.0.1", &[]),
+            ("parentpkg", "1.1.0", &[("vulnpkg", ">=1.0.1")]),
+        ],
+    );
+    let (poetry_path, uv_path) = (poetry.clone(), uv_binary());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.clone()),
+            ("poetry.lock", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.poetry = poetry_path;
+            s.lockfiles.uv = uv_path;
+            s.security.allow_private_networks = true;
+        })),
+        ..Default::default()
+    })
+    .await;
+    FakeGithub::with_delay(Duration::ZERO)
+        .mount(&world.github)
+        .await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0009").await;
+    assert_parent_upgrade(
+        &op,
+        ("pyproject.toml", "poetry.lock"),
+        "parentpkg 1.0.0 -> 1.1.0 pulls vulnpkg 1.0.1",
+    );
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let check = checkout(&world, branch, &["pyproject.toml", "poetry.lock"], &[]);
+    python_tool(&poetry, check.path(), &["check", "--lock"]);
+    world.stop().await;
+}
