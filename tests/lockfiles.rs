@@ -1512,18 +1512,8 @@ async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothi
 async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
     let fixtures = tempfile::tempdir().unwrap();
     let config = local_crate_registry(fixtures.path());
-    let project = tempfile::tempdir().unwrap();
     let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"1\"\n";
-    std::fs::create_dir_all(project.path().join("src")).unwrap();
-    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
-    cargo(project.path(), &config, &["generate-lockfile"]);
-    cargo(
-        project.path(),
-        &config,
-        &["update", "-p", "vulncrate", "--precise", "1.0.0"],
-    );
-    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    let lock = locked_crate(&config, manifest, ("vulncrate", "1.0.0"));
     assert!(
         lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
         "{lock}"
@@ -1534,7 +1524,7 @@ async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
         .join("registry")
         .to_string_lossy()
         .into_owned();
-    let (world, github) = cargo_world(manifest, &lock, &config, registry_dir).await;
+    let (world, github) = cargo_world(manifest, &lock, &config, Some(registry_dir)).await;
     let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0101").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -1560,17 +1550,7 @@ async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
         "+{added:?}"
     );
     // cargo's own check on the branch.
-    let check = checkout(
-        &world,
-        branch,
-        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
-        &[],
-    );
-    cargo(
-        check.path(),
-        &config,
-        &["metadata", "--locked", "--format-version=1"],
-    );
+    cargo_locked_check(&world, branch, &config);
     let body = github.created()[0]["body"].as_str().unwrap().to_owned();
     assert!(body.contains("declared by no manifest"), "{body}");
     world.stop().await;
@@ -2607,34 +2587,56 @@ async fn held_by_parentcrate(
     ];
     crates.extend_from_slice(later);
     let (config, registry_dir) = crate_registry(fixtures, &crates);
-    let project = tempfile::tempdir().unwrap();
     let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"~1.0.0\"\n";
-    std::fs::create_dir_all(project.path().join("src")).unwrap();
-    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
-    cargo(project.path(), &config, &["generate-lockfile"]);
-    cargo(
-        project.path(),
-        &config,
-        &["update", "-p", "parentcrate", "--precise", "1.0.0"],
-    );
-    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    let lock = locked_crate(&config, manifest, ("parentcrate", "1.0.0"));
     assert!(
         lock.contains("name = \"parentcrate\"\nversion = \"1.0.0\"")
             && lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
         "{lock}"
     );
-    let (world, github) = cargo_world(manifest, &lock, &config, registry_dir).await;
+    let (world, github) = cargo_world(manifest, &lock, &config, Some(registry_dir)).await;
     (world, github, lock, config)
 }
 
+/// cargo's own check on a one-crate project's branch: the lock satisfies the manifest as it
+/// is (`cargo metadata --locked`).
+fn cargo_locked_check(world: &World, branch: &str, config: &std::path::Path) {
+    let check = checkout(
+        world,
+        branch,
+        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
+        &[],
+    );
+    cargo(
+        check.path(),
+        config,
+        &["metadata", "--locked", "--format-version=1"],
+    );
+}
+
+/// The `Cargo.lock` cargo writes for a one-crate project `manifest` resolving from `config`,
+/// with `pinned` (name, version) set back to that version.
+fn locked_crate(config: &std::path::Path, manifest: &str, (name, version): (&str, &str)) -> String {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    cargo(project.path(), config, &["generate-lockfile"]);
+    cargo(
+        project.path(),
+        config,
+        &["update", "-p", name, "--precise", version],
+    );
+    std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap()
+}
+
 /// A world whose repository is one crate (`manifest`, `lock`) and whose cargo resolves from
-/// the local registry `registry_dir` that `config` names.
+/// what `config` names: the local registry `registry_dir`, or (none) a registry on loopback.
 async fn cargo_world(
     manifest: &str,
     lock: &str,
     config: &std::path::Path,
-    registry_dir: String,
+    registry_dir: Option<String>,
 ) -> (World, FakeGithub) {
     let (cargo_path, config_path) = (cargo_binary(), config.to_path_buf());
     let world = World::start(WorldOptions {
@@ -2646,7 +2648,11 @@ async fn cargo_world(
         adjust: Some(Box::new(move |s| {
             s.lockfiles.cargo = cargo_path;
             s.lockfiles.cargo_config = Some(config_path);
-            s.lockfiles.cargo_registry_dirs = vec![registry_dir];
+            if registry_dir.is_none() {
+                // A registry on loopback: the egress policy must let cargo reach it.
+                s.security.allow_private_networks = true;
+            }
+            s.lockfiles.cargo_registry_dirs = registry_dir.into_iter().collect();
         })),
         ..Default::default()
     })
@@ -2689,17 +2695,7 @@ async fn a_transitive_crate_its_parent_pins_is_fixed_by_upgrading_the_parent() {
         "{after}"
     );
     // cargo's own check on the branch: the lock satisfies the manifest, unchanged.
-    let check = checkout(
-        &world,
-        branch,
-        &["Cargo.toml", "Cargo.lock", "src/lib.rs"],
-        &[],
-    );
-    cargo(
-        check.path(),
-        &config,
-        &["metadata", "--locked", "--format-version=1"],
-    );
+    cargo_locked_check(&world, branch, &config);
     let created = github.created();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["draft"], false);
@@ -2914,5 +2910,72 @@ async fn a_transitive_package_its_parent_caps_in_poetry_lock_is_fixed_by_upgradi
     let branch = op["output"]["branch"].as_str().unwrap();
     let check = checkout(&world, branch, &["pyproject.toml", "poetry.lock"], &[]);
     python_tool(&poetry, check.path(), &["check", "--lock"]);
+    world.stop().await;
+}
+
+// Multi-threaded: the test runs cargo (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crate_held_two_levels_down_in_a_sparse_registry_is_fixed_by_upgrading_both_parents() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let (_, registry_dir) = crate_registry(
+        fixtures.path(),
+        &[
+            ("vulncrate", "1.0.0", &[]),
+            ("vulncrate", "1.0.1", &[]),
+            ("parentcrate", "1.0.0", &[("vulncrate", "=1.0.0")]),
+            ("parentcrate", "1.1.0", &[("vulncrate", "^1.0.1")]),
+            ("grandcrate", "1.0.0", &[("parentcrate", "=1.0.0")]),
+            ("grandcrate", "1.0.1", &[("parentcrate", "^1.1")]),
+        ],
+    );
+    let registry =
+        support::sparse_registry::SparseRegistry::start(std::path::Path::new(&registry_dir)).await;
+    let config = fixtures.path().join("sparse.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source.crates-io]\nreplace-with = \"test\"\n\n[source.test]\nregistry = \"sparse+{}\"\n",
+            registry.index_url
+        ),
+    )
+    .unwrap();
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ngrandcrate = \"1\"\n";
+    let lock = locked_crate(&config, manifest, ("grandcrate", "1.0.0"));
+    assert!(
+        lock.contains("name = \"vulncrate\"\nversion = \"1.0.0\""),
+        "{lock}"
+    );
+    let (world, _github) = cargo_world(manifest, &lock, &config, None).await;
+    let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0104").await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    // The manifest's `1` admits grandcrate 1.0.1: only the lock moves.
+    assert_eq!(output["changed_files"], json!(["Cargo.lock"]), "{op}");
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(
+        note.contains(
+            "grandcrate 1.0.0 -> 1.0.1 pulls parentcrate ^1.1; parentcrate 1.0.0 -> 1.1.0 pulls \
+             vulncrate ^1.0.1"
+        ),
+        "{note}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let files = world
+        .git
+        .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
+    assert!(
+        !files.contains(".remediator-cargo-home"),
+        "the index cache the worker read is not committed: {files}"
+    );
+    cargo_locked_check(&world, branch, &config);
+    let after = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    assert!(
+        after.contains("name = \"grandcrate\"\nversion = \"1.0.1\"")
+            && after.contains("name = \"parentcrate\"\nversion = \"1.1.0\"")
+            && after.contains("name = \"vulncrate\"\nversion = \"1.0.1\""),
+        "{after}"
+    );
     world.stop().await;
 }

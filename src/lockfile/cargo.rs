@@ -3,13 +3,14 @@
 //! repository's `.cargo/config.toml` is not trusted for executables: `rustc`, its wrappers and
 //! credential providers are set by environment, which wins over any config file.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::record;
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, parent_dir,
     read,
 };
-use super::{record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
 const INSTALL_HINT: &str = "install Rust (rustup) and set lockfiles.cargo to the toolchain's \
@@ -55,9 +56,7 @@ pub async fn update(
     Ok(outcome.finish("cargo update --precise"))
 }
 
-/// `cargo update -p SPEC --precise VERSION` for `lock`, in the sandbox: the toolchain's cargo,
-/// a fresh CARGO_HOME with the worker's registry config, and nothing of the repository's
-/// config that names an executable.
+/// `cargo update -p SPEC --precise VERSION` for `lock`, in the sandbox.
 pub async fn precise(
     sandbox: &Sandbox,
     settings: &LockfileSettings,
@@ -66,19 +65,117 @@ pub async fn precise(
     spec: &str,
     version: &str,
 ) -> Result<(), LockError> {
+    let args = ["update", "-p", spec, "--precise", version];
+    let ran = run(sandbox, settings, work_tree, lock, &args, None).await?;
+    if !ran.success() {
+        return Err(super::tool_failed(
+            format!("cargo {}", args.join(" ")),
+            lock,
+            ran,
+        ));
+    }
+    Ok(())
+}
+
+/// The registry index files cargo reads to resolve `lock`'s graph, by crate name, as cargo
+/// caches them: `cargo update --dry-run` in the sandbox with its CARGO_HOME in a fresh
+/// directory of the clone, whose `registry/index/*/.cache/` is read once the run has ended and
+/// then removed (the resolution may fail: what it fetched is what counts). A local registry is
+/// not cached; [`super::cargo_upgrade::local_index`] reads it.
+pub async fn fetched_index(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+) -> Result<HashMap<String, Vec<u8>>, LockError> {
+    let name = format!(".remediator-cargo-home-{}", uuid::Uuid::new_v4());
+    let home = work_tree.join(&name);
+    let io = |e: std::io::Error| LockError::Read {
+        path: name.clone(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir(&home).map_err(io)?;
+    if let Some(config) = &settings.cargo_config
+        && let Err(error) = std::fs::copy(config, home.join("config.toml"))
+    {
+        let _ = std::fs::remove_dir_all(&home);
+        return Err(io(error));
+    }
+    let inside = sandbox.clone_path(work_tree, &name);
+    let ran = run(
+        sandbox,
+        settings,
+        work_tree,
+        lock,
+        &["update", "--dry-run"],
+        Some(&inside),
+    )
+    .await;
+    let mut found = HashMap::new();
+    cached_files(&home.join("registry").join("index"), 0, &mut found);
+    let _ = std::fs::remove_dir_all(&home);
+    let ran = ran?;
+    if !ran.success() {
+        tracing::info!(output = %ran.output, "cargo update --dry-run failed; reading what it fetched");
+    }
+    Ok(found)
+}
+
+/// Every regular file under `dir`'s `.cache` directories (never following a link), by name.
+fn cached_files(dir: &Path, depth: usize, found: &mut HashMap<String, Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let (Ok(kind), name) = (entry.file_type(), entry.file_name()) else {
+            continue;
+        };
+        let name = name.to_string_lossy().into_owned();
+        if kind.is_dir() && depth < 5 {
+            cached_files(&entry.path(), depth + 1, found);
+        } else if kind.is_file()
+            && entry.path().components().any(|c| c.as_os_str() == ".cache")
+            && let Ok(bytes) = std::fs::read(entry.path())
+        {
+            found.entry(name).or_insert(bytes);
+        }
+    }
+}
+
+/// One cargo run for `lock` in the sandbox: the toolchain's cargo, a fresh CARGO_HOME (`home`,
+/// else one in the sandbox's `/tmp`) with the worker's registry config, and nothing of the
+/// repository's config that names an executable.
+async fn run(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+    args: &[&str],
+    home: Option<&str>,
+) -> Result<crate::sandbox::ToolOutput, LockError> {
     let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
     let tool = tool.canonicalize().unwrap_or(tool);
     // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
     let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
-    let args = ["update", "-p", spec, "--precise", version]
-        .map(str::to_owned)
-        .to_vec();
+    let mut env = env(toolchain.as_deref());
+    let files_at = match home {
+        Some(home) => {
+            env.retain(|(key, _)| key != "CARGO_HOME");
+            env.push(("CARGO_HOME".to_owned(), home.to_owned()));
+            Vec::new()
+        }
+        None => settings
+            .cargo_config
+            .iter()
+            .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
+            .collect(),
+    };
     let run = ToolRun {
         program: tool.to_string_lossy().into_owned(),
-        args,
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
         work_tree: work_tree.to_path_buf(),
         dir: parent_dir(lock).to_owned(),
-        env: env(toolchain.as_deref()),
+        env,
         network: true,
         secrets: Vec::new(),
         read_only: toolchain
@@ -86,13 +183,9 @@ pub async fn precise(
             .cloned()
             .chain(settings.cargo_registry_dirs.iter().map(PathBuf::from))
             .collect(),
-        files_at: settings
-            .cargo_config
-            .iter()
-            .map(|file| (file.clone(), format!("{CARGO_HOME}/config.toml")))
-            .collect(),
+        files_at,
     };
-    run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
+    super::run_with_credentials(sandbox, settings, &run, INSTALL_HINT).await
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config

@@ -4,10 +4,10 @@
 //! the fix, read from the registry index cargo resolves from. Then cargo itself moves each
 //! parent (`cargo update -p PARENT@OLD --precise NEW`, in the sandbox), top-down.
 //!
-//! The index is read from the local registries the worker's cargo config names
-//! (`lockfiles.cargo_registry_dirs`: `DIR/index/...`, the operator's own files, never the
-//! repository's); a registry served over the network is not read here yet, and the job then
-//! says which parent to upgrade by hand.
+//! The index is what cargo itself reads: the local registries the worker's cargo config names
+//! (`lockfiles.cargo_registry_dirs`: `DIR/index/...`, the operator's own files), and for a
+//! registry served over the network (sparse or git), the entries a `cargo update --dry-run` in
+//! the sandbox fetched and cached ([`super::cargo::fetched_index`]). No registry client here.
 
 use std::path::{Path, PathBuf};
 
@@ -123,6 +123,24 @@ pub fn parse_index(text: &str) -> Vec<IndexEntry> {
         .collect()
 }
 
+/// The releases of a crate's file in cargo's index cache (`registry/index/*/.cache/`): a
+/// format byte (3), the index format (u32), the index version (an ETag or Last-Modified)
+/// ending in NUL, then each release's version and JSON line, each ending in NUL. Another
+/// format reads as no release.
+pub fn parse_cache(bytes: &[u8]) -> Vec<IndexEntry> {
+    let (Some(3), Some(rest)) = (bytes.first(), bytes.get(5..)) else {
+        return Vec::new();
+    };
+    let mut parts = rest.split(|b| *b == 0).skip(1);
+    let mut found = Vec::new();
+    while let (Some(_version), Some(json)) = (parts.next(), parts.next()) {
+        if let Ok(entry) = serde_json::from_slice(json) {
+            found.push(entry);
+        }
+    }
+    found
+}
+
 /// Where the index keeps a crate's file: `1/a`, `2/ab`, `3/a/abc`, `se/rd/serde`.
 pub fn index_path(name: &str) -> String {
     let name = name.to_ascii_lowercase();
@@ -226,9 +244,9 @@ fn unblock(
             let releases = index(&parent.name);
             let Some(locked) = releases.iter().find(|e| e.vers == parent.version) else {
                 return Err(format!(
-                    "{} {} holds {package} {}, and its requirements could not be read from a \
-                     local registry (lockfiles.cargo_registry_dirs); upgrade {} to a release \
-                     whose requirement admits {package} {target}",
+                    "{} {} holds {package} {}, and its requirements could not be read from the \
+                     registry index cargo fetched; upgrade {} to a release whose requirement \
+                     admits {package} {target}",
                     parent.name, parent.version, copy.version, parent.name
                 ));
             };
@@ -330,6 +348,36 @@ mod tests {
             "other" => vec![entry("2.0.0", &[("vuln", "1")])],
             _ => Vec::new(),
         }
+    }
+
+    #[test]
+    fn index_cache_files_are_read_as_cargo_writes_them() {
+        let mut bytes = vec![3, 2, 0, 0, 0];
+        bytes.extend_from_slice(b"etag: \"x\"\0");
+        for (version, json) in [
+            (
+                "1.0.0",
+                r#"{"name":"p","vers":"1.0.0","deps":[{"name":"v","req":"=1.0.0"}]}"#,
+            ),
+            (
+                "1.1.0",
+                r#"{"name":"p","vers":"1.1.0","deps":[],"yanked":true}"#,
+            ),
+        ] {
+            bytes.extend_from_slice(version.as_bytes());
+            bytes.push(0);
+            bytes.extend_from_slice(json.as_bytes());
+            bytes.push(0);
+        }
+        let releases = parse_cache(&bytes);
+        assert_eq!(releases.len(), 2);
+        assert_eq!(releases[0].requirement("v"), Some("=1.0.0"));
+        assert!(releases[1].yanked);
+        bytes[0] = 4;
+        assert!(
+            parse_cache(&bytes).is_empty(),
+            "another format reads as nothing"
+        );
     }
 
     #[test]

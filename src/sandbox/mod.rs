@@ -219,6 +219,15 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Where a tool sees `relative` of the clone `work_tree` (for a setting that names a path,
+    /// such as a cache the worker reads once the run has ended).
+    pub fn clone_path(&self, work_tree: &Path, relative: &str) -> String {
+        match self.settings.mode {
+            SandboxMode::Bubblewrap => format!("{CLONE}/{relative}"),
+            SandboxMode::None => work_tree.join(relative).to_string_lossy().into_owned(),
+        }
+    }
+
     pub async fn run(&self, run: &ToolRun, hint: &str) -> Result<ToolOutput, SandboxError> {
         let tool = find_tool(&run.program, hint)?;
         let proxy = match (self.settings.mode, run.network) {

@@ -11,3 +11,4 @@ pub mod npm_registry;
 pub mod processes;
 pub mod python_index;
 pub mod remediation;
+pub mod sparse_registry;

@@ -152,7 +152,7 @@ fn bump_declared(
 }
 
 /// The Cargo upgrade path: for each `Cargo.lock` holding a vulnerable copy, the parents to
-/// move (read from the local registry index), a member's manifest bumped where its
+/// move (read from the registry index cargo reads), a member's manifest bumped where its
 /// requirement excludes the new release, then `cargo update --precise` for each parent
 /// top-down and for the package.
 pub(super) async fn cargo(
@@ -172,7 +172,16 @@ pub(super) async fn cargo(
         .filter(|l| l.copies.iter().any(|c| c.vulnerable))
     {
         let text = originals.keep(root, &lock.lock)?;
-        let index = |name: &str| cargo_upgrade::local_index(settings, name);
+        let fetched = lockfile::cargo::fetched_index(&pipeline.sandbox, settings, root, &lock.lock)
+            .await
+            .map_err(super::failed)?;
+        let index = |name: &str| match cargo_upgrade::local_index(settings, name) {
+            local if !local.is_empty() => local,
+            _ => fetched
+                .get(&name.to_ascii_lowercase())
+                .map(|bytes| cargo_upgrade::parse_cache(bytes))
+                .unwrap_or_default(),
+        };
         let steps = cargo_upgrade::plan(
             &cargo_upgrade::parse_lock(&text),
             &index,
