@@ -121,6 +121,10 @@ pub async fn fetched_index(
     Ok(found)
 }
 
+/// An index file larger than this is not read (a crate's has a line per release: a few MiB at
+/// most).
+const MAX_INDEX_FILE: u64 = 16 * 1024 * 1024;
+
 /// Every regular file under `dir`'s `.cache` directories (never following a link), by name.
 fn cached_files(dir: &Path, depth: usize, found: &mut HashMap<String, Vec<u8>>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -135,6 +139,7 @@ fn cached_files(dir: &Path, depth: usize, found: &mut HashMap<String, Vec<u8>>) 
             cached_files(&entry.path(), depth + 1, found);
         } else if kind.is_file()
             && entry.path().components().any(|c| c.as_os_str() == ".cache")
+            && entry.metadata().is_ok_and(|m| m.len() <= MAX_INDEX_FILE)
             && let Ok(bytes) = std::fs::read(entry.path())
         {
             found.entry(name).or_insert(bytes);

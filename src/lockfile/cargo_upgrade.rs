@@ -219,7 +219,14 @@ pub fn plan(
     let mut steps = Vec::new();
     unblock(lock, index, package, target, 0, &mut steps)?;
     steps.reverse();
-    steps.dedup();
+    // A parent two holders share is moved once, where it first comes.
+    let mut seen = Vec::new();
+    steps.retain(|step| {
+        let key = (step.upgrade.parent.clone(), step.upgrade.from.clone());
+        let first = !seen.contains(&key);
+        seen.push(key);
+        first
+    });
     Ok(steps)
 }
 
@@ -258,7 +265,7 @@ fn unblock(
             else {
                 return Err(format!(
                     "{} {} requires {package} {asked}, and no later release of {} admits \
-                     {package} {target}",
+                     {package} {target}; replace it, or patch it by hand (a `[patch]` section)",
                     parent.name, parent.version, parent.name
                 ));
             };

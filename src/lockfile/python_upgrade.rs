@@ -15,7 +15,7 @@ use toml_edit::{DocumentMut, Item, Value};
 use super::npm_upgrade::ParentUpgrade;
 use super::{LockError, LockfileSettings, pep503_name, poetry, uv};
 use crate::patch::bump::{
-    BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
+    BumpError, BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
 };
 use crate::sandbox::Sandbox;
 
@@ -97,7 +97,7 @@ pub fn holders(
     let declared = |name: &str| {
         !matches!(
             bump_manifest(ManifestKind::PyprojectToml, pyproject, name, "0"),
-            Ok(BumpOutcome::NotDeclared)
+            Ok(BumpOutcome::NotDeclared) | Err(BumpError::Parse { .. })
         )
     };
     let (direct, deeper): (Vec<Holder>, Vec<Holder>) =

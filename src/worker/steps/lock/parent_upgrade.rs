@@ -47,9 +47,9 @@ pub(super) fn none_found(ecosystem: &str) -> String {
         "npm" => "one of them must be upgraded first to a release that admits the fix: none \
                   was found in its current major"
             .to_owned(),
-        other => format!(
+        _ => format!(
             "one of them must be upgraded first to a release that admits the fix (the worker \
-             looks for one in npm, Cargo, uv and Poetry projects, not for {other})"
+             looks for one in npm, Cargo, uv and Poetry projects, not in {ecosystem} ones)"
         ),
     }
 }
@@ -281,7 +281,7 @@ pub(super) async fn python(
                     originals.restore(root)?;
                     let why = format!(
                         "{} {} does not admit {package} {target_version}, and no later release \
-                         of {} does",
+                         of {} does; replace it, or ask its maintainers for a release that does",
                         holder.name, holder.version, holder.name
                     );
                     return Err(no_path(target, target_version, &why));
