@@ -459,7 +459,7 @@ mod tests {
             plan(&lock, &stuck, "vuln", "1.0.1"),
             Err(
                 "parent 1.0.0 requires vuln =1.0.0, and no later release of parent admits \
-                 vuln 1.0.1"
+                 vuln 1.0.1; replace it, or patch it by hand (a `[patch]` section)"
                     .to_owned()
             )
         );
