@@ -1557,6 +1557,43 @@ async fn a_transitive_crate_is_moved_in_cargo_lock_alone() {
 }
 
 #[tokio::test]
+async fn a_transitive_crate_its_parent_holds_below_the_fix_fails_naming_the_parent() {
+    // parentcrate asks for vulncrate ^1.0 and the fix is 2.0.0: cargo refuses the move, and
+    // the job says which crate must be upgraded first instead of only cargo's words.
+    let fixtures = tempfile::tempdir().unwrap();
+    let config = local_crate_registry(fixtures.path());
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparentcrate = \"1\"\n";
+    let lock = locked_crate(&config, manifest, ("vulncrate", "1.0.0"));
+    let registry_dir = fixtures
+        .path()
+        .join("registry")
+        .to_string_lossy()
+        .into_owned();
+    let (world, github) = cargo_world(manifest, &lock, &config, Some(registry_dir)).await;
+    let assessment = world
+        .add_affected(
+            "vulncrate",
+            "crates.io",
+            "RUSTSEC-2024-0102",
+            "1.0.0",
+            "2.0.0",
+        )
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("vulncrate 1.0.0 is held by parentcrate 1.0.0 (in Cargo.lock)")
+            && error.contains("a release whose requirement admits 2.0.0")
+            && error.contains("not retried"),
+        "{error}"
+    );
+    assert!(github.created().is_empty(), "no pull request without a fix");
+    world.stop().await;
+}
+
+#[tokio::test]
 async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
     let registry = NpmRegistry::start(&[
         ("lodash", "4.17.20", &[]),
@@ -1661,6 +1698,14 @@ async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_withou
     assert!(
         error.contains("could not move lodash (4.17.20 at node_modules/lodash)")
             && error.contains("not retried"),
+        "{error}"
+    );
+    // It names who holds the copy, and both ways out.
+    assert!(
+        error.contains(
+            "held by node_modules/parent (1.0.0) asks for 4.17.20 (in package-lock.json)"
+        ) && error.contains("a release whose requirement admits lodash 4.17.21")
+            && error.contains("lockfiles.overrides = true"),
         "{error}"
     );
     assert!(github.created().is_empty(), "no pull request without a fix");

@@ -10,6 +10,7 @@
 //! updated (a tool missing, a form not supported) fails the job, or with `lockfiles.update =
 //! "best_effort"` makes a draft PR that says so: never a silently stale lock.
 
+pub mod blockers;
 pub mod cargo;
 pub mod cargo_upgrade;
 pub mod credentials;

@@ -76,6 +76,7 @@ pub async fn run(
         .flat_map(|l| &l.copies)
         .filter(|copy| copy.vulnerable)
         .count();
+    let lock_paths: Vec<String> = locked.iter().map(|l| l.lock.clone()).collect();
     let manifests: Vec<String> = if patch.is_lock_only() {
         let mut beside: Vec<String> = locked.into_iter().map(|l| l.manifest).collect();
         beside.dedup();
@@ -108,6 +109,23 @@ pub async fn run(
     .map_err(|error| {
         if error.is_transient() {
             StepFailure::transient(STEP, error.to_string())
+        } else if patch.is_lock_only() {
+            // The tool refused to move the copy (cargo: no version matching a parent's
+            // requirement): say who holds it.
+            let held = holders(&checkout.work_tree, &lock_paths, &target.package_name);
+            match held.is_empty() {
+                true => StepFailure::permanent(STEP, error.to_string()),
+                false => StepFailure::permanent(
+                    STEP,
+                    format!(
+                        "{error}; {} {} is held by {}: upgrade it to a release whose \
+                         requirement admits {target_version} first",
+                        target.package_name,
+                        target.installed_version,
+                        held.join("; ")
+                    ),
+                ),
+            }
         } else {
             StepFailure::permanent(STEP, error.to_string())
         }
@@ -130,17 +148,31 @@ pub async fn run(
                     .await;
             }
         }
-        if let Some(upgraded) =
-            parent_upgrade::outside_npm(pipeline, checkout, target, &target_version, &manifests)
-                .await
+        let verification = &outcome.verification;
+        if let Some(upgraded) = parent_upgrade::outside_npm(
+            pipeline,
+            checkout,
+            target,
+            &target_version,
+            &manifests,
+            verification,
+        )
+        .await
         {
             return upgraded;
         }
+        let next = if target.ecosystem.eq_ignore_ascii_case("npm") && !pipeline.lockfiles.overrides
+        {
+            Blocked::OverridesOff
+        } else {
+            Blocked::NoUpgradePath
+        };
         return Err(blocked(
+            &checkout.work_tree,
             target,
             &target_version,
             &outcome.verification,
-            false,
+            next,
         ));
     }
     let verification = outcome.verification;
@@ -180,33 +212,79 @@ pub async fn run(
     })
 }
 
-/// The job's error when no copy could be moved.
-fn blocked(
+/// What was tried before a job gives up on a transitive copy, for its error's advice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Blocked {
+    /// No upgrade path was found (or none is looked for in this ecosystem yet).
+    NoUpgradePath,
+    /// As above, and the override that would force it is turned off.
+    OverridesOff,
+    /// Even an override left a vulnerable copy.
+    OverrideFailed,
+    /// The upgrade path looked and found no parent release to move to (or could not move to
+    /// it): why, naming the parent.
+    NoParentRelease(String),
+}
+
+/// The job's error when no copy could be moved: which copies stay, which packages hold them
+/// (read from the locks), and what would unblock the fix.
+pub(super) fn blocked(
+    root: &std::path::Path,
     target: &RemediationTarget,
     target_version: &str,
     verification: &Verification,
-    overrides_tried: bool,
+    next: Blocked,
 ) -> StepFailure {
+    let package = &target.package_name;
     let stays: Vec<String> = verification
         .resolved
         .iter()
         .filter(|copy| copy.vulnerable)
         .map(|copy| format!("{} at {}", copy.version, copy.path))
         .collect();
-    let next = if overrides_tried {
-        "even an override did not move it".to_owned()
-    } else {
-        parent_upgrade::none_found(&target.ecosystem)
+    let holders = holders(root, &verification.lock_files, package);
+    let held = match holders.is_empty() {
+        true => "the packages that depend on it do not admit it".to_owned(),
+        false => format!("it is held by {}", holders.join("; ")),
+    };
+    let next = match next {
+        Blocked::OverrideFailed => "even an override did not move it".to_owned(),
+        Blocked::NoUpgradePath => format!(
+            "upgrade the package that holds it to a release whose requirement admits \
+             {package} {target_version} ({})",
+            parent_upgrade::none_found(&target.ecosystem)
+        ),
+        Blocked::NoParentRelease(why) => format!("no parent upgrade fixes it: {why}"),
+        Blocked::OverridesOff => format!(
+            "upgrade the package that holds it to a release whose requirement admits \
+             {package} {target_version}, or set lockfiles.overrides = true to force it with an \
+             override (opened as a draft)"
+        ),
     };
     StepFailure::permanent(
         STEP,
         format!(
-            "the lock-only update could not move {} ({}): the packages that depend on it do not \
-             admit {target_version}; {next}",
-            target.package_name,
+            "the lock-only update could not move {package} ({}) to {target_version}: {held}; \
+             {next}",
             stays.join(", ")
         ),
     )
+}
+
+/// The packages of each lock in `locks` that depend on `package`, per lock:
+/// `parent 1.0.0 asks for ^1.0 (in Cargo.lock)`.
+fn holders(root: &std::path::Path, locks: &[String], package: &str) -> Vec<String> {
+    let mut held = Vec::new();
+    for lock in locks {
+        let name = lock.rsplit('/').next().unwrap_or(lock);
+        if let Ok(text) = std::fs::read_to_string(root.join(lock)) {
+            let found = lockfile::blockers::dependents(name, &text, package);
+            if !found.is_empty() {
+                held.push(format!("{} (in {lock})", found.join(", ")));
+            }
+        }
+    }
+    held
 }
 
 /// Has the tools update the locks of `manifests` as for a direct change, after the lock step

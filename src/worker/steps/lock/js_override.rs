@@ -4,7 +4,7 @@
 //! the lock is updated by that manager as for a direct change, and the pull request is a draft
 //! naming who asked for what. `lockfiles.overrides = false` turns it off.
 
-use super::{Locked, STEP, blocked, relock};
+use super::{Blocked, Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
 use crate::lockfile::overrides::{self, Manager};
 use crate::worker::failure::StepFailure;
@@ -60,7 +60,13 @@ pub(super) async fn force(
     }
     let outcome = relock(pipeline, root, target, target_version, manifests).await?;
     if outcome.verification.vulnerable_left > 0 {
-        return Err(blocked(target, target_version, &outcome.verification, true));
+        return Err(blocked(
+            root,
+            target,
+            target_version,
+            &outcome.verification,
+            Blocked::OverrideFailed,
+        ));
     }
     changed.extend(outcome.changed);
     let reason = format!(

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{Locked, STEP, relock};
+use super::{Blocked, Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
 use crate::lockfile::{self, cargo_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
@@ -18,13 +18,15 @@ use crate::worker::pipeline::Pipeline;
 use crate::worker::steps::clone::Checkout;
 
 /// The upgrade path of a Cargo or Python project whose lock-only update moved nothing: the
-/// result, or the failure naming what blocks the fix; `None` for an ecosystem without one.
+/// result, or the job's failure naming what blocks the fix (with the copies that stay and who
+/// holds them, as [`blocked`] words it); `None` for an ecosystem without one.
 pub(super) async fn outside_npm(
     pipeline: &Pipeline,
     checkout: &Checkout,
     target: &RemediationTarget,
     target_version: &str,
     manifests: &[String],
+    verification: &lockfile::Verification,
 ) -> Option<Result<Locked, StepFailure>> {
     let root = &checkout.work_tree;
     let is = |names: &[&str]| {
@@ -32,24 +34,28 @@ pub(super) async fn outside_npm(
             .iter()
             .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
     };
-    if is(&["crates.io", "cargo"]) {
-        Some(cargo(pipeline, root, target, target_version, manifests).await)
+    let found = if is(&["crates.io", "cargo"]) {
+        cargo(pipeline, root, target, target_version, manifests).await
     } else if is(&["pypi"]) {
-        Some(python(pipeline, root, target, target_version, manifests).await)
+        python(pipeline, root, target, target_version, manifests).await
     } else {
-        None
-    }
+        return None;
+    };
+    Some(found.and_then(|found| {
+        found.map_err(|why| {
+            let next = Blocked::NoParentRelease(why);
+            blocked(root, target, target_version, verification, next)
+        })
+    }))
 }
 
-/// The end of a blocked job's error where no upgrade path was found, per ecosystem.
+/// Why a blocked job found no such release itself, per ecosystem.
 pub(super) fn none_found(ecosystem: &str) -> String {
     match ecosystem.to_ascii_lowercase().as_str() {
-        "npm" => "one of them must be upgraded first to a release that admits the fix: none \
-                  was found in its current major"
-            .to_owned(),
+        "npm" => "the worker found none in its current major".to_owned(),
         _ => format!(
-            "one of them must be upgraded first to a release that admits the fix (the worker \
-             looks for one in npm, Cargo, uv and Poetry projects, not in {ecosystem} ones)"
+            "the worker looks for one itself in npm, Cargo, uv and Poetry projects, not in \
+             {ecosystem} ones"
         ),
     }
 }
@@ -76,18 +82,9 @@ pub(super) fn upgraded(
     }
 }
 
-/// The job's error when no upgrade path exists: `why` names the parent and what would
-/// unblock it.
-fn no_path(target: &RemediationTarget, target_version: &str, why: &str) -> StepFailure {
-    StepFailure::permanent(
-        STEP,
-        format!(
-            "the lock-only update could not move {} to {target_version}, and no parent upgrade \
-             fixes it: {why}",
-            target.package_name
-        ),
-    )
-}
+/// An upgrade path's result: the fix, or (inner `Err`) why there is none, naming the parent
+/// and what would unblock it; the outer `Err` is a failure of the step itself.
+type Found = Result<Result<Locked, String>, StepFailure>;
 
 /// The project's files before the upgrade path touched them, to compute what changed and to
 /// put them back.
@@ -161,7 +158,7 @@ pub(super) async fn cargo(
     target: &RemediationTarget,
     target_version: &str,
     manifests: &[String],
-) -> Result<Locked, StepFailure> {
+) -> Found {
     let package = &target.package_name;
     let settings = &pipeline.lockfiles;
     let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
@@ -182,13 +179,16 @@ pub(super) async fn cargo(
                 .map(|bytes| cargo_upgrade::parse_cache(bytes))
                 .unwrap_or_default(),
         };
-        let steps = cargo_upgrade::plan(
+        let planned = cargo_upgrade::plan(
             &cargo_upgrade::parse_lock(&text),
             &index,
             package,
             target_version,
-        )
-        .map_err(|why| no_path(target, target_version, &why))?;
+        );
+        let steps = match planned {
+            Ok(steps) => steps,
+            Err(why) => return Ok(Err(why)),
+        };
         let dir = lockfile::parent_dir(&lock.lock);
         let members = lockfile::transitive::manifests_under(root, dir, "Cargo.toml");
         for step in steps.iter().filter(|s| s.direct) {
@@ -205,7 +205,7 @@ pub(super) async fn cargo(
                 if let Err(why) = bumped {
                     originals.restore(root)?;
                     let why = format!("{parent} {to} would admit the fix, but {why}");
-                    return Err(no_path(target, target_version, &why));
+                    return Ok(Err(why));
                 }
             }
         }
@@ -221,7 +221,7 @@ pub(super) async fn cargo(
                     .collect::<Vec<_>>()
                     .join("; ")
             );
-            return Err(no_path(target, target_version, &why));
+            return Ok(Err(why));
         }
         chains.extend(steps.iter().map(cargo_upgrade::Step::chain));
     }
@@ -245,7 +245,7 @@ pub(super) async fn python(
     target: &RemediationTarget,
     target_version: &str,
     manifests: &[String],
-) -> Result<Locked, StepFailure> {
+) -> Found {
     let package = &target.package_name;
     let settings = &pipeline.lockfiles;
     let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
@@ -257,8 +257,10 @@ pub(super) async fn python(
     {
         let text = originals.keep(root, &lock.lock)?;
         let pyproject = originals.keep(root, &lock.manifest)?;
-        let holders = python_upgrade::holders(&text, &pyproject, package, target_version)
-            .map_err(|why| no_path(target, target_version, &why))?;
+        let holders = match python_upgrade::holders(&text, &pyproject, package, target_version) {
+            Ok(holders) => holders,
+            Err(why) => return Ok(Err(why)),
+        };
         let dir = lockfile::parent_dir(&lock.lock);
         let mut moved = Vec::new();
         for holder in &holders {
@@ -284,7 +286,7 @@ pub(super) async fn python(
                          of {} does; replace it, or ask its maintainers for a release that does",
                         holder.name, holder.version, holder.name
                     );
-                    return Err(no_path(target, target_version, &why));
+                    return Ok(Err(why));
                 }
             };
             let bumped = bump_declared(
@@ -312,7 +314,7 @@ pub(super) async fn python(
                 "{} would admit it, but the lock could not be moved there ({dir}): {error}",
                 chains.join("; ")
             );
-            return Err(no_path(target, target_version, &why));
+            return Ok(Err(why));
         }
     }
     finish(
@@ -337,14 +339,11 @@ async fn finish(
     manifests: &[String],
     originals: Originals,
     chains: Vec<String>,
-) -> Result<Locked, StepFailure> {
+) -> Found {
     let package = &target.package_name;
     if chains.is_empty() {
-        return Err(no_path(
-            target,
-            target_version,
-            "no dependency of the project that holds it could be found in the lock",
-        ));
+        let why = "no dependency of the project that holds it could be found in the lock";
+        return Ok(Err(why.to_owned()));
     }
     let outcome = match relock(pipeline, root, target, target_version, manifests).await {
         Ok(outcome) => outcome,
@@ -359,7 +358,7 @@ async fn finish(
             "after {}, a vulnerable copy is still held by another dependent",
             chains.join("; ")
         );
-        return Err(no_path(target, target_version, &why));
+        return Ok(Err(why));
     }
     let mut changed = originals.changed(root);
     for (path, text) in outcome.changed {
@@ -367,5 +366,10 @@ async fn finish(
             changed.push((path, text));
         }
     }
-    Ok(upgraded(changed, outcome.verification, package, &chains))
+    Ok(Ok(upgraded(
+        changed,
+        outcome.verification,
+        package,
+        &chains,
+    )))
 }

@@ -1,0 +1,171 @@
+//! Who holds a vulnerable transitive copy in place: the packages of a lock file that depend
+//! on it, with what they ask for where the lock records it. A job that cannot move the copy
+//! names them, so that whoever reads the failure knows which package must be upgraded first
+//! (and to what: a release whose requirement admits the fixed version).
+
+use toml_edit::{DocumentMut, Item, Value};
+
+use super::overrides::{self, Manager};
+
+/// The dependents of `package` in the lock file `lock_name` (a file name) with text `text`,
+/// as `parent 1.0.0 asks for >=1,<2` or `parent 1.0.0` when the lock keeps no requirement.
+pub fn dependents(lock_name: &str, text: &str, package: &str) -> Vec<String> {
+    match lock_name {
+        "package-lock.json" | "npm-shrinkwrap.json" => {
+            overrides::dependents(Manager::Npm, text, package)
+        }
+        "pnpm-lock.yaml" => overrides::dependents(Manager::Pnpm, text, package),
+        "yarn.lock" => overrides::dependents(Manager::Yarn, text, package),
+        "Cargo.lock" | "uv.lock" | "poetry.lock" => toml_dependents(text, package),
+        _ => Vec::new(),
+    }
+}
+
+/// `[[package]]` tables with a `dependencies` list naming the package: Cargo (`"name"` or
+/// `"name version (source)"` strings), uv (`{ name = "..." }` tables) and Poetry (a
+/// `[package.dependencies]` table of requirements).
+fn toml_dependents(text: &str, package: &str) -> Vec<String> {
+    let Ok(document) = text.parse::<DocumentMut>() else {
+        return Vec::new();
+    };
+    let Some(packages) = document.get("package").and_then(Item::as_array_of_tables) else {
+        return Vec::new();
+    };
+    let same = |name: &str| normalized(name) == normalized(package);
+    let mut found = Vec::new();
+    for table in packages.iter() {
+        let (Some(name), Some(version)) = (
+            table.get("name").and_then(Item::as_str),
+            table.get("version").and_then(Item::as_str),
+        ) else {
+            continue;
+        };
+        let asks = match table.get("dependencies") {
+            Some(Item::Value(Value::Array(list))) => list
+                .iter()
+                .find(|entry| match entry {
+                    Value::String(spec) => {
+                        spec.value().split_whitespace().next().is_some_and(&same)
+                    }
+                    Value::InlineTable(entry) => {
+                        entry.get("name").and_then(Value::as_str).is_some_and(&same)
+                    }
+                    _ => false,
+                })
+                .map(|_| None),
+            Some(Item::Table(requirements)) => requirements
+                .iter()
+                .find(|(key, _)| same(key))
+                .map(|(_, requirement)| poetry_requirement(requirement)),
+            _ => None,
+        };
+        match asks {
+            Some(Some(range)) => found.push(format!("{name} {version} asks for {range}")),
+            Some(None) => found.push(format!("{name} {version}")),
+            None => {}
+        }
+    }
+    found
+}
+
+/// Poetry writes `name = ">=1,<2"` or `name = {version = ">=1", optional = true}`.
+fn poetry_requirement(item: &Item) -> Option<String> {
+    match item {
+        Item::Value(Value::String(range)) => Some(range.value().to_owned()),
+        Item::Value(Value::InlineTable(table)) => table
+            .get("version")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Python names compare case-insensitively with `-`, `_` and `.` alike (PEP 503); Cargo's
+/// and npm's names are already normalised, so this changes nothing for them.
+fn normalized(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_parents_are_found_by_name_or_by_name_and_version() {
+        let lock = r#"version = 4
+
+[[package]]
+name = "app"
+version = "0.1.0"
+dependencies = ["parentcrate", "serde 1.0.0"]
+
+[[package]]
+name = "parentcrate"
+version = "1.0.0"
+source = "registry+https://registry.invalid/index"
+dependencies = [
+ "vulncrate 0.9.0 (registry+https://registry.invalid/index)",
+]
+
+[[package]]
+name = "othercrate"
+version = "2.0.0"
+dependencies = ["vulncrate"]
+
+[[package]]
+name = "vulncrate"
+version = "0.9.0"
+"#;
+        assert_eq!(
+            dependents("Cargo.lock", lock, "vulncrate"),
+            ["parentcrate 1.0.0", "othercrate 2.0.0"]
+        );
+        assert!(dependents("Cargo.lock", lock, "nothing").is_empty());
+    }
+
+    #[test]
+    fn poetry_parents_say_what_they_ask_for() {
+        let lock = r#"[[package]]
+name = "requests"
+version = "2.31.0"
+
+[package.dependencies]
+certifi = ">=2017.4.17"
+Idna = {version = ">=2.5,<4", optional = true}
+
+[[package]]
+name = "idna"
+version = "3.6"
+"#;
+        assert_eq!(
+            dependents("poetry.lock", lock, "idna"),
+            ["requests 2.31.0 asks for >=2.5,<4"]
+        );
+    }
+
+    #[test]
+    fn uv_parents_are_named() {
+        let lock = r#"version = 1
+
+[[package]]
+name = "requests"
+version = "2.31.0"
+source = { registry = "https://registry.invalid/simple" }
+dependencies = [
+    { name = "certifi" },
+    { name = "idna" },
+]
+
+[[package]]
+name = "idna"
+version = "3.6"
+"#;
+        assert_eq!(dependents("uv.lock", lock, "IDNA"), ["requests 2.31.0"]);
+    }
+
+    #[test]
+    fn an_unreadable_lock_names_no_one() {
+        assert!(dependents("Cargo.lock", "not [toml", "x").is_empty());
+        assert!(dependents("go.mod", "module x", "x").is_empty());
+    }
+}
