@@ -21,10 +21,30 @@ pub fn dependents(lock_name: &str, text: &str, package: &str) -> Vec<String> {
     }
 }
 
+/// A package of a TOML lock that depends on another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependent {
+    pub name: String,
+    pub version: String,
+    /// What it asks for, where the lock records it (Poetry does; Cargo and uv do not).
+    pub asks: Option<String>,
+}
+
+/// The dependents of `package` in a TOML lock, as `parent 1.0.0 asks for >=1,<2`.
+fn toml_dependents(text: &str, package: &str) -> Vec<String> {
+    toml_holders(text, package)
+        .into_iter()
+        .map(|d| match d.asks {
+            Some(range) => format!("{} {} asks for {range}", d.name, d.version),
+            None => format!("{} {}", d.name, d.version),
+        })
+        .collect()
+}
+
 /// `[[package]]` tables with a `dependencies` list naming the package: Cargo (`"name"` or
 /// `"name version (source)"` strings), uv (`{ name = "..." }` tables) and Poetry (a
 /// `[package.dependencies]` table of requirements).
-fn toml_dependents(text: &str, package: &str) -> Vec<String> {
+pub fn toml_holders(text: &str, package: &str) -> Vec<Dependent> {
     let Ok(document) = text.parse::<DocumentMut>() else {
         return Vec::new();
     };
@@ -59,10 +79,12 @@ fn toml_dependents(text: &str, package: &str) -> Vec<String> {
                 .map(|(_, requirement)| poetry_requirement(requirement)),
             _ => None,
         };
-        match asks {
-            Some(Some(range)) => found.push(format!("{name} {version} asks for {range}")),
-            Some(None) => found.push(format!("{name} {version}")),
-            None => {}
+        if let Some(asks) = asks {
+            found.push(Dependent {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                asks,
+            });
         }
     }
     found

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use toml_edit::{DocumentMut, Item, Value};
+use toml_edit::DocumentMut;
 
 use super::npm_upgrade::ParentUpgrade;
 use super::{LockError, LockfileSettings, pep503_name, poetry, uv};
@@ -23,13 +23,7 @@ use crate::sandbox::Sandbox;
 const TRIAL_FILE: &str = "/tmp/parent-upgrade.in";
 
 /// A dependency of the project that holds the package, as the lock shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub name: String,
-    pub version: String,
-    /// What it asks for the package, where the lock records it (Poetry does, uv does not).
-    pub asks: Option<String>,
-}
+pub use super::blockers::Dependent as Holder;
 
 /// What the resolver says about one holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,49 +45,7 @@ pub fn holders(
     package: &str,
     target: &str,
 ) -> Result<Vec<Holder>, String> {
-    let Ok(document) = lock.parse::<DocumentMut>() else {
-        return Ok(Vec::new());
-    };
-    let Some(packages) = document.get("package").and_then(Item::as_array_of_tables) else {
-        return Ok(Vec::new());
-    };
-    let wanted = pep503_name(package);
-    let mut dependents = Vec::new();
-    for table in packages.iter() {
-        let (Some(name), Some(version)) = (
-            table.get("name").and_then(Item::as_str),
-            table.get("version").and_then(Item::as_str),
-        ) else {
-            continue;
-        };
-        let asks = match table.get("dependencies") {
-            // uv: `dependencies = [{ name = "vulnpkg" }]`.
-            Some(Item::Value(Value::Array(list))) => list
-                .iter()
-                .filter_map(Value::as_inline_table)
-                .filter_map(|entry| entry.get("name").and_then(Value::as_str))
-                .any(|name| pep503_name(name) == wanted)
-                .then_some(None),
-            // Poetry: `[package.dependencies]` of requirements.
-            Some(Item::Table(requirements)) => requirements
-                .iter()
-                .find(|(key, _)| pep503_name(key) == wanted)
-                .map(|(_, requirement)| {
-                    requirement
-                        .as_str()
-                        .or_else(|| requirement.get("version").and_then(Item::as_str))
-                        .map(str::to_owned)
-                }),
-            _ => None,
-        };
-        if let Some(asks) = asks {
-            dependents.push(Holder {
-                name: name.to_owned(),
-                version: version.to_owned(),
-                asks,
-            });
-        }
-    }
+    let dependents = super::blockers::toml_holders(lock, package);
     let declared = |name: &str| {
         !matches!(
             bump_manifest(ManifestKind::PyprojectToml, pyproject, name, "0"),
