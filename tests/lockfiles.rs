@@ -1708,6 +1708,14 @@ async fn a_transitive_package_its_parent_pins_fails_naming_what_blocks_it_withou
             && error.contains("lockfiles.overrides = true"),
         "{error}"
     );
+    // The upgrade path looked, and says which parent has no release that admits the fix.
+    assert!(
+        error.contains(
+            "parent 1.0.0 asks for lodash 4.17.20, and no later release of parent in 1.x admits \
+             4.17.21"
+        ),
+        "{error}"
+    );
     assert!(github.created().is_empty(), "no pull request without a fix");
     world.stop().await;
 }
@@ -2339,6 +2347,31 @@ impl JsManager {
     }
 }
 
+/// A project of `manager` that depends on `parent` ^1.0.0 and ms ^2.1.3, locked by `manager`
+/// against `registry` as it is now (lodash at 4.17.20), in a world: its manifest and lock.
+async fn parent_project(
+    manager: JsManager,
+    registry: &NpmRegistry,
+) -> (World, FakeGithub, String, String) {
+    let manifest = package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}));
+    let mut files = manager.extra_files(registry);
+    files.push(("package.json", manifest.clone()));
+    let lock = manager.lock_for(&files, registry);
+    assert!(
+        lock.contains("4.17.20") && !lock.contains("4.17.21"),
+        "{lock}"
+    );
+    files.push((manager.lock_file(), lock.clone()));
+    let (world, github) = js_world(
+        files,
+        registry,
+        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
+        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+    )
+    .await;
+    (world, github, manifest, lock)
+}
+
 /// A project of `manager` whose `parent` pins lodash 4.17.20 exactly (and that uses ms as
 /// well, which nothing must touch): only an override can fix it.
 async fn js_pinned_by_parent(manager: JsManager) {
@@ -2349,22 +2382,7 @@ async fn js_pinned_by_parent(manager: JsManager) {
         ("parent", "1.0.0", &[("lodash", "4.17.20")]),
     ])
     .await;
-    let manifest = package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}));
-    let mut files = manager.extra_files(&registry);
-    files.push(("package.json", manifest.clone()));
-    let lock = manager.lock_for(&files, &registry);
-    assert!(
-        lock.contains("4.17.20") && !lock.contains("4.17.21"),
-        "{lock}"
-    );
-    files.push((manager.lock_file(), lock.clone()));
-    let (world, github) = js_world(
-        files,
-        &registry,
-        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
-        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
-    )
-    .await;
+    let (world, github, manifest, lock) = parent_project(manager, &registry).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -2462,6 +2480,85 @@ async fn a_transitive_package_its_parent_pins_is_forced_by_yarn_classic_resoluti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transitive_package_its_parent_pins_is_forced_by_yarn_berry_resolutions_in_a_draft() {
     js_pinned_by_parent(JsManager::Berry).await;
+}
+
+/// A project of `manager` whose `parent` 1.0.0 pins lodash 4.17.20 exactly, and whose next
+/// release, 1.0.1 (published after the lock was made), asks for ^4.17.21: the parent moves to
+/// 1.0.1 (not 2.0.0, another major) and no override is written.
+async fn js_upgraded_parent(manager: JsManager) {
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("ms", "2.1.3", &[]),
+        ("parent", "1.0.0", &[("lodash", "4.17.20")]),
+    ])
+    .await;
+    let (world, github, manifest, lock) = parent_project(manager, &registry).await;
+    registry.publish(("parent", "1.0.1", &[("lodash", "^4.17.21")]));
+    registry.publish(("parent", "2.0.0", &[]));
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", manager.lock_file()]),
+        "{op}"
+    );
+    let note = output["strategy_note"].as_str().unwrap();
+    assert!(
+        note.contains("parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"),
+        "{note}"
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    let mut expected: Value = serde_json::from_str(&manifest).unwrap();
+    expected["dependencies"]["parent"] = json!("^1.0.1");
+    assert_eq!(
+        after, expected,
+        "parent raised, range style kept, nothing else"
+    );
+    let after_lock = world.file_on_branch(branch, manager.lock_file()).unwrap();
+    assert!(
+        after_lock.contains("4.17.21") && !after_lock.contains("4.17.20"),
+        "{after_lock}"
+    );
+    assert!(
+        !after_lock.contains("2.0.0"),
+        "parent stays in its major: {after_lock}"
+    );
+    let ms_lines = |lock: &str| -> Vec<String> {
+        lock.lines()
+            .filter(|l| l.contains("ms@") || l.trim_start().starts_with("ms"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(ms_lines(&after_lock), ms_lines(&lock), "ms is not touched");
+    manager.check_branch(&world, branch, &registry);
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false, "a parent upgrade is no draft");
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("parent upgrade"), "{body}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent_with_pnpm() {
+    js_upgraded_parent(JsManager::Pnpm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent_with_yarn_classic() {
+    js_upgraded_parent(JsManager::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent_with_yarn_berry() {
+    js_upgraded_parent(JsManager::Berry).await;
 }
 
 // Multi-threaded: the test runs tools (blocking) against a registry served by this runtime.

@@ -1,12 +1,14 @@
-//! The npm upgrade path for a transitive package its dependents pin below the fix: for each
-//! direct dependency that asks for a vulnerable range, the lowest later release of it (in its
-//! current major) whose own range for the package admits the fix, read from the registry by
-//! `npm view` in the sandbox (npm knows the project's registry and credentials).
+//! The upgrade path of npm, pnpm and yarn projects for a transitive package its dependents pin
+//! below the fix: for each direct dependency whose entry in the lock asks for a vulnerable
+//! range, the lowest later release of it (in its current major) whose own range for the
+//! package admits the fix, read from the registry by `npm view` in the sandbox (npm knows the
+//! project's `.npmrc`, and `lockfiles.npm_registry` names the registry for all three).
 
 use std::path::Path;
 
 use serde_json::Value;
 
+use super::overrides::{self, Manager};
 use super::{LockError, LockfileSettings};
 use crate::patch::bump::{Version, npm_range_admits};
 use crate::sandbox::{Sandbox, ToolRun};
@@ -49,19 +51,40 @@ impl ParentUpgrade {
     }
 }
 
-/// The hoisted direct dependencies (`node_modules/NAME`, declared by the root manifest) whose
-/// range for `package` does not admit `target`.
-pub fn blockers(lock: &str, manifest: &str, package: &str, target: &str) -> Vec<Blocker> {
-    let (Ok(lock), Ok(manifest)) = (
-        serde_json::from_str::<Value>(lock),
-        serde_json::from_str::<Value>(manifest),
-    ) else {
+/// The direct dependencies of the root `manifest` (a `package.json`) whose entry in the
+/// `manager`'s lock asks for a range of `package` (pnpm: a resolved version) that does not
+/// admit `target`.
+pub fn blockers(
+    manager: Manager,
+    lock: &str,
+    manifest: &str,
+    package: &str,
+    target: &str,
+) -> Vec<Blocker> {
+    let Ok(manifest) = serde_json::from_str::<Value>(manifest) else {
         return Vec::new();
     };
     let declared = |name: &str| {
         ["dependencies", "devDependencies", "optionalDependencies"]
             .iter()
-            .any(|kind| manifest.get(kind).and_then(|d| d.get(name)).is_some())
+            .find_map(|kind| manifest.get(kind)?.get(name)?.as_str())
+            .map(str::to_owned)
+    };
+    let mut found = match manager {
+        Manager::Npm => npm_direct(lock, &|name| declared(name).is_some(), package),
+        Manager::Pnpm => pnpm_direct(lock, &|name| declared(name).is_some(), package),
+        Manager::Yarn => yarn_direct(lock, &declared, package),
+    };
+    found.retain(|blocker| npm_range_admits(&blocker.range, target) != Some(true));
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.dedup_by(|a, b| a.name == b.name);
+    found
+}
+
+/// npm: the hoisted entries (`node_modules/NAME`) of declared names.
+fn npm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
+    let Ok(lock) = serde_json::from_str::<Value>(lock) else {
+        return Vec::new();
     };
     let Some(packages) = lock.get("packages").and_then(Value::as_object) else {
         return Vec::new();
@@ -78,9 +101,7 @@ pub fn blockers(lock: &str, manifest: &str, package: &str, target: &str) -> Vec<
             .get("dependencies")
             .and_then(|d| d.get(package))
             .and_then(Value::as_str);
-        if let Some(range) = range
-            && npm_range_admits(range, target) != Some(true)
-        {
+        if let Some(range) = range {
             found.push(Blocker {
                 name: name.to_owned(),
                 version: entry
@@ -89,6 +110,98 @@ pub fn blockers(lock: &str, manifest: &str, package: &str, target: &str) -> Vec<
                     .unwrap_or_default()
                     .to_owned(),
                 range: range.to_owned(),
+            });
+        }
+    }
+    found
+}
+
+/// pnpm: the `name@version` entries of declared names at the version the root importer
+/// resolves (a lock can hold two releases of one parent).
+fn pnpm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
+    let mut found = Vec::new();
+    for holder in overrides::block_holders(Manager::Pnpm, lock, package) {
+        let Some(spec) = holder.specs.first() else {
+            continue;
+        };
+        let spec = spec.trim_start_matches('/');
+        let name = super::yarn::spec_name(spec);
+        let Some(version) = spec.get(name.len() + 1..) else {
+            continue;
+        };
+        let version = without_peers(version);
+        let direct = pnpm_direct_version(lock, name);
+        if declared(name) && direct.as_deref().is_none_or(|v| v == version) {
+            found.push(Blocker {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                range: without_peers(&holder.asked).to_owned(),
+            });
+        }
+    }
+    found
+}
+
+/// `1.0.0` of pnpm's `1.0.0(react@18.2.0)`.
+fn without_peers(version: &str) -> &str {
+    version.split('(').next().unwrap_or(version)
+}
+
+/// The version of `name` the root project resolves, from `importers: .:` (lockfile v6 and
+/// later with workspaces, always in v9) or the top-level dependency maps (v6 single project).
+fn pnpm_direct_version(lock: &str, name: &str) -> Option<String> {
+    let (mut root_importer, mut kind_indent, mut in_name) = (false, None::<usize>, false);
+    for line in lock.lines().filter(|line| !line.trim().is_empty()) {
+        let (indent, content) = (line.len() - line.trim_start().len(), line.trim());
+        if indent == 0 {
+            root_importer = false;
+        } else if indent == 2 && kind_indent.is_none_or(|k| k != 0) {
+            root_importer = matches!(content, ".:" | "'.':");
+        }
+        let kind = matches!(
+            content,
+            "dependencies:" | "devDependencies:" | "optionalDependencies:"
+        );
+        if kind && (indent == 0 || (indent == 4 && root_importer)) {
+            (kind_indent, in_name) = (Some(indent), false);
+            continue;
+        }
+        match kind_indent {
+            Some(k) if indent <= k => (kind_indent, in_name) = (None, false),
+            Some(k) if indent == k + 2 => {
+                in_name = content.strip_suffix(':').map(|n| n.trim_matches('\'')) == Some(name)
+            }
+            Some(k) if indent == k + 4 && in_name => {
+                if let Some(version) = content.strip_prefix("version: ") {
+                    return Some(without_peers(version.trim_matches('\'')).to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// yarn 1 and Berry: the entries one of whose specifiers is a declared name at its declared
+/// range (`parent@^1.0.0`, Berry's `parent@npm:^1.0.0`).
+fn yarn_direct(
+    lock: &str,
+    declared: &dyn Fn(&str) -> Option<String>,
+    package: &str,
+) -> Vec<Blocker> {
+    let mut found = Vec::new();
+    for holder in overrides::block_holders(Manager::Yarn, lock, package) {
+        let direct = holder.specs.iter().find_map(|spec| {
+            let name = super::yarn::spec_name(spec);
+            let range = spec.get(name.len() + 1..)?;
+            let range = range.strip_prefix("npm:").unwrap_or(range);
+            (declared(name)? == range).then_some(name)
+        });
+        if let (Some(name), Some(version)) = (direct, &holder.version) {
+            found.push(Blocker {
+                name: name.to_owned(),
+                version: version.clone(),
+                range: holder.asked.clone(),
             });
         }
     }
@@ -194,7 +307,7 @@ mod tests {
             "node_modules/lodash": {"version": "4.17.20"}}}"#;
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
         assert_eq!(
-            blockers(lock, manifest, "lodash", "4.17.21"),
+            blockers(Manager::Npm, lock, manifest, "lodash", "4.17.21"),
             vec![Blocker {
                 name: "parent".into(),
                 version: "1.0.0".into(),
@@ -211,5 +324,39 @@ mod tests {
             upgrade.chain("lodash"),
             "parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"
         );
+    }
+
+    #[test]
+    fn pnpm_blockers_are_read_at_the_version_the_root_resolves() {
+        let lock = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      parent:\n        specifier: ^1.0.0\n        version: 1.0.0\n      easy:\n        specifier: ^2.0.0\n        version: 2.0.0\n\npackages:\n\n  lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n\nsnapshots:\n\n  easy@2.0.0:\n    dependencies:\n      lodash: 4.17.21\n\n  lodash@4.17.20: {}\n\n  parent@1.0.0:\n    dependencies:\n      lodash: 4.17.20\n\n  parent@1.1.0:\n    dependencies:\n      lodash: 4.17.19\n";
+        let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
+        assert_eq!(
+            blockers(Manager::Pnpm, lock, manifest, "lodash", "4.17.21"),
+            vec![Blocker {
+                name: "parent".into(),
+                version: "1.0.0".into(),
+                range: "4.17.20".into()
+            }],
+            "easy already has the fix; parent 1.1.0 is not the root's"
+        );
+    }
+
+    #[test]
+    fn yarn_blockers_are_entries_at_the_declared_range() {
+        let classic = "# yarn lockfile v1\n\n\nlodash@4.17.20:\n  version \"4.17.20\"\n\n\"parent@^1.0.0\":\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.20\"\n\nparent@^0.9.0:\n  version \"0.9.0\"\n  dependencies:\n    lodash \"4.17.19\"\n";
+        let berry = "__metadata:\n  version: 8\n\n\"parent@npm:^1.0.0\":\n  version: 1.0.0\n  dependencies:\n    lodash: \"npm:4.17.20\"\n";
+        let manifest = r#"{"devDependencies": {"parent": "^1.0.0"}}"#;
+        let expected = vec![Blocker {
+            name: "parent".into(),
+            version: "1.0.0".into(),
+            range: "4.17.20".into(),
+        }];
+        for lock in [classic, berry] {
+            assert_eq!(
+                blockers(Manager::Yarn, lock, manifest, "lodash", "4.17.21"),
+                expected,
+                "{lock}"
+            );
+        }
     }
 }

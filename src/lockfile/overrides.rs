@@ -334,24 +334,68 @@ fn npm_dependents(lock: &str, package: &str) -> Vec<String> {
     found
 }
 
+/// A package of a pnpm or yarn lock that depends on the package asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockHolder {
+    /// The entry's specifiers (`parent@^1.0.0` in yarn, `parent@1.0.0` in pnpm).
+    pub specs: Vec<String>,
+    /// Its `version` line (yarn; pnpm keeps the version in the specifier).
+    pub version: Option<String>,
+    /// What it takes of the package (a range in yarn, the resolved version in pnpm).
+    pub asked: String,
+}
+
+fn block_dependents(manager: Manager, lock: &str, package: &str) -> Vec<String> {
+    let mut found: Vec<String> = block_holders(manager, lock, package)
+        .into_iter()
+        .map(|holder| {
+            let entry = holder.specs.first().cloned().unwrap_or_default();
+            let asked = holder.asked;
+            match (manager, holder.version) {
+                (Manager::Pnpm, _) => format!("{entry} depends on {asked}"),
+                (_, Some(version)) => format!("{entry} ({version}) asks for {asked}"),
+                (_, None) => format!("{entry} asks for {asked}"),
+            }
+        })
+        .collect();
+    found.dedup();
+    found
+}
+
 /// pnpm and yarn locks share a shape: an entry's header, its `version`, and a
 /// `dependencies:` block one level in whose lines name a package and what it takes
 /// (`lodash: 4.17.20` in pnpm, `lodash "4.17.20"` in yarn 1, `lodash: "npm:4.17.20"` in
 /// Berry). pnpm entries are indented by two (under `packages:` or `snapshots:`), yarn's not.
-fn block_dependents(manager: Manager, lock: &str, package: &str) -> Vec<String> {
+pub fn block_holders(manager: Manager, lock: &str, package: &str) -> Vec<BlockHolder> {
     let entry_indent = if manager == Manager::Pnpm { 2 } else { 0 };
     let indent_of = |line: &str| line.len() - line.trim_start_matches(' ').len();
-    let mut found = Vec::new();
-    let (mut entry, mut version, mut in_deps) = (None::<String>, None::<String>, false);
+    let unquote = |text: &str| {
+        text.trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_owned()
+    };
+    let mut found: Vec<BlockHolder> = Vec::new();
+    let (mut specs, mut version, mut in_deps) = (None::<Vec<String>>, None::<String>, false);
+    let mut asked_here: Option<String> = None;
+    let mut flush =
+        |specs: &Option<Vec<String>>, version: &Option<String>, asked: &mut Option<String>| {
+            if let (Some(specs), Some(asked)) = (specs, asked.take()) {
+                found.push(BlockHolder {
+                    specs: specs.clone(),
+                    version: version.clone(),
+                    asked,
+                });
+            }
+        };
     for line in lock.lines().filter(|line| !line.trim().is_empty()) {
         let (indent, content) = (indent_of(line), line.trim());
-        if indent == entry_indent && content.ends_with(':') {
-            let header = content.trim_end_matches(':');
-            let first = header.split(", ").next().unwrap_or(header);
-            entry = Some(first.trim_matches(|c| c == '"' || c == '\'').to_owned());
-            (version, in_deps) = (None, false);
-        } else if indent < entry_indent {
-            entry = None;
+        if indent <= entry_indent {
+            flush(&specs, &version, &mut asked_here);
+            (specs, version, in_deps) = (None, None, false);
+            if indent == entry_indent && content.ends_with(':') {
+                let header = content.trim_end_matches(':');
+                specs = Some(header.split(", ").map(unquote).collect());
+            }
         } else if indent == entry_indent + 2 {
             in_deps = matches!(
                 content,
@@ -361,28 +405,20 @@ fn block_dependents(manager: Manager, lock: &str, package: &str) -> Vec<String> 
                 .strip_prefix("version ")
                 .or_else(|| content.strip_prefix("version: "))
             {
-                version = Some(v.trim_matches('"').to_owned());
+                version = Some(unquote(v));
             }
         } else if indent == entry_indent + 4 && in_deps {
             let (name, asked) = match content.split_once(": ") {
                 Some(pair) => pair,
                 None => content.split_once(' ').unwrap_or((content, "")),
             };
-            if name.trim_matches(|c| c == '"' || c == '\'') != package {
-                continue;
-            }
-            let asked = asked.trim().trim_matches(|c| c == '"' || c == '\'');
-            let asked = asked.strip_prefix("npm:").unwrap_or(asked);
-            if let Some(entry) = &entry {
-                found.push(match (manager, &version) {
-                    (Manager::Pnpm, _) => format!("{entry} depends on {asked}"),
-                    (_, Some(version)) => format!("{entry} ({version}) asks for {asked}"),
-                    (_, None) => format!("{entry} asks for {asked}"),
-                });
+            if unquote(name) == package {
+                let asked = unquote(asked);
+                asked_here = Some(asked.strip_prefix("npm:").unwrap_or(&asked).to_owned());
             }
         }
     }
-    found.dedup();
+    flush(&specs, &version, &mut asked_here);
     found
 }
 

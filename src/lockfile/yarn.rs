@@ -233,7 +233,7 @@ pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Ve
 }
 
 /// `lodash` of `lodash@^4.17.21`, `@scope/pkg` of `@scope/pkg@npm:1.0.0`.
-fn spec_name(spec: &str) -> &str {
+pub(super) fn spec_name(spec: &str) -> &str {
     match spec[1.min(spec.len())..].find('@') {
         Some(at) => &spec[..at + 1],
         None => spec,

@@ -22,14 +22,16 @@ pub struct NpmRegistry {
 /// One version of a package and its dependencies (name, range).
 pub type Release<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
+type Versions = BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>;
+
 struct Packages {
     base: String,
     /// When set, every request must carry `Authorization: Bearer TOKEN` (a private registry).
     token: Option<String>,
     /// Requests that carried it.
     authorized: std::sync::atomic::AtomicUsize,
-    /// name -> version -> dependencies
-    versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>,
+    /// name -> version -> dependencies; a test may publish more while it runs.
+    versions: std::sync::RwLock<Versions>,
 }
 
 impl NpmRegistry {
@@ -41,8 +43,7 @@ impl NpmRegistry {
     pub async fn start_private(releases: &[Release<'_>], token: Option<&str>) -> NpmRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut versions: BTreeMap<String, BTreeMap<String, Vec<(String, String)>>> =
-            BTreeMap::new();
+        let mut versions = Versions::new();
         for (name, version, deps) in releases {
             versions.entry(name.to_string()).or_default().insert(
                 version.to_string(),
@@ -55,7 +56,7 @@ impl NpmRegistry {
             base: base.clone(),
             token: token.map(str::to_owned),
             authorized: Default::default(),
-            versions,
+            versions: std::sync::RwLock::new(versions),
         });
         let state_handle = state.clone();
         let router = Router::new()
@@ -88,11 +89,25 @@ impl NpmRegistry {
         let deps = self
             .state
             .versions
+            .read()
+            .unwrap()
             .get(name)
             .and_then(|all| all.get(version))
             .cloned()
             .unwrap_or_default();
         integrity(name, version, &deps)
+    }
+
+    /// Serves one more release from now on (as if it was published after the lock was made).
+    pub fn publish(&self, (name, version, deps): Release<'_>) {
+        let deps = deps.iter().map(|(n, r)| (n.to_string(), r.to_string()));
+        self.state
+            .versions
+            .write()
+            .unwrap()
+            .entry(name.to_owned())
+            .or_default()
+            .insert(version.to_owned(), deps.collect());
     }
 
     /// How many requests carried the registry's token.
@@ -217,7 +232,8 @@ async fn tarball_file(
     let version = file
         .strip_prefix(&format!("{name}-"))
         .and_then(|rest| rest.strip_suffix(".tgz"));
-    let deps = version.and_then(|v| state.versions.get(&name)?.get(v));
+    let all = state.versions.read().unwrap();
+    let deps = version.and_then(|v| all.get(&name)?.get(v));
     match version.zip(deps) {
         Some((version, deps)) => (
             [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
@@ -229,7 +245,8 @@ async fn tarball_file(
 }
 
 async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>) -> Response {
-    let Some(versions) = state.versions.get(&name) else {
+    let all_versions = state.versions.read().unwrap();
+    let Some(versions) = all_versions.get(&name) else {
         return (StatusCode::NOT_FOUND, "{\"error\":\"not found\"}").into_response();
     };
     let mut all = serde_json::Map::new();

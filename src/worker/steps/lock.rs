@@ -9,7 +9,7 @@ use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, LockTarget, Verification};
-use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest, choose_target_version};
+use crate::patch::bump::{ManifestKind, choose_target_version};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
@@ -134,38 +134,29 @@ pub async fn run(
     // fix with an override where the ecosystem has one and the operator allows it, else say
     // what blocks it rather than open a pull request.
     if patch.is_lock_only() && outcome.verification.vulnerable_left >= vulnerable_before {
-        if target.ecosystem.eq_ignore_ascii_case("npm") {
-            if js_override::npm_locks_only(&checkout.work_tree, &manifests) {
-                let upgraded =
-                    npm_parent_upgrade(pipeline, checkout, target, &target_version, &manifests)
-                        .await?;
-                if let Some(locked) = upgraded {
-                    return Ok(locked);
-                }
-            }
-            if pipeline.lockfiles.overrides {
-                return js_override::force(pipeline, checkout, target, &target_version, &manifests)
-                    .await;
-            }
-        }
-        let verification = &outcome.verification;
-        if let Some(upgraded) = parent_upgrade::outside_npm(
+        let context = parent_upgrade::Context {
             pipeline,
-            checkout,
+            root: &checkout.work_tree,
             target,
-            &target_version,
-            &manifests,
-            verification,
-        )
-        .await
-        {
-            return upgraded;
+            target_version: &target_version,
+            manifests: &manifests,
+        };
+        let no_parent_release = match parent_upgrade::find(&context).await {
+            Some(found) => match found? {
+                Ok(locked) => return Ok(locked),
+                Err(why) => Some(why),
+            },
+            None => None,
+        };
+        let js = target.ecosystem.eq_ignore_ascii_case("npm");
+        if js && pipeline.lockfiles.overrides {
+            return js_override::force(pipeline, checkout, target, &target_version, &manifests)
+                .await;
         }
-        let next = if target.ecosystem.eq_ignore_ascii_case("npm") && !pipeline.lockfiles.overrides
-        {
-            Blocked::OverridesOff
-        } else {
-            Blocked::NoUpgradePath
+        let next = match (js, no_parent_release) {
+            (true, why) => Blocked::OverridesOff(why),
+            (false, Some(why)) => Blocked::NoParentRelease(why),
+            (false, None) => Blocked::NoUpgradePath,
         };
         return Err(blocked(
             &checkout.work_tree,
@@ -217,8 +208,9 @@ pub async fn run(
 pub(super) enum Blocked {
     /// No upgrade path was found (or none is looked for in this ecosystem yet).
     NoUpgradePath,
-    /// As above, and the override that would force it is turned off.
-    OverridesOff,
+    /// The override that would force it is turned off; why no parent upgrade fixes it, when
+    /// the upgrade path looked.
+    OverridesOff(Option<String>),
     /// Even an override left a vulnerable copy.
     OverrideFailed,
     /// The upgrade path looked and found no parent release to move to (or could not move to
@@ -255,10 +247,12 @@ pub(super) fn blocked(
             parent_upgrade::none_found(&target.ecosystem)
         ),
         Blocked::NoParentRelease(why) => format!("no parent upgrade fixes it: {why}"),
-        Blocked::OverridesOff => format!(
-            "upgrade the package that holds it to a release whose requirement admits \
+        Blocked::OverridesOff(why) => format!(
+            "{}upgrade the package that holds it to a release whose requirement admits \
              {package} {target_version}, or set lockfiles.overrides = true to force it with an \
-             override (opened as a draft)"
+             override (opened as a draft)",
+            why.map(|why| format!("no parent upgrade fixes it ({why}); "))
+                .unwrap_or_default()
         ),
     };
     StepFailure::permanent(
@@ -314,97 +308,4 @@ fn failed(error: lockfile::LockError) -> StepFailure {
         true => StepFailure::transient(STEP, error.to_string()),
         false => StepFailure::permanent(STEP, error.to_string()),
     }
-}
-
-/// The npm upgrade path: each direct dependency that pins the package below the fix is raised
-/// (range style kept, by the bump) to its lowest later release, in its major, whose own range
-/// admits the fix; then the lock is updated as for a direct change. `None` (the manifests as
-/// they were) when some dependency has no such release, or the result still holds a
-/// vulnerable copy.
-async fn npm_parent_upgrade(
-    pipeline: &Pipeline,
-    checkout: &Checkout,
-    target: &RemediationTarget,
-    target_version: &str,
-    manifests: &[String],
-) -> Result<Option<Locked>, StepFailure> {
-    let root = &checkout.work_tree;
-    let package = &target.package_name;
-    let mut originals = Vec::new();
-    let mut chains = Vec::new();
-    for manifest in manifests {
-        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let lock_path = if dir.is_empty() {
-            "package-lock.json".to_owned()
-        } else {
-            format!("{dir}/package-lock.json")
-        };
-        let read = |path: &str| {
-            std::fs::read_to_string(root.join(path))
-                .map_err(|e| StepFailure::transient(STEP, format!("reading {path}: {e}")))
-        };
-        let (text, lock) = (read(manifest)?, read(&lock_path)?);
-        let mut updated = text.clone();
-        for blocker in lockfile::npm_upgrade::blockers(&lock, &text, package, target_version) {
-            let found = lockfile::npm_upgrade::find(
-                &pipeline.sandbox,
-                &pipeline.lockfiles,
-                root,
-                dir,
-                &blocker,
-                package,
-                target_version,
-            )
-            .await
-            .map_err(failed)?;
-            let Some(upgrade) = found else {
-                return restore(root, &originals).map(|()| None);
-            };
-            match bump_manifest(
-                ManifestKind::PackageJson,
-                &updated,
-                &upgrade.parent,
-                &upgrade.to,
-            ) {
-                Ok(BumpOutcome::Bumped { updated: next, .. }) => updated = next,
-                _ => return restore(root, &originals).map(|()| None),
-            }
-            chains.push(upgrade.chain(package));
-        }
-        if updated != text {
-            std::fs::write(root.join(manifest), &updated)
-                .map_err(|e| StepFailure::transient(STEP, format!("writing {manifest}: {e}")))?;
-            originals.push((manifest.clone(), text, updated));
-        }
-    }
-    if originals.is_empty() {
-        return Ok(None);
-    }
-    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
-    if outcome.verification.vulnerable_left > 0 {
-        return restore(root, &originals).map(|()| None);
-    }
-    let mut changed: Vec<(String, String)> = originals
-        .into_iter()
-        .map(|(path, _, updated)| (path, updated))
-        .collect();
-    changed.extend(outcome.changed);
-    Ok(Some(parent_upgrade::upgraded(
-        changed,
-        outcome.verification,
-        package,
-        &chains,
-    )))
-}
-
-/// Puts manifests back as they were before an upgrade path that did not work out.
-fn restore(
-    root: &std::path::Path,
-    originals: &[(String, String, String)],
-) -> Result<(), StepFailure> {
-    for (path, text, _) in originals {
-        std::fs::write(root.join(path), text)
-            .map_err(|e| StepFailure::transient(STEP, format!("restoring {path}: {e}")))?;
-    }
-    Ok(())
 }

@@ -12,19 +12,6 @@ use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::steps::clone::Checkout;
 
-/// Whether the npm upgrade path can read these projects: it reads each `package-lock.json`
-/// beside the manifests (pnpm and yarn projects go straight to their override).
-pub(super) fn npm_locks_only(root: &std::path::Path, manifests: &[String]) -> bool {
-    manifests.iter().all(|manifest| {
-        let dir = manifest.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let lock = match dir {
-            "" => "package-lock.json".to_owned(),
-            dir => format!("{dir}/package-lock.json"),
-        };
-        root.join(lock).is_file()
-    })
-}
-
 /// Forces `target_version` with an override in each root project of `manifests`, then has the
 /// package manager update its lock.
 pub(super) async fn force(

@@ -1,52 +1,66 @@
-//! The lock step's upgrade path outside npm, for a transitive package its dependents hold
-//! below the fix: the parents to move come from [`lockfile::cargo_upgrade`] (Cargo, several
-//! levels) and [`lockfile::python_upgrade`] (uv and Poetry, the project's own dependency);
-//! a parent the project declares with a requirement that excludes its new release is bumped
-//! (range style kept), the ecosystem's tool moves the parents and the package, and the locks
-//! are read back. What the project's files were is put back when the path does not work out,
-//! and the job then fails naming the parent that blocks the fix and what would unblock it.
+//! The lock step's upgrade path, for a transitive package its dependents hold below the fix:
+//! the parents to move come from [`lockfile::npm_upgrade`] (npm, pnpm and yarn: the project's
+//! own dependency, in its major), [`lockfile::cargo_upgrade`] (Cargo, several levels) and
+//! [`lockfile::python_upgrade`] (uv and Poetry, the project's own dependency); a parent the
+//! project declares is bumped (range style kept), the ecosystem's tool moves the parents and
+//! the package, and the locks are read back. What the project's files were is put back when
+//! the path does not work out, and the job then says which parent blocks the fix and what
+//! would unblock it.
 
 use std::path::Path;
 
-use super::{Blocked, Locked, STEP, blocked, relock};
+use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
-use crate::lockfile::{self, cargo_upgrade, python_upgrade};
+use crate::lockfile::overrides::Manager;
+use crate::lockfile::transitive::LockedCopies;
+use crate::lockfile::{self, cargo_upgrade, npm_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;
-use crate::worker::steps::clone::Checkout;
 
-/// The upgrade path of a Cargo or Python project whose lock-only update moved nothing: the
-/// result, or the job's failure naming what blocks the fix (with the copies that stay and who
-/// holds them, as [`blocked`] words it); `None` for an ecosystem without one.
-pub(super) async fn outside_npm(
-    pipeline: &Pipeline,
-    checkout: &Checkout,
-    target: &RemediationTarget,
-    target_version: &str,
-    manifests: &[String],
-    verification: &lockfile::Verification,
-) -> Option<Result<Locked, StepFailure>> {
-    let root = &checkout.work_tree;
+/// What every upgrade path works on: the job's package and fix, in this clone.
+pub(super) struct Context<'a> {
+    pub pipeline: &'a Pipeline,
+    pub root: &'a Path,
+    pub target: &'a RemediationTarget,
+    pub target_version: &'a str,
+    /// The manifests beside the locks that hold the package.
+    pub manifests: &'a [String],
+}
+
+impl Context<'_> {
+    /// The locks that still resolve a vulnerable copy of the package.
+    fn vulnerable_locks(&self) -> Vec<LockedCopies> {
+        let mut locks = lockfile::transitive::find(
+            self.root,
+            &self.target.ecosystem,
+            &self.target.package_name,
+            self.target_version,
+        );
+        locks.retain(|lock| lock.copies.iter().any(|copy| copy.vulnerable));
+        locks
+    }
+}
+
+/// The upgrade path of a project whose lock-only update moved nothing: the result, or (inner
+/// `Err`) why there is none, naming the parent and what would unblock it; `None` for an
+/// ecosystem without one (Go: `go get` already moves what its requirements allow).
+pub(super) async fn find(context: &Context<'_>) -> Option<Found> {
     let is = |names: &[&str]| {
         names
             .iter()
-            .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
+            .any(|e| context.target.ecosystem.eq_ignore_ascii_case(e))
     };
-    let found = if is(&["crates.io", "cargo"]) {
-        cargo(pipeline, root, target, target_version, manifests).await
+    Some(if is(&["npm"]) {
+        js(context).await
+    } else if is(&["crates.io", "cargo"]) {
+        cargo(context).await
     } else if is(&["pypi"]) {
-        python(pipeline, root, target, target_version, manifests).await
+        python(context).await
     } else {
         return None;
-    };
-    Some(found.and_then(|found| {
-        found.map_err(|why| {
-            let next = Blocked::NoParentRelease(why);
-            blocked(root, target, target_version, verification, next)
-        })
-    }))
+    })
 }
 
 /// Why a blocked job found no such release itself, per ecosystem.
@@ -62,7 +76,7 @@ pub(super) fn none_found(ecosystem: &str) -> String {
 
 /// The result of a parent upgrade: what changed, the locks read back, and the PR's two lines
 /// (why a parent moved, and the chain). Shared by every ecosystem's upgrade path.
-pub(super) fn upgraded(
+fn upgraded(
     changed: Vec<(String, String)>,
     verification: lockfile::Verification,
     package: &str,
@@ -84,7 +98,7 @@ pub(super) fn upgraded(
 
 /// An upgrade path's result: the fix, or (inner `Err`) why there is none, naming the parent
 /// and what would unblock it; the outer `Err` is a failure of the step itself.
-type Found = Result<Result<Locked, String>, StepFailure>;
+pub(super) type Found = Result<Result<Locked, String>, StepFailure>;
 
 /// The project's files before the upgrade path touched them, to compute what changed and to
 /// put them back.
@@ -148,26 +162,78 @@ fn bump_declared(
     }
 }
 
+/// The npm, pnpm and yarn upgrade path: each direct dependency of a root project whose lock
+/// entry pins the package below the fix is raised (range style kept) to its lowest later
+/// release, in its major, whose own range admits the fix; then the project's manager updates
+/// its lock as for a direct change.
+async fn js(context: &Context<'_>) -> Found {
+    let Context { pipeline, root, .. } = *context;
+    let (package, target_version) = (&context.target.package_name, context.target_version);
+    let mut originals = Originals::default();
+    let mut chains = Vec::new();
+    for manifest in context.manifests {
+        // A workspace member's lock is its root's; the root's own manifest is the one raised.
+        let Some((manager, lock)) = Manager::beside(root, manifest) else {
+            continue;
+        };
+        let text = originals.keep(root, manifest)?;
+        let lock_text = originals.keep(root, &lock)?;
+        let dir = lockfile::parent_dir(manifest);
+        let blockers = npm_upgrade::blockers(manager, &lock_text, &text, package, target_version);
+        for blocker in blockers {
+            let found = npm_upgrade::find(
+                &pipeline.sandbox,
+                &pipeline.lockfiles,
+                root,
+                dir,
+                &blocker,
+                package,
+                target_version,
+            )
+            .await
+            .map_err(super::failed)?;
+            let Some(upgrade) = found else {
+                originals.restore(root)?;
+                let major = blocker.version.split('.').next().unwrap_or("0");
+                return Ok(Err(format!(
+                    "{} {} asks for {package} {}, and no later release of {} in {major}.x \
+                     admits {target_version}",
+                    blocker.name, blocker.version, blocker.range, blocker.name
+                )));
+            };
+            let always = |_: &str, _: &str| None;
+            let bumped = bump_declared(
+                root,
+                &mut originals,
+                manifest,
+                &upgrade.parent,
+                &upgrade.to,
+                always,
+            );
+            if let Err(why) = bumped {
+                originals.restore(root)?;
+                return Ok(Err(format!(
+                    "{} would admit it, but {why}",
+                    upgrade.chain(package)
+                )));
+            }
+            chains.push(upgrade.chain(package));
+        }
+    }
+    finish(context, originals, chains).await
+}
+
 /// The Cargo upgrade path: for each `Cargo.lock` holding a vulnerable copy, the parents to
 /// move (read from the registry index cargo reads), a member's manifest bumped where its
 /// requirement excludes the new release, then `cargo update --precise` for each parent
 /// top-down and for the package.
-pub(super) async fn cargo(
-    pipeline: &Pipeline,
-    root: &Path,
-    target: &RemediationTarget,
-    target_version: &str,
-    manifests: &[String],
-) -> Found {
-    let package = &target.package_name;
+async fn cargo(context: &Context<'_>) -> Found {
+    let Context { pipeline, root, .. } = *context;
+    let (package, target_version) = (&context.target.package_name, context.target_version);
     let settings = &pipeline.lockfiles;
-    let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
     let mut originals = Originals::default();
     let mut chains = Vec::new();
-    for lock in locks
-        .iter()
-        .filter(|l| l.copies.iter().any(|c| c.vulnerable))
-    {
+    for lock in context.vulnerable_locks() {
         let text = originals.keep(root, &lock.lock)?;
         let fetched = lockfile::cargo::fetched_index(&pipeline.sandbox, settings, root, &lock.lock)
             .await
@@ -225,36 +291,18 @@ pub(super) async fn cargo(
         }
         chains.extend(steps.iter().map(cargo_upgrade::Step::chain));
     }
-    finish(
-        pipeline,
-        root,
-        target,
-        target_version,
-        manifests,
-        originals,
-        chains,
-    )
-    .await
+    finish(context, originals, chains).await
 }
 
 /// The Python upgrade path (uv, Poetry): the project's own dependency that holds the package
 /// moves to its lowest release that admits the fix, found by uv's resolver in the sandbox.
-pub(super) async fn python(
-    pipeline: &Pipeline,
-    root: &Path,
-    target: &RemediationTarget,
-    target_version: &str,
-    manifests: &[String],
-) -> Found {
-    let package = &target.package_name;
+async fn python(context: &Context<'_>) -> Found {
+    let Context { pipeline, root, .. } = *context;
+    let (package, target_version) = (&context.target.package_name, context.target_version);
     let settings = &pipeline.lockfiles;
-    let locks = lockfile::transitive::find(root, &target.ecosystem, package, target_version);
     let mut originals = Originals::default();
     let mut chains = Vec::new();
-    for lock in locks
-        .iter()
-        .filter(|l| l.copies.iter().any(|c| c.vulnerable))
-    {
+    for lock in context.vulnerable_locks() {
         let text = originals.keep(root, &lock.lock)?;
         let pyproject = originals.keep(root, &lock.manifest)?;
         let holders = match python_upgrade::holders(&text, &pyproject, package, target_version) {
@@ -317,32 +365,23 @@ pub(super) async fn python(
             return Ok(Err(why));
         }
     }
-    finish(
+    finish(context, originals, chains).await
+}
+
+/// Has the tool move the package itself as for a direct change, checks no vulnerable copy is
+/// left (else puts everything back), and records what changed.
+async fn finish(context: &Context<'_>, originals: Originals, chains: Vec<String>) -> Found {
+    let Context {
         pipeline,
         root,
         target,
         target_version,
         manifests,
-        originals,
-        chains,
-    )
-    .await
-}
-
-/// Has the tool move the package itself as for a direct change, checks no vulnerable copy is
-/// left (else puts everything back), and records what changed.
-async fn finish(
-    pipeline: &Pipeline,
-    root: &Path,
-    target: &RemediationTarget,
-    target_version: &str,
-    manifests: &[String],
-    originals: Originals,
-    chains: Vec<String>,
-) -> Found {
-    let package = &target.package_name;
+    } = *context;
     if chains.is_empty() {
-        let why = "no dependency of the project that holds it could be found in the lock";
+        originals.restore(root)?;
+        let why = "no dependency the project declares holds it in the lock (the worker \
+                   upgrades those, not packages further down)";
         return Ok(Err(why.to_owned()));
     }
     let outcome = match relock(pipeline, root, target, target_version, manifests).await {
@@ -369,7 +408,7 @@ async fn finish(
     Ok(Ok(upgraded(
         changed,
         outcome.verification,
-        package,
+        &target.package_name,
         &chains,
     )))
 }
