@@ -11,6 +11,7 @@ pub mod branch;
 pub mod clone;
 pub mod credentials;
 pub mod error;
+pub mod pack_order;
 pub mod push;
 pub mod remote_guard;
 pub mod scratch;
@@ -27,7 +28,8 @@ pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
 pub use tree_files::{
-    TreeFile, head_files, head_tree, read_blob, read_head_file, read_tree_file, tree_files,
+    TreeFile, blob_size, head_files, head_tree, read_blob, read_head_file, read_tree_file,
+    tree_files,
 };
 pub use workspace::{
     CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,

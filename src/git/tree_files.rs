@@ -95,6 +95,18 @@ pub fn read_tree_file(
     read_blob(repo, entry.id(), max_bytes)
 }
 
+/// The size of blob `id`, from its object header: for a delta in a pack only the start of the
+/// delta is inflated, not its chain.
+pub fn blob_size(repo: &Repository, id: Oid) -> Result<u64, GitError> {
+    let odb = repo
+        .odb()
+        .map_err(|e| local(&e, &format!("read (opening the object database for {id})")))?;
+    let (size, _) = odb
+        .read_header(id)
+        .map_err(|e| local(&e, &format!("read (reading the header of blob {id})")))?;
+    Ok(size as u64)
+}
+
 /// The bytes of blob `id`; `None` when it is bigger than `max_bytes`. The blob is inflated to
 /// learn its size: sizing it from the object header first would resolve a delta's chain, which
 /// inflating it then does again.

@@ -265,3 +265,106 @@ fn an_unreadable_root_is_an_error() {
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+/// A [`DirFiles`] that counts the files read whole, and says where a file is "stored" (the
+/// reverse of the tree's order), to see the batches read in storage order.
+struct Counted<'a> {
+    dir: DirFiles<'a>,
+    reads: std::cell::RefCell<Vec<String>>,
+}
+
+impl RepoFiles for Counted<'_> {
+    fn files(&self) -> io::Result<Vec<String>> {
+        self.dir.files()
+    }
+    fn read(&self, path: &str, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+        self.reads.borrow_mut().push(path.to_owned());
+        self.dir.read(path, max_bytes)
+    }
+    fn size(&self, path: &str) -> io::Result<Option<u64>> {
+        self.dir.size(path)
+    }
+    fn storage_key(&self, path: &str) -> Option<(usize, u64)> {
+        let n: u64 = path
+            .trim_start_matches("src/f")
+            .trim_end_matches(".rs")
+            .parse()
+            .ok()?;
+        Some((0, u64::MAX - n))
+    }
+}
+
+/// 1,000 sources that import the package, bigger as the tree goes on, except the last ten,
+/// which are the smallest.
+fn many_sources() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "Cargo.toml",
+        "[dependencies]\nserde_yaml = \"0.8\"\n",
+    );
+    for n in 0..1000 {
+        let padding = if n >= 990 { 0 } else { 10 + n };
+        let body = format!("use serde_yaml::Value;\n// {}\n", "x".repeat(padding));
+        write(dir.path(), &format!("src/f{n:04}.rs"), body);
+    }
+    dir
+}
+
+#[test]
+fn sources_are_read_smallest_first_and_the_reading_stops_when_the_budget_is_full() {
+    let dir = many_sources();
+    let counted = Counted {
+        dir: DirFiles(dir.path()),
+        reads: Default::default(),
+    };
+    let files = select_context(&counted, &facts("serde_yaml"), 3_000).unwrap();
+    let chosen = paths(&files);
+    assert_eq!(chosen[0], "Cargo.toml");
+    // The ten smallest come last in the tree and first in the context.
+    let smallest: Vec<String> = (990..1000).map(|n| format!("src/f{n:04}.rs")).collect();
+    assert_eq!(
+        chosen[1..11],
+        smallest.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(
+        chosen.len() < 40,
+        "the budget holds a few dozen: {chosen:?}"
+    );
+    let reads = counted.reads.borrow();
+    assert!(
+        reads.len() <= 1 + BATCH_FILES,
+        "one batch was enough, not all 1,000: {}",
+        reads.len()
+    );
+    // Within the batch, in storage order (here the reverse of the tree's).
+    let batch: Vec<&String> = reads.iter().skip(1).collect();
+    assert!(batch.windows(2).all(|w| w[0] > w[1]), "{batch:?}");
+}
+
+#[test]
+fn reading_in_batches_chooses_what_reading_everything_would() {
+    let dir = many_sources();
+    for budget in [500, 3_000, 20_000, 200_000] {
+        let batched = select_context(&DirFiles(dir.path()), &facts("serde_yaml"), budget).unwrap();
+        // The choice as a plain rule: every importing source, smallest first, while it fits.
+        let mut all: Vec<(usize, String, String)> = (0..1000)
+            .map(|n| {
+                let path = format!("src/f{n:04}.rs");
+                let content = fs::read_to_string(dir.path().join(&path)).unwrap();
+                (content.len(), path, content)
+            })
+            .collect();
+        all.sort();
+        let mut remaining = budget - cost("Cargo.toml", "[dependencies]\nserde_yaml = \"0.8\"\n");
+        let mut expected = vec!["Cargo.toml".to_owned()];
+        for (_, path, content) in all {
+            if remaining < MIN_USEFUL_CHARS || cost(&path, &content) > remaining {
+                break;
+            }
+            remaining -= cost(&path, &content);
+            expected.push(path);
+        }
+        assert_eq!(paths(&batched), expected, "budget {budget}");
+    }
+}
