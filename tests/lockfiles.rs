@@ -1654,6 +1654,76 @@ async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
     world.stop().await;
 }
 
+// Multi-threaded: the test runs npm (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transitive_npm_package_in_a_v2_lock_is_moved_in_both_of_its_sections() {
+    // The lock is npm's own, version 2 (a `packages` map and the older `dependencies` tree),
+    // written when lodash 4.17.20 was the newest; 4.17.21 is published after.
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("parent", "1.0.0", &[("lodash", "^4.17.20")]),
+    ])
+    .await;
+    let manifest = package_json(json!({"parent": "^1.0.0"}));
+    let fixture = tempfile::tempdir().unwrap();
+    std::fs::write(fixture.path().join("package.json"), &manifest).unwrap();
+    let mut npm = std::process::Command::new("npm");
+    npm.args(["install", "--package-lock-only", "--lockfile-version=2"])
+        .args(["--ignore-scripts", "--no-audit", "--no-fund"])
+        .arg(format!("--registry={}", registry.url))
+        .env("npm_config_cache", fixture.path().join(".cache"))
+        .current_dir(fixture.path());
+    run_checked(npm, "npm install --lockfile-version=2 (test set-up)");
+    let lock = std::fs::read_to_string(fixture.path().join("package-lock.json")).unwrap();
+    let before: Value = serde_json::from_str(&lock).unwrap();
+    assert_eq!(before["lockfileVersion"], 2, "{lock}");
+    assert_eq!(
+        before["dependencies"]["lodash"]["version"], "4.17.20",
+        "{lock}"
+    );
+    registry.publish(("lodash", "4.17.21", &[]));
+    let (world, github) = world(
+        vec![
+            ("package.json", manifest),
+            ("package-lock.json", lock.clone()),
+        ],
+        &registry,
+    )
+    .await;
+    let op = remediate_catalog(&world).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!(["package-lock.json"]),
+        "{op}"
+    );
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    assert_eq!(after["lockfileVersion"], 2, "the lock keeps its version");
+    // lodash moved in both sections, and nothing else did.
+    let mut expected = before.clone();
+    for (section, key) in [
+        ("packages", "node_modules/lodash"),
+        ("dependencies", "lodash"),
+    ] {
+        assert_eq!(after[section][key]["version"], "4.17.21", "{after}");
+        expected[section][key] = after[section][key].clone();
+    }
+    assert_eq!(after, expected, "only lodash's entries moved");
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    assert_eq!(github.created().len(), 1);
+    world.stop().await;
+}
+
 /// A project whose `parent` pins lodash 4.17.20 exactly: no lock-only update can fix it.
 async fn pinned_by_parent(overrides: bool) -> (World, FakeGithub, NpmRegistry, String) {
     let registry = NpmRegistry::start(&[
@@ -1917,16 +1987,8 @@ async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent()
     )
     .await;
     let op = remediate_catalog(&world).await;
-    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
-    let output = &op["output"];
-    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
-    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
-    assert_eq!(output["draft_reason"], Value::Null, "{op}");
-    let note = output["strategy_note"].as_str().unwrap();
-    assert!(
-        note.contains("parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"),
-        "the lowest release in the parent's major that admits the fix: {note}"
-    );
+    // The lowest release in the parent's major that admits the fix.
+    let output = upgraded_output(&op, "parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21");
     let branch = output["branch"].as_str().unwrap();
     let manifest: Value =
         serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
@@ -1952,6 +2014,70 @@ async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent()
     assert_eq!(created[0]["draft"], false);
     let body = created[0]["body"].as_str().unwrap();
     assert!(body.contains("parent upgrade"), "{body}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_package_two_levels_down_is_fixed_by_upgrading_the_projects_dependency() {
+    // app -> top -> mid -> lodash: mid 1.0.0 pins lodash 4.17.20, top 1.0.0 pins mid 1.0.0.
+    let registry = NpmRegistry::start(&[
+        ("lodash", "4.17.20", &[]),
+        ("lodash", "4.17.21", &[]),
+        ("mid", "1.0.0", &[("lodash", "4.17.20")]),
+        ("mid", "1.0.1", &[("lodash", "^4.17.21")]),
+        ("top", "1.0.0", &[("mid", "1.0.0")]),
+        ("top", "1.0.1", &[("mid", "^1.0.1")]),
+        ("top", "2.0.0", &[]),
+    ])
+    .await;
+    let deps = json!({"top": "^1.0.0"});
+    let mut top = locked(&registry, "top", "1.0.0");
+    top["dependencies"] = json!({"mid": "1.0.0"});
+    let mut mid = locked(&registry, "mid", "1.0.0");
+    mid["dependencies"] = json!({"lodash": "4.17.20"});
+    let lock = lock_v3(
+        deps.clone(),
+        json!({"node_modules/top": top, "node_modules/mid": mid,
+               "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
+    );
+    let (world, github) = world(
+        vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock),
+        ],
+        &registry,
+    )
+    .await;
+    let op = remediate_catalog(&world).await;
+    // Both levels, bottom up.
+    let output = upgraded_output(
+        &op,
+        "mid 1.0.0 -> 1.0.1 pulls lodash ^4.17.21; top 1.0.0 -> 1.0.1 pulls mid ^1.0.1",
+    );
+    let branch = output["branch"].as_str().unwrap();
+    let manifest: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
+    assert_eq!(
+        manifest["dependencies"],
+        json!({"top": "^1.0.1"}),
+        "only top is declared"
+    );
+    let after: Value =
+        serde_json::from_str(&world.file_on_branch(branch, "package-lock.json").unwrap()).unwrap();
+    for (path, version) in [
+        ("node_modules/top", "1.0.1"),
+        ("node_modules/mid", "1.0.1"),
+        ("node_modules/lodash", "4.17.21"),
+    ] {
+        assert_eq!(after["packages"][path]["version"], version, "{after}");
+    }
+    npm_ci_passes(
+        &world,
+        branch,
+        &["package.json", "package-lock.json"],
+        &registry,
+    );
+    assert_eq!(github.created().len(), 1);
     world.stop().await;
 }
 
@@ -2497,20 +2623,11 @@ async fn js_upgraded_parent(manager: JsManager) {
     registry.publish(("parent", "1.0.1", &[("lodash", "^4.17.21")]));
     registry.publish(("parent", "2.0.0", &[]));
     let op = remediate_catalog(&world).await;
-    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
-    let output = &op["output"];
-    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
-    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
-    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let output = upgraded_output(&op, "parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21");
     assert_eq!(
         output["changed_files"],
         json!(["package.json", manager.lock_file()]),
         "{op}"
-    );
-    let note = output["strategy_note"].as_str().unwrap();
-    assert!(
-        note.contains("parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"),
-        "{note}"
     );
     let branch = output["branch"].as_str().unwrap();
     let after: Value =
@@ -2699,19 +2816,26 @@ for name, version, deps in crates:
 /// A successful parent upgrade of a package fixed in 1.0.1: the manifest and the lock changed,
 /// no vulnerable copy left, not a draft, and the chain (the lowest admitting release) given.
 fn assert_parent_upgrade(op: &Value, (manifest, lock): (&str, &str), chain: &str) {
-    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
-    let output = &op["output"];
-    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
-    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    let output = upgraded_output(op, chain);
     assert_eq!(output["changed_files"], json!([manifest, lock]), "{op}");
-    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
     assert_eq!(
         output["verification"]["resolved"],
         json!([{"path": lock, "version": "1.0.1", "vulnerable": false}]),
         "{op}"
     );
+}
+
+/// The output of a job that succeeded by a parent upgrade whose chain says `chain`, leaving no
+/// vulnerable copy and opening no draft.
+fn upgraded_output<'a>(op: &'a Value, chain: &str) -> &'a Value {
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "parent_upgrade", "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
     let note = output["strategy_note"].as_str().unwrap();
     assert!(note.contains(chain), "{note}");
+    output
 }
 
 /// A project whose manifest declares `parentcrate = "~1.0.0"` and whose lock has parentcrate
@@ -2968,6 +3092,71 @@ async fn a_transitive_python_package_its_parent_caps_is_fixed_by_upgrading_the_p
         "{after}"
     );
     // uv's own check on the branch: the lock agrees with the manifest.
+    let check = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
+    uv(check.path(), &wheel_dir, &["lock", "--check"]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_projects_dependency()
+{
+    // app -> toppkg -> midpkg -> vulnpkg: midpkg 1.0.0 caps vulnpkg below the fix, toppkg
+    // 1.0.0 caps midpkg below the release that lifts the cap, and the project's `~=1.0.0`
+    // keeps toppkg in 1.0, so uv's lock-only update cannot move any of them.
+    let fixtures = tempfile::tempdir().unwrap();
+    let wheel_dir = fixtures.path().join("wheels");
+    wheel_set(
+        &wheel_dir,
+        &[
+            ("vulnpkg", "1.0.0", &[]),
+            ("vulnpkg", "1.0.1", &[]),
+            ("midpkg", "1.0.0", &[("vulnpkg", ">=1.0.0,<1.0.1")]),
+            ("midpkg", "1.1.0", &[("vulnpkg", ">=1.0.1")]),
+            ("toppkg", "1.0.0", &[("midpkg", ">=1.0.0,<1.1")]),
+            ("toppkg", "1.1.0", &[("midpkg", ">=1.1.0")]),
+        ],
+    );
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"toppkg~=1.0.0\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    uv(project.path(), &wheel_dir, &["lock"]);
+    uv(
+        project.path(),
+        &wheel_dir,
+        &["lock", "--upgrade-package", "toppkg==1.0.0"],
+    );
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    for locked in ["toppkg", "midpkg", "vulnpkg"] {
+        assert!(
+            lock.contains(&format!("name = \"{locked}\"\nversion = \"1.0.0\"")),
+            "{lock}"
+        );
+    }
+    let world = uv_world(
+        vec![("pyproject.toml", pyproject.to_owned()), ("uv.lock", lock)],
+        &wheel_dir,
+    )
+    .await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0007").await;
+    assert_parent_upgrade(
+        &op,
+        ("pyproject.toml", "uv.lock"),
+        "toppkg 1.0.0 -> 1.1.0 pulls vulnpkg 1.0.1",
+    );
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let pyproject = world.file_on_branch(branch, "pyproject.toml").unwrap();
+    assert!(pyproject.contains("\"toppkg~=1.1.0\""), "{pyproject}");
+    let after = world.file_on_branch(branch, "uv.lock").unwrap();
+    for (locked, version) in [
+        ("toppkg", "1.1.0"),
+        ("midpkg", "1.1.0"),
+        ("vulnpkg", "1.0.1"),
+    ] {
+        assert!(
+            after.contains(&format!("name = \"{locked}\"\nversion = \"{version}\"")),
+            "{after}"
+        );
+    }
     let check = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
     uv(check.path(), &wheel_dir, &["lock", "--check"]);
     world.stop().await;

@@ -1,8 +1,9 @@
 //! The upgrade path of npm, pnpm and yarn projects for a transitive package its dependents pin
-//! below the fix: for each direct dependency whose entry in the lock asks for a vulnerable
-//! range, the lowest later release of it (in its current major) whose own range for the
-//! package admits the fix, read from the registry by `npm view` in the sandbox (npm knows the
-//! project's `.npmrc`, and `lockfiles.npm_registry` names the registry for all three).
+//! below the fix: the packages whose entry in the lock asks for a vulnerable range, and for
+//! each the lowest later release of it (in its current major) whose own range for the package
+//! admits the fix, read from the registry by `npm view` in the sandbox (npm knows the
+//! project's `.npmrc`, and `lockfiles.npm_registry` names the registry for all three). The
+//! lock step walks a holder the project does not declare up to one it does.
 
 use std::path::Path;
 
@@ -16,13 +17,15 @@ use crate::sandbox::{Sandbox, ToolRun};
 /// Later releases of a parent looked at, at most: each is one registry query.
 const MAX_CANDIDATES: usize = 20;
 
-/// A direct dependency that pins the package, as the lock shows it.
+/// A package of the lock that pins the package below the fix, as the lock shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocker {
     pub name: String,
     pub version: String,
     /// What it asks for the package.
     pub range: String,
+    /// The root manifest declares it (else it sits further down the tree).
+    pub direct: bool,
 }
 
 /// The chosen upgrade of a parent.
@@ -51,9 +54,9 @@ impl ParentUpgrade {
     }
 }
 
-/// The direct dependencies of the root `manifest` (a `package.json`) whose entry in the
-/// `manager`'s lock asks for a range of `package` (pnpm: a resolved version) that does not
-/// admit `target`.
+/// The packages of the `manager`'s lock whose entry asks for a range of `package` (pnpm: a
+/// resolved version) that does not admit `target`, each marked `direct` when the root
+/// `manifest` (a `package.json`) declares it at that entry. One per name and version.
 pub fn blockers(
     manager: Manager,
     lock: &str,
@@ -71,18 +74,20 @@ pub fn blockers(
             .map(str::to_owned)
     };
     let mut found = match manager {
-        Manager::Npm => npm_direct(lock, &|name| declared(name).is_some(), package),
-        Manager::Pnpm => pnpm_direct(lock, &|name| declared(name).is_some(), package),
-        Manager::Yarn => yarn_direct(lock, &declared, package),
+        Manager::Npm => npm_holders(lock, &|name| declared(name).is_some(), package),
+        Manager::Pnpm => pnpm_holders(lock, &|name| declared(name).is_some(), package),
+        Manager::Yarn => yarn_holders(lock, &declared, package),
     };
     found.retain(|blocker| npm_range_admits(&blocker.range, target) != Some(true));
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    found.dedup_by(|a, b| a.name == b.name);
+    // Direct first, so that a name held both ways keeps its direct entry.
+    found.sort_by(|a, b| (&a.name, &a.version, !a.direct).cmp(&(&b.name, &b.version, !b.direct)));
+    found.dedup_by(|a, b| a.name == b.name && a.version == b.version);
     found
 }
 
-/// npm: the hoisted entries (`node_modules/NAME`) of declared names.
-fn npm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
+/// npm: every entry that depends on the package (`node_modules/a/node_modules/b` is `b`);
+/// direct when hoisted (`node_modules/NAME`) and declared.
+fn npm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
     let Ok(lock) = serde_json::from_str::<Value>(lock) else {
         return Vec::new();
     };
@@ -91,12 +96,9 @@ fn npm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec
     };
     let mut found = Vec::new();
     for (path, entry) in packages {
-        let Some(name) = path.strip_prefix("node_modules/") else {
+        let Some((_, name)) = path.rsplit_once("node_modules/") else {
             continue;
         };
-        if name.contains("/node_modules/") || !declared(name) {
-            continue;
-        }
         let range = entry
             .get("dependencies")
             .and_then(|d| d.get(package))
@@ -110,15 +112,16 @@ fn npm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec
                     .unwrap_or_default()
                     .to_owned(),
                 range: range.to_owned(),
+                direct: path == &format!("node_modules/{name}") && declared(name),
             });
         }
     }
     found
 }
 
-/// pnpm: the `name@version` entries of declared names at the version the root importer
-/// resolves (a lock can hold two releases of one parent).
-fn pnpm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
+/// pnpm: every `name@version` entry that depends on the package; direct when declared at
+/// the version the root importer resolves (a lock can hold two releases of one parent).
+fn pnpm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
     let mut found = Vec::new();
     for holder in overrides::block_holders(Manager::Pnpm, lock, package) {
         let Some(spec) = holder.specs.first() else {
@@ -130,14 +133,13 @@ fn pnpm_direct(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Ve
             continue;
         };
         let version = without_peers(version);
-        let direct = pnpm_direct_version(lock, name);
-        if declared(name) && direct.as_deref().is_none_or(|v| v == version) {
-            found.push(Blocker {
-                name: name.to_owned(),
-                version: version.to_owned(),
-                range: without_peers(&holder.asked).to_owned(),
-            });
-        }
+        let root_version = pnpm_direct_version(lock, name);
+        found.push(Blocker {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            range: without_peers(&holder.asked).to_owned(),
+            direct: declared(name) && root_version.as_deref().is_none_or(|v| v == version),
+        });
     }
     found
 }
@@ -182,28 +184,31 @@ fn pnpm_direct_version(lock: &str, name: &str) -> Option<String> {
     None
 }
 
-/// yarn 1 and Berry: the entries one of whose specifiers is a declared name at its declared
-/// range (`parent@^1.0.0`, Berry's `parent@npm:^1.0.0`).
-fn yarn_direct(
+/// yarn 1 and Berry: every entry that depends on the package; direct when one of its
+/// specifiers is a declared name at its declared range (`parent@^1.0.0`, Berry's
+/// `parent@npm:^1.0.0`).
+fn yarn_holders(
     lock: &str,
     declared: &dyn Fn(&str) -> Option<String>,
     package: &str,
 ) -> Vec<Blocker> {
     let mut found = Vec::new();
     for holder in overrides::block_holders(Manager::Yarn, lock, package) {
-        let direct = holder.specs.iter().find_map(|spec| {
+        let (Some(first), Some(version)) = (holder.specs.first(), &holder.version) else {
+            continue;
+        };
+        let direct = holder.specs.iter().any(|spec| {
             let name = super::yarn::spec_name(spec);
-            let range = spec.get(name.len() + 1..)?;
+            let range = spec.get(name.len() + 1..).unwrap_or_default();
             let range = range.strip_prefix("npm:").unwrap_or(range);
-            (declared(name)? == range).then_some(name)
+            declared(name).is_some_and(|declared| declared == range)
         });
-        if let (Some(name), Some(version)) = (direct, &holder.version) {
-            found.push(Blocker {
-                name: name.to_owned(),
-                version: version.clone(),
-                range: holder.asked.clone(),
-            });
-        }
+        found.push(Blocker {
+            name: super::yarn::spec_name(first).to_owned(),
+            version: version.clone(),
+            range: holder.asked.clone(),
+            direct,
+        });
     }
     found
 }
@@ -298,6 +303,15 @@ async fn view(
 mod tests {
     use super::*;
 
+    fn blocker(name: &str, version: &str, range: &str, direct: bool) -> Blocker {
+        Blocker {
+            name: name.into(),
+            version: version.into(),
+            range: range.into(),
+            direct,
+        }
+    }
+
     #[test]
     fn blockers_are_direct_dependencies_whose_range_excludes_the_fix() {
         let lock = r#"{"packages": {"": {},
@@ -308,11 +322,10 @@ mod tests {
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
         assert_eq!(
             blockers(Manager::Npm, lock, manifest, "lodash", "4.17.21"),
-            vec![Blocker {
-                name: "parent".into(),
-                version: "1.0.0".into(),
-                range: "4.17.20".into()
-            }]
+            vec![
+                blocker("parent", "1.0.0", "4.17.20", true),
+                blocker("x", "1.0.0", "4.17.20", false),
+            ]
         );
         let upgrade = ParentUpgrade {
             parent: "parent".into(),
@@ -332,11 +345,10 @@ mod tests {
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
         assert_eq!(
             blockers(Manager::Pnpm, lock, manifest, "lodash", "4.17.21"),
-            vec![Blocker {
-                name: "parent".into(),
-                version: "1.0.0".into(),
-                range: "4.17.20".into()
-            }],
+            vec![
+                blocker("parent", "1.0.0", "4.17.20", true),
+                blocker("parent", "1.1.0", "4.17.19", false),
+            ],
             "easy already has the fix; parent 1.1.0 is not the root's"
         );
     }
@@ -346,17 +358,16 @@ mod tests {
         let classic = "# yarn lockfile v1\n\n\nlodash@4.17.20:\n  version \"4.17.20\"\n\n\"parent@^1.0.0\":\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.20\"\n\nparent@^0.9.0:\n  version \"0.9.0\"\n  dependencies:\n    lodash \"4.17.19\"\n";
         let berry = "__metadata:\n  version: 8\n\n\"parent@npm:^1.0.0\":\n  version: 1.0.0\n  dependencies:\n    lodash: \"npm:4.17.20\"\n";
         let manifest = r#"{"devDependencies": {"parent": "^1.0.0"}}"#;
-        let expected = vec![Blocker {
-            name: "parent".into(),
-            version: "1.0.0".into(),
-            range: "4.17.20".into(),
-        }];
-        for lock in [classic, berry] {
-            assert_eq!(
-                blockers(Manager::Yarn, lock, manifest, "lodash", "4.17.21"),
-                expected,
-                "{lock}"
-            );
-        }
+        let expected = vec![blocker("parent", "1.0.0", "4.17.20", true)];
+        assert_eq!(
+            blockers(Manager::Yarn, berry, manifest, "lodash", "4.17.21"),
+            expected
+        );
+        // The 0.9 line is another package's, further down.
+        let deeper = blocker("parent", "0.9.0", "4.17.19", false);
+        assert_eq!(
+            blockers(Manager::Yarn, classic, manifest, "lodash", "4.17.21"),
+            [vec![deeper], expected].concat()
+        );
     }
 }

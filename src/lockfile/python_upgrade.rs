@@ -35,46 +35,70 @@ pub enum Found {
     NoRelease,
 }
 
-/// The packages of the lock that depend on `package`, the project declares in `pyproject`,
-/// and whose recorded requirement (when there is one) does not admit `target`. An error names
-/// the holders when none of them is the project's own dependency (a parent's parent: not
-/// walked up for Python).
+/// Levels walked up from the package to the project's own dependencies, at most.
+const MAX_DEPTH: usize = 4;
+
+/// The project's own dependencies (declared in `pyproject`) that hold `package` in the lock:
+/// those that depend on it and whose recorded requirement (when there is one) does not admit
+/// `target`, and, for a holder the project does not declare, the declared ones that bring it
+/// in, walked up through the lock (the resolver then moves everything between). An error
+/// names the holders when no declared dependency brings them in.
 pub fn holders(
     lock: &str,
     pyproject: &str,
     package: &str,
     target: &str,
 ) -> Result<Vec<Holder>, String> {
-    let dependents = super::blockers::toml_holders(lock, package);
     let declared = |name: &str| {
         !matches!(
             bump_manifest(ManifestKind::PyprojectToml, pyproject, name, "0"),
             Ok(BumpOutcome::NotDeclared) | Err(BumpError::Parse { .. })
         )
     };
-    let (direct, deeper): (Vec<Holder>, Vec<Holder>) =
-        dependents.into_iter().partition(|h| declared(&h.name));
-    if direct.is_empty() && !deeper.is_empty() {
-        let names: Vec<String> = deeper
-            .iter()
-            .map(|h| format!("{} {}", h.name, h.version))
-            .collect();
-        return Err(format!(
-            "it is held by {}, which the project does not declare (a parent's parent is \
-             upgraded for Cargo only so far); upgrade the dependency that brings {} in to a \
-             release that admits {package} {target}",
-            names.join(", "),
-            names.join(", ")
-        ));
-    }
-    Ok(direct
+    let (direct, deeper): (Vec<Holder>, Vec<Holder>) = super::blockers::toml_holders(lock, package)
+        .into_iter()
+        .partition(|h| declared(&h.name));
+    let mut found: Vec<Holder> = direct
         .into_iter()
         .filter(|h| {
             h.asks
                 .as_deref()
                 .is_none_or(|asks| pep440_specifier_admits(asks, target) != Some(true))
         })
-        .collect())
+        .collect();
+    let mut seen: Vec<String> = deeper.iter().map(|h| pep503_name(&h.name)).collect();
+    let mut level = deeper.clone();
+    for _ in 0..MAX_DEPTH {
+        let mut next = Vec::new();
+        for holder in &level {
+            for up in super::blockers::toml_holders(lock, &holder.name) {
+                if seen.contains(&pep503_name(&up.name)) {
+                    continue;
+                }
+                seen.push(pep503_name(&up.name));
+                match declared(&up.name) {
+                    // What it asks of the holder below says nothing of the package.
+                    true => found.push(Holder { asks: None, ..up }),
+                    false => next.push(up),
+                }
+            }
+        }
+        level = next;
+    }
+    if found.is_empty() && !deeper.is_empty() {
+        let names: Vec<String> = deeper
+            .iter()
+            .map(|h| format!("{} {}", h.name, h.version))
+            .collect();
+        return Err(format!(
+            "it is held by {}, which no dependency the project declares brings in within \
+             {MAX_DEPTH} levels; upgrade the dependency that brings {} in to a release that \
+             admits {package} {target}",
+            names.join(", "),
+            names.join(", ")
+        ));
+    }
+    Ok(found)
 }
 
 /// The version of `name` in the output of `uv pip compile` (`name==version` lines).
@@ -230,6 +254,20 @@ mod tests {
         let found = holders(poetry_lock, PYPROJECT, "vulnpkg", "1.0.1").unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].asks.as_deref(), Some(">=1.0.0,<1.0.1"));
+    }
+
+    #[test]
+    fn a_holder_the_project_does_not_declare_is_walked_up_to_a_declared_one() {
+        // app -> parentpkg -> middle -> vulnpkg, and a cycle between middle and loop.
+        let lock = "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"parentpkg\" }]\n\n[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"middle\"\nversion = \"3.0.0\"\ndependencies = [{ name = \"vulnpkg\" }, { name = \"loop\" }]\n\n[[package]]\nname = \"loop\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n";
+        assert_eq!(
+            holders(lock, PYPROJECT, "vulnpkg", "1.0.1"),
+            Ok(vec![Holder {
+                name: "parentpkg".into(),
+                version: "1.0.0".into(),
+                asks: None
+            }])
+        );
     }
 
     #[test]

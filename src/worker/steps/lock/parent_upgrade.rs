@@ -162,10 +162,15 @@ fn bump_declared(
     }
 }
 
-/// The npm, pnpm and yarn upgrade path: each direct dependency of a root project whose lock
-/// entry pins the package below the fix is raised (range style kept) to its lowest later
-/// release, in its major, whose own range admits the fix; then the project's manager updates
-/// its lock as for a direct change.
+/// Levels walked up from an npm-ecosystem package to the project's own dependencies, at most.
+const MAX_JS_LEVELS: usize = 4;
+
+/// The npm, pnpm and yarn upgrade path: each package whose lock entry pins the package below
+/// the fix moves to its lowest later release, in its major, whose own range admits the fix;
+/// one the project does not declare is walked up the same way (its holders must admit its new
+/// release) to a direct dependency of a root project, which is raised (range style kept).
+/// Then the project's manager updates its lock as for a direct change, resolving the levels
+/// between.
 async fn js(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
     let (package, target_version) = (&context.target.package_name, context.target_version);
@@ -179,45 +184,73 @@ async fn js(context: &Context<'_>) -> Found {
         let text = originals.keep(root, manifest)?;
         let lock_text = originals.keep(root, &lock)?;
         let dir = lockfile::parent_dir(manifest);
-        let blockers = npm_upgrade::blockers(manager, &lock_text, &text, package, target_version);
-        for blocker in blockers {
+        let holders = |name: &str, wanted: &str| {
+            npm_upgrade::blockers(manager, &lock_text, &text, name, wanted)
+        };
+        // Each blocker, with what it holds, the release of that it must admit, and its level.
+        let mut work: Vec<(npm_upgrade::Blocker, String, String, usize)> =
+            holders(package, target_version)
+                .into_iter()
+                .map(|b| (b, package.clone(), target_version.to_owned(), 1))
+                .collect();
+        let mut seen = Vec::new();
+        while let Some((blocker, holds, wanted, level)) = work.pop() {
+            if seen.contains(&(blocker.name.clone(), blocker.version.clone())) {
+                continue;
+            }
+            seen.push((blocker.name.clone(), blocker.version.clone()));
             let found = npm_upgrade::find(
                 &pipeline.sandbox,
                 &pipeline.lockfiles,
                 root,
                 dir,
                 &blocker,
-                package,
-                target_version,
+                &holds,
+                &wanted,
             )
             .await
             .map_err(super::failed)?;
+            let (name, version) = (&blocker.name, &blocker.version);
             let Some(upgrade) = found else {
                 originals.restore(root)?;
-                let major = blocker.version.split('.').next().unwrap_or("0");
+                let major = version.split('.').next().unwrap_or("0");
                 return Ok(Err(format!(
-                    "{} {} asks for {package} {}, and no later release of {} in {major}.x \
-                     admits {target_version}",
-                    blocker.name, blocker.version, blocker.range, blocker.name
+                    "{name} {version} asks for {holds} {}, and no later release of {name} in \
+                     {major}.x admits {wanted}",
+                    blocker.range
                 )));
             };
-            let always = |_: &str, _: &str| None;
-            let bumped = bump_declared(
-                root,
-                &mut originals,
-                manifest,
-                &upgrade.parent,
-                &upgrade.to,
-                always,
-            );
-            if let Err(why) = bumped {
-                originals.restore(root)?;
-                return Ok(Err(format!(
-                    "{} would admit it, but {why}",
-                    upgrade.chain(package)
-                )));
-            }
-            chains.push(upgrade.chain(package));
+            chains.push(upgrade.chain(&holds));
+            let why = if blocker.direct {
+                let always = |_: &str, _: &str| None;
+                let (parent, to) = (&upgrade.parent, &upgrade.to);
+                match bump_declared(root, &mut originals, manifest, parent, to, always) {
+                    Ok(_) => continue,
+                    Err(why) => format!("{} would admit it, but {why}", upgrade.chain(&holds)),
+                }
+            } else {
+                let above = holders(name, &upgrade.to);
+                if !above.is_empty() && level < MAX_JS_LEVELS {
+                    let next = |b| (b, name.clone(), upgrade.to.clone(), level + 1);
+                    work.extend(above.into_iter().map(next));
+                    continue;
+                }
+                match above.is_empty() {
+                    true => format!(
+                        "{} would admit it, and what depends on {name} admits {}: the worker \
+                         raises the project's own dependencies, not a package further down",
+                        upgrade.chain(&holds),
+                        upgrade.to
+                    ),
+                    false => format!(
+                        "{} would admit it, more than {MAX_JS_LEVELS} levels below the \
+                         project's own dependencies",
+                        chains.join("; ")
+                    ),
+                }
+            };
+            originals.restore(root)?;
+            return Ok(Err(why));
         }
     }
     finish(context, originals, chains).await
