@@ -3097,14 +3097,15 @@ async fn a_transitive_python_package_its_parent_caps_is_fixed_by_upgrading_the_p
     world.stop().await;
 }
 
-#[tokio::test]
-async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_projects_dependency()
-{
-    // app -> toppkg -> midpkg -> vulnpkg: midpkg 1.0.0 caps vulnpkg below the fix, toppkg
-    // 1.0.0 caps midpkg below the release that lifts the cap, and the project's `~=1.0.0`
-    // keeps toppkg in 1.0, so uv's lock-only update cannot move any of them.
-    let fixtures = tempfile::tempdir().unwrap();
-    let wheel_dir = fixtures.path().join("wheels");
+/// A uv project whose `requirement` on toppkg admits 1.0.0, locked at toppkg, midpkg and
+/// vulnpkg 1.0.0: app -> toppkg -> midpkg -> vulnpkg, where midpkg 1.0.0 caps vulnpkg below
+/// the fix and toppkg 1.0.0 caps midpkg below the release that lifts the cap. The world and
+/// the wheels.
+async fn two_levels_down(
+    fixtures: &std::path::Path,
+    requirement: &str,
+) -> (World, std::path::PathBuf) {
+    let wheel_dir = fixtures.join("wheels");
     wheel_set(
         &wheel_dir,
         &[
@@ -3117,8 +3118,10 @@ async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_p
         ],
     );
     let project = tempfile::tempdir().unwrap();
-    let pyproject = "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"toppkg~=1.0.0\"]\n";
-    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"app\"\nversion = \"0.1.0\"\nrequires-python = \">=3.9\"\ndependencies = [\"{requirement}\"]\n"
+    );
+    std::fs::write(project.path().join("pyproject.toml"), &pyproject).unwrap();
     uv(project.path(), &wheel_dir, &["lock"]);
     uv(
         project.path(),
@@ -3133,19 +3136,16 @@ async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_p
         );
     }
     let world = uv_world(
-        vec![("pyproject.toml", pyproject.to_owned()), ("uv.lock", lock)],
+        vec![("pyproject.toml", pyproject), ("uv.lock", lock)],
         &wheel_dir,
     )
     .await;
-    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0007").await;
-    assert_parent_upgrade(
-        &op,
-        ("pyproject.toml", "uv.lock"),
-        "toppkg 1.0.0 -> 1.1.0 pulls vulnpkg 1.0.1",
-    );
-    let branch = op["output"]["branch"].as_str().unwrap();
-    let pyproject = world.file_on_branch(branch, "pyproject.toml").unwrap();
-    assert!(pyproject.contains("\"toppkg~=1.1.0\""), "{pyproject}");
+    (world, wheel_dir)
+}
+
+/// The lock on `branch` resolves toppkg and midpkg 1.1.0 and vulnpkg 1.0.1, and uv's own check
+/// passes on it.
+fn assert_two_levels_moved(world: &World, branch: &str, wheel_dir: &std::path::Path) {
     let after = world.file_on_branch(branch, "uv.lock").unwrap();
     for (locked, version) in [
         ("toppkg", "1.1.0"),
@@ -3157,8 +3157,42 @@ async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_p
             "{after}"
         );
     }
-    let check = checkout(&world, branch, &["pyproject.toml", "uv.lock"], &[]);
-    uv(check.path(), &wheel_dir, &["lock", "--check"]);
+    let check = checkout(world, branch, &["pyproject.toml", "uv.lock"], &[]);
+    uv(check.path(), wheel_dir, &["lock", "--check"]);
+}
+
+#[tokio::test]
+async fn a_transitive_python_package_two_levels_down_is_fixed_by_upgrading_the_projects_dependency()
+{
+    // The project's `~=1.0.0` keeps toppkg in 1.0, so uv's lock-only update moves nothing.
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, wheel_dir) = two_levels_down(fixtures.path(), "toppkg~=1.0.0").await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0007").await;
+    assert_parent_upgrade(
+        &op,
+        ("pyproject.toml", "uv.lock"),
+        "toppkg 1.0.0 -> 1.1.0 pulls vulnpkg 1.0.1",
+    );
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let pyproject = world.file_on_branch(branch, "pyproject.toml").unwrap();
+    assert!(pyproject.contains("\"toppkg~=1.1.0\""), "{pyproject}");
+    assert_two_levels_moved(&world, branch, &wheel_dir);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_lock_only_update_that_moves_the_parents_too_says_which_it_moved() {
+    // `toppkg>=1.0.0` admits 1.1.0: uv's lock-only update moves toppkg and midpkg itself.
+    let fixtures = tempfile::tempdir().unwrap();
+    let (world, wheel_dir) = two_levels_down(fixtures.path(), "toppkg>=1.0.0").await;
+    let op = remediate(&world, "vulnpkg", "PyPI", "PYSEC-2024-0007").await;
+    let output = upgraded_output(&op, "midpkg 1.0.0 -> 1.1.0; toppkg 1.0.0 -> 1.1.0");
+    assert_eq!(
+        output["changed_files"],
+        json!(["uv.lock"]),
+        "the manifest admits them already: {op}"
+    );
+    assert_two_levels_moved(&world, output["branch"].as_str().unwrap(), &wheel_dir);
     world.stop().await;
 }
 

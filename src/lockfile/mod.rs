@@ -15,6 +15,7 @@ pub mod cargo;
 pub mod cargo_upgrade;
 pub mod credentials;
 pub mod go;
+pub mod moved;
 pub mod npm;
 pub mod npm_upgrade;
 pub mod on_disk;

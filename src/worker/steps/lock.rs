@@ -92,6 +92,21 @@ pub async fn run(
     if manifests.is_empty() {
         return Ok(Locked::default());
     }
+    // What a lock-only update starts from, to tell what else the tool moved.
+    let before: Vec<(String, String)> = lock_paths
+        .iter()
+        .chain(
+            patch
+                .is_lock_only()
+                .then_some(&manifests)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(checkout.work_tree.join(path)).ok()?;
+            Some((path.clone(), text))
+        })
+        .collect();
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
@@ -194,12 +209,42 @@ pub async fn run(
     } else {
         None
     };
+    let moved: Vec<String> = outcome
+        .changed
+        .iter()
+        .flat_map(|(path, after)| {
+            let before = before
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, t)| t.as_str());
+            let name = path.rsplit('/').next().unwrap_or(path);
+            let moved =
+                before.map(|b| lockfile::moved::others_moved(name, b, after, &target.package_name));
+            moved.unwrap_or_default()
+        })
+        .collect();
+    // A tool that moved the package's dependents too (within the project's declared ranges)
+    // upgraded parents: the job says which, not "the package and nothing else".
+    let (strategy, note) = match moved.is_empty() {
+        true => (None, None),
+        false => (
+            Some(FixStrategy::ParentUpgrade),
+            Some(format!(
+                "**Strategy:** parent upgrade: {tool} moved {package} to {target_version} and, \
+                 to admit it, packages that depend on it too, within the ranges the project \
+                 declares.\n**Moved:** {}.",
+                moved.join("; "),
+                tool = verification.tool.as_deref().unwrap_or("the lock tool"),
+                package = target.package_name,
+            )),
+        ),
+    };
     Ok(Locked {
         changed: outcome.changed,
         verification: Some(verification),
         draft_reason,
-        strategy: None,
-        note: None,
+        strategy,
+        note,
     })
 }
 
