@@ -95,12 +95,9 @@ pub fn read_tree_file(
     read_blob(repo, entry.id(), max_bytes)
 }
 
-/// The size of blob `id`, from its object header: for a delta in a pack only the start of the
-/// delta is inflated, not its chain.
-pub fn blob_size(repo: &Repository, id: Oid) -> Result<u64, GitError> {
-    let odb = repo
-        .odb()
-        .map_err(|e| local(&e, &format!("read (opening the object database for {id})")))?;
+/// The size of blob `id`, from its object header in `odb` (the caller keeps it open for many
+/// blobs): for a delta in a pack only the start of the delta is inflated, not its chain.
+pub fn blob_size(odb: &git2::Odb<'_>, id: Oid) -> Result<u64, GitError> {
     let (size, _) = odb
         .read_header(id)
         .map_err(|e| local(&e, &format!("read (reading the header of blob {id})")))?;
@@ -108,8 +105,8 @@ pub fn blob_size(repo: &Repository, id: Oid) -> Result<u64, GitError> {
 }
 
 /// The bytes of blob `id`; `None` when it is bigger than `max_bytes`. The blob is inflated to
-/// learn its size: sizing it from the object header first would resolve a delta's chain, which
-/// inflating it then does again.
+/// learn its size: a header check first would walk its delta chain's headers for nothing, since
+/// a blob that fits is inflated anyway.
 pub fn read_blob(repo: &Repository, id: Oid, max_bytes: u64) -> Result<Option<Vec<u8>>, GitError> {
     let blob = repo
         .find_blob(id)

@@ -186,9 +186,7 @@ pub fn select_context(
         .into_iter()
         .take(MAX_SOURCES_READ)
         .map(|(path, _)| path);
-    for file in importing_sources(source, sources, &needles, remaining)? {
-        selected.push(file);
-    }
+    selected.extend(importing_sources(source, sources, &needles, remaining)?);
     Ok(selected)
 }
 
@@ -555,6 +553,8 @@ pub struct HeadFiles<'a> {
     blobs: std::cell::OnceCell<std::collections::HashMap<String, git2::Oid>>,
     /// Each packed object's place, read once when the first file's is asked for.
     positions: std::cell::OnceCell<std::collections::HashMap<git2::Oid, (usize, u64)>>,
+    /// Opened once for the object headers that size the sources.
+    odb: git2::Odb<'a>,
 }
 
 impl<'a> HeadFiles<'a> {
@@ -566,6 +566,9 @@ impl<'a> HeadFiles<'a> {
             tree,
             blobs: std::cell::OnceCell::new(),
             positions: std::cell::OnceCell::new(),
+            odb: repo.odb().map_err(|e| {
+                io::Error::other(format!("opening the object database for LLM context: {e}"))
+            })?,
         })
     }
 }
@@ -590,7 +593,7 @@ impl RepoFiles for HeadFiles<'_> {
         let failed = |e: crate::git::GitError| {
             io::Error::other(format!("reading {rel} for LLM context: {e}"))
         };
-        crate::git::blob_size(self.repo, *id)
+        crate::git::blob_size(&self.odb, *id)
             .map(Some)
             .map_err(failed)
     }

@@ -123,6 +123,9 @@ fn npm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Ve
 /// the version the root importer resolves (a lock can hold two releases of one parent).
 fn pnpm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
     let mut found = Vec::new();
+    // The root importer's version of each name, read once: the importer scan is a pass over
+    // the whole lock.
+    let mut root_versions: std::collections::HashMap<String, Option<String>> = Default::default();
     for holder in overrides::block_holders(Manager::Pnpm, lock, package) {
         let Some(spec) = holder.specs.first() else {
             continue;
@@ -133,7 +136,9 @@ fn pnpm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> V
             continue;
         };
         let version = without_peers(version);
-        let root_version = pnpm_direct_version(lock, name);
+        let root_version = root_versions
+            .entry(name.to_owned())
+            .or_insert_with(|| pnpm_direct_version(lock, name));
         found.push(Blocker {
             name: name.to_owned(),
             version: version.to_owned(),

@@ -63,15 +63,13 @@ pub(super) async fn find(context: &Context<'_>) -> Option<Found> {
     })
 }
 
-/// Why a blocked job found no such release itself, per ecosystem.
+/// Why a blocked job of an ecosystem without an upgrade path ([`find`] gives `None`) found
+/// no parent release itself.
 pub(super) fn none_found(ecosystem: &str) -> String {
-    match ecosystem.to_ascii_lowercase().as_str() {
-        "npm" => "the worker found none in its current major".to_owned(),
-        _ => format!(
-            "the worker looks for one itself in npm, Cargo, uv and Poetry projects, not in \
-             {ecosystem} ones"
-        ),
-    }
+    format!(
+        "the worker looks for one itself in npm, pnpm, yarn, Cargo, uv and Poetry projects, not \
+         in {ecosystem} ones"
+    )
 }
 
 /// The result of a parent upgrade: what changed, the locks read back, and the PR's two lines
