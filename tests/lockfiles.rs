@@ -54,6 +54,15 @@ async fn world(files: Vec<(&'static str, String)>, registry: &NpmRegistry) -> (W
     (world, github)
 }
 
+/// A world whose repository is an npm project depending on `deps`, with `lock` beside it.
+async fn npm_world(deps: Value, lock: String, registry: &NpmRegistry) -> (World, FakeGithub) {
+    let files = vec![
+        ("package.json", package_json(deps)),
+        ("package-lock.json", lock),
+    ];
+    world(files, registry).await
+}
+
 /// Runs a developer-side tool (test set-up or a tool's own check on the branch, outside the
 /// worker's sandbox) and returns its stdout; fails the test, saying what installs it, when the
 /// tool is missing or fails.
@@ -117,14 +126,7 @@ async fn an_npm_lock_is_updated_by_npm_in_the_sandbox_and_the_fix_is_verified() 
         json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
                "node_modules/ms": locked(&registry, "ms", "2.1.3")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock.clone()),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock.clone(), &registry).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -264,14 +266,7 @@ async fn a_vulnerable_copy_under_another_parent_makes_a_draft_that_names_it() {
                "node_modules/old-helper": helper,
                "node_modules/old-helper/node_modules/lodash": locked(&registry, "lodash", "4.17.15")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock, &registry).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -1609,14 +1604,7 @@ async fn a_transitive_npm_package_is_moved_by_npm_update_in_the_lock_alone() {
         json!({"node_modules/parent": parent,
                "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock.clone()),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock.clone(), &registry).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
@@ -1978,14 +1966,7 @@ async fn a_transitive_package_its_parent_pins_is_fixed_by_upgrading_the_parent()
         json!({"node_modules/parent": parent,
                "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock, &registry).await;
     let op = remediate_catalog(&world).await;
     // The lowest release in the parent's major that admits the fix.
     let output = upgraded_output(&op, "parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21");
@@ -2040,14 +2021,7 @@ async fn a_transitive_package_two_levels_down_is_fixed_by_upgrading_the_projects
         json!({"node_modules/top": top, "node_modules/mid": mid,
                "node_modules/lodash": locked(&registry, "lodash", "4.17.20")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock, &registry).await;
     let op = remediate_catalog(&world).await;
     // Both levels, bottom up.
     let output = upgraded_output(
@@ -2248,14 +2222,7 @@ async fn two_copies_under_two_parents_are_both_moved_by_the_lock_only_update() {
                "node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
                "node_modules/second/node_modules/lodash": locked(&registry, "lodash", "4.17.15")}),
     );
-    let (world, github) = world(
-        vec![
-            ("package.json", package_json(deps)),
-            ("package-lock.json", lock),
-        ],
-        &registry,
-    )
-    .await;
+    let (world, github) = npm_world(deps, lock, &registry).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
