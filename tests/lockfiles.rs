@@ -2938,6 +2938,11 @@ async fn a_transitive_crate_its_parent_pins_is_fixed_by_upgrading_the_parent() {
             && body.contains("**Chain:** parentcrate 1.0.0 -> 1.1.0 pulls vulncrate ^1.0.1."),
         "{body}"
     );
+    // One explanation: the parent upgrade's, not also the lock-only update it replaced.
+    assert!(
+        !body.contains("declared by no manifest") && body.matches("How the change").count() == 1,
+        "{body}"
+    );
     world.stop().await;
 }
 
@@ -3308,6 +3313,106 @@ async fn a_crate_held_two_levels_down_in_a_sparse_registry_is_fixed_by_upgrading
             && after.contains("name = \"parentcrate\"\nversion = \"1.1.0\"")
             && after.contains("name = \"vulncrate\"\nversion = \"1.0.1\""),
         "{after}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn copies_in_two_release_lines_each_move_to_the_fix_of_their_own_line() {
+    // The advisory is fixed in 0.9.5 and in 1.0.3; parenta holds vulncrate ^0.9 and parentb
+    // ^1.0. Each copy moves to the lowest fix of its own line (not the newest, 0.9.6), and
+    // neither to the other's.
+    let fixtures = tempfile::tempdir().unwrap();
+    let (config, registry_dir) = crate_registry(
+        fixtures.path(),
+        &[
+            ("vulncrate", "0.9.2", &[]),
+            ("vulncrate", "0.9.5", &[]),
+            ("vulncrate", "0.9.6", &[]),
+            ("vulncrate", "1.0.1", &[]),
+            ("vulncrate", "1.0.3", &[]),
+            ("parenta", "1.0.0", &[("vulncrate", "^0.9")]),
+            ("parentb", "1.0.0", &[("vulncrate", "^1.0")]),
+        ],
+    );
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparenta = \"1\"\nparentb = \"1\"\n";
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(project.path().join("src")).unwrap();
+    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
+    cargo(project.path(), &config, &["generate-lockfile"]);
+    for (from, back) in [("vulncrate@0.9.6", "0.9.2"), ("vulncrate@1.0.3", "1.0.1")] {
+        cargo(
+            project.path(),
+            &config,
+            &["update", "-p", from, "--precise", back],
+        );
+    }
+    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"vulncrate\"\nversion = \"0.9.2\"")
+            && lock.contains("name = \"vulncrate\"\nversion = \"1.0.1\""),
+        "{lock}"
+    );
+    let (world, github) = cargo_world(manifest, &lock, &config, Some(registry_dir)).await;
+    let assessment = world
+        .add_affected_fixed_in(
+            "vulncrate",
+            "crates.io",
+            "RUSTSEC-2024-0103",
+            "1.0.1",
+            &["0.9.5", "1.0.3"],
+        )
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["changed_files"], json!(["Cargo.lock"]), "{op}");
+    assert_eq!(
+        output["verification"]["resolved"],
+        json!([{"path": "Cargo.lock", "version": "0.9.5", "vulnerable": false},
+               {"path": "Cargo.lock", "version": "1.0.3", "vulnerable": false}]),
+        "{op}"
+    );
+    assert_eq!(output["verification"]["vulnerable_left"], 0, "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    let after = world.file_on_branch(branch, "Cargo.lock").unwrap();
+    // Only the two copies moved: each one's version and checksum, and the line of the parent
+    // that names it by version (two versions of one crate are told apart so).
+    let (added, removed) = changed_lines(&lock, &after);
+    let mut versions: Vec<&String> = added.iter().filter(|l| l.starts_with("version")).collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        ["version = \"0.9.5\"", "version = \"1.0.3\""],
+        "+{added:?} -{removed:?}"
+    );
+    assert_eq!(
+        added
+            .iter()
+            .filter(|l| l.starts_with("checksum = "))
+            .count(),
+        2,
+        "+{added:?}"
+    );
+    let rest: Vec<&String> = added
+        .iter()
+        .filter(|l| !l.starts_with("version") && !l.starts_with("checksum"))
+        .collect();
+    assert_eq!(
+        rest,
+        [" \"vulncrate 0.9.5\",", " \"vulncrate 1.0.3\","],
+        "+{added:?} -{removed:?}"
+    );
+    assert_eq!(removed.len(), added.len(), "-{removed:?}");
+    cargo_locked_check(&world, branch, &config);
+    let body = github.created()[0]["body"].as_str().unwrap().to_owned();
+    assert!(
+        body.contains("0.9.2 in Cargo.lock (fixed in 0.9.5)")
+            && body.contains("1.0.1 in Cargo.lock (fixed in 1.0.3)"),
+        "{body}"
     );
     world.stop().await;
 }

@@ -6,6 +6,9 @@
 
 use std::fmt::Write as _;
 
+mod lock_notes;
+pub use lock_notes::{LabelledLine, LockFacts};
+
 /// Everything the pull request says about a remediation.
 #[derive(Clone, Debug)]
 pub struct PrFacts<'a> {
@@ -29,6 +32,8 @@ pub struct PrFacts<'a> {
     pub also_fixes: &'a [OtherAdvisory<'a>],
     /// The package's advisories this change does not fix, and why.
     pub not_fixed: &'a [NotFixed<'a>],
+    /// What the lock step verified and decided.
+    pub lock: LockFacts<'a>,
 }
 
 /// Another advisory on the package that the same version fixes.
@@ -187,7 +192,16 @@ fn sections(f: &PrFacts) -> String {
     } else {
         let _ = writeln!(out, "{}", escape(summary));
     }
-    if let Some(explanation) = f.explanation.map(str::trim).filter(|e| !e.is_empty()) {
+    // The lock step's strategy, when it replaced the patch's (a parent upgrade instead of
+    // the lock-only update the patch planned), is the one explanation: not both.
+    if !f.lock.strategy.is_empty() {
+        let lines: Vec<String> = f.lock.strategy.iter().map(LabelledLine::markdown).collect();
+        let _ = writeln!(
+            out,
+            "\n**How the change fixes it:**\n\n{}",
+            lines.join("\n")
+        );
+    } else if let Some(explanation) = f.explanation.map(str::trim).filter(|e| !e.is_empty()) {
         let _ = writeln!(
             out,
             "\n**How the change fixes it:**\n\n{}",
@@ -230,7 +244,9 @@ fn sections(f: &PrFacts) -> String {
             );
         }
     }
-
+    for paragraph in f.lock.paragraphs(f.package) {
+        let _ = writeln!(out, "\n{paragraph}");
+    }
     out
 }
 
@@ -238,12 +254,10 @@ fn footer(operation_id: uuid::Uuid) -> String {
     format!("\n---\n\nOpened by Remediator, operation `{operation_id}`.\n")
 }
 
-/// One package of a repository-grouped pull request, and what its lock step verified.
+/// One package of a repository-grouped pull request (its lock step's part in `facts.lock`).
 #[derive(Clone, Debug)]
 pub struct GroupedPackage<'a> {
     pub facts: PrFacts<'a>,
-    /// The verification line (and any draft reason) of this package, already markdown.
-    pub notes: Vec<String>,
 }
 
 /// The branch of a repository-grouped fix: `remediator/<ecosystem>-security-updates`.
@@ -310,9 +324,6 @@ pub fn group_body(
             escape(p.facts.to_version.unwrap_or("?"))
         );
         out.push_str(&sections(&p.facts));
-        for note in &p.notes {
-            let _ = writeln!(out, "\n{note}");
-        }
     }
     if !not_fixed.is_empty() {
         out.push_str("\n## Not fixed by this change\n\n");

@@ -50,6 +50,28 @@ impl FixPlan {
         self.covered.iter().map(|a| a.assessment_id).collect()
     }
 
+    /// The fixed versions the job works with: the plan's target, and per release line the
+    /// version that fixes every covered advisory at once (what a copy in another line than
+    /// the project's own must move to). The lowest of them above the installed version is the
+    /// target. `unplanned`: the trigger's own list, for a plan without a target (a code
+    /// change).
+    pub fn fixed_versions(&self, unplanned: &[String]) -> Vec<String> {
+        let Some(target) = &self.target_version else {
+            return unplanned.to_vec();
+        };
+        let lists: Vec<Vec<String>> = self
+            .covered
+            .iter()
+            .map(|a| a.fixed_versions.clone())
+            .collect();
+        let mut versions = crate::lockfile::fixes::fixing_all(&lists);
+        if !versions.contains(target) {
+            versions.push(target.clone());
+        }
+        versions.sort_by(|a, b| Version::parse(a).cmp(&Version::parse(b)));
+        versions
+    }
+
     /// The vulnerability ids the pull request lists, sorted, for comparing two plans.
     pub fn advisory_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -292,6 +314,49 @@ mod tests {
             installed_version: installed.to_owned(),
             fixed_versions: fixed.iter().map(|s| (*s).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn the_jobs_fixed_versions_keep_each_lines_fix_and_the_target_first_above_installed() {
+        let cases = [
+            (
+                vec![
+                    advisory("A", "1.0.1", &["0.9.5", "1.0.3"]),
+                    advisory("B", "1.0.1", &["0.9.7", "1.0.1", "1.0.2"]),
+                ],
+                vec!["0.9.7", "1.0.3"],
+            ),
+            (
+                vec![
+                    advisory("A", "1.0.1", &["1.0.3", "1.1.2"]),
+                    advisory("B", "1.0.1", &["1.1.5"]),
+                ],
+                vec!["1.1.5"],
+            ),
+            (
+                vec![
+                    advisory("A", "1.0.1", &["1.0.3"]),
+                    advisory("B", "1.0.1", &["2.0.0"]),
+                ],
+                vec!["2.0.0"],
+            ),
+        ];
+        for (advisories, expected) in cases {
+            let plan = plan(&advisories[0], &advisories);
+            let versions = plan.fixed_versions(&[]);
+            assert_eq!(versions, expected, "{advisories:?}");
+            assert_eq!(
+                choose_target_version("1.0.1", &versions),
+                plan.target_version,
+                "{versions:?}"
+            );
+        }
+        let code_change = advisory("C", "1.0.1", &[]);
+        let unplanned = ["x".to_owned()];
+        assert_eq!(
+            plan(&code_change, &[]).fixed_versions(&unplanned),
+            unplanned
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Cargo: `Cargo.lock` (the workspace root's for a member) updated by `cargo update -p
-//! NAME@OLD --precise NEW` for each copy below the fix, read back for every copy. The
+//! NAME@OLD --precise NEW` for each vulnerable copy, NEW the fix of that copy's own release
+//! line, read back for every copy. The
 //! repository's `.cargo/config.toml` is not trusted for executables: `rustc`, its wrappers and
 //! credential providers are set by environment, which wins over any config file.
 
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::record;
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, parent_dir,
-    read,
+    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
@@ -27,21 +28,18 @@ pub async fn update(
     let mut outcome = LockOutcome::default();
     for lock in &locks {
         let before = read(work_tree, lock)?;
-        let old: Vec<String> = copies(&before, lock, target.package, target.target_version)
+        // Each vulnerable copy to the lowest fix of its own line: a lock can hold 0.9.x under
+        // one parent and 1.0.x under another, each fixed in its line.
+        let moves: Vec<(String, String)> = copies(&before, lock, target.package, target.fixes)
             .into_iter()
-            .filter(|copy| copy.vulnerable)
-            .map(|copy| copy.version)
+            .filter_map(|copy| {
+                let fix = target.fixes.for_copy(&copy.version)?.to_owned();
+                Some((copy.version, fix))
+            })
             .collect();
-        for version in old {
+        for (version, fix) in moves {
             let spec = format!("{}@{version}", target.package);
-            let moved = precise(
-                sandbox,
-                settings,
-                work_tree,
-                lock,
-                &spec,
-                target.target_version,
-            );
+            let moved = precise(sandbox, settings, work_tree, lock, &spec, &fix);
             match moved.await {
                 // A dependent's requirement excludes the fix: the copy stays, and the lock
                 // step looks for an upgrade path.
@@ -50,7 +48,7 @@ pub async fn update(
                 moved => moved?,
             }
         }
-        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.target_version));
+        let resolved = |text: &str| Ok(copies(text, lock, target.package, target.fixes));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
     Ok(outcome.finish("cargo update --precise"))
@@ -225,8 +223,8 @@ fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
 }
 
 /// Every `[[package]]` of `Cargo.lock` named `package`.
-pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
-    super::toml_lock_copies(text, lock, target_version, |name| name == package)
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+    super::toml_lock_copies(text, lock, fixes, |name| name == package)
 }
 
 #[cfg(test)]
@@ -252,7 +250,7 @@ mod tests {
     #[test]
     fn every_copy_of_the_package_is_read_from_the_lock() {
         let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"local-registry+file:///srv/test-registry\"\n";
-        let found = copies(lock, "Cargo.lock", "vulncrate", "1.0.1");
+        let found = copies(lock, "Cargo.lock", "vulncrate", &Fixes::single("1.0.1"));
         let seen: Vec<_> = found
             .iter()
             .map(|c| (c.version.as_str(), c.vulnerable))

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml_edit::{DocumentMut, Item};
 
 use super::npm_upgrade::ParentUpgrade;
-use super::{LockError, LockfileSettings, is_vulnerable};
+use super::{Fixes, LockError, LockfileSettings};
 use crate::patch::bump::{Version, cargo_range_admits};
 use crate::sandbox::Sandbox;
 
@@ -214,10 +214,10 @@ pub fn plan(
     lock: &[LockedCrate],
     index: &dyn Fn(&str) -> Vec<IndexEntry>,
     package: &str,
-    target: &str,
+    fixes: &Fixes,
 ) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
-    unblock(lock, index, package, target, 0, &mut steps)?;
+    unblock(lock, index, package, fixes, 0, &mut steps)?;
     steps.reverse();
     // A parent two holders share is moved once, where it first comes.
     let mut seen = Vec::new();
@@ -230,20 +230,22 @@ pub fn plan(
     Ok(steps)
 }
 
-/// Finds, for every copy of `package` below `target`, each registry crate that holds it and
-/// its release that admits `target`, then does the same for that release's own dependents.
+/// Finds, for every vulnerable copy of `package`, each registry crate that holds it and its
+/// release that admits the fix of that copy's line, then does the same for that release's own
+/// dependents.
 fn unblock(
     lock: &[LockedCrate],
     index: &dyn Fn(&str) -> Vec<IndexEntry>,
     package: &str,
-    target: &str,
+    fixes: &Fixes,
     depth: usize,
     steps: &mut Vec<Step>,
 ) -> Result<(), String> {
-    let copies = lock
-        .iter()
-        .filter(|c| c.name == package && is_vulnerable(&c.version, target));
-    for copy in copies {
+    let copies = lock.iter().filter(|c| c.name == package).filter_map(|c| {
+        let target = fixes.for_copy(&c.version)?;
+        Some((c, target))
+    });
+    for (copy, target) in copies {
         let holders = lock
             .iter()
             .filter(|c| !c.member && c.depends_on(package, &copy.version));
@@ -289,7 +291,8 @@ fn unblock(
                 holds: package.to_owned(),
                 direct,
             });
-            unblock(lock, index, &parent.name, &release.vers, depth + 1, steps)?;
+            let parent_fix = Fixes::single(&release.vers);
+            unblock(lock, index, &parent.name, &parent_fix, depth + 1, steps)?;
         }
     }
     Ok(())
@@ -432,7 +435,7 @@ mod tests {
     #[test]
     fn the_plan_walks_up_to_the_members_dependency_and_runs_top_down() {
         let lock = parse_lock(LOCK);
-        let steps = plan(&lock, &index, "vuln", "1.0.1").unwrap();
+        let steps = plan(&lock, &index, "vuln", &Fixes::single("1.0.1")).unwrap();
         // `other` admits the fix: it holds nothing. `parent` needs 1.1.0, which `grand` 1.0.0
         // does not admit, so `grand` moves first.
         let chains: Vec<String> = steps
@@ -456,7 +459,7 @@ mod tests {
             other => index(other),
         };
         assert_eq!(
-            plan(&lock, &stuck, "vuln", "1.0.1"),
+            plan(&lock, &stuck, "vuln", &Fixes::single("1.0.1")),
             Err(
                 "parent 1.0.0 requires vuln =1.0.0, and no later release of parent admits \
                  vuln 1.0.1; replace it, or patch it by hand (a `[patch]` section)"
@@ -464,7 +467,7 @@ mod tests {
             )
         );
         let unknown = |_: &str| Vec::new();
-        let error = plan(&lock, &unknown, "vuln", "1.0.1").unwrap_err();
+        let error = plan(&lock, &unknown, "vuln", &Fixes::single("1.0.1")).unwrap_err();
         assert!(error.starts_with("other 2.0.0 holds vuln 1.0.0"), "{error}");
     }
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, is_vulnerable,
-    join, parent_dir, read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
+    read,
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
@@ -31,7 +31,7 @@ pub async fn update(
         .canonicalize()
         .ok()
         .and_then(|t| t.parent()?.parent().map(Path::to_path_buf));
-    let version = go_version(target.target_version);
+    let version = go_version(target.fixes.chosen());
     let mut outcome = LockOutcome::default();
     let mut verification = Verification {
         tool: Some("go get".to_owned()),
@@ -72,7 +72,7 @@ pub async fn update(
                     .into_iter()
                     .map(|v| Resolved {
                         path: manifest.clone(),
-                        vulnerable: is_vulnerable(&v, target.target_version),
+                        vulnerable: target.fixes.is_vulnerable(&v),
                         version: v,
                     }),
             );

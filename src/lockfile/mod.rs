@@ -14,6 +14,7 @@ pub mod blockers;
 pub mod cargo;
 pub mod cargo_upgrade;
 pub mod credentials;
+pub mod fixes;
 pub mod go;
 pub mod moved;
 pub mod npm;
@@ -32,7 +33,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::patch::bump::Version;
+pub use fixes::Fixes;
+
 use crate::sandbox::{Sandbox, SandboxError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -120,34 +122,6 @@ pub struct Verification {
     pub not_updated: Vec<String>,
 }
 
-impl Verification {
-    /// One line for the pull request body.
-    pub fn summary(&self, package: &str) -> String {
-        let versions: Vec<String> = self.resolved.iter().map(|r| r.version.clone()).collect();
-        let mut line = match (&self.tool, self.lock_files.is_empty()) {
-            (Some(tool), false) => format!(
-                "Verified: {} updated by `{tool}` resolves {package} to {}; vulnerable copies left: {}.",
-                self.lock_files.join(", "),
-                list(&versions),
-                self.vulnerable_left
-            ),
-            _ => "No lock file covers the change; the manifest declares the fix.".to_owned(),
-        };
-        for note in &self.not_updated {
-            line.push_str(&format!(" Not updated: {note}."));
-        }
-        line
-    }
-}
-
-fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "no version".to_owned()
-    } else {
-        items.join(", ")
-    }
-}
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LockError {
     #[error(transparent)]
@@ -205,8 +179,9 @@ pub struct LockOutcome {
 pub struct LockTarget<'a> {
     pub ecosystem: &'a str,
     pub package: &'a str,
-    /// The lowest fixed version chosen for the bump: a resolved copy below it is vulnerable.
-    pub target_version: &'a str,
+    /// The fixed versions: the one chosen for the bump, and the fix each resolved copy needs
+    /// in its own release line.
+    pub fixes: &'a Fixes,
     /// The manifests the patch changed (repository-relative); for a lock-only update, the
     /// manifests beside the locks that resolve the package.
     pub manifests: &'a [String],
@@ -281,7 +256,7 @@ pub fn pep503_name(name: &str) -> String {
 pub fn toml_lock_copies(
     text: &str,
     lock: &str,
-    target_version: &str,
+    fixes: &Fixes,
     matches: impl Fn(&str) -> bool,
 ) -> Vec<Resolved> {
     let mut found = Vec::new();
@@ -297,7 +272,7 @@ pub fn toml_lock_copies(
             let version = value.trim_matches('"').to_owned();
             found.push(Resolved {
                 path: lock.to_owned(),
-                vulnerable: is_vulnerable(&version, target_version),
+                vulnerable: fixes.is_vulnerable(&version),
                 version,
             });
             name = None;
@@ -456,15 +431,6 @@ fn tool_failed(command: String, lock_file: &str, ran: crate::sandbox::ToolOutput
         lock_file: lock_file.to_owned(),
         status: ran.status,
         output,
-    }
-}
-
-/// Whether `version` is below the fix (so still vulnerable).
-pub fn is_vulnerable(version: &str, target_version: &str) -> bool {
-    match (Version::parse(version), Version::parse(target_version)) {
-        (Some(v), Some(t)) => v < t,
-        // A version we cannot read is not claimed fixed.
-        _ => true,
     }
 }
 

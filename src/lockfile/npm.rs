@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, is_vulnerable, parent_dir,
+    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
     update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
@@ -54,7 +54,7 @@ pub async fn update(
             &env,
         )
     };
-    let copies = |text: &str, lock: &str| copies(text, lock, target.package, target.target_version);
+    let copies = |text: &str, lock: &str| copies(text, lock, target.package, target.fixes);
     let outcome = update_each_lock(
         sandbox,
         settings,
@@ -77,7 +77,7 @@ pub fn copies(
     text: &str,
     lock: &str,
     package: &str,
-    target_version: &str,
+    fixes: &Fixes,
 ) -> Result<Vec<Resolved>, LockError> {
     let json: Value = serde_json::from_str(text).map_err(|e| LockError::Read {
         path: lock.to_owned(),
@@ -102,7 +102,7 @@ pub fn copies(
     Ok(found
         .into_iter()
         .map(|(path, version)| Resolved {
-            vulnerable: is_vulnerable(&version, target_version),
+            vulnerable: fixes.is_vulnerable(&version),
             path,
             version,
         })
@@ -140,7 +140,7 @@ mod tests {
             "node_modules/lodash": {"version": "4.17.21"},
             "node_modules/a/node_modules/lodash": {"version": "4.17.15"},
             "node_modules/lodash-es": {"version": "4.17.0"}}}"#;
-        let found = copies(v3, "package-lock.json", "lodash", "4.17.21").unwrap();
+        let found = copies(v3, "package-lock.json", "lodash", &Fixes::single("4.17.21")).unwrap();
         assert_eq!(
             found,
             vec![
@@ -159,7 +159,7 @@ mod tests {
         let v1 = r#"{"lockfileVersion": 1, "dependencies": {
             "lodash": {"version": "4.17.20"},
             "a": {"version": "1.0.0", "dependencies": {"lodash": {"version": "4.17.21"}}}}}"#;
-        let found = copies(v1, "package-lock.json", "lodash", "4.17.21").unwrap();
+        let found = copies(v1, "package-lock.json", "lodash", &Fixes::single("4.17.21")).unwrap();
         let seen: Vec<_> = found
             .iter()
             .map(|c| (c.path.as_str(), c.vulnerable))

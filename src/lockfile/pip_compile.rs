@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, is_vulnerable, join};
+use super::{Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, join};
 use super::{parent_dir, read, record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -68,7 +68,8 @@ pub async fn update(
         let mut args = kept_options(&recorded);
         args.push(format!(
             "--upgrade-package={}=={}",
-            target.package, target.target_version
+            target.package,
+            target.fixes.chosen()
         ));
         args.push(format!("--output-file={file}"));
         args.push("--cache-dir=/tmp/pip-tools-cache".to_owned());
@@ -101,14 +102,7 @@ pub async fn update(
             files_at: Vec::new(),
         };
         run_tool(sandbox, settings, &run, INSTALL_HINT, &compiled).await?;
-        let resolved = |text: &str| {
-            Ok(copies(
-                text,
-                &compiled,
-                target.package,
-                target.target_version,
-            ))
-        };
+        let resolved = |text: &str| Ok(copies(text, &compiled, target.package, target.fixes));
         record(work_tree, &compiled, &before, resolved, &mut outcome)?;
     }
     Ok(outcome.finish("pip-compile --upgrade-package"))
@@ -226,7 +220,7 @@ fn sources(words: &[String], compiled: &str) -> Vec<String> {
 }
 
 /// Every `NAME==VERSION` pin of the package in a compiled file (names as PEP 503 compares them).
-pub fn copies(text: &str, file: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+pub fn copies(text: &str, file: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
     let wanted = super::pep503_name(package);
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
@@ -242,7 +236,7 @@ pub fn copies(text: &str, file: &str, package: &str, target_version: &str) -> Ve
                     .to_owned();
                 Resolved {
                     path: file.to_owned(),
-                    vulnerable: is_vulnerable(&version, target_version),
+                    vulnerable: fixes.is_vulnerable(&version),
                     version,
                 }
             })
@@ -282,11 +276,16 @@ mod tests {
     #[test]
     fn pins_are_read_with_hashes_markers_and_extras() {
         assert!(is_compiled(COMPILED));
-        let found = copies(COMPILED, "requirements.txt", "PyYAML", "5.4");
+        let found = copies(
+            COMPILED,
+            "requirements.txt",
+            "PyYAML",
+            &Fixes::single("5.4"),
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].version, "5.3");
         assert!(found[0].vulnerable);
-        let ext = copies(COMPILED, "r.txt", "py-yaml-ext", "1.0");
+        let ext = copies(COMPILED, "r.txt", "py-yaml-ext", &Fixes::single("1.0"));
         assert_eq!(ext[0].version, "1.0");
         assert!(!ext[0].vulnerable);
     }

@@ -20,14 +20,7 @@ pub async fn update(
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
     let run_for = |lock: &str| update_run(settings, work_tree, lock, &[target.package]);
-    let copies = |text: &str, lock: &str| {
-        Ok(uv::copies(
-            text,
-            lock,
-            target.package,
-            target.target_version,
-        ))
-    };
+    let copies = |text: &str, lock: &str| Ok(uv::copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
         sandbox,
         settings,

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Resolved, cargo, go, npm, pnpm, uv, yarn};
+use super::{Fixes, Resolved, cargo, go, npm, pnpm, uv, yarn};
 
 /// A lock file that resolves the package, and the manifest beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +28,7 @@ const SKIPPED: &[&str] = &[
 const MAX_DEPTH: usize = 8;
 
 /// Every lock of `ecosystem` under `root` that resolves `package`, sorted by path.
-pub fn find(
-    root: &Path,
-    ecosystem: &str,
-    package: &str,
-    target_version: &str,
-) -> Vec<LockedCopies> {
+pub fn find(root: &Path, ecosystem: &str, package: &str, fixes: &Fixes) -> Vec<LockedCopies> {
     let mut found = Vec::new();
     walk(root, "", 0, &mut |path, name| {
         let Some((manifest, parse)) = parser(ecosystem, name) else {
@@ -42,7 +37,7 @@ pub fn find(
         let Ok(text) = std::fs::read_to_string(root.join(path)) else {
             return;
         };
-        let copies = parse(&text, path, package, target_version);
+        let copies = parse(&text, path, package, fixes);
         if !copies.is_empty() {
             found.push(LockedCopies {
                 lock: path.to_owned(),
@@ -55,7 +50,7 @@ pub fn find(
     found
 }
 
-type Parse = fn(&str, &str, &str, &str) -> Vec<Resolved>;
+type Parse = fn(&str, &str, &str, &Fixes) -> Vec<Resolved>;
 
 /// The manifest beside a lock file named `name` of `ecosystem`, and how to read the lock.
 fn parser(ecosystem: &str, name: &str) -> Option<(&'static str, Parse)> {
@@ -74,12 +69,12 @@ fn parser(ecosystem: &str, name: &str) -> Option<(&'static str, Parse)> {
     } else if is(&["pypi"]) && matches!(name, "uv.lock" | "poetry.lock") {
         ("pyproject.toml", uv::copies)
     } else if is(&["go"]) && name == "go.mod" {
-        ("go.mod", |text, lock, package, target| {
+        ("go.mod", |text, lock, package, fixes| {
             go::required(text, package)
                 .into_iter()
                 .map(|version| Resolved {
                     path: lock.to_owned(),
-                    vulnerable: super::is_vulnerable(&version, target),
+                    vulnerable: fixes.is_vulnerable(&version),
                     version,
                 })
                 .collect()
@@ -153,7 +148,7 @@ mod tests {
             "Cargo.lock",
             "[[package]]\nname = \"lodash\"\nversion = \"1.0.0\"\n",
         );
-        let found = find(root.path(), "npm", "lodash", "4.17.21");
+        let found = find(root.path(), "npm", "lodash", &Fixes::single("4.17.21"));
         assert_eq!(
             found,
             vec![LockedCopies {
@@ -170,7 +165,7 @@ mod tests {
             "svc/go.mod",
             "module x\n\ngo 1.21\n\nrequire (\n\tgithub.com/a/b v1.4.0 // indirect\n)\n",
         );
-        let go = find(root.path(), "Go", "github.com/a/b", "1.4.1");
+        let go = find(root.path(), "Go", "github.com/a/b", &Fixes::single("1.4.1"));
         assert_eq!(go[0].manifest, "svc/go.mod");
         assert!(go[0].copies[0].vulnerable);
     }

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir, update_each_lock,
+    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
+    update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -24,9 +25,8 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let upgrade = [format!("{}=={}", target.package, target.target_version)];
-    let copies =
-        |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.target_version));
+    let upgrade = [format!("{}=={}", target.package, target.fixes.chosen())];
+    let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let files = ("pyproject.toml", &["uv.lock"][..]);
     let updated = update_each_lock(
         sandbox,
@@ -111,11 +111,9 @@ pub fn resolver_run(
 }
 
 /// Every copy of the package in a `uv.lock` or `poetry.lock` (the same `[[package]]` form).
-pub fn copies(text: &str, lock: &str, package: &str, target_version: &str) -> Vec<Resolved> {
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
     let wanted = super::pep503_name(package);
-    super::toml_lock_copies(text, lock, target_version, |name| {
-        super::pep503_name(name) == wanted
-    })
+    super::toml_lock_copies(text, lock, fixes, |name| super::pep503_name(name) == wanted)
 }
 
 #[cfg(test)]
@@ -125,7 +123,7 @@ mod tests {
     #[test]
     fn names_are_matched_as_pep_503_normalises_them() {
         let lock = "version = 1\n\n[[package]]\nname = \"py-yaml\"\nversion = \"5.3\"\nsource = { registry = \"x\" }\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
-        let found = copies(lock, "uv.lock", "Py_YAML", "5.4");
+        let found = copies(lock, "uv.lock", "Py_YAML", &Fixes::single("5.4"));
         assert_eq!(found.len(), 1);
         assert!(found[0].vulnerable);
         assert_eq!(super::super::pep503_name("Foo__Bar.baz"), "foo-bar-baz");

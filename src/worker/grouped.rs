@@ -243,7 +243,7 @@ fn package_target(target: &RemediationTarget, package: &PackagePlan) -> Remediat
         severity: first.severity.clone(),
         summary: first.summary.clone(),
         installed_version: first.installed_version.clone(),
-        fixed_versions: package.plan.target_version.clone().into_iter().collect(),
+        fixed_versions: package.plan.fixed_versions(&[]),
         ..target.clone()
     }
 }
@@ -291,35 +291,26 @@ fn text(
     let packages: Vec<GroupedPackage<'_>> = fixed
         .iter()
         .enumerate()
-        .map(|(i, f)| {
-            let mut notes = Vec::new();
-            if let Some(verification) = &f.locked.verification {
-                notes.push(verification.summary(&f.target.package_name));
-            }
-            if let Some(reason) = &f.locked.draft_reason {
-                notes.push(format!("**Draft:** {reason}."));
-            }
-            GroupedPackage {
-                facts: PrFacts {
-                    vulnerability_id: &f.target.vulnerability_id,
-                    aliases: &f.target.aliases,
-                    severity: &f.target.severity,
-                    summary: &f.target.summary,
-                    package: &f.target.package_name,
-                    ecosystem: &f.target.ecosystem,
-                    from_version: &f.target.installed_version,
-                    to_version: f.patch.target_version.as_deref(),
-                    changed_files: &changed[i],
-                    explanation: Some(&f.patch.explanation),
-                    operation_id: operation_id.0,
-                    written_by_llm: f.patch.model(),
-                    confidence: f.patch.confidence(),
-                    also_fixes: &others[i],
-                    // The group's unfixed advisories are listed once, after the packages.
-                    not_fixed: &[],
-                },
-                notes,
-            }
+        .map(|(i, f)| GroupedPackage {
+            facts: PrFacts {
+                vulnerability_id: &f.target.vulnerability_id,
+                aliases: &f.target.aliases,
+                severity: &f.target.severity,
+                summary: &f.target.summary,
+                package: &f.target.package_name,
+                ecosystem: &f.target.ecosystem,
+                from_version: &f.target.installed_version,
+                to_version: f.patch.target_version.as_deref(),
+                changed_files: &changed[i],
+                explanation: Some(&f.patch.explanation),
+                operation_id: operation_id.0,
+                written_by_llm: f.patch.model(),
+                confidence: f.patch.confidence(),
+                also_fixes: &others[i],
+                // The group's unfixed advisories are listed once, after the packages.
+                not_fixed: &[],
+                lock: f.locked.pr_facts(),
+            },
         })
         .collect();
     let title = pr_text::group_title(ecosystem, &packages);

@@ -206,8 +206,8 @@ async fn bump(
     let root: PathBuf = root.to_path_buf();
     let package = target.package_name.clone();
     let ecosystem = target.ecosystem.clone();
-    let version = version.to_owned();
-    tokio::task::spawn_blocking(move || bump_blocking(&root, &ecosystem, &package, &version))
+    let fixes = crate::lockfile::Fixes::new(version, &target.fixed_versions);
+    tokio::task::spawn_blocking(move || bump_blocking(&root, &ecosystem, &package, &fixes))
         .await
         .map_err(|e| StepFailure::transient(Step::Generate, format!("bump task failed: {e}")))?
 }
@@ -216,8 +216,9 @@ fn bump_blocking(
     root: &Path,
     ecosystem: &str,
     package: &str,
-    version: &str,
+    fixes: &crate::lockfile::Fixes,
 ) -> Result<BumpResult, StepFailure> {
+    let version = fixes.chosen();
     let found = manifests::find(root, ecosystem).map_err(|e| {
         StepFailure::transient(Step::Generate, format!("reading the work tree: {e}"))
     })?;
@@ -262,10 +263,10 @@ fn bump_blocking(
         }
     }
     if edits.is_empty() && notes.is_empty() {
-        let locked = crate::lockfile::transitive::find(root, ecosystem, package, version);
+        let locked = crate::lockfile::transitive::find(root, ecosystem, package, fixes);
         if locked.iter().flat_map(|l| &l.copies).any(|c| c.vulnerable) {
             return Ok(BumpResult::Patched(lock_only_patch(
-                package, version, &locked,
+                package, fixes, &locked,
             )));
         }
     }
@@ -292,7 +293,7 @@ fn bump_blocking(
 /// The fix of a transitive package: nothing to edit, the lock step moves it.
 fn lock_only_patch(
     package: &str,
-    version: &str,
+    fixes: &crate::lockfile::Fixes,
     locked: &[crate::lockfile::transitive::LockedCopies],
 ) -> ProposedPatch {
     let copies: Vec<String> = locked
@@ -300,17 +301,21 @@ fn lock_only_patch(
         .flat_map(|l| {
             l.copies
                 .iter()
-                .map(move |c| format!("{} in {}", c.version, l.lock))
+                .map(move |c| match fixes.for_copy(&c.version) {
+                    Some(fix) => format!("{} in {} (fixed in {fix})", c.version, l.lock),
+                    None => format!("{} in {} (not vulnerable)", c.version, l.lock),
+                })
         })
         .collect();
     ProposedPatch {
         edits: Vec::new(),
         author: PatchAuthor::LockOnly,
-        target_version: Some(version.to_owned()),
+        target_version: Some(fixes.chosen().to_owned()),
         explanation: format!(
             "{package} is declared by no manifest: it comes in through other packages \
-             (resolved {}). Strategy: a lock-only update, which moves it to {version} or the \
-             newest release its dependents' ranges admit, and changes nothing else.",
+             (resolved {}). Strategy: a lock-only update, which moves each vulnerable copy to \
+             the fix of its own release line or the newest release its dependents' ranges \
+             admit, and changes nothing else.",
             copies.join(", ")
         ),
     }

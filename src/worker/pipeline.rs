@@ -68,12 +68,10 @@ impl Pipeline {
         }
         let plan = self.plan_fix(&target).await?;
         // The patcher, the lock step and the verification aim at the plan's version, the
-        // one that fixes every advisory the pull request lists.
+        // one that fixes every advisory the pull request lists (and, for copies in other
+        // release lines, at their line's version that does).
         let fix_target = RemediationTarget {
-            fixed_versions: plan
-                .target_version
-                .clone()
-                .map_or_else(|| target.fixed_versions.clone(), |v| vec![v]),
+            fixed_versions: plan.fixed_versions(&target.fixed_versions),
             ..target.clone()
         };
         let branch = pr_text::branch_name(&target.ecosystem, &target.package_name);

@@ -183,12 +183,25 @@ impl World {
         installed: &str,
         fixed: &str,
     ) -> Uuid {
+        self.add_affected_fixed_in(package, ecosystem, vulnerability_id, installed, &[fixed])
+            .await
+    }
+
+    /// [`Self::add_affected`] for an advisory fixed in several release lines.
+    pub async fn add_affected_fixed_in(
+        &self,
+        package: &str,
+        ecosystem: &str,
+        vulnerability_id: &str,
+        installed: &str,
+        fixed: &[&str],
+    ) -> Uuid {
         let (finding, assessment) = (Uuid::new_v4(), Uuid::new_v4());
         let file = json!({
             "findings": [{"id": finding, "project_id": self.catalog.project,
                 "vulnerability_id": vulnerability_id, "severity": "HIGH",
                 "package_name": package, "ecosystem": ecosystem,
-                "installed_version": installed, "fixed_versions": [fixed]}],
+                "installed_version": installed, "fixed_versions": fixed}],
             "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
         let parsed = remediator::commands::import::parse(
             &file.to_string(),

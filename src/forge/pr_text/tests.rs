@@ -19,6 +19,7 @@ fn facts<'a>(aliases: &'a [String], files: &'a [String], summary: &'a str) -> Pr
         confidence: None,
         also_fixes: &[],
         not_fixed: &[],
+        lock: LockFacts::default(),
     }
 }
 

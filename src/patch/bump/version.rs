@@ -80,14 +80,21 @@ impl Version {
         })
     }
 
-    /// Whether this is a pre-release or development version.
     /// The first release component (`4` of `4.17.21`).
     pub fn major(&self) -> u64 {
         self.release.first().copied().unwrap_or(0)
     }
 
+    /// Whether this is a pre-release or development version.
     pub fn is_prerelease(&self) -> bool {
         matches!(self.phase, Phase::Dev | Phase::Pre)
+    }
+
+    /// The release line a fix is backported to: epoch, major and minor (`4.2.1` and `4.2.7`
+    /// share one; `4.1.10` is another).
+    pub fn minor_line(&self) -> (u64, u64, u64) {
+        let part = |i: usize| self.release.get(i).copied().unwrap_or(0);
+        (self.epoch, part(0), part(1))
     }
 }
 

@@ -86,20 +86,10 @@ pub async fn run(
         confidence: patch.confidence(),
         also_fixes: &also_fixes,
         not_fixed: &not_fixed,
+        lock: locked.pr_facts(),
     };
     let title = pr_text::title(&facts);
-    let mut body = pr_text::body(&facts);
-    if let Some(verification) = &locked.verification {
-        body.push_str("\n\n");
-        body.push_str(&verification.summary(&target.package_name));
-    }
-    if let Some(note) = &locked.note {
-        body.push_str("\n\n");
-        body.push_str(note);
-    }
-    if let Some(reason) = &locked.draft_reason {
-        body.push_str(&format!("\n\n**Draft:** {reason}."));
-    }
+    let body = pr_text::body(&facts);
     let message = format!(
         "{title}\n\nRemediates {} in {} (operation {operation_id}).",
         plan.advisory_ids().join(", "),

@@ -7,8 +7,9 @@
 use super::clone::Checkout;
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
+use crate::forge::pr_text::LabelledLine;
 use crate::lifecycle::Step;
-use crate::lockfile::{self, LockTarget, Verification};
+use crate::lockfile::{self, Fixes, LockTarget, Verification};
 use crate::patch::bump::{ManifestKind, choose_target_version};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
@@ -30,8 +31,9 @@ pub struct Locked {
     pub draft_reason: Option<String>,
     /// Set when the lock step changed how the fix works (an override), over the patch's own.
     pub strategy: Option<FixStrategy>,
-    /// What the pull request must say about that strategy (the chain of a parent upgrade).
-    pub note: Option<String>,
+    /// What the pull request says about that strategy (the chain of a parent upgrade), in
+    /// place of the patch's explanation; empty when the patch's strategy stands.
+    pub note: Vec<LabelledLine>,
 }
 
 pub async fn run(
@@ -60,6 +62,8 @@ pub async fn run(
         .clone()
         .or_else(|| choose_target_version(&target.installed_version, &target.fixed_versions))
         .unwrap_or_else(|| target.installed_version.clone());
+    // Copies in other release lines than the project's own need their line's fix.
+    let fixes = Fixes::new(&target_version, &target.fixed_versions);
     // For a lock-only update: the locks that resolve the package, and how many vulnerable
     // copies they hold before the tool runs.
     let locked = match patch.is_lock_only() {
@@ -67,7 +71,7 @@ pub async fn run(
             &checkout.work_tree,
             &target.ecosystem,
             &target.package_name,
-            &target_version,
+            &fixes,
         ),
         false => Vec::new(),
     };
@@ -110,7 +114,7 @@ pub async fn run(
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
-        target_version: &target_version,
+        fixes: &fixes,
         manifests: &manifests,
         lock_only: patch.is_lock_only(),
     };
@@ -153,7 +157,7 @@ pub async fn run(
             pipeline,
             root: &checkout.work_tree,
             target,
-            target_version: &target_version,
+            fixes: &fixes,
             manifests: &manifests,
         };
         let no_parent_release = match parent_upgrade::find(&context).await {
@@ -165,8 +169,7 @@ pub async fn run(
         };
         let js = target.ecosystem.eq_ignore_ascii_case("npm");
         if js && pipeline.lockfiles.overrides {
-            return js_override::force(pipeline, checkout, target, &target_version, &manifests)
-                .await;
+            return js_override::force(pipeline, checkout, target, &fixes, &manifests).await;
         }
         let next = match (js, no_parent_release) {
             (true, why) => Blocked::OverridesOff(why),
@@ -186,12 +189,19 @@ pub async fn run(
         .resolved
         .iter()
         .filter(|copy| copy.vulnerable)
-        .map(|copy| format!("{} {} at {}", target.package_name, copy.version, copy.path))
+        .map(|copy| {
+            let fix = fixes.for_copy(&copy.version).unwrap_or(fixes.chosen());
+            let package = &target.package_name;
+            format!(
+                "{package} {} at {} (fixed in {fix})",
+                copy.version, copy.path
+            )
+        })
         .collect();
     let draft_reason = if !left.is_empty() {
         let what = format!(
-            "the lock file still resolves a vulnerable copy: {} (below {target_version}; \
-             probably required by another package)",
+            "the lock file still resolves a vulnerable copy: {} (probably required by another \
+             package)",
             left.join(", ")
         );
         if pipeline.require_verified_fix == VerifiedFix::Fail {
@@ -226,17 +236,22 @@ pub async fn run(
     // A tool that moved the package's dependents too (within the project's declared ranges)
     // upgraded parents: the job says which, not "the package and nothing else".
     let (strategy, note) = match moved.is_empty() {
-        true => (None, None),
+        true => (None, Vec::new()),
         false => (
             Some(FixStrategy::ParentUpgrade),
-            Some(format!(
-                "**Strategy:** parent upgrade: {tool} moved {package} to {target_version} and, \
-                 to admit it, packages that depend on it too, within the ranges the project \
-                 declares.\n**Moved:** {}.",
-                moved.join("; "),
-                tool = verification.tool.as_deref().unwrap_or("the lock tool"),
-                package = target.package_name,
-            )),
+            vec![
+                LabelledLine::new(
+                    "Strategy",
+                    format!(
+                        "parent upgrade: {tool} moved {package} to {target_version} and, to \
+                         admit it, packages that depend on it too, within the ranges the \
+                         project declares.",
+                        tool = verification.tool.as_deref().unwrap_or("the lock tool"),
+                        package = target.package_name,
+                    ),
+                ),
+                LabelledLine::new("Moved", format!("{}.", moved.join("; "))),
+            ],
         ),
     };
     Ok(Locked {
@@ -246,6 +261,17 @@ pub async fn run(
         strategy,
         note,
     })
+}
+
+impl Locked {
+    /// What the pull request says about the lock step.
+    pub fn pr_facts(&self) -> crate::forge::pr_text::LockFacts<'_> {
+        crate::forge::pr_text::LockFacts {
+            verification: self.verification.as_ref(),
+            strategy: &self.note,
+            draft_reason: self.draft_reason.as_deref(),
+        }
+    }
 }
 
 /// What was tried before a job gives up on a transitive copy, for its error's advice.
@@ -332,13 +358,13 @@ async fn relock(
     pipeline: &Pipeline,
     root: &std::path::Path,
     target: &RemediationTarget,
-    target_version: &str,
+    fixes: &Fixes,
     manifests: &[String],
 ) -> Result<lockfile::LockOutcome, StepFailure> {
     let lock_target = LockTarget {
         ecosystem: &target.ecosystem,
         package: &target.package_name,
-        target_version,
+        fixes,
         manifests,
         lock_only: false,
     };

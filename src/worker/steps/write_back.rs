@@ -8,6 +8,7 @@ use super::commit::Committed;
 use super::lock::Locked;
 use super::pull_request::Opened;
 use crate::db::fixes::CoveredWriteBack;
+use crate::forge::pr_text::LabelledLine;
 use crate::forge::{Forge, ResolvedRepository};
 use crate::git::PushOutcome;
 use crate::lifecycle::RemediationStatus;
@@ -69,7 +70,7 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "timings_ms": timings,
         "verification": locked.verification,
         "draft_reason": locked.draft_reason,
-        "strategy_note": locked.note,
+        "strategy_note": LabelledLine::plain(&locked.note),
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
         out.extend(extra.clone());

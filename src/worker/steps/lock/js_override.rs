@@ -6,21 +6,25 @@
 
 use super::{Blocked, Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
+use crate::forge::pr_text::LabelledLine;
+use crate::lockfile::Fixes;
 use crate::lockfile::overrides::{self, Manager};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::steps::clone::Checkout;
 
-/// Forces `target_version` with an override in each root project of `manifests`, then has the
-/// package manager update its lock.
+/// Forces the chosen fix with an override in each root project of `manifests` (one version
+/// for every copy: an override cannot tell release lines apart), then has the package manager
+/// update its lock.
 pub(super) async fn force(
     pipeline: &Pipeline,
     checkout: &Checkout,
     target: &RemediationTarget,
-    target_version: &str,
+    fixes: &Fixes,
     manifests: &[String],
 ) -> Result<Locked, StepFailure> {
+    let target_version = fixes.chosen();
     let root = &checkout.work_tree;
     let package = &target.package_name;
     let cannot = |why: String| {
@@ -45,7 +49,7 @@ pub(super) async fn force(
             dependents.extend(overrides::dependents(manager, &text, package));
         }
     }
-    let outcome = relock(pipeline, root, target, target_version, manifests).await?;
+    let outcome = relock(pipeline, root, target, fixes, manifests).await?;
     if outcome.verification.vulnerable_left > 0 {
         return Err(blocked(
             root,
@@ -56,6 +60,14 @@ pub(super) async fn force(
         ));
     }
     changed.extend(outcome.changed);
+    let note = vec![LabelledLine::new(
+        "Strategy",
+        format!(
+            "override: no release of the packages that depend on {package} admits a fixed \
+             version, so {} pins {package} {target_version} for all of them.",
+            entries.join(" and ")
+        ),
+    )];
     let reason = format!(
         "{} forces {package} {target_version} on every package that depends on it, because \
          their own ranges admit no fixed version ({}); they were not tested with it, so review \
@@ -72,6 +84,6 @@ pub(super) async fn force(
         verification: Some(outcome.verification),
         draft_reason: Some(reason),
         strategy: Some(FixStrategy::Override),
-        note: None,
+        note,
     })
 }

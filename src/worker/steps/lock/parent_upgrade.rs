@@ -11,9 +11,10 @@ use std::path::Path;
 
 use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
+use crate::forge::pr_text::LabelledLine;
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::transitive::LockedCopies;
-use crate::lockfile::{self, cargo_upgrade, npm_upgrade, python_upgrade};
+use crate::lockfile::{self, Fixes, cargo_upgrade, npm_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
@@ -24,7 +25,7 @@ pub(super) struct Context<'a> {
     pub pipeline: &'a Pipeline,
     pub root: &'a Path,
     pub target: &'a RemediationTarget,
-    pub target_version: &'a str,
+    pub fixes: &'a Fixes,
     /// The manifests beside the locks that hold the package.
     pub manifests: &'a [String],
 }
@@ -36,7 +37,7 @@ impl Context<'_> {
             self.root,
             &self.target.ecosystem,
             &self.target.package_name,
-            self.target_version,
+            self.fixes,
         );
         locks.retain(|lock| lock.copies.iter().any(|copy| copy.vulnerable));
         locks
@@ -85,12 +86,17 @@ fn upgraded(
         verification: Some(verification),
         draft_reason: None,
         strategy: Some(FixStrategy::ParentUpgrade),
-        note: Some(format!(
-            "**Strategy:** parent upgrade: no release of {package} that its dependents admit \
-             fixes it, so the dependency that holds it moves to its lowest release that admits \
-             the fix.\n**Chain:** {}.",
-            chains.join("; ")
-        )),
+        note: vec![
+            LabelledLine::new(
+                "Strategy",
+                format!(
+                    "parent upgrade: no release of {package} that its dependents admit fixes \
+                     it, so the dependency that holds it moves to its lowest release that \
+                     admits the fix."
+                ),
+            ),
+            LabelledLine::new("Chain", format!("{}.", chains.join("; "))),
+        ],
     }
 }
 
@@ -171,7 +177,7 @@ const MAX_JS_LEVELS: usize = 4;
 /// between.
 async fn js(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
-    let (package, target_version) = (&context.target.package_name, context.target_version);
+    let (package, target_version) = (&context.target.package_name, context.fixes.chosen());
     let mut originals = Originals::default();
     let mut chains = Vec::new();
     for manifest in context.manifests {
@@ -260,7 +266,7 @@ async fn js(context: &Context<'_>) -> Found {
 /// top-down and for the package.
 async fn cargo(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
-    let (package, target_version) = (&context.target.package_name, context.target_version);
+    let package = &context.target.package_name;
     let settings = &pipeline.lockfiles;
     let mut originals = Originals::default();
     let mut chains = Vec::new();
@@ -280,7 +286,7 @@ async fn cargo(context: &Context<'_>) -> Found {
             &cargo_upgrade::parse_lock(&text),
             &index,
             package,
-            target_version,
+            context.fixes,
         );
         let steps = match planned {
             Ok(steps) => steps,
@@ -329,7 +335,7 @@ async fn cargo(context: &Context<'_>) -> Found {
 /// moves to its lowest release that admits the fix, found by uv's resolver in the sandbox.
 async fn python(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
-    let (package, target_version) = (&context.target.package_name, context.target_version);
+    let (package, target_version) = (&context.target.package_name, context.fixes.chosen());
     let settings = &pipeline.lockfiles;
     let mut originals = Originals::default();
     let mut chains = Vec::new();
@@ -406,7 +412,7 @@ async fn finish(context: &Context<'_>, originals: Originals, chains: Vec<String>
         pipeline,
         root,
         target,
-        target_version,
+        fixes,
         manifests,
     } = *context;
     if chains.is_empty() {
@@ -415,7 +421,7 @@ async fn finish(context: &Context<'_>, originals: Originals, chains: Vec<String>
                    upgrades those, not packages further down)";
         return Ok(Err(why.to_owned()));
     }
-    let outcome = match relock(pipeline, root, target, target_version, manifests).await {
+    let outcome = match relock(pipeline, root, target, fixes, manifests).await {
         Ok(outcome) => outcome,
         Err(failure) => {
             originals.restore(root)?;
