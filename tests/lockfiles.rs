@@ -3416,3 +3416,79 @@ async fn copies_in_two_release_lines_each_move_to_the_fix_of_their_own_line() {
     );
     world.stop().await;
 }
+
+/// A project of `manager` with two copies of vulnjs in two release lines (first holds ^1.0.0,
+/// second ^2.0.0), an advisory fixed in 1.0.3 and 2.0.3: the lock-only update moves each copy
+/// within its line, and neither is called vulnerable for being below the other line's fix.
+async fn js_two_lines(manager: JsManager) {
+    let registry = NpmRegistry::start(&[
+        ("vulnjs", "1.0.1", &[]),
+        ("vulnjs", "2.0.1", &[]),
+        ("first", "1.0.0", &[("vulnjs", "^1.0.0")]),
+        ("second", "1.0.0", &[("vulnjs", "^2.0.0")]),
+    ])
+    .await;
+    let manifest = package_json(json!({"first": "^1.0.0", "second": "^1.0.0"}));
+    let mut files = manager.extra_files(&registry);
+    files.push(("package.json", manifest));
+    let lock = manager.lock_for(&files, &registry);
+    files.push((manager.lock_file(), lock));
+    registry.publish(("vulnjs", "1.0.3", &[]));
+    registry.publish(("vulnjs", "2.0.3", &[]));
+    let (world, github) = js_world(
+        files,
+        &registry,
+        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
+        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+    )
+    .await;
+    let assessment = world
+        .add_affected_fixed_in(
+            "vulnjs",
+            "npm",
+            "GHSA-0000-0000-0001",
+            "2.0.1",
+            &["1.0.3", "2.0.3"],
+        )
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["strategy"], "lock_only", "{op}");
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    assert_eq!(
+        output["changed_files"],
+        json!([manager.lock_file()]),
+        "{op}"
+    );
+    let verification = &output["verification"];
+    assert_eq!(verification["vulnerable_left"], 0, "{op}");
+    let mut versions: Vec<&str> = verification["resolved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["version"].as_str().unwrap())
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(versions, ["1.0.3", "2.0.3"], "{op}");
+    let branch = output["branch"].as_str().unwrap();
+    manager.check_branch(&world, branch, &registry);
+    assert_eq!(github.created()[0]["draft"], false);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_two_release_lines_are_each_moved_within_their_line_with_pnpm() {
+    js_two_lines(JsManager::Pnpm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_two_release_lines_are_each_moved_within_their_line_with_yarn_classic() {
+    js_two_lines(JsManager::Classic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_two_release_lines_are_each_moved_within_their_line_with_yarn_berry() {
+    js_two_lines(JsManager::Berry).await;
+}
