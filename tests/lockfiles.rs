@@ -3410,8 +3410,8 @@ async fn copies_in_two_release_lines_each_move_to_the_fix_of_their_own_line() {
     cargo_locked_check(&world, branch, &config);
     let body = github.created()[0]["body"].as_str().unwrap().to_owned();
     assert!(
-        body.contains("0.9.2 in Cargo.lock (fixed in 0.9.5)")
-            && body.contains("1.0.1 in Cargo.lock (fixed in 1.0.3)"),
+        body.contains("0.9.2 in Cargo.lock (needs 0.9.5)")
+            && body.contains("1.0.1 in Cargo.lock (needs 1.0.3)"),
         "{body}"
     );
     world.stop().await;

@@ -20,7 +20,6 @@ use crate::db::models::RemediationTarget;
 use crate::forge::check_project_repository;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::closed_refusal;
-use crate::patch::bump::choose_target_version;
 use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]
@@ -114,7 +113,7 @@ fn admissible(
     }
     // A pull request a person closed for this fix is not opened again. With repository
     // grouping a version bump is part of the ecosystem's grouped fix.
-    let wanted = choose_target_version(&target.installed_version, &target.fixed_versions);
+    let wanted = target.target_version();
     let fix = match (state.group, &wanted) {
         (Grouping::Repository, Some(_)) => looked_up.group_fix.as_ref(),
         _ => looked_up.package_fix.as_ref(),

@@ -80,6 +80,7 @@ pub async fn remediation_target(
         purl: f.8,
         installed_version: f.9,
         fixed_versions: f.10,
+        planned_version: None,
         project_id: ProjectId(p.0),
         organization_id: p.1,
         repository_url: p.2,

@@ -174,6 +174,7 @@ impl LookupRow {
             purl: self.purl.take(),
             installed_version: self.installed_version.take()?,
             fixed_versions: self.fixed_versions.take()?,
+            planned_version: None,
         })
     }
 }

@@ -71,6 +71,19 @@ pub struct RemediationTarget {
     pub purl: Option<String>,
     pub installed_version: String,
     pub fixed_versions: Vec<String>,
+    /// The version the job's fix plan chose (the one that fixes every advisory its pull request
+    /// lists); `None` before planning.
+    pub planned_version: Option<String>,
+}
+
+impl RemediationTarget {
+    /// The version the fix moves the package to: the plan's, else the finding's own lowest
+    /// fixed version above the installed one.
+    pub fn target_version(&self) -> Option<String> {
+        self.planned_version.clone().or_else(|| {
+            crate::patch::bump::choose_target_version(&self.installed_version, &self.fixed_versions)
+        })
+    }
 }
 
 /// Catalog rows as `remediator import` writes them (upserted by id).

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{AssessmentId, RemediationStatus};
+use crate::lockfile::Fixes;
 use crate::patch::bump::{Version, choose_target_version};
 
 /// One advisory on the package, as its finding and assessment state it.
@@ -52,9 +53,8 @@ impl FixPlan {
 
     /// The fixed versions the job works with: the plan's target, and per release line the
     /// version that fixes every covered advisory at once (what a copy in another line than
-    /// the project's own must move to). The lowest of them above the installed version is the
-    /// target. `unplanned`: the trigger's own list, for a plan without a target (a code
-    /// change).
+    /// the project's own must move to). `unplanned`: the trigger's own list, for a plan without
+    /// a target (a code change).
     pub fn fixed_versions(&self, unplanned: &[String]) -> Vec<String> {
         let Some(target) = &self.target_version else {
             return unplanned.to_vec();
@@ -135,9 +135,35 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
         }
     }
     FixPlan {
-        target_version: Some(target.1),
+        target_version: Some(fixed_in_every_line(&covered, target.1)),
         covered,
         remaining,
+    }
+}
+
+/// `target` raised until no advisory's fix in its release line is above it: with one advisory
+/// fixed in 1.0.3 and 1.1.2 and another in 1.1.1, 1.1.1 is not the first one's fix in its line,
+/// 1.1.2 is. Each step is to a strictly higher fix, of finitely many, so it ends.
+fn fixed_in_every_line(advisories: &[Advisory], mut target: String) -> String {
+    let each: Vec<Fixes> = advisories
+        .iter()
+        .map(|a| Fixes::new("", &a.fixed_versions))
+        .filter(|f| f.versions().next().is_some())
+        .collect();
+    loop {
+        let Some(current) = Version::parse(&target) else {
+            return target;
+        };
+        let next = each
+            .iter()
+            .filter_map(|f| f.for_copy(&target))
+            .filter_map(|v| Version::parse(v).map(|parsed| (parsed, v)))
+            .filter(|(parsed, _)| *parsed > current)
+            .max_by(|a, b| a.0.cmp(&b.0));
+        match next {
+            Some((_, version)) => target = version.to_owned(),
+            None => return target,
+        }
     }
 }
 
@@ -334,6 +360,14 @@ mod tests {
                 vec!["1.1.5"],
             ),
             (
+                // 1.1.1 is B's fix, not A's in that line: both need 1.1.2.
+                vec![
+                    advisory("A", "1.0.1", &["1.0.3", "1.1.2"]),
+                    advisory("B", "1.0.1", &["1.1.1"]),
+                ],
+                vec!["1.1.2"],
+            ),
+            (
                 vec![
                     advisory("A", "1.0.1", &["1.0.3"]),
                     advisory("B", "1.0.1", &["2.0.0"]),
@@ -345,12 +379,20 @@ mod tests {
             let plan = plan(&advisories[0], &advisories);
             let versions = plan.fixed_versions(&[]);
             assert_eq!(versions, expected, "{advisories:?}");
-            assert_eq!(
-                choose_target_version("1.0.1", &versions),
-                plan.target_version,
-                "{versions:?}"
-            );
+            let target = plan.target_version.unwrap();
+            assert!(versions.contains(&target), "{target} in {versions:?}");
         }
+        // The scanner calls 1.0.1 affected by B although B's list has 1.0.0: the plan goes by
+        // each advisory's own lowest fix above the installed version (2.0.0), and the job is
+        // given that target (`RemediationTarget::planned_version`), not the lowest above
+        // installed in the list.
+        let advisories = [
+            advisory("A", "1.0.1", &["1.0.3"]),
+            advisory("B", "1.0.1", &["1.0.0", "2.0.0"]),
+        ];
+        let scanned = plan(&advisories[0], &advisories);
+        assert_eq!(scanned.target_version.as_deref(), Some("2.0.0"));
+        assert_eq!(scanned.fixed_versions(&[]), ["1.0.3", "2.0.0"]);
         let code_change = advisory("C", "1.0.1", &[]);
         let unplanned = ["x".to_owned()];
         assert_eq!(

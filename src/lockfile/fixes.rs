@@ -1,8 +1,8 @@
 //! Which fixed version each resolved copy of a package needs. An advisory is often fixed in
 //! several release lines at once (`0.9.5` and `1.0.3`; Django's `4.1.10` and `4.2.4`), and a
 //! lock can hold copies in more than one of them under different parents: each copy moves to
-//! the lowest fix in its own line, and a copy already at or above that fix is not vulnerable,
-//! even when it is below the fix chosen for the project's own dependency.
+//! the fix of its own line, and a copy already at or above that fix is not vulnerable, even
+//! when it is below the fix chosen for the project's own dependency.
 //!
 //! The facts name fixed versions, not affected ranges, so a line is read as a minor line
 //! (epoch, major, minor): a copy whose minor line has a fix needs that fix; a copy in a line
@@ -15,25 +15,35 @@ use crate::patch::bump::Version;
 #[derive(Debug, Clone)]
 pub struct Fixes {
     chosen: String,
-    /// Every fixed version that parses, lowest first, as written.
+    /// One fixed version per release line (the highest), lowest line first, as written.
     fixed: Vec<(Version, String)>,
 }
 
 impl Fixes {
     /// `chosen` (the fix the patch bumps to, or the lock-only update aims at) and the
-    /// advisory's fixed versions; `chosen` counts as one of them.
+    /// advisory's fixed versions; `chosen` counts as one of them. One fix per line is kept,
+    /// the highest (several advisories' fixes in one line: each needs its own); `chosen` as
+    /// the patch and the tool spell it when it is that one.
     pub fn new(chosen: &str, fixed_versions: &[String]) -> Self {
-        let mut fixed: Vec<(Version, String)> = fixed_versions
+        let chosen = chosen.trim();
+        let mut fixed: Vec<(Version, String, bool)> = fixed_versions
             .iter()
-            .map(String::as_str)
-            .chain([chosen])
-            .filter_map(|text| Version::parse(text).map(|v| (v, text.trim().to_owned())))
+            .map(|text| (text.trim(), false))
+            .chain([(chosen, true)])
+            .filter_map(|(text, is_chosen)| {
+                Version::parse(text).map(|v| (v, text.to_owned(), is_chosen))
+            })
             .collect();
-        fixed.sort_by(|a, b| a.0.cmp(&b.0));
-        fixed.dedup_by(|a, b| a.0 == b.0);
+        fixed.sort_by(|a, b| {
+            a.0.minor_line()
+                .cmp(&b.0.minor_line())
+                .then_with(|| b.0.cmp(&a.0))
+                .then_with(|| b.2.cmp(&a.2))
+        });
+        fixed.dedup_by(|later, kept| later.0.minor_line() == kept.0.minor_line());
         Self {
-            chosen: chosen.trim().to_owned(),
-            fixed,
+            chosen: chosen.to_owned(),
+            fixed: fixed.into_iter().map(|(v, text, _)| (v, text)).collect(),
         }
     }
 
@@ -47,10 +57,17 @@ impl Fixes {
         &self.chosen
     }
 
+    /// Every fix kept, one per release line, lowest first.
+    pub fn versions(&self) -> impl Iterator<Item = &str> {
+        self.fixed.iter().map(|(_, text)| text.as_str())
+    }
+
     /// The version a copy at `version` must move to; `None` when it is not vulnerable. A
-    /// version that does not parse is not claimed fixed: it needs the chosen fix.
+    /// version that does not parse, or a list with no version that does, is not claimed
+    /// fixed: it needs the chosen fix.
     pub fn for_copy(&self, version: &str) -> Option<&str> {
         match Version::parse(version) {
+            Some(_) if self.fixed.is_empty() => Some(&self.chosen),
             Some(copy) => self.needed(&copy).map(|(_, text)| text.as_str()),
             None => Some(&self.chosen),
         }
@@ -72,8 +89,10 @@ impl Fixes {
 }
 
 /// One list of fixed versions that fixes every advisory of `lists` at once (one pull request
-/// fixes all of a package's advisories): per release line any of them names, the lowest
-/// version of that line none of them calls vulnerable, when the line has one.
+/// fixes all of a package's advisories): for each release line any of them fixes, the highest
+/// of their fixes in it; a line is left out when an advisory has no fix in it but one above
+/// (no release of that line fixes that advisory, so its copies must leave the line).
+/// Advisories whose fixes are all below a line do not concern it.
 pub fn fixing_all(lists: &[Vec<String>]) -> Vec<String> {
     let each: Vec<Fixes> = lists.iter().map(|list| Fixes::new("", list)).collect();
     let mut lines: Vec<(u64, u64, u64)> = each
@@ -83,27 +102,19 @@ pub fn fixing_all(lists: &[Vec<String>]) -> Vec<String> {
     lines.sort_unstable();
     lines.dedup();
     let mut found = Vec::new();
-    for (epoch, major, minor) in lines {
-        let Some(mut at) = Version::parse(&format!("{epoch}!{major}.{minor}.0")) else {
-            continue;
-        };
-        let mut fix: Option<&(Version, String)> = None;
-        // Each step moves to the highest fix some advisory still needs; a few steps settle it.
-        for _ in 0..lists.len() + 1 {
-            let next = each
-                .iter()
-                .filter_map(|f| f.needed(&at))
-                .max_by(|a, b| a.0.cmp(&b.0));
-            let Some(next) = next else { break };
-            at = next.0.clone();
-            fix = Some(next);
+    'lines: for line in lines {
+        let mut highest: Option<&(Version, String)> = None;
+        for advisory in &each {
+            match advisory.fixed.iter().find(|(v, _)| v.minor_line() == line) {
+                Some(fix) if highest.is_none_or(|h| fix.0 > h.0) => highest = Some(fix),
+                Some(_) => {}
+                None if advisory.fixed.iter().any(|(v, _)| v.minor_line() > line) => {
+                    continue 'lines;
+                }
+                None => {}
+            }
         }
-        if let Some((version, text)) = fix
-            && version.minor_line() == (epoch, major, minor)
-            && each.iter().all(|f| f.needed(version).is_none())
-        {
-            found.push(text.clone());
-        }
+        found.extend(highest.map(|(_, text)| text.clone()));
     }
     found
 }
@@ -171,6 +182,27 @@ mod tests {
         assert_eq!(fixing_all(&lists), ["0.9.7", "1.0.3"]);
         assert_eq!(fixing_all(&[vec!["4.17.21".to_owned()]]), ["4.17.21"]);
         assert!(fixing_all(&[]).is_empty());
+        // A fix at the start of its line, and a pre-release one, still name their lines.
+        let lists = [vec![
+            "2.5.7".to_owned(),
+            "3.0.0".to_owned(),
+            "4.0.0-rc.2".to_owned(),
+        ]];
+        assert_eq!(fixing_all(&lists), ["2.5.7", "3.0.0", "4.0.0-rc.2"]);
+        let job = Fixes::new("2.5.7", &fixing_all(&lists));
+        assert_eq!(job.for_copy("2.8.0"), Some("3.0.0"));
+        assert_eq!(job.for_copy("4.0.0-rc.1"), Some("4.0.0-rc.2"));
+        assert_eq!(job.for_copy("3.0.1"), None);
+    }
+
+    #[test]
+    fn one_fix_per_line_the_highest_spelled_as_chosen_when_it_is_that_one() {
+        let spelled = fixes("v1.0.3", &["1.0.3", "0.9.5"]);
+        assert_eq!(spelled.for_copy("1.0.1"), Some("v1.0.3"));
+        assert_eq!(spelled.versions().collect::<Vec<_>>(), ["0.9.5", "v1.0.3"]);
+        // A chosen fix below another advisory's fix in its line does not hide that one.
+        let lower = fixes("1.1.1", &["1.1.2"]);
+        assert_eq!(lower.for_copy("1.1.1"), Some("1.1.2"));
     }
 
     #[test]
@@ -179,5 +211,7 @@ mod tests {
         assert_eq!(chosen_only.for_copy("2.0.0"), Some("2.0.1"));
         assert_eq!(chosen_only.for_copy("git+ssh://host/x"), Some("2.0.1"));
         assert_eq!(chosen_only.chosen(), "2.0.1");
+        let nothing_readable = fixes("unknown", &["also unknown"]);
+        assert_eq!(nothing_readable.for_copy("1.0.0"), Some("unknown"));
     }
 }

@@ -55,14 +55,15 @@ impl ParentUpgrade {
 }
 
 /// The packages of the `manager`'s lock whose entry asks for a range of `package` (pnpm: a
-/// resolved version) that does not admit `target`, each marked `direct` when the root
+/// resolved version) that admits none of `targets` (the fixes of every release line), each
+/// marked `direct` when the root
 /// `manifest` (a `package.json`) declares it at that entry. One per name and version.
 pub fn blockers(
     manager: Manager,
     lock: &str,
     manifest: &str,
     package: &str,
-    target: &str,
+    targets: &[&str],
 ) -> Vec<Blocker> {
     let Ok(manifest) = serde_json::from_str::<Value>(manifest) else {
         return Vec::new();
@@ -78,7 +79,12 @@ pub fn blockers(
         Manager::Pnpm => pnpm_holders(lock, &|name| declared(name).is_some(), package),
         Manager::Yarn => yarn_holders(lock, &declared, package),
     };
-    found.retain(|blocker| npm_range_admits(&blocker.range, target) != Some(true));
+    // A range that admits a fix of some release line lets the tool move its copy there.
+    found.retain(|blocker| {
+        !targets
+            .iter()
+            .any(|target| npm_range_admits(&blocker.range, target) == Some(true))
+    });
     // Direct first, so that a name held both ways keeps its direct entry.
     found.sort_by(|a, b| (&a.name, &a.version, !a.direct).cmp(&(&b.name, &b.version, !b.direct)));
     found.dedup_by(|a, b| a.name == b.name && a.version == b.version);
@@ -326,7 +332,7 @@ mod tests {
             "node_modules/lodash": {"version": "4.17.20"}}}"#;
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
         assert_eq!(
-            blockers(Manager::Npm, lock, manifest, "lodash", "4.17.21"),
+            blockers(Manager::Npm, lock, manifest, "lodash", &["4.17.21"]),
             vec![
                 blocker("parent", "1.0.0", "4.17.20", true),
                 blocker("x", "1.0.0", "4.17.20", false),
@@ -349,7 +355,7 @@ mod tests {
         let lock = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      parent:\n        specifier: ^1.0.0\n        version: 1.0.0\n      easy:\n        specifier: ^2.0.0\n        version: 2.0.0\n\npackages:\n\n  lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n\nsnapshots:\n\n  easy@2.0.0:\n    dependencies:\n      lodash: 4.17.21\n\n  lodash@4.17.20: {}\n\n  parent@1.0.0:\n    dependencies:\n      lodash: 4.17.20\n\n  parent@1.1.0:\n    dependencies:\n      lodash: 4.17.19\n";
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
         assert_eq!(
-            blockers(Manager::Pnpm, lock, manifest, "lodash", "4.17.21"),
+            blockers(Manager::Pnpm, lock, manifest, "lodash", &["4.17.21"]),
             vec![
                 blocker("parent", "1.0.0", "4.17.20", true),
                 blocker("parent", "1.1.0", "4.17.19", false),
@@ -365,13 +371,13 @@ mod tests {
         let manifest = r#"{"devDependencies": {"parent": "^1.0.0"}}"#;
         let expected = vec![blocker("parent", "1.0.0", "4.17.20", true)];
         assert_eq!(
-            blockers(Manager::Yarn, berry, manifest, "lodash", "4.17.21"),
+            blockers(Manager::Yarn, berry, manifest, "lodash", &["4.17.21"]),
             expected
         );
         // The 0.9 line is another package's, further down.
         let deeper = blocker("parent", "0.9.0", "4.17.19", false);
         assert_eq!(
-            blockers(Manager::Yarn, classic, manifest, "lodash", "4.17.21"),
+            blockers(Manager::Yarn, classic, manifest, "lodash", &["4.17.21"]),
             [vec![deeper], expected].concat()
         );
     }

@@ -244,6 +244,7 @@ fn package_target(target: &RemediationTarget, package: &PackagePlan) -> Remediat
         summary: first.summary.clone(),
         installed_version: first.installed_version.clone(),
         fixed_versions: package.plan.fixed_versions(&[]),
+        planned_version: package.plan.target_version.clone(),
         ..target.clone()
     }
 }

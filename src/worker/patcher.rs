@@ -14,7 +14,7 @@ use crate::config::PatcherChoice;
 use crate::db::models::{RemediationTarget, Step};
 use crate::git::{EntryKind, inspect_entry};
 use crate::llm::{LlmClient, Usage, VulnerabilityFacts};
-use crate::patch::bump::{BumpOutcome, bump_manifest, choose_target_version};
+use crate::patch::bump::{BumpOutcome, bump_manifest};
 use crate::patch::{ExistingEntry, FileEdit, PatchPolicy};
 
 /// How a fix removes the vulnerable version: the operation output's `strategy`.
@@ -112,8 +112,7 @@ impl Patcher {
         git: &GitWork,
         target: &RemediationTarget,
     ) -> Result<ProposedPatch, StepFailure> {
-        let target_version =
-            choose_target_version(&target.installed_version, &target.fixed_versions);
+        let target_version = target.target_version();
         let use_bump = matches!(self.choice, PatcherChoice::Bump | PatcherChoice::Auto);
         let mut bump_note = None;
         if use_bump {
@@ -302,7 +301,7 @@ fn lock_only_patch(
             l.copies
                 .iter()
                 .map(move |c| match fixes.for_copy(&c.version) {
-                    Some(fix) => format!("{} in {} (fixed in {fix})", c.version, l.lock),
+                    Some(fix) => format!("{} in {} (needs {fix})", c.version, l.lock),
                     None => format!("{} in {} (not vulnerable)", c.version, l.lock),
                 })
         })

@@ -72,6 +72,7 @@ impl Pipeline {
         // release lines, at their line's version that does).
         let fix_target = RemediationTarget {
             fixed_versions: plan.fixed_versions(&target.fixed_versions),
+            planned_version: plan.target_version.clone(),
             ..target.clone()
         };
         let branch = pr_text::branch_name(&target.ecosystem, &target.package_name);

@@ -371,3 +371,65 @@ fn branch_name_survives_weird_input_as_a_valid_git_ref() {
     let b = branch_name("CVE-1", &format!("{}b", "p".repeat(200)));
     assert_ne!(a, b);
 }
+
+#[test]
+fn the_lock_steps_strategy_replaces_the_patchs_explanation_and_its_lines_follow() {
+    let verification = crate::lockfile::Verification {
+        lock_files: vec!["Cargo.lock".to_owned()],
+        tool: Some("cargo update --precise".to_owned()),
+        resolved: Vec::new(),
+        vulnerable_left: 0,
+        not_updated: Vec::new(),
+    };
+    let strategy = [LabelledLine::new(
+        "Chain",
+        "parent 1.0.0 -> 1.1.0 pulls lodash ^4.17.21",
+    )];
+    let planned = PrFacts {
+        explanation: Some("a lock-only update"),
+        lock: LockFacts {
+            verification: Some(&verification),
+            strategy: &[],
+            draft_reason: Some("review it"),
+        },
+        ..facts(&[], &[], "")
+    };
+    let kept = body(&planned);
+    assert!(kept.contains("a lock-only update"), "{kept}");
+    assert!(
+        kept.contains("Verified: Cargo.lock updated by `cargo update --precise`")
+            && kept.contains("**Draft:** review it."),
+        "{kept}"
+    );
+    let replaced = PrFacts {
+        lock: LockFacts {
+            strategy: &strategy,
+            ..planned.lock
+        },
+        ..planned.clone()
+    };
+    let text = body(&replaced);
+    assert!(!text.contains("a lock-only update"), "{text}");
+    assert_eq!(
+        text.matches("**How the change fixes it:**").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("**Chain:** parent 1.0.0 -> 1.1.0 pulls lodash ^4.17.21"),
+        "{text}"
+    );
+    // A grouped pull request carries each package's lock lines in its own section.
+    let grouped = group_body(
+        "npm",
+        &[GroupedPackage { facts: replaced }],
+        &[],
+        uuid::Uuid::nil(),
+    );
+    assert!(
+        grouped.contains("**Chain:**")
+            && grouped.contains("Verified: Cargo.lock")
+            && grouped.contains("**Draft:** review it."),
+        "{grouped}"
+    );
+}

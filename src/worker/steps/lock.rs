@@ -10,7 +10,7 @@ use crate::db::models::RemediationTarget;
 use crate::forge::pr_text::LabelledLine;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
-use crate::patch::bump::{ManifestKind, choose_target_version};
+use crate::patch::bump::ManifestKind;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
@@ -60,7 +60,7 @@ pub async fn run(
     let target_version = patch
         .target_version
         .clone()
-        .or_else(|| choose_target_version(&target.installed_version, &target.fixed_versions))
+        .or_else(|| target.target_version())
         .unwrap_or_else(|| target.installed_version.clone());
     // Copies in other release lines than the project's own need their line's fix.
     let fixes = Fixes::new(&target_version, &target.fixed_versions);
@@ -179,7 +179,7 @@ pub async fn run(
         return Err(blocked(
             &checkout.work_tree,
             target,
-            &target_version,
+            &fixes,
             &outcome.verification,
             next,
         ));
@@ -192,10 +192,7 @@ pub async fn run(
         .map(|copy| {
             let fix = fixes.for_copy(&copy.version).unwrap_or(fixes.chosen());
             let package = &target.package_name;
-            format!(
-                "{package} {} at {} (fixed in {fix})",
-                copy.version, copy.path
-            )
+            format!("{package} {} at {} (needs {fix})", copy.version, copy.path)
         })
         .collect();
     let draft_reason = if !left.is_empty() {
@@ -235,6 +232,13 @@ pub async fn run(
         .collect();
     // A tool that moved the package's dependents too (within the project's declared ranges)
     // upgraded parents: the job says which, not "the package and nothing else".
+    let mut now_at: Vec<&str> = verification
+        .resolved
+        .iter()
+        .map(|r| r.version.as_str())
+        .collect();
+    now_at.sort_by_key(|v| crate::patch::bump::Version::parse(v));
+    now_at.dedup();
     let (strategy, note) = match moved.is_empty() {
         true => (None, Vec::new()),
         false => (
@@ -243,9 +247,10 @@ pub async fn run(
                 LabelledLine::new(
                     "Strategy",
                     format!(
-                        "parent upgrade: {tool} moved {package} to {target_version} and, to \
-                         admit it, packages that depend on it too, within the ranges the \
-                         project declares.",
+                        "parent upgrade: {tool} moved {package} to {} and, to admit it, \
+                         packages that depend on it too, within the ranges the project \
+                         declares.",
+                        now_at.join(" and "),
                         tool = verification.tool.as_deref().unwrap_or("the lock tool"),
                         package = target.package_name,
                     ),
@@ -294,16 +299,23 @@ pub(super) enum Blocked {
 pub(super) fn blocked(
     root: &std::path::Path,
     target: &RemediationTarget,
-    target_version: &str,
+    fixes: &Fixes,
     verification: &Verification,
     next: Blocked,
 ) -> StepFailure {
     let package = &target.package_name;
+    let target_version = fixes.chosen();
+    // A copy in another release line than the chosen fix's says which fix it needs.
     let stays: Vec<String> = verification
         .resolved
         .iter()
         .filter(|copy| copy.vulnerable)
-        .map(|copy| format!("{} at {}", copy.version, copy.path))
+        .map(|copy| match fixes.for_copy(&copy.version) {
+            Some(fix) if fix != target_version => {
+                format!("{} at {} (needs {fix})", copy.version, copy.path)
+            }
+            _ => format!("{} at {}", copy.version, copy.path),
+        })
         .collect();
     let holders = holders(root, &verification.lock_files, package);
     let held = match holders.is_empty() {

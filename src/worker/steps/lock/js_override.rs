@@ -54,7 +54,7 @@ pub(super) async fn force(
         return Err(blocked(
             root,
             target,
-            target_version,
+            fixes,
             &outcome.verification,
             Blocked::OverrideFailed,
         ));

@@ -188,15 +188,16 @@ async fn js(context: &Context<'_>) -> Found {
         let text = originals.keep(root, manifest)?;
         let lock_text = originals.keep(root, &lock)?;
         let dir = lockfile::parent_dir(manifest);
-        let holders = |name: &str, wanted: &str| {
-            npm_upgrade::blockers(manager, &lock_text, &text, name, wanted)
+        let holders = |name: &str, admitting: &[&str]| {
+            npm_upgrade::blockers(manager, &lock_text, &text, name, admitting)
         };
+        // The package's holders block when their range admits no fix of any release line.
+        let fixes: Vec<&str> = context.fixes.versions().collect();
         // Each blocker, with what it holds, the release of that it must admit, and its level.
-        let mut work: Vec<(npm_upgrade::Blocker, String, String, usize)> =
-            holders(package, target_version)
-                .into_iter()
-                .map(|b| (b, package.clone(), target_version.to_owned(), 1))
-                .collect();
+        let mut work: Vec<(npm_upgrade::Blocker, String, String, usize)> = holders(package, &fixes)
+            .into_iter()
+            .map(|b| (b, package.clone(), target_version.to_owned(), 1))
+            .collect();
         let mut seen = Vec::new();
         while let Some((blocker, holds, wanted, level)) = work.pop() {
             if seen.contains(&(blocker.name.clone(), blocker.version.clone())) {
@@ -233,7 +234,7 @@ async fn js(context: &Context<'_>) -> Found {
                     Err(why) => format!("{} would admit it, but {why}", upgrade.chain(&holds)),
                 }
             } else {
-                let above = holders(name, &upgrade.to);
+                let above = holders(name, &[upgrade.to.as_str()]);
                 if !above.is_empty() && level < MAX_JS_LEVELS {
                     let next = |b| (b, name.clone(), upgrade.to.clone(), level + 1);
                     work.extend(above.into_iter().map(next));
