@@ -33,7 +33,7 @@ pub struct Locked {
     pub strategy: Option<FixStrategy>,
     /// What the pull request says about that strategy (the chain of a parent upgrade), in
     /// place of the patch's explanation; empty when the patch's strategy stands.
-    pub note: Vec<LabelledLine>,
+    pub strategy_lines: Vec<LabelledLine>,
 }
 
 pub async fn run(
@@ -239,7 +239,7 @@ pub async fn run(
         .collect();
     now_at.sort_by_key(|v| crate::patch::bump::Version::parse(v));
     now_at.dedup();
-    let (strategy, note) = match moved.is_empty() {
+    let (strategy, strategy_lines) = match moved.is_empty() {
         true => (None, Vec::new()),
         false => (
             Some(FixStrategy::ParentUpgrade),
@@ -264,7 +264,7 @@ pub async fn run(
         verification: Some(verification),
         draft_reason,
         strategy,
-        note,
+        strategy_lines,
     })
 }
 
@@ -273,7 +273,7 @@ impl Locked {
     pub fn pr_facts(&self) -> crate::forge::pr_text::LockFacts<'_> {
         crate::forge::pr_text::LockFacts {
             verification: self.verification.as_ref(),
-            strategy: &self.note,
+            strategy: &self.strategy_lines,
             draft_reason: self.draft_reason.as_deref(),
         }
     }

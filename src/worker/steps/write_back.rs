@@ -70,7 +70,7 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "timings_ms": timings,
         "verification": locked.verification,
         "draft_reason": locked.draft_reason,
-        "strategy_note": LabelledLine::plain(&locked.note),
+        "strategy_note": LabelledLine::plain(&locked.strategy_lines),
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
         out.extend(extra.clone());

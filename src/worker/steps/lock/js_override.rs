@@ -60,7 +60,7 @@ pub(super) async fn force(
         ));
     }
     changed.extend(outcome.changed);
-    let note = vec![LabelledLine::new(
+    let strategy_lines = vec![LabelledLine::new(
         "Strategy",
         format!(
             "override: no release of the packages that depend on {package} admits a fixed \
@@ -84,6 +84,6 @@ pub(super) async fn force(
         verification: Some(outcome.verification),
         draft_reason: Some(reason),
         strategy: Some(FixStrategy::Override),
-        note,
+        strategy_lines,
     })
 }

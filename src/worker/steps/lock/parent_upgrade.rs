@@ -86,7 +86,7 @@ fn upgraded(
         verification: Some(verification),
         draft_reason: None,
         strategy: Some(FixStrategy::ParentUpgrade),
-        note: vec![
+        strategy_lines: vec![
             LabelledLine::new(
                 "Strategy",
                 format!(
