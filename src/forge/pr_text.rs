@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 mod lock_notes;
-pub use lock_notes::{LabelledLine, LockFacts};
+pub use lock_notes::{Label, LabelledLine, LockFacts};
 
 /// Everything the pull request says about a remediation.
 #[derive(Clone, Debug)]
@@ -194,19 +194,22 @@ fn sections(f: &PrFacts) -> String {
     }
     // The lock step's strategy, when it replaced the patch's (a parent upgrade instead of
     // the lock-only update the patch planned), is the one explanation: not both.
-    if !f.lock.strategy.is_empty() {
-        let lines: Vec<String> = f.lock.strategy.iter().map(LabelledLine::markdown).collect();
-        let _ = writeln!(
-            out,
-            "\n**How the change fixes it:**\n\n{}",
-            lines.join("\n")
-        );
-    } else if let Some(explanation) = f.explanation.map(str::trim).filter(|e| !e.is_empty()) {
-        let _ = writeln!(
-            out,
-            "\n**How the change fixes it:**\n\n{}",
-            escape(explanation)
-        );
+    let how = match f.lock.strategy {
+        [] => f
+            .explanation
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(escape),
+        lines => Some(
+            lines
+                .iter()
+                .map(LabelledLine::markdown)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    };
+    if let Some(how) = how {
+        let _ = writeln!(out, "\n**How the change fixes it:**\n\n{how}");
     }
 
     out.push_str("\n### What changed\n\n");

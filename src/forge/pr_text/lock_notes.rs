@@ -5,20 +5,39 @@
 //! the repository's lock files and the tools' output, so they are escaped like every other
 //! outside text; only the labels are Remediator's own markdown.
 
-use serde::Serialize;
-
 use super::escape;
 use crate::lockfile::Verification;
 
+/// What a line the worker labels itself says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// Which strategy the lock step settled on, and why.
+    Strategy,
+    /// The parents an upgrade path moved, bottom up.
+    Chain,
+    /// The other packages a lock-only update moved.
+    Moved,
+}
+
+impl Label {
+    fn as_str(self) -> &'static str {
+        match self {
+            Label::Strategy => "Strategy",
+            Label::Chain => "Chain",
+            Label::Moved => "Moved",
+        }
+    }
+}
+
 /// A line the worker labels itself: `**Chain:** express 4.19.2 -> 4.20.0 pulls ...`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelledLine {
-    pub label: &'static str,
+    pub label: Label,
     pub text: String,
 }
 
 impl LabelledLine {
-    pub fn new(label: &'static str, text: impl Into<String>) -> Self {
+    pub fn new(label: Label, text: impl Into<String>) -> Self {
         Self {
             label,
             text: text.into(),
@@ -27,14 +46,14 @@ impl LabelledLine {
 
     /// The line as markdown, its text escaped.
     pub fn markdown(&self) -> String {
-        format!("**{}:** {}", self.label, escape(&self.text))
+        format!("**{}:** {}", self.label.as_str(), escape(&self.text))
     }
 
     /// The lines as plain text, one per line (`Chain: ...`), for the operation's output.
     pub fn plain(lines: &[LabelledLine]) -> Option<String> {
         let text: Vec<String> = lines
             .iter()
-            .map(|l| format!("{}: {}", l.label, l.text))
+            .map(|l| format!("{}: {}", l.label.as_str(), l.text))
             .collect();
         (!text.is_empty()).then(|| text.join("\n"))
     }
@@ -105,7 +124,10 @@ mod tests {
             vulnerable_left: 0,
             not_updated: vec!["see https://evil.example/@team".to_owned()],
         };
-        let strategy = [LabelledLine::new("Chain", "[click](x) @owner -> 2.0.0")];
+        let strategy = [LabelledLine::new(
+            Label::Chain,
+            "[click](x) @owner -> 2.0.0",
+        )];
         let facts = LockFacts {
             verification: Some(&verification),
             strategy: &strategy,

@@ -382,7 +382,7 @@ fn the_lock_steps_strategy_replaces_the_patchs_explanation_and_its_lines_follow(
         not_updated: Vec::new(),
     };
     let strategy = [LabelledLine::new(
-        "Chain",
+        Label::Chain,
         "parent 1.0.0 -> 1.1.0 pulls lodash ^4.17.21",
     )];
     let planned = PrFacts {

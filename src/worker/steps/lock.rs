@@ -7,7 +7,7 @@
 use super::clone::Checkout;
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::LabelledLine;
+use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
 use crate::patch::bump::ManifestKind;
@@ -245,7 +245,7 @@ pub async fn run(
             Some(FixStrategy::ParentUpgrade),
             vec![
                 LabelledLine::new(
-                    "Strategy",
+                    Label::Strategy,
                     format!(
                         "parent upgrade: {tool} moved {package} to {} and, to admit it, \
                          packages that depend on it too, within the ranges the project \
@@ -255,7 +255,7 @@ pub async fn run(
                         package = target.package_name,
                     ),
                 ),
-                LabelledLine::new("Moved", format!("{}.", moved.join("; "))),
+                LabelledLine::new(Label::Moved, format!("{}.", moved.join("; "))),
             ],
         ),
     };

@@ -6,7 +6,7 @@
 
 use super::{Blocked, Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::LabelledLine;
+use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::Fixes;
 use crate::lockfile::overrides::{self, Manager};
 use crate::worker::failure::StepFailure;
@@ -61,7 +61,7 @@ pub(super) async fn force(
     }
     changed.extend(outcome.changed);
     let strategy_lines = vec![LabelledLine::new(
-        "Strategy",
+        Label::Strategy,
         format!(
             "override: no release of the packages that depend on {package} admits a fixed \
              version, so {} pins {package} {target_version} for all of them.",

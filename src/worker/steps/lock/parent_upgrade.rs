@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::LabelledLine;
+use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::transitive::LockedCopies;
 use crate::lockfile::{self, Fixes, cargo_upgrade, npm_upgrade, python_upgrade};
@@ -88,14 +88,14 @@ fn upgraded(
         strategy: Some(FixStrategy::ParentUpgrade),
         strategy_lines: vec![
             LabelledLine::new(
-                "Strategy",
+                Label::Strategy,
                 format!(
                     "parent upgrade: no release of {package} that its dependents admit fixes \
                      it, so the dependency that holds it moves to its lowest release that \
                      admits the fix."
                 ),
             ),
-            LabelledLine::new("Chain", format!("{}.", chains.join("; "))),
+            LabelledLine::new(Label::Chain, format!("{}.", chains.join("; "))),
         ],
     }
 }
