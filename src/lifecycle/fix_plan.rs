@@ -147,7 +147,7 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
 fn fixed_in_every_line(advisories: &[Advisory], mut target: String) -> String {
     let each: Vec<Fixes> = advisories
         .iter()
-        .map(|a| Fixes::new("", &a.fixed_versions))
+        .map(|a| Fixes::of_advisory(&a.fixed_versions))
         .filter(|f| f.versions().next().is_some())
         .collect();
     loop {

@@ -47,6 +47,11 @@ impl Fixes {
         }
     }
 
+    /// One advisory's own fixed versions, no fix chosen yet (planning, merging advisories).
+    pub fn of_advisory(fixed_versions: &[String]) -> Self {
+        Self::new("", fixed_versions)
+    }
+
     /// One fixed version (a parent release a level up the chain, a test).
     pub fn single(version: &str) -> Self {
         Self::new(version, &[])
@@ -94,7 +99,7 @@ impl Fixes {
 /// (no release of that line fixes that advisory, so its copies must leave the line).
 /// Advisories whose fixes are all below a line do not concern it.
 pub fn fixing_all(lists: &[Vec<String>]) -> Vec<String> {
-    let each: Vec<Fixes> = lists.iter().map(|list| Fixes::new("", list)).collect();
+    let each: Vec<Fixes> = lists.iter().map(|list| Fixes::of_advisory(list)).collect();
     let mut lines: Vec<(u64, u64, u64)> = each
         .iter()
         .flat_map(|f| f.fixed.iter().map(|(v, _)| v.minor_line()))

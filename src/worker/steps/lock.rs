@@ -185,21 +185,16 @@ pub async fn run(
         ));
     }
     let verification = outcome.verification;
-    let left: Vec<String> = verification
-        .resolved
-        .iter()
-        .filter(|copy| copy.vulnerable)
-        .map(|copy| {
-            let fix = fixes.for_copy(&copy.version).unwrap_or(fixes.chosen());
-            let package = &target.package_name;
-            format!("{package} {} at {} (needs {fix})", copy.version, copy.path)
-        })
+    let left: Vec<String> = vulnerable_copies(&verification, &fixes)
+        .into_iter()
+        .map(|copy| format!("{} {copy}", target.package_name))
         .collect();
     let draft_reason = if !left.is_empty() {
         let what = format!(
-            "the lock file still resolves a vulnerable copy: {} (probably required by another \
-             package)",
-            left.join(", ")
+            "the lock file still resolves a vulnerable copy: {} (fixed in {}; probably \
+             required by another package)",
+            left.join(", "),
+            fixes.chosen()
         );
         if pipeline.require_verified_fix == VerifiedFix::Fail {
             return Err(StepFailure::permanent(
@@ -305,18 +300,7 @@ pub(super) fn blocked(
 ) -> StepFailure {
     let package = &target.package_name;
     let target_version = fixes.chosen();
-    // A copy in another release line than the chosen fix's says which fix it needs.
-    let stays: Vec<String> = verification
-        .resolved
-        .iter()
-        .filter(|copy| copy.vulnerable)
-        .map(|copy| match fixes.for_copy(&copy.version) {
-            Some(fix) if fix != target_version => {
-                format!("{} at {} (needs {fix})", copy.version, copy.path)
-            }
-            _ => format!("{} at {}", copy.version, copy.path),
-        })
-        .collect();
+    let stays = vulnerable_copies(verification, fixes);
     let holders = holders(root, &verification.lock_files, package);
     let held = match holders.is_empty() {
         true => "the packages that depend on it do not admit it".to_owned(),
@@ -346,6 +330,22 @@ pub(super) fn blocked(
             stays.join(", ")
         ),
     )
+}
+
+/// Each vulnerable copy the verification found, `4.17.20 at node_modules/lodash`; a copy in
+/// another release line than the chosen fix's says which fix it needs (`(needs 0.9.5)`).
+fn vulnerable_copies(verification: &Verification, fixes: &Fixes) -> Vec<String> {
+    verification
+        .resolved
+        .iter()
+        .filter(|copy| copy.vulnerable)
+        .map(|copy| match fixes.for_copy(&copy.version) {
+            Some(fix) if fix != fixes.chosen() => {
+                format!("{} at {} (needs {fix})", copy.version, copy.path)
+            }
+            _ => format!("{} at {}", copy.version, copy.path),
+        })
+        .collect()
 }
 
 /// The packages of each lock in `locks` that depend on `package`, per lock:
