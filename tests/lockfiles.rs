@@ -662,6 +662,20 @@ async fn remediate(world: &World, package: &str, ecosystem: &str, id: &str) -> V
     world.wait_for_end(id, END).await
 }
 
+/// [`remediate`] for a finding (package, ecosystem, advisory) of `installed`, fixed in `fixed`.
+async fn remediate_fixed_in(
+    world: &World,
+    (package, ecosystem, id): (&str, &str, &str),
+    installed: &str,
+    fixed: &[&str],
+) -> Value {
+    let assessment = world
+        .add_affected_fixed_in(package, ecosystem, id, installed, fixed)
+        .await;
+    let id = world.request(assessment).await;
+    world.wait_for_end(id, END).await
+}
+
 /// Triggers the world's own AFFECTED lodash finding and waits for the operation's end.
 async fn remediate_catalog(world: &World) -> Value {
     let id = world.request(world.catalog.affected).await;
@@ -2446,14 +2460,30 @@ async fn parent_project(
     manager: JsManager,
     registry: &NpmRegistry,
 ) -> (World, FakeGithub, String, String) {
-    let manifest = package_json(json!({"parent": "^1.0.0", "ms": "^2.1.3"}));
-    let mut files = manager.extra_files(registry);
-    files.push(("package.json", manifest.clone()));
-    let lock = manager.lock_for(&files, registry);
+    let (world, github, manifest, lock) = js_project(
+        manager,
+        registry,
+        json!({"parent": "^1.0.0", "ms": "^2.1.3"}),
+    )
+    .await;
     assert!(
         lock.contains("4.17.20") && !lock.contains("4.17.21"),
         "{lock}"
     );
+    (world, github, manifest, lock)
+}
+
+/// A project of `manager` declaring `dependencies`, locked by `manager` against `registry` as
+/// it is now, in a world: its manifest and lock.
+async fn js_project(
+    manager: JsManager,
+    registry: &NpmRegistry,
+    dependencies: Value,
+) -> (World, FakeGithub, String, String) {
+    let manifest = package_json(dependencies);
+    let mut files = manager.extra_files(registry);
+    files.push(("package.json", manifest.clone()));
+    let lock = manager.lock_for(&files, registry);
     files.push((manager.lock_file(), lock.clone()));
     let (world, github) = js_world(
         files,
@@ -2849,17 +2879,25 @@ fn cargo_locked_check(world: &World, branch: &str, config: &std::path::Path) {
 
 /// The `Cargo.lock` cargo writes for a one-crate project `manifest` resolving from `config`,
 /// with `pinned` (name, version) set back to that version.
-fn locked_crate(config: &std::path::Path, manifest: &str, (name, version): (&str, &str)) -> String {
+fn locked_crate(config: &std::path::Path, manifest: &str, pinned: (&str, &str)) -> String {
+    locked_crate_at(config, manifest, &[pinned])
+}
+
+/// [`locked_crate`] with each `(spec, version)` of `pins` set back in turn (`name@old` as the
+/// spec tells two copies of one crate apart).
+fn locked_crate_at(config: &std::path::Path, manifest: &str, pins: &[(&str, &str)]) -> String {
     let project = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(project.path().join("src")).unwrap();
     std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
     std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
     cargo(project.path(), config, &["generate-lockfile"]);
-    cargo(
-        project.path(),
-        config,
-        &["update", "-p", name, "--precise", version],
-    );
+    for (spec, version) in pins {
+        cargo(
+            project.path(),
+            config,
+            &["update", "-p", spec, "--precise", version],
+        );
+    }
     std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap()
 }
 
@@ -3336,36 +3374,16 @@ async fn copies_in_two_release_lines_each_move_to_the_fix_of_their_own_line() {
         ],
     );
     let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nparenta = \"1\"\nparentb = \"1\"\n";
-    let project = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(project.path().join("src")).unwrap();
-    std::fs::write(project.path().join("Cargo.toml"), manifest).unwrap();
-    std::fs::write(project.path().join("src/lib.rs"), "").unwrap();
-    cargo(project.path(), &config, &["generate-lockfile"]);
-    for (from, back) in [("vulncrate@0.9.6", "0.9.2"), ("vulncrate@1.0.3", "1.0.1")] {
-        cargo(
-            project.path(),
-            &config,
-            &["update", "-p", from, "--precise", back],
-        );
-    }
-    let lock = std::fs::read_to_string(project.path().join("Cargo.lock")).unwrap();
+    let pins = [("vulncrate@0.9.6", "0.9.2"), ("vulncrate@1.0.3", "1.0.1")];
+    let lock = locked_crate_at(&config, manifest, &pins);
     assert!(
         lock.contains("name = \"vulncrate\"\nversion = \"0.9.2\"")
             && lock.contains("name = \"vulncrate\"\nversion = \"1.0.1\""),
         "{lock}"
     );
     let (world, github) = cargo_world(manifest, &lock, &config, Some(registry_dir)).await;
-    let assessment = world
-        .add_affected_fixed_in(
-            "vulncrate",
-            "crates.io",
-            "RUSTSEC-2024-0103",
-            "1.0.1",
-            &["0.9.5", "1.0.3"],
-        )
-        .await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    let finding = ("vulncrate", "crates.io", "RUSTSEC-2024-0103");
+    let op = remediate_fixed_in(&world, finding, "1.0.1", &["0.9.5", "1.0.3"]).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
@@ -3428,31 +3446,16 @@ async fn js_two_lines(manager: JsManager) {
         ("second", "1.0.0", &[("vulnjs", "^2.0.0")]),
     ])
     .await;
-    let manifest = package_json(json!({"first": "^1.0.0", "second": "^1.0.0"}));
-    let mut files = manager.extra_files(&registry);
-    files.push(("package.json", manifest));
-    let lock = manager.lock_for(&files, &registry);
-    files.push((manager.lock_file(), lock));
-    registry.publish(("vulnjs", "1.0.3", &[]));
-    registry.publish(("vulnjs", "2.0.3", &[]));
-    let (world, github) = js_world(
-        files,
+    let (world, github, _, _) = js_project(
+        manager,
         &registry,
-        test_tool("REMEDIATOR_TEST_PNPM", "pnpm"),
-        test_tool("REMEDIATOR_TEST_YARN", "yarn"),
+        json!({"first": "^1.0.0", "second": "^1.0.0"}),
     )
     .await;
-    let assessment = world
-        .add_affected_fixed_in(
-            "vulnjs",
-            "npm",
-            "GHSA-0000-0000-0001",
-            "2.0.1",
-            &["1.0.3", "2.0.3"],
-        )
-        .await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
+    registry.publish(("vulnjs", "1.0.3", &[]));
+    registry.publish(("vulnjs", "2.0.3", &[]));
+    let finding = ("vulnjs", "npm", "GHSA-0000-0000-0001");
+    let op = remediate_fixed_in(&world, finding, "2.0.1", &["1.0.3", "2.0.3"]).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let output = &op["output"];
     assert_eq!(output["strategy"], "lock_only", "{op}");
