@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
             memory_mb: 4096,
             max_output_bytes: 8192,
             allowed_hosts: Vec::new(),
+            ca_bundle: None,
         },
         remediator::egress::EgressPolicy::allow_all(),
     );

@@ -218,9 +218,17 @@ pub enum PatcherChoice {
     Bump,
 }
 
+/// A switch that is on unless the configuration turns it off.
+fn yes() -> bool {
+    true
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct WorkerSettings {
     pub concurrency: u16,
+    /// Log, at start, where each lock tool was found and its version (run in the sandbox).
+    #[serde(default = "yes")]
+    pub check_tools_at_start: bool,
     #[serde(default, deserialize_with = "empty_path_is_none")]
     pub scratch_dir: Option<PathBuf>,
     pub patcher: PatcherChoice,

@@ -48,6 +48,9 @@ enum Command {
     },
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Check that this machine can run the lock step: the sandbox, and every lock tool found
+    /// as the worker finds it and run inside the sandbox (exit status 1 when one is not ready).
+    Doctor,
     /// Serve the HTTP API and run the outbox relay.
     Intake {
         /// Address to listen on (default: intake.listen).
@@ -111,6 +114,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo { keep, .. } => commands::demo::run(settings, keep).await?,
         Command::Dlq(command) => commands::dlq::run(&settings, command).await?,
+        Command::Doctor => {
+            let (report, ready) = commands::doctor::run(&settings).await;
+            print!("{report}");
+            if !ready {
+                anyhow::bail!("this machine cannot run every lock tool (see above)");
+            }
+        }
         Command::Migrate => {
             if remediator::db::create_database_if_missing(&settings.database).await? {
                 println!("created the database");

@@ -19,6 +19,7 @@ fn sandbox(timeout_secs: u64) -> Sandbox {
             memory_mb: 2048,
             max_output_bytes: 65536,
             allowed_hosts: Vec::new(),
+            ca_bundle: None,
         },
         EgressPolicy::new(false),
     )
@@ -80,10 +81,15 @@ async fn hostile_code_in_the_sandbox_reaches_nothing_of_the_worker() {
     ] {
         assert!(!output.contains(refused), "{refused}: {output}");
     }
-    // Only what the caller gave, besides HOME, PATH and TMPDIR: nothing of this process's
-    // environment (cargo sets CARGO_* for tests) reaches the tool.
+    // Only what the caller gave, besides HOME, PATH, TMPDIR and the trust store's settings:
+    // nothing of this process's environment (cargo sets CARGO_* for tests) reaches the tool.
     assert!(output.contains("GIVEN=only-this"), "{output}");
-    assert!(!output.contains("CARGO"), "{output}");
+    assert!(!output.contains("CARGO_MANIFEST_DIR"), "{output}");
+    assert!(!output.contains("CARGO_PKG_NAME"), "{output}");
+    assert!(
+        output.contains("SSL_CERT_FILE=/etc/remediator/ca-bundle.pem"),
+        "{output}"
+    );
     assert!(output.contains("HOME=/tmp/home"), "{output}");
     // Its own PID namespace: the shell and its children only.
     let processes: usize = output
@@ -128,6 +134,7 @@ async fn a_missing_bubblewrap_is_refused_with_what_to_do() {
         memory_mb: 512,
         max_output_bytes: 1024,
         allowed_hosts: Vec::new(),
+        ca_bundle: None,
     };
     let error = Sandbox::new(settings.clone(), EgressPolicy::new(false))
         .check()
@@ -200,6 +207,7 @@ async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
             memory_mb: 2048,
             max_output_bytes: 65536,
             allowed_hosts: Vec::new(),
+            ca_bundle: None,
         },
         EgressPolicy::allow_all(),
     );

@@ -2,6 +2,7 @@
 
 pub mod background;
 pub mod demo;
+pub mod doctor;
 pub mod dlq;
 pub mod import;
 pub mod intake;

@@ -90,6 +90,15 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
     if let Err(error) = pipeline.sandbox.check() {
         // Repositories without lock files still work; jobs that need a tool fail saying this.
         tracing::error!(%error, "package managers cannot run on this worker");
+    } else if settings.worker.check_tools_at_start {
+        // Where each lock tool was found and its version, in the background: a few seconds of
+        // tool start-ups must not delay the first job.
+        let (sandbox, lockfiles) = (pipeline.sandbox.clone(), settings.lockfiles.clone());
+        tokio::spawn(async move {
+            crate::lockfile::inventory::log(
+                &crate::lockfile::inventory::check(&sandbox, &lockfiles).await,
+            );
+        });
     }
     Ok(Runner {
         pipeline: Arc::new(pipeline),

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::sandbox::{Sandbox, ToolRun, find_tool};
 
-const INSTALL_HINT: &str = "install Rust (rustup) and set lockfiles.cargo to the toolchain's \
-                            cargo (`rustup which cargo`), not rustup's proxy";
+const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
+                            lockfiles.cargo to a toolchain's cargo";
 const CARGO_HOME: &str = "/tmp/cargo-home";
 
 pub async fn update(
@@ -156,10 +156,12 @@ async fn run(
     args: &[&str],
     home: Option<&str>,
 ) -> Result<crate::sandbox::ToolOutput, LockError> {
+    // A rustup proxy is already the default toolchain's own cargo here (`sandbox::tools`).
     let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
-    let tool = tool.canonicalize().unwrap_or(tool);
     // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
-    let toolchain = tool.parent().and_then(Path::parent).map(Path::to_path_buf);
+    // The link's target tells where the toolchain is (the run keeps the link and its name).
+    let real = tool.canonicalize().unwrap_or_else(|_| tool.clone());
+    let toolchain = real.parent().and_then(Path::parent).map(Path::to_path_buf);
     let mut env = env(toolchain.as_deref());
     let files_at = match home {
         Some(home) => {

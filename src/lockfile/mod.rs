@@ -16,6 +16,7 @@ pub mod cargo_upgrade;
 pub mod credentials;
 pub mod fixes;
 pub mod go;
+pub mod inventory;
 pub mod moved;
 pub mod npm;
 pub mod npm_upgrade;

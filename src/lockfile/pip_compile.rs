@@ -62,9 +62,10 @@ pub async fn update(
     let mut outcome = LockOutcome::default();
     for compiled in compiled_files(work_tree, target.manifests) {
         let before = read(work_tree, &compiled)?;
-        let dir = parent_dir(&compiled);
-        let file = compiled.rsplit('/').next().unwrap_or(&compiled).to_owned();
         let recorded = recorded_command(&before);
+        // Where pip-compile ran when it wrote the file: its recorded paths are relative to it.
+        let dir = run_dir(work_tree, &compiled, &recorded);
+        let file = relative_to(&dir, &compiled);
         let mut args = kept_options(&recorded);
         args.push(format!(
             "--upgrade-package={}=={}",
@@ -87,7 +88,7 @@ pub async fn update(
             program: settings.pip_compile.clone(),
             args,
             work_tree: work_tree.to_path_buf(),
-            dir: dir.to_owned(),
+            dir,
             env: [
                 ("PIP_CACHE_DIR", "/tmp/pip-cache"),
                 ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
@@ -125,7 +126,6 @@ fn compiled_files(work_tree: &Path, manifests: &[String]) -> Vec<String> {
             continue;
         }
         let dir = parent_dir(manifest);
-        let name = manifest.rsplit('/').next().unwrap_or(manifest);
         let Ok(entries) = std::fs::read_dir(work_tree.join(dir)) else {
             continue;
         };
@@ -135,12 +135,17 @@ fn compiled_files(work_tree: &Path, manifests: &[String]) -> Vec<String> {
                 continue;
             }
             let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            if is_compiled(&text)
-                && sources(&recorded_command(&text), &file)
-                    .iter()
-                    .any(|s| s == name)
+            if !is_compiled(&text) {
+                continue;
+            }
+            let compiled = join(dir, &file);
+            let recorded = recorded_command(&text);
+            let run_in = run_dir(work_tree, &compiled, &recorded);
+            if sources(&recorded, &file)
+                .iter()
+                .any(|source| normalise(&join(&run_in, source)) == normalise(manifest))
             {
-                found.push(join(dir, &file));
+                found.push(compiled);
             }
         }
     }
@@ -173,6 +178,63 @@ fn recorded_command(text: &str) -> Vec<String> {
         }
     }
     words
+}
+
+/// The directory (repository-relative) pip-compile ran in when it wrote `compiled`: the one
+/// where the recorded `--output-file` names `compiled` and the recorded sources exist; the
+/// compiled file's own directory, or the nearest above it, else the file's own directory.
+fn run_dir(work_tree: &Path, compiled: &str, words: &[String]) -> String {
+    let output = recorded_output(words);
+    let file = compiled.rsplit('/').next().unwrap_or(compiled);
+    let mut dir = parent_dir(compiled).to_owned();
+    loop {
+        let names_it = output
+            .as_deref()
+            .is_none_or(|out| normalise(&join(&dir, out)) == normalise(compiled));
+        let sources_here = sources(words, file)
+            .iter()
+            .all(|source| work_tree.join(join(&dir, source)).is_file());
+        if names_it && sources_here {
+            return dir;
+        }
+        if dir.is_empty() {
+            return parent_dir(compiled).to_owned();
+        }
+        dir = parent_dir(&dir).to_owned();
+    }
+}
+
+/// The recorded `--output-file` / `-o`, if any.
+fn recorded_output(words: &[String]) -> Option<String> {
+    let mut iter = words.iter();
+    while let Some(word) = iter.next() {
+        if let Some(value) = word.strip_prefix("--output-file=") {
+            return Some(value.to_owned());
+        }
+        if word == "--output-file" || word == "-o" {
+            return iter.next().cloned();
+        }
+    }
+    None
+}
+
+/// `path` (repository-relative) as seen from `dir`, which holds it.
+fn relative_to(dir: &str, path: &str) -> String {
+    if dir.is_empty() {
+        return path.to_owned();
+    }
+    path.strip_prefix(dir)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(path)
+        .to_owned()
+}
+
+/// `a/./b` and `./b` as `a/b` and `b`.
+fn normalise(path: &str) -> String {
+    path.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The recorded options, less those we set and those that would move every pin.
@@ -270,6 +332,35 @@ mod tests {
         assert_eq!(
             kept_options(&["-o".into(), "x.txt".into(), "--strip-extras".into()]),
             ["--strip-extras"]
+        );
+    }
+
+    #[test]
+    fn a_file_compiled_from_the_root_into_a_subfolder_is_recompiled_from_the_root() {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tree.path().join("requirements")).unwrap();
+        std::fs::write(tree.path().join("requirements/dev.in"), "pytest\n").unwrap();
+        let from_root: Vec<String> = ["--output-file=requirements/dev.txt", "requirements/dev.in"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(run_dir(tree.path(), "requirements/dev.txt", &from_root), "");
+        assert_eq!(relative_to("", "requirements/dev.txt"), "requirements/dev.txt");
+        // Compiled inside the subfolder: the paths are relative to it.
+        let inside: Vec<String> = ["--output-file=dev.txt", "dev.in"].map(String::from).to_vec();
+        let dir = run_dir(tree.path(), "requirements/dev.txt", &inside);
+        assert_eq!(dir, "requirements");
+        assert_eq!(relative_to(&dir, "requirements/dev.txt"), "dev.txt");
+        // No recorded command: pip-compile's default source beside the file.
+        assert_eq!(run_dir(tree.path(), "requirements/dev.txt", &[]), "requirements");
+        // A changed source in the subfolder finds the file compiled from the root.
+        std::fs::write(
+            tree.path().join("requirements/dev.txt"),
+            "# autogenerated by pip-compile\n#    pip-compile --output-file=requirements/dev.txt requirements/dev.in\n#\npytest==7.0.0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            compiled_files(tree.path(), &["requirements/dev.in".to_owned()]),
+            ["requirements/dev.txt"]
         );
     }
 

@@ -10,6 +10,9 @@
 //! tool without isolation and is only for an operator who asked for it.
 
 pub mod egress_proxy;
+pub mod output;
+pub mod tools;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +22,8 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use self::egress_proxy::EgressProxy;
+pub use self::tools::{Tool, locate};
+use self::trust::TrustStore;
 use crate::egress::EgressPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -42,6 +47,10 @@ pub struct SandboxSettings {
     /// allows.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// A PEM file of private CAs the tools trust besides the system store (a company CA the
+    /// worker's store lacks); none: the system store alone.
+    #[serde(default, deserialize_with = "crate::config::empty_path_is_none")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// The tool's HOME inside the sandbox (in its fresh `/tmp`).
@@ -151,21 +160,10 @@ pub enum SandboxError {
     Io { tool: String, message: String },
 }
 
-/// Where a tool is, and what installs it, for the error a job reports.
+/// Where a tool is (found as [`locate`] finds it), and what installs it, for the error a job
+/// reports.
 pub fn find_tool(program: &str, hint: &str) -> Result<PathBuf, SandboxError> {
-    let missing = || SandboxError::ToolMissing {
-        tool: program.to_owned(),
-        hint: hint.to_owned(),
-    };
-    if program.contains('/') {
-        let path = PathBuf::from(program);
-        return path.is_file().then_some(path).ok_or_else(missing);
-    }
-    let path = std::env::var_os("PATH").ok_or_else(missing)?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(missing)
+    locate(program, hint).map(|tool| tool.path)
 }
 
 /// Read-only system paths the tools need; each is bound only if it exists.
@@ -178,6 +176,7 @@ const SYSTEM_PATHS: &[&str] = &[
     "/etc/alternatives",
     "/etc/ssl",
     "/etc/ca-certificates",
+    "/etc/pki",
     "/etc/resolv.conf",
     "/etc/hosts",
     "/etc/nsswitch.conf",
@@ -190,15 +189,29 @@ const SYSTEM_PATHS: &[&str] = &[
 pub struct Sandbox {
     settings: SandboxSettings,
     egress: EgressPolicy,
+    /// The CA bundle the tools trust, or why there is none (`check` and every run say so).
+    trust: Result<TrustStore, String>,
 }
 
 impl Sandbox {
     pub fn new(settings: SandboxSettings, egress: EgressPolicy) -> Self {
-        Sandbox { settings, egress }
+        let trust = TrustStore::new(settings.ca_bundle.as_deref());
+        Sandbox {
+            settings,
+            egress,
+            trust,
+        }
+    }
+
+    fn trust(&self) -> Result<&TrustStore, SandboxError> {
+        self.trust
+            .as_ref()
+            .map_err(|why| SandboxError::Unavailable(why.clone()))
     }
 
     /// Checks, once at worker start, that runs can be isolated as configured.
     pub fn check(&self) -> Result<(), SandboxError> {
+        self.trust()?;
         if self.settings.mode == SandboxMode::None {
             return Ok(());
         }
@@ -229,7 +242,8 @@ impl Sandbox {
     }
 
     pub async fn run(&self, run: &ToolRun, hint: &str) -> Result<ToolOutput, SandboxError> {
-        let tool = find_tool(&run.program, hint)?;
+        let tool = locate(&run.program, hint)?;
+        let trust = self.trust()?;
         let proxy = match (self.settings.mode, run.network) {
             (SandboxMode::Bubblewrap, true) => Some(
                 EgressProxy::start(self.egress, self.settings.allowed_hosts.clone()).map_err(
@@ -242,8 +256,8 @@ impl Sandbox {
             _ => None,
         };
         let mut command = match self.settings.mode {
-            SandboxMode::Bubblewrap => self.bubblewrap(run, &tool, proxy.as_ref())?,
-            SandboxMode::None => self.unconfined(run, &tool),
+            SandboxMode::Bubblewrap => self.bubblewrap(run, &tool, trust, proxy.as_ref())?,
+            SandboxMode::None => self.unconfined(run, &tool, trust),
         };
         command
             .stdin(Stdio::null())
@@ -255,39 +269,38 @@ impl Sandbox {
             message: e.to_string(),
         };
         let mut child = command.spawn().map_err(io)?;
-        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
         let limit = self.settings.max_output_bytes;
-        // Both pipes at once: a tool that fills one while we wait on the other would hang.
-        // Past 4x the kept size the rest is drained unread, so the tool never blocks on a pipe.
-        let cap = limit as u64 * 4;
-        let read =
-            async move { tokio::join!(drain(stdout.as_mut(), cap), drain(stderr.as_mut(), cap)) };
+        // Both pipes at once, read to their end: a tool that fills one while we wait on the
+        // other would hang. Each keeps its beginning and (larger) end: the cause is usually last.
+        let readers = [
+            child.stdout.take().map(|pipe| capture(pipe, limit)),
+            child.stderr.take().map(|pipe| capture(pipe, limit)),
+        ];
         let timeout = Duration::from_secs(self.settings.timeout_secs);
-        let waited = tokio::time::timeout(timeout, async {
-            let (out, err) = read.await;
-            let status = child.wait().await;
-            (out, err, status)
-        })
-        .await;
-        let (out, err, status) = match waited {
-            Ok((out, err, status)) => (out, err, status.map_err(io)?),
-            Err(_) => {
-                return Ok(ToolOutput {
-                    status: ToolStatus::TimedOut {
-                        secs: timeout.as_secs(),
-                    },
-                    output: String::new(),
-                    refused: proxy.map(|p| p.refused()).unwrap_or_default(),
-                });
-            }
-        };
-        let mut text = String::from_utf8_lossy(&out).into_owned();
-        text.push_str(&String::from_utf8_lossy(&err));
-        Ok(ToolOutput {
-            status: status
+        let status = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => status
+                .map_err(io)?
                 .code()
                 .map_or(ToolStatus::KilledBySignal, ToolStatus::Exited),
-            output: clean_output(&text, &run.secrets, limit),
+            Err(_) => {
+                // The sandbox dies with bubblewrap (--die-with-parent); what the tool printed
+                // until now says where it hung.
+                let _ = child.kill().await;
+                ToolStatus::TimedOut {
+                    secs: timeout.as_secs(),
+                }
+            }
+        };
+        let mut text = String::new();
+        for reader in readers.into_iter().flatten() {
+            // A process the tool left behind may hold a pipe open: wait a little, not forever.
+            if let Ok(Ok(captured)) = tokio::time::timeout(Duration::from_secs(5), reader).await {
+                text.push_str(&captured.text());
+            }
+        }
+        Ok(ToolOutput {
+            status,
+            output: output::decisive(&text, &run.secrets, limit),
             refused: proxy.map(|p| p.refused()).unwrap_or_default(),
         })
     }
@@ -295,7 +308,8 @@ impl Sandbox {
     fn bubblewrap(
         &self,
         run: &ToolRun,
-        tool: &Path,
+        tool: &Tool,
+        trust: &TrustStore,
         proxy: Option<&EgressProxy>,
     ) -> Result<tokio::process::Command, SandboxError> {
         let bwrap =
@@ -318,7 +332,7 @@ impl Sandbox {
         // A tool installed outside /usr is bound read-only where it is: its own directory
         // (rustup's toolchain bin), or the whole install it belongs to (a virtualenv and the
         // Python it was made from, an `npm install -g --prefix` tree), and nothing else.
-        let roots = install_roots(tool);
+        let roots = install_roots(&tool.path);
         if let Some(hidden) = roots
             .iter()
             .chain(&run.read_only)
@@ -347,6 +361,10 @@ impl Sandbox {
                 .arg(proxy.forwarder())
                 .arg(egress_proxy::inside(&proxy.forwarder()));
         }
+        command
+            .arg("--ro-bind")
+            .arg(trust.bundle())
+            .arg(trust::INSIDE);
         for (file, inside) in &run.files_at {
             if let Some(dir) = Path::new(inside).parent() {
                 command.arg("--dir").arg(dir);
@@ -364,6 +382,7 @@ impl Sandbox {
         let proxy_env = proxy.map(|_| egress_proxy::proxy_env()).unwrap_or_default();
         for (key, value) in base_env(HOME, tool)
             .into_iter()
+            .chain(TrustStore::env(trust::INSIDE))
             .chain(proxy_env)
             .chain(run.env.iter().cloned())
         {
@@ -378,20 +397,22 @@ impl Sandbox {
                 .arg(egress_proxy::INSIDE_PORT.to_string())
                 .arg(egress_proxy::inside(&proxy.socket()));
         }
-        command.arg(tool).args(&run.args);
+        // Under its own name, found first on PATH: a multi-call binary acts by that name.
+        command.arg(&tool.name).args(&run.args);
         Ok(command)
     }
 
-    fn unconfined(&self, run: &ToolRun, tool: &Path) -> tokio::process::Command {
+    fn unconfined(&self, run: &ToolRun, tool: &Tool, trust: &TrustStore) -> tokio::process::Command {
         let home = run.work_tree.join(".remediator-home");
         let mut command = tokio::process::Command::new("prlimit");
         command
             .env_clear()
             .envs(base_env(&home.to_string_lossy(), tool))
+            .envs(TrustStore::env(&trust.bundle().to_string_lossy()))
             .envs(run.env.iter().cloned())
             .current_dir(run.work_tree.join(&run.dir))
             .args(self.limits().into_iter().skip(1))
-            .arg(tool)
+            .arg(&tool.name)
             .args(&run.args);
         command
     }
@@ -410,13 +431,23 @@ impl Sandbox {
     }
 }
 
-async fn drain(pipe: Option<&mut (impl tokio::io::AsyncRead + Unpin)>, cap: u64) -> Vec<u8> {
-    let mut kept = Vec::new();
-    if let Some(pipe) = pipe {
-        let _ = pipe.take(cap).read_to_end(&mut kept).await;
-        let _ = tokio::io::copy(pipe, &mut tokio::io::sink()).await;
-    }
-    kept
+/// Reads a pipe to its end in a task of its own, keeping its first `limit` and last `4 *
+/// limit` bytes.
+fn capture(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    limit: usize,
+) -> tokio::task::JoinHandle<output::Capture> {
+    tokio::spawn(async move {
+        let mut kept = output::Capture::new(limit, limit.saturating_mul(4));
+        let mut buffer = vec![0u8; 16 * 1024];
+        while let Ok(read) = pipe.read(&mut buffer).await {
+            if read == 0 {
+                break;
+            }
+            kept.push(&buffer[..read]);
+        }
+        kept
+    })
 }
 
 /// What of the host a tool outside `/usr` needs to run: for `PREFIX/bin/TOOL` of a virtualenv
@@ -461,9 +492,9 @@ fn venv_base_prefix(cfg: &Path) -> Option<PathBuf> {
 }
 
 /// HOME, TMPDIR and a PATH that finds the tool's own directory first.
-fn base_env(home: &str, tool: &Path) -> Vec<(String, String)> {
+fn base_env(home: &str, tool: &Tool) -> Vec<(String, String)> {
     let mut path = String::new();
-    if let Some(dir) = tool.parent() {
+    if let Some(dir) = tool.dir() {
         path.push_str(&dir.to_string_lossy());
         path.push(':');
     }
@@ -475,35 +506,9 @@ fn base_env(home: &str, tool: &Path) -> Vec<(String, String)> {
     ]
 }
 
-/// Cuts secrets out, keeps the last `limit` bytes (the error is usually at the end).
-fn clean_output(text: &str, secrets: &[String], limit: usize) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret.as_str(), "[redacted]");
-    }
-    if text.len() <= limit {
-        return text.trim().to_owned();
-    }
-    let mut start = text.len() - limit;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[...]{}", text[start..].trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn output_loses_its_secrets_and_keeps_its_end() {
-        let text = "token abc123 in a long line\nthe error is here";
-        assert_eq!(
-            clean_output(text, &["abc123".to_owned()], 1000),
-            "token [redacted] in a long line\nthe error is here"
-        );
-        assert_eq!(clean_output(text, &[], 17), "[...]the error is here");
-    }
 
     #[test]
     fn an_install_is_bound_whole_and_a_bare_directory_alone() {

@@ -52,6 +52,8 @@ pub async fn test_settings() -> Settings {
     settings.amqp.retry_delays_secs = vec![1, 2];
     settings.auth.jwt_secret = Some(SecretString::from(JWT_SECRET.to_owned()));
     settings.relay.poll_interval_ms = 100;
+    // Tests start many workers: `remediator doctor`'s check is tested on its own.
+    settings.worker.check_tools_at_start = false;
     // Every fake (git server, forge API, LLM, JWKS) listens on loopback.
     settings.security.allow_private_networks = true;
     let pool = remediator::db::pool(&settings.database).expect("pool");
