@@ -73,7 +73,12 @@ async fn main() -> anyhow::Result<()> {
             allowed_hosts: Vec::new(),
             ca_bundle: None,
         },
-        remediator::egress::EgressPolicy::allow_all(),
+        // The benchmark's local registry (`BENCH_REGISTRY`, a URL on loopback), by host and port.
+        std::env::var("BENCH_REGISTRY")
+            .ok()
+            .and_then(|url| remediator::sandbox::reach::Endpoint::of_url(&url))
+            .into_iter()
+            .collect(),
     );
     sandbox.check()?;
     let scratch = tempfile::tempdir()?;

@@ -676,6 +676,16 @@ async fn remediate_fixed_in(
     world.wait_for_end(id, END).await
 }
 
+/// `host:port` of a URL on loopback, as `sandbox.allowed_hosts` names a private registry.
+fn host_and_port(url: &str) -> String {
+    let url = reqwest::Url::parse(url).unwrap();
+    format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap()
+    )
+}
+
 /// Triggers the world's own AFFECTED lodash finding and waits for the operation's end.
 async fn remediate_catalog(world: &World) -> Value {
     let id = world.request(world.catalog.affected).await;
@@ -1073,10 +1083,9 @@ async fn a_poetry_lock_is_updated_by_poetry_from_the_projects_source() {
         ],
         adjust: Some(Box::new(move |s| {
             s.lockfiles.poetry = poetry_path;
-            // The project's own source is a loopback index here: the egress policy must
-            // let the sandboxed tool reach it.
-            s.security.allow_private_networks = true;
-            let _ = index_host;
+            // The project's own source is a private index (on loopback here): the operator
+            // names it, with its port, for the sandboxed tool to reach it.
+            s.sandbox.allowed_hosts = vec![host_and_port(&index_host)];
         })),
         ..Default::default()
     })
@@ -2297,13 +2306,16 @@ async fn a_transitive_python_package_is_moved_in_poetry_lock_alone() {
     )
     .unwrap();
 
-    let poetry_path = poetry.clone();
+    let (poetry_path, index_host) = (poetry.clone(), host_and_port(&index.url));
     let world = World::start(WorldOptions {
         files: vec![
             ("pyproject.toml", pyproject.clone()),
             ("poetry.lock", lock.clone()),
         ],
-        adjust: Some(Box::new(move |s| s.lockfiles.poetry = poetry_path)),
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.poetry = poetry_path;
+            s.sandbox.allowed_hosts = vec![index_host];
+        })),
         ..Default::default()
     })
     .await;
@@ -3260,6 +3272,7 @@ async fn a_transitive_package_its_parent_caps_in_poetry_lock_is_fixed_by_upgradi
         ],
     );
     let (poetry_path, uv_path) = (poetry.clone(), uv_binary());
+    let index_host = host_and_port(&index.url);
     let world = World::start(WorldOptions {
         files: vec![
             ("pyproject.toml", pyproject.clone()),
@@ -3268,7 +3281,7 @@ async fn a_transitive_package_its_parent_caps_in_poetry_lock_is_fixed_by_upgradi
         adjust: Some(Box::new(move |s| {
             s.lockfiles.poetry = poetry_path;
             s.lockfiles.uv = uv_path;
-            s.security.allow_private_networks = true;
+            s.sandbox.allowed_hosts = vec![index_host];
         })),
         ..Default::default()
     })

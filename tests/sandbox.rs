@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use remediator::egress::EgressPolicy;
+use remediator::sandbox::reach::Endpoint;
 use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
 
 fn sandbox(timeout_secs: u64) -> Sandbox {
@@ -21,7 +21,7 @@ fn sandbox(timeout_secs: u64) -> Sandbox {
             allowed_hosts: Vec::new(),
             ca_bundle: None,
         },
-        EgressPolicy::new(false),
+        Vec::new(),
     )
 }
 
@@ -136,18 +136,14 @@ async fn a_missing_bubblewrap_is_refused_with_what_to_do() {
         allowed_hosts: Vec::new(),
         ca_bundle: None,
     };
-    let error = Sandbox::new(settings.clone(), EgressPolicy::new(false))
+    let error = Sandbox::new(settings.clone(), Vec::new())
         .check()
         .unwrap_err()
         .to_string();
     assert!(error.contains("apt-get install bubblewrap"), "{error}");
     assert!(error.contains("mode = \"none\""), "{error}");
     settings.mode = SandboxMode::None;
-    assert!(
-        Sandbox::new(settings, EgressPolicy::new(false))
-            .check()
-            .is_ok()
-    );
+    assert!(Sandbox::new(settings, Vec::new()).check().is_ok());
 }
 
 /// A server on the host's loopback, answering every connection with a fixed 200.
@@ -196,8 +192,9 @@ async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
         ran.refused
     );
 
-    // Where the policy allows the address (a registry on loopback in a test), the proxy
-    // carries the request; going around it still goes nowhere.
+    // A configured registry on loopback is reached at its host and port; going around the
+    // proxy still goes nowhere, and the same host's other ports (a broker, a database) stay
+    // closed.
     let allowing = Sandbox::new(
         SandboxSettings {
             mode: SandboxMode::Bubblewrap,
@@ -209,10 +206,25 @@ async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
             allowed_hosts: Vec::new(),
             ca_bundle: None,
         },
-        EgressPolicy::allow_all(),
+        vec![Endpoint::new("127.0.0.1", port)],
     );
     let ran = allowing.run(&run, "").await.unwrap();
     assert!(ran.output.contains("proxied=200"), "{}", ran.output);
     assert!(ran.output.contains("direct=000"), "{}", ran.output);
-    assert!(ran.refused.is_empty(), "{:?}", ran.refused);
+    assert!(ran.output.contains("metadata=403"), "{}", ran.output);
+    let (other_port, _other) = host_server();
+    let other = shell(
+        work.path(),
+        &format!(
+            "echo other=$(curl -sS -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{other_port}/)"
+        ),
+        true,
+    );
+    let ran = allowing.run(&other, "").await.unwrap();
+    assert!(ran.output.contains("other=403"), "{}", ran.output);
+    assert!(
+        ran.refused[0].starts_with(&format!("127.0.0.1:{other_port} (port {other_port}")),
+        "{:?}",
+        ran.refused
+    );
 }

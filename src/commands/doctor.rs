@@ -11,7 +11,10 @@ use crate::sandbox::Sandbox;
 
 /// The report, and whether everything is ready.
 pub async fn run(settings: &Settings) -> (String, bool) {
-    let sandbox = Sandbox::new(settings.sandbox.clone(), settings.security.egress());
+    let sandbox = Sandbox::new(
+        settings.sandbox.clone(),
+        crate::lockfile::registries::endpoints(&settings.lockfiles),
+    );
     let mut text = String::new();
     let sandbox_ready = match sandbox.check() {
         Ok(()) => {

@@ -2,8 +2,8 @@
 
 pub mod background;
 pub mod demo;
-pub mod doctor;
 pub mod dlq;
+pub mod doctor;
 pub mod import;
 pub mod intake;
 pub mod token;

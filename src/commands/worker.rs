@@ -82,7 +82,10 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         git_budget,
         max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
         before_step: None,
-        sandbox: Sandbox::new(settings.sandbox.clone(), settings.security.egress()),
+        sandbox: Sandbox::new(
+            settings.sandbox.clone(),
+            crate::lockfile::registries::endpoints(&settings.lockfiles),
+        ),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
         group: settings.worker.group,

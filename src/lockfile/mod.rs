@@ -26,6 +26,7 @@ pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
 pub mod python_upgrade;
+pub mod registries;
 pub mod transitive;
 pub mod uv;
 pub mod yarn;

@@ -2,10 +2,10 @@
 //! reached through a unix socket bound into the sandbox (a small forwarder inside turns
 //! `127.0.0.1:3128` into that socket, since the namespace has no other interface). It takes
 //! `CONNECT host:port` (HTTPS) and absolute-form requests (`GET http://host/...`), resolves
-//! the host itself and connects only to addresses the egress policy allows (no loopback,
-//! link-local such as cloud metadata, private or CGNAT addresses unless
-//! `security.allow_private_networks`), and only to `sandbox.allowed_hosts` when that is set.
-//! Every refusal is recorded, so the job can say what it refused.
+//! the host itself and connects only where the sandbox's own rules allow ([`super::reach`]:
+//! configured registries by host and port, else public addresses on web ports, and only the
+//! named ones once `sandbox.allowed_hosts` is set). Every refusal is recorded, so the job can
+//! say what it refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
-use crate::egress::EgressPolicy;
+use super::reach::Reach;
 
 /// The interpreter of the forwarder: the system's, which the sandbox's read-only `/usr` holds.
 pub const PYTHON: &str = "/usr/bin/python3";
@@ -61,7 +61,7 @@ pub struct EgressProxy {
 }
 
 impl EgressProxy {
-    pub fn start(policy: EgressPolicy, allowed_hosts: Vec<String>) -> std::io::Result<Self> {
+    pub fn start(reach: Reach) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("remediator-egress-")
             .tempdir()?;
@@ -69,8 +69,7 @@ impl EgressProxy {
         let listener = UnixListener::bind(dir.path().join("egress.sock"))?;
         let refused = Arc::new(Mutex::new(Vec::new()));
         let rules = Arc::new(Rules {
-            policy,
-            allowed_hosts,
+            reach,
             refused: refused.clone(),
         });
         let task = tokio::spawn(async move {
@@ -106,8 +105,7 @@ impl Drop for EgressProxy {
 }
 
 struct Rules {
-    policy: EgressPolicy,
-    allowed_hosts: Vec<String>,
+    reach: Reach,
     refused: Arc<Mutex<Vec<String>>>,
 }
 
@@ -149,23 +147,14 @@ impl Rules {
     /// Resolves `host` and connects to the first address the policy allows; any refused
     /// address refuses the host (a tool may have been pointed at it on purpose).
     async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, String> {
-        if !self.allowed_hosts.is_empty()
-            && !self
-                .allowed_hosts
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(host))
-        {
-            return Err("not in sandbox.allowed_hosts".to_owned());
-        }
+        let named = self.reach.check_name(host, port)?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
             .await
             .map_err(|e| format!("cannot resolve: {e}"))?
             .collect();
         for address in &addresses {
-            self.policy
-                .check_ip(host, address.ip())
-                .map_err(|blocked| blocked.to_string())?;
+            self.reach.check_address(named, address.ip())?;
         }
         let first = addresses.first().ok_or("resolves to no address")?;
         TcpStream::connect(first)

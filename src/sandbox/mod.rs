@@ -6,11 +6,13 @@
 //! namespaces, an environment made only of what the caller passes (nothing of the worker's: no
 //! forge token, LLM key, database or broker URL), and limits on CPU time, address space,
 //! wall-clock time and output. A run that needs a registry reaches the network only through
-//! the worker's egress proxy (`egress_proxy`), under the egress policy. Mode `none` runs the
+//! the worker's egress proxy (`egress_proxy`), under the sandbox's own rules (`reach`). Mode
+//! `none` runs the
 //! tool without isolation and is only for an operator who asked for it.
 
 pub mod egress_proxy;
 pub mod output;
+pub mod reach;
 pub mod tools;
 pub mod trust;
 
@@ -22,9 +24,9 @@ use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
 use self::egress_proxy::EgressProxy;
+use self::reach::{Endpoint, Reach};
 pub use self::tools::{Tool, locate};
 use self::trust::TrustStore;
-use crate::egress::EgressPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,8 +45,9 @@ pub struct SandboxSettings {
     pub cpu_secs: u64,
     pub memory_mb: u64,
     pub max_output_bytes: usize,
-    /// Hosts a tool may reach through the egress proxy; empty: any host the egress policy
-    /// allows.
+    /// More endpoints a tool may reach through the egress proxy besides the configured
+    /// registries (`host:port`, or a host for ports 443 and 80); once set, nothing else is
+    /// reachable. Empty: the registries, and public addresses on ports 443 and 80 ([`reach`]).
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// A PEM file of private CAs the tools trust besides the system store (a company CA the
@@ -188,19 +191,28 @@ const SYSTEM_PATHS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Sandbox {
     settings: SandboxSettings,
-    egress: EgressPolicy,
+    /// Where tools may connect: the sandbox's own rules, never the worker's egress policy.
+    reach: Reach,
     /// The CA bundle the tools trust, or why there is none (`check` and every run say so).
     trust: Result<TrustStore, String>,
 }
 
 impl Sandbox {
-    pub fn new(settings: SandboxSettings, egress: EgressPolicy) -> Self {
+    /// A sandbox whose tools may reach `registries` (the worker's configured registries, by
+    /// host and port) and what `settings.allowed_hosts` adds.
+    pub fn new(settings: SandboxSettings, registries: Vec<Endpoint>) -> Self {
         let trust = TrustStore::new(settings.ca_bundle.as_deref());
+        let reach = Reach::new(&settings.allowed_hosts, registries);
         Sandbox {
             settings,
-            egress,
+            reach,
             trust,
         }
+    }
+
+    /// The endpoints named as reachable (registries and `sandbox.allowed_hosts`).
+    pub fn reach(&self) -> &Reach {
+        &self.reach
     }
 
     fn trust(&self) -> Result<&TrustStore, SandboxError> {
@@ -246,12 +258,10 @@ impl Sandbox {
         let trust = self.trust()?;
         let proxy = match (self.settings.mode, run.network) {
             (SandboxMode::Bubblewrap, true) => Some(
-                EgressProxy::start(self.egress, self.settings.allowed_hosts.clone()).map_err(
-                    |e| SandboxError::Io {
-                        tool: run.program.clone(),
-                        message: format!("starting the egress proxy: {e}"),
-                    },
-                )?,
+                EgressProxy::start(self.reach.clone()).map_err(|e| SandboxError::Io {
+                    tool: run.program.clone(),
+                    message: format!("starting the egress proxy: {e}"),
+                })?,
             ),
             _ => None,
         };
@@ -402,7 +412,12 @@ impl Sandbox {
         Ok(command)
     }
 
-    fn unconfined(&self, run: &ToolRun, tool: &Tool, trust: &TrustStore) -> tokio::process::Command {
+    fn unconfined(
+        &self,
+        run: &ToolRun,
+        tool: &Tool,
+        trust: &TrustStore,
+    ) -> tokio::process::Command {
         let home = run.work_tree.join(".remediator-home");
         let mut command = tokio::process::Command::new("prlimit");
         command

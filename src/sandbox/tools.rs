@@ -146,7 +146,10 @@ fn rustup_behind(path: &Path) -> Option<PathBuf> {
         return Some(real);
     }
     let sibling = path.parent()?.join("rustup");
-    let (a, b) = (std::fs::metadata(&real).ok()?, std::fs::metadata(&sibling).ok()?);
+    let (a, b) = (
+        std::fs::metadata(&real).ok()?,
+        std::fs::metadata(&sibling).ok()?,
+    );
     (a.dev() == b.dev() && a.ino() == b.ino()).then_some(sibling)
 }
 
@@ -163,7 +166,12 @@ fn rustup_which(rustup: &Path, name: &str) -> Result<PathBuf, String> {
         return Ok(path);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    Err(stderr.trim().lines().last().unwrap_or("no output").to_owned())
+    Err(stderr
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or("no output")
+        .to_owned())
 }
 
 #[cfg(test)]
@@ -241,7 +249,12 @@ mod tests {
                 matches!(cargo.found, Found::RustupToolchain { .. }),
                 "{cargo:?}"
             );
-            assert!(cargo.path.components().any(|c| c.as_os_str() == "toolchains"));
+            assert!(
+                cargo
+                    .path
+                    .components()
+                    .any(|c| c.as_os_str() == "toolchains")
+            );
         }
         let version = std::process::Command::new(&cargo.path)
             .arg("--version")

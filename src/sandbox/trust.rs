@@ -127,7 +127,10 @@ mod tests {
         assert!(text.ends_with(PEM), "the private CA is in the bundle");
         if let Some(system) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
             let system = std::fs::read_to_string(system).unwrap();
-            assert!(text.starts_with(system.trim_end()), "the system store comes first");
+            assert!(
+                text.starts_with(system.trim_end()),
+                "the system store comes first"
+            );
         }
     }
 
