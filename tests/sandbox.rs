@@ -228,3 +228,136 @@ async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
         ran.refused
     );
 }
+
+/// An HTTPS registry on loopback, its certificate from a CA of the test's own (written to the
+/// returned directory as `ca.pem`, as an operator's `sandbox.ca_bundle`), that answers 200 only
+/// to `Authorization: Bearer TOKEN` and counts the requests it let through.
+async fn private_https_registry(
+    token: &'static str,
+) -> (
+    u16,
+    tempfile::TempDir,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Test private registry CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    let leaf = leaf_params.signed_by(&key, &ca, &ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let authorised = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = authorised.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let expected = format!("authorization: bearer {}", token.to_ascii_lowercase());
+                let (status, body) = if head.contains(&expected) {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    ("200 OK", "{\"name\":\"lodash\"}")
+                } else {
+                    ("401 Unauthorized", "{\"error\":\"authentication required\"}")
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (port, dir, authorised)
+}
+
+#[tokio::test]
+async fn a_private_registry_gets_its_token_from_the_proxy_and_nothing_inside_holds_it() {
+    use remediator::sandbox::registry_auth::RegistryAuth;
+    use std::sync::atomic::Ordering;
+    const TOKEN: &str = "npm_PrivateRegistryToken0123456789";
+    let (port, ca_dir, authorised) = private_https_registry(TOKEN).await;
+    let sandbox = Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".to_owned(),
+            timeout_secs: 60,
+            cpu_secs: 30,
+            memory_mb: 2048,
+            max_output_bytes: 65536,
+            allowed_hosts: Vec::new(),
+            ca_bundle: Some(ca_dir.path().join("ca.pem")),
+        },
+        vec![Endpoint::new("127.0.0.1", port)],
+    );
+    let work = tempfile::tempdir().unwrap();
+    // The tool asks as npm does; code it runs looks for the token everywhere it can read
+    // (the token is put together in the shell, so no command line of the run holds it).
+    let (first, second) = TOKEN.split_at(10);
+    let script = format!(
+        "echo status=$(curl -sS -A 'npm/11.1.0 node/v20' -o body -w '%{{http_code}}' https://127.0.0.1:{port}/lodash); \
+         cat body; echo; \
+         T=\"{first}\"\"{second}\"; \
+         grep -rlF \"$T\" /tmp /etc /sandbox /proc/self/environ 2>/dev/null | sed 's/^/TOKEN-IN-FILE /'; \
+         env | grep -qF \"$T\" && echo TOKEN-IN-ENVIRONMENT; \
+         echo searched"
+    );
+    let run = shell(work.path(), &script, true);
+    let auth = RegistryAuth::new(
+        &format!("127.0.0.1:{port}"),
+        "token",
+        secrecy::SecretString::from(TOKEN.to_owned()),
+    );
+    let ran = sandbox
+        .run_with_credentials(&run, "", &[auth])
+        .await
+        .unwrap();
+    assert!(ran.output.contains("status=200"), "{}", ran.output);
+    assert!(ran.output.contains("{\"name\":\"lodash\"}"), "{}", ran.output);
+    assert!(ran.output.contains("searched"), "{}", ran.output);
+    assert!(!ran.output.contains("TOKEN-IN-"), "{}", ran.output);
+    assert_eq!(authorised.load(Ordering::SeqCst), 1);
+
+    // The same request without the credential is refused by the registry: the proxy's header
+    // is what let the first one through.
+    let ran = sandbox.run(&run, "").await.unwrap();
+    assert!(ran.output.contains("status=401"), "{}", ran.output);
+    assert_eq!(authorised.load(Ordering::SeqCst), 1);
+}

