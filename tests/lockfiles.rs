@@ -126,9 +126,32 @@ async fn an_npm_lock_is_updated_by_npm_in_the_sandbox_and_the_fix_is_verified() 
         json!({"node_modules/lodash": locked(&registry, "lodash", "4.17.20"),
                "node_modules/ms": locked(&registry, "ms", "2.1.3")}),
     );
-    let (world, github) = npm_world(deps, lock.clone(), &registry).await;
+    let url = registry.url.clone();
+    let mut world = World::start(WorldOptions {
+        files: vec![
+            ("package.json", package_json(deps)),
+            ("package-lock.json", lock.clone()),
+        ],
+        adjust: Some(Box::new(move |s| s.lockfiles.npm_registry = url)),
+        start_worker: false,
+        ..Default::default()
+    })
+    .await;
+    // Where the hostile `preinstall` would leave its marker: in the clone, after the lock step
+    // (`install_scripts_leave_their_marker_in_the_clone_when_they_run` shows it would).
+    let markers = world.start_worker_watching(
+        remediator::lifecycle::Step::Commit,
+        &["PREINSTALL_RAN", "preinstall-escaped"],
+    );
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
     let op = remediate_catalog(&world).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert!(
+        markers.lock().unwrap().is_empty(),
+        "an install script ran: {:?}",
+        markers.lock().unwrap()
+    );
     let output = &op["output"];
     assert_eq!(
         output["verification"],
@@ -172,7 +195,7 @@ async fn an_npm_lock_is_updated_by_npm_in_the_sandbox_and_the_fix_is_verified() 
         &["package.json", "package-lock.json"],
         &registry,
     );
-    // Scripts never ran: nothing they would have written is on the branch.
+    // The commit holds the manifest and the lock only.
     let files = world
         .git
         .git("acme/web", &["ls-tree", "-r", "--name-only", branch]);
@@ -586,20 +609,30 @@ async fn a_cargo_workspace_lock_is_updated_by_cargo_for_both_members() {
             ("cli/src/lib.rs", String::new()),
             ("Cargo.lock", lock.clone()),
             (".cargo/config.toml", hostile_config.to_owned()),
-            ("evil.sh", evil.to_owned()),
         ],
+        entries: vec![support::git_server::RepoEntry::Executable("evil.sh", evil)],
         adjust: Some(Box::new(move |s| {
             s.lockfiles.cargo = cargo_path;
             s.lockfiles.cargo_config = Some(config_path);
             s.lockfiles.cargo_registry_dirs = vec![registry_dir];
         })),
+        start_worker: false,
         ..Default::default()
     })
     .await;
+    // Where the repository's rustc would leave its marker: in the clone, after the lock step
+    // (`a_repositorys_cargo_config_runs_its_rustc_when_nothing_pins_it` shows it would).
+    let mut world = world;
+    let markers = world.start_worker_watching(remediator::lifecycle::Step::Commit, &["EVIL_RAN"]);
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
     let op = remediate(&world, "vulncrate", "crates.io", "RUSTSEC-2024-0001").await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert!(
+        markers.lock().unwrap().is_empty(),
+        "the repository's rustc ran: {:?}",
+        markers.lock().unwrap()
+    );
     let output = &op["output"];
     assert_eq!(
         output["verification"],
@@ -3507,4 +3540,192 @@ async fn copies_in_two_release_lines_are_each_moved_within_their_line_with_yarn_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copies_in_two_release_lines_are_each_moved_within_their_line_with_yarn_berry() {
     js_two_lines(JsManager::Berry).await;
+}
+
+/// A lock file committed as a symbolic link (to the worker's own environment, or out of the
+/// repository): never read or written through. With `lockfiles.update = "required"` the job
+/// fails naming the file; with `best_effort` the pull request is a draft that names it. Never a
+/// ready pull request over the stale lock, whether the clone writes only the tools' files or
+/// the whole tree (a `setup.py` beside it).
+#[tokio::test]
+async fn a_lock_file_committed_as_a_symlink_is_never_read_and_never_makes_a_ready_pull_request() {
+    use remediator::lockfile::LockUpdateMode;
+    use support::git_server::RepoEntry;
+    let registry =
+        NpmRegistry::start(&[("lodash", "4.17.20", &[]), ("lodash", "4.17.21", &[])]).await;
+    for (target, whole_tree, mode) in [
+        ("/proc/self/environ", false, LockUpdateMode::Required),
+        ("../../etc/passwd", true, LockUpdateMode::Required),
+        ("/proc/self/environ", true, LockUpdateMode::BestEffort),
+    ] {
+        let mut files = vec![("package.json", package_json(json!({"lodash": "^4.17.20"})))];
+        if whole_tree {
+            // A Python build file makes the clone write the whole tree, the link included.
+            files.push((
+                "setup.py",
+                "from setuptools import setup\nsetup()\n".to_owned(),
+            ));
+        }
+        let url = registry.url.clone();
+        let world = World::start(WorldOptions {
+            files,
+            entries: vec![RepoEntry::Symlink("package-lock.json", target)],
+            adjust: Some(Box::new(move |s| {
+                s.lockfiles.npm_registry = url;
+                s.lockfiles.update = mode;
+            })),
+            ..Default::default()
+        })
+        .await;
+        let github = FakeGithub::with_delay(Duration::ZERO);
+        github.mount(&world.github).await;
+        let op = remediate_catalog(&world).await;
+        let case = format!("{target}, whole tree {whole_tree}, {mode:?}");
+        let said = match mode {
+            LockUpdateMode::Required => {
+                assert_eq!(
+                    op["status"], "ASYNC_OPERATION_STATUS_FAILED",
+                    "{case}: {op}"
+                );
+                assert!(github.created().is_empty(), "{case}: no pull request");
+                op["error_message"].as_str().unwrap().to_owned()
+            }
+            LockUpdateMode::BestEffort => {
+                assert_eq!(
+                    op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+                    "{case}: {op}"
+                );
+                let created = github.created();
+                assert_eq!(created.len(), 1, "{case}");
+                assert_eq!(created[0]["draft"], true, "{case}: {created:?}");
+                op["output"]["draft_reason"].as_str().unwrap().to_owned()
+            }
+        };
+        assert!(
+            said.contains("package-lock.json is committed as a symbolic link"),
+            "{case}: {said}"
+        );
+        // Nothing of what the link points at was read into the job's words.
+        assert!(
+            !said.contains("PATH=") && !said.contains("root:"),
+            "{case}: {said}"
+        );
+        world.stop().await;
+    }
+}
+
+/// The positive control of the install-script checks: the same hostile `preinstall`, run by
+/// npm in the worker's sandbox with scripts allowed, leaves its marker in the clone, where the
+/// worker's jobs are watched for it (and its escape attempt leaves nothing outside).
+#[tokio::test]
+async fn install_scripts_leave_their_marker_in_the_clone_when_they_run() {
+    use remediator::sandbox::reach::Endpoint;
+    use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
+    let registry = NpmRegistry::start(&[("lodash", "4.17.20", &[])]).await;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(
+        work.path().join("package.json"),
+        package_json(json!({"lodash": "4.17.20"})),
+    )
+    .unwrap();
+    let endpoint = Endpoint::of_url(&registry.url).unwrap();
+    let sandbox = Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".to_owned(),
+            timeout_secs: 120,
+            cpu_secs: 120,
+            memory_mb: 4096,
+            max_output_bytes: 8192,
+            allowed_hosts: Vec::new(),
+            ca_bundle: None,
+        },
+        vec![endpoint],
+    );
+    let mut run = ToolRun::networked(
+        "npm",
+        ["install", "--no-audit", "--no-fund"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([format!("--registry={}", registry.url)])
+            .collect(),
+        work.path(),
+        "",
+        &[("npm_config_cache", "/tmp/npm-cache")],
+    );
+    run.network = true;
+    let ran = sandbox.run(&run, "apt-get install npm").await.unwrap();
+    assert!(ran.success(), "{}: {}", ran.status, ran.output);
+    assert!(
+        work.path().join("PREINSTALL_RAN").exists(),
+        "the script ran and left its marker in the clone: {}",
+        ran.output
+    );
+    assert!(!std::path::Path::new("/preinstall-escaped").exists());
+}
+
+/// The positive control of the cargo-config check: a repository's `.cargo/config.toml` naming a
+/// `rustc` of its own is run by cargo, in the sandbox, when nothing pins the compiler (`cargo
+/// metadata` asks rustc for the host), and its marker lands in the clone where the worker's
+/// jobs are watched for it.
+#[tokio::test]
+async fn a_repositorys_cargo_config_runs_its_rustc_when_nothing_pins_it() {
+    use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("src")).unwrap();
+    std::fs::create_dir_all(work.path().join(".cargo")).unwrap();
+    std::fs::write(
+        work.path().join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(work.path().join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        work.path().join(".cargo/config.toml"),
+        "[build]\nrustc = \"/sandbox/clone/evil.sh\"\n",
+    )
+    .unwrap();
+    let evil = work.path().join("evil.sh");
+    std::fs::write(&evil, "#!/bin/sh\ntouch /sandbox/clone/EVIL_RAN\nexit 1\n").unwrap();
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cargo = cargo_binary();
+    let toolchain = std::path::Path::new(&cargo)
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .to_path_buf();
+    let sandbox = Sandbox::new(
+        SandboxSettings {
+            mode: SandboxMode::Bubblewrap,
+            bwrap: "bwrap".to_owned(),
+            timeout_secs: 60,
+            cpu_secs: 60,
+            memory_mb: 4096,
+            max_output_bytes: 8192,
+            allowed_hosts: Vec::new(),
+            ca_bundle: None,
+        },
+        Vec::new(),
+    );
+    let mut run = ToolRun::networked(
+        cargo,
+        vec!["metadata".to_owned(), "--offline".to_owned()],
+        work.path(),
+        "",
+        &[("CARGO_HOME", "/tmp/cargo-home")],
+    );
+    run.network = false;
+    run.read_only = vec![toolchain];
+    let ran = sandbox.run(&run, "rustup").await.unwrap();
+    assert!(
+        !ran.success(),
+        "the hostile rustc fails cargo: {}",
+        ran.output
+    );
+    assert!(
+        work.path().join("EVIL_RAN").exists(),
+        "the repository's rustc ran and left its marker: {}",
+        ran.output
+    );
 }

@@ -294,7 +294,10 @@ async fn private_https_registry(
                     counter.fetch_add(1, Ordering::SeqCst);
                     ("200 OK", "{\"name\":\"lodash\"}")
                 } else {
-                    ("401 Unauthorized", "{\"error\":\"authentication required\"}")
+                    (
+                        "401 Unauthorized",
+                        "{\"error\":\"authentication required\"}",
+                    )
                 };
                 let answer = format!(
                     "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -350,7 +353,11 @@ async fn a_private_registry_gets_its_token_from_the_proxy_and_nothing_inside_hol
         .await
         .unwrap();
     assert!(ran.output.contains("status=200"), "{}", ran.output);
-    assert!(ran.output.contains("{\"name\":\"lodash\"}"), "{}", ran.output);
+    assert!(
+        ran.output.contains("{\"name\":\"lodash\"}"),
+        "{}",
+        ran.output
+    );
     assert!(ran.output.contains("searched"), "{}", ran.output);
     assert!(!ran.output.contains("TOKEN-IN-"), "{}", ran.output);
     assert_eq!(authorised.load(Ordering::SeqCst), 1);

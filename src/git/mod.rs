@@ -28,8 +28,8 @@ pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};
 pub use remote_guard::check_remote;
 pub use scratch::ScratchDir;
 pub use tree_files::{
-    TreeFile, blob_size, head_files, head_tree, read_blob, read_head_file, read_tree_file,
-    tree_files,
+    TreeFile, blob_size, head_files, head_links, head_tree, read_blob, read_head_file,
+    read_tree_file, tree_files,
 };
 pub use workspace::{
     CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,

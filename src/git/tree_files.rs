@@ -58,6 +58,26 @@ pub fn tree_files(tree: &Tree<'_>) -> Result<Vec<TreeFile>, GitError> {
     Ok(files)
 }
 
+const MODE_LINK: i32 = 0o120000;
+
+/// Every symbolic link of `HEAD`'s tree (repository-relative paths), which no step reads
+/// through: the lock step refuses a lock file committed as one.
+pub fn head_links(repo: &Repository) -> Result<Vec<String>, GitError> {
+    let tree = head_tree(repo, "list links")?;
+    let mut links = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            return TreeWalkResult::Skip;
+        };
+        if entry.filemode() == MODE_LINK {
+            links.push(format!("{dir}{name}"));
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(|e| local(&e, "list links (walking the tree)"))?;
+    Ok(links)
+}
+
 /// A tree entry name that is safe to create on disk.
 fn safe_component(name: &str) -> bool {
     !(name.is_empty()

@@ -170,7 +170,7 @@ pub fn required(go_mod: &str, module: &str) -> Vec<String> {
 }
 
 fn read_optional(work_tree: &Path, path: &str) -> Option<String> {
-    std::fs::read_to_string(work_tree.join(path)).ok()
+    crate::lockfile::repo_file::read(work_tree, path).ok()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod pnpm;
 pub mod poetry;
 pub mod python_upgrade;
 pub mod registries;
+pub mod repo_file;
 pub mod transitive;
 pub mod uv;
 pub mod yarn;
@@ -454,7 +455,7 @@ fn covering_lock(work_tree: &Path, dir: &str, names: &[&str]) -> Option<String> 
     loop {
         for name in names {
             let path = join(&dir, name);
-            if work_tree.join(&path).is_file() {
+            if repo_file::is_file(work_tree, &path) {
                 return Some(path);
             }
         }
@@ -466,7 +467,7 @@ fn covering_lock(work_tree: &Path, dir: &str, names: &[&str]) -> Option<String> 
 }
 
 fn read(work_tree: &Path, path: &str) -> Result<String, LockError> {
-    std::fs::read_to_string(work_tree.join(path)).map_err(|e| LockError::Read {
+    repo_file::read(work_tree, path).map_err(|e| LockError::Read {
         path: path.to_owned(),
         message: e.to_string(),
     })

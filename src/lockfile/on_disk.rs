@@ -46,6 +46,11 @@ const NAMES: &[&str] = &[
     "pom.xml",
 ];
 
+/// Whether `name` (a file name) is one a lock tool reads: a manifest, lock or tool setting.
+pub fn is_tool_file(name: &str) -> bool {
+    NAMES.contains(&name)
+}
+
 /// Whether the file at repository-relative `path` is written to disk for the lock tools.
 pub fn needed_on_disk(path: &str) -> bool {
     let mut components = path.rsplit('/');

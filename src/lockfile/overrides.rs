@@ -66,7 +66,7 @@ pub fn edit(
     version: &str,
 ) -> Result<Edit, String> {
     let read = |path: &str| {
-        std::fs::read_to_string(root.join(path)).map_err(|e| format!("reading {path}: {e}"))
+        crate::lockfile::repo_file::read(root, path).map_err(|e| format!("reading {path}: {e}"))
     };
     let text = read(manifest)?;
     let json: Value =

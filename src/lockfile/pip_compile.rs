@@ -120,7 +120,7 @@ fn is_compiled(text: &str) -> bool {
 fn compiled_files(work_tree: &Path, manifests: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for manifest in manifests {
-        let text = std::fs::read_to_string(work_tree.join(manifest)).unwrap_or_default();
+        let text = super::repo_file::read(work_tree, manifest).unwrap_or_default();
         if is_compiled(&text) {
             found.push(manifest.clone());
             continue;
@@ -134,7 +134,7 @@ fn compiled_files(work_tree: &Path, manifests: &[String]) -> Vec<String> {
             if !file.ends_with(".txt") {
                 continue;
             }
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let text = super::repo_file::read(work_tree, join(dir, &file)).unwrap_or_default();
             if !is_compiled(&text) {
                 continue;
             }

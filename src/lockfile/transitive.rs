@@ -34,7 +34,7 @@ pub fn find(root: &Path, ecosystem: &str, package: &str, fixes: &Fixes) -> Vec<L
         let Some((manifest, parse)) = parser(ecosystem, name) else {
             return;
         };
-        let Ok(text) = std::fs::read_to_string(root.join(path)) else {
+        let Ok(text) = crate::lockfile::repo_file::read(root, path) else {
             return;
         };
         let copies = parse(&text, path, package, fixes);

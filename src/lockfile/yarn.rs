@@ -114,7 +114,7 @@ fn berry_run(
     command: &[&str],
 ) -> Result<ToolRun, LockError> {
     let rc = join(dir, ".yarnrc.yml");
-    let release = std::fs::read_to_string(work_tree.join(&rc))
+    let release = crate::lockfile::repo_file::read(work_tree, &rc)
         .ok()
         .and_then(|text| yarn_path(&text))
         .ok_or_else(|| {

@@ -236,8 +236,14 @@ fn bump_blocking(
     let mut notes = Vec::new();
     let mut from_versions = Vec::new();
     for (path, kind) in found {
-        let content = std::fs::read_to_string(root.join(&path))
-            .map_err(|e| StepFailure::transient(Step::Generate, format!("reading {path}: {e}")))?;
+        // A manifest committed as a symbolic link is never read through it: no retry helps.
+        let content = crate::lockfile::repo_file::read(root, &path).map_err(|e| {
+            let message = format!("reading {path}: {e}");
+            match e.kind() {
+                std::io::ErrorKind::InvalidInput => StepFailure::permanent(Step::Generate, message),
+                _ => StepFailure::transient(Step::Generate, message),
+            }
+        })?;
         match bump_manifest(kind, &content, package, version) {
             Ok(BumpOutcome::Bumped {
                 updated,

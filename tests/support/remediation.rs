@@ -157,6 +157,28 @@ impl World {
         world
     }
 
+    /// Starts the worker with a watch on its clones: as `step` starts (after the lock tools
+    /// ran, for `Commit`), every file named one of `markers` anywhere under the scratch
+    /// directory, where the clones are, is recorded. A lifecycle script that ran would have
+    /// left its marker there, in the clone, before the job removes it.
+    pub fn start_worker_watching(
+        &mut self,
+        step: remediator::lifecycle::Step,
+        markers: &'static [&'static str],
+    ) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+        let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (seen, scratch) = (found.clone(), self.scratch.path().to_path_buf());
+        let hook: StepHook = std::sync::Arc::new(move |_, at| {
+            if at == step {
+                let mut hits = Vec::new();
+                find_named(&scratch, markers, 0, &mut hits);
+                seen.lock().unwrap().extend(hits);
+            }
+        });
+        self.start_worker_with(Some(hook));
+        found
+    }
+
     pub fn start_worker(&mut self) {
         self.start_worker_with(None);
     }
@@ -314,5 +336,21 @@ impl World {
             let _ = tokio::time::timeout(Duration::from_secs(20), worker).await;
         }
         self.app.stop().await;
+    }
+}
+
+/// Every path under `dir` (not following links) whose file name is one of `names`.
+fn find_named(dir: &std::path::Path, names: &[&str], depth: usize, found: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if names.contains(&name.as_str()) {
+            found.push(entry.path().display().to_string());
+        }
+        if depth < 12 && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            find_named(&entry.path(), names, depth + 1, found);
+        }
     }
 }

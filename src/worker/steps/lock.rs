@@ -16,6 +16,7 @@ use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
 
 mod js_override;
+mod linked;
 mod parent_upgrade;
 
 const STEP: Step = Step::Lock;
@@ -57,6 +58,15 @@ pub async fn run(
             crate::git::write_files(&repo, &files)
         })
         .await?;
+    // A lock committed as a symbolic link is never read through: fail, or a draft naming it.
+    let edited: Vec<String> = patch.edits.iter().map(|e| e.path.clone()).collect();
+    let scope = (!patch.is_lock_only()).then(|| linked::covering_dirs(&edited));
+    if let Some(reason) = linked::check(pipeline, checkout, scope).await? {
+        return Ok(Locked {
+            draft_reason: Some(reason),
+            ..Locked::default()
+        });
+    }
     let target_version = patch
         .target_version
         .clone()
@@ -107,7 +117,7 @@ pub async fn run(
                 .flatten(),
         )
         .filter_map(|path| {
-            let text = std::fs::read_to_string(checkout.work_tree.join(path)).ok()?;
+            let text = crate::lockfile::repo_file::read(&checkout.work_tree, path).ok()?;
             Some((path.clone(), text))
         })
         .collect();
@@ -263,6 +273,19 @@ pub async fn run(
     })
 }
 
+/// `a/b/c.json` -> `a/b`, `a`, `` (the file's directory and every one above it).
+fn parent_dir_chain(path: &str) -> Vec<String> {
+    let mut dirs = Vec::new();
+    let mut dir = lockfile::parent_dir(path);
+    loop {
+        dirs.push(dir.to_owned());
+        if dir.is_empty() {
+            return dirs;
+        }
+        dir = lockfile::parent_dir(dir);
+    }
+}
+
 impl Locked {
     /// What the pull request says about the lock step.
     pub fn pr_facts(&self) -> crate::forge::pr_text::LockFacts<'_> {
@@ -354,7 +377,7 @@ fn holders(root: &std::path::Path, locks: &[String], package: &str) -> Vec<Strin
     let mut held = Vec::new();
     for lock in locks {
         let name = lock.rsplit('/').next().unwrap_or(lock);
-        if let Ok(text) = std::fs::read_to_string(root.join(lock)) {
+        if let Ok(text) = crate::lockfile::repo_file::read(root, lock) {
             let found = lockfile::blockers::dependents(name, &text, package);
             if !found.is_empty() {
                 held.push(format!("{} (in {lock})", found.join(", ")));

@@ -45,7 +45,7 @@ pub(super) async fn force(
             .map_err(|e| StepFailure::transient(STEP, format!("writing {path}: {e}")))?;
         entries.push(format!("{} in {path}", manager.entry_name()));
         changed.push((path, updated));
-        if let Ok(text) = std::fs::read_to_string(root.join(&lock)) {
+        if let Ok(text) = crate::lockfile::repo_file::read(root, &lock) {
             dependents.extend(overrides::dependents(manager, &text, package));
         }
     }

@@ -111,7 +111,7 @@ struct Originals(Vec<(String, String)>);
 
 impl Originals {
     fn keep(&mut self, root: &Path, path: &str) -> Result<String, StepFailure> {
-        let text = std::fs::read_to_string(root.join(path))
+        let text = crate::lockfile::repo_file::read(root, path)
             .map_err(|e| StepFailure::transient(STEP, format!("reading {path}: {e}")))?;
         if !self.0.iter().any(|(p, _)| p == path) {
             self.0.push((path.to_owned(), text.clone()));
@@ -133,7 +133,7 @@ impl Originals {
             .0
             .iter()
             .filter_map(|(path, before)| {
-                let after = std::fs::read_to_string(root.join(path)).ok()?;
+                let after = crate::lockfile::repo_file::read(root, path).ok()?;
                 (after != *before).then(|| (path.clone(), after))
             })
             .collect();
