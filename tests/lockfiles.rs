@@ -1522,9 +1522,11 @@ async fn a_build_backend_in_the_repository_runs_in_the_sandbox_and_reaches_nothi
         adjust: Some(Box::new(move |s| {
             s.lockfiles.uv = uv_path;
             s.lockfiles.python_find_links = find_links;
-            // As in production: tools may reach the registries and nothing else (the tests'
-            // world allows private addresses for its loopback git server).
-            s.sandbox.allowed_hosts = vec!["registry.invalid".to_owned()];
+            // The default sandbox rules, on a worker that allows private addresses for its
+            // own forge and git server (the tests' world does, for its loopback git server):
+            // that switch must not open the host's loopback to the backend.
+            assert!(s.security.allow_private_networks);
+            assert!(s.sandbox.allowed_hosts.is_empty());
         })),
         ..Default::default()
     })
@@ -3727,5 +3729,85 @@ async fn a_repositorys_cargo_config_runs_its_rustc_when_nothing_pins_it() {
         work.path().join("EVIL_RAN").exists(),
         "the repository's rustc ran and left its marker: {}",
         ran.output
+    );
+}
+
+/// A repository that points its tools elsewhere (a project `.npmrc` registry, a
+/// `.cargo/config.toml` source replacement, a `[[tool.poetry.source]]`, each at a port on the
+/// host's loopback where a broker or a database would listen) fails before any tool runs,
+/// naming the file, the key and the host; nothing connects to that port.
+#[tokio::test]
+async fn a_repository_cannot_redirect_its_tools_to_the_workers_network() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cases: Vec<(Vec<(&'static str, String)>, &str, &str, &str)> = vec![
+        (
+            vec![
+                ("package.json", package_json(json!({"lodash": "^4.17.20"}))),
+                ("package-lock.json", "{}".to_owned()),
+                (".npmrc", format!("registry=http://127.0.0.1:{port}/\n")),
+            ],
+            ".npmrc",
+            "registry",
+            "npm",
+        ),
+        (
+            vec![
+                ("Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\n\n[dependencies]\nvulncrate = \"1.0.0\"\n".to_owned()),
+                ("Cargo.lock", "version = 4\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.0\"\n".to_owned()),
+                (".cargo/config.toml", format!("[source.crates-io]\nreplace-with = \"evil\"\n[source.evil]\nregistry = \"sparse+http://127.0.0.1:{port}/index/\"\n")),
+            ],
+            ".cargo/config.toml",
+            "source.evil.registry",
+            "crates.io",
+        ),
+        (
+            vec![
+                ("pyproject.toml", format!("[project]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"vulnpkg==1.0.0\"]\n\n[[tool.poetry.source]]\nname = \"evil\"\nurl = \"http://127.0.0.1:{port}/simple\"\n")),
+                ("poetry.lock", "[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n".to_owned()),
+            ],
+            "pyproject.toml",
+            "tool.poetry.source[0].url",
+            "PyPI",
+        ),
+    ];
+    for (files, file, key, ecosystem) in cases {
+        let world = World::start(WorldOptions {
+            files,
+            ..Default::default()
+        })
+        .await;
+        FakeGithub::with_delay(Duration::ZERO)
+            .mount(&world.github)
+            .await;
+        let package = match ecosystem {
+            "npm" => "lodash",
+            "crates.io" => "vulncrate",
+            _ => "vulnpkg",
+        };
+        let (installed, fixed) = match ecosystem {
+            "npm" => ("4.17.20", "4.17.21"),
+            _ => ("1.0.0", "1.0.1"),
+        };
+        let assessment = world
+            .add_affected(package, ecosystem, "GHSA-redirect", installed, fixed)
+            .await;
+        let id = world.request(assessment).await;
+        let op = world.wait_for_end(id, END).await;
+        assert_eq!(
+            op["status"], "ASYNC_OPERATION_STATUS_FAILED",
+            "{file}: {op}"
+        );
+        let error = op["error_message"].as_str().unwrap();
+        for part in [file, key, &format!("127.0.0.1:{port}")] {
+            assert!(error.contains(part), "{file}: {part} not in {error}");
+        }
+        assert!(error.contains("not retried"), "{error}");
+        world.stop().await;
+    }
+    assert!(
+        listener.accept().is_err(),
+        "a tool reached the host's loopback port the repository named"
     );
 }

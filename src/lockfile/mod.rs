@@ -26,6 +26,7 @@ pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
 pub mod python_upgrade;
+pub mod redirects;
 pub mod registries;
 pub mod repo_file;
 pub mod transitive;
@@ -144,6 +145,10 @@ pub enum LockError {
     /// A registry credential cannot be read (what and where, never the value).
     #[error("{0}")]
     Credentials(String),
+    /// The repository's own settings would send a tool somewhere the worker does not allow
+    /// (`redirects`): no tool ran.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl LockError {
@@ -152,7 +157,9 @@ impl LockError {
     fn needs_operator(&self) -> bool {
         matches!(
             self,
-            LockError::Unsupported(_) | LockError::Sandbox(SandboxError::ToolMissing { .. })
+            LockError::Unsupported(_)
+                | LockError::Refused(_)
+                | LockError::Sandbox(SandboxError::ToolMissing { .. })
         )
     }
 
@@ -165,7 +172,10 @@ impl LockError {
             }
             LockError::Read { .. } => true,
             LockError::Sandbox(SandboxError::Io { .. }) => true,
-            LockError::Sandbox(_) | LockError::Unsupported(_) | LockError::Credentials(_) => false,
+            LockError::Sandbox(_)
+            | LockError::Unsupported(_)
+            | LockError::Credentials(_)
+            | LockError::Refused(_) => false,
         }
     }
 }
@@ -206,6 +216,20 @@ pub async fn update(
             .iter()
             .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
     };
+    // Before any tool runs: the repository's own registry and proxy settings must name a
+    // registry the worker allows.
+    if let Err(error) = redirects::check(work_tree, sandbox.reach().named()) {
+        return match settings.update {
+            LockUpdateMode::BestEffort => Ok(LockOutcome {
+                verification: Verification {
+                    not_updated: vec![error.to_string()],
+                    ..Verification::default()
+                },
+                ..LockOutcome::default()
+            }),
+            LockUpdateMode::Required => Err(error),
+        };
+    }
     let mut parts = Vec::new();
     if is(&["npm"]) {
         parts.push(npm::update(sandbox, settings, work_tree, target).await);
