@@ -3741,7 +3741,14 @@ async fn a_repository_cannot_redirect_its_tools_to_the_workers_network() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
-    let cases: Vec<(Vec<(&'static str, String)>, &str, &str, &str)> = vec![
+    // (the repository's files, the file and key that redirect, the ecosystem)
+    type Case = (
+        Vec<(&'static str, String)>,
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("package.json", package_json(json!({"lodash": "^4.17.20"}))),
