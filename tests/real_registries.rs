@@ -170,7 +170,15 @@ async fn npm_path_to_regexp_pinned_exactly_by_express_is_fixed_by_a_newer_expres
             serde_json::from_str(&world.file_on_branch(branch, "package.json").unwrap()).unwrap();
         assert_eq!(manifest.get("overrides"), None, "{manifest:#}");
     };
-    run_case_then(case, Tool::Npm, project, PATH_TO_REGEXP, express_moved_up).await;
+    run_case_checked(
+        case,
+        Tool::Npm,
+        project,
+        PATH_TO_REGEXP,
+        None,
+        express_moved_up,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,6 +265,196 @@ async fn yarn_berry_transitive_minimist_under_mkdirp_is_fixed_and_an_immutable_i
         )
     };
     run_case(case, Tool::YarnBerry, project, MINIMIST).await;
+}
+
+/// The pnpm release a project written with pnpm 8 asks for.
+const PNPM_8: &str = "8.15.9";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pnpm_8_named_by_package_manager_updates_its_own_lock_format() {
+    let case = "pnpm 8 (packageManager) direct lodash 4.17.20";
+    let project = |dev: &Developer| pnpm_8_project(dev, true);
+    let check: FrozenCheck = Box::new(pnpm_8_frozen_check);
+    run_case_checked(
+        case,
+        Tool::Pnpm,
+        project,
+        LODASH,
+        Some(check),
+        |world, branch| {
+            let op_tool = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
+            assert!(op_tool.starts_with("lockfileVersion: '6.0'"), "{op_tool}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pnpm_8_lock_without_package_manager_is_updated_by_pnpm_8() {
+    let case = "pnpm 8 (lockfileVersion 6.0) direct lodash 4.17.20";
+    let project = |dev: &Developer| pnpm_8_project(dev, false);
+    let check: FrozenCheck = Box::new(pnpm_8_frozen_check);
+    run_case_checked(
+        case,
+        Tool::Pnpm,
+        project,
+        LODASH,
+        Some(check),
+        |world, branch| {
+            let lock = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
+            assert!(lock.starts_with("lockfileVersion: '6.0'"), "{lock}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yarn_berry_named_by_package_manager_without_a_committed_release_is_fetched() {
+    let case = "yarn Berry (packageManager, no yarnPath) direct lodash 4.17.20";
+    let project = |dev: &Developer| {
+        let mut files = js_project(
+            dev,
+            Tool::YarnBerry,
+            json!({"lodash": "^4.17.20"}),
+            &[("lodash", "4.17.20")],
+        );
+        // As corepack users have it: the release named in package.json, none committed.
+        let release = files
+            .iter()
+            .find(|(name, _)| name.starts_with(".yarn/releases/"))
+            .map(|(name, _)| *name)
+            .unwrap();
+        let version = release
+            .trim_start_matches(".yarn/releases/yarn-")
+            .trim_end_matches(".cjs")
+            .to_owned();
+        files.retain(|(name, _)| *name != release && *name != ".yarnrc.yml");
+        for (name, text) in files.iter_mut() {
+            if *name == "package.json" {
+                let mut manifest: Value = serde_json::from_str(text).unwrap();
+                manifest["packageManager"] = json!(format!("yarn@{version}"));
+                *text = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
+            }
+        }
+        files
+    };
+    let check: FrozenCheck = Box::new(|dev: &Developer, dir: &Path, _lock: &str| {
+        let release = yarn_berry_release();
+        dev.run(
+            "node",
+            &[
+                release.to_str().unwrap(),
+                "install",
+                "--immutable",
+                "--mode=skip-build",
+            ],
+            dir,
+        );
+    });
+    run_case_checked(
+        case,
+        Tool::YarnBerry,
+        project,
+        LODASH,
+        Some(check),
+        |_, _| {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_manager_release_whose_hash_differs_is_refused_naming_it() {
+    let dev = Developer::new();
+    let mut files = pnpm_8_project(&dev, true);
+    let wrong = format!("pnpm@{PNPM_8}+sha512.{}", "0".repeat(128));
+    for (name, text) in files.iter_mut() {
+        if *name == "package.json" {
+            let mut manifest: Value = serde_json::from_str(text).unwrap();
+            manifest["packageManager"] = json!(wrong);
+            *text = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
+        }
+    }
+    let world = World::start(WorldOptions {
+        files,
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = world
+        .add_affected_fixed_in(
+            LODASH.package,
+            LODASH.ecosystem,
+            LODASH.id,
+            LODASH.installed,
+            &[LODASH.fixed],
+        )
+        .await;
+    let operation = world.request(assessment).await;
+    let op = world.wait_for_end(operation, OPERATION_DEADLINE).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op:#}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("packageManager") && error.contains("sha512"),
+        "{error}"
+    );
+    assert!(github.created().is_empty(), "no pull request");
+    world.stop().await;
+}
+
+/// A pnpm 8 project (lockfile v6) declaring lodash `^4.17.20` and locking 4.17.20, made by
+/// pnpm 8 itself (fetched by npx); with `packageManager` naming it when `named`.
+fn pnpm_8_project(dev: &Developer, named: bool) -> Files {
+    let dir = tempfile::tempdir_in(dev.dir.path()).unwrap();
+    let dir = dir.path();
+    let extra = match named {
+        true => json!({"packageManager": format!("pnpm@{PNPM_8}")}),
+        false => json!({}),
+    };
+    let pnpm = format!("pnpm@{PNPM_8}");
+    let lock = [
+        "--yes",
+        pnpm.as_str(),
+        "install",
+        "--lockfile-only",
+        "--ignore-scripts",
+    ];
+    write_file(
+        dir,
+        "package.json",
+        &package_json(&json!({"lodash": "4.17.20"}), extra.clone()),
+    );
+    dev.run("npx", &lock, dir);
+    write_file(
+        dir,
+        "package.json",
+        &package_json(&json!({"lodash": "^4.17.20"}), extra),
+    );
+    dev.run("npx", &lock, dir);
+    let files = read_files(dir, &["package.json", "pnpm-lock.yaml"]);
+    assert!(
+        files[1].1.starts_with("lockfileVersion: '6.0'"),
+        "pnpm 8 writes lockfile v6: {}",
+        files[1].1
+    );
+    files
+}
+
+/// pnpm 8's own frozen check of the branch.
+fn pnpm_8_frozen_check(dev: &Developer, dir: &Path, _lock: &str) {
+    let pnpm = format!("pnpm@{PNPM_8}");
+    dev.run(
+        "npx",
+        &[
+            "--yes",
+            pnpm.as_str(),
+            "install",
+            "--frozen-lockfile",
+            "--lockfile-only",
+            "--ignore-scripts",
+        ],
+        dir,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,15 +570,21 @@ async fn run_case(
     project: impl FnOnce(&Developer) -> Files,
     advisory: Advisory,
 ) {
-    run_case_then(case, tool, project, advisory, |_, _| {}).await;
+    run_case_checked(case, tool, project, advisory, None, |_, _| {}).await;
 }
 
-/// [`run_case`], then `then` on the world and the pushed branch (a case's own assertions).
-async fn run_case_then(
+/// The tool's own check of a pushed branch, when the tool on PATH is not the one to run it
+/// (a project that asks for another release): (developer, checkout, lock).
+type FrozenCheck = Box<dyn FnOnce(&Developer, &Path, &str)>;
+
+/// [`run_case`], with `frozen` in place of the tool's usual check when given, then `then` on
+/// the world and the pushed branch (a case's own assertions).
+async fn run_case_checked(
     case: &'static str,
     tool: Tool,
     project: impl FnOnce(&Developer) -> Files,
     advisory: Advisory,
+    frozen: Option<FrozenCheck>,
     then: impl FnOnce(&World, &str),
 ) {
     let mut clock = Stopwatch::start(case);
@@ -425,7 +629,10 @@ async fn run_case_then(
     assert_eq!(github.created().len(), 1, "one pull request: {op:#}");
     let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
     let check = checkout(&world, &branch, &names);
-    tool.frozen_check(&dev, check.path(), &lock);
+    match frozen {
+        Some(frozen) => frozen(&dev, check.path(), &lock),
+        None => tool.frozen_check(&dev, check.path(), &lock),
+    }
     clock.lap("frozen check on the branch");
     then(&world, &branch);
     clock.passed = true;
@@ -995,12 +1202,7 @@ fn yarn_berry_lock(
     declared: &Value,
     held: &[(&str, &str)],
 ) -> &'static str {
-    let source = std::env::var_os("REMEDIATOR_TEST_YARN_BERRY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js")
-        });
+    let source = yarn_berry_release();
     let release = std::fs::read_to_string(&source).unwrap_or_else(|e| {
         panic!(
             "the yarn Berry release scripts/test installs ({}): {e}",
@@ -1038,6 +1240,16 @@ fn yarn_berry_lock(
         dev.run("yarn", &update, dir);
     }
     path
+}
+
+/// The yarn Berry release scripts/test installs.
+fn yarn_berry_release() -> PathBuf {
+    std::env::var_os("REMEDIATOR_TEST_YARN_BERRY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js")
+        })
 }
 
 /// A one-crate project depending on `dependencies` (Cargo.toml lines), locked by cargo, with

@@ -22,6 +22,7 @@ pub mod npm;
 pub mod npm_upgrade;
 pub mod on_disk;
 pub mod overrides;
+pub mod package_manager;
 pub mod pip_compile;
 pub mod pnpm;
 pub mod poetry;
@@ -96,6 +97,10 @@ pub struct LockfileSettings {
     /// that says so).
     #[serde(default = "enabled")]
     pub overrides: bool,
+    /// Where releases of the package managers repositories ask for are kept (written by the
+    /// worker only); none: a folder of the system's temporary directory.
+    #[serde(default, deserialize_with = "crate::config::empty_path_is_none")]
+    pub tool_cache: Option<std::path::PathBuf>,
     /// Tokens of private registries, given only to the tool runs (`credentials`).
     #[serde(default)]
     pub registry_credentials: Vec<credentials::RegistryCredential>,

@@ -1,12 +1,14 @@
 //! pnpm: `pnpm-lock.yaml` (the workspace root's for a member, lockfile v5 to v9), updated by
 //! `pnpm install --lockfile-only --ignore-scripts`, which reads registry metadata only (no
-//! tarball, no script), and read back for every copy of the package.
+//! tarball, no script), and read back for every copy of the package. The pnpm that runs is the
+//! one the project asks for (`package_manager`): its `packageManager`, else the major that
+//! writes its lock's `lockfileVersion`, when the worker's own is not it.
 
 use std::path::Path;
 
 use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
-    update_each_lock,
+    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    package_manager, parent_dir, update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
 
@@ -44,14 +46,23 @@ pub async fn update(
         ("XDG_DATA_HOME", "/tmp/data"),
         ("CI", "true"),
     ];
-    let run_for = |lock: &str| {
-        ToolRun::networked(
+    // The pnpm each lock asks for (`packageManager`, else the major its lockfileVersion
+    // needs), when the worker's own is not it.
+    let mut releases = std::collections::HashMap::new();
+    for lock in covering_locks(work_tree, target, "package.json", &[LOCK_FILE]) {
+        if let Some(provided) = release_for(sandbox, settings, work_tree, &lock).await? {
+            releases.insert(lock, provided);
+        }
+    }
+    let run_for = |lock: &str| match releases.get(lock) {
+        Some(provided) => provided.run(args.clone(), work_tree, parent_dir(lock), &env),
+        None => ToolRun::networked(
             &settings.pnpm,
             args.clone(),
             work_tree,
             parent_dir(lock),
             &env,
-        )
+        ),
     };
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
@@ -65,10 +76,41 @@ pub async fn update(
         copies,
     )
     .await?;
-    Ok(outcome.finish(match target.lock_only {
+    let command = match target.lock_only {
         true => "pnpm update --lockfile-only",
         false => "pnpm install --lockfile-only",
-    }))
+    };
+    let mut versions: Vec<&str> = releases.values().map(|p| p.version.as_str()).collect();
+    versions.dedup();
+    Ok(match versions.as_slice() {
+        [] => outcome.finish(command),
+        _ => outcome.finish(&format!(
+            "{command} (pnpm {}, as the project asks)",
+            versions.join(", ")
+        )),
+    })
+}
+
+/// The release of pnpm `lock` asks for, when the worker's own is not it.
+async fn release_for(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work_tree: &Path,
+    lock: &str,
+) -> Result<Option<package_manager::Provided>, LockError> {
+    let text = super::read(work_tree, lock)?;
+    let wanted = package_manager::from_manifest(work_tree, parent_dir(lock), "pnpm")
+        .or_else(|| package_manager::pnpm_major_for_lock(&text, lock));
+    let Some(wanted) = wanted else {
+        return Ok(None);
+    };
+    let own = package_manager::worker_version(sandbox, &settings.pnpm).await;
+    if package_manager::satisfied_by(&wanted, own.as_deref()) {
+        return Ok(None);
+    }
+    package_manager::provide(sandbox, settings, &wanted)
+        .await
+        .map(Some)
 }
 
 /// Every version of `package` under the lock's `packages:` map, whose keys are

@@ -8,7 +8,8 @@
 //!   (`.yarnrc.yml` `yarnPath`), with `install --mode=update-lockfile` (no link step), or
 //!   `up -R NAME --mode=update-lockfile` for a transitive package, scripts off and its cache
 //!   in `/tmp`. That release is repository code: it runs only in the sandbox,
-//!   like every tool here.
+//!   like every tool here. A project that commits none runs the release its `packageManager`
+//!   names (`package_manager`: fetched from the npm registry into the worker's tool cache).
 
 use std::path::Path;
 
@@ -16,7 +17,7 @@ use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, join,
     parent_dir, read,
 };
-use super::{record, run_tool};
+use super::{package_manager, record, run_tool};
 use crate::sandbox::{Sandbox, ToolRun};
 
 pub const LOCK_FILE: &str = "yarn.lock";
@@ -49,7 +50,23 @@ pub async fn update(
                     "yarn install --mode=update-lockfile",
                 ),
             };
-            let run = berry_run(settings, work_tree, dir, lock, command)?;
+            // No committed release: the one `packageManager` names, from the tool cache.
+            let rc = join(dir, ".yarnrc.yml");
+            let committed = crate::lockfile::repo_file::read(work_tree, &rc)
+                .ok()
+                .and_then(|text| yarn_path(&text));
+            let provided = match committed {
+                Some(_) => None,
+                None => match package_manager::from_manifest(work_tree, dir, "yarn")
+                    .filter(|wanted| wanted.major() >= 2)
+                {
+                    Some(wanted) => {
+                        Some(package_manager::provide(sandbox, settings, &wanted).await?)
+                    }
+                    None => None,
+                },
+            };
+            let run = berry_run(settings, work_tree, dir, lock, command, provided.as_ref())?;
             (run, tool, NODE_HINT)
         } else {
             // yarn 1 moves a transitive package only when its entries are gone from the lock:
@@ -106,31 +123,42 @@ fn classic_run(settings: &LockfileSettings, work_tree: &Path, dir: &str) -> Tool
     ToolRun::networked(&settings.yarn, args, work_tree, dir, &env)
 }
 
+/// A Berry run: the release the repository commits (`yarnPath`), else `provided` (the one its
+/// `packageManager` names, from the tool cache).
 fn berry_run(
     settings: &LockfileSettings,
     work_tree: &Path,
     dir: &str,
     lock: &str,
     command: &[&str],
+    provided: Option<&package_manager::Provided>,
 ) -> Result<ToolRun, LockError> {
     let rc = join(dir, ".yarnrc.yml");
-    let release = crate::lockfile::repo_file::read(work_tree, &rc)
+    let committed = crate::lockfile::repo_file::read(work_tree, &rc)
         .ok()
-        .and_then(|text| yarn_path(&text))
-        .ok_or_else(|| {
-            LockError::Unsupported(format!(
-                "{lock} is a yarn Berry lock, and {rc} names no yarnPath release to run \
-                 (a release fetched by corepack is not supported yet)"
-            ))
-        })?;
-    let inside = Path::new(crate::sandbox::CLONE).join(dir).join(&release);
-    // The release must stay inside the clone: `..` or an absolute path would run a file of
-    // the worker's instead.
-    if release.starts_with('/') || release.split('/').any(|part| part == "..") {
-        return Err(LockError::Unsupported(format!(
-            "{rc} names a yarnPath outside the repository ({release})"
-        )));
-    }
+        .and_then(|text| yarn_path(&text));
+    let (inside, read_only) = match (committed, provided) {
+        (Some(release), _) => {
+            // The release must stay inside the clone: `..` or an absolute path would run a
+            // file of the worker's instead.
+            if release.starts_with('/') || release.split('/').any(|part| part == "..") {
+                return Err(LockError::Unsupported(format!(
+                    "{rc} names a yarnPath outside the repository ({release})"
+                )));
+            }
+            (
+                Path::new(crate::sandbox::CLONE).join(dir).join(&release),
+                None,
+            )
+        }
+        (None, Some(provided)) => (provided.script.clone(), Some(provided.root.clone())),
+        (None, None) => {
+            return Err(LockError::Unsupported(format!(
+                "{lock} is a yarn Berry lock, and neither {rc} (yarnPath) nor package.json \
+                 (packageManager) names the yarn release to run"
+            )));
+        }
+    };
     let mut env: Vec<(String, String)> = [
         ("YARN_ENABLE_SCRIPTS", "0"),
         ("YARN_ENABLE_GLOBAL_CACHE", "0"),
@@ -158,6 +186,7 @@ fn berry_run(
     args.extend(command.iter().map(|arg| (*arg).to_owned()));
     let mut run = ToolRun::networked("node", args, work_tree, dir, &[]);
     run.env = env;
+    run.read_only.extend(read_only);
     Ok(run)
 }
 
