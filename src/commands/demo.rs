@@ -55,6 +55,8 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     settings.git.allow_file = true;
     settings.worker.patcher = PatcherChoice::Bump;
     settings.worker.scratch_dir = Some(workdir.path().join("scratch"));
+    // The demo's repository needs npm alone; `remediator doctor` checks the other tools.
+    settings.worker.check_tools_at_start = false;
     settings.relay.poll_interval_ms = 100;
     // The demo mints its own token, which only an HS256 secret allows.
     if settings.auth.algorithm != "HS256" {
