@@ -26,6 +26,24 @@ pub async fn run(settings: &Settings) -> (String, bool) {
             false
         }
     };
+    let named: Vec<String> = sandbox
+        .reach()
+        .named()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let others = match settings.sandbox.allowed_hosts.is_empty() {
+        true => "any other public host on ports 443 and 80 (set sandbox.allowed_hosts to close it)",
+        false => "nothing else (sandbox.allowed_hosts is set)",
+    };
+    let _ = writeln!(
+        text,
+        "sandbox network: {}; {others}",
+        match named.is_empty() {
+            true => "no configured registry".to_owned(),
+            false => format!("the configured registries {}", named.join(", ")),
+        }
+    );
     let reports = inventory::check(&sandbox, &settings.lockfiles).await;
     text.push_str(&table(&reports));
     let ready = reports.iter().filter(|r| r.ready()).count();
