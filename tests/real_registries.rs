@@ -402,6 +402,52 @@ async fn a_package_manager_release_whose_hash_differs_is_refused_naming_it() {
     world.stop().await;
 }
 
+/// Go: the module proxy is not reachable from this workplace's machines, so a Go job cannot
+/// succeed here; it must fail at once saying why (the proxy's name does not resolve), not hang
+/// or blame the project. Where the proxy is reachable, the fix must be real instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_job_without_the_module_proxy_fails_saying_so() {
+    let started = Instant::now();
+    let go_mod = "module example.com/app\n\ngo 1.21\n\nrequire golang.org/x/text v0.3.7\n";
+    let world = World::start(WorldOptions {
+        files: vec![("go.mod", go_mod.to_owned())],
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = world
+        .add_affected_fixed_in(
+            "golang.org/x/text",
+            "Go",
+            "GO-2022-1059",
+            "0.3.7",
+            &["0.3.8"],
+        )
+        .await;
+    let operation = world.request(assessment).await;
+    let op = world.wait_for_end(operation, OPERATION_DEADLINE).await;
+    if op["status"] == "ASYNC_OPERATION_STATUS_SUCCEEDED" {
+        // A machine that reaches the module proxy: then the fix must be real.
+        assert_eq!(op["output"]["verification"]["vulnerable_left"], 0, "{op:#}");
+        world.stop().await;
+        return;
+    }
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op:#}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(error.contains("step lock failed: `go get"), "{error}");
+    assert!(
+        error.contains("refused") && error.contains("cannot resolve"),
+        "the error says the module proxy cannot be reached: {error}"
+    );
+    assert!(github.created().is_empty(), "no pull request");
+    eprintln!(
+        "real_registries: go without its module proxy: FAILED as expected in {:.1} s: {error}",
+        started.elapsed().as_secs_f64()
+    );
+    world.stop().await;
+}
+
 /// A pnpm 8 project (lockfile v6) declaring lodash `^4.17.20` and locking 4.17.20, made by
 /// pnpm 8 itself (fetched by npx); with `packageManager` naming it when `named`.
 fn pnpm_8_project(dev: &Developer, named: bool) -> Files {

@@ -381,7 +381,7 @@ async fn run_tool(
 
 /// The run, whose requests to the configured private registries get their credentials in the
 /// egress proxy when it reaches the network (the tool never sees a token).
-async fn run_with_credentials(
+pub async fn run_with_credentials(
     sandbox: &Sandbox,
     settings: &LockfileSettings,
     run: &crate::sandbox::ToolRun,
@@ -446,7 +446,7 @@ fn tool_failed(command: String, lock_file: &str, ran: crate::sandbox::ToolOutput
     let mut output = ran.output;
     if !ran.refused.is_empty() {
         output.push_str(&format!(
-            " [the egress policy refused: {}]",
+            " [the sandbox's egress rules refused: {}]",
             ran.refused.join(", ")
         ));
     }
