@@ -159,7 +159,7 @@ async fn npm_path_to_regexp_pinned_exactly_by_express_is_fixed_by_a_newer_expres
     };
     // Fixed by the parent: an express that asks for a fixed path-to-regexp, not an override
     // (which would also leave a draft).
-    let express_moved_up = |world: &World, branch: &str| {
+    let express_moved_up = |world: &World, branch: &str, _op: &Value| {
         let lock = world.file_on_branch(branch, "package-lock.json").unwrap();
         let express = Tool::Npm.copies(&lock, "express");
         assert!(
@@ -281,7 +281,7 @@ async fn pnpm_8_named_by_package_manager_updates_its_own_lock_format() {
         project,
         LODASH,
         Some(check),
-        |world, branch| {
+        |world, branch, _op| {
             let op_tool = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
             assert!(op_tool.starts_with("lockfileVersion: '6.0'"), "{op_tool}");
         },
@@ -300,7 +300,7 @@ async fn a_pnpm_8_lock_without_package_manager_is_updated_by_pnpm_8() {
         project,
         LODASH,
         Some(check),
-        |world, branch| {
+        |world, branch, _op| {
             let lock = world.file_on_branch(branch, "pnpm-lock.yaml").unwrap();
             assert!(lock.starts_with("lockfileVersion: '6.0'"), "{lock}");
         },
@@ -357,7 +357,7 @@ async fn yarn_berry_named_by_package_manager_without_a_committed_release_is_fetc
         project,
         LODASH,
         Some(check),
-        |_, _| {},
+        |_, _, _| {},
     )
     .await;
 }
@@ -511,6 +511,35 @@ async fn cargo_direct_smallvec_is_fixed_and_cargo_accepts_the_lock_as_locked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_with_a_rust_toolchain_file_runs_the_workers_toolchain_and_says_so() {
+    let case = "Cargo direct smallvec 1.6.0, rust-toolchain.toml naming an uninstalled release";
+    let project = |dev: &Developer| {
+        let mut files = cargo_project(dev, "smallvec = \"1.6.0\"\n", SMALLVEC);
+        // A channel this machine has not installed: rustup's proxy would try to download it.
+        files.push((
+            "rust-toolchain.toml",
+            "[toolchain]\nchannel = \"1.70.0\"\n".to_owned(),
+        ));
+        files
+    };
+    let says_so = |_: &World, _: &str, op: &Value| {
+        let tool = op["output"]["verification"]["tool"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            tool.contains("rust-toolchain.toml is not installed"),
+            "the job says which toolchain ran: {tool}"
+        );
+    };
+    // The developer's own check runs their rustup's default toolchain, as the worker did.
+    let frozen: FrozenCheck = Box::new(|dev: &Developer, dir: &Path, lock: &str| {
+        std::fs::remove_file(dir.join("rust-toolchain.toml")).unwrap();
+        Tool::Cargo.frozen_check(dev, dir, lock);
+    });
+    run_case_checked(case, Tool::Cargo, project, SMALLVEC, Some(frozen), says_so).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_transitive_regex_under_env_logger_is_fixed_and_cargo_accepts_the_lock_as_locked() {
     let case = "Cargo transitive regex 1.5.4 (env_logger 0.9)";
     let project = |dev: &Developer| cargo_project(dev, "env_logger = \"0.9.0\"\n", REGEX);
@@ -616,7 +645,7 @@ async fn run_case(
     project: impl FnOnce(&Developer) -> Files,
     advisory: Advisory,
 ) {
-    run_case_checked(case, tool, project, advisory, None, |_, _| {}).await;
+    run_case_checked(case, tool, project, advisory, None, |_, _, _| {}).await;
 }
 
 /// The tool's own check of a pushed branch, when the tool on PATH is not the one to run it
@@ -624,14 +653,14 @@ async fn run_case(
 type FrozenCheck = Box<dyn FnOnce(&Developer, &Path, &str)>;
 
 /// [`run_case`], with `frozen` in place of the tool's usual check when given, then `then` on
-/// the world and the pushed branch (a case's own assertions).
+/// the world, the pushed branch and the operation (a case's own assertions).
 async fn run_case_checked(
     case: &'static str,
     tool: Tool,
     project: impl FnOnce(&Developer) -> Files,
     advisory: Advisory,
     frozen: Option<FrozenCheck>,
-    then: impl FnOnce(&World, &str),
+    then: impl FnOnce(&World, &str, &Value),
 ) {
     let mut clock = Stopwatch::start(case);
     let dev = Developer::new();
@@ -680,7 +709,7 @@ async fn run_case_checked(
         None => tool.frozen_check(&dev, check.path(), &lock),
     }
     clock.lap("frozen check on the branch");
-    then(&world, &branch);
+    then(&world, &branch, &op);
     clock.passed = true;
     world.stop().await;
 }

@@ -51,7 +51,20 @@ pub async fn update(
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.fixes));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
     }
-    Ok(outcome.finish("cargo update --precise"))
+    // rustup is never asked for the repository's toolchain (the worker's own cargo runs): say so
+    // where the repository names one.
+    let pinned = locks.iter().find_map(|lock| {
+        ["rust-toolchain.toml", "rust-toolchain"]
+            .into_iter()
+            .map(|name| super::join(parent_dir(lock), name))
+            .find(|file| super::repo_file::is_file(work_tree, file))
+    });
+    Ok(match pinned {
+        Some(file) => outcome.finish(&format!(
+            "cargo update --precise (the worker's toolchain: {file} is not installed)"
+        )),
+        None => outcome.finish("cargo update --precise"),
+    })
 }
 
 /// `cargo update -p SPEC --precise VERSION` for `lock`, in the sandbox.
