@@ -10,19 +10,21 @@ use remediator::sandbox::reach::Endpoint;
 use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
 
 fn sandbox(timeout_secs: u64) -> Sandbox {
-    Sandbox::new(
-        SandboxSettings {
-            mode: SandboxMode::Bubblewrap,
-            bwrap: "bwrap".to_owned(),
-            timeout_secs,
-            cpu_secs: 30,
-            memory_mb: 2048,
-            max_output_bytes: 65536,
-            allowed_hosts: Vec::new(),
-            ca_bundle: None,
-        },
-        Vec::new(),
-    )
+    Sandbox::new(settings(timeout_secs), Vec::new())
+}
+
+/// Bubblewrap, 30 s of CPU, 2 GiB, no allowed host, the system's CA store.
+fn settings(timeout_secs: u64) -> SandboxSettings {
+    SandboxSettings {
+        mode: SandboxMode::Bubblewrap,
+        bwrap: "bwrap".to_owned(),
+        timeout_secs,
+        cpu_secs: 30,
+        memory_mb: 2048,
+        max_output_bytes: 65536,
+        allowed_hosts: Vec::new(),
+        ca_bundle: None,
+    }
 }
 
 fn shell(work_tree: &std::path::Path, script: &str, network: bool) -> ToolRun {
@@ -195,19 +197,7 @@ async fn a_tool_with_network_reaches_only_what_the_egress_policy_allows() {
     // A configured registry on loopback is reached at its host and port; going around the
     // proxy still goes nowhere, and the same host's other ports (a broker, a database) stay
     // closed.
-    let allowing = Sandbox::new(
-        SandboxSettings {
-            mode: SandboxMode::Bubblewrap,
-            bwrap: "bwrap".to_owned(),
-            timeout_secs: 60,
-            cpu_secs: 30,
-            memory_mb: 2048,
-            max_output_bytes: 65536,
-            allowed_hosts: Vec::new(),
-            ca_bundle: None,
-        },
-        vec![Endpoint::new("127.0.0.1", port)],
-    );
+    let allowing = Sandbox::new(settings(60), vec![Endpoint::new("127.0.0.1", port)]);
     let ran = allowing.run(&run, "").await.unwrap();
     assert!(ran.output.contains("proxied=200"), "{}", ran.output);
     assert!(ran.output.contains("direct=000"), "{}", ran.output);
@@ -319,14 +309,8 @@ async fn a_private_registry_gets_its_token_from_the_proxy_and_nothing_inside_hol
     let (port, ca_dir, authorised) = private_https_registry(TOKEN).await;
     let sandbox = Sandbox::new(
         SandboxSettings {
-            mode: SandboxMode::Bubblewrap,
-            bwrap: "bwrap".to_owned(),
-            timeout_secs: 60,
-            cpu_secs: 30,
-            memory_mb: 2048,
-            max_output_bytes: 65536,
-            allowed_hosts: Vec::new(),
             ca_bundle: Some(ca_dir.path().join("ca.pem")),
+            ..settings(60)
         },
         vec![Endpoint::new("127.0.0.1", port)],
     );

@@ -164,28 +164,23 @@ const PROXY_KEYS: &[&str] = &[
 
 /// `.npmrc`: `registry=`, `@scope:registry=`, proxies.
 fn npmrc(file: &str, text: &str) -> Vec<Setting> {
-    text.lines()
-        .filter_map(|line| line.split_once('='))
-        .filter_map(|(key, value)| {
-            let key = key.trim();
-            if PROXY_KEYS.contains(&key) {
-                Some(setting(file, key, value, true))
-            } else if key == "registry" || key.ends_with(":registry") {
-                Some(setting(file, key, value, false))
-            } else {
-                None
-            }
-        })
-        .collect()
+    npm_style(file, text, |line| line.split_once('='))
 }
 
 /// `.yarnrc` (yarn 1): `registry "URL"`, `"@scope:registry" "URL"`, proxies.
 fn yarnrc(file: &str, text: &str) -> Vec<Setting> {
+    npm_style(file, text, |line| {
+        line.trim().split_once(char::is_whitespace)
+    })
+}
+
+/// The registry and proxy keys of npm's settings, each line split into key and value by
+/// `split`.
+fn npm_style(file: &str, text: &str, split: impl Fn(&str) -> Option<(&str, &str)>) -> Vec<Setting> {
     text.lines()
         .filter_map(|line| {
-            let line = line.trim();
-            let (key, value) = line.split_once(char::is_whitespace)?;
-            let key = key.trim_matches('"');
+            let (key, value) = split(line)?;
+            let key = key.trim().trim_matches('"');
             if PROXY_KEYS.contains(&key) {
                 Some(setting(file, key, value, true))
             } else if key == "registry" || key.ends_with(":registry") {
