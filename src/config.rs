@@ -45,6 +45,9 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub sandbox: crate::sandbox::SandboxSettings,
     pub lockfiles: crate::lockfile::LockfileSettings,
+    /// The test step: the project's own tests on the fixed tree and on main.
+    #[serde(default)]
+    pub verify: crate::verify::VerifySettings,
     pub console: ConsoleSettings,
     /// Which forge and credentials serve a repository, by host.
     #[serde(default)]

@@ -26,5 +26,6 @@ pub mod queue;
 pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;
+pub mod verify;
 pub mod webhooks;
 pub mod worker;

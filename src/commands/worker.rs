@@ -88,6 +88,7 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         ),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
+        verify: settings.verify.clone(),
         group: settings.worker.group,
     };
     if let Err(error) = pipeline.sandbox.check() {

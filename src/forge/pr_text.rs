@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 mod lock_notes;
+mod test_notes;
 pub use lock_notes::{Label, LabelledLine, LockFacts};
 
 /// Everything the pull request says about a remediation.
@@ -34,6 +35,8 @@ pub struct PrFacts<'a> {
     pub not_fixed: &'a [NotFixed<'a>],
     /// What the lock step verified and decided.
     pub lock: LockFacts<'a>,
+    /// The project's own tests on the default branch and the branch (`None`: not run).
+    pub tests: Option<&'a crate::verify::report::TestsReport>,
 }
 
 /// Another advisory on the package that the same version fixes.
@@ -250,6 +253,9 @@ fn sections(f: &PrFacts) -> String {
     for paragraph in f.lock.paragraphs(f.package) {
         let _ = writeln!(out, "\n{paragraph}");
     }
+    if let Some(tests) = f.tests {
+        let _ = write!(out, "\n{}", test_notes::section(tests));
+    }
     out
 }
 
@@ -302,6 +308,7 @@ pub fn group_body(
     ecosystem: &str,
     packages: &[GroupedPackage<'_>],
     not_fixed: &[NotFixed<'_>],
+    tests: Option<&crate::verify::report::TestsReport>,
     operation_id: uuid::Uuid,
 ) -> String {
     let mut out = String::new();
@@ -338,6 +345,9 @@ pub fn group_body(
                 escape(left.reason)
             );
         }
+    }
+    if let Some(tests) = tests {
+        let _ = write!(out, "\n{}", test_notes::section(tests));
     }
     out.push_str(&footer(operation_id));
     out

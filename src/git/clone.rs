@@ -96,6 +96,21 @@ pub fn write_whole_tree(repo: &Repository) -> Result<(), GitError> {
         .map_err(|e| local(&e, "clone (checking out)"))
 }
 
+/// Writes every regular file of `HEAD`'s tree into `dest`, a directory outside the clone (a
+/// copy a tool may change at will: the clone's own work tree, which the commit is made from,
+/// stays as it is). Returns `HEAD`'s commit id. Symlinks and submodules are not written.
+pub fn write_head_tree_to(repo: &Repository, dest: &Path) -> Result<git2::Oid, GitError> {
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|e| local(&e, "reading HEAD"))?;
+    let tree = head.tree().map_err(|e| local(&e, "reading HEAD's tree"))?;
+    fs::create_dir_all(dest)
+        .map_err(|e| GitError::Transient(format!("could not create {dest:?}: {e}")))?;
+    write_selected(repo, &tree, dest, &|_| true)?;
+    Ok(head.id())
+}
+
 /// Like `git fetch --depth 1 origin +refs/heads/B:refs/remotes/origin/B`, with `origin`
 /// created to point at exactly `url` and fetch only that branch.
 fn fetch_branch(

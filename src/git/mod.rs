@@ -21,7 +21,9 @@ pub mod workspace;
 use std::time::Duration;
 
 pub use branch::check_branch_name;
-pub use clone::{Materialize, clone_branch, clone_default_branch, write_whole_tree};
+pub use clone::{
+    Materialize, clone_branch, clone_default_branch, write_head_tree_to, write_whole_tree,
+};
 pub use credentials::{GitAuth, remote_callbacks};
 pub use error::GitError;
 pub use push::{PushOutcome, foreign_tip, push_branch, remote_branch_commit};

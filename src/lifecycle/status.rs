@@ -94,6 +94,9 @@ sql_text_enum!(
         Generate => "generate",
         /// Updating the lock files with the ecosystem's tool, in the sandbox, and verifying.
         Lock => "lock",
+        /// Running the project's own tests in the sandbox, on the fixed tree and on the
+        /// default branch's (the baseline), and comparing them.
+        Test => "test",
         Commit => "commit",
         Push => "push",
         PullRequest => "pull_request",

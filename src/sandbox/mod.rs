@@ -239,6 +239,22 @@ impl Sandbox {
         }
     }
 
+    /// The same sandbox (rules, trust, credentials) whose runs stop after `timeout_secs` of
+    /// wall-clock and CPU time and keep up to `max_output_bytes` of output (a test run, which
+    /// takes longer than a lock tool and whose every line names a test).
+    pub fn with_limits(&self, timeout_secs: u64, max_output_bytes: usize) -> Sandbox {
+        let mut limited = self.clone();
+        limited.settings.timeout_secs = timeout_secs;
+        limited.settings.cpu_secs = limited.settings.cpu_secs.max(timeout_secs);
+        limited.settings.max_output_bytes = max_output_bytes;
+        limited
+    }
+
+    /// The most output a run keeps (`sandbox.max_output_bytes`).
+    pub fn max_output_bytes(&self) -> usize {
+        self.settings.max_output_bytes
+    }
+
     /// The endpoints named as reachable (registries and `sandbox.allowed_hosts`).
     pub fn reach(&self) -> &Reach {
         &self.reach

@@ -14,6 +14,7 @@ use super::fix_lock::FixKey;
 use super::patcher::{PatchAuthor, ProposedPatch};
 use super::pipeline::Pipeline;
 use super::steps::lock::Locked;
+use super::steps::test::Tested;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, StepDriver};
 use crate::db::fixes;
@@ -86,7 +87,6 @@ impl Pipeline {
         let mut plan = fix_plan::merge(&packages);
         plan.remaining.extend(left_out);
 
-        let (title, body) = text(&target.ecosystem, &fixed, &plan, operation_id);
         let mut changed_files: Vec<String> = Vec::new();
         for f in &fixed {
             let paths = f.patch.edits.iter().map(|e| &e.path);
@@ -97,6 +97,14 @@ impl Pipeline {
                 }
             }
         }
+        // One test run for the packages together: the branch's tree is all of them.
+        let tested = driver
+            .step(
+                Step::Test,
+                steps::test::run(self, &checkout, &changed_files),
+            )
+            .await?;
+        let (title, body) = text(&target.ecosystem, &fixed, &plan, &tested, operation_id);
         let message = format!(
             "{title}\n\nRemediates {} (operation {operation_id}).",
             plan.advisory_ids().join(", ")
@@ -135,12 +143,13 @@ impl Pipeline {
                     return Err(failure);
                 }
             };
-        let draft = fixed.iter().any(|f| {
-            f.locked.draft_reason.is_some()
-                || f.patch
-                    .confidence()
-                    .is_some_and(|c| c < self.draft_below_confidence)
-        });
+        let draft = tested.draft_reason.is_some()
+            || fixed.iter().any(|f| {
+                f.locked.draft_reason.is_some()
+                    || f.patch
+                        .confidence()
+                        .is_some_and(|c| c < self.draft_below_confidence)
+            });
         let spec =
             steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
         let opened = steps::pull_request::run(&repository, &spec, at_cap, fix_lock, &plan).await?;
@@ -168,6 +177,7 @@ impl Pipeline {
             pushed,
             patch,
             locked,
+            tested,
             opened,
             plan: &plan,
             timings: driver.timings_json(),
@@ -254,6 +264,7 @@ fn text(
     ecosystem: &str,
     fixed: &[Fixed],
     plan: &fix_plan::FixPlan,
+    tested: &Tested,
     operation_id: OperationId,
 ) -> (String, String) {
     let others: Vec<Vec<OtherAdvisory<'_>>> = fixed
@@ -311,11 +322,19 @@ fn text(
                 // The group's unfixed advisories are listed once, after the packages.
                 not_fixed: &[],
                 lock: f.locked.pr_facts(),
+                // The group's tests are one section, after the packages.
+                tests: None,
             },
         })
         .collect();
     let title = pr_text::group_title(ecosystem, &packages);
-    let mut body = pr_text::group_body(ecosystem, &packages, &not_fixed, operation_id.0);
+    let mut body = pr_text::group_body(
+        ecosystem,
+        &packages,
+        &not_fixed,
+        tested.report.as_ref(),
+        operation_id.0,
+    );
     body.truncate(body.trim_end().len());
     body.push('\n');
     (title, body)

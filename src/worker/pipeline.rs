@@ -44,6 +44,8 @@ pub struct Pipeline {
     pub sandbox: Sandbox,
     pub lockfiles: LockfileSettings,
     pub require_verified_fix: VerifiedFix,
+    /// The test step (`[verify]`).
+    pub verify: crate::verify::VerifySettings,
     /// `worker.group`: one pull request per package fix, or per repository and ecosystem.
     pub group: Grouping,
 }
@@ -92,6 +94,15 @@ impl Pipeline {
                 steps::lock::run(self, &checkout, &fix_target, &patch),
             )
             .await?;
+        let changed: Vec<String> = patch
+            .edits
+            .iter()
+            .map(|e| e.path.clone())
+            .chain(locked.changed.iter().map(|(path, _)| path.clone()))
+            .collect();
+        let tested = driver
+            .step(Step::Test, steps::test::run(self, &checkout, &changed))
+            .await?;
         let commit_step = steps::commit::run(
             self,
             operation_id,
@@ -101,6 +112,7 @@ impl Pipeline {
                 plan: &plan,
                 patch: &patch,
                 locked: &locked,
+                tested: &tested,
                 branch: &branch,
             },
         );
@@ -125,8 +137,9 @@ impl Pipeline {
                     return Err(failure);
                 }
             };
-        // A draft when the model was unsure, or the fix is not verified.
+        // A draft when the model was unsure, the fix is not verified, or a test regressed.
         let draft = locked.draft_reason.is_some()
+            || tested.draft_reason.is_some()
             || patch
                 .confidence()
                 .is_some_and(|c| c < self.draft_below_confidence);
@@ -144,6 +157,7 @@ impl Pipeline {
             pushed,
             patch,
             locked,
+            tested,
             opened,
             plan: &plan,
             timings: driver.timings_json(),

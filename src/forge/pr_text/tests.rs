@@ -20,6 +20,7 @@ fn facts<'a>(aliases: &'a [String], files: &'a [String], summary: &'a str) -> Pr
         also_fixes: &[],
         not_fixed: &[],
         lock: LockFacts::default(),
+        tests: None,
     }
 }
 
@@ -424,6 +425,7 @@ fn the_lock_steps_strategy_replaces_the_patchs_explanation_and_its_lines_follow(
         "npm",
         &[GroupedPackage { facts: replaced }],
         &[],
+        None,
         uuid::Uuid::nil(),
     );
     assert!(

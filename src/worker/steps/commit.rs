@@ -5,6 +5,7 @@
 
 use super::clone::Checkout;
 use super::lock::Locked;
+use super::test::Tested;
 use crate::db::models::RemediationTarget;
 use crate::forge::pr_text::{self, NotFixed, OtherAdvisory, PrFacts};
 use crate::git::CommitSpec;
@@ -28,6 +29,7 @@ pub struct What<'a> {
     pub plan: &'a FixPlan,
     pub patch: &'a ProposedPatch,
     pub locked: &'a Locked,
+    pub tested: &'a Tested,
     pub branch: &'a str,
 }
 
@@ -42,6 +44,7 @@ pub async fn run(
         plan,
         patch,
         locked,
+        tested,
         branch,
     } = what;
     let changed_files: Vec<String> = patch
@@ -87,6 +90,7 @@ pub async fn run(
         also_fixes: &also_fixes,
         not_fixed: &not_fixed,
         lock: locked.pr_facts(),
+        tests: tested.report.as_ref(),
     };
     let title = pr_text::title(&facts);
     let body = pr_text::body(&facts);

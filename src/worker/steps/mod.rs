@@ -12,6 +12,7 @@ pub mod generate;
 pub mod lock;
 pub mod pull_request;
 pub mod push;
+pub mod test;
 pub mod write_back;
 
 use std::sync::{Arc, Mutex, PoisonError};

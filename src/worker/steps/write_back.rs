@@ -7,6 +7,7 @@ use serde_json::json;
 use super::commit::Committed;
 use super::lock::Locked;
 use super::pull_request::Opened;
+use super::test::Tested;
 use crate::db::fixes::CoveredWriteBack;
 use crate::forge::pr_text::LabelledLine;
 use crate::forge::{Forge, ResolvedRepository};
@@ -29,6 +30,7 @@ pub struct Finished<'a> {
     pub pushed: PushOutcome,
     pub patch: ProposedPatch,
     pub locked: Locked,
+    pub tested: Tested,
     pub opened: Opened,
     pub plan: &'a FixPlan,
     pub timings: serde_json::Value,
@@ -42,6 +44,7 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         pushed,
         patch,
         locked,
+        tested,
         opened,
         plan,
         timings,
@@ -69,7 +72,8 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "explanation": patch.explanation,
         "timings_ms": timings,
         "verification": locked.verification,
-        "draft_reason": locked.draft_reason,
+        "draft_reason": draft_reason(&locked, &tested),
+        "tests": tested.report,
         "strategy_note": LabelledLine::plain(&locked.strategy_lines),
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
@@ -95,4 +99,14 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
             confidence: patch.confidence().unwrap_or(1.0),
         },
     }
+}
+
+/// Why the pull request is a draft: the lock step's reason, then the test step's.
+fn draft_reason(locked: &Locked, tested: &Tested) -> Option<String> {
+    let reasons: Vec<&str> = [&locked.draft_reason, &tested.draft_reason]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }

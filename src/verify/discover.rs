@@ -1,0 +1,410 @@
+//! Which commands install the project and run its tests. In order: the repository's own
+//! `.remediator.toml` (`[test] install = "...", command = "..."`), the fleet's
+//! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest:
+//!
+//! - npm, pnpm, yarn 1: a `scripts.test` in `package.json` (not npm's placeholder that exits 1),
+//!   after the lock's frozen install (`npm ci`, `pnpm install --frozen-lockfile`, `yarn install
+//!   --frozen-lockfile`); install scripts run, in the sandbox, since native modules need them;
+//! - uv: `uv sync --locked` then `pytest -rA` in the synced environment, when the lock
+//!   resolves pytest.
+//!
+//! Anything else says plainly that no test command is known for it yet.
+
+use std::path::Path;
+
+use super::{CommandOverride, VerifySettings};
+use crate::lockfile::{LockfileSettings, repo_file};
+
+/// The file a repository names its own test commands in.
+pub const REPOSITORY_FILE: &str = ".remediator.toml";
+
+/// npm's `scripts.test` when `npm init` wrote it: no tests.
+const NPM_PLACEHOLDER: &str = "no test specified";
+
+/// One command: a program found on the worker's PATH (run under its own name) and its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+impl Command {
+    fn new(program: &str, args: &[&str]) -> Self {
+        Command {
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    /// `text` split into words as a shell would (quotes and backslashes; no expansion).
+    pub fn parse(text: &str) -> Result<Command, String> {
+        let mut words = split_words(text)?.into_iter();
+        let program = words
+            .next()
+            .ok_or_else(|| "the command is empty".to_owned())?;
+        Ok(Command {
+            program,
+            args: words.collect(),
+        })
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quote = |word: &str| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_=./:@+,".contains(c));
+            match plain {
+                true => word.to_owned(),
+                false => format!("'{}'", word.replace('\'', r"'\''")),
+            }
+        };
+        let words: Vec<String> = std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .map(quote)
+            .collect();
+        f.write_str(&words.join(" "))
+    }
+}
+
+/// The tool family a plan runs with: which environment its runs get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Npm,
+    Pnpm,
+    Yarn,
+    Uv,
+    Poetry,
+    /// A repository's or the fleet's own commands for a project of no known kind.
+    Other,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Npm => "npm",
+            Kind::Pnpm => "pnpm",
+            Kind::Yarn => "yarn",
+            Kind::Uv => "uv",
+            Kind::Poetry => "poetry",
+            Kind::Other => "other",
+        }
+    }
+
+    /// The kind of the project in `dir` of the tree at `root`, by its lock file.
+    fn of(root: &Path, dir: &str) -> Option<Kind> {
+        let has = |name: &str| repo_file::is_file(root, join(dir, name));
+        [
+            ("package-lock.json", Kind::Npm),
+            ("npm-shrinkwrap.json", Kind::Npm),
+            ("pnpm-lock.yaml", Kind::Pnpm),
+            ("yarn.lock", Kind::Yarn),
+            ("uv.lock", Kind::Uv),
+            ("poetry.lock", Kind::Poetry),
+        ]
+        .into_iter()
+        .find(|(file, _)| has(file))
+        .map(|(_, kind)| kind)
+    }
+}
+
+/// How the tests of a project run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestPlan {
+    pub kind: Kind,
+    /// Where both commands run, relative to the tree's root.
+    pub dir: String,
+    /// `None`: nothing to install first.
+    pub install: Option<Command>,
+    pub test: Command,
+    /// Where the commands come from, for the report: `package.json scripts.test`,
+    /// `.remediator.toml`, `verify.commands.npm`.
+    pub source: String,
+}
+
+/// What the discovery found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    Found(TestPlan),
+    /// No test command: why, in words a user reads as is.
+    NotFound(String),
+}
+
+/// Finds how to test the project whose manifest or lock in `dir` the fix changed, reading the
+/// default branch's tree at `root` (the repository's own settings, not the patch's).
+pub fn discover(
+    root: &Path,
+    dir: &str,
+    verify: &VerifySettings,
+    lockfiles: &LockfileSettings,
+) -> Discovery {
+    let kind = Kind::of(root, dir);
+    match repository_commands(root) {
+        Ok(Some(own)) => {
+            return from_override(
+                kind.unwrap_or(Kind::Other),
+                "",
+                &own,
+                REPOSITORY_FILE.to_owned(),
+            );
+        }
+        Ok(None) => {}
+        Err(why) => return Discovery::NotFound(why),
+    }
+    let Some(kind) = kind else {
+        return Discovery::NotFound(format!(
+            "no test command found: no lock file in {} to install the project from",
+            shown_dir(dir)
+        ));
+    };
+    if let Some(fleet) = verify.commands.get(kind.as_str()) {
+        let source = format!("verify.commands.{}", kind.as_str());
+        return from_override(kind, dir, fleet, source);
+    }
+    match kind {
+        Kind::Npm | Kind::Pnpm | Kind::Yarn => js(root, dir, kind, lockfiles),
+        Kind::Uv => uv(root, dir, lockfiles),
+        Kind::Poetry | Kind::Other => Discovery::NotFound(format!(
+            "no test command found for {} projects yet (set [test] in {REPOSITORY_FILE}, or \
+             verify.commands.{})",
+            kind.as_str(),
+            kind.as_str()
+        )),
+    }
+}
+
+fn from_override(kind: Kind, dir: &str, given: &CommandOverride, source: String) -> Discovery {
+    let install = match given.install.trim() {
+        "" => Ok(None),
+        text => Command::parse(text).map(Some),
+    };
+    match (install, Command::parse(&given.command)) {
+        (Ok(install), Ok(test)) => Discovery::Found(TestPlan {
+            kind,
+            dir: dir.to_owned(),
+            install,
+            test,
+            source,
+        }),
+        (Err(why), _) | (_, Err(why)) => {
+            Discovery::NotFound(format!("the test command of {source} is not usable: {why}"))
+        }
+    }
+}
+
+/// The `[test]` table of the repository's `.remediator.toml`, if it has one.
+fn repository_commands(root: &Path) -> Result<Option<CommandOverride>, String> {
+    let Ok(text) = repo_file::read(root, REPOSITORY_FILE) else {
+        return Ok(None);
+    };
+    let doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{REPOSITORY_FILE} is not valid TOML: {e}"))?;
+    let Some(test) = doc.get("test") else {
+        return Ok(None);
+    };
+    let field = |key: &str| {
+        test.get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    let command = field("command");
+    if command.trim().is_empty() {
+        return Err(format!(
+            "{REPOSITORY_FILE} has a [test] table without a command"
+        ));
+    }
+    Ok(Some(CommandOverride {
+        install: field("install"),
+        command,
+    }))
+}
+
+fn js(root: &Path, dir: &str, kind: Kind, lockfiles: &LockfileSettings) -> Discovery {
+    let manifest = join(dir, "package.json");
+    let script = repo_file::read(root, &manifest)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|json| json["scripts"]["test"].as_str().map(str::to_owned));
+    match script {
+        Some(script) if !script.contains(NPM_PLACEHOLDER) && !script.trim().is_empty() => {}
+        Some(_) => {
+            return Discovery::NotFound(format!(
+                "no tests: {manifest} has npm's placeholder test script"
+            ));
+        }
+        None => {
+            return Discovery::NotFound(format!("no tests: {manifest} has no scripts.test"));
+        }
+    }
+    let registry = (!lockfiles.npm_registry.is_empty())
+        .then(|| format!("--registry={}", lockfiles.npm_registry));
+    let (install, test) = match kind {
+        Kind::Pnpm => (
+            Command::new(&lockfiles.pnpm, &["install", "--frozen-lockfile"]),
+            Command::new(&lockfiles.pnpm, &["test"]),
+        ),
+        Kind::Yarn => {
+            let berry = repo_file::read(root, join(dir, "yarn.lock"))
+                .is_ok_and(|text| text.contains("__metadata"));
+            if berry {
+                return Discovery::NotFound(
+                    "no test command found for yarn 2+ (Berry) projects yet (set [test] in \
+                     .remediator.toml)"
+                        .to_owned(),
+                );
+            }
+            (
+                Command::new(&lockfiles.yarn, &["install", "--frozen-lockfile"]),
+                Command::new(&lockfiles.yarn, &["test"]),
+            )
+        }
+        _ => (
+            Command::new(&lockfiles.npm, &["ci", "--no-audit", "--no-fund"]),
+            Command::new(&lockfiles.npm, &["test"]),
+        ),
+    };
+    let mut install = install;
+    install.args.extend(registry);
+    Discovery::Found(TestPlan {
+        kind,
+        dir: dir.to_owned(),
+        install: Some(install),
+        test,
+        source: format!("{manifest} scripts.test"),
+    })
+}
+
+fn uv(root: &Path, dir: &str, lockfiles: &LockfileSettings) -> Discovery {
+    let lock = join(dir, "uv.lock");
+    let has_pytest = repo_file::read(root, &lock)
+        .is_ok_and(|text| text.lines().any(|line| line.trim() == "name = \"pytest\""));
+    if !has_pytest {
+        return Discovery::NotFound(format!(
+            "no tests: {lock} does not resolve pytest (set [test] in {REPOSITORY_FILE} for \
+             another runner)"
+        ));
+    }
+    let mut install = Command::new(&lockfiles.uv, &["sync", "--locked"]);
+    if !lockfiles.python_index.is_empty() {
+        install
+            .args
+            .extend(["--default-index".to_owned(), lockfiles.python_index.clone()]);
+    }
+    if !lockfiles.python_find_links.is_empty() {
+        install.args.extend([
+            "--no-index".to_owned(),
+            "--find-links".to_owned(),
+            lockfiles.python_find_links.clone(),
+        ]);
+    }
+    Discovery::Found(TestPlan {
+        kind: Kind::Uv,
+        dir: dir.to_owned(),
+        install: Some(install),
+        // The environment is synced: no resolution, no network, in the run.
+        test: Command::new(&lockfiles.uv, &["run", "--no-sync", "pytest", "-rA"]),
+        source: format!("{lock} resolves pytest"),
+    })
+}
+
+fn join(dir: &str, file: &str) -> String {
+    match dir {
+        "" => file.to_owned(),
+        dir => format!("{dir}/{file}"),
+    }
+}
+
+fn shown_dir(dir: &str) -> &str {
+    match dir {
+        "" => "the repository's root",
+        dir => dir,
+    }
+}
+
+/// Words as a POSIX shell splits them, without expansion: single quotes keep everything,
+/// double quotes keep all but `\"` and `\\`, a backslash outside quotes keeps the next
+/// character.
+fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a single quote is not closed".to_owned()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("a double quote is not closed".to_owned()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a double quote is not closed".to_owned()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("the command ends with a backslash".to_owned()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_split_as_a_shell_splits_them() {
+        let command = Command::parse(r#"sh -c 'npm test && echo "ok"' a\ b "c \"d\"""#).unwrap();
+        assert_eq!(command.program, "sh");
+        assert_eq!(
+            command.args,
+            ["-c", "npm test && echo \"ok\"", "a b", "c \"d\""]
+        );
+        assert_eq!(
+            command.to_string(),
+            r#"sh -c 'npm test && echo "ok"' 'a b' 'c "d"'"#
+        );
+        assert!(Command::parse("  ").is_err());
+        assert!(Command::parse("echo 'open").is_err());
+    }
+}

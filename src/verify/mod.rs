@@ -1,0 +1,97 @@
+//! Does the project still work with the fix? The project's own tests, run in the sandbox on the
+//! fixed tree and on the default branch's tree (the baseline), compared test by test where the
+//! runner names its tests, otherwise by exit status.
+//!
+//! - [`discover`]: which commands install the project and run its tests (by convention per
+//!   ecosystem, a repository's `.remediator.toml`, or the fleet's `[verify.commands]`).
+//! - [`run`]: one install (registries only, through the egress proxy) and one test run (no
+//!   network at all), in the sandbox, on a copy of a tree.
+//! - [`results`]: the tests a run names and how each ended (node's test runner, pytest `-rA`),
+//!   with each failure's decisive output.
+//! - [`compare`]: main against the branch: regressions (passed on main, fail on the branch) and
+//!   pre-existing failures (fail on both, and do not block).
+//! - [`baseline`]: the default branch's run, kept per repository and commit.
+//! - [`report`]: what the operation output (`output.tests`) and the pull request say.
+//!
+//! What a regression does (a draft, or a failed job) is the worker's decision
+//! (`worker::steps::test`); a repair loop plugs in there, between a [`compare::Comparison`] that
+//! names regressions and the next branch run.
+
+pub mod baseline;
+pub mod compare;
+pub mod discover;
+pub mod report;
+pub mod results;
+pub mod run;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// `[verify]`: the test step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerifySettings {
+    /// Whether the test step runs at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What a test that passed on main and fails on the branch does to the job.
+    #[serde(default)]
+    pub on_regression: OnRegression,
+    /// Wall-clock limit of the install (`npm ci`, `uv sync`), in seconds.
+    #[serde(default = "ten_minutes")]
+    pub install_timeout_secs: u64,
+    /// Wall-clock limit of the test run, in seconds.
+    #[serde(default = "ten_minutes")]
+    pub test_timeout_secs: u64,
+    /// Output of a test run kept to name its tests (bytes; the report quotes far less).
+    #[serde(default = "quarter_mib")]
+    pub max_output_bytes: usize,
+    /// Commands for every repository of an ecosystem (`npm`, `pnpm`, `yarn`, `uv`, `poetry`),
+    /// over the convention; a repository's `.remediator.toml` still wins.
+    #[serde(default)]
+    pub commands: BTreeMap<String, CommandOverride>,
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            enabled: true,
+            on_regression: OnRegression::default(),
+            install_timeout_secs: ten_minutes(),
+            test_timeout_secs: ten_minutes(),
+            max_output_bytes: quarter_mib(),
+            commands: BTreeMap::new(),
+        }
+    }
+}
+
+/// A test command given in configuration: `install` (may be empty: nothing to install) and
+/// `command`, each split into words as a shell would (quotes, backslashes; no expansion).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct CommandOverride {
+    #[serde(default)]
+    pub install: String,
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRegression {
+    /// A draft pull request that names the failing tests and quotes their output.
+    #[default]
+    Draft,
+    /// The job fails, naming them; nothing is pushed.
+    Fail,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn ten_minutes() -> u64 {
+    600
+}
+
+fn quarter_mib() -> usize {
+    256 * 1024
+}

@@ -1,0 +1,144 @@
+//! What the test step reports: `output.tests` of the operation, and what the pull request's
+//! "Tests" section is written from (`forge::pr_text`).
+
+use serde::Serialize;
+
+use super::compare::{Comparison, Regression};
+use super::discover::TestPlan;
+use super::run::{Ended, TestRun};
+
+/// The test step's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestsReport {
+    /// `passed` (nothing that passed on main fails here), `regressed`, `no_tests` (no test
+    /// command found), or `not_run` (the tests could not run; `reason` says why).
+    pub outcome: &'static str,
+    /// Why no test ran, for `no_tests` and `not_run`.
+    pub reason: Option<String>,
+    /// The test command, as run.
+    pub command: Option<String>,
+    /// The install before it, as run.
+    pub install: Option<String>,
+    /// Where the commands come from (`package.json scripts.test`, `.remediator.toml`).
+    pub source: Option<String>,
+    /// Where they ran, relative to the repository's root.
+    pub dir: Option<String>,
+    pub main: Option<RunSummary>,
+    pub branch: Option<RunSummary>,
+    /// How the runs were compared (`tests` or `exit_status`).
+    pub compared_by: Option<&'static str>,
+    pub regressions: Vec<Regression>,
+    pub pre_existing_failures: Vec<String>,
+    pub note: Option<String>,
+    /// The whole step, baseline included.
+    pub duration_ms: u64,
+}
+
+/// One side of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// The commit tested (main's; the branch's tree is main's plus the fix).
+    pub commit: Option<String>,
+    /// `passed`, `failed (exit status 1)`, `install failed (exit status 1)`, `failed (timed
+    /// out after 600 s)`.
+    pub status: String,
+    pub passed: usize,
+    pub failed: usize,
+    pub duration_ms: u64,
+    /// Main's run came from an earlier job on the same commit.
+    pub cached: bool,
+}
+
+impl RunSummary {
+    pub fn of(run: &TestRun, commit: Option<String>, cached: bool) -> Self {
+        let status = match run.ended {
+            Ended::Tests(_) if run.passed() => "passed".to_owned(),
+            Ended::Tests(status) => format!("failed ({status})"),
+            Ended::InstallFailed(status) => format!("install failed ({status})"),
+        };
+        RunSummary {
+            commit,
+            status,
+            passed: run.count(true),
+            failed: run.count(false),
+            duration_ms: run.duration_ms,
+            cached,
+        }
+    }
+}
+
+impl TestsReport {
+    fn empty(outcome: &'static str, reason: String, duration_ms: u64) -> Self {
+        TestsReport {
+            outcome,
+            reason: Some(reason),
+            command: None,
+            install: None,
+            source: None,
+            dir: None,
+            main: None,
+            branch: None,
+            compared_by: None,
+            regressions: Vec::new(),
+            pre_existing_failures: Vec::new(),
+            note: None,
+            duration_ms,
+        }
+    }
+
+    /// No test command was found: said plainly, not a failure.
+    pub fn no_tests(reason: String, duration_ms: u64) -> Self {
+        Self::empty("no_tests", reason, duration_ms)
+    }
+
+    /// The tests could not run at all (a tool missing on the worker).
+    pub fn not_run(plan: &TestPlan, reason: String, duration_ms: u64) -> Self {
+        let mut report = Self::empty("not_run", reason, duration_ms);
+        report.describe(plan);
+        report
+    }
+
+    /// Both runs, compared.
+    pub fn compared(
+        plan: &TestPlan,
+        main: RunSummary,
+        branch: RunSummary,
+        comparison: Comparison,
+        duration_ms: u64,
+    ) -> Self {
+        let mut report = Self::empty(
+            match comparison.regressed() {
+                true => "regressed",
+                false => "passed",
+            },
+            String::new(),
+            duration_ms,
+        );
+        report.reason = None;
+        report.describe(plan);
+        report.main = Some(main);
+        report.branch = Some(branch);
+        report.compared_by = Some(comparison.by);
+        report.regressions = comparison.regressions;
+        report.pre_existing_failures = comparison.pre_existing_failures;
+        report.note = comparison.note;
+        report
+    }
+
+    fn describe(&mut self, plan: &TestPlan) {
+        self.command = Some(plan.test.to_string());
+        self.install = plan.install.as_ref().map(ToString::to_string);
+        self.source = Some(plan.source.clone());
+        self.dir = Some(plan.dir.clone());
+    }
+
+    pub fn regressed(&self) -> bool {
+        !self.regressions.is_empty()
+    }
+
+    /// The regressed tests' names, for a draft reason or an error.
+    pub fn regressed_names(&self) -> String {
+        let names: Vec<&str> = self.regressions.iter().map(|r| r.name.as_str()).collect();
+        names.join(", ")
+    }
+}

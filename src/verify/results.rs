@@ -1,0 +1,264 @@
+//! The tests a run names and how each ended, read from the runner's output: node's test runner
+//! (TAP, its default when the output is not a terminal, `ok 1 - name` / `not ok 2 - name` and
+//! a YAML block saying why; and its `spec` reporter, `✔ name` / `✖ name`), and pytest's `-rA`
+//! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`). A runner that names
+//! none leaves the comparison to the exit status.
+
+/// Lines and characters of a failing test's own output that are kept: its error, not the log.
+const MAX_LINES: usize = 20;
+const MAX_CHARS: usize = 2000;
+
+/// One named test and how it ended (skipped and to-do tests are not listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    pub name: String,
+    pub passed: bool,
+    /// For a failure: its decisive output (the error, the assertion, the first frames).
+    pub output: String,
+}
+
+/// Every test `output` names, in the order first seen; a name seen twice failed if it failed
+/// once.
+pub fn parse(output: &str) -> Vec<TestCase> {
+    let lines: Vec<&str> = output.lines().collect();
+    let mut found: Vec<TestCase> = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let case = tap(&lines, index, line)
+            .or_else(|| spec(&lines, index, line))
+            .or_else(|| pytest(&lines, line));
+        let Some(case) = case else { continue };
+        match found.iter_mut().find(|seen| seen.name == case.name) {
+            Some(seen) => {
+                if !case.passed && seen.passed {
+                    *seen = case;
+                } else if !case.passed && seen.output.is_empty() {
+                    seen.output = case.output;
+                }
+            }
+            None => found.push(case),
+        }
+    }
+    found
+}
+
+/// `ok 1 - name`, `not ok 2 - name` (any indentation: subtests), and the YAML block under a
+/// failure.
+fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
+    let trimmed = line.trim_start();
+    let (passed, rest) = match trimmed.strip_prefix("not ok ") {
+        Some(rest) => (false, rest),
+        None => (true, trimmed.strip_prefix("ok ")?),
+    };
+    let (number, name) = rest.split_once(' ')?;
+    if !number.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let name = name.strip_prefix("- ").unwrap_or(name);
+    let (name, directive) = match name.split_once(" # ") {
+        Some((name, directive)) => (name, directive),
+        None => (name, ""),
+    };
+    let directive = directive.trim_start().to_ascii_uppercase();
+    if directive.starts_with("SKIP") || directive.starts_with("TODO") {
+        return None;
+    }
+    let output = match passed {
+        true => String::new(),
+        false => {
+            let indent = line.len() - trimmed.len();
+            let block = lines[index + 1..]
+                .iter()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    l.trim().is_empty()
+                        || (l.len() - t.len() > indent
+                            && !t.starts_with("ok ")
+                            && !t.starts_with("not ok ")
+                            && !t.starts_with("# Subtest"))
+                })
+                .map(|l| l.trim())
+                .filter(|l| !matches!(*l, "---" | "...") && !l.starts_with("duration_ms:"));
+            excerpt(block)
+        }
+    };
+    Some(TestCase {
+        name: unescape_tap(name.trim()),
+        passed,
+        output,
+    })
+}
+
+/// node's `spec` reporter: `✔ name (1.2ms)`, `✖ name (3ms)` and the indented error below.
+fn spec(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
+    let trimmed = line.trim_start();
+    let (passed, rest) = match trimmed.strip_prefix("✖ ") {
+        Some(rest) => (false, rest),
+        None => (true, trimmed.strip_prefix("✔ ")?),
+    };
+    if rest.starts_with("failing tests") {
+        return None;
+    }
+    let name = match rest.rfind(" (") {
+        Some(at) if rest.ends_with("ms)") => &rest[..at],
+        _ => rest,
+    };
+    let output = match passed {
+        true => String::new(),
+        false => {
+            let indent = line.len() - trimmed.len();
+            excerpt(
+                lines[index + 1..]
+                    .iter()
+                    .take_while(|l| l.len() - l.trim_start().len() > indent)
+                    .map(|l| l.trim()),
+            )
+        }
+    };
+    Some(TestCase {
+        name: name.trim().to_owned(),
+        passed,
+        output,
+    })
+}
+
+/// pytest `-rA`: `PASSED tests/test_a.py::test_ok`, `FAILED tests/test_a.py::test_bad - why`,
+/// `ERROR tests/test_b.py - why`; a failure's output is its section under `FAILURES`.
+fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
+    let (passed, rest) = if let Some(rest) = line.strip_prefix("PASSED ") {
+        (true, rest)
+    } else if let Some(rest) = line
+        .strip_prefix("FAILED ")
+        .or_else(|| line.strip_prefix("ERROR "))
+    {
+        (false, rest)
+    } else {
+        return None;
+    };
+    let (name, why) = match rest.split_once(" - ") {
+        Some((name, why)) => (name.trim(), why.trim()),
+        None => (rest.trim(), ""),
+    };
+    if name.contains(' ') || name.is_empty() {
+        return None;
+    }
+    let output = match passed {
+        true => String::new(),
+        false => {
+            let short = name.rsplit("::").next().unwrap_or(name);
+            let section = lines
+                .iter()
+                .position(|l| {
+                    l.starts_with('_') && l.trim_matches(|c| c == '_' || c == ' ') == short
+                })
+                .map(|start| {
+                    lines[start + 1..]
+                        .iter()
+                        .take_while(|l| !l.starts_with('_') && !l.starts_with('='))
+                        .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
+                        .map(|l| l.trim_end())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            match section.is_empty() {
+                true => excerpt(std::iter::once(why)),
+                false => excerpt(section.into_iter()),
+            }
+        }
+    };
+    Some(TestCase {
+        name: name.to_owned(),
+        passed,
+        output,
+    })
+}
+
+/// `tests/test_a.py:12: AssertionError`
+fn is_location(line: &str) -> bool {
+    let Some((file, rest)) = line.split_once(".py:") else {
+        return false;
+    };
+    !file.contains(' ')
+        && rest
+            .split(':')
+            .next()
+            .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+/// TAP escapes `#` and `\` in names.
+fn unescape_tap(name: &str) -> String {
+    name.replace("\\#", "#").replace("\\\\", "\\")
+}
+
+/// The first lines, within the limits, of a failure's own output.
+fn excerpt<'a>(lines: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for line in lines.filter(|l| !l.trim().is_empty()).take(MAX_LINES) {
+        if out.len() + line.len() > MAX_CHARS {
+            out.push_str("[...]");
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_tap_names_each_test_and_quotes_a_failure() {
+        let output = "\n> app@1.0.0 test\n> node --test\n\nTAP version 13\n# Subtest: adds\nok 1 - adds\n  ---\n  duration_ms: 0.4\n  ...\n# Subtest: formats\nnot ok 2 - formats\n  ---\n  duration_ms: 1.1\n  failureType: 'testCodeFailure'\n  error: 'lib.format is not a function'\n  code: 'ERR_TEST_FAILURE'\n  stack: |-\n    TestContext.<anonymous> (/sandbox/clone/test/app.test.js:9:7)\n  ...\n# Subtest: later\nok 3 - later # SKIP\n1..3\n# tests 3\n# pass 1\n# fail 1\n";
+        let cases = parse(output);
+        assert_eq!(cases.len(), 2, "{cases:?}");
+        assert_eq!(cases[0].name, "adds");
+        assert!(cases[0].passed);
+        assert_eq!(cases[1].name, "formats");
+        assert!(!cases[1].passed);
+        assert!(
+            cases[1]
+                .output
+                .contains("error: 'lib.format is not a function'"),
+            "{}",
+            cases[1].output
+        );
+        assert!(!cases[1].output.contains("duration_ms"));
+    }
+
+    #[test]
+    fn node_spec_output_is_read_too() {
+        let output = "✔ adds (0.5ms)\n✖ formats (1.2ms)\n  TypeError: lib.format is not a function\n      at TestContext.<anonymous> (test.js:9:7)\nℹ tests 2\n✖ failing tests:\n\ntest at test.js:8:1\n✖ formats (1.2ms)\n  TypeError: lib.format is not a function\n";
+        let cases = parse(output);
+        assert_eq!(
+            cases
+                .iter()
+                .map(|c| (c.name.as_str(), c.passed))
+                .collect::<Vec<_>>(),
+            [("adds", true), ("formats", false)]
+        );
+        assert!(cases[1].output.starts_with("TypeError: lib.format"));
+    }
+
+    #[test]
+    fn pytest_summary_lines_and_failure_sections() {
+        let output = "=================================== FAILURES ===================================\n__________________________________ test_bad ___________________________________\n\n    def test_bad():\n>       assert fmt(1) == '1'\nE       AttributeError: module 'lib' has no attribute 'fmt'\n\ntests/test_a.py:7: AttributeError\n=========================== short test summary info ============================\nPASSED tests/test_a.py::test_ok\nFAILED tests/test_a.py::test_bad - AttributeError: module 'lib' has no attribute 'fmt'\nERROR tests/test_b.py - ImportError: no module\n========================= 1 failed, 1 passed in 0.03s ==========================\n";
+        let cases = parse(output);
+        assert_eq!(
+            cases
+                .iter()
+                .map(|c| (c.name.as_str(), c.passed))
+                .collect::<Vec<_>>(),
+            [
+                ("tests/test_a.py::test_ok", true),
+                ("tests/test_a.py::test_bad", false),
+                ("tests/test_b.py", false)
+            ]
+        );
+        assert_eq!(
+            cases[1].output,
+            ">       assert fmt(1) == '1'\nE       AttributeError: module 'lib' has no attribute 'fmt'\ntests/test_a.py:7: AttributeError"
+        );
+        assert_eq!(cases[2].output, "ImportError: no module");
+    }
+}

@@ -1,0 +1,130 @@
+//! One test run of a tree: the install (the network reaches the registries only, through the
+//! sandbox's egress proxy, with the worker's registry credentials added there) and then the
+//! tests, with no network at all. Both in the sandbox: only the tree is writable, nothing of
+//! the worker's environment is passed, install scripts may run (native modules need them).
+
+use std::path::Path;
+use std::time::Instant;
+
+use super::VerifySettings;
+use super::discover::{Command, Kind, TestPlan};
+use super::results::{self, TestCase};
+use crate::lockfile::{self, LockError, LockfileSettings};
+use crate::sandbox::{Sandbox, ToolRun, ToolStatus, output};
+
+const HINT: &str = "install the project's tools on the worker (see the README)";
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The install failed: no test ran.
+    InstallFailed(ToolStatus),
+    /// The tests ran and ended so.
+    Tests(ToolStatus),
+}
+
+/// What one run of a tree gave.
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    pub ended: Ended,
+    /// The tests the runner named (none: compare by exit status).
+    pub cases: Vec<TestCase>,
+    /// The decisive part of the output of the stage that ended the run.
+    pub output: String,
+    pub duration_ms: u64,
+}
+
+impl TestRun {
+    /// The tests ran and the command succeeded.
+    pub fn passed(&self) -> bool {
+        self.ended == Ended::Tests(ToolStatus::Exited(0))
+    }
+
+    pub fn count(&self, passed: bool) -> usize {
+        self.cases.iter().filter(|c| c.passed == passed).count()
+    }
+
+    /// A run that may be kept as a baseline: not cut short by a limit (a slow registry).
+    pub fn is_settled(&self) -> bool {
+        !matches!(
+            self.ended,
+            Ended::InstallFailed(ToolStatus::TimedOut { .. })
+                | Ended::InstallFailed(ToolStatus::KilledBySignal)
+        )
+    }
+}
+
+/// Installs and tests the project of `plan` in `tree` (a copy the run may change at will).
+pub async fn run(
+    sandbox: &Sandbox,
+    lockfiles: &LockfileSettings,
+    verify: &VerifySettings,
+    plan: &TestPlan,
+    tree: &Path,
+) -> Result<TestRun, LockError> {
+    let started = Instant::now();
+    let quoted = sandbox.max_output_bytes();
+    let env = environment(plan.kind);
+    if let Some(install) = &plan.install {
+        let run = tool_run(install, tree, &plan.dir, &env, true);
+        let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
+        let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
+        if !ran.success() {
+            return Ok(TestRun {
+                ended: Ended::InstallFailed(ran.status),
+                cases: Vec::new(),
+                output: ran.output,
+                duration_ms: elapsed_ms(started),
+            });
+        }
+    }
+    let run = tool_run(&plan.test, tree, &plan.dir, &env, false);
+    let limited = sandbox.with_limits(verify.test_timeout_secs, verify.max_output_bytes);
+    let ran = limited.run(&run, HINT).await?;
+    Ok(TestRun {
+        ended: Ended::Tests(ran.status),
+        cases: results::parse(&ran.output),
+        output: output::decisive(&ran.output, &[], quoted),
+        duration_ms: elapsed_ms(started),
+    })
+}
+
+fn tool_run(
+    command: &Command,
+    tree: &Path,
+    dir: &str,
+    env: &[(&str, &str)],
+    network: bool,
+) -> ToolRun {
+    let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, dir, env);
+    run.network = network;
+    run
+}
+
+/// What every run of a kind gets: caches in the sandbox's fresh `/tmp`, no update checks, no
+/// interactive prompts, no Python download.
+fn environment(kind: Kind) -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![("CI", "true")];
+    match kind {
+        Kind::Npm | Kind::Pnpm | Kind::Yarn => env.extend([
+            ("npm_config_cache", "/tmp/npm-cache"),
+            ("npm_config_update_notifier", "false"),
+            ("npm_config_fund", "false"),
+            ("npm_config_audit", "false"),
+            ("YARN_CACHE_FOLDER", "/tmp/yarn-cache"),
+        ]),
+        Kind::Uv => env.extend([
+            ("UV_CACHE_DIR", "/tmp/uv-cache"),
+            ("UV_PYTHON_DOWNLOADS", "never"),
+            ("UV_NO_PROGRESS", "1"),
+            // The cache lives in the run's /tmp and goes with it: copy, never link.
+            ("UV_LINK_MODE", "copy"),
+        ]),
+        Kind::Poetry | Kind::Other => {}
+    }
+    env
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

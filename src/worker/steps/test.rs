@@ -1,0 +1,246 @@
+//! Step `test`: runs the project's own tests in the sandbox on the fixed tree and on the
+//! default branch's tree (the baseline, kept per repository and commit), and compares them
+//! (`crate::verify`). Both trees are written from `HEAD` into directories of their own beside
+//! the clone, the branch's with the files the fix changed as the lock step left them: what
+//! the install and the tests write (node_modules, a virtualenv, anything hostile test code
+//! leaves) never reaches the clone the commit is made from.
+//!
+//! A test that passed on main and fails here makes the pull request a draft that names it and
+//! quotes its output, or fails the job (`verify.on_regression`). No test command is said
+//! plainly and blocks nothing. A repair loop plugs in after [`crate::verify::compare`]: the
+//! report names each regression with its decisive output.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::clone::Checkout;
+use crate::lifecycle::Step;
+use crate::lockfile::{self, LockError};
+use crate::verify::discover::{self, Discovery, TestPlan};
+use crate::verify::report::{RunSummary, TestsReport};
+use crate::verify::{OnRegression, baseline, compare, run};
+use crate::worker::failure::StepFailure;
+use crate::worker::pipeline::Pipeline;
+
+const STEP: Step = Step::Test;
+
+/// What the test step adds to the pull request and the output.
+#[derive(Debug, Clone, Default)]
+pub struct Tested {
+    /// `None` when the step is turned off (`verify.enabled = false`).
+    pub report: Option<TestsReport>,
+    /// Why the pull request must be a draft: the regressed tests, or tests that could not run.
+    pub draft_reason: Option<String>,
+}
+
+/// Tests the fix: `changed` are the repository-relative files the patch and the lock step
+/// changed, read from the clone's work tree.
+pub async fn run(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    changed: &[String],
+) -> Result<Tested, StepFailure> {
+    if !pipeline.verify.enabled {
+        return Ok(Tested::default());
+    }
+    let started = Instant::now();
+    let scratch = checkout.git.scratch.path().to_path_buf();
+    let (main_tree, branch_tree) = (scratch.join("test-main"), scratch.join("test-branch"));
+    let trees = Trees {
+        clone: checkout.work_tree.clone(),
+        main: main_tree.clone(),
+        branch: branch_tree.clone(),
+        changed: changed.to_vec(),
+    };
+    let commit = checkout.git.run(STEP, false, move || trees.write()).await?;
+    let dir = project_dir(changed);
+    let tested = match discover::discover(&main_tree, dir, &pipeline.verify, &pipeline.lockfiles) {
+        Discovery::NotFound(reason) => {
+            tracing::info!(%reason, "no test command");
+            Ok(Tested {
+                report: Some(TestsReport::no_tests(reason, elapsed_ms(started))),
+                draft_reason: None,
+            })
+        }
+        Discovery::Found(plan) => {
+            let at = Where {
+                repository: &checkout.git.repository,
+                commit: &commit,
+                main: &main_tree,
+                branch: &branch_tree,
+            };
+            test(pipeline, &plan, at, started).await
+        }
+    };
+    // What the runs wrote can be large (node_modules): gone now, not with the scratch.
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(&main_tree);
+        let _ = std::fs::remove_dir_all(&branch_tree);
+    })
+    .await;
+    tested
+}
+
+struct Where<'a> {
+    repository: &'a str,
+    commit: &'a str,
+    main: &'a Path,
+    branch: &'a Path,
+}
+
+async fn test(
+    pipeline: &Pipeline,
+    plan: &TestPlan,
+    at: Where<'_>,
+    started: Instant,
+) -> Result<Tested, StepFailure> {
+    let runs = async {
+        let (main, cached) = match baseline::cached(at.repository, at.commit, plan) {
+            Some(main) => (main, true),
+            None => {
+                let main = run::run(
+                    &pipeline.sandbox,
+                    &pipeline.lockfiles,
+                    &pipeline.verify,
+                    plan,
+                    at.main,
+                )
+                .await?;
+                baseline::remember(at.repository, at.commit, plan, &main);
+                (main, false)
+            }
+        };
+        let branch = run::run(
+            &pipeline.sandbox,
+            &pipeline.lockfiles,
+            &pipeline.verify,
+            plan,
+            at.branch,
+        )
+        .await?;
+        Ok::<_, LockError>((main, cached, branch))
+    };
+    let (main, cached, branch) = match runs.await {
+        Ok(runs) => runs,
+        Err(error) if error.is_transient() => {
+            return Err(StepFailure::transient(STEP, error.to_string()));
+        }
+        // A tool missing on the worker, a sandbox that cannot run: nothing is known about the
+        // tests, so the pull request does not claim they pass.
+        Err(error) => {
+            let reason = format!("the tests could not run: {error}");
+            let report = TestsReport::not_run(plan, reason.clone(), elapsed_ms(started));
+            return Ok(Tested {
+                report: Some(report),
+                draft_reason: Some(reason),
+            });
+        }
+    };
+    let command = plan.test.to_string();
+    let comparison = compare::compare(&main, &branch, &command);
+    let report = TestsReport::compared(
+        plan,
+        RunSummary::of(&main, Some(at.commit.to_owned()), cached),
+        RunSummary::of(&branch, None, false),
+        comparison,
+        elapsed_ms(started),
+    );
+    tracing::info!(
+        outcome = report.outcome,
+        regressions = report.regressions.len(),
+        pre_existing = report.pre_existing_failures.len(),
+        baseline_cached = cached,
+        duration_ms = report.duration_ms,
+        "tests compared"
+    );
+    if !report.regressed() {
+        return Ok(Tested {
+            report: Some(report),
+            draft_reason: None,
+        });
+    }
+    let what = format!(
+        "tests that pass on the default branch fail with this change: {}",
+        report.regressed_names()
+    );
+    if pipeline.verify.on_regression == OnRegression::Fail {
+        let quoted: Vec<String> = report
+            .regressions
+            .iter()
+            .map(|r| format!("{}: {}", r.name, first_lines(&r.output)))
+            .collect();
+        return Err(StepFailure::permanent(
+            STEP,
+            format!(
+                "{what} ({}); verify.on_regression = \"draft\" opens a draft instead",
+                quoted.join("; ")
+            ),
+        ));
+    }
+    Ok(Tested {
+        report: Some(report),
+        draft_reason: Some(what),
+    })
+}
+
+/// The first lines of a failure's output, for an error message.
+fn first_lines(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().take(3).collect();
+    lines.join(" / ")
+}
+
+/// Where the project the fix changed lives: the directory of the first lock file or manifest
+/// among `changed` (the root when none).
+fn project_dir(changed: &[String]) -> &str {
+    let tool_file = |path: &&String| {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        lockfile::on_disk::is_tool_file(name)
+    };
+    changed
+        .iter()
+        .find(tool_file)
+        .map_or("", |path| lockfile::parent_dir(path))
+}
+
+/// The two trees the tests run in, written from the clone.
+struct Trees {
+    clone: PathBuf,
+    main: PathBuf,
+    branch: PathBuf,
+    changed: Vec<String>,
+}
+
+impl Trees {
+    /// Writes main's tree twice and the changed files over the branch's; returns `HEAD`'s
+    /// commit id.
+    fn write(self) -> Result<String, crate::git::GitError> {
+        let repo = crate::git::open_clone(&self.clone)?;
+        for dir in [&self.main, &self.branch] {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| {
+                    crate::git::GitError::Transient(format!("removing {dir:?}: {e}"))
+                })?;
+            }
+        }
+        let commit = crate::git::write_head_tree_to(&repo, &self.main)?;
+        crate::git::write_head_tree_to(&repo, &self.branch)?;
+        for path in &self.changed {
+            let text = lockfile::repo_file::read(&self.clone, path).map_err(|e| {
+                crate::git::GitError::Transient(format!("reading the changed {path}: {e}"))
+            })?;
+            let dest = self.branch.join(path);
+            let io = |e: std::io::Error| {
+                crate::git::GitError::Transient(format!("writing {path} for the tests: {e}"))
+            };
+            if let Some(parent) = dest.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&dest, text).map_err(io)?;
+        }
+        Ok(commit.to_string())
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
