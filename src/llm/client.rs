@@ -23,7 +23,7 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::{Instant, timeout_at};
 
-use self::format::FormatLevel;
+use self::format::{FormatLevel, Learned};
 use self::request::ChatRequest;
 use self::stream::{Limits, Progress, StreamStop, Streamed};
 use super::LlmSettings;
@@ -170,12 +170,13 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client bound to one endpoint and model. A worker builds one and shares it between its
-/// jobs; what the endpoint refused is remembered for the life of the process.
+/// jobs, so what the endpoint refused is remembered for the life of the worker.
 pub struct LlmClient {
     http: reqwest::Client,
     endpoint: Url,
     settings: LlmSettings,
     egress: EgressPolicy,
+    formats: Learned,
 }
 
 impl std::fmt::Debug for LlmClient {
@@ -302,6 +303,7 @@ impl LlmClient {
             endpoint,
             settings,
             egress,
+            formats: Learned::default(),
         })
     }
 
@@ -343,8 +345,7 @@ impl LlmClient {
             .check_url(&self.endpoint)
             .map_err(|blocked| self.blocked(&blocked))?;
 
-        let key = self.endpoint.as_str();
-        let mut level = format::current(key);
+        let mut level = self.formats.current();
         loop {
             let attempt = self
                 .attempt(conversation, level, started, deadline, limit)
@@ -357,8 +358,7 @@ impl LlmClient {
                     body,
                 } => {
                     if format::is_format_refusal(status.as_u16(), &body, level)
-                        && let Some(next) = format::step_down(
-                            key,
+                        && let Some(next) = self.formats.step_down(
                             &display_url(&self.endpoint),
                             level,
                             &body,

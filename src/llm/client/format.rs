@@ -4,20 +4,22 @@
 //! the answer's shape); then the same schema without length and range keywords (OpenAI's strict
 //! mode has refused some of them); then `json_object` (valid JSON, any shape); then nothing
 //! (the prompt alone asks for JSON). A server that refuses a format answers 400 naming it; the
-//! client steps down and asks again at once. What an endpoint refused is remembered, per
-//! endpoint, for the life of the process (a worker), so each later call goes straight to the
-//! format that works, and the step down is logged once.
+//! client steps down and asks again at once. What the endpoint refused is remembered by the
+//! client, which is bound to that one endpoint and which a worker builds once and shares
+//! between its jobs: so for the life of the worker each later call goes straight to the format
+//! that works, and the step down is logged once. (Memory in the client rather than in a
+//! process-wide table keeps two clients, or two tests, from teaching each other.)
 
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde_json::{Value, json};
 
 use crate::llm::answer_schema::{SCHEMA_NAME, SchemaBounds, answer_schema};
 
 /// The formats tried, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FormatLevel {
+    #[default]
     JsonSchema,
     JsonSchemaShapeOnly,
     JsonObject,
@@ -71,24 +73,49 @@ impl FormatLevel {
     }
 }
 
-/// What each endpoint (its full chat-completions URL) was found to accept.
-static LEARNED: LazyLock<Mutex<HashMap<String, FormatLevel>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// The best format the client's endpoint has not refused.
+#[derive(Debug, Default)]
+pub struct Learned(Mutex<FormatLevel>);
 
-fn learned() -> std::sync::MutexGuard<'static, HashMap<String, FormatLevel>> {
-    // The map holds plain values; a panic elsewhere while it was locked cannot leave it
-    // inconsistent, so a poisoned lock is used as it is.
-    LEARNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+impl Learned {
+    fn level(&self) -> MutexGuard<'_, FormatLevel> {
+        // A plain value: a panic elsewhere while it was locked cannot leave it inconsistent.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 
-/// The format to ask `endpoint` for now.
-pub fn current(endpoint: &str) -> FormatLevel {
-    learned()
-        .get(endpoint)
-        .copied()
-        .unwrap_or(FormatLevel::JsonSchema)
+    /// The format to ask for now.
+    pub fn current(&self) -> FormatLevel {
+        *self.level()
+    }
+
+    /// Records that the endpoint (`shown_endpoint` in the log) refused `level` with `body`
+    /// and returns the format to try next, `None` when there is none left. Several jobs may
+    /// learn it at once; only the first logs, and a late refusal never climbs back up.
+    pub fn step_down(
+        &self,
+        shown_endpoint: &str,
+        level: FormatLevel,
+        body: &[u8],
+        excerpt: &str,
+    ) -> Option<FormatLevel> {
+        let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+        let next = level.after_refusal(&text)?;
+        let mut known = self.level();
+        if next <= *known {
+            return Some(*known);
+        }
+        *known = next;
+        drop(known);
+        tracing::warn!(
+            endpoint = %shown_endpoint,
+            refused = level.name(),
+            using = next.name(),
+            reason = %excerpt,
+            "the LLM endpoint refused the response format; using the next one for the life \
+             of this worker"
+        );
+        Some(next)
+    }
 }
 
 /// Whether a refusal (HTTP `status`, error `body`) is about the response format: a 400 (or
@@ -109,39 +136,6 @@ pub fn is_format_refusal(status: u16, body: &[u8], level: FormatLevel) -> bool {
     .any(|needle| text.contains(needle))
 }
 
-/// Records that `endpoint` refused `level` with `body` and returns the format to try next,
-/// `None` when there is none left. Several jobs may learn it at once; only the first logs.
-pub fn step_down(
-    endpoint: &str,
-    shown_endpoint: &str,
-    level: FormatLevel,
-    body: &[u8],
-    excerpt: &str,
-) -> Option<FormatLevel> {
-    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    let next = level.after_refusal(&text)?;
-    let mut map = learned();
-    let known = map
-        .get(endpoint)
-        .copied()
-        .unwrap_or(FormatLevel::JsonSchema);
-    if next > known {
-        map.insert(endpoint.to_owned(), next);
-        drop(map);
-        tracing::warn!(
-            endpoint = %shown_endpoint,
-            refused = level.name(),
-            using = next.name(),
-            reason = %excerpt,
-            "the LLM endpoint refused the response format; using the next one for the life \
-             of this worker"
-        );
-        Some(next)
-    } else {
-        Some(known.max(next))
-    }
-}
-
 /// Whether a refusal names one of the schema's length or range keywords.
 fn names_a_bound(text: &str) -> bool {
     ["maxlength", "maxitems", "minitems", "minimum", "maximum"]
@@ -156,38 +150,33 @@ mod tests {
     #[test]
     fn formats_step_down_to_plain() {
         let endpoint = "http://format-test.invalid/v1/chat/completions";
-        assert_eq!(current(endpoint), FormatLevel::JsonSchema);
+        let learned = Learned::default();
+        assert_eq!(learned.current(), FormatLevel::JsonSchema);
         let refusal = br#"{"error":{"message":"Invalid schema for response_format 'remediation_answer': 'maxLength' is not permitted.","param":"response_format"}}"#;
         assert!(is_format_refusal(400, refusal, FormatLevel::JsonSchema));
         assert_eq!(
-            step_down(endpoint, endpoint, FormatLevel::JsonSchema, refusal, "x"),
+            learned.step_down(endpoint, FormatLevel::JsonSchema, refusal, "x"),
             Some(FormatLevel::JsonSchemaShapeOnly)
         );
-        assert_eq!(current(endpoint), FormatLevel::JsonSchemaShapeOnly);
+        assert_eq!(learned.current(), FormatLevel::JsonSchemaShapeOnly);
         let unknown = br#"{"error":{"message":"'json_schema' is not one of ['json_object', 'text'] - 'response_format.type'"}}"#;
         assert_eq!(
-            step_down(
-                endpoint,
-                endpoint,
-                FormatLevel::JsonSchemaShapeOnly,
-                unknown,
-                "x"
-            ),
+            learned.step_down(endpoint, FormatLevel::JsonSchemaShapeOnly, unknown, "x"),
             Some(FormatLevel::JsonObject)
         );
         let no_json = br#"{"error":"response_format is not supported"}"#;
         assert_eq!(
-            step_down(endpoint, endpoint, FormatLevel::JsonObject, no_json, "x"),
+            learned.step_down(endpoint, FormatLevel::JsonObject, no_json, "x"),
             Some(FormatLevel::Plain)
         );
-        assert_eq!(current(endpoint), FormatLevel::Plain);
+        assert_eq!(learned.current(), FormatLevel::Plain);
         assert!(!is_format_refusal(400, no_json, FormatLevel::Plain));
         // A late refusal of a better format (a job that started earlier) never climbs back.
         assert_eq!(
-            step_down(endpoint, endpoint, FormatLevel::JsonSchema, unknown, "x"),
+            learned.step_down(endpoint, FormatLevel::JsonSchema, unknown, "x"),
             Some(FormatLevel::Plain)
         );
-        assert_eq!(current(endpoint), FormatLevel::Plain);
+        assert_eq!(learned.current(), FormatLevel::Plain);
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! The client against a fake model server that streams as the OpenAI API documents it: slow,
 //! stalled and cut-off models, servers refusing `json_schema`, and reasoning models.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,7 +9,7 @@ use tokio::time::Instant;
 use super::sse_server::{FakeModelServer, Generation, Reply};
 use super::{GOOD_ANSWER, conversation};
 use crate::egress::EgressPolicy;
-use crate::llm::client::format::{self, FormatLevel};
+use crate::llm::client::format::FormatLevel;
 use crate::llm::client::{LlmClient, LlmError, TimeLimit};
 use crate::llm::{LlmSettings, parse_answer};
 
@@ -302,20 +300,14 @@ async fn a_server_refusing_json_schema_gets_json_object_and_it_is_remembered() {
     };
     assert_eq!(formats(server.bodies()), ["json_schema", "json_object"]);
 
-    // The next call, and a new client for the same endpoint, go straight to json_object.
+    // The next calls of the same client (a worker's jobs) go straight to json_object.
     first.complete(&conversation()).await.unwrap();
-    client(settings(&server, "gpt-4o-mini"))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    first.complete(&conversation()).await.unwrap();
     assert_eq!(
         formats(server.bodies()),
         ["json_schema", "json_object", "json_object", "json_object"]
     );
-    assert_eq!(
-        format::current(first.endpoint.as_str()),
-        FormatLevel::JsonObject
-    );
+    assert_eq!(first.formats.current(), FormatLevel::JsonObject);
 }
 
 #[tokio::test]
@@ -375,38 +367,12 @@ async fn a_400_about_something_else_is_not_a_format_refusal() {
     assert_eq!(server.bodies().len(), 1);
 }
 
-/// Where log lines go in the test below.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 const THOUGHT: &str = "SECRET-CHAIN-OF-THOUGHT the user wants a bump; ";
 
 /// An o-series style model: refuses `temperature` and `max_tokens` (as OpenAI's API does),
 /// thinks aloud in `reasoning_content` before answering.
 #[tokio::test]
 async fn a_reasoning_model_gets_its_parameters_and_its_reasoning_is_never_the_answer() {
-    let logs = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer({
-            let logs = logs.clone();
-            move || logs.clone()
-        })
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let server = FakeModelServer::start(|body, _| {
         for refused in ["temperature", "max_tokens"] {
             if body.get(refused).is_some() {
@@ -441,12 +407,8 @@ async fn a_reasoning_model_gets_its_parameters_and_its_reasoning_is_never_the_an
     assert!(body.get("max_tokens").is_none(), "{body}");
     assert_eq!(body["max_completion_tokens"], 4096);
     assert_eq!(body["reasoning_effort"], "low");
-
-    let logged = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    assert!(logged.contains("LLM completion received"), "{logged}");
-    let counted = format!("reasoning_chars={}", 20 * THOUGHT.chars().count());
-    assert!(logged.contains(&counted), "{logged}");
-    assert!(!logged.contains("SECRET-CHAIN-OF-THOUGHT"), "{logged}");
+    // That it is never logged either is checked on a whole job's logs in
+    // tests/secret_hygiene.rs (a log capture here would race with the other tests' threads).
 }
 
 /// The same refusal, against a model nobody said reasons, fails with a hint to say so.
