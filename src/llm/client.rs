@@ -112,7 +112,7 @@ pub enum LlmError {
          whole-file writes and keep the explanation brief"
     )]
     Truncated {
-        completion: Completion,
+        completion: Box<Completion>,
         max_tokens: u32,
     },
     /// The model did not finish in time. The call was abandoned and its connection closed (so
@@ -596,7 +596,7 @@ impl LlmClient {
         };
         match received.finish_reason.as_deref() {
             Some("length") => Err(LlmError::Truncated {
-                completion,
+                completion: Box::new(completion),
                 max_tokens: self.settings.max_completion_tokens,
             }),
             Some("content_filter") => Err(LlmError::Permanent(
