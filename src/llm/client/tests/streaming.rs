@@ -170,7 +170,8 @@ async fn the_call_deadline_ends_a_model_that_would_go_on_and_closes_the_connecti
         panic!("expected a timeout, got {err}");
     };
     assert_eq!(*limit, TimeLimit::CallDeadline);
-    assert!((10..=14).contains(chunks), "{chunks}");
+    // About 13 pieces in 2 s (fewer on a loaded machine), and none after the deadline.
+    assert!((3..=14).contains(chunks), "{chunks}");
     assert!(err.to_string().contains("call_deadline_secs (2s)"), "{err}");
     let closed = server
         .client_closed(0, Duration::from_secs(5))
