@@ -13,6 +13,7 @@ use std::time::Duration;
 use remediator::config::PatcherChoice;
 use serde_json::{Value, json};
 use support::app::JWT_SECRET;
+use support::fake_llm;
 use support::git_server::RepoEntry;
 use support::remediation::{FORGE_TOKEN, PACKAGE_JSON, World, WorldOptions};
 use wiremock::matchers::{body_partial_json, header, method, path};
@@ -53,19 +54,7 @@ impl Respond for HostileModel {
             }
         }
         self.leaks.lock().unwrap().extend(found);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "id": "chatcmpl-hostile",
-            "object": "chat.completion",
-            "created": 1_700_000_000,
-            "model": "fake-model",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": self.content},
-                "logprobs": null,
-                "finish_reason": "stop"
-            }],
-            "usage": {"prompt_tokens": 700, "completion_tokens": 90, "total_tokens": 790}
-        }))
+        fake_llm::answer(request, &self.content, 700, 90)
     }
 }
 
@@ -89,7 +78,8 @@ impl FakeLlm {
             .and(header("content-type", "application/json"))
             .and(body_partial_json(json!({
                 "model": "fake-model",
-                "response_format": {"type": "json_object"}
+                "stream": true,
+                "response_format": {"type": "json_schema", "json_schema": {"strict": true}}
             })))
             .respond_with(HostileModel {
                 content: answer,

@@ -24,10 +24,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const FORGE_TOKEN: &str = "ghp_HYGIENE_CANARY_1234";
 const LLM_KEY: &str = "sk-HYGIENE-CANARY-5678";
 const JWT_SECRET: &str = "jwt-HYGIENE-CANARY-9012";
-const CANARIES: [(&str, &str); 3] = [
+/// What a reasoning model thinks aloud (`reasoning_content`): never kept, logged or shown.
+const REASONING: &str = "REASONING-HYGIENE-CANARY-3456";
+const CANARIES: [(&str, &str); 4] = [
     ("forge token", FORGE_TOKEN),
     ("LLM key", LLM_KEY),
     ("JWT secret", JWT_SECRET),
+    ("model's reasoning text", REASONING),
 ];
 const END: Duration = Duration::from_secs(90);
 
@@ -226,7 +229,11 @@ fn chat_completion(content: &str) -> ResponseTemplate {
         "model": "fake-model",
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": content},
+            "message": {
+                "role": "assistant",
+                "content": content,
+                "reasoning_content": format!("The user wants a bump. {REASONING}")
+            },
             "finish_reason": "stop"
         }],
         "usage": {"prompt_tokens": 700, "completion_tokens": 60, "total_tokens": 760}

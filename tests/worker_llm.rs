@@ -9,6 +9,7 @@ use std::time::Duration;
 use remediator::config::PatcherChoice;
 use remediator::forge::pr_text::branch_name;
 use serde_json::{Value, json};
+use support::fake_llm::ChatAnswer;
 use support::remediation::{FORGE_TOKEN, PACKAGE_JSON, World, WorldOptions};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, Request, ResponseTemplate};
@@ -85,7 +86,7 @@ fn llm_base_url(llm: &MockServer) -> String {
 }
 
 /// A chat-completions request as OpenAI documents it: POST JSON to /v1/chat/completions with a
-/// bearer key, the configured model and JSON mode.
+/// bearer key, the configured model, streamed, asking for the answer's JSON schema.
 fn chat_request() -> MockBuilder {
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
@@ -96,7 +97,9 @@ fn chat_request() -> MockBuilder {
         .and(header("content-type", "application/json"))
         .and(body_partial_json(json!({
             "model": "fake-model",
-            "response_format": {"type": "json_object"}
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "response_format": {"type": "json_schema", "json_schema": {"strict": true}}
         })))
 }
 
@@ -110,25 +113,9 @@ fn with_messages(n: usize) -> impl Fn(&Request) -> bool + Send + Sync {
     }
 }
 
-/// A chat completion as OpenAI returns it.
-fn completion(content: &str, prompt_tokens: u64, completion_tokens: u64) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "id": "chatcmpl-e2e",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": "fake-model",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": content},
-            "logprobs": null,
-            "finish_reason": "stop"
-        }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens
-        }
-    }))
+/// A chat completion as OpenAI returns it: streamed, since the worker asks for a stream.
+fn completion(content: &str, prompt_tokens: u64, completion_tokens: u64) -> ChatAnswer {
+    ChatAnswer::new(content, prompt_tokens, completion_tokens)
 }
 
 fn answer(edits: Value, confidence: f64, explanation: &str) -> String {
@@ -169,7 +156,16 @@ fn assert_first_request(request: &Request, manifest: &str) {
     );
     let body = body_of(request);
     assert_eq!(body["model"], "fake-model");
-    assert_eq!(body["response_format"], json!({"type": "json_object"}));
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    let format = &body["response_format"];
+    assert_eq!(format["type"], "json_schema", "{body}");
+    assert_eq!(format["json_schema"]["name"], "remediation_answer");
+    assert_eq!(format["json_schema"]["strict"], true);
+    assert_eq!(
+        format["json_schema"]["schema"]["required"],
+        json!(["edits", "confidence", "explanation"])
+    );
     assert!(body["temperature"].is_number(), "{body}");
     assert!(body["max_tokens"].as_u64().is_some_and(|t| t > 0), "{body}");
     let messages = body["messages"].as_array().expect("messages");
@@ -256,6 +252,19 @@ async fn an_llm_patch_is_checked_pushed_and_opened_as_a_pull_request() {
         output["llm"]["usage"],
         json!({"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876})
     );
+    // How the call went: streamed, with the schema, and how long the model took.
+    let calls = output["llm"]["calls"].as_array().expect("llm.calls");
+    assert_eq!(calls.len(), 1, "{output}");
+    assert_eq!(calls[0]["streamed"], true);
+    assert_eq!(calls[0]["response_format"], "json_schema");
+    assert_eq!(calls[0]["finish_reason"], "stop");
+    assert_eq!(calls[0]["completion_tokens"], 64);
+    assert!(
+        calls[0]["chunks"].as_u64().is_some_and(|c| c > 1),
+        "{output}"
+    );
+    assert!(calls[0]["elapsed_ms"].is_u64(), "{output}");
+    assert_eq!(output["llm"]["model_ms"], calls[0]["elapsed_ms"]);
     assert_eq!(output["target_version"], "4.17.21");
     assert_eq!(output["changed_files"], json!(["package.json"]));
     assert_eq!(output["explanation"], GOOD_EXPLANATION);
@@ -413,6 +422,7 @@ async fn garbage_answers_fail_after_the_last_round_without_pushing() {
     assert!(
         message.contains("step generate failed")
             && message.contains("no acceptable patch in 3 round(s)")
+            && message.contains("over 3 call(s) and produced 24 tokens")
             && message.contains("single JSON object")
             && message.contains("not retried"),
         "{message}"
@@ -572,5 +582,94 @@ async fn a_refused_api_key_fails_at_once_without_showing_the_key() {
             "the key leaked into the history"
         );
     }
+    world.stop().await;
+}
+
+/// A model still working at the call deadline: the call is dropped there, the job fails at once
+/// saying why and how far the model got, and the model is not asked again with the same
+/// budget (no in-place retry, no retry through the queue).
+#[tokio::test]
+async fn a_model_past_its_call_deadline_fails_the_job_once_without_asking_again() {
+    let llm = MockServer::start().await;
+    chat_request()
+        // Nothing comes back before the deadline (what would come no longer matters).
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("data: [DONE]\n\n")
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&llm)
+        .await;
+    let world = World::start(WorldOptions {
+        patcher: PatcherChoice::Llm,
+        llm_base_url: Some(llm_base_url(&llm)),
+        adjust: Some(Box::new(|s| s.llm.client.call_deadline_secs = 1)),
+        ..Default::default()
+    })
+    .await;
+
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let message = op["error_message"].as_str().unwrap();
+    assert!(
+        message.contains("step generate failed")
+            && message.contains("did not finish within llm call_deadline_secs (1s)")
+            && message.contains("connection closed")
+            && message.contains("not retried"),
+        "{message}"
+    );
+    assert_eq!(op["attempts"], 1);
+    assert_eq!(llm_requests(&llm).await.len(), 1, "asked once");
+    assert_eq!(world.branches(), vec!["main".to_owned()]);
+    world.stop().await;
+}
+
+/// A server that refuses `json_schema` (a 400 naming it) gets `json_object` in the same round,
+/// and the output says which format the server accepted.
+#[tokio::test]
+async fn a_server_refusing_json_schema_still_gets_the_job_done_with_json_object() {
+    let llm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_partial_json(
+            json!({"response_format": {"type": "json_schema"}}),
+        ))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"message": "response_format type json_schema is not supported", "type": "invalid_request_error", "param": "response_format", "code": null}
+        })))
+        .named("refuses json_schema")
+        .mount(&llm)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(body_partial_json(
+            json!({"stream": true, "response_format": {"type": "json_object"}}),
+        ))
+        .respond_with(completion(
+            &answer(good_edits(), 0.9, GOOD_EXPLANATION),
+            812,
+            64,
+        ))
+        .named("json_object completion")
+        .mount(&llm)
+        .await;
+    let world = llm_world(PatcherChoice::Llm, &llm, None).await;
+    mount_github_create(&world, false).await;
+
+    let id = world.request(world.catalog.affected).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["llm"]["rounds"], 1);
+    assert_eq!(
+        op["output"]["llm"]["calls"][0]["response_format"],
+        "json_object"
+    );
+    let formats: Vec<Value> = llm_requests(&llm)
+        .await
+        .iter()
+        .map(|r| body_of(r)["response_format"]["type"].clone())
+        .collect();
+    assert_eq!(formats, [json!("json_schema"), json!("json_object")]);
     world.stop().await;
 }

@@ -3,18 +3,19 @@
 //! data, and the strict parsing of the model's answer into edits.
 //!
 //! The worker drives the loop: [`select_context`] -> [`Conversation::start`] ->
-//! [`LlmClient::complete`] -> [`parse_answer`] -> [`materialize`] -> patch policy; on a failed
+//! [`LlmClient::complete_within`] -> [`parse_answer`] -> [`materialize`] -> patch policy; on a failed
 //! step it calls [`Conversation::add_repair`] with the error and asks again, up to
 //! [`LlmSettings::max_rounds`] calls. The model's answer is only ever data we parse and check.
 
 mod answer;
+mod answer_schema;
 mod client;
 mod context;
 mod prompt;
 mod settings;
 
 pub use answer::{ModelAnswer, ModelEdit, materialize, parse_answer};
-pub use client::{Completion, LlmClient, LlmError, Usage};
+pub use client::{CallStats, Completion, JobBudget, LlmClient, LlmError, TimeLimit, Usage};
 pub use context::{DirFiles, HeadFiles, RepoFiles, select_context};
 pub use prompt::{ChatMessage, Conversation, Role};
 pub use settings::LlmSettings;

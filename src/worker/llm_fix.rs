@@ -11,8 +11,8 @@ use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
 use super::steps::GitWork;
 use crate::db::models::Step;
 use crate::llm::{
-    Conversation, HeadFiles, LlmClient, LlmError, Usage, VulnerabilityFacts, materialize,
-    parse_answer, select_context,
+    CallStats, Conversation, HeadFiles, LlmClient, LlmError, TimeLimit, Usage, VulnerabilityFacts,
+    materialize, parse_answer, select_context,
 };
 use crate::patch::{FileEdit, PatchPolicy};
 
@@ -43,10 +43,14 @@ pub async fn generate(
     };
     let mut conversation = Conversation::start(facts, &files);
     let max_rounds = llm.settings().max_rounds.max(1);
+    // One budget for every call of this job, in-place retries included.
+    let budget = llm.job_budget();
     let mut usage = Usage::default();
+    let mut calls: Vec<CallStats> = Vec::new();
     let mut last_error = String::new();
     for round in 1..=max_rounds {
-        let call = || async { llm.complete(&conversation).await };
+        // A timeout is not transient, so it is never retried here with the same budget.
+        let call = || async { llm.complete_within(&conversation, &budget).await };
         let answer = call
             .retry(super::retry::in_place())
             .when(LlmError::is_transient)
@@ -57,6 +61,7 @@ pub async fn generate(
             Ok(completion) => completion,
             Err(LlmError::Truncated { completion, .. }) => {
                 usage.add(completion.usage);
+                calls.push(completion.stats.clone());
                 last_error = "the answer was cut off at the token limit".to_owned();
                 conversation.add_repair(
                     &completion.content,
@@ -65,18 +70,28 @@ pub async fn generate(
                 continue;
             }
             Err(error) => {
-                let retry = match error.retry_after() {
-                    after if error.is_transient() => Retry::Transient { after },
+                let retry = match &error {
+                    // The server went silent: maybe overloaded; a later attempt may work.
+                    LlmError::TimedOut {
+                        limit: TimeLimit::Idle,
+                        ..
+                    } => Retry::Transient { after: None },
+                    // The model was still producing: the same budget would end the same way.
+                    LlmError::TimedOut { .. } => Retry::Permanent,
+                    _ if error.is_transient() => Retry::Transient {
+                        after: error.retry_after(),
+                    },
                     _ => Retry::Permanent,
                 };
                 return Err(StepFailure {
                     step: Step::Generate,
                     retry,
-                    message: format!("LLM call failed: {error}"),
+                    message: format!("LLM call failed: {error}{}", earlier_calls(&calls)),
                 });
             }
         };
         usage.add(completion.usage);
+        calls.push(completion.stats.clone());
         let model = completion.model.clone();
         match build_patch(root, policy, &completion.content).await? {
             Ok((edits, confidence, explanation)) => {
@@ -87,6 +102,7 @@ pub async fn generate(
                         rounds: round,
                         usage,
                         confidence,
+                        calls,
                     },
                     target_version,
                     explanation,
@@ -102,9 +118,42 @@ pub async fn generate(
     Err(StepFailure::permanent(
         Step::Generate,
         format!(
-            "the model gave no acceptable patch in {max_rounds} round(s); last problem: {last_error}"
+            "the model gave no acceptable patch in {max_rounds} round(s) ({}); last problem: \
+             {last_error}",
+            model_time(&calls, &usage)
         ),
     ))
+}
+
+/// "the model took 182.4s over 3 call(s) and produced 2,513 tokens", for the history.
+fn model_time(calls: &[CallStats], usage: &Usage) -> String {
+    let millis: u64 = calls.iter().map(|c| c.elapsed_ms).sum();
+    let produced = if usage.completion_tokens > 0 {
+        format!("{} tokens", usage.completion_tokens)
+    } else {
+        format!(
+            "{} chunks of text",
+            calls.iter().map(|c| c.chunks).sum::<u64>()
+        )
+    };
+    format!(
+        "the model took {:.1}s over {} call(s) and produced {produced}",
+        millis as f64 / 1000.0,
+        calls.len()
+    )
+}
+
+/// What the calls before a failed one cost, when there were any.
+fn earlier_calls(calls: &[CallStats]) -> String {
+    if calls.is_empty() {
+        return String::new();
+    }
+    let tokens = calls.iter().map(|c| c.completion_tokens).sum();
+    let usage = Usage {
+        completion_tokens: tokens,
+        ..Usage::default()
+    };
+    format!(" (before it, {})", model_time(calls, &usage))
 }
 
 type Built = (Vec<FileEdit>, f64, String);

@@ -13,7 +13,7 @@ use super::steps::GitWork;
 use crate::config::PatcherChoice;
 use crate::db::models::{RemediationTarget, Step};
 use crate::git::{EntryKind, inspect_entry};
-use crate::llm::{LlmClient, Usage, VulnerabilityFacts};
+use crate::llm::{CallStats, LlmClient, Usage, VulnerabilityFacts};
 use crate::patch::bump::{BumpOutcome, bump_manifest};
 use crate::patch::{ExistingEntry, FileEdit, PatchPolicy};
 
@@ -45,6 +45,9 @@ pub enum PatchAuthor {
         rounds: u32,
         usage: Usage,
         confidence: f64,
+        /// Every call of the job, refused answers included: how long the model took, what
+        /// it produced, and which response format and transport the server accepted.
+        calls: Vec<CallStats>,
     },
 }
 
@@ -88,11 +91,22 @@ impl ProposedPatch {
                 rounds,
                 usage,
                 confidence,
-            } => json!({
-                "patcher": "llm",
-                "strategy": FixStrategy::Manifest,
-                "llm": {"model": model, "rounds": rounds, "usage": usage, "confidence": confidence},
-            }),
+                calls,
+            } => {
+                let model_ms: u64 = calls.iter().map(|c| c.elapsed_ms).sum();
+                json!({
+                    "patcher": "llm",
+                    "strategy": FixStrategy::Manifest,
+                    "llm": {
+                        "model": model,
+                        "rounds": rounds,
+                        "usage": usage,
+                        "confidence": confidence,
+                        "model_ms": model_ms,
+                        "calls": calls,
+                    },
+                })
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod console;
 pub mod fake_github;
+pub mod fake_llm;
 pub mod git_server;
 pub mod npm_registry;
 pub mod processes;

@@ -1,5 +1,10 @@
 //! The client against a fake OpenAI server on loopback that checks requests the way the
-//! chat-completions API documents them.
+//! chat-completions API documents them. `streaming` has the tests against a fake server that
+//! streams (`sse_server`); the ones here answer with one JSON body, as a server that does not
+//! stream (or ignores `stream`) does.
+
+mod sse_server;
+mod streaming;
 
 use std::time::Duration;
 
@@ -46,7 +51,7 @@ fn settings(server: &MockServer, key: Option<&str>) -> LlmSettings {
         base_url: format!("{}/v1", server.uri()),
         model: "gpt-4o-mini".to_owned(),
         api_key: key.map(SecretString::from),
-        timeout_secs: 5,
+        call_deadline_secs: 5,
         ..LlmSettings::default()
     }
 }
@@ -72,6 +77,39 @@ fn completion_body(content: &str, finish_reason: &str) -> Value {
     })
 }
 
+/// The same completion as OpenAI streams it: a role chunk, content chunks, the finish_reason
+/// in a chunk with an empty delta, the usage chunk (include_usage), and `[DONE]`.
+fn sse_body(content: &str, finish_reason: &str) -> String {
+    let chunk = |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "usage": null
+        })
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    )];
+    let chars: Vec<char> = content.chars().collect();
+    for piece in chars.chunks(7) {
+        events.push(chunk(
+            json!({"content": piece.iter().collect::<String>()}),
+            None,
+        ));
+    }
+    events.push(chunk(json!({}), Some(finish_reason)));
+    events.push(json!({
+        "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1_700_000_000,
+        "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "choices": [],
+        "usage": {"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876}
+    }));
+    let mut body: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    body.push_str("data: [DONE]\n\n");
+    body
+}
+
 async fn serve(response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -87,8 +125,10 @@ const GOOD_ANSWER: &str = r#"{"edits":[{"path":"pom.xml","search":"<version>2.14
 
 #[tokio::test]
 async fn sends_a_documented_request_and_reads_the_answer() {
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(GOOD_ANSWER, "stop"))).await;
+    let server = serve(
+        ResponseTemplate::new(200).set_body_raw(sse_body(GOOD_ANSWER, "stop"), "text/event-stream"),
+    )
+    .await;
     let completion = client(&server, Some(KEY))
         .complete(&conversation())
         .await
@@ -106,6 +146,11 @@ async fn sends_a_documented_request_and_reads_the_answer() {
     );
     let answer = parse_answer(&completion.content).unwrap();
     assert_eq!(answer.confidence, 0.9);
+    assert!(completion.stats.streamed);
+    assert_eq!(
+        completion.stats.chunks,
+        GOOD_ANSWER.len().div_ceil(7) as u64
+    );
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
@@ -132,13 +177,24 @@ async fn sends_a_documented_request_and_reads_the_answer() {
             "messages",
             "model",
             "response_format",
+            "stream",
+            "stream_options",
             "temperature"
         ]
     );
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["temperature"], 0.0);
     assert_eq!(body["max_tokens"], 4096);
-    assert_eq!(body["response_format"], json!({"type": "json_object"}));
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    let format = &body["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["name"], "remediation_answer");
+    assert_eq!(format["json_schema"]["strict"], true);
+    assert_eq!(
+        format["json_schema"]["schema"]["required"],
+        json!(["edits", "confidence", "explanation"])
+    );
     let messages = body["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
@@ -367,7 +423,7 @@ async fn oversized_chunked_body_is_refused_while_reading() {
             base_url: format!("http://{address}/v1"),
             model: "m".to_owned(),
             max_response_bytes: 4096,
-            timeout_secs: 5,
+            call_deadline_secs: 5,
             ..LlmSettings::default()
         },
         EgressPolicy::allow_all(),
@@ -408,8 +464,10 @@ async fn finish_reason_length_is_a_repairable_truncation() {
     assert!(conversation.messages()[3].content.contains("cut off"));
 }
 
+/// No response at all within the call deadline: the call ends there and is not retried in
+/// place (the same deadline would end the same way).
 #[tokio::test]
-async fn a_slow_endpoint_times_out_as_transient() {
+async fn a_silent_endpoint_meets_the_call_deadline() {
     let server = serve(
         ResponseTemplate::new(200)
             .set_body_json(completion_body(GOOD_ANSWER, "stop"))
@@ -418,15 +476,57 @@ async fn a_slow_endpoint_times_out_as_transient() {
     .await;
     let client = LlmClient::new(
         LlmSettings {
-            timeout_secs: 1,
+            call_deadline_secs: 1,
             ..settings(&server, Some(KEY))
         },
         EgressPolicy::allow_all(),
     )
     .unwrap();
     let err = client.complete(&conversation()).await.unwrap_err();
-    assert!(err.is_transient(), "{err}");
-    assert!(err.to_string().contains("timeout_secs (1s)"), "{err}");
+    assert!(
+        matches!(
+            err,
+            LlmError::TimedOut {
+                limit: TimeLimit::CallDeadline,
+                chunks: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("call_deadline_secs (1s)"), "{message}");
+    assert!(
+        message.contains("before the endpoint answered"),
+        "{message}"
+    );
+}
+
+/// A server (or proxy) that ignores `stream: true` and answers one JSON body is read whole.
+#[tokio::test]
+async fn a_json_answer_to_a_stream_request_is_read_whole() {
+    let server =
+        serve(ResponseTemplate::new(200).set_body_json(completion_body(GOOD_ANSWER, "stop"))).await;
+    let completion = client(&server, None)
+        .complete(&conversation())
+        .await
+        .unwrap();
+    assert_eq!(completion.content, GOOD_ANSWER);
+    assert!(!completion.stats.streamed);
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["stream"], true);
+}
+
+#[test]
+fn the_deprecated_timeout_secs_still_configures_the_call_deadline() {
+    let settings: LlmSettings = serde_json::from_str(r#"{"model":"m","timeout_secs":7}"#).unwrap();
+    let client = LlmClient::new(settings, EgressPolicy::allow_all()).unwrap();
+    assert_eq!(client.settings().call_deadline(), Duration::from_secs(7));
+    let zero: LlmSettings = serde_json::from_str(r#"{"model":"m","idle_timeout_secs":0}"#).unwrap();
+    let err = LlmClient::new(zero, EgressPolicy::allow_all()).unwrap_err();
+    assert!(err.to_string().contains("idle_timeout_secs is 0"), "{err}");
 }
 
 #[tokio::test]
