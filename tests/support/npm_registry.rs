@@ -24,6 +24,9 @@ pub type Release<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 type Versions = BTreeMap<String, BTreeMap<String, Vec<(String, String)>>>;
 
+/// Files a release carries besides its `package.json`: (name, version) -> (path, content).
+type Files = BTreeMap<(String, String), Vec<(String, String)>>;
+
 struct Packages {
     base: String,
     /// When set, every request must carry `Authorization: Bearer TOKEN` (a private registry).
@@ -32,6 +35,7 @@ struct Packages {
     authorized: std::sync::atomic::AtomicUsize,
     /// name -> version -> dependencies; a test may publish more while it runs.
     versions: std::sync::RwLock<Versions>,
+    files: std::sync::RwLock<Files>,
 }
 
 impl NpmRegistry {
@@ -57,6 +61,7 @@ impl NpmRegistry {
             token: token.map(str::to_owned),
             authorized: Default::default(),
             versions: std::sync::RwLock::new(versions),
+            files: Default::default(),
         });
         let state_handle = state.clone();
         let router = Router::new()
@@ -95,7 +100,20 @@ impl NpmRegistry {
             .and_then(|all| all.get(version))
             .cloned()
             .unwrap_or_default();
-        integrity(name, version, &deps)
+        let files = self.state.files_of(name, version);
+        integrity_with(name, version, &deps, &files)
+    }
+
+    /// Puts `files` (path inside the package, content) into the tarball of a release, beside
+    /// its `package.json`: code a project's tests run. Before any lock names its integrity.
+    pub fn add_files(&self, name: &str, version: &str, files: &[(&str, &str)]) {
+        self.state.files.write().unwrap().insert(
+            (name.to_owned(), version.to_owned()),
+            files
+                .iter()
+                .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+                .collect(),
+        );
     }
 
     /// Serves one more release from now on (as if it was published after the lock was made).
@@ -148,16 +166,42 @@ impl Drop for NpmRegistry {
     }
 }
 
+impl Packages {
+    fn files_of(&self, name: &str, version: &str) -> Vec<(String, String)> {
+        self.files
+            .read()
+            .unwrap()
+            .get(&(name.to_owned(), version.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// The sha512 integrity npm records for the tarball we serve for a version.
 fn integrity(name: &str, version: &str, deps: &[(String, String)]) -> String {
+    integrity_with(name, version, deps, &[])
+}
+
+fn integrity_with(
+    name: &str,
+    version: &str,
+    deps: &[(String, String)],
+    files: &[(String, String)],
+) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha512::digest(tarball(name, version, deps));
+    let digest = sha2::Sha512::digest(tarball(name, version, deps, files));
     format!("sha512-{}", super::git_server::base64_encode(&digest))
 }
 
 /// A real, deterministic package tarball (gzip of a ustar archive holding
-/// `package/package.json`), for clients that fetch tarballs (yarn 1 installs them).
-fn tarball(name: &str, version: &str, deps: &[(String, String)]) -> Vec<u8> {
+/// `package/package.json` and the release's `files`), for clients that fetch tarballs (yarn 1
+/// and `npm ci` install them).
+fn tarball(
+    name: &str,
+    version: &str,
+    deps: &[(String, String)],
+    files: &[(String, String)],
+) -> Vec<u8> {
     // The manifest in the tarball names the same dependencies as the metadata: yarn 1 reads
     // the tarball's.
     let dependencies: serde_json::Map<String, Value> = deps
@@ -169,11 +213,22 @@ fn tarball(name: &str, version: &str, deps: &[(String, String)]) -> Vec<u8> {
         json!({"name": name, "version": version, "dependencies": dependencies})
     )
     .into_bytes();
+    let mut tar = Vec::new();
+    tar_entry(&mut tar, "package/package.json", &body);
+    for (path, content) in files {
+        tar_entry(&mut tar, &format!("package/{path}"), content.as_bytes());
+    }
+    tar.resize(tar.len() + 1024, 0);
+    gzip_stored(&tar)
+}
+
+/// One ustar entry (header and content padded to 512 bytes) appended to `tar`.
+fn tar_entry(tar: &mut Vec<u8>, path: &str, body: &[u8]) {
     let mut header = [0u8; 512];
     let field = |header: &mut [u8; 512], at: usize, value: &[u8]| {
         header[at..at + value.len()].copy_from_slice(value);
     };
-    field(&mut header, 0, b"package/package.json");
+    field(&mut header, 0, path.as_bytes());
     field(&mut header, 100, b"0000644\0");
     field(&mut header, 108, b"0000000\0");
     field(&mut header, 116, b"0000000\0");
@@ -188,10 +243,9 @@ fn tarball(name: &str, version: &str, deps: &[(String, String)]) -> Vec<u8> {
     field(&mut header, 257, b"ustar\x0000");
     let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
     field(&mut header, 148, format!("{sum:06o}\0 ").as_bytes());
-    let mut tar = header.to_vec();
-    tar.extend_from_slice(&body);
-    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
-    gzip_stored(&tar)
+    tar.extend_from_slice(&header);
+    tar.extend_from_slice(body);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
 }
 
 /// gzip with one stored (uncompressed) deflate block: valid for every gunzip, no codec needed.
@@ -237,7 +291,7 @@ async fn tarball_file(
     match version.zip(deps) {
         Some((version, deps)) => (
             [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            tarball(&name, version, deps),
+            tarball(&name, version, deps, &state.files_of(&name, version)),
         )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
@@ -259,7 +313,7 @@ async fn packument(State(state): State<Arc<Packages>>, Path(name): Path<String>)
             version.clone(),
             json!({"name": name, "version": version, "dependencies": deps, "dist": {
                 "tarball": format!("{}/{name}/-/{name}-{version}.tgz", state.base),
-                "integrity": integrity(&name, version, deps_list)}}),
+                "integrity": integrity_with(&name, version, deps_list, &state.files_of(&name, version))}}),
         );
     }
     let latest = versions.keys().last().cloned().unwrap_or_default();

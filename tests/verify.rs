@@ -1,0 +1,428 @@
+//! The test step end to end: a real git server, a local npm registry whose fixed release of
+//! `textfmt` removed a function (or not), the real `npm ci` and `node --test` run under
+//! bubblewrap by the worker on the default branch's tree and on the fixed tree, and the pull
+//! request and operation output that say what the tests found.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use remediator::verify::OnRegression;
+use serde_json::{Value, json};
+use support::fake_github::FakeGithub;
+use support::npm_registry::NpmRegistry;
+use support::remediation::{World, WorldOptions};
+
+const END: Duration = Duration::from_secs(240);
+
+/// `textfmt` 1.0.0 has `pad` and `format`; 1.0.1 (the fix) keeps `format` only when `breaks` is
+/// false.
+const V1: &str =
+    "exports.pad = (s, n) => String(s).padEnd(n);\nexports.format = (n) => String(n);\n";
+const V1_FIXED_BREAKING: &str = "exports.pad = (s, n) => String(s).padEnd(n);\n";
+
+const TESTS: &str = r#"const test = require('node:test');
+const assert = require('node:assert');
+const textfmt = require('textfmt');
+
+test('pads to a width', () => {
+  assert.strictEqual(textfmt.pad('a', 3), 'a  ');
+});
+
+test('formats a number', () => {
+  assert.strictEqual(textfmt.format(7), '7');
+});
+"#;
+
+const ALREADY_BROKEN: &str = r#"
+test('rounds prices', () => {
+  assert.strictEqual(0.1 + 0.2, 0.3, 'known bug, tracked elsewhere');
+});
+"#;
+
+async fn registry(breaks: bool) -> NpmRegistry {
+    let registry =
+        NpmRegistry::start(&[("textfmt", "1.0.0", &[]), ("textfmt", "1.0.1", &[])]).await;
+    registry.add_files("textfmt", "1.0.0", &[("index.js", V1)]);
+    let fixed = if breaks { V1_FIXED_BREAKING } else { V1 };
+    registry.add_files("textfmt", "1.0.1", &[("index.js", fixed)]);
+    registry
+}
+
+fn package_json(scripts: Value) -> String {
+    serde_json::to_string_pretty(&json!({
+        "name": "invoices", "version": "2.0.0", "private": true,
+        "scripts": scripts,
+        "dependencies": {"textfmt": "^1.0.0"}}))
+    .unwrap()
+        + "\n"
+}
+
+fn lock(registry: &NpmRegistry) -> String {
+    serde_json::to_string_pretty(&json!({"name": "invoices", "version": "2.0.0",
+        "lockfileVersion": 3, "requires": true, "packages": {
+            "": {"name": "invoices", "version": "2.0.0", "dependencies": {"textfmt": "^1.0.0"}},
+            "node_modules/textfmt": {"version": "1.0.0",
+                "resolved": format!("{}textfmt/-/textfmt-1.0.0.tgz", registry.url),
+                "integrity": registry.integrity_of("textfmt", "1.0.0")}}}))
+    .unwrap()
+        + "\n"
+}
+
+struct Case {
+    files: Vec<(&'static str, String)>,
+    on_regression: OnRegression,
+}
+
+/// Runs the remediation of `textfmt` 1.0.0 -> 1.0.1 in a project of `files` and returns the
+/// ended operation and the pull requests opened.
+async fn remediate(case: Case, registry: &NpmRegistry) -> (Value, Vec<Value>, World) {
+    let url = registry.url.clone();
+    let on_regression = case.on_regression;
+    let world = World::start(WorldOptions {
+        files: case.files,
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.verify.on_regression = on_regression;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    (op, github.created(), world)
+}
+
+fn project(registry: &NpmRegistry, tests: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("package.json", package_json(json!({"test": "node --test"}))),
+        ("package-lock.json", lock(registry)),
+        ("test/invoice.test.js", tests),
+    ]
+}
+
+fn log_time(what: &str, op: &Value) {
+    eprintln!(
+        "{what}: test step {} ms (main {} ms{}, branch {} ms)",
+        op["output"]["timings_ms"]["test"],
+        op["output"]["tests"]["main"]["duration_ms"],
+        match op["output"]["tests"]["main"]["cached"] == json!(true) {
+            true => ", cached",
+            false => "",
+        },
+        op["output"]["tests"]["branch"]["duration_ms"],
+    );
+}
+
+#[tokio::test]
+async fn a_fix_that_breaks_a_test_opens_a_draft_naming_it_with_its_output() {
+    let registry = registry(true).await;
+    let files = project(&registry, TESTS.to_owned());
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let (op, created, world) = remediate(case, &registry).await;
+    log_time("breaking fix", &op);
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "regressed", "{op}");
+    assert_eq!(tests["command"], "npm test", "{tests}");
+    assert_eq!(tests["compared_by"], "tests", "{tests}");
+    assert_eq!(tests["main"]["status"], "passed", "{tests}");
+    assert_eq!(
+        (
+            tests["main"]["passed"].as_u64(),
+            tests["main"]["failed"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{tests}"
+    );
+    assert_eq!(
+        (
+            tests["branch"]["passed"].as_u64(),
+            tests["branch"]["failed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{tests}"
+    );
+    let regressions = tests["regressions"].as_array().unwrap();
+    assert_eq!(regressions.len(), 1, "{tests}");
+    assert_eq!(regressions[0]["name"], "formats a number");
+    assert!(
+        regressions[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("textfmt.format is not a function"),
+        "{tests}"
+    );
+    assert!(
+        op["output"]["draft_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("formats a number")),
+        "{op}"
+    );
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], true, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("### Tests"), "{body}");
+    assert!(body.contains("**formats a number**"), "{body}");
+    assert!(body.contains("textfmt.format is not a function"), "{body}");
+    assert!(
+        body.contains("- **Default branch:** 2 passed, 0 failed: passed"),
+        "{body}"
+    );
+    assert!(
+        body.contains("- **This branch:** 1 passed, 1 failed: failed"),
+        "{body}"
+    );
+    // The branch carries the fix: the test step does not change what is committed.
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let manifest = world.file_on_branch(branch, "package.json").unwrap();
+    assert!(manifest.contains("^1.0.1"), "{manifest}");
+    assert_eq!(
+        op["output"]["changed_files"],
+        json!(["package.json", "package-lock.json"])
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_fix_that_breaks_nothing_opens_a_ready_pull_request_with_a_tests_section() {
+    let registry = registry(false).await;
+    let files = project(&registry, TESTS.to_owned());
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let (op, created, world) = remediate(case, &registry).await;
+    log_time("control", &op);
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{op}");
+    assert_eq!(tests["branch"]["passed"], 2, "{tests}");
+    assert_eq!(tests["branch"]["failed"], 0, "{tests}");
+    assert_eq!(tests["regressions"], json!([]));
+    assert_eq!(op["output"]["draft_reason"], Value::Null);
+    assert!(op["output"]["timings_ms"]["test"].is_u64(), "{op}");
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("### Tests")
+            && body.contains("`npm test` (from package.json scripts.test), after `npm ci --no-audit --no-fund --registry=")
+            && body.contains("No test that passes on the default branch fails with this change."),
+        "{body}"
+    );
+    assert_eq!(tests["main"]["cached"], false, "{tests}");
+    // A second job on the same commit (another advisory of the package) reuses main's run.
+    let second = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0002-0002", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(second).await;
+    let again = world.wait_for_end(id, END).await;
+    log_time("control, second job", &again);
+    assert_eq!(
+        again["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
+        "{again}"
+    );
+    let tests = &again["output"]["tests"];
+    assert_eq!(tests["main"]["cached"], true, "{tests}");
+    assert_eq!(
+        tests["main"]["commit"],
+        op["output"]["tests"]["main"]["commit"]
+    );
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_test_that_already_fails_on_main_is_named_and_does_not_block() {
+    let registry = registry(false).await;
+    let files = project(&registry, format!("{TESTS}{ALREADY_BROKEN}"));
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let (op, created, world) = remediate(case, &registry).await;
+    log_time("pre-existing failure", &op);
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{op}");
+    assert_eq!(
+        tests["pre_existing_failures"],
+        json!(["rounds prices"]),
+        "{tests}"
+    );
+    assert!(
+        tests["main"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed"),
+        "{tests}"
+    );
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("Already failing on the default branch (not caused by this change; not blocking): rounds prices."),
+        "{body}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn on_regression_fail_fails_the_job_naming_the_test_and_pushes_nothing() {
+    let registry = registry(true).await;
+    let files = project(&registry, TESTS.to_owned());
+    let case = Case {
+        files,
+        on_regression: OnRegression::Fail,
+    };
+    let (op, created, world) = remediate(case, &registry).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("formats a number") && error.contains("textfmt.format is not a function"),
+        "{error}"
+    );
+    assert!(created.is_empty());
+    assert_eq!(world.branches(), ["main"]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_project_without_tests_says_so_and_stays_ready() {
+    let registry = registry(true).await;
+    let files = vec![
+        (
+            "package.json",
+            package_json(json!({"start": "node index.js"})),
+        ),
+        ("package-lock.json", lock(&registry)),
+    ];
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let (op, created, world) = remediate(case, &registry).await;
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "no_tests", "{op}");
+    assert_eq!(
+        tests["reason"],
+        "no tests: package.json has no scripts.test"
+    );
+    assert_eq!(created[0]["draft"], false);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains(
+            "### Tests\n\nNo tests were run: no tests: package.json has no scripts.test."
+        ),
+        "{body}"
+    );
+    world.stop().await;
+}
+
+/// Hostile test code: it looks for the worker's secrets and environment, and tries the network
+/// (a loopback listener of this test, and the registry) while the tests run. On the fixed tree
+/// it fails on purpose, quoting what it found, so the report carries its findings.
+#[tokio::test]
+async fn hostile_test_code_finds_no_secret_and_reaches_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    let watcher = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + END;
+        while std::time::Instant::now() < deadline {
+            if let Ok((_stream, _)) = listener.accept() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            if counted.load(Ordering::SeqCst) == usize::MAX {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let registry = registry(false).await;
+    let registry_port = registry
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let probe = format!(
+        r#"const test = require('node:test');
+const fs = require('node:fs');
+const net = require('node:net');
+
+function tryConnect(port) {{
+  return new Promise((resolve) => {{
+    const socket = net.connect({{host: '127.0.0.1', port}});
+    const timer = setTimeout(() => {{ socket.destroy(); resolve('timeout'); }}, 3000);
+    socket.on('connect', () => {{ clearTimeout(timer); socket.destroy(); resolve('REACHED'); }});
+    socket.on('error', (e) => {{ clearTimeout(timer); resolve('blocked-' + e.code); }});
+  }});
+}}
+
+test('probe', async () => {{
+  const secrets = ['{forge}', '{llm}', 'postgres://', 'amqp://'];
+  let seen = Object.entries(process.env).map(([k, v]) => k + '=' + v).join('\n');
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {{
+    try {{ seen += fs.readFileSync('/proc/' + pid + '/environ', 'latin1'); }} catch (e) {{}}
+    try {{ seen += fs.readFileSync('/proc/' + pid + '/cmdline', 'latin1'); }} catch (e) {{}}
+  }}
+  const found = secrets.filter((s) => seen.includes(s));
+  // What the worker's own environment holds (cargo's and this suite's variables), and a way
+  // out: none of it may be here.
+  const leaked = Object.keys(process.env).filter((k) =>
+    /^(CARGO_MANIFEST_DIR|CARGO_PKG_NAME|REMEDIATOR_|DATABASE_URL|AMQP_URL)/.test(k) || /^(https?|all)_proxy$/i.test(k));
+  const listener = await tryConnect({port});
+  const registry = await tryConnect({registry_port});
+  // Where the sandbox's forwarder to the egress proxy listens in a networked run.
+  const proxy = await tryConnect(3128);
+  const version = require('textfmt/package.json').version;
+  const report = `PROBE secrets=${{found.length ? found.join(',') : 'none'}} env=${{leaked.length ? leaked.join(',') : 'clean'}} listener=${{listener}} registry=${{registry}} proxy=${{proxy}}`;
+  console.log(report);
+  if (version === '1.0.1') throw new Error(report);
+}});
+"#,
+        forge = support::remediation::FORGE_TOKEN,
+        llm = support::remediation::LLM_KEY,
+    );
+    let files = vec![
+        ("package.json", package_json(json!({"test": "node --test"}))),
+        ("package-lock.json", lock(&registry)),
+        ("test/probe.test.js", probe),
+    ];
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let (op, _created, world) = remediate(case, &registry).await;
+    log_time("hostile", &op);
+    let tests = &op["output"]["tests"];
+    // Main's run passed (the probe fails only on the fixed tree): the probe ran both times.
+    assert_eq!(tests["main"]["status"], "passed", "{op}");
+    assert_eq!(tests["outcome"], "regressed", "{op}");
+    let output = tests["regressions"][0]["output"].as_str().unwrap();
+    assert!(output.contains("PROBE secrets=none env=clean"), "{output}");
+    assert!(output.contains("listener=blocked-"), "{output}");
+    assert!(output.contains("registry=blocked-"), "{output}");
+    assert!(output.contains("proxy=blocked-"), "{output}");
+    assert!(!output.contains("REACHED"), "{output}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the listener was reached"
+    );
+    connections.store(usize::MAX, Ordering::SeqCst);
+    let _ = watcher.join();
+    world.stop().await;
+}
