@@ -407,4 +407,109 @@ mod tests {
         assert!(Command::parse("  ").is_err());
         assert!(Command::parse("echo 'open").is_err());
     }
+
+    fn lockfiles() -> LockfileSettings {
+        let settings = crate::config::Settings::load_with_env(None, std::iter::empty())
+            .expect("the default settings load");
+        settings.lockfiles
+    }
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_convention_the_repository_and_the_fleet_each_find_the_commands() {
+        let (verify, lockfiles) = (VerifySettings::default(), lockfiles());
+        let npm = tree(&[
+            (
+                "web/package.json",
+                r#"{"scripts": {"test": "node --test"}}"#,
+            ),
+            ("web/package-lock.json", "{}"),
+        ]);
+        let Discovery::Found(plan) = discover(npm.path(), "web", &verify, &lockfiles) else {
+            panic!("npm scripts.test not found");
+        };
+        assert_eq!(plan.kind, Kind::Npm);
+        assert_eq!(plan.dir, "web");
+        assert_eq!(
+            plan.install.unwrap().to_string(),
+            "npm ci --no-audit --no-fund"
+        );
+        assert_eq!(plan.test.to_string(), "npm test");
+        assert_eq!(plan.source, "web/package.json scripts.test");
+
+        let placeholder = tree(&[
+            (
+                "package.json",
+                r#"{"scripts": {"test": "echo \"Error: no test specified\" && exit 1"}}"#,
+            ),
+            ("package-lock.json", "{}"),
+        ]);
+        assert_eq!(
+            discover(placeholder.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(
+                "no tests: package.json has npm's placeholder test script".to_owned()
+            )
+        );
+
+        let uv = tree(&[(
+            "uv.lock",
+            "[[package]]\nname = \"pytest\"\nversion = \"8.3.0\"\n",
+        )]);
+        let Discovery::Found(plan) = discover(uv.path(), "", &verify, &lockfiles) else {
+            panic!("uv with pytest not found");
+        };
+        assert_eq!(plan.test.to_string(), "uv run --no-sync pytest -rA");
+        let uv_without = tree(&[("uv.lock", "[[package]]\nname = \"requests\"\n")]);
+        assert!(matches!(
+            discover(uv_without.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(why) if why.contains("does not resolve pytest")
+        ));
+
+        let poetry = tree(&[("poetry.lock", "")]);
+        assert!(matches!(
+            discover(poetry.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(why) if why.starts_with("no test command found for poetry projects yet")
+        ));
+        // The fleet's commands for the kind, then the repository's own, win.
+        let mut fleet = VerifySettings::default();
+        fleet.commands.insert(
+            "poetry".to_owned(),
+            CommandOverride {
+                install: "poetry install".to_owned(),
+                command: "poetry run pytest -rA".to_owned(),
+            },
+        );
+        let Discovery::Found(plan) = discover(poetry.path(), "", &fleet, &lockfiles) else {
+            panic!("the fleet's poetry command was not used");
+        };
+        assert_eq!(plan.source, "verify.commands.poetry");
+        assert_eq!(plan.test.to_string(), "poetry run pytest -rA");
+        let own = tree(&[
+            ("poetry.lock", ""),
+            (
+                REPOSITORY_FILE,
+                "[test]\ninstall = \"\"\ncommand = \"sh -c 'make check'\"\n",
+            ),
+        ]);
+        let Discovery::Found(plan) = discover(own.path(), "", &fleet, &lockfiles) else {
+            panic!("the repository's command was not used");
+        };
+        assert_eq!(plan.source, REPOSITORY_FILE);
+        assert_eq!(plan.install, None);
+        assert_eq!(plan.test.args, ["-c", "make check"]);
+        let broken = tree(&[(REPOSITORY_FILE, "[test]\ninstall = \"npm ci\"\n")]);
+        assert!(matches!(
+            discover(broken.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(why) if why.contains("without a command")
+        ));
+    }
 }
