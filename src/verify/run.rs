@@ -66,7 +66,12 @@ pub async fn run(
     let quoted = sandbox.max_output_bytes();
     let env = environment(plan.kind);
     if let Some(install) = &plan.install {
-        let run = tool_run(install, tree, &plan.dir, &env, true);
+        let mut run = tool_run(install, tree, &plan.dir, &env, true);
+        // uv resolving from a directory of distributions (an offline mirror) reads it.
+        if plan.kind == Kind::Uv && !lockfiles.python_find_links.is_empty() {
+            run.read_only
+                .push(std::path::PathBuf::from(&lockfiles.python_find_links));
+        }
         let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
         let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
         if !ran.success() {
