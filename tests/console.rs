@@ -488,7 +488,7 @@ async fn the_operations_table_filters_and_pages_by_keyset() {
     );
     // The RUNNING row shows its step as progress.
     assert!(
-        first.body.contains("<progress value=\"6\" max=\"8\""),
+        first.body.contains("<progress value=\"7\" max=\"9\""),
         "{}",
         first.body
     );
