@@ -155,7 +155,8 @@ pub fn discover(
     }
     let Some(kind) = kind else {
         return Discovery::NotFound(format!(
-            "no test command found: no lock file in {} to install the project from",
+            "no test command found: no npm, pnpm, yarn or uv lock file in {} (other \
+             ecosystems are not tested yet; set [test] in {REPOSITORY_FILE})",
             shown_dir(dir)
         ));
     };
@@ -474,6 +475,15 @@ mod tests {
             Discovery::NotFound(why) if why.contains("does not resolve pytest")
         ));
 
+        let cargo = tree(&[("Cargo.lock", "")]);
+        assert_eq!(
+            discover(cargo.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(
+                "no test command found: no npm, pnpm, yarn or uv lock file in the repository's \
+                 root (other ecosystems are not tested yet; set [test] in .remediator.toml)"
+                    .to_owned()
+            )
+        );
         let poetry = tree(&[("poetry.lock", "")]);
         assert!(matches!(
             discover(poetry.path(), "", &verify, &lockfiles),
