@@ -42,7 +42,9 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         (PatcherChoice::Auto, None) => PatcherChoice::Bump,
         (choice, _) => choice,
     };
-    let policy = PatchPolicy::new(&settings.policy).context("invalid [policy] settings")?;
+    let policy = PatchPolicy::new(&settings.policy)
+        .context("invalid [policy] settings")?
+        .allowing_test_edits(settings.verify.allow_test_edits);
     let scratch_root = settings
         .worker
         .scratch_dir

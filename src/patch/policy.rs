@@ -89,6 +89,8 @@ pub enum PolicyRule {
     NoChange,
     /// A lock file: only the ecosystem's own tool writes those (the lock step).
     LockFile,
+    /// A test file or test configuration (`verify.allow_test_edits = false`).
+    TestFile,
 }
 
 /// Lock files by name: a patch (the bump's or the model's) never writes them; the lock step
@@ -124,6 +126,7 @@ impl PolicyRule {
         match self {
             Self::EmptyPatch => "empty_patch",
             Self::LockFile => "lock_file",
+            Self::TestFile => "test_file",
             Self::AbsolutePath => "absolute_path",
             Self::ParentTraversal => "parent_traversal",
             Self::GitDirectory => "git_directory",
@@ -195,9 +198,35 @@ pub struct PatchPolicy {
     max_files: usize,
     max_bytes_changed: usize,
     max_deleted_share: f64,
+    /// `verify.allow_test_edits`: whether test files and test configuration may be edited.
+    allow_test_edits: bool,
 }
 
 impl PatchPolicy {
+    /// The policy with test edits allowed or refused (`verify.allow_test_edits`; refused by
+    /// default).
+    pub fn allowing_test_edits(mut self, allow: bool) -> Self {
+        self.allow_test_edits = allow;
+        self
+    }
+
+    fn check_not_a_test_file(&self, path: &str) -> Result<(), PolicyViolation> {
+        if self.allow_test_edits {
+            return Ok(());
+        }
+        match crate::patch::test_files::test_file_reason(path) {
+            Some(reason) => Err(PolicyViolation::file(
+                PolicyRule::TestFile,
+                path,
+                format!(
+                    "test files and test configuration are never edited ({reason}); change the \
+                     code under test so the tests pass as they are"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Compiles the deny globs and validates the limits.
     pub fn new(settings: &PolicySettings) -> Result<Self, PolicyConfigError> {
         if settings.max_files == 0 {
@@ -253,6 +282,7 @@ impl PatchPolicy {
             max_files: settings.max_files,
             max_bytes_changed: settings.max_bytes_changed,
             max_deleted_share: settings.max_deleted_share,
+            allow_test_edits: false,
         })
     }
 
@@ -294,6 +324,7 @@ impl PatchPolicy {
             }
             self.check_denied(path)?;
             check_not_a_lock_file(path)?;
+            self.check_not_a_test_file(path)?;
             check_existing(edit)?;
             total_bytes = total_bytes.saturating_add(self.check_content(edit)?);
         }

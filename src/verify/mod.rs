@@ -50,6 +50,12 @@ pub struct VerifySettings {
     /// over the convention; a repository's `.remediator.toml` still wins.
     #[serde(default)]
     pub commands: BTreeMap<String, CommandOverride>,
+    /// Rounds in which the LLM (when one is configured) may repair what the fix broke.
+    #[serde(default = "three")]
+    pub max_repair_rounds: u32,
+    /// Whether a patch (a repair above all) may edit test files and test configuration.
+    #[serde(default)]
+    pub allow_test_edits: bool,
 }
 
 impl Default for VerifySettings {
@@ -61,6 +67,8 @@ impl Default for VerifySettings {
             test_timeout_secs: ten_minutes(),
             max_output_bytes: quarter_mib(),
             commands: BTreeMap::new(),
+            max_repair_rounds: three(),
+            allow_test_edits: false,
         }
     }
 }
@@ -86,6 +94,10 @@ pub enum OnRegression {
 
 fn yes() -> bool {
     true
+}
+
+fn three() -> u32 {
+    3
 }
 
 fn ten_minutes() -> u64 {
