@@ -12,14 +12,17 @@
 //!   pre-existing failures (fail on both, and do not block).
 //! - [`baseline`]: the default branch's run, kept per repository and commit.
 //! - [`report`]: what the operation output (`output.tests`) and the pull request say.
+//! - [`repair_context`]: what a repair round shows the model besides the failures (the files
+//!   that use the package, the change so far, the fixed release's notes).
 //!
 //! What a regression does (a draft, or a failed job) is the worker's decision
-//! (`worker::steps::test`); a repair loop plugs in there, between a [`compare::Comparison`] that
-//! names regressions and the next branch run.
+//! (`worker::steps::test`); with an LLM configured, the repair rounds (`worker::repair`) run
+//! between a [`compare::Comparison`] that names regressions and the next branch run.
 
 pub mod baseline;
 pub mod compare;
 pub mod discover;
+pub mod repair_context;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -30,8 +30,25 @@ pub struct TestsReport {
     pub regressions: Vec<Regression>,
     pub pre_existing_failures: Vec<String>,
     pub note: Option<String>,
+    /// The LLM's repair rounds after a regression, in order (none: no repair was tried).
+    pub repair_rounds: Vec<RepairRound>,
+    /// The LLM's repair left no regression: the commit carries its edits.
+    pub repaired: bool,
     /// The whole step, baseline included.
     pub duration_ms: u64,
+}
+
+/// One repair round: what failed before it, what the model edited (or what the patch policy
+/// refused), and what still failed after the tests ran again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairRound {
+    pub round: u32,
+    pub failing_before: Vec<String>,
+    /// Files the round's accepted edits changed.
+    pub edited: Vec<String>,
+    /// Why the round's answer was refused (the patch policy, an unusable answer).
+    pub refused: Vec<String>,
+    pub failing_after: Vec<String>,
 }
 
 /// One side of the comparison.
@@ -82,6 +99,8 @@ impl TestsReport {
             regressions: Vec::new(),
             pre_existing_failures: Vec::new(),
             note: None,
+            repair_rounds: Vec::new(),
+            repaired: false,
             duration_ms,
         }
     }

@@ -83,6 +83,29 @@ pub async fn run(
             });
         }
     }
+    run_tests_since(sandbox, verify, plan, tree, started).await
+}
+
+/// Runs the tests again in a `tree` already installed by [`run`] (a repair changed source
+/// files only: manifests and lock files are never edited by a patch).
+pub async fn run_tests(
+    sandbox: &Sandbox,
+    verify: &VerifySettings,
+    plan: &TestPlan,
+    tree: &Path,
+) -> Result<TestRun, LockError> {
+    run_tests_since(sandbox, verify, plan, tree, Instant::now()).await
+}
+
+async fn run_tests_since(
+    sandbox: &Sandbox,
+    verify: &VerifySettings,
+    plan: &TestPlan,
+    tree: &Path,
+    started: Instant,
+) -> Result<TestRun, LockError> {
+    let quoted = sandbox.max_output_bytes();
+    let env = environment(plan.kind);
     let run = tool_run(&plan.test, tree, &plan.dir, &env, false);
     let limited = sandbox.with_limits(verify.test_timeout_secs, verify.max_output_bytes);
     let ran = limited.run(&run, HINT).await?;

@@ -66,6 +66,9 @@ pub fn section(report: &TestsReport) -> String {
     if let Some(note) = &report.note {
         let _ = writeln!(out, "\n{}.", escape(note));
     }
+    if !report.repair_rounds.is_empty() {
+        let _ = writeln!(out, "\n{}", repair_line(report));
+    }
     if !report.regressions.is_empty() {
         let _ = writeln!(
             out,
@@ -110,6 +113,35 @@ pub fn section(report: &TestsReport) -> String {
         );
     }
     out
+}
+
+/// "Repair rounds: 2 (the LLM edited src/a.js; refused: 1); the tests pass after the repair."
+fn repair_line(report: &TestsReport) -> String {
+    let rounds = &report.repair_rounds;
+    let mut edited: Vec<String> = rounds
+        .iter()
+        .flat_map(|r| r.edited.iter().map(|p| escape(p)))
+        .collect();
+    edited.dedup();
+    let refused = rounds.iter().map(|r| r.refused.len()).sum::<usize>();
+    let edited = match edited.is_empty() {
+        true => "no edit was accepted".to_owned(),
+        false => format!("the LLM edited {}", edited.join(", ")),
+    };
+    let refused = match refused {
+        0 => String::new(),
+        n => format!("; {n} answer(s) refused"),
+    };
+    let outcome = match report.repaired {
+        true => "no test that passes on the default branch fails after the repair, and the \
+                 commit carries it"
+            .to_owned(),
+        false => "the tests below still fail".to_owned(),
+    };
+    format!(
+        "**Repair rounds: {}** ({edited}{refused}): {outcome}.",
+        rounds.len()
+    )
 }
 
 /// `3 passed, 0 failed: passed (1.2 s)`
@@ -185,6 +217,8 @@ mod tests {
             }],
             pre_existing_failures: vec!["old *one*".to_owned()],
             note: None,
+            repair_rounds: Vec::new(),
+            repaired: false,
             duration_ms: 5,
         };
         let text = section(&report);
