@@ -1,6 +1,6 @@
 //! The LLM side of the patch writer: settings, the OpenAI-compatible chat-completions client,
 //! the choice of repository files shown to the model, the prompt that fences them as untrusted
-//! data, and the strict parsing of the model's answer into edits.
+//! data (and the repair prompt, after a fix broke the project's tests), and the strict parsing of the model's answer into edits.
 //!
 //! The worker drives the loop: [`select_context`] -> [`Conversation::start`] ->
 //! [`LlmClient::complete_within`] -> [`parse_answer`] -> [`materialize`] -> patch policy; on a failed
@@ -12,12 +12,14 @@ mod answer_schema;
 mod client;
 mod context;
 mod prompt;
+mod repair_prompt;
 mod settings;
 
 pub use answer::{ModelAnswer, ModelEdit, materialize, parse_answer};
 pub use client::{CallStats, Completion, JobBudget, LlmClient, LlmError, TimeLimit, Usage};
 pub use context::{DirFiles, HeadFiles, RepoFiles, select_context};
 pub use prompt::{ChatMessage, Conversation, Role};
+pub use repair_prompt::{RepairBrief, TestFailure, repair_conversation, still_failing};
 pub use settings::LlmSettings;
 
 /// What we know about the vulnerability being fixed; the facts the prompt states.

@@ -88,6 +88,34 @@ impl Conversation {
         });
     }
 
+    /// A conversation of a system and a user message built elsewhere (the repair rounds).
+    pub(super) fn from_system_and_user(system: String, user: String) -> Self {
+        Self {
+            messages: vec![
+                ChatMessage {
+                    role: Role::System,
+                    content: system,
+                },
+                ChatMessage {
+                    role: Role::User,
+                    content: user,
+                },
+            ],
+        }
+    }
+
+    /// Records the model's answer and the next user message (what the tests said after it).
+    pub fn add_turn(&mut self, previous_answer: &str, message: String) {
+        self.messages.push(ChatMessage {
+            role: Role::Assistant,
+            content: previous_answer.to_owned(),
+        });
+        self.messages.push(ChatMessage {
+            role: Role::User,
+            content: message,
+        });
+    }
+
     pub fn messages(&self) -> &[ChatMessage] {
         &self.messages
     }
