@@ -101,7 +101,7 @@ impl Pipeline {
         let tested = driver
             .step(
                 Step::Test,
-                steps::test::run(self, &checkout, &changed_files),
+                steps::test::run(self, &checkout, &changed_files, None),
             )
             .await?;
         let (title, body) = text(&target.ecosystem, &fixed, &plan, &tested, operation_id);

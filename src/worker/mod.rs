@@ -20,6 +20,7 @@ pub mod memory_budget;
 pub mod patcher;
 pub mod pipeline;
 pub mod reconciler;
+pub mod repair;
 pub mod rescuer;
 pub mod retry;
 pub mod runner;

@@ -100,8 +100,22 @@ impl Pipeline {
             .map(|e| e.path.clone())
             .chain(locked.changed.iter().map(|(path, _)| path.clone()))
             .collect();
+        let facts = super::patcher::facts(&fix_target, fix_target.target_version());
+        let fixed_version = patch
+            .target_version
+            .clone()
+            .or_else(|| facts.target_version.clone())
+            .unwrap_or_default();
+        let fix = steps::test::FixFacts {
+            facts: &facts,
+            fixed_version: &fixed_version,
+            edits: &patch.edits,
+        };
         let tested = driver
-            .step(Step::Test, steps::test::run(self, &checkout, &changed))
+            .step(
+                Step::Test,
+                steps::test::run(self, &checkout, &changed, Some(fix)),
+            )
             .await?;
         let commit_step = steps::commit::run(
             self,

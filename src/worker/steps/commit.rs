@@ -47,12 +47,18 @@ pub async fn run(
         tested,
         branch,
     } = what;
-    let changed_files: Vec<String> = patch
+    let mut changed_files: Vec<String> = patch
         .edits
         .iter()
         .map(|e| e.path.clone())
         .chain(locked.changed.iter().map(|(path, _)| path.clone()))
         .collect();
+    // The LLM's repair of what the fix broke, when it left no regression.
+    for path in &tested.repaired_files {
+        if !changed_files.contains(path) {
+            changed_files.push(path.clone());
+        }
+    }
     // The triggering advisory is the plan's first; the others share the pull request.
     let also_fixes: Vec<OtherAdvisory<'_>> = plan
         .covered

@@ -7,20 +7,31 @@
 //!
 //! A test that passed on main and fails here makes the pull request a draft that names it and
 //! quotes its output, or fails the job (`verify.on_regression`). No test command is said
-//! plainly and blocks nothing. A repair loop plugs in after [`crate::verify::compare`]: the
-//! report names each regression with its decisive output.
+//! plainly and blocks nothing. With an LLM configured, regressions first go to the repair
+//! rounds (`crate::worker::repair`): the pull request is ready when they leave none, and the
+//! commit then carries the repair.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::clone::Checkout;
 use crate::lifecycle::Step;
+use crate::llm::{ContextFile, RepairBrief, VulnerabilityFacts, repair_conversation};
 use crate::lockfile::{self, LockError};
+use crate::patch::FileEdit;
 use crate::verify::discover::{self, Discovery, TestPlan};
 use crate::verify::report::{RunSummary, TestsReport};
-use crate::verify::{OnRegression, baseline, compare, run};
+use crate::verify::{OnRegression, baseline, compare, repair_context, run};
 use crate::worker::failure::StepFailure;
 use crate::worker::pipeline::Pipeline;
+use crate::worker::repair::{self, RepairJob};
+
+/// Files that use the package shown to the model, at most, and their characters in all.
+const MAX_IMPORTERS: usize = 8;
+const MAX_IMPORTER_CHARS: usize = 24_000;
+/// Characters of the fixed release's notes, and of the change so far, shown to the model.
+const MAX_NOTES_CHARS: usize = 6_000;
+const MAX_CHANGE_CHARS: usize = 8_000;
 
 const STEP: Step = Step::Test;
 
@@ -31,6 +42,19 @@ pub struct Tested {
     pub report: Option<TestsReport>,
     /// Why the pull request must be a draft: the regressed tests, or tests that could not run.
     pub draft_reason: Option<String>,
+    /// Files the LLM's repair changed in the clone (only when it left no regression): the
+    /// commit carries them beside the fix.
+    pub repaired_files: Vec<String>,
+}
+
+/// What the repair rounds need to know about the fix (none: a regression drafts at once).
+#[derive(Debug, Clone, Copy)]
+pub struct FixFacts<'a> {
+    pub facts: &'a VulnerabilityFacts,
+    /// The version the fix moved the package to.
+    pub fixed_version: &'a str,
+    /// The patch's own edits (the lock files the tool wrote are named, not shown).
+    pub edits: &'a [FileEdit],
 }
 
 /// Tests the fix: `changed` are the repository-relative files the patch and the lock step
@@ -39,6 +63,7 @@ pub async fn run(
     pipeline: &Pipeline,
     checkout: &Checkout,
     changed: &[String],
+    fix: Option<FixFacts<'_>>,
 ) -> Result<Tested, StepFailure> {
     if !pipeline.verify.enabled {
         return Ok(Tested::default());
@@ -59,7 +84,7 @@ pub async fn run(
             tracing::info!(%reason, "no test command");
             Ok(Tested {
                 report: Some(TestsReport::no_tests(reason, elapsed_ms(started))),
-                draft_reason: None,
+                ..Tested::default()
             })
         }
         Discovery::Found(plan) => {
@@ -68,6 +93,9 @@ pub async fn run(
                 commit: &commit,
                 main: &main_tree,
                 branch: &branch_tree,
+                clone: &checkout.work_tree,
+                changed,
+                fix,
             };
             test(pipeline, &plan, at, started).await
         }
@@ -86,6 +114,9 @@ struct Where<'a> {
     commit: &'a str,
     main: &'a Path,
     branch: &'a Path,
+    clone: &'a Path,
+    changed: &'a [String],
+    fix: Option<FixFacts<'a>>,
 }
 
 async fn test(
@@ -133,18 +164,60 @@ async fn test(
             return Ok(Tested {
                 report: Some(report),
                 draft_reason: Some(reason),
+                ..Tested::default()
             });
         }
     };
     let command = plan.test.to_string();
     let comparison = compare::compare(&main, &branch, &command);
-    let report = TestsReport::compared(
+    let main_summary = RunSummary::of(&main, Some(at.commit.to_owned()), cached);
+    let mut report = TestsReport::compared(
         plan,
-        RunSummary::of(&main, Some(at.commit.to_owned()), cached),
+        main_summary.clone(),
         RunSummary::of(&branch, None, false),
         comparison,
         elapsed_ms(started),
     );
+    let mut repaired_files = Vec::new();
+    if let (Some(llm), Some(fix)) = (&pipeline.patcher.llm, at.fix)
+        && report.regressed()
+        && pipeline.verify.max_repair_rounds > 0
+    {
+        let conversation = brief(plan, &at, fix, &report).await?;
+        let job = RepairJob {
+            llm,
+            policy: &pipeline.patcher.policy,
+            sandbox: &pipeline.sandbox,
+            verify: &pipeline.verify,
+            plan,
+            clone: at.clone,
+            branch_tree: at.branch,
+            main: &main,
+            conversation,
+        };
+        let outcome = repair::repair(job, &report.regressions).await?;
+        if let Some((rerun, comparison)) = outcome.last.clone() {
+            report = TestsReport::compared(
+                plan,
+                main_summary,
+                RunSummary::of(&rerun, None, false),
+                comparison,
+                elapsed_ms(started),
+            );
+        }
+        if let Some(stopped) = &outcome.stopped {
+            let note = report
+                .note
+                .take()
+                .map(|n| format!("{n}; "))
+                .unwrap_or_default();
+            report.note = Some(format!("{note}the repair stopped: {stopped}"));
+        }
+        report.repaired = outcome.repaired();
+        report.repair_rounds = outcome.rounds;
+        report.duration_ms = elapsed_ms(started);
+        repaired_files = outcome.repaired_files;
+    }
     tracing::info!(
         outcome = report.outcome,
         regressions = report.regressions.len(),
@@ -157,6 +230,7 @@ async fn test(
         return Ok(Tested {
             report: Some(report),
             draft_reason: None,
+            repaired_files,
         });
     }
     let what = format!(
@@ -180,7 +254,70 @@ async fn test(
     Ok(Tested {
         report: Some(report),
         draft_reason: Some(what),
+        repaired_files: Vec::new(),
     })
+}
+
+/// The first repair round's conversation: the failures, the files of the tested tree that
+/// name the package, the change so far and the fixed release's notes when it ships them.
+async fn brief(
+    plan: &TestPlan,
+    at: &Where<'_>,
+    fix: FixFacts<'_>,
+    report: &TestsReport,
+) -> Result<crate::llm::Conversation, StepFailure> {
+    let (tree, dir) = (at.branch.to_path_buf(), plan.dir.clone());
+    let package = fix.facts.package.clone();
+    let (from, to) = (
+        fix.facts.installed_version.clone(),
+        fix.fixed_version.to_owned(),
+    );
+    let (files, notes) = tokio::task::spawn_blocking(move || {
+        let files: Vec<ContextFile> =
+            repair_context::importers(&tree, &dir, &package, MAX_IMPORTERS, MAX_IMPORTER_CHARS);
+        let notes =
+            repair_context::release_notes(&tree, &dir, &package, &from, &to, MAX_NOTES_CHARS);
+        (files, notes)
+    })
+    .await
+    .map_err(|e| StepFailure::transient(STEP, format!("reading the tested tree: {e}")))?;
+    let change = change_so_far(fix.edits, at.changed);
+    let failures = repair::failures(&report.regressions);
+    Ok(repair_conversation(&RepairBrief {
+        facts: fix.facts,
+        fixed_version: fix.fixed_version,
+        failures: &failures,
+        files: &files,
+        change: &change,
+        release_notes: notes.as_ref().map(|(p, n)| (p.as_str(), n.as_str())),
+    }))
+}
+
+/// The patch's edits as a diff, and the other files the fix changed (lock files) by name.
+fn change_so_far(edits: &[FileEdit], changed: &[String]) -> String {
+    let mut out = String::new();
+    for edit in edits {
+        let before = edit.original.as_deref().unwrap_or("");
+        let room = MAX_CHANGE_CHARS.saturating_sub(out.len());
+        out.push_str(&repair_context::diff(
+            &edit.path,
+            before,
+            &edit.updated,
+            room,
+        ));
+    }
+    let others: Vec<&str> = changed
+        .iter()
+        .filter(|p| !edits.iter().any(|e| &e.path == *p))
+        .map(String::as_str)
+        .collect();
+    if !others.is_empty() {
+        out.push_str(&format!(
+            "(also updated by the ecosystem's tool: {})\n",
+            others.join(", ")
+        ));
+    }
+    out
 }
 
 /// The first lines of a failure's output, for an error message.

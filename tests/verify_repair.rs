@@ -1,0 +1,363 @@
+//! The repair rounds end to end: a local npm registry whose fixed release of `textfmt` removed
+//! `format`, a project whose source calls it, the real `npm ci` and `node --test` in the
+//! sandbox, and a fake model on loopback that answers only when the failing test's output is
+//! in the conversation. The repair must leave the tests passing (a ready pull request whose
+//! commit carries it), be recorded round by round when it does not work (a draft), and never
+//! touch a test file.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::fake_github::FakeGithub;
+use support::fake_llm;
+use support::npm_registry::NpmRegistry;
+use support::remediation::{World, WorldOptions};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const END: Duration = Duration::from_secs(300);
+
+const V1: &str =
+    "exports.pad = (s, n) => String(s).padEnd(n);\nexports.format = (n) => String(n);\n";
+const V1_FIXED: &str = "exports.pad = (s, n) => String(s).padEnd(n);\n";
+const CHANGELOG: &str = "# textfmt\n\n## 1.0.1\n\n- Security: pad no longer overflows.\n- format() was removed: use String(n) instead.\n\n## 1.0.0\n\n- First release.\n";
+
+const SOURCE: &str = "const textfmt = require('textfmt');\n\nexports.line = (label, n) => textfmt.pad(label, 6) + textfmt.format(n);\n";
+const REPAIRED_CALL: &str = "textfmt.pad(label, 6) + String(n)";
+
+const TESTS: &str = r#"const test = require('node:test');
+const assert = require('node:assert');
+const invoice = require('../src/invoice');
+
+test('writes an invoice line', () => {
+  assert.strictEqual(invoice.line('tea', 7), 'tea   7');
+});
+"#;
+
+/// What the failing test says on the fixed tree: the model is only answered when it sees it.
+const FAILURE: &str = "textfmt.format is not a function";
+
+async fn registry() -> NpmRegistry {
+    let registry =
+        NpmRegistry::start(&[("textfmt", "1.0.0", &[]), ("textfmt", "1.0.1", &[])]).await;
+    registry.add_files("textfmt", "1.0.0", &[("index.js", V1)]);
+    registry.add_files(
+        "textfmt",
+        "1.0.1",
+        &[("index.js", V1_FIXED), ("CHANGELOG.md", CHANGELOG)],
+    );
+    registry
+}
+
+fn files(registry: &NpmRegistry) -> Vec<(&'static str, String)> {
+    let manifest = serde_json::to_string_pretty(&json!({
+        "name": "invoices", "version": "2.0.0", "private": true,
+        "scripts": {"test": "node --test"},
+        "dependencies": {"textfmt": "^1.0.0"}}))
+    .unwrap()
+        + "\n";
+    let lock = serde_json::to_string_pretty(&json!({"name": "invoices", "version": "2.0.0",
+        "lockfileVersion": 3, "requires": true, "packages": {
+            "": {"name": "invoices", "version": "2.0.0", "dependencies": {"textfmt": "^1.0.0"}},
+            "node_modules/textfmt": {"version": "1.0.0",
+                "resolved": format!("{}textfmt/-/textfmt-1.0.0.tgz", registry.url),
+                "integrity": registry.integrity_of("textfmt", "1.0.0")}}}))
+    .unwrap()
+        + "\n";
+    vec![
+        ("package.json", manifest),
+        ("package-lock.json", lock),
+        ("src/invoice.js", SOURCE.to_owned()),
+        ("test/invoice.test.js", TESTS.to_owned()),
+    ]
+}
+
+/// How the fake model answers a conversation that shows the failure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Model {
+    /// Replaces the removed call.
+    Repairs,
+    /// Calls another function that does not exist either (a new one each round).
+    DoesNotWork,
+    /// Rewrites the test's expectation first; once told that is refused, repairs the source.
+    EditsTheTest,
+}
+
+fn answer(edits: Value, explanation: &str) -> String {
+    json!({"edits": edits, "confidence": 0.8, "explanation": explanation}).to_string()
+}
+
+struct FakeModel {
+    model: Model,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for FakeModel {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        self.bodies.lock().unwrap().push(body.clone());
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let conversation: String = messages
+            .iter()
+            .filter_map(|m| m["content"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !conversation.contains(FAILURE) {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"error": {"message": "no failure shown"}}));
+        }
+        let last = messages
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or("");
+        let repair = answer(
+            json!([{"path": "src/invoice.js", "search": "textfmt.format(n)", "replace": "String(n)"}]),
+            "format() was removed in 1.0.1; String(n) does the same",
+        );
+        let content = match self.model {
+            Model::Repairs => repair,
+            Model::DoesNotWork => answer(
+                json!([{"path": "src/invoice.js",
+                        "content": SOURCE.replace("textfmt.format(n)", &format!("textfmt.formatNumber{}(n)", messages.len()))}]),
+                "calls the new name",
+            ),
+            Model::EditsTheTest if last.contains("(test_file)") => repair,
+            Model::EditsTheTest => answer(
+                json!([{"path": "test/invoice.test.js",
+                        "search": "assert.strictEqual(invoice.line('tea', 7), 'tea   7');",
+                        "replace": "assert.ok(true);"}]),
+                "the test is out of date",
+            ),
+        };
+        fake_llm::answer(request, &content, 900, 60)
+    }
+}
+
+/// Runs the remediation of `textfmt` 1.0.0 -> 1.0.1 with `model` (none: no LLM configured);
+/// returns the ended operation, the pull requests opened, the model's request bodies and the
+/// world.
+async fn remediate(model: Option<Model>) -> (Value, Vec<Value>, Vec<Value>, World) {
+    let registry = registry().await;
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let llm = MockServer::start().await;
+    if let Some(model) = model {
+        Mock::given(method("POST"))
+            .and(path("/v1/chat/completions"))
+            .respond_with(FakeModel {
+                model,
+                bodies: bodies.clone(),
+            })
+            .mount(&llm)
+            .await;
+    }
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files: files(&registry),
+        llm_base_url: model.map(|_| format!("{}/v1", llm.uri())),
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    let bodies = bodies.lock().unwrap().clone();
+    drop(registry);
+    (op, github.created(), bodies, world)
+}
+
+fn all_text(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m["content"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_model_shown_the_failure_repairs_the_caller_and_the_pull_request_is_ready() {
+    let (op, created, bodies, world) = remediate(Some(Model::Repairs)).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(tests["repaired"], true, "{tests}");
+    assert_eq!(tests["regressions"], json!([]), "{tests}");
+    assert_eq!(
+        (
+            tests["branch"]["passed"].as_u64(),
+            tests["branch"]["failed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{tests}"
+    );
+    assert_eq!(
+        tests["repair_rounds"],
+        json!([{"round": 1, "failing_before": ["writes an invoice line"],
+                "edited": ["src/invoice.js"], "refused": [], "failing_after": []}]),
+        "{tests}"
+    );
+    assert_eq!(op["output"]["draft_reason"], Value::Null, "{op}");
+    // What the model was shown: the failure, the caller, the change, the release's notes.
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let shown = all_text(&bodies[0]);
+    for needle in [
+        FAILURE,
+        "\"src/invoice.js\"",
+        "textfmt.pad(label, 6) + textfmt.format(n)",
+        "+    \"textfmt\": \"^1.0.1\"",
+        "format() was removed: use String(n) instead.",
+        "Never edit tests",
+    ] {
+        assert!(shown.contains(needle), "{needle} not in {shown}");
+    }
+    assert!(
+        !shown.contains("First release."),
+        "notes not excerpted: {shown}"
+    );
+    // The branch's commit carries the repair beside the fix; the test is untouched.
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let source = world.file_on_branch(branch, "src/invoice.js").unwrap();
+    assert!(source.contains(REPAIRED_CALL), "{source}");
+    assert_eq!(
+        world
+            .file_on_branch(branch, "test/invoice.test.js")
+            .unwrap(),
+        TESTS
+    );
+    assert_eq!(
+        op["output"]["changed_files"],
+        json!(["package.json", "package-lock.json", "src/invoice.js"])
+    );
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("**Repair rounds: 1**"), "{body}");
+    assert!(
+        body.contains("No test that passes on the default branch fails with this change."),
+        "{body}"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_repair_that_does_not_work_gives_a_draft_naming_the_test_with_every_round() {
+    let (op, created, bodies, world) = remediate(Some(Model::DoesNotWork)).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "regressed", "{tests}");
+    assert_eq!(tests["repaired"], false, "{tests}");
+    let rounds = tests["repair_rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3, "{tests}");
+    for (i, round) in rounds.iter().enumerate() {
+        assert_eq!(round["round"], i + 1);
+        assert_eq!(round["edited"], json!(["src/invoice.js"]), "{round}");
+        assert_eq!(
+            round["failing_after"],
+            json!(["writes an invoice line"]),
+            "{round}"
+        );
+    }
+    assert_eq!(bodies.len(), 3);
+    // Each later round is told what the tests said after the last edits.
+    let later = all_text(&bodies[1]);
+    assert!(
+        later.contains("Your edits were applied and the tests ran again"),
+        "{later}"
+    );
+    assert!(later.contains("textfmt.formatNumber"), "{later}");
+    assert_eq!(tests["regressions"][0]["name"], "writes an invoice line");
+    assert!(
+        op["output"]["draft_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("writes an invoice line")),
+        "{op}"
+    );
+    assert_eq!(created[0]["draft"], true, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("**Repair rounds: 3**"), "{body}");
+    assert!(body.contains("**writes an invoice line**"), "{body}");
+    // A repair that did not work is not committed.
+    let branch = op["output"]["branch"].as_str().unwrap();
+    assert_eq!(
+        world.file_on_branch(branch, "src/invoice.js").unwrap(),
+        SOURCE
+    );
+    assert_eq!(
+        op["output"]["changed_files"],
+        json!(["package.json", "package-lock.json"])
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_edit_to_a_test_file_is_refused_sent_back_and_never_committed() {
+    let (op, created, bodies, world) = remediate(Some(Model::EditsTheTest)).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    let rounds = tests["repair_rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{tests}");
+    assert_eq!(rounds[0]["edited"], json!([]), "{tests}");
+    let refused = rounds[0]["refused"][0].as_str().unwrap();
+    assert!(
+        refused.contains("(test_file) in test/invoice.test.js"),
+        "{refused}"
+    );
+    assert_eq!(
+        rounds[0]["failing_after"],
+        json!(["writes an invoice line"])
+    );
+    assert_eq!(rounds[1]["edited"], json!(["src/invoice.js"]), "{tests}");
+    // The refusal went back to the model in the next request.
+    assert_eq!(bodies.len(), 2);
+    let messages = bodies[1]["messages"].as_array().unwrap();
+    let last = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        last.contains("patch policy violation (test_file) in test/invoice.test.js"),
+        "{last}"
+    );
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    let branch = op["output"]["branch"].as_str().unwrap();
+    assert_eq!(
+        world
+            .file_on_branch(branch, "test/invoice.test.js")
+            .unwrap(),
+        TESTS
+    );
+    assert!(
+        !op["output"]["changed_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "test/invoice.test.js"),
+        "{op}"
+    );
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn with_no_model_configured_a_regression_drafts_at_once() {
+    let (op, created, _bodies, world) = remediate(None).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "regressed", "{tests}");
+    assert_eq!(tests["repair_rounds"], json!([]), "{tests}");
+    assert_eq!(tests["repaired"], false, "{tests}");
+    assert_eq!(created[0]["draft"], true, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(!body.contains("Repair rounds"), "{body}");
+    world.stop().await;
+}
