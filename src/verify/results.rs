@@ -153,7 +153,11 @@ fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
                 .map(|start| {
                     lines[start + 1..]
                         .iter()
-                        .take_while(|l| !l.starts_with('_') && !l.starts_with('='))
+                        // A frame of a deeper call (the code under test) follows a `_ _ _`
+                        // line: the error is raised there, so the section goes on.
+                        .take_while(|l| {
+                            (!l.starts_with('_') || is_frame_separator(l)) && !l.starts_with('=')
+                        })
                         .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
                         .map(|l| l.trim_end())
                         .collect::<Vec<_>>()
@@ -170,6 +174,12 @@ fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
         passed,
         output,
     })
+}
+
+/// `_ _ _ _ _`: pytest's line between the frames of one failure's traceback.
+fn is_frame_separator(line: &str) -> bool {
+    let line = line.trim();
+    line.contains("_ _") && line.chars().all(|c| c == '_' || c == ' ')
 }
 
 /// `tests/test_a.py:12: AssertionError`
@@ -260,5 +270,15 @@ mod tests {
             ">       assert fmt(1) == '1'\nE       AttributeError: module 'lib' has no attribute 'fmt'\ntests/test_a.py:7: AttributeError"
         );
         assert_eq!(cases[2].output, "ImportError: no module");
+    }
+
+    #[test]
+    fn a_pytest_failure_raised_in_the_code_under_test_keeps_its_error() {
+        let output = "=================================== FAILURES ===================================\n__________________________________ test_line ___________________________________\n\n    def test_line():\n>       assert line('tea', 7) == 'tea   7'\n\ntests/test_billing.py:5: \n_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _\n\nlabel = 'tea', n = 7\n\n    def line(label, n):\n>       return pyfmt.pad(label, 6) + pyfmt.fmt(n)\nE       AttributeError: module 'pyfmt' has no attribute 'fmt'\n\ninvoice.py:5: AttributeError\n__________________________________ test_other __________________________________\n>       assert 0\nE       assert 0\n=========================== short test summary info ============================\nFAILED tests/test_billing.py::test_line - AttributeError: module 'pyfmt' has no attribute 'fmt'\n";
+        let cases = parse(output);
+        assert_eq!(
+            cases[0].output,
+            ">       assert line('tea', 7) == 'tea   7'\ntests/test_billing.py:5:\n>       return pyfmt.pad(label, 6) + pyfmt.fmt(n)\nE       AttributeError: module 'pyfmt' has no attribute 'fmt'\ninvoice.py:5: AttributeError"
+        );
     }
 }
