@@ -84,6 +84,8 @@ enum Model {
     DoesNotWork,
     /// Rewrites the test's expectation first; once told that is refused, repairs the source.
     EditsTheTest,
+    /// Replaces the removed call in the uv project (shown pytest's failure).
+    RepairsPython,
 }
 
 fn answer(edits: Value, explanation: &str) -> String {
@@ -105,7 +107,11 @@ impl Respond for FakeModel {
             .filter_map(|m| m["content"].as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        if !conversation.contains(FAILURE) {
+        let needed = match self.model {
+            Model::RepairsPython => PY_FAILURE,
+            _ => FAILURE,
+        };
+        if !conversation.contains(needed) {
             return ResponseTemplate::new(400)
                 .set_body_json(json!({"error": {"message": "no failure shown"}}));
         }
@@ -123,6 +129,10 @@ impl Respond for FakeModel {
                 json!([{"path": "src/invoice.js",
                         "content": SOURCE.replace("textfmt.format(n)", &format!("textfmt.formatNumber{}(n)", messages.len()))}]),
                 "calls the new name",
+            ),
+            Model::RepairsPython => answer(
+                json!([{"path": "invoice.py", "search": "pyfmt.fmt(n)", "replace": "str(n)"}]),
+                "fmt() was removed in 1.0.1; str(n) does the same",
             ),
             Model::EditsTheTest if last.contains("(test_file)") => repair,
             Model::EditsTheTest => answer(
@@ -359,5 +369,138 @@ async fn with_no_model_configured_a_regression_drafts_at_once() {
     assert_eq!(created[0]["draft"], true, "{}", created[0]);
     let body = created[0]["body"].as_str().unwrap();
     assert!(!body.contains("Repair rounds"), "{body}");
+    world.stop().await;
+}
+
+/// What pytest says on the fixed uv tree.
+const PY_FAILURE: &str = "AttributeError: module 'pyfmt' has no attribute 'fmt'";
+const PY_SOURCE: &str =
+    "import pyfmt\n\n\ndef line(label, n):\n    return pyfmt.pad(label, 6) + pyfmt.fmt(n)\n";
+const PY_TESTS: &str =
+    "from invoice import line\n\n\ndef test_line():\n    assert line('tea', 7) == 'tea   7'\n";
+
+/// `pyfmt` 1.0.0 (`pad` and `fmt`) and 1.0.1 (the fix, without `fmt`, whose METADATA
+/// description says so) as wheels, beside pytest and its dependencies from PyPI: the directory
+/// the worker's uv resolves from (offline).
+fn python_mirror(dir: &std::path::Path) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+out = sys.argv[1]
+code = {"1.0.0": "def pad(s, n):\n    return str(s).ljust(n)\n\ndef fmt(n):\n    return str(n)\n",
+        "1.0.1": "def pad(s, n):\n    return str(s).ljust(n)\n"}
+notes = {"1.0.0": "", "1.0.1": "\n# pyfmt\n\n## 1.0.1\n\n- fmt() was removed: use str(n).\n\n## 1.0.0\n\n- First release.\n"}
+for version, init in code.items():
+    dist = f"pyfmt-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: pyfmt\nVersion: {version}\nDescription-Content-Type: text/markdown\n" + notes[version]
+    files = {"pyfmt/__init__.py": init, f"{dist}/METADATA": meta,
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(c.encode()).digest()).rstrip(b'=').decode()},{len(c)}" for p, c in files.items()]
+    files[f"{dist}/RECORD"] = "\n".join(record + [f"{dist}/RECORD,,"]) + "\n"
+    with zipfile.ZipFile(f"{out}/pyfmt-{version}-py3-none-any.whl", "w") as z:
+        for p, c in files.items():
+            z.writestr(p, c)
+"#;
+    std::fs::create_dir_all(dir).unwrap();
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pip = format!("{}/target/tools-venv/bin/pip", env!("CARGO_MANIFEST_DIR"));
+    let output = std::process::Command::new(&pip)
+        .args(["download", "--quiet", "--only-binary=:all:", "--dest"])
+        .arg(dir)
+        .arg("pytest")
+        .output()
+        .unwrap_or_else(|e| panic!("{pip} (scripts/test installs it): {e}"));
+    assert!(
+        output.status.success(),
+        "pytest from PyPI: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_uv_project_broken_by_the_fix_is_repaired_with_the_wheels_notes() {
+    let fixtures = tempfile::tempdir().unwrap();
+    let mirror = fixtures.path().join("wheels");
+    python_mirror(&mirror);
+    let project = tempfile::tempdir().unwrap();
+    let pyproject = "[project]\nname = \"billing\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\ndependencies = [\"pyfmt>=1.0.0,<1.0.1\"]\n\n[dependency-groups]\ndev = [\"pytest\"]\n\n[tool.uv]\nenvironments = [\"sys_platform == 'linux'\"]\n\n[tool.pytest.ini_options]\npythonpath = [\".\"]\n";
+    std::fs::write(project.path().join("pyproject.toml"), pyproject).unwrap();
+    let uv = format!("{}/target/tools-venv/bin/uv", env!("CARGO_MANIFEST_DIR"));
+    let uv = std::env::var("REMEDIATOR_TEST_UV").unwrap_or(uv);
+    let locked = std::process::Command::new(&uv)
+        .args(["lock", "--no-index", "--find-links"])
+        .arg(&mirror)
+        .current_dir(project.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", project.path().join(".home"))
+        .env("UV_CACHE_DIR", project.path().join(".uv-cache"))
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .unwrap();
+    assert!(
+        locked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    let lock = std::fs::read_to_string(project.path().join("uv.lock")).unwrap();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let llm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(FakeModel {
+            model: Model::RepairsPython,
+            bodies: bodies.clone(),
+        })
+        .mount(&llm)
+        .await;
+    let (uv_path, find_links) = (uv.clone(), mirror.to_string_lossy().into_owned());
+    let world = World::start(WorldOptions {
+        files: vec![
+            ("pyproject.toml", pyproject.to_owned()),
+            ("uv.lock", lock),
+            ("invoice.py", PY_SOURCE.to_owned()),
+            ("tests/test_billing.py", PY_TESTS.to_owned()),
+        ],
+        llm_base_url: Some(format!("{}/v1", llm.uri())),
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.uv = uv_path;
+            s.lockfiles.python_find_links = find_links;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let assessment = world
+        .add_affected("pyfmt", "PyPI", "PYSEC-2026-0001", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(tests["repaired"], true, "{tests}");
+    assert_eq!(
+        tests["repair_rounds"][0]["failing_before"],
+        json!(["tests/test_billing.py::test_line"]),
+        "{tests}"
+    );
+    let bodies = bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let shown = all_text(&bodies[0]);
+    assert!(shown.contains(PY_FAILURE), "{shown}");
+    assert!(shown.contains("\"invoice.py\""), "{shown}");
+    assert!(shown.contains("fmt() was removed: use str(n)."), "{shown}");
+    assert!(shown.contains("pyfmt-1.0.1.dist-info/METADATA"), "{shown}");
+    let branch = op["output"]["branch"].as_str().unwrap();
+    let source = world.file_on_branch(branch, "invoice.py").unwrap();
+    assert!(source.contains("pyfmt.pad(label, 6) + str(n)"), "{source}");
+    let created = github.created();
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
     world.stop().await;
 }
