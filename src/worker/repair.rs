@@ -203,12 +203,8 @@ async fn build(
         };
         let mut edits = Vec::with_capacity(changed.len());
         for (path, original, updated) in changed {
-            if let Some(dir) = path.split('/').find(|c| INSTALLED.contains(c)) {
-                return Ok(Err(format!(
-                    "patch policy violation (installed_package) in {}: files under {dir}/ \
-                     are installed packages, not the project's code",
-                    path.escape_debug()
-                )));
+            if let Some(refusal) = repair_refusal(&path) {
+                return Ok(Err(refusal));
             }
             let existing =
                 existing_entry(&repo, &path).map_err(|f| StepFailure { step: STEP, ..f })?;
@@ -226,6 +222,28 @@ async fn build(
     })
     .await
     .map_err(|e| StepFailure::transient(STEP, format!("repair task failed: {e}")))?
+}
+
+/// What a repair may not edit beyond the patch policy: installed packages, and the files the
+/// install reads (manifests, lock files, package-manager settings), since the tests are run
+/// again without installing.
+fn repair_refusal(path: &str) -> Option<String> {
+    if let Some(dir) = path.split('/').find(|c| INSTALLED.contains(c)) {
+        return Some(format!(
+            "patch policy violation (installed_package) in {}: files under {dir}/ are installed \
+             packages, not the project's code",
+            path.escape_debug()
+        ));
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    crate::lockfile::on_disk::is_tool_file(name).then(|| {
+        format!(
+            "patch policy violation (manifest) in {}: a repair changes the project's code, \
+             never its manifests, lock files or package-manager settings (the fix already \
+             chose the version)",
+            path.escape_debug()
+        )
+    })
 }
 
 /// Writes accepted edits into the tested tree, never through a link.
@@ -281,4 +299,30 @@ async fn write_clone(
     })
     .await
     .map_err(|e| StepFailure::transient(STEP, format!("repair task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repair_never_edits_installed_packages_manifests_or_locks() {
+        for path in [
+            "node_modules/textfmt/index.js",
+            ".venv/lib/python3.12/site-packages/pyfmt/__init__.py",
+            "package.json",
+            "web/package-lock.json",
+            "pyproject.toml",
+            "uv.lock",
+            ".npmrc",
+        ] {
+            assert!(repair_refusal(path).is_some(), "{path}");
+        }
+        assert_eq!(repair_refusal("src/invoice.js"), None);
+        assert!(
+            repair_refusal("package.json")
+                .unwrap()
+                .contains("(manifest) in package.json")
+        );
+    }
 }
