@@ -292,7 +292,8 @@ async fn a_repair_that_does_not_work_gives_a_draft_naming_the_test_with_every_ro
     assert!(
         op["output"]["draft_reason"]
             .as_str()
-            .is_some_and(|r| r.contains("writes an invoice line")),
+            .is_some_and(|r| r.contains("writes an invoice line")
+                && r.contains("after 3 LLM repair round(s)")),
         "{op}"
     );
     assert_eq!(created[0]["draft"], true, "{}", created[0]);

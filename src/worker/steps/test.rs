@@ -233,8 +233,12 @@ async fn test(
             repaired_files,
         });
     }
+    let rounds = match report.repair_rounds.len() {
+        0 => String::new(),
+        n => format!(" (still, after {n} LLM repair round(s))"),
+    };
     let what = format!(
-        "tests that pass on the default branch fail with this change: {}",
+        "tests that pass on the default branch fail with this change: {}{rounds}",
         report.regressed_names()
     );
     if pipeline.verify.on_regression == OnRegression::Fail {
