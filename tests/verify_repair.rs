@@ -10,6 +10,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use remediator::verify::OnRegression;
 use serde_json::{Value, json};
 use support::fake_github::FakeGithub;
 use support::fake_llm;
@@ -150,6 +151,13 @@ impl Respond for FakeModel {
 /// returns the ended operation, the pull requests opened, the model's request bodies and the
 /// world.
 async fn remediate(model: Option<Model>) -> (Value, Vec<Value>, Vec<Value>, World) {
+    remediate_with(model, OnRegression::Draft).await
+}
+
+async fn remediate_with(
+    model: Option<Model>,
+    on_regression: OnRegression,
+) -> (Value, Vec<Value>, Vec<Value>, World) {
     let registry = registry().await;
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let llm = MockServer::start().await;
@@ -169,6 +177,7 @@ async fn remediate(model: Option<Model>) -> (Value, Vec<Value>, Vec<Value>, Worl
         llm_base_url: model.map(|_| format!("{}/v1", llm.uri())),
         adjust: Some(Box::new(move |s| {
             s.lockfiles.npm_registry = url;
+            s.verify.on_regression = on_regression;
         })),
         ..Default::default()
     })
@@ -356,6 +365,31 @@ async fn an_edit_to_a_test_file_is_refused_sent_back_and_never_committed() {
         "{op}"
     );
     assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn with_on_regression_fail_a_repaired_fix_still_opens_its_pull_request() {
+    let (op, created, _bodies, world) =
+        remediate_with(Some(Model::Repairs), OnRegression::Fail).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    assert_eq!(op["output"]["tests"]["repaired"], true, "{op}");
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn with_on_regression_fail_an_unrepaired_fix_fails_naming_the_rounds() {
+    let (op, created, _bodies, world) =
+        remediate_with(Some(Model::DoesNotWork), OnRegression::Fail).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_FAILED", "{op}");
+    let error = op["error_message"].as_str().unwrap();
+    assert!(
+        error.contains("writes an invoice line") && error.contains("after 3 LLM repair round(s)"),
+        "{error}"
+    );
+    assert!(created.is_empty());
+    assert_eq!(world.branches(), ["main"]);
     world.stop().await;
 }
 
