@@ -497,6 +497,23 @@ tokio = "1"
     }
 
     #[test]
+    fn test_files_are_refused_unless_test_edits_are_allowed() {
+        for path in [
+            "test/a.test.js",
+            "tests/test_b.py",
+            "src/c.spec.ts",
+            "jest.config.js",
+        ] {
+            let refused = violation(&[small_edit(path)]);
+            assert_eq!(refused.rule, PolicyRule::TestFile, "{path}");
+            assert_eq!(refused.path.as_deref(), Some(path));
+        }
+        let allowing = policy().allowing_test_edits(true);
+        assert_eq!(allowing.check(&[small_edit("tests/test_b.py")]), Ok(()));
+        assert_eq!(policy().check(&[small_edit("src/invoice.js")]), Ok(()));
+    }
+
+    #[test]
     fn empty_patch_is_refused() {
         let refused = violation(&[]);
         assert_eq!(refused.rule, PolicyRule::EmptyPatch);
