@@ -290,6 +290,43 @@ async fn pnpm_8_named_by_package_manager_updates_its_own_lock_format() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pnpm_8_projects_tests_run_with_pnpm_8_on_both_trees() {
+    let case = "pnpm 8 (packageManager) direct lodash 4.17.20, the project's tests";
+    let project = |dev: &Developer| {
+        let mut files = pnpm_8_project(dev, true);
+        for (name, text) in files.iter_mut() {
+            if *name == "package.json" {
+                let mut manifest: Value = serde_json::from_str(text).unwrap();
+                manifest["scripts"] = json!({"test": "node --test test/"});
+                *text = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
+            }
+        }
+        files.push((
+            "test/chunk.test.js",
+            "const test = require(\"node:test\");\nconst assert = require(\"node:assert\");\n\
+             const _ = require(\"lodash\");\ntest(\"chunks\", () => \
+             assert.deepEqual(_.chunk([1, 2, 3], 2), [[1, 2], [3]]));\n"
+                .to_owned(),
+        ));
+        files
+    };
+    let check: FrozenCheck = Box::new(pnpm_8_frozen_check);
+    let tested = |_: &World, _: &str, op: &Value| {
+        let tests = &op["output"]["tests"];
+        assert_eq!(tests["outcome"], "passed", "{tests:#}");
+        let command = tests["command"].as_str().unwrap_or_default();
+        assert!(
+            command.contains(&format!("pnpm@{PNPM_8}")),
+            "the tests ran with the pnpm the project names: {command}"
+        );
+        for side in ["main", "branch"] {
+            assert_eq!(tests[side]["passed"], 1, "{side}: {tests:#}");
+        }
+    };
+    run_case_checked(case, Tool::Pnpm, project, LODASH, Some(check), tested).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pnpm_8_lock_without_package_manager_is_updated_by_pnpm_8() {
     let case = "pnpm 8 (lockfileVersion 6.0) direct lodash 4.17.20";
     let project = |dev: &Developer| pnpm_8_project(dev, false);

@@ -507,7 +507,8 @@ pub fn parent_dir(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
-fn join(dir: &str, file: &str) -> String {
+/// `dir/file` (repository-relative; `file` alone for the root).
+pub fn join(dir: &str, file: &str) -> String {
     if dir.is_empty() {
         file.to_owned()
     } else {

@@ -26,6 +26,8 @@ const NPM_PLACEHOLDER: &str = "no test specified";
 pub struct Command {
     pub program: String,
     pub args: Vec<String>,
+    /// Installs outside `/usr` the program needs to read (a release from the tool cache).
+    pub read_only: Vec<std::path::PathBuf>,
 }
 
 impl Command {
@@ -33,6 +35,18 @@ impl Command {
         Command {
             program: program.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
+            read_only: Vec::new(),
+        }
+    }
+
+    /// The same command run by `release` (node and the release's script) instead.
+    pub fn run_by(&self, release: &crate::lockfile::package_manager::Provided) -> Command {
+        let mut args = vec![release.script.to_string_lossy().into_owned()];
+        args.extend(self.args.iter().cloned());
+        Command {
+            program: "node".to_owned(),
+            args,
+            read_only: vec![release.root.clone()],
         }
     }
 
@@ -45,6 +59,7 @@ impl Command {
         Ok(Command {
             program,
             args: words.collect(),
+            read_only: Vec::new(),
         })
     }
 }

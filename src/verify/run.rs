@@ -126,7 +126,40 @@ fn tool_run(
 ) -> ToolRun {
     let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, dir, env);
     run.network = network;
+    run.read_only.extend(command.read_only.iter().cloned());
     run
+}
+
+/// `plan` with its pnpm commands run by the pnpm the project asks for (its `packageManager`,
+/// else the major its lock's `lockfileVersion` needs), as the lock step ran it, when the
+/// worker's own pnpm is not that one.
+pub async fn with_requested_release(
+    sandbox: &Sandbox,
+    lockfiles: &LockfileSettings,
+    plan: TestPlan,
+    tree: &Path,
+) -> Result<TestPlan, LockError> {
+    use crate::lockfile::package_manager;
+    if plan.kind != Kind::Pnpm || plan.install.is_none() {
+        return Ok(plan);
+    }
+    let lock = lockfile::join(&plan.dir, "pnpm-lock.yaml");
+    let lock_text = crate::lockfile::repo_file::read(tree, &lock).unwrap_or_default();
+    let wanted = package_manager::from_manifest(tree, &plan.dir, "pnpm")
+        .or_else(|| package_manager::pnpm_major_for_lock(&lock_text, &lock));
+    let Some(wanted) = wanted else {
+        return Ok(plan);
+    };
+    let own = package_manager::worker_version(sandbox, &lockfiles.pnpm).await;
+    if package_manager::satisfied_by(&wanted, own.as_deref()) {
+        return Ok(plan);
+    }
+    let release = package_manager::provide(sandbox, lockfiles, &wanted).await?;
+    Ok(TestPlan {
+        install: plan.install.as_ref().map(|c| c.run_by(&release)),
+        test: plan.test.run_by(&release),
+        ..plan
+    })
 }
 
 /// What every run of a kind gets: caches in the sandbox's fresh `/tmp`, no update checks, no

@@ -88,6 +88,21 @@ pub async fn run(
             })
         }
         Discovery::Found(plan) => {
+            // The pnpm the project asks for, as the lock step ran it; when it cannot be had,
+            // the worker's own runs and its install says what went wrong.
+            let release = crate::verify::run::with_requested_release(
+                &pipeline.sandbox,
+                &pipeline.lockfiles,
+                plan.clone(),
+                &main_tree,
+            );
+            let plan = match release.await {
+                Ok(plan) => plan,
+                Err(error) => {
+                    tracing::warn!(%error, "the package manager the project asks for is not available for its tests");
+                    plan
+                }
+            };
             let at = Where {
                 repository: &checkout.git.repository,
                 commit: &commit,
