@@ -14,11 +14,20 @@ pub struct Regression {
     pub output: String,
 }
 
+/// What main's and the branch's runs were compared by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparedBy {
+    /// The runner named its tests: test by test.
+    Tests,
+    /// No test was named: the command's exit status.
+    ExitStatus,
+}
+
 /// How main and the branch were compared, and what differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Comparison {
-    /// `tests` (the runner named its tests) or `exit_status`.
-    pub by: &'static str,
+    pub by: ComparedBy,
     pub regressions: Vec<Regression>,
     /// Tests (or the whole command) that fail on main too.
     pub pre_existing_failures: Vec<String>,
@@ -36,7 +45,7 @@ impl Comparison {
 /// test is named.
 pub fn compare(main: &TestRun, branch: &TestRun, command: &str) -> Comparison {
     let mut comparison = Comparison {
-        by: "exit_status",
+        by: ComparedBy::ExitStatus,
         regressions: Vec::new(),
         pre_existing_failures: Vec::new(),
         note: None,
@@ -77,7 +86,7 @@ pub fn compare(main: &TestRun, branch: &TestRun, command: &str) -> Comparison {
         }
         return comparison;
     }
-    comparison.by = "tests";
+    comparison.by = ComparedBy::Tests;
     for before in &main.cases {
         let after = branch.cases.iter().find(|c| c.name == before.name);
         match (before.passed, after) {
@@ -143,7 +152,7 @@ mod tests {
         let main = run(1, &[("a", true), ("b", true), ("old", false)]);
         let branch = run(1, &[("a", true), ("b", false), ("old", false)]);
         let c = compare(&main, &branch, "npm test");
-        assert_eq!(c.by, "tests");
+        assert_eq!(c.by, ComparedBy::Tests);
         assert_eq!(
             c.regressions,
             [Regression {
@@ -165,7 +174,7 @@ mod tests {
     #[test]
     fn without_names_the_exit_status_decides() {
         let c = compare(&run(0, &[]), &run(1, &[]), "make test");
-        assert_eq!(c.by, "exit_status");
+        assert_eq!(c.by, ComparedBy::ExitStatus);
         assert_eq!(c.regressions[0].name, "make test (exit status 1)");
         assert_eq!(c.regressions[0].output, "the end of the log");
         let c = compare(&run(1, &[]), &run(1, &[]), "make test");

@@ -3,16 +3,28 @@
 
 use serde::Serialize;
 
-use super::compare::{Comparison, Regression};
+use super::compare::{ComparedBy, Comparison, Regression};
 use super::discover::TestPlan;
 use super::run::{Ended, TestRun};
+
+/// How the test step ended, as `output.tests.outcome` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// Nothing that passed on main fails on the branch.
+    Passed,
+    /// A test that passed on main fails on the branch.
+    Regressed,
+    /// No test command was found.
+    NoTests,
+    /// The tests could not run; `reason` says why.
+    NotRun,
+}
 
 /// The test step's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestsReport {
-    /// `passed` (nothing that passed on main fails here), `regressed`, `no_tests` (no test
-    /// command found), or `not_run` (the tests could not run; `reason` says why).
-    pub outcome: &'static str,
+    pub outcome: TestOutcome,
     /// Why no test ran, for `no_tests` and `not_run`.
     pub reason: Option<String>,
     /// The test command, as run.
@@ -25,8 +37,8 @@ pub struct TestsReport {
     pub dir: Option<String>,
     pub main: Option<RunSummary>,
     pub branch: Option<RunSummary>,
-    /// How the runs were compared (`tests` or `exit_status`).
-    pub compared_by: Option<&'static str>,
+    /// How the runs were compared.
+    pub compared_by: Option<ComparedBy>,
     pub regressions: Vec<Regression>,
     pub pre_existing_failures: Vec<String>,
     pub note: Option<String>,
@@ -85,7 +97,7 @@ impl RunSummary {
 }
 
 impl TestsReport {
-    fn empty(outcome: &'static str, reason: String, duration_ms: u64) -> Self {
+    fn empty(outcome: TestOutcome, reason: String, duration_ms: u64) -> Self {
         TestsReport {
             outcome,
             reason: Some(reason),
@@ -107,12 +119,12 @@ impl TestsReport {
 
     /// No test command was found: said plainly, not a failure.
     pub fn no_tests(reason: String, duration_ms: u64) -> Self {
-        Self::empty("no_tests", reason, duration_ms)
+        Self::empty(TestOutcome::NoTests, reason, duration_ms)
     }
 
     /// The tests could not run at all (a tool missing on the worker).
     pub fn not_run(plan: &TestPlan, reason: String, duration_ms: u64) -> Self {
-        let mut report = Self::empty("not_run", reason, duration_ms);
+        let mut report = Self::empty(TestOutcome::NotRun, reason, duration_ms);
         report.describe(plan);
         report
     }
@@ -127,8 +139,8 @@ impl TestsReport {
     ) -> Self {
         let mut report = Self::empty(
             match comparison.regressed() {
-                true => "regressed",
-                false => "passed",
+                true => TestOutcome::Regressed,
+                false => TestOutcome::Passed,
             },
             String::new(),
             duration_ms,

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::escape;
-use crate::verify::report::{RunSummary, TestsReport};
+use crate::verify::report::{RunSummary, TestOutcome, TestsReport};
 
 /// Regressions quoted before the rest are counted.
 const MAX_QUOTED: usize = 10;
@@ -17,7 +17,7 @@ const MAX_NAMED: usize = 30;
 pub fn section(report: &TestsReport) -> String {
     let mut out = String::from("### Tests\n\n");
     match report.outcome {
-        "no_tests" => {
+        TestOutcome::NoTests => {
             let _ = writeln!(
                 out,
                 "No tests were run: {}.",
@@ -25,7 +25,7 @@ pub fn section(report: &TestsReport) -> String {
             );
             return out;
         }
-        "not_run" => {
+        TestOutcome::NotRun => {
             let _ = writeln!(
                 out,
                 "**Draft:** {}.",
@@ -38,7 +38,7 @@ pub fn section(report: &TestsReport) -> String {
             );
             return out;
         }
-        _ => {}
+        TestOutcome::Passed | TestOutcome::Regressed => {}
     }
     let command = report.command.as_deref().unwrap_or("");
     let install = report
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn outside_text_cannot_leave_its_code_block_or_mention_anyone() {
         let report = TestsReport {
-            outcome: "regressed",
+            outcome: TestOutcome::Regressed,
             reason: None,
             command: Some("npm test `x`".to_owned()),
             install: Some("npm ci".to_owned()),
@@ -210,7 +210,7 @@ mod tests {
             dir: Some(String::new()),
             main: None,
             branch: None,
-            compared_by: Some("tests"),
+            compared_by: Some(crate::verify::compare::ComparedBy::Tests),
             regressions: vec![Regression {
                 name: "formats @owner [x](http://evil)".to_owned(),
                 output: "```\n# Heading @owner\n````\nerror\u{202E}".to_owned(),

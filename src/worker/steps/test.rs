@@ -234,7 +234,7 @@ async fn test(
         repaired_files = outcome.repaired_files;
     }
     tracing::info!(
-        outcome = report.outcome,
+        outcome = ?report.outcome,
         regressions = report.regressions.len(),
         pre_existing = report.pre_existing_failures.len(),
         baseline_cached = cached,
