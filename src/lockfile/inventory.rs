@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::LockfileSettings;
-use crate::sandbox::{Sandbox, SandboxError, Tool, ToolRun, locate};
+use crate::sandbox::{Sandbox, SandboxError, Tool, ToolRun};
 
 /// One configured tool.
 #[derive(Debug, Clone)]
@@ -123,7 +123,7 @@ impl Report {
 pub async fn check(sandbox: &Sandbox, settings: &LockfileSettings) -> Vec<Report> {
     let mut reports = Vec::new();
     for entry in entries(settings) {
-        let found = locate(&entry.program, entry.hint);
+        let found = crate::sandbox::tools::find(&entry.program, entry.hint).await;
         let version = match &found {
             Ok(tool) => version_in_sandbox(sandbox, &entry, tool.path.clone()).await,
             Err(error) => Err(error.to_string()),

@@ -223,7 +223,16 @@ pub async fn update(
     };
     // Before any tool runs: the repository's own registry and proxy settings must name a
     // registry the worker allows.
-    if let Err(error) = redirects::check(work_tree, sandbox.reach().named()) {
+    let mut allowed = sandbox.reach().named().to_vec();
+    allowed.extend(redirects::client_defaults(sandbox, settings).await);
+    let tree = work_tree.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || redirects::check(&tree, &allowed))
+        .await
+        .map_err(|e| LockError::Read {
+            path: ".".to_owned(),
+            message: format!("checking the repository's tool settings: {e}"),
+        })?;
+    if let Err(error) = checked {
         return match settings.update {
             LockUpdateMode::BestEffort => Ok(LockOutcome {
                 verification: Verification {

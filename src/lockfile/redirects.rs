@@ -8,16 +8,17 @@
 //! message says to add it to the worker's registries. A proxy setting is always refused: the
 //! sandbox's egress proxy is the only way out.
 //!
-//! The tools' defaults are asked from the clients themselves, once (npm's built-in registry,
-//! pip's index and file host), so no registry host is written into the worker.
+//! The tools' defaults are asked from the clients themselves, once per worker and in the
+//! sandbox like every tool run (npm's built-in registry, pip's index and file host), so no
+//! registry host is written into the worker.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use toml_edit::{DocumentMut, Item};
 
-use super::{LockError, repo_file};
+use super::{LockError, LockfileSettings, repo_file};
 use crate::sandbox::reach::Endpoint;
+use crate::sandbox::{Sandbox, ToolRun};
 
 /// One setting that points a tool somewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +31,8 @@ struct Setting {
 }
 
 /// Checks every tool setting of the repository's files on disk against `allowed` (the
-/// configured registries and `sandbox.allowed_hosts`) and the tools' own defaults.
+/// configured registries, `sandbox.allowed_hosts` and the tools' own defaults,
+/// [`client_defaults`]). Reads files: run it off the async runtime.
 pub fn check(work_tree: &Path, allowed: &[Endpoint]) -> Result<(), LockError> {
     let mut settings = Vec::new();
     collect(work_tree, "", 0, &mut settings);
@@ -62,7 +64,7 @@ fn refuse(setting: &Setting, allowed: &[Endpoint]) -> Result<(), LockError> {
             "{file} sets {key} to a URL the worker cannot read ({value:?})"
         )));
     };
-    if allowed.contains(&endpoint) || client_defaults().contains(&endpoint) {
+    if allowed.contains(&endpoint) {
         return Ok(());
     }
     Err(LockError::Refused(format!(
@@ -73,41 +75,42 @@ fn refuse(setting: &Setting, allowed: &[Endpoint]) -> Result<(), LockError> {
     )))
 }
 
-/// The tools' own default registries, asked once from the clients on the worker's PATH.
-fn client_defaults() -> &'static [Endpoint] {
-    static DEFAULTS: OnceLock<Vec<Endpoint>> = OnceLock::new();
-    DEFAULTS.get_or_init(|| {
-        let mut found = Vec::new();
-        let ask = |program: &str, args: &[&str]| -> Vec<String> {
-            let home = std::env::temp_dir();
-            std::process::Command::new(program)
-                .args(args)
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", &home)
-                .current_dir(&home)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| {
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        for line in ask("npm", &["config", "get", "registry"]) {
-            found.extend(Endpoint::of_url(&line));
-        }
-        let pip = "from pip._internal.models.index import PyPI\n\
-                   print(PyPI.simple_url)\nprint('https://' + PyPI.file_storage_domain)";
-        for line in ask("python3", &["-c", pip]) {
-            found.extend(Endpoint::of_url(&line));
-        }
-        tracing::info!(defaults = ?found.iter().map(ToString::to_string).collect::<Vec<_>>(), "the lock tools' default registries");
-        found
-    })
+/// The tools' own default registries, asked once per worker from the clients, in the sandbox
+/// (no network, an empty work tree): npm's configured registry, and pip's index and file host.
+pub async fn client_defaults(sandbox: &Sandbox, settings: &LockfileSettings) -> Vec<Endpoint> {
+    static DEFAULTS: tokio::sync::OnceCell<Vec<Endpoint>> = tokio::sync::OnceCell::const_new();
+    DEFAULTS
+        .get_or_init(|| async {
+            let pip = "from pip._internal.models.index import PyPI\n\
+                       print(PyPI.simple_url)\nprint('https://' + PyPI.file_storage_domain)";
+            let mut found = Vec::new();
+            for (program, args) in [
+                (settings.npm.as_str(), vec!["config", "get", "registry"]),
+                (crate::sandbox::egress_proxy::PYTHON, vec!["-c", pip]),
+            ] {
+                for line in ask(sandbox, program, &args).await {
+                    found.extend(Endpoint::of_url(&line));
+                }
+            }
+            tracing::info!(defaults = ?found.iter().map(ToString::to_string).collect::<Vec<_>>(), "the lock tools' default registries");
+            found
+        })
+        .await
+        .clone()
+}
+
+/// The lines `program` prints, run in the sandbox with no network; none when it fails.
+async fn ask(sandbox: &Sandbox, program: &str, args: &[&str]) -> Vec<String> {
+    let Ok(empty) = tempfile::tempdir() else {
+        return Vec::new();
+    };
+    let args = args.iter().map(|a| (*a).to_owned()).collect();
+    let mut run = ToolRun::networked(program, args, empty.path(), "", &[]);
+    run.network = false;
+    match sandbox.run(&run, "").await {
+        Ok(ran) if ran.success() => ran.output.lines().map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Folders not searched for settings: installed packages and VCS data.

@@ -310,7 +310,7 @@ impl Sandbox {
         hint: &str,
         auths: &[RegistryAuth],
     ) -> Result<ToolOutput, SandboxError> {
-        let tool = locate(&run.program, hint)?;
+        let tool = tools::find(&run.program, hint).await?;
         let trust = self.trust()?;
         let mut secrets = run.secrets.clone();
         secrets.extend(auths.iter().flat_map(RegistryAuth::secrets));

@@ -81,6 +81,19 @@ pub fn locate(program: &str, hint: &str) -> Result<Tool, SandboxError> {
     Ok(tool)
 }
 
+/// [`locate`] off the async runtime: a first look-up scans PATH and may ask rustup, a process
+/// of its own.
+pub async fn find(program: &str, hint: &str) -> Result<Tool, SandboxError> {
+    let (program, hint) = (program.to_owned(), hint.to_owned());
+    let tool = program.clone();
+    tokio::task::spawn_blocking(move || locate(&program, &hint))
+        .await
+        .map_err(|e| SandboxError::Io {
+            tool,
+            message: format!("looking the tool up: {e}"),
+        })?
+}
+
 fn locate_uncached(program: &str, hint: &str) -> Result<Tool, SandboxError> {
     let missing = || SandboxError::ToolMissing {
         tool: program.to_owned(),
