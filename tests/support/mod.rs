@@ -11,5 +11,6 @@ pub mod git_server;
 pub mod npm_registry;
 pub mod processes;
 pub mod python_index;
+pub mod python_mirror;
 pub mod remediation;
 pub mod sparse_registry;
