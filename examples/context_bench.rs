@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
         severity: "HIGH".to_owned(),
         summary: String::new(),
         package,
-        ecosystem: "npm".to_owned(),
+        ecosystem: remediator::ecosystem::Ecosystem::Npm,
         installed_version: "4.17.20".to_owned(),
         fixed_versions: vec!["4.17.21".to_owned()],
         target_version: None,

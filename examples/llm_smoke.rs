@@ -68,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         severity: "HIGH".to_owned(),
         summary: "Command Injection in lodash".to_owned(),
         package: "lodash".to_owned(),
-        ecosystem: "npm".to_owned(),
+        ecosystem: remediator::ecosystem::Ecosystem::Npm,
         installed_version: "4.17.20".to_owned(),
         fixed_versions: vec!["4.17.21".to_owned()],
         target_version: Some("4.17.21".to_owned()),

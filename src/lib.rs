@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod ecosystem;
 pub mod egress;
 pub mod errors;
 pub mod forge;

@@ -92,6 +92,17 @@ async fn a_malformed_file_is_rejected_whole_with_the_bad_path() {
         .to_string();
     assert!(err.contains("findings[1].project_id"), "{err}");
 
+    // An ecosystem is one line; the message names the ones Remediator fixes by itself.
+    let mut blank_ecosystem = good.clone();
+    blank_ecosystem["findings"][1]["ecosystem"] = " ".into();
+    let err = import::parse(&blank_ecosystem.to_string(), &rules())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("findings[1].ecosystem") && err.contains("npm, PyPI, crates.io, Go, Maven"),
+        "{err}"
+    );
+
     let mut unknown_field = good.clone();
     unknown_field["projects"][0]["colour"] = "blue".into();
     let err = import::parse(&unknown_field.to_string(), &rules())

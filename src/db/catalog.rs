@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
 use super::schema::{assessments, findings, organizations, projects};
+use crate::ecosystem::Ecosystem;
 use crate::lifecycle::{AssessmentId, ProjectId, RemediationStatus};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
@@ -57,7 +58,7 @@ pub async fn remediation_target(
                 String,
                 String,
                 String,
-                String,
+                Ecosystem,
                 Option<String>,
                 String,
                 Vec<String>,

@@ -4,6 +4,7 @@
 //! the reconciler move the row (and every assessment written back from it) to merged or
 //! closed.
 
+use crate::ecosystem::Ecosystem;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -19,7 +20,7 @@ use crate::lifecycle::{AssessmentId, OperationStatus, ProjectId, RemediationStat
 pub struct FixRow {
     pub id: Uuid,
     pub project_id: ProjectId,
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     pub package_name: String,
     pub branch_name: String,
     pub forge: Option<String>,
@@ -60,7 +61,7 @@ type AdvisoryColumns = (
 pub async fn package_advisories(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     package: &str,
 ) -> QueryResult<Vec<Advisory>> {
     let rows: Vec<AdvisoryColumns> = assessments::table
@@ -89,7 +90,7 @@ pub async fn package_advisories(
 pub async fn ecosystem_advisories(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
 ) -> QueryResult<Vec<(String, Advisory)>> {
     let rows: Vec<(String, AdvisoryColumns)> = assessments::table
         .inner_join(findings::table)
@@ -133,7 +134,7 @@ fn advisory(r: AdvisoryColumns) -> Advisory {
 pub async fn find(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     package: &str,
 ) -> QueryResult<Option<FixRow>> {
     remediation_fixes::table
@@ -151,7 +152,7 @@ pub async fn find(
 pub async fn lock(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     package: &str,
     branch: &str,
 ) -> QueryResult<FixRow> {
@@ -305,7 +306,7 @@ struct Count {
 pub async fn open_pull_requests_elsewhere(
     conn: &mut AsyncPgConnection,
     project: ProjectId,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     package: &str,
 ) -> QueryResult<i64> {
     use diesel::sql_types::{Text, Uuid as SqlUuid};
@@ -436,7 +437,7 @@ pub struct DueFix {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     pub project_id: ProjectId,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     /// What the pull request proposes and lists now.
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     pub target_version: Option<String>,

@@ -22,6 +22,7 @@ use super::models::{ASSESSMENT_RESOURCE, REMEDIATION_KIND, RemediationTarget};
 use super::operations::live_predicate;
 use super::rate_limit::{Bucket, Take, take_columns, take_cte};
 use super::sql::{Bind, Prepared};
+use crate::ecosystem::Ecosystem;
 use crate::lifecycle::fix_plan::PullRequestRecord;
 use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, ProjectId, RemediationStatus};
 use crate::queue::message::JobMessage;
@@ -118,7 +119,7 @@ struct LookupRow {
     #[diesel(sql_type = Nullable<Text>)]
     package_name: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
-    ecosystem: Option<String>,
+    ecosystem: Option<Ecosystem>,
     #[diesel(sql_type = Nullable<Text>)]
     purl: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]

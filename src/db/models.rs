@@ -10,6 +10,7 @@ use super::schema::{assessments, findings, operations, organizations, projects};
 pub const REMEDIATION_KIND: &str = "auto_remediation";
 pub const ASSESSMENT_RESOURCE: &str = "assessment";
 
+use crate::ecosystem::Ecosystem;
 use crate::lifecycle::status::sql_text_enum;
 use crate::lifecycle::{AssessmentId, OperationId, ProjectId};
 pub use crate::lifecycle::{OperationStatus, Step};
@@ -67,7 +68,7 @@ pub struct RemediationTarget {
     pub severity: String,
     pub summary: String,
     pub package_name: String,
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     pub purl: Option<String>,
     pub installed_version: String,
     pub fixed_versions: Vec<String>,
@@ -115,7 +116,7 @@ pub struct FindingRow {
     pub severity: String,
     pub summary: String,
     pub package_name: String,
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     pub purl: Option<String>,
     pub installed_version: String,
     pub fixed_versions: Vec<String>,

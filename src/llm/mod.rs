@@ -15,6 +15,7 @@ mod prompt;
 mod repair_prompt;
 mod settings;
 
+use crate::ecosystem::Ecosystem;
 pub use answer::{ModelAnswer, ModelEdit, materialize, parse_answer};
 pub use client::{CallStats, Completion, JobBudget, LlmClient, LlmError, TimeLimit, Usage};
 pub use context::{DirFiles, HeadFiles, RepoFiles, select_context};
@@ -32,7 +33,7 @@ pub struct VulnerabilityFacts {
     /// As the ecosystem names it: `serde`, `@babel/core`, `golang.org/x/net`,
     /// `org.apache.logging.log4j:log4j-core`.
     pub package: String,
-    pub ecosystem: String,
+    pub ecosystem: Ecosystem,
     pub installed_version: String,
     pub fixed_versions: Vec<String>,
     pub target_version: Option<String>,

@@ -205,7 +205,7 @@ mod tests {
             severity: "HIGH".to_owned(),
             summary: "Stack overflow in parser".to_owned(),
             package: "serde_yaml".to_owned(),
-            ecosystem: "crates.io".to_owned(),
+            ecosystem: crate::ecosystem::Ecosystem::CratesIo,
             installed_version: "0.8.1".to_owned(),
             fixed_versions: vec!["0.8.4".to_owned(), "0.9.0".to_owned()],
             target_version: Some("0.8.4".to_owned()),

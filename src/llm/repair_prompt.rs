@@ -182,7 +182,7 @@ mod tests {
             severity: "HIGH".to_owned(),
             summary: String::new(),
             package: "textfmt".to_owned(),
-            ecosystem: "npm".to_owned(),
+            ecosystem: crate::ecosystem::Ecosystem::Npm,
             installed_version: "1.0.0".to_owned(),
             fixed_versions: vec!["1.0.1".to_owned()],
             target_version: Some("1.0.1".to_owned()),

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fixes::Fixes;
 
+use crate::ecosystem::Ecosystem;
 use crate::sandbox::{Sandbox, SandboxError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -195,7 +196,7 @@ pub struct LockOutcome {
 
 /// The facts of the fix the lock step needs.
 pub struct LockTarget<'a> {
-    pub ecosystem: &'a str,
+    pub ecosystem: &'a Ecosystem,
     pub package: &'a str,
     /// The fixed versions: the one chosen for the bump, and the fix each resolved copy needs
     /// in its own release line.
@@ -216,11 +217,6 @@ pub async fn update(
     work_tree: &Path,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let is = |names: &[&str]| {
-        names
-            .iter()
-            .any(|e| target.ecosystem.eq_ignore_ascii_case(e))
-    };
     // Before any tool runs: the repository's own registry and proxy settings must name a
     // registry the worker allows.
     let mut allowed = sandbox.reach().named().to_vec();
@@ -245,18 +241,23 @@ pub async fn update(
         };
     }
     let mut parts = Vec::new();
-    if is(&["npm"]) {
-        parts.push(npm::update(sandbox, settings, work_tree, target).await);
-        parts.push(pnpm::update(sandbox, settings, work_tree, target).await);
-        parts.push(yarn::update(sandbox, settings, work_tree, target).await);
-    } else if is(&["crates.io", "cargo"]) {
-        parts.push(cargo::update(sandbox, settings, work_tree, target).await);
-    } else if is(&["pypi"]) {
-        parts.push(uv::update(sandbox, settings, work_tree, target).await);
-        parts.push(poetry::update(sandbox, settings, work_tree, target).await);
-        parts.push(pip_compile::update(sandbox, settings, work_tree, target).await);
-    } else if is(&["go"]) {
-        parts.push(go::update(sandbox, settings, work_tree, target).await);
+    match target.ecosystem {
+        Ecosystem::Npm => {
+            parts.push(npm::update(sandbox, settings, work_tree, target).await);
+            parts.push(pnpm::update(sandbox, settings, work_tree, target).await);
+            parts.push(yarn::update(sandbox, settings, work_tree, target).await);
+        }
+        Ecosystem::CratesIo => {
+            parts.push(cargo::update(sandbox, settings, work_tree, target).await);
+        }
+        Ecosystem::PyPi => {
+            parts.push(uv::update(sandbox, settings, work_tree, target).await);
+            parts.push(poetry::update(sandbox, settings, work_tree, target).await);
+            parts.push(pip_compile::update(sandbox, settings, work_tree, target).await);
+        }
+        Ecosystem::Go => parts.push(go::update(sandbox, settings, work_tree, target).await),
+        // Maven's lock is the pom itself; other ecosystems have no lock tool here.
+        Ecosystem::Maven | Ecosystem::Other(_) => {}
     }
     let mut outcome = LockOutcome::default();
     for part in parts {

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::{Fixes, Resolved, cargo, go, npm, pnpm, uv, yarn};
+use crate::ecosystem::Ecosystem;
 
 /// A lock file that resolves the package, and the manifest beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,7 @@ const SKIPPED: &[&str] = &[
 const MAX_DEPTH: usize = 8;
 
 /// Every lock of `ecosystem` under `root` that resolves `package`, sorted by path.
-pub fn find(root: &Path, ecosystem: &str, package: &str, fixes: &Fixes) -> Vec<LockedCopies> {
+pub fn find(root: &Path, ecosystem: &Ecosystem, package: &str, fixes: &Fixes) -> Vec<LockedCopies> {
     let mut found = Vec::new();
     walk(root, "", 0, &mut |path, name| {
         let Some((manifest, parse)) = parser(ecosystem, name) else {
@@ -53,23 +54,18 @@ pub fn find(root: &Path, ecosystem: &str, package: &str, fixes: &Fixes) -> Vec<L
 type Parse = fn(&str, &str, &str, &Fixes) -> Vec<Resolved>;
 
 /// The manifest beside a lock file named `name` of `ecosystem`, and how to read the lock.
-fn parser(ecosystem: &str, name: &str) -> Option<(&'static str, Parse)> {
-    let is = |names: &[&str]| names.iter().any(|e| ecosystem.eq_ignore_ascii_case(e));
-    let parse: (&str, Parse) = if is(&["npm"]) {
-        match name {
-            "package-lock.json" | "npm-shrinkwrap.json" => ("package.json", |t, l, p, v| {
+fn parser(ecosystem: &Ecosystem, name: &str) -> Option<(&'static str, Parse)> {
+    let parse: (&str, Parse) = match (ecosystem, name) {
+        (Ecosystem::Npm, "package-lock.json" | "npm-shrinkwrap.json") => {
+            ("package.json", |t, l, p, v| {
                 npm::copies(t, l, p, v).unwrap_or_default()
-            }),
-            "pnpm-lock.yaml" => ("package.json", pnpm::copies),
-            "yarn.lock" => ("package.json", yarn::copies),
-            _ => return None,
+            })
         }
-    } else if is(&["crates.io", "cargo"]) && name == "Cargo.lock" {
-        ("Cargo.toml", cargo::copies)
-    } else if is(&["pypi"]) && matches!(name, "uv.lock" | "poetry.lock") {
-        ("pyproject.toml", uv::copies)
-    } else if is(&["go"]) && name == "go.mod" {
-        ("go.mod", |text, lock, package, fixes| {
+        (Ecosystem::Npm, "pnpm-lock.yaml") => ("package.json", pnpm::copies),
+        (Ecosystem::Npm, "yarn.lock") => ("package.json", yarn::copies),
+        (Ecosystem::CratesIo, "Cargo.lock") => ("Cargo.toml", cargo::copies),
+        (Ecosystem::PyPi, "uv.lock" | "poetry.lock") => ("pyproject.toml", uv::copies),
+        (Ecosystem::Go, "go.mod") => ("go.mod", |text, lock, package, fixes| {
             go::required(text, package)
                 .into_iter()
                 .map(|version| Resolved {
@@ -78,9 +74,8 @@ fn parser(ecosystem: &str, name: &str) -> Option<(&'static str, Parse)> {
                     version,
                 })
                 .collect()
-        })
-    } else {
-        return None;
+        }),
+        _ => return None,
     };
     Some(parse)
 }
@@ -148,7 +143,12 @@ mod tests {
             "Cargo.lock",
             "[[package]]\nname = \"lodash\"\nversion = \"1.0.0\"\n",
         );
-        let found = find(root.path(), "npm", "lodash", &Fixes::single("4.17.21"));
+        let found = find(
+            root.path(),
+            &Ecosystem::Npm,
+            "lodash",
+            &Fixes::single("4.17.21"),
+        );
         assert_eq!(
             found,
             vec![LockedCopies {
@@ -165,7 +165,12 @@ mod tests {
             "svc/go.mod",
             "module x\n\ngo 1.21\n\nrequire (\n\tgithub.com/a/b v1.4.0 // indirect\n)\n",
         );
-        let go = find(root.path(), "Go", "github.com/a/b", &Fixes::single("1.4.1"));
+        let go = find(
+            root.path(),
+            &Ecosystem::Go,
+            "github.com/a/b",
+            &Fixes::single("1.4.1"),
+        );
         assert_eq!(go[0].manifest, "svc/go.mod");
         assert!(go[0].copies[0].vulnerable);
     }

@@ -6,6 +6,7 @@
 //! the lock with the transaction; a dropped lock is never returned to the pool with its
 //! transaction open (the pool discards such connections).
 
+use crate::ecosystem::Ecosystem;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 
 use crate::db::fixes::{self, FixRow, RecordedPull};
@@ -26,7 +27,7 @@ pub struct FixLock {
 /// What identifies the package fix.
 pub struct FixKey<'a> {
     pub project: ProjectId,
-    pub ecosystem: &'a str,
+    pub ecosystem: &'a Ecosystem,
     pub package: &'a str,
     pub branch: &'a str,
 }

@@ -7,6 +7,7 @@
 //! the same set of fixes reads the same whichever advisory triggered it. A package other than
 //! the trigger's that cannot be fixed is left out and named in the pull request.
 
+use crate::ecosystem::Ecosystem;
 use serde_json::json;
 
 use super::failure::StepFailure;
@@ -42,7 +43,7 @@ impl Pipeline {
         target: RemediationTarget,
     ) -> Result<JobSuccess, StepFailure> {
         let plans = self.plan_grouped(&target).await?;
-        let branch = pr_text::group_branch_name(&target.ecosystem);
+        let branch = pr_text::group_branch_name(target.ecosystem.as_str());
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &target))
             .await?;
@@ -261,7 +262,7 @@ fn package_target(target: &RemediationTarget, package: &PackagePlan) -> Remediat
 
 /// The grouped pull request's title and body.
 fn text(
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     fixed: &[Fixed],
     plan: &fix_plan::FixPlan,
     tested: &Tested,
@@ -310,7 +311,7 @@ fn text(
                 severity: &f.target.severity,
                 summary: &f.target.summary,
                 package: &f.target.package_name,
-                ecosystem: &f.target.ecosystem,
+                ecosystem: f.target.ecosystem.as_str(),
                 from_version: &f.target.installed_version,
                 to_version: f.patch.target_version.as_deref(),
                 changed_files: &changed[i],
@@ -327,9 +328,9 @@ fn text(
             },
         })
         .collect();
-    let title = pr_text::group_title(ecosystem, &packages);
+    let title = pr_text::group_title(ecosystem.as_str(), &packages);
     let mut body = pr_text::group_body(
-        ecosystem,
+        ecosystem.as_str(),
         &packages,
         &not_fixed,
         tested.report.as_ref(),

@@ -1,5 +1,6 @@
 //! Finds the manifests of an ecosystem in a checked-out work tree, for the deterministic bump.
 
+use crate::ecosystem::Ecosystem;
 use std::path::Path;
 
 use crate::patch::bump::{ManifestKind, ecosystem_manifests};
@@ -21,7 +22,7 @@ const MAX_ENTRIES: usize = 50_000;
 
 /// Repository-relative paths (with `/`) of the manifests `ecosystem` uses, sorted so the
 /// result, and so the patch, is the same on every run.
-pub fn find(root: &Path, ecosystem: &str) -> std::io::Result<Vec<(String, ManifestKind)>> {
+pub fn find(root: &Path, ecosystem: &Ecosystem) -> std::io::Result<Vec<(String, ManifestKind)>> {
     let wanted = ecosystem_manifests(ecosystem);
     let mut found = Vec::new();
     if wanted.is_empty() {
@@ -83,18 +84,22 @@ mod tests {
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(full, "{}").unwrap();
         }
-        let npm: Vec<_> = find(root, "npm")
+        let npm: Vec<_> = find(root, &Ecosystem::Npm)
             .unwrap()
             .into_iter()
             .map(|(p, _)| p)
             .collect();
         assert_eq!(npm, vec!["package.json", "web/package.json"]);
-        let pypi: Vec<_> = find(root, "PyPI")
+        let pypi: Vec<_> = find(root, &Ecosystem::PyPi)
             .unwrap()
             .into_iter()
             .map(|(p, _)| p)
             .collect();
         assert_eq!(pypi, vec!["requirements-dev.txt"]);
-        assert!(find(root, "unknown-ecosystem").unwrap().is_empty());
+        assert!(
+            find(root, &Ecosystem::parse("unknown-ecosystem"))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! declares the package directly and asks the LLM otherwise; `bump` and `llm` force one way.
 //! Either way the result is a list of file edits that passed the patch policy.
 
+use crate::ecosystem::Ecosystem;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -227,7 +228,7 @@ async fn bump(
 
 fn bump_blocking(
     root: &Path,
-    ecosystem: &str,
+    ecosystem: &Ecosystem,
     package: &str,
     fixes: &crate::lockfile::Fixes,
 ) -> Result<BumpResult, StepFailure> {

@@ -77,7 +77,7 @@ impl Pipeline {
             planned_version: plan.target_version.clone(),
             ..target.clone()
         };
-        let branch = pr_text::branch_name(&target.ecosystem, &target.package_name);
+        let branch = pr_text::branch_name(target.ecosystem.as_str(), &target.package_name);
 
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &fix_target))

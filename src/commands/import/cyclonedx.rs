@@ -23,6 +23,7 @@ use super::native::ImportFile;
 use super::purl::Purl;
 use super::scanner::{Match, Rows, Severity, ecosystem_of_purl, first_line, normalize_ecosystem};
 use crate::db::models::AssessmentStatus;
+use crate::ecosystem::Ecosystem;
 use crate::patch::bump::Version;
 
 #[derive(Debug, Deserialize)]
@@ -322,12 +323,13 @@ fn finding(
 /// has the group), an npm scope or other group joined with `/`, else the component name.
 fn package_name(component: &Component, purl: &Purl, ecosystem: &str) -> String {
     let name = component.name.trim();
-    if ecosystem == "Maven" && purl.namespace.is_some() {
+    let maven = Ecosystem::parse(ecosystem) == Ecosystem::Maven;
+    if maven && purl.namespace.is_some() {
         return purl.package_name();
     }
     match component.group.as_deref().map(str::trim) {
         Some(group) if !group.is_empty() && !name.starts_with(&format!("{group}/")) => {
-            if ecosystem == "Maven" {
+            if maven {
                 format!("{group}:{name}")
             } else {
                 format!("{group}/{name}")
@@ -432,7 +434,7 @@ mod tests {
             f.id,
             finding_id(project, "CVE-2021-23337", "lodash", "4.17.20")
         );
-        assert_eq!(f.ecosystem, "npm");
+        assert_eq!(f.ecosystem.as_str(), "npm");
         assert_eq!(f.severity, "HIGH");
         assert_eq!(f.aliases, ["GHSA-35jh-r3h4-6jhm"]);
         assert_eq!(f.fixed_versions, ["4.17.21"]);
@@ -457,14 +459,14 @@ mod tests {
         assert_eq!(f.fixed_versions, ["4.17.21"]);
 
         let (f, a) = row(&file, "CVE-2023-32681", "2.28.0");
-        assert_eq!(f.ecosystem, "PyPI");
+        assert_eq!(f.ecosystem.as_str(), "PyPI");
         assert_eq!(f.package_name, "requests");
         assert_eq!(f.fixed_versions, ["2.31.0"]);
         assert_eq!(a.status, "ASSESSMENT_STATUS_UNDER_INVESTIGATION");
 
         // resolved -> FIXED; severity from a bare score; fix from an unaffected version.
         let (f, a) = row(&file, "GO-2023-1571", "v0.5.0");
-        assert_eq!(f.ecosystem, "Go");
+        assert_eq!(f.ecosystem.as_str(), "Go");
         assert_eq!(f.package_name, "golang.org/x/net");
         assert_eq!(f.severity, "HIGH");
         assert_eq!(f.fixed_versions, ["v0.7.0"]);

@@ -16,6 +16,7 @@ use super::scanner::{
     first_line,
 };
 use crate::db::models::AssessmentStatus;
+use crate::ecosystem::Ecosystem;
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -109,7 +110,11 @@ pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
         }
         // Syft names a Java archive by its artifact id alone; the purl has the group too.
         let package_name = match &purl {
-            Some(p) if ecosystem == "Maven" && p.namespace.is_some() => p.package_name(),
+            Some(p)
+                if Ecosystem::parse(&ecosystem) == Ecosystem::Maven && p.namespace.is_some() =>
+            {
+                p.package_name()
+            }
             _ => artifact.name.trim().to_owned(),
         };
         let v = &m.vulnerability;
@@ -206,7 +211,7 @@ mod tests {
             lodash.id,
             finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20")
         );
-        assert_eq!(lodash.ecosystem, "npm");
+        assert_eq!(lodash.ecosystem.as_str(), "npm");
         assert_eq!(lodash.severity, "HIGH");
         assert_eq!(lodash.aliases, ["CVE-2021-23337"]);
         assert_eq!(lodash.fixed_versions, ["4.17.21"]);
@@ -215,7 +220,7 @@ mod tests {
 
         // Grype type `python`; fix versions sorted as versions; description from the CVE.
         let django = finding(&file, "GHSA-jh3w-4vvf-mjgr");
-        assert_eq!(django.ecosystem, "PyPI");
+        assert_eq!(django.ecosystem.as_str(), "PyPI");
         assert_eq!(django.package_name, "Django");
         assert_eq!(django.severity, "MEDIUM");
         assert_eq!(django.fixed_versions, ["3.2.20", "4.1.10", "4.2.3"]);
@@ -227,14 +232,14 @@ mod tests {
 
         // Grype says Unknown and the related CVE has no label: the CVSS base score decides.
         let net = finding(&file, "GHSA-4374-p667-p6c8");
-        assert_eq!(net.ecosystem, "Go");
+        assert_eq!(net.ecosystem.as_str(), "Go");
         assert_eq!(net.package_name, "golang.org/x/net");
         assert_eq!(net.severity, "HIGH");
         assert_eq!(net.fixed_versions, ["0.17.0"]);
 
         // A Java archive is named group:artifact from its purl.
         let log4j = finding(&file, "GHSA-jfh8-c2jp-5v3q");
-        assert_eq!(log4j.ecosystem, "Maven");
+        assert_eq!(log4j.ecosystem.as_str(), "Maven");
         assert_eq!(log4j.package_name, "org.apache.logging.log4j:log4j-core");
         assert_eq!(log4j.severity, "CRITICAL");
         assert_eq!(log4j.fixed_versions, ["2.3.1", "2.12.2", "2.15.0"]);
@@ -260,7 +265,7 @@ mod tests {
         let text = serde_json::json!({"matches": [m, other_location]}).to_string();
         let file = convert(&text, Uuid::new_v4()).unwrap();
         assert_eq!(file.findings.len(), 1);
-        assert_eq!(file.findings[0].ecosystem, "Alpine");
+        assert_eq!(file.findings[0].ecosystem.as_str(), "Alpine");
         assert_eq!(file.findings[0].severity, "LOW");
         assert_eq!(file.findings[0].fixed_versions, ["1.3.0"]);
 
@@ -269,7 +274,8 @@ mod tests {
                          "purl": "pkg:generic/python@3.9.2"}}]}"#;
         let file = convert(text, Uuid::new_v4()).unwrap();
         assert_eq!(
-            file.findings[0].ecosystem, "generic",
+            file.findings[0].ecosystem.as_str(),
+            "generic",
             "unknown kinds pass through"
         );
         assert_eq!(file.findings[0].severity, "UNKNOWN");

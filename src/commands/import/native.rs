@@ -7,6 +7,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::db::models::AssessmentStatus;
+use crate::ecosystem::Ecosystem;
 use crate::forge::{RepositoryRules, check_project_repository};
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,7 +60,8 @@ pub struct FindingIn {
     #[serde(default)]
     pub summary: String,
     pub package_name: String,
-    pub ecosystem: String,
+    /// Parsed on reading: an empty or multi-line name is refused.
+    pub ecosystem: Ecosystem,
     #[serde(default)]
     pub purl: Option<String>,
     pub installed_version: String,
@@ -126,7 +128,6 @@ pub(super) fn validate(
         for (field, value) in [
             ("vulnerability_id", &f.vulnerability_id),
             ("package_name", &f.package_name),
-            ("ecosystem", &f.ecosystem),
             ("installed_version", &f.installed_version),
         ] {
             if value.trim().is_empty() {

@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(lodash.project_id, project);
         assert_eq!(lodash.aliases, ["CVE-2021-23337"]);
         assert_eq!(lodash.severity, "HIGH");
-        assert_eq!(lodash.ecosystem, "npm");
+        assert_eq!(lodash.ecosystem.as_str(), "npm");
         assert_eq!(lodash.installed_version, "4.17.15");
         assert_eq!(lodash.fixed_versions, ["4.17.21"]);
         assert!(
@@ -340,14 +340,14 @@ mod tests {
 
         // MODERATE is medium; fixed versions from two ranges, in version order.
         let requests = finding(&file, "GHSA-j8r2-6x86-q33q");
-        assert_eq!(requests.ecosystem, "PyPI");
+        assert_eq!(requests.ecosystem.as_str(), "PyPI");
         assert_eq!(requests.severity, "MEDIUM");
         assert_eq!(requests.fixed_versions, ["2.31.0"]);
         assert_eq!(requests.aliases, ["CVE-2023-32681", "PYSEC-2023-74"]);
 
         // No database label: the group's CVSS score decides; only the package's own ranges.
         let net = finding(&file, "GO-2023-1571");
-        assert_eq!(net.ecosystem, "Go");
+        assert_eq!(net.ecosystem.as_str(), "Go");
         assert_eq!(net.package_name, "golang.org/x/net");
         assert_eq!(net.severity, "HIGH");
         assert_eq!(net.fixed_versions, ["0.7.0"]);
@@ -403,7 +403,7 @@ mod tests {
         );
         let f = &file.findings[0];
         assert_eq!(f.vulnerability_id, "RUSTSEC-2020-0071");
-        assert_eq!(f.ecosystem, "crates.io");
+        assert_eq!(f.ecosystem.as_str(), "crates.io");
         assert_eq!(f.summary, "Potential segfault in the time crate");
         assert_eq!(f.severity, "UNKNOWN", "a CVSS vector alone is not scored");
         assert_eq!(

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::native::{AssessmentIn, FindingIn, ImportFile};
 use super::purl::Purl;
 use crate::db::models::AssessmentStatus;
+use crate::ecosystem::Ecosystem;
 use crate::patch::bump::Version;
 
 /// The finding a scanner match becomes. Derived, never random, so importing the same report
@@ -313,7 +314,7 @@ impl Rows {
             severity: m.severity.as_str().to_owned(),
             summary: m.summary,
             package_name: m.package_name,
-            ecosystem: m.ecosystem,
+            ecosystem: Ecosystem::parse(&m.ecosystem),
             purl: m.purl,
             installed_version: m.installed_version,
             fixed_versions: sorted_versions(m.fixed_versions),

@@ -26,7 +26,7 @@ fn facts() -> VulnerabilityFacts {
         severity: "CRITICAL".to_owned(),
         summary: "Remote code execution in JNDI lookups".to_owned(),
         package: "org.apache.logging.log4j:log4j-core".to_owned(),
-        ecosystem: "Maven".to_owned(),
+        ecosystem: crate::ecosystem::Ecosystem::Maven,
         installed_version: "2.14.1".to_owned(),
         fixed_versions: vec!["2.15.0".to_owned(), "2.17.1".to_owned()],
         target_version: Some("2.17.1".to_owned()),

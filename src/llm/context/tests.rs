@@ -12,7 +12,7 @@ fn facts(package: &str) -> VulnerabilityFacts {
         severity: "HIGH".to_owned(),
         summary: "s".to_owned(),
         package: package.to_owned(),
-        ecosystem: "crates.io".to_owned(),
+        ecosystem: crate::ecosystem::Ecosystem::CratesIo,
         installed_version: "0.8.1".to_owned(),
         fixed_versions: vec!["0.8.4".to_owned()],
         target_version: None,

@@ -22,6 +22,7 @@ mod version;
 mod widen;
 mod xml_scan;
 
+use crate::ecosystem::Ecosystem;
 use constraint::Rewrite;
 pub use version::{Version, choose_target_version};
 
@@ -79,18 +80,16 @@ impl ManifestKind {
     }
 }
 
-/// The manifest formats that declare packages of an ecosystem, named as OSV names ecosystems
-/// (`crates.io`, `npm`, `PyPI`, `Go`, `Maven`; matched case-insensitively, `cargo` accepted
-/// too). Empty for an ecosystem the bump does not handle.
-pub fn ecosystem_manifests(ecosystem: &str) -> &'static [ManifestKind] {
-    let ecosystem = ecosystem.trim().to_ascii_lowercase();
-    match ecosystem.as_str() {
-        "crates.io" | "cargo" => &[ManifestKind::CargoToml],
-        "npm" => &[ManifestKind::PackageJson],
-        "pypi" => &[ManifestKind::RequirementsTxt, ManifestKind::PyprojectToml],
-        "go" => &[ManifestKind::GoMod],
-        "maven" => &[ManifestKind::PomXml],
-        _ => &[],
+/// The manifest formats that declare packages of an ecosystem. Empty for an ecosystem the
+/// bump does not handle.
+pub fn ecosystem_manifests(ecosystem: &Ecosystem) -> &'static [ManifestKind] {
+    match ecosystem {
+        Ecosystem::CratesIo => &[ManifestKind::CargoToml],
+        Ecosystem::Npm => &[ManifestKind::PackageJson],
+        Ecosystem::PyPi => &[ManifestKind::RequirementsTxt, ManifestKind::PyprojectToml],
+        Ecosystem::Go => &[ManifestKind::GoMod],
+        Ecosystem::Maven => &[ManifestKind::PomXml],
+        Ecosystem::Other(_) => &[],
     }
 }
 
@@ -299,6 +298,7 @@ mod tests {
 
     #[test]
     fn ecosystems_map_to_their_manifests() {
+        let ecosystem_manifests = |name: &str| ecosystem_manifests(&Ecosystem::parse(name));
         assert_eq!(ecosystem_manifests("crates.io"), &[ManifestKind::CargoToml]);
         assert_eq!(ecosystem_manifests("cargo"), &[ManifestKind::CargoToml]);
         assert_eq!(ecosystem_manifests("npm"), &[ManifestKind::PackageJson]);

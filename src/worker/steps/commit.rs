@@ -85,7 +85,7 @@ pub async fn run(
         severity: &target.severity,
         summary: &target.summary,
         package: &target.package_name,
-        ecosystem: &target.ecosystem,
+        ecosystem: target.ecosystem.as_str(),
         from_version: &target.installed_version,
         to_version: patch.target_version.as_deref(),
         changed_files: &changed_files,

@@ -7,6 +7,7 @@
 use super::clone::Checkout;
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
+use crate::ecosystem::Ecosystem;
 use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
@@ -177,7 +178,7 @@ pub async fn run(
             },
             None => None,
         };
-        let js = target.ecosystem.eq_ignore_ascii_case("npm");
+        let js = target.ecosystem == Ecosystem::Npm;
         if js && pipeline.lockfiles.overrides {
             return js_override::force(pipeline, checkout, target, &fixes, &manifests).await;
         }

@@ -7,6 +7,7 @@
 //! the path does not work out, and the job then says which parent blocks the fix and what
 //! would unblock it.
 
+use crate::ecosystem::Ecosystem;
 use std::path::Path;
 
 use super::{Locked, STEP, relock};
@@ -48,25 +49,17 @@ impl Context<'_> {
 /// `Err`) why there is none, naming the parent and what would unblock it; `None` for an
 /// ecosystem without one (Go: `go get` already moves what its requirements allow).
 pub(super) async fn find(context: &Context<'_>) -> Option<Found> {
-    let is = |names: &[&str]| {
-        names
-            .iter()
-            .any(|e| context.target.ecosystem.eq_ignore_ascii_case(e))
-    };
-    Some(if is(&["npm"]) {
-        js(context).await
-    } else if is(&["crates.io", "cargo"]) {
-        cargo(context).await
-    } else if is(&["pypi"]) {
-        python(context).await
-    } else {
-        return None;
+    Some(match context.target.ecosystem {
+        Ecosystem::Npm => js(context).await,
+        Ecosystem::CratesIo => cargo(context).await,
+        Ecosystem::PyPi => python(context).await,
+        Ecosystem::Go | Ecosystem::Maven | Ecosystem::Other(_) => return None,
     })
 }
 
 /// Why a blocked job of an ecosystem without an upgrade path ([`find`] gives `None`) found
 /// no parent release itself.
-pub(super) fn none_found(ecosystem: &str) -> String {
+pub(super) fn none_found(ecosystem: &Ecosystem) -> String {
     format!(
         "the worker looks for one itself in npm, pnpm, yarn, Cargo, uv and Poetry projects, not \
          in {ecosystem} ones"

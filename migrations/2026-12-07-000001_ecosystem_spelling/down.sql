@@ -1,0 +1,1 @@
+-- The old spellings are not kept; nothing to undo.
