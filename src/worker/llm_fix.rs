@@ -8,7 +8,7 @@ use backon::Retryable;
 
 use super::failure::{Retry, StepFailure};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
-use super::steps::GitWork;
+use super::steps::{GitLoad, GitWork};
 use crate::db::models::Step;
 use crate::llm::{
     CallStats, Conversation, HeadFiles, LlmClient, LlmError, TimeLimit, Usage, VulnerabilityFacts,
@@ -31,7 +31,7 @@ pub async fn generate(
     let files = {
         let root = root.to_path_buf();
         let facts = facts.clone();
-        git.run(Step::Generate, true, move || {
+        git.run(Step::Generate, GitLoad::WholePack, move || {
             let repo = crate::git::open_clone(&root)?;
             let files =
                 HeadFiles::open(&repo).and_then(|head| select_context(&head, &facts, max_chars));

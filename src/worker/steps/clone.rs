@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use backon::Retryable;
 
-use super::GitWork;
+use super::{GitLoad, GitWork};
 use crate::db::models::RemediationTarget;
 use crate::forge::ResolvedRepository;
 use crate::git::{GitAuth, GitError, Materialize, ScratchDir};
@@ -56,7 +56,7 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
             work_tree.clone(),
             auth.clone(),
         );
-        git.run(step, true, move || {
+        git.run(step, GitLoad::WholePack, move || {
             // A failed try may leave a partial clone behind.
             if dest.exists() {
                 let _ = std::fs::remove_dir_all(&dest);

@@ -3,6 +3,7 @@
 //! carry. Every other file keeps its content in `HEAD`: the tree is built in the object
 //! database, not from a checkout.
 
+use super::GitLoad;
 use super::clone::Checkout;
 use super::lock::Locked;
 use super::test::Tested;
@@ -137,7 +138,7 @@ pub async fn commit_text(
     );
     let commit = checkout
         .git
-        .run(Step::Commit, false, move || {
+        .run(Step::Commit, GitLoad::FewObjects, move || {
             // The lock step wrote the patch; the tool wrote the lock files.
             let repo = crate::git::open_clone(&root)?;
             crate::git::commit_files(

@@ -4,6 +4,7 @@
 //! updated under `lockfiles.update = "best_effort"`, makes the pull request a draft that says
 //! so (or fails the job, per `worker.require_verified_fix`).
 
+use super::GitLoad;
 use super::clone::Checkout;
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
@@ -54,7 +55,7 @@ pub async fn run(
     let root = checkout.work_tree.clone();
     checkout
         .git
-        .run(STEP, false, move || {
+        .run(STEP, GitLoad::FewObjects, move || {
             let repo = crate::git::open_clone(&root)?;
             crate::git::write_files(&repo, &files)
         })

@@ -166,18 +166,28 @@ pub struct GitWork {
     pub scratch: Arc<ScratchDir>,
 }
 
+/// How much memory a git task may make libgit2 hold, which decides whether it waits for a
+/// git slot of the worker's memory budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GitLoad {
+    /// Works through a whole pack (clone, push, reading the tree for the model): takes a slot.
+    WholePack,
+    /// Writes or reads a few objects (a commit, a tree, a symlink check): no slot.
+    FewObjects,
+}
+
 impl GitWork {
-    /// Runs `work` on a blocking thread. With `network`, it first takes a git slot. The slot
+    /// Runs `work` on a blocking thread. A [`GitLoad::WholePack`] task first takes a git slot. The slot
     /// and a handle on the scratch directory move into the blocking task: if the job is
     /// dropped meanwhile (timeout), they are released when the work ends, not before, so the
     /// slots keep bounding memory and the directory is not deleted under a running clone.
     pub async fn run<T: Send + 'static>(
         &self,
         step: Step,
-        network: bool,
+        load: GitLoad,
         work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
     ) -> Result<T, StepFailure> {
-        let permit = if network {
+        let permit = if load == GitLoad::WholePack {
             Some(
                 self.budget
                     .acquire(&self.repository)

@@ -8,6 +8,7 @@
 
 use backon::Retryable;
 
+use super::GitLoad;
 use super::clone::Checkout;
 use crate::forge::{Forge, PullRequestRef};
 use crate::git::PushOutcome;
@@ -124,7 +125,7 @@ async fn push_under_lock(
         );
         checkout
             .git
-            .run(STEP, true, move || {
+            .run(STEP, GitLoad::WholePack, move || {
                 let repo = crate::git::open_clone(&root)?;
                 crate::git::foreign_tip(&repo, &branch, commit, &auth, &ours)
             })
@@ -150,7 +151,7 @@ async fn push_under_lock(
             key.branch.to_owned(),
             checkout.auth.clone(),
         );
-        checkout.git.run(STEP, true, move || {
+        checkout.git.run(STEP, GitLoad::WholePack, move || {
             let repo = crate::git::open_clone(&root)?;
             crate::git::push_branch(&repo, &branch, commit, &auth)
         })

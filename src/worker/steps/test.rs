@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::GitLoad;
 use super::clone::Checkout;
 use crate::lifecycle::Step;
 use crate::llm::{ContextFile, RepairBrief, VulnerabilityFacts, repair_conversation};
@@ -77,7 +78,10 @@ pub async fn run(
         branch: branch_tree.clone(),
         changed: changed.to_vec(),
     };
-    let commit = checkout.git.run(STEP, false, move || trees.write()).await?;
+    let commit = checkout
+        .git
+        .run(STEP, GitLoad::FewObjects, move || trees.write())
+        .await?;
     let dir = project_dir(changed);
     let tested = match discover::discover(&main_tree, dir, &pipeline.verify, &pipeline.lockfiles) {
         Discovery::NotFound(reason) => {

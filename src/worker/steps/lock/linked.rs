@@ -8,6 +8,7 @@ use crate::lockfile::LockUpdateMode;
 use crate::lockfile::on_disk::is_tool_file;
 use crate::worker::failure::StepFailure;
 use crate::worker::pipeline::Pipeline;
+use crate::worker::steps::GitLoad;
 use crate::worker::steps::clone::Checkout;
 
 /// `None` when no tool file the lock step would use is a link; the draft reason when the
@@ -22,7 +23,7 @@ pub(super) async fn check(
     let root = checkout.work_tree.clone();
     let links = checkout
         .git
-        .run(STEP, false, move || {
+        .run(STEP, GitLoad::FewObjects, move || {
             crate::git::head_links(&crate::git::open_clone(&root)?)
         })
         .await?;
