@@ -17,6 +17,7 @@ pub mod egress;
 pub mod errors;
 pub mod forge;
 pub mod git;
+pub mod import;
 pub mod lifecycle;
 pub mod llm;
 pub mod lockfile;

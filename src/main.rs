@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use remediator::commands;
 use remediator::config::Settings;
+use remediator::import;
 use remediator::shutdown::Shutdown;
 use remediator::telemetry::{DefaultLevel, LogFormat};
 use uuid::Uuid;
@@ -72,9 +73,9 @@ enum Command {
         file: PathBuf,
         /// The existing project a scanner report was made for (not used with the native format).
         #[arg(long)]
-        project: Option<Uuid>,
+        project: Option<remediator::lifecycle::ProjectId>,
         /// Largest file accepted, in bytes (default 16 MiB); the whole file is held in memory.
-        #[arg(long, default_value_t = commands::import::DEFAULT_MAX_BYTES)]
+        #[arg(long, default_value_t = import::DEFAULT_MAX_BYTES)]
         max_bytes: u64,
     },
     /// Print a bearer token signed with the configured secret (HS256 only).
@@ -172,15 +173,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             project,
             max_bytes,
         } => {
-            let text = commands::import::read_file(&file, max_bytes)?;
+            let text = import::read_file(&file, max_bytes)?;
             // The worker's own URL and branch rules, so nothing it would refuse is stored.
             let rules = remediator::forge::RepositoryRules::from_settings(&settings);
-            let document = commands::import::parse_document(&text, project, &rules)
+            let document = import::parse_document(&text, project, &rules)
                 .with_context(|| format!("importing {}", file.display()))?;
             let format = document.format;
             let pool = remediator::db::pool(&settings.database)?;
             remediator::db::ensure_migrated(&pool).await?;
-            let summary = commands::import::import_document(&pool, document).await?;
+            let summary = import::import_document(&pool, document).await?;
             let into = project.map_or_else(String::new, |p| format!(" into project {p}"));
             println!(
                 "imported {} ({}){into}: {} record(s) read, {} created or changed",
@@ -197,8 +198,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl,
         } => {
             let scopes = (!scope.is_empty()).then_some(scope);
-            let token =
-                commands::token::run(&settings, org, &sub, scopes, Duration::from_secs(ttl))?;
+            let token = commands::token::run(
+                &settings,
+                org.into(),
+                &sub,
+                scopes,
+                Duration::from_secs(ttl),
+            )?;
             println!("{token}");
         }
     }

@@ -793,7 +793,7 @@ async fn the_token_command_refuses_to_mint_for_public_key_algorithms() {
     let s = settings_rs256_pem().await;
     let err = remediator::api::auth::mint_token(
         &s.auth,
-        Uuid::new_v4(),
+        remediator::lifecycle::OrganizationId::new_random(),
         "me",
         &["operations:read".to_owned()],
         Duration::from_secs(60),

@@ -4,9 +4,9 @@ mod support;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use remediator::commands::import;
 use remediator::db::schema::{assessments, findings, organizations, projects};
 use remediator::forge::RepositoryRules;
+use remediator::import;
 use support::app::{Catalog, catalog_json, create_database, test_settings};
 use uuid::Uuid;
 
@@ -172,7 +172,7 @@ async fn finding_row(
     version: &str,
 ) -> (String, String, Vec<String>, String) {
     let mut conn = pool.get().await.unwrap();
-    let id = import::finding_id(project, vulnerability, package, version);
+    let id = import::finding_id(project.into(), vulnerability, package, version);
     let (severity, ecosystem, fixed, project_id): (String, String, Vec<String>, Uuid) =
         findings::table
             .find(id)
@@ -201,7 +201,7 @@ async fn import_report(
     name: &str,
     project: Uuid,
 ) -> anyhow::Result<import::ImportSummary> {
-    let document = import::parse_document(&example(name), Some(project), &rules())?;
+    let document = import::parse_document(&example(name), Some(project.into()), &rules())?;
     import::import_document(pool, document).await
 }
 
@@ -298,8 +298,12 @@ async fn a_rescan_keeps_triage_but_a_vex_statement_is_written_as_stated() {
     let triage = |vulnerability: &'static str, package: &'static str, version: &'static str| {
         let pool = pool.clone();
         async move {
-            let id =
-                import::assessment_id(import::finding_id(project, vulnerability, package, version));
+            let id = import::assessment_id(import::finding_id(
+                project.into(),
+                vulnerability,
+                package,
+                version,
+            ));
             let mut conn = pool.get().await.unwrap();
             diesel::update(assessments::table.find(id))
                 .set(assessments::status.eq("ASSESSMENT_STATUS_NOT_AFFECTED"))
@@ -349,7 +353,7 @@ async fn bad_scanner_imports_write_nothing() {
     // Malformed: the path of the bad field, in the scanner's own document.
     let mut grype: serde_json::Value = serde_json::from_str(&example("grype.json")).unwrap();
     grype["matches"][2]["artifact"]["version"] = 5.into();
-    let err = import::parse_document(&grype.to_string(), Some(project), &rules())
+    let err = import::parse_document(&grype.to_string(), Some(project.into()), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("matches[2].artifact.version"), "{err}");
@@ -357,7 +361,7 @@ async fn bad_scanner_imports_write_nothing() {
     let mut osv: serde_json::Value = serde_json::from_str(&example("osv-scanner.json")).unwrap();
     osv["results"][1]["packages"][0]["vulnerabilities"][0]["affected"][0]["ranges"] =
         "SEMVER".into();
-    let err = import::parse_document(&osv.to_string(), Some(project), &rules())
+    let err = import::parse_document(&osv.to_string(), Some(project.into()), &rules())
         .unwrap_err()
         .to_string();
     assert!(
@@ -378,7 +382,7 @@ async fn bad_scanner_imports_write_nothing() {
 
     // Not a format we know.
     let spdx = r#"{"spdxVersion": "SPDX-2.3", "packages": []}"#;
-    let err = import::parse_document(spdx, Some(project), &rules())
+    let err = import::parse_document(spdx, Some(project.into()), &rules())
         .unwrap_err()
         .to_string();
     assert!(err.contains("unrecognised import file"), "{err}");
@@ -387,7 +391,7 @@ async fn bad_scanner_imports_write_nothing() {
 
     // The native format with --project, a scanner report without.
     let native = catalog_json(&fresh_catalog(), "https://github.com/acme/web.git");
-    assert!(import::parse_document(&native, Some(project), &rules()).is_err());
+    assert!(import::parse_document(&native, Some(project.into()), &rules()).is_err());
     assert!(import::parse_document(&example("osv-scanner.json"), None, &rules()).is_err());
 
     assert_eq!(counts(&pool).await, before, "nothing was written");

@@ -78,12 +78,12 @@ async fn request_batch(world: &World, count: usize) -> Vec<Uuid> {
         file["assessments"].as_array_mut().unwrap().push(json!({"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
         assessments.push(assessment);
     }
-    let parsed = remediator::commands::import::parse(
+    let parsed = remediator::import::parse(
         &file.to_string(),
         &support::app::import_rules(&world.app.settings),
     )
     .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    remediator::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
     let mut ids = Vec::new();

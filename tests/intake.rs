@@ -394,14 +394,12 @@ async fn two_relays_drain_one_outbox_without_publishing_a_row_twice() {
             "package_name": "lodash", "ecosystem": "npm", "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
         file["assessments"].as_array_mut().unwrap().push(json!({"id": Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
     }
-    let parsed = remediator::commands::import::parse(
+    let parsed = remediator::import::parse(
         &file.to_string(),
         &support::app::import_rules(&app.settings),
     )
     .unwrap();
-    remediator::commands::import::import(&app.pool, parsed)
-        .await
-        .unwrap();
+    remediator::import::import(&app.pool, parsed).await.unwrap();
     let token = app.full_token(c.org);
     let mut expected = std::collections::HashSet::new();
     for a in file["assessments"].as_array().unwrap() {

@@ -318,7 +318,7 @@ async fn attack_a_nul_in_the_token_subject_is_refused_before_anything_is_written
     for subject in ["evil\0user", "line\r\nforged: entry", "bell\u{7}"] {
         let token = remediator::api::auth::mint_token(
             &app.settings.auth,
-            c.org,
+            c.org.into(),
             subject,
             &["remediations:write".into(), "operations:read".into()],
             Duration::from_secs(600),

@@ -145,12 +145,12 @@ async fn second_affected_assessment(world: &World) -> Uuid {
         "assessments": [{"id": assessment, "finding_id": finding,
             "status": "ASSESSMENT_STATUS_AFFECTED"}]
     });
-    let parsed = remediator::commands::import::parse(
+    let parsed = remediator::import::parse(
         &file.to_string(),
         &support::app::import_rules(&world.app.settings),
     )
     .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    remediator::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
     assessment
@@ -288,7 +288,7 @@ async fn a_bucket_refills_at_its_rate_and_says_when() {
     let settings = test_settings().await;
     let pool = remediator::db::pool(&settings.database).unwrap();
     let mut conn = pool.get().await.unwrap();
-    let org = Uuid::new_v4();
+    let org = remediator::lifecycle::OrganizationId::new_random();
     assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
     assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
     let Take::Denied { retry_after_secs } = take(&mut conn, org, bucket).await.unwrap() else {
@@ -302,7 +302,13 @@ async fn a_bucket_refills_at_its_rate_and_says_when() {
     assert_eq!(take(&mut conn, org, bucket).await.unwrap(), Take::Granted);
     // Another organisation is untouched.
     assert_eq!(
-        take(&mut conn, Uuid::new_v4(), bucket).await.unwrap(),
+        take(
+            &mut conn,
+            remediator::lifecycle::OrganizationId::new_random(),
+            bucket
+        )
+        .await
+        .unwrap(),
         Take::Granted
     );
     // Five takes on one connection, one statement prepared and kept for the next (diesel's

@@ -74,12 +74,12 @@ async fn add_advisory(
             "package_name": package, "ecosystem": "npm",
             "installed_version": installed, "fixed_versions": fixed}],
         "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
-    let parsed = remediator::commands::import::parse(
+    let parsed = remediator::import::parse(
         &file.to_string(),
         &support::app::import_rules(&world.app.settings),
     )
     .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    remediator::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
     assessment

@@ -468,12 +468,12 @@ async fn replaying_a_hundred_dead_letters() {
             "installed_version": "4.17.20", "fixed_versions": ["4.17.21"]}));
         file["assessments"].as_array_mut().unwrap().push(json!({"id": uuid::Uuid::new_v4(), "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}));
     }
-    let parsed = remediator::commands::import::parse(
+    let parsed = remediator::import::parse(
         &file.to_string(),
         &support::app::import_rules(&world.app.settings),
     )
     .unwrap();
-    remediator::commands::import::import(&world.app.pool, parsed)
+    remediator::import::import(&world.app.pool, parsed)
         .await
         .unwrap();
     let mut conn = world.app.pool.get().await.unwrap();

@@ -7,6 +7,7 @@
 mod jwks;
 mod keys;
 
+use crate::lifecycle::OrganizationId;
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -17,7 +18,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
 use super::error::{ApiError, Code};
 use crate::config::AuthSettings;
@@ -33,7 +33,7 @@ const MAX_SUBJECT_LEN: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub subject: String,
-    pub organization: Uuid,
+    pub organization: OrganizationId,
     scopes: HashSet<String>,
     /// The token's `exp` (seconds since the epoch): the console's session ends with it.
     pub expires_at: i64,
@@ -200,7 +200,7 @@ impl Authenticator {
         let organization = claims
             .get(&self.org_claim)
             .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
+            .and_then(|s| s.parse::<OrganizationId>().ok())
             .ok_or_else(|| {
                 ApiError::unauthenticated(format!(
                     "the token's `{}` claim must hold an organisation id (UUID)",
@@ -365,7 +365,7 @@ fn wrong_typed_claim(token: &str) -> Option<String> {
 /// HS256 only: with RS256/ES256 the private key lives with the identity provider.
 pub fn mint_token(
     settings: &AuthSettings,
-    organization: Uuid,
+    organization: OrganizationId,
     subject: &str,
     scopes: &[String],
     ttl: std::time::Duration,
@@ -536,7 +536,7 @@ mod tests {
         let mut s = settings();
         s.jwt_secret = Some(SecretString::from("test-secret-0123456789".to_owned()));
         let auth = Authenticator::new(&s).unwrap();
-        let org = Uuid::new_v4();
+        let org = OrganizationId::new_random();
         let token = mint_token(
             &s,
             org,

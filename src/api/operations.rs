@@ -1,6 +1,7 @@
 //! The polling API (Chainloop's AsyncOperationsService): one operation, or a filtered page of
 //! them, always scoped to the caller's organisation.
 
+use crate::lifecycle::OrganizationId;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -132,7 +133,7 @@ pub async fn cancel(
 pub async fn cancel_operation(
     state: &AppState,
     id: OperationId,
-    organization: Uuid,
+    organization: OrganizationId,
     subject: &str,
 ) -> Result<Operation, ApiError> {
     let mut conn = state.pool.get().await?;

@@ -8,9 +8,9 @@
 //! limited: they are cheap indexed reads of the caller's own rows, and clients poll them on
 //! purpose; a reverse proxy is the place for a blanket limit.
 
+use crate::lifecycle::OrganizationId;
 use chrono::{SecondsFormat, Utc};
 use diesel_async::AsyncPgConnection;
-use uuid::Uuid;
 
 use super::error::{ApiError, Code};
 use crate::db::rate_limit::{self, Bucket, Take};
@@ -42,7 +42,7 @@ impl RateLimit {
     pub async fn check(
         &self,
         conn: &mut AsyncPgConnection,
-        organization: Uuid,
+        organization: OrganizationId,
         endpoint: &'static str,
     ) -> Result<(), ApiError> {
         let Some(bucket) = self.bucket() else {
@@ -56,7 +56,7 @@ impl RateLimit {
     pub fn answer(
         &self,
         take: Take,
-        organization: Uuid,
+        organization: OrganizationId,
         endpoint: &'static str,
     ) -> Result<(), ApiError> {
         match take {

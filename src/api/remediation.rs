@@ -83,7 +83,7 @@ fn admissible(
     looked_up: &intake::Lookup,
     state: &AppState,
 ) -> Result<(), ApiError> {
-    if target.assessment_status != AssessmentStatus::Affected.as_str() {
+    if target.assessment_status != AssessmentStatus::Affected {
         return Err(ApiError::new(
             Code::FailedPrecondition,
             format!(

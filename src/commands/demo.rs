@@ -77,11 +77,11 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     crate::db::migrate(&pool).await?;
 
     let ids = DemoIds::new();
-    let catalog = super::import::parse(
+    let catalog = crate::import::parse(
         &ids.catalog(&repository_url).to_string(),
         &crate::forge::RepositoryRules::from_settings(&settings),
     )?;
-    super::import::import(&pool, catalog).await?;
+    crate::import::import(&pool, catalog).await?;
     println!(
         "2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment"
     );
@@ -162,7 +162,13 @@ async fn remove_demo_state(settings: &Settings) -> anyhow::Result<bool> {
 }
 
 async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Result<Value> {
-    let token = super::token::run(settings, ids.org, "demo", None, Duration::from_secs(600))?;
+    let token = super::token::run(
+        settings,
+        ids.org.into(),
+        "demo",
+        None,
+        Duration::from_secs(600),
+    )?;
     let http = reqwest::Client::new();
     let started = Instant::now();
     let response = http

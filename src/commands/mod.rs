@@ -4,7 +4,6 @@ pub mod background;
 pub mod demo;
 pub mod dlq;
 pub mod doctor;
-pub mod import;
 pub mod intake;
 pub mod token;
 pub mod worker;

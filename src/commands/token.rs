@@ -1,9 +1,8 @@
 //! `remediator token`: prints a bearer token signed with the configured secret, for local use
 //! and demos.
 
+use crate::lifecycle::OrganizationId;
 use std::time::Duration;
-
-use uuid::Uuid;
 
 use crate::api::auth::{SCOPE_OPERATIONS_READ, SCOPE_REMEDIATIONS_WRITE, mint_token};
 use crate::config::Settings;
@@ -17,7 +16,7 @@ pub fn default_scopes() -> Vec<String> {
 
 pub fn run(
     settings: &Settings,
-    organization: Uuid,
+    organization: OrganizationId,
     subject: &str,
     scopes: Option<Vec<String>>,
     ttl: Duration,

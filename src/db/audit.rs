@@ -5,9 +5,9 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::console_audit;
+use crate::lifecycle::OrganizationId;
 
 /// The actions the table's CHECK constraint allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl AuditAction {
 #[derive(Debug, Clone)]
 pub struct NewAuditEntry<'a> {
     pub actor: &'a str,
-    pub actor_organization: Uuid,
+    pub actor_organization: OrganizationId,
     pub action: AuditAction,
     pub target: &'a str,
     pub outcome: &'a str,
@@ -48,7 +48,7 @@ pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub actor_organization: Uuid,
+    pub actor_organization: OrganizationId,
     pub action: String,
     pub target: String,
     pub outcome: String,

@@ -1,22 +1,24 @@
 //! Organisations, projects, findings and assessments: upserts for `remediator import`, the
 //! organisation-scoped look-up the intake does, and the assessment write-back.
 
+use crate::lifecycle::OrganizationId;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::models::AssessmentStatus;
 use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
 use super::schema::{assessments, findings, organizations, projects};
 use crate::ecosystem::Ecosystem;
-use crate::lifecycle::{AssessmentId, ProjectId, RemediationStatus};
+use crate::lifecycle::{AssessmentId, FindingId, ProjectId, RemediationStatus};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
 /// another organisation is not found, exactly like a missing one (tenancy wall).
 pub async fn remediation_target(
     conn: &mut AsyncPgConnection,
     assessment_id: AssessmentId,
-    organization: Option<Uuid>,
+    organization: Option<OrganizationId>,
 ) -> QueryResult<Option<RemediationTarget>> {
     let mut query = assessments::table
         .inner_join(findings::table.inner_join(projects::table))
@@ -49,9 +51,9 @@ pub async fn remediation_target(
             ),
         ))
         .first::<(
-            (Uuid, String),
+            (Uuid, AssessmentStatus),
             (
-                Uuid,
+                FindingId,
                 Option<Uuid>,
                 String,
                 Vec<String>,
@@ -63,7 +65,7 @@ pub async fn remediation_target(
                 String,
                 Vec<String>,
             ),
-            (Uuid, Uuid, String, String),
+            (Uuid, OrganizationId, String, String),
         )>(conn)
         .await
         .optional()?;

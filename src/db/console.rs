@@ -13,17 +13,17 @@ use uuid::Uuid;
 
 use super::models::Operation;
 use super::schema::{assessments, findings, operations, outbox, projects};
-use crate::lifecycle::{OperationId, OperationStatus, Step};
+use crate::lifecycle::{OperationId, OperationStatus, OrganizationId, Step};
 
 /// Whose rows a session may read: one organisation, or every one (the admin scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
-    Organization(Uuid),
+    Organization(OrganizationId),
     All,
 }
 
 impl Scope {
-    pub fn organization(self) -> Option<Uuid> {
+    pub fn organization(self) -> Option<OrganizationId> {
         match self {
             Scope::Organization(org) => Some(org),
             Scope::All => None,
@@ -210,8 +210,8 @@ pub async fn operation_detail(
 pub async fn organizations_of(
     conn: &mut AsyncPgConnection,
     ids: &[OperationId],
-) -> QueryResult<HashMap<OperationId, Uuid>> {
-    let rows: Vec<(OperationId, Uuid)> = operations::table
+) -> QueryResult<HashMap<OperationId, OrganizationId>> {
+    let rows: Vec<(OperationId, OrganizationId)> = operations::table
         .filter(operations::id.eq_any(ids))
         .select((operations::id, operations::organization_id))
         .load(conn)

@@ -13,12 +13,12 @@ use uuid::Uuid;
 use super::models::{ASSESSMENT_RESOURCE, AssessmentStatus};
 use super::schema::{assessments, findings, projects, remediation_fixes};
 use crate::lifecycle::fix_plan::{Advisory, ObservedState, PullRequestRecord};
-use crate::lifecycle::{AssessmentId, OperationStatus, ProjectId, RemediationStatus, Step};
+use crate::lifecycle::{AssessmentId, FixId, OperationStatus, ProjectId, RemediationStatus, Step};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = remediation_fixes, check_for_backend(diesel::pg::Pg))]
 pub struct FixRow {
-    pub id: Uuid,
+    pub id: FixId,
     pub project_id: ProjectId,
     pub ecosystem: Ecosystem,
     pub package_name: String,
@@ -196,7 +196,7 @@ pub struct RecordedPull<'a> {
 
 pub async fn record_pull_request(
     conn: &mut AsyncPgConnection,
-    fix: Uuid,
+    fix: FixId,
     pull: &RecordedPull<'_>,
 ) -> QueryResult<usize> {
     diesel::update(remediation_fixes::table.find(fix))
@@ -220,7 +220,7 @@ pub async fn record_pull_request(
 
 /// Notes that a refresh left the branch alone (someone pushed to it) and said so on the pull
 /// request; false when that was noted before (so the comment is made once).
-pub async fn note_left_alone(conn: &mut AsyncPgConnection, fix: Uuid) -> QueryResult<bool> {
+pub async fn note_left_alone(conn: &mut AsyncPgConnection, fix: FixId) -> QueryResult<bool> {
     let noted = diesel::update(remediation_fixes::table.find(fix))
         .filter(remediation_fixes::left_alone_at.is_null())
         .set(remediation_fixes::left_alone_at.eq(diesel::dsl::now))
@@ -232,7 +232,7 @@ pub async fn note_left_alone(conn: &mut AsyncPgConnection, fix: Uuid) -> QueryRe
 /// An AFFECTED assessment the fix covers, to run the job that refreshes it.
 pub async fn refresh_candidate(
     conn: &mut AsyncPgConnection,
-    fix: Uuid,
+    fix: FixId,
 ) -> QueryResult<Option<AssessmentId>> {
     assessments::table
         .filter(assessments::remediation_fix_id.eq(fix))
@@ -250,7 +250,7 @@ pub async fn refresh_candidate(
 /// arrive between the pull request step and this write-back).
 #[derive(Debug, Clone)]
 pub struct CoveredWriteBack {
-    pub fix_id: Uuid,
+    pub fix_id: FixId,
     pub assessments: Vec<AssessmentId>,
     pub branch: String,
     pub pr_url: Option<String>,
@@ -365,7 +365,7 @@ pub async fn find_by_pull_request(
 /// changed (an event that repeats the known state changes nothing). Run it in a transaction.
 pub async fn apply_observed(
     conn: &mut AsyncPgConnection,
-    fix: Uuid,
+    fix: FixId,
     observed: ObservedState,
     mark_fixed: bool,
 ) -> QueryResult<bool> {
@@ -424,7 +424,7 @@ pub async fn apply_observed(
 #[derive(Debug, Clone, QueryableByName)]
 pub struct DueFix {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
-    pub id: Uuid,
+    pub id: FixId,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pub pr_number: i32,
     #[diesel(sql_type = diesel::sql_types::Text)]

@@ -12,19 +12,22 @@
 //! bucket update is one atomic upsert. Under READ COMMITTED the checks between the two
 //! statements were never atomic with the insert anyway (each statement had its own snapshot).
 
+use crate::lifecycle::OrganizationId;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{ASSESSMENT_RESOURCE, REMEDIATION_KIND, RemediationTarget};
+use super::models::{ASSESSMENT_RESOURCE, AssessmentStatus, REMEDIATION_KIND, RemediationTarget};
 use super::operations::live_predicate;
 use super::rate_limit::{Bucket, Take, take_columns, take_cte};
 use super::sql::{Bind, Prepared};
 use crate::ecosystem::Ecosystem;
 use crate::lifecycle::fix_plan::PullRequestRecord;
-use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, ProjectId, RemediationStatus};
+use crate::lifecycle::{
+    AssessmentId, FindingId, OperationId, OperationStatus, ProjectId, RemediationStatus,
+};
 use crate::queue::message::JobMessage;
 
 /// What the intake needs to decide on a request.
@@ -103,9 +106,9 @@ struct LookupRow {
     #[diesel(sql_type = Nullable<SqlUuid>)]
     assessment_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
-    assessment_status: Option<String>,
+    assessment_status: Option<AssessmentStatus>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
-    finding_id: Option<Uuid>,
+    finding_id: Option<FindingId>,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     project_version_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -155,7 +158,7 @@ struct LookupRow {
 }
 
 impl LookupRow {
-    fn target(&mut self, organization: Uuid) -> Option<RemediationTarget> {
+    fn target(&mut self, organization: OrganizationId) -> Option<RemediationTarget> {
         // The inner join either matched (every non-null column is set) or did not.
         Some(RemediationTarget {
             organization_id: organization,
@@ -164,7 +167,7 @@ impl LookupRow {
             repository_url: self.repository_url.take()?,
             default_branch: self.default_branch.take()?,
             assessment_id: AssessmentId(self.assessment_id?),
-            assessment_status: self.assessment_status.take()?,
+            assessment_status: self.assessment_status?,
             finding_id: self.finding_id?,
             vulnerability_id: self.vulnerability_id.take()?,
             aliases: self.aliases.take()?,
@@ -185,7 +188,7 @@ impl LookupRow {
 /// and of `group_key` (the repository group's fix).
 pub async fn look_up(
     conn: &mut AsyncPgConnection,
-    organization: Uuid,
+    organization: OrganizationId,
     bucket: Option<Bucket>,
     assessment: AssessmentId,
     group_key: &str,
@@ -195,7 +198,7 @@ pub async fn look_up(
         per_second: 0.0,
     });
     let mut row: LookupRow = Prepared::new(LOOK_UP)
-        .bind(Bind::Uuid(organization))
+        .bind(Bind::Uuid(organization.0))
         .bind(Bind::Float(limit.capacity))
         .bind(Bind::Float(limit.per_second))
         .bind(Bind::Bool(bucket.is_some()))
@@ -278,7 +281,7 @@ pub async fn create_live_with_job(
         let job = serde_json::to_value(JobMessage::remediation(id))?;
         let rows: Vec<Created> = Prepared::new(CREATE_LIVE_WITH_JOB)
             .bind(Bind::Uuid(id.0))
-            .bind(Bind::Uuid(target.organization_id))
+            .bind(Bind::Uuid(target.organization_id.0))
             .bind(Bind::Text(REMEDIATION_KIND.to_owned()))
             .bind(Bind::Text(OperationStatus::Pending.as_str().to_owned()))
             .bind(Bind::Text(ASSESSMENT_RESOURCE.to_owned()))

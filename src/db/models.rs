@@ -12,7 +12,7 @@ pub const ASSESSMENT_RESOURCE: &str = "assessment";
 
 use crate::ecosystem::Ecosystem;
 use crate::lifecycle::status::sql_text_enum;
-use crate::lifecycle::{AssessmentId, OperationId, ProjectId};
+use crate::lifecycle::{AssessmentId, FindingId, OperationId, OrganizationId, ProjectId};
 pub use crate::lifecycle::{OperationStatus, Step};
 
 sql_text_enum!(
@@ -29,7 +29,7 @@ sql_text_enum!(
 #[diesel(table_name = operations, check_for_backend(diesel::pg::Pg))]
 pub struct Operation {
     pub id: OperationId,
-    pub organization_id: Uuid,
+    pub organization_id: OrganizationId,
     pub kind: String,
     pub status: OperationStatus,
     pub resource_type: String,
@@ -55,14 +55,14 @@ pub struct Operation {
 /// Everything a remediation job needs to know, joined from assessment, finding and project.
 #[derive(Debug, Clone)]
 pub struct RemediationTarget {
-    pub organization_id: Uuid,
+    pub organization_id: OrganizationId,
     pub project_id: ProjectId,
     pub project_version_id: Option<Uuid>,
     pub repository_url: String,
     pub default_branch: String,
     pub assessment_id: AssessmentId,
-    pub assessment_status: String,
-    pub finding_id: Uuid,
+    pub assessment_status: AssessmentStatus,
+    pub finding_id: FindingId,
     pub vulnerability_id: String,
     pub aliases: Vec<String>,
     pub severity: String,
@@ -91,15 +91,15 @@ impl RemediationTarget {
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = organizations)]
 pub struct OrganizationRow {
-    pub id: Uuid,
+    pub id: OrganizationId,
     pub name: String,
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = projects)]
 pub struct ProjectRow {
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: ProjectId,
+    pub organization_id: OrganizationId,
     pub name: String,
     pub repository_url: String,
     pub default_branch: String,
@@ -108,8 +108,8 @@ pub struct ProjectRow {
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = findings, treat_none_as_null = true)]
 pub struct FindingRow {
-    pub id: Uuid,
-    pub project_id: Uuid,
+    pub id: FindingId,
+    pub project_id: ProjectId,
     pub project_version_id: Option<Uuid>,
     pub vulnerability_id: String,
     pub aliases: Vec<String>,
@@ -126,8 +126,8 @@ pub struct FindingRow {
 #[derive(Debug, Clone, Insertable, AsChangeset)]
 #[diesel(table_name = assessments, treat_none_as_null = true)]
 pub struct AssessmentRow {
-    pub id: Uuid,
-    pub finding_id: Uuid,
+    pub id: AssessmentId,
+    pub finding_id: FindingId,
     pub status: String,
     pub justification: Option<String>,
 }

@@ -2,6 +2,7 @@
 //! transaction), the organisation-scoped reads of the polling API, and the worker's state
 //! changes. Every status or step change writes an event, so the history explains the row.
 
+use crate::lifecycle::OrganizationId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -68,7 +69,7 @@ pub async fn create_or_get_live(
 pub async fn get(
     conn: &mut AsyncPgConnection,
     id: OperationId,
-    organization: Option<Uuid>,
+    organization: Option<OrganizationId>,
 ) -> QueryResult<Option<Operation>> {
     let mut query = operations::table
         .filter(operations::id.eq(id))
@@ -89,7 +90,7 @@ pub struct ListFilter {
 /// A page of an organisation's operations, newest first, and the total count.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    organization: Uuid,
+    organization: OrganizationId,
     filter: &ListFilter,
     page: i64,
     page_size: i64,
@@ -243,7 +244,7 @@ pub enum CancelOutcome {
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
     id: OperationId,
-    organization: Uuid,
+    organization: OrganizationId,
     by: &str,
 ) -> QueryResult<CancelOutcome> {
     let scoped = operations::table

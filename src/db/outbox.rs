@@ -3,7 +3,6 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::schema::outbox;
 use crate::queue::message::JobMessage;
@@ -89,15 +88,6 @@ pub async fn quarantined_count(conn: &mut AsyncPgConnection) -> QueryResult<i64>
 
 pub async fn unpublished_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
     outbox::table
-        .filter(outbox::published_at.is_null())
-        .count()
-        .get_result(conn)
-        .await
-}
-
-pub async fn unpublished_for(conn: &mut AsyncPgConnection, operation: Uuid) -> QueryResult<i64> {
-    outbox::table
-        .filter(outbox::operation_id.eq(operation))
         .filter(outbox::published_at.is_null())
         .count()
         .get_result(conn)

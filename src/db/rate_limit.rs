@@ -6,10 +6,10 @@
 //! statement), the clock is the database's, and the cost is one short round trip on a request
 //! that writes to the same database anyway.
 
+use crate::lifecycle::OrganizationId;
 use diesel::QueryableByName;
 use diesel::sql_types::Double;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::sql::{Bind, Prepared};
 
@@ -84,11 +84,11 @@ const TAKE: &str = concat!("WITH ", take_cte!(), " SELECT ", take_columns!());
 /// with a full bucket.
 pub async fn take(
     conn: &mut AsyncPgConnection,
-    organization: Uuid,
+    organization: OrganizationId,
     bucket: Bucket,
 ) -> diesel::QueryResult<Take> {
     let row: Tokens = Prepared::new(TAKE)
-        .bind(Bind::Uuid(organization))
+        .bind(Bind::Uuid(organization.0))
         .bind(Bind::Float(bucket.capacity))
         .bind(Bind::Float(bucket.per_second))
         .bind(Bind::Bool(true))

@@ -76,3 +76,15 @@ uuid_id!(
     /// A project (`projects.id`): one repository.
     ProjectId
 );
+uuid_id!(
+    /// An organisation (`organizations.id`): the tenant a token and every record belong to.
+    OrganizationId
+);
+uuid_id!(
+    /// A finding (`findings.id`): one vulnerability in one package of a project.
+    FindingId
+);
+uuid_id!(
+    /// A package fix (`remediation_fixes.id`): the unit of one pull request.
+    FixId
+);

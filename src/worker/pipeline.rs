@@ -247,7 +247,7 @@ impl Pipeline {
                     format!("assessment {} no longer exists", operation.resource_id),
                 )
             })?;
-        if target.assessment_status != AssessmentStatus::Affected.as_str() {
+        if target.assessment_status != AssessmentStatus::Affected {
             return Err(StepFailure::permanent(
                 Step::Claim,
                 format!(

@@ -120,7 +120,7 @@ impl TestApp {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         remediator::api::auth::mint_token(
             &self.settings.auth,
-            org,
+            org.into(),
             "tester",
             &scopes,
             Duration::from_secs(600),
@@ -224,12 +224,12 @@ pub async fn seed_catalog(app: &TestApp, repository_url: &str) -> Catalog {
         not_affected: Uuid::new_v4(),
         other_org_assessment: Uuid::new_v4(),
     };
-    let file = remediator::commands::import::parse(
+    let file = remediator::import::parse(
         &catalog_json(&c, repository_url),
         &import_rules(&app.settings),
     )
     .expect("parse catalog");
-    remediator::commands::import::import(&app.pool, file)
+    remediator::import::import(&app.pool, file)
         .await
         .expect("import catalog");
     c

@@ -225,12 +225,12 @@ impl World {
                 "package_name": package, "ecosystem": ecosystem,
                 "installed_version": installed, "fixed_versions": fixed}],
             "assessments": [{"id": assessment, "finding_id": finding, "status": "ASSESSMENT_STATUS_AFFECTED"}]});
-        let parsed = remediator::commands::import::parse(
+        let parsed = remediator::import::parse(
             &file.to_string(),
             &super::app::import_rules(&self.app.settings),
         )
         .unwrap();
-        remediator::commands::import::import(&self.app.pool, parsed)
+        remediator::import::import(&self.app.pool, parsed)
             .await
             .unwrap();
         assessment

@@ -15,9 +15,9 @@ use crate::db::fixes::{self, RecordedPull};
 use crate::db::models::RemediationTarget;
 use crate::db::{catalog, operations};
 use crate::forge::{Forge, ForgeError, PullRequest, PullRequestSpec, ResolvedRepository};
-use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::Step;
 use crate::lifecycle::fix_plan::FixPlan;
+use crate::lifecycle::{FixId, RemediationStatus};
 use crate::worker::failure::StepFailure;
 use crate::worker::fix_lock::FixLock;
 use crate::worker::pipeline::Pipeline;
@@ -61,7 +61,7 @@ pub async fn begin(
 /// The pull request of a finished job, as recorded on the package fix.
 #[derive(Debug, Clone)]
 pub struct Opened {
-    pub fix_id: uuid::Uuid,
+    pub fix_id: FixId,
     pub pull_request: Option<PullRequest>,
     /// The reused pull request's title and body were rewritten (new version or advisories).
     pub updated: bool,

@@ -1,4 +1,4 @@
-//! `remediator import FILE [--project ID]`: loads findings and assessments from one JSON
+//! The catalog import (`remediator import FILE [--project ID]`): loads findings and assessments from one JSON
 //! document. The format is detected from the content: the native catalog (README "Import
 //! format", `native`) or a scanner report for one project: OSV-Scanner (`osv_scanner`),
 //! Grype (`grype`) or CycloneDX with vulnerabilities (`cyclonedx`). Every format converts
@@ -12,24 +12,21 @@ mod native;
 mod osv_scanner;
 mod purl;
 mod scanner;
+mod tenancy;
+mod write;
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use uuid::Uuid;
 
 pub use native::{AssessmentIn, FindingIn, ImportFile, OrganizationIn, ProjectIn};
 pub use scanner::{assessment_id, finding_id};
+pub use write::{ImportSummary, import, import_document};
 
-use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
-use crate::db::schema::{assessments, findings, organizations, projects};
-use crate::db::{DbPool, catalog};
 use crate::forge::RepositoryRules;
+use crate::lifecycle::ProjectId;
 
 /// The document formats `remediator import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +111,7 @@ fn detect_value(value: &Value) -> Option<Format> {
 #[derive(Debug)]
 pub struct Document {
     pub format: Format,
-    pub project: Option<Uuid>,
+    pub project: Option<ProjectId>,
     pub file: ImportFile,
 }
 
@@ -123,7 +120,7 @@ pub struct Document {
 /// are the repository URL and branch rules of the worker (`RepositoryRules::from_settings`).
 pub fn parse_document(
     text: &str,
-    project: Option<Uuid>,
+    project: Option<ProjectId>,
     rules: &RepositoryRules,
 ) -> anyhow::Result<Document> {
     let value = parse_json(text)?;
@@ -250,294 +247,6 @@ fn deserialize<T: DeserializeOwned>(text: &str, what: &str) -> anyhow::Result<T>
     })
 }
 
-/// What an import did, for the command's output.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct ImportSummary {
-    pub read: usize,
-    pub written: usize,
-}
-
-/// Writes a parsed document in one transaction; a scanner report's project must exist.
-pub async fn import_document(pool: &DbPool, document: Document) -> anyhow::Result<ImportSummary> {
-    let mut conn = pool.get().await.context("connecting to Postgres")?;
-    conn.transaction(async |conn| -> anyhow::Result<_> {
-        if let Some(project) = document.project {
-            let found = projects::table
-                .find(project)
-                .select(projects::id)
-                .first::<Uuid>(conn)
-                .await
-                .optional()?;
-            if found.is_none() {
-                bail!(
-                    "project {project} does not exist: import it first with a native catalog \
-                     file (see examples/catalog.json), then import the {} with --project {project}",
-                    document.format.name()
-                );
-            }
-        }
-        write_all(conn, &document.file).await
-    })
-    .await
-}
-
-/// Writes a parsed document in one transaction.
-pub async fn import(pool: &DbPool, file: ImportFile) -> anyhow::Result<ImportSummary> {
-    let mut conn = pool.get().await.context("connecting to Postgres")?;
-    conn.transaction(async |conn| -> anyhow::Result<_> { write_all(conn, &file).await })
-        .await
-}
-
-async fn write_all(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-) -> anyhow::Result<ImportSummary> {
-    refuse_organisation_moves(conn, file).await?;
-    let mut summary = ImportSummary::default();
-    let mut known_orgs: HashSet<Uuid> = file.organizations.iter().map(|o| o.id).collect();
-    let mut known_projects: HashSet<Uuid> = file.projects.iter().map(|p| p.id).collect();
-    let mut known_findings: HashSet<Uuid> = file.findings.iter().map(|f| f.id).collect();
-    // References to rows imported earlier are looked up, only those, in the database.
-    let wanted: Vec<Uuid> = file
-        .projects
-        .iter()
-        .map(|p| p.organization_id)
-        .filter(|id| !known_orgs.contains(id))
-        .collect();
-    known_orgs.extend(
-        organizations::table
-            .filter(organizations::id.eq_any(wanted))
-            .select(organizations::id)
-            .load::<Uuid>(conn)
-            .await?,
-    );
-    let wanted: Vec<Uuid> = file
-        .findings
-        .iter()
-        .map(|f| f.project_id)
-        .filter(|id| !known_projects.contains(id))
-        .collect();
-    known_projects.extend(
-        projects::table
-            .filter(projects::id.eq_any(wanted))
-            .select(projects::id)
-            .load::<Uuid>(conn)
-            .await?,
-    );
-    let wanted: Vec<Uuid> = file
-        .assessments
-        .iter()
-        .map(|a| a.finding_id)
-        .filter(|id| !known_findings.contains(id))
-        .collect();
-    known_findings.extend(
-        findings::table
-            .filter(findings::id.eq_any(wanted))
-            .select(findings::id)
-            .load::<Uuid>(conn)
-            .await?,
-    );
-
-    for o in &file.organizations {
-        summary.read += 1;
-        summary.written += catalog::upsert_organization(
-            conn,
-            &OrganizationRow {
-                id: o.id,
-                name: o.name.clone(),
-            },
-        )
-        .await?;
-    }
-    for (i, p) in file.projects.iter().enumerate() {
-        if !known_orgs.contains(&p.organization_id) {
-            bail!(
-                "invalid import file at `projects[{i}].organization_id`: organisation {} is neither in the file nor in the database",
-                p.organization_id
-            );
-        }
-        summary.read += 1;
-        summary.written += catalog::upsert_project(
-            conn,
-            &ProjectRow {
-                id: p.id,
-                organization_id: p.organization_id,
-                name: p.name.clone(),
-                repository_url: p.repository_url.clone(),
-                default_branch: p.default_branch.clone(),
-            },
-        )
-        .await?;
-    }
-    for (i, f) in file.findings.iter().enumerate() {
-        if !known_projects.contains(&f.project_id) {
-            bail!(
-                "invalid import file at `findings[{i}].project_id`: project {} is neither in the file nor in the database",
-                f.project_id
-            );
-        }
-        summary.read += 1;
-        summary.written += catalog::upsert_finding(
-            conn,
-            &FindingRow {
-                id: f.id,
-                project_id: f.project_id,
-                project_version_id: f.project_version_id,
-                vulnerability_id: f.vulnerability_id.clone(),
-                aliases: f.aliases.clone(),
-                severity: f.severity.clone(),
-                summary: f.summary.clone(),
-                package_name: f.package_name.clone(),
-                ecosystem: f.ecosystem.clone(),
-                purl: f.purl.clone(),
-                installed_version: f.installed_version.clone(),
-                fixed_versions: f.fixed_versions.clone(),
-            },
-        )
-        .await?;
-    }
-    for (i, a) in file.assessments.iter().enumerate() {
-        if !known_findings.contains(&a.finding_id) {
-            bail!(
-                "invalid import file at `assessments[{i}].finding_id`: finding {} is neither in the file nor in the database",
-                a.finding_id
-            );
-        }
-        summary.read += 1;
-        let row = AssessmentRow {
-            id: a.id,
-            finding_id: a.finding_id,
-            status: a.status.clone(),
-            justification: a.justification.clone(),
-        };
-        summary.written += if a.keep_existing {
-            catalog::insert_assessment_if_absent(conn, &row).await?
-        } else {
-            catalog::upsert_assessment(conn, &row).await?
-        };
-    }
-    Ok(summary)
-}
-
-/// An upsert by id must never move a record to another organisation: every query of the
-/// intake is scoped by the organisation of the project, so moving a project (or a finding or
-/// assessment into another organisation's project) would hand one tenant's live operations
-/// and history to another. Such a file is refused whole, naming the record, before anything
-/// is written. Records new to the database, and updates within one organisation, pass.
-async fn refuse_organisation_moves(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-) -> anyhow::Result<()> {
-    let moved = |path: String, what: &str, id: Uuid, from: Uuid, to: Uuid| {
-        anyhow!(
-            "invalid import file at `{path}`: {what} {id} belongs to organisation {from}; this \
-             file would move it to organisation {to}, and an import never changes the \
-             organisation of an existing record (give the new record a new id)"
-        )
-    };
-    // The organisation of every project the file names or refers to, as stored now.
-    let project_ids: Vec<Uuid> = file
-        .projects
-        .iter()
-        .map(|p| p.id)
-        .chain(file.findings.iter().map(|f| f.project_id))
-        .collect();
-    let stored_project_org: HashMap<Uuid, Uuid> = projects::table
-        .filter(projects::id.eq_any(&project_ids))
-        .select((projects::id, projects::organization_id))
-        .load::<(Uuid, Uuid)>(conn)
-        .await?
-        .into_iter()
-        .collect();
-    for (i, p) in file.projects.iter().enumerate() {
-        if let Some(&from) = stored_project_org.get(&p.id)
-            && from != p.organization_id
-        {
-            return Err(moved(
-                format!("projects[{i}].organization_id"),
-                "project",
-                p.id,
-                from,
-                p.organization_id,
-            ));
-        }
-    }
-    // After the check above a project's organisation is the same in the file and the database.
-    let project_org: HashMap<Uuid, Uuid> = stored_project_org
-        .into_iter()
-        .chain(file.projects.iter().map(|p| (p.id, p.organization_id)))
-        .collect();
-
-    let finding_ids: Vec<Uuid> = file
-        .findings
-        .iter()
-        .map(|f| f.id)
-        .chain(file.assessments.iter().map(|a| a.finding_id))
-        .collect();
-    let stored_finding_org: HashMap<Uuid, Uuid> = findings::table
-        .inner_join(projects::table)
-        .filter(findings::id.eq_any(&finding_ids))
-        .select((findings::id, projects::organization_id))
-        .load::<(Uuid, Uuid)>(conn)
-        .await?
-        .into_iter()
-        .collect();
-    for (i, f) in file.findings.iter().enumerate() {
-        // A project in neither place is reported as dangling while writing.
-        if let (Some(&from), Some(&to)) = (
-            stored_finding_org.get(&f.id),
-            project_org.get(&f.project_id),
-        ) && from != to
-        {
-            return Err(moved(
-                format!("findings[{i}].project_id"),
-                "finding",
-                f.id,
-                from,
-                to,
-            ));
-        }
-    }
-    let finding_org: HashMap<Uuid, Uuid> = stored_finding_org
-        .into_iter()
-        .chain(file.findings.iter().filter_map(|f| {
-            project_org
-                .get(&f.project_id)
-                .map(|&organization| (f.id, organization))
-        }))
-        .collect();
-
-    let assessment_ids: Vec<Uuid> = file.assessments.iter().map(|a| a.id).collect();
-    let stored_assessment_org: HashMap<Uuid, Uuid> = assessments::table
-        .inner_join(findings::table.inner_join(projects::table))
-        .filter(assessments::id.eq_any(&assessment_ids))
-        .select((assessments::id, projects::organization_id))
-        .load::<(Uuid, Uuid)>(conn)
-        .await?
-        .into_iter()
-        .collect();
-    for (i, a) in file.assessments.iter().enumerate() {
-        // Insert-only rows (scanner matches without a VEX statement) never change a stored one.
-        if a.keep_existing {
-            continue;
-        }
-        if let (Some(&from), Some(&to)) = (
-            stored_assessment_org.get(&a.id),
-            finding_org.get(&a.finding_id),
-        ) && from != to
-        {
-            return Err(moved(
-                format!("assessments[{i}].finding_id"),
-                "assessment",
-                a.id,
-                from,
-                to,
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,7 +293,7 @@ mod tests {
             r#"{"bomFormat": "SPDX"}"#,
             r#"{"results": [{"issues": []}]}"#,
         ] {
-            let err = parse_document(text, Some(Uuid::new_v4()), &rules())
+            let err = parse_document(text, Some(ProjectId::new_random()), &rules())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("unrecognised import file"), "{text}: {err}");
@@ -598,9 +307,13 @@ mod tests {
 
     #[test]
     fn project_is_required_for_scanner_reports_and_refused_for_native_files() {
-        let err = parse_document(&example("catalog.json"), Some(Uuid::new_v4()), &rules())
-            .unwrap_err()
-            .to_string();
+        let err = parse_document(
+            &example("catalog.json"),
+            Some(ProjectId::new_random()),
+            &rules(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("--project") && err.contains("native"), "{err}");
 
         for (name, format) in [
@@ -615,7 +328,7 @@ mod tests {
             // `parse` is the native entry point and says the same.
             assert!(parse(&example(name), &rules()).is_err());
 
-            let project = Uuid::new_v4();
+            let project = ProjectId::new_random();
             let doc = parse_document(&example(name), Some(project), &rules()).unwrap();
             assert_eq!(doc.format.name(), format);
             assert_eq!(doc.project, Some(project));

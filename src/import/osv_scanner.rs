@@ -5,10 +5,10 @@
 //! (a match on an installed version is affected until someone triages it), inserted only if
 //! the finding has none yet.
 
+use crate::lifecycle::ProjectId;
 use anyhow::bail;
 use serde::Deserialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::native::ImportFile;
 use super::scanner::{Match, Rows, Severity, first_line, normalize_ecosystem};
@@ -110,7 +110,7 @@ struct Group {
 
 const WHAT: &str = "OSV-Scanner file";
 
-pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
+pub fn convert(text: &str, project: ProjectId) -> anyhow::Result<ImportFile> {
     let report: Report = super::deserialize(text, WHAT)?;
     let mut rows = Rows::new(project);
     for (i, result) in report.results.iter().enumerate() {
@@ -294,8 +294,8 @@ fn fixed_versions(v: &Vulnerability, name: &str, ecosystem: &str) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::import::native::FindingIn;
-    use crate::commands::import::scanner::{assessment_id, finding_id};
+    use crate::import::native::FindingIn;
+    use crate::import::scanner::{assessment_id, finding_id};
 
     fn example() -> String {
         std::fs::read_to_string(concat!(
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn converts_the_example_report() {
-        let project = Uuid::new_v4();
+        let project = ProjectId::new_random();
         let file = convert(&example(), project).unwrap();
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
         assert_eq!(file.assessments.len(), 4);
@@ -395,7 +395,7 @@ mod tests {
                 {"package": {"name": "vendored", "commit": "deadbeef"}, "vulnerabilities": []}]}
         ]})
         .to_string();
-        let file = convert(&text, Uuid::new_v4()).unwrap();
+        let file = convert(&text, ProjectId::new_random()).unwrap();
         assert_eq!(
             file.findings.len(),
             1,
@@ -417,7 +417,7 @@ mod tests {
     fn malformed_reports_name_the_bad_field() {
         let err = convert(
             r#"{"results": [{"packages": [{"package": {"name": "lodash", "version": 4}}]}]}"#,
-            Uuid::new_v4(),
+            ProjectId::new_random(),
         )
         .unwrap_err()
         .to_string();
@@ -428,7 +428,7 @@ mod tests {
 
         let err = convert(
             r#"{"results": [{"packages": [{"package": {"name": "lodash", "version": "1.0.0"}}]}]}"#,
-            Uuid::new_v4(),
+            ProjectId::new_random(),
         )
         .unwrap_err()
         .to_string();
@@ -440,7 +440,7 @@ mod tests {
         let err = convert(
             r#"{"results": [{"packages": [{"package": {"name": "x", "version": "1", "ecosystem": "npm"},
                 "vulnerabilities": [{"aliases": []}]}]}]}"#,
-            Uuid::new_v4(),
+            ProjectId::new_random(),
         )
         .unwrap_err()
         .to_string();

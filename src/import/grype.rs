@@ -4,10 +4,10 @@
 //! match on an installed version is affected until someone triages it), inserted only if the
 //! finding has none yet.
 
+use crate::lifecycle::ProjectId;
 use anyhow::bail;
 use serde::Deserialize;
 use serde_json::Value;
-use uuid::Uuid;
 
 use super::native::ImportFile;
 use super::purl::Purl;
@@ -75,7 +75,7 @@ struct Artifact {
 
 const WHAT: &str = "Grype file";
 
-pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
+pub fn convert(text: &str, project: ProjectId) -> anyhow::Result<ImportFile> {
     let report: Report = super::deserialize(text, WHAT)?;
     let mut rows = Rows::new(project);
     for (i, m) in report.matches.iter().enumerate() {
@@ -185,8 +185,8 @@ fn severity(m: &GrypeMatch) -> Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::import::native::FindingIn;
-    use crate::commands::import::scanner::finding_id;
+    use crate::import::native::FindingIn;
+    use crate::import::scanner::finding_id;
 
     fn example() -> String {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/grype.json"))
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn converts_the_example_report() {
-        let project = Uuid::new_v4();
+        let project = ProjectId::new_random();
         let file = convert(&example(), project).unwrap();
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
 
@@ -263,7 +263,7 @@ mod tests {
         other_location["vulnerability"]["fix"] =
             serde_json::json!({"versions": ["1.3.0"], "state": "fixed"});
         let text = serde_json::json!({"matches": [m, other_location]}).to_string();
-        let file = convert(&text, Uuid::new_v4()).unwrap();
+        let file = convert(&text, ProjectId::new_random()).unwrap();
         assert_eq!(file.findings.len(), 1);
         assert_eq!(file.findings[0].ecosystem.as_str(), "Alpine");
         assert_eq!(file.findings[0].severity, "LOW");
@@ -272,7 +272,7 @@ mod tests {
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1"},
             "artifact": {"name": "python", "version": "3.9.2", "type": "binary",
                          "purl": "pkg:generic/python@3.9.2"}}]}"#;
-        let file = convert(text, Uuid::new_v4()).unwrap();
+        let file = convert(text, ProjectId::new_random()).unwrap();
         assert_eq!(
             file.findings[0].ecosystem.as_str(),
             "generic",
@@ -282,7 +282,9 @@ mod tests {
 
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1"},
             "artifact": {"name": "thing", "version": "1"}}]}"#;
-        let err = convert(text, Uuid::new_v4()).unwrap_err().to_string();
+        let err = convert(text, ProjectId::new_random())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("matches[0].artifact.type"), "{err}");
     }
 
@@ -290,7 +292,9 @@ mod tests {
     fn malformed_reports_name_the_bad_field() {
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1", "fix": {"versions": "1.0"}},
             "artifact": {"name": "x", "version": "1", "type": "npm"}}]}"#;
-        let err = convert(text, Uuid::new_v4()).unwrap_err().to_string();
+        let err = convert(text, ProjectId::new_random())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("matches[0].vulnerability.fix.versions"),
             "{err}"
@@ -298,7 +302,9 @@ mod tests {
 
         let text =
             r#"{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "x"}}]}"#;
-        let err = convert(text, Uuid::new_v4()).unwrap_err().to_string();
+        let err = convert(text, ProjectId::new_random())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("matches[0].artifact") && err.contains("version"),
             "{err}"

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::models::AssessmentStatus;
 use crate::ecosystem::Ecosystem;
 use crate::forge::{RepositoryRules, check_project_repository};
+use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,15 +27,15 @@ pub struct ImportFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrganizationIn {
-    pub id: Uuid,
+    pub id: OrganizationId,
     pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectIn {
-    pub id: Uuid,
-    pub organization_id: Uuid,
+    pub id: ProjectId,
+    pub organization_id: OrganizationId,
     pub name: String,
     pub repository_url: String,
     #[serde(default = "default_branch")]
@@ -48,8 +49,8 @@ fn default_branch() -> String {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FindingIn {
-    pub id: Uuid,
-    pub project_id: Uuid,
+    pub id: FindingId,
+    pub project_id: ProjectId,
     #[serde(default)]
     pub project_version_id: Option<Uuid>,
     pub vulnerability_id: String,
@@ -76,8 +77,8 @@ fn unknown_severity() -> String {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssessmentIn {
-    pub id: Uuid,
-    pub finding_id: Uuid,
+    pub id: AssessmentId,
+    pub finding_id: FindingId,
     pub status: String,
     #[serde(default)]
     pub justification: Option<String>,

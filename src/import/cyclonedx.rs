@@ -15,9 +15,9 @@
 
 use std::collections::HashMap;
 
+use crate::lifecycle::ProjectId;
 use anyhow::bail;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::native::ImportFile;
 use super::purl::Purl;
@@ -162,7 +162,7 @@ impl State {
 
 const WHAT: &str = "CycloneDX file";
 
-pub fn convert(text: &str, project: Uuid) -> anyhow::Result<ImportFile> {
+pub fn convert(text: &str, project: ProjectId) -> anyhow::Result<ImportFile> {
     let bom: Bom = super::deserialize(text, WHAT)?;
     check_spec_version(&bom.spec_version)?;
     let mut components = HashMap::new();
@@ -403,8 +403,8 @@ fn versions_in_text(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::import::native::{AssessmentIn, FindingIn};
-    use crate::commands::import::scanner::finding_id;
+    use crate::import::native::{AssessmentIn, FindingIn};
+    use crate::import::scanner::finding_id;
 
     fn example() -> String {
         std::fs::read_to_string(concat!(
@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn converts_the_example_vex() {
-        let project = Uuid::new_v4();
+        let project = ProjectId::new_random();
         let file = convert(&example(), project).unwrap();
         assert_eq!(file.findings.len(), 6, "{:#?}", file.findings);
 
@@ -534,21 +534,21 @@ mod tests {
             })
             .to_string()
         };
-        let err = convert(&doc(serde_json::json!([]), "1.3"), Uuid::new_v4())
+        let err = convert(&doc(serde_json::json!([]), "1.3"), ProjectId::new_random())
             .unwrap_err()
             .to_string();
         assert!(err.contains("specVersion") && err.contains("1.4"), "{err}");
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}],
             "analysis": {"state": "maybe"}}]);
-        let err = convert(&doc(vulns, "1.5"), Uuid::new_v4())
+        let err = convert(&doc(vulns, "1.5"), ProjectId::new_random())
             .unwrap_err()
             .to_string();
         assert!(err.contains("vulnerabilities[0].analysis.state"), "{err}");
 
         let vulns =
             serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}, {"ref": "nope"}]}]);
-        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4())
+        let err = convert(&doc(vulns, "1.6"), ProjectId::new_random())
             .unwrap_err()
             .to_string();
         assert!(
@@ -557,7 +557,7 @@ mod tests {
         );
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c2"}]}]);
-        let err = convert(&doc(vulns, "1.6"), Uuid::new_v4())
+        let err = convert(&doc(vulns, "1.6"), ProjectId::new_random())
             .unwrap_err()
             .to_string();
         assert!(err.contains("has no purl"), "{err}");
@@ -565,7 +565,7 @@ mod tests {
         // A BOM-Link into this document resolves by its fragment.
         let vulns = serde_json::json!([{"id": "CVE-1",
             "affects": [{"ref": "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1#c1"}]}]);
-        let file = convert(&doc(vulns, "1.6"), Uuid::new_v4()).unwrap();
+        let file = convert(&doc(vulns, "1.6"), ProjectId::new_random()).unwrap();
         assert_eq!(file.findings[0].package_name, "lodash");
     }
 }

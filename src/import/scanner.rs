@@ -11,19 +11,25 @@ use super::native::{AssessmentIn, FindingIn, ImportFile};
 use super::purl::Purl;
 use crate::db::models::AssessmentStatus;
 use crate::ecosystem::Ecosystem;
+use crate::lifecycle::{AssessmentId, FindingId, ProjectId};
 use crate::patch::bump::Version;
 
 /// The finding a scanner match becomes. Derived, never random, so importing the same report
 /// twice upserts the same rows. The project id is the namespace; the JSON array encoding keeps
 /// the three strings apart whatever characters they hold.
-pub fn finding_id(project: Uuid, vulnerability: &str, package: &str, version: &str) -> Uuid {
+pub fn finding_id(
+    project: ProjectId,
+    vulnerability: &str,
+    package: &str,
+    version: &str,
+) -> FindingId {
     let name = serde_json::json!([vulnerability, package, version]).to_string();
-    Uuid::new_v5(&project, name.as_bytes())
+    FindingId(Uuid::new_v5(&project.0, name.as_bytes()))
 }
 
 /// A finding's one assessment from a scanner report.
-pub fn assessment_id(finding: Uuid) -> Uuid {
-    Uuid::new_v5(&finding, b"assessment")
+pub fn assessment_id(finding: FindingId) -> AssessmentId {
+    AssessmentId(Uuid::new_v5(&finding.0, b"assessment"))
 }
 
 /// Severity on the scale findings use, ordered so the worst of several wins.
@@ -257,15 +263,15 @@ pub struct Match {
 /// the same package version reported twice (two lockfiles, two matchers) is one finding: the
 /// lists are merged, the worse severity and the first summary and status kept.
 pub struct Rows {
-    project: Uuid,
+    project: ProjectId,
     findings: Vec<FindingIn>,
     assessments: Vec<AssessmentIn>,
-    by_id: HashMap<Uuid, usize>,
+    by_id: HashMap<FindingId, usize>,
     severities: Vec<Severity>,
 }
 
 impl Rows {
-    pub fn new(project: Uuid) -> Self {
+    pub fn new(project: ProjectId) -> Self {
         Self {
             project,
             findings: Vec::new(),
@@ -363,13 +369,13 @@ mod tests {
 
     #[test]
     fn ids_are_deterministic_and_keyed_by_all_four_parts() {
-        let project = Uuid::new_v4();
+        let project = ProjectId::new_random();
         let id = finding_id(project, "GHSA-1", "lodash", "4.17.20");
         assert_eq!(id, finding_id(project, "GHSA-1", "lodash", "4.17.20"));
-        assert_eq!(id.get_version_num(), 5);
+        assert_eq!(id.0.get_version_num(), 5);
         assert_ne!(
             id,
-            finding_id(Uuid::new_v4(), "GHSA-1", "lodash", "4.17.20")
+            finding_id(ProjectId::new_random(), "GHSA-1", "lodash", "4.17.20")
         );
         assert_ne!(id, finding_id(project, "GHSA-2", "lodash", "4.17.20"));
         assert_ne!(id, finding_id(project, "GHSA-1", "lodash", "4.17.21"));
@@ -380,7 +386,7 @@ mod tests {
             finding_id(project, "a b", "c", "d")
         );
         assert_eq!(assessment_id(id), assessment_id(id));
-        assert_ne!(assessment_id(id), id);
+        assert_ne!(assessment_id(id).0, id.0);
     }
 
     #[test]

@@ -1,0 +1,229 @@
+//! Writes parsed rows in one transaction: organisations, projects, findings, assessments,
+//! each upserted by id, after the tenancy check ([`super::tenancy`]). A reference to a record
+//! that is neither in the file nor in the database fails the whole import, naming the field.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+
+use anyhow::{Context, bail};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::tenancy::refuse_organisation_moves;
+use super::{Document, ImportFile};
+use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
+use crate::db::schema::{findings, organizations, projects};
+use crate::db::{DbPool, catalog};
+use crate::lifecycle::{FindingId, OrganizationId, ProjectId};
+
+/// What an import did, for the command's output.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub read: usize,
+    pub written: usize,
+}
+
+/// Writes a parsed document in one transaction; a scanner report's project must exist.
+pub async fn import_document(pool: &DbPool, document: Document) -> anyhow::Result<ImportSummary> {
+    let mut conn = pool.get().await.context("connecting to Postgres")?;
+    conn.transaction(async |conn| -> anyhow::Result<_> {
+        if let Some(project) = document.project {
+            let found = projects::table
+                .find(project)
+                .select(projects::id)
+                .first::<ProjectId>(conn)
+                .await
+                .optional()?;
+            if found.is_none() {
+                bail!(
+                    "project {project} does not exist: import it first with a native catalog \
+                     file (see examples/catalog.json), then import the {} with --project {project}",
+                    document.format.name()
+                );
+            }
+        }
+        write_all(conn, &document.file).await
+    })
+    .await
+}
+
+/// Writes a parsed document in one transaction.
+pub async fn import(pool: &DbPool, file: ImportFile) -> anyhow::Result<ImportSummary> {
+    let mut conn = pool.get().await.context("connecting to Postgres")?;
+    conn.transaction(async |conn| -> anyhow::Result<_> { write_all(conn, &file).await })
+        .await
+}
+
+async fn write_all(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+) -> anyhow::Result<ImportSummary> {
+    refuse_organisation_moves(conn, file).await?;
+    let known = Known::load(conn, file).await?;
+    let mut summary = ImportSummary::default();
+    write_organizations(conn, file, &mut summary).await?;
+    write_projects(conn, file, &known, &mut summary).await?;
+    write_findings(conn, file, &known, &mut summary).await?;
+    write_assessments(conn, file, &known, &mut summary).await?;
+    Ok(summary)
+}
+
+/// The records rows may refer to: those in the file, and of the others only the ones the
+/// file refers to, looked up in the database.
+struct Known {
+    organizations: HashSet<OrganizationId>,
+    projects: HashSet<ProjectId>,
+    findings: HashSet<FindingId>,
+}
+
+impl Known {
+    async fn load(conn: &mut AsyncPgConnection, file: &ImportFile) -> QueryResult<Self> {
+        let mut organizations: HashSet<_> = file.organizations.iter().map(|o| o.id).collect();
+        let mut projects: HashSet<_> = file.projects.iter().map(|p| p.id).collect();
+        let mut findings: HashSet<_> = file.findings.iter().map(|f| f.id).collect();
+        let wanted = missing(
+            &organizations,
+            file.projects.iter().map(|p| p.organization_id),
+        );
+        organizations.extend(
+            organizations::table
+                .filter(organizations::id.eq_any(wanted))
+                .select(organizations::id)
+                .load::<OrganizationId>(conn)
+                .await?,
+        );
+        let wanted = missing(&projects, file.findings.iter().map(|f| f.project_id));
+        projects.extend(
+            projects::table
+                .filter(projects::id.eq_any(wanted))
+                .select(projects::id)
+                .load::<ProjectId>(conn)
+                .await?,
+        );
+        let wanted = missing(&findings, file.assessments.iter().map(|a| a.finding_id));
+        findings.extend(
+            findings::table
+                .filter(findings::id.eq_any(wanted))
+                .select(findings::id)
+                .load::<FindingId>(conn)
+                .await?,
+        );
+        Ok(Known {
+            organizations,
+            projects,
+            findings,
+        })
+    }
+}
+
+/// The referenced ids not in `known`.
+fn missing<Id: Copy + Eq + Hash>(
+    known: &HashSet<Id>,
+    referenced: impl Iterator<Item = Id>,
+) -> Vec<Id> {
+    referenced.filter(|id| !known.contains(id)).collect()
+}
+
+async fn write_organizations(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    for o in &file.organizations {
+        summary.read += 1;
+        let row = OrganizationRow {
+            id: o.id,
+            name: o.name.clone(),
+        };
+        summary.written += catalog::upsert_organization(conn, &row).await?;
+    }
+    Ok(())
+}
+
+async fn write_projects(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+    known: &Known,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    for (i, p) in file.projects.iter().enumerate() {
+        if !known.organizations.contains(&p.organization_id) {
+            bail!(
+                "invalid import file at `projects[{i}].organization_id`: organisation {} is neither in the file nor in the database",
+                p.organization_id
+            );
+        }
+        summary.read += 1;
+        let row = ProjectRow {
+            id: p.id,
+            organization_id: p.organization_id,
+            name: p.name.clone(),
+            repository_url: p.repository_url.clone(),
+            default_branch: p.default_branch.clone(),
+        };
+        summary.written += catalog::upsert_project(conn, &row).await?;
+    }
+    Ok(())
+}
+
+async fn write_findings(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+    known: &Known,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    for (i, f) in file.findings.iter().enumerate() {
+        if !known.projects.contains(&f.project_id) {
+            bail!(
+                "invalid import file at `findings[{i}].project_id`: project {} is neither in the file nor in the database",
+                f.project_id
+            );
+        }
+        summary.read += 1;
+        let row = FindingRow {
+            id: f.id,
+            project_id: f.project_id,
+            project_version_id: f.project_version_id,
+            vulnerability_id: f.vulnerability_id.clone(),
+            aliases: f.aliases.clone(),
+            severity: f.severity.clone(),
+            summary: f.summary.clone(),
+            package_name: f.package_name.clone(),
+            ecosystem: f.ecosystem.clone(),
+            purl: f.purl.clone(),
+            installed_version: f.installed_version.clone(),
+            fixed_versions: f.fixed_versions.clone(),
+        };
+        summary.written += catalog::upsert_finding(conn, &row).await?;
+    }
+    Ok(())
+}
+
+async fn write_assessments(
+    conn: &mut AsyncPgConnection,
+    file: &ImportFile,
+    known: &Known,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    for (i, a) in file.assessments.iter().enumerate() {
+        if !known.findings.contains(&a.finding_id) {
+            bail!(
+                "invalid import file at `assessments[{i}].finding_id`: finding {} is neither in the file nor in the database",
+                a.finding_id
+            );
+        }
+        summary.read += 1;
+        let row = AssessmentRow {
+            id: a.id,
+            finding_id: a.finding_id,
+            status: a.status.clone(),
+            justification: a.justification.clone(),
+        };
+        summary.written += if a.keep_existing {
+            catalog::insert_assessment_if_absent(conn, &row).await?
+        } else {
+            catalog::upsert_assessment(conn, &row).await?
+        };
+    }
+    Ok(())
+}
