@@ -4,7 +4,8 @@
 //! the lock is updated by that manager as for a direct change, and the pull request is a draft
 //! naming who asked for what. `lockfiles.overrides = false` turns it off.
 
-use super::{Blocked, Locked, STEP, blocked, relock};
+use super::escalate::{Blocked, blocked};
+use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
 use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::Fixes;
