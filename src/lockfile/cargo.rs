@@ -244,6 +244,36 @@ pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resol
     super::toml_lock_copies(text, lock, fixes, |name| name == package)
 }
 
+/// Cargo: `Cargo.lock`.
+pub struct Cargo;
+
+impl super::tool::LockTool for Cargo {
+    fn name(&self) -> &'static str {
+        "cargo"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: "Cargo.lock",
+            manifest: "Cargo.toml",
+            copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -175,6 +175,48 @@ fn read_optional(work_tree: &Path, path: &str) -> Option<String> {
     crate::lockfile::repo_file::read(work_tree, path).ok()
 }
 
+/// Go: `go.mod` is its own lock (`go.sum` holds only checksums).
+pub struct Go;
+
+impl super::tool::LockTool for Go {
+    fn name(&self) -> &'static str {
+        "go"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: "go.mod",
+            manifest: "go.mod",
+            copies: required_copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}
+
+/// The versions of `package` that `go.mod` requires, as copies.
+fn required_copies(text: &str, lock: &str, package: &str, fixes: &super::Fixes) -> Vec<Resolved> {
+    required(text, package)
+        .into_iter()
+        .map(|version| Resolved {
+            path: lock.to_owned(),
+            vulnerable: fixes.is_vulnerable(&version),
+            version,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

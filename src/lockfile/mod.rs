@@ -30,6 +30,7 @@ pub mod python_upgrade;
 pub mod redirects;
 pub mod registries;
 pub mod repo_file;
+pub mod tool;
 pub mod transitive;
 pub mod uv;
 pub mod yarn;
@@ -240,24 +241,14 @@ pub async fn update(
             LockUpdateMode::Required => Err(error),
         };
     }
+    let context = tool::LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    };
     let mut parts = Vec::new();
-    match target.ecosystem {
-        Ecosystem::Npm => {
-            parts.push(npm::update(sandbox, settings, work_tree, target).await);
-            parts.push(pnpm::update(sandbox, settings, work_tree, target).await);
-            parts.push(yarn::update(sandbox, settings, work_tree, target).await);
-        }
-        Ecosystem::CratesIo => {
-            parts.push(cargo::update(sandbox, settings, work_tree, target).await);
-        }
-        Ecosystem::PyPi => {
-            parts.push(uv::update(sandbox, settings, work_tree, target).await);
-            parts.push(poetry::update(sandbox, settings, work_tree, target).await);
-            parts.push(pip_compile::update(sandbox, settings, work_tree, target).await);
-        }
-        Ecosystem::Go => parts.push(go::update(sandbox, settings, work_tree, target).await),
-        // Maven's lock is the pom itself; other ecosystems have no lock tool here.
-        Ecosystem::Maven | Ecosystem::Other(_) => {}
+    for tool in tool::tools(target.ecosystem) {
+        parts.push(tool.update(context, target).await);
     }
     let mut outcome = LockOutcome::default();
     for part in parts {
@@ -326,17 +317,19 @@ pub fn toml_lock_copies(
 /// The shape most tools share: for each lock file (one of `names`) covering the target's
 /// `manifest`s, one tool run (`run_for(lock)`) in the lock's directory, then the lock read back
 /// for every copy of the package (`copies(text, lock)`).
-#[allow(clippy::too_many_arguments)]
 async fn update_each_lock(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: tool::LockContext<'_>,
     target: &LockTarget<'_>,
     (manifest, names): (&str, &[&str]),
     hint: &str,
     run_for: impl Fn(&str) -> crate::sandbox::ToolRun,
     copies: impl Fn(&str, &str) -> Result<Vec<Resolved>, LockError>,
 ) -> Result<LockOutcome, LockError> {
+    let tool::LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     let mut outcome = LockOutcome::default();
     for lock in covering_locks(work_tree, target, manifest, names) {
         let before = read(work_tree, &lock)?;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::tool::LockContext;
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
     update_each_lock,
@@ -56,9 +57,11 @@ pub async fn update(
     };
     let copies = |text: &str, lock: &str| copies(text, lock, target.package, target.fixes);
     let outcome = update_each_lock(
-        sandbox,
-        settings,
-        work_tree,
+        LockContext {
+            sandbox,
+            settings,
+            work_tree,
+        },
         target,
         ("", &LOCK_FILES),
         INSTALL_HINT,
@@ -126,6 +129,48 @@ fn walk_v1(
             walk_v1(nested, &format!("{path}/"), package, found);
         }
     }
+}
+
+/// npm: `package-lock.json` and `npm-shrinkwrap.json`.
+pub struct Npm;
+
+impl super::tool::LockTool for Npm {
+    fn name(&self) -> &'static str {
+        "npm"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[
+            super::tool::LockFile {
+                name: "package-lock.json",
+                manifest: "package.json",
+                copies: copies_or_none,
+            },
+            super::tool::LockFile {
+                name: "npm-shrinkwrap.json",
+                manifest: "package.json",
+                copies: copies_or_none,
+            },
+        ]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}
+
+/// [`copies`] for the transitive search: a lock it cannot read resolves nothing there.
+fn copies_or_none(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+    copies(text, lock, package, fixes).unwrap_or_default()
 }
 
 #[cfg(test)]

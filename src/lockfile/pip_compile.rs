@@ -306,6 +306,32 @@ pub fn copies(text: &str, file: &str, package: &str, fixes: &Fixes) -> Vec<Resol
         .collect()
 }
 
+/// pip-compile: the requirements files it compiled (any name, so none for the transitive search).
+pub struct PipCompile;
+
+impl super::tool::LockTool for PipCompile {
+    fn name(&self) -> &'static str {
+        "pip-compile"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

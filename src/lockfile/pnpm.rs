@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::tool::LockContext;
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     package_manager, parent_dir, update_each_lock,
@@ -66,9 +67,11 @@ pub async fn update(
     };
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
-        sandbox,
-        settings,
-        work_tree,
+        LockContext {
+            sandbox,
+            settings,
+            work_tree,
+        },
         target,
         ("package.json", &[LOCK_FILE]),
         INSTALL_HINT,
@@ -154,6 +157,36 @@ fn version_of(key: &str, package: &str) -> Option<String> {
     let version = version.split(['(', '_']).next().unwrap_or(version);
     (!version.is_empty() && version.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .then(|| version.to_owned())
+}
+
+/// pnpm: `pnpm-lock.yaml`.
+pub struct Pnpm;
+
+impl super::tool::LockTool for Pnpm {
+    fn name(&self) -> &'static str {
+        "pnpm"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: LOCK_FILE,
+            manifest: "package.json",
+            copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::tool::LockContext;
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, parent_dir, update_each_lock, uv,
 };
@@ -22,9 +23,11 @@ pub async fn update(
     let run_for = |lock: &str| update_run(settings, work_tree, lock, &[target.package]);
     let copies = |text: &str, lock: &str| Ok(uv::copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
-        sandbox,
-        settings,
-        work_tree,
+        LockContext {
+            sandbox,
+            settings,
+            work_tree,
+        },
         target,
         ("pyproject.toml", &[LOCK_FILE]),
         INSTALL_HINT,
@@ -71,3 +74,33 @@ const ENV: [(&str, &str); 9] = [
     ("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring"),
     ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
 ];
+
+/// Poetry: `poetry.lock` (read as uv reads its TOML lock).
+pub struct Poetry;
+
+impl super::tool::LockTool for Poetry {
+    fn name(&self) -> &'static str {
+        "poetry"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: LOCK_FILE,
+            manifest: "pyproject.toml",
+            copies: super::uv::copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}

@@ -13,6 +13,7 @@ use std::path::Path;
 use toml_edit::DocumentMut;
 
 use super::npm_upgrade::ParentUpgrade;
+use super::tool::LockContext;
 use super::{LockError, LockfileSettings, pep503_name, poetry, uv};
 use crate::patch::bump::{
     BumpError, BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
@@ -112,11 +113,8 @@ pub fn compiled_version(output: &str, name: &str) -> Option<String> {
 
 /// The lowest later release of `holder` that admits `package` `target`: in its major first,
 /// else any later one, as uv's resolver finds it in the sandbox.
-#[allow(clippy::too_many_arguments)]
 pub async fn find(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
     pyproject: &str,
     holder: &Holder,
@@ -130,7 +128,7 @@ pub async fn find(
     let fix = format!("{package}>={target}");
     let trial = |parent: String| {
         let lines = [parent, fix.clone()];
-        compile(sandbox, settings, work_tree, lock, &index, lines)
+        compile(context, lock, &index, lines)
     };
     let (name, current) = (&holder.name, &holder.version);
     if trial(format!("{name}=={current}")).await?.is_some() {
@@ -168,13 +166,16 @@ fn poetry_source(pyproject: &str) -> Option<String> {
 /// `uv pip compile` of `lines` with the lowest release of each (what they ask for directly),
 /// in the sandbox: `Some(output)` when they resolve, `None` when no release satisfies them.
 async fn compile(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
     index: &str,
     lines: [String; 2],
 ) -> Result<Option<String>, LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     let io = |e: std::io::Error| LockError::Read {
         path: "the upgrade trial's requirements".to_owned(),
         message: e.to_string(),

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use super::{Fixes, Resolved, cargo, go, npm, pnpm, uv, yarn};
+use super::tool::ReadCopies;
+use super::{Fixes, Resolved};
 use crate::ecosystem::Ecosystem;
 
 /// A lock file that resolves the package, and the manifest beside it.
@@ -51,33 +52,10 @@ pub fn find(root: &Path, ecosystem: &Ecosystem, package: &str, fixes: &Fixes) ->
     found
 }
 
-type Parse = fn(&str, &str, &str, &Fixes) -> Vec<Resolved>;
-
 /// The manifest beside a lock file named `name` of `ecosystem`, and how to read the lock.
-fn parser(ecosystem: &Ecosystem, name: &str) -> Option<(&'static str, Parse)> {
-    let parse: (&str, Parse) = match (ecosystem, name) {
-        (Ecosystem::Npm, "package-lock.json" | "npm-shrinkwrap.json") => {
-            ("package.json", |t, l, p, v| {
-                npm::copies(t, l, p, v).unwrap_or_default()
-            })
-        }
-        (Ecosystem::Npm, "pnpm-lock.yaml") => ("package.json", pnpm::copies),
-        (Ecosystem::Npm, "yarn.lock") => ("package.json", yarn::copies),
-        (Ecosystem::CratesIo, "Cargo.lock") => ("Cargo.toml", cargo::copies),
-        (Ecosystem::PyPi, "uv.lock" | "poetry.lock") => ("pyproject.toml", uv::copies),
-        (Ecosystem::Go, "go.mod") => ("go.mod", |text, lock, package, fixes| {
-            go::required(text, package)
-                .into_iter()
-                .map(|version| Resolved {
-                    path: lock.to_owned(),
-                    vulnerable: fixes.is_vulnerable(&version),
-                    version,
-                })
-                .collect()
-        }),
-        _ => return None,
-    };
-    Some(parse)
+fn parser(ecosystem: &Ecosystem, name: &str) -> Option<(&'static str, ReadCopies)> {
+    let file = super::tool::lock_file(ecosystem, name)?;
+    Some((file.manifest, file.copies))
 }
 
 /// Every file named `name` under `dir` of the work tree (a workspace's member manifests),

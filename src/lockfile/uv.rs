@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::tool::LockContext;
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
     update_each_lock,
@@ -29,9 +30,11 @@ pub async fn update(
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let files = ("pyproject.toml", &["uv.lock"][..]);
     let updated = update_each_lock(
-        sandbox,
-        settings,
-        work_tree,
+        LockContext {
+            sandbox,
+            settings,
+            work_tree,
+        },
         target,
         files,
         INSTALL_HINT,
@@ -114,6 +117,36 @@ pub fn resolver_run(
 pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
     let wanted = super::pep503_name(package);
     super::toml_lock_copies(text, lock, fixes, |name| super::pep503_name(name) == wanted)
+}
+
+/// uv: `uv.lock`.
+pub struct Uv;
+
+impl super::tool::LockTool for Uv {
+    fn name(&self) -> &'static str {
+        "uv"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: "uv.lock",
+            manifest: "pyproject.toml",
+            copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
 }
 
 #[cfg(test)]

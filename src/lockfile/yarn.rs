@@ -269,6 +269,36 @@ pub(super) fn spec_name(spec: &str) -> &str {
     }
 }
 
+/// yarn 1 and Berry: `yarn.lock`.
+pub struct Yarn;
+
+impl super::tool::LockTool for Yarn {
+    fn name(&self) -> &'static str {
+        "yarn"
+    }
+
+    fn lock_files(&self) -> &'static [super::tool::LockFile] {
+        &[super::tool::LockFile {
+            name: LOCK_FILE,
+            manifest: "package.json",
+            copies,
+        }]
+    }
+
+    fn update<'a>(
+        &'a self,
+        context: super::tool::LockContext<'a>,
+        target: &'a LockTarget<'a>,
+    ) -> super::tool::Update<'a> {
+        Box::pin(update(
+            context.sandbox,
+            context.settings,
+            context.work_tree,
+            target,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -343,10 +343,13 @@ async fn python(context: &Context<'_>) -> Found {
         let dir = lockfile::parent_dir(&lock.lock);
         let mut moved = Vec::new();
         for holder in &holders {
-            let found = python_upgrade::find(
-                &pipeline.sandbox,
+            let context = lockfile::tool::LockContext {
+                sandbox: &pipeline.sandbox,
                 settings,
-                root,
+                work_tree: root,
+            };
+            let found = python_upgrade::find(
+                context,
                 &lock.lock,
                 &pyproject,
                 holder,

@@ -1,0 +1,74 @@
+//! One shape for every lock tool. A [`LockTool`] says which lock files it owns, updates them
+//! for a fix (the direct fix and the lock-only move both arrive as a [`LockTarget`]), and reads
+//! a lock back for the package's copies (the proof of fix, and the transitive search before
+//! any tool runs). [`tools`] is the one place that says which tools serve an ecosystem.
+//!
+//! Adding a lock tool is one file (its `update` and its lock reader, with this trait's impl)
+//! and one line in [`tools`].
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use super::{Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved};
+use crate::ecosystem::Ecosystem;
+use crate::sandbox::Sandbox;
+
+/// Where a lock tool runs: the sandbox, the lock settings and the job's clone.
+#[derive(Clone, Copy)]
+pub struct LockContext<'a> {
+    pub sandbox: &'a Sandbox,
+    pub settings: &'a LockfileSettings,
+    pub work_tree: &'a Path,
+}
+
+/// What [`LockTool::update`] returns: the tools run in the sandbox, so the update is async.
+pub type Update<'a> = Pin<Box<dyn Future<Output = Result<LockOutcome, LockError>> + Send + 'a>>;
+
+/// Reads a lock's text (at `lock`, repository-relative) for the copies of `package` it
+/// resolves, each judged against `fixes`.
+pub type ReadCopies = fn(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved>;
+
+/// A lock file a tool owns: its name, the manifest beside it, and how it is read.
+pub struct LockFile {
+    pub name: &'static str,
+    pub manifest: &'static str,
+    pub copies: ReadCopies,
+}
+
+/// One lock tool; see the module documentation.
+pub trait LockTool: Sync {
+    /// The tool as settings and messages name it (`npm`, `cargo`, `pip-compile`).
+    fn name(&self) -> &'static str;
+
+    /// The lock files the transitive search reads for this tool (empty: its locks have no
+    /// fixed name, as pip-compile's outputs).
+    fn lock_files(&self) -> &'static [LockFile];
+
+    /// Updates the locks covering the target's manifests and reads them back.
+    fn update<'a>(&'a self, context: LockContext<'a>, target: &'a LockTarget<'a>) -> Update<'a>;
+}
+
+/// The tools that update an ecosystem's locks, in the order they run.
+pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static dyn LockTool] {
+    match ecosystem {
+        Ecosystem::Npm => &[&super::npm::Npm, &super::pnpm::Pnpm, &super::yarn::Yarn],
+        Ecosystem::CratesIo => &[&super::cargo::Cargo],
+        Ecosystem::PyPi => &[
+            &super::uv::Uv,
+            &super::poetry::Poetry,
+            &super::pip_compile::PipCompile,
+        ],
+        Ecosystem::Go => &[&super::go::Go],
+        // Maven's lock is the pom itself; other ecosystems have no lock tool here.
+        Ecosystem::Maven | Ecosystem::Other(_) => &[],
+    }
+}
+
+/// The lock file named `name` that a tool of `ecosystem` owns.
+pub fn lock_file(ecosystem: &Ecosystem, name: &str) -> Option<&'static LockFile> {
+    tools(ecosystem)
+        .iter()
+        .flat_map(|tool| tool.lock_files())
+        .find(|file| file.name == name)
+}
