@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::config::PatcherChoice;
 use remediator::db::schema::operations;
-use remediator::ops::dlq::{DeadLetterQueue, Filter};
+use remediator::queue::dead_letters::{DeadLetterQueue, Filter};
 use remediator::queue::message::JobMessage;
 use remediator::queue::publisher::Publisher;
 use remediator::queue::topology::Topology;

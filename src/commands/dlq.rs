@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{self, operations};
-use crate::ops::dlq::{DeadLetter, DeadLetterQueue, Filter};
+use crate::queue::dead_letters::{DeadLetter, DeadLetterQueue, Filter};
 use crate::queue::topology::Topology;
 
 #[derive(Debug, Subcommand)]

@@ -2,7 +2,7 @@
 //! `remediator dlq list`), one message's page (headers, body, the operation's history), and
 //! the admin's actions: replay one, the selection or all that match at a chosen rate, and
 //! purge, which makes the operator type the count. Every read and action goes through
-//! [`crate::ops::dlq`], the CLI's own code, and every action is audited.
+//! [`crate::queue::dead_letters`], the CLI's own code, and every action is audited.
 //!
 //! Actions run in a task of their own, so an operator closing the tab mid-replay cannot leave
 //! messages taken and neither replayed nor given back.
@@ -24,7 +24,7 @@ use crate::db::audit::{self, AuditAction, NewAuditEntry};
 use crate::db::console as console_db;
 use crate::db::operations as ops_db;
 use crate::lifecycle::{OperationId, ProjectId};
-use crate::ops::dlq::{DeadLetter, Filter, ReplaySummary};
+use crate::queue::dead_letters::{DeadLetter, Filter, ReplaySummary};
 
 /// Highest replay rate accepted (per second); the CLI has none, the console keeps a request
 /// from hammering the broker by mistake.
