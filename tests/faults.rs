@@ -472,7 +472,12 @@ async fn a_job_that_kills_every_worker_it_runs_on_is_dead_lettered_as_crashed_th
     .unwrap();
     let taken = dlq.take_all().await.unwrap();
     assert_eq!(taken.items.len(), 1);
-    assert_eq!(taken.items[0].1.reason, "crashed");
+    assert_eq!(
+        taken.items[0].1.reason,
+        remediator::queue::dead_letters::DeadLetterReason::Ours(
+            remediator::lifecycle::DeadReason::Crashed
+        )
+    );
     let filter = remediator::queue::dead_letters::Filter {
         operation_ids: vec![bad.into()],
         ..Default::default()

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{self, operations};
-use crate::queue::dead_letters::{DeadLetter, DeadLetterQueue, Filter};
+use crate::queue::dead_letters::{DeadLetter, DeadLetterQueue, DeadLetterReason, Filter};
 use crate::queue::topology::Topology;
 
 #[derive(Debug, Subcommand)]
@@ -57,10 +57,10 @@ pub enum DlqCommand {
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
-    /// Only jobs dead-lettered for this reason (max_attempts, unparseable, unknown_operation,
-    /// delivery_limit).
+    /// Only jobs dead-lettered for this reason (max_attempts, crashed, unparseable,
+    /// unknown_operation, delivery_limit; any other is matched as written).
     #[arg(long)]
-    pub reason: Option<String>,
+    pub reason: Option<DeadLetterReason>,
     /// Only jobs of this project.
     #[arg(long)]
     pub project: Option<ProjectId>,

@@ -24,7 +24,7 @@ use crate::db::audit::{self, AuditAction, NewAuditEntry};
 use crate::db::console as console_db;
 use crate::db::operations as ops_db;
 use crate::lifecycle::{OperationId, ProjectId};
-use crate::queue::dead_letters::{DeadLetter, Filter, ReplaySummary};
+use crate::queue::dead_letters::{DeadLetter, DeadLetterReason, Filter, ReplaySummary};
 
 /// Highest replay rate accepted (per second); the CLI has none, the console keeps a request
 /// from hammering the broker by mistake.
@@ -42,7 +42,7 @@ impl DlqFilter {
         let mut filter = Filter::default();
         if let Some(reason) = get("reason") {
             crate::api::guard::check_text("reason", &reason).map_err(ConsoleError::from)?;
-            filter.reason = Some(reason.clone());
+            filter.reason = Some(DeadLetterReason::parse(&reason));
             raw.push(("reason", reason));
         }
         if let Some(project) = get("project") {
@@ -143,8 +143,8 @@ pub async fn list(
             label { "reason"
                 select name="reason" {
                     option value="" { "any" }
-                    @for reason in ["max_attempts", "crashed", "unknown_operation", "unparseable", "delivery_limit"] {
-                        option value=(reason) selected[filter.filter.reason.as_deref() == Some(reason)] { (reason) }
+                    @for reason in DeadLetterReason::NAMED {
+                        option value=(reason) selected[filter.filter.reason.as_ref() == Some(&reason)] { (reason) }
                     }
                 }
             }

@@ -5,6 +5,8 @@
 //! and when recorded), the job is republished to the work queue and confirmed, and only then is
 //! the dead message acknowledged.
 
+mod reason;
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +23,7 @@ use crate::queue::message::{
 };
 use crate::queue::publisher::Publisher;
 use crate::queue::topology::Topology;
+pub use reason::DeadLetterReason;
 
 /// Messages one command holds at once; a larger queue is worked through by running it again.
 const MAX_TAKEN: usize = 100_000;
@@ -30,7 +33,7 @@ const MAX_TAKEN: usize = 100_000;
 pub struct DeadLetter {
     pub operation_id: Option<OperationId>,
     pub project_id: Option<ProjectId>,
-    pub reason: String,
+    pub reason: DeadLetterReason,
     pub last_error: Option<String>,
     pub dead_at: Option<DateTime<Utc>>,
     pub attempt: Option<i64>,
@@ -43,7 +46,7 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub operation_ids: Vec<OperationId>,
-    pub reason: Option<String>,
+    pub reason: Option<DeadLetterReason>,
     pub project: Option<ProjectId>,
     pub older_than: Option<Duration>,
 }
@@ -270,7 +273,9 @@ fn decode(delivery: &Delivery) -> DeadLetter {
     let operation_id = message.as_ref().map(JobMessage::operation_id);
     let reason = header_text(&headers, DEAD_REASON_HEADER)
         .or_else(|| header_text(&headers, "x-first-death-reason"))
-        .unwrap_or_else(|| "unknown".to_owned());
+        .map_or_else(DeadLetterReason::unrecorded, |text| {
+            DeadLetterReason::parse(&text)
+        });
     let dead_at = header_int(&headers, DEAD_AT_HEADER)
         .or_else(|| first_death_time(&headers))
         .and_then(|secs| DateTime::from_timestamp(secs, 0));
