@@ -93,18 +93,7 @@ async fn visible(
 ) -> Result<Vec<DeadLetter>, ConsoleError> {
     let listed = state
         .broker
-        .with_dlq(async |dlq| {
-            let taken = dlq.take_all().await?;
-            let listed: Vec<DeadLetter> = taken
-                .items
-                .iter()
-                .filter(|(_, d)| filter.matches(d))
-                .map(|(_, d)| d.clone())
-                .collect();
-            dlq.give_back(taken.items.into_iter().map(|(delivery, _)| delivery))
-                .await;
-            Ok(listed)
-        })
+        .with_dlq(async |dlq| dlq.list(filter).await)
         .await
         .map_err(broker_error)?;
     if session.admin {
@@ -587,18 +576,13 @@ pub async fn purge(
         broker
             .with_dlq(async move |dlq| {
                 let taken = dlq.take_all().await?;
-                let matching = taken
-                    .items
-                    .iter()
-                    .filter(|(_, d)| filter.matches(d))
-                    .count();
+                let matching = taken.count(&filter);
                 // The count is checked against what matches now, under the queue's lock, so a
                 // message that arrived since the page was shown is never purged unseen.
                 if matching > 0 && confirm.as_deref() == Some(matching.to_string().as_str()) {
                     Ok(Purge::Done(dlq.purge(taken, &filter, &by).await?))
                 } else {
-                    dlq.give_back(taken.items.into_iter().map(|(delivery, _)| delivery))
-                        .await;
+                    dlq.give_back(taken.into_deliveries()).await;
                     Ok(Purge::Confirm {
                         matching,
                         typed: confirm,
