@@ -16,11 +16,12 @@ use axum::response::Response;
 use maud::{Markup, html};
 use uuid::Uuid;
 
-use super::form::Form;
+use super::audit::record;
+use super::form::{self, Form};
 use super::layout::{self, Area};
 use super::session::Session;
-use super::{ConsoleError, ConsoleState, csrf, html, session};
-use crate::db::audit::{self, AuditAction, NewAuditEntry};
+use super::{ConsoleError, ConsoleState, html, session};
+use crate::db::audit::AuditAction;
 use crate::db::console as console_db;
 use crate::db::operations as ops_db;
 use crate::lifecycle::{OperationId, ProjectId};
@@ -346,14 +347,7 @@ pub async fn show(
                 @for event in &history {
                     tr {
                         td { (layout::time(event.at)) }
-                        td {
-                            @if let Some(status) = event.status { (layout::status_badge(status)) }
-                            @if let Some(step) = event.step { "step " code { (step.as_str()) } }
-                            @if event.kind == "note" { span.muted { "note" } }
-                            @if event.kind == "attempt_error" { span.error { "attempt failed" } }
-                        }
-                        td { @if let Some(a) = event.attempt { (a) } }
-                        td { @if let Some(m) = &event.message { (m) } }
+                        (layout::event_cells(event))
                     }
                 }
             }
@@ -432,26 +426,12 @@ impl Target {
     }
 }
 
-/// The admin session behind an action, with its form: same-origin, CSRF, scope.
-async fn action_session(
-    state: &ConsoleState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Session, Form), ConsoleError> {
-    csrf::check_same_origin(headers)?;
-    let session = session::require(state, headers, false).await?;
-    let form = Form::read(body, state.app.limits).await?;
-    session.check_csrf(form.get("csrf"))?;
-    session.require_admin(&state.admin_scope)?;
-    Ok((session, form))
-}
-
 pub async fn replay(
     State(state): State<ConsoleState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    let (session, form) = action_session(&state, &headers, body).await?;
+    let (session, form) = form::admin_action(&state, &headers, body).await?;
     let target = Target::from_form(&form)?;
     let rate = match form.get("rate") {
         None => None,
@@ -565,7 +545,7 @@ pub async fn purge(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    let (session, form) = action_session(&state, &headers, body).await?;
+    let (session, form) = form::admin_action(&state, &headers, body).await?;
     let target = Target::from_form(&form)?;
     let typed = form.get("confirm").map(str::to_owned);
     let filter = target.filter();
@@ -673,30 +653,6 @@ pub async fn purge(
             ))
         }
     }
-}
-
-async fn record(
-    state: &ConsoleState,
-    session: &Session,
-    action: AuditAction,
-    target: &str,
-    outcome: &str,
-    details: Option<serde_json::Value>,
-) -> Result<(), ConsoleError> {
-    let mut conn = state.app.pool.get().await?;
-    audit::record(
-        &mut conn,
-        &NewAuditEntry {
-            actor: &session.caller.subject,
-            actor_organization: session.caller.organization,
-            action,
-            target,
-            outcome,
-            details,
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

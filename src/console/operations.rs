@@ -14,10 +14,12 @@ use maud::{Markup, html};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::form::Form;
+use super::form;
 use super::layout::{self, Area};
-use super::{ConsoleError, ConsoleState, csrf, html, scope_of, see_other, session, wants_fragment};
-use crate::db::audit::{self, AuditAction, NewAuditEntry};
+use super::{
+    ConsoleError, ConsoleState, audit, html, scope_of, see_other, session, wants_fragment,
+};
+use crate::db::audit::AuditAction;
 use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow};
 use crate::db::operations::{self as ops_db, OperationEvent};
 use crate::lifecycle::{OperationId, OperationStatus, Step};
@@ -419,14 +421,7 @@ fn detail_body(
                 @for event in history {
                     tr data-kind=(event.kind) {
                         td { (event.at.format("%H:%M:%S%.3f")) }
-                        td {
-                            @if let Some(status) = event.status { (layout::status_badge(status)) }
-                            @if let Some(step) = event.step { "step " code { (step.as_str()) } }
-                            @if event.kind == "note" { span.muted { "note" } }
-                            @if event.kind == "attempt_error" { span.error { "attempt failed" } }
-                        }
-                        td { @if let Some(a) = event.attempt { (a) } }
-                        td { @if let Some(m) = &event.message { (m) } }
+                        (layout::event_cells(event))
                     }
                 }
             }
@@ -476,11 +471,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    csrf::check_same_origin(&headers)?;
-    let session = session::require(&state, &headers, false).await?;
-    let form = Form::read(body, state.app.limits).await?;
-    session.check_csrf(form.get("csrf"))?;
-    session.require_admin(&state.admin_scope)?;
+    let (session, _) = form::admin_action(&state, &headers, body).await?;
     let id = parse_id(&id)?;
     let mut conn = state.app.pool.get().await?;
     let Some(operation) = ops_db::get(&mut conn, id, None).await? else {
@@ -496,17 +487,13 @@ pub async fn cancel(
         Ok(_) => "cancel requested".to_owned(),
         Err(error) => format!("refused: {}", error.message),
     };
-    let mut conn = state.app.pool.get().await?;
     audit::record(
-        &mut conn,
-        &NewAuditEntry {
-            actor: &session.caller.subject,
-            actor_organization: session.caller.organization,
-            action: AuditAction::Cancel,
-            target: &id.to_string(),
-            outcome: &outcome,
-            details: None,
-        },
+        &state,
+        &session,
+        AuditAction::Cancel,
+        &id.to_string(),
+        &outcome,
+        None,
     )
     .await?;
     match result {
