@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::form;
 use super::layout::{self, Area};
 use super::{
-    ConsoleError, ConsoleState, audit, html, scope_of, see_other, session, wants_fragment,
+    ConsoleError, ConsoleState, audit, html, live_page_session, scope_of, see_other, session,
 };
 use crate::db::audit::AuditAction;
 use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow};
@@ -120,8 +120,7 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let filters = parse_filters(&query)?;
     let (rows, next) = one_page(&state, &session, &filters).await?;
     let table = operations_table(&rows, &filters, next, session.admin);
@@ -294,8 +293,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let id = parse_id(&id)?;
     let mut conn = state.app.pool.get().await?;
     let Some(detail) = console::operation_detail(&mut conn, id, scope_of(&session)).await? else {

@@ -13,7 +13,7 @@ use maud::{Markup, html};
 
 use super::broker::QueueDepth;
 use super::layout::{self, Area};
-use super::{ConsoleError, ConsoleState, html, scope_of, session, wants_fragment};
+use super::{ConsoleError, ConsoleState, html, live_page_session, scope_of, session};
 use crate::db::console::{self, MinuteCounts, WorkerSeen};
 use crate::lifecycle::OperationId;
 
@@ -25,8 +25,7 @@ pub async fn page(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let live = figures(&state, &session).await?;
     if fragment {
         return Ok(html(StatusCode::OK, live));

@@ -13,9 +13,10 @@ use tokio::task::JoinError;
 use super::broker_error;
 use super::selection::Target;
 use crate::console::audit::record;
+use crate::console::form::{self, Form};
 use crate::console::layout::{self, Area};
 use crate::console::session::Session;
-use crate::console::{ConsoleError, ConsoleState, form, html};
+use crate::console::{ConsoleError, ConsoleState, html};
 use crate::db::audit::AuditAction;
 use crate::lifecycle::OperationId;
 use crate::queue::dead_letters::{DeadLetterQueue, Filter, ReplaySummary};
@@ -29,8 +30,7 @@ pub async fn replay(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    let (session, form) = form::admin_action(&state, &headers, body).await?;
-    let target = Target::from_form(&form)?;
+    let (session, form, target) = read_action(&state, &headers, body).await?;
     let rate = parse_rate(form.get("rate"))?;
     let filter = target.filter();
     let cap = state.max_replay_per_request;
@@ -64,6 +64,17 @@ pub async fn replay(
             body,
         ),
     ))
+}
+
+/// The admin session behind an action, its form, and what the form selects.
+async fn read_action(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Session, Form, Target), ConsoleError> {
+    let (session, form) = form::admin_action(state, headers, body).await?;
+    let target = Target::from_form(&form)?;
+    Ok((session, form, target))
 }
 
 /// The rate field: absent, or replays per second above 0 and at most [`MAX_RATE`].
@@ -181,8 +192,7 @@ pub async fn purge(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    let (session, form) = form::admin_action(&state, &headers, body).await?;
-    let target = Target::from_form(&form)?;
+    let (session, form, target) = read_action(&state, &headers, body).await?;
     let typed = form.get("confirm").map(str::to_owned);
     let filter = target.filter();
     let by = actor(&session);
@@ -219,22 +229,23 @@ async fn purge_if_confirmed(
     }
 }
 
+async fn record_purge(
+    state: &ConsoleState,
+    session: &Session,
+    target: &Target,
+    outcome: &str,
+) -> Result<(), ConsoleError> {
+    let on = target.describe();
+    record(state, session, AuditAction::Purge, &on, outcome, None).await
+}
+
 async fn purged_page(
     state: &ConsoleState,
     session: &Session,
     target: &Target,
     purged: usize,
 ) -> Result<Response, ConsoleError> {
-    let text = format!("purged {purged}");
-    record(
-        state,
-        session,
-        AuditAction::Purge,
-        &target.describe(),
-        &text,
-        None,
-    )
-    .await?;
+    record_purge(state, session, target, &format!("purged {purged}")).await?;
     let body = html! {
         (layout::notice(&format!("Purged {purged} dead letter(s); each operation's history records it.")))
         (back_links())
@@ -256,15 +267,7 @@ async fn confirm_page(
     let wrong = typed.is_some();
     if let Some(typed) = &typed {
         let text = format!("refused: typed {typed:?}, {matching} matched");
-        record(
-            state,
-            session,
-            AuditAction::Purge,
-            &target.describe(),
-            &text,
-            None,
-        )
-        .await?;
+        record_purge(state, session, target, &text).await?;
     }
     let body = html! {
         @if wrong {
