@@ -22,7 +22,6 @@ pub mod lifecycle;
 pub mod llm;
 pub mod lockfile;
 pub mod metrics;
-pub mod ops;
 pub mod patch;
 pub mod queue;
 pub mod sandbox;

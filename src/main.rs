@@ -1,6 +1,6 @@
 //! The `remediator` binary: one executable, one subcommand per role.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -113,84 +113,17 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Demo { keep, .. } => commands::demo::run(settings, keep).await?,
-        Command::Dlq(command) => commands::dlq::run(&settings, command).await?,
-        Command::Doctor => {
-            let (report, ready) = commands::doctor::run(&settings).await;
-            print!("{report}");
-            if !ready {
-                anyhow::bail!("this machine cannot run every lock tool (see above)");
-            }
-        }
-        Command::Migrate => {
-            if remediator::db::create_database_if_missing(&settings.database).await? {
-                println!("created the database");
-            }
-            let pool = remediator::db::pool(&settings.database)?;
-            let applied = remediator::db::migrate(&pool).await?;
-            if applied.is_empty() {
-                println!("database is up to date");
-            } else {
-                println!(
-                    "applied {} migration(s): {}",
-                    applied.len(),
-                    applied.join(", ")
-                );
-            }
-        }
-        Command::Intake { listen } => {
-            let address = listen.unwrap_or_else(|| settings.intake.listen.clone());
-            let listener = tokio::net::TcpListener::bind(&address)
-                .await
-                .with_context(|| format!("listening on {address}"))?;
-            let shutdown = Shutdown::new();
-            shutdown.trigger_on_signals();
-            commands::intake::run(settings, listener, shutdown).await?;
-        }
-        Command::Worker { concurrency } => {
-            let mut settings = settings;
-            if let Some(n) = concurrency {
-                settings.worker.concurrency = n;
-            }
-            // libgit2's network timeouts are process-wide and must be set before any git work.
-            // SAFETY: called once, before the worker starts any thread that uses git.
-            unsafe {
-                remediator::git::set_network_timeouts(
-                    Duration::from_secs(settings.git.http_timeout_secs),
-                    Duration::from_secs(settings.git.http_timeout_secs * 4),
-                );
-                let (cache, mapped) = remediator::worker::memory_budget::libgit2_limits(
-                    settings.worker.memory_budget_mib,
-                );
-                remediator::git::limit_memory(cache, mapped);
-            }
-            let shutdown = Shutdown::new();
-            shutdown.trigger_on_signals();
-            commands::worker::run(settings, shutdown).await?;
-        }
+        Command::Demo { keep, .. } => commands::demo::run(settings, keep).await,
+        Command::Dlq(command) => commands::dlq::run(&settings, command).await,
+        Command::Doctor => doctor(&settings).await,
+        Command::Migrate => migrate(&settings).await,
+        Command::Intake { listen } => intake(settings, listen).await,
+        Command::Worker { concurrency } => worker(settings, concurrency).await,
         Command::Import {
             file,
             project,
             max_bytes,
-        } => {
-            let text = import::read_file(&file, max_bytes)?;
-            // The worker's own URL and branch rules, so nothing it would refuse is stored.
-            let rules = remediator::forge::RepositoryRules::from_settings(&settings);
-            let document = import::parse_document(&text, project, &rules)
-                .with_context(|| format!("importing {}", file.display()))?;
-            let format = document.format;
-            let pool = remediator::db::pool(&settings.database)?;
-            remediator::db::ensure_migrated(&pool).await?;
-            let summary = import::import_document(&pool, document).await?;
-            let into = project.map_or_else(String::new, |p| format!(" into project {p}"));
-            println!(
-                "imported {} ({}){into}: {} record(s) read, {} created or changed",
-                file.display(),
-                format.name(),
-                summary.read,
-                summary.written
-            );
-        }
+        } => import_file(&settings, &file, project, max_bytes).await,
         Command::Token {
             org,
             sub,
@@ -206,7 +139,90 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Duration::from_secs(ttl),
             )?;
             println!("{token}");
+            Ok(())
         }
     }
+}
+
+async fn doctor(settings: &Settings) -> anyhow::Result<()> {
+    let (report, ready) = commands::doctor::run(settings).await;
+    print!("{report}");
+    if !ready {
+        anyhow::bail!("this machine cannot run every lock tool (see above)");
+    }
+    Ok(())
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if remediator::db::create_database_if_missing(&settings.database).await? {
+        println!("created the database");
+    }
+    let pool = remediator::db::pool(&settings.database)?;
+    let applied = remediator::db::migrate(&pool).await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    } else {
+        println!(
+            "applied {} migration(s): {}",
+            applied.len(),
+            applied.join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn intake(settings: Settings, listen: Option<String>) -> anyhow::Result<()> {
+    let address = listen.unwrap_or_else(|| settings.intake.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    commands::intake::run(settings, listener, shutdown).await
+}
+
+async fn worker(mut settings: Settings, concurrency: Option<u16>) -> anyhow::Result<()> {
+    if let Some(n) = concurrency {
+        settings.worker.concurrency = n;
+    }
+    // libgit2's network timeouts are process-wide and must be set before any git work.
+    // SAFETY: called once, before the worker starts any thread that uses git.
+    unsafe {
+        remediator::git::set_network_timeouts(
+            Duration::from_secs(settings.git.http_timeout_secs),
+            Duration::from_secs(settings.git.http_timeout_secs * 4),
+        );
+        let (cache, mapped) =
+            remediator::worker::memory_budget::libgit2_limits(settings.worker.memory_budget_mib);
+        remediator::git::limit_memory(cache, mapped);
+    }
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    commands::worker::run(settings, shutdown).await
+}
+
+async fn import_file(
+    settings: &Settings,
+    file: &Path,
+    project: Option<remediator::lifecycle::ProjectId>,
+    max_bytes: u64,
+) -> anyhow::Result<()> {
+    let text = import::read_file(file, max_bytes)?;
+    // The worker's own URL and branch rules, so nothing it would refuse is stored.
+    let rules = remediator::forge::RepositoryRules::from_settings(settings);
+    let document = import::parse_document(&text, project, &rules)
+        .with_context(|| format!("importing {}", file.display()))?;
+    let format = document.format;
+    let pool = remediator::db::pool(&settings.database)?;
+    remediator::db::ensure_migrated(&pool).await?;
+    let summary = import::import_document(&pool, document).await?;
+    let into = project.map_or_else(String::new, |p| format!(" into project {p}"));
+    println!(
+        "imported {} ({}){into}: {} record(s) read, {} created or changed",
+        file.display(),
+        format.name(),
+        summary.read,
+        summary.written
+    );
     Ok(())
 }

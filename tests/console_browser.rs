@@ -17,7 +17,7 @@ use std::time::Duration;
 use diesel_async::RunQueryDsl;
 use lapin::types::FieldTable;
 use remediator::lifecycle::Step;
-use remediator::ops::dlq::DeadLetterQueue;
+use remediator::queue::dead_letters::DeadLetterQueue;
 use remediator::queue::message::{JobMessage, mark_dead};
 use remediator::queue::publisher::Publisher;
 use remediator::queue::topology::Topology;

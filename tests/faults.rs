@@ -463,7 +463,7 @@ async fn a_job_that_kills_every_worker_it_runs_on_is_dead_lettered_as_crashed_th
 
     // The cause is gone (nothing kills any more): a replay finishes it, with one PR.
     let settings = &world.app.settings;
-    let dlq = remediator::ops::dlq::DeadLetterQueue::open(
+    let dlq = remediator::queue::dead_letters::DeadLetterQueue::open(
         &settings.amqp.url,
         remediator::queue::topology::Topology::new(&settings.amqp),
         world.app.pool.clone(),
@@ -472,8 +472,13 @@ async fn a_job_that_kills_every_worker_it_runs_on_is_dead_lettered_as_crashed_th
     .unwrap();
     let taken = dlq.take_all().await.unwrap();
     assert_eq!(taken.items.len(), 1);
-    assert_eq!(taken.items[0].1.reason, "crashed");
-    let filter = remediator::ops::dlq::Filter {
+    assert_eq!(
+        taken.items[0].1.reason,
+        remediator::queue::dead_letters::DeadLetterReason::Ours(
+            remediator::lifecycle::DeadReason::Crashed
+        )
+    );
+    let filter = remediator::queue::dead_letters::Filter {
         operation_ids: vec![bad.into()],
         ..Default::default()
     };

@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::config::PatcherChoice;
 use remediator::db::schema::operations;
-use remediator::ops::dlq::{DeadLetterQueue, Filter};
+use remediator::lifecycle::DeadReason;
+use remediator::queue::dead_letters::{DeadLetterQueue, DeadLetterReason, Filter};
 use remediator::queue::message::JobMessage;
 use remediator::queue::publisher::Publisher;
 use remediator::queue::topology::Topology;
@@ -137,7 +138,7 @@ async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_wit
     assert_eq!(taken.items.len(), 1);
     let dead = &taken.items[0].1;
     assert_eq!(dead.operation_id, Some(id.into()));
-    assert_eq!(dead.reason, "max_attempts");
+    assert_eq!(dead.reason, DeadLetterReason::Ours(DeadReason::MaxAttempts));
     assert_eq!(dead.project_id, Some(world.catalog.project.into()));
     assert!(
         dead.last_error
@@ -430,7 +431,10 @@ async fn a_message_naming_no_operation_is_dead_lettered_with_its_reason() {
     }
     let taken = dlq.take_all().await.unwrap();
     assert_eq!(taken.items[0].1.operation_id, Some(ghost.into()));
-    assert_eq!(taken.items[0].1.reason, "unknown_operation");
+    assert_eq!(
+        taken.items[0].1.reason,
+        DeadLetterReason::Ours(DeadReason::UnknownOperation)
+    );
     // Replay refuses it: there is nothing to put back to PENDING; it stays for ops to purge.
     let summary = dlq
         .replay(taken, &Filter::default(), "ops", None)

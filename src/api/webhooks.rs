@@ -10,13 +10,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, Code};
 use crate::db::{fixes, webhooks as deliveries};
-use crate::webhooks::events::{self, Event};
+use crate::webhooks::events::{self, Event, PullRequestEvent};
 use crate::webhooks::{WebhookForge, verify};
 
 /// Longest delivery id we store (GitHub's and Gitea's are UUIDs, GitLab's too).
@@ -48,66 +48,12 @@ pub async fn receive(
         crate::metrics::webhook_delivery(forge.as_str(), "refused");
         return Err(ApiError::new(Code::Unauthenticated, refusal.to_string()));
     }
-    let delivery_id = header(&headers, forge.delivery_headers())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= MAX_DELIVERY_ID
-                && id.chars().all(|c| c.is_ascii_graphic())
-        })
-        .ok_or_else(|| {
-            ApiError::invalid_argument(format!(
-                "the delivery needs a {} header (at most {MAX_DELIVERY_ID} printable characters)",
-                forge.delivery_headers()[0]
-            ))
-        })?
-        .to_owned();
+    let delivery_id = delivery_id(forge, &headers)?;
     tracing::Span::current().record("delivery_id", delivery_id.as_str());
-    let event_name = header(&headers, forge.event_headers())
-        .ok_or_else(|| {
-            ApiError::invalid_argument(format!(
-                "the delivery needs a {} header",
-                forge.event_headers()[0]
-            ))
-        })?
-        .to_owned();
-    super::guard::check_text(forge.event_headers()[0], &event_name)?;
+    let event_name = event_name(forge, &headers)?;
     let event = events::parse(forge, &event_name, &body)
         .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
-
-    let mark_fixed = state.mark_fixed_on_merge;
-    let mut conn = state.pool.get().await?;
-    let outcome = conn
-        .transaction(async |conn| -> Result<&'static str, ApiError> {
-            let name = forge.as_str();
-            let event_text: String = event_name.chars().take(100).collect();
-            if !deliveries::record_delivery(conn, name, &delivery_id, &event_text, "received")
-                .await?
-            {
-                return Ok("duplicate");
-            }
-            let outcome = match &event {
-                Event::Ignored(_) => "ignored",
-                Event::PullRequest(pull) => {
-                    let number = i32::try_from(pull.number).unwrap_or(-1);
-                    match fixes::find_by_pull_request(conn, name, &pull.pr_url, number).await? {
-                        // Same URL and number, but another branch: not a pull request of ours.
-                        Some(fix) if fix.branch_name == pull.head_branch => {
-                            if fixes::apply_observed(conn, fix.id, pull.observed, mark_fixed)
-                                .await?
-                            {
-                                "applied"
-                            } else {
-                                "unchanged"
-                            }
-                        }
-                        _ => "unknown_pull_request",
-                    }
-                }
-            };
-            deliveries::set_outcome(conn, name, &delivery_id, outcome).await?;
-            Ok(outcome)
-        })
-        .await?;
+    let outcome = apply_once(&state, forge, &delivery_id, &event_name, &event).await?;
     crate::metrics::webhook_delivery(forge.as_str(), outcome);
     match &event {
         Event::PullRequest(pull) => tracing::info!(
@@ -122,6 +68,85 @@ pub async fn receive(
         delivery_id,
         outcome,
     }))
+}
+
+/// The delivery's id: present, short and printable, since it is stored and logged.
+fn delivery_id(forge: WebhookForge, headers: &HeaderMap) -> Result<String, ApiError> {
+    let id = header(headers, forge.delivery_headers())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= MAX_DELIVERY_ID
+                && id.chars().all(|c| c.is_ascii_graphic())
+        })
+        .ok_or_else(|| {
+            ApiError::invalid_argument(format!(
+                "the delivery needs a {} header (at most {MAX_DELIVERY_ID} printable characters)",
+                forge.delivery_headers()[0]
+            ))
+        })?;
+    Ok(id.to_owned())
+}
+
+/// The forge's name for the event (`pull_request`, `Merge Request Hook`, ...).
+fn event_name(forge: WebhookForge, headers: &HeaderMap) -> Result<String, ApiError> {
+    let name = header(headers, forge.event_headers()).ok_or_else(|| {
+        ApiError::invalid_argument(format!(
+            "the delivery needs a {} header",
+            forge.event_headers()[0]
+        ))
+    })?;
+    super::guard::check_text(forge.event_headers()[0], name)?;
+    Ok(name.to_owned())
+}
+
+/// Records the delivery and applies its event in one transaction; `duplicate` (and nothing
+/// changed) when the delivery id was recorded before.
+async fn apply_once(
+    state: &AppState,
+    forge: WebhookForge,
+    delivery_id: &str,
+    event_name: &str,
+    event: &Event,
+) -> Result<&'static str, ApiError> {
+    let mark_fixed = state.mark_fixed_on_merge;
+    let mut conn = state.pool.get().await?;
+    conn.transaction(async |conn| -> Result<&'static str, ApiError> {
+        let name = forge.as_str();
+        let event_text: String = event_name.chars().take(100).collect();
+        if !deliveries::record_delivery(conn, name, delivery_id, &event_text, "received").await? {
+            return Ok("duplicate");
+        }
+        let outcome = match event {
+            Event::Ignored(_) => "ignored",
+            Event::PullRequest(pull) => apply_pull_request(conn, name, pull, mark_fixed).await?,
+        };
+        deliveries::set_outcome(conn, name, delivery_id, outcome).await?;
+        Ok(outcome)
+    })
+    .await
+}
+
+/// Moves the fix behind a pull request of ours to the state the forge reports.
+async fn apply_pull_request(
+    conn: &mut AsyncPgConnection,
+    forge: &str,
+    pull: &PullRequestEvent,
+    mark_fixed: bool,
+) -> Result<&'static str, ApiError> {
+    let number = i32::try_from(pull.number).unwrap_or(-1);
+    Ok(
+        match fixes::find_by_pull_request(conn, forge, &pull.pr_url, number).await? {
+            // Same URL and number, but another branch: not a pull request of ours.
+            Some(fix) if fix.branch_name == pull.head_branch => {
+                if fixes::apply_observed(conn, fix.id, pull.observed, mark_fixed).await? {
+                    "applied"
+                } else {
+                    "unchanged"
+                }
+            }
+            _ => "unknown_pull_request",
+        },
+    )
 }
 
 /// The first of `names` present, as trimmed text.

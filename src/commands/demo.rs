@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::config::{PatcherChoice, Settings};
+use crate::db::DbPool;
 use crate::lifecycle::OperationStatus;
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
@@ -46,29 +47,7 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     let repository_url = format!("file://{}", repo_path.display());
     println!("1. sample repository with lodash ^4.17.20: {repository_url}");
 
-    // The demo's own corner of the shared services: a database and a queue prefix of its own,
-    // local-only repository URLs, the deterministic bump, and a throwaway signing secret if
-    // none is set.
-    let database = format!("{}_demo", crate::db::database_name(&settings.database)?);
-    settings.database.url = crate::db::with_database_name(&settings.database.url, &database)?;
-    settings.amqp.prefix = format!("{}-demo", settings.amqp.prefix);
-    settings.git.allow_file = true;
-    settings.worker.patcher = PatcherChoice::Bump;
-    settings.worker.scratch_dir = Some(workdir.path().join("scratch"));
-    // The demo's repository needs npm alone; `remediator doctor` checks the other tools.
-    settings.worker.check_tools_at_start = false;
-    settings.relay.poll_interval_ms = 100;
-    // The demo mints its own token, which only an HS256 secret allows.
-    if settings.auth.algorithm != "HS256" {
-        settings.auth.algorithm = "HS256".into();
-        settings.auth.public_key_files.clear();
-        settings.auth.jwks_url.clear();
-        settings.auth.jwt_secret = None;
-    }
-    if settings.auth.jwt_secret.is_none() {
-        settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
-    }
-
+    let database = isolate(&mut settings, workdir.path())?;
     if remove_demo_state(&settings).await? {
         println!("   removed the demo database and queues an interrupted run left behind");
     }
@@ -86,6 +65,51 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
         "2. imported organisation, project, finding GHSA-35jh-r3h4-6jhm and its AFFECTED assessment"
     );
 
+    let outcome = run_services(&settings, &pool, &ids).await?;
+    let shown = match outcome {
+        Ok(operation) => show(&operation, &repo_path).await,
+        Err(error) => Err(error),
+    };
+    // The pool holds connections to the database about to be dropped.
+    drop(pool);
+    finish(&settings, &database, keep).await?;
+    shown
+}
+
+/// Moves the settings to the demo's own corner of the shared services: a database and a
+/// queue prefix of its own, local-only repository URLs, the deterministic bump, and a
+/// throwaway signing secret if none is set. Returns the database's name.
+fn isolate(settings: &mut Settings, workdir: &Path) -> anyhow::Result<String> {
+    let database = format!("{}_demo", crate::db::database_name(&settings.database)?);
+    settings.database.url = crate::db::with_database_name(&settings.database.url, &database)?;
+    settings.amqp.prefix = format!("{}-demo", settings.amqp.prefix);
+    settings.git.allow_file = true;
+    settings.worker.patcher = PatcherChoice::Bump;
+    settings.worker.scratch_dir = Some(workdir.join("scratch"));
+    // The demo's repository needs npm alone; `remediator doctor` checks the other tools.
+    settings.worker.check_tools_at_start = false;
+    settings.relay.poll_interval_ms = 100;
+    // The demo mints its own token, which only an HS256 secret allows.
+    if settings.auth.algorithm != "HS256" {
+        settings.auth.algorithm = "HS256".into();
+        settings.auth.public_key_files.clear();
+        settings.auth.jwks_url.clear();
+        settings.auth.jwt_secret = None;
+    }
+    if settings.auth.jwt_secret.is_none() {
+        settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
+    }
+    Ok(database)
+}
+
+/// Runs intake (with relay) and one worker in this process while the demo's request goes
+/// through them, and stops both. The outer error: they could not start (the demo ends there);
+/// the inner one: the request did not come to an end (the demo still cleans up).
+async fn run_services(
+    settings: &Settings,
+    pool: &DbPool,
+    ids: &DemoIds,
+) -> anyhow::Result<anyhow::Result<Value>> {
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
@@ -94,33 +118,32 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
         listener,
         shutdown.clone(),
     ));
-    let runner = super::worker::build_runner(&settings, pool.clone())?;
+    let runner = super::worker::build_runner(settings, pool.clone())?;
     let worker = tokio::spawn(runner.run(shutdown.clone()));
     println!("3. intake (with relay) on {base_url} and one worker are running in this process");
 
-    let outcome = drive(&settings, &base_url, &ids).await;
+    let outcome = drive(settings, &base_url, ids).await;
     shutdown.trigger();
     let _ = tokio::time::timeout(Duration::from_secs(15), intake).await;
     let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
-    let shown = match outcome {
-        Ok(operation) => show(&operation, &repo_path).await,
-        Err(error) => Err(error),
-    };
-    // The pool holds connections to the database about to be dropped.
-    drop(pool);
+    Ok(outcome)
+}
+
+/// Removes the demo's database and queues, or says where they were kept.
+async fn finish(settings: &Settings, database: &str, keep: bool) -> anyhow::Result<()> {
     if keep {
         println!(
             "\n7. kept the database {database} and the queues {}.* (the next demo removes them)",
             settings.amqp.prefix
         );
     } else {
-        remove_demo_state(&settings).await?;
+        remove_demo_state(settings).await?;
         println!(
             "\n7. removed the database {database} and the queues {}.*: nothing of the demo is left",
             settings.amqp.prefix
         );
     }
-    shown
+    Ok(())
 }
 
 /// Prints the finished operation and the diff of its branch; fails unless it succeeded.

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{self, operations};
-use crate::ops::dlq::{DeadLetter, DeadLetterQueue, Filter};
+use crate::queue::dead_letters::{DeadLetter, DeadLetterQueue, DeadLetterReason, Filter};
 use crate::queue::topology::Topology;
 
 #[derive(Debug, Subcommand)]
@@ -26,41 +26,62 @@ pub enum DlqCommand {
     Show { operation_id: OperationId },
     /// Put jobs back on the work queue (operation back to PENDING, fresh attempt count).
     Replay {
-        /// Operation ids to replay.
-        operation_ids: Vec<OperationId>,
         #[command(flatten)]
-        filter: FilterArgs,
-        /// Replay every job that matches the filters (required when no id is given).
-        #[arg(long)]
-        all: bool,
+        selection: Selection,
         /// At most this many replays per second.
         #[arg(long)]
         rate: Option<f64>,
-        /// Who replays, for the operation's history (default: $USER).
-        #[arg(long)]
-        by: Option<String>,
     },
     /// Discard jobs for good (recorded on their operations).
     Purge {
-        operation_ids: Vec<OperationId>,
         #[command(flatten)]
-        filter: FilterArgs,
-        #[arg(long)]
-        all: bool,
+        selection: Selection,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
-        #[arg(long)]
-        by: Option<String>,
     },
+}
+
+/// The jobs a replay or purge acts on, and who acts.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Operation ids to act on.
+    operation_ids: Vec<OperationId>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Act on every job that matches the filters (required when no id is given).
+    #[arg(long)]
+    all: bool,
+    /// Who acts, for the operation's history (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+}
+
+impl Selection {
+    /// Refuses a selection that names nothing: acting on the whole queue takes `--all`.
+    fn check(&self, verb: &str) -> anyhow::Result<()> {
+        if self.operation_ids.is_empty() && !self.all {
+            bail!("name the operations to {verb}, or pass --all (with filters to narrow it)");
+        }
+        Ok(())
+    }
+
+    /// Whether it is the whole queue: no id and no filter.
+    fn is_everything(&self) -> bool {
+        self.operation_ids.is_empty() && self.filter.is_empty()
+    }
+
+    fn to_filter(&self) -> Filter {
+        self.filter.to_filter(self.operation_ids.clone())
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
-    /// Only jobs dead-lettered for this reason (max_attempts, unparseable, unknown_operation,
-    /// delivery_limit).
+    /// Only jobs dead-lettered for this reason (max_attempts, crashed, unparseable,
+    /// unknown_operation, delivery_limit; any other is matched as written).
     #[arg(long)]
-    pub reason: Option<String>,
+    pub reason: Option<DeadLetterReason>,
     /// Only jobs of this project.
     #[arg(long)]
     pub project: Option<ProjectId>,
@@ -130,103 +151,87 @@ async fn execute(
     command: DlqCommand,
 ) -> anyhow::Result<()> {
     match command {
-        DlqCommand::List { filter, json } => {
-            let taken = queue.take_all().await?;
-            let filter = filter.to_filter(Vec::new());
-            let listed: Vec<DeadLetter> = taken
-                .items
-                .iter()
-                .filter(|(_, d)| filter.matches(d))
-                .map(|(_, d)| d.clone())
-                .collect();
-            queue
-                .give_back(taken.items.into_iter().map(|(delivery, _)| delivery))
-                .await;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&listed)?);
-            } else {
-                print_table(&listed);
-            }
-        }
-        DlqCommand::Show { operation_id } => {
-            let taken = queue.take_all().await?;
-            let found = taken
-                .items
-                .iter()
-                .find(|(_, d)| d.operation_id == Some(operation_id))
-                .map(|(_, d)| d.clone());
-            queue
-                .give_back(taken.items.into_iter().map(|(delivery, _)| delivery))
-                .await;
-            let dead = found.with_context(|| {
-                format!("operation {operation_id} is not in the dead-letter queue")
-            })?;
-            let mut conn = pool.get().await?;
-            let history = operations::history(&mut conn, operation_id).await?;
-            let operation = operations::get(&mut conn, operation_id, None).await?;
-            let shown = serde_json::json!({
-                "message": dead,
-                "operation": operation.map(crate::api::operations::OperationView::from),
-                "history": history,
-            });
-            println!("{}", serde_json::to_string_pretty(&shown)?);
-        }
-        DlqCommand::Replay {
-            operation_ids,
-            filter,
-            all,
-            rate,
-            by,
-        } => {
-            if operation_ids.is_empty() && !all {
-                bail!("name the operations to replay, or pass --all (with filters to narrow it)");
-            }
-            let taken = queue.take_all().await?;
-            let started = std::time::Instant::now();
-            let summary = queue
-                .replay(taken, &filter.to_filter(operation_ids), &who(by), rate)
-                .await?;
-            println!(
-                "replayed {} job(s) in {:.2}s",
-                summary.replayed.len(),
-                started.elapsed().as_secs_f64()
-            );
-            for (id, why) in &summary.skipped {
-                println!(
-                    "skipped {}: {why}",
-                    id.map_or("-".to_owned(), |id| id.to_string())
-                );
-            }
-        }
-        DlqCommand::Purge {
-            operation_ids,
-            filter,
-            all,
-            yes,
-            by,
-        } => {
-            if operation_ids.is_empty() && !all {
-                bail!("name the operations to purge, or pass --all (with filters to narrow it)");
-            }
-            let everything = operation_ids.is_empty() && filter.is_empty();
-            let taken = queue.take_all().await?;
-            let filter = filter.to_filter(operation_ids);
-            let count = taken
-                .items
-                .iter()
-                .filter(|(_, d)| filter.matches(d))
-                .count();
-            if !yes && !confirm(count, everything)? {
-                queue
-                    .give_back(taken.items.into_iter().map(|(delivery, _)| delivery))
-                    .await;
-                println!("nothing purged");
-                return Ok(());
-            }
-            let purged = queue.purge(taken, &filter, &who(by)).await?;
-            println!("purged {purged} job(s)");
-        }
+        DlqCommand::List { filter, json } => list(queue, &filter, json).await,
+        DlqCommand::Show { operation_id } => show(queue, pool, operation_id).await,
+        DlqCommand::Replay { selection, rate } => replay(queue, selection, rate).await,
+        DlqCommand::Purge { selection, yes } => purge(queue, selection, yes).await,
     }
+}
+
+async fn list(queue: &DeadLetterQueue, filter: &FilterArgs, json: bool) -> anyhow::Result<()> {
+    let listed = queue.list(&filter.to_filter(Vec::new())).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&listed)?);
+    } else {
+        print_table(&listed);
+    }
+    Ok(())
+}
+
+async fn show(
+    queue: &DeadLetterQueue,
+    pool: &db::DbPool,
+    operation_id: OperationId,
+) -> anyhow::Result<()> {
+    let filter = Filter {
+        operation_ids: vec![operation_id],
+        ..Default::default()
+    };
+    let dead = queue
+        .list(&filter)
+        .await?
+        .into_iter()
+        .next()
+        .with_context(|| format!("operation {operation_id} is not in the dead-letter queue"))?;
+    let mut conn = pool.get().await?;
+    let history = operations::history(&mut conn, operation_id).await?;
+    let operation = operations::get(&mut conn, operation_id, None).await?;
+    let shown = serde_json::json!({
+        "message": dead,
+        "operation": operation.map(crate::api::operations::OperationView::from),
+        "history": history,
+    });
+    println!("{}", serde_json::to_string_pretty(&shown)?);
+    Ok(())
+}
+
+async fn replay(
+    queue: &DeadLetterQueue,
+    selection: Selection,
+    rate: Option<f64>,
+) -> anyhow::Result<()> {
+    selection.check("replay")?;
+    let taken = queue.take_all().await?;
+    let started = std::time::Instant::now();
+    let summary = queue
+        .replay(taken, &selection.to_filter(), &who(selection.by), rate)
+        .await?;
+    println!(
+        "replayed {} job(s) in {:.2}s",
+        summary.replayed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    for (id, why) in &summary.skipped {
+        println!(
+            "skipped {}: {why}",
+            id.map_or("-".to_owned(), |id| id.to_string())
+        );
+    }
+    Ok(())
+}
+
+async fn purge(queue: &DeadLetterQueue, selection: Selection, yes: bool) -> anyhow::Result<()> {
+    selection.check("purge")?;
+    let taken = queue.take_all().await?;
+    let filter = selection.to_filter();
+    let count = taken.count(&filter);
+    if !yes && !confirm(count, selection.is_everything())? {
+        queue.give_back(taken.into_deliveries()).await;
+        println!("nothing purged");
+        return Ok(());
+    }
+    let purged = queue.purge(taken, &filter, &who(selection.by)).await?;
+    println!("purged {purged} job(s)");
     Ok(())
 }
 

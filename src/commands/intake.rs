@@ -1,12 +1,14 @@
 //! `remediator intake`: the HTTP API plus, unless disabled, the outbox relay, until a shutdown
 //! signal; then it stops accepting, drains requests in flight and exits.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::api::guard::RequestLimits;
 use crate::api::serve::{ServerLimits, serve};
@@ -32,25 +34,10 @@ pub async fn run(
     let auth = Arc::new(Authenticator::new(&settings.auth)?);
     let wake = Arc::new(Notify::new());
     let broker = BrokerHealth::default();
-
-    let relay = settings.relay.enabled.then(|| {
-        let relay = Relay {
-            pool: pool.clone(),
-            amqp_url: settings.amqp.url.clone(),
-            topology: Topology::new(&settings.amqp),
-            batch_size: settings.relay.batch_size,
-            poll_interval: Duration::from_millis(settings.relay.poll_interval_ms),
-            wake: wake.clone(),
-            broker: broker.clone(),
-        };
-        tokio::spawn(outbox_wake::listen(
-            settings.database.url.clone(),
-            wake.clone(),
-            shutdown.clone(),
-        ));
-        tokio::spawn(relay.run(shutdown.clone()))
-    });
-
+    let relay = settings
+        .relay
+        .enabled
+        .then(|| spawn_relay(&settings, &pool, &wake, &broker, &shutdown));
     let maintenance = super::background::spawn_maintenance(&settings, &pool, &shutdown);
     let state = AppState {
         pool: pool.clone(),
@@ -65,20 +52,10 @@ pub async fn run(
         group: settings.worker.group,
     };
     let address = listener.local_addr()?;
-    let console = settings.console.enabled.then(|| {
-        let broker = crate::console::broker::Broker::new(
-            settings.amqp.url.clone(),
-            Topology::new(&settings.amqp),
-            pool.clone(),
-        );
-        ConsoleState::new(
-            state.clone(),
-            Arc::new(broker),
-            &settings.console,
-            address.ip().is_loopback(),
-            settings.worker.max_open_prs_per_repository,
-        )
-    });
+    let console = settings
+        .console
+        .enabled
+        .then(|| console_state(&settings, &state, address));
     tracing::info!(
         %address,
         relay = settings.relay.enabled,
@@ -86,10 +63,68 @@ pub async fn run(
         "intake listening"
     );
     let grace = Duration::from_secs(settings.intake.shutdown_grace_secs);
+    serve_until_shutdown(listener, router(state, console), &settings, &shutdown).await?;
+    if let Some(relay) = relay {
+        let _ = tokio::time::timeout(grace, relay).await;
+    }
+    super::background::join(maintenance).await;
+    tracing::info!("intake stopped");
+    Ok(())
+}
+
+/// The outbox relay, with the listener that wakes it on a NOTIFY.
+fn spawn_relay(
+    settings: &Settings,
+    pool: &db::DbPool,
+    wake: &Arc<Notify>,
+    broker: &BrokerHealth,
+    shutdown: &Shutdown,
+) -> JoinHandle<()> {
+    let relay = Relay {
+        pool: pool.clone(),
+        amqp_url: settings.amqp.url.clone(),
+        topology: Topology::new(&settings.amqp),
+        batch_size: settings.relay.batch_size,
+        poll_interval: Duration::from_millis(settings.relay.poll_interval_ms),
+        wake: wake.clone(),
+        broker: broker.clone(),
+    };
+    tokio::spawn(outbox_wake::listen(
+        settings.database.url.clone(),
+        wake.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(relay.run(shutdown.clone()))
+}
+
+/// The console's state: the API's, plus its own broker connections and settings.
+fn console_state(settings: &Settings, state: &AppState, address: SocketAddr) -> ConsoleState {
+    let broker = crate::console::broker::Broker::new(
+        settings.amqp.url.clone(),
+        Topology::new(&settings.amqp),
+        state.pool.clone(),
+    );
+    ConsoleState::new(
+        state.clone(),
+        Arc::new(broker),
+        &settings.console,
+        address.ip().is_loopback(),
+        settings.worker.max_open_prs_per_repository,
+    )
+}
+
+/// Serves until the shutdown signal, then gives requests in flight the grace period.
+async fn serve_until_shutdown(
+    listener: TcpListener,
+    app: axum::Router,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let grace = Duration::from_secs(settings.intake.shutdown_grace_secs);
     // Not `axum::serve`: it sets no header, idle or connection limits (see `api::serve`).
     let server = serve(
         listener,
-        router(state, console),
+        app,
         ServerLimits::from_settings(&settings.intake),
         shutdown.clone(),
     );
@@ -101,10 +136,5 @@ pub async fn run(
             .context("serving HTTP")?,
         Err(_) => tracing::warn!(?grace, "requests still in flight after the grace period"),
     }
-    if let Some(relay) = relay {
-        let _ = tokio::time::timeout(grace, relay).await;
-    }
-    super::background::join(maintenance).await;
-    tracing::info!("intake stopped");
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::queue::topology::Topology;
 use crate::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
 use crate::worker::job::JobGuard;
+use crate::worker::memory_budget::GitBudget;
 use crate::worker::patcher::Patcher;
 use crate::worker::pipeline::Pipeline;
 use crate::worker::reconciler::Reconciler;
@@ -29,27 +30,6 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         Duration::from_secs(settings.git.http_timeout_secs),
         settings.security.egress(),
     )?;
-    let llm = if settings.llm.enabled() {
-        Some(
-            LlmClient::new(settings.llm.client.clone(), settings.security.egress())
-                .context("configuring the LLM client")?,
-        )
-    } else {
-        None
-    };
-    let choice = match (settings.worker.patcher, &llm) {
-        // With no LLM configured, `auto` is the deterministic bump.
-        (PatcherChoice::Auto, None) => PatcherChoice::Bump,
-        (choice, _) => choice,
-    };
-    let policy = PatchPolicy::new(&settings.policy)
-        .context("invalid [policy] settings")?
-        .allowing_test_edits(settings.verify.allow_test_edits);
-    let scratch_root = settings
-        .worker
-        .scratch_dir
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("remediator"));
     let reconciler = settings.reconciler.enabled.then(|| Reconciler {
         pool: pool.clone(),
         forges: forges.clone(),
@@ -57,55 +37,8 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         max_requests_per_tick: settings.reconciler.max_requests_per_tick.max(1),
         mark_fixed_on_merge: settings.worker.mark_fixed_on_merge,
     });
-    let git_budget = Arc::new(crate::worker::memory_budget::GitBudget::new(
-        settings.worker.memory_budget_mib,
-        settings.worker.concurrency,
-        settings.worker.git_concurrency,
-    ));
-    tracing::info!(
-        slots_of_an_unknown_repository = git_budget.default_slots(),
-        memory_budget_mib = settings.worker.memory_budget_mib,
-        git_concurrency = settings.worker.git_concurrency,
-        "git work sized"
-    );
-    let pipeline = Pipeline {
-        pool: pool.clone(),
-        forges,
-        patcher: Patcher {
-            choice,
-            llm,
-            policy,
-        },
-        scratch_root,
-        author_name: settings.git.author_name.clone(),
-        author_email: settings.git.author_email.clone(),
-        pr_labels: settings.worker.pr_labels.clone(),
-        draft_below_confidence: settings.worker.draft_below_confidence,
-        git_budget,
-        max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
-        before_step: None,
-        sandbox: Sandbox::new(
-            settings.sandbox.clone(),
-            crate::lockfile::registries::endpoints(&settings.lockfiles),
-        ),
-        lockfiles: settings.lockfiles.clone(),
-        require_verified_fix: settings.worker.require_verified_fix,
-        verify: settings.verify.clone(),
-        group: settings.worker.group,
-    };
-    if let Err(error) = pipeline.sandbox.check() {
-        // Repositories without lock files still work; jobs that need a tool fail saying this.
-        tracing::error!(%error, "package managers cannot run on this worker");
-    } else if settings.worker.check_tools_at_start {
-        // Where each lock tool was found and its version, in the background: a few seconds of
-        // tool start-ups must not delay the first job.
-        let (sandbox, lockfiles) = (pipeline.sandbox.clone(), settings.lockfiles.clone());
-        tokio::spawn(async move {
-            crate::lockfile::inventory::log(
-                &crate::lockfile::inventory::check(&sandbox, &lockfiles).await,
-            );
-        });
-    }
+    let pipeline = build_pipeline(settings, pool.clone(), forges)?;
+    check_sandbox(&pipeline, settings);
     Ok(Runner {
         pipeline: Arc::new(pipeline),
         pool: pool.clone(),
@@ -126,6 +59,98 @@ pub fn build_runner(settings: &Settings, pool: db::DbPool) -> anyhow::Result<Run
         worker_id: crate::worker::runner::worker_id(),
         reconciler,
     })
+}
+
+/// The job pipeline: the forges, the patcher, git's memory budget, the sandbox and the steps'
+/// settings.
+fn build_pipeline(
+    settings: &Settings,
+    pool: db::DbPool,
+    forges: ForgeRegistry,
+) -> anyhow::Result<Pipeline> {
+    Ok(Pipeline {
+        pool,
+        forges,
+        patcher: build_patcher(settings)?,
+        scratch_root: settings
+            .worker
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("remediator")),
+        author_name: settings.git.author_name.clone(),
+        author_email: settings.git.author_email.clone(),
+        pr_labels: settings.worker.pr_labels.clone(),
+        draft_below_confidence: settings.worker.draft_below_confidence,
+        git_budget: git_budget(settings),
+        max_open_prs_per_repository: settings.worker.max_open_prs_per_repository,
+        before_step: None,
+        sandbox: Sandbox::new(
+            settings.sandbox.clone(),
+            crate::lockfile::registries::endpoints(&settings.lockfiles),
+        ),
+        lockfiles: settings.lockfiles.clone(),
+        require_verified_fix: settings.worker.require_verified_fix,
+        verify: settings.verify.clone(),
+        group: settings.worker.group,
+    })
+}
+
+/// The patcher: the LLM client if one is configured, the strategy, and the patch policy.
+fn build_patcher(settings: &Settings) -> anyhow::Result<Patcher> {
+    let llm = if settings.llm.enabled() {
+        Some(
+            LlmClient::new(settings.llm.client.clone(), settings.security.egress())
+                .context("configuring the LLM client")?,
+        )
+    } else {
+        None
+    };
+    let choice = match (settings.worker.patcher, &llm) {
+        // With no LLM configured, `auto` is the deterministic bump.
+        (PatcherChoice::Auto, None) => PatcherChoice::Bump,
+        (choice, _) => choice,
+    };
+    let policy = PatchPolicy::new(&settings.policy)
+        .context("invalid [policy] settings")?
+        .allowing_test_edits(settings.verify.allow_test_edits);
+    Ok(Patcher {
+        choice,
+        llm,
+        policy,
+    })
+}
+
+/// How much git work runs at once, sized from the memory budget (and logged).
+fn git_budget(settings: &Settings) -> Arc<GitBudget> {
+    let git_budget = Arc::new(GitBudget::new(
+        settings.worker.memory_budget_mib,
+        settings.worker.concurrency,
+        settings.worker.git_concurrency,
+    ));
+    tracing::info!(
+        slots_of_an_unknown_repository = git_budget.default_slots(),
+        memory_budget_mib = settings.worker.memory_budget_mib,
+        git_concurrency = settings.worker.git_concurrency,
+        "git work sized"
+    );
+    git_budget
+}
+
+/// Says at start whether package managers can run here, and, if asked, which lock tools.
+fn check_sandbox(pipeline: &Pipeline, settings: &Settings) {
+    if let Err(error) = pipeline.sandbox.check() {
+        // Repositories without lock files still work; jobs that need a tool fail saying this.
+        tracing::error!(%error, "package managers cannot run on this worker");
+    } else if settings.worker.check_tools_at_start {
+        // Where each lock tool was found and its version, in the background: a few seconds of
+        // tool start-ups must not delay the first job.
+        let (sandbox, lockfiles) = (pipeline.sandbox.clone(), settings.lockfiles.clone());
+        tokio::spawn(async move {
+            crate::lockfile::inventory::log(
+                &crate::lockfile::inventory::check(&sandbox, &lockfiles).await,
+            );
+        });
+    }
 }
 
 /// Connections the worker needs besides one per job: the consumer's step records, the

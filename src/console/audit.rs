@@ -1,5 +1,7 @@
-//! The audit page: every console action (who, when, what, and what came of it), newest first.
-//! Admin scope only: entries name operations and operators of every organisation.
+//! The audit trail: [`record`], which every console action (and login and logout) writes
+//! through, and the page that lists the entries (who, when, what, and what came of it),
+//! newest first. The page is for the admin scope only: entries name operations and operators
+//! of every organisation.
 
 use std::collections::HashMap;
 
@@ -9,8 +11,9 @@ use axum::response::Response;
 use maud::html;
 
 use super::layout::{self, Area};
+use super::session::Session;
 use super::{ConsoleError, ConsoleState, html, session};
-use crate::db::audit;
+use crate::db::audit::{self, AuditAction, NewAuditEntry};
 
 const PAGE_SIZE: i64 = 100;
 
@@ -62,4 +65,29 @@ pub async fn page(
         StatusCode::OK,
         layout::page(&session, Area::Audit, "Audit", state.refresh_ms, body),
     ))
+}
+
+/// Writes one audit entry: `session`'s caller did `action` on `target`, with `outcome`.
+pub async fn record(
+    state: &ConsoleState,
+    session: &Session,
+    action: AuditAction,
+    target: &str,
+    outcome: &str,
+    details: Option<serde_json::Value>,
+) -> Result<(), ConsoleError> {
+    let mut conn = state.app.pool.get().await?;
+    audit::record(
+        &mut conn,
+        &NewAuditEntry {
+            actor: &session.caller.subject,
+            actor_organization: session.caller.organization,
+            action,
+            target,
+            outcome,
+            details,
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! The console's RabbitMQ side: queue depths for the overview (a passive declare reads a
 //! queue's message and consumer counts without changing it) and the dead-letter queue, opened
-//! once and shared ([`crate::ops::dlq::DeadLetterQueue`], the CLI's own code).
+//! once and shared ([`crate::queue::dead_letters::DeadLetterQueue`], the CLI's own code).
 //!
 //! Each uses its own connection, opened on first use and again after a failure. Dead-letter
 //! work is serialised within the process (one lock): listing takes every dead message
@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 
 use crate::db::DbPool;
-use crate::ops::dlq::DeadLetterQueue;
+use crate::queue::dead_letters::DeadLetterQueue;
 use crate::queue::topology::Topology;
 
 /// How long a console request waits for the broker before saying it is unavailable.

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::session::Session;
+use crate::db::operations::OperationEvent;
 use crate::lifecycle::{OperationStatus, Step};
 
 /// The navigation's areas.
@@ -28,14 +29,7 @@ pub fn page(session: &Session, area: Area, title: &str, refresh_ms: u64, body: M
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="console-refresh-ms" content=(refresh_ms);
-                title { (title) " · Remediator console" }
-                link rel="stylesheet" href="/console/static/console.css";
-                script src="/console/static/console.js" defer {}
-            }
+            (head(title, Some(refresh_ms)))
             body {
                 header.top {
                     a.brand href="/console/" { "Remediator" }
@@ -78,15 +72,28 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Remediator console" }
-                link rel="stylesheet" href="/console/static/console.css";
-            }
+            (head(title, None))
             body {
                 header.top { a.brand href="/console/" { "Remediator" } }
                 main.narrow { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// The `head` of every page; a page with a session (`refresh_ms`) also gets the refresh script.
+fn head(title: &str, refresh_ms: Option<u64>) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(refresh_ms) = refresh_ms {
+                meta name="console-refresh-ms" content=(refresh_ms);
+            }
+            title { (title) " · Remediator console" }
+            link rel="stylesheet" href="/console/static/console.css";
+            @if refresh_ms.is_some() {
+                script src="/console/static/console.js" defer {}
             }
         }
     }
@@ -140,6 +147,21 @@ pub fn time(at: DateTime<Utc>) -> Markup {
         time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) title=(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)) {
             (at.format("%Y-%m-%d %H:%M:%S")) " UTC"
         }
+    }
+}
+
+/// An event of an operation's history as table cells after its time: what happened (status,
+/// step, note or failed attempt), the attempt and the message.
+pub fn event_cells(event: &OperationEvent) -> Markup {
+    html! {
+        td {
+            @if let Some(status) = event.status { (status_badge(status)) }
+            @if let Some(step) = event.step { "step " code { (step.as_str()) } }
+            @if event.kind == "note" { span.muted { "note" } }
+            @if event.kind == "attempt_error" { span.error { "attempt failed" } }
+        }
+        td { @if let Some(a) = event.attempt { (a) } }
+        td { @if let Some(m) = &event.message { (m) } }
     }
 }
 

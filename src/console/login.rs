@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use maud::html;
 
-use super::form::Form;
+use super::form;
 use super::session::{self, Session};
-use super::{ConsoleError, ConsoleState, csrf, html, layout, see_other};
-use crate::db::audit::{self, AuditAction, NewAuditEntry};
+use super::{ConsoleError, ConsoleState, audit, csrf, html, layout, see_other};
+use crate::db::audit::AuditAction;
 
 pub async fn form(State(state): State<ConsoleState>) -> Result<Response, ConsoleError> {
     login_page(&state, StatusCode::OK, None)
@@ -48,15 +48,7 @@ fn login_page(
     );
     let mut response = html(status, markup);
     // The nonce cookie lives ten minutes: long enough to paste a token.
-    let cookie = format!(
-        "{}={nonce}; Path={}; Max-Age=600; HttpOnly; SameSite=Strict{}",
-        csrf::LOGIN_COOKIE,
-        session::COOKIE_PATH,
-        if state.secure_cookie { "; Secure" } else { "" }
-    );
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(SET_COOKIE, value);
-    }
+    set_login_nonce(&mut response, &nonce, 600, state.secure_cookie);
     Ok(response)
 }
 
@@ -65,8 +57,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    csrf::check_same_origin(&headers)?;
-    let form = Form::read(body, state.app.limits).await?;
+    let form = form::read_posted(&state, &headers, body).await?;
     if !csrf::nonce_matches(
         session::cookie(&headers, csrf::LOGIN_COOKIE),
         form.get("login_csrf"),
@@ -102,16 +93,21 @@ pub async fn submit(
     })?;
     response.headers_mut().append(SET_COOKIE, value);
     // The login nonce has done its job.
-    let spent = format!(
-        "{}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict{}",
+    set_login_nonce(&mut response, "", 0, state.secure_cookie);
+    Ok(response)
+}
+
+/// Sets the login form's nonce cookie (an empty value with no age clears it).
+fn set_login_nonce(response: &mut Response, nonce: &str, max_age_secs: u32, secure: bool) {
+    let cookie = format!(
+        "{}={nonce}; Path={}; Max-Age={max_age_secs}; HttpOnly; SameSite=Strict{}",
         csrf::LOGIN_COOKIE,
         session::COOKIE_PATH,
-        if state.secure_cookie { "; Secure" } else { "" }
+        if secure { "; Secure" } else { "" }
     );
-    if let Ok(value) = HeaderValue::from_str(&spent) {
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, value);
     }
-    Ok(response)
 }
 
 pub async fn logout(
@@ -119,8 +115,7 @@ pub async fn logout(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    csrf::check_same_origin(&headers)?;
-    let form = Form::read(body, state.app.limits).await?;
+    let form = form::read_posted(&state, &headers, body).await?;
     // An expired session may always log out (the cookie is cleared either way); a live one
     // must carry its CSRF token, so another site cannot log an operator out.
     if let Ok(session) = session::require(&state, &headers, false).await {
@@ -134,23 +129,12 @@ pub async fn logout(
     Ok(response)
 }
 
+/// A login or logout, in the audit trail, with the role the session had.
 async fn record(
     state: &ConsoleState,
     session: &Session,
     action: AuditAction,
 ) -> Result<(), ConsoleError> {
-    let mut conn = state.app.pool.get().await?;
-    audit::record(
-        &mut conn,
-        &NewAuditEntry {
-            actor: &session.caller.subject,
-            actor_organization: session.caller.organization,
-            action,
-            target: "console",
-            outcome: if session.admin { "admin" } else { "read-only" },
-            details: None,
-        },
-    )
-    .await?;
-    Ok(())
+    let role = if session.admin { "admin" } else { "read-only" };
+    audit::record(state, session, action, "console", role, None).await
 }

@@ -148,8 +148,21 @@ pub fn html(status: StatusCode, markup: maud::Markup) -> Response {
 
 /// Whether the request asks for a page's live fragment (the refresh script's fetch), not the
 /// whole page.
-pub fn wants_fragment(query: &std::collections::HashMap<String, String>) -> bool {
+fn wants_fragment(query: &std::collections::HashMap<String, String>) -> bool {
     query.get("fragment").is_some_and(|v| v == "1")
+}
+
+/// The session behind a page with a live part, and whether the request asks for just that
+/// part (the refresh script's fetch, which gets a 401 rather than the login page when the
+/// session has ended).
+pub async fn live_page_session(
+    state: &ConsoleState,
+    headers: &axum::http::HeaderMap,
+    query: &std::collections::HashMap<String, String>,
+) -> Result<(session::Session, bool), ConsoleError> {
+    let fragment = wants_fragment(query);
+    let session = session::require(state, headers, fragment).await?;
+    Ok((session, fragment))
 }
 
 /// The scope of a session's reads.

@@ -14,10 +14,12 @@ use maud::{Markup, html};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::form::Form;
+use super::form;
 use super::layout::{self, Area};
-use super::{ConsoleError, ConsoleState, csrf, html, scope_of, see_other, session, wants_fragment};
-use crate::db::audit::{self, AuditAction, NewAuditEntry};
+use super::{
+    ConsoleError, ConsoleState, audit, html, live_page_session, scope_of, see_other, session,
+};
+use crate::db::audit::AuditAction;
 use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow};
 use crate::db::operations::{self as ops_db, OperationEvent};
 use crate::lifecycle::{OperationId, OperationStatus, Step};
@@ -118,13 +120,51 @@ pub async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let filters = parse_filters(&query)?;
+    let (rows, next) = one_page(&state, &session, &filters).await?;
+    let table = operations_table(&rows, &filters, next, session.admin);
+    if fragment {
+        return Ok(html(StatusCode::OK, table));
+    }
+    // Only the first page follows new rows; later pages stay where the operator is.
+    let mut live_query = filters.raw.clone();
+    live_query.push(("fragment", "1".to_owned()));
+    let live = filters
+        .cursor
+        .is_none()
+        .then(|| format!("/console/operations?{}", query_string(&live_query)));
+    let body = html! {
+        (filter_form(&filters))
+        p.stamp {
+            @if live.is_some() { span data-live-stamp { "refresh the page for new rows" } }
+            @else { "an older page: not refreshed" }
+        }
+        div #operations data-live=[live] { (table) }
+    };
+    Ok(html(
+        StatusCode::OK,
+        layout::page(
+            &session,
+            Area::Operations,
+            "Operations",
+            state.refresh_ms,
+            body,
+        ),
+    ))
+}
+
+/// The rows of the page the filters ask for, and the cursor of the next page if there is one.
+async fn one_page(
+    state: &ConsoleState,
+    session: &session::Session,
+    filters: &Filters,
+) -> Result<(Vec<OperationRow>, Option<Cursor>), ConsoleError> {
     let mut conn = state.app.pool.get().await?;
+    // One row more than a page says whether there is a next one.
     let mut rows = console::list_operations(
         &mut conn,
-        scope_of(&session),
+        scope_of(session),
         &filters.parsed,
         filters.cursor,
         PAGE_SIZE,
@@ -137,17 +177,10 @@ pub async fn list(
         created_at: row.operation.created_at,
         id: row.operation.id.into(),
     });
-    let table = operations_table(&rows, &filters, next, session.admin);
-    if fragment {
-        return Ok(html(StatusCode::OK, table));
-    }
-    // Only the first page follows new rows; later pages stay where the operator is.
-    let mut live_query = filters.raw.clone();
-    live_query.push(("fragment", "1".to_owned()));
-    let live = filters
-        .cursor
-        .is_none()
-        .then(|| format!("/console/operations?{}", query_string(&live_query)));
+    Ok((rows, next))
+}
+
+fn filter_form(filters: &Filters) -> Markup {
     let value = |key: &str| {
         filters
             .raw
@@ -156,7 +189,7 @@ pub async fn list(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let body = html! {
+    html! {
         form.filters method="get" action="/console/operations" {
             label { "id" input type="text" name="id" size="36" value=(value("id")); }
             label { "status"
@@ -182,22 +215,7 @@ pub async fn list(
             button type="submit" { "Filter" }
             a href="/console/operations" { "clear" }
         }
-        p.stamp {
-            @if live.is_some() { span data-live-stamp { "refresh the page for new rows" } }
-            @else { "an older page: not refreshed" }
-        }
-        div #operations data-live=[live] { (table) }
-    };
-    Ok(html(
-        StatusCode::OK,
-        layout::page(
-            &session,
-            Area::Operations,
-            "Operations",
-            state.refresh_ms,
-            body,
-        ),
-    ))
+    }
 }
 
 fn operations_table(
@@ -275,8 +293,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let id = parse_id(&id)?;
     let mut conn = state.app.pool.get().await?;
     let Some(detail) = console::operation_detail(&mut conn, id, scope_of(&session)).await? else {
@@ -343,66 +360,10 @@ fn detail_body(
     session: &session::Session,
 ) -> Markup {
     let op = &detail.operation;
-    let output = op.output.as_ref();
-    let text = |key: &str| output.and_then(|o| o.get(key)).and_then(Value::as_str);
-    let patcher = text("patcher");
-    let model = output
-        .and_then(|o| o.pointer("/llm/model"))
-        .and_then(Value::as_str);
-    let changed: Vec<&str> = output
-        .and_then(|o| o.get("changed_files"))
-        .and_then(Value::as_array)
-        .map(|files| files.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     html! {
         dl.facts {
-            dt { "id" } dd { code { (op.id) } }
-            dt { "status" } dd data-status=(layout::short_status(op.status)) {
-                (layout::status_badge(op.status))
-                @if op.status == OperationStatus::Running { " " (layout::step_progress(op.step)) }
-                @if op.cancel_requested_at.is_some() && op.status == OperationStatus::Running { " " span.muted { "cancel requested" } }
-            }
-            dt { "organisation" } dd { code { (op.organization_id) } }
-            dt { "project" } dd { (detail.project_name) " " span.muted { (detail.repository_url) } }
-            @if let (Some(vuln), Some(package)) = (&detail.vulnerability_id, &detail.package_name) {
-                dt { "fix" } dd { (vuln) " in " code { (package) } " (" (detail.ecosystem.as_deref().unwrap_or("?")) ")"
-                    @if let Some(target) = text("target_version") { " → " code { (target) } } }
-            }
-            dt { "assessment" } dd { code { (op.resource_id) } }
-            dt { "attempts" } dd { (op.attempts) }
-            dt { "created" } dd { (layout::time(op.created_at)) }
-            @if let Some(at) = op.started_at { dt { "started" } dd { (layout::time(at)) } }
-            @if let Some(at) = op.finished_at { dt { "finished" } dd { (layout::time(at)) " (" (took(op.started_at, op.finished_at)) ")" } }
-            @if let Some(worker) = &op.claimed_by { dt { "worker" } dd { code { (worker) } } }
-            dt { "pull request" } dd {
-                @match &detail.pr_url {
-                    Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                        a href=(url) rel="noreferrer noopener" data-pr-link { (url) }
-                    }
-                    Some(url) => { code { (url) } }
-                    None => { span.muted { "none yet" } }
-                }
-            }
-            dt { "patcher" } dd {
-                @match patcher { Some(p) => { (p) } None => { span.muted { "-" } } }
-                @if let Some(model) = model { " (" code { (model) } ")" }
-            }
-            @if !changed.is_empty() {
-                dt { "changed files" } dd { @for f in &changed { code { (f) } " " } }
-            }
-            @if let Some(branch) = text("branch") {
-                dt { "branch" } dd { code { (branch) } @if let Some(commit) = text("commit") { " at " code { (layout::short_id(commit)) } } }
-            }
-            @if let Some(explanation) = text("explanation") { dt { "change" } dd { (explanation) } }
-            @if let Some(left) = output
-                .filter(|o| o.pointer("/verification/lock_files").and_then(Value::as_array).is_some_and(|l| !l.is_empty()))
-                .and_then(|o| o.pointer("/verification/vulnerable_left"))
-                .and_then(Value::as_u64)
-            {
-                dt { "verified" } dd.error[left > 0] { (left) " vulnerable cop" @if left == 1 { "y" } @else { "ies" } " left in the lock files" }
-            }
-            @if let Some(reason) = text("draft_reason") { dt { "draft because" } dd { (reason) } }
-            @if let Some(error) = &op.error_message { dt { "error" } dd.error { (error) } }
+            (run_facts(detail))
+            (result_facts(detail))
         }
         @if session.admin && cancellable(detail) {
             form.actions method="post" action=(format!("/console/operations/{}/cancel", op.id)) {
@@ -413,27 +374,120 @@ fn detail_body(
         h2 { "Timings per step" }
         (timings(history, op.finished_at))
         h2 { "Timeline" }
+        (timeline(history))
+        @if let Some(output) = &op.output {
+            h2 { "Output" }
+            pre { (serde_json::to_string_pretty(output).unwrap_or_default()) }
+        }
+    }
+}
+
+/// A text field of the operation's output.
+fn output_text<'a>(detail: &'a OperationDetail, key: &str) -> Option<&'a str> {
+    detail
+        .operation
+        .output
+        .as_ref()
+        .and_then(|o| o.get(key))
+        .and_then(Value::as_str)
+}
+
+/// What the operation is and how it ran: status, whose, what it fixes, when, and where.
+fn run_facts(detail: &OperationDetail) -> Markup {
+    let op = &detail.operation;
+    html! {
+        dt { "id" } dd { code { (op.id) } }
+        dt { "status" } dd data-status=(layout::short_status(op.status)) {
+            (layout::status_badge(op.status))
+            @if op.status == OperationStatus::Running { " " (layout::step_progress(op.step)) }
+            @if op.cancel_requested_at.is_some() && op.status == OperationStatus::Running { " " span.muted { "cancel requested" } }
+        }
+        dt { "organisation" } dd { code { (op.organization_id) } }
+        dt { "project" } dd { (detail.project_name) " " span.muted { (detail.repository_url) } }
+        @if let (Some(vuln), Some(package)) = (&detail.vulnerability_id, &detail.package_name) {
+            dt { "fix" } dd { (vuln) " in " code { (package) } " (" (detail.ecosystem.as_deref().unwrap_or("?")) ")"
+                @if let Some(target) = output_text(detail, "target_version") { " → " code { (target) } } }
+        }
+        dt { "assessment" } dd { code { (op.resource_id) } }
+        dt { "attempts" } dd { (op.attempts) }
+        dt { "created" } dd { (layout::time(op.created_at)) }
+        @if let Some(at) = op.started_at { dt { "started" } dd { (layout::time(at)) } }
+        @if let Some(at) = op.finished_at { dt { "finished" } dd { (layout::time(at)) " (" (took(op.started_at, op.finished_at)) ")" } }
+        @if let Some(worker) = &op.claimed_by { dt { "worker" } dd { code { (worker) } } }
+    }
+}
+
+/// What came of it: the pull request, the patcher, the change, its verification, the error.
+fn result_facts(detail: &OperationDetail) -> Markup {
+    let op = &detail.operation;
+    let output = op.output.as_ref();
+    let text = |key: &str| output_text(detail, key);
+    let model = output
+        .and_then(|o| o.pointer("/llm/model"))
+        .and_then(Value::as_str);
+    let changed: Vec<&str> = output
+        .and_then(|o| o.get("changed_files"))
+        .and_then(Value::as_array)
+        .map(|files| files.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    html! {
+        dt { "pull request" } dd { (pull_request(detail.pr_url.as_deref())) }
+        dt { "patcher" } dd {
+            @match text("patcher") { Some(p) => { (p) } None => { span.muted { "-" } } }
+            @if let Some(model) = model { " (" code { (model) } ")" }
+        }
+        @if !changed.is_empty() {
+            dt { "changed files" } dd { @for f in &changed { code { (f) } " " } }
+        }
+        @if let Some(branch) = text("branch") {
+            dt { "branch" } dd { code { (branch) } @if let Some(commit) = text("commit") { " at " code { (layout::short_id(commit)) } } }
+        }
+        @if let Some(explanation) = text("explanation") { dt { "change" } dd { (explanation) } }
+        @if let Some(left) = vulnerable_left(output) {
+            dt { "verified" } dd.error[left > 0] { (left) " vulnerable cop" @if left == 1 { "y" } @else { "ies" } " left in the lock files" }
+        }
+        @if let Some(reason) = text("draft_reason") { dt { "draft because" } dd { (reason) } }
+        @if let Some(error) = &op.error_message { dt { "error" } dd.error { (error) } }
+    }
+}
+
+/// The pull request's link; only an http(s) URL is made a link.
+fn pull_request(url: Option<&str>) -> Markup {
+    html! {
+        @match url {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                a href=(url) rel="noreferrer noopener" data-pr-link { (url) }
+            }
+            Some(url) => { code { (url) } }
+            None => { span.muted { "none yet" } }
+        }
+    }
+}
+
+/// Vulnerable copies the verification found left, when it read any lock file.
+fn vulnerable_left(output: Option<&Value>) -> Option<u64> {
+    output
+        .filter(|o| {
+            o.pointer("/verification/lock_files")
+                .and_then(Value::as_array)
+                .is_some_and(|l| !l.is_empty())
+        })
+        .and_then(|o| o.pointer("/verification/vulnerable_left"))
+        .and_then(Value::as_u64)
+}
+
+fn timeline(history: &[OperationEvent]) -> Markup {
+    html! {
         table #timeline {
             thead { tr { th { "at (UTC)" } th { "event" } th { "attempt" } th { "message" } } }
             tbody {
                 @for event in history {
                     tr data-kind=(event.kind) {
                         td { (event.at.format("%H:%M:%S%.3f")) }
-                        td {
-                            @if let Some(status) = event.status { (layout::status_badge(status)) }
-                            @if let Some(step) = event.step { "step " code { (step.as_str()) } }
-                            @if event.kind == "note" { span.muted { "note" } }
-                            @if event.kind == "attempt_error" { span.error { "attempt failed" } }
-                        }
-                        td { @if let Some(a) = event.attempt { (a) } }
-                        td { @if let Some(m) = &event.message { (m) } }
+                        (layout::event_cells(event))
                     }
                 }
             }
-        }
-        @if let Some(output) = output {
-            h2 { "Output" }
-            pre { (serde_json::to_string_pretty(output).unwrap_or_default()) }
         }
     }
 }
@@ -476,11 +530,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ConsoleError> {
-    csrf::check_same_origin(&headers)?;
-    let session = session::require(&state, &headers, false).await?;
-    let form = Form::read(body, state.app.limits).await?;
-    session.check_csrf(form.get("csrf"))?;
-    session.require_admin(&state.admin_scope)?;
+    let (session, _) = form::admin_action(&state, &headers, body).await?;
     let id = parse_id(&id)?;
     let mut conn = state.app.pool.get().await?;
     let Some(operation) = ops_db::get(&mut conn, id, None).await? else {
@@ -496,17 +546,13 @@ pub async fn cancel(
         Ok(_) => "cancel requested".to_owned(),
         Err(error) => format!("refused: {}", error.message),
     };
-    let mut conn = state.app.pool.get().await?;
     audit::record(
-        &mut conn,
-        &NewAuditEntry {
-            actor: &session.caller.subject,
-            actor_organization: session.caller.organization,
-            action: AuditAction::Cancel,
-            target: &id.to_string(),
-            outcome: &outcome,
-            details: None,
-        },
+        &state,
+        &session,
+        AuditAction::Cancel,
+        &id.to_string(),
+        &outcome,
+        None,
     )
     .await?;
     match result {

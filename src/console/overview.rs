@@ -8,12 +8,14 @@ use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
+use super::broker::QueueDepth;
 use super::layout::{self, Area};
-use super::{ConsoleError, ConsoleState, html, scope_of, session, wants_fragment};
-use crate::db::console::{self, MinuteCounts};
+use super::{ConsoleError, ConsoleState, html, live_page_session, scope_of, session};
+use crate::db::console::{self, MinuteCounts, WorkerSeen};
+use crate::lifecycle::OperationId;
 
 /// Workers whose last heartbeat is older than this are not listed.
 const WORKER_WINDOW_MINUTES: i64 = 10;
@@ -23,8 +25,7 @@ pub async fn page(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ConsoleError> {
-    let fragment = wants_fragment(&query);
-    let session = session::require(&state, &headers, fragment).await?;
+    let (session, fragment) = live_page_session(&state, &headers, &query).await?;
     let live = figures(&state, &session).await?;
     if fragment {
         return Ok(html(StatusCode::OK, live));
@@ -65,33 +66,55 @@ async fn figures(state: &ConsoleState, session: &session::Session) -> Result<Mar
     } else {
         None
     };
-    let totals = minutes.iter().fold((0, 0, 0), |(s, f, r), m| {
-        (s + m.succeeded, f + m.failed, r + m.retried)
-    });
     Ok(html! {
         @if let Some(depths) = &depths {
             h2 { "Queues" }
-            @match depths {
-                Ok(depths) => {
-                    div.cards {
-                        @for depth in depths {
-                            div.card data-queue=(depth.role) data-queue-name=(depth.name) {
-                                div.label { (depth.role) " · " code { (depth.name) } }
-                                @match depth.messages() {
-                                    Some(n) => {
-                                        div.value.bad[depth.role == "dead" && n > 0] data-depth=(n) { (n) }
-                                        div.label { (depth.consumers().unwrap_or(0)) " consumer(s)" }
-                                    }
-                                    None => { div.value.muted { "-" } div.label { "not declared yet" } }
+            (queue_cards(depths))
+        }
+        h2 { "Jobs" }
+        (job_cards(backlog, oldest, &minutes))
+        h2 { "Jobs per minute, last hour" }
+        (per_minute(&minutes))
+        h2 { "Workers seen (last " (WORKER_WINDOW_MINUTES) " minutes)" }
+        (workers_table(&workers))
+    })
+}
+
+/// A card per queue with its depth and consumers, or why there is none.
+fn queue_cards(depths: &anyhow::Result<Vec<QueueDepth>>) -> Markup {
+    html! {
+        @match depths {
+            Ok(depths) => {
+                div.cards {
+                    @for depth in depths {
+                        div.card data-queue=(depth.role) data-queue-name=(depth.name) {
+                            div.label { (depth.role) " · " code { (depth.name) } }
+                            @match depth.messages() {
+                                Some(n) => {
+                                    div.value.bad[depth.role == "dead" && n > 0] data-depth=(n) { (n) }
+                                    div.label { (depth.consumers().unwrap_or(0)) " consumer(s)" }
                                 }
+                                None => { div.value.muted { "-" } div.label { "not declared yet" } }
                             }
                         }
                     }
                 }
-                Err(_) => { p.warning { "RabbitMQ is unreachable: queue depths are unknown (the intake's log says why)." } }
             }
+            Err(_) => { p.warning { "RabbitMQ is unreachable: queue depths are unknown (the intake's log says why)." } }
         }
-        h2 { "Jobs" }
+    }
+}
+
+/// The outbox backlog (admin only), the oldest PENDING operation, and the last hour's totals.
+fn job_cards(
+    backlog: Option<(i64, i64)>,
+    oldest: Option<(OperationId, DateTime<Utc>)>,
+    minutes: &[MinuteCounts],
+) -> Markup {
+    let totals = minutes.iter().fold((0, 0, 0), |(s, f, r), m| {
+        (s + m.succeeded, f + m.failed, r + m.retried)
+    });
+    html! {
         div.cards {
             @if let Some((unpublished, quarantined)) = backlog {
                 div.card data-figure="outbox" {
@@ -114,16 +137,19 @@ async fn figures(state: &ConsoleState, session: &session::Session) -> Result<Mar
             div.card data-figure="failed" { div.label { "failed, last hour" } div.value.bad[totals.1 > 0] { (totals.1) } }
             div.card data-figure="retried" { div.label { "retried, last hour" } div.value { (totals.2) } }
         }
-        h2 { "Jobs per minute, last hour" }
-        (per_minute(&minutes))
-        h2 { "Workers seen (last " (WORKER_WINDOW_MINUTES) " minutes)" }
+    }
+}
+
+/// The workers seen with a recent heartbeat, and the jobs each runs now.
+fn workers_table(workers: &[WorkerSeen]) -> Markup {
+    html! {
         @if workers.is_empty() {
             p.muted { "No worker has sent a heartbeat for an operation in that time." }
         } @else {
             table #workers {
                 thead { tr { th { "worker" } th { "last heartbeat" } th { "running" } } }
                 tbody {
-                    @for worker in &workers {
+                    @for worker in workers {
                         tr data-worker=(worker.name) {
                             td { code { (worker.name) } }
                             td { (layout::age(worker.last_heartbeat)) " ago" }
@@ -142,7 +168,7 @@ async fn figures(state: &ConsoleState, session: &session::Session) -> Result<Mar
                 }
             }
         }
-    })
+    }
 }
 
 /// A small table of the minutes that had jobs, with bars (no chart library).

@@ -1,6 +1,8 @@
 //! RabbitMQ: the job message, the topology (work, retry-delay and dead-letter queues), a
-//! confirming publisher, and the outbox relay that feeds the work queue from Postgres.
+//! confirming publisher, the outbox relay that feeds the work queue from Postgres, and the
+//! dead-letter queue as operators work it (list, replay, purge).
 
+pub mod dead_letters;
 pub mod health;
 pub mod message;
 pub mod outbox_wake;

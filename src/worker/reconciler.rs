@@ -12,6 +12,7 @@
 //! refreshes of it). A forge that answers with a rate limit ends the tick: the rest wait for
 //! the next one.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use diesel_async::AsyncConnection;
@@ -79,79 +80,111 @@ impl Reconciler {
             fixes::claim_due(&mut conn, i64::from(self.max_requests_per_tick), min_age).await?;
         let mut tick = Tick::default();
         for fix in due {
-            let repository = match self.forges.resolve(&fix.repository_url) {
-                Ok(repository) => repository,
-                Err(error) => {
-                    tracing::warn!(fix = %fix.id, %error, "cannot reconcile: no forge for the repository");
-                    tick.failed += 1;
-                    continue;
+            match self.ask(&fix, &mut tick).await {
+                ControlFlow::Continue(Some((number, observed))) => {
+                    self.follow(&mut conn, &fix, number, observed, &mut tick)
+                        .await?;
                 }
-            };
-            let Ok(number) = u64::try_from(fix.pr_number) else {
-                continue;
-            };
-            tick.asked += 1;
-            let target = PullRequestRef::of(&repository, number);
-            let observed = match repository.forge.pull_request_state(&target).await {
-                Ok(Some(observed)) => observed,
-                Ok(None) => continue,
-                Err(error) => {
-                    tick.failed += 1;
-                    crate::metrics::reconciler_request("failed");
-                    tracing::warn!(fix = %fix.id, number, %error, "cannot read the pull request's state");
-                    if error.retry_after().is_some() {
-                        // A rate limit: asking the forge again now would only extend it.
-                        break;
-                    }
-                    continue;
-                }
-            };
-            crate::metrics::reconciler_request(match observed {
-                ObservedState::Open => "open",
-                ObservedState::Conflicting => "conflicting",
-                ObservedState::Merged(_) => "merged",
-                ObservedState::Closed(_) => "closed",
-            });
-            match observed {
-                ObservedState::Open => {
-                    // The advisories moved on (a new one needs a higher version, or one is no
-                    // longer AFFECTED): the pull request no longer proposes the right fix.
-                    if !fix.left_alone
-                        && let Some(why) = self.stale(&mut conn, &fix).await?
-                        && self.refresh(&mut conn, &fix).await?
-                    {
-                        tick.refreshed += 1;
-                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, why, "pull request is stale; refreshing it");
-                    }
-                    continue;
-                }
-                ObservedState::Conflicting => {
-                    if !fix.left_alone && self.refresh(&mut conn, &fix).await? {
-                        tick.refreshed += 1;
-                        tracing::info!(fix = %fix.id, number, package = %fix.package_name, "pull request conflicts with its base; refreshing it");
-                    }
-                    continue;
-                }
-                ObservedState::Merged(_) | ObservedState::Closed(_) => {}
-            }
-            let mark_fixed = self.mark_fixed_on_merge;
-            let changed = conn
-                .transaction(async |conn| {
-                    fixes::apply_observed(conn, fix.id, observed, mark_fixed).await
-                })
-                .await?;
-            if changed {
-                tick.changed += 1;
-                tracing::info!(
-                    fix = %fix.id,
-                    number,
-                    package = %fix.package_name,
-                    status = %observed.status(),
-                    "pull request moved on the forge"
-                );
+                ControlFlow::Continue(None) => {}
+                ControlFlow::Break(()) => break,
             }
         }
         Ok(tick)
+    }
+
+    /// Asks the fix's forge where its pull request stands: its number and state, `None` when
+    /// there is nothing to follow (no forge, no number, not found, a failed request), or
+    /// `Break` when the forge rate-limits us: asking it again now would only extend the limit.
+    async fn ask(
+        &self,
+        fix: &fixes::DueFix,
+        tick: &mut Tick,
+    ) -> ControlFlow<(), Option<(u64, ObservedState)>> {
+        let repository = match self.forges.resolve(&fix.repository_url) {
+            Ok(repository) => repository,
+            Err(error) => {
+                tracing::warn!(fix = %fix.id, %error, "cannot reconcile: no forge for the repository");
+                tick.failed += 1;
+                return ControlFlow::Continue(None);
+            }
+        };
+        let Ok(number) = u64::try_from(fix.pr_number) else {
+            return ControlFlow::Continue(None);
+        };
+        tick.asked += 1;
+        let target = PullRequestRef::of(&repository, number);
+        match repository.forge.pull_request_state(&target).await {
+            Ok(Some(observed)) => {
+                crate::metrics::reconciler_request(match observed {
+                    ObservedState::Open => "open",
+                    ObservedState::Conflicting => "conflicting",
+                    ObservedState::Merged(_) => "merged",
+                    ObservedState::Closed(_) => "closed",
+                });
+                ControlFlow::Continue(Some((number, observed)))
+            }
+            Ok(None) => ControlFlow::Continue(None),
+            Err(error) => {
+                tick.failed += 1;
+                crate::metrics::reconciler_request("failed");
+                tracing::warn!(fix = %fix.id, number, %error, "cannot read the pull request's state");
+                if error.retry_after().is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(None)
+                }
+            }
+        }
+    }
+
+    /// Makes the change the pull request's state calls for: a refresh of an open one that is
+    /// stale or conflicts with its base, the new state of a merged or closed one.
+    async fn follow(
+        &self,
+        conn: &mut DbConn,
+        fix: &fixes::DueFix,
+        number: u64,
+        observed: ObservedState,
+        tick: &mut Tick,
+    ) -> anyhow::Result<()> {
+        match observed {
+            ObservedState::Open => {
+                // The advisories moved on (a new one needs a higher version, or one is no
+                // longer AFFECTED): the pull request no longer proposes the right fix.
+                if !fix.left_alone
+                    && let Some(why) = self.stale(conn, fix).await?
+                    && self.refresh(conn, fix).await?
+                {
+                    tick.refreshed += 1;
+                    tracing::info!(fix = %fix.id, number, package = %fix.package_name, why, "pull request is stale; refreshing it");
+                }
+            }
+            ObservedState::Conflicting => {
+                if !fix.left_alone && self.refresh(conn, fix).await? {
+                    tick.refreshed += 1;
+                    tracing::info!(fix = %fix.id, number, package = %fix.package_name, "pull request conflicts with its base; refreshing it");
+                }
+            }
+            ObservedState::Merged(_) | ObservedState::Closed(_) => {
+                let mark_fixed = self.mark_fixed_on_merge;
+                let changed = conn
+                    .transaction(async |conn| {
+                        fixes::apply_observed(conn, fix.id, observed, mark_fixed).await
+                    })
+                    .await?;
+                if changed {
+                    tick.changed += 1;
+                    tracing::info!(
+                        fix = %fix.id,
+                        number,
+                        package = %fix.package_name,
+                        status = %observed.status(),
+                        "pull request moved on the forge"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Why the open pull request no longer proposes what a plan made now would: another

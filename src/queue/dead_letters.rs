@@ -5,73 +5,30 @@
 //! and when recorded), the job is republished to the work queue and confirmed, and only then is
 //! the dead message acknowledged.
 
+mod decode;
+mod filter;
+mod reason;
+
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use serde::Serialize;
 
 use crate::db::{DbPool, operations};
-use crate::lifecycle::{OperationId, ProjectId};
-use crate::queue::message::{
-    ATTEMPT_HEADER, DEAD_AT_HEADER, DEAD_REASON_HEADER, JobMessage, LAST_ERROR_HEADER,
-};
+use crate::lifecycle::OperationId;
+use crate::queue::message::JobMessage;
 use crate::queue::publisher::Publisher;
 use crate::queue::topology::Topology;
+pub use decode::DeadLetter;
+use decode::decode;
+pub use filter::Filter;
+pub use reason::DeadLetterReason;
 
 /// Messages one command holds at once; a larger queue is worked through by running it again.
 const MAX_TAKEN: usize = 100_000;
-
-/// One dead message, decoded for display and filtering.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeadLetter {
-    pub operation_id: Option<OperationId>,
-    pub project_id: Option<ProjectId>,
-    pub reason: String,
-    pub last_error: Option<String>,
-    pub dead_at: Option<DateTime<Utc>>,
-    pub attempt: Option<i64>,
-    pub body: String,
-    pub headers: serde_json::Value,
-    #[serde(skip)]
-    pub message: Option<JobMessage>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub operation_ids: Vec<OperationId>,
-    pub reason: Option<String>,
-    pub project: Option<ProjectId>,
-    pub older_than: Option<Duration>,
-}
-
-impl Filter {
-    pub fn matches(&self, dead: &DeadLetter) -> bool {
-        if !self.operation_ids.is_empty()
-            && !dead
-                .operation_id
-                .is_some_and(|id| self.operation_ids.contains(&id))
-        {
-            return false;
-        }
-        if self.reason.as_ref().is_some_and(|r| *r != dead.reason) {
-            return false;
-        }
-        if self.project.is_some() && self.project != dead.project_id {
-            return false;
-        }
-        if let Some(age) = self.older_than {
-            let limit = Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
-            if dead.dead_at.is_none_or(|at| at > limit) {
-                return false;
-            }
-        }
-        true
-    }
-}
 
 /// The dead-letter queue, opened for one command.
 pub struct DeadLetterQueue {
@@ -85,6 +42,21 @@ pub struct DeadLetterQueue {
 /// Messages taken off the queue, unacknowledged, with their decoded form.
 pub struct Taken {
     pub items: Vec<(Delivery, DeadLetter)>,
+}
+
+impl Taken {
+    /// How many of the messages match.
+    pub fn count(&self, filter: &Filter) -> usize {
+        self.items
+            .iter()
+            .filter(|(_, dead)| filter.matches(dead))
+            .count()
+    }
+
+    /// The deliveries alone, to give back.
+    pub fn into_deliveries(self) -> impl Iterator<Item = Delivery> {
+        self.items.into_iter().map(|(delivery, _)| delivery)
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -158,6 +130,19 @@ impl DeadLetterQueue {
             }
         }
         Ok(Taken { items })
+    }
+
+    /// The messages that match, copied: every message is taken and given back, nothing changes.
+    pub async fn list(&self, filter: &Filter) -> anyhow::Result<Vec<DeadLetter>> {
+        let taken = self.take_all().await?;
+        let listed = taken
+            .items
+            .iter()
+            .filter(|(_, dead)| filter.matches(dead))
+            .map(|(_, dead)| dead.clone())
+            .collect();
+        self.give_back(taken.into_deliveries()).await;
+        Ok(listed)
     }
 
     /// Returns messages to the queue.
@@ -263,30 +248,6 @@ impl DeadLetterQueue {
     }
 }
 
-/// Decodes a dead message; its project is filled in by the caller, for the whole batch.
-fn decode(delivery: &Delivery) -> DeadLetter {
-    let headers = delivery.properties.headers().clone().unwrap_or_default();
-    let message: Option<JobMessage> = serde_json::from_slice(&delivery.data).ok();
-    let operation_id = message.as_ref().map(JobMessage::operation_id);
-    let reason = header_text(&headers, DEAD_REASON_HEADER)
-        .or_else(|| header_text(&headers, "x-first-death-reason"))
-        .unwrap_or_else(|| "unknown".to_owned());
-    let dead_at = header_int(&headers, DEAD_AT_HEADER)
-        .or_else(|| first_death_time(&headers))
-        .and_then(|secs| DateTime::from_timestamp(secs, 0));
-    DeadLetter {
-        operation_id,
-        project_id: None,
-        reason,
-        last_error: header_text(&headers, LAST_ERROR_HEADER),
-        dead_at,
-        attempt: header_int(&headers, ATTEMPT_HEADER),
-        body: String::from_utf8_lossy(&delivery.data).into_owned(),
-        headers: headers_json(&headers),
-        message,
-    }
-}
-
 fn describe(outcome: &operations::ReplayOutcome) -> String {
     match outcome {
         operations::ReplayOutcome::Replayed => "replayed".to_owned(),
@@ -298,40 +259,4 @@ fn describe(outcome: &operations::ReplayOutcome) -> String {
         }
         operations::ReplayOutcome::NotFound => "the operation no longer exists".to_owned(),
     }
-}
-
-fn header_text(headers: &FieldTable, key: &str) -> Option<String> {
-    match headers.inner().get(key)? {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
-
-fn header_int(headers: &FieldTable, key: &str) -> Option<i64> {
-    match headers.inner().get(key)? {
-        AMQPValue::LongLongInt(n) => Some(*n),
-        AMQPValue::LongInt(n) => Some(i64::from(*n)),
-        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
-        AMQPValue::Timestamp(t) => i64::try_from(*t).ok(),
-        _ => None,
-    }
-}
-
-/// The broker's own dead-lettering (delivery limit) records the time in `x-death`.
-fn first_death_time(headers: &FieldTable) -> Option<i64> {
-    let AMQPValue::FieldArray(deaths) = headers.inner().get("x-death")? else {
-        return None;
-    };
-    deaths.as_slice().iter().find_map(|death| match death {
-        AMQPValue::FieldTable(table) => match table.inner().get("time")? {
-            AMQPValue::Timestamp(t) => i64::try_from(*t).ok(),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-fn headers_json(headers: &FieldTable) -> serde_json::Value {
-    serde_json::to_value(headers).unwrap_or(serde_json::Value::Null)
 }

@@ -1,3 +1,0 @@
-//! Tools for operators: inspecting and replaying the dead-letter queue.
-
-pub mod dlq;
