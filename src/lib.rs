@@ -3,7 +3,8 @@
 //!
 //! The modules follow the flow of a request:
 //! `api` (intake) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
-//! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` -> write back in `db`.
+//! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` (what the pull request says:
+//! `pr_text`) -> write back in `db`.
 //! `commands` holds one file per subcommand of the binary; `console` is the operators' web
 //! console the intake serves at `/console/`.
 
@@ -24,6 +25,7 @@ pub mod lockfile;
 pub mod metrics;
 pub mod ops;
 pub mod patch;
+pub mod pr_text;
 pub mod queue;
 pub mod sandbox;
 pub mod shutdown;

@@ -12,7 +12,6 @@ pub mod github;
 pub mod gitlab;
 mod http;
 pub mod plain;
-pub mod pr_text;
 pub mod remediable;
 pub mod repo_url;
 pub mod settings;

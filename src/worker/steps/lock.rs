@@ -9,10 +9,10 @@ use super::clone::Checkout;
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
 use crate::ecosystem::Ecosystem;
-use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
 use crate::patch::bump::ManifestKind;
+use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
@@ -290,8 +290,8 @@ fn parent_dir_chain(path: &str) -> Vec<String> {
 
 impl Locked {
     /// What the pull request says about the lock step.
-    pub fn pr_facts(&self) -> crate::forge::pr_text::LockFacts<'_> {
-        crate::forge::pr_text::LockFacts {
+    pub fn pr_facts(&self) -> crate::pr_text::LockFacts<'_> {
+        crate::pr_text::LockFacts {
             verification: self.verification.as_ref(),
             strategy: &self.strategy_lines,
             draft_reason: self.draft_reason.as_deref(),

@@ -6,9 +6,9 @@
 
 use super::{Blocked, Locked, STEP, blocked, relock};
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::Fixes;
 use crate::lockfile::overrides::{self, Manager};
+use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;
