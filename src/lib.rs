@@ -5,8 +5,9 @@
 //! `api` (intake) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
 //! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` (what the pull request says:
 //! `pr_text`) -> write back in `db`.
-//! `commands` holds one file per subcommand of the binary; `console` is the operators' web
-//! console the intake serves at `/console/`.
+//! `repository_admission` is the check the intake and `remediator import` run on a project's
+//! repository before accepting it. `commands` holds one file per subcommand of the binary;
+//! `console` is the operators' web console the intake serves at `/console/`.
 
 pub mod api;
 pub mod commands;
@@ -27,6 +28,7 @@ pub mod ops;
 pub mod patch;
 pub mod pr_text;
 pub mod queue;
+pub mod repository_admission;
 pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;

@@ -12,7 +12,6 @@ pub mod github;
 pub mod gitlab;
 mod http;
 pub mod plain;
-pub mod remediable;
 pub mod repo_url;
 pub mod settings;
 
@@ -28,7 +27,6 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
-pub use remediable::{NotRemediable, RepositoryRules, check_project_repository};
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 
