@@ -9,7 +9,9 @@ use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::egress::EgressPolicy;
 use crate::forge::AnyForge;
+use crate::forge::ApiEndpoint;
 use crate::forge::Forge;
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -18,14 +20,14 @@ const REPO: &str = "/api/v1/repos/acme/widgets";
 const TITLE: &str = "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]";
 
 fn forge_at(api_url: &str) -> GiteaForge {
-    match GiteaForge::new(
+    let endpoint = ApiEndpoint {
         api_url,
-        "gitea.example.com",
-        SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
+        host: "gitea.example.com",
+        timeout: Duration::from_secs(5),
+        allow_http: true,
+        egress: EgressPolicy::allow_all(),
+    };
+    match GiteaForge::new(endpoint, SecretString::from(TOKEN)) {
         Ok(forge) => forge,
         Err(e) => panic!("forge should build: {e:#}"),
     }
@@ -275,7 +277,7 @@ async fn a_draft_gets_the_wip_title_prefix() {
     };
     let pull = run(&forge_at(&api(&server)), &spec).await;
     assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(5)));
-    assert_eq!(draft_title("WIP: t"), "WIP: t");
+    assert_eq!(wire::draft_title(DRAFT_PREFIX, "WIP: t"), "WIP: t");
 }
 
 #[tokio::test]
@@ -548,12 +550,14 @@ async fn a_nested_path_is_refused_before_any_request() {
 fn api_url_validation_and_redacted_debug() {
     let build = |url: &str, allow_http: bool| {
         GiteaForge::new(
-            url,
-            "gitea.example.com",
+            ApiEndpoint {
+                api_url: url,
+                host: "gitea.example.com",
+                timeout: Duration::from_secs(1),
+                allow_http,
+                egress: EgressPolicy::allow_all(),
+            },
             SecretString::from(TOKEN),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(

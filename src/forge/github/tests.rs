@@ -9,21 +9,23 @@ use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::egress::EgressPolicy;
 use crate::forge::AnyForge;
+use crate::forge::ApiEndpoint;
 use crate::forge::Forge;
 
 const TOKEN: &str = "ghp_test_token_value";
 const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
 
 fn forge_at(api_url: &str) -> GithubForge {
-    match GithubForge::new(
+    let endpoint = ApiEndpoint {
         api_url,
-        "github.com",
-        SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
+        host: "github.com",
+        timeout: Duration::from_secs(5),
+        allow_http: true,
+        egress: EgressPolicy::allow_all(),
+    };
+    match GithubForge::new(endpoint, SecretString::from(TOKEN)) {
         Ok(forge) => forge,
         Err(e) => panic!("forge should build: {e:#}"),
     }
@@ -573,12 +575,14 @@ fn api_url_validation() {
     let token = || SecretString::from(TOKEN);
     let build = |url: &str, allow_http: bool| {
         GithubForge::new(
-            url,
-            "github.com",
+            ApiEndpoint {
+                api_url: url,
+                host: "github.com",
+                timeout: Duration::from_secs(1),
+                allow_http,
+                egress: EgressPolicy::allow_all(),
+            },
             token(),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(
@@ -597,12 +601,14 @@ fn api_url_validation() {
     assert!(build("https://api.github.com/?x=1", false).is_err());
     assert!(build("not a url", false).is_err());
     let bad_token = GithubForge::new(
-        "https://api.github.com",
-        "github.com",
+        ApiEndpoint {
+            api_url: "https://api.github.com",
+            host: "github.com",
+            timeout: Duration::from_secs(1),
+            allow_http: false,
+            egress: EgressPolicy::allow_all(),
+        },
         SecretString::from("tok\nen"),
-        Duration::from_secs(1),
-        false,
-        EgressPolicy::allow_all(),
     );
     let message = bad_token.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(

@@ -10,7 +10,9 @@ use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
+use crate::egress::EgressPolicy;
 use crate::forge::AnyForge;
+use crate::forge::ApiEndpoint;
 use crate::forge::Forge;
 
 const TOKEN: &str = "glpat-test_token_value";
@@ -20,14 +22,14 @@ const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
 const TITLE: &str = "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]";
 
 fn forge_at(api_url: &str) -> GitlabForge {
-    match GitlabForge::new(
+    let endpoint = ApiEndpoint {
         api_url,
-        "gitlab.example.com",
-        SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
+        host: "gitlab.example.com",
+        timeout: Duration::from_secs(5),
+        allow_http: true,
+        egress: EgressPolicy::allow_all(),
+    };
+    match GitlabForge::new(endpoint, SecretString::from(TOKEN)) {
         Ok(forge) => forge,
         Err(e) => panic!("forge should build: {e:#}"),
     }
@@ -193,8 +195,11 @@ async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field
 
 #[test]
 fn draft_prefix_is_not_doubled_and_comma_labels_are_dropped() {
-    assert_eq!(draft_title("fix x"), "Draft: fix x");
-    assert_eq!(draft_title("Draft: fix x"), "Draft: fix x");
+    assert_eq!(wire::draft_title(DRAFT_PREFIX, "fix x"), "Draft: fix x");
+    assert_eq!(
+        wire::draft_title(DRAFT_PREFIX, "Draft: fix x"),
+        "Draft: fix x"
+    );
     assert_eq!(
         label_list(&["security".to_owned(), "a,b".to_owned(), " deps ".to_owned()]),
         Some("security,deps".to_owned())
@@ -524,12 +529,14 @@ async fn a_path_without_a_group_is_refused_before_any_request() {
 fn api_url_validation_and_redacted_debug() {
     let build = |url: &str, allow_http: bool| {
         GitlabForge::new(
-            url,
-            "gitlab.example.com",
+            ApiEndpoint {
+                api_url: url,
+                host: "gitlab.example.com",
+                timeout: Duration::from_secs(1),
+                allow_http,
+                egress: EgressPolicy::allow_all(),
+            },
             SecretString::from(TOKEN),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(
