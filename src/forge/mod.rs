@@ -15,6 +15,8 @@ pub mod plain;
 pub mod repo_url;
 mod repos_api;
 pub mod settings;
+#[cfg(test)]
+mod test_harness;
 mod wire;
 
 use std::collections::HashMap;
