@@ -3,9 +3,11 @@
 //!
 //! The modules follow the flow of a request:
 //! `api` (intake) -> `db` (operation + outbox in one transaction) -> `queue` (relay, topology)
-//! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` -> write back in `db`.
-//! `commands` holds one file per subcommand of the binary; `console` is the operators' web
-//! console the intake serves at `/console/`.
+//! -> `worker` (pipeline) -> `git`, `patch`, `llm`, `forge` (what the pull request says:
+//! `pr_text`) -> write back in `db`.
+//! `repository_admission` is the check the intake and `remediator import` run on a project's
+//! repository before accepting it. `commands` holds one file per subcommand of the binary;
+//! `console` is the operators' web console the intake serves at `/console/`.
 
 pub mod api;
 pub mod commands;
@@ -23,7 +25,9 @@ pub mod llm;
 pub mod lockfile;
 pub mod metrics;
 pub mod patch;
+pub mod pr_text;
 pub mod queue;
+pub mod repository_admission;
 pub mod sandbox;
 pub mod shutdown;
 pub mod telemetry;

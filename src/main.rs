@@ -209,7 +209,7 @@ async fn import_file(
 ) -> anyhow::Result<()> {
     let text = import::read_file(file, max_bytes)?;
     // The worker's own URL and branch rules, so nothing it would refuse is stored.
-    let rules = remediator::forge::RepositoryRules::from_settings(settings);
+    let rules = remediator::repository_admission::RepositoryRules::from_settings(settings);
     let document = import::parse_document(&text, project, &rules)
         .with_context(|| format!("importing {}", file.display()))?;
     let format = document.format;

@@ -5,8 +5,8 @@ mod support;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::db::schema::{assessments, findings, organizations, projects};
-use remediator::forge::RepositoryRules;
 use remediator::import;
+use remediator::repository_admission::RepositoryRules;
 use support::app::{Catalog, catalog_json, create_database, test_settings};
 use uuid::Uuid;
 

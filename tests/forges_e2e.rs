@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::db::schema::assessments;
 use remediator::forge::ForgeKind;
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use serde_json::{Value, json};
 use support::remediation::{FORGE_TOKEN, PACKAGE_JSON, World, WorldOptions};
 use wiremock::matchers::{body_json, body_partial_json, header, method, path, query_param};

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use serde_json::{Value, json};
 use support::app::{TestApp, seed_catalog, test_settings};
 use support::remediation::{World, WorldOptions};

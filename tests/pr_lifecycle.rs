@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::db::schema::{assessments, remediation_fixes};
 use remediator::forge::ForgeKind;
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use remediator::webhooks::verify::sign_hex;
 use secrecy::SecretString;
 use serde_json::{Value, json};

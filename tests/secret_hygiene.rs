@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use remediator::config::PatcherChoice;
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::remediation::{World, WorldOptions};

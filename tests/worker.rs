@@ -8,7 +8,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::db::schema::{assessments, operations};
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use serde_json::{Value, json};
 use support::remediation::{FORGE_TOKEN, World, WorldOptions};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};

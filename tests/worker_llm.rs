@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use remediator::config::PatcherChoice;
-use remediator::forge::pr_text::branch_name;
+use remediator::pr_text::branch_name;
 use serde_json::{Value, json};
 use support::fake_llm::ChatAnswer;
 use support::remediation::{FORGE_TOKEN, PACKAGE_JSON, World, WorldOptions};

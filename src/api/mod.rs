@@ -39,7 +39,7 @@ pub struct AppState {
     pub rate_limit: rate_limit::RateLimit,
     /// The worker's rules for repository URLs and branches: a trigger for a project the worker
     /// would refuse is refused at once (400 code 9) instead of queueing a job bound to fail.
-    pub repository_rules: crate::forge::RepositoryRules,
+    pub repository_rules: crate::repository_admission::RepositoryRules,
     /// Each forge's webhook secret (`[webhooks]`).
     pub webhooks: Arc<crate::webhooks::secrets::WebhookSecrets>,
     /// `worker.mark_fixed_on_merge`: a merge seen by a webhook also makes assessments FIXED.

@@ -17,9 +17,9 @@ use crate::config::Grouping;
 use crate::db::intake;
 use crate::db::models::AssessmentStatus;
 use crate::db::models::RemediationTarget;
-use crate::forge::check_project_repository;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::closed_refusal;
+use crate::repository_admission::check_project_repository;
 use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]

@@ -58,7 +58,7 @@ pub async fn run(mut settings: Settings, keep: bool) -> anyhow::Result<()> {
     let ids = DemoIds::new();
     let catalog = crate::import::parse(
         &ids.catalog(&repository_url).to_string(),
-        &crate::forge::RepositoryRules::from_settings(&settings),
+        &crate::repository_admission::RepositoryRules::from_settings(&settings),
     )?;
     crate::import::import(&pool, catalog).await?;
     println!(

@@ -16,11 +16,11 @@ use crate::api::{AppState, auth::Authenticator, router};
 use crate::config::Settings;
 use crate::console::ConsoleState;
 use crate::db;
-use crate::forge::RepositoryRules;
 use crate::queue::health::BrokerHealth;
 use crate::queue::outbox_wake;
 use crate::queue::relay::Relay;
 use crate::queue::topology::Topology;
+use crate::repository_admission::RepositoryRules;
 use crate::shutdown::Shutdown;
 use crate::webhooks::secrets::WebhookSecrets;
 

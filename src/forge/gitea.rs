@@ -6,7 +6,8 @@
 //! happens to use our branch name), same base. Labels are set by id, so their names are
 //! looked up first; a label that does not exist is skipped, and labelling never fails the
 //! pull request. A draft is a title starting with `WIP: `, Gitea's default
-//! work-in-progress prefix.
+//! work-in-progress prefix. Gitea copied GitHub's REST layout, so editing, reading, commenting
+//! on and labelling a pull request go through the calls both make alike (`repos_api.rs`).
 
 use std::fmt;
 use std::time::Duration;
@@ -18,9 +19,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
-use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
+use super::http::{
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+};
+use super::repos_api::{self, repo_endpoint};
+use super::wire::{self, PullSummary, encode};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
@@ -41,52 +45,17 @@ pub struct GiteaForge {
 
 impl fmt::Debug for GiteaForge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GiteaForge")
-            .field("api_url", &self.api.api_url())
-            .field("host", &self.api.host())
-            .field("token", &"[REDACTED]")
-            .finish()
+        self.api.debug_forge(f, "GiteaForge")
     }
 }
 
+/// Gitea's create body: no draft field (a draft is a title prefix).
 #[derive(Serialize)]
 struct CreatePull<'a> {
     head: &'a str,
     base: &'a str,
     title: &'a str,
     body: &'a str,
-}
-
-#[derive(Serialize)]
-struct AddLabels<'a> {
-    labels: &'a [u64],
-}
-
-#[derive(Serialize)]
-struct UpdatePull<'a> {
-    title: &'a str,
-    body: &'a str,
-}
-
-/// The fields of `GET /repos/{owner}/{repo}/pulls/{index}` that say where it stands.
-#[derive(Deserialize)]
-struct PullState {
-    state: String,
-    #[serde(default)]
-    merged: bool,
-    #[serde(default)]
-    merged_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
-    closed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// False when it conflicts with its base (GitHub: null while it is being computed).
-    #[serde(default)]
-    mergeable: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct PullSummary {
-    number: u64,
-    html_url: String,
 }
 
 #[derive(Deserialize)]
@@ -125,32 +94,20 @@ struct ErrorBody {
 }
 
 impl GiteaForge {
-    /// `api_url` is "https://HOST/api/v1" (Gitea and Forgejo are self-hosted, so there is no
-    /// default). `host` is the repository host this forge serves. Plain http API URLs are
-    /// accepted only with `allow_http` (local use and tests).
-    pub fn new(
-        api_url: &str,
-        host: &str,
-        token: SecretString,
-        timeout: Duration,
-        allow_http: bool,
-        egress: EgressPolicy,
-    ) -> anyhow::Result<Self> {
+    /// `endpoint.api_url` is "https://HOST/api/v1" (Gitea and Forgejo are self-hosted, so
+    /// there is no default); `endpoint.host` is the repository host this forge serves.
+    pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let api = ApiClient::new(ApiClientConfig {
             label: "Gitea",
             api_url_example: "https://HOST/api/v1",
-            api_url,
-            host,
+            endpoint,
             token: TokenHeader {
                 name: header::AUTHORIZATION,
                 value: SecretString::from(format!("token {}", token.expose_secret())),
             },
             headers,
-            timeout,
-            allow_http,
-            egress,
         })?;
         Ok(Self { api })
     }
@@ -158,38 +115,6 @@ impl GiteaForge {
     /// The API base this forge talks to.
     pub fn api_url(&self) -> &str {
         self.api.api_url()
-    }
-
-    /// Maps an unexpected status to an error, sorted by whether retrying can help.
-    fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
-        let status = reply.status;
-        let host = self.api.host();
-        let said = http::said(gitea_message(&reply.body).as_deref());
-        let repo = format!("{}/{}", spec.owner, spec.repo);
-        match status.as_u16() {
-            401 => ForgeError::Permanent(format!(
-                "Gitea refused the token while {context} (401{said}); check the forge token for {host}"
-            )),
-            403 => ForgeError::Permanent(format!(
-                "Gitea denied {context} (403{said}); the token for {host} lacks the write:repository scope or write access to {repo}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "Gitea returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it"
-            )),
-            429 => self
-                .api
-                .rate_limited(reply, &said, context, RATE_LIMIT_WAIT),
-            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
-            _ => ForgeError::Permanent(format!(
-                "Gitea API for {host} refused {context} ({status}){said}"
-            )),
-        }
-    }
-
-    fn repo_endpoint(&self, spec: &PullRequestSpec, tail: &[&str]) -> Result<Url, ForgeError> {
-        let mut segments = vec!["repos", spec.owner.as_str(), spec.repo.as_str()];
-        segments.extend_from_slice(tail);
-        self.api.endpoint(&segments)
     }
 
     /// Reads a paginated list (`page` from 1, `limit`) until `stop` finds what it wants, a
@@ -207,10 +132,9 @@ impl GiteaForge {
             url.query_pairs_mut()
                 .append_pair("page", &page.to_string())
                 .append_pair("limit", &PAGE_LIMIT.to_string());
-            let reply = self.api.send(Method::GET, url, None, context).await?;
-            if reply.status != StatusCode::OK {
-                return Err(self.status_error(&reply, spec, context));
-            }
+            let reply = self
+                .call(spec, Method::GET, url, None, context, is_ok)
+                .await?;
             let items: Vec<T> = self.api.parse_json(&reply, context)?;
             let total = reply
                 .headers
@@ -226,6 +150,60 @@ impl GiteaForge {
         }
         Ok(all)
     }
+
+    /// The ids of the spec's labels that exist in the repository. Names match exactly, else
+    /// ignoring case; a name that matches nothing is skipped.
+    async fn label_ids(&self, spec: &PullRequestSpec) -> Result<Vec<u64>, ForgeError> {
+        let context = format!("listing the labels of {}/{}", spec.owner, spec.repo);
+        let url = repo_endpoint(&self.api, spec, &["labels"])?;
+        let existing: Vec<Label> = self.list_pages(spec, url, &context, |_| false).await?;
+        let mut ids = Vec::new();
+        for wanted in &spec.labels {
+            let found = existing
+                .iter()
+                .find(|label| label.name == *wanted)
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .find(|label| label.name.eq_ignore_ascii_case(wanted))
+                });
+            match found {
+                Some(label) if !ids.contains(&label.id) => ids.push(label.id),
+                Some(_) => {}
+                None => tracing::info!(
+                    label = %sanitize(wanted),
+                    repository = %format!("{}/{}", spec.owner, spec.repo),
+                    "label does not exist in the Gitea repository; skipped"
+                ),
+            }
+        }
+        Ok(ids)
+    }
+}
+
+impl ForgeClient for GiteaForge {
+    fn client(&self) -> &ApiClient {
+        &self.api
+    }
+
+    fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
+        let host = self.api.host();
+        let said = http::said(gitea_message(&reply.body).as_deref());
+        let repo = format!("{}/{}", spec.owner, spec.repo);
+        match reply.status.as_u16() {
+            401 => self.api.token_refused(&said, context, ""),
+            403 => ForgeError::Permanent(format!(
+                "Gitea denied {context} (403{said}); the token for {host} lacks the write:repository scope or write access to {repo}"
+            )),
+            404 => ForgeError::Permanent(format!(
+                "Gitea returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it"
+            )),
+            429 => self
+                .api
+                .rate_limited(reply, &said, context, RATE_LIMIT_WAIT),
+            _ => self.api.unexpected(reply, &said, context),
+        }
+    }
 }
 
 impl PullRequestApi for GiteaForge {
@@ -233,7 +211,7 @@ impl PullRequestApi for GiteaForge {
     const REQUEST: &'static str = "pull request";
 
     fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        validate_spec(spec)
+        wire::validate_owner_and_name(spec, "Gitea")
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -241,7 +219,7 @@ impl PullRequestApi for GiteaForge {
             "listing open pull requests for {}/{} branch {}",
             spec.owner, spec.repo, spec.head_branch
         );
-        let mut url = self.repo_endpoint(spec, &["pulls"])?;
+        let mut url = repo_endpoint(&self.api, spec, &["pulls"])?;
         url.query_pairs_mut().append_pair("state", "open");
         let full_name = format!("{}/{}", spec.owner, spec.repo);
         let ours = |pull: &ListedPull| {
@@ -266,19 +244,15 @@ impl PullRequestApi for GiteaForge {
             "creating a pull request for {}/{} from {} into {}",
             spec.owner, spec.repo, spec.head_branch, spec.base_branch
         );
-        let url = self.repo_endpoint(spec, &["pulls"])?;
-        let title = if spec.draft {
-            draft_title(&spec.title)
-        } else {
-            spec.title.clone()
-        };
-        let body = serde_json::to_value(CreatePull {
+        let url = repo_endpoint(&self.api, spec, &["pulls"])?;
+        let title = wire::title_with_draft(spec, DRAFT_PREFIX);
+        let body = CreatePull {
             head: &spec.head_branch,
             base: &spec.base_branch,
             title: &title,
             body: &spec.body,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
+        };
+        let body = encode(&body, "the pull request")?;
         let reply = self
             .api
             .send(Method::POST, url, Some(body), &context)
@@ -286,11 +260,7 @@ impl PullRequestApi for GiteaForge {
         match reply.status {
             StatusCode::CREATED => {
                 let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(PullRequest {
-                    number: pull.number,
-                    url: pull.html_url,
-                    reused: false,
-                }))
+                Ok(Created::New(pull.into_pull_request(false)))
             }
             // Gitea answers 409 ("pull request already exists for these targets"); older
             // releases and Forgejo have used 422 for the same.
@@ -313,31 +283,9 @@ impl PullRequestApi for GiteaForge {
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
-        let context = format!(
-            "updating pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.repo_endpoint(spec, &["pulls", &number.to_string()])?;
-        let title = if spec.draft {
-            draft_title(&spec.title)
-        } else {
-            spec.title.clone()
-        };
-        let body = serde_json::to_value(UpdatePull {
-            title: &title,
-            body: &spec.body,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
-        let reply = self
-            .api
-            .send(Method::PATCH, url, Some(body), &context)
-            .await?;
+        let title = wire::title_with_draft(spec, DRAFT_PREFIX);
         // Gitea answers an edit with 201 and the pull request.
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::update_pull(self, spec, number, &title, StatusCode::is_success).await
     }
 
     async fn state(
@@ -345,24 +293,7 @@ impl PullRequestApi for GiteaForge {
         spec: &PullRequestSpec,
         number: u64,
     ) -> Result<ObservedState, ForgeError> {
-        let context = format!(
-            "reading pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.repo_endpoint(spec, &["pulls", &number.to_string()])?;
-        let reply = self.api.send(Method::GET, url, None, &context).await?;
-        if reply.status != StatusCode::OK {
-            return Err(self.status_error(&reply, spec, &context));
-        }
-        let pull: PullState = self.api.parse_json(&reply, &context)?;
-        Ok(
-            match (pull.state.as_str(), pull.merged || pull.merged_at.is_some()) {
-                (_, true) => ObservedState::Merged(pull.merged_at),
-                ("closed", false) => ObservedState::Closed(pull.closed_at),
-                _ if pull.mergeable == Some(false) => ObservedState::Conflicting,
-                _ => ObservedState::Open,
-            },
-        )
+        repos_api::pull_state(self, spec, number).await
     }
 
     async fn comment(
@@ -371,110 +302,24 @@ impl PullRequestApi for GiteaForge {
         number: u64,
         body: &str,
     ) -> Result<(), ForgeError> {
-        let context = format!(
-            "commenting on pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.repo_endpoint(spec, &["issues", &number.to_string(), "comments"])?;
-        let reply = self
-            .api
-            .send(
-                Method::POST,
-                url,
-                Some(serde_json::json!({"body": body})),
-                &context,
-            )
-            .await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::comment(self, spec, number, body).await
     }
 
-    /// Looks the label names up and sets the ones that exist. Names match exactly, else
-    /// ignoring case.
+    /// Looks the label names up and sets the ones that exist.
     async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
-        let context = format!("listing the labels of {}/{}", spec.owner, spec.repo);
-        let url = self.repo_endpoint(spec, &["labels"])?;
-        let existing: Vec<Label> = self.list_pages(spec, url, &context, |_| false).await?;
-        let mut ids = Vec::new();
-        for wanted in &spec.labels {
-            let found = existing
-                .iter()
-                .find(|label| label.name == *wanted)
-                .or_else(|| {
-                    existing
-                        .iter()
-                        .find(|label| label.name.eq_ignore_ascii_case(wanted))
-                });
-            match found {
-                Some(label) if !ids.contains(&label.id) => ids.push(label.id),
-                Some(_) => {}
-                None => tracing::info!(
-                    label = %sanitize(wanted),
-                    repository = %format!("{}/{}", spec.owner, spec.repo),
-                    "label does not exist in the Gitea repository; skipped"
-                ),
-            }
-        }
+        let ids = self.label_ids(spec).await?;
         if ids.is_empty() {
             return Ok(());
         }
-        let context = format!(
-            "labelling pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.repo_endpoint(spec, &["issues", &number.to_string(), "labels"])?;
-        let body = serde_json::to_value(AddLabels { labels: &ids })
-            .map_err(|e| ForgeError::Permanent(format!("cannot encode the labels: {e}")))?;
-        let reply = self
-            .api
-            .send(Method::POST, url, Some(body), &context)
-            .await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::add_labels(self, spec, number, &ids).await
     }
 }
 
 flow::forge_with_api!(GiteaForge, "gitea");
 
-fn draft_title(title: &str) -> String {
-    if title.starts_with(DRAFT_PREFIX.trim_end()) {
-        title.to_owned()
-    } else {
-        format!("{DRAFT_PREFIX}{title}")
-    }
-}
-
-/// Gitea paths are OWNER/NAME; there are no nested groups.
-fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-    let bad = |part: &str| part.is_empty() || part.contains('/') || part == "." || part == "..";
-    if bad(&spec.owner) || bad(&spec.repo) {
-        return Err(ForgeError::Permanent(format!(
-            "a Gitea repository path must be OWNER/NAME, got {:?}/{:?}",
-            sanitize(&spec.owner),
-            sanitize(&spec.repo)
-        )));
-    }
-    if spec.head_branch.is_empty() || spec.base_branch.is_empty() {
-        return Err(ForgeError::Permanent(
-            "a pull request needs both a head and a base branch".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
 /// Gitea's `message` field, cleaned for echoing.
 fn gitea_message(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<ErrorBody>(body)
-        .ok()?
-        .message
-        .map(|m| sanitize(&m))
-        .filter(|m| !m.is_empty())
+    http::echoed(serde_json::from_slice::<ErrorBody>(body).ok()?.message)
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 //! Every call sends the headers GitHub documents (bearer token, `application/vnd.github+json`,
 //! the pinned API version, a User-Agent). Redirects to another origin are refused so the token
 //! never follows a response to a host we did not configure, and response bodies are capped.
+//! Editing, reading, commenting on and labelling a pull request are the calls Gitea makes
+//! alike (`repos_api.rs`); finding, creating and the wording of errors are GitHub's own here.
 
 use std::fmt;
 use std::time::Duration;
@@ -14,9 +16,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
-use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
+use super::http::{
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+};
+use super::repos_api::{self, repo_endpoint};
+use super::wire::{self, PullSummary, encode};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
@@ -35,11 +40,7 @@ pub struct GithubForge {
 
 impl fmt::Debug for GithubForge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GithubForge")
-            .field("api_url", &self.api.api_url())
-            .field("host", &self.api.host())
-            .field("token", &"[REDACTED]")
-            .finish()
+        self.api.debug_forge(f, "GithubForge")
     }
 }
 
@@ -50,38 +51,6 @@ struct CreatePull<'a> {
     base: &'a str,
     body: &'a str,
     draft: bool,
-}
-
-#[derive(Serialize)]
-struct AddLabels<'a> {
-    labels: &'a [String],
-}
-
-#[derive(Serialize)]
-struct UpdatePull<'a> {
-    title: &'a str,
-    body: &'a str,
-}
-
-/// The fields of `GET /repos/{owner}/{repo}/pulls/{number}` that say where it stands.
-#[derive(Deserialize)]
-struct PullState {
-    state: String,
-    #[serde(default)]
-    merged: bool,
-    #[serde(default)]
-    merged_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
-    closed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// False when it conflicts with its base (GitHub: null while it is being computed).
-    #[serde(default)]
-    mergeable: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct PullSummary {
-    number: u64,
-    html_url: String,
 }
 
 /// GitHub's error body: `{"message": "...", "errors": [{"message": "..."} | "..."]}`.
@@ -107,17 +76,9 @@ impl ErrorBody {
 }
 
 impl GithubForge {
-    /// `api_url` is "https://api.github.com" or, for GitHub Enterprise Server,
-    /// "https://HOST/api/v3". `host` is the repository host this forge serves. Plain http API
-    /// URLs are accepted only with `allow_http` (local use and tests).
-    pub fn new(
-        api_url: &str,
-        host: &str,
-        token: SecretString,
-        timeout: Duration,
-        allow_http: bool,
-        egress: EgressPolicy,
-    ) -> anyhow::Result<Self> {
+    /// `endpoint.api_url` is "https://api.github.com" or, for GitHub Enterprise Server,
+    /// "https://HOST/api/v3"; `endpoint.host` is the repository host this forge serves.
+    pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -130,16 +91,12 @@ impl GithubForge {
         let api = ApiClient::new(ApiClientConfig {
             label: "GitHub",
             api_url_example: "https://HOST/api/v3",
-            api_url,
-            host,
+            endpoint,
             token: TokenHeader {
                 name: header::AUTHORIZATION,
                 value: SecretString::from(format!("Bearer {}", token.expose_secret())),
             },
             headers,
-            timeout,
-            allow_http,
-            egress,
         })?;
         Ok(Self { api })
     }
@@ -148,8 +105,13 @@ impl GithubForge {
     pub fn api_url(&self) -> &str {
         self.api.api_url()
     }
+}
 
-    /// Maps an unexpected status to an error, sorted by whether retrying can help.
+impl ForgeClient for GithubForge {
+    fn client(&self) -> &ApiClient {
+        &self.api
+    }
+
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
         let status = reply.status;
         let host = self.api.host();
@@ -173,19 +135,14 @@ impl GithubForge {
         }
         let repo = format!("{}/{}", spec.owner, spec.repo);
         match status.as_u16() {
-            401 => ForgeError::Permanent(format!(
-                "GitHub refused the token while {context} (401{said}); check the forge token for {host}"
-            )),
+            401 => self.api.token_refused(&said, context, ""),
             403 => ForgeError::Permanent(format!(
                 "GitHub denied {context} (403{said}); the token for {host} lacks pull-request write access to {repo}"
             )),
             404 => ForgeError::Permanent(format!(
                 "GitHub returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it or lacks pull-request write access"
             )),
-            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
-            _ => ForgeError::Permanent(format!(
-                "GitHub API for {host} refused {context} ({status}){said}"
-            )),
+            _ => self.api.unexpected(reply, &said, context),
         }
     }
 }
@@ -195,7 +152,7 @@ impl PullRequestApi for GithubForge {
     const REQUEST: &'static str = "pull request";
 
     fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        validate_spec(spec)
+        wire::validate_owner_and_name(spec, "GitHub")
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
@@ -203,22 +160,18 @@ impl PullRequestApi for GithubForge {
             "listing open pull requests for {}/{} branch {}",
             spec.owner, spec.repo, spec.head_branch
         );
-        let mut url = self
-            .api
-            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
+        let mut url = repo_endpoint(&self.api, spec, &["pulls"])?;
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
             .append_pair("state", "open");
-        let reply = self.api.send(Method::GET, url, None, &context).await?;
-        if reply.status != StatusCode::OK {
-            return Err(self.status_error(&reply, spec, &context));
-        }
+        let reply = self
+            .call(spec, Method::GET, url, None, &context, is_ok)
+            .await?;
         let pulls: Vec<PullSummary> = self.api.parse_json(&reply, &context)?;
-        Ok(pulls.into_iter().next().map(|pull| PullRequest {
-            number: pull.number,
-            url: pull.html_url,
-            reused: true,
-        }))
+        Ok(pulls
+            .into_iter()
+            .next()
+            .map(|pull| pull.into_pull_request(true)))
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
@@ -226,17 +179,15 @@ impl PullRequestApi for GithubForge {
             "creating a pull request for {}/{} from {} into {}",
             spec.owner, spec.repo, spec.head_branch, spec.base_branch
         );
-        let url = self
-            .api
-            .endpoint(&["repos", &spec.owner, &spec.repo, "pulls"])?;
-        let body = serde_json::to_value(CreatePull {
+        let url = repo_endpoint(&self.api, spec, &["pulls"])?;
+        let body = CreatePull {
             title: &spec.title,
             head: &spec.head_branch,
             base: &spec.base_branch,
             body: &spec.body,
             draft: spec.draft,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
+        };
+        let body = encode(&body, "the pull request")?;
         let reply = self
             .api
             .send(Method::POST, url, Some(body), &context)
@@ -244,59 +195,15 @@ impl PullRequestApi for GithubForge {
         match reply.status {
             StatusCode::CREATED => {
                 let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(PullRequest {
-                    number: pull.number,
-                    url: pull.html_url,
-                    reused: false,
-                }))
+                Ok(Created::New(pull.into_pull_request(false)))
             }
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                let error = ErrorBody::parse(&reply.body);
-                if error
-                    .detail_messages()
-                    .any(|m| m.contains("A pull request already exists"))
-                {
-                    return Ok(Created::AlreadyExists);
-                }
-                let mut text = sanitize(error.message.as_deref().unwrap_or("Validation Failed"));
-                for detail in error.detail_messages() {
-                    text.push_str("; ");
-                    text.push_str(&sanitize(detail));
-                }
-                Err(ForgeError::Permanent(format!(
-                    "GitHub refused {context} (422): {text}"
-                )))
-            }
+            StatusCode::UNPROCESSABLE_ENTITY => unprocessable(&reply, &context),
             _ => Err(self.status_error(&reply, spec, &context)),
         }
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
-        let context = format!(
-            "updating pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.api.endpoint(&[
-            "repos",
-            &spec.owner,
-            &spec.repo,
-            "pulls",
-            &number.to_string(),
-        ])?;
-        let body = serde_json::to_value(UpdatePull {
-            title: &spec.title,
-            body: &spec.body,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the pull request: {e}")))?;
-        let reply = self
-            .api
-            .send(Method::PATCH, url, Some(body), &context)
-            .await?;
-        if reply.status == StatusCode::OK {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::update_pull(self, spec, number, &spec.title, is_ok).await
     }
 
     async fn state(
@@ -304,30 +211,7 @@ impl PullRequestApi for GithubForge {
         spec: &PullRequestSpec,
         number: u64,
     ) -> Result<ObservedState, ForgeError> {
-        let context = format!(
-            "reading pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.api.endpoint(&[
-            "repos",
-            &spec.owner,
-            &spec.repo,
-            "pulls",
-            &number.to_string(),
-        ])?;
-        let reply = self.api.send(Method::GET, url, None, &context).await?;
-        if reply.status != StatusCode::OK {
-            return Err(self.status_error(&reply, spec, &context));
-        }
-        let pull: PullState = self.api.parse_json(&reply, &context)?;
-        Ok(
-            match (pull.state.as_str(), pull.merged || pull.merged_at.is_some()) {
-                (_, true) => ObservedState::Merged(pull.merged_at),
-                ("closed", false) => ObservedState::Closed(pull.closed_at),
-                _ if pull.mergeable == Some(false) => ObservedState::Conflicting,
-                _ => ObservedState::Open,
-            },
-        )
+        repos_api::pull_state(self, spec, number).await
     }
 
     async fn comment(
@@ -336,82 +220,35 @@ impl PullRequestApi for GithubForge {
         number: u64,
         body: &str,
     ) -> Result<(), ForgeError> {
-        let context = format!(
-            "commenting on pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.api.endpoint(&[
-            "repos",
-            &spec.owner,
-            &spec.repo,
-            "issues",
-            &number.to_string(),
-            "comments",
-        ])?;
-        let reply = self
-            .api
-            .send(
-                Method::POST,
-                url,
-                Some(serde_json::json!({"body": body})),
-                &context,
-            )
-            .await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::comment(self, spec, number, body).await
     }
 
     async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
-        let context = format!(
-            "labelling pull request #{number} of {}/{}",
-            spec.owner, spec.repo
-        );
-        let url = self.api.endpoint(&[
-            "repos",
-            &spec.owner,
-            &spec.repo,
-            "issues",
-            &number.to_string(),
-            "labels",
-        ])?;
-        let body = serde_json::to_value(AddLabels {
-            labels: &spec.labels,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the labels: {e}")))?;
-        let reply = self
-            .api
-            .send(Method::POST, url, Some(body), &context)
-            .await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        repos_api::add_labels(self, spec, number, &spec.labels).await
     }
+}
+
+/// A 422 to a create: a duplicate (another worker opened it first), or a validation failure
+/// with GitHub's reasons.
+fn unprocessable(reply: &Reply, context: &str) -> Result<Created, ForgeError> {
+    let error = ErrorBody::parse(&reply.body);
+    if error
+        .detail_messages()
+        .any(|m| m.contains("A pull request already exists"))
+    {
+        return Ok(Created::AlreadyExists);
+    }
+    let mut text = sanitize(error.message.as_deref().unwrap_or("Validation Failed"));
+    for detail in error.detail_messages() {
+        text.push_str("; ");
+        text.push_str(&sanitize(detail));
+    }
+    Err(ForgeError::Permanent(format!(
+        "GitHub refused {context} (422): {text}"
+    )))
 }
 
 flow::forge_with_api!(GithubForge, "github");
-
-/// GitHub paths are OWNER/NAME; anything else cannot be a GitHub repository.
-fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-    let bad = |part: &str| part.is_empty() || part.contains('/') || part == "." || part == "..";
-    if bad(&spec.owner) || bad(&spec.repo) {
-        return Err(ForgeError::Permanent(format!(
-            "a GitHub repository path must be OWNER/NAME, got {:?}/{:?}",
-            sanitize(&spec.owner),
-            sanitize(&spec.repo)
-        )));
-    }
-    if spec.head_branch.is_empty() || spec.base_branch.is_empty() {
-        return Err(ForgeError::Permanent(
-            "a pull request needs both a head and a base branch".to_owned(),
-        ));
-    }
-    Ok(())
-}
 
 /// How long GitHub asks us to wait, if the response is a rate-limit answer: `retry-after`
 /// first, then `x-ratelimit-remaining: 0` with `x-ratelimit-reset`, then the secondary
@@ -440,10 +277,7 @@ fn rate_limit_wait(headers: &HeaderMap, message: Option<&str>) -> Option<Duratio
 
 /// GitHub's `message` field, cleaned for echoing.
 fn github_message(body: &[u8]) -> Option<String> {
-    ErrorBody::parse(body)
-        .message
-        .map(|m| sanitize(&m))
-        .filter(|m| !m.is_empty())
+    http::echoed(ErrorBody::parse(body).message)
 }
 
 #[cfg(test)]

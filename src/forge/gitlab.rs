@@ -9,14 +9,16 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName};
-use reqwest::{Method, StatusCode};
+use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
-use super::http::{self, ApiClient, ApiClientConfig, Reply, TokenHeader, sanitize};
+use super::http::{
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+};
+use super::wire::{self, NewComment, encode};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix that makes a merge request a draft.
@@ -24,7 +26,6 @@ pub const DRAFT_PREFIX: &str = "Draft: ";
 /// How long to wait on a 429 that names no time (GitLab normally sends `Retry-After`).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Client for one GitLab host.
 #[derive(Serialize)]
 struct UpdateMergeRequest<'a> {
     title: &'a str,
@@ -44,6 +45,7 @@ struct MergeRequestState {
     has_conflicts: bool,
 }
 
+/// Client for one GitLab host.
 #[derive(Clone)]
 pub struct GitlabForge {
     api: ApiClient,
@@ -51,11 +53,7 @@ pub struct GitlabForge {
 
 impl fmt::Debug for GitlabForge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitlabForge")
-            .field("api_url", &self.api.api_url())
-            .field("host", &self.api.host())
-            .field("token", &"[REDACTED]")
-            .finish()
+        self.api.debug_forge(f, "GitlabForge")
     }
 }
 
@@ -79,23 +77,25 @@ struct MergeRequestSummary {
     source_branch: Option<String>,
 }
 
+impl MergeRequestSummary {
+    /// `reused`: it was open already (listed), not created now.
+    fn into_pull_request(self, reused: bool) -> PullRequest {
+        PullRequest {
+            number: self.iid,
+            url: self.web_url,
+            reused,
+        }
+    }
+}
+
 impl GitlabForge {
-    /// `api_url` is "https://gitlab.com/api/v4" or, self-managed, "https://HOST/api/v4".
-    /// `host` is the repository host this forge serves. Plain http API URLs are accepted only
-    /// with `allow_http` (local use and tests).
-    pub fn new(
-        api_url: &str,
-        host: &str,
-        token: SecretString,
-        timeout: Duration,
-        allow_http: bool,
-        egress: EgressPolicy,
-    ) -> anyhow::Result<Self> {
+    /// `endpoint.api_url` is "https://gitlab.com/api/v4" or, self-managed,
+    /// "https://HOST/api/v4"; `endpoint.host` is the repository host this forge serves.
+    pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
         let api = ApiClient::new(ApiClientConfig {
             label: "GitLab",
             api_url_example: "https://HOST/api/v4",
-            api_url,
-            host,
+            endpoint,
             token: TokenHeader {
                 // PRIVATE-TOKEN; header names are case-insensitive and `from_static` wants
                 // lowercase.
@@ -103,9 +103,6 @@ impl GitlabForge {
                 value: SecretString::from(token.expose_secret().to_owned()),
             },
             headers: HeaderMap::new(),
-            timeout,
-            allow_http,
-            egress,
         })?;
         Ok(Self { api })
     }
@@ -115,16 +112,34 @@ impl GitlabForge {
         self.api.api_url()
     }
 
-    /// Maps an unexpected status to an error, sorted by whether retrying can help.
+    fn merge_requests_url(&self, spec: &PullRequestSpec) -> Result<Url, ForgeError> {
+        self.api
+            .endpoint(&["projects", &project_path(spec), "merge_requests"])
+    }
+
+    fn merge_request_url(&self, spec: &PullRequestSpec, iid: u64) -> Result<Url, ForgeError> {
+        self.api.endpoint(&[
+            "projects",
+            &project_path(spec),
+            "merge_requests",
+            &iid.to_string(),
+        ])
+    }
+}
+
+impl ForgeClient for GitlabForge {
+    fn client(&self) -> &ApiClient {
+        &self.api
+    }
+
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
-        let status = reply.status;
         let host = self.api.host();
         let said = http::said(gitlab_message(&reply.body).as_deref());
         let project = project_path(spec);
-        match status.as_u16() {
-            401 => ForgeError::Permanent(format!(
-                "GitLab refused the token while {context} (401{said}); check the forge token for {host} (it needs the api scope)"
-            )),
+        match reply.status.as_u16() {
+            401 => self
+                .api
+                .token_refused(&said, context, " (it needs the api scope)"),
             403 => ForgeError::Permanent(format!(
                 "GitLab denied {context} (403{said}); the token for {host} lacks the api scope or at least Developer access to {project}"
             )),
@@ -136,16 +151,8 @@ impl GitlabForge {
                     .unwrap_or(RATE_LIMIT_WAIT);
                 self.api.rate_limited(reply, &said, context, default)
             }
-            _ if status.is_server_error() => self.api.server_error(reply, &said, context),
-            _ => ForgeError::Permanent(format!(
-                "GitLab API for {host} refused {context} ({status}){said}"
-            )),
+            _ => self.api.unexpected(reply, &said, context),
         }
-    }
-
-    fn merge_requests_url(&self, spec: &PullRequestSpec) -> Result<reqwest::Url, ForgeError> {
-        self.api
-            .endpoint(&["projects", &project_path(spec), "merge_requests"])
     }
 }
 
@@ -168,10 +175,9 @@ impl PullRequestApi for GitlabForge {
             .append_pair("state", "opened")
             .append_pair("source_branch", &spec.head_branch)
             .append_pair("target_branch", &spec.base_branch);
-        let reply = self.api.send(Method::GET, url, None, &context).await?;
-        if reply.status != StatusCode::OK {
-            return Err(self.status_error(&reply, spec, &context));
-        }
+        let reply = self
+            .call(spec, Method::GET, url, None, &context, is_ok)
+            .await?;
         let requests: Vec<MergeRequestSummary> = self.api.parse_json(&reply, &context)?;
         // GitLab filters by source branch itself; checking again costs nothing and keeps an
         // instance that ignored the parameter from handing us someone else's merge request.
@@ -182,44 +188,29 @@ impl PullRequestApi for GitlabForge {
                     .as_deref()
                     .is_none_or(|branch| branch == spec.head_branch)
             })
-            .map(|mr| PullRequest {
-                number: mr.iid,
-                url: mr.web_url,
-                reused: true,
-            }))
+            .map(|mr| mr.into_pull_request(true)))
     }
 
     async fn update(&self, spec: &PullRequestSpec, iid: u64) -> Result<(), ForgeError> {
         let context = format!("updating merge request !{iid} of {}", project_path(spec));
         let url = self.merge_request_url(spec, iid)?;
-        let title = if spec.draft {
-            draft_title(&spec.title)
-        } else {
-            spec.title.clone()
-        };
-        let body = serde_json::to_value(UpdateMergeRequest {
+        let title = wire::title_with_draft(spec, DRAFT_PREFIX);
+        let body = UpdateMergeRequest {
             title: &title,
             description: &spec.body,
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the merge request: {e}")))?;
-        let reply = self
-            .api
-            .send(Method::PUT, url, Some(body), &context)
-            .await?;
-        if reply.status == StatusCode::OK {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        };
+        let body = encode(&body, "the merge request")?;
+        self.call(spec, Method::PUT, url, Some(body), &context, is_ok)
+            .await
+            .map(drop)
     }
 
     async fn state(&self, spec: &PullRequestSpec, iid: u64) -> Result<ObservedState, ForgeError> {
         let context = format!("reading merge request !{iid} of {}", project_path(spec));
         let url = self.merge_request_url(spec, iid)?;
-        let reply = self.api.send(Method::GET, url, None, &context).await?;
-        if reply.status != StatusCode::OK {
-            return Err(self.status_error(&reply, spec, &context));
-        }
+        let reply = self
+            .call(spec, Method::GET, url, None, &context, is_ok)
+            .await?;
         let mr: MergeRequestState = self.api.parse_json(&reply, &context)?;
         // "locked" is a merge request being merged right now: still open until it is merged.
         Ok(match mr.state.as_str() {
@@ -244,20 +235,17 @@ impl PullRequestApi for GitlabForge {
         url.path_segments_mut()
             .map_err(|()| ForgeError::Permanent("the GitLab API URL cannot take a path".into()))?
             .push("notes");
-        let reply = self
-            .api
-            .send(
-                Method::POST,
-                url,
-                Some(serde_json::json!({"body": body})),
-                &context,
-            )
-            .await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.status_error(&reply, spec, &context))
-        }
+        let body = encode(&NewComment { body }, "the comment")?;
+        self.call(
+            spec,
+            Method::POST,
+            url,
+            Some(body),
+            &context,
+            StatusCode::is_success,
+        )
+        .await
+        .map(drop)
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
@@ -267,19 +255,15 @@ impl PullRequestApi for GitlabForge {
             spec.head_branch, spec.base_branch
         );
         let url = self.merge_requests_url(spec)?;
-        let title = if spec.draft {
-            draft_title(&spec.title)
-        } else {
-            spec.title.clone()
-        };
-        let body = serde_json::to_value(CreateMergeRequest {
+        let title = wire::title_with_draft(spec, DRAFT_PREFIX);
+        let body = CreateMergeRequest {
             source_branch: &spec.head_branch,
             target_branch: &spec.base_branch,
             title: &title,
             description: &spec.body,
             labels: label_list(&spec.labels),
-        })
-        .map_err(|e| ForgeError::Permanent(format!("cannot encode the merge request: {e}")))?;
+        };
+        let body = encode(&body, "the merge request")?;
         let reply = self
             .api
             .send(Method::POST, url, Some(body), &context)
@@ -287,11 +271,7 @@ impl PullRequestApi for GitlabForge {
         match reply.status {
             StatusCode::CREATED => {
                 let mr: MergeRequestSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(PullRequest {
-                    number: mr.iid,
-                    url: mr.web_url,
-                    reused: false,
-                }))
+                Ok(Created::New(mr.into_pull_request(false)))
             }
             StatusCode::CONFLICT => {
                 let message = gitlab_message(&reply.body);
@@ -313,32 +293,9 @@ impl PullRequestApi for GitlabForge {
 
 flow::forge_with_api!(GitlabForge, "gitlab");
 
-impl GitlabForge {
-    fn merge_request_url(
-        &self,
-        spec: &PullRequestSpec,
-        iid: u64,
-    ) -> Result<reqwest::Url, ForgeError> {
-        self.api.endpoint(&[
-            "projects",
-            &project_path(spec),
-            "merge_requests",
-            &iid.to_string(),
-        ])
-    }
-}
-
 /// The project's full path, "group/subgroup/name": GitLab's id for it, once URL-encoded.
 fn project_path(spec: &PullRequestSpec) -> String {
     format!("{}/{}", spec.owner, spec.repo)
-}
-
-fn draft_title(title: &str) -> String {
-    if title.starts_with(DRAFT_PREFIX.trim_end()) {
-        title.to_owned()
-    } else {
-        format!("{DRAFT_PREFIX}{title}")
-    }
 }
 
 /// The labels as GitLab's comma-separated string. A name with a comma in it would turn into
@@ -369,12 +326,7 @@ fn validate_spec(spec: &PullRequestSpec) -> Result<(), ForgeError> {
             sanitize(&spec.repo)
         )));
     }
-    if spec.head_branch.is_empty() || spec.base_branch.is_empty() {
-        return Err(ForgeError::Permanent(
-            "a merge request needs both a source and a target branch".to_owned(),
-        ));
-    }
-    Ok(())
+    wire::require_branches(spec, "merge request", "source", "target")
 }
 
 /// GitLab's error text, cleaned for echoing. It comes as `{"message": "..."}`,

@@ -5,9 +5,12 @@
 //! on response bodies, and transport failures sorted into transient and permanent
 //! [`ForgeError`]s.
 //!
-//! What a status code means differs per forge, so each forge maps statuses itself; this file
-//! only gives it the reply and the shared helpers (`Retry-After`, echoing the forge's text).
+//! What a status code means differs per forge, so each forge maps statuses itself
+//! ([`ForgeClient::status_error`]); this file gives it the reply and the shared helpers
+//! (`Retry-After`, echoing the forge's text, the messages every forge words alike).
 
+use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -15,7 +18,7 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::ForgeError;
+use super::{ForgeError, PullRequestSpec};
 use crate::egress::{self, EgressPolicy};
 
 /// Sent on every request; GitHub rejects requests without a User-Agent, and the others log it.
@@ -62,14 +65,14 @@ pub(crate) struct ApiClient {
     egress: EgressPolicy,
 }
 
-/// Everything [`ApiClient::new`] needs.
-pub(crate) struct ApiClientConfig<'a> {
-    pub label: &'static str,
-    pub api_url_example: &'static str,
+/// Where a forge's API is and how it may be reached: what every forge client is built from
+/// besides its token and its own headers.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiEndpoint<'a> {
+    /// The API base, e.g. "https://api.github.com" or "https://HOST/api/v4".
     pub api_url: &'a str,
+    /// The repository host this forge serves.
     pub host: &'a str,
-    pub token: TokenHeader,
-    pub headers: HeaderMap,
     pub timeout: Duration,
     /// Plain http API URLs are accepted only for local use and tests.
     pub allow_http: bool,
@@ -77,18 +80,66 @@ pub(crate) struct ApiClientConfig<'a> {
     pub egress: EgressPolicy,
 }
 
+/// Everything [`ApiClient::new`] needs.
+pub(crate) struct ApiClientConfig<'a> {
+    pub label: &'static str,
+    pub api_url_example: &'static str,
+    pub endpoint: ApiEndpoint<'a>,
+    pub token: TokenHeader,
+    pub headers: HeaderMap,
+}
+
+/// A forge client as the shared request code sees it: the HTTP client its requests go
+/// through, and what a status it did not expect means on that forge (each forge words its
+/// own errors: which token scope is missing, what the repository is called there).
+pub(crate) trait ForgeClient: Sync {
+    fn client(&self) -> &ApiClient;
+
+    /// Maps an unexpected status to an error, sorted by whether retrying can help.
+    fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError;
+
+    /// Sends one request ([`ApiClient::send`]) and returns the reply when `accepted` takes its
+    /// status; any other status is [`Self::status_error`].
+    fn call(
+        &self,
+        spec: &PullRequestSpec,
+        method: Method,
+        url: Url,
+        json: Option<serde_json::Value>,
+        context: &str,
+        accepted: fn(&StatusCode) -> bool,
+    ) -> impl Future<Output = Result<Reply, ForgeError>> + Send {
+        async move {
+            let reply = self.client().send(method, url, json, context).await?;
+            if accepted(&reply.status) {
+                Ok(reply)
+            } else {
+                Err(self.status_error(&reply, spec, context))
+            }
+        }
+    }
+}
+
+/// A status the call accepts only as 200 (the others are unexpected there).
+pub(crate) fn is_ok(status: &StatusCode) -> bool {
+    *status == StatusCode::OK
+}
+
 impl ApiClient {
     pub fn new(config: ApiClientConfig<'_>) -> anyhow::Result<Self> {
         let ApiClientConfig {
             label,
             api_url_example,
-            api_url,
-            host,
+            endpoint:
+                ApiEndpoint {
+                    api_url,
+                    host,
+                    timeout,
+                    allow_http,
+                    egress,
+                },
             token,
             headers,
-            timeout,
-            allow_http,
-            egress,
         } = config;
         let api_url = parse_api_url(label, api_url_example, api_url, allow_http)?;
         if HeaderValue::from_str(token.value.expose_secret()).is_err() {
@@ -138,6 +189,16 @@ impl ApiClient {
     /// The repository host this client serves.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The `Debug` of the forge client `name` built on this client: its API base and host,
+    /// never its token.
+    pub fn debug_forge(&self, f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
+        f.debug_struct(name)
+            .field("api_url", &self.api_url())
+            .field("host", &self.host())
+            .field("token", &"[REDACTED]")
+            .finish()
     }
 
     /// The API base with `segments` appended, each percent-encoded on its own: a '/' inside a
@@ -250,6 +311,28 @@ impl ApiClient {
                 self.label, self.host
             ))
         })
+    }
+
+    /// A 401: the forge refused the token. `hint` follows the advice to check it, e.g. which
+    /// scope the token needs.
+    pub fn token_refused(&self, said: &str, context: &str, hint: &str) -> ForgeError {
+        ForgeError::Permanent(format!(
+            "{} refused the token while {context} (401{said}); check the forge token for {}{hint}",
+            self.label, self.host
+        ))
+    }
+
+    /// A status the forge gives no meaning of its own: a 5xx is the forge's trouble
+    /// ([`Self::server_error`]); anything else refused the call, and retrying the same request
+    /// cannot help.
+    pub fn unexpected(&self, reply: &Reply, said: &str, context: &str) -> ForgeError {
+        if reply.status.is_server_error() {
+            return self.server_error(reply, said, context);
+        }
+        ForgeError::Permanent(format!(
+            "{} API for {} refused {context} ({}){said}",
+            self.label, self.host, reply.status
+        ))
     }
 
     /// A 5xx: the forge is having trouble, trying again later can help (after its
@@ -409,6 +492,11 @@ pub(crate) fn sanitize(text: &str) -> String {
         clean.push('…');
     }
     clean.trim().to_owned()
+}
+
+/// A forge's own error text, cleaned for echoing; `None` when there is nothing to echo.
+pub(crate) fn echoed(message: Option<String>) -> Option<String> {
+    message.map(|m| sanitize(&m)).filter(|m| !m.is_empty())
 }
 
 /// `": TEXT"` for a forge message worth echoing, or nothing.

@@ -12,10 +12,12 @@ pub mod github;
 pub mod gitlab;
 mod http;
 pub mod plain;
-pub mod pr_text;
-pub mod remediable;
 pub mod repo_url;
+mod repos_api;
 pub mod settings;
+#[cfg(test)]
+mod test_harness;
+mod wire;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
-pub use remediable::{NotRemediable, RepositoryRules, check_project_repository};
+pub use http::ApiEndpoint;
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 
@@ -400,20 +402,20 @@ fn build_entry(
         std::fs::metadata(key)
             .with_context(|| format!("cannot read ssh_key_file {}", key.display()))?;
     }
+    let endpoint = |api_url| ApiEndpoint {
+        api_url,
+        host,
+        timeout: http_timeout,
+        allow_http: url_policy.allow_http,
+        egress,
+    };
     let forge = match settings.kind {
         ForgeKind::Github => {
             let token = required_token(&token, settings.kind)?;
             let api_url = settings
                 .effective_api_url()
                 .unwrap_or(settings::GITHUB_DEFAULT_API_URL);
-            AnyForge::Github(github::GithubForge::new(
-                api_url,
-                host,
-                token,
-                http_timeout,
-                url_policy.allow_http,
-                egress,
-            )?)
+            AnyForge::Github(github::GithubForge::new(endpoint(api_url), token)?)
         }
         ForgeKind::Gitlab => {
             let token = required_token(&token, settings.kind)?;
@@ -423,14 +425,7 @@ fn build_entry(
                     settings::GITLAB_DEFAULT_HOST
                 );
             };
-            AnyForge::Gitlab(gitlab::GitlabForge::new(
-                api_url,
-                host,
-                token,
-                http_timeout,
-                url_policy.allow_http,
-                egress,
-            )?)
+            AnyForge::Gitlab(gitlab::GitlabForge::new(endpoint(api_url), token)?)
         }
         ForgeKind::Gitea => {
             let token = required_token(&token, settings.kind)?;
@@ -439,14 +434,7 @@ fn build_entry(
                     "a gitea forge is self-hosted and needs api_url, e.g. \"https://{host}/api/v1\""
                 );
             };
-            AnyForge::Gitea(gitea::GiteaForge::new(
-                api_url,
-                host,
-                token,
-                http_timeout,
-                url_policy.allow_http,
-                egress,
-            )?)
+            AnyForge::Gitea(gitea::GiteaForge::new(endpoint(api_url), token)?)
         }
         ForgeKind::PlainGit => AnyForge::PlainGit(plain::PlainGit),
     };

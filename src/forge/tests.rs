@@ -11,28 +11,28 @@ use super::*;
 
 const UNSET_VAR: &str = "REMEDIATOR_FORGE_TEST_TOKEN_THAT_IS_NEVER_SET";
 
-fn github_entry(host: &str, token_file: PathBuf) -> ForgeSettings {
+/// A `[[forges]]` entry for `host` with nothing but its kind set.
+fn bare_entry(host: &str, kind: ForgeKind) -> ForgeSettings {
     ForgeSettings {
         host: host.to_owned(),
-        kind: ForgeKind::Github,
-        api_url: None,
-        git_username: None,
-        token_env: None,
-        token_file: Some(token_file),
-        ssh_key_file: None,
-    }
-}
-
-fn plain_entry(host: &str) -> ForgeSettings {
-    ForgeSettings {
-        host: host.to_owned(),
-        kind: ForgeKind::PlainGit,
+        kind,
         api_url: None,
         git_username: None,
         token_env: None,
         token_file: None,
         ssh_key_file: None,
     }
+}
+
+fn github_entry(host: &str, token_file: PathBuf) -> ForgeSettings {
+    ForgeSettings {
+        token_file: Some(token_file),
+        ..bare_entry(host, ForgeKind::Github)
+    }
+}
+
+fn plain_entry(host: &str) -> ForgeSettings {
+    bare_entry(host, ForgeKind::PlainGit)
 }
 
 fn token_file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
@@ -42,27 +42,41 @@ fn token_file(dir: &tempfile::TempDir, name: &str, content: &str) -> PathBuf {
     path
 }
 
-fn registry(forges: &[ForgeSettings], policy: UrlPolicy) -> ForgeRegistry {
-    match ForgeRegistry::from_settings(
+/// The registry as startup builds it, with a 5 s timeout and loopback allowed.
+fn from_settings(forges: &[ForgeSettings], policy: UrlPolicy) -> anyhow::Result<ForgeRegistry> {
+    ForgeRegistry::from_settings(
         forges,
         policy,
         Duration::from_secs(5),
         EgressPolicy::allow_all(),
-    ) {
+    )
+}
+
+fn registry(forges: &[ForgeSettings], policy: UrlPolicy) -> ForgeRegistry {
+    match from_settings(forges, policy) {
         Ok(registry) => registry,
         Err(e) => panic!("registry should build: {e:#}"),
     }
 }
 
 fn startup_error(forges: &[ForgeSettings], policy: UrlPolicy) -> String {
-    match ForgeRegistry::from_settings(
-        forges,
-        policy,
-        Duration::from_secs(5),
-        EgressPolicy::allow_all(),
-    ) {
+    match from_settings(forges, policy) {
         Ok(_) => panic!("registry should refuse this config"),
         Err(e) => format!("{e:#}"),
+    }
+}
+
+/// A spec with no labels, for checks that never reach a forge API.
+fn spec(owner: &str, repo: &str) -> PullRequestSpec {
+    PullRequestSpec {
+        owner: owner.to_owned(),
+        repo: repo.to_owned(),
+        head_branch: "remediator/x".to_owned(),
+        base_branch: "main".to_owned(),
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        labels: vec![],
+        draft: false,
     }
 }
 
@@ -310,28 +324,15 @@ fn settings_deserialize_from_config() {
 async fn plain_git_opens_no_pull_request() {
     let registry = registry(&[plain_entry("git.example.org")], UrlPolicy::default());
     let resolved = registry.resolve("https://git.example.org/a/b").unwrap();
-    let spec = PullRequestSpec {
-        owner: "a".to_owned(),
-        repo: "b".to_owned(),
-        head_branch: "remediator/x".to_owned(),
-        base_branch: "main".to_owned(),
-        title: "t".to_owned(),
-        body: "b".to_owned(),
-        labels: vec![],
-        draft: false,
-    };
+    let spec = spec("a", "b");
     assert_eq!(resolved.forge.open_or_reuse(&spec).await, Ok(None));
 }
 
 fn entry(host: &str, kind: ForgeKind, api_url: Option<&str>, token: PathBuf) -> ForgeSettings {
     ForgeSettings {
-        host: host.to_owned(),
-        kind,
         api_url: api_url.map(str::to_owned),
-        git_username: None,
-        token_env: None,
         token_file: Some(token),
-        ssh_key_file: None,
+        ..bare_entry(host, kind)
     }
 }
 
@@ -494,16 +495,7 @@ async fn forge_apis_on_private_addresses_are_refused_before_any_request() {
     let port = server.address().port();
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(&dir, "t", "tok-private-check\n");
-    let spec = PullRequestSpec {
-        owner: "acme".to_owned(),
-        repo: "web".to_owned(),
-        head_branch: "remediator/x".to_owned(),
-        base_branch: "main".to_owned(),
-        title: "t".to_owned(),
-        body: "b".to_owned(),
-        labels: vec![],
-        draft: false,
-    };
+    let spec = spec("acme", "web");
     let cases = [
         (server.uri(), "127.0.0.1 is a loopback address"),
         (format!("http://localhost:{port}"), "localhost resolves to"),

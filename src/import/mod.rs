@@ -25,8 +25,8 @@ pub use native::{AssessmentIn, FindingIn, ImportFile, OrganizationIn, ProjectIn}
 pub use scanner::{assessment_id, finding_id};
 pub use write::{ImportSummary, import, import_document};
 
-use crate::forge::RepositoryRules;
 use crate::lifecycle::ProjectId;
+use crate::repository_admission::RepositoryRules;
 
 /// The document formats `remediator import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

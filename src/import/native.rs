@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use crate::db::models::AssessmentStatus;
 use crate::ecosystem::Ecosystem;
-use crate::forge::{RepositoryRules, check_project_repository};
 use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId};
+use crate::repository_admission::{RepositoryRules, check_project_repository};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,8 +99,8 @@ pub fn parse(text: &str, rules: &RepositoryRules) -> anyhow::Result<ImportFile> 
 /// with `what` naming the converted records (their paths are those of the native rows).
 ///
 /// Repository URLs and default branches go through the check the intake and the worker use
-/// (`forge::check_project_repository`), so nothing is stored that the worker would refuse
-/// for its form (credentials in a URL, option injection, a refused scheme or address).
+/// (`repository_admission::check_project_repository`), so nothing is stored that the worker would
+/// refuse for its form (credentials in a URL, option injection, a refused scheme or address).
 pub(super) fn validate(
     file: &ImportFile,
     what: &str,

@@ -1,5 +1,5 @@
 //! What the test step reports: `output.tests` of the operation, and what the pull request's
-//! "Tests" section is written from (`forge::pr_text`).
+//! "Tests" section is written from (`pr_text`).
 
 use serde::Serialize;
 

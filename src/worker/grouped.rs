@@ -20,9 +20,9 @@ use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, StepDriver};
 use crate::db::fixes;
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{OperationId, Step};
+use crate::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
 
 /// The package name under which a grouped fix is kept in `remediation_fixes`.
 pub const GROUP_KEY: &str = "*";

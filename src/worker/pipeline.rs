@@ -16,10 +16,10 @@ use crate::config::{Grouping, VerifiedFix};
 use crate::db::models::{AssessmentStatus, RemediationTarget};
 use crate::db::{DbPool, catalog, fixes, operations};
 use crate::forge::ForgeRegistry;
-use crate::forge::pr_text;
 use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{OperationId, Step};
 use crate::lockfile::LockfileSettings;
+use crate::pr_text;
 use crate::sandbox::Sandbox;
 
 pub struct Pipeline {

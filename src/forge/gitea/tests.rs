@@ -6,29 +6,25 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use wiremock::{MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
+use crate::forge::test_harness::{
+    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_refused, assert_states,
+    assert_token_refused, assert_updated_and_commented, built, endpoint, never, permanent,
+    pull_ref, refusal, run, transient, unsent_endpoint,
+};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
-const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
 const REPO: &str = "/api/v1/repos/acme/widgets";
-const TITLE: &str = "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]";
 
 fn forge_at(api_url: &str) -> GiteaForge {
-    match GiteaForge::new(
-        api_url,
-        "gitea.example.com",
+    built(GiteaForge::new(
+        endpoint(api_url, "gitea.example.com"),
         SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
-        Ok(forge) => forge,
-        Err(e) => panic!("forge should build: {e:#}"),
-    }
+    ))
 }
 
 fn api(server: &MockServer) -> String {
@@ -36,27 +32,13 @@ fn api(server: &MockServer) -> String {
 }
 
 fn spec() -> PullRequestSpec {
-    PullRequestSpec {
-        owner: "acme".to_owned(),
-        repo: "widgets".to_owned(),
-        head_branch: BRANCH.to_owned(),
-        base_branch: "main".to_owned(),
-        title: TITLE.to_owned(),
-        body: "This pull request remediates ...".to_owned(),
-        labels: vec!["security".to_owned(), "dependencies".to_owned()],
-        draft: false,
-    }
+    test_harness::spec("acme", "widgets", "This pull request remediates ...")
 }
 
 /// A mock that only matches with Gitea's token header and our User-Agent.
 fn gitea(http_method: &str, request_path: &str) -> MockBuilder {
-    Mock::given(method(http_method))
-        .and(path(request_path))
-        .and(header("Authorization", format!("token {TOKEN}").as_str()))
-        .and(header(
-            "User-Agent",
-            concat!("remediator/", env!("CARGO_PKG_VERSION")),
-        ))
+    let token = format!("token {TOKEN}");
+    test_harness::api_mock(http_method, request_path, "Authorization", &token)
 }
 
 fn list_open(page: u32) -> MockBuilder {
@@ -115,36 +97,6 @@ fn labels_json() -> serde_json::Value {
     ])
 }
 
-async fn run(
-    forge: &GiteaForge,
-    spec: &PullRequestSpec,
-) -> Result<Option<PullRequest>, ForgeError> {
-    forge.open_or_reuse(spec).await
-}
-
-fn permanent(result: Result<Option<PullRequest>, ForgeError>) -> String {
-    match result {
-        Err(ForgeError::Permanent(message)) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            message
-        }
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
-}
-
-fn transient(result: Result<Option<PullRequest>, ForgeError>) -> (String, Option<Duration>) {
-    match result {
-        Err(ForgeError::Transient {
-            message,
-            retry_after,
-        }) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            (message, retry_after)
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn creates_a_pull_request_then_labels_it_by_id_skipping_unknown_names() {
     let server = MockServer::start().await;
@@ -198,11 +150,7 @@ async fn labels_that_all_do_not_exist_mean_no_label_call() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(path(format!("{REPO}/issues/4/labels")))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(path(format!("{REPO}/issues/4/labels")), &server).await;
     let pull = run(&forge_at(&api(&server)), &spec()).await;
     assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(4)));
 }
@@ -261,11 +209,7 @@ async fn a_draft_gets_the_wip_title_prefix() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(path(format!("{REPO}/labels")))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(path(format!("{REPO}/labels")), &server).await;
     let spec = PullRequestSpec {
         title: "t".to_owned(),
         body: "b".to_owned(),
@@ -275,7 +219,7 @@ async fn a_draft_gets_the_wip_title_prefix() {
     };
     let pull = run(&forge_at(&api(&server)), &spec).await;
     assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(5)));
-    assert_eq!(draft_title("WIP: t"), "WIP: t");
+    assert_eq!(wire::draft_title(DRAFT_PREFIX, "WIP: t"), "WIP: t");
 }
 
 #[tokio::test]
@@ -299,11 +243,7 @@ async fn reuses_the_open_pull_request_of_this_branch_found_on_a_later_page() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(created(99))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("POST"), &server).await;
 
     let pull = run(&forge_at(&api(&server)), &spec()).await;
     assert_eq!(
@@ -373,11 +313,7 @@ async fn duplicate_409_or_422_lists_again_and_reuses() {
             .expect(1)
             .mount(&server)
             .await;
-        Mock::given(path(format!("{REPO}/labels")))
-            .respond_with(ResponseTemplate::new(200))
-            .expect(0)
-            .mount(&server)
-            .await;
+        never(path(format!("{REPO}/labels")), &server).await;
 
         let pull = run(&forge_at(&api(&server)), &spec()).await;
         assert_eq!(
@@ -403,7 +339,7 @@ async fn duplicate_but_nothing_listed_is_transient_and_other_422_is_permanent() 
         )
         .mount(&server)
         .await;
-    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("already exists"), "{message}");
 
     let server = MockServer::start().await;
@@ -419,7 +355,7 @@ async fn duplicate_but_nothing_listed_is_transient_and_other_422_is_permanent() 
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("422"), "{message}");
     assert!(message.contains("no changes between"), "{message}");
 }
@@ -434,13 +370,8 @@ async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
-    assert!(message.contains("Gitea refused the token"), "{message}");
-    assert!(message.contains("token is required"), "{message}");
-    assert!(
-        message.contains("check the forge token for gitea.example.com"),
-        "{message}"
-    );
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    assert_token_refused(&message, "Gitea", "token is required", "gitea.example.com");
 }
 
 #[tokio::test]
@@ -452,7 +383,7 @@ async fn not_found_and_forbidden_are_permanent() {
         )
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("404"), "{message}");
     assert!(message.contains("acme/widgets"), "{message}");
 
@@ -467,7 +398,7 @@ async fn not_found_and_forbidden_are_permanent() {
         })))
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("403"), "{message}");
     assert!(message.contains("write:repository"), "{message}");
 }
@@ -479,7 +410,7 @@ async fn server_errors_and_rate_limits_are_transient() {
         .respond_with(ResponseTemplate::new(500).set_body_string("internal error"))
         .mount(&server)
         .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("500"), "{message}");
     assert_eq!(retry_after, None);
 
@@ -488,7 +419,7 @@ async fn server_errors_and_rate_limits_are_transient() {
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
         .mount(&server)
         .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("rate limit"), "{message}");
     assert_eq!(retry_after, Some(Duration::from_secs(7)));
 
@@ -497,18 +428,14 @@ async fn server_errors_and_rate_limits_are_transient() {
         .respond_with(ResponseTemplate::new(429))
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert_eq!(retry_after, Some(Duration::from_secs(60)));
 }
 
 #[tokio::test]
 async fn redirect_to_another_host_is_refused() {
     let elsewhere = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(page(json!([]), 0))
-        .expect(0)
-        .mount(&elsewhere)
-        .await;
+    never(method("GET"), &elsewhere).await;
     let server = MockServer::start().await;
     list_open(1)
         .respond_with(ResponseTemplate::new(307).insert_header(
@@ -518,29 +445,20 @@ async fn redirect_to_another_host_is_refused() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(created(1))
-        .expect(0)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
-    assert!(message.contains("redirect to another host"), "{message}");
-    assert!(message.contains("api_url"), "{message}");
+    never(method("POST"), &server).await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    assert_redirect_refused(&message);
 }
 
 #[tokio::test]
 async fn a_nested_path_is_refused_before_any_request() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(page(json!([]), 0))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("GET"), &server).await;
     let spec = PullRequestSpec {
         owner: "group/subgroup".to_owned(),
         ..spec()
     };
-    let message = permanent(run(&forge_at(&api(&server)), &spec).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec).await, TOKEN);
     assert!(message.contains("OWNER/NAME"), "{message}");
 }
 
@@ -548,12 +466,8 @@ async fn a_nested_path_is_refused_before_any_request() {
 fn api_url_validation_and_redacted_debug() {
     let build = |url: &str, allow_http: bool| {
         GiteaForge::new(
-            url,
-            "gitea.example.com",
+            unsent_endpoint(url, "gitea.example.com", allow_http),
             SecretString::from(TOKEN),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(
@@ -562,27 +476,12 @@ fn api_url_validation_and_redacted_debug() {
             .ok(),
         Some("https://gitea.example.com/api/v1".to_owned())
     );
-    let http = build("http://gitea.example.com/api/v1", false)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let http = refusal(build("http://gitea.example.com/api/v1", false));
     assert!(
         http.contains("clear text") && http.contains("Gitea"),
         "{http}"
     );
-    let debug = format!("{:?}", forge_at("https://gitea.example.com/api/v1"));
-    assert!(
-        !debug.contains(TOKEN) && debug.contains("REDACTED"),
-        "{debug}"
-    );
-}
-
-fn pull_ref() -> crate::forge::PullRequestRef {
-    crate::forge::PullRequestRef {
-        owner: "acme".to_owned(),
-        repo: "widgets".to_owned(),
-        number: 3,
-    }
+    assert_debug_redacted(&forge_at("https://gitea.example.com/api/v1"), TOKEN);
 }
 
 #[tokio::test]
@@ -590,7 +489,7 @@ async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Gitea(forge_at(&api(&server)));
     let one = format!("{REPO}/pulls/3");
-    for (answer, expected) in [
+    let cases = vec![
         (
             json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
             ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
@@ -607,39 +506,20 @@ async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
             json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
             ObservedState::Open,
         ),
-    ] {
-        server.reset().await;
-        gitea("GET", &one)
-            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let state = forge.pull_request_state(&pull_ref()).await;
-        assert_eq!(state, Ok(Some(expected)), "{answer}");
-    }
+    ];
+    let target = pull_ref("acme", "widgets", 3);
+    assert_states(&server, &forge, &target, || gitea("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_gitea_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Gitea(forge_at(&api(&server)));
-    gitea("PATCH", &format!("{REPO}/pulls/3"))
-        .and(body_json(json!({"title": TITLE, "body": spec().body})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 3})))
-        .expect(1)
-        .mount(&server)
+    let edit = gitea("PATCH", &format!("{REPO}/pulls/3"))
+        .and(body_json(json!({"title": TITLE, "body": spec().body})));
+    let edited = ResponseTemplate::new(201).set_body_json(json!({"number": 3}));
+    let comment = gitea("POST", &format!("{REPO}/issues/3/comments"));
+    let target = pull_ref("acme", "widgets", 3);
+    assert_updated_and_commented(&server, &forge, (&spec(), &target), (edit, edited), comment)
         .await;
-    gitea("POST", &format!("{REPO}/issues/3/comments"))
-        .and(body_json(json!({"body": "not refreshed"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    assert_eq!(forge.update_pull_request(&spec(), 3).await, Ok(()));
-    assert_eq!(
-        forge
-            .comment_on_pull_request(&pull_ref(), "not refreshed")
-            .await,
-        Ok(())
-    );
 }

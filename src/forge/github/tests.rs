@@ -6,53 +6,36 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use wiremock::{MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
+use crate::forge::test_harness::{
+    self, BRANCH, assert_debug_redacted, assert_redirect_refused, assert_states,
+    assert_token_refused, assert_updated_and_commented, built, endpoint, never, permanent,
+    pull_ref, refusal, run, transient, unsent_endpoint, unused_port,
+};
 
 const TOKEN: &str = "ghp_test_token_value";
-const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
 
 fn forge_at(api_url: &str) -> GithubForge {
-    match GithubForge::new(
-        api_url,
-        "github.com",
+    built(GithubForge::new(
+        endpoint(api_url, "github.com"),
         SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
-        Ok(forge) => forge,
-        Err(e) => panic!("forge should build: {e:#}"),
-    }
+    ))
 }
 
 fn spec() -> PullRequestSpec {
-    PullRequestSpec {
-        owner: "acme".to_owned(),
-        repo: "widgets".to_owned(),
-        head_branch: BRANCH.to_owned(),
-        base_branch: "main".to_owned(),
-        title: "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]".to_owned(),
-        body: "This pull request remediates ...".to_owned(),
-        labels: vec!["security".to_owned(), "dependencies".to_owned()],
-        draft: false,
-    }
+    test_harness::spec("acme", "widgets", "This pull request remediates ...")
 }
 
 /// A mock that only matches when every header GitHub documents is present and exact.
 fn github(http_method: &str, request_path: &str) -> MockBuilder {
-    Mock::given(method(http_method))
-        .and(path(request_path))
-        .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
+    let bearer = format!("Bearer {TOKEN}");
+    test_harness::api_mock(http_method, request_path, "Authorization", &bearer)
         .and(header("Accept", "application/vnd.github+json"))
         .and(header("X-GitHub-Api-Version", "2022-11-28"))
-        .and(header(
-            "User-Agent",
-            concat!("remediator/", env!("CARGO_PKG_VERSION")),
-        ))
 }
 
 fn list_open(prefix: &str) -> MockBuilder {
@@ -81,36 +64,6 @@ fn pull_json(number: u64) -> serde_json::Value {
         "state": "open",
         "head": {"ref": BRANCH},
     })
-}
-
-async fn run(
-    forge: &GithubForge,
-    spec: &PullRequestSpec,
-) -> Result<Option<PullRequest>, ForgeError> {
-    forge.open_or_reuse(spec).await
-}
-
-fn permanent(result: Result<Option<PullRequest>, ForgeError>) -> String {
-    match result {
-        Err(ForgeError::Permanent(message)) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            message
-        }
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
-}
-
-fn transient(result: Result<Option<PullRequest>, ForgeError>) -> (String, Option<Duration>) {
-    match result {
-        Err(ForgeError::Transient {
-            message,
-            retry_after,
-        }) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            (message, retry_after)
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -161,11 +114,7 @@ async fn draft_flag_is_sent_and_no_labels_means_no_label_call() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(path("/repos/acme/widgets/issues/5/labels"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(path("/repos/acme/widgets/issues/5/labels"), &server).await;
 
     let spec = PullRequestSpec {
         title: "t".to_owned(),
@@ -190,11 +139,7 @@ async fn reuses_an_open_pull_request_without_creating_or_labelling() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(99)))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("POST"), &server).await;
 
     let pull = run(&forge_at(&server.uri()), &spec()).await;
     assert_eq!(
@@ -235,11 +180,7 @@ async fn duplicate_422_lists_again_and_reuses() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(path("/repos/acme/widgets/issues/11/labels"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(path("/repos/acme/widgets/issues/11/labels"), &server).await;
 
     let pull = run(&forge_at(&server.uri()), &spec()).await;
     assert_eq!(
@@ -263,7 +204,7 @@ async fn duplicate_422_but_nothing_listed_is_transient() {
         })))
         .mount(&server)
         .await;
-    let (message, _) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    let (message, _) = transient(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert!(message.contains("already exists"), "{message}");
 }
 
@@ -283,7 +224,7 @@ async fn other_422_is_permanent_with_githubs_message() {
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert!(message.contains("422"), "{message}");
     assert!(message.contains("Validation Failed"), "{message}");
     assert!(
@@ -303,13 +244,8 @@ async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
-    assert!(message.contains("GitHub refused the token"), "{message}");
-    assert!(message.contains("Bad credentials"), "{message}");
-    assert!(
-        message.contains("check the forge token for github.com"),
-        "{message}"
-    );
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
+    assert_token_refused(&message, "GitHub", "Bad credentials", "github.com");
 }
 
 #[tokio::test]
@@ -319,7 +255,7 @@ async fn not_found_and_forbidden_are_permanent() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert!(message.contains("404"), "{message}");
     assert!(message.contains("acme/widgets"), "{message}");
     assert!(message.contains("pull-request write access"), "{message}");
@@ -335,7 +271,7 @@ async fn not_found_and_forbidden_are_permanent() {
         })))
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert!(message.contains("403"), "{message}");
     assert!(message.contains("Resource not accessible"), "{message}");
 }
@@ -349,7 +285,7 @@ async fn server_error_is_transient() {
         .await;
     let result = run(&forge_at(&server.uri()), &spec()).await;
     assert!(result.as_ref().is_err_and(ForgeError::is_transient));
-    let (message, retry_after) = transient(result);
+    let (message, retry_after) = transient(result, TOKEN);
     assert!(message.contains("502"), "{message}");
     assert_eq!(retry_after, None);
 
@@ -358,7 +294,7 @@ async fn server_error_is_transient() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert_eq!(retry_after, None);
 }
 
@@ -378,7 +314,7 @@ async fn too_many_requests_with_retry_after_is_transient_with_the_wait() {
         result.as_ref().err().and_then(ForgeError::retry_after),
         Some(Duration::from_secs(30))
     );
-    let (message, _) = transient(result);
+    let (message, _) = transient(result, TOKEN);
     assert!(message.contains("rate limit"), "{message}");
 }
 
@@ -396,7 +332,7 @@ async fn exhausted_primary_rate_limit_waits_until_reset() {
         )
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
     assert!((110..=121).contains(&wait), "waited {wait}s");
 }
@@ -410,18 +346,14 @@ async fn secondary_rate_limit_403_without_headers_waits_a_minute() {
         })))
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert_eq!(retry_after, Some(Duration::from_secs(60)));
 }
 
 #[tokio::test]
 async fn redirect_to_another_host_is_refused() {
     let elsewhere = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(0)
-        .mount(&elsewhere)
-        .await;
+    never(method("GET"), &elsewhere).await;
     let server = MockServer::start().await;
     list_open("")
         .respond_with(ResponseTemplate::new(302).insert_header(
@@ -431,14 +363,9 @@ async fn redirect_to_another_host_is_refused() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(pull_json(1)))
-        .expect(0)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
-    assert!(message.contains("redirect to another host"), "{message}");
-    assert!(message.contains("api_url"), "{message}");
+    never(method("POST"), &server).await;
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
+    assert_redirect_refused(&message);
 }
 
 #[tokio::test]
@@ -533,19 +460,17 @@ async fn oversized_response_is_refused() {
         )
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&server.uri()), &spec()).await);
+    let message = permanent(run(&forge_at(&server.uri()), &spec()).await, TOKEN);
     assert!(message.contains("larger than"), "{message}");
 }
 
 #[tokio::test]
 async fn unreachable_api_is_transient() {
-    // Bind then drop a listener to get a loopback port nothing listens on.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let (message, _) =
-        transient(run(&forge_at(&format!("http://127.0.0.1:{port}")), &spec()).await);
+    let port = unused_port();
+    let (message, _) = transient(
+        run(&forge_at(&format!("http://127.0.0.1:{port}")), &spec()).await,
+        TOKEN,
+    );
     assert!(
         message.contains("cannot reach the GitHub API for github.com"),
         "{message}"
@@ -555,16 +480,12 @@ async fn unreachable_api_is_transient() {
 #[tokio::test]
 async fn a_non_github_path_is_refused_before_any_request() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("GET"), &server).await;
     let spec = PullRequestSpec {
         owner: "group/subgroup".to_owned(),
         ..spec()
     };
-    let message = permanent(run(&forge_at(&server.uri()), &spec).await);
+    let message = permanent(run(&forge_at(&server.uri()), &spec).await, TOKEN);
     assert!(message.contains("OWNER/NAME"), "{message}");
 }
 
@@ -572,14 +493,7 @@ async fn a_non_github_path_is_refused_before_any_request() {
 fn api_url_validation() {
     let token = || SecretString::from(TOKEN);
     let build = |url: &str, allow_http: bool| {
-        GithubForge::new(
-            url,
-            "github.com",
-            token(),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
-        )
+        GithubForge::new(unsent_endpoint(url, "github.com", allow_http), token())
     };
     assert_eq!(
         build("https://api.github.com", false)
@@ -588,23 +502,16 @@ fn api_url_validation() {
         Some("https://api.github.com/".to_owned())
     );
     assert!(build("https://ghe.example.com/api/v3", false).is_ok());
-    let http = build("http://127.0.0.1:9/api", false)
-        .err()
-        .map(|e| e.to_string());
-    assert!(http.is_some_and(|e| e.contains("clear text")));
+    let http = refusal(build("http://127.0.0.1:9/api", false));
+    assert!(http.contains("clear text"), "{http}");
     assert!(build("ftp://api.github.com", true).is_err());
     assert!(build("https://user:pw@api.github.com", false).is_err());
     assert!(build("https://api.github.com/?x=1", false).is_err());
     assert!(build("not a url", false).is_err());
-    let bad_token = GithubForge::new(
-        "https://api.github.com",
-        "github.com",
+    let message = refusal(GithubForge::new(
+        unsent_endpoint("https://api.github.com", "github.com", false),
         SecretString::from("tok\nen"),
-        Duration::from_secs(1),
-        false,
-        EgressPolicy::allow_all(),
-    );
-    let message = bad_token.err().map(|e| e.to_string()).unwrap_or_default();
+    ));
     assert!(
         message.contains("HTTP header") && !message.contains("tok\nen"),
         "{message}"
@@ -613,25 +520,14 @@ fn api_url_validation() {
 
 #[test]
 fn debug_redacts_the_token() {
-    let forge = forge_at("https://api.github.com");
-    let debug = format!("{forge:?}");
-    assert!(!debug.contains(TOKEN), "{debug}");
-    assert!(debug.contains("REDACTED"), "{debug}");
-}
-
-fn pull_ref() -> crate::forge::PullRequestRef {
-    crate::forge::PullRequestRef {
-        owner: "acme".to_owned(),
-        repo: "widgets".to_owned(),
-        number: 7,
-    }
+    assert_debug_redacted(&forge_at("https://api.github.com"), TOKEN);
 }
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Github(forge_at(&server.uri()));
-    for (answer, expected) in [
+    let cases = vec![
         (
             json!({"number": 7, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": null}),
             ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
@@ -649,41 +545,22 @@ async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
             json!({"number": 7, "state": "open", "merged": false, "mergeable": null}),
             ObservedState::Open,
         ),
-    ] {
-        server.reset().await;
-        github("GET", "/repos/acme/widgets/pulls/7")
-            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let state = forge.pull_request_state(&pull_ref()).await;
-        assert_eq!(state, Ok(Some(expected)), "{answer}");
-    }
+    ];
+    let read = || github("GET", "/repos/acme/widgets/pulls/7");
+    let target = pull_ref("acme", "widgets", 7);
+    assert_states(&server, &forge, &target, read, cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_github_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Github(forge_at(&server.uri()));
-    github("PATCH", "/repos/acme/widgets/pulls/7")
-        .and(body_json(
-            json!({"title": spec().title, "body": spec().body}),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"number": 7})))
-        .expect(1)
-        .mount(&server)
+    let edit = github("PATCH", "/repos/acme/widgets/pulls/7").and(body_json(
+        json!({"title": spec().title, "body": spec().body}),
+    ));
+    let edited = ResponseTemplate::new(200).set_body_json(json!({"number": 7}));
+    let comment = github("POST", "/repos/acme/widgets/issues/7/comments");
+    let target = pull_ref("acme", "widgets", 7);
+    assert_updated_and_commented(&server, &forge, (&spec(), &target), (edit, edited), comment)
         .await;
-    github("POST", "/repos/acme/widgets/issues/7/comments")
-        .and(body_json(json!({"body": "not refreshed"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    assert_eq!(forge.update_pull_request(&spec(), 7).await, Ok(()));
-    assert_eq!(
-        forge
-            .comment_on_pull_request(&pull_ref(), "not refreshed")
-            .await,
-        Ok(())
-    );
 }

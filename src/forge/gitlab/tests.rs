@@ -6,31 +6,27 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, header, method, query_param};
+use wiremock::{MockBuilder, MockServer, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
+use crate::forge::test_harness::{
+    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_refused, assert_states,
+    assert_token_refused, assert_updated_and_commented, built, endpoint, never, permanent,
+    pull_ref, refusal, run, transient, unsent_endpoint, unused_port,
+};
 
 const TOKEN: &str = "glpat-test_token_value";
-const BRANCH: &str = "remediator/ghsa-29mw-wpgm-hmr9-lodash";
 /// `acme/platform/web` as one path segment, as GitLab wants a project id.
 const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
-const TITLE: &str = "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]";
 
 fn forge_at(api_url: &str) -> GitlabForge {
-    match GitlabForge::new(
-        api_url,
-        "gitlab.example.com",
+    built(GitlabForge::new(
+        endpoint(api_url, "gitlab.example.com"),
         SecretString::from(TOKEN),
-        Duration::from_secs(5),
-        true,
-        EgressPolicy::allow_all(),
-    ) {
-        Ok(forge) => forge,
-        Err(e) => panic!("forge should build: {e:#}"),
-    }
+    ))
 }
 
 fn api(server: &MockServer) -> String {
@@ -39,27 +35,12 @@ fn api(server: &MockServer) -> String {
 
 /// A project in a subgroup, the case GitHub-shaped code gets wrong.
 fn spec() -> PullRequestSpec {
-    PullRequestSpec {
-        owner: "acme/platform".to_owned(),
-        repo: "web".to_owned(),
-        head_branch: BRANCH.to_owned(),
-        base_branch: "main".to_owned(),
-        title: TITLE.to_owned(),
-        body: "This merge request remediates ...".to_owned(),
-        labels: vec!["security".to_owned(), "dependencies".to_owned()],
-        draft: false,
-    }
+    test_harness::spec("acme/platform", "web", "This merge request remediates ...")
 }
 
 /// A mock that only matches with GitLab's token header and our User-Agent.
 fn gitlab(http_method: &str, request_path: &str) -> MockBuilder {
-    Mock::given(method(http_method))
-        .and(path(request_path))
-        .and(header("PRIVATE-TOKEN", TOKEN))
-        .and(header(
-            "User-Agent",
-            concat!("remediator/", env!("CARGO_PKG_VERSION")),
-        ))
+    test_harness::api_mock(http_method, request_path, "PRIVATE-TOKEN", TOKEN)
 }
 
 fn list_open() -> MockBuilder {
@@ -92,36 +73,6 @@ fn mr_json(iid: u64) -> serde_json::Value {
         "target_branch": "main",
         "web_url": format!("https://gitlab.example.com/acme/platform/web/-/merge_requests/{iid}"),
     })
-}
-
-async fn run(
-    forge: &GitlabForge,
-    spec: &PullRequestSpec,
-) -> Result<Option<PullRequest>, ForgeError> {
-    forge.open_or_reuse(spec).await
-}
-
-fn permanent(result: Result<Option<PullRequest>, ForgeError>) -> String {
-    match result {
-        Err(ForgeError::Permanent(message)) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            message
-        }
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
-}
-
-fn transient(result: Result<Option<PullRequest>, ForgeError>) -> (String, Option<Duration>) {
-    match result {
-        Err(ForgeError::Transient {
-            message,
-            retry_after,
-        }) => {
-            assert!(!message.contains(TOKEN), "token leaked: {message}");
-            (message, retry_after)
-        }
-        other => panic!("expected a transient error, got {other:?}"),
-    }
 }
 
 #[tokio::test]
@@ -193,8 +144,11 @@ async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field
 
 #[test]
 fn draft_prefix_is_not_doubled_and_comma_labels_are_dropped() {
-    assert_eq!(draft_title("fix x"), "Draft: fix x");
-    assert_eq!(draft_title("Draft: fix x"), "Draft: fix x");
+    assert_eq!(wire::draft_title(DRAFT_PREFIX, "fix x"), "Draft: fix x");
+    assert_eq!(
+        wire::draft_title(DRAFT_PREFIX, "Draft: fix x"),
+        "Draft: fix x"
+    );
     assert_eq!(
         label_list(&["security".to_owned(), "a,b".to_owned(), " deps ".to_owned()]),
         Some("security,deps".to_owned())
@@ -211,11 +165,7 @@ async fn reuses_an_open_merge_request_without_creating() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(99)))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("POST"), &server).await;
 
     let mr = run(&forge_at(&api(&server)), &spec()).await;
     assert_eq!(
@@ -293,7 +243,7 @@ async fn duplicate_409_but_nothing_listed_is_transient() {
         })))
         .mount(&server)
         .await;
-    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("already exists"), "{message}");
 }
 
@@ -311,7 +261,7 @@ async fn validation_errors_are_permanent_with_gitlabs_message() {
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("422"), "{message}");
     assert!(
         message.contains("source_branch does not exist"),
@@ -329,7 +279,7 @@ async fn validation_errors_are_permanent_with_gitlabs_message() {
         )
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(
         message.contains("400") && message.contains("title is missing"),
         "{message}"
@@ -346,13 +296,8 @@ async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
         .expect(1)
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
-    assert!(message.contains("GitLab refused the token"), "{message}");
-    assert!(message.contains("401 Unauthorized"), "{message}");
-    assert!(
-        message.contains("check the forge token for gitlab.example.com"),
-        "{message}"
-    );
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    assert_token_refused(&message, "GitLab", "401 Unauthorized", "gitlab.example.com");
 }
 
 #[tokio::test]
@@ -364,7 +309,7 @@ async fn not_found_and_forbidden_are_permanent() {
         )
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("404"), "{message}");
     assert!(message.contains("acme/platform/web"), "{message}");
     assert!(message.contains("gitlab.example.com"), "{message}");
@@ -378,7 +323,7 @@ async fn not_found_and_forbidden_are_permanent() {
         .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "403 Forbidden"})))
         .mount(&server)
         .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("403 Forbidden"), "{message}");
     assert!(message.contains("Developer access"), "{message}");
 }
@@ -390,7 +335,7 @@ async fn server_errors_are_transient() {
         .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
         .mount(&server)
         .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("502"), "{message}");
     assert_eq!(retry_after, None);
 
@@ -399,7 +344,7 @@ async fn server_errors_are_transient() {
         .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "12"))
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert_eq!(retry_after, Some(Duration::from_secs(12)));
 }
 
@@ -416,7 +361,7 @@ async fn too_many_requests_waits_as_told() {
         )
         .mount(&server)
         .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     assert!(message.contains("rate limit"), "{message}");
     assert_eq!(retry_after, Some(Duration::from_secs(30)));
 
@@ -429,7 +374,7 @@ async fn too_many_requests_waits_as_told() {
         )
         .mount(&server)
         .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await);
+    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
     let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
     assert!((80..=91).contains(&wait), "waited {wait}s");
 }
@@ -437,11 +382,7 @@ async fn too_many_requests_waits_as_told() {
 #[tokio::test]
 async fn redirect_to_another_host_is_refused() {
     let elsewhere = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(0)
-        .mount(&elsewhere)
-        .await;
+    never(method("GET"), &elsewhere).await;
     let server = MockServer::start().await;
     list_open()
         .respond_with(ResponseTemplate::new(302).insert_header(
@@ -451,14 +392,9 @@ async fn redirect_to_another_host_is_refused() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(1)))
-        .expect(0)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await);
-    assert!(message.contains("redirect to another host"), "{message}");
-    assert!(message.contains("api_url"), "{message}");
+    never(method("POST"), &server).await;
+    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    assert_redirect_refused(&message);
 }
 
 #[tokio::test]
@@ -485,16 +421,14 @@ async fn a_top_level_project_and_a_trailing_slash_in_api_url() {
 
 #[tokio::test]
 async fn unreachable_api_is_transient() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = unused_port();
     let (message, _) = transient(
         run(
             &forge_at(&format!("http://127.0.0.1:{port}/api/v4")),
             &spec(),
         )
         .await,
+        TOKEN,
     );
     assert!(
         message.contains("cannot reach the GitLab API for gitlab.example.com"),
@@ -505,17 +439,13 @@ async fn unreachable_api_is_transient() {
 #[tokio::test]
 async fn a_path_without_a_group_is_refused_before_any_request() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(0)
-        .mount(&server)
-        .await;
+    never(method("GET"), &server).await;
     for owner in ["", "acme//sub", "acme/.."] {
         let spec = PullRequestSpec {
             owner: owner.to_owned(),
             ..spec()
         };
-        let message = permanent(run(&forge_at(&api(&server)), &spec).await);
+        let message = permanent(run(&forge_at(&api(&server)), &spec).await, TOKEN);
         assert!(message.contains("GROUP[/SUBGROUP...]/NAME"), "{message}");
     }
 }
@@ -524,12 +454,8 @@ async fn a_path_without_a_group_is_refused_before_any_request() {
 fn api_url_validation_and_redacted_debug() {
     let build = |url: &str, allow_http: bool| {
         GitlabForge::new(
-            url,
-            "gitlab.example.com",
+            unsent_endpoint(url, "gitlab.example.com", allow_http),
             SecretString::from(TOKEN),
-            Duration::from_secs(1),
-            allow_http,
-            EgressPolicy::allow_all(),
         )
     };
     assert_eq!(
@@ -538,29 +464,14 @@ fn api_url_validation_and_redacted_debug() {
             .ok(),
         Some("https://gitlab.com/api/v4".to_owned())
     );
-    let http = build("http://gitlab.example.com/api/v4", false)
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let http = refusal(build("http://gitlab.example.com/api/v4", false));
     assert!(
         http.contains("clear text") && http.contains("GitLab"),
         "{http}"
     );
     assert!(build("https://u:p@gitlab.example.com/api/v4", false).is_err());
 
-    let debug = format!("{:?}", forge_at("https://gitlab.example.com/api/v4"));
-    assert!(
-        !debug.contains(TOKEN) && debug.contains("REDACTED"),
-        "{debug}"
-    );
-}
-
-fn merge_request_ref() -> crate::forge::PullRequestRef {
-    crate::forge::PullRequestRef {
-        owner: "acme/platform".to_owned(),
-        repo: "web".to_owned(),
-        number: 17,
-    }
+    assert_debug_redacted(&forge_at("https://gitlab.example.com/api/v4"), TOKEN);
 }
 
 #[tokio::test]
@@ -568,7 +479,7 @@ async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Gitlab(forge_at(&api(&server)));
     let one = format!("{PROJECT}/merge_requests/17");
-    for (answer, expected) in [
+    let cases = vec![
         (
             json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
             ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
@@ -586,41 +497,21 @@ async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
             ObservedState::Open,
         ),
         (json!({"iid": 17, "state": "locked"}), ObservedState::Open),
-    ] {
-        server.reset().await;
-        gitlab("GET", &one)
-            .respond_with(ResponseTemplate::new(200).set_body_json(answer.clone()))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let state = forge.pull_request_state(&merge_request_ref()).await;
-        assert_eq!(state, Ok(Some(expected)), "{answer}");
-    }
+    ];
+    let target = pull_ref("acme/platform", "web", 17);
+    assert_states(&server, &forge, &target, || gitlab("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_merge_request_is_updated_and_commented_on_as_gitlab_documents_it() {
     let server = MockServer::start().await;
     let forge = AnyForge::Gitlab(forge_at(&api(&server)));
-    gitlab("PUT", &format!("{PROJECT}/merge_requests/17"))
-        .and(body_json(
-            json!({"title": TITLE, "description": "This merge request remediates ..."}),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"iid": 17})))
-        .expect(1)
-        .mount(&server)
+    let edit = gitlab("PUT", &format!("{PROJECT}/merge_requests/17")).and(body_json(
+        json!({"title": TITLE, "description": "This merge request remediates ..."}),
+    ));
+    let edited = ResponseTemplate::new(200).set_body_json(json!({"iid": 17}));
+    let comment = gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"));
+    let target = pull_ref("acme/platform", "web", 17);
+    assert_updated_and_commented(&server, &forge, (&spec(), &target), (edit, edited), comment)
         .await;
-    gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"))
-        .and(body_json(json!({"body": "not refreshed"})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    assert_eq!(forge.update_pull_request(&spec(), 17).await, Ok(()));
-    assert_eq!(
-        forge
-            .comment_on_pull_request(&merge_request_ref(), "not refreshed")
-            .await,
-        Ok(())
-    );
 }

@@ -1,16 +1,16 @@
 //! Step `lock`: writes the patch into the clone, has the ecosystem's own tool update
 //! the lock files that cover them (in the sandbox), and reads the result back to prove the
 //! vulnerable version is gone. It reads as prepare ([`prepare`]) -> update -> escalate when
-//! a lock-only update moved nothing ([`escalate`]) -> describe ([`describe`]). A vulnerable copy left, or a lock file that could not be
-//! updated under `lockfiles.update = "best_effort"`, makes the pull request a draft that says
+//! a lock-only update moved nothing ([`escalate`]) -> describe ([`describe`]). A vulnerable
+//! copy left, or a lock file that could not be updated under `lockfiles.update = "best_effort"`, makes the pull request a draft that says
 //! so (or fails the job, per `worker.require_verified_fix`).
 
 use super::GitLoad;
 use super::clone::Checkout;
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::LabelledLine;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
+use crate::pr_text::LabelledLine;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
 use crate::worker::pipeline::Pipeline;
@@ -126,8 +126,8 @@ fn parent_dir_chain(path: &str) -> Vec<String> {
 
 impl Locked {
     /// What the pull request says about the lock step.
-    pub fn pr_facts(&self) -> crate::forge::pr_text::LockFacts<'_> {
-        crate::forge::pr_text::LockFacts {
+    pub fn pr_facts(&self) -> crate::pr_text::LockFacts<'_> {
+        crate::pr_text::LockFacts {
             verification: self.verification.as_ref(),
             strategy: &self.strategy_lines,
             draft_reason: self.draft_reason.as_deref(),

@@ -9,11 +9,11 @@ use super::lock::Locked;
 use super::pull_request::Opened;
 use super::test::Tested;
 use crate::db::fixes::CoveredWriteBack;
-use crate::forge::pr_text::LabelledLine;
 use crate::forge::{Forge, ResolvedRepository};
 use crate::git::PushOutcome;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::FixPlan;
+use crate::pr_text::LabelledLine;
 use crate::worker::patcher::ProposedPatch;
 
 /// A finished job: what goes into the operation's output and onto the assessments.

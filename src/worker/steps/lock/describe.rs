@@ -9,8 +9,8 @@ use super::prepare::Prepared;
 use super::{Locked, STEP};
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::{self, Fixes, LockOutcome, Verification};
+use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 

@@ -7,9 +7,9 @@
 use super::escalate::{Blocked, blocked};
 use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::Fixes;
 use crate::lockfile::overrides::{self, Manager};
+use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;

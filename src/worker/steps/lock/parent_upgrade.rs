@@ -12,11 +12,11 @@ use std::path::Path;
 
 use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
-use crate::forge::pr_text::{Label, LabelledLine};
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::transitive::LockedCopies;
 use crate::lockfile::{self, Fixes, cargo_upgrade, npm_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
+use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
 use crate::worker::pipeline::Pipeline;

@@ -1,16 +1,16 @@
-//! Whether a project's repository can be remediated at all, judged from the catalog alone
-//! (no network): the URL passes [`RepositoryUrl::parse`] under the configured scheme policy,
-//! an IP-literal host passes the egress policy, and the default branch passes
-//! [`check_branch_name`]. `remediator import` runs this before storing a project and the intake
-//! before queueing a job; the worker runs the same functions (`ForgeRegistry::resolve`,
-//! `git::check_remote`, the clone), so a repository accepted here is refused later only for
-//! what needs the network or the forge config: an unknown host, DNS answers, the git server.
+//! The admission check of the intake and the import: whether a project's repository can be
+//! remediated at all, judged from the catalog alone (no network): the URL passes
+//! [`RepositoryUrl::parse`] under the configured scheme policy, an IP-literal host passes the
+//! egress policy, and the default branch passes [`check_branch_name`]. `remediator import` runs
+//! this before storing a project and the intake before queueing a job; the worker runs the same
+//! functions (`ForgeRegistry::resolve`, `git::check_remote`, the clone), so a repository accepted
+//! here is refused later only for what needs the network or the forge config: an unknown host, DNS
+//! answers, the git server.
 
 use crate::egress::{BlockedAddress, EgressPolicy, split_authority};
+use crate::forge::repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
+use crate::forge::settings::UrlPolicy;
 use crate::git::check_branch_name;
-
-use super::repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
-use super::settings::UrlPolicy;
 
 /// The settings the check depends on: `git.allow_http` / `git.allow_file` and
 /// `security.allow_private_networks`, exactly as the worker applies them.

@@ -40,6 +40,15 @@ pub fn section(report: &TestsReport) -> String {
         }
         TestOutcome::Passed | TestOutcome::Regressed => {}
     }
+    let _ = writeln!(out, "{}\n", how_they_ran(report));
+    runs(&mut out, report);
+    regressions(&mut out, report);
+    pre_existing_failures(&mut out, report);
+    out
+}
+
+/// "`npm test` (from package.json scripts.test), after `npm ci`, in Remediator's sandbox: ...".
+fn how_they_ran(report: &TestsReport) -> String {
     let command = report.command.as_deref().unwrap_or("");
     let install = report
         .install
@@ -51,12 +60,15 @@ pub fn section(report: &TestsReport) -> String {
         .as_deref()
         .map(|s| format!(" (from {})", escape(s)))
         .unwrap_or_default();
-    let _ = writeln!(
-        out,
+    format!(
         "{}{source}{install}, in Remediator's sandbox: the install reaches the package \
-         registries only, the tests run with no network and no secret.\n",
+         registries only, the tests run with no network and no secret.",
         code_span(command)
-    );
+    )
+}
+
+/// Both runs' summaries, the comparison's note and the repair rounds.
+fn runs(out: &mut String, report: &TestsReport) {
     if let Some(main) = &report.main {
         let _ = writeln!(out, "- **Default branch:** {}", summary(main));
     }
@@ -69,50 +81,58 @@ pub fn section(report: &TestsReport) -> String {
     if !report.repair_rounds.is_empty() {
         let _ = writeln!(out, "\n{}", repair_line(report));
     }
-    if !report.regressions.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n**Draft:** these tests pass on the default branch and fail with this change:\n"
-        );
-        for regression in report.regressions.iter().take(MAX_QUOTED) {
-            let _ = writeln!(out, "**{}**\n", escape(&regression.name));
-            let _ = writeln!(out, "{}", code_block(&regression.output));
-        }
-        if report.regressions.len() > MAX_QUOTED {
-            let _ = writeln!(
-                out,
-                "… and {} more.\n",
-                report.regressions.len() - MAX_QUOTED
-            );
-        }
-    } else {
+}
+
+/// The regressions, each with its output (the first [`MAX_QUOTED`]), or that there is none.
+fn regressions(out: &mut String, report: &TestsReport) {
+    if report.regressions.is_empty() {
         let _ = writeln!(
             out,
             "\nNo test that passes on the default branch fails with this change."
         );
+        return;
     }
-    if !report.pre_existing_failures.is_empty() {
-        let names: Vec<String> = report
-            .pre_existing_failures
-            .iter()
-            .take(MAX_NAMED)
-            .map(|n| escape(n))
-            .collect();
-        let more = match report.pre_existing_failures.len() > MAX_NAMED {
-            true => format!(
-                " and {} more",
-                report.pre_existing_failures.len() - MAX_NAMED
-            ),
-            false => String::new(),
-        };
+    let _ = writeln!(
+        out,
+        "\n**Draft:** these tests pass on the default branch and fail with this change:\n"
+    );
+    for regression in report.regressions.iter().take(MAX_QUOTED) {
+        let _ = writeln!(out, "**{}**\n", escape(&regression.name));
+        let _ = writeln!(out, "{}", code_block(&regression.output));
+    }
+    if report.regressions.len() > MAX_QUOTED {
         let _ = writeln!(
             out,
-            "\nAlready failing on the default branch (not caused by this change; not \
-             blocking): {}{more}.",
-            names.join(", ")
+            "… and {} more.\n",
+            report.regressions.len() - MAX_QUOTED
         );
     }
-    out
+}
+
+/// The tests already failing on the default branch, the first [`MAX_NAMED`] named.
+fn pre_existing_failures(out: &mut String, report: &TestsReport) {
+    if report.pre_existing_failures.is_empty() {
+        return;
+    }
+    let names: Vec<String> = report
+        .pre_existing_failures
+        .iter()
+        .take(MAX_NAMED)
+        .map(|n| escape(n))
+        .collect();
+    let more = match report.pre_existing_failures.len() > MAX_NAMED {
+        true => format!(
+            " and {} more",
+            report.pre_existing_failures.len() - MAX_NAMED
+        ),
+        false => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "\nAlready failing on the default branch (not caused by this change; not \
+         blocking): {}{more}.",
+        names.join(", ")
+    );
 }
 
 /// "Repair rounds: 2 (the LLM edited src/a.js; refused: 1); the tests pass after the repair."

@@ -4,6 +4,7 @@
 //! LLM output, so everything from outside is escaped before it enters markdown: it can
 //! describe the vulnerability but cannot add links, HTML, headings or @-mentions.
 
+// Writing to a String cannot fail: the results of `write!` in this module are ignored on purpose.
 use std::fmt::Write as _;
 
 mod lock_notes;
@@ -103,9 +104,29 @@ pub fn body(f: &PrFacts) -> String {
 /// The body without its footer: what one package's part of a grouped pull request says.
 fn sections(f: &PrFacts) -> String {
     let mut out = String::new();
+    intro(&mut out, f);
+    vulnerability(&mut out, f);
+    also_fixed(&mut out, f.also_fixes);
+    if !f.not_fixed.is_empty() {
+        out.push_str("\n### Not fixed by this change\n\n");
+        not_fixed_list(&mut out, f.not_fixed);
+    }
+    why(&mut out, f);
+    what_changed(&mut out, f.changed_files);
+    how_it_was_made(&mut out, f);
+    for paragraph in f.lock.paragraphs(f.package) {
+        let _ = writeln!(out, "\n{paragraph}");
+    }
+    if let Some(tests) = f.tests {
+        let _ = write!(out, "\n{}", test_notes::section(tests));
+    }
+    out
+}
+
+/// The opening sentence: the advisories this change remediates, linked.
+fn intro(out: &mut String, f: &PrFacts) {
     let package = escape(f.package);
     let ecosystem = escape(f.ecosystem);
-    // Writing to a String cannot fail; the results are ignored on purpose.
     let mut links = vec![advisory_link(f.vulnerability_id)];
     links.extend(
         f.also_fixes
@@ -126,7 +147,10 @@ fn sections(f: &PrFacts) -> String {
             links.join(", ")
         )
     };
+}
 
+/// "### Vulnerability": id, aliases, severity, package and the version change.
+fn vulnerability(out: &mut String, f: &PrFacts) {
     out.push_str("### Vulnerability\n\n");
     let _ = writeln!(out, "- **ID:** {}", advisory_link(f.vulnerability_id));
     if !f.aliases.is_empty() {
@@ -134,7 +158,12 @@ fn sections(f: &PrFacts) -> String {
         let _ = writeln!(out, "- **Aliases:** {}", aliases.join(", "));
     }
     let _ = writeln!(out, "- **Severity:** {}", escape(f.severity));
-    let _ = writeln!(out, "- **Package:** {package} ({ecosystem})");
+    let _ = writeln!(
+        out,
+        "- **Package:** {} ({})",
+        escape(f.package),
+        escape(f.ecosystem)
+    );
     match f.to_version {
         Some(to) => {
             let _ = writeln!(
@@ -152,42 +181,50 @@ fn sections(f: &PrFacts) -> String {
             );
         }
     }
+}
 
-    if !f.also_fixes.is_empty() {
-        out.push_str("\n### Also fixed by this change\n\n");
-        for other in f.also_fixes {
-            let aliases: Vec<String> = other.aliases.iter().map(|a| advisory_link(a)).collect();
-            let aliases = if aliases.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", aliases.join(", "))
-            };
-            let summary = other.summary.trim();
-            let summary = if summary.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", escape(&one_line(summary)))
-            };
-            let _ = writeln!(
-                out,
-                "- {}{aliases}, severity {}{summary}",
-                advisory_link(other.vulnerability_id),
-                escape(other.severity)
-            );
-        }
+/// "### Also fixed by this change": the package's other advisories, when there are any.
+fn also_fixed(out: &mut String, also_fixes: &[OtherAdvisory]) {
+    if also_fixes.is_empty() {
+        return;
     }
-    if !f.not_fixed.is_empty() {
-        out.push_str("\n### Not fixed by this change\n\n");
-        for left in f.not_fixed {
-            let _ = writeln!(
-                out,
-                "- {}: {}",
-                advisory_link(left.vulnerability_id),
-                escape(left.reason)
-            );
-        }
+    out.push_str("\n### Also fixed by this change\n\n");
+    for other in also_fixes {
+        let aliases: Vec<String> = other.aliases.iter().map(|a| advisory_link(a)).collect();
+        let aliases = if aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", aliases.join(", "))
+        };
+        let summary = other.summary.trim();
+        let summary = if summary.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", escape(&one_line(summary)))
+        };
+        let _ = writeln!(
+            out,
+            "- {}{aliases}, severity {}{summary}",
+            advisory_link(other.vulnerability_id),
+            escape(other.severity)
+        );
     }
+}
 
+/// One line per advisory left unfixed, with why (under a heading the caller writes).
+fn not_fixed_list(out: &mut String, not_fixed: &[NotFixed]) {
+    for left in not_fixed {
+        let _ = writeln!(
+            out,
+            "- {}: {}",
+            advisory_link(left.vulnerability_id),
+            escape(left.reason)
+        );
+    }
+}
+
+/// "### Why": the advisory's summary, then how the change fixes it.
+fn why(out: &mut String, f: &PrFacts) {
     out.push_str("\n### Why\n\n");
     let summary = f.summary.trim();
     if summary.is_empty() {
@@ -214,22 +251,28 @@ fn sections(f: &PrFacts) -> String {
     if let Some(how) = how {
         let _ = writeln!(out, "\n**How the change fixes it:**\n\n{how}");
     }
+}
 
+/// "### What changed": the changed files, the first [`MAX_LISTED_FILES`] of them.
+fn what_changed(out: &mut String, changed_files: &[String]) {
     out.push_str("\n### What changed\n\n");
-    if f.changed_files.is_empty() {
+    if changed_files.is_empty() {
         out.push_str("- (no files listed)\n");
     }
-    for file in f.changed_files.iter().take(MAX_LISTED_FILES) {
+    for file in changed_files.iter().take(MAX_LISTED_FILES) {
         let _ = writeln!(out, "- {}", escape(file));
     }
-    if f.changed_files.len() > MAX_LISTED_FILES {
+    if changed_files.len() > MAX_LISTED_FILES {
         let _ = writeln!(
             out,
             "- … and {} more",
-            f.changed_files.len() - MAX_LISTED_FILES
+            changed_files.len() - MAX_LISTED_FILES
         );
     }
+}
 
+/// "### How this change was made": the model and its confidence, or the deterministic bump.
+fn how_it_was_made(out: &mut String, f: &PrFacts) {
     out.push_str("\n### How this change was made\n\n");
     match f.written_by_llm {
         Some(model) => {
@@ -250,13 +293,6 @@ fn sections(f: &PrFacts) -> String {
             );
         }
     }
-    for paragraph in f.lock.paragraphs(f.package) {
-        let _ = writeln!(out, "\n{paragraph}");
-    }
-    if let Some(tests) = f.tests {
-        let _ = write!(out, "\n{}", test_notes::section(tests));
-    }
-    out
 }
 
 fn footer(operation_id: uuid::Uuid) -> String {
@@ -337,14 +373,7 @@ pub fn group_body(
     }
     if !not_fixed.is_empty() {
         out.push_str("\n## Not fixed by this change\n\n");
-        for left in not_fixed {
-            let _ = writeln!(
-                out,
-                "- {}: {}",
-                advisory_link(left.vulnerability_id),
-                escape(left.reason)
-            );
-        }
+        not_fixed_list(&mut out, not_fixed);
     }
     if let Some(tests) = tests {
         let _ = write!(out, "\n{}", test_notes::section(tests));
@@ -464,75 +493,18 @@ pub fn escape(text: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let next = |n: usize| chars.get(i + n).copied();
-        match c {
-            '\n' => {
-                out.push('\n');
-                line_start = true;
-                i += 1;
-                continue;
-            }
-            '@' => out.push_str("\\@\u{200B}"),
-            '\t' => out.push(' '),
-            c if c.is_control() => {}
-            // Unicode bidi overrides can make text read differently than it is.
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '&' | '|' | '~' | '$' => {
-                out.push('\\');
-                out.push(c);
-            }
-            // A heading, or a list item, thematic break or setext underline: the marker is
-            // followed by a space, the end of the line, or more of itself.
-            '#' | '>' if line_start => {
-                out.push('\\');
-                out.push(c);
-            }
-            '+' | '-' | '='
-                if line_start
-                    && next(1).is_none_or(|n| n == ' ' || n == '\t' || n == '\n' || n == c) =>
-            {
-                out.push('\\');
-                out.push(c);
-            }
-            ':' if next(1) == Some('/') && next(2) == Some('/') => {
-                out.push_str("\\:\\/\\/");
-                i += 3;
-                line_start = false;
-                continue;
-            }
-            'w' | 'W'
-                if (i == 0 || !chars[i - 1].is_alphanumeric())
-                    && chars.len() >= i + 4
-                    && chars[i..i + 3].iter().all(|w| w.eq_ignore_ascii_case(&'w'))
-                    && chars[i + 3] == '.' =>
-            {
-                out.extend(&chars[i..i + 3]);
-                out.push_str("\\.");
-                i += 4;
-                line_start = false;
-                continue;
-            }
-            c if c.is_ascii_digit() && line_start => {
-                // An ordered list marker is digits then '.' or ')' at the start of a line.
-                let digits = chars[i..].iter().take_while(|d| d.is_ascii_digit()).count();
-                out.extend(&chars[i..i + digits]);
-                i += digits;
-                let ends_marker = chars
-                    .get(i + 1)
-                    .is_none_or(|n| matches!(n, ' ' | '\t' | '\n'));
-                if let Some(marker @ ('.' | ')')) = chars.get(i).copied()
-                    && ends_marker
-                {
-                    out.push('\\');
-                    out.push(marker);
-                    i += 1;
-                }
-                line_start = false;
-                continue;
-            }
-            ' ' if line_start => out.push(' '),
-            c => out.push(c),
+        if c == '\n' {
+            out.push('\n');
+            line_start = true;
+            i += 1;
+            continue;
         }
+        if let Some(taken) = escape_run(&chars, i, line_start, &mut out) {
+            i += taken;
+            line_start = false;
+            continue;
+        }
+        escape_char(c, chars.get(i + 1).copied(), line_start, &mut out);
         // Leading spaces keep a line's start; anything else ends it.
         if c != ' ' {
             line_start = false;
@@ -540,6 +512,77 @@ pub fn escape(text: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// Escapes one character of [`escape`]'s input; `next` is the one after it.
+fn escape_char(c: char, next: Option<char>, line_start: bool, out: &mut String) {
+    match c {
+        '@' => out.push_str("\\@\u{200B}"),
+        '\t' => out.push(' '),
+        c if c.is_control() => {}
+        // Unicode bidi overrides can make text read differently than it is.
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
+        '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '&' | '|' | '~' | '$' => {
+            out.push('\\');
+            out.push(c);
+        }
+        // A heading, or a list item, thematic break or setext underline: the marker is
+        // followed by a space, the end of the line, or more of itself.
+        '#' | '>' if line_start => {
+            out.push('\\');
+            out.push(c);
+        }
+        '+' | '-' | '='
+            if line_start && next.is_none_or(|n| n == ' ' || n == '\t' || n == '\n' || n == c) =>
+        {
+            out.push('\\');
+            out.push(c);
+        }
+        c => out.push(c),
+    }
+}
+
+/// The runs of several characters that markdown would read as a link or a list marker, at
+/// `chars[i]`: writes them escaped and returns how many characters they took, or `None` when
+/// no such run starts there.
+fn escape_run(chars: &[char], i: usize, line_start: bool, out: &mut String) -> Option<usize> {
+    let next = |n: usize| chars.get(i + n).copied();
+    match chars[i] {
+        ':' if next(1) == Some('/') && next(2) == Some('/') => {
+            out.push_str("\\:\\/\\/");
+            Some(3)
+        }
+        'w' | 'W'
+            if (i == 0 || !chars[i - 1].is_alphanumeric())
+                && chars.len() >= i + 4
+                && chars[i..i + 3].iter().all(|w| w.eq_ignore_ascii_case(&'w'))
+                && chars[i + 3] == '.' =>
+        {
+            out.extend(&chars[i..i + 3]);
+            out.push_str("\\.");
+            Some(4)
+        }
+        c if c.is_ascii_digit() && line_start => Some(escape_line_number(&chars[i..], out)),
+        _ => None,
+    }
+}
+
+/// Digits at the start of a line, escaping the '.' or ')' after them that would make them an
+/// ordered list marker; returns how many characters that took.
+fn escape_line_number(chars: &[char], out: &mut String) -> usize {
+    let digits = chars.iter().take_while(|d| d.is_ascii_digit()).count();
+    out.extend(&chars[..digits]);
+    let ends_marker = chars
+        .get(digits + 1)
+        .is_none_or(|n| matches!(n, ' ' | '\t' | '\n'));
+    match chars.get(digits).copied() {
+        Some(marker @ ('.' | ')')) if ends_marker => {
+            out.push('\\');
+            out.push(marker);
+            digits + 1
+        }
+        _ => digits,
+    }
 }
 
 /// Text for a single-line context (the title): control characters and line breaks become

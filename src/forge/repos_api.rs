@@ -1,0 +1,118 @@
+//! The requests GitHub and Gitea make alike. Gitea (and Forgejo) copied GitHub's REST layout
+//! under `repos/{owner}/{repo}/`, so editing a pull request, reading where it stands,
+//! commenting on it and labelling it are the same calls with the same bodies on both. What
+//! differs stays with each forge: the statuses it answers an edit with, how it finds the open
+//! pull request of a branch, how it creates one, and how it words its errors
+//! ([`ForgeClient::status_error`]).
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+
+use super::http::{ApiClient, ForgeClient, is_ok};
+use super::wire::{AddLabels, NewComment, PullState, UpdatePull, encode};
+use super::{ForgeError, PullRequestSpec};
+use crate::lifecycle::fix_plan::ObservedState;
+
+/// `repos/{owner}/{repo}/{tail...}` under the API base.
+pub(crate) fn repo_endpoint(
+    client: &ApiClient,
+    spec: &PullRequestSpec,
+    tail: &[&str],
+) -> Result<Url, ForgeError> {
+    let mut segments = vec!["repos", spec.owner.as_str(), spec.repo.as_str()];
+    segments.extend_from_slice(tail);
+    client.endpoint(&segments)
+}
+
+/// "`doing` pull request #N of OWNER/NAME": what a message says the call was doing.
+fn about(doing: &str, spec: &PullRequestSpec, number: u64) -> String {
+    format!(
+        "{doing} pull request #{number} of {}/{}",
+        spec.owner, spec.repo
+    )
+}
+
+/// `PATCH repos/{owner}/{repo}/pulls/{number}` with the new title and the spec's body;
+/// `accepted` says which statuses answer a successful edit on this forge.
+pub(crate) async fn update_pull(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    number: u64,
+    title: &str,
+    accepted: fn(&StatusCode) -> bool,
+) -> Result<(), ForgeError> {
+    let context = about("updating", spec, number);
+    let url = repo_endpoint(forge.client(), spec, &["pulls", &number.to_string()])?;
+    let body = UpdatePull {
+        title,
+        body: &spec.body,
+    };
+    let body = encode(&body, "the pull request")?;
+    forge
+        .call(spec, Method::PATCH, url, Some(body), &context, accepted)
+        .await
+        .map(drop)
+}
+
+/// `GET repos/{owner}/{repo}/pulls/{number}`: open, conflicting, merged or closed.
+pub(crate) async fn pull_state(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    number: u64,
+) -> Result<ObservedState, ForgeError> {
+    let context = about("reading", spec, number);
+    let url = repo_endpoint(forge.client(), spec, &["pulls", &number.to_string()])?;
+    let reply = forge
+        .call(spec, Method::GET, url, None, &context, is_ok)
+        .await?;
+    let pull: PullState = forge.client().parse_json(&reply, &context)?;
+    Ok(pull.observed())
+}
+
+/// `POST repos/{owner}/{repo}/issues/{number}/comments`: a pull request is an issue there.
+pub(crate) async fn comment(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    number: u64,
+    body: &str,
+) -> Result<(), ForgeError> {
+    let context = about("commenting on", spec, number);
+    let body = encode(&NewComment { body }, "the comment")?;
+    post_to_issue(forge, spec, number, "comments", body, &context).await
+}
+
+/// `POST repos/{owner}/{repo}/issues/{number}/labels` with `labels` (names or ids, as the
+/// forge wants them).
+pub(crate) async fn add_labels<L: Serialize>(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    number: u64,
+    labels: &[L],
+) -> Result<(), ForgeError> {
+    let context = about("labelling", spec, number);
+    let body = encode(&AddLabels { labels }, "the labels")?;
+    post_to_issue(forge, spec, number, "labels", body, &context).await
+}
+
+/// `POST repos/{owner}/{repo}/issues/{number}/{what}`; any success will do.
+async fn post_to_issue(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    number: u64,
+    what: &str,
+    body: serde_json::Value,
+    context: &str,
+) -> Result<(), ForgeError> {
+    let url = repo_endpoint(forge.client(), spec, &["issues", &number.to_string(), what])?;
+    forge
+        .call(
+            spec,
+            Method::POST,
+            url,
+            Some(body),
+            context,
+            StatusCode::is_success,
+        )
+        .await
+        .map(drop)
+}
