@@ -358,7 +358,7 @@ async fn several_advisories_on_one_package_open_one_pull_request_listing_all() {
 
 /// A step hook that holds each job at the start of its push until `jobs` jobs are there, so
 /// they race for the package from the same point (at most 10 s).
-fn meet_at_push(jobs: usize) -> remediator::worker::pipeline::StepHook {
+fn meet_at_push(jobs: usize) -> remediator::worker::context::StepHook {
     let arrived = std::sync::Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
     std::sync::Arc::new(move |_, step| {
         if step != remediator::lifecycle::Step::Push {

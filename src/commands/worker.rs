@@ -15,10 +15,10 @@ use crate::patch::PatchPolicy;
 use crate::queue::topology::Topology;
 use crate::sandbox::Sandbox;
 use crate::shutdown::Shutdown;
+use crate::worker::context::Pipeline;
 use crate::worker::job::JobGuard;
 use crate::worker::memory_budget::GitBudget;
 use crate::worker::patcher::Patcher;
-use crate::worker::pipeline::Pipeline;
 use crate::worker::reconciler::Reconciler;
 use crate::worker::runner::Runner;
 

@@ -10,10 +10,12 @@
 use crate::ecosystem::Ecosystem;
 use serde_json::json;
 
+use super::context::Pipeline;
 use super::failure::StepFailure;
 use super::fix_lock::FixKey;
 use super::patcher::{PatchAuthor, ProposedPatch};
-use super::pipeline::Pipeline;
+use super::publish::{Publication, Published, publish};
+use super::steps::clone::Checkout;
 use super::steps::lock::Locked;
 use super::steps::test::Tested;
 use super::steps::write_back::{self, Finished, JobSuccess};
@@ -47,64 +49,15 @@ impl Pipeline {
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &target))
             .await?;
-
-        let mut fixed: Vec<Fixed> = Vec::new();
-        let mut left_out: Vec<Remaining> = Vec::new();
-        for package in plans {
-            let is_trigger = package.package == target.package_name;
-            let package_target = package_target(&target, &package);
-            let generated = driver
-                .step(
-                    Step::Generate,
-                    steps::generate::run(self, &checkout, &package_target),
-                )
-                .await;
-            let patch = match generated {
-                Ok(patch) => patch,
-                // Nothing was written yet: another package's failure leaves it out, named.
-                Err(failure) if !is_trigger && !failure.is_transient() => {
-                    left_out.extend(package.plan.covered.iter().map(|a| Remaining {
-                        advisory: a.clone(),
-                        reason: format!("{} was left out: {}", package.package, failure.describe()),
-                    }));
-                    continue;
-                }
-                Err(failure) => return Err(failure),
-            };
-            let locked = driver
-                .step(
-                    Step::Lock,
-                    steps::lock::run(self, &checkout, &package_target, &patch),
-                )
-                .await?;
-            fixed.push(Fixed {
-                package,
-                target: package_target,
-                patch,
-                locked,
-            });
-        }
+        let (fixed, left_out) = self.fix_packages(driver, &checkout, &target, plans).await?;
         let packages: Vec<PackagePlan> = fixed.iter().map(|f| f.package.clone()).collect();
         let mut plan = fix_plan::merge(&packages);
         plan.remaining.extend(left_out);
 
-        let mut changed_files: Vec<String> = Vec::new();
-        for f in &fixed {
-            let paths = f.patch.edits.iter().map(|e| &e.path);
-            for path in paths.chain(f.locked.changed.iter().map(|(path, _)| path)) {
-                // Packages of one manifest change the same files.
-                if !changed_files.contains(path) {
-                    changed_files.push(path.clone());
-                }
-            }
-        }
+        let changed_files = changed_files(&fixed);
         // One test run for the packages together: the branch's tree is all of them.
-        let tested = driver
-            .step(
-                Step::Test,
-                steps::test::run(self, &checkout, &changed_files, None),
-            )
-            .await?;
+        let test = steps::test::run(self, &checkout, &changed_files, None);
+        let tested = driver.step(Step::Test, test).await?;
         let (title, body) = text(&target.ecosystem, &fixed, &plan, &tested, operation_id);
         let message = format!(
             "{title}\n\nRemediates {} (operation {operation_id}).",
@@ -120,30 +73,6 @@ impl Pipeline {
             message,
         );
         let committed = driver.step(Step::Commit, commit_step).await?;
-        let key = FixKey {
-            project: target.project_id,
-            ecosystem: &target.ecosystem,
-            package: GROUP_KEY,
-            branch: &branch,
-        };
-        let push_step = steps::push::run(self, &checkout, &key, &plan, committed.commit);
-        let (pushed, fix_lock) = driver.step(Step::Push, push_step).await?;
-        let repository = checkout.repository;
-        drop(checkout.git);
-
-        // The cap counts the group as one pull request, like a package.
-        let group_target = RemediationTarget {
-            package_name: GROUP_KEY.to_owned(),
-            ..target.clone()
-        };
-        let (running, at_cap) =
-            match steps::pull_request::begin(self, driver, &group_target, &repository).await {
-                Ok(gate) => gate,
-                Err(failure) => {
-                    fix_lock.release().await;
-                    return Err(failure);
-                }
-            };
         let draft = tested.draft_reason.is_some()
             || fixed.iter().any(|f| {
                 f.locked.draft_reason.is_some()
@@ -151,43 +80,68 @@ impl Pipeline {
                         .confidence()
                         .is_some_and(|c| c < self.draft_below_confidence)
             });
-        let spec =
-            steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
-        let opened = steps::pull_request::run(&repository, &spec, at_cap, fix_lock, &plan).await?;
-        driver.end(running);
-
-        let running = driver.begin(Step::WriteBack).await?;
-        driver.end(running);
-        let per_package: Vec<serde_json::Value> = fixed
-            .iter()
-            .map(|f| {
-                json!({
-                    "package": f.package.package,
-                    "target_version": f.patch.target_version,
-                    "advisories": f.package.plan.advisory_ids(),
-                    "verification": f.locked.verification,
-                    "draft_reason": f.locked.draft_reason,
-                })
-            })
-            .collect();
-        let (patch, locked) = combined(fixed);
-        let mut success = write_back::success(Finished {
-            repository: &repository,
-            branch,
+        // The cap counts the group as one pull request, like a package.
+        let group_target = RemediationTarget {
+            package_name: GROUP_KEY.to_owned(),
+            ..target.clone()
+        };
+        let key = FixKey {
+            project: target.project_id,
+            ecosystem: &target.ecosystem,
+            package: GROUP_KEY,
+            branch: &branch,
+        };
+        let publication = Publication {
+            checkout,
+            key,
+            cap_target: &group_target,
+            target: &target,
             committed,
-            pushed,
-            patch,
-            locked,
-            tested,
-            opened,
             plan: &plan,
-            timings: driver.timings_json(),
-        });
-        if let Some(output) = success.output.as_object_mut() {
-            output.insert("group".to_owned(), json!("repository"));
-            output.insert("packages".to_owned(), json!(per_package));
+            draft,
+        };
+        let published = publish(self, driver, publication).await?;
+        let timings = driver.timings_json();
+        Ok(success(fixed, branch, published, tested, &plan, timings))
+    }
+
+    /// Generates and locks each package's fix in turn, in the same clone. A package other
+    /// than the trigger's whose fix cannot be written is left out, named, with its advisories.
+    async fn fix_packages(
+        &self,
+        driver: &mut StepDriver<'_>,
+        checkout: &Checkout,
+        target: &RemediationTarget,
+        plans: Vec<PackagePlan>,
+    ) -> Result<(Vec<Fixed>, Vec<Remaining>), StepFailure> {
+        let mut fixed: Vec<Fixed> = Vec::new();
+        let mut left_out: Vec<Remaining> = Vec::new();
+        for package in plans {
+            let is_trigger = package.package == target.package_name;
+            let package_target = package_target(target, &package);
+            let generate = steps::generate::run(self, checkout, &package_target);
+            let patch = match driver.step(Step::Generate, generate).await {
+                Ok(patch) => patch,
+                // Nothing was written yet: another package's failure leaves it out, named.
+                Err(failure) if !is_trigger && !failure.is_transient() => {
+                    left_out.extend(package.plan.covered.iter().map(|a| Remaining {
+                        advisory: a.clone(),
+                        reason: format!("{} was left out: {}", package.package, failure.describe()),
+                    }));
+                    continue;
+                }
+                Err(failure) => return Err(failure),
+            };
+            let lock = steps::lock::run(self, checkout, &package_target, &patch);
+            let locked = driver.step(Step::Lock, lock).await?;
+            fixed.push(Fixed {
+                package,
+                target: package_target,
+                patch,
+                locked,
+            });
         }
-        Ok(success)
+        Ok((fixed, left_out))
     }
 
     /// Every AFFECTED advisory of the ecosystem in the project, one plan per package; refuses
@@ -227,6 +181,62 @@ impl Pipeline {
         );
         Ok(plans)
     }
+}
+
+/// Every file the packages' patches and lock updates changed, once each.
+fn changed_files(fixed: &[Fixed]) -> Vec<String> {
+    let mut changed: Vec<String> = Vec::new();
+    for f in fixed {
+        let paths = f.patch.edits.iter().map(|e| &e.path);
+        for path in paths.chain(f.locked.changed.iter().map(|(path, _)| path)) {
+            // Packages of one manifest change the same files.
+            if !changed.contains(path) {
+                changed.push(path.clone());
+            }
+        }
+    }
+    changed
+}
+
+/// The grouped job's result: the package job's, with the group and each package's part.
+fn success(
+    fixed: Vec<Fixed>,
+    branch: String,
+    published: Published,
+    tested: Tested,
+    plan: &fix_plan::FixPlan,
+    timings: serde_json::Value,
+) -> JobSuccess {
+    let per_package: Vec<serde_json::Value> = fixed
+        .iter()
+        .map(|f| {
+            json!({
+                "package": f.package.package,
+                "target_version": f.patch.target_version,
+                "advisories": f.package.plan.advisory_ids(),
+                "verification": f.locked.verification,
+                "draft_reason": f.locked.draft_reason,
+            })
+        })
+        .collect();
+    let (patch, locked) = combined(fixed);
+    let mut success = write_back::success(Finished {
+        repository: &published.repository,
+        branch,
+        committed: published.committed,
+        pushed: published.pushed,
+        patch,
+        locked,
+        tested,
+        opened: published.opened,
+        plan,
+        timings,
+    });
+    if let Some(output) = success.output.as_object_mut() {
+        output.insert("group".to_owned(), json!("repository"));
+        output.insert("packages".to_owned(), json!(per_package));
+    }
+    success
 }
 
 /// The triggering assessment as an advisory.

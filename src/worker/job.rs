@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use super::context::Pipeline;
 use super::failure::StepFailure;
-use super::pipeline::Pipeline;
 use super::steps::Progress;
 use super::steps::write_back::JobSuccess;
 use crate::db::{DbPool, operations};

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use backon::Retryable;
 
 use super::failure::{Retry, StepFailure};
+use super::git_work::{GitLoad, GitWork};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
-use super::steps::{GitLoad, GitWork};
 use crate::db::models::Step;
 use crate::llm::{
     CallStats, Conversation, HeadFiles, LlmClient, LlmError, TimeLimit, Usage, VulnerabilityFacts,

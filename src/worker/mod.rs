@@ -10,8 +10,10 @@
 //! `reconciler` follows open pull requests on the forges; `grouped` is the job of
 //! `worker.group = "repository"`.
 
+pub mod context;
 pub mod failure;
 pub mod fix_lock;
+pub mod git_work;
 pub mod grouped;
 pub mod job;
 pub mod llm_fix;
@@ -19,6 +21,8 @@ pub mod manifests;
 pub mod memory_budget;
 pub mod patcher;
 pub mod pipeline;
+pub mod proposed_patch;
+pub mod publish;
 pub mod reconciler;
 pub mod repair;
 pub mod rescuer;

@@ -3,54 +3,21 @@
 //! run again: a redelivered or retried job finds its branch and pull request and reuses them.
 //! The final write-back and status change are committed by the runner, together, before the ack.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
+use super::context::Pipeline;
 use super::failure::StepFailure;
 use super::fix_lock::FixKey;
-use super::memory_budget::GitBudget;
-use super::patcher::Patcher;
+use super::proposed_patch::ProposedPatch;
+use super::publish::{Publication, publish};
+use super::steps::lock::Locked;
+use super::steps::test::Tested;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
-use crate::config::{Grouping, VerifiedFix};
+use crate::config::Grouping;
 use crate::db::models::{AssessmentStatus, RemediationTarget};
-use crate::db::{DbPool, catalog, fixes, operations};
-use crate::forge::ForgeRegistry;
+use crate::db::{catalog, fixes, operations};
 use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{OperationId, Step};
-use crate::lockfile::LockfileSettings;
 use crate::pr_text;
-use crate::sandbox::Sandbox;
-
-pub struct Pipeline {
-    pub pool: DbPool,
-    pub forges: ForgeRegistry,
-    pub patcher: Patcher,
-    pub scratch_root: PathBuf,
-    pub author_name: String,
-    pub author_email: String,
-    pub pr_labels: Vec<String>,
-    pub draft_below_confidence: f64,
-    /// Open remediation pull requests per project before new ones are refused; 0: no cap.
-    pub max_open_prs_per_repository: u32,
-    /// Clones and pushes running at once in this process, sized by memory: libgit2 holds
-    /// memory in proportion to the pack it works on, so this, not the job concurrency, bounds
-    /// a worker's memory; jobs waiting on the LLM or the forge hold none of it.
-    pub git_budget: Arc<GitBudget>,
-    /// Called as each step starts; `None` in production. Tests inject faults with it (a
-    /// panic at a given step).
-    pub before_step: Option<StepHook>,
-    /// Where package managers run.
-    pub sandbox: Sandbox,
-    pub lockfiles: LockfileSettings,
-    pub require_verified_fix: VerifiedFix,
-    /// The test step (`[verify]`).
-    pub verify: crate::verify::VerifySettings,
-    /// `worker.group`: one pull request per package fix, or per repository and ecosystem.
-    pub group: Grouping,
-}
-
-pub type StepHook = Arc<dyn Fn(OperationId, Step) + Send + Sync>;
 
 impl Pipeline {
     /// Runs the job of `operation_id`, keeping `progress` on the step it is in.
@@ -68,6 +35,16 @@ impl Pipeline {
         {
             return self.run_grouped(&mut driver, operation_id, target).await;
         }
+        self.run_package(&mut driver, operation_id, target).await
+    }
+
+    /// One package's fix: plan, clone, generate, lock, test and commit, then the shared tail.
+    async fn run_package(
+        &self,
+        driver: &mut StepDriver<'_>,
+        operation_id: OperationId,
+        target: RemediationTarget,
+    ) -> Result<JobSuccess, StepFailure> {
         let plan = self.plan_fix(&target).await?;
         // The patcher, the lock step and the verification aim at the plan's version, the
         // one that fixes every advisory the pull request lists (and, for copies in other
@@ -82,25 +59,75 @@ impl Pipeline {
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &fix_target))
             .await?;
-        let patch = driver
-            .step(
-                Step::Generate,
-                steps::generate::run(self, &checkout, &fix_target),
-            )
+        let generate = steps::generate::run(self, &checkout, &fix_target);
+        let patch = driver.step(Step::Generate, generate).await?;
+        let lock = steps::lock::run(self, &checkout, &fix_target, &patch);
+        let locked = driver.step(Step::Lock, lock).await?;
+        let tested = self
+            .test_package(driver, &checkout, &fix_target, &patch, &locked)
             .await?;
-        let locked = driver
-            .step(
-                Step::Lock,
-                steps::lock::run(self, &checkout, &fix_target, &patch),
-            )
-            .await?;
+        let what = steps::commit::What {
+            target: &fix_target,
+            plan: &plan,
+            patch: &patch,
+            locked: &locked,
+            tested: &tested,
+            branch: &branch,
+        };
+        let commit_step = steps::commit::run(self, operation_id, &checkout, what);
+        let committed = driver.step(Step::Commit, commit_step).await?;
+        let draft = locked.draft_reason.is_some()
+            || tested.draft_reason.is_some()
+            || patch
+                .confidence()
+                .is_some_and(|c| c < self.draft_below_confidence);
+        let key = FixKey {
+            project: target.project_id,
+            ecosystem: &target.ecosystem,
+            package: &target.package_name,
+            branch: &branch,
+        };
+        let publication = Publication {
+            checkout,
+            key,
+            cap_target: &target,
+            target: &target,
+            committed,
+            plan: &plan,
+            draft,
+        };
+        let published = publish(self, driver, publication).await?;
+        Ok(write_back::success(Finished {
+            repository: &published.repository,
+            branch,
+            committed: published.committed,
+            pushed: published.pushed,
+            patch,
+            locked,
+            tested,
+            opened: published.opened,
+            plan: &plan,
+            timings: driver.timings_json(),
+        }))
+    }
+
+    /// The test step for one package's fix: the files the patch and the lock step changed,
+    /// and the facts a repair round gives the model.
+    async fn test_package(
+        &self,
+        driver: &mut StepDriver<'_>,
+        checkout: &steps::clone::Checkout,
+        fix_target: &RemediationTarget,
+        patch: &ProposedPatch,
+        locked: &Locked,
+    ) -> Result<Tested, StepFailure> {
         let changed: Vec<String> = patch
             .edits
             .iter()
             .map(|e| e.path.clone())
             .chain(locked.changed.iter().map(|(path, _)| path.clone()))
             .collect();
-        let facts = super::patcher::facts(&fix_target, fix_target.target_version());
+        let facts = super::patcher::facts(fix_target, fix_target.target_version());
         let fixed_version = patch
             .target_version
             .clone()
@@ -111,71 +138,8 @@ impl Pipeline {
             fixed_version: &fixed_version,
             edits: &patch.edits,
         };
-        let tested = driver
-            .step(
-                Step::Test,
-                steps::test::run(self, &checkout, &changed, Some(fix)),
-            )
-            .await?;
-        let commit_step = steps::commit::run(
-            self,
-            operation_id,
-            &checkout,
-            steps::commit::What {
-                target: &fix_target,
-                plan: &plan,
-                patch: &patch,
-                locked: &locked,
-                tested: &tested,
-                branch: &branch,
-            },
-        );
-        let committed = driver.step(Step::Commit, commit_step).await?;
-        let key = FixKey {
-            project: target.project_id,
-            ecosystem: &target.ecosystem,
-            package: &target.package_name,
-            branch: &branch,
-        };
-        let push_step = steps::push::run(self, &checkout, &key, &plan, committed.commit);
-        let (pushed, fix_lock) = driver.step(Step::Push, push_step).await?;
-        let repository = checkout.repository;
-        // The clone is no longer needed: its directory goes once no git task holds it.
-        drop(checkout.git);
-
-        let (running, at_cap) =
-            match steps::pull_request::begin(self, &driver, &target, &repository).await {
-                Ok(gate) => gate,
-                Err(failure) => {
-                    fix_lock.release().await;
-                    return Err(failure);
-                }
-            };
-        // A draft when the model was unsure, the fix is not verified, or a test regressed.
-        let draft = locked.draft_reason.is_some()
-            || tested.draft_reason.is_some()
-            || patch
-                .confidence()
-                .is_some_and(|c| c < self.draft_below_confidence);
-        let spec =
-            steps::pull_request::spec(self, &repository, &target, &branch, &committed, draft);
-        let opened = steps::pull_request::run(&repository, &spec, at_cap, fix_lock, &plan).await?;
-        driver.end(running);
-
-        let running = driver.begin(Step::WriteBack).await?;
-        driver.end(running);
-        Ok(write_back::success(Finished {
-            repository: &repository,
-            branch,
-            committed,
-            pushed,
-            patch,
-            locked,
-            tested,
-            opened,
-            plan: &plan,
-            timings: driver.timings_json(),
-        }))
+        let test = steps::test::run(self, checkout, &changed, Some(fix));
+        driver.step(Step::Test, test).await
     }
 
     /// Gathers every AFFECTED advisory of the package in the project and plans one fix for

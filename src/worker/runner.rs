@@ -15,9 +15,9 @@ use secrecy::SecretString;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::context::Pipeline;
 use super::failure::StepFailure;
 use super::job::JobGuard;
-use super::pipeline::Pipeline;
 use super::settle::JobResult;
 use crate::db::DbPool;
 use crate::db::operations::{self, Claim};

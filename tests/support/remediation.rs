@@ -8,7 +8,7 @@ use remediator::config::{PatcherChoice, Settings};
 use remediator::db::operations::OperationEvent;
 use remediator::forge::{ForgeKind, ForgeSettings};
 use remediator::shutdown::Shutdown;
-use remediator::worker::pipeline::StepHook;
+use remediator::worker::context::StepHook;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use wiremock::MockServer;

@@ -15,8 +15,8 @@ use crate::forge::ResolvedRepository;
 use crate::git::{GitAuth, GitError, Materialize, ScratchDir};
 use crate::lifecycle::Step;
 use crate::lockfile::on_disk;
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
-use crate::worker::pipeline::Pipeline;
 
 /// A clone of the default branch, and what later steps need to push to it.
 pub struct Checkout {

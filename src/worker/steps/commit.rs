@@ -12,9 +12,9 @@ use crate::git::CommitSpec;
 use crate::lifecycle::fix_plan::FixPlan;
 use crate::lifecycle::{OperationId, Step};
 use crate::pr_text::{self, NotFixed, OtherAdvisory, PrFacts};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::ProposedPatch;
-use crate::worker::pipeline::Pipeline;
 
 /// The committed fix, and the text that describes it.
 pub struct Committed {

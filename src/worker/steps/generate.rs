@@ -3,9 +3,9 @@
 
 use super::clone::Checkout;
 use crate::db::models::RemediationTarget;
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::ProposedPatch;
-use crate::worker::pipeline::Pipeline;
 
 pub async fn run(
     pipeline: &Pipeline,

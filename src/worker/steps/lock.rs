@@ -11,9 +11,9 @@ use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
 use crate::lockfile::{self, Fixes, LockTarget, Verification};
 use crate::pr_text::LabelledLine;
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::{FixStrategy, ProposedPatch};
-use crate::worker::pipeline::Pipeline;
 
 mod describe;
 mod escalate;

@@ -18,9 +18,9 @@ use crate::forge::{Forge, ForgeError, PullRequest, PullRequestSpec, ResolvedRepo
 use crate::lifecycle::Step;
 use crate::lifecycle::fix_plan::FixPlan;
 use crate::lifecycle::{FixId, RemediationStatus};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::fix_lock::FixLock;
-use crate::worker::pipeline::Pipeline;
 use crate::worker::retry;
 
 const STEP: Step = Step::PullRequest;

@@ -15,9 +15,9 @@ use crate::git::PushOutcome;
 use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{RemediationStatus, Step};
 use crate::patch::bump::Version;
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::fix_lock::{FixKey, FixLock};
-use crate::worker::pipeline::Pipeline;
 
 const STEP: Step = Step::Push;
 

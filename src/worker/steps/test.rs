@@ -23,8 +23,8 @@ use crate::patch::FileEdit;
 use crate::verify::discover::{self, Discovery, TestPlan};
 use crate::verify::report::{RunSummary, TestsReport};
 use crate::verify::{OnRegression, baseline, compare, repair_context, run};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
-use crate::worker::pipeline::Pipeline;
 use crate::worker::repair::{self, RepairJob};
 
 /// Files that use the package shown to the model, at most, and their characters in all.

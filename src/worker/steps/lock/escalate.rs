@@ -12,8 +12,8 @@ use super::{Locked, STEP, js_override, parent_upgrade};
 use crate::db::models::RemediationTarget;
 use crate::ecosystem::Ecosystem;
 use crate::lockfile::{Fixes, Verification};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
-use crate::worker::pipeline::Pipeline;
 use crate::worker::steps::clone::Checkout;
 
 /// What was tried before a job gives up on a transitive copy, for its error's advice.

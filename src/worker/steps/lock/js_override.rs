@@ -10,9 +10,9 @@ use crate::db::models::RemediationTarget;
 use crate::lockfile::Fixes;
 use crate::lockfile::overrides::{self, Manager};
 use crate::pr_text::{Label, LabelledLine};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
-use crate::worker::pipeline::Pipeline;
 use crate::worker::steps::clone::Checkout;
 
 /// Forces the chosen fix with an override in each root project of `manifests` (one version

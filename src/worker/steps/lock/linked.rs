@@ -6,9 +6,9 @@
 use super::{STEP, parent_dir_chain};
 use crate::lockfile::LockUpdateMode;
 use crate::lockfile::on_disk::is_tool_file;
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
-use crate::worker::pipeline::Pipeline;
-use crate::worker::steps::GitLoad;
+use crate::worker::git_work::GitLoad;
 use crate::worker::steps::clone::Checkout;
 
 /// `None` when no tool file the lock step would use is a link; the draft reason when the

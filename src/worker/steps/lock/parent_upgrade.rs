@@ -17,9 +17,9 @@ use crate::lockfile::transitive::LockedCopies;
 use crate::lockfile::{self, Fixes, cargo_upgrade, npm_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
 use crate::pr_text::{Label, LabelledLine};
+use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
-use crate::worker::pipeline::Pipeline;
 
 /// What every upgrade path works on: the job's package and fix, in this clone.
 pub(super) struct Context<'a> {
