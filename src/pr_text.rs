@@ -7,6 +7,9 @@
 // Writing to a String cannot fail: the results of `write!` in this module are ignored on purpose.
 use std::fmt::Write as _;
 
+use crate::lifecycle::OperationId;
+use crate::lifecycle::fix_plan::{Advisory, Remaining};
+
 mod lock_notes;
 mod test_notes;
 pub use lock_notes::{Label, LabelledLine, LockFacts};
@@ -26,7 +29,7 @@ pub struct PrFacts<'a> {
     pub changed_files: &'a [String],
     /// Why the change fixes the vulnerability (from the LLM, or the bump rule).
     pub explanation: Option<&'a str>,
-    pub operation_id: uuid::Uuid,
+    pub operation_id: OperationId,
     /// Model name when an LLM wrote the patch; `None` for a deterministic bump.
     pub written_by_llm: Option<&'a str>,
     pub confidence: Option<f64>,
@@ -54,6 +57,26 @@ pub struct OtherAdvisory<'a> {
 pub struct NotFixed<'a> {
     pub vulnerability_id: &'a str,
     pub reason: &'a str,
+}
+
+impl<'a> From<&'a Advisory> for OtherAdvisory<'a> {
+    fn from(a: &'a Advisory) -> Self {
+        OtherAdvisory {
+            vulnerability_id: &a.vulnerability_id,
+            aliases: &a.aliases,
+            severity: &a.severity,
+            summary: &a.summary,
+        }
+    }
+}
+
+impl<'a> From<&'a Remaining> for NotFixed<'a> {
+    fn from(r: &'a Remaining) -> Self {
+        NotFixed {
+            vulnerability_id: &r.advisory.vulnerability_id,
+            reason: &r.reason,
+        }
+    }
 }
 
 /// GitHub refuses titles longer than 256 characters.
@@ -295,7 +318,7 @@ fn how_it_was_made(out: &mut String, f: &PrFacts) {
     }
 }
 
-fn footer(operation_id: uuid::Uuid) -> String {
+fn footer(operation_id: OperationId) -> String {
     format!("\n---\n\nOpened by Remediator, operation `{operation_id}`.\n")
 }
 
@@ -345,7 +368,7 @@ pub fn group_body(
     packages: &[GroupedPackage<'_>],
     not_fixed: &[NotFixed<'_>],
     tests: Option<&crate::verify::report::TestsReport>,
-    operation_id: uuid::Uuid,
+    operation_id: OperationId,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use lapin::types::FieldTable;
 use remediator::db::schema::{assessments, console_audit, operations};
+use remediator::lifecycle::DeadReason;
 use remediator::queue::message::{JobMessage, mark_dead};
 use remediator::queue::publisher::Publisher;
 use remediator::queue::topology::Topology;
@@ -48,7 +49,7 @@ async fn set_status(app: &TestApp, id: Uuid, status: &str, error: Option<&str>) 
 }
 
 /// Puts a job message for `id` on the dead-letter queue as the worker does (our headers).
-async fn dead_letter(app: &TestApp, id: Uuid, reason: &str, error: &str) {
+async fn dead_letter(app: &TestApp, id: Uuid, reason: DeadReason, error: &str) {
     let connection = remediator::queue::connect(&app.settings.amqp.url, "test-dead")
         .await
         .unwrap();
@@ -83,7 +84,7 @@ async fn failed_and_dead(app: &TestApp, c: &Catalog, error: &str) -> Uuid {
         .await
         .expect("the job was published");
     set_status(app, id, "ASYNC_OPERATION_STATUS_FAILED", Some(error)).await;
-    dead_letter(app, id, "max_attempts", error).await;
+    dead_letter(app, id, DeadReason::MaxAttempts, error).await;
     id
 }
 
@@ -715,9 +716,15 @@ async fn dead_letters_list_show_replay_and_a_purge_that_needs_the_typed_count() 
 
     // Dead again, twice (a second operation too): purge the selection with the typed count.
     set_status(&app, id, "ASYNC_OPERATION_STATUS_FAILED", Some("again")).await;
-    dead_letter(&app, id, "max_attempts", "again").await;
+    dead_letter(&app, id, DeadReason::MaxAttempts, "again").await;
     let stray = Uuid::new_v4();
-    dead_letter(&app, stray, "unknown_operation", "no such operation").await;
+    dead_letter(
+        &app,
+        stray,
+        DeadReason::UnknownOperation,
+        "no such operation",
+    )
+    .await;
     let ask = admin
         .post(
             "/console/dead-letters/purge",
@@ -776,7 +783,13 @@ async fn replay_all_matching_at_a_rate_skips_what_cannot_be_replayed() {
     let id = failed_and_dead(&app, &c, "boom").await;
     // Not FAILED any more (someone fixed it by hand): a replay leaves it in the queue.
     let stray = Uuid::new_v4();
-    dead_letter(&app, stray, "unknown_operation", "no such operation").await;
+    dead_letter(
+        &app,
+        stray,
+        DeadReason::UnknownOperation,
+        "no such operation",
+    )
+    .await;
     let admin = ConsoleClient::logged_in(&app, &app.token(c.org, &[ADMIN])).await;
     let csrf = admin.get("/console/dead-letters").await.csrf();
     let bad_rate = admin

@@ -75,7 +75,7 @@ async fn stray_dead_letter(world: &World) -> Uuid {
     let mut headers = FieldTable::default();
     mark_dead(
         &mut headers,
-        "unknown_operation",
+        remediator::lifecycle::DeadReason::UnknownOperation,
         "no operation has this id",
     );
     publisher

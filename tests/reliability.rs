@@ -501,7 +501,7 @@ async fn replaying_a_hundred_dead_letters() {
         let mut headers = lapin::types::FieldTable::default();
         remediator::queue::message::mark_dead(
             &mut headers,
-            "max_attempts",
+            remediator::lifecycle::DeadReason::MaxAttempts,
             "step push failed: test",
         );
         publisher

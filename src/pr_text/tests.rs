@@ -14,7 +14,9 @@ fn facts<'a>(aliases: &'a [String], files: &'a [String], summary: &'a str) -> Pr
         to_version: Some("4.17.21"),
         changed_files: files,
         explanation: None,
-        operation_id: uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
+        operation_id: crate::lifecycle::OperationId(uuid::Uuid::from_u128(
+            0x1234_5678_9abc_def0_1234_5678_9abc_def0,
+        )),
         written_by_llm: None,
         confidence: None,
         also_fixes: &[],
@@ -426,7 +428,7 @@ fn the_lock_steps_strategy_replaces_the_patchs_explanation_and_its_lines_follow(
         &[GroupedPackage { facts: replaced }],
         &[],
         None,
-        uuid::Uuid::nil(),
+        crate::lifecycle::OperationId(uuid::Uuid::nil()),
     );
     assert!(
         grouped.contains("**Chain:**")

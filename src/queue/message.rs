@@ -5,7 +5,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::lifecycle::OperationId;
+use crate::lifecycle::{DeadReason, OperationId};
 
 /// Our own attempt counter: RabbitMQ 4 no longer counts `x-death` on republished messages.
 pub const ATTEMPT_HEADER: &str = "x-remediator-attempt";
@@ -16,10 +16,10 @@ pub const LAST_ERROR_HEADER: &str = "x-remediator-last-error";
 pub const DEAD_AT_HEADER: &str = "x-remediator-dead-at";
 
 /// Adds the headers that say why and when we dead-lettered a message.
-pub fn mark_dead(headers: &mut FieldTable, reason: &str, last_error: &str) {
+pub fn mark_dead(headers: &mut FieldTable, reason: DeadReason, last_error: &str) {
     headers.insert(
         DEAD_REASON_HEADER.into(),
-        AMQPValue::LongString(reason.into()),
+        AMQPValue::LongString(reason.as_str().into()),
     );
     headers.insert(
         LAST_ERROR_HEADER.into(),

@@ -63,6 +63,19 @@ pub struct RepairRound {
     pub failing_after: Vec<String>,
 }
 
+impl RepairRound {
+    /// A round that changed nothing: the same tests fail after it as before.
+    pub fn unchanged(round: u32, failing: Vec<String>) -> Self {
+        Self {
+            round,
+            failing_before: failing.clone(),
+            edited: Vec::new(),
+            refused: Vec::new(),
+            failing_after: failing,
+        }
+    }
+}
+
 /// One side of the comparison.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunSummary {

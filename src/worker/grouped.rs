@@ -283,23 +283,11 @@ fn text(
         .map(|f| {
             f.package.plan.covered[1..]
                 .iter()
-                .map(|a| OtherAdvisory {
-                    vulnerability_id: &a.vulnerability_id,
-                    aliases: &a.aliases,
-                    severity: &a.severity,
-                    summary: &a.summary,
-                })
+                .map(OtherAdvisory::from)
                 .collect()
         })
         .collect();
-    let not_fixed: Vec<NotFixed<'_>> = plan
-        .remaining
-        .iter()
-        .map(|r| NotFixed {
-            vulnerability_id: &r.advisory.vulnerability_id,
-            reason: &r.reason,
-        })
-        .collect();
+    let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let changed: Vec<Vec<String>> = fixed
         .iter()
         .map(|f| {
@@ -326,7 +314,7 @@ fn text(
                 to_version: f.patch.target_version.as_deref(),
                 changed_files: &changed[i],
                 explanation: Some(&f.patch.explanation),
-                operation_id: operation_id.0,
+                operation_id,
                 written_by_llm: f.patch.model(),
                 confidence: f.patch.confidence(),
                 also_fixes: &others[i],
@@ -344,7 +332,7 @@ fn text(
         &packages,
         &not_fixed,
         tested.report.as_ref(),
-        operation_id.0,
+        operation_id,
     );
     body.truncate(body.trim_end().len());
     body.push('\n');

@@ -4,15 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use backon::Retryable;
-
 use super::failure::{Retry, StepFailure};
 use super::git_work::{GitLoad, GitWork};
 use super::patcher::{PatchAuthor, ProposedPatch, existing_entry};
 use crate::db::models::Step;
 use crate::llm::{
-    CallStats, Conversation, HeadFiles, LlmClient, LlmError, TimeLimit, Usage, VulnerabilityFacts,
-    materialize, parse_answer, select_context,
+    CallStats, ContextFile, Conversation, HeadFiles, LlmClient, LlmError, TimeLimit, Usage,
+    VulnerabilityFacts, materialize, parse_answer, select_context,
 };
 use crate::patch::{FileEdit, PatchPolicy};
 
@@ -24,23 +22,7 @@ pub async fn generate(
     facts: &VulnerabilityFacts,
     target_version: Option<String>,
 ) -> Result<ProposedPatch, StepFailure> {
-    let max_chars = llm.settings().max_context_chars;
-    // From the object database (the clone wrote only the lock tools' files to disk), as git
-    // work under the memory budget: reading every file of a big tree fills libgit2's pack
-    // caches as a fetch does.
-    let files = {
-        let root = root.to_path_buf();
-        let facts = facts.clone();
-        git.run(Step::Generate, GitLoad::WholePack, move || {
-            let repo = crate::git::open_clone(&root)?;
-            let files =
-                HeadFiles::open(&repo).and_then(|head| select_context(&head, &facts, max_chars));
-            files.map_err(|e| {
-                crate::git::GitError::Transient(format!("reading the repository: {e}"))
-            })
-        })
-        .await?
-    };
+    let files = read_context(llm, root, git, facts).await?;
     let mut conversation = Conversation::start(facts, &files);
     let max_rounds = llm.settings().max_rounds.max(1);
     // One budget for every call of this job, in-place retries included.
@@ -49,14 +31,7 @@ pub async fn generate(
     let mut calls: Vec<CallStats> = Vec::new();
     let mut last_error = String::new();
     for round in 1..=max_rounds {
-        // A timeout is not transient, so it is never retried here with the same budget.
-        let call = || async { llm.complete_within(&conversation, &budget).await };
-        let answer = call
-            .retry(super::retry::in_place())
-            .when(LlmError::is_transient)
-            .adjust(|e, delay| super::retry::honour_retry_after(e.retry_after(), delay))
-            .notify(|e, delay| tracing::warn!(error = %e, ?delay, "LLM call failed; retrying"))
-            .await;
+        let answer = super::retry::ask_model(llm, &conversation, &budget).await;
         let completion = match answer {
             Ok(completion) => completion,
             Err(LlmError::Truncated { completion, .. }) => {
@@ -69,26 +44,7 @@ pub async fn generate(
                 );
                 continue;
             }
-            Err(error) => {
-                let retry = match &error {
-                    // The server went silent: maybe overloaded; a later attempt may work.
-                    LlmError::TimedOut {
-                        limit: TimeLimit::Idle,
-                        ..
-                    } => Retry::Transient { after: None },
-                    // The model was still producing: the same budget would end the same way.
-                    LlmError::TimedOut { .. } => Retry::Permanent,
-                    _ if error.is_transient() => Retry::Transient {
-                        after: error.retry_after(),
-                    },
-                    _ => Retry::Permanent,
-                };
-                return Err(StepFailure {
-                    step: Step::Generate,
-                    retry,
-                    message: format!("LLM call failed: {error}{}", earlier_calls(&calls)),
-                });
-            }
+            Err(error) => return Err(call_failed(&error, &calls)),
         };
         usage.add(completion.usage);
         calls.push(completion.stats.clone());
@@ -123,6 +79,54 @@ pub async fn generate(
             model_time(&calls, &usage)
         ),
     ))
+}
+
+/// The files the model is shown, read from the object database (the clone wrote only the
+/// lock tools' files to disk) as git work under the memory budget: reading every file of a
+/// big tree fills libgit2's pack caches as a fetch does.
+async fn read_context(
+    llm: &LlmClient,
+    root: &Path,
+    git: &GitWork,
+    facts: &VulnerabilityFacts,
+) -> Result<Vec<ContextFile>, StepFailure> {
+    let max_chars = llm.settings().max_context_chars;
+    let root = root.to_path_buf();
+    let facts = facts.clone();
+    let files = git
+        .run(Step::Generate, GitLoad::WholePack, move || {
+            let repo = crate::git::open_clone(&root)?;
+            let files =
+                HeadFiles::open(&repo).and_then(|head| select_context(&head, &facts, max_chars));
+            files.map_err(|e| {
+                crate::git::GitError::Transient(format!("reading the repository: {e}"))
+            })
+        })
+        .await?;
+    Ok(files)
+}
+
+/// The step's failure when the model could not be asked, and whether a later attempt may
+/// get an answer.
+fn call_failed(error: &LlmError, calls: &[CallStats]) -> StepFailure {
+    let retry = match error {
+        // The server went silent: maybe overloaded; a later attempt may work.
+        LlmError::TimedOut {
+            limit: TimeLimit::Idle,
+            ..
+        } => Retry::Transient { after: None },
+        // The model was still producing: the same budget would end the same way.
+        LlmError::TimedOut { .. } => Retry::Permanent,
+        _ if error.is_transient() => Retry::Transient {
+            after: error.retry_after(),
+        },
+        _ => Retry::Permanent,
+    };
+    StepFailure {
+        step: Step::Generate,
+        retry,
+        message: format!("LLM call failed: {error}{}", earlier_calls(calls)),
+    }
 }
 
 /// "the model took 182.4s over 3 call(s) and produced 2,513 tokens", for the history.
@@ -172,12 +176,8 @@ async fn build_patch(
     let root: PathBuf = root.to_path_buf();
     let policy = policy.clone();
     tokio::task::spawn_blocking(move || -> Result<Result<Built, String>, StepFailure> {
-        let repo = git2::Repository::open(&root).map_err(|e| {
-            StepFailure::transient(
-                Step::Generate,
-                format!("opening the clone: {}", e.message()),
-            )
-        })?;
+        let repo =
+            crate::git::open_clone(&root).map_err(|e| StepFailure::from_git(Step::Generate, e))?;
         let read = |path: &str| crate::git::read_file(&repo, path).ok().flatten();
         let changed = match materialize(&answer.edits, read) {
             Ok(changed) => changed,

@@ -130,6 +130,18 @@ async fn bump(
         .map_err(|e| StepFailure::transient(Step::Generate, format!("bump task failed: {e}")))?
 }
 
+/// A manifest's content from the work tree. One committed as a symbolic link is never read
+/// through it: no retry helps, so that failure is permanent.
+fn read_manifest(root: &Path, path: &str) -> Result<String, StepFailure> {
+    crate::lockfile::repo_file::read(root, path).map_err(|e| {
+        let message = format!("reading {path}: {e}");
+        match e.kind() {
+            std::io::ErrorKind::InvalidInput => StepFailure::permanent(Step::Generate, message),
+            _ => StepFailure::transient(Step::Generate, message),
+        }
+    })
+}
+
 fn bump_blocking(
     root: &Path,
     ecosystem: &Ecosystem,
@@ -145,24 +157,13 @@ fn bump_blocking(
             "no manifest of ecosystem {ecosystem} that the bump understands was found"
         )));
     }
-    let repo = git2::Repository::open(root).map_err(|e| {
-        StepFailure::transient(
-            Step::Generate,
-            format!("opening the clone: {}", e.message()),
-        )
-    })?;
+    let repo =
+        crate::git::open_clone(root).map_err(|e| StepFailure::from_git(Step::Generate, e))?;
     let mut edits = Vec::new();
     let mut notes = Vec::new();
     let mut from_versions = Vec::new();
     for (path, kind) in found {
-        // A manifest committed as a symbolic link is never read through it: no retry helps.
-        let content = crate::lockfile::repo_file::read(root, &path).map_err(|e| {
-            let message = format!("reading {path}: {e}");
-            match e.kind() {
-                std::io::ErrorKind::InvalidInput => StepFailure::permanent(Step::Generate, message),
-                _ => StepFailure::transient(Step::Generate, message),
-            }
-        })?;
+        let content = read_manifest(root, &path)?;
         match bump_manifest(kind, &content, package, version) {
             Ok(BumpOutcome::Bumped {
                 updated,

@@ -9,14 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use backon::Retryable;
-
 use super::failure::StepFailure;
 use super::patcher::existing_entry;
 use crate::lifecycle::Step;
-use crate::llm::{
-    Conversation, LlmClient, LlmError, TestFailure, materialize, parse_answer, still_failing,
-};
+use crate::llm::{Conversation, LlmClient, TestFailure, materialize, parse_answer, still_failing};
 use crate::patch::{FileEdit, PatchPolicy};
 use crate::sandbox::Sandbox;
 use crate::verify::VerifySettings;
@@ -89,13 +85,7 @@ pub async fn repair(
     let mut outcome = RepairOutcome::default();
     for round in 1..=verify.max_repair_rounds {
         let before = names(&failing);
-        let call = || async { llm.complete_within(&conversation, &budget).await };
-        let answer = call
-            .retry(super::retry::in_place())
-            .when(LlmError::is_transient)
-            .adjust(|e, delay| super::retry::honour_retry_after(e.retry_after(), delay))
-            .await;
-        let completion = match answer {
+        let completion = match super::retry::ask_model(llm, &conversation, &budget).await {
             Ok(completion) => completion,
             Err(error) => {
                 tracing::warn!(round, error = %error, "repair call failed; no more rounds");
@@ -109,11 +99,8 @@ pub async fn repair(
             Err(problem) => {
                 tracing::info!(round, %problem, "repair answer refused; sent back");
                 outcome.rounds.push(RepairRound {
-                    round,
-                    failing_before: before.clone(),
-                    edited: Vec::new(),
                     refused: vec![problem.clone()],
-                    failing_after: before,
+                    ..RepairRound::unchanged(round, before)
                 });
                 conversation.add_repair(&completion.content, &problem);
                 continue;
@@ -124,13 +111,10 @@ pub async fn repair(
         for edit in edits {
             current.insert(edit.path, edit.updated);
         }
-        let rerun = match run::run_tests(sandbox, verify, plan, branch_tree).await {
+        let rerun = match rerun(sandbox, verify, plan, branch_tree).await? {
             Ok(rerun) => rerun,
-            Err(error) if error.is_transient() => {
-                return Err(StepFailure::transient(STEP, error.to_string()));
-            }
-            Err(error) => {
-                outcome.stopped = Some(format!("the tests could not run again: {error}"));
+            Err(stopped) => {
+                outcome.stopped = Some(stopped);
                 break;
             }
         };
@@ -157,6 +141,21 @@ pub async fn repair(
         conversation.add_turn(&completion.content, still_failing(&failures(&failing)));
     }
     Ok(outcome)
+}
+
+/// The tests again on the edited tree. The inner error says why the rounds stop (the tests
+/// could not run); a transient failure fails the step, to be retried.
+async fn rerun(
+    sandbox: &Sandbox,
+    verify: &VerifySettings,
+    plan: &TestPlan,
+    branch_tree: &Path,
+) -> Result<Result<TestRun, String>, StepFailure> {
+    match run::run_tests(sandbox, verify, plan, branch_tree).await {
+        Ok(rerun) => Ok(Ok(rerun)),
+        Err(error) if error.is_transient() => Err(StepFailure::transient(STEP, error.to_string())),
+        Err(error) => Ok(Err(format!("the tests could not run again: {error}"))),
+    }
 }
 
 /// The regressions as the prompt shows them.
@@ -188,9 +187,7 @@ async fn build(
     };
     let (clone, policy, current) = (clone.to_path_buf(), policy.clone(), current.clone());
     tokio::task::spawn_blocking(move || {
-        let repo = git2::Repository::open(&clone).map_err(|e| {
-            StepFailure::transient(STEP, format!("opening the clone: {}", e.message()))
-        })?;
+        let repo = crate::git::open_clone(&clone).map_err(|e| StepFailure::from_git(STEP, e))?;
         let read = |path: &str| {
             current
                 .get(path)

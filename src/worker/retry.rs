@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use backon::ExponentialBuilder;
+use backon::{ExponentialBuilder, Retryable};
+
+use crate::llm::{Completion, Conversation, JobBudget, LlmClient, LlmError};
 
 /// Waits longer than this are not done in place: the job is retried later through the queue.
 pub const MAX_IN_PLACE_WAIT: Duration = Duration::from_secs(60);
@@ -28,6 +30,22 @@ pub fn honour_retry_after(
         Some(wait) => backoff.map(|_| wait),
         None => backoff,
     }
+}
+
+/// One call to the model, retried in place on what may pass (a rate limit, a dropped
+/// connection), within the job's LLM budget. A timeout is not transient, so it is never
+/// retried here with the same budget.
+pub async fn ask_model(
+    llm: &LlmClient,
+    conversation: &Conversation,
+    budget: &JobBudget,
+) -> Result<Completion, LlmError> {
+    let call = || async { llm.complete_within(conversation, budget).await };
+    call.retry(in_place())
+        .when(LlmError::is_transient)
+        .adjust(|e, delay| honour_retry_after(e.retry_after(), delay))
+        .notify(|e, delay| tracing::warn!(error = %e, ?delay, "LLM call failed; retrying"))
+        .await
 }
 
 #[cfg(test)]

@@ -155,51 +155,81 @@ impl Runner {
                 attempt,
                 delay_secs,
             } => {
-                let text = format!(
-                    "{}; transient error, will retry (attempt {attempt} of {}) in {delay_secs}s",
-                    failure.describe(),
-                    self.limits.max_attempts
-                );
-                // PENDING first: if the republish then fails, the nack redelivers the job and
-                // the PENDING operation is claimed again, so nothing is lost.
-                operations::release_for_retry(&mut conn, operation_id, attempt as i32, &text)
-                    .await?;
-                let next = job.message.next_attempt();
-                self.publish(
-                    publisher,
-                    Tier::Retry(delay_secs),
-                    &next,
-                    FieldTable::default(),
-                )
-                .await?;
-                crate::metrics::job_outcome("retried");
-                tracing::warn!(error = %text, "job will be retried");
+                self.retry_later(&mut conn, job, failure, (attempt, delay_secs), publisher)
+                    .await?
             }
             Settlement::DeadLetter(reason) => {
-                let why = match reason {
-                    DeadReason::Crashed => "not started again (fix the cause first)".to_owned(),
-                    _ => format!("gave up after {} attempts", job.attempt),
-                };
-                let text = format!(
-                    "{}; {why}; dead-lettered with reason {}: the job is in the dead-letter queue {} and can be replayed",
-                    failure.describe(),
-                    reason.as_str(),
-                    self.topology.dead_queue
-                );
-                let mut headers = FieldTable::default();
-                mark_dead(&mut headers, reason.as_str(), &failure.describe());
-                self.publish(publisher, Tier::Dead, job.message, headers)
-                    .await?;
-                self.fail(&mut conn, operation_id, job.attempt, &text)
-                    .await?;
-                crate::metrics::job_outcome("dead_lettered");
-                crate::metrics::dead_letter(reason.as_str());
-                tracing::error!(error = %text, "job dead-lettered");
+                self.dead_letter_failed(&mut conn, job, failure, reason, publisher)
+                    .await?
             }
             Settlement::Succeed | Settlement::Park { .. } | Settlement::Skip => {
                 anyhow::bail!("{settlement:?} does not fit a failed job")
             }
         }
+        Ok(())
+    }
+
+    /// Puts the operation back to PENDING with its attempt's error and republishes the job
+    /// to the retry tier of `delay_secs`.
+    async fn retry_later(
+        &self,
+        conn: &mut DbConn,
+        job: &JobResult<'_>,
+        failure: &StepFailure,
+        (attempt, delay_secs): (u32, u64),
+        publisher: &Publisher,
+    ) -> anyhow::Result<()> {
+        let operation_id = job.message.operation_id();
+        let text = format!(
+            "{}; transient error, will retry (attempt {attempt} of {}) in {delay_secs}s",
+            failure.describe(),
+            self.limits.max_attempts
+        );
+        // PENDING first: if the republish then fails, the nack redelivers the job and
+        // the PENDING operation is claimed again, so nothing is lost.
+        operations::release_for_retry(conn, operation_id, attempt as i32, &text).await?;
+        let next = job.message.next_attempt();
+        self.publish(
+            publisher,
+            Tier::Retry(delay_secs),
+            &next,
+            FieldTable::default(),
+        )
+        .await?;
+        crate::metrics::job_outcome("retried");
+        tracing::warn!(error = %text, "job will be retried");
+        Ok(())
+    }
+
+    /// Moves the job to the dead-letter queue with its reason, and ends the operation FAILED
+    /// saying where the job is and how to replay it.
+    async fn dead_letter_failed(
+        &self,
+        conn: &mut DbConn,
+        job: &JobResult<'_>,
+        failure: &StepFailure,
+        reason: DeadReason,
+        publisher: &Publisher,
+    ) -> anyhow::Result<()> {
+        let operation_id = job.message.operation_id();
+        let why = match reason {
+            DeadReason::Crashed => "not started again (fix the cause first)".to_owned(),
+            _ => format!("gave up after {} attempts", job.attempt),
+        };
+        let text = format!(
+            "{}; {why}; dead-lettered with reason {}: the job is in the dead-letter queue {} and can be replayed",
+            failure.describe(),
+            reason.as_str(),
+            self.topology.dead_queue
+        );
+        let mut headers = FieldTable::default();
+        mark_dead(&mut headers, reason, &failure.describe());
+        self.publish(publisher, Tier::Dead, job.message, headers)
+            .await?;
+        self.fail(conn, operation_id, job.attempt, &text).await?;
+        crate::metrics::job_outcome("dead_lettered");
+        crate::metrics::dead_letter(reason.as_str());
+        tracing::error!(error = %text, "job dead-lettered");
         Ok(())
     }
 
@@ -300,7 +330,7 @@ impl Runner {
         crate::metrics::dead_letter(reason.as_str());
         tracing::error!(reason = reason.as_str(), detail, "dead-lettering a message");
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        mark_dead(&mut headers, reason.as_str(), detail);
+        mark_dead(&mut headers, reason, detail);
         let properties = delivery.properties.clone().with_headers(headers);
         let published = publisher
             .send_raw(&self.topology.dead_exchange, "", &delivery.data, properties)

@@ -48,38 +48,15 @@ pub async fn run(
         tested,
         branch,
     } = what;
-    let mut changed_files: Vec<String> = patch
-        .edits
-        .iter()
-        .map(|e| e.path.clone())
-        .chain(locked.changed.iter().map(|(path, _)| path.clone()))
-        .collect();
-    // The LLM's repair of what the fix broke, when it left no regression.
-    for path in &tested.repaired_files {
-        if !changed_files.contains(path) {
-            changed_files.push(path.clone());
-        }
-    }
+    let changed_files = changed_files(patch, locked, tested);
     // The triggering advisory is the plan's first; the others share the pull request.
     let also_fixes: Vec<OtherAdvisory<'_>> = plan
         .covered
         .iter()
         .filter(|a| a.assessment_id != target.assessment_id)
-        .map(|a| OtherAdvisory {
-            vulnerability_id: &a.vulnerability_id,
-            aliases: &a.aliases,
-            severity: &a.severity,
-            summary: &a.summary,
-        })
+        .map(OtherAdvisory::from)
         .collect();
-    let not_fixed: Vec<NotFixed<'_>> = plan
-        .remaining
-        .iter()
-        .map(|r| NotFixed {
-            vulnerability_id: &r.advisory.vulnerability_id,
-            reason: &r.reason,
-        })
-        .collect();
+    let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let facts = PrFacts {
         vulnerability_id: &target.vulnerability_id,
         aliases: &target.aliases,
@@ -91,7 +68,7 @@ pub async fn run(
         to_version: patch.target_version.as_deref(),
         changed_files: &changed_files,
         explanation: Some(&patch.explanation),
-        operation_id: operation_id.0,
+        operation_id,
         written_by_llm: patch.model(),
         confidence: patch.confidence(),
         also_fixes: &also_fixes,
@@ -116,6 +93,27 @@ pub async fn run(
         message,
     )
     .await
+}
+
+/// The files the commit carries: the patch's, the lock files the tool wrote, and the LLM's
+/// repair of what the fix broke (when it left no regression).
+pub(crate) fn changed_files(
+    patch: &ProposedPatch,
+    locked: &Locked,
+    tested: &Tested,
+) -> Vec<String> {
+    let mut changed: Vec<String> = patch
+        .edits
+        .iter()
+        .map(|e| e.path.clone())
+        .chain(locked.changed.iter().map(|(path, _)| path.clone()))
+        .collect();
+    for path in &tested.repaired_files {
+        if !changed.contains(path) {
+            changed.push(path.clone());
+        }
+    }
+    changed
 }
 
 /// Commits `changed_files` on `branch` with `message`; the pull request will carry `title` and

@@ -71,66 +71,11 @@ async fn push_under_lock(
     commit: git2::Oid,
     lock: &FixLock,
 ) -> Result<PushOutcome, Refused> {
-    let wanted = plan.target_version.as_deref();
-    // A person may have closed the pull request while this job was generating the fix.
-    if let Some(refusal) = fix_plan::closed_refusal(key.package, &lock.row.record(), wanted) {
-        return Err(StepFailure::permanent(STEP, refusal).into());
-    }
-    // Another job of the package raised its open pull request above our version meanwhile
-    // (an advisory imported after we planned): pushing ours would lower the fix. Planning
-    // again sees that job's advisories and aims at least as high.
-    if lock.row.state == Some(RemediationStatus::PrOpen)
-        && let (Some(open), Some(ours)) = (
-            lock.row.target_version.as_deref().and_then(Version::parse),
-            wanted.and_then(Version::parse),
-        )
-        && open > ours
-    {
-        return Err(StepFailure::transient(
-            STEP,
-            format!(
-                "the open pull request of {} now proposes {}, above this job's {}; planning again",
-                key.package,
-                lock.row.target_version.as_deref().unwrap_or_default(),
-                wanted.unwrap_or_default()
-            ),
-        )
-        .into());
-    }
-    // Rebuilding the branch from this plan must not undo a fix its open pull request makes.
-    let dropped = fix_plan::would_drop(&lock.row.advisories, plan);
-    if lock.row.state == Some(RemediationStatus::PrOpen) && !dropped.is_empty() {
-        return Err(StepFailure::permanent(
-            STEP,
-            format!(
-                "the open pull request of {} ({}) also fixes {}, which this change would drop \
-                 (one is a version bump, the other a code change); merge or close it, then \
-                 trigger again",
-                key.package,
-                lock.row.pr_url.as_deref().unwrap_or(key.branch),
-                dropped.join(", ")
-            ),
-        )
-        .into());
-    }
+    still_wanted(key, plan, lock)?;
     crate::git::check_remote(pipeline.forges.egress(), &checkout.repository.url)
         .await
         .map_err(|e| StepFailure::from_git(STEP, e))?;
-    let foreign = {
-        let (root, branch, auth, ours) = (
-            checkout.work_tree.clone(),
-            key.branch.to_owned(),
-            checkout.auth.clone(),
-            pipeline.author_email.clone(),
-        );
-        checkout
-            .git
-            .run(STEP, GitLoad::WholePack, move || {
-                let repo = crate::git::open_clone(&root)?;
-                crate::git::foreign_tip(&repo, &branch, commit, &auth, &ours)
-            })
-            .await?
-    };
+    let foreign = foreign_tip(pipeline, checkout, key, commit).await?;
     if let Some(tip) = foreign {
         let commented = leave_alone_once(checkout, lock, key, tip).await;
         let failure = StepFailure::permanent(
@@ -161,6 +106,75 @@ async fn push_under_lock(
         .when(StepFailure::is_transient)
         .notify(|e, delay| tracing::warn!(error = %e, ?delay, "push failed; retrying"))
         .await?)
+}
+
+/// Whether the fix this job made is still the one to push, now that it holds the fix lock:
+/// the pull request may have been closed, raised by another job, or fix more than this plan.
+fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), StepFailure> {
+    let wanted = plan.target_version.as_deref();
+    // A person may have closed the pull request while this job was generating the fix.
+    if let Some(refusal) = fix_plan::closed_refusal(key.package, &lock.row.record(), wanted) {
+        return Err(StepFailure::permanent(STEP, refusal));
+    }
+    // Another job of the package raised its open pull request above our version meanwhile
+    // (an advisory imported after we planned): pushing ours would lower the fix. Planning
+    // again sees that job's advisories and aims at least as high.
+    if lock.row.state == Some(RemediationStatus::PrOpen)
+        && let (Some(open), Some(ours)) = (
+            lock.row.target_version.as_deref().and_then(Version::parse),
+            wanted.and_then(Version::parse),
+        )
+        && open > ours
+    {
+        return Err(StepFailure::transient(
+            STEP,
+            format!(
+                "the open pull request of {} now proposes {}, above this job's {}; planning again",
+                key.package,
+                lock.row.target_version.as_deref().unwrap_or_default(),
+                wanted.unwrap_or_default()
+            ),
+        ));
+    }
+    // Rebuilding the branch from this plan must not undo a fix its open pull request makes.
+    let dropped = fix_plan::would_drop(&lock.row.advisories, plan);
+    if lock.row.state == Some(RemediationStatus::PrOpen) && !dropped.is_empty() {
+        return Err(StepFailure::permanent(
+            STEP,
+            format!(
+                "the open pull request of {} ({}) also fixes {}, which this change would drop \
+                 (one is a version bump, the other a code change); merge or close it, then \
+                 trigger again",
+                key.package,
+                lock.row.pr_url.as_deref().unwrap_or(key.branch),
+                dropped.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The branch's tip on the server when someone other than Remediator wrote it (then it is
+/// left alone), read with the clone's credentials.
+async fn foreign_tip(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    key: &FixKey<'_>,
+    commit: git2::Oid,
+) -> Result<Option<git2::Oid>, StepFailure> {
+    let (root, branch, auth, ours) = (
+        checkout.work_tree.clone(),
+        key.branch.to_owned(),
+        checkout.auth.clone(),
+        pipeline.author_email.clone(),
+    );
+    checkout
+        .git
+        .run(STEP, GitLoad::WholePack, move || {
+            let repo = crate::git::open_clone(&root)?;
+            crate::git::foreign_tip(&repo, &branch, commit, &auth, &ours)
+        })
+        .await
 }
 
 fn short(oid: git2::Oid) -> String {

@@ -138,39 +138,25 @@ struct Where<'a> {
     fix: Option<FixFacts<'a>>,
 }
 
+/// The default branch's run (from the baseline cache when this commit's is known) and the
+/// fixed tree's run, and whether the first came from the cache.
+struct Runs {
+    main: run::TestRun,
+    cached: bool,
+    branch: run::TestRun,
+}
+
 async fn test(
     pipeline: &Pipeline,
     plan: &TestPlan,
     at: Where<'_>,
     started: Instant,
 ) -> Result<Tested, StepFailure> {
-    let runs = async {
-        let (main, cached) = match baseline::cached(at.repository, at.commit, plan) {
-            Some(main) => (main, true),
-            None => {
-                let main = run::run(
-                    &pipeline.sandbox,
-                    &pipeline.lockfiles,
-                    &pipeline.verify,
-                    plan,
-                    at.main,
-                )
-                .await?;
-                baseline::remember(at.repository, at.commit, plan, &main);
-                (main, false)
-            }
-        };
-        let branch = run::run(
-            &pipeline.sandbox,
-            &pipeline.lockfiles,
-            &pipeline.verify,
-            plan,
-            at.branch,
-        )
-        .await?;
-        Ok::<_, LockError>((main, cached, branch))
-    };
-    let (main, cached, branch) = match runs.await {
+    let Runs {
+        main,
+        cached,
+        branch,
+    } = match run_both(pipeline, plan, &at).await {
         Ok(runs) => runs,
         Err(error) if error.is_transient() => {
             return Err(StepFailure::transient(STEP, error.to_string()));
@@ -215,26 +201,7 @@ async fn test(
             conversation,
         };
         let outcome = repair::repair(job, &report.regressions).await?;
-        if let Some((rerun, comparison)) = outcome.last.clone() {
-            report = TestsReport::compared(
-                plan,
-                main_summary,
-                RunSummary::of(&rerun, None, false),
-                comparison,
-                elapsed_ms(started),
-            );
-        }
-        if let Some(stopped) = &outcome.stopped {
-            let note = report
-                .note
-                .take()
-                .map(|n| format!("{n}; "))
-                .unwrap_or_default();
-            report.note = Some(format!("{note}the repair stopped: {stopped}"));
-        }
-        report.repaired = outcome.repaired();
-        report.repair_rounds = outcome.rounds;
-        report.duration_ms = elapsed_ms(started);
+        apply_repair(&mut report, plan, main_summary, &outcome, started);
         repaired_files = outcome.repaired_files;
     }
     tracing::info!(
@@ -245,6 +212,79 @@ async fn test(
         duration_ms = report.duration_ms,
         "tests compared"
     );
+    verdict(pipeline, report, repaired_files)
+}
+
+/// Runs the tests on both trees; the default branch's run is remembered per repository and
+/// commit, so the next fix in the same repository runs only its own tree.
+async fn run_both<'a>(
+    pipeline: &'a Pipeline,
+    plan: &'a TestPlan,
+    at: &Where<'a>,
+) -> Result<Runs, LockError> {
+    let on = |tree: &'a Path| {
+        run::run(
+            &pipeline.sandbox,
+            &pipeline.lockfiles,
+            &pipeline.verify,
+            plan,
+            tree,
+        )
+    };
+    let (main, cached) = match baseline::cached(at.repository, at.commit, plan) {
+        Some(main) => (main, true),
+        None => {
+            let main = on(at.main).await?;
+            baseline::remember(at.repository, at.commit, plan, &main);
+            (main, false)
+        }
+    };
+    let branch = on(at.branch).await?;
+    Ok(Runs {
+        main,
+        cached,
+        branch,
+    })
+}
+
+/// The report after the repair rounds: their last run replaces the first comparison, and a
+/// repair that stopped early says why.
+fn apply_repair(
+    report: &mut TestsReport,
+    plan: &TestPlan,
+    main_summary: RunSummary,
+    outcome: &repair::RepairOutcome,
+    started: Instant,
+) {
+    if let Some((rerun, comparison)) = outcome.last.clone() {
+        *report = TestsReport::compared(
+            plan,
+            main_summary,
+            RunSummary::of(&rerun, None, false),
+            comparison,
+            elapsed_ms(started),
+        );
+    }
+    if let Some(stopped) = &outcome.stopped {
+        let note = report
+            .note
+            .take()
+            .map(|n| format!("{n}; "))
+            .unwrap_or_default();
+        report.note = Some(format!("{note}the repair stopped: {stopped}"));
+    }
+    report.repaired = outcome.repaired();
+    report.repair_rounds = outcome.rounds.clone();
+    report.duration_ms = elapsed_ms(started);
+}
+
+/// What a comparison means for the pull request: ready when nothing regressed; otherwise a
+/// draft naming the regressions, or a failed job (`verify.on_regression = "fail"`).
+fn verdict(
+    pipeline: &Pipeline,
+    report: TestsReport,
+    repaired_files: Vec<String>,
+) -> Result<Tested, StepFailure> {
     if !report.regressed() {
         return Ok(Tested {
             report: Some(report),
