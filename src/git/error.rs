@@ -93,41 +93,10 @@ pub(crate) fn classify(err: &git2::Error, action: &str, url: &str, auth: &GitAut
         ));
     }
     if let Some(status) = http_status(&lower) {
-        return match status {
-            401 => GitError::Permanent(format!(
-                "git server refused the credentials for {host}; check the forge token ({action})"
-            )),
-            403 => GitError::Permanent(format!(
-                "git server {host} denied access to {shown_url} (HTTP 403) during {action}; check \
-                 that the forge token may read and push this repository"
-            )),
-            404 => GitError::Permanent(format!(
-                "repository {shown_url} not found (HTTP 404) during {action}; check the \
-                 repository URL and that the forge token can see it"
-            )),
-            408 | 429 | 500..=599 => GitError::Transient(format!(
-                "git server {host} answered HTTP {status} during {action}; will retry"
-            )),
-            _ => GitError::Permanent(format!(
-                "git server {host} answered HTTP {status} during {action}: {raw}"
-            )),
-        };
+        return http_refusal(status, action, &host, &shown_url, &raw);
     }
     if err.class() == ErrorClass::Ssh {
-        if lower.contains("authenticat") || lower.contains("permission denied") {
-            return GitError::Permanent(format!(
-                "git server refused the SSH key for {host}; check the configured SSH key \
-                 ({action}: {raw})"
-            ));
-        }
-        if lower.contains("not found") || lower.contains("does not exist") {
-            return GitError::Permanent(format!(
-                "repository {shown_url} not found during {action}: {raw}"
-            ));
-        }
-        return GitError::Transient(format!(
-            "SSH error talking to {host} during {action}: {raw}"
-        ));
+        return ssh_error(&lower, action, &host, &shown_url, &raw);
     }
     // A local path (file:// or plain) that is not there is reported as an OS error.
     if err.code() == ErrorCode::NotFound
@@ -151,6 +120,48 @@ pub(crate) fn classify(err: &git2::Error, action: &str, url: &str, auth: &GitAut
         ));
     }
     GitError::Permanent(format!("git {action} failed for {shown_url}: {raw}"))
+}
+
+/// What an HTTP status from the git server means: a refusal to act on, or a blip to retry.
+fn http_refusal(status: u16, action: &str, host: &str, shown_url: &str, raw: &str) -> GitError {
+    match status {
+        401 => GitError::Permanent(format!(
+            "git server refused the credentials for {host}; check the forge token ({action})"
+        )),
+        403 => GitError::Permanent(format!(
+            "git server {host} denied access to {shown_url} (HTTP 403) during {action}; check \
+             that the forge token may read and push this repository"
+        )),
+        404 => GitError::Permanent(format!(
+            "repository {shown_url} not found (HTTP 404) during {action}; check the \
+             repository URL and that the forge token can see it"
+        )),
+        408 | 429 | 500..=599 => GitError::Transient(format!(
+            "git server {host} answered HTTP {status} during {action}; will retry"
+        )),
+        _ => GitError::Permanent(format!(
+            "git server {host} answered HTTP {status} during {action}: {raw}"
+        )),
+    }
+}
+
+/// What an SSH transport error means: a refused key or a missing repository are final; the
+/// rest may pass.
+fn ssh_error(lower: &str, action: &str, host: &str, shown_url: &str, raw: &str) -> GitError {
+    if lower.contains("authenticat") || lower.contains("permission denied") {
+        return GitError::Permanent(format!(
+            "git server refused the SSH key for {host}; check the configured SSH key \
+             ({action}: {raw})"
+        ));
+    }
+    if lower.contains("not found") || lower.contains("does not exist") {
+        return GitError::Permanent(format!(
+            "repository {shown_url} not found during {action}: {raw}"
+        ));
+    }
+    GitError::Transient(format!(
+        "SSH error talking to {host} during {action}: {raw}"
+    ))
 }
 
 /// A local git failure (no network involved), e.g. writing the index or a commit.

@@ -219,6 +219,79 @@ fn index<'a>(component: &'a Component, map: &mut HashMap<&'a str, &'a Component>
     }
 }
 
+/// The component's version: its own, else its purl's, else the first affected version the
+/// vulnerability lists for it.
+fn installed_version(component: &Component, purl: &Purl, affects: &Affects) -> Option<String> {
+    component
+        .version
+        .clone()
+        .or_else(|| purl.version.clone())
+        .or_else(|| {
+            affects
+                .versions
+                .iter()
+                .filter(|av| av.status == Some(VersionStatus::Affected))
+                .find_map(|av| av.version.clone())
+        })
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// The assessment a CycloneDX analysis gives (status, justification, and whether an existing
+/// triage is kept): none means affected until a person triages it.
+fn triage(
+    v: &Vulnerability,
+    package_name: &str,
+    version: &str,
+) -> (AssessmentStatus, Option<String>, bool) {
+    match v.analysis.as_ref().and_then(|a| a.state.map(|s| (a, s))) {
+        Some((analysis, state)) => {
+            let text = [
+                analysis.justification.as_deref(),
+                analysis.detail.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+            let text = if text.is_empty() {
+                format!("CycloneDX analysis: {}", state.as_str())
+            } else {
+                text
+            };
+            (state.status(), Some(text), false)
+        }
+        None => (
+            AssessmentStatus::Affected,
+            Some(format!(
+                "listed in a CycloneDX document without analysis: {package_name} {version}; \
+                 affected until triaged"
+            )),
+            true,
+        ),
+    }
+}
+
+/// The highest rating: its label when it says something, else the score it comes with.
+fn severity(v: &Vulnerability) -> Severity {
+    v.ratings
+        .iter()
+        .map(|r| {
+            match r
+                .severity
+                .as_deref()
+                .map_or(Severity::Unknown, Severity::parse)
+            {
+                Severity::Unknown => r.score.map_or(Severity::Unknown, Severity::from_score),
+                labelled => labelled,
+            }
+        })
+        .max()
+        .unwrap_or(Severity::Unknown)
+}
+
 fn finding(
     v: &Vulnerability,
     affects: &Affects,
@@ -234,19 +307,7 @@ fn finding(
     };
     let ecosystem = ecosystem_of_purl(purl_ref)
         .map_or_else(|| normalize_ecosystem(&purl_ref.kind), str::to_owned);
-    let version = component
-        .version
-        .clone()
-        .or_else(|| purl_ref.version.clone())
-        .or_else(|| {
-            affects
-                .versions
-                .iter()
-                .filter(|av| av.status == Some(VersionStatus::Affected))
-                .find_map(|av| av.version.clone())
-        })
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty());
+    let version = installed_version(component, purl_ref, affects);
     let Some(version) = version else {
         bail!(
             "invalid {WHAT} at `{at}.ref`: component {:?} has no version",
@@ -254,54 +315,11 @@ fn finding(
         );
     };
     let package_name = package_name(component, purl_ref, &ecosystem);
-    let (status, justification, keep_existing) =
-        match v.analysis.as_ref().and_then(|a| a.state.map(|s| (a, s))) {
-            Some((analysis, state)) => {
-                let text = [
-                    analysis.justification.as_deref(),
-                    analysis.detail.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .collect::<Vec<_>>()
-                .join(": ");
-                let text = if text.is_empty() {
-                    format!("CycloneDX analysis: {}", state.as_str())
-                } else {
-                    text
-                };
-                (state.status(), Some(text), false)
-            }
-            None => (
-                AssessmentStatus::Affected,
-                Some(format!(
-                    "listed in a CycloneDX document without analysis: {package_name} {version}; \
-                     affected until triaged"
-                )),
-                true,
-            ),
-        };
+    let (status, justification, keep_existing) = triage(v, &package_name, &version);
     Ok(Match {
         vulnerability_id: v.id.trim().to_owned(),
         aliases: v.references.iter().map(|r| r.id.clone()).collect(),
-        severity: v
-            .ratings
-            .iter()
-            .map(|r| {
-                // The label when it says something, else the score it comes with.
-                match r
-                    .severity
-                    .as_deref()
-                    .map_or(Severity::Unknown, Severity::parse)
-                {
-                    Severity::Unknown => r.score.map_or(Severity::Unknown, Severity::from_score),
-                    labelled => labelled,
-                }
-            })
-            .max()
-            .unwrap_or(Severity::Unknown),
+        severity: severity(v),
         summary: [v.description.as_deref(), v.detail.as_deref()]
             .into_iter()
             .flatten()

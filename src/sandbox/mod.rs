@@ -405,37 +405,9 @@ impl Sandbox {
         for path in SYSTEM_PATHS {
             command.args(["--ro-bind-try", path, path]);
         }
-        // A tool installed outside /usr is bound read-only where it is: its own directory
-        // (rustup's toolchain bin), or the whole install it belongs to (a virtualenv and the
-        // Python it was made from, an `npm install -g --prefix` tree), and nothing else.
-        let roots = install_roots(&tool.path);
-        if let Some(hidden) = roots
-            .iter()
-            .chain(&run.read_only)
-            .find(|path| path.starts_with(CLONE))
-        {
-            return Err(SandboxError::Unavailable(format!(
-                "{} is under {CLONE}, where the sandbox mounts the clone, so the tool could not \
-                 see it; install the tool elsewhere",
-                hidden.display()
-            )));
-        }
-        for dir in roots {
-            command.arg("--ro-bind").arg(&dir).arg(&dir);
-        }
-        for path in &run.read_only {
-            command.arg("--ro-bind").arg(path).arg(path);
-        }
+        bind_tool(&mut command, tool, &run.read_only)?;
         if let Some(proxy) = proxy {
-            command
-                .arg("--dir")
-                .arg("/tmp/egress")
-                .arg("--bind")
-                .arg(proxy.socket())
-                .arg(egress_proxy::inside(&proxy.socket()))
-                .arg("--ro-bind")
-                .arg(proxy.forwarder())
-                .arg(egress_proxy::inside(&proxy.forwarder()));
+            bind_proxy(&mut command, proxy);
         }
         command
             .arg("--ro-bind")
@@ -529,6 +501,51 @@ fn capture(
         }
         kept
     })
+}
+
+/// Binds the tool read-only where it is installed, and the run's read-only paths; refuses a
+/// path under the clone's mount point, which would hide it.
+fn bind_tool(
+    command: &mut tokio::process::Command,
+    tool: &Tool,
+    read_only: &[PathBuf],
+) -> Result<(), SandboxError> {
+    // A tool installed outside /usr is bound read-only where it is: its own directory
+    // (rustup's toolchain bin), or the whole install it belongs to (a virtualenv and the
+    // Python it was made from, an `npm install -g --prefix` tree), and nothing else.
+    let roots = install_roots(&tool.path);
+    if let Some(hidden) = roots
+        .iter()
+        .chain(read_only)
+        .find(|path| path.starts_with(CLONE))
+    {
+        return Err(SandboxError::Unavailable(format!(
+            "{} is under {CLONE}, where the sandbox mounts the clone, so the tool could not \
+             see it; install the tool elsewhere",
+            hidden.display()
+        )));
+    }
+    for dir in roots {
+        command.arg("--ro-bind").arg(&dir).arg(&dir);
+    }
+    for path in read_only {
+        command.arg("--ro-bind").arg(path).arg(path);
+    }
+    Ok(())
+}
+
+/// The egress proxy's socket (read-write) and its forwarder (read-only), at the paths the
+/// forwarder is given inside.
+fn bind_proxy(command: &mut tokio::process::Command, proxy: &EgressProxy) {
+    command
+        .arg("--dir")
+        .arg("/tmp/egress")
+        .arg("--bind")
+        .arg(proxy.socket())
+        .arg(egress_proxy::inside(&proxy.socket()))
+        .arg("--ro-bind")
+        .arg(proxy.forwarder())
+        .arg(egress_proxy::inside(&proxy.forwarder()));
 }
 
 /// What of the host a tool outside `/usr` needs to run: for `PREFIX/bin/TOOL` of a virtualenv
