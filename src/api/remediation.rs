@@ -17,10 +17,9 @@ use crate::config::Grouping;
 use crate::db::intake;
 use crate::db::models::AssessmentStatus;
 use crate::db::models::RemediationTarget;
-use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::closed_refusal;
+use crate::lifecycle::{FixScope, RemediationStatus};
 use crate::repository_admission::check_project_repository;
-use crate::worker::grouped::GROUP_KEY;
 
 #[derive(Debug, Serialize)]
 pub struct TriggerResponse {
@@ -49,7 +48,7 @@ pub async fn trigger(
         organization,
         state.rate_limit.bucket(),
         assessment_id.into(),
-        GROUP_KEY,
+        FixScope::Group.key(),
     )
     .await?;
     if let Some(take) = looked_up.take {

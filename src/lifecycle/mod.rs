@@ -9,9 +9,11 @@
 
 pub mod decide;
 pub mod fix_plan;
+pub mod fix_scope;
 pub mod ids;
 pub mod status;
 
 pub use decide::{Admission, DeadReason, Limits, Outcome, Settlement, admit, decide};
+pub use fix_scope::FixScope;
 pub use ids::{AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId};
 pub use status::{OperationStatus, RemediationStatus, Step};

@@ -11,7 +11,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionM
 
 use crate::db::fixes::{self, FixRow, RecordedPull};
 use crate::db::{DbConn, DbPool};
-use crate::lifecycle::{ProjectId, Step};
+use crate::lifecycle::{FixScope, ProjectId, Step};
 use crate::worker::failure::StepFailure;
 
 /// How long a job waits for another job of the same package before it retries later: well
@@ -28,7 +28,8 @@ pub struct FixLock {
 pub struct FixKey<'a> {
     pub project: ProjectId,
     pub ecosystem: &'a Ecosystem,
-    pub package: &'a str,
+    /// The package, or the ecosystem's group: names the fix row.
+    pub scope: FixScope<'a>,
     pub branch: &'a str,
 }
 
@@ -50,7 +51,7 @@ impl FixLock {
             &mut conn,
             key.project,
             key.ecosystem,
-            key.package,
+            key.scope.key(),
             key.branch,
         )
         .await
@@ -60,7 +61,7 @@ impl FixLock {
                 format!(
                     "could not take the fix of {} (another job of the package holds it \
                          for more than {LOCK_TIMEOUT}, or the database failed): {e}",
-                    key.package
+                    key.scope
                 ),
             )
         })?;

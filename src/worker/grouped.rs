@@ -3,7 +3,7 @@
 //! The job plans one fix per package (`fix_plan::plan_repository`), generates and locks them
 //! one after the other in the same clone (each package's patcher reads the manifests as the
 //! previous package left them), commits them together and goes on exactly as a package job
-//! does, under the fix lock of the group (package key [`GROUP_KEY`]). Packages go by name, so
+//! does, under the fix lock of the group ([`FixScope::Group`]). Packages go by name, so
 //! the same set of fixes reads the same whichever advisory triggered it. A package other than
 //! the trigger's that cannot be fixed is left out and named in the pull request.
 
@@ -23,11 +23,8 @@ use super::steps::{self, StepDriver};
 use crate::db::fixes;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
-use crate::lifecycle::{OperationId, Step};
+use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
-
-/// The package name under which a grouped fix is kept in `remediation_fixes`.
-pub const GROUP_KEY: &str = "*";
 
 /// One package the job fixed.
 struct Fixed {
@@ -82,13 +79,13 @@ impl Pipeline {
             });
         // The cap counts the group as one pull request, like a package.
         let group_target = RemediationTarget {
-            package_name: GROUP_KEY.to_owned(),
+            package_name: FixScope::Group.key().to_owned(),
             ..target.clone()
         };
         let key = FixKey {
             project: target.project_id,
             ecosystem: &target.ecosystem,
-            package: GROUP_KEY,
+            scope: FixScope::Group,
             branch: &branch,
         };
         let publication = Publication {
@@ -162,9 +159,14 @@ impl Pipeline {
                 .map_err(db)?;
         let plans =
             fix_plan::plan_repository(&target.package_name, &trigger_of(target), &advisories);
-        if let Some(fix) = fixes::find(&mut conn, target.project_id, &target.ecosystem, GROUP_KEY)
-            .await
-            .map_err(db)?
+        if let Some(fix) = fixes::find(
+            &mut conn,
+            target.project_id,
+            &target.ecosystem,
+            FixScope::Group.key(),
+        )
+        .await
+        .map_err(db)?
         {
             let merged = fix_plan::merge(&plans);
             if let Some(refusal) = fix_plan::closed_refusal(

@@ -16,7 +16,7 @@ use crate::config::Grouping;
 use crate::db::models::{AssessmentStatus, RemediationTarget};
 use crate::db::{catalog, fixes, operations};
 use crate::lifecycle::fix_plan::{self, FixPlan};
-use crate::lifecycle::{OperationId, Step};
+use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::pr_text;
 
 impl Pipeline {
@@ -84,7 +84,7 @@ impl Pipeline {
         let key = FixKey {
             project: target.project_id,
             ecosystem: &target.ecosystem,
-            package: &target.package_name,
+            scope: FixScope::Package(&target.package_name),
             branch: &branch,
         };
         let publication = Publication {

@@ -19,6 +19,7 @@ use diesel_async::AsyncConnection;
 
 use crate::db::{DbConn, DbPool, catalog, fixes, operations, outbox};
 use crate::forge::{Forge, ForgeRegistry, PullRequestRef};
+use crate::lifecycle::FixScope;
 use crate::lifecycle::fix_plan::{self, ObservedState};
 use crate::queue::message::JobMessage;
 use crate::shutdown::Shutdown;
@@ -197,7 +198,7 @@ impl Reconciler {
     ) -> anyhow::Result<Option<String>> {
         // A code change (no version) is rewritten only by a trigger: asking the model again
         // every interval would be a loop.
-        if fix.package_name == crate::worker::grouped::GROUP_KEY || fix.target_version.is_none() {
+        if FixScope::of_key(&fix.package_name) == FixScope::Group || fix.target_version.is_none() {
             return Ok(None);
         }
         let advisories =

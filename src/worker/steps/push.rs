@@ -113,7 +113,9 @@ async fn push_under_lock(
 fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), StepFailure> {
     let wanted = plan.target_version.as_deref();
     // A person may have closed the pull request while this job was generating the fix.
-    if let Some(refusal) = fix_plan::closed_refusal(key.package, &lock.row.record(), wanted) {
+    if let Some(refusal) =
+        fix_plan::closed_refusal(&key.scope.to_string(), &lock.row.record(), wanted)
+    {
         return Err(StepFailure::permanent(STEP, refusal));
     }
     // Another job of the package raised its open pull request above our version meanwhile
@@ -130,7 +132,7 @@ fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), 
             STEP,
             format!(
                 "the open pull request of {} now proposes {}, above this job's {}; planning again",
-                key.package,
+                key.scope,
                 lock.row.target_version.as_deref().unwrap_or_default(),
                 wanted.unwrap_or_default()
             ),
@@ -145,7 +147,7 @@ fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), 
                 "the open pull request of {} ({}) also fixes {}, which this change would drop \
                  (one is a version bump, the other a code change); merge or close it, then \
                  trigger again",
-                key.package,
+                key.scope,
                 lock.row.pr_url.as_deref().unwrap_or(key.branch),
                 dropped.join(", ")
             ),
