@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::AppState;
 use super::error::{ApiError, Code};
 use crate::db::{fixes, webhooks as deliveries};
+use crate::webhooks::WebhookForge;
 use crate::webhooks::events::{self, Event, PullRequestEvent};
-use crate::webhooks::{WebhookForge, verify};
+use crate::webhooks::verify::{self, header};
 
 /// Longest delivery id we store (GitHub's and Gitea's are UUIDs, GitLab's too).
 const MAX_DELIVERY_ID: usize = 200;
@@ -147,13 +148,4 @@ async fn apply_pull_request(
             _ => "unknown_pull_request",
         },
     )
-}
-
-/// The first of `names` present, as trimmed text.
-fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|name| headers.get(*name))
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
 }

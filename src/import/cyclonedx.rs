@@ -423,14 +423,7 @@ mod tests {
     use super::*;
     use crate::import::native::{AssessmentIn, FindingIn};
     use crate::import::scanner::finding_id;
-
-    fn example() -> String {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/cyclonedx-vex.json"
-        ))
-        .unwrap()
-    }
+    use crate::import::test_support::example;
 
     fn row<'a>(file: &'a ImportFile, id: &str, version: &str) -> (&'a FindingIn, &'a AssessmentIn) {
         let i = file
@@ -444,7 +437,7 @@ mod tests {
     #[test]
     fn converts_the_example_vex() {
         let project = ProjectId::new_random();
-        let file = convert(&example(), project).unwrap();
+        let file = convert(&example("cyclonedx-vex.json"), project).unwrap();
         assert_eq!(file.findings.len(), 6, "{:#?}", file.findings);
 
         let (f, a) = row(&file, "CVE-2021-23337", "4.17.20");

@@ -185,25 +185,14 @@ fn severity(m: &GrypeMatch) -> Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::native::FindingIn;
     use crate::import::scanner::finding_id;
-
-    fn example() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/grype.json"))
-            .unwrap()
-    }
-
-    fn finding<'a>(file: &'a ImportFile, id: &str) -> &'a FindingIn {
-        file.findings
-            .iter()
-            .find(|f| f.vulnerability_id == id)
-            .unwrap_or_else(|| panic!("no finding {id} in {:#?}", file.findings))
-    }
+    use crate::import::test_support::example;
+    use crate::import::test_support::finding;
 
     #[test]
     fn converts_the_example_report() {
         let project = ProjectId::new_random();
-        let file = convert(&example(), project).unwrap();
+        let file = convert(&example("grype.json"), project).unwrap();
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
 
         let lodash = finding(&file, "GHSA-35jh-r3h4-6jhm");

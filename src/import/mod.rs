@@ -13,6 +13,8 @@ mod osv_scanner;
 mod purl;
 mod scanner;
 mod tenancy;
+#[cfg(test)]
+mod test_support;
 mod write;
 
 use std::path::Path;
@@ -250,13 +252,10 @@ fn deserialize<T: DeserializeOwned>(text: &str, what: &str) -> anyhow::Result<T>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::test_support::example;
 
     fn rules() -> RepositoryRules {
         RepositoryRules::default()
-    }
-
-    fn example(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     #[test]

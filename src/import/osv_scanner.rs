@@ -294,28 +294,14 @@ fn fixed_versions(v: &Vulnerability, name: &str, ecosystem: &str) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::native::FindingIn;
     use crate::import::scanner::{assessment_id, finding_id};
-
-    fn example() -> String {
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/osv-scanner.json"
-        ))
-        .unwrap()
-    }
-
-    fn finding<'a>(file: &'a ImportFile, id: &str) -> &'a FindingIn {
-        file.findings
-            .iter()
-            .find(|f| f.vulnerability_id == id)
-            .unwrap_or_else(|| panic!("no finding {id} in {:#?}", file.findings))
-    }
+    use crate::import::test_support::example;
+    use crate::import::test_support::finding;
 
     #[test]
     fn converts_the_example_report() {
         let project = ProjectId::new_random();
-        let file = convert(&example(), project).unwrap();
+        let file = convert(&example("osv-scanner.json"), project).unwrap();
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
         assert_eq!(file.assessments.len(), 4);
         assert!(file.organizations.is_empty() && file.projects.is_empty());
@@ -369,7 +355,7 @@ mod tests {
             );
         }
         // Deterministic: the same report gives the same rows.
-        let again = convert(&example(), project).unwrap();
+        let again = convert(&example("osv-scanner.json"), project).unwrap();
         assert_eq!(again.findings, file.findings);
         assert_eq!(again.assessments, file.assessments);
     }

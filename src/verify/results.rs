@@ -217,6 +217,11 @@ fn excerpt<'a>(lines: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     use super::*;
 
+    /// Each case's name and whether it passed, in order.
+    fn outcomes(cases: &[TestCase]) -> Vec<(&str, bool)> {
+        cases.iter().map(|c| (c.name.as_str(), c.passed)).collect()
+    }
+
     #[test]
     fn node_tap_names_each_test_and_quotes_a_failure() {
         let output = "\n> app@1.0.0 test\n> node --test\n\nTAP version 13\n# Subtest: adds\nok 1 - adds\n  ---\n  duration_ms: 0.4\n  ...\n# Subtest: formats\nnot ok 2 - formats\n  ---\n  duration_ms: 1.1\n  failureType: 'testCodeFailure'\n  error: 'lib.format is not a function'\n  code: 'ERR_TEST_FAILURE'\n  stack: |-\n    TestContext.<anonymous> (/sandbox/clone/test/app.test.js:9:7)\n  ...\n# Subtest: later\nok 3 - later # SKIP\n1..3\n# tests 3\n# pass 1\n# fail 1\n";
@@ -240,13 +245,7 @@ mod tests {
     fn node_spec_output_is_read_too() {
         let output = "✔ adds (0.5ms)\n✖ formats (1.2ms)\n  TypeError: lib.format is not a function\n      at TestContext.<anonymous> (test.js:9:7)\nℹ tests 2\n✖ failing tests:\n\ntest at test.js:8:1\n✖ formats (1.2ms)\n  TypeError: lib.format is not a function\n";
         let cases = parse(output);
-        assert_eq!(
-            cases
-                .iter()
-                .map(|c| (c.name.as_str(), c.passed))
-                .collect::<Vec<_>>(),
-            [("adds", true), ("formats", false)]
-        );
+        assert_eq!(outcomes(&cases), [("adds", true), ("formats", false)]);
         assert!(cases[1].output.starts_with("TypeError: lib.format"));
     }
 
@@ -255,10 +254,7 @@ mod tests {
         let output = "=================================== FAILURES ===================================\n__________________________________ test_bad ___________________________________\n\n    def test_bad():\n>       assert fmt(1) == '1'\nE       AttributeError: module 'lib' has no attribute 'fmt'\n\ntests/test_a.py:7: AttributeError\n=========================== short test summary info ============================\nPASSED tests/test_a.py::test_ok\nFAILED tests/test_a.py::test_bad - AttributeError: module 'lib' has no attribute 'fmt'\nERROR tests/test_b.py - ImportError: no module\n========================= 1 failed, 1 passed in 0.03s ==========================\n";
         let cases = parse(output);
         assert_eq!(
-            cases
-                .iter()
-                .map(|c| (c.name.as_str(), c.passed))
-                .collect::<Vec<_>>(),
+            outcomes(&cases),
             [
                 ("tests/test_a.py::test_ok", true),
                 ("tests/test_a.py::test_bad", false),

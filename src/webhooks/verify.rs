@@ -59,8 +59,8 @@ pub fn verify(
     }
 }
 
-/// The first of `names` present, as text.
-fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
+/// The first of `names` present, as trimmed text (the forges name one header differently).
+pub fn header<'a>(headers: &'a HeaderMap, names: &[&str]) -> Option<&'a str> {
     names
         .iter()
         .find_map(|name| headers.get(*name))

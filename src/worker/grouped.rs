@@ -223,14 +223,11 @@ fn success(
         .collect();
     let (patch, locked) = combined(fixed);
     let mut success = write_back::success(Finished {
-        repository: &published.repository,
+        published,
         branch,
-        committed: published.committed,
-        pushed: published.pushed,
         patch,
         locked,
         tested,
-        opened: published.opened,
         plan,
         timings,
     });

@@ -98,14 +98,11 @@ impl Pipeline {
         };
         let published = publish(self, driver, publication).await?;
         Ok(write_back::success(Finished {
-            repository: &published.repository,
+            published,
             branch,
-            committed: published.committed,
-            pushed: published.pushed,
             patch,
             locked,
             tested,
-            opened: published.opened,
             plan: &plan,
             timings: driver.timings_json(),
         }))

@@ -32,7 +32,7 @@ pub(super) struct Publication<'a> {
 }
 
 /// What the tail did, for the write-back.
-pub(super) struct Published {
+pub struct Published {
     pub repository: ResolvedRepository,
     pub committed: Committed,
     pub pushed: PushOutcome,

@@ -4,17 +4,16 @@
 
 use serde_json::json;
 
-use super::commit::Committed;
 use super::lock::Locked;
-use super::pull_request::Opened;
 use super::test::Tested;
 use crate::db::fixes::CoveredWriteBack;
-use crate::forge::{Forge, ResolvedRepository};
+use crate::forge::Forge;
 use crate::git::PushOutcome;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::FixPlan;
 use crate::pr_text::LabelledLine;
 use crate::worker::patcher::ProposedPatch;
+use crate::worker::publish::Published;
 
 /// A finished job: what goes into the operation's output and onto the assessments.
 #[derive(Debug, Clone)]
@@ -24,28 +23,28 @@ pub struct JobSuccess {
 }
 
 pub struct Finished<'a> {
-    pub repository: &'a ResolvedRepository,
+    pub published: Published,
     pub branch: String,
-    pub committed: Committed,
-    pub pushed: PushOutcome,
     pub patch: ProposedPatch,
     pub locked: Locked,
     pub tested: Tested,
-    pub opened: Opened,
     pub plan: &'a FixPlan,
     pub timings: serde_json::Value,
 }
 
 pub fn success(done: Finished<'_>) -> JobSuccess {
     let Finished {
-        repository,
+        published:
+            Published {
+                repository,
+                committed,
+                pushed,
+                opened,
+            },
         branch,
-        committed,
-        pushed,
         patch,
         locked,
         tested,
-        opened,
         plan,
         timings,
     } = done;
