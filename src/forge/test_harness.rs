@@ -2,8 +2,9 @@
 //! match only requests carrying the forge's token header and our User-Agent, the pull request
 //! spec the tests open, and the checks of an answer (a permanent or transient error that never
 //! carries the token). Each forge's tests keep what is theirs: paths, bodies, headers, the
-//! forge's own answers and messages.
+//! forge's own answers and messages, told to the harness through [`FakeApi`].
 
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde_json::json;
@@ -217,4 +218,259 @@ pub(crate) async fn assert_updated_and_commented(
         forge.comment_on_pull_request(target, "not refreshed").await,
         Ok(())
     );
+}
+
+/// An answer with status `status` and the JSON `body`.
+pub(crate) fn json_reply(status: u16, body: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+/// What one forge's tests tell the shared [`Fake`] about that forge's API.
+pub(crate) trait FakeApi {
+    /// The client under test.
+    type Client: Forge;
+    /// The token the client sends; no error may carry it.
+    const TOKEN: &'static str;
+    /// The forge's name as its client words errors ("GitHub").
+    const LABEL: &'static str;
+    /// The repository host the client serves.
+    const HOST: &'static str;
+    /// The client of the fake API `server` serves.
+    fn client(server: &MockServer) -> Self::Client;
+    /// The pull request the tests open.
+    fn spec() -> PullRequestSpec;
+    /// The request that lists the open pull requests of the spec's branch (its first page).
+    fn list_open() -> MockBuilder;
+    /// The request that creates the spec's pull request.
+    fn create() -> MockBuilder;
+    /// The list answer that holds no pull request.
+    fn nothing_listed() -> ResponseTemplate {
+        json_reply(200, json!([]))
+    }
+}
+
+/// Declares `$api`, the [`FakeApi`] of one forge's tests, and `Fake` for it: the client is
+/// `$client_of(server)`, the token the test file's `TOKEN`, the spec its `spec()`, and the
+/// list and create requests the given expressions.
+macro_rules! fake_api {
+    ($api:ident: $client:ty, $label:literal at $host:literal, client: $client_of:expr,
+     list: $list:expr, create: $create:expr $(, nothing_listed: $nothing:expr)?) => {
+        /// What the shared harness needs to know of this forge's API.
+        struct $api;
+
+        type Fake = $crate::forge::test_harness::Fake<$api>;
+
+        impl $crate::forge::test_harness::FakeApi for $api {
+            type Client = $client;
+            const TOKEN: &'static str = TOKEN;
+            const LABEL: &'static str = $label;
+            const HOST: &'static str = $host;
+
+            fn client(server: &MockServer) -> $client {
+                $client_of(server)
+            }
+
+            fn spec() -> PullRequestSpec {
+                spec()
+            }
+
+            fn list_open() -> MockBuilder {
+                $list
+            }
+
+            fn create() -> MockBuilder {
+                $create
+            }
+
+            $(fn nothing_listed() -> ResponseTemplate {
+                $nothing
+            })?
+        }
+    };
+}
+pub(crate) use fake_api;
+
+/// A fake forge API on loopback, and the client of `A` that talks to it.
+pub(crate) struct Fake<A> {
+    pub server: MockServer,
+    api: PhantomData<A>,
+}
+
+impl<A: FakeApi> Fake<A> {
+    /// A fake API that answers nothing yet.
+    pub async fn start() -> Self {
+        Fake {
+            server: MockServer::start().await,
+            api: PhantomData,
+        }
+    }
+
+    /// A fake whose pull list answers `listed`, and must be asked exactly once.
+    pub async fn listing(listed: ResponseTemplate) -> Self {
+        let fake = Self::start().await;
+        fake.serve_once(A::list_open(), listed).await;
+        fake
+    }
+
+    /// A fake that lists no pull request and answers the create, which must be asked exactly
+    /// once, with `created`.
+    pub async fn creating(created: ResponseTemplate) -> Self {
+        let fake = Self::start().await;
+        fake.serve(A::list_open(), A::nothing_listed()).await;
+        fake.serve_once(A::create(), created).await;
+        fake
+    }
+
+    /// Answers the requests `mock` matches with `response`, however many come.
+    pub async fn serve(&self, mock: MockBuilder, response: ResponseTemplate) {
+        mock.respond_with(response).mount(&self.server).await;
+    }
+
+    /// Answers only the first request `mock` matches with `response` (later ones fall through
+    /// to the mocks mounted after it); the test fails unless that first one comes.
+    pub async fn serve_first(&self, mock: MockBuilder, response: ResponseTemplate) {
+        mock.respond_with(response)
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Answers the requests `mock` matches with `response`; the test fails unless exactly one
+    /// comes.
+    pub async fn serve_once(&self, mock: MockBuilder, response: ResponseTemplate) {
+        self.serve_times(mock, response, 1).await;
+    }
+
+    /// Answers the requests `mock` matches with `response`; the test fails unless exactly
+    /// `times` come.
+    pub async fn serve_times(&self, mock: MockBuilder, response: ResponseTemplate, times: u64) {
+        mock.respond_with(response)
+            .expect(times)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// The client of this fake API.
+    pub fn client(&self) -> A::Client {
+        A::client(&self.server)
+    }
+
+    /// What opening (or reusing) the tests' pull request answers.
+    pub async fn open(&self) -> Answer {
+        self.open_spec(&A::spec()).await
+    }
+
+    /// What opening (or reusing) `spec`'s pull request answers.
+    pub async fn open_spec(&self, spec: &PullRequestSpec) -> Answer {
+        run(&self.client(), spec).await
+    }
+
+    /// The message of the permanent error opening the tests' pull request ends in.
+    pub async fn permanent(&self) -> String {
+        permanent(self.open().await, A::TOKEN)
+    }
+
+    /// The message and wait of the transient error opening the tests' pull request ends in.
+    pub async fn transient(&self) -> (String, Option<Duration>) {
+        transient(self.open().await, A::TOKEN)
+    }
+
+    /// The permanent error of a fake whose pull list answers `status` with `body`.
+    pub async fn listing_refused(status: u16, body: serde_json::Value) -> String {
+        Self::listing(json_reply(status, body))
+            .await
+            .permanent()
+            .await
+    }
+
+    /// The permanent error of a fake whose create answers `status` with `body`.
+    pub async fn creating_refused(status: u16, body: serde_json::Value) -> String {
+        Self::creating(json_reply(status, body))
+            .await
+            .permanent()
+            .await
+    }
+
+    /// The transient error of a fake whose pull list answers `listed`.
+    pub async fn listing_delayed(listed: ResponseTemplate) -> (String, Option<Duration>) {
+        Self::listing(listed).await.transient().await
+    }
+
+    /// The number and reuse flag of the pull request opening the tests' one gives.
+    pub async fn opened(&self) -> Result<Option<(u64, bool)>, ForgeError> {
+        self.open()
+            .await
+            .map(|pull| pull.map(|pull| (pull.number, pull.reused)))
+    }
+}
+
+/// A pull list that redirects to another host (status `status`, to `path` there) is refused
+/// before the token follows it: nothing reaches the other host, nothing is created.
+pub(crate) async fn assert_redirect_elsewhere_refused<A: FakeApi>(status: u16, path_there: &str) {
+    let elsewhere = MockServer::start().await;
+    never(method("GET"), &elsewhere).await;
+    let location = format!("{}{path_there}", elsewhere.uri());
+    let fake = Fake::<A>::listing(
+        ResponseTemplate::new(status).insert_header("location", location.as_str()),
+    )
+    .await;
+    never(method("POST"), &fake.server).await;
+    assert_redirect_refused(&fake.permanent().await);
+}
+
+/// The permanent error a pull request of `owner` gets before any request is sent.
+pub(crate) async fn refused_owner<A: FakeApi>(owner: &str) -> String {
+    let fake = Fake::<A>::start().await;
+    never(method("GET"), &fake.server).await;
+    let spec = PullRequestSpec {
+        owner: owner.to_owned(),
+        ..A::spec()
+    };
+    permanent(fake.open_spec(&spec).await, A::TOKEN)
+}
+
+/// The four states every forge reports, each paired with the forge's JSON for it: merged at
+/// 10:00 and closed at 11:00 on 2026-12-01, open with a conflict, and open.
+pub(crate) fn four_states(
+    merged: serde_json::Value,
+    closed: serde_json::Value,
+    conflicting: serde_json::Value,
+    open: serde_json::Value,
+) -> Vec<(serde_json::Value, ObservedState)> {
+    vec![
+        (
+            merged,
+            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
+        ),
+        (
+            closed,
+            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
+        ),
+        (conflicting, ObservedState::Conflicting),
+        (open, ObservedState::Open),
+    ]
+}
+
+/// `message` mentions every one of `parts`.
+pub(crate) fn assert_mentions(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+}
+
+/// The three refusals every forge can give, each a permanent error: a 401 on the pull list
+/// (the message names the forge, what it `said` and the host, never the token), a 404 on the
+/// list and a 403 on the create (the messages mention their parts).
+pub(crate) async fn assert_refusals<A: FakeApi>(
+    (unauthorized, said): (serde_json::Value, &str),
+    (not_found, not_found_parts): (serde_json::Value, &[&str]),
+    (forbidden, forbidden_parts): (serde_json::Value, &[&str]),
+) {
+    let message = Fake::<A>::listing_refused(401, unauthorized).await;
+    assert_token_refused(&message, A::LABEL, said, A::HOST);
+    let message = Fake::<A>::listing_refused(404, not_found).await;
+    assert_mentions(&message, not_found_parts);
+    let message = Fake::<A>::creating_refused(403, forbidden).await;
+    assert_mentions(&message, forbidden_parts);
 }

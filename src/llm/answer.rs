@@ -56,22 +56,19 @@ struct RawEdit {
     content: Option<String>,
 }
 
+/// Why an answer with prose around its JSON is refused.
+const NOT_ONE_OBJECT: &str = "the answer must be a single JSON object starting with '{' and nothing else (no prose before or after it)";
+/// The answer's documented shape, quoted back to the model when its JSON does not fit it.
+const ANSWER_SHAPE: &str = r#"{"edits": [...], "confidence": number, "explanation": string}, where each edit is {"path", "search", "replace"} or {"path", "content"}"#;
+
 /// Parses the model's raw answer: one JSON object, optionally inside a single ```json fence.
 pub fn parse_answer(raw: &str) -> Result<ModelAnswer, String> {
     let json = strip_fence(raw)?;
     if !json.starts_with('{') {
-        return Err(
-            "the answer must be a single JSON object starting with '{' and nothing else \
-             (no prose before or after it)"
-                .to_owned(),
-        );
+        return Err(NOT_ONE_OBJECT.to_owned());
     }
     let parsed: RawAnswer = serde_json::from_str(json).map_err(|e| {
-        format!(
-            "the answer is not a valid answer object: {e}. Expected exactly \
-             {{\"edits\": [...], \"confidence\": number, \"explanation\": string}}, where each edit \
-             is {{\"path\", \"search\", \"replace\"}} or {{\"path\", \"content\"}}"
-        )
+        format!("the answer is not a valid answer object: {e}. Expected exactly {ANSWER_SHAPE}")
     })?;
 
     if !parsed.confidence.is_finite() || !(0.0..=1.0).contains(&parsed.confidence) {
@@ -188,48 +185,67 @@ pub fn materialize(
     let mut files: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     for (index, edit) in edits.iter().enumerate() {
         check_path(index, edit.path())?;
-        let slot = match files.iter().position(|(p, _, _)| p == edit.path()) {
-            Some(slot) => slot,
-            None => {
-                let original = read_original(edit.path());
-                files.push((edit.path().to_owned(), original.clone(), original));
-                files.len() - 1
-            }
-        };
-        let current = &mut files[slot].2;
-        match edit {
-            ModelEdit::Write { content, .. } => *current = Some(content.clone()),
-            ModelEdit::Replace {
-                path,
-                search,
-                replace,
-            } => {
-                let Some(text) = current.as_mut() else {
-                    return Err(format!(
-                        "edits[{index}] (replace in {path}): the file does not exist; create it \
-                         with {{\"path\", \"content\"}} instead"
-                    ));
-                };
-                *text = replace_once(index, path, text, search, replace)?;
-            }
-        }
+        let slot = file_slot(&mut files, edit.path(), &read_original);
+        apply_edit(index, edit, &mut files[slot].2)?;
     }
-
-    let mut out = Vec::with_capacity(files.len());
-    for (path, original, current) in files {
-        // Every slot was created by an edit that either wrote content or failed above.
-        let Some(updated) = current else {
-            return Err(format!("{path}: no content was produced"));
-        };
-        if original.as_deref() == Some(updated.as_str()) {
-            return Err(format!(
-                "the edits to {path} leave the file unchanged; remove them or change the file"
-            ));
-        }
-        out.push((path, original, updated));
-    }
-    Ok(out)
+    files.into_iter().map(changed_file).collect()
 }
+
+/// Where `path` stands in `files`, read once on its first edit so later edits to the same file
+/// apply to the text the earlier ones left.
+fn file_slot(
+    files: &mut Vec<(String, Option<String>, Option<String>)>,
+    path: &str,
+    read_original: impl Fn(&str) -> Option<String>,
+) -> usize {
+    if let Some(slot) = files.iter().position(|(p, _, _)| p == path) {
+        return slot;
+    }
+    let original = read_original(path);
+    files.push((path.to_owned(), original.clone(), original));
+    files.len() - 1
+}
+
+/// Applies one edit to a file's current text (`None` while the file does not exist, which only
+/// a whole-file write may change).
+fn apply_edit(index: usize, edit: &ModelEdit, current: &mut Option<String>) -> Result<(), String> {
+    match edit {
+        ModelEdit::Write { content, .. } => *current = Some(content.clone()),
+        ModelEdit::Replace {
+            path,
+            search,
+            replace,
+        } => {
+            let Some(text) = current.as_mut() else {
+                return Err(format!(
+                    "edits[{index}] (replace in {path}): {MISSING_FILE}"
+                ));
+            };
+            *text = replace_once(index, path, text, search, replace)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `(path, original, updated)` of one touched file; an edit that leaves it as it was is
+/// refused, so the model does not spend a round on a no-op.
+fn changed_file(
+    (path, original, current): (String, Option<String>, Option<String>),
+) -> Result<(String, Option<String>, String), String> {
+    // Every slot was created by an edit that either wrote content or failed above.
+    let Some(updated) = current else {
+        return Err(format!("{path}: no content was produced"));
+    };
+    if original.as_deref() == Some(updated.as_str()) {
+        return Err(format!(
+            "the edits to {path} leave the file unchanged; remove them or change the file"
+        ));
+    }
+    Ok((path, original, updated))
+}
+
+/// Why a replace in a file that does not exist is refused, and what to send instead.
+const MISSING_FILE: &str = r#"the file does not exist; create it with {"path", "content"} instead"#;
 
 fn replace_once(
     index: usize,

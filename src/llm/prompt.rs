@@ -57,18 +57,7 @@ impl Conversation {
         let delimiter = fresh_delimiter(facts, files);
         let system = SYSTEM_RULES.replace("DELIMITER", &delimiter);
         let user = user_message(facts, files, &delimiter);
-        Self {
-            messages: vec![
-                ChatMessage {
-                    role: Role::System,
-                    content: system,
-                },
-                ChatMessage {
-                    role: Role::User,
-                    content: user,
-                },
-            ],
-        }
+        Self::from_system_and_user(system, user)
     }
 
     /// Records the model's unusable answer and asks for a corrected one, stating what was wrong.
@@ -89,7 +78,8 @@ impl Conversation {
         });
     }
 
-    /// A conversation of a system and a user message built elsewhere (the repair rounds).
+    /// A conversation of a system and a user message: a new attempt's, or one built elsewhere
+    /// (the repair rounds).
     pub(super) fn from_system_and_user(system: String, user: String) -> Self {
         Self {
             messages: vec![

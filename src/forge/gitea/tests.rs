@@ -12,23 +12,23 @@ use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
 use crate::forge::test_harness::{
-    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_refused, assert_states,
-    assert_token_refused, assert_updated_and_commented, built, endpoint, never, permanent,
-    pull_ref, refusal, run, transient, unsent_endpoint,
+    self, BRANCH, TITLE, assert_debug_redacted, assert_mentions, assert_redirect_elsewhere_refused,
+    assert_refusals, assert_states, assert_updated_and_commented, built, endpoint, four_states,
+    json_reply, never, pull_ref, refusal, refused_owner, unsent_endpoint,
 };
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO: &str = "/api/v1/repos/acme/widgets";
+
+test_harness::fake_api!(GiteaApi: GiteaForge, "Gitea" at "gitea.example.com",
+    client: |server: &MockServer| forge_at(&format!("{}/api/v1", server.uri())),
+    list: list_open(1), create: create(), nothing_listed: page(json!([]), 0));
 
 fn forge_at(api_url: &str) -> GiteaForge {
     built(GiteaForge::new(
         endpoint(api_url, "gitea.example.com"),
         SecretString::from(TOKEN),
     ))
-}
-
-fn api(server: &MockServer) -> String {
-    format!("{}/api/v1", server.uri())
 }
 
 fn spec() -> PullRequestSpec {
@@ -66,6 +66,15 @@ fn create() -> MockBuilder {
         })))
 }
 
+fn labels() -> MockBuilder {
+    gitea("GET", &format!("{REPO}/labels"))
+}
+
+/// The request that sets the labels of pull request `number`.
+fn set_labels(number: u64) -> MockBuilder {
+    gitea("POST", &format!("{REPO}/issues/{number}/labels"))
+}
+
 fn pull_json(number: u64, head: &str, head_repo: &str, base: &str) -> serde_json::Value {
     json!({
         "id": 5000 + number,
@@ -86,7 +95,7 @@ fn ours(number: u64) -> serde_json::Value {
 }
 
 fn created(number: u64) -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(ours(number))
+    json_reply(201, ours(number))
 }
 
 fn labels_json() -> serde_json::Value {
@@ -97,34 +106,32 @@ fn labels_json() -> serde_json::Value {
     ])
 }
 
+/// A fake that lists nothing and creates pull request `number` however often asked.
+async fn creates(number: u64) -> Fake {
+    let fake = Fake::start().await;
+    fake.serve(list_open(1), page(json!([]), 0)).await;
+    fake.serve(create(), created(number)).await;
+    fake
+}
+
 #[tokio::test]
 async fn creates_a_pull_request_then_labels_it_by_id_skipping_unknown_names() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .expect(1)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(created(42))
-        .expect(1)
-        .mount(&server)
-        .await;
-    gitea("GET", &format!("{REPO}/labels"))
-        .and(query_param("page", "1"))
-        .respond_with(page(labels_json(), 3))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let fake = Fake::start().await;
+    fake.serve_once(list_open(1), page(json!([]), 0)).await;
+    fake.serve_once(create(), created(42)).await;
+    fake.serve_once(
+        labels().and(query_param("page", "1")),
+        page(labels_json(), 3),
+    )
+    .await;
     // "security" matches id 9 exactly (not "Security", 7); "dependencies" does not exist.
-    gitea("POST", &format!("{REPO}/issues/42/labels"))
-        .and(body_json(json!({"labels": [9]})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 9}])))
-        .expect(1)
-        .mount(&server)
-        .await;
+    fake.serve_once(
+        set_labels(42).and(body_json(json!({"labels": [9]}))),
+        json_reply(200, json!([{"id": 9}])),
+    )
+    .await;
 
-    let forge = AnyForge::Gitea(forge_at(&api(&server)));
+    let forge = AnyForge::Gitea(fake.client());
     assert_eq!(forge.name(), "gitea");
     let pull = forge.open_or_reuse(&spec()).await;
     assert_eq!(
@@ -139,77 +146,36 @@ async fn creates_a_pull_request_then_labels_it_by_id_skipping_unknown_names() {
 
 #[tokio::test]
 async fn labels_that_all_do_not_exist_mean_no_label_call() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
+    let fake = creates(4).await;
+    fake.serve_once(labels(), page(json!([{"id": 3, "name": "bug"}]), 1))
         .await;
-    create().respond_with(created(4)).mount(&server).await;
-    gitea("GET", &format!("{REPO}/labels"))
-        .respond_with(page(json!([{"id": 3, "name": "bug"}]), 1))
-        .expect(1)
-        .mount(&server)
-        .await;
-    never(path(format!("{REPO}/issues/4/labels")), &server).await;
-    let pull = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(4)));
+    never(path(format!("{REPO}/issues/4/labels")), &fake.server).await;
+    assert_eq!(fake.opened().await, Ok(Some((4, false))));
 }
 
 #[tokio::test]
 async fn a_label_failure_does_not_fail_the_pull_request() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    create().respond_with(created(6)).mount(&server).await;
-    gitea("GET", &format!("{REPO}/labels"))
-        .respond_with(page(labels_json(), 3))
-        .mount(&server)
-        .await;
-    gitea("POST", &format!("{REPO}/issues/6/labels"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "forbidden"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let pull = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(
-        pull.map(|p| p.map(|p| (p.number, p.reused))),
-        Ok(Some((6, false)))
-    );
+    let fake = creates(6).await;
+    fake.serve(labels(), page(labels_json(), 3)).await;
+    let forbidden = json_reply(403, json!({"message": "forbidden"}));
+    fake.serve_once(set_labels(6), forbidden).await;
+    assert_eq!(fake.opened().await, Ok(Some((6, false))));
 
     // Nor does a label list that cannot be read.
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    create().respond_with(created(6)).mount(&server).await;
-    gitea("GET", &format!("{REPO}/labels"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let pull = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(6)));
+    let fake = creates(6).await;
+    fake.serve_once(labels(), ResponseTemplate::new(500)).await;
+    assert_eq!(fake.opened().await, Ok(Some((6, false))));
 }
 
 #[tokio::test]
 async fn a_draft_gets_the_wip_title_prefix() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    gitea("POST", &format!("{REPO}/pulls"))
-        .and(body_json(json!({
-            "head": BRANCH, "base": "main", "title": "WIP: t", "body": "b",
-        })))
-        .respond_with(created(5))
-        .expect(1)
-        .mount(&server)
-        .await;
-    never(path(format!("{REPO}/labels")), &server).await;
+    let fake = Fake::start().await;
+    fake.serve(list_open(1), page(json!([]), 0)).await;
+    let create_draft = gitea("POST", &format!("{REPO}/pulls")).and(body_json(json!({
+        "head": BRANCH, "base": "main", "title": "WIP: t", "body": "b",
+    })));
+    fake.serve_once(create_draft, created(5)).await;
+    never(path(format!("{REPO}/labels")), &fake.server).await;
     let spec = PullRequestSpec {
         title: "t".to_owned(),
         body: "b".to_owned(),
@@ -217,14 +183,14 @@ async fn a_draft_gets_the_wip_title_prefix() {
         draft: true,
         ..spec()
     };
-    let pull = run(&forge_at(&api(&server)), &spec).await;
+    let pull = fake.open_spec(&spec).await;
     assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(5)));
     assert_eq!(wire::draft_title(DRAFT_PREFIX, "WIP: t"), "WIP: t");
 }
 
 #[tokio::test]
 async fn reuses_the_open_pull_request_of_this_branch_found_on_a_later_page() {
-    let server = MockServer::start().await;
+    let fake = Fake::start().await;
     // Page 1 holds someone's fork with the same branch name, another branch, and our branch
     // into another base: none of them is ours.
     let mut first: Vec<serde_json::Value> = vec![
@@ -233,21 +199,13 @@ async fn reuses_the_open_pull_request_of_this_branch_found_on_a_later_page() {
         pull_json(3, BRANCH, "acme/widgets", "release-1"),
     ];
     first.extend((100..147).map(|n| pull_json(n, "feature/y", "acme/widgets", "main")));
-    list_open(1)
-        .respond_with(page(json!(first), 52))
-        .expect(1)
-        .mount(&server)
+    fake.serve_once(list_open(1), page(json!(first), 52)).await;
+    fake.serve_once(list_open(2), page(json!([ours(17)]), 52))
         .await;
-    list_open(2)
-        .respond_with(page(json!([ours(17)]), 52))
-        .expect(1)
-        .mount(&server)
-        .await;
-    never(method("POST"), &server).await;
+    never(method("POST"), &fake.server).await;
 
-    let pull = run(&forge_at(&api(&server)), &spec()).await;
     assert_eq!(
-        pull,
+        fake.open().await,
         Ok(Some(PullRequest {
             number: 17,
             url: "https://gitea.example.com/acme/widgets/pulls/17".to_owned(),
@@ -258,29 +216,12 @@ async fn reuses_the_open_pull_request_of_this_branch_found_on_a_later_page() {
 
 #[tokio::test]
 async fn a_fork_using_our_branch_name_is_not_reused() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(
-            json!([pull_json(1, BRANCH, "mallory/widgets", "main")]),
-            1,
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(created(2))
-        .expect(1)
-        .mount(&server)
-        .await;
-    gitea("GET", &format!("{REPO}/labels"))
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    let pull = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(
-        pull.map(|p| p.map(|p| (p.number, p.reused))),
-        Ok(Some((2, false)))
-    );
+    let fake = Fake::start().await;
+    let fork = pull_json(1, BRANCH, "mallory/widgets", "main");
+    fake.serve_once(list_open(1), page(json!([fork]), 1)).await;
+    fake.serve_once(create(), created(2)).await;
+    fake.serve(labels(), page(json!([]), 0)).await;
+    assert_eq!(fake.opened().await, Ok(Some((2, false))));
 }
 
 #[tokio::test]
@@ -292,173 +233,87 @@ async fn duplicate_409_or_422_lists_again_and_reuses() {
         ),
         (422, "Pull request already exists for these targets"),
     ] {
-        let server = MockServer::start().await;
+        let fake = Fake::start().await;
         // The first listing races with another worker and sees nothing; the second finds it.
-        list_open(1)
-            .respond_with(page(json!([]), 0))
-            .up_to_n_times(1)
-            .expect(1)
-            .mount(&server)
+        fake.serve_first(list_open(1), page(json!([]), 0)).await;
+        fake.serve_once(list_open(1), page(json!([ours(11)]), 1))
             .await;
-        list_open(1)
-            .respond_with(page(json!([ours(11)]), 1))
-            .expect(1)
-            .mount(&server)
-            .await;
-        create()
-            .respond_with(ResponseTemplate::new(status).set_body_json(json!({
-                "message": message,
-                "url": "https://gitea.example.com/api/swagger",
-            })))
-            .expect(1)
-            .mount(&server)
-            .await;
-        never(path(format!("{REPO}/labels")), &server).await;
-
-        let pull = run(&forge_at(&api(&server)), &spec()).await;
-        assert_eq!(
-            pull.map(|p| p.map(|p| (p.number, p.reused))),
-            Ok(Some((11, true))),
-            "status {status}"
+        let exists = json_reply(
+            status,
+            json!({"message": message, "url": "https://gitea.example.com/api/swagger"}),
         );
+        fake.serve_once(create(), exists).await;
+        never(path(format!("{REPO}/labels")), &fake.server).await;
+
+        assert_eq!(fake.opened().await, Ok(Some((11, true))), "status {status}");
     }
 }
 
 #[tokio::test]
 async fn duplicate_but_nothing_listed_is_transient_and_other_422_is_permanent() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .expect(2)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(
-            ResponseTemplate::new(409)
-                .set_body_json(json!({"message": "pull request already exists for these targets"})),
-        )
-        .mount(&server)
-        .await;
-    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let fake = Fake::start().await;
+    fake.serve_times(list_open(1), page(json!([]), 0), 2).await;
+    let exists = json!({"message": "pull request already exists for these targets"});
+    fake.serve(create(), json_reply(409, exists)).await;
+    let (message, _) = fake.transient().await;
     assert!(message.contains("already exists"), "{message}");
 
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+    let fake = Fake::creating(json_reply(
+        422,
+        json!({
             "message": "There are no changes between the head and the base",
             "url": "https://gitea.example.com/api/swagger",
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert!(message.contains("422"), "{message}");
-    assert!(message.contains("no changes between"), "{message}");
+        }),
+    ))
+    .await;
+    let message = fake.permanent().await;
+    assert_mentions(&message, &["422", "no changes between"]);
 }
 
 #[tokio::test]
-async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "message": "token is required", "url": "https://gitea.example.com/api/swagger",
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert_token_refused(&message, "Gitea", "token is required", "gitea.example.com");
-}
-
-#[tokio::test]
-async fn not_found_and_forbidden_are_permanent() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({"errors": [], "message": "not found"})),
-        )
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert!(message.contains("404"), "{message}");
-    assert!(message.contains("acme/widgets"), "{message}");
-
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(page(json!([]), 0))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
-            "message": "token does not have at least one of required scope(s): [write:repository]",
-        })))
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert!(message.contains("403"), "{message}");
-    assert!(message.contains("write:repository"), "{message}");
+async fn unauthorized_not_found_and_forbidden_are_permanent() {
+    assert_refusals::<GiteaApi>(
+        (
+            json!({"message": "token is required", "url": "https://gitea.example.com/api/swagger"}),
+            "token is required",
+        ),
+        (
+            json!({"errors": [], "message": "not found"}),
+            &["404", "acme/widgets"],
+        ),
+        (
+            json!({"message": "token does not have at least one of required scope(s): [write:repository]"}),
+            &["403", "write:repository"],
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn server_errors_and_rate_limits_are_transient() {
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(ResponseTemplate::new(500).set_body_string("internal error"))
-        .mount(&server)
-        .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let failed = ResponseTemplate::new(500).set_body_string("internal error");
+    let (message, retry_after) = Fake::listing_delayed(failed).await;
     assert!(message.contains("500"), "{message}");
     assert_eq!(retry_after, None);
 
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
-        .mount(&server)
-        .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let limited = ResponseTemplate::new(429).insert_header("Retry-After", "7");
+    let (message, retry_after) = Fake::listing_delayed(limited).await;
     assert!(message.contains("rate limit"), "{message}");
     assert_eq!(retry_after, Some(Duration::from_secs(7)));
 
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(ResponseTemplate::new(429))
-        .mount(&server)
-        .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let limited = ResponseTemplate::new(429);
+    let (_, retry_after) = Fake::listing_delayed(limited).await;
     assert_eq!(retry_after, Some(Duration::from_secs(60)));
 }
 
 #[tokio::test]
 async fn redirect_to_another_host_is_refused() {
-    let elsewhere = MockServer::start().await;
-    never(method("GET"), &elsewhere).await;
-    let server = MockServer::start().await;
-    list_open(1)
-        .respond_with(ResponseTemplate::new(307).insert_header(
-            "location",
-            format!("{}{REPO}/pulls", elsewhere.uri()).as_str(),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    never(method("POST"), &server).await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert_redirect_refused(&message);
+    assert_redirect_elsewhere_refused::<GiteaApi>(307, &format!("{REPO}/pulls")).await;
 }
 
 #[tokio::test]
 async fn a_nested_path_is_refused_before_any_request() {
-    let server = MockServer::start().await;
-    never(method("GET"), &server).await;
-    let spec = PullRequestSpec {
-        owner: "group/subgroup".to_owned(),
-        ..spec()
-    };
-    let message = permanent(run(&forge_at(&api(&server)), &spec).await, TOKEN);
+    let message = refused_owner::<GiteaApi>("group/subgroup").await;
     assert!(message.contains("OWNER/NAME"), "{message}");
 }
 
@@ -486,40 +341,28 @@ fn api_url_validation_and_redacted_debug() {
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
-    let server = MockServer::start().await;
-    let forge = AnyForge::Gitea(forge_at(&api(&server)));
+    let fake = Fake::start().await;
+    let forge = AnyForge::Gitea(fake.client());
     let one = format!("{REPO}/pulls/3");
-    let cases = vec![
-        (
-            json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
-            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
-        ),
-        (
-            json!({"number": 3, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
-            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
-        ),
-        (
-            json!({"number": 3, "state": "open", "merged": false, "mergeable": false}),
-            ObservedState::Conflicting,
-        ),
-        (
-            json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
-            ObservedState::Open,
-        ),
-    ];
+    let cases = four_states(
+        json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
+        json!({"number": 3, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
+        json!({"number": 3, "state": "open", "merged": false, "mergeable": false}),
+        json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
+    );
     let target = pull_ref("acme", "widgets", 3);
-    assert_states(&server, &forge, &target, || gitea("GET", &one), cases).await;
+    assert_states(&fake.server, &forge, &target, || gitea("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_gitea_documents_it() {
-    let server = MockServer::start().await;
-    let forge = AnyForge::Gitea(forge_at(&api(&server)));
+    let fake = Fake::start().await;
+    let forge = AnyForge::Gitea(fake.client());
     let edit = gitea("PATCH", &format!("{REPO}/pulls/3"))
         .and(body_json(json!({"title": TITLE, "body": spec().body})));
-    let edited = ResponseTemplate::new(201).set_body_json(json!({"number": 3}));
+    let edited = json_reply(201, json!({"number": 3}));
     let comment = gitea("POST", &format!("{REPO}/issues/3/comments"));
     let target = pull_ref("acme", "widgets", 3);
-    assert_updated_and_commented(&server, &forge, (&spec(), &target), (edit, edited), comment)
-        .await;
+    let server = &fake.server;
+    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
 }

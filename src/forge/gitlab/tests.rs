@@ -13,24 +13,24 @@ use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
 use crate::forge::test_harness::{
-    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_refused, assert_states,
-    assert_token_refused, assert_updated_and_commented, built, endpoint, never, permanent,
-    pull_ref, refusal, run, transient, unsent_endpoint, unused_port,
+    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_elsewhere_refused, assert_refusals,
+    assert_states, assert_updated_and_commented, built, endpoint, four_states, json_reply, never,
+    pull_ref, refusal, refused_owner, run, transient, unsent_endpoint, unused_port,
 };
 
 const TOKEN: &str = "glpat-test_token_value";
 /// `acme/platform/web` as one path segment, as GitLab wants a project id.
 const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
 
+test_harness::fake_api!(GitlabApi: GitlabForge, "GitLab" at "gitlab.example.com",
+    client: |server: &MockServer| forge_at(&format!("{}/api/v4", server.uri())),
+    list: list_open(), create: create());
+
 fn forge_at(api_url: &str) -> GitlabForge {
     built(GitlabForge::new(
         endpoint(api_url, "gitlab.example.com"),
         SecretString::from(TOKEN),
     ))
-}
-
-fn api(server: &MockServer) -> String {
-    format!("{}/api/v4", server.uri())
 }
 
 /// A project in a subgroup, the case GitHub-shaped code gets wrong.
@@ -75,21 +75,33 @@ fn mr_json(iid: u64) -> serde_json::Value {
     })
 }
 
+/// The answer listing `merge_requests`.
+fn listed(merge_requests: serde_json::Value) -> ResponseTemplate {
+    json_reply(200, merge_requests)
+}
+
+/// The answer creating merge request `iid`.
+fn created(iid: u64) -> ResponseTemplate {
+    json_reply(201, mr_json(iid))
+}
+
+/// GitLab's 409 when a merge request of the branch already exists (`!iid`).
+fn already_exists(iid: u64) -> ResponseTemplate {
+    json_reply(
+        409,
+        json!({
+            "message": [format!("Another open merge request already exists for this source branch: !{iid}")],
+        }),
+    )
+}
+
 #[tokio::test]
 async fn creates_a_labelled_merge_request_in_a_subgroup_project() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(7)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let fake = Fake::start().await;
+    fake.serve_once(list_open(), listed(json!([]))).await;
+    fake.serve_once(create(), created(7)).await;
 
-    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    let forge = AnyForge::Gitlab(fake.client());
     assert_eq!(forge.name(), "gitlab");
     let mr = forge.open_or_reuse(&spec()).await;
     assert_eq!(
@@ -101,7 +113,7 @@ async fn creates_a_labelled_merge_request_in_a_subgroup_project() {
         }))
     );
     // The token travels only in PRIVATE-TOKEN, never as a bearer or in the URL.
-    for request in server.received_requests().await.unwrap_or_default() {
+    for request in fake.server.received_requests().await.unwrap_or_default() {
         assert!(!request.headers.contains_key("authorization"));
         assert!(!request.url.as_str().contains(TOKEN));
     }
@@ -109,23 +121,17 @@ async fn creates_a_labelled_merge_request_in_a_subgroup_project() {
 
 #[tokio::test]
 async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field() {
-    let server = MockServer::start().await;
-    gitlab("GET", &format!("{PROJECT}/merge_requests"))
-        .and(query_param("target_branch", "develop"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&server)
-        .await;
-    gitlab("POST", &format!("{PROJECT}/merge_requests"))
-        .and(body_json(json!({
-            "source_branch": BRANCH,
-            "target_branch": "develop",
-            "title": "Draft: t",
-            "description": "b",
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(5)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let fake = Fake::start().await;
+    let list_develop = gitlab("GET", &format!("{PROJECT}/merge_requests"))
+        .and(query_param("target_branch", "develop"));
+    fake.serve(list_develop, listed(json!([]))).await;
+    let create_draft = gitlab("POST", &format!("{PROJECT}/merge_requests")).and(body_json(json!({
+        "source_branch": BRANCH,
+        "target_branch": "develop",
+        "title": "Draft: t",
+        "description": "b",
+    })));
+    fake.serve_once(create_draft, created(5)).await;
 
     let spec = PullRequestSpec {
         title: "t".to_owned(),
@@ -135,7 +141,7 @@ async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field
         draft: true,
         ..spec()
     };
-    let mr = run(&forge_at(&api(&server)), &spec).await;
+    let mr = fake.open_spec(&spec).await;
     assert_eq!(
         mr.map(|m| m.map(|m| (m.number, m.reused))),
         Ok(Some((5, false)))
@@ -159,17 +165,13 @@ fn draft_prefix_is_not_doubled_and_comma_labels_are_dropped() {
 
 #[tokio::test]
 async fn reuses_an_open_merge_request_without_creating() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr_json(9), mr_json(3)])))
-        .expect(1)
-        .mount(&server)
+    let fake = Fake::start().await;
+    fake.serve_once(list_open(), listed(json!([mr_json(9), mr_json(3)])))
         .await;
-    never(method("POST"), &server).await;
+    never(method("POST"), &fake.server).await;
 
-    let mr = run(&forge_at(&api(&server)), &spec()).await;
     assert_eq!(
-        mr,
+        fake.open().await,
         Ok(Some(PullRequest {
             number: 9,
             url: "https://gitlab.example.com/acme/platform/web/-/merge_requests/9".to_owned(),
@@ -180,106 +182,47 @@ async fn reuses_an_open_merge_request_without_creating() {
 
 #[tokio::test]
 async fn a_listed_merge_request_from_another_branch_is_not_reused() {
-    let server = MockServer::start().await;
+    let fake = Fake::start().await;
     let mut other = mr_json(4);
     other["source_branch"] = json!("feature/unrelated");
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([other])))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(8)))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let mr = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(
-        mr.map(|m| m.map(|m| (m.number, m.reused))),
-        Ok(Some((8, false)))
-    );
+    fake.serve(list_open(), listed(json!([other]))).await;
+    fake.serve_once(create(), created(8)).await;
+    assert_eq!(fake.opened().await, Ok(Some((8, false))));
 }
 
 #[tokio::test]
 async fn duplicate_409_lists_again_and_reuses() {
-    let server = MockServer::start().await;
+    let fake = Fake::start().await;
     // The first listing races with another worker and sees nothing; the second finds its MR.
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&server)
+    fake.serve_first(list_open(), listed(json!([]))).await;
+    fake.serve_once(list_open(), listed(json!([mr_json(11)])))
         .await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([mr_json(11)])))
-        .expect(1)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
-            "message": ["Another open merge request already exists for this source branch: !11"],
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
+    fake.serve_once(create(), already_exists(11)).await;
 
-    let mr = run(&forge_at(&api(&server)), &spec()).await;
-    assert_eq!(
-        mr.map(|m| m.map(|m| (m.number, m.reused))),
-        Ok(Some((11, true)))
-    );
+    assert_eq!(fake.opened().await, Ok(Some((11, true))));
 }
 
 #[tokio::test]
 async fn duplicate_409_but_nothing_listed_is_transient() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(2)
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(409).set_body_json(json!({
-            "message": ["Another open merge request already exists for this source branch: !2"],
-        })))
-        .mount(&server)
-        .await;
-    let (message, _) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let fake = Fake::start().await;
+    fake.serve_times(list_open(), listed(json!([])), 2).await;
+    fake.serve(create(), already_exists(2)).await;
+    let (message, _) = fake.transient().await;
     assert!(message.contains("already exists"), "{message}");
 }
 
 #[tokio::test]
 async fn validation_errors_are_permanent_with_gitlabs_message() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
-            "message": {"source_branch": ["does not exist"]},
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let invalid = json!({"message": {"source_branch": ["does not exist"]}});
+    let message = Fake::creating_refused(422, invalid).await;
     assert!(message.contains("422"), "{message}");
     assert!(
         message.contains("source_branch does not exist"),
         "{message}"
     );
 
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(
-            ResponseTemplate::new(400).set_body_json(json!({"error": "title is missing"})),
-        )
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let bad = json!({"error": "title is missing"});
+    let message = Fake::creating_refused(400, bad).await;
     assert!(
         message.contains("400") && message.contains("title is missing"),
         "{message}"
@@ -287,134 +230,70 @@ async fn validation_errors_are_permanent_with_gitlabs_message() {
 }
 
 #[tokio::test]
-async fn unauthorized_is_permanent_and_names_the_host_not_the_token() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(json!({"message": "401 Unauthorized"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert_token_refused(&message, "GitLab", "401 Unauthorized", "gitlab.example.com");
-}
-
-#[tokio::test]
-async fn not_found_and_forbidden_are_permanent() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(
-            ResponseTemplate::new(404).set_body_json(json!({"message": "404 Project Not Found"})),
-        )
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert!(message.contains("404"), "{message}");
-    assert!(message.contains("acme/platform/web"), "{message}");
-    assert!(message.contains("gitlab.example.com"), "{message}");
-
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .mount(&server)
-        .await;
-    create()
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "403 Forbidden"})))
-        .mount(&server)
-        .await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert!(message.contains("403 Forbidden"), "{message}");
-    assert!(message.contains("Developer access"), "{message}");
+async fn unauthorized_not_found_and_forbidden_are_permanent() {
+    assert_refusals::<GitlabApi>(
+        (json!({"message": "401 Unauthorized"}), "401 Unauthorized"),
+        (
+            json!({"message": "404 Project Not Found"}),
+            &["404", "acme/platform/web", "gitlab.example.com"],
+        ),
+        (
+            json!({"message": "403 Forbidden"}),
+            &["403 Forbidden", "Developer access"],
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn server_errors_are_transient() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>"))
-        .mount(&server)
-        .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let failed = ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>");
+    let (message, retry_after) = Fake::listing_delayed(failed).await;
     assert!(message.contains("502"), "{message}");
     assert_eq!(retry_after, None);
 
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "12"))
-        .mount(&server)
-        .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let unavailable = ResponseTemplate::new(503).insert_header("Retry-After", "12");
+    let (_, retry_after) = Fake::listing_delayed(unavailable).await;
     assert_eq!(retry_after, Some(Duration::from_secs(12)));
 }
 
 #[tokio::test]
 async fn too_many_requests_waits_as_told() {
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("Retry-After", "30")
-                .insert_header("RateLimit-Limit", "600")
-                .insert_header("RateLimit-Remaining", "0")
-                .set_body_string("Retry later\n"),
-        )
-        .mount(&server)
-        .await;
-    let (message, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let limited = ResponseTemplate::new(429)
+        .insert_header("Retry-After", "30")
+        .insert_header("RateLimit-Limit", "600")
+        .insert_header("RateLimit-Remaining", "0")
+        .set_body_string("Retry later\n");
+    let (message, retry_after) = Fake::listing_delayed(limited).await;
     assert!(message.contains("rate limit"), "{message}");
     assert_eq!(retry_after, Some(Duration::from_secs(30)));
 
     // Without Retry-After, GitLab's RateLimit-Reset (a Unix time) says when.
-    let server = MockServer::start().await;
     let reset = chrono::Utc::now().timestamp() + 90;
-    list_open()
-        .respond_with(
-            ResponseTemplate::new(429).insert_header("RateLimit-Reset", reset.to_string().as_str()),
-        )
-        .mount(&server)
-        .await;
-    let (_, retry_after) = transient(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
+    let limited =
+        ResponseTemplate::new(429).insert_header("RateLimit-Reset", reset.to_string().as_str());
+    let (_, retry_after) = Fake::listing_delayed(limited).await;
     let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
     assert!((80..=91).contains(&wait), "waited {wait}s");
 }
 
 #[tokio::test]
 async fn redirect_to_another_host_is_refused() {
-    let elsewhere = MockServer::start().await;
-    never(method("GET"), &elsewhere).await;
-    let server = MockServer::start().await;
-    list_open()
-        .respond_with(ResponseTemplate::new(302).insert_header(
-            "location",
-            format!("{}{PROJECT}/merge_requests", elsewhere.uri()).as_str(),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    never(method("POST"), &server).await;
-    let message = permanent(run(&forge_at(&api(&server)), &spec()).await, TOKEN);
-    assert_redirect_refused(&message);
+    assert_redirect_elsewhere_refused::<GitlabApi>(302, &format!("{PROJECT}/merge_requests")).await;
 }
 
 #[tokio::test]
 async fn a_top_level_project_and_a_trailing_slash_in_api_url() {
-    let server = MockServer::start().await;
-    gitlab("GET", "/api/v4/projects/acme%2Fweb/merge_requests")
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
-        .mount(&server)
+    let fake = Fake::start().await;
+    let top_level = "/api/v4/projects/acme%2Fweb/merge_requests";
+    fake.serve_once(gitlab("GET", top_level), listed(json!([])))
         .await;
-    gitlab("POST", "/api/v4/projects/acme%2Fweb/merge_requests")
-        .respond_with(ResponseTemplate::new(201).set_body_json(mr_json(1)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    fake.serve_once(gitlab("POST", top_level), created(1)).await;
     let spec = PullRequestSpec {
         owner: "acme".to_owned(),
         ..spec()
     };
-    let forge = forge_at(&format!("{}/api/v4/", server.uri()));
+    let forge = forge_at(&format!("{}/api/v4/", fake.server.uri()));
     let mr = run(&forge, &spec).await;
     assert_eq!(mr.map(|m| m.map(|m| m.number)), Ok(Some(1)));
 }
@@ -438,14 +317,8 @@ async fn unreachable_api_is_transient() {
 
 #[tokio::test]
 async fn a_path_without_a_group_is_refused_before_any_request() {
-    let server = MockServer::start().await;
-    never(method("GET"), &server).await;
     for owner in ["", "acme//sub", "acme/.."] {
-        let spec = PullRequestSpec {
-            owner: owner.to_owned(),
-            ..spec()
-        };
-        let message = permanent(run(&forge_at(&api(&server)), &spec).await, TOKEN);
+        let message = refused_owner::<GitlabApi>(owner).await;
         assert!(message.contains("GROUP[/SUBGROUP...]/NAME"), "{message}");
     }
 }
@@ -476,42 +349,30 @@ fn api_url_validation_and_redacted_debug() {
 
 #[tokio::test]
 async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
-    let server = MockServer::start().await;
-    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    let fake = Fake::start().await;
+    let forge = AnyForge::Gitlab(fake.client());
     let one = format!("{PROJECT}/merge_requests/17");
-    let cases = vec![
-        (
-            json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
-            ObservedState::Merged("2026-12-01T10:00:00Z".parse().ok()),
-        ),
-        (
-            json!({"iid": 17, "state": "closed", "closed_at": "2026-12-01T11:00:00Z"}),
-            ObservedState::Closed("2026-12-01T11:00:00Z".parse().ok()),
-        ),
-        (
-            json!({"iid": 17, "state": "opened", "has_conflicts": true}),
-            ObservedState::Conflicting,
-        ),
-        (
-            json!({"iid": 17, "state": "opened", "has_conflicts": false}),
-            ObservedState::Open,
-        ),
-        (json!({"iid": 17, "state": "locked"}), ObservedState::Open),
-    ];
+    let mut cases = four_states(
+        json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
+        json!({"iid": 17, "state": "closed", "closed_at": "2026-12-01T11:00:00Z"}),
+        json!({"iid": 17, "state": "opened", "has_conflicts": true}),
+        json!({"iid": 17, "state": "opened", "has_conflicts": false}),
+    );
+    cases.push((json!({"iid": 17, "state": "locked"}), ObservedState::Open));
     let target = pull_ref("acme/platform", "web", 17);
-    assert_states(&server, &forge, &target, || gitlab("GET", &one), cases).await;
+    assert_states(&fake.server, &forge, &target, || gitlab("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_merge_request_is_updated_and_commented_on_as_gitlab_documents_it() {
-    let server = MockServer::start().await;
-    let forge = AnyForge::Gitlab(forge_at(&api(&server)));
+    let fake = Fake::start().await;
+    let forge = AnyForge::Gitlab(fake.client());
     let edit = gitlab("PUT", &format!("{PROJECT}/merge_requests/17")).and(body_json(
         json!({"title": TITLE, "description": "This merge request remediates ..."}),
     ));
-    let edited = ResponseTemplate::new(200).set_body_json(json!({"iid": 17}));
+    let edited = json_reply(200, json!({"iid": 17}));
     let comment = gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"));
     let target = pull_ref("acme/platform", "web", 17);
-    assert_updated_and_commented(&server, &forge, (&spec(), &target), (edit, edited), comment)
-        .await;
+    let server = &fake.server;
+    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
 }
