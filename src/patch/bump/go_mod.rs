@@ -17,90 +17,147 @@ use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, appl
 const KIND: ManifestKind = ManifestKind::GoMod;
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let mut declarations = Vec::new();
-    let mut required = false;
-    let mut replaced_on = None;
-    let mut block: Option<String> = None;
+    let found = requirements(content, package)?;
+    if let (Some(replace), true) = (found.replaced_on, found.required) {
+        return Err(KIND.unsupported(package, replaced_reason(replace)));
+    }
+    apply_rewrites(KIND, content, package, &found.declarations, |_, current| {
+        rewrite(package, current, target).map(Rewrite::pinned)
+    })
+}
 
-    for (index, line) in lines(content) {
+/// What go.mod says about one module.
+struct Requirements {
+    /// Its direct (not `// indirect`) requires.
+    declarations: Vec<Declaration>,
+    /// Whether any require names it, indirect or not.
+    required: bool,
+    /// The first `replace` naming it: its line, and whether the module is the one replaced
+    /// (rather than the replacement).
+    replaced_on: Option<(usize, bool)>,
+}
+
+fn requirements(content: &str, package: &str) -> Result<Requirements, BumpError> {
+    let mut found = Requirements {
+        declarations: Vec::new(),
+        required: false,
+        replaced_on: None,
+    };
+    for directive in directives(content) {
+        let directive = directive?;
+        let text = |i: usize| directive.text(content, i);
+        let (args, number) = (directive.args, directive.number);
+        match directive.verb.as_str() {
+            "require" if text(args) == Some(package) => {
+                found.required = true;
+                if directive.is_indirect(content) {
+                    // Only required for another dependency: not ours to pin here.
+                    continue;
+                }
+                let version = directive.tokens.get(args + 1).ok_or_else(|| {
+                    KIND.parse_error(format!("line {number}: `require {package}` has no version"))
+                })?;
+                found.declarations.push(Declaration {
+                    span: unquoted_span(content, version.clone()),
+                    location: format!("the require on line {number}"),
+                });
+            }
+            "replace" => {
+                let arrow = (args..directive.tokens.len()).find(|&i| text(i) == Some("=>"));
+                let replaces = text(args) == Some(package);
+                let replacement = arrow.is_some_and(|arrow| text(arrow + 1) == Some(package));
+                if (replaces || replacement) && found.replaced_on.is_none() {
+                    found.replaced_on = Some((number, replaces));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Why a module named by a `replace` (on `line`; `replaces` when it is the module replaced)
+/// is not bumped: the require version would not be what is built.
+fn replaced_reason((line, replaces): (usize, bool)) -> String {
+    if replaces {
+        format!(
+            "it is replaced by the `replace` directive on line {line}, so the required \
+             version is not the one that is built; update the replace directive by hand"
+        )
+    } else {
+        format!(
+            "it is also built as the replacement of another module (`replace` on line \
+             {line}), a copy the require does not govern; update the replace directive by \
+             hand"
+        )
+    }
+}
+
+/// One directive line of go.mod. Inside a `require ( ... )` block the verb is the block's,
+/// not repeated on the line, so the arguments start at token 0 there and at 1 elsewhere.
+struct Directive {
+    /// 1-based line number.
+    number: usize,
+    verb: String,
+    tokens: Vec<Range<usize>>,
+    /// The index of the first argument in `tokens`.
+    args: usize,
+    /// The text after `//`.
+    comment: Option<Range<usize>>,
+}
+
+impl Directive {
+    /// The text of token `i`, without quotes.
+    fn text<'a>(&self, content: &'a str, i: usize) -> Option<&'a str> {
+        self.tokens
+            .get(i)
+            .map(|token| unquote(&content[token.clone()]))
+    }
+
+    /// Whether the line is marked `// indirect` (possibly followed by `; more comment`).
+    fn is_indirect(&self, content: &str) -> bool {
+        self.comment.clone().is_some_and(|comment| {
+            let comment = content[comment].trim();
+            comment == "indirect" || comment.starts_with("indirect;")
+        })
+    }
+}
+
+/// The directives of go.mod in order, with block openers and closers consumed; a line that
+/// does not tokenise is an error in its place.
+fn directives(content: &str) -> impl Iterator<Item = Result<Directive, BumpError>> + '_ {
+    let mut block: Option<String> = None;
+    lines(content).filter_map(move |(index, line)| {
         let number = index + 1;
-        let Tokens { tokens, comment } =
-            tokenise(content, line).map_err(|detail| BumpError::Parse {
-                manifest: KIND.file_name(),
-                detail: format!("line {number}: {detail}"),
-            })?;
+        let Tokens { tokens, comment } = match tokenise(content, line) {
+            Ok(tokens) => tokens,
+            Err(detail) => return Some(Err(KIND.parse_error(format!("line {number}: {detail}")))),
+        };
         let text = |i: usize| {
             tokens
                 .get(i)
                 .map(|token: &Range<usize>| unquote(&content[token.clone()]))
         };
         let (verb, args) = match (&block, text(0)) {
-            (_, None) => continue,
+            (_, None) => return None,
             (Some(_), Some(")")) => {
                 block = None;
-                continue;
+                return None;
             }
             (Some(verb), Some(_)) => (verb.clone(), 0),
             (None, Some(verb)) if text(1) == Some("(") && tokens.len() == 2 => {
                 block = Some(verb.to_owned());
-                continue;
+                return None;
             }
             (None, Some(verb)) => (verb.to_owned(), 1),
         };
-        match verb.as_str() {
-            "require" if text(args) == Some(package) => {
-                required = true;
-                let indirect = comment.is_some_and(|comment| {
-                    let comment = content[comment].trim();
-                    comment == "indirect" || comment.starts_with("indirect;")
-                });
-                if indirect {
-                    // Only required for another dependency: not ours to pin here.
-                    continue;
-                }
-                let version = tokens.get(args + 1).ok_or_else(|| BumpError::Parse {
-                    manifest: KIND.file_name(),
-                    detail: format!("line {number}: `require {package}` has no version"),
-                })?;
-                declarations.push(Declaration {
-                    span: unquoted_span(content, version.clone()),
-                    location: format!("the require on line {number}"),
-                });
-            }
-            "replace" => {
-                let arrow = (args..tokens.len()).find(|&i| text(i) == Some("=>"));
-                let replaces = text(args) == Some(package);
-                let replacement = arrow.is_some_and(|arrow| text(arrow + 1) == Some(package));
-                if (replaces || replacement) && replaced_on.is_none() {
-                    replaced_on = Some((number, replaces));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    if let (Some((line, replaces)), true) = (replaced_on, required) {
-        let reason = if replaces {
-            format!(
-                "it is replaced by the `replace` directive on line {line}, so the required \
-                 version is not the one that is built; update the replace directive by hand"
-            )
-        } else {
-            format!(
-                "it is also built as the replacement of another module (`replace` on line \
-                 {line}), a copy the require does not govern; update the replace directive by \
-                 hand"
-            )
-        };
-        return Err(BumpError::Unsupported {
-            manifest: KIND.file_name(),
-            package: package.to_owned(),
-            reason,
-        });
-    }
-
-    apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        rewrite(package, current, target).map(Rewrite::pinned)
+        Some(Ok(Directive {
+            number,
+            verb,
+            tokens,
+            args,
+            comment,
+        }))
     })
 }
 

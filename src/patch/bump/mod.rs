@@ -67,6 +67,24 @@ impl ManifestKind {
         }
     }
 
+    /// The error for a manifest of this kind that does not parse.
+    fn parse_error(self, detail: impl Into<String>) -> BumpError {
+        BumpError::Parse {
+            manifest: self.file_name(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The error for a declaration of `package` that this manifest kind must not or cannot
+    /// rewrite; `reason` says why, and what to do instead.
+    fn unsupported(self, package: &str, reason: impl Into<String>) -> BumpError {
+        BumpError::Unsupported {
+            manifest: self.file_name(),
+            package: package.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
     /// The conventional file name, for messages.
     pub fn file_name(&self) -> &'static str {
         match self {

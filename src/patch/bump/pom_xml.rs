@@ -44,100 +44,121 @@ const DEPENDENCY_PATHS: &[&[&str]] = &[
 const RELEASE_QUALIFIERS: &[&str] = &["release", "final", "ga"];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
+    let Some(coordinates) = package.split_once(':') else {
+        return Err(KIND.unsupported(package, "Maven packages are named `groupId:artifactId`"));
     };
-    let Some((group, artifact)) = package.split_once(':') else {
-        return Err(unsupported(
-            "Maven packages are named `groupId:artifactId`".to_owned(),
-        ));
-    };
-    let parse_error = |detail: String| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail,
-    };
-    let elements = xml_scan::scan(content).map_err(parse_error)?;
+    let elements = xml_scan::scan(content).map_err(|detail| KIND.parse_error(detail))?;
     if elements.first().map(Element::local_name) != Some("project") {
-        return Err(parse_error("the root element is not <project>".to_owned()));
+        return Err(KIND.parse_error("the root element is not <project>"));
     }
 
     let mut declarations: Vec<Declaration> = Vec::new();
     let mut versionless = None;
-    for (index, element) in elements.iter().enumerate() {
-        if element.local_name() != "dependency"
-            || !DEPENDENCY_PATHS.contains(&xml_scan::path(&elements, index).as_slice())
+    for index in 0..elements.len() {
+        match dependency_version(content, &elements, index, coordinates)
+            .map_err(|reason| KIND.unsupported(package, reason))?
         {
-            continue;
-        }
-        let child = |name: &str| {
-            xml_scan::children(&elements, index).find(|&i| elements[i].local_name() == name)
-        };
-        let text_of = |name: &str| {
-            child(name)
-                .and_then(|i| xml_scan::plain_text(content, &elements[i]))
-                .map(|range| &content[range])
-        };
-        if text_of("groupId") != Some(group) || text_of("artifactId") != Some(artifact) {
-            continue;
-        }
-        let line = xml_scan::line_of(content, element.start);
-        let location = format!("{} (line {line})", section(content, &elements, index));
-        let Some(version) = child("version") else {
-            versionless.get_or_insert(location);
-            continue;
-        };
-        let range = xml_scan::plain_text(content, &elements[version]).ok_or_else(|| {
-            unsupported(format!(
-                "the <version> of the dependency in {location} contains comments or markup; \
-                 edit it by hand"
-            ))
-        })?;
-        let written = &content[range.clone()];
-        if written.is_empty() {
-            versionless.get_or_insert(location);
-            continue;
-        }
-        let declaration = match written
-            .strip_prefix("${")
-            .and_then(|rest| rest.strip_suffix('}'))
-        {
-            Some(property) => property_declaration(content, &elements, property, &location)
-                .map_err(&unsupported)?,
-            None if written.contains("${") => {
-                return Err(unsupported(format!(
-                    "the version `{written}` in {location} mixes a property with text; edit it \
-                     by hand"
-                )));
+            Found::Other => {}
+            Found::Versionless(location) => {
+                versionless.get_or_insert(location);
             }
-            None => Declaration {
-                span: range,
-                location,
-            },
-        };
-        // Dependencies sharing a property share one declaration: bumping the property moves
-        // them all. That is the wanted outcome (such properties version a family of artifacts
-        // released together, e.g. Jackson), and the only one short of splitting the property.
-        if !declarations
-            .iter()
-            .any(|existing| existing.span == declaration.span)
-        {
-            declarations.push(declaration);
+            // Dependencies sharing a property share one declaration: bumping the property
+            // moves them all. That is the wanted outcome (such properties version a family of
+            // artifacts released together, e.g. Jackson), and the only one short of splitting
+            // the property.
+            Found::Declared(declaration) => {
+                if !declarations
+                    .iter()
+                    .any(|existing| existing.span == declaration.span)
+                {
+                    declarations.push(declaration);
+                }
+            }
         }
     }
 
     if declarations.is_empty()
         && let Some(location) = versionless
     {
-        return Err(unsupported(format!(
-            "the dependency in {location} declares no version here: it is managed by a parent \
-             POM or an imported BOM; raise it there, or pin it in <dependencyManagement>"
-        )));
+        return Err(KIND.unsupported(
+            package,
+            format!(
+                "the dependency in {location} declares no version here: it is managed by a \
+                 parent POM or an imported BOM; raise it there, or pin it in \
+                 <dependencyManagement>"
+            ),
+        ));
     }
     apply_rewrites(KIND, content, package, &declarations, |_, current| {
         rewrite(current, target).map(Rewrite::pinned)
     })
+}
+
+/// What one element says about the dependency being bumped.
+enum Found {
+    /// It is not a project dependency on it.
+    Other,
+    /// It declares the dependency without a version (at this location): the version comes
+    /// from a parent POM or a BOM.
+    Versionless(String),
+    /// It declares the dependency with this version text (inline or a property's).
+    Declared(Declaration),
+}
+
+/// Reads the element at `index` as a declaration of the dependency `(groupId, artifactId)`;
+/// an error reason when it declares it in a way that cannot be bumped.
+fn dependency_version(
+    content: &str,
+    elements: &[Element],
+    index: usize,
+    (group, artifact): (&str, &str),
+) -> Result<Found, String> {
+    if elements[index].local_name() != "dependency"
+        || !DEPENDENCY_PATHS.contains(&xml_scan::path(elements, index).as_slice())
+    {
+        return Ok(Found::Other);
+    }
+    let child = |name: &str| {
+        xml_scan::children(elements, index).find(|&i| elements[i].local_name() == name)
+    };
+    let text_of = |name: &str| {
+        child(name)
+            .and_then(|i| xml_scan::plain_text(content, &elements[i]))
+            .map(|range| &content[range])
+    };
+    if text_of("groupId") != Some(group) || text_of("artifactId") != Some(artifact) {
+        return Ok(Found::Other);
+    }
+    let line = xml_scan::line_of(content, elements[index].start);
+    let location = format!("{} (line {line})", section(content, elements, index));
+    let Some(version) = child("version") else {
+        return Ok(Found::Versionless(location));
+    };
+    let range = xml_scan::plain_text(content, &elements[version]).ok_or_else(|| {
+        format!(
+            "the <version> of the dependency in {location} contains comments or markup; edit \
+             it by hand"
+        )
+    })?;
+    let written = &content[range.clone()];
+    if written.is_empty() {
+        return Ok(Found::Versionless(location));
+    }
+    match written
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(property) => {
+            property_declaration(content, elements, property, &location).map(Found::Declared)
+        }
+        None if written.contains("${") => Err(format!(
+            "the version `{written}` in {location} mixes a property with text; edit it by hand"
+        )),
+        None => Ok(Found::Declared(Declaration {
+            span: range,
+            location,
+        })),
+    }
 }
 
 /// The declaration behind `${property}`: the text of the project's `<properties>` entry.
