@@ -6,24 +6,18 @@
 
 use toml_edit::{Document, Item, TableLike};
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
-use crate::patch::bump::toml_span::string_contents;
+use crate::patch::bump::constraint::{
+    self, INEQUALITIES, Op, SEMVER_SHORTHANDS, Separator, Syntax,
+};
+use crate::patch::bump::toml_span;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::CargoToml;
 
 /// Cargo's comparator syntax: a bare version means `^`.
-const SYNTAX: Syntax = Syntax {
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[INEQUALITIES, SEMVER_SHORTHANDS],
     bare: Some(Op::Caret),
 };
 
@@ -46,16 +40,7 @@ const DEPENDENCY_TABLES: &[&str] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let document = Document::parse(content).map_err(|error| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail: error.to_string(),
-    })?;
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
-    };
-
+    let document = toml_span::parse(KIND, content)?;
     let mut declarations = Vec::new();
     for (location, table) in dependency_tables(&document) {
         for (key, item) in table.iter() {
@@ -66,8 +51,10 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             if !same_crate(declared, package) {
                 continue;
             }
-            if let Some(declaration) = declaration(content, &location, key, item)
-                .map_err(|reason| unsupported(format!("`{key}` in {location} {reason}")))?
+            if let Some(declaration) =
+                declaration(content, &location, key, item).map_err(|reason| {
+                    KIND.unsupported(package, format!("`{key}` in {location} {reason}"))
+                })?
             {
                 declarations.push(declaration);
             }
@@ -77,16 +64,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     let outcome = apply_rewrites(KIND, content, package, &declarations, |_, current| {
         constraint::bump(current, &SYNTAX, target)
     })?;
-
-    if let BumpOutcome::Bumped { updated, .. } = &outcome {
-        // The edit only swaps version text inside a string, so this cannot fail unless the
-        // positions were wrong; refuse rather than hand back a broken manifest.
-        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
-            manifest: KIND.file_name(),
-            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
-        })?;
-    }
-    Ok(outcome)
+    toml_span::still_parses(KIND, outcome)
 }
 
 /// Every dependency table of the manifest, with a human-readable location.
@@ -157,15 +135,9 @@ fn declaration(
     };
     let value = version
         .as_value()
-        .filter(|value| value.is_str())
         .ok_or_else(|| "has a version that is not a string".to_owned())?;
-    let span = value
-        .span()
-        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
-    let inner = string_contents(content, span, value.as_str().unwrap_or_default())
-        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
     Ok(Some(Declaration {
-        span: inner,
+        span: toml_span::version_span(content, value)?,
         location: format!("{location} (`{key}`)"),
     }))
 }

@@ -89,12 +89,40 @@ pub(crate) enum Separator {
     Whitespace,
 }
 
-/// The operator spellings of a format, longest first, and what a bare version means.
+/// The operator spellings of a format and what a bare version means. `ops` is a list of
+/// groups tried in order, each longest first, so formats can share the groups they spell
+/// alike.
 pub(crate) struct Syntax {
     pub separator: Separator,
-    pub ops: &'static [(&'static str, Op)],
+    pub ops: &'static [&'static [(&'static str, Op)]],
     pub bare: Option<Op>,
 }
+
+impl Syntax {
+    /// Every operator spelling, in the order they are tried.
+    fn operators(&self) -> impl Iterator<Item = &(&'static str, Op)> {
+        self.ops.iter().flat_map(|group| group.iter())
+    }
+}
+
+/// The inequalities as Cargo and npm spell them, longest first.
+pub(crate) const INEQUALITIES: &[(&str, Op)] =
+    &[(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)];
+
+/// The semver shorthands of Cargo, npm and Poetry: `=1.2.3`, `^1.2`, `~1.2`.
+pub(crate) const SEMVER_SHORTHANDS: &[(&str, Op)] =
+    &[("=", Op::Exact), ("^", Op::Caret), ("~", Op::Tilde)];
+
+/// PEP 440's specifier operators, longest first (`===` is refused before parsing).
+pub(crate) const PEP440_OPERATORS: &[(&str, Op)] = &[
+    ("==", Op::Exact),
+    ("~=", Op::Compatible),
+    ("!=", Op::Ne),
+    ("<=", Op::Le),
+    (">=", Op::Ge),
+    ("<", Op::Lt),
+    (">", Op::Gt),
+];
 
 /// What a bump makes of a constraint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +209,7 @@ fn whitespace_segments(constraint: &str, syntax: &Syntax) -> Vec<Range<usize>> {
     let mut i = 0;
     while i < tokens.len() {
         let token = &constraint[tokens[i].clone()];
-        let lone_op = syntax.ops.iter().any(|(spelling, _)| *spelling == token);
+        let lone_op = syntax.operators().any(|(spelling, _)| *spelling == token);
         match tokens.get(i + 1) {
             Some(next) if lone_op => {
                 out.push(tokens[i].start..next.end);
@@ -215,8 +243,7 @@ fn comparator(
         return Err("it is a hyphen range (`a - b`)".to_owned());
     }
     let found = syntax
-        .ops
-        .iter()
+        .operators()
         .find(|(spelling, _)| text.starts_with(spelling));
     let (op, op_len) = match (found, syntax.bare) {
         (Some((spelling, op)), _) => (*op, spelling.len()),
@@ -472,40 +499,11 @@ fn tokens(text: &str) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
-    const CARGO: Syntax = Syntax {
-        separator: Separator::Comma,
-        ops: &[
-            (">=", Op::Ge),
-            ("<=", Op::Le),
-            (">", Op::Gt),
-            ("<", Op::Lt),
-            ("=", Op::Exact),
-            ("^", Op::Caret),
-            ("~", Op::Tilde),
-        ],
-        bare: Some(Op::Caret),
-    };
-
-    const NPM: Syntax = Syntax {
-        separator: Separator::Whitespace,
-        ops: CARGO.ops,
-        bare: Some(Op::Exact),
-    };
-
-    /// PEP 440, as requirements files and PEP 621 write it.
-    const PEP440: Syntax = Syntax {
-        separator: Separator::Comma,
-        ops: &[
-            ("==", Op::Exact),
-            ("~=", Op::Compatible),
-            ("!=", Op::Ne),
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ],
-        bare: None,
-    };
+    // The formats' own syntaxes, so these tests read constraints as the manifests do.
+    use crate::patch::bump::cargo_toml::SYNTAX as CARGO;
+    use crate::patch::bump::package_json::SYNTAX as NPM;
+    // PEP 440, as requirements files and PEP 621 write it.
+    use crate::patch::bump::requirements_txt::SYNTAX as PEP440;
 
     /// The module's entry point, with the check that the result admits the target.
     fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
@@ -749,7 +747,7 @@ mod tests {
     fn a_format_without_bare_versions_requires_an_operator() {
         let pip = Syntax {
             separator: Separator::Comma,
-            ops: &[("==", Op::Exact)],
+            ops: &[&[("==", Op::Exact)]],
             bare: None,
         };
         assert!(

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
+use crate::patch::bump::constraint::{
+    self, INEQUALITIES, Op, SEMVER_SHORTHANDS, Separator, Syntax,
+};
 use crate::patch::bump::json_span;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -18,17 +20,9 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// npm's range syntax: a bare version is an exact pin; comparators are separated by spaces.
-const SYNTAX: Syntax = Syntax {
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Whitespace,
-    ops: &[
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[INEQUALITIES, SEMVER_SHORTHANDS],
     bare: Some(Op::Exact),
 };
 
@@ -51,10 +45,7 @@ const NON_REGISTRY_PREFIXES: &[&str] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let parse_error = |detail: String| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail,
-    };
+    let parse_error = |detail: String| KIND.parse_error(detail);
     let root: Value =
         serde_json::from_str(content).map_err(|error| parse_error(error.to_string()))?;
     let root = root
@@ -70,10 +61,8 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         else {
             continue;
         };
-        let unsupported = |reason: &str| BumpError::Unsupported {
-            manifest: KIND.file_name(),
-            package: package.to_owned(),
-            reason: format!("its entry in \"{section}\" {reason}"),
+        let unsupported = |reason: &str| {
+            KIND.unsupported(package, format!("its entry in \"{section}\" {reason}"))
         };
         let Some(spec) = spec.as_str() else {
             return Err(unsupported("is not a string"));

@@ -7,31 +7,22 @@
 
 use std::collections::HashSet;
 
-use toml_edit::{Document, Item, TableLike, Value};
+use toml_edit::{Item, TableLike, Value};
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
+use crate::patch::bump::constraint::{
+    self, Op, PEP440_OPERATORS, SEMVER_SHORTHANDS, Separator, Syntax,
+};
 use crate::patch::bump::requirements_txt;
-use crate::patch::bump::toml_span::{string_contents, string_prefix};
+use crate::patch::bump::toml_span::{self, string_prefix};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::PyprojectToml;
 
-/// Poetry's constraint syntax, longest operators first: PEP 440 operators plus `^` and `~`;
-/// a bare version is an exact pin.
+/// Poetry's constraint syntax: PEP 440 operators, then `=`, `^` and `~`; a bare version is
+/// an exact pin.
 const POETRY_SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        ("==", Op::Exact),
-        ("~=", Op::Compatible),
-        ("!=", Op::Ne),
-        ("<=", Op::Le),
-        (">=", Op::Ge),
-        ("<", Op::Lt),
-        (">", Op::Gt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[PEP440_OPERATORS, SEMVER_SHORTHANDS],
     bare: Some(Op::Exact),
 };
 
@@ -46,15 +37,8 @@ const POETRY_NON_REGISTRY: &[(&str, &str)] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let document = Document::parse(content).map_err(|error| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail: error.to_string(),
-    })?;
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
-    };
+    let document = toml_span::parse(KIND, content)?;
+    let unsupported = |reason: String| KIND.unsupported(package, reason);
     let wanted = requirements_txt::normalise(package);
     let root = document.as_table();
 
@@ -93,15 +77,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             constraint::bump(current, &POETRY_SYNTAX, target)
         },
     )?;
-
-    if let BumpOutcome::Bumped { updated, .. } = &outcome {
-        // Only version text inside strings changed; a failure here means wrong positions.
-        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
-            manifest: KIND.file_name(),
-            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
-        })?;
-    }
-    Ok(outcome)
+    toml_span::still_parses(KIND, outcome)
 }
 
 /// Every list of PEP 508 strings, with a human-readable location.
@@ -242,17 +218,10 @@ fn poetry_declarations(
     Ok(found)
 }
 
+/// The declaration of one Poetry version string.
 fn string_declaration(content: &str, location: &str, value: &Value) -> Result<Declaration, String> {
-    let decoded = value
-        .as_str()
-        .ok_or_else(|| "has a version that is not a string".to_owned())?;
-    let span = value
-        .span()
-        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
-    let inner = string_contents(content, span, decoded)
-        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
     Ok(Declaration {
-        span: inner,
+        span: toml_span::version_span(content, value)?,
         location: location.to_owned(),
     })
 }

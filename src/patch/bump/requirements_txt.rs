@@ -5,23 +5,15 @@
 
 use std::ops::Range;
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, PEP440_OPERATORS, Rewrite, Separator, Syntax};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::RequirementsTxt;
 
-/// PEP 440 specifier operators, longest first; a bare version is not valid there.
-const SYNTAX: Syntax = Syntax {
+/// PEP 440 specifiers; a bare version is not valid there.
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        ("==", Op::Exact),
-        ("~=", Op::Compatible),
-        ("!=", Op::Ne),
-        ("<=", Op::Le),
-        (">=", Op::Ge),
-        ("<", Op::Lt),
-        (">", Op::Gt),
-    ],
+    ops: &[PEP440_OPERATORS],
     bare: None,
 };
 
@@ -36,11 +28,8 @@ pub fn specifier_admits(specifier: &str, version: &str) -> Option<bool> {
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
     let wanted = normalise(package);
-    let unsupported = |line: usize, reason: &str| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason: format!("line {line} {reason}"),
-    };
+    let unsupported =
+        |line: usize, reason: &str| KIND.unsupported(package, format!("line {line} {reason}"));
 
     let mut declarations = Vec::new();
     for logical in logical_lines(content) {
