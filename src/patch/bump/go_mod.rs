@@ -321,6 +321,9 @@ fn unquoted(token: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
+
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = "\
 module github.com/acme/inventory
@@ -354,59 +357,18 @@ replace (
 exclude golang.org/x/text v0.3.7
 ";
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
-
     #[test]
     fn bumps_a_require_inside_a_block_and_keeps_comments() {
-        let (updated, from, to) = bumped(REALISTIC, "golang.org/x/crypto", "0.17.0");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "golang.org/x/crypto", "0.17.0");
         assert_eq!((from.as_str(), to.as_str()), ("v0.14.0", "v0.17.0"));
+        // Only the version changes: the comment, the tab and every other line stay.
         assert_eq!(
             updated,
-            "\
-module github.com/acme/inventory
-
-go 1.21
-
-toolchain go1.21.5
-
-require github.com/gin-gonic/gin v1.9.0 // web framework
-
-require (
-\tgithub.com/docker/docker v20.10.7+incompatible
-\tgithub.com/jackc/pgx/v5 v5.4.3
-\tgolang.org/x/crypto v0.17.0 // CVE tracking: keep >= 0.14
-\tgopkg.in/yaml.v3 v3.0.0
-\tgoogle.golang.org/grpc v1.56.3
-)
-
-require (
-\tgithub.com/bytedance/sonic v1.9.1 // indirect
-\tgolang.org/x/net v0.17.0 // indirect
-\tgolang.org/x/sys v0.13.0 // indirect
-)
-
-replace github.com/acme/shared => ../shared
-
-replace (
-\tgoogle.golang.org/grpc v1.56.3 => google.golang.org/grpc v1.56.4
-)
-
-exclude golang.org/x/text v0.3.7
-"
+            REALISTIC.replacen(
+                "\tgolang.org/x/crypto v0.14.0 // CVE tracking: keep >= 0.14\n",
+                "\tgolang.org/x/crypto v0.17.0 // CVE tracking: keep >= 0.14\n",
+                1
+            )
         );
     }
 
@@ -461,30 +423,25 @@ exclude golang.org/x/text v0.3.7
                 "v20.10.27+incompatible",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(REALISTIC, &cases);
     }
 
     #[test]
     fn indirect_requires_are_left_alone() {
-        for package in [
-            "golang.org/x/net",
-            "golang.org/x/sys",
-            "github.com/bytedance/sonic",
-        ] {
-            assert_eq!(
-                bump(REALISTIC, package, "9.9.9"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &[
+                "golang.org/x/net",
+                "golang.org/x/sys",
+                "github.com/bytedance/sonic",
+            ],
+            "9.9.9",
+        );
     }
 
     #[test]
     fn replaced_modules_are_refused() {
-        let grpc = reason(REALISTIC, "google.golang.org/grpc", "1.58.3");
+        let grpc = FORMAT.reason(REALISTIC, "google.golang.org/grpc", "1.58.3");
         assert_eq!(
             grpc,
             "cannot bump `google.golang.org/grpc` in go.mod: it is replaced by the `replace` \
@@ -492,28 +449,34 @@ exclude golang.org/x/text v0.3.7
              the replace directive by hand"
         );
         let local = "module example.com/app\n\ngo 1.20\n\nrequire example.com/lib v1.2.3\n\nreplace example.com/lib => ../lib\n";
-        assert!(reason(local, "example.com/lib", "1.2.4").contains("line 7"));
+        assert!(
+            FORMAT
+                .reason(local, "example.com/lib", "1.2.4")
+                .contains("line 7")
+        );
         let as_target = "module example.com/app\n\nrequire (\n\tgithub.com/old/yaml v1.0.0\n\tgithub.com/new/yaml v1.1.0\n)\n\nreplace github.com/old/yaml => github.com/new/yaml v1.1.0\n";
-        assert!(reason(as_target, "github.com/new/yaml", "1.1.1").contains("replacement"));
+        assert!(
+            FORMAT
+                .reason(as_target, "github.com/new/yaml", "1.1.1")
+                .contains("replacement")
+        );
     }
 
     #[test]
     fn module_paths_match_exactly() {
-        for package in [
-            "github.com/Gin-Gonic/gin",
-            "github.com/jackc/pgx",
-            "golang.org/x/crypto/ssh",
-            "github.com/acme/inventory",
-            "golang.org/x/text",
-            "github.com/acme/shared",
-            "stdlib",
-        ] {
-            assert_eq!(
-                bump(REALISTIC, package, "9.9.9"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &[
+                "github.com/Gin-Gonic/gin",
+                "github.com/jackc/pgx",
+                "golang.org/x/crypto/ssh",
+                "github.com/acme/inventory",
+                "golang.org/x/text",
+                "github.com/acme/shared",
+                "stdlib",
+            ],
+            "9.9.9",
+        );
     }
 
     #[test]
@@ -525,26 +488,33 @@ exclude golang.org/x/text v0.3.7
             })
         );
         assert!(
-            reason(REALISTIC, "github.com/gin-gonic/gin", "2.0.0")
+            FORMAT
+                .reason(REALISTIC, "github.com/gin-gonic/gin", "2.0.0")
                 .contains("`github.com/gin-gonic/gin/v2`")
         );
-        assert!(reason(REALISTIC, "github.com/jackc/pgx/v5", "6.0.0").contains("major version 5"));
         assert!(
-            reason(REALISTIC, "github.com/gin-gonic/gin", "1.10").contains("MAJOR.MINOR.PATCH")
+            FORMAT
+                .reason(REALISTIC, "github.com/jackc/pgx/v5", "6.0.0")
+                .contains("major version 5")
+        );
+        assert!(
+            FORMAT
+                .reason(REALISTIC, "github.com/gin-gonic/gin", "1.10")
+                .contains("MAJOR.MINOR.PATCH")
         );
     }
 
     #[test]
     fn pseudo_versions_and_quoted_paths() {
         let content = "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.0.0-20210220032944-ac19c3e999fb\r\n)\r\n";
-        let (updated, from, to) = bumped(content, "golang.org/x/image", "0.5.0");
+        let (updated, from, to) = FORMAT.bumped(content, "golang.org/x/image", "0.5.0");
         assert_eq!(from, "v0.0.0-20210220032944-ac19c3e999fb");
         assert_eq!(to, "v0.5.0");
         assert_eq!(
             updated,
             "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n"
         );
-        let (updated, _, _) = bumped(
+        let (updated, _, _) = FORMAT.bumped(
             content,
             "golang.org/x/image",
             "0.0.0-20220302094943-723b81ca9867",

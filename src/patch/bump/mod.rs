@@ -17,6 +17,8 @@ mod pom_xml;
 mod pyproject_toml;
 mod requirements_txt;
 pub use requirements_txt::specifier_admits as pep440_specifier_admits;
+#[cfg(test)]
+mod test_support;
 mod toml_span;
 mod version;
 mod widen;
