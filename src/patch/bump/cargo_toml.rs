@@ -6,24 +6,18 @@
 
 use toml_edit::{Document, Item, TableLike};
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
-use crate::patch::bump::toml_span::string_contents;
+use crate::patch::bump::constraint::{
+    self, INEQUALITIES, Op, SEMVER_SHORTHANDS, Separator, Syntax,
+};
+use crate::patch::bump::toml_span;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::CargoToml;
 
 /// Cargo's comparator syntax: a bare version means `^`.
-const SYNTAX: Syntax = Syntax {
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[INEQUALITIES, SEMVER_SHORTHANDS],
     bare: Some(Op::Caret),
 };
 
@@ -46,16 +40,7 @@ const DEPENDENCY_TABLES: &[&str] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let document = Document::parse(content).map_err(|error| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail: error.to_string(),
-    })?;
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
-    };
-
+    let document = toml_span::parse(KIND, content)?;
     let mut declarations = Vec::new();
     for (location, table) in dependency_tables(&document) {
         for (key, item) in table.iter() {
@@ -66,8 +51,10 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             if !same_crate(declared, package) {
                 continue;
             }
-            if let Some(declaration) = declaration(content, &location, key, item)
-                .map_err(|reason| unsupported(format!("`{key}` in {location} {reason}")))?
+            if let Some(declaration) =
+                declaration(content, &location, key, item).map_err(|reason| {
+                    KIND.unsupported(package, format!("`{key}` in {location} {reason}"))
+                })?
             {
                 declarations.push(declaration);
             }
@@ -77,16 +64,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     let outcome = apply_rewrites(KIND, content, package, &declarations, |_, current| {
         constraint::bump(current, &SYNTAX, target)
     })?;
-
-    if let BumpOutcome::Bumped { updated, .. } = &outcome {
-        // The edit only swaps version text inside a string, so this cannot fail unless the
-        // positions were wrong; refuse rather than hand back a broken manifest.
-        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
-            manifest: KIND.file_name(),
-            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
-        })?;
-    }
-    Ok(outcome)
+    toml_span::still_parses(KIND, outcome)
 }
 
 /// Every dependency table of the manifest, with a human-readable location.
@@ -157,15 +135,9 @@ fn declaration(
     };
     let value = version
         .as_value()
-        .filter(|value| value.is_str())
         .ok_or_else(|| "has a version that is not a string".to_owned())?;
-    let span = value
-        .span()
-        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
-    let inner = string_contents(content, span, value.as_str().unwrap_or_default())
-        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
     Ok(Some(Declaration {
-        span: inner,
+        span: toml_span::version_span(content, value)?,
         location: format!("{location} (`{key}`)"),
     }))
 }
@@ -173,15 +145,9 @@ fn declaration(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = r#"# Workspace root of the demo service.
 [package]
@@ -221,7 +187,7 @@ tls = ["openssl"]
 
     #[test]
     fn bumps_an_inline_table_in_every_table_that_declares_the_crate() {
-        let (updated, from, to) = bumped(REALISTIC, "hyper", "0.14.26");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "hyper", "0.14.26");
         assert_eq!(from, "0.14.10");
         assert_eq!(to, "0.14.26");
         let expected = REALISTIC
@@ -267,15 +233,12 @@ tls = ["openssl"]
                 "version = \"^1.28.2\"",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replace(before, after), "{package}");
-        }
+        FORMAT.assert_rewrites(REALISTIC, &cases);
     }
 
     #[test]
     fn bumps_target_specific_tables() {
-        let (updated, from, to) = bumped(REALISTIC, "winapi", "0.3.10");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "winapi", "0.3.10");
         assert_eq!((from.as_str(), to.as_str()), ("0.3.9", "0.3.10"));
         assert_eq!(
             updated,
@@ -284,7 +247,7 @@ tls = ["openssl"]
                 r#"winapi = { version = "0.3.10", features"#
             )
         );
-        let (updated, _, _) = bumped(REALISTIC, "nix", "0.27.1");
+        let (updated, _, _) = FORMAT.bumped(REALISTIC, "nix", "0.27.1");
         assert_eq!(
             updated,
             REALISTIC.replace("nix = \"0.26\"", "nix = \"0.27.1\"")
@@ -293,7 +256,7 @@ tls = ["openssl"]
 
     #[test]
     fn crate_names_match_across_dash_and_underscore() {
-        let (updated, _, _) = bumped(REALISTIC, "serde-json", "1.0.108");
+        let (updated, _, _) = FORMAT.bumped(REALISTIC, "serde-json", "1.0.108");
         assert!(updated.contains("serde_json = '1.0.108'"));
     }
 
@@ -303,7 +266,7 @@ tls = ["openssl"]
                         # old API still used in one place\n\
                         rand07 = { package = \"rand\", version = \"0.7.3\" }\n\
                         rand = \"0.8.4\"\n";
-        let (updated, from, to) = bumped(manifest, "rand", "0.8.5");
+        let (updated, from, to) = FORMAT.bumped(manifest, "rand", "0.8.5");
         // The 0.7 line is bumped too: every declaration of a vulnerable crate must move.
         assert_eq!(from, "0.7.3");
         assert_eq!(to, "0.8.5");
@@ -324,7 +287,7 @@ tls = ["openssl"]
     #[test]
     fn workspace_dependencies_are_bumped_and_members_inheriting_them_are_not() {
         let root = "[workspace]\nmembers = [\"crates/*\"]\n\n[workspace.dependencies]\nserde = { version = \"1.0.100\", default-features = false }\nh2 = \"0.3.15\"\n";
-        let (updated, _, _) = bumped(root, "h2", "0.3.24");
+        let (updated, _, _) = FORMAT.bumped(root, "h2", "0.3.24");
         assert_eq!(updated, root.replace("h2 = \"0.3.15\"", "h2 = \"0.3.24\""));
 
         let member = "[package]\nname = \"member\"\n\n[dependencies]\nh2 = { workspace = true }\nserde.workspace = true\n";
@@ -338,7 +301,7 @@ tls = ["openssl"]
     #[test]
     fn dotted_keys_and_table_headers_are_found() {
         let manifest = "[package]\nname = \"x\"\n\n[dev-dependencies.proptest]\nversion = \"1.0\" # property tests\ndefault-features = false\n\n[build-dependencies]\ncc.version = \"1.0.70\"\n";
-        let (updated, _, _) = bumped(manifest, "proptest", "1.4.0");
+        let (updated, _, _) = FORMAT.bumped(manifest, "proptest", "1.4.0");
         assert_eq!(
             updated,
             manifest.replace(
@@ -346,7 +309,7 @@ tls = ["openssl"]
                 "version = \"1.4.0\" # property"
             )
         );
-        let (updated, _, _) = bumped(manifest, "cc", "1.0.83");
+        let (updated, _, _) = FORMAT.bumped(manifest, "cc", "1.0.83");
         assert_eq!(updated, manifest.replace("\"1.0.70\"", "\"1.0.83\""));
     }
 
@@ -404,24 +367,15 @@ tls = ["openssl"]
     fn capped_ranges_are_widened_in_their_own_precision() {
         let manifest =
             "[dependencies]\nbytes = { version = \">=1.2, <1.4\", default-features = false }\n";
-        assert_eq!(
-            bump(manifest, "bytes", "1.4.0"),
-            Ok(BumpOutcome::Bumped {
-                updated: "[dependencies]\nbytes = { version = \">=1.4, <1.5\", default-features = false }\n"
-                    .to_owned(),
-                from: ">=1.2, <1.4".to_owned(),
-                to: ">=1.4, <1.5".to_owned(),
-                widened: true,
-            })
-        );
-        let (updated, _, to) = bumped(REALISTIC, "regex", "2.1.0");
+        FORMAT.assert_widened(manifest, "bytes", "1.4.0", ">=1.2, <1.4", ">=1.4, <1.5");
+        let (updated, _, to) = FORMAT.bumped(REALISTIC, "regex", "2.1.0");
         assert_eq!(to, ">=2.1, <3");
         assert_eq!(
             updated,
             REALISTIC.replace("regex = \">=1.5, <2\"", "regex = \">=2.1, <3\"")
         );
         // A caret past its major moves to the fix's, still written with two numbers.
-        let (updated, _, _) = bumped(REALISTIC, "tokio", "2.0.0");
+        let (updated, _, _) = FORMAT.bumped(REALISTIC, "tokio", "2.0.0");
         assert_eq!(
             updated,
             REALISTIC.replace("version = \"^1.20\"", "version = \"^2.0\"")
@@ -442,7 +396,7 @@ tls = ["openssl"]
     #[test]
     fn crlf_and_missing_trailing_newline_are_preserved() {
         let manifest = "[dependencies]\r\nserde = \"1.0.100\"\r\nlog = \"0.4\"";
-        let (updated, _, _) = bumped(manifest, "log", "0.4.20");
+        let (updated, _, _) = FORMAT.bumped(manifest, "log", "0.4.20");
         assert_eq!(
             updated,
             "[dependencies]\r\nserde = \"1.0.100\"\r\nlog = \"0.4.20\""

@@ -89,12 +89,40 @@ pub(crate) enum Separator {
     Whitespace,
 }
 
-/// The operator spellings of a format, longest first, and what a bare version means.
+/// The operator spellings of a format and what a bare version means. `ops` is a list of
+/// groups tried in order, each longest first, so formats can share the groups they spell
+/// alike.
 pub(crate) struct Syntax {
     pub separator: Separator,
-    pub ops: &'static [(&'static str, Op)],
+    pub ops: &'static [&'static [(&'static str, Op)]],
     pub bare: Option<Op>,
 }
+
+impl Syntax {
+    /// Every operator spelling, in the order they are tried.
+    fn operators(&self) -> impl Iterator<Item = &(&'static str, Op)> {
+        self.ops.iter().flat_map(|group| group.iter())
+    }
+}
+
+/// The inequalities as Cargo and npm spell them, longest first.
+pub(crate) const INEQUALITIES: &[(&str, Op)] =
+    &[(">=", Op::Ge), ("<=", Op::Le), (">", Op::Gt), ("<", Op::Lt)];
+
+/// The semver shorthands of Cargo, npm and Poetry: `=1.2.3`, `^1.2`, `~1.2`.
+pub(crate) const SEMVER_SHORTHANDS: &[(&str, Op)] =
+    &[("=", Op::Exact), ("^", Op::Caret), ("~", Op::Tilde)];
+
+/// PEP 440's specifier operators, longest first (`===` is refused before parsing).
+pub(crate) const PEP440_OPERATORS: &[(&str, Op)] = &[
+    ("==", Op::Exact),
+    ("~=", Op::Compatible),
+    ("!=", Op::Ne),
+    ("<=", Op::Le),
+    (">=", Op::Ge),
+    ("<", Op::Lt),
+    (">", Op::Gt),
+];
 
 /// What a bump makes of a constraint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,34 +144,24 @@ impl Rewrite {
     }
 }
 
-/// Parses `constraint` in a format's `syntax` and rewrites it to require at least `target`
-/// (see [`rewrite`]), then checks the result admits the target: a rewrite that did not would
-/// be a wrong fix, so it is refused rather than written.
 /// Whether every comparator of `constraint` admits `version`; `None` when either cannot be
 /// read (an `||` alternative, a tag), which a caller must not take as a yes.
 pub(crate) fn admits(constraint: &str, syntax: &Syntax, version: &str) -> Option<bool> {
     let version = Version::parse(version)?;
     let comparators = parse(constraint, syntax).ok()?;
-    Some(
-        comparators
-            .iter()
-            .all(|c| c.op.admits(&constraint[c.version_span.clone()], &version)),
-    )
+    Some(all_admit(constraint, &comparators, &version))
 }
 
+/// Parses `constraint` in a format's `syntax` and rewrites it to require at least `target`
+/// (see [`rewrite`]), then checks the result admits the target: a rewrite that did not would
+/// be a wrong fix, so it is refused rather than written.
 pub(crate) fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
     let comparators = parse(constraint, syntax)?;
     let rewrite = rewrite(constraint, &comparators, target)?;
     if let Rewrite::Updated(new) | Rewrite::Widened(new) = &rewrite {
         let version =
             Version::parse(target).ok_or_else(|| format!("`{target}` is not a version"))?;
-        let rewritten = parse(new, syntax)?;
-        let admitted = rewritten.iter().all(|comparator| {
-            comparator
-                .op
-                .admits(&new[comparator.version_span.clone()], &version)
-        });
-        if !admitted {
+        if !all_admit(new, &parse(new, syntax)?, &version) {
             return Err(format!(
                 "the rewritten range `{new}` would not admit {target}; this is a bug"
             ));
@@ -152,99 +170,126 @@ pub(crate) fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Re
     Ok(rewrite)
 }
 
+/// Whether every one of the parsed `comparators` of `constraint` admits `version`.
+fn all_admit(constraint: &str, comparators: &[Comparator], version: &Version) -> bool {
+    comparators
+        .iter()
+        .all(|c| c.op.admits(&constraint[c.version_span.clone()], version))
+}
+
 /// Splits `constraint` into comparators. Errors are reasons a person can act on.
 fn parse(constraint: &str, syntax: &Syntax) -> Result<Vec<Comparator>, String> {
-    let segments: Vec<Range<usize>> = match syntax.separator {
-        Separator::Comma => {
-            let mut start = 0;
-            let mut out = Vec::new();
-            for part in constraint.split(',') {
-                out.push(trimmed(constraint, start..start + part.len()));
-                start += part.len() + 1;
-            }
-            out
-        }
-        Separator::Whitespace => {
-            let tokens = tokens(constraint);
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < tokens.len() {
-                let token = &constraint[tokens[i].clone()];
-                let lone_op = syntax.ops.iter().any(|(spelling, _)| *spelling == token);
-                match tokens.get(i + 1) {
-                    Some(next) if lone_op => {
-                        out.push(tokens[i].start..next.end);
-                        i += 2;
-                    }
-                    _ => {
-                        out.push(tokens[i].clone());
-                        i += 1;
-                    }
-                }
-            }
-            out
-        }
+    let segments = match syntax.separator {
+        Separator::Comma => comma_segments(constraint),
+        Separator::Whitespace => whitespace_segments(constraint, syntax),
     };
+    segments
+        .into_iter()
+        .map(|segment| comparator(constraint, segment, syntax))
+        .collect()
+}
 
-    let mut comparators = Vec::new();
-    for segment in segments {
-        let text = &constraint[segment.clone()];
-        if text.is_empty() {
-            return Err("it has an empty comparator".to_owned());
-        }
-        if text == "||" || text.contains("||") {
-            return Err("it is a union of ranges (`||`)".to_owned());
-        }
-        if text == "-" {
-            return Err("it is a hyphen range (`a - b`)".to_owned());
-        }
-        let found = syntax
-            .ops
-            .iter()
-            .find(|(spelling, _)| text.starts_with(spelling));
-        let (op, op_len) = match (found, syntax.bare) {
-            (Some((spelling, op)), _) => (*op, spelling.len()),
-            (None, Some(bare)) => (bare, 0),
-            (None, None) => {
-                return Err(format!("`{text}` has no comparison operator"));
-            }
-        };
-        let op_span = segment.start..segment.start + op_len;
-        let version_span = trimmed(constraint, op_span.end..segment.end);
-        let version = &constraint[version_span.clone()];
-        if version.is_empty() || version.contains(char::is_whitespace) {
-            return Err(format!(
-                "`{text}` is not an operator followed by one version"
-            ));
-        }
-        let (op, version_span) = match pep440_wildcard(&constraint[op_span.clone()], version) {
-            Some(prefix) => {
-                if !widen::is_plain_release(prefix) {
-                    return Err(format!("`{text}` is not a wildcard over release numbers"));
-                }
-                let op = if op == Op::Ne {
-                    Op::NotWildcard
-                } else {
-                    Op::Wildcard
-                };
-                (op, version_span.start..version_span.start + prefix.len())
-            }
-            None => (op, version_span),
-        };
-        let version = &constraint[version_span.clone()];
-        if is_wildcard(version) {
-            return Err(format!("`{text}` is a wildcard"));
-        }
-        if Version::parse(version).is_none() {
-            return Err(format!("`{version}` is not a version"));
-        }
-        comparators.push(Comparator {
-            op,
-            op_span,
-            version_span,
-        });
+/// The trimmed pieces between commas (`>=1.2, <2`), empty ones included so that a stray
+/// comma is refused rather than skipped.
+fn comma_segments(constraint: &str) -> Vec<Range<usize>> {
+    let mut start = 0;
+    let mut out = Vec::new();
+    for part in constraint.split(',') {
+        out.push(trimmed(constraint, start..start + part.len()));
+        start += part.len() + 1;
     }
-    Ok(comparators)
+    out
+}
+
+/// The comparators of a space-separated (npm) range. An operator standing apart from its
+/// version (`>= 1.2.0`) is one comparator with the token after it.
+fn whitespace_segments(constraint: &str, syntax: &Syntax) -> Vec<Range<usize>> {
+    let tokens = tokens(constraint);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &constraint[tokens[i].clone()];
+        let lone_op = syntax.operators().any(|(spelling, _)| *spelling == token);
+        match tokens.get(i + 1) {
+            Some(next) if lone_op => {
+                out.push(tokens[i].start..next.end);
+                i += 2;
+            }
+            _ => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Reads the comparator in `segment` of `constraint`: its operator in the format's spelling
+/// and one version. Refuses what a bump cannot rewrite in place (unions, hyphen ranges,
+/// wildcards other than PEP 440's `==X.*` and `!=X.*`), so no caller has to.
+fn comparator(
+    constraint: &str,
+    segment: Range<usize>,
+    syntax: &Syntax,
+) -> Result<Comparator, String> {
+    let text = &constraint[segment.clone()];
+    if text.is_empty() {
+        return Err("it has an empty comparator".to_owned());
+    }
+    if text.contains("||") {
+        return Err("it is a union of ranges (`||`)".to_owned());
+    }
+    if text == "-" {
+        return Err("it is a hyphen range (`a - b`)".to_owned());
+    }
+    let found = syntax
+        .operators()
+        .find(|(spelling, _)| text.starts_with(spelling));
+    let (op, op_len) = match (found, syntax.bare) {
+        (Some((spelling, op)), _) => (*op, spelling.len()),
+        (None, Some(bare)) => (bare, 0),
+        (None, None) => return Err(format!("`{text}` has no comparison operator")),
+    };
+    let op_span = segment.start..segment.start + op_len;
+    let version_span = trimmed(constraint, op_span.end..segment.end);
+    let version = &constraint[version_span.clone()];
+    if version.is_empty() || version.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{text}` is not an operator followed by one version"
+        ));
+    }
+    let (op, version_span) = match pep440_wildcard(&constraint[op_span.clone()], version) {
+        Some(prefix) => {
+            if !widen::is_plain_release(prefix) {
+                return Err(format!("`{text}` is not a wildcard over release numbers"));
+            }
+            let op = if op == Op::Ne {
+                Op::NotWildcard
+            } else {
+                Op::Wildcard
+            };
+            (op, version_span.start..version_span.start + prefix.len())
+        }
+        None => (op, version_span),
+    };
+    let version = &constraint[version_span.clone()];
+    if is_wildcard(version) {
+        return Err(format!("`{text}` is a wildcard"));
+    }
+    if Version::parse(version).is_none() {
+        return Err(format!("`{version}` is not a version"));
+    }
+    Ok(Comparator {
+        op,
+        op_span,
+        version_span,
+    })
+}
+
+/// The fix a constraint is rewritten for, as written and as read.
+struct Target<'a> {
+    text: &'a str,
+    version: Version,
 }
 
 /// Rewrites `constraint` so that it requires at least `target`, keeping every operator (a
@@ -262,16 +307,39 @@ fn rewrite(
     comparators: &[Comparator],
     target_text: &str,
 ) -> Result<Rewrite, String> {
-    let target =
-        Version::parse(target_text).ok_or_else(|| format!("`{target_text}` is not a version"))?;
-    let version_of = |comparator: &Comparator| {
-        Version::parse(&constraint[comparator.version_span.clone()])
-            .ok_or_else(|| "a comparator has no version".to_owned())
+    let target = Target {
+        text: target_text,
+        version: Version::parse(target_text)
+            .ok_or_else(|| format!("`{target_text}` is not a version"))?,
     };
+    if lowest_admitted(constraint, comparators)? >= target.version {
+        return Ok(Rewrite::Satisfied);
+    }
+    let widened = must_widen(constraint, comparators, &target)?;
+    let mut updated = constraint.to_owned();
+    // Back to front, so earlier ranges stay valid.
+    for comparator in comparators.iter().rev() {
+        if let Some(replacement) = replacement(constraint, comparator, &target, widened)? {
+            updated.replace_range(comparator.version_span.clone(), &replacement);
+        }
+        if comparator.op == Op::Gt {
+            updated.replace_range(comparator.op_span.clone(), ">=");
+        }
+    }
+    Ok(if widened {
+        Rewrite::Widened(updated)
+    } else {
+        Rewrite::Updated(updated)
+    })
+}
 
+/// The highest lower bound: the lowest version the constraint admits. A constraint with no
+/// lower bound leaves the installed version to something else, so there is nothing to raise.
+fn lowest_admitted(constraint: &str, comparators: &[Comparator]) -> Result<Version, String> {
     let mut lowest_admitted: Option<Version> = None;
     for comparator in comparators.iter().filter(|c| c.op.is_lower_bound()) {
-        let version = version_of(comparator)?;
+        let version = Version::parse(&constraint[comparator.version_span.clone()])
+            .ok_or_else(|| "a comparator has no version".to_owned())?;
         if lowest_admitted
             .as_ref()
             .is_none_or(|lowest| version > *lowest)
@@ -279,22 +347,26 @@ fn rewrite(
             lowest_admitted = Some(version);
         }
     }
-    let Some(lowest_admitted) = lowest_admitted else {
-        return Err(
-            "it sets no lower bound, so the installed version is chosen elsewhere \
-                    (a lock or constraints file)"
-                .to_owned(),
-        );
-    };
-    if lowest_admitted >= target {
-        return Ok(Rewrite::Satisfied);
-    }
+    lowest_admitted.ok_or_else(|| {
+        "it sets no lower bound, so the installed version is chosen elsewhere \
+         (a lock or constraints file)"
+            .to_owned()
+    })
+}
 
+/// Whether some upper bound (written or implied) excludes the target, so the range must move
+/// rather than only rise; an error for a comparator that excludes it and cannot move.
+fn must_widen(
+    constraint: &str,
+    comparators: &[Comparator],
+    target: &Target,
+) -> Result<bool, String> {
+    let target_text = target.text;
     let mut widened = false;
     for comparator in comparators {
         let version = &constraint[comparator.version_span.clone()];
         let written = written(constraint, comparator);
-        let admits = comparator.op.admits(version, &target);
+        let admits = comparator.op.admits(version, &target.version);
         match comparator.op {
             // The target is above every lower bound, so a wildcard that admits it holds it
             // inside its window, together with the vulnerable releases below it; a wildcard
@@ -326,54 +398,50 @@ fn rewrite(
             Op::Exact | Op::Ge | Op::Gt => {}
         }
     }
+    Ok(widened)
+}
 
-    let mut updated = constraint.to_owned();
-    // Back to front, so earlier ranges stay valid.
-    for comparator in comparators.iter().rev() {
-        let version = &constraint[comparator.version_span.clone()];
-        // `None` for a version that is not plain release numbers (an epoch): the target then
-        // goes in as written, as in a plain bump.
-        let precision = Release::parse(version).map(|release| release.precision());
-        let replacement = match comparator.op {
-            Op::Wildcard => Some(
-                precision
-                    .and_then(|precision| widen::wildcard_start(target_text, precision))
-                    .ok_or_else(|| {
-                format!(
-                    "`{}` excludes {target_text}, and the wildcard over the fix's release would \
-                     also admit the releases below it; write `>={target_text}` with an upper \
-                     bound by hand",
-                    written(constraint, comparator)
-                )
-            })?),
-            op if op.is_lower_bound() && widened => Some(
-                precision.map_or_else(
-                    || target_text.to_owned(),
-                    |precision| widen::fit(target_text, precision),
-                ),
-            ),
-            op if op.is_lower_bound() => Some(target_text.to_owned()),
-            Op::Lt if widened && !Op::Lt.admits(version, &target) => {
-                Some(widen::move_upper(version, target_text).map_err(|reason| {
+/// The new version text of one comparator, `None` when it stays as written: lower bounds
+/// move to the target (in their own precision when the range is `widened`), a wildcard to
+/// the window the target opens, and an excluding `<` up by its own granularity.
+fn replacement(
+    constraint: &str,
+    comparator: &Comparator,
+    target: &Target,
+    widened: bool,
+) -> Result<Option<String>, String> {
+    let target_text = target.text;
+    let version = &constraint[comparator.version_span.clone()];
+    // `None` for a version that is not plain release numbers (an epoch): the target then
+    // goes in as written, as in a plain bump.
+    let precision = Release::parse(version).map(|release| release.precision());
+    Ok(match comparator.op {
+        Op::Wildcard => Some(
+            precision
+                .and_then(|precision| widen::wildcard_start(target_text, precision))
+                .ok_or_else(|| {
                     format!(
-                        "its bound `{}` excludes {target_text} and cannot be widened: {reason}",
+                        "`{}` excludes {target_text}, and the wildcard over the fix's release \
+                         would also admit the releases below it; write `>={target_text}` with \
+                         an upper bound by hand",
                         written(constraint, comparator)
                     )
-                })?)
-            }
-            _ => None,
-        };
-        if let Some(replacement) = replacement {
-            updated.replace_range(comparator.version_span.clone(), &replacement);
+                })?,
+        ),
+        op if op.is_lower_bound() && widened => Some(precision.map_or_else(
+            || target_text.to_owned(),
+            |precision| widen::fit(target_text, precision),
+        )),
+        op if op.is_lower_bound() => Some(target_text.to_owned()),
+        Op::Lt if widened && !Op::Lt.admits(version, &target.version) => {
+            Some(widen::move_upper(version, target_text).map_err(|reason| {
+                format!(
+                    "its bound `{}` excludes {target_text} and cannot be widened: {reason}",
+                    written(constraint, comparator)
+                )
+            })?)
         }
-        if comparator.op == Op::Gt {
-            updated.replace_range(comparator.op_span.clone(), ">=");
-        }
-    }
-    Ok(if widened {
-        Rewrite::Widened(updated)
-    } else {
-        Rewrite::Updated(updated)
+        _ => None,
     })
 }
 
@@ -431,40 +499,11 @@ fn tokens(text: &str) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
-    const CARGO: Syntax = Syntax {
-        separator: Separator::Comma,
-        ops: &[
-            (">=", Op::Ge),
-            ("<=", Op::Le),
-            (">", Op::Gt),
-            ("<", Op::Lt),
-            ("=", Op::Exact),
-            ("^", Op::Caret),
-            ("~", Op::Tilde),
-        ],
-        bare: Some(Op::Caret),
-    };
-
-    const NPM: Syntax = Syntax {
-        separator: Separator::Whitespace,
-        ops: CARGO.ops,
-        bare: Some(Op::Exact),
-    };
-
-    /// PEP 440, as requirements files and PEP 621 write it.
-    const PEP440: Syntax = Syntax {
-        separator: Separator::Comma,
-        ops: &[
-            ("==", Op::Exact),
-            ("~=", Op::Compatible),
-            ("!=", Op::Ne),
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ],
-        bare: None,
-    };
+    // The formats' own syntaxes, so these tests read constraints as the manifests do.
+    use crate::patch::bump::cargo_toml::SYNTAX as CARGO;
+    use crate::patch::bump::package_json::SYNTAX as NPM;
+    // PEP 440, as requirements files and PEP 621 write it.
+    use crate::patch::bump::requirements_txt::SYNTAX as PEP440;
 
     /// The module's entry point, with the check that the result admits the target.
     fn bump(constraint: &str, syntax: &Syntax, target: &str) -> Result<Rewrite, String> {
@@ -708,7 +747,7 @@ mod tests {
     fn a_format_without_bare_versions_requires_an_operator() {
         let pip = Syntax {
             separator: Separator::Comma,
-            ops: &[("==", Op::Exact)],
+            ops: &[&[("==", Op::Exact)]],
             bare: None,
         };
         assert!(

@@ -17,90 +17,147 @@ use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, appl
 const KIND: ManifestKind = ManifestKind::GoMod;
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let mut declarations = Vec::new();
-    let mut required = false;
-    let mut replaced_on = None;
-    let mut block: Option<String> = None;
+    let found = requirements(content, package)?;
+    if let (Some(replace), true) = (found.replaced_on, found.required) {
+        return Err(KIND.unsupported(package, replaced_reason(replace)));
+    }
+    apply_rewrites(KIND, content, package, &found.declarations, |_, current| {
+        rewrite(package, current, target).map(Rewrite::pinned)
+    })
+}
 
-    for (index, line) in lines(content) {
+/// What go.mod says about one module.
+struct Requirements {
+    /// Its direct (not `// indirect`) requires.
+    declarations: Vec<Declaration>,
+    /// Whether any require names it, indirect or not.
+    required: bool,
+    /// The first `replace` naming it: its line, and whether the module is the one replaced
+    /// (rather than the replacement).
+    replaced_on: Option<(usize, bool)>,
+}
+
+fn requirements(content: &str, package: &str) -> Result<Requirements, BumpError> {
+    let mut found = Requirements {
+        declarations: Vec::new(),
+        required: false,
+        replaced_on: None,
+    };
+    for directive in directives(content) {
+        let directive = directive?;
+        let text = |i: usize| directive.text(content, i);
+        let (args, number) = (directive.args, directive.number);
+        match directive.verb.as_str() {
+            "require" if text(args) == Some(package) => {
+                found.required = true;
+                if directive.is_indirect(content) {
+                    // Only required for another dependency: not ours to pin here.
+                    continue;
+                }
+                let version = directive.tokens.get(args + 1).ok_or_else(|| {
+                    KIND.parse_error(format!("line {number}: `require {package}` has no version"))
+                })?;
+                found.declarations.push(Declaration {
+                    span: unquoted_span(content, version.clone()),
+                    location: format!("the require on line {number}"),
+                });
+            }
+            "replace" => {
+                let arrow = (args..directive.tokens.len()).find(|&i| text(i) == Some("=>"));
+                let replaces = text(args) == Some(package);
+                let replacement = arrow.is_some_and(|arrow| text(arrow + 1) == Some(package));
+                if (replaces || replacement) && found.replaced_on.is_none() {
+                    found.replaced_on = Some((number, replaces));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Why a module named by a `replace` (on `line`; `replaces` when it is the module replaced)
+/// is not bumped: the require version would not be what is built.
+fn replaced_reason((line, replaces): (usize, bool)) -> String {
+    if replaces {
+        format!(
+            "it is replaced by the `replace` directive on line {line}, so the required \
+             version is not the one that is built; update the replace directive by hand"
+        )
+    } else {
+        format!(
+            "it is also built as the replacement of another module (`replace` on line \
+             {line}), a copy the require does not govern; update the replace directive by \
+             hand"
+        )
+    }
+}
+
+/// One directive line of go.mod. Inside a `require ( ... )` block the verb is the block's,
+/// not repeated on the line, so the arguments start at token 0 there and at 1 elsewhere.
+struct Directive {
+    /// 1-based line number.
+    number: usize,
+    verb: String,
+    tokens: Vec<Range<usize>>,
+    /// The index of the first argument in `tokens`.
+    args: usize,
+    /// The text after `//`.
+    comment: Option<Range<usize>>,
+}
+
+impl Directive {
+    /// The text of token `i`, without quotes.
+    fn text<'a>(&self, content: &'a str, i: usize) -> Option<&'a str> {
+        self.tokens
+            .get(i)
+            .map(|token| unquote(&content[token.clone()]))
+    }
+
+    /// Whether the line is marked `// indirect` (possibly followed by `; more comment`).
+    fn is_indirect(&self, content: &str) -> bool {
+        self.comment.clone().is_some_and(|comment| {
+            let comment = content[comment].trim();
+            comment == "indirect" || comment.starts_with("indirect;")
+        })
+    }
+}
+
+/// The directives of go.mod in order, with block openers and closers consumed; a line that
+/// does not tokenise is an error in its place.
+fn directives(content: &str) -> impl Iterator<Item = Result<Directive, BumpError>> + '_ {
+    let mut block: Option<String> = None;
+    lines(content).filter_map(move |(index, line)| {
         let number = index + 1;
-        let Tokens { tokens, comment } =
-            tokenise(content, line).map_err(|detail| BumpError::Parse {
-                manifest: KIND.file_name(),
-                detail: format!("line {number}: {detail}"),
-            })?;
+        let Tokens { tokens, comment } = match tokenise(content, line) {
+            Ok(tokens) => tokens,
+            Err(detail) => return Some(Err(KIND.parse_error(format!("line {number}: {detail}")))),
+        };
         let text = |i: usize| {
             tokens
                 .get(i)
                 .map(|token: &Range<usize>| unquote(&content[token.clone()]))
         };
         let (verb, args) = match (&block, text(0)) {
-            (_, None) => continue,
+            (_, None) => return None,
             (Some(_), Some(")")) => {
                 block = None;
-                continue;
+                return None;
             }
             (Some(verb), Some(_)) => (verb.clone(), 0),
             (None, Some(verb)) if text(1) == Some("(") && tokens.len() == 2 => {
                 block = Some(verb.to_owned());
-                continue;
+                return None;
             }
             (None, Some(verb)) => (verb.to_owned(), 1),
         };
-        match verb.as_str() {
-            "require" if text(args) == Some(package) => {
-                required = true;
-                let indirect = comment.is_some_and(|comment| {
-                    let comment = content[comment].trim();
-                    comment == "indirect" || comment.starts_with("indirect;")
-                });
-                if indirect {
-                    // Only required for another dependency: not ours to pin here.
-                    continue;
-                }
-                let version = tokens.get(args + 1).ok_or_else(|| BumpError::Parse {
-                    manifest: KIND.file_name(),
-                    detail: format!("line {number}: `require {package}` has no version"),
-                })?;
-                declarations.push(Declaration {
-                    span: unquoted_span(content, version.clone()),
-                    location: format!("the require on line {number}"),
-                });
-            }
-            "replace" => {
-                let arrow = (args..tokens.len()).find(|&i| text(i) == Some("=>"));
-                let replaces = text(args) == Some(package);
-                let replacement = arrow.is_some_and(|arrow| text(arrow + 1) == Some(package));
-                if (replaces || replacement) && replaced_on.is_none() {
-                    replaced_on = Some((number, replaces));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    if let (Some((line, replaces)), true) = (replaced_on, required) {
-        let reason = if replaces {
-            format!(
-                "it is replaced by the `replace` directive on line {line}, so the required \
-                 version is not the one that is built; update the replace directive by hand"
-            )
-        } else {
-            format!(
-                "it is also built as the replacement of another module (`replace` on line \
-                 {line}), a copy the require does not govern; update the replace directive by \
-                 hand"
-            )
-        };
-        return Err(BumpError::Unsupported {
-            manifest: KIND.file_name(),
-            package: package.to_owned(),
-            reason,
-        });
-    }
-
-    apply_rewrites(KIND, content, package, &declarations, |_, current| {
-        rewrite(package, current, target).map(Rewrite::pinned)
+        Some(Ok(Directive {
+            number,
+            verb,
+            tokens,
+            args,
+            comment,
+        }))
     })
 }
 
@@ -264,6 +321,9 @@ fn unquoted(token: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
+
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = "\
 module github.com/acme/inventory
@@ -297,59 +357,18 @@ replace (
 exclude golang.org/x/text v0.3.7
 ";
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
-
     #[test]
     fn bumps_a_require_inside_a_block_and_keeps_comments() {
-        let (updated, from, to) = bumped(REALISTIC, "golang.org/x/crypto", "0.17.0");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "golang.org/x/crypto", "0.17.0");
         assert_eq!((from.as_str(), to.as_str()), ("v0.14.0", "v0.17.0"));
+        // Only the version changes: the comment, the tab and every other line stay.
         assert_eq!(
             updated,
-            "\
-module github.com/acme/inventory
-
-go 1.21
-
-toolchain go1.21.5
-
-require github.com/gin-gonic/gin v1.9.0 // web framework
-
-require (
-\tgithub.com/docker/docker v20.10.7+incompatible
-\tgithub.com/jackc/pgx/v5 v5.4.3
-\tgolang.org/x/crypto v0.17.0 // CVE tracking: keep >= 0.14
-\tgopkg.in/yaml.v3 v3.0.0
-\tgoogle.golang.org/grpc v1.56.3
-)
-
-require (
-\tgithub.com/bytedance/sonic v1.9.1 // indirect
-\tgolang.org/x/net v0.17.0 // indirect
-\tgolang.org/x/sys v0.13.0 // indirect
-)
-
-replace github.com/acme/shared => ../shared
-
-replace (
-\tgoogle.golang.org/grpc v1.56.3 => google.golang.org/grpc v1.56.4
-)
-
-exclude golang.org/x/text v0.3.7
-"
+            REALISTIC.replacen(
+                "\tgolang.org/x/crypto v0.14.0 // CVE tracking: keep >= 0.14\n",
+                "\tgolang.org/x/crypto v0.17.0 // CVE tracking: keep >= 0.14\n",
+                1
+            )
         );
     }
 
@@ -404,30 +423,25 @@ exclude golang.org/x/text v0.3.7
                 "v20.10.27+incompatible",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(REALISTIC, &cases);
     }
 
     #[test]
     fn indirect_requires_are_left_alone() {
-        for package in [
-            "golang.org/x/net",
-            "golang.org/x/sys",
-            "github.com/bytedance/sonic",
-        ] {
-            assert_eq!(
-                bump(REALISTIC, package, "9.9.9"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &[
+                "golang.org/x/net",
+                "golang.org/x/sys",
+                "github.com/bytedance/sonic",
+            ],
+            "9.9.9",
+        );
     }
 
     #[test]
     fn replaced_modules_are_refused() {
-        let grpc = reason(REALISTIC, "google.golang.org/grpc", "1.58.3");
+        let grpc = FORMAT.reason(REALISTIC, "google.golang.org/grpc", "1.58.3");
         assert_eq!(
             grpc,
             "cannot bump `google.golang.org/grpc` in go.mod: it is replaced by the `replace` \
@@ -435,28 +449,34 @@ exclude golang.org/x/text v0.3.7
              the replace directive by hand"
         );
         let local = "module example.com/app\n\ngo 1.20\n\nrequire example.com/lib v1.2.3\n\nreplace example.com/lib => ../lib\n";
-        assert!(reason(local, "example.com/lib", "1.2.4").contains("line 7"));
+        assert!(
+            FORMAT
+                .reason(local, "example.com/lib", "1.2.4")
+                .contains("line 7")
+        );
         let as_target = "module example.com/app\n\nrequire (\n\tgithub.com/old/yaml v1.0.0\n\tgithub.com/new/yaml v1.1.0\n)\n\nreplace github.com/old/yaml => github.com/new/yaml v1.1.0\n";
-        assert!(reason(as_target, "github.com/new/yaml", "1.1.1").contains("replacement"));
+        assert!(
+            FORMAT
+                .reason(as_target, "github.com/new/yaml", "1.1.1")
+                .contains("replacement")
+        );
     }
 
     #[test]
     fn module_paths_match_exactly() {
-        for package in [
-            "github.com/Gin-Gonic/gin",
-            "github.com/jackc/pgx",
-            "golang.org/x/crypto/ssh",
-            "github.com/acme/inventory",
-            "golang.org/x/text",
-            "github.com/acme/shared",
-            "stdlib",
-        ] {
-            assert_eq!(
-                bump(REALISTIC, package, "9.9.9"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &[
+                "github.com/Gin-Gonic/gin",
+                "github.com/jackc/pgx",
+                "golang.org/x/crypto/ssh",
+                "github.com/acme/inventory",
+                "golang.org/x/text",
+                "github.com/acme/shared",
+                "stdlib",
+            ],
+            "9.9.9",
+        );
     }
 
     #[test]
@@ -468,26 +488,33 @@ exclude golang.org/x/text v0.3.7
             })
         );
         assert!(
-            reason(REALISTIC, "github.com/gin-gonic/gin", "2.0.0")
+            FORMAT
+                .reason(REALISTIC, "github.com/gin-gonic/gin", "2.0.0")
                 .contains("`github.com/gin-gonic/gin/v2`")
         );
-        assert!(reason(REALISTIC, "github.com/jackc/pgx/v5", "6.0.0").contains("major version 5"));
         assert!(
-            reason(REALISTIC, "github.com/gin-gonic/gin", "1.10").contains("MAJOR.MINOR.PATCH")
+            FORMAT
+                .reason(REALISTIC, "github.com/jackc/pgx/v5", "6.0.0")
+                .contains("major version 5")
+        );
+        assert!(
+            FORMAT
+                .reason(REALISTIC, "github.com/gin-gonic/gin", "1.10")
+                .contains("MAJOR.MINOR.PATCH")
         );
     }
 
     #[test]
     fn pseudo_versions_and_quoted_paths() {
         let content = "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.0.0-20210220032944-ac19c3e999fb\r\n)\r\n";
-        let (updated, from, to) = bumped(content, "golang.org/x/image", "0.5.0");
+        let (updated, from, to) = FORMAT.bumped(content, "golang.org/x/image", "0.5.0");
         assert_eq!(from, "v0.0.0-20210220032944-ac19c3e999fb");
         assert_eq!(to, "v0.5.0");
         assert_eq!(
             updated,
             "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n"
         );
-        let (updated, _, _) = bumped(
+        let (updated, _, _) = FORMAT.bumped(
             content,
             "golang.org/x/image",
             "0.0.0-20220302094943-723b81ca9867",

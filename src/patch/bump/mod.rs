@@ -17,6 +17,8 @@ mod pom_xml;
 mod pyproject_toml;
 mod requirements_txt;
 pub use requirements_txt::specifier_admits as pep440_specifier_admits;
+#[cfg(test)]
+mod test_support;
 mod toml_span;
 mod version;
 mod widen;
@@ -64,6 +66,24 @@ impl ManifestKind {
                 let in_dir = parent.is_some_and(|dir| dir.eq_ignore_ascii_case("requirements"));
                 (is_txt && (named || in_dir)).then_some(Self::RequirementsTxt)
             }
+        }
+    }
+
+    /// The error for a manifest of this kind that does not parse.
+    fn parse_error(self, detail: impl Into<String>) -> BumpError {
+        BumpError::Parse {
+            manifest: self.file_name(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The error for a declaration of `package` that this manifest kind must not or cannot
+    /// rewrite; `reason` says why, and what to do instead.
+    fn unsupported(self, package: &str, reason: impl Into<String>) -> BumpError {
+        BumpError::Unsupported {
+            manifest: self.file_name(),
+            package: package.to_owned(),
+            reason: reason.into(),
         }
     }
 

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
+use crate::patch::bump::constraint::{
+    self, INEQUALITIES, Op, SEMVER_SHORTHANDS, Separator, Syntax,
+};
 use crate::patch::bump::json_span;
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
@@ -18,17 +20,9 @@ const SECTIONS: &[&str] = &[
 ];
 
 /// npm's range syntax: a bare version is an exact pin; comparators are separated by spaces.
-const SYNTAX: Syntax = Syntax {
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Whitespace,
-    ops: &[
-        (">=", Op::Ge),
-        ("<=", Op::Le),
-        (">", Op::Gt),
-        ("<", Op::Lt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[INEQUALITIES, SEMVER_SHORTHANDS],
     bare: Some(Op::Exact),
 };
 
@@ -51,10 +45,7 @@ const NON_REGISTRY_PREFIXES: &[&str] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let parse_error = |detail: String| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail,
-    };
+    let parse_error = |detail: String| KIND.parse_error(detail);
     let root: Value =
         serde_json::from_str(content).map_err(|error| parse_error(error.to_string()))?;
     let root = root
@@ -70,10 +61,8 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         else {
             continue;
         };
-        let unsupported = |reason: &str| BumpError::Unsupported {
-            manifest: KIND.file_name(),
-            package: package.to_owned(),
-            reason: format!("its entry in \"{section}\" {reason}"),
+        let unsupported = |reason: &str| {
+            KIND.unsupported(package, format!("its entry in \"{section}\" {reason}"))
         };
         let Some(spec) = spec.as_str() else {
             return Err(unsupported("is not a string"));
@@ -120,6 +109,9 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
+
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = r#"{
   "name": "@acme/storefront",
@@ -162,25 +154,9 @@ mod tests {
 }
 "#;
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn unsupported_reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
-
     #[test]
     fn bumps_a_caret_range_in_every_section_and_nothing_else() {
-        let (updated, from, to) = bumped(REALISTIC, "axios", "0.21.2");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "axios", "0.21.2");
         assert_eq!((from.as_str(), to.as_str()), ("^0.21.1", "^0.21.2"));
         let expected = REALISTIC.replace("\"axios\": \"^0.21.1\"", "\"axios\": \"^0.21.2\"");
         assert_eq!(expected.matches("^0.21.2").count(), 2);
@@ -202,29 +178,26 @@ mod tests {
             ("fsevents", "2.3.3", "\"~2.3.2\"", "\"~2.3.3\""),
             ("typescript", "5.2.3", "\"5.2.2\"", "\"5.2.3\""),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(REALISTIC, &cases);
     }
 
     #[test]
     fn full_expected_output_of_a_small_manifest() {
         let before = "{\n  \"name\": \"tool\",\n  \"dependencies\": {\n    \"minimist\": \"^1.2.0\",\n    \"chalk\": \"^4.1.2\"\n  }\n}\n";
         let after = "{\n  \"name\": \"tool\",\n  \"dependencies\": {\n    \"minimist\": \"^1.2.6\",\n    \"chalk\": \"^4.1.2\"\n  }\n}\n";
-        assert_eq!(bumped(before, "minimist", "1.2.6").0, after);
+        assert_eq!(FORMAT.bumped(before, "minimist", "1.2.6").0, after);
     }
 
     #[test]
     fn compact_and_tab_indented_json_is_preserved() {
         let compact = r#"{"dependencies":{"ws":"^7.4.5"},"name":"x"}"#;
         assert_eq!(
-            bumped(compact, "ws", "7.4.6").0,
+            FORMAT.bumped(compact, "ws", "7.4.6").0,
             r#"{"dependencies":{"ws":"^7.4.6"},"name":"x"}"#
         );
         let tabs = "{\n\t\"devDependencies\": {\n\t\t\"ws\" :  \"7.4.5\"\n\t}\n}";
         assert_eq!(
-            bumped(tabs, "ws", "7.4.6").0,
+            FORMAT.bumped(tabs, "ws", "7.4.6").0,
             "{\n\t\"devDependencies\": {\n\t\t\"ws\" :  \"7.4.6\"\n\t}\n}"
         );
     }
@@ -267,28 +240,19 @@ mod tests {
             ("request", "accepts any version"),
             ("react", "`||`"),
         ] {
-            let reason = unsupported_reason(REALISTIC, package, "99.0.0");
+            let reason = FORMAT.reason(REALISTIC, package, "99.0.0");
             assert!(reason.contains(needle), "{package}: {reason}");
         }
         let tagged = r#"{"dependencies": {"next": "canary"}}"#;
-        assert!(unsupported_reason(tagged, "next", "14.0.0").contains("dist-tag"));
+        assert!(FORMAT.reason(tagged, "next", "14.0.0").contains("dist-tag"));
     }
 
     #[test]
     fn capped_ranges_are_widened_to_the_same_width() {
         let before = "{\n  \"dependencies\": {\n    \"ms\": \">=1.0.0 <1.1.0\"\n  }\n}\n";
-        assert_eq!(
-            bump(before, "ms", "1.1.0"),
-            Ok(BumpOutcome::Bumped {
-                updated: "{\n  \"dependencies\": {\n    \"ms\": \">=1.1.0 <1.2.0\"\n  }\n}\n"
-                    .to_owned(),
-                from: ">=1.0.0 <1.1.0".to_owned(),
-                to: ">=1.1.0 <1.2.0".to_owned(),
-                widened: true,
-            })
-        );
+        FORMAT.assert_widened(before, "ms", "1.1.0", ">=1.0.0 <1.1.0", ">=1.1.0 <1.2.0");
         // A major window stays a major window.
-        let (updated, from, to) = bumped(REALISTIC, "minimist", "2.1.0");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "minimist", "2.1.0");
         assert_eq!(
             (from.as_str(), to.as_str()),
             (">=1.2.0 <2.0.0", ">=2.1.0 <3.0.0")
@@ -298,7 +262,7 @@ mod tests {
             REALISTIC.replace("\">=1.2.0 <2.0.0\"", "\">=2.1.0 <3.0.0\"")
         );
         // A tilde past its minor moves to the fix's minor.
-        let (updated, _, _) = bumped(REALISTIC, "express", "4.18.2");
+        let (updated, _, _) = FORMAT.bumped(REALISTIC, "express", "4.18.2");
         assert_eq!(updated, REALISTIC.replace("\"~4.17.1\"", "\"~4.18.2\""));
     }
 
@@ -325,7 +289,7 @@ mod tests {
     #[test]
     fn escaped_specs_are_refused_rather_than_rewritten() {
         let escaped = r#"{"dependencies": {"ws": "\u005e7.4.5"}}"#;
-        assert!(unsupported_reason(escaped, "ws", "7.4.6").contains("escapes"));
+        assert!(FORMAT.reason(escaped, "ws", "7.4.6").contains("escapes"));
     }
 }
 

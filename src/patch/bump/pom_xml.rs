@@ -44,100 +44,121 @@ const DEPENDENCY_PATHS: &[&[&str]] = &[
 const RELEASE_QUALIFIERS: &[&str] = &["release", "final", "ga"];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
+    let Some(coordinates) = package.split_once(':') else {
+        return Err(KIND.unsupported(package, "Maven packages are named `groupId:artifactId`"));
     };
-    let Some((group, artifact)) = package.split_once(':') else {
-        return Err(unsupported(
-            "Maven packages are named `groupId:artifactId`".to_owned(),
-        ));
-    };
-    let parse_error = |detail: String| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail,
-    };
-    let elements = xml_scan::scan(content).map_err(parse_error)?;
+    let elements = xml_scan::scan(content).map_err(|detail| KIND.parse_error(detail))?;
     if elements.first().map(Element::local_name) != Some("project") {
-        return Err(parse_error("the root element is not <project>".to_owned()));
+        return Err(KIND.parse_error("the root element is not <project>"));
     }
 
     let mut declarations: Vec<Declaration> = Vec::new();
     let mut versionless = None;
-    for (index, element) in elements.iter().enumerate() {
-        if element.local_name() != "dependency"
-            || !DEPENDENCY_PATHS.contains(&xml_scan::path(&elements, index).as_slice())
+    for index in 0..elements.len() {
+        match dependency_version(content, &elements, index, coordinates)
+            .map_err(|reason| KIND.unsupported(package, reason))?
         {
-            continue;
-        }
-        let child = |name: &str| {
-            xml_scan::children(&elements, index).find(|&i| elements[i].local_name() == name)
-        };
-        let text_of = |name: &str| {
-            child(name)
-                .and_then(|i| xml_scan::plain_text(content, &elements[i]))
-                .map(|range| &content[range])
-        };
-        if text_of("groupId") != Some(group) || text_of("artifactId") != Some(artifact) {
-            continue;
-        }
-        let line = xml_scan::line_of(content, element.start);
-        let location = format!("{} (line {line})", section(content, &elements, index));
-        let Some(version) = child("version") else {
-            versionless.get_or_insert(location);
-            continue;
-        };
-        let range = xml_scan::plain_text(content, &elements[version]).ok_or_else(|| {
-            unsupported(format!(
-                "the <version> of the dependency in {location} contains comments or markup; \
-                 edit it by hand"
-            ))
-        })?;
-        let written = &content[range.clone()];
-        if written.is_empty() {
-            versionless.get_or_insert(location);
-            continue;
-        }
-        let declaration = match written
-            .strip_prefix("${")
-            .and_then(|rest| rest.strip_suffix('}'))
-        {
-            Some(property) => property_declaration(content, &elements, property, &location)
-                .map_err(&unsupported)?,
-            None if written.contains("${") => {
-                return Err(unsupported(format!(
-                    "the version `{written}` in {location} mixes a property with text; edit it \
-                     by hand"
-                )));
+            Found::Other => {}
+            Found::Versionless(location) => {
+                versionless.get_or_insert(location);
             }
-            None => Declaration {
-                span: range,
-                location,
-            },
-        };
-        // Dependencies sharing a property share one declaration: bumping the property moves
-        // them all. That is the wanted outcome (such properties version a family of artifacts
-        // released together, e.g. Jackson), and the only one short of splitting the property.
-        if !declarations
-            .iter()
-            .any(|existing| existing.span == declaration.span)
-        {
-            declarations.push(declaration);
+            // Dependencies sharing a property share one declaration: bumping the property
+            // moves them all. That is the wanted outcome (such properties version a family of
+            // artifacts released together, e.g. Jackson), and the only one short of splitting
+            // the property.
+            Found::Declared(declaration) => {
+                if !declarations
+                    .iter()
+                    .any(|existing| existing.span == declaration.span)
+                {
+                    declarations.push(declaration);
+                }
+            }
         }
     }
 
     if declarations.is_empty()
         && let Some(location) = versionless
     {
-        return Err(unsupported(format!(
-            "the dependency in {location} declares no version here: it is managed by a parent \
-             POM or an imported BOM; raise it there, or pin it in <dependencyManagement>"
-        )));
+        return Err(KIND.unsupported(
+            package,
+            format!(
+                "the dependency in {location} declares no version here: it is managed by a \
+                 parent POM or an imported BOM; raise it there, or pin it in \
+                 <dependencyManagement>"
+            ),
+        ));
     }
     apply_rewrites(KIND, content, package, &declarations, |_, current| {
         rewrite(current, target).map(Rewrite::pinned)
     })
+}
+
+/// What one element says about the dependency being bumped.
+enum Found {
+    /// It is not a project dependency on it.
+    Other,
+    /// It declares the dependency without a version (at this location): the version comes
+    /// from a parent POM or a BOM.
+    Versionless(String),
+    /// It declares the dependency with this version text (inline or a property's).
+    Declared(Declaration),
+}
+
+/// Reads the element at `index` as a declaration of the dependency `(groupId, artifactId)`;
+/// an error reason when it declares it in a way that cannot be bumped.
+fn dependency_version(
+    content: &str,
+    elements: &[Element],
+    index: usize,
+    (group, artifact): (&str, &str),
+) -> Result<Found, String> {
+    if elements[index].local_name() != "dependency"
+        || !DEPENDENCY_PATHS.contains(&xml_scan::path(elements, index).as_slice())
+    {
+        return Ok(Found::Other);
+    }
+    let child = |name: &str| {
+        xml_scan::children(elements, index).find(|&i| elements[i].local_name() == name)
+    };
+    let text_of = |name: &str| {
+        child(name)
+            .and_then(|i| xml_scan::plain_text(content, &elements[i]))
+            .map(|range| &content[range])
+    };
+    if text_of("groupId") != Some(group) || text_of("artifactId") != Some(artifact) {
+        return Ok(Found::Other);
+    }
+    let line = xml_scan::line_of(content, elements[index].start);
+    let location = format!("{} (line {line})", section(content, elements, index));
+    let Some(version) = child("version") else {
+        return Ok(Found::Versionless(location));
+    };
+    let range = xml_scan::plain_text(content, &elements[version]).ok_or_else(|| {
+        format!(
+            "the <version> of the dependency in {location} contains comments or markup; edit \
+             it by hand"
+        )
+    })?;
+    let written = &content[range.clone()];
+    if written.is_empty() {
+        return Ok(Found::Versionless(location));
+    }
+    match written
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(property) => {
+            property_declaration(content, elements, property, &location).map(Found::Declared)
+        }
+        None if written.contains("${") => Err(format!(
+            "the version `{written}` in {location} mixes a property with text; edit it by hand"
+        )),
+        None => Ok(Found::Declared(Declaration {
+            span: range,
+            location,
+        })),
+    }
 }
 
 /// The declaration behind `${property}`: the text of the project's `<properties>` entry.
@@ -259,6 +280,9 @@ fn section(content: &str, elements: &[Element], index: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
+
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0"
@@ -392,25 +416,9 @@ mod tests {
 </project>
 "#;
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
-
     #[test]
     fn a_version_from_a_property_is_bumped_in_properties() {
-        let (updated, from, to) = bumped(
+        let (updated, from, to) = FORMAT.bumped(
             REALISTIC,
             "com.fasterxml.jackson.core:jackson-databind",
             "2.12.7.1",
@@ -428,7 +436,7 @@ mod tests {
 
     #[test]
     fn a_dependency_management_entry_is_bumped_and_the_versionless_use_left_alone() {
-        let (updated, from, to) = bumped(REALISTIC, "org.yaml:snakeyaml", "1.31");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "org.yaml:snakeyaml", "1.31");
         assert_eq!((from.as_str(), to.as_str()), ("1.29", "1.31"));
         assert_eq!(
             updated,
@@ -441,7 +449,8 @@ mod tests {
 
     #[test]
     fn inline_versions_are_bumped_in_dependencies_and_profiles() {
-        let (updated, _, _) = bumped(REALISTIC, "org.apache.logging.log4j:log4j-core", "2.17.1");
+        let (updated, _, _) =
+            FORMAT.bumped(REALISTIC, "org.apache.logging.log4j:log4j-core", "2.17.1");
         assert_eq!(
             updated,
             REALISTIC.replace(
@@ -449,12 +458,13 @@ mod tests {
                 "<artifactId>log4j-core</artifactId>\n            <version>2.17.1</version>"
             )
         );
-        let (updated, _, _) = bumped(REALISTIC, "org.postgresql:postgresql", "42.2.28");
+        let (updated, _, _) = FORMAT.bumped(REALISTIC, "org.postgresql:postgresql", "42.2.28");
         assert_eq!(
             updated,
             REALISTIC.replace("<version>42.2.18</version>", "<version>42.2.28</version>")
         );
-        let (updated, from, to) = bumped(REALISTIC, "org.hibernate:hibernate-core", "5.4.24.Final");
+        let (updated, from, to) =
+            FORMAT.bumped(REALISTIC, "org.hibernate:hibernate-core", "5.4.24.Final");
         assert_eq!(
             (from.as_str(), to.as_str()),
             ("5.4.20.Final", "5.4.24.Final")
@@ -486,21 +496,19 @@ mod tests {
 
     #[test]
     fn parent_plugins_exclusions_and_comments_are_not_dependencies() {
-        for package in [
-            "org.springframework.boot:spring-boot-starter-parent",
-            "org.apache.maven.plugins:maven-compiler-plugin",
-            "org.ow2.asm:asm",
-            "org.apache.logging.log4j:log4j-api",
-            "commons-collections:commons-collections",
-            "com.acme:orders",
-            "org.yaml:snakeyaml-engine",
-        ] {
-            assert_eq!(
-                bump(REALISTIC, package, "99.0"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &[
+                "org.springframework.boot:spring-boot-starter-parent",
+                "org.apache.maven.plugins:maven-compiler-plugin",
+                "org.ow2.asm:asm",
+                "org.apache.logging.log4j:log4j-api",
+                "commons-collections:commons-collections",
+                "com.acme:orders",
+                "org.yaml:snakeyaml-engine",
+            ],
+            "99.0",
+        );
     }
 
     #[test]
@@ -522,39 +530,57 @@ mod tests {
     #[test]
     fn ranges_unmanaged_and_indirect_versions_are_refused() {
         assert_eq!(
-            reason(REALISTIC, "com.google.guava:guava", "32.0.0-jre"),
+            FORMAT.reason(REALISTIC, "com.google.guava:guava", "32.0.0-jre"),
             "cannot bump `com.google.guava:guava` in pom.xml: the constraint `[30.0-jre,32.0)` in \
              <dependencies> (line 79) is not bumped automatically: it is a version range, \
              resolved at build time; pin a version by hand"
         );
         assert!(
-            reason(
-                REALISTIC,
-                "org.springframework.boot:spring-boot-starter-web",
-                "2.6.6"
-            )
-            .contains("managed by a parent POM")
+            FORMAT
+                .reason(
+                    REALISTIC,
+                    "org.springframework.boot:spring-boot-starter-web",
+                    "2.6.6"
+                )
+                .contains("managed by a parent POM")
         );
         assert!(
-            reason(REALISTIC, "io.netty:netty-codec-http", "4.1.86.Final")
+            FORMAT
+                .reason(REALISTIC, "io.netty:netty-codec-http", "4.1.86.Final")
                 .contains("itself defined from another property (line 22)")
         );
-        assert!(reason(REALISTIC, "com.acme:orders-api", "1.3.1").contains("project's own"));
-        assert!(reason(REALISTIC, "jackson-databind", "2.12.7").contains("groupId:artifactId"));
+        assert!(
+            FORMAT
+                .reason(REALISTIC, "com.acme:orders-api", "1.3.1")
+                .contains("project's own")
+        );
+        assert!(
+            FORMAT
+                .reason(REALISTIC, "jackson-databind", "2.12.7")
+                .contains("groupId:artifactId")
+        );
     }
 
     #[test]
     fn undefined_and_profile_overridden_properties_are_refused() {
         let inherited = "<project><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>${a.version}</version></dependency></dependencies></project>";
-        assert!(reason(inherited, "g:a", "2.0").contains("does not define"));
+        assert!(
+            FORMAT
+                .reason(inherited, "g:a", "2.0")
+                .contains("does not define")
+        );
         let overridden = "<project>\n<properties><a.version>1.0</a.version></properties>\n<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>${a.version}</version></dependency></dependencies>\n<profiles><profile><id>x</id><properties>\n<a.version>1.1</a.version></properties></profile></profiles></project>";
-        assert!(reason(overridden, "g:a", "2.0").contains("a profile also sets (line 5)"));
+        assert!(
+            FORMAT
+                .reason(overridden, "g:a", "2.0")
+                .contains("a profile also sets (line 5)")
+        );
     }
 
     #[test]
     fn every_declaration_of_the_artifact_moves() {
         let content = "<project>\r\n  <dependencyManagement><dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version>1.0</version></dependency>\r\n  </dependencies></dependencyManagement>\r\n  <dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version> 1.1 </version><scope>test</scope></dependency>\r\n  </dependencies>\r\n</project>";
-        let (updated, from, to) = bumped(content, "g:a", "1.2");
+        let (updated, from, to) = FORMAT.bumped(content, "g:a", "1.2");
         assert_eq!((from.as_str(), to.as_str()), ("1.0", "1.2"));
         assert_eq!(
             updated,

@@ -7,31 +7,22 @@
 
 use std::collections::HashSet;
 
-use toml_edit::{Document, Item, TableLike, Value};
+use toml_edit::{Item, TableLike, Value};
 
-use crate::patch::bump::constraint::{self, Op, Separator, Syntax};
+use crate::patch::bump::constraint::{
+    self, Op, PEP440_OPERATORS, SEMVER_SHORTHANDS, Separator, Syntax,
+};
 use crate::patch::bump::requirements_txt;
-use crate::patch::bump::toml_span::{string_contents, string_prefix};
+use crate::patch::bump::toml_span::{self, string_prefix};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::PyprojectToml;
 
-/// Poetry's constraint syntax, longest operators first: PEP 440 operators plus `^` and `~`;
-/// a bare version is an exact pin.
+/// Poetry's constraint syntax: PEP 440 operators, then `=`, `^` and `~`; a bare version is
+/// an exact pin.
 const POETRY_SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        ("==", Op::Exact),
-        ("~=", Op::Compatible),
-        ("!=", Op::Ne),
-        ("<=", Op::Le),
-        (">=", Op::Ge),
-        ("<", Op::Lt),
-        (">", Op::Gt),
-        ("=", Op::Exact),
-        ("^", Op::Caret),
-        ("~", Op::Tilde),
-    ],
+    ops: &[PEP440_OPERATORS, SEMVER_SHORTHANDS],
     bare: Some(Op::Exact),
 };
 
@@ -46,15 +37,8 @@ const POETRY_NON_REGISTRY: &[(&str, &str)] = &[
 ];
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let document = Document::parse(content).map_err(|error| BumpError::Parse {
-        manifest: KIND.file_name(),
-        detail: error.to_string(),
-    })?;
-    let unsupported = |reason: String| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason,
-    };
+    let document = toml_span::parse(KIND, content)?;
+    let unsupported = |reason: String| KIND.unsupported(package, reason);
     let wanted = requirements_txt::normalise(package);
     let root = document.as_table();
 
@@ -93,15 +77,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
             constraint::bump(current, &POETRY_SYNTAX, target)
         },
     )?;
-
-    if let BumpOutcome::Bumped { updated, .. } = &outcome {
-        // Only version text inside strings changed; a failure here means wrong positions.
-        Document::parse(updated.as_str()).map_err(|error| BumpError::Parse {
-            manifest: KIND.file_name(),
-            detail: format!("the bumped manifest no longer parses ({error}); this is a bug"),
-        })?;
-    }
-    Ok(outcome)
+    toml_span::still_parses(KIND, outcome)
 }
 
 /// Every list of PEP 508 strings, with a human-readable location.
@@ -242,17 +218,10 @@ fn poetry_declarations(
     Ok(found)
 }
 
+/// The declaration of one Poetry version string.
 fn string_declaration(content: &str, location: &str, value: &Value) -> Result<Declaration, String> {
-    let decoded = value
-        .as_str()
-        .ok_or_else(|| "has a version that is not a string".to_owned())?;
-    let span = value
-        .span()
-        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
-    let inner = string_contents(content, span, decoded)
-        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())?;
     Ok(Declaration {
-        span: inner,
+        span: toml_span::version_span(content, value)?,
         location: location.to_owned(),
     })
 }
@@ -260,22 +229,9 @@ fn string_declaration(content: &str, location: &str, value: &Value) -> Result<De
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
+    const FORMAT: Format = Format(bump);
 
     const PEP621: &str = r#"[build-system]
 requires = ["setuptools>=61.0", "wheel"]
@@ -312,45 +268,19 @@ packages = ["acme_api"]
 
     #[test]
     fn bumps_a_pep621_dependency_and_keeps_comments_and_quotes() {
-        let (updated, from, to) = bumped(PEP621, "django", "3.2.19");
+        let (updated, from, to) = FORMAT.bumped(PEP621, "django", "3.2.19");
         assert_eq!(
             (from.as_str(), to.as_str()),
             (">=3.2.18,<4.0", ">=3.2.19,<4.0")
         );
+        // Only the version changes: the comment, the quotes and every other line stay.
         assert_eq!(
             updated,
-            r#"[build-system]
-requires = ["setuptools>=61.0", "wheel"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "acme-api"
-version = "1.4.0"
-requires-python = ">=3.8"
-# Runtime dependencies; keep in sync with docs/install.md.
-dependencies = [
-    "Django>=3.2.19,<4.0",  # LTS line
-    "requests[socks] ~= 2.25.1",
-    'PyYAML==5.4',
-    "importlib-metadata>=4.8; python_version < \"3.8\"",
-    "cryptography",
-    "internal-lib @ https://example.com/internal-lib-1.0.tar.gz",
-]
-
-[project.optional-dependencies]
-postgres = ["psycopg2-binary>=2.8.6"]
-test = [
-    "pytest>=7.0",
-    "requests-mock==1.9.3",
-]
-
-[dependency-groups]
-dev = [{ include-group = "lint" }, "pytest>=6.2"]
-lint = ["ruff==0.1.0"]
-
-[tool.setuptools]
-packages = ["acme_api"]
-"#
+            PEP621.replacen(
+                "\"Django>=3.2.18,<4.0\",  # LTS line",
+                "\"Django>=3.2.19,<4.0\",  # LTS line",
+                1
+            )
         );
     }
 
@@ -371,15 +301,12 @@ packages = ["acme_api"]
                 r#""importlib-metadata>=4.8.3; python_version < \"3.8\"""#,
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(PEP621, package, target);
-            assert_eq!(updated, PEP621.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(PEP621, &cases);
     }
 
     #[test]
     fn bumps_optional_dependencies_and_dependency_groups_everywhere_declared() {
-        let (updated, from, to) = bumped(PEP621, "psycopg2-binary", "2.9.9");
+        let (updated, from, to) = FORMAT.bumped(PEP621, "psycopg2-binary", "2.9.9");
         assert_eq!((from.as_str(), to.as_str()), (">=2.8.6", ">=2.9.9"));
         assert_eq!(
             updated,
@@ -390,7 +317,7 @@ packages = ["acme_api"]
         );
         // pytest sits in an optional group and in a PEP 735 group; the lower one is raised and
         // the one already at the target stays.
-        let (updated, from, _) = bumped(PEP621, "pytest", "7.0");
+        let (updated, from, _) = FORMAT.bumped(PEP621, "pytest", "7.0");
         assert_eq!(from, ">=6.2");
         assert_eq!(
             updated,
@@ -410,18 +337,20 @@ packages = ["acme_api"]
             })
         );
         // Build requirements, the project itself and tool tables are not dependencies.
-        for package in ["setuptools", "acme-api", "acme_api", "lint", "flask"] {
-            assert_eq!(
-                bump(PEP621, package, "99.0"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
-        assert!(reason(PEP621, "cryptography", "41.0.0").contains("declares no version"));
-        assert!(reason(PEP621, "internal-lib", "1.1").contains("URL"));
+        FORMAT.assert_not_declared(
+            PEP621,
+            &["setuptools", "acme-api", "acme_api", "lint", "flask"],
+            "99.0",
+        );
+        assert!(
+            FORMAT
+                .reason(PEP621, "cryptography", "41.0.0")
+                .contains("declares no version")
+        );
+        assert!(FORMAT.reason(PEP621, "internal-lib", "1.1").contains("URL"));
         let excluded = "[project]\ndependencies = [\"Django>=3.2.18,!=4.2.0\"]\n";
         assert_eq!(
-            reason(excluded, "django", "4.2.0"),
+            FORMAT.reason(excluded, "django", "4.2.0"),
             "cannot bump `django` in pyproject.toml: the constraint `>=3.2.18,!=4.2.0` in \
              [project] dependencies is not bumped automatically: its exclusion `!=4.2.0` rules \
              out the fix 4.2.0 itself; remove it by hand if the fix is acceptable"
@@ -438,42 +367,16 @@ dependencies = [
     'starlette>=0.26.1,<0.27.0',  # fastapi 0.95 pins this
 ]
 "#;
-        assert_eq!(
-            bump(content, "pyyaml", "5.4"),
-            Ok(BumpOutcome::Bumped {
-                updated: r#"[project]
-name = "api"
-version = "0.1.0"
-dependencies = [
-    "PyYAML>=5.4,<5.5",
-    'starlette>=0.26.1,<0.27.0',  # fastapi 0.95 pins this
-]
-"#
-                .to_owned(),
-                from: ">=5.3,<5.4".to_owned(),
-                to: ">=5.4,<5.5".to_owned(),
-                widened: true,
-            })
-        );
-        assert_eq!(
-            bump(content, "starlette", "0.27.0"),
-            Ok(BumpOutcome::Bumped {
-                updated: r#"[project]
-name = "api"
-version = "0.1.0"
-dependencies = [
-    "PyYAML>=5.3,<5.4",
-    'starlette>=0.27.0,<0.28.0',  # fastapi 0.95 pins this
-]
-"#
-                .to_owned(),
-                from: ">=0.26.1,<0.27.0".to_owned(),
-                to: ">=0.27.0,<0.28.0".to_owned(),
-                widened: true,
-            })
+        FORMAT.assert_widened(content, "pyyaml", "5.4", ">=5.3,<5.4", ">=5.4,<5.5");
+        FORMAT.assert_widened(
+            content,
+            "starlette",
+            "0.27.0",
+            ">=0.26.1,<0.27.0",
+            ">=0.27.0,<0.28.0",
         );
         // The realistic file's major-capped Django moves to the next major window.
-        let (updated, _, to) = bumped(PEP621, "django", "4.2.0");
+        let (updated, _, to) = FORMAT.bumped(PEP621, "django", "4.2.0");
         assert_eq!(to, ">=4.2.0,<5.0");
         assert_eq!(
             updated,
@@ -519,45 +422,16 @@ build-backend = "poetry.core.masonry.api"
 
     #[test]
     fn bumps_poetry_caret_ranges_and_keeps_the_comment() {
-        let (updated, from, to) = bumped(POETRY, "django", "3.2.19");
+        let (updated, from, to) = FORMAT.bumped(POETRY, "django", "3.2.19");
         assert_eq!((from.as_str(), to.as_str()), ("^3.2", "^3.2.19"));
+        // Only the version changes: the comment, its alignment and every other line stay.
         assert_eq!(
             updated,
-            r#"[tool.poetry]
-name = "acme-worker"
-version = "0.9.0"
-description = "Background jobs"
-authors = ["Acme <dev@acme.example>"]
-
-[tool.poetry.dependencies]
-python = "^3.9"
-Django = "^3.2.19"          # LTS
-celery = { version = "~5.2.3", extras = ["redis"] }
-urllib3 = ">=1.26.5,<2"
-pillow = "9.0.0"
-numpy = [
-    { version = ">=1.21,<1.25", python = "<3.9" },
-    { version = "^1.25.0", python = ">=3.9" },
-]
-internal-lib = { path = "../internal-lib", develop = true }
-legacy = { git = "https://github.com/acme/legacy.git", tag = "v1.0" }
-anything = "*"
-
-[tool.poetry.group.dev.dependencies]
-pytest = "^7.1"
-black = { version = "22.3.0", allow-prereleases = false }
-
-[tool.poetry.dev-dependencies]
-mypy = "~0.910"
-
-[tool.poetry.dependencies.requests]
-version = "^2.25"
-extras = ["socks"]
-
-[build-system]
-requires = ["poetry-core>=1.0.0"]
-build-backend = "poetry.core.masonry.api"
-"#
+            POETRY.replacen(
+                "Django = \"^3.2\"          # LTS\n",
+                "Django = \"^3.2.19\"          # LTS\n",
+                1
+            )
         );
     }
 
@@ -602,10 +476,7 @@ build-backend = "poetry.core.masonry.api"
                 "version = \"^2.31.0\"\nextras = [\"socks\"]",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(POETRY, package, target);
-            assert_eq!(updated, POETRY.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(POETRY, &cases);
     }
 
     #[test]
@@ -615,12 +486,25 @@ build-backend = "poetry.core.masonry.api"
             bump(POETRY, "poetry-core", "2.0"),
             Ok(BumpOutcome::NotDeclared)
         );
-        assert!(reason(POETRY, "internal-lib", "2.0").contains("path dependency"));
-        assert!(reason(POETRY, "legacy", "2.0").contains("git dependency"));
-        assert!(reason(POETRY, "anything", "2.0").contains("wildcard"));
+        assert!(
+            FORMAT
+                .reason(POETRY, "internal-lib", "2.0")
+                .contains("path dependency")
+        );
+        assert!(
+            FORMAT
+                .reason(POETRY, "legacy", "2.0")
+                .contains("git dependency")
+        );
+        assert!(
+            FORMAT
+                .reason(POETRY, "anything", "2.0")
+                .contains("wildcard")
+        );
         let inclusive = "[tool.poetry.dependencies]\nstarlette = \">=0.26.1,<=0.26.9\"\n";
         assert!(
-            reason(inclusive, "starlette", "0.27.0")
+            FORMAT
+                .reason(inclusive, "starlette", "0.27.0")
                 .contains("its bound `<=0.26.9` excludes 0.27.0, and a bound written with `<=`")
         );
     }
@@ -632,33 +516,13 @@ python = "^3.10"
 PyYAML = ">=5.3,<5.4"
 starlette = { version = ">=0.26.1,<0.27.0", optional = true }
 "#;
-        assert_eq!(
-            bump(content, "pyyaml", "5.4"),
-            Ok(BumpOutcome::Bumped {
-                updated: r#"[tool.poetry.dependencies]
-python = "^3.10"
-PyYAML = ">=5.4,<5.5"
-starlette = { version = ">=0.26.1,<0.27.0", optional = true }
-"#
-                .to_owned(),
-                from: ">=5.3,<5.4".to_owned(),
-                to: ">=5.4,<5.5".to_owned(),
-                widened: true,
-            })
-        );
-        assert_eq!(
-            bump(content, "starlette", "0.27.0"),
-            Ok(BumpOutcome::Bumped {
-                updated: r#"[tool.poetry.dependencies]
-python = "^3.10"
-PyYAML = ">=5.3,<5.4"
-starlette = { version = ">=0.27.0,<0.28.0", optional = true }
-"#
-                .to_owned(),
-                from: ">=0.26.1,<0.27.0".to_owned(),
-                to: ">=0.27.0,<0.28.0".to_owned(),
-                widened: true,
-            })
+        FORMAT.assert_widened(content, "pyyaml", "5.4", ">=5.3,<5.4", ">=5.4,<5.5");
+        FORMAT.assert_widened(
+            content,
+            "starlette",
+            "0.27.0",
+            ">=0.26.1,<0.27.0",
+            ">=0.27.0,<0.28.0",
         );
     }
 
@@ -709,7 +573,7 @@ starlette = { version = ">=0.27.0,<0.28.0", optional = true }
 
     #[test]
     fn poetry_multiple_constraints_raise_each_entry_below_the_target() {
-        let (updated, from, to) = bumped(POETRY, "numpy", "1.22.0");
+        let (updated, from, to) = FORMAT.bumped(POETRY, "numpy", "1.22.0");
         assert_eq!(
             (from.as_str(), to.as_str()),
             (">=1.21,<1.25", ">=1.22.0,<1.25")

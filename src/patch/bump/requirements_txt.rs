@@ -5,23 +5,15 @@
 
 use std::ops::Range;
 
-use crate::patch::bump::constraint::{self, Op, Rewrite, Separator, Syntax};
+use crate::patch::bump::constraint::{self, PEP440_OPERATORS, Rewrite, Separator, Syntax};
 use crate::patch::bump::{BumpError, BumpOutcome, Declaration, ManifestKind, apply_rewrites};
 
 const KIND: ManifestKind = ManifestKind::RequirementsTxt;
 
-/// PEP 440 specifier operators, longest first; a bare version is not valid there.
-const SYNTAX: Syntax = Syntax {
+/// PEP 440 specifiers; a bare version is not valid there.
+pub(super) const SYNTAX: Syntax = Syntax {
     separator: Separator::Comma,
-    ops: &[
-        ("==", Op::Exact),
-        ("~=", Op::Compatible),
-        ("!=", Op::Ne),
-        ("<=", Op::Le),
-        (">=", Op::Ge),
-        ("<", Op::Lt),
-        (">", Op::Gt),
-    ],
+    ops: &[PEP440_OPERATORS],
     bare: None,
 };
 
@@ -36,11 +28,8 @@ pub fn specifier_admits(specifier: &str, version: &str) -> Option<bool> {
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
     let wanted = normalise(package);
-    let unsupported = |line: usize, reason: &str| BumpError::Unsupported {
-        manifest: KIND.file_name(),
-        package: package.to_owned(),
-        reason: format!("line {line} {reason}"),
-    };
+    let unsupported =
+        |line: usize, reason: &str| KIND.unsupported(package, format!("line {line} {reason}"));
 
     let mut declarations = Vec::new();
     for logical in logical_lines(content) {
@@ -226,6 +215,9 @@ pub(super) fn parse_line(content: &str, line: Range<usize>) -> Option<Requiremen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::bump::test_support::Format;
+
+    const FORMAT: Format = Format(bump);
 
     const REALISTIC: &str = "\
 # Production dependencies for the API service.
@@ -247,47 +239,14 @@ Jinja2 == 2.11.3 \\
     ; python_version >= \"3.6\"
 ";
 
-    fn bumped(content: &str, package: &str, target: &str) -> (String, String, String) {
-        match bump(content, package, target) {
-            Ok(BumpOutcome::Bumped {
-                updated, from, to, ..
-            }) => (updated, from, to),
-            other => panic!("expected a bump of {package}, got {other:?}"),
-        }
-    }
-
-    fn reason(content: &str, package: &str, target: &str) -> String {
-        match bump(content, package, target) {
-            Err(error @ BumpError::Unsupported { .. }) => error.to_string(),
-            other => panic!("expected Unsupported for {package}, got {other:?}"),
-        }
-    }
-
     #[test]
     fn bumps_an_exact_pin_and_keeps_the_comment() {
-        let (updated, from, to) = bumped(REALISTIC, "django", "3.2.19");
+        let (updated, from, to) = FORMAT.bumped(REALISTIC, "django", "3.2.19");
         assert_eq!((from.as_str(), to.as_str()), ("==3.2.18", "==3.2.19"));
+        // Only the version changes: the comment and every other line stay.
         assert_eq!(
             updated,
-            "\
-# Production dependencies for the API service.
-# Keep sorted; see CONTRIBUTING.md.
--r requirements/base.txt
---index-url http://127.0.0.1:3141/simple
-
-Django==3.2.19  # LTS
-djangorestframework>=3.12,<3.15
-requests[socks,security] ~= 2.25.1
-urllib3>=1.26.5 ; python_version >= \"3.7\"
-importlib-metadata==4.8.3; python_version<\"3.8\"
-PyYAML>=5.4
-cryptography
--e git+https://github.com/acme/internal-lib.git@v1.2#egg=internal-lib
-pillow @ https://example.com/wheels/Pillow-9.0.0-cp311-cp311-linux_x86_64.whl
-https://example.com/wheels/other-1.0.tar.gz
-Jinja2 == 2.11.3 \\
-    ; python_version >= \"3.6\"
-"
+            REALISTIC.replacen("\nDjango==3.2.18  # LTS\n", "\nDjango==3.2.19  # LTS\n", 1)
         );
     }
 
@@ -326,10 +285,7 @@ Jinja2 == 2.11.3 \\
                 "Jinja2 == 2.11.3.post1 \\",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
-        }
+        FORMAT.assert_rewrites(REALISTIC, &cases);
     }
 
     #[test]
@@ -346,7 +302,7 @@ Jinja2 == 2.11.3 \\
     fn every_marker_variant_of_a_package_is_bumped_when_below_target() {
         let content =
             "numpy==1.21.6; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n";
-        let (updated, from, to) = bumped(content, "numpy", "1.22.0");
+        let (updated, from, to) = FORMAT.bumped(content, "numpy", "1.22.0");
         assert_eq!((from.as_str(), to.as_str()), ("==1.21.6", "==1.22.0"));
         assert_eq!(
             updated,
@@ -363,23 +319,29 @@ Jinja2 == 2.11.3 \\
             })
         );
         // Names in comments, options and URLs are not declarations.
-        for package in ["internal-lib", "other", "base", "sorted", "pypi"] {
-            assert_eq!(
-                bump(REALISTIC, package, "9.9.9"),
-                Ok(BumpOutcome::NotDeclared),
-                "{package}"
-            );
-        }
+        FORMAT.assert_not_declared(
+            REALISTIC,
+            &["internal-lib", "other", "base", "sorted", "pypi"],
+            "9.9.9",
+        );
     }
 
     #[test]
     fn hashes_urls_and_unversioned_lines_are_refused() {
         let hashed = "flask==2.2.2 \\\n    --hash=sha256:aaaa \\\n    --hash=sha256:bbbb\nclick==8.1.3 --hash=sha256:cccc\n";
-        assert!(reason(hashed, "flask", "2.2.5").contains("--hash"));
-        assert!(reason(hashed, "click", "8.1.4").contains("line 4"));
-        assert!(reason(REALISTIC, "pillow", "9.0.1").contains("URL"));
-        assert!(reason(REALISTIC, "cryptography", "41.0.0").contains("declares no version"));
-        assert!(reason("pkg===1.0\n", "pkg", "1.1").contains("arbitrary"));
+        assert!(FORMAT.reason(hashed, "flask", "2.2.5").contains("--hash"));
+        assert!(FORMAT.reason(hashed, "click", "8.1.4").contains("line 4"));
+        assert!(FORMAT.reason(REALISTIC, "pillow", "9.0.1").contains("URL"));
+        assert!(
+            FORMAT
+                .reason(REALISTIC, "cryptography", "41.0.0")
+                .contains("declares no version")
+        );
+        assert!(
+            FORMAT
+                .reason("pkg===1.0\n", "pkg", "1.1")
+                .contains("arbitrary")
+        );
     }
 
     #[test]
@@ -389,33 +351,13 @@ Jinja2 == 2.11.3 \\
 PyYAML>=5.3,<5.4
 starlette>=0.26.1,<0.27.0  # via fastapi
 ";
-        assert_eq!(
-            bump(content, "pyyaml", "5.4"),
-            Ok(BumpOutcome::Bumped {
-                updated: "\
-# API service
-PyYAML>=5.4,<5.5
-starlette>=0.26.1,<0.27.0  # via fastapi
-"
-                .to_owned(),
-                from: ">=5.3,<5.4".to_owned(),
-                to: ">=5.4,<5.5".to_owned(),
-                widened: true,
-            })
-        );
-        assert_eq!(
-            bump(content, "starlette", "0.27.0"),
-            Ok(BumpOutcome::Bumped {
-                updated: "\
-# API service
-PyYAML>=5.3,<5.4
-starlette>=0.27.0,<0.28.0  # via fastapi
-"
-                .to_owned(),
-                from: ">=0.26.1,<0.27.0".to_owned(),
-                to: ">=0.27.0,<0.28.0".to_owned(),
-                widened: true,
-            })
+        FORMAT.assert_widened(content, "pyyaml", "5.4", ">=5.3,<5.4", ">=5.4,<5.5");
+        FORMAT.assert_widened(
+            content,
+            "starlette",
+            "0.27.0",
+            ">=0.26.1,<0.27.0",
+            ">=0.27.0,<0.28.0",
         );
     }
 
@@ -436,18 +378,19 @@ starlette>=0.27.0,<0.28.0  # via fastapi
                 "requests[socks,security] ~= 2.31.0",
             ),
         ];
-        for (package, target, before, after) in cases {
-            let (updated, _, _) = bumped(REALISTIC, package, target);
-            assert_eq!(updated, REALISTIC.replacen(before, after, 1), "{package}");
-        }
-        assert_eq!(bumped("pkg==1.2.*\n", "pkg", "1.3").0, "pkg==1.3.*\n");
+        FORMAT.assert_rewrites(REALISTIC, &cases);
         assert_eq!(
-            bumped(
-                "PyYAML >= 5.3 , < 5.4 ; python_version >= \"3.8\"\r\n",
-                "pyyaml",
-                "5.4"
-            )
-            .0,
+            FORMAT.bumped("pkg==1.2.*\n", "pkg", "1.3").0,
+            "pkg==1.3.*\n"
+        );
+        assert_eq!(
+            FORMAT
+                .bumped(
+                    "PyYAML >= 5.3 , < 5.4 ; python_version >= \"3.8\"\r\n",
+                    "pyyaml",
+                    "5.4"
+                )
+                .0,
             "PyYAML >= 5.4 , < 5.5 ; python_version >= \"3.8\"\r\n"
         );
     }
@@ -455,26 +398,37 @@ starlette>=0.27.0,<0.28.0  # via fastapi
     #[test]
     fn ranges_that_cannot_keep_their_shape_are_refused() {
         assert_eq!(
-            reason("pkg>=1.2,!=1.3\n", "pkg", "1.3"),
+            FORMAT.reason("pkg>=1.2,!=1.3\n", "pkg", "1.3"),
             "cannot bump `pkg` in requirements.txt: the constraint `>=1.2,!=1.3` in line 1 is \
              not bumped automatically: its exclusion `!=1.3` rules out the fix 1.3 itself; \
              remove it by hand if the fix is acceptable"
         );
         assert!(
-            reason("pkg>=1.2,<=1.2.9\n", "pkg", "1.3")
+            FORMAT
+                .reason("pkg>=1.2,<=1.2.9\n", "pkg", "1.3")
                 .contains("`<=1.2.9` excludes 1.3, and a bound written with `<=`")
         );
-        assert!(reason("pkg==1.2.*\n", "pkg", "1.2.4").contains("wildcard cannot start"));
-        assert!(reason("pkg==1.2.*\n", "pkg", "1.3.1").contains("`==1.2.*` excludes 1.3.1"));
+        assert!(
+            FORMAT
+                .reason("pkg==1.2.*\n", "pkg", "1.2.4")
+                .contains("wildcard cannot start")
+        );
+        assert!(
+            FORMAT
+                .reason("pkg==1.2.*\n", "pkg", "1.3.1")
+                .contains("`==1.2.*` excludes 1.3.1")
+        );
     }
 
     #[test]
     fn crlf_old_style_parentheses_and_no_trailing_newline() {
         assert_eq!(
-            bumped("a==1.0\r\nsix (>=1.10)\r\nb==2.0", "six", "1.16.0").0,
+            FORMAT
+                .bumped("a==1.0\r\nsix (>=1.10)\r\nb==2.0", "six", "1.16.0")
+                .0,
             "a==1.0\r\nsix (>=1.16.0)\r\nb==2.0"
         );
-        assert_eq!(bumped("b==2.0", "b", "2.1").0, "b==2.1");
+        assert_eq!(FORMAT.bumped("b==2.0", "b", "2.1").0, "b==2.1");
     }
 
     #[test]
@@ -483,7 +437,7 @@ starlette>=0.27.0,<0.28.0  # via fastapi
         // invalid anyway); with whitespace it is.
         let content = "lxml>=4.6.2 #fixes CVE-2021-28957\n";
         assert_eq!(
-            bumped(content, "lxml", "4.9.1").0,
+            FORMAT.bumped(content, "lxml", "4.9.1").0,
             "lxml>=4.9.1 #fixes CVE-2021-28957\n"
         );
     }

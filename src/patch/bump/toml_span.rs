@@ -1,7 +1,46 @@
 //! Maps a TOML string value, as toml_edit reports its position, back to the bytes of its
-//! contents, so a manifest can be edited in place. Shared by the TOML manifest formats.
+//! contents, so a manifest can be edited in place; and the parse before and after the edit.
+//! Shared by the TOML manifest formats.
 
 use std::ops::Range;
+
+use toml_edit::{Document, Value};
+
+use crate::patch::bump::{BumpError, BumpOutcome, ManifestKind};
+
+/// Parses a TOML manifest of `kind`, keeping the positions of its values.
+pub(super) fn parse(kind: ManifestKind, content: &str) -> Result<Document<&str>, BumpError> {
+    Document::parse(content).map_err(|error| kind.parse_error(error.to_string()))
+}
+
+/// Hands back `outcome` once its updated manifest still parses. The edit only swaps version
+/// text inside strings, so a failure means the positions were wrong: refuse rather than hand
+/// back a broken manifest.
+pub(super) fn still_parses(
+    kind: ManifestKind,
+    outcome: BumpOutcome,
+) -> Result<BumpOutcome, BumpError> {
+    if let BumpOutcome::Bumped { updated, .. } = &outcome {
+        Document::parse(updated.as_str()).map_err(|error| {
+            kind.parse_error(format!(
+                "the bumped manifest no longer parses ({error}); this is a bug"
+            ))
+        })?;
+    }
+    Ok(outcome)
+}
+
+/// The byte range of a version string's contents, or why it cannot be rewritten in place.
+pub(super) fn version_span(content: &str, value: &Value) -> Result<Range<usize>, String> {
+    let decoded = value
+        .as_str()
+        .ok_or_else(|| "has a version that is not a string".to_owned())?;
+    let span = value
+        .span()
+        .ok_or_else(|| "has no recorded position in the file; this is a bug".to_owned())?;
+    string_contents(content, span, decoded)
+        .ok_or_else(|| "has a version string written with escapes or line breaks".to_owned())
+}
 
 /// The byte range of a TOML string's contents inside its quotes, provided the raw text is
 /// exactly the decoded value (no escapes, no line continuation), so it can be replaced verbatim.

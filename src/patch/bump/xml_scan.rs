@@ -30,111 +30,45 @@ impl Element {
 /// The elements of `text` in document order (a parent before its children). Errors name the
 /// line where the structure breaks.
 pub(super) fn scan(text: &str) -> Result<Vec<Element>, String> {
-    let bytes = text.as_bytes();
     let mut elements: Vec<Element> = Vec::new();
+    // The elements whose end tag is still to come, innermost last.
     let mut open: Vec<usize> = Vec::new();
     let mut pos = 0;
-    let find = |from: usize, needle: &str, what: &str| {
-        text[from..]
-            .find(needle)
-            .map(|offset| from + offset)
-            .ok_or_else(|| {
-                format!(
-                    "{what} starting on line {} is not closed",
-                    line_of(text, from)
-                )
-            })
-    };
-
     while let Some(offset) = text[pos..].find('<') {
         let start = pos + offset;
         let rest = &text[start..];
-        if rest.starts_with("<!--") {
-            pos = find(start + 4, "-->", "a comment")? + 3;
+        pos = if rest.starts_with("<!--") {
+            closed_at(text, start + 4, "-->", "a comment")? + 3
         } else if rest.starts_with("<![CDATA[") {
-            pos = find(start + 9, "]]>", "a CDATA section")? + 3;
+            closed_at(text, start + 9, "]]>", "a CDATA section")? + 3
         } else if rest.starts_with("<?") {
-            pos = find(start + 2, "?>", "a processing instruction")? + 2;
+            closed_at(text, start + 2, "?>", "a processing instruction")? + 2
         } else if rest.starts_with("<!") {
-            // A doctype, possibly with an internal subset in brackets.
-            let mut depth = 0usize;
-            let mut end = None;
-            for (i, byte) in bytes.iter().enumerate().skip(start + 2) {
-                match byte {
-                    b'[' => depth += 1,
-                    b']' => depth = depth.saturating_sub(1),
-                    b'>' if depth == 0 => {
-                        end = Some(i);
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            pos = end.ok_or_else(|| {
-                format!(
-                    "a declaration starting on line {} is not closed",
-                    line_of(text, start)
-                )
-            })? + 1;
-        } else if let Some(after) = rest.strip_prefix("</") {
-            let close = find(start, ">", "an end tag")?;
-            let name = after[..close - start - 2].trim();
+            doctype_end(text, start)? + 1
+        } else if rest.starts_with("</") {
+            let close = closed_at(text, start, ">", "an end tag")?;
+            let name = text[start + 2..close].trim();
             let element = open.pop().ok_or_else(|| {
                 format!(
                     "`</{name}>` on line {} closes nothing",
                     line_of(text, start)
                 )
             })?;
-            if elements[element].name != name {
-                return Err(format!(
-                    "`</{name}>` on line {} does not close `<{}>` from line {}",
-                    line_of(text, start),
-                    elements[element].name,
-                    line_of(text, elements[element].start)
-                ));
-            }
-            elements[element].inner.end = start;
-            pos = close + 1;
+            close_element(text, &mut elements[element], name, start)?;
+            close + 1
         } else {
-            let name_end = rest[1..]
-                .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
-                .map_or(text.len(), |i| start + 1 + i);
-            let name = &text[start + 1..name_end];
-            if name.is_empty() {
-                return Err(format!("a stray `<` on line {}", line_of(text, start)));
-            }
-            let mut quote = None;
-            let mut end = None;
-            for (i, &byte) in bytes.iter().enumerate().skip(name_end) {
-                match (quote, byte) {
-                    (Some(q), _) if byte == q => quote = None,
-                    (Some(_), _) => {}
-                    (None, b'"' | b'\'') => quote = Some(byte),
-                    (None, b'>') => {
-                        end = Some(i);
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            let end = end.ok_or_else(|| {
-                format!(
-                    "the tag `<{name}` on line {} is not closed",
-                    line_of(text, start)
-                )
-            })?;
-            let self_closing = bytes[end - 1] == b'/';
+            let tag = start_tag(text, start)?;
             elements.push(Element {
-                name: name.to_owned(),
+                name: tag.name.to_owned(),
                 parent: open.last().copied(),
                 start,
-                inner: end + 1..end + 1,
+                inner: tag.end + 1..tag.end + 1,
             });
-            if !self_closing {
+            if !tag.self_closing {
                 open.push(elements.len() - 1);
             }
-            pos = end + 1;
-        }
+            tag.end + 1
+        };
     }
     if let Some(&element) = open.last() {
         return Err(format!(
@@ -144,6 +78,98 @@ pub(super) fn scan(text: &str) -> Result<Vec<Element>, String> {
         ));
     }
     Ok(elements)
+}
+
+/// The offset of `needle` at or after `from`; an error naming `what` was left open, since a
+/// construct that never ends swallows the rest of the file.
+fn closed_at(text: &str, from: usize, needle: &str, what: &str) -> Result<usize, String> {
+    text[from..]
+        .find(needle)
+        .map(|offset| from + offset)
+        .ok_or_else(|| {
+            format!(
+                "{what} starting on line {} is not closed",
+                line_of(text, from)
+            )
+        })
+}
+
+/// The offset of the `>` ending the declaration (a doctype) at `start`, skipping an internal
+/// subset in brackets, whose own declarations hold `>` too.
+fn doctype_end(text: &str, start: usize) -> Result<usize, String> {
+    let mut depth = 0usize;
+    for (i, byte) in text.bytes().enumerate().skip(start + 2) {
+        match byte {
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b'>' if depth == 0 => return Ok(i),
+            _ => {}
+        }
+    }
+    Err(format!(
+        "a declaration starting on line {} is not closed",
+        line_of(text, start)
+    ))
+}
+
+/// Ends `element` at the end tag `</name>` found at `start`, refusing a tag that closes
+/// another element: the contents of a mis-nested element are not a value to replace.
+fn close_element(
+    text: &str,
+    element: &mut Element,
+    name: &str,
+    start: usize,
+) -> Result<(), String> {
+    if element.name != name {
+        return Err(format!(
+            "`</{name}>` on line {} does not close `<{}>` from line {}",
+            line_of(text, start),
+            element.name,
+            line_of(text, element.start)
+        ));
+    }
+    element.inner.end = start;
+    Ok(())
+}
+
+/// A start tag as read: its name, the offset of its closing `>`, and whether it is `<name/>`.
+struct StartTag<'a> {
+    name: &'a str,
+    end: usize,
+    self_closing: bool,
+}
+
+/// Reads the start tag at `start`. Its end is the first `>` outside a quoted attribute
+/// value, since attribute values may hold `>`.
+fn start_tag(text: &str, start: usize) -> Result<StartTag<'_>, String> {
+    let bytes = text.as_bytes();
+    let name_end = text[start + 1..]
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .map_or(text.len(), |i| start + 1 + i);
+    let name = &text[start + 1..name_end];
+    if name.is_empty() {
+        return Err(format!("a stray `<` on line {}", line_of(text, start)));
+    }
+    let mut quote = None;
+    for (i, &byte) in bytes.iter().enumerate().skip(name_end) {
+        match (quote, byte) {
+            (Some(q), _) if byte == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(byte),
+            (None, b'>') => {
+                return Ok(StartTag {
+                    name,
+                    end: i,
+                    self_closing: bytes[i - 1] == b'/',
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(format!(
+        "the tag `<{name}` on line {} is not closed",
+        line_of(text, start)
+    ))
 }
 
 /// The direct children of `parent`, in document order.
