@@ -5,13 +5,12 @@ use crate::lifecycle::OrganizationId;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
-use super::models::AssessmentStatus;
-use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
+use super::models::{
+    AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget, TargetRow,
+};
 use super::schema::{assessments, findings, organizations, projects};
-use crate::ecosystem::Ecosystem;
-use crate::lifecycle::{AssessmentId, FindingId, ProjectId, RemediationStatus};
+use crate::lifecycle::{AssessmentId, ProjectId, RemediationStatus};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
 /// another organisation is not found, exactly like a missing one (tenancy wall).
@@ -28,67 +27,11 @@ pub async fn remediation_target(
         query = query.filter(projects::organization_id.eq(org));
     }
     let row = query
-        .select((
-            (assessments::id, assessments::status),
-            (
-                findings::id,
-                findings::project_version_id,
-                findings::vulnerability_id,
-                findings::aliases,
-                findings::severity,
-                findings::summary,
-                findings::package_name,
-                findings::ecosystem,
-                findings::purl,
-                findings::installed_version,
-                findings::fixed_versions,
-            ),
-            (
-                projects::id,
-                projects::organization_id,
-                projects::repository_url,
-                projects::default_branch,
-            ),
-        ))
-        .first::<(
-            (Uuid, AssessmentStatus),
-            (
-                FindingId,
-                Option<Uuid>,
-                String,
-                Vec<String>,
-                String,
-                String,
-                String,
-                Ecosystem,
-                Option<String>,
-                String,
-                Vec<String>,
-            ),
-            (Uuid, OrganizationId, String, String),
-        )>(conn)
+        .select(TargetRow::as_select())
+        .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(a, f, p)| RemediationTarget {
-        assessment_id: AssessmentId(a.0),
-        assessment_status: a.1,
-        finding_id: f.0,
-        project_version_id: f.1,
-        vulnerability_id: f.2,
-        aliases: f.3,
-        severity: f.4,
-        summary: f.5,
-        package_name: f.6,
-        ecosystem: f.7,
-        purl: f.8,
-        installed_version: f.9,
-        fixed_versions: f.10,
-        planned_version: None,
-        project_id: ProjectId(p.0),
-        organization_id: p.1,
-        repository_url: p.2,
-        default_branch: p.3,
-    }))
+    Ok(row.map(RemediationTarget::from))
 }
 
 pub async fn upsert_organization(
