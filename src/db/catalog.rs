@@ -34,89 +34,83 @@ pub async fn remediation_target(
     Ok(row.map(RemediationTarget::from))
 }
 
+/// Inserts `$row` into `$table`, or, when a row with its id exists and `$changed` (a predicate
+/// over the stored row and `excluded(...)`) holds, overwrites it and stamps `updated_at`. An
+/// identical row is left untouched, so a second import really changes nothing.
+macro_rules! upsert_if_changed {
+    ($conn:expr, $table:ident, $row:expr, $changed:expr) => {{
+        // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+        use diesel::query_dsl::methods::FilterDsl;
+        diesel::insert_into($table::table)
+            .values($row)
+            .on_conflict($table::id)
+            .do_update()
+            .set(($row, $table::updated_at.eq(diesel::dsl::now)))
+            .filter($changed)
+            .execute($conn)
+            .await
+    }};
+}
+
 pub async fn upsert_organization(
     conn: &mut AsyncPgConnection,
     row: &OrganizationRow,
 ) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(organizations::table)
-        .values(row)
-        .on_conflict(organizations::id)
-        .do_update()
-        .set((row, organizations::updated_at.eq(diesel::dsl::now)))
-        // An identical row is left untouched, so a second import really changes nothing.
-        .filter(organizations::name.ne(excluded(organizations::name)))
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        organizations,
+        row,
+        organizations::name.ne(excluded(organizations::name))
+    )
 }
 
 pub async fn upsert_project(conn: &mut AsyncPgConnection, row: &ProjectRow) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(projects::table)
-        .values(row)
-        .on_conflict(projects::id)
-        .do_update()
-        .set((row, projects::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            projects::organization_id
-                .ne(excluded(projects::organization_id))
-                .or(projects::name.ne(excluded(projects::name)))
-                .or(projects::repository_url.ne(excluded(projects::repository_url)))
-                .or(projects::default_branch.ne(excluded(projects::default_branch))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        projects,
+        row,
+        projects::organization_id
+            .ne(excluded(projects::organization_id))
+            .or(projects::name.ne(excluded(projects::name)))
+            .or(projects::repository_url.ne(excluded(projects::repository_url)))
+            .or(projects::default_branch.ne(excluded(projects::default_branch)))
+    )
 }
 
 pub async fn upsert_finding(conn: &mut AsyncPgConnection, row: &FindingRow) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(findings::table)
-        .values(row)
-        .on_conflict(findings::id)
-        .do_update()
-        .set((row, findings::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            findings::project_id
-                .ne(excluded(findings::project_id))
-                .or(findings::project_version_id
-                    .is_distinct_from(excluded(findings::project_version_id)))
-                .or(findings::vulnerability_id.ne(excluded(findings::vulnerability_id)))
-                .or(findings::aliases.ne(excluded(findings::aliases)))
-                .or(findings::severity.ne(excluded(findings::severity)))
-                .or(findings::summary.ne(excluded(findings::summary)))
-                .or(findings::package_name.ne(excluded(findings::package_name)))
-                .or(findings::ecosystem.ne(excluded(findings::ecosystem)))
-                .or(findings::purl.is_distinct_from(excluded(findings::purl)))
-                .or(findings::installed_version.ne(excluded(findings::installed_version)))
-                .or(findings::fixed_versions.ne(excluded(findings::fixed_versions))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        findings,
+        row,
+        findings::project_id
+            .ne(excluded(findings::project_id))
+            .or(findings::project_version_id
+                .is_distinct_from(excluded(findings::project_version_id)))
+            .or(findings::vulnerability_id.ne(excluded(findings::vulnerability_id)))
+            .or(findings::aliases.ne(excluded(findings::aliases)))
+            .or(findings::severity.ne(excluded(findings::severity)))
+            .or(findings::summary.ne(excluded(findings::summary)))
+            .or(findings::package_name.ne(excluded(findings::package_name)))
+            .or(findings::ecosystem.ne(excluded(findings::ecosystem)))
+            .or(findings::purl.is_distinct_from(excluded(findings::purl)))
+            .or(findings::installed_version.ne(excluded(findings::installed_version)))
+            .or(findings::fixed_versions.ne(excluded(findings::fixed_versions)))
+    )
 }
 
 pub async fn upsert_assessment(
     conn: &mut AsyncPgConnection,
     row: &AssessmentRow,
 ) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(assessments::table)
-        .values(row)
-        .on_conflict(assessments::id)
-        .do_update()
-        .set((row, assessments::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            assessments::finding_id
-                .ne(excluded(assessments::finding_id))
-                .or(assessments::status.ne(excluded(assessments::status)))
-                .or(assessments::justification
-                    .is_distinct_from(excluded(assessments::justification))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        assessments,
+        row,
+        assessments::finding_id
+            .ne(excluded(assessments::finding_id))
+            .or(assessments::status.ne(excluded(assessments::status)))
+            .or(assessments::justification.is_distinct_from(excluded(assessments::justification)))
+    )
 }
 
 /// Inserts an assessment unless one with its id exists: a scanner match without a VEX statement

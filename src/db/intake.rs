@@ -19,11 +19,11 @@ use diesel::sql_types::{Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUu
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::fixes::FixRecord;
 use super::models::{ASSESSMENT_RESOURCE, REMEDIATION_KIND, RemediationTarget, TargetRow};
 use super::operations::live_predicate;
 use super::rate_limit::{Bucket, Take, take_columns, take_cte};
 use super::sql::{Bind, Prepared};
-use crate::lifecycle::fix_plan::PullRequestRecord;
 use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, RemediationStatus};
 use crate::queue::message::JobMessage;
 
@@ -37,26 +37,6 @@ pub struct Lookup {
     /// The pull-request record of the package's fix, and of the repository group's.
     pub package_fix: Option<FixRecord>,
     pub group_fix: Option<FixRecord>,
-}
-
-/// The columns of a `remediation_fixes` row that decide whether a person closed its PR.
-#[derive(Debug, Clone)]
-pub struct FixRecord {
-    pub state: Option<RemediationStatus>,
-    pub target_version: Option<String>,
-    pub pr_url: Option<String>,
-    pub closed_at: Option<DateTime<Utc>>,
-}
-
-impl FixRecord {
-    pub fn record(&self) -> PullRequestRecord<'_> {
-        PullRequestRecord {
-            state: self.state,
-            target_version: self.target_version.as_deref(),
-            pr_url: self.pr_url.as_deref(),
-            closed_at: self.closed_at,
-        }
-    }
 }
 
 /// `take` runs only when `$4` (a limit is set).
