@@ -5,13 +5,12 @@ use crate::lifecycle::OrganizationId;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
-use super::models::AssessmentStatus;
-use super::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget};
+use super::models::{
+    AssessmentRow, FindingRow, OrganizationRow, ProjectRow, RemediationTarget, TargetRow,
+};
 use super::schema::{assessments, findings, organizations, projects};
-use crate::ecosystem::Ecosystem;
-use crate::lifecycle::{AssessmentId, FindingId, ProjectId, RemediationStatus};
+use crate::lifecycle::{AssessmentId, ProjectId, RemediationStatus};
 
 /// Joins an assessment to its finding and project. With `organization` set, an assessment of
 /// another organisation is not found, exactly like a missing one (tenancy wall).
@@ -28,152 +27,90 @@ pub async fn remediation_target(
         query = query.filter(projects::organization_id.eq(org));
     }
     let row = query
-        .select((
-            (assessments::id, assessments::status),
-            (
-                findings::id,
-                findings::project_version_id,
-                findings::vulnerability_id,
-                findings::aliases,
-                findings::severity,
-                findings::summary,
-                findings::package_name,
-                findings::ecosystem,
-                findings::purl,
-                findings::installed_version,
-                findings::fixed_versions,
-            ),
-            (
-                projects::id,
-                projects::organization_id,
-                projects::repository_url,
-                projects::default_branch,
-            ),
-        ))
-        .first::<(
-            (Uuid, AssessmentStatus),
-            (
-                FindingId,
-                Option<Uuid>,
-                String,
-                Vec<String>,
-                String,
-                String,
-                String,
-                Ecosystem,
-                Option<String>,
-                String,
-                Vec<String>,
-            ),
-            (Uuid, OrganizationId, String, String),
-        )>(conn)
+        .select(TargetRow::as_select())
+        .first(conn)
         .await
         .optional()?;
-    Ok(row.map(|(a, f, p)| RemediationTarget {
-        assessment_id: AssessmentId(a.0),
-        assessment_status: a.1,
-        finding_id: f.0,
-        project_version_id: f.1,
-        vulnerability_id: f.2,
-        aliases: f.3,
-        severity: f.4,
-        summary: f.5,
-        package_name: f.6,
-        ecosystem: f.7,
-        purl: f.8,
-        installed_version: f.9,
-        fixed_versions: f.10,
-        planned_version: None,
-        project_id: ProjectId(p.0),
-        organization_id: p.1,
-        repository_url: p.2,
-        default_branch: p.3,
-    }))
+    Ok(row.map(RemediationTarget::from))
+}
+
+/// Inserts `$row` into `$table`, or, when a row with its id exists and `$changed` (a predicate
+/// over the stored row and `excluded(...)`) holds, overwrites it and stamps `updated_at`. An
+/// identical row is left untouched, so a second import really changes nothing.
+macro_rules! upsert_if_changed {
+    ($conn:expr, $table:ident, $row:expr, $changed:expr) => {{
+        // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
+        use diesel::query_dsl::methods::FilterDsl;
+        diesel::insert_into($table::table)
+            .values($row)
+            .on_conflict($table::id)
+            .do_update()
+            .set(($row, $table::updated_at.eq(diesel::dsl::now)))
+            .filter($changed)
+            .execute($conn)
+            .await
+    }};
 }
 
 pub async fn upsert_organization(
     conn: &mut AsyncPgConnection,
     row: &OrganizationRow,
 ) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(organizations::table)
-        .values(row)
-        .on_conflict(organizations::id)
-        .do_update()
-        .set((row, organizations::updated_at.eq(diesel::dsl::now)))
-        // An identical row is left untouched, so a second import really changes nothing.
-        .filter(organizations::name.ne(excluded(organizations::name)))
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        organizations,
+        row,
+        organizations::name.ne(excluded(organizations::name))
+    )
 }
 
 pub async fn upsert_project(conn: &mut AsyncPgConnection, row: &ProjectRow) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(projects::table)
-        .values(row)
-        .on_conflict(projects::id)
-        .do_update()
-        .set((row, projects::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            projects::organization_id
-                .ne(excluded(projects::organization_id))
-                .or(projects::name.ne(excluded(projects::name)))
-                .or(projects::repository_url.ne(excluded(projects::repository_url)))
-                .or(projects::default_branch.ne(excluded(projects::default_branch))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        projects,
+        row,
+        projects::organization_id
+            .ne(excluded(projects::organization_id))
+            .or(projects::name.ne(excluded(projects::name)))
+            .or(projects::repository_url.ne(excluded(projects::repository_url)))
+            .or(projects::default_branch.ne(excluded(projects::default_branch)))
+    )
 }
 
 pub async fn upsert_finding(conn: &mut AsyncPgConnection, row: &FindingRow) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(findings::table)
-        .values(row)
-        .on_conflict(findings::id)
-        .do_update()
-        .set((row, findings::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            findings::project_id
-                .ne(excluded(findings::project_id))
-                .or(findings::project_version_id
-                    .is_distinct_from(excluded(findings::project_version_id)))
-                .or(findings::vulnerability_id.ne(excluded(findings::vulnerability_id)))
-                .or(findings::aliases.ne(excluded(findings::aliases)))
-                .or(findings::severity.ne(excluded(findings::severity)))
-                .or(findings::summary.ne(excluded(findings::summary)))
-                .or(findings::package_name.ne(excluded(findings::package_name)))
-                .or(findings::ecosystem.ne(excluded(findings::ecosystem)))
-                .or(findings::purl.is_distinct_from(excluded(findings::purl)))
-                .or(findings::installed_version.ne(excluded(findings::installed_version)))
-                .or(findings::fixed_versions.ne(excluded(findings::fixed_versions))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        findings,
+        row,
+        findings::project_id
+            .ne(excluded(findings::project_id))
+            .or(findings::project_version_id
+                .is_distinct_from(excluded(findings::project_version_id)))
+            .or(findings::vulnerability_id.ne(excluded(findings::vulnerability_id)))
+            .or(findings::aliases.ne(excluded(findings::aliases)))
+            .or(findings::severity.ne(excluded(findings::severity)))
+            .or(findings::summary.ne(excluded(findings::summary)))
+            .or(findings::package_name.ne(excluded(findings::package_name)))
+            .or(findings::ecosystem.ne(excluded(findings::ecosystem)))
+            .or(findings::purl.is_distinct_from(excluded(findings::purl)))
+            .or(findings::installed_version.ne(excluded(findings::installed_version)))
+            .or(findings::fixed_versions.ne(excluded(findings::fixed_versions)))
+    )
 }
 
 pub async fn upsert_assessment(
     conn: &mut AsyncPgConnection,
     row: &AssessmentRow,
 ) -> QueryResult<usize> {
-    // `filter` on an upsert is the WHERE of its DO UPDATE, from this trait.
-    use diesel::query_dsl::methods::FilterDsl;
-    diesel::insert_into(assessments::table)
-        .values(row)
-        .on_conflict(assessments::id)
-        .do_update()
-        .set((row, assessments::updated_at.eq(diesel::dsl::now)))
-        .filter(
-            assessments::finding_id
-                .ne(excluded(assessments::finding_id))
-                .or(assessments::status.ne(excluded(assessments::status)))
-                .or(assessments::justification
-                    .is_distinct_from(excluded(assessments::justification))),
-        )
-        .execute(conn)
-        .await
+    upsert_if_changed!(
+        conn,
+        assessments,
+        row,
+        assessments::finding_id
+            .ne(excluded(assessments::finding_id))
+            .or(assessments::status.ne(excluded(assessments::status)))
+            .or(assessments::justification.is_distinct_from(excluded(assessments::justification)))
+    )
 }
 
 /// Inserts an assessment unless one with its id exists: a scanner match without a VEX statement

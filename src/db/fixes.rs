@@ -24,17 +24,26 @@ pub struct FixRow {
     pub package_name: String,
     pub branch_name: String,
     pub forge: Option<String>,
-    pub state: Option<RemediationStatus>,
-    pub target_version: Option<String>,
+    #[diesel(embed)]
+    pub pull_request: FixRecord,
     pub advisories: Vec<String>,
     pub pr_number: Option<i32>,
-    pub pr_url: Option<String>,
     pub merged_at: Option<DateTime<Utc>>,
-    pub closed_at: Option<DateTime<Utc>>,
     pub left_alone_at: Option<DateTime<Utc>>,
 }
 
-impl FixRow {
+/// The columns of a `remediation_fixes` row that decide whether a person closed its pull
+/// request: part of every [`FixRow`], and all the intake reads of a fix.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = remediation_fixes, check_for_backend(diesel::pg::Pg))]
+pub struct FixRecord {
+    pub state: Option<RemediationStatus>,
+    pub target_version: Option<String>,
+    pub pr_url: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl FixRecord {
     pub fn record(&self) -> PullRequestRecord<'_> {
         PullRequestRecord {
             state: self.state,
@@ -45,17 +54,47 @@ impl FixRow {
     }
 }
 
-/// Assessment id, then the finding's vulnerability id, aliases, severity, summary, installed
-/// and fixed versions.
-type AdvisoryColumns = (
-    Uuid,
-    String,
-    Vec<String>,
-    String,
-    String,
-    String,
-    Vec<String>,
-);
+/// An advisory as [`package_advisories`] and [`ecosystem_advisories`] read it: the assessment
+/// and its finding.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = findings, check_for_backend(diesel::pg::Pg))]
+struct AdvisoryRow {
+    #[diesel(select_expression = assessments::id)]
+    assessment_id: AssessmentId,
+    vulnerability_id: String,
+    aliases: Vec<String>,
+    severity: String,
+    summary: String,
+    installed_version: String,
+    fixed_versions: Vec<String>,
+}
+
+impl From<AdvisoryRow> for Advisory {
+    fn from(row: AdvisoryRow) -> Self {
+        Advisory {
+            assessment_id: row.assessment_id,
+            vulnerability_id: row.vulnerability_id,
+            aliases: row.aliases,
+            severity: row.severity,
+            summary: row.summary,
+            installed_version: row.installed_version,
+            fixed_versions: row.fixed_versions,
+        }
+    }
+}
+
+/// The AFFECTED assessments of an ecosystem in the project joined to their findings, oldest
+/// assessment first.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn affected_in<'a>(project: ProjectId, ecosystem: &'a Ecosystem) -> _ {
+    let affected: AssessmentStatus = AssessmentStatus::Affected;
+    assessments::table
+        .inner_join(findings::table)
+        .filter(findings::project_id.eq(project))
+        .filter(findings::ecosystem.eq(ecosystem))
+        .filter(assessments::status.eq(affected))
+        .order((assessments::created_at.asc(), assessments::id.asc()))
+}
 
 /// Every AFFECTED advisory on `package` in the project, oldest assessment first.
 pub async fn package_advisories(
@@ -64,25 +103,12 @@ pub async fn package_advisories(
     ecosystem: &Ecosystem,
     package: &str,
 ) -> QueryResult<Vec<Advisory>> {
-    let rows: Vec<AdvisoryColumns> = assessments::table
-        .inner_join(findings::table)
-        .filter(findings::project_id.eq(project))
-        .filter(findings::ecosystem.eq(ecosystem))
+    let rows: Vec<AdvisoryRow> = affected_in(project, ecosystem)
         .filter(findings::package_name.eq(package))
-        .filter(assessments::status.eq(AssessmentStatus::Affected))
-        .order((assessments::created_at.asc(), assessments::id.asc()))
-        .select((
-            assessments::id,
-            findings::vulnerability_id,
-            findings::aliases,
-            findings::severity,
-            findings::summary,
-            findings::installed_version,
-            findings::fixed_versions,
-        ))
+        .select(AdvisoryRow::as_select())
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(advisory).collect())
+    Ok(rows.into_iter().map(Advisory::from).collect())
 }
 
 /// Every AFFECTED advisory of an ecosystem in the project, with its package, oldest first
@@ -92,42 +118,23 @@ pub async fn ecosystem_advisories(
     project: ProjectId,
     ecosystem: &Ecosystem,
 ) -> QueryResult<Vec<(String, Advisory)>> {
-    let rows: Vec<(String, AdvisoryColumns)> = assessments::table
-        .inner_join(findings::table)
-        .filter(findings::project_id.eq(project))
-        .filter(findings::ecosystem.eq(ecosystem))
-        .filter(assessments::status.eq(AssessmentStatus::Affected))
-        .order((assessments::created_at.asc(), assessments::id.asc()))
-        .select((
-            findings::package_name,
-            (
-                assessments::id,
-                findings::vulnerability_id,
-                findings::aliases,
-                findings::severity,
-                findings::summary,
-                findings::installed_version,
-                findings::fixed_versions,
-            ),
-        ))
+    let rows: Vec<(String, AdvisoryRow)> = affected_in(project, ecosystem)
+        .select((findings::package_name, AdvisoryRow::as_select()))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(package, r)| (package, advisory(r)))
+        .map(|(package, row)| (package, Advisory::from(row)))
         .collect())
 }
 
-fn advisory(r: AdvisoryColumns) -> Advisory {
-    Advisory {
-        assessment_id: AssessmentId(r.0),
-        vulnerability_id: r.1,
-        aliases: r.2,
-        severity: r.3,
-        summary: r.4,
-        installed_version: r.5,
-        fixed_versions: r.6,
-    }
+/// The package's fix row: its project, ecosystem and package name (the table's unique key).
+#[diesel::dsl::auto_type(no_type_alias)]
+fn of_package<'a>(project: ProjectId, ecosystem: &'a Ecosystem, package: &'a str) -> _ {
+    remediation_fixes::table
+        .filter(remediation_fixes::project_id.eq(project))
+        .filter(remediation_fixes::ecosystem.eq(ecosystem))
+        .filter(remediation_fixes::package_name.eq(package))
 }
 
 /// The package's fix row, if it has one.
@@ -137,10 +144,7 @@ pub async fn find(
     ecosystem: &Ecosystem,
     package: &str,
 ) -> QueryResult<Option<FixRow>> {
-    remediation_fixes::table
-        .filter(remediation_fixes::project_id.eq(project))
-        .filter(remediation_fixes::ecosystem.eq(ecosystem))
-        .filter(remediation_fixes::package_name.eq(package))
+    of_package(project, ecosystem, package)
         .select(FixRow::as_select())
         .first(conn)
         .await
@@ -172,10 +176,7 @@ pub async fn lock(
         .do_nothing()
         .execute(conn)
         .await?;
-    remediation_fixes::table
-        .filter(remediation_fixes::project_id.eq(project))
-        .filter(remediation_fixes::ecosystem.eq(ecosystem))
-        .filter(remediation_fixes::package_name.eq(package))
+    of_package(project, ecosystem, package)
         .select(FixRow::as_select())
         .for_update()
         .first(conn)

@@ -15,19 +15,16 @@
 use crate::lifecycle::OrganizationId;
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Double, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{ASSESSMENT_RESOURCE, AssessmentStatus, REMEDIATION_KIND, RemediationTarget};
+use super::fixes::FixRecord;
+use super::models::{ASSESSMENT_RESOURCE, REMEDIATION_KIND, RemediationTarget, TargetRow};
 use super::operations::live_predicate;
 use super::rate_limit::{Bucket, Take, take_columns, take_cte};
 use super::sql::{Bind, Prepared};
-use crate::ecosystem::Ecosystem;
-use crate::lifecycle::fix_plan::PullRequestRecord;
-use crate::lifecycle::{
-    AssessmentId, FindingId, OperationId, OperationStatus, ProjectId, RemediationStatus,
-};
+use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, RemediationStatus};
 use crate::queue::message::JobMessage;
 
 /// What the intake needs to decide on a request.
@@ -42,26 +39,6 @@ pub struct Lookup {
     pub group_fix: Option<FixRecord>,
 }
 
-/// The columns of a `remediation_fixes` row that decide whether a person closed its PR.
-#[derive(Debug, Clone)]
-pub struct FixRecord {
-    pub state: Option<RemediationStatus>,
-    pub target_version: Option<String>,
-    pub pr_url: Option<String>,
-    pub closed_at: Option<DateTime<Utc>>,
-}
-
-impl FixRecord {
-    pub fn record(&self) -> PullRequestRecord<'_> {
-        PullRequestRecord {
-            state: self.state,
-            target_version: self.target_version.as_deref(),
-            pr_url: self.pr_url.as_deref(),
-            closed_at: self.closed_at,
-        }
-    }
-}
-
 /// `take` runs only when `$4` (a limit is set).
 const LOOK_UP: &str = concat!(
     "WITH ",
@@ -72,7 +49,8 @@ SELECT ",
     ",
     t.assessment_id, t.assessment_status, t.finding_id, t.project_version_id,
     t.vulnerability_id, t.aliases, t.severity, t.summary, t.package_name, t.ecosystem, t.purl,
-    t.installed_version, t.fixed_versions, t.project_id, t.repository_url, t.default_branch,
+    t.installed_version, t.fixed_versions, t.project_id, t.organization_id, t.repository_url,
+    t.default_branch,
     pf.state AS package_fix_state, pf.target_version AS package_fix_target_version,
     pf.pr_url AS package_fix_pr_url, pf.closed_at AS package_fix_closed_at,
     (pf.id IS NOT NULL) AS has_package_fix,
@@ -84,7 +62,7 @@ LEFT JOIN (
     SELECT a.id AS assessment_id, a.status AS assessment_status, f.id AS finding_id,
            f.project_version_id, f.vulnerability_id, f.aliases, f.severity, f.summary,
            f.package_name, f.ecosystem, f.purl, f.installed_version, f.fixed_versions,
-           p.id AS project_id, p.repository_url, p.default_branch
+           p.id AS project_id, p.organization_id, p.repository_url, p.default_branch
     FROM assessments a
     JOIN findings f ON f.id = a.finding_id
     JOIN projects p ON p.id = f.project_id
@@ -103,38 +81,10 @@ struct LookupRow {
     granted: bool,
     #[diesel(sql_type = Nullable<Double>)]
     available: Option<f64>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    assessment_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    assessment_status: Option<AssessmentStatus>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    finding_id: Option<FindingId>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    project_version_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    vulnerability_id: Option<String>,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
-    aliases: Option<Vec<String>>,
-    #[diesel(sql_type = Nullable<Text>)]
-    severity: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    summary: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    package_name: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    ecosystem: Option<Ecosystem>,
-    #[diesel(sql_type = Nullable<Text>)]
-    purl: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    installed_version: Option<String>,
-    #[diesel(sql_type = Nullable<Array<Text>>)]
-    fixed_versions: Option<Vec<String>>,
-    #[diesel(sql_type = Nullable<SqlUuid>)]
-    project_id: Option<Uuid>,
-    #[diesel(sql_type = Nullable<Text>)]
-    repository_url: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    default_branch: Option<String>,
+    /// `None` when the assessment does not exist or belongs to another organisation (the
+    /// inner join matched nothing, so its columns are null).
+    #[diesel(embed)]
+    target: Option<TargetRow>,
     #[diesel(sql_type = Bool)]
     has_package_fix: bool,
     #[diesel(sql_type = Nullable<Text>)]
@@ -155,32 +105,6 @@ struct LookupRow {
     group_fix_pr_url: Option<String>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     group_fix_closed_at: Option<DateTime<Utc>>,
-}
-
-impl LookupRow {
-    fn target(&mut self, organization: OrganizationId) -> Option<RemediationTarget> {
-        // The inner join either matched (every non-null column is set) or did not.
-        Some(RemediationTarget {
-            organization_id: organization,
-            project_id: ProjectId(self.project_id?),
-            project_version_id: self.project_version_id,
-            repository_url: self.repository_url.take()?,
-            default_branch: self.default_branch.take()?,
-            assessment_id: AssessmentId(self.assessment_id?),
-            assessment_status: self.assessment_status?,
-            finding_id: self.finding_id?,
-            vulnerability_id: self.vulnerability_id.take()?,
-            aliases: self.aliases.take()?,
-            severity: self.severity.take()?,
-            summary: self.summary.take()?,
-            package_name: self.package_name.take()?,
-            ecosystem: self.ecosystem.take()?,
-            purl: self.purl.take(),
-            installed_version: self.installed_version.take()?,
-            fixed_versions: self.fixed_versions.take()?,
-            planned_version: None,
-        })
-    }
 }
 
 /// One statement: takes a token from `organization`'s bucket (when `bucket` is set) and reads
@@ -224,7 +148,7 @@ pub async fn look_up(
     });
     Ok(Lookup {
         take,
-        target: row.target(organization),
+        target: row.target.map(RemediationTarget::from),
         package_fix,
         group_fix,
     })

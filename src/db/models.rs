@@ -77,6 +77,68 @@ pub struct RemediationTarget {
     pub planned_version: Option<String>,
 }
 
+/// The row [`RemediationTarget`] is read from: an assessment joined to its finding and project.
+/// Both reads use it: the catalog's diesel query selects it (`TargetRow::as_select()`), the
+/// intake's hand-written statement names its columns like these fields (`QueryableByName`),
+/// so the target is built from a row in one place (`From<TargetRow>`).
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = findings, check_for_backend(diesel::pg::Pg))]
+pub struct TargetRow {
+    #[diesel(select_expression = assessments::id, sql_type = diesel::sql_types::Uuid)]
+    pub assessment_id: AssessmentId,
+    #[diesel(select_expression = assessments::status, sql_type = diesel::sql_types::Text)]
+    pub assessment_status: AssessmentStatus,
+    #[diesel(select_expression = findings::id, sql_type = diesel::sql_types::Uuid)]
+    pub finding_id: FindingId,
+    pub project_version_id: Option<Uuid>,
+    pub vulnerability_id: String,
+    pub aliases: Vec<String>,
+    pub severity: String,
+    pub summary: String,
+    pub package_name: String,
+    pub ecosystem: Ecosystem,
+    pub purl: Option<String>,
+    pub installed_version: String,
+    pub fixed_versions: Vec<String>,
+    #[diesel(select_expression = projects::id, sql_type = diesel::sql_types::Uuid)]
+    pub project_id: ProjectId,
+    #[diesel(
+        select_expression = projects::organization_id,
+        sql_type = diesel::sql_types::Uuid
+    )]
+    pub organization_id: OrganizationId,
+    #[diesel(select_expression = projects::repository_url, sql_type = diesel::sql_types::Text)]
+    pub repository_url: String,
+    #[diesel(select_expression = projects::default_branch, sql_type = diesel::sql_types::Text)]
+    pub default_branch: String,
+}
+
+impl From<TargetRow> for RemediationTarget {
+    fn from(row: TargetRow) -> Self {
+        RemediationTarget {
+            organization_id: row.organization_id,
+            project_id: row.project_id,
+            project_version_id: row.project_version_id,
+            repository_url: row.repository_url,
+            default_branch: row.default_branch,
+            assessment_id: row.assessment_id,
+            assessment_status: row.assessment_status,
+            finding_id: row.finding_id,
+            vulnerability_id: row.vulnerability_id,
+            aliases: row.aliases,
+            severity: row.severity,
+            summary: row.summary,
+            package_name: row.package_name,
+            ecosystem: row.ecosystem,
+            purl: row.purl,
+            installed_version: row.installed_version,
+            fixed_versions: row.fixed_versions,
+            // Planning happens in the job, after the read.
+            planned_version: None,
+        }
+    }
+}
+
 impl RemediationTarget {
     /// The version the fix moves the package to: the plan's, else the finding's own lowest
     /// fixed version above the installed one.

@@ -5,6 +5,8 @@
 use crate::lifecycle::OrganizationId;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+// The function and, for `auto_type`, the type of its statement.
+use diesel::dsl::update;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -191,6 +193,14 @@ pub enum StepGate {
     NotRunning,
 }
 
+/// An UPDATE of the operation that matches only while it is RUNNING: a worker's changes to a
+/// job it no longer holds (ended, or taken over after a stale heartbeat) change nothing.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn while_running(id: OperationId) -> _ {
+    let running: OperationStatus = OperationStatus::Running;
+    update(operations::table.find(id)).filter(operations::status.eq(running))
+}
+
 /// Records the step a running operation is starting, and refreshes its heartbeat; refused
 /// when a cancel was requested. The same row lock orders this against `cancel`, so a step
 /// never starts after a cancel was accepted.
@@ -199,8 +209,7 @@ pub async fn start_step(
     id: OperationId,
     step: Step,
 ) -> QueryResult<StepGate> {
-    let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running))
+    let updated = while_running(id)
         .filter(operations::cancel_requested_at.is_null())
         .set((
             operations::step.eq(step),
@@ -433,14 +442,14 @@ pub async fn record_note(
     id: OperationId,
     message: &str,
 ) -> QueryResult<usize> {
-    diesel::insert_into(operation_events::table)
-        .values((
-            operation_events::operation_id.eq(id),
-            operation_events::kind.eq("note"),
-            operation_events::message.eq(message),
-        ))
-        .execute(conn)
-        .await
+    insert_event(
+        conn,
+        NewEvent {
+            message: Some(message),
+            ..NewEvent::new(id, "note")
+        },
+    )
+    .await
 }
 
 /// The project of each of these operations (missing ones are left out).
@@ -467,8 +476,7 @@ pub async fn oldest_pending_age_secs(conn: &mut AsyncPgConnection) -> QueryResul
 }
 
 pub async fn heartbeat(conn: &mut AsyncPgConnection, id: OperationId) -> QueryResult<usize> {
-    diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running))
+    while_running(id)
         .set(operations::heartbeat_at.eq(diesel::dsl::now))
         .execute(conn)
         .await
@@ -482,8 +490,7 @@ pub async fn finish(
     output: Option<&serde_json::Value>,
     error_message: Option<&str>,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running))
+    let updated = while_running(id)
         .set((
             operations::status.eq(status),
             operations::unsettled_starts.eq(0),
@@ -508,8 +515,7 @@ pub async fn release_for_retry(
     attempt: i32,
     error_message: &str,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(operations::table.find(id))
-        .filter(operations::status.eq(OperationStatus::Running))
+    let updated = while_running(id)
         .set((
             operations::status.eq(OperationStatus::Pending),
             operations::unsettled_starts.eq(0),
@@ -531,15 +537,15 @@ pub async fn record_attempt_error(
     attempt: i32,
     message: &str,
 ) -> QueryResult<usize> {
-    diesel::insert_into(operation_events::table)
-        .values((
-            operation_events::operation_id.eq(id),
-            operation_events::kind.eq("attempt_error"),
-            operation_events::attempt.eq(attempt),
-            operation_events::message.eq(message),
-        ))
-        .execute(conn)
-        .await
+    insert_event(
+        conn,
+        NewEvent {
+            attempt: Some(attempt),
+            message: Some(message),
+            ..NewEvent::new(id, "attempt_error")
+        },
+    )
+    .await
 }
 
 pub enum EventKind {
@@ -553,18 +559,47 @@ async fn record_event(
     kind: EventKind,
     message: Option<&str>,
 ) -> QueryResult<usize> {
-    let (kind, status, step) = match kind {
-        EventKind::Status(s) => ("status", Some(s), None),
-        EventKind::Step(s) => ("step", None, Some(s)),
+    let event = match kind {
+        EventKind::Status(status) => NewEvent {
+            status: Some(status),
+            ..NewEvent::new(id, "status")
+        },
+        EventKind::Step(step) => NewEvent {
+            step: Some(step),
+            ..NewEvent::new(id, "step")
+        },
     };
+    insert_event(conn, NewEvent { message, ..event }).await
+}
+
+/// One `operation_events` row to write; the columns left `None` keep their default (null).
+#[derive(Insertable)]
+#[diesel(table_name = operation_events)]
+struct NewEvent<'a> {
+    operation_id: OperationId,
+    kind: &'a str,
+    status: Option<OperationStatus>,
+    step: Option<Step>,
+    attempt: Option<i32>,
+    message: Option<&'a str>,
+}
+
+impl<'a> NewEvent<'a> {
+    fn new(operation_id: OperationId, kind: &'a str) -> Self {
+        NewEvent {
+            operation_id,
+            kind,
+            status: None,
+            step: None,
+            attempt: None,
+            message: None,
+        }
+    }
+}
+
+async fn insert_event(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> QueryResult<usize> {
     diesel::insert_into(operation_events::table)
-        .values((
-            operation_events::operation_id.eq(id),
-            operation_events::kind.eq(kind),
-            operation_events::status.eq(status),
-            operation_events::step.eq(step),
-            operation_events::message.eq(message),
-        ))
+        .values(event)
         .execute(conn)
         .await
 }

@@ -171,7 +171,7 @@ impl Pipeline {
             let merged = fix_plan::merge(&plans);
             if let Some(refusal) = fix_plan::closed_refusal(
                 &format!("the {} packages", target.ecosystem),
-                &fix.record(),
+                &fix.pull_request.record(),
                 merged.target_version.as_deref(),
             ) {
                 return Err(StepFailure::permanent(Step::Claim, refusal));

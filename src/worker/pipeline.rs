@@ -169,7 +169,7 @@ impl Pipeline {
         if let Some(fix) = fix
             && let Some(refusal) = fix_plan::closed_refusal(
                 &target.package_name,
-                &fix.record(),
+                &fix.pull_request.record(),
                 plan.target_version.as_deref(),
             )
         {

@@ -124,7 +124,7 @@ async fn open_or_update(
     // Only a pull request this fix recorded is rewritten, and only when what it says changed:
     // a rerun of the same job leaves it (and anything a person edited in it) alone.
     let ours = lock.row.pr_number.and_then(|n| u64::try_from(n).ok()) == Some(pull.number);
-    let changed = lock.row.target_version.as_deref() != plan.target_version.as_deref()
+    let changed = lock.row.pull_request.target_version.as_deref() != plan.target_version.as_deref()
         || lock.row.advisories != plan.advisory_ids();
     if pull.reused && ours && changed {
         with_retries(|| repository.forge.update_pull_request(spec, pull.number)).await?;

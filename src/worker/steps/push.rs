@@ -113,17 +113,23 @@ async fn push_under_lock(
 fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), StepFailure> {
     let wanted = plan.target_version.as_deref();
     // A person may have closed the pull request while this job was generating the fix.
-    if let Some(refusal) =
-        fix_plan::closed_refusal(&key.scope.to_string(), &lock.row.record(), wanted)
-    {
+    if let Some(refusal) = fix_plan::closed_refusal(
+        &key.scope.to_string(),
+        &lock.row.pull_request.record(),
+        wanted,
+    ) {
         return Err(StepFailure::permanent(STEP, refusal));
     }
     // Another job of the package raised its open pull request above our version meanwhile
     // (an advisory imported after we planned): pushing ours would lower the fix. Planning
     // again sees that job's advisories and aims at least as high.
-    if lock.row.state == Some(RemediationStatus::PrOpen)
+    if lock.row.pull_request.state == Some(RemediationStatus::PrOpen)
         && let (Some(open), Some(ours)) = (
-            lock.row.target_version.as_deref().and_then(Version::parse),
+            lock.row
+                .pull_request
+                .target_version
+                .as_deref()
+                .and_then(Version::parse),
             wanted.and_then(Version::parse),
         )
         && open > ours
@@ -133,14 +139,18 @@ fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), 
             format!(
                 "the open pull request of {} now proposes {}, above this job's {}; planning again",
                 key.scope,
-                lock.row.target_version.as_deref().unwrap_or_default(),
+                lock.row
+                    .pull_request
+                    .target_version
+                    .as_deref()
+                    .unwrap_or_default(),
                 wanted.unwrap_or_default()
             ),
         ));
     }
     // Rebuilding the branch from this plan must not undo a fix its open pull request makes.
     let dropped = fix_plan::would_drop(&lock.row.advisories, plan);
-    if lock.row.state == Some(RemediationStatus::PrOpen) && !dropped.is_empty() {
+    if lock.row.pull_request.state == Some(RemediationStatus::PrOpen) && !dropped.is_empty() {
         return Err(StepFailure::permanent(
             STEP,
             format!(
@@ -148,7 +158,11 @@ fn still_wanted(key: &FixKey<'_>, plan: &FixPlan, lock: &FixLock) -> Result<(), 
                  (one is a version bump, the other a code change); merge or close it, then \
                  trigger again",
                 key.scope,
-                lock.row.pr_url.as_deref().unwrap_or(key.branch),
+                lock.row
+                    .pull_request
+                    .pr_url
+                    .as_deref()
+                    .unwrap_or(key.branch),
                 dropped.join(", ")
             ),
         ));
@@ -194,7 +208,7 @@ async fn leave_alone_once(
 ) -> bool {
     let (Some(number), Some(RemediationStatus::PrOpen)) = (
         lock.row.pr_number.and_then(|n| u64::try_from(n).ok()),
-        lock.row.state,
+        lock.row.pull_request.state,
     ) else {
         return false;
     };
