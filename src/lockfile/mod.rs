@@ -248,7 +248,7 @@ pub async fn update(
     };
     let mut parts = Vec::new();
     for tool in tool::tools(target.ecosystem) {
-        parts.push(tool.update(context, target).await);
+        parts.push((tool.update)(context, target).await);
     }
     let mut outcome = LockOutcome::default();
     for part in parts {

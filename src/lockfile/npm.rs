@@ -2,26 +2,28 @@
 //! `npm install --package-lock-only --ignore-scripts` in the directory that holds the lock (the
 //! workspace root for a workspace member), and read back for every copy of the package.
 
-use std::path::Path;
-
 use serde_json::Value;
 
-use super::tool::LockContext;
-use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
-    update_each_lock,
-};
-use crate::sandbox::{Sandbox, ToolRun};
+use super::tool::{LockContext, LockFile, LockTool};
+use super::{Fixes, LockError, LockOutcome, LockTarget, Resolved, parent_dir, update_each_lock};
+use crate::sandbox::ToolRun;
 
 const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
-const INSTALL_HINT: &str = "install Node.js and npm (apt-get install nodejs npm)";
+pub(super) const INSTALL_HINT: &str = "install Node.js and npm (apt-get install nodejs npm)";
+
+/// npm's environment in the sandbox: its cache in the sandbox's `/tmp`, no scripts.
+pub(super) const ENV: [(&str, &str); 3] = [
+    ("npm_config_cache", "/tmp/npm-cache"),
+    ("npm_config_update_notifier", "false"),
+    // Belt and braces with --ignore-scripts: git dependencies' `prepare` too.
+    ("npm_config_ignore_scripts", "true"),
+];
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let (settings, work_tree) = (context.settings, context.work_tree);
     // A transitive package: `npm update NAME` moves it, wherever it is in the tree, to the
     // newest version its dependents' ranges admit, and touches nothing else.
     let mut args: Vec<String> = match target.lock_only {
@@ -40,28 +42,18 @@ pub async fn update(
     if !settings.npm_registry.is_empty() {
         args.push(format!("--registry={}", settings.npm_registry));
     }
-    let env = [
-        ("npm_config_cache", "/tmp/npm-cache"),
-        ("npm_config_update_notifier", "false"),
-        // Belt and braces with --ignore-scripts: git dependencies' `prepare` too.
-        ("npm_config_ignore_scripts", "true"),
-    ];
     let run_for = |lock: &str| {
         ToolRun::networked(
             &settings.npm,
             args.clone(),
             work_tree,
             parent_dir(lock),
-            &env,
+            &ENV,
         )
     };
     let copies = |text: &str, lock: &str| copies(text, lock, target.package, target.fixes);
     let outcome = update_each_lock(
-        LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        },
+        context,
         target,
         ("", &LOCK_FILES),
         INSTALL_HINT,
@@ -132,41 +124,22 @@ fn walk_v1(
 }
 
 /// npm: `package-lock.json` and `npm-shrinkwrap.json`.
-pub struct Npm;
-
-impl super::tool::LockTool for Npm {
-    fn name(&self) -> &'static str {
-        "npm"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[
-            super::tool::LockFile {
-                name: "package-lock.json",
-                manifest: "package.json",
-                copies: copies_or_none,
-            },
-            super::tool::LockFile {
-                name: "npm-shrinkwrap.json",
-                manifest: "package.json",
-                copies: copies_or_none,
-            },
-        ]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "npm",
+    lock_files: &[
+        LockFile {
+            name: "package-lock.json",
+            manifest: "package.json",
+            copies: copies_or_none,
+        },
+        LockFile {
+            name: "npm-shrinkwrap.json",
+            manifest: "package.json",
+            copies: copies_or_none,
+        },
+    ],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 /// [`copies`] for the transitive search: a lock it cannot read resolves nothing there.
 fn copies_or_none(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {

@@ -165,17 +165,8 @@ pub async fn provide(
     wanted: &Wanted,
 ) -> Result<Provided, LockError> {
     let (package, script) = package_of(wanted);
-    let key = format!(
-        "{}@{}{}",
-        package.replace('/', "+"),
-        wanted.version,
-        wanted
-            .sha512
-            .as_deref()
-            .map_or(String::new(), |h| format!("+{}", &h[..16.min(h.len())]))
-    );
     let root = cache_root(settings);
-    let home = root.join(&key);
+    let home = root.join(cache_key(package, wanted));
     if let Some(provided) = cached(&home, script) {
         return Ok(provided);
     }
@@ -189,45 +180,86 @@ pub async fn provide(
         .tempdir_in(&root)
         .map_err(|e| io("creating a folder in the tool cache", e))?;
     let spec = format!("{package}@{}", wanted.version);
-    let mut args = vec!["pack".to_owned(), spec.clone(), "--json".to_owned()];
+    let tarball = pack(sandbox, settings, work.path(), &spec, wanted).await?;
+    let version = unpack(sandbox, &tarball, wanted).await?;
+    std::fs::write(work.path().join("VERSION"), &version)
+        .map_err(|e| io("writing to the tool cache", e))?;
+    // Into place at once; a job that got there first has already put the same release there.
+    let staged = work.keep();
+    if std::fs::rename(&staged, &home).is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    tracing::info!(release = %spec, %version, source = %wanted.source, "fetched the package manager the repository asks for");
+    cached(&home, script)
+        .ok_or_else(|| cannot_get(wanted, format!("{script} is missing from the release")))
+}
+
+/// The tool cache's folder of a release: the package, the version, and the start of
+/// `packageManager`'s hash (two hashes of one version are two releases).
+fn cache_key(package: &str, wanted: &Wanted) -> String {
+    let hash = wanted
+        .sha512
+        .as_deref()
+        .map_or(String::new(), |h| format!("+{}", &h[..16.min(h.len())]));
+    format!("{}@{}{hash}", package.replace('/', "+"), wanted.version)
+}
+
+/// The error of a release the worker cannot get, naming who asked for it.
+fn cannot_get(wanted: &Wanted, why: String) -> LockError {
+    LockError::Unsupported(format!(
+        "{} asks for {} {}, which this worker cannot get: {why}",
+        wanted.source, wanted.name, wanted.version
+    ))
+}
+
+/// `npm pack SPEC` into `work` in the sandbox (npm checks the registry's integrity): the
+/// tarball, checked against `packageManager`'s own hash when it gives one.
+async fn pack(
+    sandbox: &Sandbox,
+    settings: &LockfileSettings,
+    work: &Path,
+    spec: &str,
+    wanted: &Wanted,
+) -> Result<PathBuf, LockError> {
+    let mut args = vec!["pack".to_owned(), spec.to_owned(), "--json".to_owned()];
     if !settings.npm_registry.is_empty() {
         args.push(format!("--registry={}", settings.npm_registry));
     }
-    let env = [
-        ("npm_config_cache", "/tmp/npm-cache"),
-        ("npm_config_update_notifier", "false"),
-        ("npm_config_ignore_scripts", "true"),
-    ];
-    let pack = ToolRun::networked(&settings.npm, args, work.path(), "", &env);
-    let hint = "install Node.js and npm (apt-get install nodejs npm)";
-    let packed = super::run_with_credentials(sandbox, settings, &pack, hint).await?;
-    let cannot = |why: String| {
-        LockError::Unsupported(format!(
-            "{} asks for {} {}, which this worker cannot get: {why}",
-            wanted.source, wanted.name, wanted.version
-        ))
-    };
+    let pack = ToolRun::networked(&settings.npm, args, work, "", &super::npm::ENV);
+    let packed =
+        super::run_with_credentials(sandbox, settings, &pack, super::npm::INSTALL_HINT).await?;
     if !packed.success() {
-        return Err(cannot(format!(
+        let why = format!(
             "`npm pack {spec}` failed ({}): {}",
             packed.status, packed.output
-        )));
+        );
+        return Err(cannot_get(wanted, why));
     }
-    let tarball = std::fs::read_dir(work.path())
-        .map_err(|e| io("reading the fetched release", e))?
+    let io = |e: std::io::Error| LockError::Read {
+        // The cache's own folder names where it went wrong (`work` is a scratch folder in it).
+        path: work.parent().unwrap_or(work).display().to_string(),
+        message: format!("reading the fetched release: {e}"),
+    };
+    let tarball = std::fs::read_dir(work)
+        .map_err(io)?
         .flatten()
         .map(|entry| entry.path())
         .find(|path| path.extension().is_some_and(|ext| ext == "tgz"))
-        .ok_or_else(|| cannot("npm pack wrote no tarball".to_owned()))?;
+        .ok_or_else(|| cannot_get(wanted, "npm pack wrote no tarball".to_owned()))?;
     if let Some(expected) = &wanted.sha512 {
-        let bytes = std::fs::read(&tarball).map_err(|e| io("reading the fetched release", e))?;
+        let bytes = std::fs::read(&tarball).map_err(io)?;
         let actual = hex(&sha2::Sha512::digest(&bytes));
         if &actual != expected {
-            return Err(cannot(format!(
-                "the tarball's sha512 is {actual}, not the one packageManager names"
-            )));
+            let why = format!("the tarball's sha512 is {actual}, not the one packageManager names");
+            return Err(cannot_get(wanted, why));
         }
     }
+    Ok(tarball)
+}
+
+/// Unpacks `tarball` beside itself in the sandbox and removes it: the release's version, as
+/// its file name says (`pnpm-8.15.4.tgz`).
+async fn unpack(sandbox: &Sandbox, tarball: &Path, wanted: &Wanted) -> Result<String, LockError> {
     let name = tarball
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -238,6 +270,7 @@ pub async fn provide(
         .next()
         .unwrap_or(&wanted.version)
         .to_owned();
+    let work = tarball.parent().unwrap_or(tarball);
     let unpack = ToolRun {
         program: "tar".to_owned(),
         args: vec![
@@ -246,25 +279,15 @@ pub async fn provide(
             "--no-same-owner".to_owned(),
         ],
         network: false,
-        ..ToolRun::networked("tar", Vec::new(), work.path(), "", &[])
+        ..ToolRun::networked("tar", Vec::new(), work, "", &[])
     };
     let unpacked = sandbox.run(&unpack, "apt-get install tar").await?;
     if !unpacked.success() {
-        return Err(cannot(format!(
-            "unpacking {name} failed: {}",
-            unpacked.output
-        )));
+        let why = format!("unpacking {name} failed: {}", unpacked.output);
+        return Err(cannot_get(wanted, why));
     }
-    let _ = std::fs::remove_file(&tarball);
-    std::fs::write(work.path().join("VERSION"), &version)
-        .map_err(|e| io("writing to the tool cache", e))?;
-    // Into place at once; a job that got there first has already put the same release there.
-    let staged = work.keep();
-    if std::fs::rename(&staged, &home).is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    tracing::info!(release = %spec, %version, source = %wanted.source, "fetched the package manager the repository asks for");
-    cached(&home, script).ok_or_else(|| cannot(format!("{script} is missing from the release")))
+    let _ = std::fs::remove_file(tarball);
+    Ok(version)
 }
 
 /// The version the worker's own `program` reports, asked once (in the sandbox, no network).

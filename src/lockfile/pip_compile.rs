@@ -7,9 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, join};
+use super::tool::{LockContext, LockTool};
+use super::{Fixes, LockError, LockOutcome, LockTarget, Resolved, join};
 use super::{parent_dir, read, record, run_tool};
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 const INSTALL_HINT: &str =
     "install pip-tools (pip install pip-tools) and set lockfiles.pip_compile";
@@ -54,11 +55,14 @@ const WITH_VALUE: &[&str] = &[
 ];
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     let mut outcome = LockOutcome::default();
     for compiled in compiled_files(work_tree, target.manifests) {
         let before = read(work_tree, &compiled)?;
@@ -307,30 +311,11 @@ pub fn copies(text: &str, file: &str, package: &str, fixes: &Fixes) -> Vec<Resol
 }
 
 /// pip-compile: the requirements files it compiled (any name, so none for the transitive search).
-pub struct PipCompile;
-
-impl super::tool::LockTool for PipCompile {
-    fn name(&self) -> &'static str {
-        "pip-compile"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "pip-compile",
+    lock_files: &[],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::tool::LockContext;
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     package_manager, parent_dir, update_each_lock,
@@ -17,11 +17,14 @@ pub const LOCK_FILE: &str = "pnpm-lock.yaml";
 const INSTALL_HINT: &str = "install pnpm (npm install -g pnpm) and set lockfiles.pnpm";
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     // A transitive package: `pnpm update NAME` at every depth moves it within its dependents'
     // ranges, in the lock alone.
     let mut args: Vec<String> = match target.lock_only {
@@ -67,11 +70,7 @@ pub async fn update(
     };
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
-        LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        },
+        context,
         target,
         ("package.json", &[LOCK_FILE]),
         INSTALL_HINT,
@@ -160,34 +159,15 @@ fn version_of(key: &str, package: &str) -> Option<String> {
 }
 
 /// pnpm: `pnpm-lock.yaml`.
-pub struct Pnpm;
-
-impl super::tool::LockTool for Pnpm {
-    fn name(&self) -> &'static str {
-        "pnpm"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: LOCK_FILE,
-            manifest: "package.json",
-            copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "pnpm",
+    lock_files: &[LockFile {
+        name: LOCK_FILE,
+        manifest: "package.json",
+        copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::tool::LockContext;
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, parent_dir, update_each_lock, uv,
 };
@@ -15,19 +15,14 @@ pub const LOCK_FILE: &str = "poetry.lock";
 const INSTALL_HINT: &str = "install Poetry (pip install poetry) and set lockfiles.poetry";
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let (settings, work_tree) = (context.settings, context.work_tree);
     let run_for = |lock: &str| update_run(settings, work_tree, lock, &[target.package]);
     let copies = |text: &str, lock: &str| Ok(uv::copies(text, lock, target.package, target.fixes));
     let outcome = update_each_lock(
-        LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        },
+        context,
         target,
         ("pyproject.toml", &[LOCK_FILE]),
         INSTALL_HINT,
@@ -76,31 +71,12 @@ const ENV: [(&str, &str); 9] = [
 ];
 
 /// Poetry: `poetry.lock` (read as uv reads its TOML lock).
-pub struct Poetry;
-
-impl super::tool::LockTool for Poetry {
-    fn name(&self) -> &'static str {
-        "poetry"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: LOCK_FILE,
-            manifest: "pyproject.toml",
-            copies: super::uv::copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "poetry",
+    lock_files: &[LockFile {
+        name: LOCK_FILE,
+        manifest: "pyproject.toml",
+        copies: uv::copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};

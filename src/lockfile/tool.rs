@@ -1,10 +1,11 @@
-//! One shape for every lock tool. A [`LockTool`] says which lock files it owns, updates them
-//! for a fix (the direct fix and the lock-only move both arrive as a [`LockTarget`]), and reads
-//! a lock back for the package's copies (the proof of fix, and the transitive search before
-//! any tool runs). [`tools`] is the one place that says which tools serve an ecosystem.
+//! One shape for every lock tool. A [`LockTool`] is data: its name, the lock files it owns
+//! (each with the manifest beside it and how it is read back for the package's copies: the
+//! proof of fix, and the transitive search before any tool runs), and the function that
+//! updates them for a fix (the direct fix and the lock-only move both arrive as a
+//! [`LockTarget`]). [`tools`] is the one place that says which tools serve an ecosystem.
 //!
-//! Adding a lock tool is one file (its `update` and its lock reader, with this trait's impl)
-//! and one line in [`tools`].
+//! Adding a lock tool is one file (its `update` and its lock reader, ending with its
+//! [`LockTool`] constant) and one line in [`tools`].
 
 use std::future::Future;
 use std::path::Path;
@@ -25,6 +26,9 @@ pub struct LockContext<'a> {
 /// What [`LockTool::update`] returns: the tools run in the sandbox, so the update is async.
 pub type Update<'a> = Pin<Box<dyn Future<Output = Result<LockOutcome, LockError>> + Send + 'a>>;
 
+/// Updates the locks covering the target's manifests and reads them back.
+pub type UpdateLocks = for<'a> fn(LockContext<'a>, &'a LockTarget<'a>) -> Update<'a>;
+
 /// Reads a lock's text (at `lock`, repository-relative) for the copies of `package` it
 /// resolves, each judged against `fixes`.
 pub type ReadCopies = fn(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved>;
@@ -37,29 +41,26 @@ pub struct LockFile {
 }
 
 /// One lock tool; see the module documentation.
-pub trait LockTool: Sync {
+pub struct LockTool {
     /// The tool as settings and messages name it (`npm`, `cargo`, `pip-compile`).
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// The lock files the transitive search reads for this tool (empty: its locks have no
     /// fixed name, as pip-compile's outputs).
-    fn lock_files(&self) -> &'static [LockFile];
-
-    /// Updates the locks covering the target's manifests and reads them back.
-    fn update<'a>(&'a self, context: LockContext<'a>, target: &'a LockTarget<'a>) -> Update<'a>;
+    pub lock_files: &'static [LockFile],
+    pub update: UpdateLocks,
 }
 
 /// The tools that update an ecosystem's locks, in the order they run.
-pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static dyn LockTool] {
+pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static LockTool] {
     match ecosystem {
-        Ecosystem::Npm => &[&super::npm::Npm, &super::pnpm::Pnpm, &super::yarn::Yarn],
-        Ecosystem::CratesIo => &[&super::cargo::Cargo],
+        Ecosystem::Npm => &[&super::npm::TOOL, &super::pnpm::TOOL, &super::yarn::TOOL],
+        Ecosystem::CratesIo => &[&super::cargo::TOOL],
         Ecosystem::PyPi => &[
-            &super::uv::Uv,
-            &super::poetry::Poetry,
-            &super::pip_compile::PipCompile,
+            &super::uv::TOOL,
+            &super::poetry::TOOL,
+            &super::pip_compile::TOOL,
         ],
-        Ecosystem::Go => &[&super::go::Go],
+        Ecosystem::Go => &[&super::go::TOOL],
         // Maven's lock is the pom itself; other ecosystems have no lock tool here.
         Ecosystem::Maven | Ecosystem::Other(_) => &[],
     }
@@ -69,6 +70,6 @@ pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static dyn LockTool] {
 pub fn lock_file(ecosystem: &Ecosystem, name: &str) -> Option<&'static LockFile> {
     tools(ecosystem)
         .iter()
-        .flat_map(|tool| tool.lock_files())
+        .flat_map(|tool| tool.lock_files)
         .find(|file| file.name == name)
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::tool::LockContext;
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
     update_each_lock,
@@ -21,20 +21,15 @@ const ENV: [(&str, &str); 3] = [
 ];
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let (settings, work_tree) = (context.settings, context.work_tree);
     let upgrade = [format!("{}=={}", target.package, target.fixes.chosen())];
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
     let files = ("pyproject.toml", &["uv.lock"][..]);
     let updated = update_each_lock(
-        LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        },
+        context,
         target,
         files,
         INSTALL_HINT,
@@ -120,34 +115,15 @@ pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resol
 }
 
 /// uv: `uv.lock`.
-pub struct Uv;
-
-impl super::tool::LockTool for Uv {
-    fn name(&self) -> &'static str {
-        "uv"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: "uv.lock",
-            manifest: "pyproject.toml",
-            copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "uv",
+    lock_files: &[LockFile {
+        name: "uv.lock",
+        manifest: "pyproject.toml",
+        copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 #[cfg(test)]
 mod tests {

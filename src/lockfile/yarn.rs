@@ -13,23 +13,27 @@
 
 use std::path::Path;
 
+use super::tool::{LockContext, LockFile, LockTool};
 use super::{
     Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, join,
     parent_dir, read,
 };
 use super::{package_manager, record, run_tool};
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 pub const LOCK_FILE: &str = "yarn.lock";
 const INSTALL_HINT: &str = "install yarn 1 (npm install -g yarn) and set lockfiles.yarn";
 const NODE_HINT: &str = "install Node.js (apt-get install nodejs)";
 
 pub async fn update(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     target: &LockTarget<'_>,
 ) -> Result<LockOutcome, LockError> {
+    let LockContext {
+        sandbox,
+        settings,
+        work_tree,
+    } = context;
     let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
     let mut outcome = LockOutcome::default();
     let mut tools = Vec::new();
@@ -270,34 +274,15 @@ pub(super) fn spec_name(spec: &str) -> &str {
 }
 
 /// yarn 1 and Berry: `yarn.lock`.
-pub struct Yarn;
-
-impl super::tool::LockTool for Yarn {
-    fn name(&self) -> &'static str {
-        "yarn"
-    }
-
-    fn lock_files(&self) -> &'static [super::tool::LockFile] {
-        &[super::tool::LockFile {
-            name: LOCK_FILE,
-            manifest: "package.json",
-            copies,
-        }]
-    }
-
-    fn update<'a>(
-        &'a self,
-        context: super::tool::LockContext<'a>,
-        target: &'a LockTarget<'a>,
-    ) -> super::tool::Update<'a> {
-        Box::pin(update(
-            context.sandbox,
-            context.settings,
-            context.work_tree,
-            target,
-        ))
-    }
-}
+pub const TOOL: LockTool = LockTool {
+    name: "yarn",
+    lock_files: &[LockFile {
+        name: LOCK_FILE,
+        manifest: "package.json",
+        copies,
+    }],
+    update: |context, target| Box::pin(update(context, target)),
+};
 
 #[cfg(test)]
 mod tests {

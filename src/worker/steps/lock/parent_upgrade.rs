@@ -169,89 +169,154 @@ const MAX_JS_LEVELS: usize = 4;
 /// Then the project's manager updates its lock as for a direct change, resolving the levels
 /// between.
 async fn js(context: &Context<'_>) -> Found {
-    let Context { pipeline, root, .. } = *context;
-    let (package, target_version) = (&context.target.package_name, context.fixes.chosen());
     let mut originals = Originals::default();
     let mut chains = Vec::new();
     for manifest in context.manifests {
-        // A workspace member's lock is its root's; the root's own manifest is the one raised.
-        let Some((manager, lock)) = Manager::beside(root, manifest) else {
-            continue;
-        };
-        let text = originals.keep(root, manifest)?;
-        let lock_text = originals.keep(root, &lock)?;
-        let dir = lockfile::parent_dir(manifest);
-        let holders = |name: &str, admitting: &[&str]| {
-            npm_upgrade::blockers(manager, &lock_text, &text, name, admitting)
-        };
-        // The package's holders block when their range admits no fix of any release line.
-        let fixes: Vec<&str> = context.fixes.versions().collect();
-        // Each blocker, with what it holds, the release of that it must admit, and its level.
-        let mut work: Vec<(npm_upgrade::Blocker, String, String, usize)> = holders(package, &fixes)
-            .into_iter()
-            .map(|b| (b, package.clone(), target_version.to_owned(), 1))
-            .collect();
-        let mut seen = Vec::new();
-        while let Some((blocker, holds, wanted, level)) = work.pop() {
-            if seen.contains(&(blocker.name.clone(), blocker.version.clone())) {
-                continue;
-            }
-            seen.push((blocker.name.clone(), blocker.version.clone()));
-            let found = npm_upgrade::find(
-                &pipeline.sandbox,
-                &pipeline.lockfiles,
-                root,
-                dir,
-                &blocker,
-                &holds,
-                &wanted,
-            )
-            .await
-            .map_err(super::failed)?;
-            let (name, version) = (&blocker.name, &blocker.version);
-            let Some(upgrade) = found else {
-                originals.restore(root)?;
-                let major = version.split('.').next().unwrap_or("0");
-                return Ok(Err(format!(
-                    "{name} {version} asks for {holds} {}, and no later release of {name} in \
-                     {major}.x admits {wanted}",
-                    blocker.range
-                )));
-            };
-            chains.push(upgrade.chain(&holds));
-            let why = if blocker.direct {
-                let always = |_: &str, _: &str| None;
-                let (parent, to) = (&upgrade.parent, &upgrade.to);
-                match bump_declared(root, &mut originals, manifest, parent, to, always) {
-                    Ok(_) => continue,
-                    Err(why) => format!("{} would admit it, but {why}", upgrade.chain(&holds)),
-                }
-            } else {
-                let above = holders(name, &[upgrade.to.as_str()]);
-                if !above.is_empty() && level < MAX_JS_LEVELS {
-                    let next = |b| (b, name.clone(), upgrade.to.clone(), level + 1);
-                    work.extend(above.into_iter().map(next));
-                    continue;
-                }
-                match above.is_empty() {
-                    true => format!(
-                        "{} would admit it, and what depends on {name} admits {}: the worker \
-                         raises the project's own dependencies, not a package further down",
-                        upgrade.chain(&holds),
-                        upgrade.to
-                    ),
-                    false => format!(
-                        "{} would admit it, more than {MAX_JS_LEVELS} levels below the \
-                         project's own dependencies",
-                        chains.join("; ")
-                    ),
-                }
-            };
-            originals.restore(root)?;
+        if let Err(why) = js_project(context, manifest, &mut originals, &mut chains).await? {
+            originals.restore(context.root)?;
             return Ok(Err(why));
         }
     }
     finish(context, originals, chains).await
+}
+
+/// One package of the npm-family walk: the blocker, what it holds, the release of that it
+/// must admit, and its level below the project's own dependencies.
+struct JsHolder {
+    blocker: npm_upgrade::Blocker,
+    holds: String,
+    wanted: String,
+    level: usize,
+}
+
+/// The npm-family walk for the root project of `manifest`: its own dependencies raised in
+/// `manifest`, each chain added to `chains`; (inner `Err`) why the walk found no way, the
+/// caller putting the files back.
+async fn js_project(
+    context: &Context<'_>,
+    manifest: &str,
+    originals: &mut Originals,
+    chains: &mut Vec<String>,
+) -> Result<Result<(), String>, StepFailure> {
+    let (root, package) = (context.root, &context.target.package_name);
+    // A workspace member's lock is its root's; the root's own manifest is the one raised.
+    let Some((manager, lock)) = Manager::beside(root, manifest) else {
+        return Ok(Ok(()));
+    };
+    let text = originals.keep(root, manifest)?;
+    let lock_text = originals.keep(root, &lock)?;
+    let holders = |name: &str, admitting: &[&str]| {
+        npm_upgrade::blockers(manager, &lock_text, &text, name, admitting)
+    };
+    // The package's holders block when their range admits no fix of any release line.
+    let fixes: Vec<&str> = context.fixes.versions().collect();
+    let mut work: Vec<JsHolder> = holders(package, &fixes)
+        .into_iter()
+        .map(|blocker| JsHolder::new(blocker, package, context.fixes.chosen(), 1))
+        .collect();
+    let mut seen = Vec::new();
+    while let Some(next) = work.pop() {
+        let JsHolder { blocker, holds, .. } = &next;
+        if seen.contains(&(blocker.name.clone(), blocker.version.clone())) {
+            continue;
+        }
+        seen.push((blocker.name.clone(), blocker.version.clone()));
+        let Some(upgrade) = next.upgrade(context, manifest).await? else {
+            return Ok(Err(next.no_later_release()));
+        };
+        chains.push(upgrade.chain(holds));
+        if blocker.direct {
+            let always = |_: &str, _: &str| None;
+            let (parent, to) = (&upgrade.parent, &upgrade.to);
+            if let Err(why) = bump_declared(root, originals, manifest, parent, to, always) {
+                return Ok(Err(format!(
+                    "{} would admit it, but {why}",
+                    upgrade.chain(holds)
+                )));
+            }
+            continue;
+        }
+        let name = &blocker.name;
+        let above = holders(name, &[upgrade.to.as_str()]);
+        if !above.is_empty() && next.level < MAX_JS_LEVELS {
+            let level = next.level + 1;
+            work.extend((above.into_iter()).map(|b| JsHolder::new(b, name, &upgrade.to, level)));
+            continue;
+        }
+        return Ok(Err(stranded(
+            &upgrade,
+            holds,
+            name,
+            above.is_empty(),
+            chains,
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Why the npm-family walk stops at a package the project does not declare: nothing above it
+/// holds it back (the worker raises only the project's own dependencies), or the walk went
+/// more than [`MAX_JS_LEVELS`] levels up.
+fn stranded(
+    upgrade: &npm_upgrade::ParentUpgrade,
+    holds: &str,
+    name: &str,
+    top: bool,
+    chains: &[String],
+) -> String {
+    match top {
+        true => format!(
+            "{} would admit it, and what depends on {name} admits {}: the worker raises \
+             the project's own dependencies, not a package further down",
+            upgrade.chain(holds),
+            upgrade.to
+        ),
+        false => format!(
+            "{} would admit it, more than {MAX_JS_LEVELS} levels below the project's own \
+             dependencies",
+            chains.join("; ")
+        ),
+    }
+}
+
+impl JsHolder {
+    fn new(blocker: npm_upgrade::Blocker, holds: &str, wanted: &str, level: usize) -> Self {
+        let (holds, wanted) = (holds.to_owned(), wanted.to_owned());
+        JsHolder {
+            blocker,
+            holds,
+            wanted,
+            level,
+        }
+    }
+
+    /// The lowest later release of the blocker, in its major, that admits what it must
+    /// (`npm view` in the sandbox, from `manifest`'s directory).
+    async fn upgrade(
+        &self,
+        context: &Context<'_>,
+        manifest: &str,
+    ) -> Result<Option<npm_upgrade::ParentUpgrade>, StepFailure> {
+        let Context { pipeline, root, .. } = *context;
+        let dir = lockfile::parent_dir(manifest);
+        let (sandbox, settings) = (&pipeline.sandbox, &pipeline.lockfiles);
+        let (blocker, holds, wanted) = (&self.blocker, &self.holds, &self.wanted);
+        npm_upgrade::find(sandbox, settings, root, dir, blocker, holds, wanted)
+            .await
+            .map_err(super::failed)
+    }
+
+    /// Why the blocker stops the walk: no later release of it, in its major, admits what it
+    /// must.
+    fn no_later_release(&self) -> String {
+        let (name, version) = (&self.blocker.name, &self.blocker.version);
+        let major = version.split('.').next().unwrap_or("0");
+        format!(
+            "{name} {version} asks for {} {}, and no later release of {name} in {major}.x \
+             admits {}",
+            self.holds, self.blocker.range, self.wanted
+        )
+    }
 }
 
 /// The Cargo upgrade path: for each `Cargo.lock` holding a vulnerable copy, the parents to
