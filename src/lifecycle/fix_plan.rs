@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{AssessmentId, RemediationStatus};
-use crate::lockfile::Fixes;
+use crate::lockfile::FixedVersions;
 use crate::patch::bump::{Version, choose_target_version};
 
 /// One advisory on the package, as its finding and assessment state it.
@@ -64,7 +64,7 @@ impl FixPlan {
             .iter()
             .map(|a| a.fixed_versions.clone())
             .collect();
-        let mut versions = crate::lockfile::fixes::fixing_all(&lists);
+        let mut versions = crate::lockfile::fixed_versions::fixing_all(&lists);
         if !versions.contains(target) {
             versions.push(target.clone());
         }
@@ -145,9 +145,9 @@ pub fn plan(trigger: &Advisory, others: &[Advisory]) -> FixPlan {
 /// fixed in 1.0.3 and 1.1.2 and another in 1.1.1, 1.1.1 is not the first one's fix in its line,
 /// 1.1.2 is. Each step is to a strictly higher fix, of finitely many, so it ends.
 fn fixed_in_every_line(advisories: &[Advisory], mut target: String) -> String {
-    let each: Vec<Fixes> = advisories
+    let each: Vec<FixedVersions> = advisories
         .iter()
-        .map(|a| Fixes::of_advisory(&a.fixed_versions))
+        .map(|a| FixedVersions::of_advisory(&a.fixed_versions))
         .filter(|f| f.versions().next().is_some())
         .collect();
     loop {

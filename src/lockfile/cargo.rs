@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::record;
 use super::tool::{LockContext, LockFile, LockTool};
 use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     parent_dir, read,
 };
 use crate::sandbox::{Sandbox, ToolRun};
@@ -244,7 +244,7 @@ fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
 }
 
 /// Every `[[package]]` of `Cargo.lock` named `package`.
-pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     super::toml_lock_copies(text, lock, fixes, |name| name == package)
 }
 
@@ -282,7 +282,12 @@ mod tests {
     #[test]
     fn every_copy_of_the_package_is_read_from_the_lock() {
         let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"local-registry+file:///srv/test-registry\"\n";
-        let found = copies(lock, "Cargo.lock", "vulncrate", &Fixes::single("1.0.1"));
+        let found = copies(
+            lock,
+            "Cargo.lock",
+            "vulncrate",
+            &FixedVersions::single("1.0.1"),
+        );
         let seen: Vec<_> = found
             .iter()
             .map(|c| (c.version.as_str(), c.vulnerable))

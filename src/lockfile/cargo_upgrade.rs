@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml_edit::{DocumentMut, Item};
 
 use super::npm_upgrade::ParentUpgrade;
-use super::{Fixes, LockError, LockfileSettings};
+use super::{FixedVersions, LockError, LockfileSettings};
 use crate::patch::bump::{Version, cargo_range_admits};
 use crate::sandbox::Sandbox;
 
@@ -214,7 +214,7 @@ pub fn plan(
     lock: &[LockedCrate],
     index: &dyn Fn(&str) -> Vec<IndexEntry>,
     package: &str,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
 ) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
     unblock(lock, index, package, fixes, 0, &mut steps)?;
@@ -237,7 +237,7 @@ fn unblock(
     lock: &[LockedCrate],
     index: &dyn Fn(&str) -> Vec<IndexEntry>,
     package: &str,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     depth: usize,
     steps: &mut Vec<Step>,
 ) -> Result<(), String> {
@@ -291,7 +291,7 @@ fn unblock(
                 holds: package.to_owned(),
                 direct,
             });
-            let parent_fix = Fixes::single(&release.vers);
+            let parent_fix = FixedVersions::single(&release.vers);
             unblock(lock, index, &parent.name, &parent_fix, depth + 1, steps)?;
         }
     }
@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn the_plan_walks_up_to_the_members_dependency_and_runs_top_down() {
         let lock = parse_lock(LOCK);
-        let steps = plan(&lock, &index, "vuln", &Fixes::single("1.0.1")).unwrap();
+        let steps = plan(&lock, &index, "vuln", &FixedVersions::single("1.0.1")).unwrap();
         // `other` admits the fix: it holds nothing. `parent` needs 1.1.0, which `grand` 1.0.0
         // does not admit, so `grand` moves first.
         let chains: Vec<String> = steps
@@ -459,7 +459,7 @@ mod tests {
             other => index(other),
         };
         assert_eq!(
-            plan(&lock, &stuck, "vuln", &Fixes::single("1.0.1")),
+            plan(&lock, &stuck, "vuln", &FixedVersions::single("1.0.1")),
             Err(
                 "parent 1.0.0 requires vuln =1.0.0, and no later release of parent admits \
                  vuln 1.0.1; replace it, or patch it by hand (a `[patch]` section)"
@@ -467,7 +467,7 @@ mod tests {
             )
         );
         let unknown = |_: &str| Vec::new();
-        let error = plan(&lock, &unknown, "vuln", &Fixes::single("1.0.1")).unwrap_err();
+        let error = plan(&lock, &unknown, "vuln", &FixedVersions::single("1.0.1")).unwrap_err();
         assert!(error.starts_with("other 2.0.0 holds vuln 1.0.0"), "{error}");
     }
 }

@@ -203,7 +203,12 @@ pub const TOOL: LockTool = LockTool {
 };
 
 /// The versions of `package` that `go.mod` requires, as copies.
-fn required_copies(text: &str, lock: &str, package: &str, fixes: &super::Fixes) -> Vec<Resolved> {
+fn required_copies(
+    text: &str,
+    lock: &str,
+    package: &str,
+    fixes: &super::FixedVersions,
+) -> Vec<Resolved> {
     required(text, package)
         .into_iter()
         .map(|version| Resolved {

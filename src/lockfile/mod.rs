@@ -14,7 +14,7 @@ pub mod blockers;
 pub mod cargo;
 pub mod cargo_upgrade;
 pub mod credentials;
-pub mod fixes;
+pub mod fixed_versions;
 pub mod go;
 pub mod inventory;
 pub mod moved;
@@ -39,7 +39,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use fixes::Fixes;
+pub use fixed_versions::FixedVersions;
 
 use crate::ecosystem::Ecosystem;
 use crate::sandbox::{Sandbox, SandboxError};
@@ -201,7 +201,7 @@ pub struct LockTarget<'a> {
     pub package: &'a str,
     /// The fixed versions: the one chosen for the bump, and the fix each resolved copy needs
     /// in its own release line.
-    pub fixes: &'a Fixes,
+    pub fixes: &'a FixedVersions,
     /// The manifests the patch changed (repository-relative); for a lock-only update, the
     /// manifests beside the locks that resolve the package.
     pub manifests: &'a [String],
@@ -289,7 +289,7 @@ pub fn pep503_name(name: &str) -> String {
 pub fn toml_lock_copies(
     text: &str,
     lock: &str,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     matches: impl Fn(&str) -> bool,
 ) -> Vec<Resolved> {
     let mut found = Vec::new();

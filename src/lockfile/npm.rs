@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use super::tool::{LockContext, LockFile, LockTool};
-use super::{Fixes, LockError, LockOutcome, LockTarget, Resolved, parent_dir, update_each_lock};
+use super::{
+    FixedVersions, LockError, LockOutcome, LockTarget, Resolved, parent_dir, update_each_lock,
+};
 use crate::sandbox::ToolRun;
 
 const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
@@ -72,7 +74,7 @@ pub fn copies(
     text: &str,
     lock: &str,
     package: &str,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
 ) -> Result<Vec<Resolved>, LockError> {
     let json: Value = serde_json::from_str(text).map_err(|e| LockError::Read {
         path: lock.to_owned(),
@@ -142,7 +144,7 @@ pub const TOOL: LockTool = LockTool {
 };
 
 /// [`copies`] for the transitive search: a lock it cannot read resolves nothing there.
-fn copies_or_none(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+fn copies_or_none(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     copies(text, lock, package, fixes).unwrap_or_default()
 }
 
@@ -158,7 +160,13 @@ mod tests {
             "node_modules/lodash": {"version": "4.17.21"},
             "node_modules/a/node_modules/lodash": {"version": "4.17.15"},
             "node_modules/lodash-es": {"version": "4.17.0"}}}"#;
-        let found = copies(v3, "package-lock.json", "lodash", &Fixes::single("4.17.21")).unwrap();
+        let found = copies(
+            v3,
+            "package-lock.json",
+            "lodash",
+            &FixedVersions::single("4.17.21"),
+        )
+        .unwrap();
         assert_eq!(
             found,
             vec![
@@ -177,7 +185,13 @@ mod tests {
         let v1 = r#"{"lockfileVersion": 1, "dependencies": {
             "lodash": {"version": "4.17.20"},
             "a": {"version": "1.0.0", "dependencies": {"lodash": {"version": "4.17.21"}}}}}"#;
-        let found = copies(v1, "package-lock.json", "lodash", &Fixes::single("4.17.21")).unwrap();
+        let found = copies(
+            v1,
+            "package-lock.json",
+            "lodash",
+            &FixedVersions::single("4.17.21"),
+        )
+        .unwrap();
         let seen: Vec<_> = found
             .iter()
             .map(|c| (c.path.as_str(), c.vulnerable))

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use super::tool::{LockContext, LockTool};
-use super::{Fixes, LockError, LockOutcome, LockTarget, Resolved, join};
+use super::{FixedVersions, LockError, LockOutcome, LockTarget, Resolved, join};
 use super::{parent_dir, read, record, run_tool};
 use crate::sandbox::ToolRun;
 
@@ -286,7 +286,7 @@ fn sources(words: &[String], compiled: &str) -> Vec<String> {
 }
 
 /// Every `NAME==VERSION` pin of the package in a compiled file (names as PEP 503 compares them).
-pub fn copies(text: &str, file: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+pub fn copies(text: &str, file: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     let wanted = super::pep503_name(package);
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
@@ -390,12 +390,17 @@ mod tests {
             COMPILED,
             "requirements.txt",
             "PyYAML",
-            &Fixes::single("5.4"),
+            &FixedVersions::single("5.4"),
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].version, "5.3");
         assert!(found[0].vulnerable);
-        let ext = copies(COMPILED, "r.txt", "py-yaml-ext", &Fixes::single("1.0"));
+        let ext = copies(
+            COMPILED,
+            "r.txt",
+            "py-yaml-ext",
+            &FixedVersions::single("1.0"),
+        );
         assert_eq!(ext[0].version, "1.0");
         assert!(!ext[0].vulnerable);
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::tool::{LockContext, LockFile, LockTool};
 use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     package_manager, parent_dir, update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
@@ -117,7 +117,7 @@ async fn release_for(
 
 /// Every version of `package` under the lock's `packages:` map, whose keys are
 /// `name@version` (v9), `/name@version(peers)` (v6) or `/name/version` (v5).
-pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     let mut found = Vec::new();
     let mut in_packages = false;
     for line in text.lines() {
@@ -176,26 +176,36 @@ mod tests {
     #[test]
     fn every_lockfile_version_names_its_copies() {
         let v9 = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      lodash:\n        specifier: ^4.17.21\n        version: 4.17.21\n\npackages:\n\n  lodash@4.17.21:\n    resolution: {integrity: sha512-x}\n\n  lodash.merge@4.6.2:\n    resolution: {integrity: sha512-y}\n\n  '@scope/lodash@1.0.0':\n    resolution: {integrity: sha512-z}\n\nsnapshots:\n\n  lodash@4.17.21: {}\n";
-        let found = copies(v9, "pnpm-lock.yaml", "lodash", &Fixes::single("4.17.21"));
+        let found = copies(
+            v9,
+            "pnpm-lock.yaml",
+            "lodash",
+            &FixedVersions::single("4.17.21"),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].version, "4.17.21");
         assert!(!found[0].vulnerable);
         let v6 = "lockfileVersion: '6.0'\n\npackages:\n\n  /lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n  /react-dom@18.2.0(react@18.2.0):\n    dev: false\n";
-        let found = copies(v6, "pnpm-lock.yaml", "lodash", &Fixes::single("4.17.21"));
+        let found = copies(
+            v6,
+            "pnpm-lock.yaml",
+            "lodash",
+            &FixedVersions::single("4.17.21"),
+        );
         assert_eq!(found[0].version, "4.17.20");
         assert!(found[0].vulnerable);
         assert_eq!(
-            copies(v6, "l", "react-dom", &Fixes::single("18.0.0"))[0].version,
+            copies(v6, "l", "react-dom", &FixedVersions::single("18.0.0"))[0].version,
             "18.2.0"
         );
         let v5 = "lockfileVersion: 5.4\n\npackages:\n\n  /lodash/4.17.15:\n    resolution: {integrity: sha512-x}\n";
         assert_eq!(
-            copies(v5, "l", "lodash", &Fixes::single("4.17.21"))[0].version,
+            copies(v5, "l", "lodash", &FixedVersions::single("4.17.21"))[0].version,
             "4.17.15"
         );
         let scoped = "packages:\n\n  '@scope/pkg@2.0.1':\n    resolution: {}\n";
         assert_eq!(
-            copies(scoped, "l", "@scope/pkg", &Fixes::single("2.0.1"))[0].version,
+            copies(scoped, "l", "@scope/pkg", &FixedVersions::single("2.0.1"))[0].version,
             "2.0.1"
         );
     }

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-use super::{Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved};
+use super::{FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved};
 use crate::ecosystem::Ecosystem;
 use crate::sandbox::Sandbox;
 
@@ -31,7 +31,8 @@ pub type UpdateLocks = for<'a> fn(LockContext<'a>, &'a LockTarget<'a>) -> Update
 
 /// Reads a lock's text (at `lock`, repository-relative) for the copies of `package` it
 /// resolves, each judged against `fixes`.
-pub type ReadCopies = fn(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved>;
+pub type ReadCopies =
+    fn(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved>;
 
 /// A lock file a tool owns: its name, the manifest beside it, and how it is read.
 pub struct LockFile {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::tool::ReadCopies;
-use super::{Fixes, Resolved};
+use super::{FixedVersions, Resolved};
 use crate::ecosystem::Ecosystem;
 
 /// A lock file that resolves the package, and the manifest beside it.
@@ -30,7 +30,12 @@ const SKIPPED: &[&str] = &[
 const MAX_DEPTH: usize = 8;
 
 /// Every lock of `ecosystem` under `root` that resolves `package`, sorted by path.
-pub fn find(root: &Path, ecosystem: &Ecosystem, package: &str, fixes: &Fixes) -> Vec<LockedCopies> {
+pub fn find(
+    root: &Path,
+    ecosystem: &Ecosystem,
+    package: &str,
+    fixes: &FixedVersions,
+) -> Vec<LockedCopies> {
     let mut found = Vec::new();
     walk(root, "", 0, &mut |path, name| {
         let Some((manifest, parse)) = parser(ecosystem, name) else {
@@ -125,7 +130,7 @@ mod tests {
             root.path(),
             &Ecosystem::Npm,
             "lodash",
-            &Fixes::single("4.17.21"),
+            &FixedVersions::single("4.17.21"),
         );
         assert_eq!(
             found,
@@ -147,7 +152,7 @@ mod tests {
             root.path(),
             &Ecosystem::Go,
             "github.com/a/b",
-            &Fixes::single("1.4.1"),
+            &FixedVersions::single("1.4.1"),
         );
         assert_eq!(go[0].manifest, "svc/go.mod");
         assert!(go[0].copies[0].vulnerable);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::tool::{LockContext, LockFile, LockTool};
 use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
+    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
     update_each_lock,
 };
 use crate::sandbox::{Sandbox, ToolRun};
@@ -109,7 +109,7 @@ pub fn resolver_run(
 }
 
 /// Every copy of the package in a `uv.lock` or `poetry.lock` (the same `[[package]]` form).
-pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     let wanted = super::pep503_name(package);
     super::toml_lock_copies(text, lock, fixes, |name| super::pep503_name(name) == wanted)
 }
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn names_are_matched_as_pep_503_normalises_them() {
         let lock = "version = 1\n\n[[package]]\nname = \"py-yaml\"\nversion = \"5.3\"\nsource = { registry = \"x\" }\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
-        let found = copies(lock, "uv.lock", "Py_YAML", &Fixes::single("5.4"));
+        let found = copies(lock, "uv.lock", "Py_YAML", &FixedVersions::single("5.4"));
         assert_eq!(found.len(), 1);
         assert!(found[0].vulnerable);
         assert_eq!(super::super::pep503_name("Foo__Bar.baz"), "foo-bar-baz");

@@ -15,8 +15,8 @@ use std::path::Path;
 
 use super::tool::{LockContext, LockFile, LockTool};
 use super::{
-    Fixes, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks, join,
-    parent_dir, read,
+    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    join, parent_dir, read,
 };
 use super::{package_manager, record, run_tool};
 use crate::sandbox::ToolRun;
@@ -228,7 +228,7 @@ fn yarn_path(rc: &str) -> Option<String> {
 /// Every version of `package` the lock resolves: entries are headed by their specifiers
 /// (`"lodash@^4.17.21", lodash@4.17.20:` in yarn 1, `"lodash@npm:^4.17.21":` in Berry) and
 /// carry a `version "4.17.21"` (yarn 1) or `version: 4.17.21` (Berry) line.
-pub fn copies(text: &str, lock: &str, package: &str, fixes: &Fixes) -> Vec<Resolved> {
+pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
     let mut found = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
@@ -291,13 +291,23 @@ mod tests {
     #[test]
     fn classic_and_berry_locks_name_every_copy() {
         let classic = "# yarn lockfile v1\n\n\n\"lodash@^4.17.20\", lodash@4.17.20:\n  version \"4.17.20\"\n  resolved \"http://registry.invalid/lodash/-/lodash-4.17.20.tgz\"\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nold@1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.15\"\n\nlodash@4.17.15:\n  version \"4.17.15\"\n";
-        let found = copies(classic, "yarn.lock", "lodash", &Fixes::single("4.17.21"));
+        let found = copies(
+            classic,
+            "yarn.lock",
+            "lodash",
+            &FixedVersions::single("4.17.21"),
+        );
         let versions: Vec<&str> = found.iter().map(|r| r.version.as_str()).collect();
         assert_eq!(versions, ["4.17.20", "4.17.15"]);
         assert!(found.iter().all(|r| r.vulnerable));
         assert_eq!(found[1].path, "yarn.lock: lodash@4.17.15");
         let berry = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"@scope/pkg@npm:^2.0.0\":\n  version: 2.0.1\n  resolution: \"@scope/pkg@npm:2.0.1\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n";
-        let found = copies(berry, "yarn.lock", "@scope/pkg", &Fixes::single("2.0.1"));
+        let found = copies(
+            berry,
+            "yarn.lock",
+            "@scope/pkg",
+            &FixedVersions::single("2.0.1"),
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].version, "2.0.1");
         assert!(!found[0].vulnerable);

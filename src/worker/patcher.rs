@@ -124,7 +124,7 @@ async fn bump(
     let root: PathBuf = root.to_path_buf();
     let package = target.package_name.clone();
     let ecosystem = target.ecosystem.clone();
-    let fixes = crate::lockfile::Fixes::new(version, &target.fixed_versions);
+    let fixes = crate::lockfile::FixedVersions::new(version, &target.fixed_versions);
     tokio::task::spawn_blocking(move || bump_blocking(&root, &ecosystem, &package, &fixes))
         .await
         .map_err(|e| StepFailure::transient(Step::Generate, format!("bump task failed: {e}")))?
@@ -146,7 +146,7 @@ fn bump_blocking(
     root: &Path,
     ecosystem: &Ecosystem,
     package: &str,
-    fixes: &crate::lockfile::Fixes,
+    fixes: &crate::lockfile::FixedVersions,
 ) -> Result<BumpResult, StepFailure> {
     let version = fixes.chosen();
     let found = manifests::find(root, ecosystem).map_err(|e| {
@@ -218,7 +218,7 @@ fn bump_blocking(
 /// The fix of a transitive package: nothing to edit, the lock step moves it.
 fn lock_only_patch(
     package: &str,
-    fixes: &crate::lockfile::Fixes,
+    fixes: &crate::lockfile::FixedVersions,
     locked: &[crate::lockfile::transitive::LockedCopies],
 ) -> ProposedPatch {
     let copies: Vec<String> = locked

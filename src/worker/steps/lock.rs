@@ -9,7 +9,7 @@ use super::GitLoad;
 use super::clone::Checkout;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
-use crate::lockfile::{self, Fixes, LockTarget, Verification};
+use crate::lockfile::{self, FixedVersions, LockTarget, Verification};
 use crate::pr_text::LabelledLine;
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
@@ -141,7 +141,7 @@ async fn relock(
     pipeline: &Pipeline,
     root: &std::path::Path,
     target: &RemediationTarget,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     manifests: &[String],
 ) -> Result<lockfile::LockOutcome, StepFailure> {
     let lock_target = LockTarget {

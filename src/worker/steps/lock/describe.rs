@@ -9,7 +9,7 @@ use super::prepare::Prepared;
 use super::{Locked, STEP};
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
-use crate::lockfile::{self, Fixes, LockOutcome, Verification};
+use crate::lockfile::{self, FixedVersions, LockOutcome, Verification};
 use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::FixStrategy;
@@ -45,7 +45,7 @@ pub(super) fn describe(
 fn draft_reason(
     require_verified_fix: VerifiedFix,
     target: &RemediationTarget,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     verification: &Verification,
 ) -> Result<Option<String>, StepFailure> {
     let left: Vec<String> = vulnerable_copies(verification, fixes)
@@ -122,7 +122,7 @@ fn parent_upgrade_lines(
 
 /// Each vulnerable copy the verification found, `4.17.20 at node_modules/lodash`; a copy in
 /// another release line than the chosen fix's says which fix it needs (`(needs 0.9.5)`).
-pub(super) fn vulnerable_copies(verification: &Verification, fixes: &Fixes) -> Vec<String> {
+pub(super) fn vulnerable_copies(verification: &Verification, fixes: &FixedVersions) -> Vec<String> {
     verification
         .resolved
         .iter()

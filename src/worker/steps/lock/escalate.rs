@@ -11,7 +11,7 @@ use super::prepare::Prepared;
 use super::{Locked, STEP, js_override, parent_upgrade};
 use crate::db::models::RemediationTarget;
 use crate::ecosystem::Ecosystem;
-use crate::lockfile::{Fixes, Verification};
+use crate::lockfile::{FixedVersions, Verification};
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::steps::clone::Checkout;
@@ -83,7 +83,7 @@ pub(super) async fn escalate(
 pub(super) fn blocked(
     root: &Path,
     target: &RemediationTarget,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     verification: &Verification,
     next: Blocked,
 ) -> StepFailure {

@@ -7,7 +7,7 @@
 use super::escalate::{Blocked, blocked};
 use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
-use crate::lockfile::Fixes;
+use crate::lockfile::FixedVersions;
 use crate::lockfile::overrides::{self, Manager};
 use crate::pr_text::{Label, LabelledLine};
 use crate::worker::context::Pipeline;
@@ -22,7 +22,7 @@ pub(super) async fn force(
     pipeline: &Pipeline,
     checkout: &Checkout,
     target: &RemediationTarget,
-    fixes: &Fixes,
+    fixes: &FixedVersions,
     manifests: &[String],
 ) -> Result<Locked, StepFailure> {
     let target_version = fixes.chosen();

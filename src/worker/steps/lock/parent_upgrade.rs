@@ -14,7 +14,7 @@ use super::{Locked, STEP, relock};
 use crate::db::models::RemediationTarget;
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::transitive::LockedCopies;
-use crate::lockfile::{self, Fixes, cargo_upgrade, npm_upgrade, python_upgrade};
+use crate::lockfile::{self, FixedVersions, cargo_upgrade, npm_upgrade, python_upgrade};
 use crate::patch::bump::{BumpOutcome, ManifestKind, bump_manifest};
 use crate::pr_text::{Label, LabelledLine};
 use crate::worker::context::Pipeline;
@@ -26,7 +26,7 @@ pub(super) struct Context<'a> {
     pub pipeline: &'a Pipeline,
     pub root: &'a Path,
     pub target: &'a RemediationTarget,
-    pub fixes: &'a Fixes,
+    pub fixes: &'a FixedVersions,
     /// The manifests beside the locks that hold the package.
     pub manifests: &'a [String],
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{GitLoad, STEP};
 use crate::db::models::RemediationTarget;
-use crate::lockfile::{self, Fixes, LockTarget};
+use crate::lockfile::{self, FixedVersions, LockTarget};
 use crate::patch::bump::ManifestKind;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::ProposedPatch;
@@ -17,7 +17,7 @@ pub(super) struct Prepared {
     /// The version the fix moves to (the patch's, else the plan's, else the installed one).
     pub target_version: String,
     /// Copies in other release lines than the project's own need their line's fix.
-    pub fixes: Fixes,
+    pub fixes: FixedVersions,
     /// The manifests whose locks are updated: the ones the patch edited or, for a lock-only
     /// update, the ones beside the locks that resolve the package.
     pub manifests: Vec<String>,
@@ -76,7 +76,7 @@ pub(super) fn prepare(
         .clone()
         .or_else(|| target.target_version())
         .unwrap_or_else(|| target.installed_version.clone());
-    let fixes = Fixes::new(&target_version, &target.fixed_versions);
+    let fixes = FixedVersions::new(&target_version, &target.fixed_versions);
     let lock_only = patch.is_lock_only();
     let locked = match lock_only {
         true => {

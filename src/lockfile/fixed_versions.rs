@@ -13,13 +13,13 @@ use crate::patch::bump::Version;
 
 /// The fixed versions of one advisory, and the one chosen for the project's own dependency.
 #[derive(Debug, Clone)]
-pub struct Fixes {
+pub struct FixedVersions {
     chosen: String,
     /// One fixed version per release line (the highest), lowest line first, as written.
     fixed: Vec<(Version, String)>,
 }
 
-impl Fixes {
+impl FixedVersions {
     /// `chosen` (the fix the patch bumps to, or the lock-only update aims at) and the
     /// advisory's fixed versions; `chosen` counts as one of them. One fix per line is kept,
     /// the highest (several advisories' fixes in one line: each needs its own); `chosen` as
@@ -99,7 +99,10 @@ impl Fixes {
 /// (no release of that line fixes that advisory, so its copies must leave the line).
 /// Advisories whose fixes are all below a line do not concern it.
 pub fn fixing_all(lists: &[Vec<String>]) -> Vec<String> {
-    let each: Vec<Fixes> = lists.iter().map(|list| Fixes::of_advisory(list)).collect();
+    let each: Vec<FixedVersions> = lists
+        .iter()
+        .map(|list| FixedVersions::of_advisory(list))
+        .collect();
     let mut lines: Vec<(u64, u64, u64)> = each
         .iter()
         .flat_map(|f| f.fixed.iter().map(|(v, _)| v.minor_line()))
@@ -128,14 +131,14 @@ pub fn fixing_all(lists: &[Vec<String>]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn fixes(chosen: &str, fixed: &[&str]) -> Fixes {
+    fn fixes(chosen: &str, fixed: &[&str]) -> FixedVersions {
         let fixed: Vec<String> = fixed.iter().map(|s| (*s).to_owned()).collect();
-        Fixes::new(chosen, &fixed)
+        FixedVersions::new(chosen, &fixed)
     }
 
     #[test]
     fn one_fixed_version_means_below_it_is_vulnerable() {
-        let lodash = Fixes::single("4.17.21");
+        let lodash = FixedVersions::single("4.17.21");
         for (version, vulnerable) in [
             ("4.17.20", true),
             ("4.16.0", true),
@@ -194,7 +197,7 @@ mod tests {
             "4.0.0-rc.2".to_owned(),
         ]];
         assert_eq!(fixing_all(&lists), ["2.5.7", "3.0.0", "4.0.0-rc.2"]);
-        let job = Fixes::new("2.5.7", &fixing_all(&lists));
+        let job = FixedVersions::new("2.5.7", &fixing_all(&lists));
         assert_eq!(job.for_copy("2.8.0"), Some("3.0.0"));
         assert_eq!(job.for_copy("4.0.0-rc.1"), Some("4.0.0-rc.2"));
         assert_eq!(job.for_copy("3.0.1"), None);
