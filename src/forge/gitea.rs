@@ -9,18 +9,18 @@
 //! work-in-progress prefix. Gitea copied GitHub's REST layout, so editing, reading, commenting
 //! on and labelling a pull request go through the calls both make alike (`repos_api.rs`).
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
+    is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary, encode};
@@ -37,16 +37,9 @@ const MAX_PAGES: usize = 20;
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Client for one Gitea or Forgejo host.
-#[derive(Clone)]
-pub struct GiteaForge {
-    api: ApiClient,
-}
-
-impl fmt::Debug for GiteaForge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.api.debug_forge(f, "GiteaForge")
-    }
+forge_client! {
+    /// Client for one Gitea or Forgejo host.
+    GiteaForge
 }
 
 /// Gitea's create body: no draft field (a draft is a title prefix).
@@ -99,22 +92,13 @@ impl GiteaForge {
     pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let api = ApiClient::new(ApiClientConfig {
+        Self::with_config(ApiClientConfig {
             label: "Gitea",
             api_url_example: "https://HOST/api/v1",
             endpoint,
-            token: TokenHeader {
-                name: header::AUTHORIZATION,
-                value: SecretString::from(format!("token {}", token.expose_secret())),
-            },
+            token: TokenHeader::authorization("token", &token),
             headers,
-        })?;
-        Ok(Self { api })
-    }
-
-    /// The API base this forge talks to.
-    pub fn api_url(&self) -> &str {
-        self.api.api_url()
+        })
     }
 
     /// Reads a paginated list (`page` from 1, `limit`) until `stop` finds what it wants, a

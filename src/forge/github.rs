@@ -7,17 +7,17 @@
 //! Editing, reading, commenting on and labelling a pull request are the calls Gitea makes
 //! alike (`repos_api.rs`); finding, creating and the wording of errors are GitHub's own here.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
+    is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary, encode};
@@ -32,16 +32,9 @@ pub const API_VERSION: &str = "2022-11-28";
 /// least a minute.
 const SECONDARY_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Client for one GitHub host.
-#[derive(Clone)]
-pub struct GithubForge {
-    api: ApiClient,
-}
-
-impl fmt::Debug for GithubForge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.api.debug_forge(f, "GithubForge")
-    }
+forge_client! {
+    /// Client for one GitHub host.
+    GithubForge
 }
 
 #[derive(Serialize)]
@@ -88,22 +81,13 @@ impl GithubForge {
             "X-GitHub-Api-Version",
             HeaderValue::from_static(API_VERSION),
         );
-        let api = ApiClient::new(ApiClientConfig {
+        Self::with_config(ApiClientConfig {
             label: "GitHub",
             api_url_example: "https://HOST/api/v3",
             endpoint,
-            token: TokenHeader {
-                name: header::AUTHORIZATION,
-                value: SecretString::from(format!("Bearer {}", token.expose_secret())),
-            },
+            token: TokenHeader::authorization("Bearer", &token),
             headers,
-        })?;
-        Ok(Self { api })
-    }
-
-    /// The API base this forge talks to.
-    pub fn api_url(&self) -> &str {
-        self.api.api_url()
+        })
     }
 }
 
