@@ -20,7 +20,7 @@ use super::http::{
     is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary, encode};
+use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
 
@@ -140,10 +140,7 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
-        let context = format!(
-            "listing open pull requests for {}/{} branch {}",
-            spec.owner, spec.repo, spec.head_branch
-        );
+        let context = repos_api::listing_context(spec);
         let mut url = repo_endpoint(&self.api, spec, &["pulls"])?;
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
@@ -159,10 +156,7 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = format!(
-            "creating a pull request for {}/{} from {} into {}",
-            spec.owner, spec.repo, spec.head_branch, spec.base_branch
-        );
+        let context = repos_api::creating_context(spec);
         let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let body = CreatePull {
             title: &spec.title,
@@ -171,10 +165,9 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        let body = encode(&body, "the pull request")?;
         let reply = self
             .api
-            .send(Method::POST, url, Some(body), &context)
+            .post_json(url, &body, "the pull request", &context)
             .await?;
         match reply.status {
             StatusCode::CREATED => {

@@ -250,10 +250,9 @@ impl PullRequestApi for GitlabForge {
             description: &spec.body,
             labels: label_list(&spec.labels),
         };
-        let body = encode(&body, "the merge request")?;
         let reply = self
             .api
-            .send(Method::POST, url, Some(body), &context)
+            .post_json(url, &body, "the merge request", &context)
             .await?;
         match reply.status {
             StatusCode::CREATED => {

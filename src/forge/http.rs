@@ -346,6 +346,19 @@ impl ApiClient {
         clean
     }
 
+    /// POSTs `body` ("the pull request" is `what`, named if it cannot be encoded) and returns
+    /// the reply of any status, as [`Self::send`] does; creating goes through here.
+    pub async fn post_json(
+        &self,
+        url: Url,
+        body: &(impl serde::Serialize + Sync),
+        what: &str,
+        context: &str,
+    ) -> Result<Reply, ForgeError> {
+        let body = super::wire::encode(body, what)?;
+        self.send(Method::POST, url, Some(body), context).await
+    }
+
     /// Decodes a successful reply; a body of the wrong shape means api_url points elsewhere.
     pub fn parse_json<T: serde::de::DeserializeOwned>(
         &self,
