@@ -9,21 +9,21 @@
 //! work-in-progress prefix. Gitea copied GitHub's REST layout, so editing, reading, commenting
 //! on and labelling a pull request go through the calls both make alike (`repos_api.rs`).
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
+    is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary, encode};
+use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
 
@@ -37,16 +37,9 @@ const MAX_PAGES: usize = 20;
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Client for one Gitea or Forgejo host.
-#[derive(Clone)]
-pub struct GiteaForge {
-    api: ApiClient,
-}
-
-impl fmt::Debug for GiteaForge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.api.debug_forge(f, "GiteaForge")
-    }
+forge_client! {
+    /// Client for one Gitea or Forgejo host.
+    GiteaForge
 }
 
 /// Gitea's create body: no draft field (a draft is a title prefix).
@@ -99,22 +92,13 @@ impl GiteaForge {
     pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let api = ApiClient::new(ApiClientConfig {
+        Self::with_config(ApiClientConfig {
             label: "Gitea",
             api_url_example: "https://HOST/api/v1",
             endpoint,
-            token: TokenHeader {
-                name: header::AUTHORIZATION,
-                value: SecretString::from(format!("token {}", token.expose_secret())),
-            },
+            token: TokenHeader::authorization("token", &token),
             headers,
-        })?;
-        Ok(Self { api })
-    }
-
-    /// The API base this forge talks to.
-    pub fn api_url(&self) -> &str {
-        self.api.api_url()
+        })
     }
 
     /// Reads a paginated list (`page` from 1, `limit`) until `stop` finds what it wants, a
@@ -215,10 +199,7 @@ impl PullRequestApi for GiteaForge {
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
-        let context = format!(
-            "listing open pull requests for {}/{} branch {}",
-            spec.owner, spec.repo, spec.head_branch
-        );
+        let context = repos_api::listing_context(spec);
         let mut url = repo_endpoint(&self.api, spec, &["pulls"])?;
         url.query_pairs_mut().append_pair("state", "open");
         let full_name = format!("{}/{}", spec.owner, spec.repo);
@@ -240,10 +221,7 @@ impl PullRequestApi for GiteaForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = format!(
-            "creating a pull request for {}/{} from {} into {}",
-            spec.owner, spec.repo, spec.head_branch, spec.base_branch
-        );
+        let context = repos_api::creating_context(spec);
         let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let title = wire::title_with_draft(spec, DRAFT_PREFIX);
         let body = CreatePull {
@@ -252,10 +230,9 @@ impl PullRequestApi for GiteaForge {
             title: &title,
             body: &spec.body,
         };
-        let body = encode(&body, "the pull request")?;
         let reply = self
             .api
-            .send(Method::POST, url, Some(body), &context)
+            .post_json(url, &body, "the pull request", &context)
             .await?;
         match reply.status {
             StatusCode::CREATED => {

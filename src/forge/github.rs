@@ -7,20 +7,20 @@
 //! Editing, reading, commenting on and labelling a pull request are the calls Gitea makes
 //! alike (`repos_api.rs`); finding, creating and the wording of errors are GitHub's own here.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
+    is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary, encode};
+use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
 
@@ -32,16 +32,9 @@ pub const API_VERSION: &str = "2022-11-28";
 /// least a minute.
 const SECONDARY_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
-/// Client for one GitHub host.
-#[derive(Clone)]
-pub struct GithubForge {
-    api: ApiClient,
-}
-
-impl fmt::Debug for GithubForge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.api.debug_forge(f, "GithubForge")
-    }
+forge_client! {
+    /// Client for one GitHub host.
+    GithubForge
 }
 
 #[derive(Serialize)]
@@ -88,22 +81,13 @@ impl GithubForge {
             "X-GitHub-Api-Version",
             HeaderValue::from_static(API_VERSION),
         );
-        let api = ApiClient::new(ApiClientConfig {
+        Self::with_config(ApiClientConfig {
             label: "GitHub",
             api_url_example: "https://HOST/api/v3",
             endpoint,
-            token: TokenHeader {
-                name: header::AUTHORIZATION,
-                value: SecretString::from(format!("Bearer {}", token.expose_secret())),
-            },
+            token: TokenHeader::authorization("Bearer", &token),
             headers,
-        })?;
-        Ok(Self { api })
-    }
-
-    /// The API base this forge talks to.
-    pub fn api_url(&self) -> &str {
-        self.api.api_url()
+        })
     }
 }
 
@@ -156,10 +140,7 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
-        let context = format!(
-            "listing open pull requests for {}/{} branch {}",
-            spec.owner, spec.repo, spec.head_branch
-        );
+        let context = repos_api::listing_context(spec);
         let mut url = repo_endpoint(&self.api, spec, &["pulls"])?;
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
@@ -175,10 +156,7 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = format!(
-            "creating a pull request for {}/{} from {} into {}",
-            spec.owner, spec.repo, spec.head_branch, spec.base_branch
-        );
+        let context = repos_api::creating_context(spec);
         let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let body = CreatePull {
             title: &spec.title,
@@ -187,10 +165,9 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        let body = encode(&body, "the pull request")?;
         let reply = self
             .api
-            .send(Method::POST, url, Some(body), &context)
+            .post_json(url, &body, "the pull request", &context)
             .await?;
         match reply.status {
             StatusCode::CREATED => {

@@ -5,7 +5,6 @@
 //! nested groups work. The token goes in `PRIVATE-TOKEN`, which personal, project and group
 //! access tokens all accept. A draft is a title starting with `Draft: `, as GitLab documents.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName};
@@ -15,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, is_ok, sanitize,
+    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
+    is_ok, sanitize,
 };
 use super::wire::{self, NewComment, encode};
 use super::{ForgeError, PullRequest, PullRequestSpec};
@@ -45,16 +45,9 @@ struct MergeRequestState {
     has_conflicts: bool,
 }
 
-/// Client for one GitLab host.
-#[derive(Clone)]
-pub struct GitlabForge {
-    api: ApiClient,
-}
-
-impl fmt::Debug for GitlabForge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.api.debug_forge(f, "GitlabForge")
-    }
+forge_client! {
+    /// Client for one GitLab host.
+    GitlabForge
 }
 
 #[derive(Serialize)]
@@ -92,7 +85,7 @@ impl GitlabForge {
     /// `endpoint.api_url` is "https://gitlab.com/api/v4" or, self-managed,
     /// "https://HOST/api/v4"; `endpoint.host` is the repository host this forge serves.
     pub fn new(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self> {
-        let api = ApiClient::new(ApiClientConfig {
+        Self::with_config(ApiClientConfig {
             label: "GitLab",
             api_url_example: "https://HOST/api/v4",
             endpoint,
@@ -103,13 +96,7 @@ impl GitlabForge {
                 value: SecretString::from(token.expose_secret().to_owned()),
             },
             headers: HeaderMap::new(),
-        })?;
-        Ok(Self { api })
-    }
-
-    /// The API base this forge talks to.
-    pub fn api_url(&self) -> &str {
-        self.api.api_url()
+        })
     }
 
     fn merge_requests_url(&self, spec: &PullRequestSpec) -> Result<Url, ForgeError> {
@@ -263,10 +250,9 @@ impl PullRequestApi for GitlabForge {
             description: &spec.body,
             labels: label_list(&spec.labels),
         };
-        let body = encode(&body, "the merge request")?;
         let reply = self
             .api
-            .send(Method::POST, url, Some(body), &context)
+            .post_json(url, &body, "the merge request", &context)
             .await?;
         match reply.status {
             StatusCode::CREATED => {

@@ -47,6 +47,53 @@ pub(crate) struct TokenHeader {
     pub value: SecretString,
 }
 
+impl TokenHeader {
+    /// The token in `Authorization`, after `scheme` ("Bearer", "token").
+    pub fn authorization(scheme: &str, token: &SecretString) -> Self {
+        Self {
+            name: header::AUTHORIZATION,
+            value: SecretString::from(format!("{scheme} {}", token.expose_secret())),
+        }
+    }
+}
+
+/// Declares a forge client type around one [`ApiClient`]: the struct, a `Debug` that shows
+/// the API base and host but never the token, `api_url()`, and `with_config` building the
+/// client. The forges differ only in the config they build and how they read statuses, so
+/// this part is written once.
+macro_rules! forge_client {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone)]
+        pub struct $name {
+            api: $crate::forge::http::ApiClient,
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.api.debug_forge(f, stringify!($name))
+            }
+        }
+
+        impl $name {
+            /// The API base this forge talks to.
+            pub fn api_url(&self) -> &str {
+                self.api.api_url()
+            }
+
+            /// Builds the HTTP client every call of this forge goes through.
+            fn with_config(
+                config: $crate::forge::http::ApiClientConfig<'_>,
+            ) -> anyhow::Result<Self> {
+                Ok(Self {
+                    api: $crate::forge::http::ApiClient::new(config)?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use forge_client;
+
 /// One forge API base on one host, with its token.
 #[derive(Clone)]
 pub(crate) struct ApiClient {
@@ -297,6 +344,19 @@ impl ApiClient {
             }
         }
         clean
+    }
+
+    /// POSTs `body` ("the pull request" is `what`, named if it cannot be encoded) and returns
+    /// the reply of any status, as [`Self::send`] does; creating goes through here.
+    pub async fn post_json(
+        &self,
+        url: Url,
+        body: &(impl serde::Serialize + Sync),
+        what: &str,
+        context: &str,
+    ) -> Result<Reply, ForgeError> {
+        let body = super::wire::encode(body, what)?;
+        self.send(Method::POST, url, Some(body), context).await
     }
 
     /// Decodes a successful reply; a body of the wrong shape means api_url points elsewhere.

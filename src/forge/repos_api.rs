@@ -32,6 +32,22 @@ fn about(doing: &str, spec: &PullRequestSpec, number: u64) -> String {
     )
 }
 
+/// What a message says looking for the open pull request of the spec's branch was doing.
+pub(crate) fn listing_context(spec: &PullRequestSpec) -> String {
+    format!(
+        "listing open pull requests for {}/{} branch {}",
+        spec.owner, spec.repo, spec.head_branch
+    )
+}
+
+/// What a message says creating the spec's pull request was doing.
+pub(crate) fn creating_context(spec: &PullRequestSpec) -> String {
+    format!(
+        "creating a pull request for {}/{} from {} into {}",
+        spec.owner, spec.repo, spec.head_branch, spec.base_branch
+    )
+}
+
 /// `PATCH repos/{owner}/{repo}/pulls/{number}` with the new title and the spec's body;
 /// `accepted` says which statuses answer a successful edit on this forge.
 pub(crate) async fn update_pull(
