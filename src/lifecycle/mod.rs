@@ -13,5 +13,7 @@ pub mod ids;
 pub mod status;
 
 pub use decide::{Admission, DeadReason, Limits, Outcome, Settlement, admit, decide};
-pub use ids::{AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId};
+pub use ids::{
+    AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId, ProjectVersionId,
+};
 pub use status::{OperationStatus, RemediationStatus, Step};
