@@ -10,7 +10,6 @@ use remediator::config::Settings;
 use remediator::import;
 use remediator::shutdown::Shutdown;
 use remediator::telemetry::{DefaultLevel, LogFormat};
-use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(
@@ -81,7 +80,7 @@ enum Command {
     /// Print a bearer token signed with the configured secret (HS256 only).
     Token {
         #[arg(long)]
-        org: Uuid,
+        org: remediator::lifecycle::OrganizationId,
         #[arg(long, default_value = "local-user")]
         sub: String,
         /// Scopes (repeatable); default: remediations:write and operations:read.
@@ -131,13 +130,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl,
         } => {
             let scopes = (!scope.is_empty()).then_some(scope);
-            let token = commands::token::run(
-                &settings,
-                org.into(),
-                &sub,
-                scopes,
-                Duration::from_secs(ttl),
-            )?;
+            let token =
+                commands::token::run(&settings, org, &sub, scopes, Duration::from_secs(ttl))?;
             println!("{token}");
             Ok(())
         }

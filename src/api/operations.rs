@@ -10,14 +10,15 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel_async::AsyncConnection;
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::AppState;
 use super::auth::{SCOPE_OPERATIONS_READ, SCOPE_REMEDIATIONS_WRITE};
 use super::error::{ApiError, Code};
 use crate::db::models::Operation;
 use crate::db::operations::{self, CancelOutcome, ListFilter};
-use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, ProjectId, Step};
+use crate::lifecycle::{
+    AssessmentId, OperationId, OperationStatus, ProjectId, ProjectVersionId, Step,
+};
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 100;
@@ -34,7 +35,7 @@ pub struct OperationView {
     pub resource_id: AssessmentId,
     pub project_id: ProjectId,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,11 +94,9 @@ pub async fn get(
 ) -> Result<Json<GetResponse>, ApiError> {
     let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_OPERATIONS_READ)?;
-    let id = Uuid::parse_str(&id).map_err(|_| {
-        ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}"))
-    })?;
+    let id = parse_id(&id)?;
     let mut conn = state.pool.get().await?;
-    let operation = operations::get(&mut conn, id.into(), Some(caller.organization))
+    let operation = operations::get(&mut conn, id, Some(caller.organization))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("operation {id} not found")))?;
     Ok(Json(GetResponse {
@@ -117,8 +116,7 @@ pub async fn cancel(
     let caller = state.auth.authenticate(&headers).await?;
     caller.require(SCOPE_REMEDIATIONS_WRITE)?;
     let id = parse_id(&id)?;
-    let operation =
-        cancel_operation(&state, id.into(), caller.organization, &caller.subject).await?;
+    let operation = cancel_operation(&state, id, caller.organization, &caller.subject).await?;
     tracing::info!(status = %operation.status, "cancel accepted");
     Ok(Json(GetResponse {
         operation: operation.into(),
@@ -162,8 +160,8 @@ pub async fn cancel_operation(
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(id)
+fn parse_id(id: &str) -> Result<OperationId, ApiError> {
+    id.parse()
         .map_err(|_| ApiError::invalid_argument(format!("operation_id must be a UUID, got {id:?}")))
 }
 
@@ -259,7 +257,7 @@ fn parse_filter(query: &HashMap<String, String>) -> Result<ListFilter, ApiError>
     let resource = match (non_empty("resource_type"), non_empty("resource_id")) {
         (None, None) => None,
         (Some(kind), Some(id)) => {
-            let id = Uuid::parse_str(id).map_err(|_| {
+            let id: AssessmentId = id.parse().map_err(|_| {
                 ApiError::invalid_argument(format!("resource_id must be a UUID, got {id:?}"))
             })?;
             Some((kind.clone(), id))

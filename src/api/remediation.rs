@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::AppState;
 use super::auth::SCOPE_REMEDIATIONS_WRITE;
@@ -18,12 +17,12 @@ use crate::db::intake;
 use crate::db::models::AssessmentStatus;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::closed_refusal;
-use crate::lifecycle::{FixScope, RemediationStatus};
+use crate::lifecycle::{AssessmentId, FixScope, OperationId, RemediationStatus};
 use crate::repository_admission::check_project_repository;
 
 #[derive(Debug, Serialize)]
 pub struct TriggerResponse {
-    pub operation_id: Uuid,
+    pub operation_id: OperationId,
 }
 
 #[tracing::instrument(skip_all, fields(organization, assessment_id, operation_id))]
@@ -47,7 +46,7 @@ pub async fn trigger(
         &mut conn,
         organization,
         state.rate_limit.bucket(),
-        assessment_id.into(),
+        assessment_id,
         FixScope::Group.key(),
     )
     .await?;
@@ -69,15 +68,13 @@ pub async fn trigger(
     } else {
         tracing::info!("remediation already in progress; returning its operation");
     }
-    Ok(Json(TriggerResponse {
-        operation_id: operation_id.into(),
-    }))
+    Ok(Json(TriggerResponse { operation_id }))
 }
 
 /// Refuses an assessment that is not AFFECTED, whose project's repository the worker would
 /// refuse, or whose fix's pull request a person closed.
 fn admissible(
-    assessment_id: Uuid,
+    assessment_id: AssessmentId,
     target: &RemediationTarget,
     looked_up: &intake::Lookup,
     state: &AppState,
@@ -133,7 +130,7 @@ fn admissible(
 }
 
 /// Parses `{"assessment_id": "<uuid>"}` with errors that name what is wrong.
-fn parse_request(body: &[u8]) -> Result<Uuid, ApiError> {
+fn parse_request(body: &[u8]) -> Result<AssessmentId, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::invalid_argument("the request body is not valid JSON").with_detail(e.to_string())
     })?;
@@ -144,7 +141,7 @@ fn parse_request(body: &[u8]) -> Result<Uuid, ApiError> {
         None | Some(serde_json::Value::Null) => {
             Err(ApiError::invalid_argument("assessment_id is required"))
         }
-        Some(serde_json::Value::String(s)) => Uuid::parse_str(s).map_err(|_| {
+        Some(serde_json::Value::String(s)) => s.parse().map_err(|_| {
             ApiError::invalid_argument(format!("assessment_id must be a UUID, got {s:?}"))
         }),
         Some(_) => Err(ApiError::invalid_argument(
@@ -159,7 +156,7 @@ mod tests {
 
     #[test]
     fn request_parsing_names_the_problem() {
-        let id = Uuid::new_v4();
+        let id = AssessmentId::new_random();
         assert_eq!(
             parse_request(format!(r#"{{"assessment_id":"{id}"}}"#).as_bytes()).unwrap(),
             id

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::config::{PatcherChoice, Settings};
 use crate::db::DbPool;
-use crate::lifecycle::OperationStatus;
+use crate::lifecycle::{AssessmentId, FindingId, OperationStatus, OrganizationId, ProjectId};
 use crate::queue::topology::Topology;
 use crate::shutdown::Shutdown;
 
@@ -97,7 +96,7 @@ fn isolate(settings: &mut Settings, workdir: &Path) -> anyhow::Result<String> {
         settings.auth.jwt_secret = None;
     }
     if settings.auth.jwt_secret.is_none() {
-        settings.auth.jwt_secret = Some(SecretString::from(Uuid::new_v4().to_string()));
+        settings.auth.jwt_secret = Some(SecretString::from(uuid::Uuid::new_v4().to_string()));
     }
     Ok(database)
 }
@@ -185,13 +184,7 @@ async fn remove_demo_state(settings: &Settings) -> anyhow::Result<bool> {
 }
 
 async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Result<Value> {
-    let token = super::token::run(
-        settings,
-        ids.org.into(),
-        "demo",
-        None,
-        Duration::from_secs(600),
-    )?;
+    let token = super::token::run(settings, ids.org, "demo", None, Duration::from_secs(600))?;
     let http = reqwest::Client::new();
     let started = Instant::now();
     let response = http
@@ -238,19 +231,19 @@ async fn drive(settings: &Settings, base_url: &str, ids: &DemoIds) -> anyhow::Re
 }
 
 struct DemoIds {
-    org: Uuid,
-    project: Uuid,
-    finding: Uuid,
-    assessment: Uuid,
+    org: OrganizationId,
+    project: ProjectId,
+    finding: FindingId,
+    assessment: AssessmentId,
 }
 
 impl DemoIds {
     fn new() -> Self {
         DemoIds {
-            org: Uuid::new_v4(),
-            project: Uuid::new_v4(),
-            finding: Uuid::new_v4(),
-            assessment: Uuid::new_v4(),
+            org: OrganizationId::new_random(),
+            project: ProjectId::new_random(),
+            finding: FindingId::new_random(),
+            assessment: AssessmentId::new_random(),
         }
     }
 

@@ -46,7 +46,7 @@ fn parse_filters(query: &HashMap<String, String>) -> Result<Filters, ConsoleErro
     }
     let bad = |what: &str, got: &str| ConsoleError::BadRequest(format!("{what}, got {got:?}"));
     if let Some(v) = value("id") {
-        filters.parsed.id = Some(Uuid::parse_str(v).map_err(|_| bad("id must be a UUID", v))?);
+        filters.parsed.id = Some(v.parse().map_err(|_| bad("id must be a UUID", v))?);
     }
     if let Some(v) = value("status") {
         filters.parsed.status = Some(parse_status(v).ok_or_else(|| {
@@ -57,8 +57,10 @@ fn parse_filters(query: &HashMap<String, String>) -> Result<Filters, ConsoleErro
         })?);
     }
     if let Some(v) = value("project") {
-        filters.parsed.project =
-            Some(Uuid::parse_str(v).map_err(|_| bad("project must be a project id (UUID)", v))?);
+        filters.parsed.project = Some(
+            v.parse()
+                .map_err(|_| bad("project must be a project id (UUID)", v))?,
+        );
     }
     if let Some(v) = value("step") {
         filters.parsed.step = Some(Step::parse(v).ok_or_else(|| bad("unknown step", v))?);
@@ -175,7 +177,7 @@ async fn one_page(
     rows.truncate(PAGE_SIZE as usize);
     let next = more.then(|| rows.last()).flatten().map(|row| Cursor {
         created_at: row.operation.created_at,
-        id: row.operation.id.into(),
+        id: row.operation.id,
     });
     Ok((rows, next))
 }

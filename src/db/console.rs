@@ -9,11 +9,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::models::Operation;
 use super::schema::{assessments, findings, operations, outbox, projects};
-use crate::lifecycle::{OperationId, OperationStatus, OrganizationId, Step};
+use crate::lifecycle::{OperationId, OperationStatus, OrganizationId, ProjectId, Step};
 
 /// Whose rows a session may read: one organisation, or every one (the admin scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +33,9 @@ impl Scope {
 /// The operations table's filters; every one optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
-    pub id: Option<Uuid>,
+    pub id: Option<OperationId>,
     pub status: Option<OperationStatus>,
-    pub project: Option<Uuid>,
+    pub project: Option<ProjectId>,
     pub step: Option<Step>,
     /// Created at or after.
     pub from: Option<DateTime<Utc>>,
@@ -48,7 +47,7 @@ pub struct OperationFilter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+    pub id: OperationId,
 }
 
 impl Cursor {
@@ -62,7 +61,7 @@ impl Cursor {
         let (micros, id) = text.split_once('_')?;
         Some(Cursor {
             created_at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
-            id: Uuid::parse_str(id).ok()?,
+            id: id.parse().ok()?,
         })
     }
 }
@@ -386,7 +385,7 @@ pub async fn workers_seen(
 #[derive(Debug, Clone, QueryableByName)]
 pub struct RepositoryRow {
     #[diesel(sql_type = SqlUuid)]
-    pub project_id: Uuid,
+    pub project_id: ProjectId,
     #[diesel(sql_type = Text)]
     pub name: String,
     #[diesel(sql_type = Text)]
@@ -471,7 +470,7 @@ mod tests {
     fn a_cursor_reads_back_exactly() {
         let cursor = Cursor {
             created_at: DateTime::from_timestamp_micros(1_764_650_000_123_456).unwrap(),
-            id: Uuid::new_v4(),
+            id: OperationId::new_random(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("x_y"), None);

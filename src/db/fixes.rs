@@ -8,7 +8,6 @@ use crate::ecosystem::Ecosystem;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::models::{ASSESSMENT_RESOURCE, AssessmentStatus};
 use super::schema::{assessments, findings, projects, remediation_fixes};
@@ -162,7 +161,7 @@ pub async fn lock(
 ) -> QueryResult<FixRow> {
     diesel::insert_into(remediation_fixes::table)
         .values((
-            remediation_fixes::id.eq(Uuid::new_v4()),
+            remediation_fixes::id.eq(FixId::new_random()),
             remediation_fixes::project_id.eq(project),
             remediation_fixes::ecosystem.eq(ecosystem),
             remediation_fixes::package_name.eq(package),
@@ -240,10 +239,9 @@ pub async fn refresh_candidate(
         .filter(assessments::status.eq(AssessmentStatus::Affected))
         .order((assessments::created_at.asc(), assessments::id.asc()))
         .select(assessments::id)
-        .first::<Uuid>(conn)
+        .first(conn)
         .await
         .optional()
-        .map(|id| id.map(AssessmentId))
 }
 
 /// The write-back of a finished job on every assessment its pull request covers. The status
@@ -265,7 +263,6 @@ pub async fn write_back_covered(
     fields: &CoveredWriteBack,
 ) -> QueryResult<usize> {
     use diesel::sql_types::{Array, Double, Integer, Nullable, Text, Uuid as SqlUuid};
-    let ids: Vec<Uuid> = fields.assessments.iter().map(|a| a.0).collect();
     diesel::sql_query(
         "UPDATE assessments SET
              remediation_fix_id = $1,
@@ -288,7 +285,7 @@ pub async fn write_back_covered(
     .bind::<Text, _>(fields.status)
     .bind::<Text, _>(RemediationStatus::PrMerged)
     .bind::<Text, _>(RemediationStatus::PrClosed)
-    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<SqlUuid>, _>(&fields.assessments)
     .execute(conn)
     .await
 }

@@ -185,7 +185,7 @@ WHERE resource_type = $5 AND resource_id = $6 AND ",
 #[derive(QueryableByName)]
 struct Created {
     #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
+    id: OperationId,
     #[diesel(sql_type = Bool)]
     created: bool,
 }
@@ -211,12 +211,14 @@ pub async fn create_live_with_job(
             .bind(Bind::Text(ASSESSMENT_RESOURCE.to_owned()))
             .bind(Bind::Uuid(target.assessment_id.0))
             .bind(Bind::Uuid(target.project_id.0))
-            .bind(Bind::OptionalUuid(target.project_version_id))
+            .bind(Bind::OptionalUuid(
+                target.project_version_id.map(Uuid::from),
+            ))
             .bind(Bind::Json(job))
             .load(conn)
             .await?;
         if let Some(row) = <[Created]>::first(&rows) {
-            return Ok((OperationId(row.id), row.created));
+            return Ok((row.id, row.created));
         }
         // A concurrent request inserted the live operation after this statement's snapshot
         // was taken (the insert waited for it, then did nothing): a new statement sees it,

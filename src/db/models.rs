@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::schema::{assessments, findings, operations, organizations, projects};
 
@@ -12,7 +11,9 @@ pub const ASSESSMENT_RESOURCE: &str = "assessment";
 
 use crate::ecosystem::Ecosystem;
 use crate::lifecycle::status::sql_text_enum;
-use crate::lifecycle::{AssessmentId, FindingId, OperationId, OrganizationId, ProjectId};
+use crate::lifecycle::{
+    AssessmentId, FindingId, OperationId, OrganizationId, ProjectId, ProjectVersionId,
+};
 pub use crate::lifecycle::{OperationStatus, Step};
 
 sql_text_enum!(
@@ -35,7 +36,7 @@ pub struct Operation {
     pub resource_type: String,
     pub resource_id: AssessmentId,
     pub project_id: ProjectId,
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     pub step: Option<Step>,
     pub attempts: i32,
     pub output: Option<serde_json::Value>,
@@ -57,7 +58,7 @@ pub struct Operation {
 pub struct RemediationTarget {
     pub organization_id: OrganizationId,
     pub project_id: ProjectId,
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     pub repository_url: String,
     pub default_branch: String,
     pub assessment_id: AssessmentId,
@@ -90,7 +91,7 @@ pub struct TargetRow {
     pub assessment_status: AssessmentStatus,
     #[diesel(select_expression = findings::id, sql_type = diesel::sql_types::Uuid)]
     pub finding_id: FindingId,
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     pub vulnerability_id: String,
     pub aliases: Vec<String>,
     pub severity: String,
@@ -172,7 +173,7 @@ pub struct ProjectRow {
 pub struct FindingRow {
     pub id: FindingId,
     pub project_id: ProjectId,
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     pub vulnerability_id: String,
     pub aliases: Vec<String>,
     pub severity: String,

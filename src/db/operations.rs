@@ -8,11 +8,10 @@ use diesel::prelude::*;
 // The function and, for `auto_type`, the type of its statement.
 use diesel::dsl::update;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use uuid::Uuid;
 
 use super::models::{ASSESSMENT_RESOURCE, Operation, REMEDIATION_KIND, RemediationTarget};
 use super::schema::{operation_events, operations};
-use crate::lifecycle::{OperationId, OperationStatus, Step};
+use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, Step};
 
 /// The predicate of the `operations_one_live_per_resource` index, verbatim: `OperationStatus::LIVE`
 /// spelled as SQL (a unit test keeps the two in step). A macro, so that hand-written statements
@@ -85,7 +84,7 @@ pub async fn get(
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub resource: Option<(String, Uuid)>,
+    pub resource: Option<(String, AssessmentId)>,
     pub status: Option<OperationStatus>,
 }
 

@@ -4,11 +4,10 @@
 
 use anyhow::bail;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::db::models::AssessmentStatus;
 use crate::ecosystem::Ecosystem;
-use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId};
+use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId, ProjectVersionId};
 use crate::repository_admission::{RepositoryRules, check_project_repository};
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,7 +51,7 @@ pub struct FindingIn {
     pub id: FindingId,
     pub project_id: ProjectId,
     #[serde(default)]
-    pub project_version_id: Option<Uuid>,
+    pub project_version_id: Option<ProjectVersionId>,
     pub vulnerability_id: String,
     #[serde(default)]
     pub aliases: Vec<String>,

@@ -81,6 +81,11 @@ uuid_id!(
     OrganizationId
 );
 uuid_id!(
+    /// A project version (`project_version_id` of a finding and of an operation): the scanned
+    /// revision of a project, as the catalog names it. Carried through, never looked up here.
+    ProjectVersionId
+);
+uuid_id!(
     /// A finding (`findings.id`): one vulnerability in one package of a project.
     FindingId
 );

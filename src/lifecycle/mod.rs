@@ -15,5 +15,7 @@ pub mod status;
 
 pub use decide::{Admission, DeadReason, Limits, Outcome, Settlement, admit, decide};
 pub use fix_scope::FixScope;
-pub use ids::{AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId};
+pub use ids::{
+    AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId, ProjectVersionId,
+};
 pub use status::{OperationStatus, RemediationStatus, Step};
