@@ -242,7 +242,7 @@ pub async fn next_message(
     queue: &str,
     timeout: Duration,
 ) -> Option<(JobMessage, lapin::types::FieldTable)> {
-    let connection = remediator::queue::connect(&settings.amqp.url, "test-reader")
+    let mut connection = remediator::queue::connect(&settings.amqp.url, "test-reader")
         .await
         .expect("amqp");
     let deadline = tokio::time::Instant::now() + timeout;
@@ -259,8 +259,23 @@ pub async fn next_message(
                 break Some((job, headers));
             }
             Ok(None) => {}
-            // The broker closes the channel on NOT_FOUND; open a new one.
-            Err(_) => channel = connection.create_channel().await.expect("channel"),
+            // The broker closes the channel on NOT_FOUND; open a new one. Just after a broker
+            // restart a quorum queue may not be up yet ("noproc"): the broker then closes the
+            // whole connection, so connect again.
+            Err(_) if connection.status().connected() => {
+                channel = connection.create_channel().await.expect("channel");
+            }
+            // Tried again on the next turn while the broker is not back yet.
+            Err(_) => {
+                if let Ok(again) =
+                    remediator::queue::connect(&settings.amqp.url, "test-reader").await
+                {
+                    connection = again;
+                    if let Ok(opened) = connection.create_channel().await {
+                        channel = opened;
+                    }
+                }
+            }
         }
         if tokio::time::Instant::now() > deadline {
             break None;
