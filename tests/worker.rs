@@ -176,6 +176,21 @@ async fn a_request_ends_in_a_pushed_branch_and_one_pull_request() {
     );
     assert_eq!(number, Some(7));
     assert_eq!(status.as_deref(), Some("PR_OPEN"));
+    // The score says what the job proved: a deterministic bump, read back from the manifest
+    // (the project has no lock file), whose project has no tests.
+    let confidence: Option<f64> = assessments::table
+        .find(world.catalog.affected)
+        .select(assessments::remediation_confidence)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(output["remediation_confidence"]["value"], 0.72, "{output}");
+    assert_eq!(
+        output["remediation_confidence"]["reasons"],
+        json!(["no lock file read back (x0.9)", "no tests found (x0.8)"]),
+        "{output}"
+    );
+    assert_eq!(confidence, Some(0.72));
     // No clone is left behind.
     assert_eq!(std::fs::read_dir(world.scratch.path()).unwrap().count(), 0);
     world.stop().await;

@@ -248,6 +248,12 @@ async fn an_llm_patch_is_checked_pushed_and_opened_as_a_pull_request() {
     assert_eq!(output["llm"]["model"], "fake-model");
     assert_eq!(output["llm"]["rounds"], 1);
     assert_eq!(output["llm"]["confidence"], 0.9);
+    // The model's 0.9 is where the score starts; what the job proved lowers it from there.
+    assert_eq!(
+        output["remediation_confidence"]["reasons"][0], "the model's own confidence (x0.9)",
+        "{output}"
+    );
+    assert_eq!(output["remediation_confidence"]["value"], 0.65, "{output}");
     assert_eq!(
         output["llm"]["usage"],
         json!({"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876})

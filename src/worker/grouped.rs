@@ -10,6 +10,7 @@
 use crate::ecosystem::Ecosystem;
 use serde_json::json;
 
+use super::confidence::Evidence;
 use super::context::Pipeline;
 use super::failure::StepFailure;
 use super::fix_lock::FixKey;
@@ -24,6 +25,7 @@ use crate::db::fixes;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{FixScope, OperationId, Step};
+use crate::lockfile::Verification;
 use crate::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
 
 /// One package the job fixed.
@@ -221,7 +223,13 @@ fn success(
             })
         })
         .collect();
+    let checks: Vec<Option<Verification>> = fixed
+        .iter()
+        .map(|f| f.locked.verification.clone())
+        .collect();
+    let tests = tested.report.clone();
     let (patch, locked) = combined(fixed);
+    let author = patch.confidence();
     let mut success = write_back::success(Finished {
         published,
         branch,
@@ -230,6 +238,12 @@ fn success(
         tested,
         plan,
         timings,
+    });
+    let checks: Vec<Option<&Verification>> = checks.iter().map(Option::as_ref).collect();
+    success.rescore(Evidence {
+        author,
+        locks: &checks,
+        tests: tests.as_ref(),
     });
     if let Some(output) = success.output.as_object_mut() {
         output.insert("group".to_owned(), json!("repository"));

@@ -10,6 +10,7 @@
 //! `reconciler` follows open pull requests on the forges; `grouped` is the job of
 //! `worker.group = "repository"`.
 
+pub mod confidence;
 pub mod context;
 pub mod failure;
 pub mod fix_lock;

@@ -12,6 +12,7 @@ use crate::git::PushOutcome;
 use crate::lifecycle::RemediationStatus;
 use crate::lifecycle::fix_plan::FixPlan;
 use crate::pr_text::LabelledLine;
+use crate::worker::confidence::{self, Evidence};
 use crate::worker::patcher::ProposedPatch;
 use crate::worker::publish::Published;
 
@@ -49,6 +50,11 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         timings,
     } = done;
     let pr = opened.pull_request.as_ref();
+    let score = confidence::assess(Evidence {
+        author: patch.confidence(),
+        locks: &[locked.verification.as_ref()],
+        tests: tested.report.as_ref(),
+    });
     let remaining: Vec<serde_json::Value> = plan
         .remaining
         .iter()
@@ -73,6 +79,7 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
         "verification": locked.verification,
         "draft_reason": draft_reason(&locked, &tested),
         "tests": tested.report,
+        "remediation_confidence": score,
         "strategy_note": LabelledLine::plain(&locked.strategy_lines),
     });
     if let (Some(out), Some(extra)) = (output.as_object_mut(), patch.describe().as_object()) {
@@ -95,8 +102,20 @@ pub fn success(done: Finished<'_>) -> JobSuccess {
             } else {
                 RemediationStatus::BranchPushed
             },
-            confidence: patch.confidence().unwrap_or(1.0),
+            confidence: score.value,
         },
+    }
+}
+
+impl JobSuccess {
+    /// Scores the job again from `evidence`: a grouped job's combined lock result carries no
+    /// check of its own, so it passes the check of every package it moved.
+    pub fn rescore(&mut self, evidence: Evidence<'_>) {
+        let score = confidence::assess(evidence);
+        self.write_back.confidence = score.value;
+        if let Some(output) = self.output.as_object_mut() {
+            output.insert("remediation_confidence".to_owned(), json!(score));
+        }
     }
 }
 
