@@ -1441,6 +1441,12 @@ async fn repository_grouping_carries_every_pending_fix_in_one_pull_request() {
         "{op}"
     );
     assert_eq!(output["packages"].as_array().map(Vec::len), Some(2), "{op}");
+    // Scored from each package's own lock check (no lock file: read back from the manifest).
+    assert_eq!(
+        output["remediation_confidence"],
+        json!({"value": 0.72, "reasons": ["no lock file read back (x0.9)", "no tests found (x0.8)"]}),
+        "{op}"
+    );
     assert_eq!(
         output["remaining"][0]["vulnerability_id"], "GHSA-xvch-5gv4-984h",
         "{op}"
