@@ -22,6 +22,7 @@
 pub mod baseline;
 pub mod compare;
 pub mod discover;
+pub mod download_cache;
 pub mod repair_context;
 pub mod report;
 pub mod results;
