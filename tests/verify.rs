@@ -221,19 +221,36 @@ async fn a_fix_that_breaks_nothing_opens_a_ready_pull_request_with_a_tests_secti
         "{body}"
     );
     assert_eq!(tests["main"]["cached"], false, "{tests}");
+    // Each install downloaded its one tarball, and the worker kept it (its hash checked).
+    let fresh = json!({"reused": 0, "kept": 1, "refused": 0});
+    assert_eq!(tests["main"]["downloads"], fresh, "{tests}");
+    assert_eq!(tests["branch"]["downloads"], fresh, "{tests}");
     // A second job on the same commit (another advisory of the package) reuses main's run.
     let second = world
         .add_affected("textfmt", "npm", "GHSA-tfmt-0002-0002", "1.0.0", "1.0.1")
         .await;
+    let downloads_before = registry.tarball_downloads();
+    assert!(downloads_before >= 2, "the first job's installs downloaded");
     let id = world.request(second).await;
     let again = world.wait_for_end(id, END).await;
     log_time("control, second job", &again);
+    assert_eq!(
+        registry.tarball_downloads(),
+        downloads_before,
+        "the second job downloads no tarball"
+    );
     assert_eq!(
         again["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED",
         "{again}"
     );
     let tests = &again["output"]["tests"];
     assert_eq!(tests["main"]["cached"], true, "{tests}");
+    // The same lock installs again without a download: the tarball comes from the cache.
+    assert_eq!(
+        tests["branch"]["downloads"],
+        json!({"reused": 1, "kept": 0, "refused": 0}),
+        "{tests}"
+    );
     assert_eq!(
         tests["main"]["commit"],
         op["output"]["tests"]["main"]["commit"]

@@ -68,15 +68,20 @@ fn build_pipeline(
     pool: db::DbPool,
     forges: ForgeRegistry,
 ) -> anyhow::Result<Pipeline> {
+    let scratch_root = settings
+        .worker
+        .scratch_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("remediator"));
     Ok(Pipeline {
         pool,
         forges,
         patcher: build_patcher(settings)?,
-        scratch_root: settings
-            .worker
-            .scratch_dir
+        verify: settings
+            .verify
             .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("remediator")),
+            .with_default_cache_dir(&scratch_root),
+        scratch_root,
         author_name: settings.git.author_name.clone(),
         author_email: settings.git.author_email.clone(),
         pr_labels: settings.worker.pr_labels.clone(),
@@ -90,7 +95,6 @@ fn build_pipeline(
         ),
         lockfiles: settings.lockfiles.clone(),
         require_verified_fix: settings.worker.require_verified_fix,
-        verify: settings.verify.clone(),
         group: settings.worker.group,
     })
 }

@@ -144,6 +144,7 @@ mod tests {
                 .collect(),
             output: "the end of the log".to_owned(),
             duration_ms: 1,
+            downloads: None,
         }
     }
 

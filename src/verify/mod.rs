@@ -60,6 +60,35 @@ pub struct VerifySettings {
     /// Whether a patch (a repair above all) may edit test files and test configuration.
     #[serde(default)]
     pub allow_test_edits: bool,
+    /// Whether npm test installs reuse the tarballs earlier installs downloaded
+    /// ([`download_cache`]: kept by their hash, never shared with the sandbox).
+    #[serde(default = "yes")]
+    pub cache_downloads: bool,
+    /// Where those tarballs are kept; unset: `download-cache` in the worker's scratch
+    /// directory.
+    #[serde(default)]
+    pub download_cache_dir: Option<std::path::PathBuf>,
+}
+
+impl VerifySettings {
+    /// The shared download cache, when turned on.
+    pub fn download_cache(&self) -> Option<download_cache::DownloadCache> {
+        let root = self.download_cache_dir.clone()?;
+        self.cache_downloads
+            .then(|| download_cache::DownloadCache::new(root))
+    }
+
+    /// These settings with the download cache in `scratch_root` when no directory is set.
+    pub fn with_default_cache_dir(mut self, scratch_root: &std::path::Path) -> Self {
+        let unset = self
+            .download_cache_dir
+            .as_ref()
+            .is_none_or(|dir| dir.as_os_str().is_empty());
+        if unset {
+            self.download_cache_dir = Some(scratch_root.join("download-cache"));
+        }
+        self
+    }
 }
 
 impl Default for VerifySettings {
@@ -73,6 +102,8 @@ impl Default for VerifySettings {
             commands: BTreeMap::new(),
             max_repair_rounds: three(),
             allow_test_edits: false,
+            cache_downloads: true,
+            download_cache_dir: None,
         }
     }
 }

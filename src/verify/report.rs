@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::compare::{ComparedBy, Comparison, Regression};
 use super::discover::TestPlan;
+use super::download_cache::CacheUse;
 use super::run::{Ended, TestRun};
 
 /// How the test step ended, as `output.tests.outcome` spells it.
@@ -89,6 +90,8 @@ pub struct RunSummary {
     pub duration_ms: u64,
     /// Main's run came from an earlier job on the same commit.
     pub cached: bool,
+    /// Tarballs the install took from the worker's download cache, and gave to it.
+    pub downloads: Option<CacheUse>,
 }
 
 impl RunSummary {
@@ -105,6 +108,7 @@ impl RunSummary {
             failed: run.count(false),
             duration_ms: run.duration_ms,
             cached,
+            downloads: run.downloads,
         }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use super::VerifySettings;
 use super::discover::{Command, Kind, TestPlan};
+use super::download_cache::{self, CacheUse, DownloadCache};
 use super::results::{self, TestCase};
-use crate::lockfile::{self, LockError, LockfileSettings};
+use crate::lockfile::{self, LockError, LockfileSettings, repo_file};
 use crate::sandbox::{Sandbox, ToolRun, ToolStatus, output};
 
 const HINT: &str = "install the project's tools on the worker (see the README)";
@@ -32,6 +33,8 @@ pub struct TestRun {
     /// The decisive part of the output of the stage that ended the run.
     pub output: String,
     pub duration_ms: u64,
+    /// What the install took from and gave to the worker's download cache (`None`: not used).
+    pub downloads: Option<CacheUse>,
 }
 
 impl TestRun {
@@ -65,6 +68,7 @@ pub async fn run(
     let started = Instant::now();
     let quoted = sandbox.max_output_bytes();
     let env = environment(plan.kind);
+    let mut downloads = None;
     if let Some(install) = &plan.install {
         let mut run = tool_run(install, tree, &plan.dir, &env, true);
         // uv resolving from a directory of distributions (an offline mirror) reads it.
@@ -72,18 +76,76 @@ pub async fn run(
             run.read_only
                 .push(std::path::PathBuf::from(&lockfiles.python_find_links));
         }
+        let cache = Downloads::prepare(sandbox, verify, plan, tree, &mut run);
         let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
-        let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
+        let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await;
+        downloads = cache.and_then(Downloads::finish);
+        let ran = ran?;
         if !ran.success() {
             return Ok(TestRun {
                 ended: Ended::InstallFailed(ran.status),
                 cases: Vec::new(),
                 output: ran.output,
                 duration_ms: elapsed_ms(started),
+                downloads,
             });
         }
     }
-    run_tests_since(sandbox, verify, plan, tree, started).await
+    let mut tested = run_tests_since(sandbox, verify, plan, tree, started).await?;
+    tested.downloads = downloads;
+    Ok(tested)
+}
+
+/// The npm install's use of the worker's download cache: seeded before the install, taken
+/// back after it (and before any test runs, so test code never sees the run's cache).
+struct Downloads {
+    cache: DownloadCache,
+    lock_text: String,
+    run_cache: std::path::PathBuf,
+    used: CacheUse,
+}
+
+impl Downloads {
+    /// Seeds the run's cache for an npm install when the worker keeps one, and points npm at
+    /// it; `None` for other tools, or when the cache cannot be read (the install then
+    /// downloads, as without a cache).
+    fn prepare(
+        sandbox: &Sandbox,
+        verify: &VerifySettings,
+        plan: &TestPlan,
+        tree: &Path,
+        run: &mut ToolRun,
+    ) -> Option<Downloads> {
+        if plan.kind != Kind::Npm {
+            return None;
+        }
+        let cache = verify.download_cache()?;
+        let lock_text = ["package-lock.json", "npm-shrinkwrap.json"]
+            .iter()
+            .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())?;
+        let run_cache = tree.join(download_cache::RUN_DIR);
+        let used = cache
+            .seed(&lock_text, &run_cache)
+            .map_err(|e| tracing::warn!(error = %e, "the download cache could not be read"))
+            .ok()?;
+        let inside = sandbox.clone_path(tree, download_cache::RUN_DIR);
+        run.env.retain(|(key, _)| key != "npm_config_cache");
+        run.env.push(("npm_config_cache".to_owned(), inside));
+        Some(Downloads {
+            cache,
+            lock_text,
+            run_cache,
+            used,
+        })
+    }
+
+    /// Takes back what the install downloaded and removes the run's cache.
+    fn finish(self) -> Option<CacheUse> {
+        self.cache
+            .harvest(&self.lock_text, &self.run_cache, self.used)
+            .map_err(|e| tracing::warn!(error = %e, "the download cache could not be written"))
+            .ok()
+    }
 }
 
 /// Runs the tests again in a `tree` already installed by [`run`] (a repair changed source
@@ -114,6 +176,7 @@ async fn run_tests_since(
         cases: results::parse(&ran.output),
         output: output::decisive(&ran.output, &[], quoted),
         duration_ms: elapsed_ms(started),
+        downloads: None,
     })
 }
 

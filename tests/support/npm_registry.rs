@@ -33,6 +33,8 @@ struct Packages {
     token: Option<String>,
     /// Requests that carried it.
     authorized: std::sync::atomic::AtomicUsize,
+    /// Tarballs served.
+    tarballs: std::sync::atomic::AtomicUsize,
     /// name -> version -> dependencies; a test may publish more while it runs.
     versions: std::sync::RwLock<Versions>,
     files: std::sync::RwLock<Files>,
@@ -60,6 +62,7 @@ impl NpmRegistry {
             base: base.clone(),
             token: token.map(str::to_owned),
             authorized: Default::default(),
+            tarballs: Default::default(),
             versions: std::sync::RwLock::new(versions),
             files: Default::default(),
         });
@@ -126,6 +129,13 @@ impl NpmRegistry {
             .entry(name.to_owned())
             .or_default()
             .insert(version.to_owned(), deps.collect());
+    }
+
+    /// How many tarballs the registry served.
+    pub fn tarball_downloads(&self) -> usize {
+        self.state
+            .tarballs
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many requests carried the registry's token.
@@ -283,6 +293,9 @@ async fn tarball_file(
     State(state): State<Arc<Packages>>,
     Path((name, file)): Path<(String, String)>,
 ) -> Response {
+    state
+        .tarballs
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let version = file
         .strip_prefix(&format!("{name}-"))
         .and_then(|rest| rest.strip_suffix(".tgz"));
