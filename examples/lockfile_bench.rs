@@ -6,12 +6,15 @@
 //! Usage: lockfile_bench ROUNDS PROJECT_DIR PROGRAM [ARGS...]
 //! Environment: `BENCH_TOOL_ENV` (`K=V;K=V`, the tool's environment; a value under `/tmp/` is
 //! a fresh per-round directory in the bare run), `BENCH_READ_ONLY` (`:`-separated paths the
-//! sandboxed tool may read), `BENCH_FILES_AT` (`HOST=INSIDE;...`, files placed for the tool).
+//! sandboxed tool may read), `BENCH_FILES_AT` (`HOST=INSIDE;...`, files placed for the tool),
+//! `BENCH_DOWNLOAD_CACHE` (a directory: the sandboxed npm install goes through the test step's
+//! download cache there, seeded before and taken back after, both inside the timing).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use remediator::sandbox::{Sandbox, SandboxMode, SandboxSettings, ToolRun};
+use remediator::verify::download_cache::{self, DownloadCache};
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
@@ -81,11 +84,14 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
     );
     sandbox.check()?;
+    let download_cache = std::env::var("BENCH_DOWNLOAD_CACHE")
+        .ok()
+        .map(|dir| DownloadCache::new(PathBuf::from(dir)));
     let scratch = tempfile::tempdir()?;
     for round in 0..rounds {
         let boxed = scratch.path().join(format!("sandbox-{round}"));
         copy_tree(Path::new(project), &boxed)?;
-        let run = ToolRun {
+        let mut run = ToolRun {
             program: program.clone(),
             args: tool_args.to_vec(),
             work_tree: boxed,
@@ -97,7 +103,21 @@ async fn main() -> anyhow::Result<()> {
             files_at: files_at.clone(),
         };
         let started = Instant::now();
+        let cache = download_cache.as_ref().map(|cache| {
+            let lock = std::fs::read_to_string(run.work_tree.join("package-lock.json"))?;
+            let run_cache = run.work_tree.join(download_cache::RUN_DIR);
+            let used = cache.seed(&lock, &run_cache)?;
+            let inside = sandbox.clone_path(&run.work_tree, download_cache::RUN_DIR);
+            run.env.retain(|(key, _)| key != "npm_config_cache");
+            run.env.push(("npm_config_cache".to_owned(), inside));
+            anyhow::Ok((cache, lock, run_cache, used))
+        });
+        let cache = cache.transpose()?;
         let ran = sandbox.run(&run, "see bench/lockfile").await?;
+        if let Some((cache, lock, run_cache, used)) = cache {
+            let used = cache.harvest(&lock, &run_cache, used)?;
+            eprintln!("download cache: {used:?}");
+        }
         let sandboxed = started.elapsed().as_millis();
         anyhow::ensure!(ran.success(), "sandboxed {program} failed: {}", ran.output);
 
