@@ -492,12 +492,12 @@ exclude golang.org/x/text v0.3.7
     #[test]
     fn pseudo_versions_and_quoted_paths() {
         let content = "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.0.0-20210220032944-ac19c3e999fb\r\n)\r\n";
-        let (updated, from, to) = FORMAT.bumped(content, "golang.org/x/image", "0.5.0");
-        assert_eq!(from, "v0.0.0-20210220032944-ac19c3e999fb");
-        assert_eq!(to, "v0.5.0");
-        assert_eq!(
-            updated,
-            "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n"
+        FORMAT.assert_bumps_to(
+            content,
+            "golang.org/x/image",
+            "0.5.0",
+            ("v0.0.0-20210220032944-ac19c3e999fb", "v0.5.0"),
+            "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n",
         );
         let (updated, _, _) = FORMAT.bumped(
             content,

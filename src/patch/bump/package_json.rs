@@ -225,16 +225,17 @@ mod tests {
 
     #[test]
     fn non_registry_specs_and_open_ranges_are_left_alone() {
-        let refusals = [
-            ("@acme/ui", "99.0.0", "`workspace:`"),
-            ("left-pad", "99.0.0", "`file:`"),
-            ("qs", "99.0.0", "`github:`"),
-            ("string-width-cjs", "99.0.0", "`npm:`"),
-            ("debug", "99.0.0", "accepts any version"),
-            ("request", "99.0.0", "accepts any version"),
-            ("react", "99.0.0", "`||`"),
-        ];
-        FORMAT.assert_refused(REALISTIC, &refusals);
+        for (package, needle) in [
+            ("@acme/ui", "`workspace:`"),
+            ("left-pad", "`file:`"),
+            ("qs", "`github:`"),
+            ("string-width-cjs", "`npm:`"),
+            ("debug", "accepts any version"),
+            ("request", "accepts any version"),
+            ("react", "`||`"),
+        ] {
+            FORMAT.assert_refused(REALISTIC, &[(package, "99.0.0", needle)]);
+        }
         let tagged = r#"{"dependencies": {"next": "canary"}}"#;
         FORMAT.assert_refused(tagged, &[("next", "14.0.0", "dist-tag")]);
     }

@@ -557,10 +557,11 @@ mod tests {
     #[test]
     fn every_declaration_of_the_artifact_moves() {
         let content = "<project>\r\n  <dependencyManagement><dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version>1.0</version></dependency>\r\n  </dependencies></dependencyManagement>\r\n  <dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version> 1.1 </version><scope>test</scope></dependency>\r\n  </dependencies>\r\n</project>";
-        let (updated, from, to) = FORMAT.bumped(content, "g:a", "1.2");
-        assert_eq!((from.as_str(), to.as_str()), ("1.0", "1.2"));
-        assert_eq!(
-            updated,
+        FORMAT.assert_bumps_to(
+            content,
+            "g:a",
+            "1.2",
+            ("1.0", "1.2"),
             "<project>\r\n  <dependencyManagement><dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version>1.2</version></dependency>\r\n  </dependencies></dependencyManagement>\r\n  <dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version> 1.2 </version><scope>test</scope></dependency>\r\n  </dependencies>\r\n</project>"
         );
     }

@@ -303,11 +303,12 @@ Jinja2 == 2.11.3 \\
     fn every_marker_variant_of_a_package_is_bumped_when_below_target() {
         let content =
             "numpy==1.21.6; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n";
-        let (updated, from, to) = FORMAT.bumped(content, "numpy", "1.22.0");
-        assert_eq!((from.as_str(), to.as_str()), ("==1.21.6", "==1.22.0"));
-        assert_eq!(
-            updated,
-            "numpy==1.22.0; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n"
+        FORMAT.assert_bumps_to(
+            content,
+            "numpy",
+            "1.22.0",
+            ("==1.21.6", "==1.22.0"),
+            "numpy==1.22.0; python_version<\"3.8\"\nnumpy==1.24.0; python_version>=\"3.8\"\n",
         );
     }
 

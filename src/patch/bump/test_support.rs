@@ -60,14 +60,28 @@ impl Format {
             manifest.contains(before),
             "{package}: `{before}` is not in the manifest"
         );
-        let (updated, reported_from, reported_to) = self.bumped(manifest, package, target);
+        let updated = manifest.replace(before, after);
+        self.assert_bumps_to(manifest, package, target, (from, to), &updated);
+        updated
+    }
+
+    /// Bumping `package` to `target` in `content` reports the move `from` → `to` and gives
+    /// exactly `expected`.
+    pub(super) fn assert_bumps_to(
+        &self,
+        content: &str,
+        package: &str,
+        target: &str,
+        (from, to): (&str, &str),
+        expected: &str,
+    ) {
+        let (updated, reported_from, reported_to) = self.bumped(content, package, target);
         assert_eq!(
             (reported_from.as_str(), reported_to.as_str()),
             (from, to),
             "{package}"
         );
-        assert_eq!(updated, manifest.replace(before, after), "{package}");
-        updated
+        assert_eq!(updated, expected, "{package}");
     }
 
     /// For each `(content, package, target, expected)`: bumping `package` to `target` in
