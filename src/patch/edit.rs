@@ -106,34 +106,19 @@ mod tests {
 
     #[test]
     fn git_modes_map_to_entries() {
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o100644),
-            ExistingEntry::Regular
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o100664),
-            ExistingEntry::Regular
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o100755),
-            ExistingEntry::Executable
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o120000),
-            ExistingEntry::Symlink
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o160000),
-            ExistingEntry::Submodule
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o040000),
-            ExistingEntry::Directory
-        );
-        assert_eq!(
-            ExistingEntry::from_git_mode(0o010644),
-            ExistingEntry::Executable
-        );
+        let cases = [
+            (0o100644, ExistingEntry::Regular),
+            (0o100664, ExistingEntry::Regular),
+            (0o100755, ExistingEntry::Executable),
+            (0o120000, ExistingEntry::Symlink),
+            (0o160000, ExistingEntry::Submodule),
+            (0o040000, ExistingEntry::Directory),
+            // An unknown mode is refused by the policy, not taken for a plain file.
+            (0o010644, ExistingEntry::Executable),
+        ];
+        for (mode, entry) in cases {
+            assert_eq!(ExistingEntry::from_git_mode(mode), entry, "{mode:o}");
+        }
     }
 
     #[test]

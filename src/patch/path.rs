@@ -106,76 +106,61 @@ mod tests {
         check_repo_path(path).err().map(|(rule, _)| rule)
     }
 
-    #[test]
-    fn plain_relative_paths_pass() {
-        for path in [
-            "Cargo.toml",
-            "crates/core/src/lib.rs",
-            ".github/dependabot.yml",
-            "docs/.gitkeep",
-            "a/.gitignore",
-            "src/git/mod.rs",
-            "weird name with spaces.txt",
-            "ünïcödé/file.rs",
-        ] {
-            assert_eq!(check_repo_path(path), Ok(()), "{path}");
-        }
-    }
-
-    #[test]
-    fn empty_and_control_characters_are_invalid() {
-        assert_eq!(rule_of(""), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src/a\0b.rs"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src/a\nb.rs"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src/\u{7f}.rs"), Some(PolicyRule::InvalidPath));
-    }
-
-    #[test]
-    fn absolute_paths_are_refused() {
-        assert_eq!(rule_of("/etc/passwd"), Some(PolicyRule::AbsolutePath));
-        assert_eq!(
-            rule_of("C:/Windows/win.ini"),
-            Some(PolicyRule::AbsolutePath)
-        );
-        assert_eq!(rule_of("c:evil.txt"), Some(PolicyRule::AbsolutePath));
-        assert_eq!(rule_of("\\\\server\\share"), Some(PolicyRule::AbsolutePath));
-    }
-
-    #[test]
-    fn backslashes_and_non_normal_components_are_invalid() {
-        assert_eq!(rule_of("src\\main.rs"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src//main.rs"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src/"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("./src/main.rs"), Some(PolicyRule::InvalidPath));
-        assert_eq!(rule_of("src/./main.rs"), Some(PolicyRule::InvalidPath));
-    }
-
-    #[test]
-    fn parent_traversal_is_refused_anywhere() {
-        assert_eq!(rule_of("../outside"), Some(PolicyRule::ParentTraversal));
-        assert_eq!(
-            rule_of("src/../../outside"),
-            Some(PolicyRule::ParentTraversal)
-        );
-        assert_eq!(rule_of("src/.."), Some(PolicyRule::ParentTraversal));
-    }
-
-    #[test]
-    fn git_metadata_is_refused_at_any_depth_and_in_any_spelling() {
-        for path in [
-            ".git",
-            ".git/config",
-            ".GIT/hooks/pre-commit",
-            "vendor/lib/.git/config",
-            "sub/.Git/HEAD",
-            ".git./config",
-            ".git /config",
-            "GIT~1/config",
+    /// Each path with the rule that refuses it, or `None` where it passes.
+    const CASES: &[(&str, Option<PolicyRule>)] = &[
+        // Plain relative paths pass.
+        ("Cargo.toml", None),
+        ("crates/core/src/lib.rs", None),
+        (".github/dependabot.yml", None),
+        ("docs/.gitkeep", None),
+        ("a/.gitignore", None),
+        ("src/git/mod.rs", None),
+        ("weird name with spaces.txt", None),
+        ("ünïcödé/file.rs", None),
+        // Empty paths and control characters are invalid.
+        ("", Some(PolicyRule::InvalidPath)),
+        ("src/a\0b.rs", Some(PolicyRule::InvalidPath)),
+        ("src/a\nb.rs", Some(PolicyRule::InvalidPath)),
+        ("src/\u{7f}.rs", Some(PolicyRule::InvalidPath)),
+        // Absolute paths are refused.
+        ("/etc/passwd", Some(PolicyRule::AbsolutePath)),
+        ("C:/Windows/win.ini", Some(PolicyRule::AbsolutePath)),
+        ("c:evil.txt", Some(PolicyRule::AbsolutePath)),
+        ("\\\\server\\share", Some(PolicyRule::AbsolutePath)),
+        // Backslashes and non-normal components are invalid.
+        ("src\\main.rs", Some(PolicyRule::InvalidPath)),
+        ("src//main.rs", Some(PolicyRule::InvalidPath)),
+        ("src/", Some(PolicyRule::InvalidPath)),
+        ("./src/main.rs", Some(PolicyRule::InvalidPath)),
+        ("src/./main.rs", Some(PolicyRule::InvalidPath)),
+        // Parent traversal is refused anywhere.
+        ("../outside", Some(PolicyRule::ParentTraversal)),
+        ("src/../../outside", Some(PolicyRule::ParentTraversal)),
+        ("src/..", Some(PolicyRule::ParentTraversal)),
+        // Git metadata is refused at any depth and in any spelling.
+        (".git", Some(PolicyRule::GitDirectory)),
+        (".git/config", Some(PolicyRule::GitDirectory)),
+        (".GIT/hooks/pre-commit", Some(PolicyRule::GitDirectory)),
+        ("vendor/lib/.git/config", Some(PolicyRule::GitDirectory)),
+        ("sub/.Git/HEAD", Some(PolicyRule::GitDirectory)),
+        (".git./config", Some(PolicyRule::GitDirectory)),
+        (".git /config", Some(PolicyRule::GitDirectory)),
+        ("GIT~1/config", Some(PolicyRule::GitDirectory)),
+        (
             ".git::$INDEX_ALLOCATION/config",
-            ".g\u{200c}it/config",
+            Some(PolicyRule::GitDirectory),
+        ),
+        (".g\u{200c}it/config", Some(PolicyRule::GitDirectory)),
+        (
             "\u{feff}.git/hooks/post-checkout",
-        ] {
-            assert_eq!(rule_of(path), Some(PolicyRule::GitDirectory), "{path}");
+            Some(PolicyRule::GitDirectory),
+        ),
+    ];
+
+    #[test]
+    fn every_path_gets_its_rule() {
+        for (path, expected) in CASES {
+            assert_eq!(rule_of(path), *expected, "{path:?}");
         }
     }
 }

@@ -453,17 +453,6 @@ hyper = "0.14.10"
 tokio = "1"
 "#;
 
-    const CARGO_AFTER: &str = r#"[package]
-name = "demo"
-version = "0.1.0"
-edition = "2021"
-
-[dependencies]
-serde = { version = "1.0", features = ["derive"] }
-hyper = "0.14.28"
-tokio = "1"
-"#;
-
     fn policy() -> PatchPolicy {
         PatchPolicy::new(&PolicySettings::default()).expect("default settings are valid")
     }
@@ -478,14 +467,40 @@ tokio = "1"
         violation(edits).rule
     }
 
+    /// The default settings with `glob` as the only deny glob.
+    fn settings_denying(glob: &str) -> PolicySettings {
+        PolicySettings {
+            deny_globs: vec![glob.to_owned()],
+            ..PolicySettings::default()
+        }
+    }
+
     fn small_edit(path: &str) -> FileEdit {
         FileEdit::modify(path, "a = 1\n", "a = 2\n")
+    }
+
+    /// A small edit of `path` is refused by `expected`, and the violation names the path.
+    fn assert_refused_at(path: &str, expected: PolicyRule) {
+        let refused = violation(&[small_edit(path)]);
+        assert_eq!(refused.rule, expected, "{path}");
+        assert_eq!(refused.path.as_deref(), Some(path));
+    }
+
+    /// `edits` are refused by `expected`, with a detail that contains `needle`.
+    fn assert_refused_with(edits: &[FileEdit], expected: PolicyRule, needle: &str) {
+        let refused = violation(edits);
+        assert_eq!(refused.rule, expected);
+        assert!(refused.detail.contains(needle), "{}", refused.detail);
     }
 
     #[test]
     fn a_realistic_dependency_patch_is_accepted() {
         let edits = vec![
-            FileEdit::modify("Cargo.toml", CARGO_BEFORE, CARGO_AFTER),
+            FileEdit::modify(
+                "Cargo.toml",
+                CARGO_BEFORE,
+                CARGO_BEFORE.replace("hyper = \"0.14.10\"", "hyper = \"0.14.28\""),
+            ),
             FileEdit::modify(
                 "crates/server/src/http.rs",
                 "use hyper::Server;\n\nfn main() {}\n",
@@ -504,9 +519,7 @@ tokio = "1"
             "src/c.spec.ts",
             "jest.config.js",
         ] {
-            let refused = violation(&[small_edit(path)]);
-            assert_eq!(refused.rule, PolicyRule::TestFile, "{path}");
-            assert_eq!(refused.path.as_deref(), Some(path));
+            assert_refused_at(path, PolicyRule::TestFile);
         }
         let allowing = policy().allowing_test_edits(true);
         assert_eq!(allowing.check(&[small_edit("tests/test_b.py")]), Ok(()));
@@ -521,46 +534,21 @@ tokio = "1"
     }
 
     #[test]
-    fn absolute_path_is_refused() {
-        assert_eq!(
-            rule(&[small_edit("/etc/cron.d/job")]),
-            PolicyRule::AbsolutePath
-        );
-        assert_eq!(
-            rule(&[small_edit("D:/repo/file.txt")]),
-            PolicyRule::AbsolutePath
-        );
-    }
-
-    #[test]
-    fn parent_traversal_is_refused() {
-        assert_eq!(
-            rule(&[small_edit("src/../../.bashrc")]),
-            PolicyRule::ParentTraversal
-        );
-    }
-
-    #[test]
-    fn git_directory_is_refused() {
-        assert_eq!(
-            rule(&[small_edit(".git/hooks/pre-push")]),
-            PolicyRule::GitDirectory
-        );
-        assert_eq!(
-            rule(&[small_edit("vendor/x/.GIT/config")]),
-            PolicyRule::GitDirectory
-        );
-    }
-
-    #[test]
-    fn invalid_paths_are_refused() {
-        assert_eq!(rule(&[small_edit("")]), PolicyRule::InvalidPath);
-        assert_eq!(rule(&[small_edit("src/./lib.rs")]), PolicyRule::InvalidPath);
-        assert_eq!(rule(&[small_edit("src\\lib.rs")]), PolicyRule::InvalidPath);
-        assert_eq!(
-            rule(&[small_edit("src/lib\u{1b}.rs")]),
-            PolicyRule::InvalidPath
-        );
+    fn paths_outside_the_repository_or_malformed_are_refused() {
+        let cases = [
+            ("/etc/cron.d/job", PolicyRule::AbsolutePath),
+            ("D:/repo/file.txt", PolicyRule::AbsolutePath),
+            ("src/../../.bashrc", PolicyRule::ParentTraversal),
+            (".git/hooks/pre-push", PolicyRule::GitDirectory),
+            ("vendor/x/.GIT/config", PolicyRule::GitDirectory),
+            ("", PolicyRule::InvalidPath),
+            ("src/./lib.rs", PolicyRule::InvalidPath),
+            ("src\\lib.rs", PolicyRule::InvalidPath),
+            ("src/lib\u{1b}.rs", PolicyRule::InvalidPath),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(rule(&[small_edit(path)]), expected, "{path:?}");
+        }
     }
 
     #[test]
@@ -604,9 +592,7 @@ tokio = "1"
             ".gitattributes",
             "assets/.gitattributes",
         ] {
-            let refused = violation(&[small_edit(path)]);
-            assert_eq!(refused.rule, PolicyRule::DeniedPath, "{path}");
-            assert_eq!(refused.path.as_deref(), Some(path));
+            assert_refused_at(path, PolicyRule::DeniedPath);
         }
         for path in [
             ".github/dependabot.yml",
@@ -619,11 +605,10 @@ tokio = "1"
 
     #[test]
     fn denied_detail_names_the_glob() {
-        let refused = violation(&[small_edit(".github/workflows/ci.yml")]);
-        assert!(
-            refused.detail.contains("`.github/workflows/**`"),
-            "{}",
-            refused.detail
+        assert_refused_with(
+            &[small_edit(".github/workflows/ci.yml")],
+            PolicyRule::DeniedPath,
+            "`.github/workflows/**`",
         );
     }
 
@@ -643,18 +628,17 @@ tokio = "1"
 
     #[test]
     fn binary_content_is_refused_on_either_side() {
-        assert_eq!(
-            rule(&[FileEdit::modify("logo.txt", "text\n", "bin\0ary\n")]),
-            PolicyRule::BinaryContent
-        );
-        assert_eq!(
-            rule(&[FileEdit::modify("logo.txt", "bin\0ary\n", "text\n")]),
-            PolicyRule::BinaryContent
-        );
-        assert_eq!(
-            rule(&[FileEdit::create("new.bin", "\0")]),
-            PolicyRule::BinaryContent
-        );
+        for edit in [
+            FileEdit::modify("logo.txt", "text\n", "bin\0ary\n"),
+            FileEdit::modify("logo.txt", "bin\0ary\n", "text\n"),
+            FileEdit::create("new.bin", "\0"),
+        ] {
+            assert_eq!(
+                rule(std::slice::from_ref(&edit)),
+                PolicyRule::BinaryContent,
+                "{edit:?}"
+            );
+        }
     }
 
     #[test]
@@ -662,9 +646,7 @@ tokio = "1"
         let edits: Vec<FileEdit> = (0..21)
             .map(|i| small_edit(&format!("src/f{i}.rs")))
             .collect();
-        let refused = violation(&edits);
-        assert_eq!(refused.rule, PolicyRule::TooManyFiles);
-        assert!(refused.detail.contains("21 files"), "{}", refused.detail);
+        assert_refused_with(&edits, PolicyRule::TooManyFiles, "21 files");
         assert_eq!(policy().check(&edits[..20]), Ok(()));
     }
 
@@ -705,12 +687,10 @@ tokio = "1"
             policy().check(&[FileEdit::modify("src/a.rs", original, half)]),
             Ok(())
         );
-        let refused = violation(&[FileEdit::modify("src/a.rs", original, stub)]);
-        assert_eq!(refused.rule, PolicyRule::TooMuchDeleted);
-        assert!(
-            refused.detail.contains("8 of the file's 10 lines"),
-            "{}",
-            refused.detail
+        assert_refused_with(
+            &[FileEdit::modify("src/a.rs", original, stub)],
+            PolicyRule::TooMuchDeleted,
+            "8 of the file's 10 lines",
         );
     }
 
@@ -719,12 +699,10 @@ tokio = "1"
         // The line count stays, so only counting non-blank lines sees the deletion.
         let original = "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n";
         let blanked = "1\n\n\n\n\n\n\n\n\n\n";
-        let refused = violation(&[FileEdit::modify("src/a.rs", original, blanked)]);
-        assert_eq!(refused.rule, PolicyRule::TooMuchDeleted);
-        assert!(
-            refused.detail.contains("9 of the file's 10 lines"),
-            "{}",
-            refused.detail
+        assert_refused_with(
+            &[FileEdit::modify("src/a.rs", original, blanked)],
+            PolicyRule::TooMuchDeleted,
+            "9 of the file's 10 lines",
         );
         // Emptying a file entirely is the plainest deletion.
         assert_eq!(
@@ -774,11 +752,7 @@ tokio = "1"
 
     #[test]
     fn custom_deny_globs_replace_the_defaults() {
-        let settings = PolicySettings {
-            deny_globs: vec!["secrets/*.env".to_owned()],
-            ..PolicySettings::default()
-        };
-        let policy = PatchPolicy::new(&settings).expect("valid settings");
+        let policy = PatchPolicy::new(&settings_denying("secrets/*.env")).expect("valid settings");
         assert_eq!(
             policy
                 .check(&[small_edit("Secrets/prod.ENV")])
@@ -798,11 +772,8 @@ tokio = "1"
 
     #[test]
     fn bad_settings_are_reported() {
-        let bad_glob = PolicySettings {
-            deny_globs: vec!["src/[unclosed".to_owned()],
-            ..PolicySettings::default()
-        };
-        let error = PatchPolicy::new(&bad_glob).expect_err("unclosed class");
+        let error =
+            PatchPolicy::new(&settings_denying("src/[unclosed")).expect_err("unclosed class");
         assert!(error.to_string().contains("`src/[unclosed`"), "{error}");
 
         for settings in [

@@ -54,70 +54,47 @@ pub fn measure(original: &str, updated: &str) -> ChangeSize {
 mod tests {
     use super::*;
 
-    #[test]
-    fn identical_text_changes_nothing() {
-        let size = measure("a\nb\nc\n", "a\nb\nc\n");
-        assert_eq!(
-            size,
-            ChangeSize {
-                bytes_changed: 0,
-                original_lines: 3,
-                lines_deleted: 0
-            }
-        );
-    }
-
-    #[test]
-    fn one_changed_line_counts_both_versions_of_it() {
-        let size = measure("a\nversion = 1\nc\n", "a\nversion = 22\nc\n");
-        assert_eq!(
-            size.bytes_changed,
-            "version = 1\n".len() + "version = 22\n".len()
-        );
-        assert_eq!(size.lines_deleted, 0);
-    }
-
-    #[test]
-    fn new_file_counts_all_its_bytes() {
-        let size = measure("", "hello\nworld\n");
-        assert_eq!(size.bytes_changed, 12);
-        assert_eq!(size.original_lines, 0);
-        assert_eq!(size.lines_deleted, 0);
-    }
-
-    #[test]
-    fn removed_lines_are_net_deletions() {
-        let size = measure("a\nb\nc\nd\n", "a\nd\n");
-        assert_eq!(size.bytes_changed, 4);
-        assert_eq!(size.original_lines, 4);
-        assert_eq!(size.lines_deleted, 2);
-    }
-
-    #[test]
-    fn repeated_lines_are_not_counted_twice_as_common() {
-        // "a\n" matches as prefix; the suffix must not match the same line again.
-        let size = measure("a\n", "a\na\n");
-        assert_eq!(size.bytes_changed, 2);
-        assert_eq!(size.lines_deleted, 0);
-    }
-
-    #[test]
-    fn blanking_lines_counts_as_deleting_them() {
-        // Same line count, but four lines of content are gone.
-        let size = measure("a\nb\nc\nd\n", "\n\n  \n\t\n");
-        assert_eq!(size.lines_deleted, 4);
+    /// Each case: the original text, the updated text and the size expected, as
+    /// `(bytes_changed, original_lines, lines_deleted)`.
+    const CASES: &[(&str, &str, (usize, usize, usize))] = &[
+        // Identical text changes nothing.
+        ("a\nb\nc\n", "a\nb\nc\n", (0, 3, 0)),
+        // One changed line counts both versions of it: "version = 1\n" and "version = 22\n".
+        (
+            "a\nversion = 1\nc\n",
+            "a\nversion = 22\nc\n",
+            (12 + 13, 3, 0),
+        ),
+        // A new file counts all its bytes.
+        ("", "hello\nworld\n", (12, 0, 0)),
+        // Removed lines are net deletions.
+        ("a\nb\nc\nd\n", "a\nd\n", (4, 4, 2)),
+        // Repeated lines are not counted twice as common: "a\n" matches as prefix; the suffix
+        // must not match the same line again.
+        ("a\n", "a\na\n", (2, 1, 0)),
+        // Blanking lines counts as deleting them: same line count, but four lines of content
+        // are gone.
+        ("a\nb\nc\nd\n", "\n\n  \n\t\n", (15, 4, 4)),
         // Rewriting lines with other content is a change, not a deletion.
-        let size = measure("a\nb\nc\nd\n", "w\nx\ny\nz\n");
-        assert_eq!(size.lines_deleted, 0);
+        ("a\nb\nc\nd\n", "w\nx\ny\nz\n", (16, 4, 0)),
         // Adding blank lines never counts as deleting anything.
-        let size = measure("a\nb\n", "a\n\nb\n");
-        assert_eq!(size.lines_deleted, 0);
-    }
+        ("a\nb\n", "a\n\nb\n", (1, 2, 0)),
+        // A missing trailing newline is a change of the last line.
+        ("a\nb\n", "a\nb", (3, 2, 0)),
+    ];
 
     #[test]
-    fn missing_trailing_newline_is_a_change_of_the_last_line() {
-        let size = measure("a\nb\n", "a\nb");
-        assert_eq!(size.bytes_changed, 3);
-        assert_eq!(size.lines_deleted, 0);
+    fn every_case_measures_as_expected() {
+        for (original, updated, (bytes_changed, original_lines, lines_deleted)) in CASES {
+            assert_eq!(
+                measure(original, updated),
+                ChangeSize {
+                    bytes_changed: *bytes_changed,
+                    original_lines: *original_lines,
+                    lines_deleted: *lines_deleted,
+                },
+                "{original:?} to {updated:?}"
+            );
+        }
     }
 }

@@ -528,117 +528,183 @@ mod tests {
     }
 
     #[test]
-    fn single_comparators_keep_their_operator() {
-        assert_eq!(bump("^1.2.3", &CARGO, "1.4.0"), updated("^1.4.0"));
-        assert_eq!(bump("~1.2.3", &CARGO, "1.2.5"), updated("~1.2.5"));
-        assert_eq!(bump(">=1.2", &CARGO, "1.4.0"), updated(">=1.4.0"));
-        assert_eq!(bump("=1.2.3", &CARGO, "1.4.0"), updated("=1.4.0"));
-        assert_eq!(bump("1.2", &CARGO, "1.4.0"), updated("1.4.0"));
-        assert_eq!(bump("> 1.2", &CARGO, "1.4.0"), updated(">= 1.4.0"));
-        assert_eq!(bump("==5.3", &PEP440, "5.4"), updated("==5.4"));
-        // `~=5.3` is every 5.x from 5.3 on, so 5.4 is inside it.
-        assert_eq!(bump("~=5.3", &PEP440, "5.4"), updated("~=5.4"));
-    }
-
-    #[test]
-    fn compound_ranges_move_the_lower_bound_and_keep_the_upper() {
-        assert_eq!(bump(">=1.2, <2", &CARGO, "1.4.0"), updated(">=1.4.0, <2"));
-        assert_eq!(
-            bump(">= 1.2.0  < 2.0.0", &NPM, "1.4.0"),
-            updated(">= 1.4.0  < 2.0.0")
-        );
-        assert_eq!(
-            bump(">=1.2, <=1.4.0", &CARGO, "1.4.0"),
-            updated(">=1.4.0, <=1.4.0")
-        );
-    }
-
-    #[test]
-    fn upper_bounds_that_exclude_the_target_are_widened() {
-        // The lower bound keeps its two numbers; `<1.4` is a minor window, so it ends at 1.5.
-        assert_eq!(bump(">=1.2, <1.4", &CARGO, "1.4.0"), widened(">=1.4, <1.5"));
-        // A fix that needs more numbers than written keeps them.
-        assert_eq!(
-            bump(">=1.2, <1.4", &CARGO, "1.4.2"),
-            widened(">=1.4.2, <1.5")
-        );
-        assert_eq!(bump(">=1.5, <2", &CARGO, "2.1.0"), widened(">=2.1, <3"));
-    }
-
-    #[test]
-    fn exclusive_upper_bounds_keep_their_width() {
+    fn each_constraint_bumps_as_expected() {
         let cases = [
-            (">=5.3,<5.4", "5.4", ">=5.4,<5.5"),
-            (">=0.26.1,<0.27.0", "0.27.0", ">=0.27.0,<0.28.0"),
+            // Single comparators keep their operator.
+            ("^1.2.3", &CARGO, "1.4.0", updated("^1.4.0")),
+            ("~1.2.3", &CARGO, "1.2.5", updated("~1.2.5")),
+            (">=1.2", &CARGO, "1.4.0", updated(">=1.4.0")),
+            ("=1.2.3", &CARGO, "1.4.0", updated("=1.4.0")),
+            ("1.2", &CARGO, "1.4.0", updated("1.4.0")),
+            ("> 1.2", &CARGO, "1.4.0", updated(">= 1.4.0")),
+            ("==5.3", &PEP440, "5.4", updated("==5.4")),
+            // `~=5.3` is every 5.x from 5.3 on, so 5.4 is inside it.
+            ("~=5.3", &PEP440, "5.4", updated("~=5.4")),
+            // Compound ranges move the lower bound and keep the upper.
+            (">=1.2, <2", &CARGO, "1.4.0", updated(">=1.4.0, <2")),
+            (
+                ">= 1.2.0  < 2.0.0",
+                &NPM,
+                "1.4.0",
+                updated(">= 1.4.0  < 2.0.0"),
+            ),
+            (
+                ">=1.2, <=1.4.0",
+                &CARGO,
+                "1.4.0",
+                updated(">=1.4.0, <=1.4.0"),
+            ),
+            // Upper bounds that exclude the target are widened. The lower bound keeps its two
+            // numbers; `<1.4` is a minor window, so it ends at 1.5.
+            (">=1.2, <1.4", &CARGO, "1.4.0", widened(">=1.4, <1.5")),
+            // A fix that needs more numbers than written keeps them.
+            (">=1.2, <1.4", &CARGO, "1.4.2", widened(">=1.4.2, <1.5")),
+            (">=1.5, <2", &CARGO, "2.1.0", widened(">=2.1, <3")),
+            // Exclusive upper bounds keep their width.
+            (">=5.3,<5.4", &PEP440, "5.4", widened(">=5.4,<5.5")),
+            (
+                ">=0.26.1,<0.27.0",
+                &PEP440,
+                "0.27.0",
+                widened(">=0.27.0,<0.28.0"),
+            ),
             // A major window stays a major window, however far the fix is inside it.
-            (">=1.2.0,<2.0.0", "2.3.1", ">=2.3.1,<3.0.0"),
-            (">= 5.3, < 5.4", "5.4", ">= 5.4, < 5.5"),
-            (">5.3,<5.4", "5.4", ">=5.4,<5.5"),
-            (">=0.26.1,<0.27.0", "0.27", ">=0.27.0,<0.28.0"),
-            (">=5.3,<5.4,!=5.3.2", "5.4.1", ">=5.4.1,<5.5,!=5.3.2"),
+            (
+                ">=1.2.0,<2.0.0",
+                &PEP440,
+                "2.3.1",
+                widened(">=2.3.1,<3.0.0"),
+            ),
+            (">= 5.3, < 5.4", &PEP440, "5.4", widened(">= 5.4, < 5.5")),
+            (">5.3,<5.4", &PEP440, "5.4", widened(">=5.4,<5.5")),
+            (
+                ">=0.26.1,<0.27.0",
+                &PEP440,
+                "0.27",
+                widened(">=0.27.0,<0.28.0"),
+            ),
+            (
+                ">=5.3,<5.4,!=5.3.2",
+                &PEP440,
+                "5.4.1",
+                widened(">=5.4.1,<5.5,!=5.3.2"),
+            ),
+            // npm ranges are widened with their spacing and pre-release floor.
+            (">=1.0.0 <1.1.0", &NPM, "1.1.0", widened(">=1.1.0 <1.2.0")),
+            (
+                ">= 1.0.0  < 1.1.0",
+                &NPM,
+                "1.1.0",
+                widened(">= 1.1.0  < 1.2.0"),
+            ),
+            // `-0` keeps pre-releases of the next major out, as it did of this one.
+            (
+                ">=1.0.0 <2.0.0-0",
+                &NPM,
+                "2.1.0",
+                widened(">=2.1.0 <3.0.0-0"),
+            ),
+            // Implied upper bounds move with the fix.
+            ("~1.2.3", &NPM, "1.3.1", widened("~1.3.1")),
+            ("^1.2.3", &NPM, "2.0.1", widened("^2.0.1")),
+            ("^1.2", &CARGO, "2.0.0", widened("^2.0")),
+            ("0.26", &CARGO, "0.27.1", widened("0.27.1")),
+            // `~=5.3.1` is the 5.3 patch releases: the fix 5.4 opens the 5.4 ones.
+            ("~=5.3.1", &PEP440, "5.4", widened("~=5.4.0")),
+            ("~=5.3", &PEP440, "6.0", widened("~=6.0")),
+            ("~= 5.3", &PEP440, "6.0.0", widened("~= 6.0")),
+            // Wildcards move to the window the fix opens.
+            ("==5.3.*", &PEP440, "5.4", widened("==5.4.*")),
+            ("==5.3.*", &PEP440, "5.4.0", widened("==5.4.*")),
+            ("== 1.*", &PEP440, "2.0.0", widened("== 2.*")),
+            // Constraints already at or above the target are satisfied.
+            (">=2.0", &CARGO, "1.4.0", Ok(Rewrite::Satisfied)),
+            ("^1.4", &CARGO, "1.4.0", Ok(Rewrite::Satisfied)),
+            (">1.4.0", &CARGO, "1.4.0", Ok(Rewrite::Satisfied)),
+            ("1.5.0", &NPM, "1.4.0", Ok(Rewrite::Satisfied)),
+            // What cannot keep its shape is refused.
+            (
+                ">=5.3,!=5.4",
+                &PEP440,
+                "5.4",
+                Err(
+                    "its exclusion `!=5.4` rules out the fix 5.4 itself; remove it by hand if \
+                     the fix is acceptable"
+                        .to_owned(),
+                ),
+            ),
+            (
+                ">=1.2, <=1.3.9",
+                &CARGO,
+                "1.4.0",
+                Err(
+                    "its bound `<=1.3.9` excludes 1.4.0, and a bound written with `<=` has no \
+                     window width to keep; widen the range by hand"
+                        .to_owned(),
+                ),
+            ),
         ];
-        for (before, target, after) in cases {
-            assert_eq!(bump(before, &PEP440, target), widened(after), "{before}");
+        for (constraint, syntax, target, expected) in cases {
+            assert_eq!(
+                bump(constraint, syntax, target),
+                expected,
+                "{constraint} to {target}"
+            );
         }
     }
 
     #[test]
-    fn npm_ranges_are_widened_with_their_spacing_and_prerelease_floor() {
-        assert_eq!(
-            bump(">=1.0.0 <1.1.0", &NPM, "1.1.0"),
-            widened(">=1.1.0 <1.2.0")
-        );
-        assert_eq!(
-            bump(">= 1.0.0  < 1.1.0", &NPM, "1.1.0"),
-            widened(">= 1.1.0  < 1.2.0")
-        );
-        // `-0` keeps pre-releases of the next major out, as it did of this one.
-        assert_eq!(
-            bump(">=1.0.0 <2.0.0-0", &NPM, "2.1.0"),
-            widened(">=2.1.0 <3.0.0-0")
-        );
-    }
-
-    #[test]
-    fn implied_upper_bounds_move_with_the_fix() {
-        assert_eq!(bump("~1.2.3", &NPM, "1.3.1"), widened("~1.3.1"));
-        assert_eq!(bump("^1.2.3", &NPM, "2.0.1"), widened("^2.0.1"));
-        assert_eq!(bump("^1.2", &CARGO, "2.0.0"), widened("^2.0"));
-        assert_eq!(bump("0.26", &CARGO, "0.27.1"), widened("0.27.1"));
-        // `~=5.3.1` is the 5.3 patch releases: the fix 5.4 opens the 5.4 ones.
-        assert_eq!(bump("~=5.3.1", &PEP440, "5.4"), widened("~=5.4.0"));
-        assert_eq!(bump("~=5.3", &PEP440, "6.0"), widened("~=6.0"));
-        assert_eq!(bump("~= 5.3", &PEP440, "6.0.0"), widened("~= 6.0"));
-    }
-
-    #[test]
-    fn wildcards_move_to_the_window_the_fix_opens() {
-        assert_eq!(bump("==5.3.*", &PEP440, "5.4"), widened("==5.4.*"));
-        assert_eq!(bump("==5.3.*", &PEP440, "5.4.0"), widened("==5.4.*"));
-        assert_eq!(bump("== 1.*", &PEP440, "2.0.0"), widened("== 2.*"));
-        // A wildcard that must also admit vulnerable releases is refused, inside its window
-        // or in the next one.
-        let inside = bump("==5.3.*", &PEP440, "5.3.2").expect_err("inside the window");
-        assert!(
-            inside.contains("`==5.3.*` also admits the releases below the fix 5.3.2"),
-            "{inside}"
-        );
-        let beyond = bump("==5.3.*", &PEP440, "5.4.1").expect_err("5.4.0 is vulnerable");
-        assert!(
-            beyond.contains("`==5.3.*` excludes 5.4.1, and the wildcard over the fix's release"),
-            "{beyond}"
-        );
-        // Only `==` and `!=` take a prefix match; elsewhere a wildcard stays refused.
-        assert!(
-            bump("=1.2.*", &CARGO, "1.3.0")
-                .expect_err("wildcard")
-                .contains("wildcard")
-        );
-        assert!(
-            bump("==5.3rc1.*", &PEP440, "5.4")
-                .expect_err("not a release")
-                .contains("not a wildcard over release numbers")
-        );
+    fn refusals_say_why() {
+        let cases = [
+            // A wildcard that must also admit vulnerable releases is refused, inside its window
+            // or in the next one.
+            (
+                "==5.3.*",
+                &PEP440,
+                "5.3.2",
+                "`==5.3.*` also admits the releases below the fix 5.3.2",
+            ),
+            (
+                "==5.3.*",
+                &PEP440,
+                "5.4.1",
+                "`==5.3.*` excludes 5.4.1, and the wildcard over the fix's release",
+            ),
+            // Only `==` and `!=` take a prefix match; elsewhere a wildcard stays refused.
+            ("=1.2.*", &CARGO, "1.3.0", "wildcard"),
+            (
+                "==5.3rc1.*",
+                &PEP440,
+                "5.4",
+                "not a wildcard over release numbers",
+            ),
+            // What cannot keep its shape is refused.
+            (
+                ">=5.3,<5.4,!=5.4.*",
+                &PEP440,
+                "5.4.1",
+                "`!=5.4.*` rules out the fix 5.4.1",
+            ),
+            (
+                ">=0.0.1,<0.0",
+                &PEP440,
+                "0.1",
+                "`<0.0` excludes 0.1 and cannot be widened",
+            ),
+            // Unbounded, wildcard and union ranges are refused.
+            ("<2", &CARGO, "1.4.0", "no lower bound"),
+            ("*", &CARGO, "1.4.0", "wildcard"),
+            ("1.x", &NPM, "1.4.0", "wildcard"),
+            ("^1.0.0 || ^2.0.0", &NPM, "1.4.0", "||"),
+            ("1.0.0 - 1.5.0", &NPM, "1.4.0", "hyphen"),
+            ("latest", &NPM, "1.4.0", "not a version"),
+        ];
+        for (constraint, syntax, target, needle) in cases {
+            let reason = bump(constraint, syntax, target)
+                .expect_err(&format!("{constraint} to {target} is refused"));
+            assert!(reason.contains(needle), "{constraint}: {reason}");
+        }
+        assert!(bump("", &CARGO, "1.4.0").is_err());
     }
 
     #[test]
@@ -672,75 +738,6 @@ mod tests {
                 "{after} rejects {installed}"
             );
         }
-    }
-
-    #[test]
-    fn what_cannot_keep_its_shape_is_refused() {
-        let excluded = bump(">=5.3,!=5.4", &PEP440, "5.4").expect_err("!= the fix");
-        assert_eq!(
-            excluded,
-            "its exclusion `!=5.4` rules out the fix 5.4 itself; remove it by hand if the fix \
-             is acceptable"
-        );
-        let excluded = bump(">=5.3,<5.4,!=5.4.*", &PEP440, "5.4.1").expect_err("!= 5.4.*");
-        assert!(
-            excluded.contains("`!=5.4.*` rules out the fix 5.4.1"),
-            "{excluded}"
-        );
-        let inclusive = bump(">=1.2, <=1.3.9", &CARGO, "1.4.0").expect_err("<= has no width");
-        assert_eq!(
-            inclusive,
-            "its bound `<=1.3.9` excludes 1.4.0, and a bound written with `<=` has no window \
-             width to keep; widen the range by hand"
-        );
-        let empty = bump(">=0.0.1,<0.0", &PEP440, "0.1").expect_err("no window");
-        assert!(
-            empty.contains("`<0.0` excludes 0.1 and cannot be widened"),
-            "{empty}"
-        );
-    }
-
-    #[test]
-    fn constraints_already_at_or_above_target_are_satisfied() {
-        assert_eq!(bump(">=2.0", &CARGO, "1.4.0"), Ok(Rewrite::Satisfied));
-        assert_eq!(bump("^1.4", &CARGO, "1.4.0"), Ok(Rewrite::Satisfied));
-        assert_eq!(bump(">1.4.0", &CARGO, "1.4.0"), Ok(Rewrite::Satisfied));
-        assert_eq!(bump("1.5.0", &NPM, "1.4.0"), Ok(Rewrite::Satisfied));
-    }
-
-    #[test]
-    fn unbounded_wildcard_and_union_ranges_are_refused() {
-        assert!(
-            bump("<2", &CARGO, "1.4.0")
-                .expect_err("no lower")
-                .contains("no lower bound")
-        );
-        assert!(
-            bump("*", &CARGO, "1.4.0")
-                .expect_err("wildcard")
-                .contains("wildcard")
-        );
-        assert!(
-            bump("1.x", &NPM, "1.4.0")
-                .expect_err("wildcard")
-                .contains("wildcard")
-        );
-        assert!(
-            bump("^1.0.0 || ^2.0.0", &NPM, "1.4.0")
-                .expect_err("union")
-                .contains("||")
-        );
-        assert!(
-            bump("1.0.0 - 1.5.0", &NPM, "1.4.0")
-                .expect_err("hyphen")
-                .contains("hyphen")
-        );
-        assert!(bump("", &CARGO, "1.4.0").is_err());
-        assert!(
-            bump("latest", &NPM, "1.4.0")
-                .expect_err("tag")
-                .contains("not a version")
-        );
     }
 
     #[test]

@@ -359,16 +359,16 @@ exclude golang.org/x/text v0.3.7
 
     #[test]
     fn bumps_a_require_inside_a_block_and_keeps_comments() {
-        let (updated, from, to) = FORMAT.bumped(REALISTIC, "golang.org/x/crypto", "0.17.0");
-        assert_eq!((from.as_str(), to.as_str()), ("v0.14.0", "v0.17.0"));
         // Only the version changes: the comment, the tab and every other line stay.
-        assert_eq!(
-            updated,
-            REALISTIC.replacen(
+        FORMAT.assert_moves(
+            REALISTIC,
+            "golang.org/x/crypto",
+            "0.17.0",
+            ("v0.14.0", "v0.17.0"),
+            (
                 "\tgolang.org/x/crypto v0.14.0 // CVE tracking: keep >= 0.14\n",
                 "\tgolang.org/x/crypto v0.17.0 // CVE tracking: keep >= 0.14\n",
-                1
-            )
+            ),
         );
     }
 
@@ -449,16 +449,11 @@ exclude golang.org/x/text v0.3.7
              the replace directive by hand"
         );
         let local = "module example.com/app\n\ngo 1.20\n\nrequire example.com/lib v1.2.3\n\nreplace example.com/lib => ../lib\n";
-        assert!(
-            FORMAT
-                .reason(local, "example.com/lib", "1.2.4")
-                .contains("line 7")
-        );
+        FORMAT.assert_refused(local, &[("example.com/lib", "1.2.4", "line 7")]);
         let as_target = "module example.com/app\n\nrequire (\n\tgithub.com/old/yaml v1.0.0\n\tgithub.com/new/yaml v1.1.0\n)\n\nreplace github.com/old/yaml => github.com/new/yaml v1.1.0\n";
-        assert!(
-            FORMAT
-                .reason(as_target, "github.com/new/yaml", "1.1.1")
-                .contains("replacement")
+        FORMAT.assert_refused(
+            as_target,
+            &[("github.com/new/yaml", "1.1.1", "replacement")],
         );
     }
 
@@ -481,38 +476,28 @@ exclude golang.org/x/text v0.3.7
 
     #[test]
     fn satisfied_and_unbumpable_versions() {
-        assert_eq!(
-            bump(REALISTIC, "golang.org/x/crypto", "0.14.0"),
-            Ok(BumpOutcome::AlreadySatisfied {
-                current: "v0.14.0".to_owned()
-            })
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "github.com/gin-gonic/gin", "2.0.0")
-                .contains("`github.com/gin-gonic/gin/v2`")
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "github.com/jackc/pgx/v5", "6.0.0")
-                .contains("major version 5")
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "github.com/gin-gonic/gin", "1.10")
-                .contains("MAJOR.MINOR.PATCH")
-        );
+        FORMAT.assert_satisfied(REALISTIC, &[("golang.org/x/crypto", "0.14.0", "v0.14.0")]);
+        let refusals = [
+            (
+                "github.com/gin-gonic/gin",
+                "2.0.0",
+                "`github.com/gin-gonic/gin/v2`",
+            ),
+            ("github.com/jackc/pgx/v5", "6.0.0", "major version 5"),
+            ("github.com/gin-gonic/gin", "1.10", "MAJOR.MINOR.PATCH"),
+        ];
+        FORMAT.assert_refused(REALISTIC, &refusals);
     }
 
     #[test]
     fn pseudo_versions_and_quoted_paths() {
         let content = "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.0.0-20210220032944-ac19c3e999fb\r\n)\r\n";
-        let (updated, from, to) = FORMAT.bumped(content, "golang.org/x/image", "0.5.0");
-        assert_eq!(from, "v0.0.0-20210220032944-ac19c3e999fb");
-        assert_eq!(to, "v0.5.0");
-        assert_eq!(
-            updated,
-            "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n"
+        FORMAT.assert_bumps_to(
+            content,
+            "golang.org/x/image",
+            "0.5.0",
+            ("v0.0.0-20210220032944-ac19c3e999fb", "v0.5.0"),
+            "module example.com/app\r\n\r\nrequire (\r\n\t\"golang.org/x/image\" v0.5.0\r\n)\r\n",
         );
         let (updated, _, _) = FORMAT.bumped(
             content,
@@ -524,12 +509,11 @@ exclude golang.org/x/text v0.3.7
 
     #[test]
     fn unterminated_strings_are_a_parse_error() {
-        assert!(matches!(
-            bump("require \"example.com/x v1.0.0\n", "example.com/x", "1.0.1"),
-            Err(BumpError::Parse {
-                manifest: "go.mod",
-                ..
-            })
-        ));
+        FORMAT.assert_parse_error(
+            "go.mod",
+            "require \"example.com/x v1.0.0\n",
+            "example.com/x",
+            "1.0.1",
+        );
     }
 }

@@ -46,53 +46,22 @@ impl Scanner<'_> {
         let start = self.pos;
         let mut found = None;
         match self.peek() {
-            Some(b'{') => {
-                self.pos += 1;
-                self.skip_whitespace();
-                if self.peek() == Some(b'}') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.skip_whitespace();
-                        let key = self.string()?;
-                        let key: String = serde_json::from_str(&self.text[key])
-                            .map_err(|error| format!("unreadable JSON key: {error}"))?;
-                        self.skip_whitespace();
-                        self.expect(b':')?;
-                        let wanted = path.first().is_some_and(|first| *first == key);
-                        let rest = if wanted { &path[1..] } else { &[] };
-                        let (span, inner) = self.value(rest)?;
-                        if wanted {
-                            found = if rest.is_empty() { Some(span) } else { inner };
-                        }
-                        self.skip_whitespace();
-                        if self.peek() == Some(b',') {
-                            self.pos += 1;
-                        } else {
-                            self.expect(b'}')?;
-                            break;
-                        }
-                    }
+            Some(b'{') => self.items(b'}', |scanner| {
+                scanner.skip_whitespace();
+                let key = scanner.string()?;
+                let key: String = serde_json::from_str(&scanner.text[key])
+                    .map_err(|error| format!("unreadable JSON key: {error}"))?;
+                scanner.skip_whitespace();
+                scanner.expect(b':')?;
+                let wanted = path.first().is_some_and(|first| *first == key);
+                let rest = if wanted { &path[1..] } else { &[] };
+                let (span, inner) = scanner.value(rest)?;
+                if wanted {
+                    found = if rest.is_empty() { Some(span) } else { inner };
                 }
-            }
-            Some(b'[') => {
-                self.pos += 1;
-                self.skip_whitespace();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                } else {
-                    loop {
-                        self.value(&[])?;
-                        self.skip_whitespace();
-                        if self.peek() == Some(b',') {
-                            self.pos += 1;
-                        } else {
-                            self.expect(b']')?;
-                            break;
-                        }
-                    }
-                }
-            }
+                Ok(())
+            })?,
+            Some(b'[') => self.items(b']', |scanner| scanner.value(&[]).map(drop))?,
             Some(b'"') => {
                 self.string()?;
             }
@@ -112,6 +81,30 @@ impl Scanner<'_> {
             None => return Err("the JSON text ends early".to_owned()),
         }
         Ok((start..self.pos, found))
+    }
+
+    /// Scans the comma-separated items of an object or array, from its opening bracket (at the
+    /// current position) through `close`; `item` scans one item.
+    fn items(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.pos += 1;
+        self.skip_whitespace();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            self.skip_whitespace();
+            if self.peek() == Some(b',') {
+                self.pos += 1;
+            } else {
+                return self.expect(close);
+            }
+        }
     }
 
     /// Scans a string token and returns its span, quotes included.

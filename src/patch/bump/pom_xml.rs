@@ -418,17 +418,16 @@ mod tests {
 
     #[test]
     fn a_version_from_a_property_is_bumped_in_properties() {
-        let (updated, from, to) = FORMAT.bumped(
+        let updated = FORMAT.assert_moves(
             REALISTIC,
             "com.fasterxml.jackson.core:jackson-databind",
             "2.12.7.1",
+            ("2.12.1", "2.12.7.1"),
+            (
+                "<jackson.version>2.12.1</jackson.version>",
+                "<jackson.version>2.12.7.1</jackson.version>",
+            ),
         );
-        assert_eq!((from.as_str(), to.as_str()), ("2.12.1", "2.12.7.1"));
-        let expected = REALISTIC.replace(
-            "<jackson.version>2.12.1</jackson.version>",
-            "<jackson.version>2.12.7.1</jackson.version>",
-        );
-        assert_eq!(updated, expected);
         assert!(updated.contains(
             "        <!-- Jackson modules are released together. -->\n        <jackson.version>2.12.7.1</jackson.version>\n"
         ));
@@ -436,62 +435,54 @@ mod tests {
 
     #[test]
     fn a_dependency_management_entry_is_bumped_and_the_versionless_use_left_alone() {
-        let (updated, from, to) = FORMAT.bumped(REALISTIC, "org.yaml:snakeyaml", "1.31");
-        assert_eq!((from.as_str(), to.as_str()), ("1.29", "1.31"));
-        assert_eq!(
-            updated,
-            REALISTIC.replace(
+        FORMAT.assert_moves(
+            REALISTIC,
+            "org.yaml:snakeyaml",
+            "1.31",
+            ("1.29", "1.31"),
+            (
                 "<version>1.29</version> <!-- CVE-2022-25857 -->",
-                "<version>1.31</version> <!-- CVE-2022-25857 -->"
-            )
+                "<version>1.31</version> <!-- CVE-2022-25857 -->",
+            ),
         );
     }
 
     #[test]
     fn inline_versions_are_bumped_in_dependencies_and_profiles() {
-        let (updated, _, _) =
-            FORMAT.bumped(REALISTIC, "org.apache.logging.log4j:log4j-core", "2.17.1");
-        assert_eq!(
-            updated,
-            REALISTIC.replace(
+        let cases = [
+            (
+                "org.apache.logging.log4j:log4j-core",
+                "2.17.1",
                 "<artifactId>log4j-core</artifactId>\n            <version>2.14.1</version>",
-                "<artifactId>log4j-core</artifactId>\n            <version>2.17.1</version>"
-            )
-        );
-        let (updated, _, _) = FORMAT.bumped(REALISTIC, "org.postgresql:postgresql", "42.2.28");
-        assert_eq!(
-            updated,
-            REALISTIC.replace("<version>42.2.18</version>", "<version>42.2.28</version>")
-        );
-        let (updated, from, to) =
-            FORMAT.bumped(REALISTIC, "org.hibernate:hibernate-core", "5.4.24.Final");
-        assert_eq!(
-            (from.as_str(), to.as_str()),
-            ("5.4.20.Final", "5.4.24.Final")
-        );
-        assert_eq!(
-            updated,
-            REALISTIC.replace(
+                "<artifactId>log4j-core</artifactId>\n            <version>2.17.1</version>",
+            ),
+            (
+                "org.postgresql:postgresql",
+                "42.2.28",
+                "<version>42.2.18</version>",
+                "<version>42.2.28</version>",
+            ),
+        ];
+        FORMAT.assert_rewrites(REALISTIC, &cases);
+        FORMAT.assert_moves(
+            REALISTIC,
+            "org.hibernate:hibernate-core",
+            "5.4.24.Final",
+            ("5.4.20.Final", "5.4.24.Final"),
+            (
                 "<version>5.4.20.Final</version>",
-                "<version>5.4.24.Final</version>"
-            )
+                "<version>5.4.24.Final</version>",
+            ),
         );
     }
 
     #[test]
     fn release_qualifiers_count_as_the_release() {
-        assert_eq!(
-            bump(REALISTIC, "org.hibernate:hibernate-core", "5.4.20"),
-            Ok(BumpOutcome::AlreadySatisfied {
-                current: "5.4.20.Final".to_owned()
-            })
-        );
-        assert_eq!(
-            bump(REALISTIC, "org.yaml:snakeyaml", "1.28"),
-            Ok(BumpOutcome::AlreadySatisfied {
-                current: "1.29".to_owned()
-            })
-        );
+        let cases = [
+            ("org.hibernate:hibernate-core", "5.4.20", "5.4.20.Final"),
+            ("org.yaml:snakeyaml", "1.28", "1.29"),
+        ];
+        FORMAT.assert_satisfied(REALISTIC, &cases);
     }
 
     #[test]
@@ -535,55 +526,42 @@ mod tests {
              <dependencies> (line 79) is not bumped automatically: it is a version range, \
              resolved at build time; pin a version by hand"
         );
-        assert!(
-            FORMAT
-                .reason(
-                    REALISTIC,
-                    "org.springframework.boot:spring-boot-starter-web",
-                    "2.6.6"
-                )
-                .contains("managed by a parent POM")
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "io.netty:netty-codec-http", "4.1.86.Final")
-                .contains("itself defined from another property (line 22)")
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "com.acme:orders-api", "1.3.1")
-                .contains("project's own")
-        );
-        assert!(
-            FORMAT
-                .reason(REALISTIC, "jackson-databind", "2.12.7")
-                .contains("groupId:artifactId")
-        );
+        let refusals = [
+            (
+                "org.springframework.boot:spring-boot-starter-web",
+                "2.6.6",
+                "managed by a parent POM",
+            ),
+            (
+                "io.netty:netty-codec-http",
+                "4.1.86.Final",
+                "itself defined from another property (line 22)",
+            ),
+            ("com.acme:orders-api", "1.3.1", "project's own"),
+            ("jackson-databind", "2.12.7", "groupId:artifactId"),
+        ];
+        FORMAT.assert_refused(REALISTIC, &refusals);
     }
 
     #[test]
     fn undefined_and_profile_overridden_properties_are_refused() {
         let inherited = "<project><dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>${a.version}</version></dependency></dependencies></project>";
-        assert!(
-            FORMAT
-                .reason(inherited, "g:a", "2.0")
-                .contains("does not define")
-        );
+        FORMAT.assert_refused(inherited, &[("g:a", "2.0", "does not define")]);
         let overridden = "<project>\n<properties><a.version>1.0</a.version></properties>\n<dependencies><dependency><groupId>g</groupId><artifactId>a</artifactId><version>${a.version}</version></dependency></dependencies>\n<profiles><profile><id>x</id><properties>\n<a.version>1.1</a.version></properties></profile></profiles></project>";
-        assert!(
-            FORMAT
-                .reason(overridden, "g:a", "2.0")
-                .contains("a profile also sets (line 5)")
+        FORMAT.assert_refused(
+            overridden,
+            &[("g:a", "2.0", "a profile also sets (line 5)")],
         );
     }
 
     #[test]
     fn every_declaration_of_the_artifact_moves() {
         let content = "<project>\r\n  <dependencyManagement><dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version>1.0</version></dependency>\r\n  </dependencies></dependencyManagement>\r\n  <dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version> 1.1 </version><scope>test</scope></dependency>\r\n  </dependencies>\r\n</project>";
-        let (updated, from, to) = FORMAT.bumped(content, "g:a", "1.2");
-        assert_eq!((from.as_str(), to.as_str()), ("1.0", "1.2"));
-        assert_eq!(
-            updated,
+        FORMAT.assert_bumps_to(
+            content,
+            "g:a",
+            "1.2",
+            ("1.0", "1.2"),
             "<project>\r\n  <dependencyManagement><dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version>1.2</version></dependency>\r\n  </dependencies></dependencyManagement>\r\n  <dependencies>\r\n    <dependency><groupId>g</groupId><artifactId>a</artifactId><version> 1.2 </version><scope>test</scope></dependency>\r\n  </dependencies>\r\n</project>"
         );
     }
@@ -591,16 +569,7 @@ mod tests {
     #[test]
     fn malformed_xml_is_a_parse_error() {
         for content in ["<project><dependencies></project>", "<settings/>", ""] {
-            assert!(
-                matches!(
-                    bump(content, "g:a", "1.0"),
-                    Err(BumpError::Parse {
-                        manifest: "pom.xml",
-                        ..
-                    })
-                ),
-                "{content}"
-            );
+            FORMAT.assert_parse_error("pom.xml", content, "g:a", "1.0");
         }
     }
 }

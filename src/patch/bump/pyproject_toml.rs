@@ -268,19 +268,16 @@ packages = ["acme_api"]
 
     #[test]
     fn bumps_a_pep621_dependency_and_keeps_comments_and_quotes() {
-        let (updated, from, to) = FORMAT.bumped(PEP621, "django", "3.2.19");
-        assert_eq!(
-            (from.as_str(), to.as_str()),
-            (">=3.2.18,<4.0", ">=3.2.19,<4.0")
-        );
         // Only the version changes: the comment, the quotes and every other line stay.
-        assert_eq!(
-            updated,
-            PEP621.replacen(
+        FORMAT.assert_moves(
+            PEP621,
+            "django",
+            "3.2.19",
+            (">=3.2.18,<4.0", ">=3.2.19,<4.0"),
+            (
                 "\"Django>=3.2.18,<4.0\",  # LTS line",
                 "\"Django>=3.2.19,<4.0\",  # LTS line",
-                1
-            )
+            ),
         );
     }
 
@@ -306,48 +303,44 @@ packages = ["acme_api"]
 
     #[test]
     fn bumps_optional_dependencies_and_dependency_groups_everywhere_declared() {
-        let (updated, from, to) = FORMAT.bumped(PEP621, "psycopg2-binary", "2.9.9");
-        assert_eq!((from.as_str(), to.as_str()), (">=2.8.6", ">=2.9.9"));
-        assert_eq!(
-            updated,
-            PEP621.replace(
+        FORMAT.assert_moves(
+            PEP621,
+            "psycopg2-binary",
+            "2.9.9",
+            (">=2.8.6", ">=2.9.9"),
+            (
                 "postgres = [\"psycopg2-binary>=2.8.6\"]",
-                "postgres = [\"psycopg2-binary>=2.9.9\"]"
-            )
+                "postgres = [\"psycopg2-binary>=2.9.9\"]",
+            ),
         );
         // pytest sits in an optional group and in a PEP 735 group; the lower one is raised and
         // the one already at the target stays.
-        let (updated, from, _) = FORMAT.bumped(PEP621, "pytest", "7.0");
-        assert_eq!(from, ">=6.2");
-        assert_eq!(
-            updated,
-            PEP621.replace(
+        FORMAT.assert_moves(
+            PEP621,
+            "pytest",
+            "7.0",
+            (">=6.2", ">=7.0"),
+            (
                 "\"lint\" }, \"pytest>=6.2\"]",
-                "\"lint\" }, \"pytest>=7.0\"]"
-            )
+                "\"lint\" }, \"pytest>=7.0\"]",
+            ),
         );
     }
 
     #[test]
     fn pep621_not_declared_satisfied_and_refused() {
-        assert_eq!(
-            bump(PEP621, "ruff", "0.0.9"),
-            Ok(BumpOutcome::AlreadySatisfied {
-                current: "==0.1.0".to_owned()
-            })
-        );
+        FORMAT.assert_satisfied(PEP621, &[("ruff", "0.0.9", "==0.1.0")]);
         // Build requirements, the project itself and tool tables are not dependencies.
         FORMAT.assert_not_declared(
             PEP621,
             &["setuptools", "acme-api", "acme_api", "lint", "flask"],
             "99.0",
         );
-        assert!(
-            FORMAT
-                .reason(PEP621, "cryptography", "41.0.0")
-                .contains("declares no version")
-        );
-        assert!(FORMAT.reason(PEP621, "internal-lib", "1.1").contains("URL"));
+        let refusals = [
+            ("cryptography", "41.0.0", "declares no version"),
+            ("internal-lib", "1.1", "URL"),
+        ];
+        FORMAT.assert_refused(PEP621, &refusals);
         let excluded = "[project]\ndependencies = [\"Django>=3.2.18,!=4.2.0\"]\n";
         assert_eq!(
             FORMAT.reason(excluded, "django", "4.2.0"),
@@ -367,20 +360,14 @@ dependencies = [
     'starlette>=0.26.1,<0.27.0',  # fastapi 0.95 pins this
 ]
 "#;
-        FORMAT.assert_widened(content, "pyyaml", "5.4", ">=5.3,<5.4", ">=5.4,<5.5");
-        FORMAT.assert_widened(
-            content,
-            "starlette",
-            "0.27.0",
-            ">=0.26.1,<0.27.0",
-            ">=0.27.0,<0.28.0",
-        );
+        FORMAT.assert_widens_the_issue_ranges(content);
         // The realistic file's major-capped Django moves to the next major window.
-        let (updated, _, to) = FORMAT.bumped(PEP621, "django", "4.2.0");
-        assert_eq!(to, ">=4.2.0,<5.0");
-        assert_eq!(
-            updated,
-            PEP621.replace("\"Django>=3.2.18,<4.0\"", "\"Django>=4.2.0,<5.0\"")
+        FORMAT.assert_moves(
+            PEP621,
+            "django",
+            "4.2.0",
+            (">=3.2.18,<4.0", ">=4.2.0,<5.0"),
+            ("\"Django>=3.2.18,<4.0\"", "\"Django>=4.2.0,<5.0\""),
         );
     }
 
@@ -422,16 +409,16 @@ build-backend = "poetry.core.masonry.api"
 
     #[test]
     fn bumps_poetry_caret_ranges_and_keeps_the_comment() {
-        let (updated, from, to) = FORMAT.bumped(POETRY, "django", "3.2.19");
-        assert_eq!((from.as_str(), to.as_str()), ("^3.2", "^3.2.19"));
         // Only the version changes: the comment, its alignment and every other line stay.
-        assert_eq!(
-            updated,
-            POETRY.replacen(
+        FORMAT.assert_moves(
+            POETRY,
+            "django",
+            "3.2.19",
+            ("^3.2", "^3.2.19"),
+            (
                 "Django = \"^3.2\"          # LTS\n",
                 "Django = \"^3.2.19\"          # LTS\n",
-                1
-            )
+            ),
         );
     }
 
@@ -481,31 +468,22 @@ build-backend = "poetry.core.masonry.api"
 
     #[test]
     fn poetry_refusals_and_python_is_not_a_package() {
-        assert_eq!(bump(POETRY, "python", "3.12"), Ok(BumpOutcome::NotDeclared));
-        assert_eq!(
-            bump(POETRY, "poetry-core", "2.0"),
-            Ok(BumpOutcome::NotDeclared)
-        );
-        assert!(
-            FORMAT
-                .reason(POETRY, "internal-lib", "2.0")
-                .contains("path dependency")
-        );
-        assert!(
-            FORMAT
-                .reason(POETRY, "legacy", "2.0")
-                .contains("git dependency")
-        );
-        assert!(
-            FORMAT
-                .reason(POETRY, "anything", "2.0")
-                .contains("wildcard")
-        );
+        FORMAT.assert_not_declared(POETRY, &["python"], "3.12");
+        FORMAT.assert_not_declared(POETRY, &["poetry-core"], "2.0");
+        let refusals = [
+            ("internal-lib", "2.0", "path dependency"),
+            ("legacy", "2.0", "git dependency"),
+            ("anything", "2.0", "wildcard"),
+        ];
+        FORMAT.assert_refused(POETRY, &refusals);
         let inclusive = "[tool.poetry.dependencies]\nstarlette = \">=0.26.1,<=0.26.9\"\n";
-        assert!(
-            FORMAT
-                .reason(inclusive, "starlette", "0.27.0")
-                .contains("its bound `<=0.26.9` excludes 0.27.0, and a bound written with `<=`")
+        FORMAT.assert_refused(
+            inclusive,
+            &[(
+                "starlette",
+                "0.27.0",
+                "its bound `<=0.26.9` excludes 0.27.0, and a bound written with `<=`",
+            )],
         );
     }
 
@@ -516,14 +494,7 @@ python = "^3.10"
 PyYAML = ">=5.3,<5.4"
 starlette = { version = ">=0.26.1,<0.27.0", optional = true }
 "#;
-        FORMAT.assert_widened(content, "pyyaml", "5.4", ">=5.3,<5.4", ">=5.4,<5.5");
-        FORMAT.assert_widened(
-            content,
-            "starlette",
-            "0.27.0",
-            ">=0.26.1,<0.27.0",
-            ">=0.27.0,<0.28.0",
-        );
+        FORMAT.assert_widens_the_issue_ranges(content);
     }
 
     #[test]
@@ -573,28 +544,20 @@ starlette = { version = ">=0.26.1,<0.27.0", optional = true }
 
     #[test]
     fn poetry_multiple_constraints_raise_each_entry_below_the_target() {
-        let (updated, from, to) = FORMAT.bumped(POETRY, "numpy", "1.22.0");
-        assert_eq!(
-            (from.as_str(), to.as_str()),
-            (">=1.21,<1.25", ">=1.22.0,<1.25")
-        );
-        assert_eq!(
-            updated,
-            POETRY.replace(
+        FORMAT.assert_moves(
+            POETRY,
+            "numpy",
+            "1.22.0",
+            (">=1.21,<1.25", ">=1.22.0,<1.25"),
+            (
                 r#"{ version = ">=1.21,<1.25", python = "<3.9" }"#,
-                r#"{ version = ">=1.22.0,<1.25", python = "<3.9" }"#
-            )
+                r#"{ version = ">=1.22.0,<1.25", python = "<3.9" }"#,
+            ),
         );
     }
 
     #[test]
     fn invalid_toml_is_a_parse_error() {
-        assert!(matches!(
-            bump("[project\ndependencies = []", "x", "1.0"),
-            Err(BumpError::Parse {
-                manifest: "pyproject.toml",
-                ..
-            })
-        ));
+        FORMAT.assert_parse_error("pyproject.toml", "[project\ndependencies = []", "x", "1.0");
     }
 }

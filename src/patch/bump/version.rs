@@ -247,75 +247,68 @@ mod tests {
         assert!(Version::parse("x!1.0").is_none());
     }
 
-    #[test]
-    fn target_is_the_lowest_fixed_version_above_installed() {
-        let fixed = strings(&["2.0.1", "1.4.0", "1.3.5", "0.9.9"]);
-        assert_eq!(
-            choose_target_version("1.3.5", &fixed),
-            Some("1.4.0".to_owned())
-        );
-        assert_eq!(
-            choose_target_version("1.2.0", &fixed),
-            Some("1.3.5".to_owned())
-        );
-        assert_eq!(
-            choose_target_version("1.4.0", &fixed),
-            Some("2.0.1".to_owned())
-        );
-    }
-
-    #[test]
-    fn target_is_none_when_nothing_is_greater() {
-        let fixed = strings(&["1.2.9", "1.2.10"]);
-        assert_eq!(choose_target_version("1.2.10", &fixed), None);
-        assert_eq!(choose_target_version("3.0.0", &fixed), None);
-        assert_eq!(choose_target_version("1.0", &[]), None);
-        assert_eq!(choose_target_version("not-a-version", &fixed), None);
-    }
-
-    #[test]
-    fn target_handles_prereleases_and_skips_garbage() {
-        let fixed = strings(&["garbage", " 2.0.0 ", "2.0.0-rc.1"]);
-        assert_eq!(
-            choose_target_version("2.0.0-beta.3", &fixed),
-            Some("2.0.0-rc.1".to_owned())
-        );
-        assert_eq!(
-            choose_target_version("2.0.0-rc.1", &fixed),
-            Some("2.0.0".to_owned())
-        );
-        assert_eq!(
-            choose_target_version("4.2.1", &strings(&["4.2.10", "4.2.9"])),
-            Some("4.2.9".to_owned())
-        );
-    }
-
-    #[test]
-    fn target_handles_go_versions() {
+    /// Each case: the installed version, the fixed versions an advisory lists, and the target
+    /// chosen from them.
+    const TARGET_CASES: &[(&str, &[&str], Option<&str>)] = &[
+        // The target is the lowest fixed version above the installed one.
+        (
+            "1.3.5",
+            &["2.0.1", "1.4.0", "1.3.5", "0.9.9"],
+            Some("1.4.0"),
+        ),
+        (
+            "1.2.0",
+            &["2.0.1", "1.4.0", "1.3.5", "0.9.9"],
+            Some("1.3.5"),
+        ),
+        (
+            "1.4.0",
+            &["2.0.1", "1.4.0", "1.3.5", "0.9.9"],
+            Some("2.0.1"),
+        ),
+        // None when nothing is greater.
+        ("1.2.10", &["1.2.9", "1.2.10"], None),
+        ("3.0.0", &["1.2.9", "1.2.10"], None),
+        ("1.0", &[], None),
+        ("not-a-version", &["1.2.9", "1.2.10"], None),
+        // Pre-releases order before their release; unparseable fixes are skipped.
+        (
+            "2.0.0-beta.3",
+            &["garbage", " 2.0.0 ", "2.0.0-rc.1"],
+            Some("2.0.0-rc.1"),
+        ),
+        (
+            "2.0.0-rc.1",
+            &["garbage", " 2.0.0 ", "2.0.0-rc.1"],
+            Some("2.0.0"),
+        ),
+        ("4.2.1", &["4.2.10", "4.2.9"], Some("4.2.9")),
         // A Go scan reports `v`-prefixed versions while OSV lists fixes without the `v`;
         // either way round compares numerically. The text is returned as written, and
         // `bump_manifest` accepts both spellings.
-        let fixed = strings(&["0.17.0", "0.7.0"]);
-        assert_eq!(
-            choose_target_version("v0.14.0", &fixed),
-            Some("0.17.0".to_owned())
-        );
-        assert_eq!(
-            choose_target_version("0.14.0", &strings(&["v0.17.0"])),
-            Some("v0.17.0".to_owned())
-        );
+        ("v0.14.0", &["0.17.0", "0.7.0"], Some("0.17.0")),
+        ("0.14.0", &["v0.17.0"], Some("v0.17.0")),
         // Pseudo-versions order by their timestamp, and below any later release.
-        let pseudo = strings(&["0.0.0-20220314234659-1baeb1ce4c0b", "0.1.0"]);
-        assert_eq!(
-            choose_target_version("v0.0.0-20210220033148-5ea612d1eb83", &pseudo),
-            Some("0.0.0-20220314234659-1baeb1ce4c0b".to_owned())
-        );
-        assert_eq!(
-            choose_target_version(
-                "v20.10.7+incompatible",
-                &strings(&["20.10.11+incompatible"])
-            ),
-            Some("20.10.11+incompatible".to_owned())
-        );
+        (
+            "v0.0.0-20210220033148-5ea612d1eb83",
+            &["0.0.0-20220314234659-1baeb1ce4c0b", "0.1.0"],
+            Some("0.0.0-20220314234659-1baeb1ce4c0b"),
+        ),
+        (
+            "v20.10.7+incompatible",
+            &["20.10.11+incompatible"],
+            Some("20.10.11+incompatible"),
+        ),
+    ];
+
+    #[test]
+    fn targets_are_the_lowest_fixed_version_above_the_installed_one() {
+        for (installed, fixed, expected) in TARGET_CASES {
+            assert_eq!(
+                choose_target_version(installed, &strings(fixed)),
+                expected.map(str::to_owned),
+                "{installed} with fixes {fixed:?}"
+            );
+        }
     }
 }
