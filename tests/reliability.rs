@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::config::PatcherChoice;
 use remediator::db::schema::operations;
-use remediator::lifecycle::DeadReason;
+use remediator::lifecycle::{DeadReason, EventKind};
 use remediator::queue::dead_letters::{DeadLetterQueue, DeadLetterReason, Filter};
 use remediator::queue::message::JobMessage;
 use remediator::queue::publisher::Publisher;
@@ -187,7 +187,10 @@ async fn a_forge_down_for_good_dead_letters_the_job_and_a_replay_finishes_it_wit
             == Some("replayed from the dead-letter queue by test-operator"))
     );
     assert_eq!(
-        history.iter().filter(|e| e.kind == "attempt_error").count(),
+        history
+            .iter()
+            .filter(|e| e.kind == EventKind::AttemptError)
+            .count(),
         2,
         "every attempt's error is kept"
     );
@@ -607,7 +610,7 @@ async fn a_job_that_panics_is_retried_then_failed_with_the_panic_message_and_the
         .history(bad)
         .await
         .into_iter()
-        .filter(|e| e.kind == "attempt_error")
+        .filter(|e| e.kind == EventKind::AttemptError)
         .filter_map(|e| e.message)
         .collect();
     assert_eq!(attempt_errors.len(), 2, "{attempt_errors:?}");

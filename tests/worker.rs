@@ -8,6 +8,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use remediator::db::schema::{assessments, operations};
+use remediator::lifecycle::EventKind;
 use remediator::pr_text::branch_name;
 use serde_json::{Value, json};
 use support::remediation::{FORGE_TOKEN, World, WorldOptions};
@@ -312,7 +313,7 @@ async fn a_transient_forge_failure_is_retried_through_the_delay_queue() {
         .unwrap();
     let attempt_error = history
         .iter()
-        .find(|e| e.kind == "attempt_error")
+        .find(|e| e.kind == EventKind::AttemptError)
         .expect("attempt error kept");
     let message = attempt_error.message.as_deref().unwrap();
     assert!(

@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::session::Session;
 use crate::db::operations::OperationEvent;
-use crate::lifecycle::{OperationStatus, Step};
+use crate::lifecycle::{EventKind, OperationStatus, Step};
 
 /// The navigation's areas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +157,8 @@ pub fn event_cells(event: &OperationEvent) -> Markup {
         td {
             @if let Some(status) = event.status { (status_badge(status)) }
             @if let Some(step) = event.step { "step " code { (step.as_str()) } }
-            @if event.kind == "note" { span.muted { "note" } }
-            @if event.kind == "attempt_error" { span.error { "attempt failed" } }
+            @if event.kind == EventKind::Note { span.muted { "note" } }
+            @if event.kind == EventKind::AttemptError { span.error { "attempt failed" } }
         }
         td { @if let Some(a) = event.attempt { (a) } }
         td { @if let Some(m) = &event.message { (m) } }

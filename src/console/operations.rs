@@ -22,7 +22,7 @@ use super::{
 use crate::db::audit::AuditAction;
 use crate::db::console::{self, Cursor, OperationDetail, OperationFilter, OperationRow};
 use crate::db::operations::{self as ops_db, OperationEvent};
-use crate::lifecycle::{OperationId, OperationStatus, Step};
+use crate::lifecycle::{EventKind, OperationId, OperationStatus, Step};
 
 /// Rows per page.
 pub const PAGE_SIZE: i64 = 50;
@@ -502,7 +502,7 @@ fn timings(history: &[OperationEvent], finished: Option<DateTime<Utc>>) -> Marku
         let Some(step) = event.step else { continue };
         let end = history
             .get(i + 1..)
-            .and_then(|rest| rest.iter().find(|e| e.kind != "note"))
+            .and_then(|rest| rest.iter().find(|e| e.kind != EventKind::Note))
             .map(|e| e.at)
             .or(finished);
         rows.push((step, event.at, end));

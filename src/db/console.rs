@@ -12,7 +12,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::models::Operation;
 use super::schema::{assessments, findings, operations, outbox, projects};
-use crate::lifecycle::{OperationId, OperationStatus, OrganizationId, ProjectId, Step};
+use crate::lifecycle::{EventKind, OperationId, OperationStatus, OrganizationId, ProjectId, Step};
 
 /// Whose rows a session may read: one organisation, or every one (the admin scope).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,14 +274,14 @@ pub async fn throughput(
 ) -> QueryResult<Vec<MinuteCounts>> {
     diesel::sql_query(
         "SELECT date_trunc('minute', e.at) AS minute,
-                count(*) FILTER (WHERE e.kind = 'status' AND e.status = $1) AS succeeded,
-                count(*) FILTER (WHERE e.kind = 'status' AND e.status = $2) AS failed,
-                greatest(count(*) FILTER (WHERE e.kind = 'attempt_error')
-                         - count(*) FILTER (WHERE e.kind = 'status' AND e.status = $2), 0)
+                count(*) FILTER (WHERE e.kind = $4 AND e.status = $1) AS succeeded,
+                count(*) FILTER (WHERE e.kind = $4 AND e.status = $2) AS failed,
+                greatest(count(*) FILTER (WHERE e.kind = $5)
+                         - count(*) FILTER (WHERE e.kind = $4 AND e.status = $2), 0)
                     AS retried
          FROM operation_events e
          WHERE e.at > now() - interval '1 hour'
-           AND (e.kind = 'attempt_error' OR (e.kind = 'status' AND e.status IN ($1, $2)))
+           AND (e.kind = $5 OR (e.kind = $4 AND e.status IN ($1, $2)))
            AND ($3::uuid IS NULL OR EXISTS (
                 SELECT 1 FROM operations o WHERE o.id = e.operation_id AND o.organization_id = $3))
          GROUP BY 1 ORDER BY 1",
@@ -289,6 +289,8 @@ pub async fn throughput(
     .bind::<Text, _>(OperationStatus::Succeeded)
     .bind::<Text, _>(OperationStatus::Failed)
     .bind::<Nullable<SqlUuid>, _>(scope.organization())
+    .bind::<Text, _>(EventKind::Status)
+    .bind::<Text, _>(EventKind::AttemptError)
     .load(conn)
     .await
 }

@@ -24,7 +24,7 @@ use super::models::{ASSESSMENT_RESOURCE, REMEDIATION_KIND, RemediationTarget, Ta
 use super::operations::live_predicate;
 use super::rate_limit::{Bucket, Take, take_columns, take_cte};
 use super::sql::{Bind, Prepared};
-use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, RemediationStatus};
+use crate::lifecycle::{AssessmentId, EventKind, OperationId, OperationStatus, RemediationStatus};
 use crate::queue::message::JobMessage;
 
 /// What the intake needs to decide on a request.
@@ -169,7 +169,7 @@ WITH created AS (
     RETURNING id
 ), event AS (
     INSERT INTO operation_events (operation_id, kind, status)
-    SELECT id, 'status', $4 FROM created
+    SELECT id, $10, $4 FROM created
 ), job AS (
     INSERT INTO outbox (operation_id, payload)
     SELECT id, $9 FROM created
@@ -215,6 +215,7 @@ pub async fn create_live_with_job(
                 target.project_version_id.map(Uuid::from),
             ))
             .bind(Bind::Json(job))
+            .bind(Bind::Text(EventKind::Status.as_str().to_owned()))
             .load(conn)
             .await?;
         if let Some(row) = <[Created]>::first(&rows) {

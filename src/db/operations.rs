@@ -11,7 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::models::{ASSESSMENT_RESOURCE, Operation, REMEDIATION_KIND, RemediationTarget};
 use super::schema::{operation_events, operations};
-use crate::lifecycle::{AssessmentId, OperationId, OperationStatus, Step};
+use crate::lifecycle::{AssessmentId, EventKind, OperationId, OperationStatus, Step};
 
 /// The predicate of the `operations_one_live_per_resource` index, verbatim: `OperationStatus::LIVE`
 /// spelled as SQL (a unit test keeps the two in step). A macro, so that hand-written statements
@@ -53,7 +53,13 @@ pub async fn create_or_get_live(
         .await
         .optional()?;
     if let Some(id) = inserted {
-        record_event(conn, id, EventKind::Status(OperationStatus::Pending), None).await?;
+        record_event(
+            conn,
+            id,
+            StateChange::Status(OperationStatus::Pending),
+            None,
+        )
+        .await?;
         return Ok((id, true));
     }
     let existing = operations::table
@@ -167,7 +173,13 @@ pub async fn claim(
         .await
         .optional()?;
     if let Some((attempt, starts)) = claimed {
-        record_event(conn, id, EventKind::Status(OperationStatus::Running), None).await?;
+        record_event(
+            conn,
+            id,
+            StateChange::Status(OperationStatus::Running),
+            None,
+        )
+        .await?;
         return Ok(Claim::Claimed { attempt, starts });
     }
     let status: Option<OperationStatus> = operations::table
@@ -218,7 +230,7 @@ pub async fn start_step(
         .execute(conn)
         .await?;
     if updated == 1 {
-        record_event(conn, id, EventKind::Step(step), None).await?;
+        record_event(conn, id, StateChange::Step(step), None).await?;
         return Ok(StepGate::Go);
     }
     let row: Option<(OperationStatus, Option<DateTime<Utc>>)> = operations::table
@@ -275,7 +287,7 @@ pub async fn cancel(
         record_event(
             conn,
             id,
-            EventKind::Status(OperationStatus::Cancelled),
+            StateChange::Status(OperationStatus::Cancelled),
             Some(&note),
         )
         .await?;
@@ -344,7 +356,7 @@ pub async fn rescue_stale(
         record_event(
             conn,
             *id,
-            EventKind::Status(OperationStatus::Pending),
+            StateChange::Status(OperationStatus::Pending),
             Some("rescued: its worker stopped sending heartbeats"),
         )
         .await?;
@@ -391,7 +403,7 @@ pub async fn replay(
             record_event(
                 conn,
                 id,
-                EventKind::Status(OperationStatus::Pending),
+                StateChange::Status(OperationStatus::Pending),
                 Some(&note),
             )
             .await?;
@@ -426,7 +438,7 @@ pub async fn last_step_before_claim(
 ) -> QueryResult<Option<Step>> {
     operation_events::table
         .filter(operation_events::operation_id.eq(id))
-        .filter(operation_events::kind.eq("step"))
+        .filter(operation_events::kind.eq(EventKind::Step))
         .filter(operation_events::step.ne(Step::Claim))
         .order(operation_events::id.desc())
         .select(operation_events::step)
@@ -445,7 +457,7 @@ pub async fn record_note(
         conn,
         NewEvent {
             message: Some(message),
-            ..NewEvent::new(id, "note")
+            ..NewEvent::new(id, EventKind::Note)
         },
     )
     .await
@@ -501,7 +513,7 @@ pub async fn finish(
         .execute(conn)
         .await?;
     if updated == 1 {
-        record_event(conn, id, EventKind::Status(status), error_message).await?;
+        record_event(conn, id, StateChange::Status(status), error_message).await?;
     }
     Ok(updated == 1)
 }
@@ -525,7 +537,13 @@ pub async fn release_for_retry(
         .await?;
     if updated == 1 {
         record_attempt_error(conn, id, attempt, error_message).await?;
-        record_event(conn, id, EventKind::Status(OperationStatus::Pending), None).await?;
+        record_event(
+            conn,
+            id,
+            StateChange::Status(OperationStatus::Pending),
+            None,
+        )
+        .await?;
     }
     Ok(updated == 1)
 }
@@ -541,13 +559,14 @@ pub async fn record_attempt_error(
         NewEvent {
             attempt: Some(attempt),
             message: Some(message),
-            ..NewEvent::new(id, "attempt_error")
+            ..NewEvent::new(id, EventKind::AttemptError)
         },
     )
     .await
 }
 
-pub enum EventKind {
+/// A status or step change, recorded as an event of that kind.
+enum StateChange {
     Status(OperationStatus),
     Step(Step),
 }
@@ -555,17 +574,17 @@ pub enum EventKind {
 async fn record_event(
     conn: &mut AsyncPgConnection,
     id: OperationId,
-    kind: EventKind,
+    change: StateChange,
     message: Option<&str>,
 ) -> QueryResult<usize> {
-    let event = match kind {
-        EventKind::Status(status) => NewEvent {
+    let event = match change {
+        StateChange::Status(status) => NewEvent {
             status: Some(status),
-            ..NewEvent::new(id, "status")
+            ..NewEvent::new(id, EventKind::Status)
         },
-        EventKind::Step(step) => NewEvent {
+        StateChange::Step(step) => NewEvent {
             step: Some(step),
-            ..NewEvent::new(id, "step")
+            ..NewEvent::new(id, EventKind::Step)
         },
     };
     insert_event(conn, NewEvent { message, ..event }).await
@@ -576,7 +595,7 @@ async fn record_event(
 #[diesel(table_name = operation_events)]
 struct NewEvent<'a> {
     operation_id: OperationId,
-    kind: &'a str,
+    kind: EventKind,
     status: Option<OperationStatus>,
     step: Option<Step>,
     attempt: Option<i32>,
@@ -584,7 +603,7 @@ struct NewEvent<'a> {
 }
 
 impl<'a> NewEvent<'a> {
-    fn new(operation_id: OperationId, kind: &'a str) -> Self {
+    fn new(operation_id: OperationId, kind: EventKind) -> Self {
         NewEvent {
             operation_id,
             kind,
@@ -607,7 +626,7 @@ async fn insert_event(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> Quer
 #[derive(Debug, Clone, Queryable, serde::Serialize)]
 pub struct OperationEvent {
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: EventKind,
     pub status: Option<OperationStatus>,
     pub step: Option<Step>,
     pub attempt: Option<i32>,

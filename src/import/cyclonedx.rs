@@ -423,7 +423,7 @@ mod tests {
     use super::*;
     use crate::import::native::{AssessmentIn, FindingIn};
     use crate::import::scanner::finding_id;
-    use crate::import::test_support::example;
+    use crate::import::test_support::{assert_refused, example};
 
     fn row<'a>(file: &'a ImportFile, id: &str, version: &str) -> (&'a FindingIn, &'a AssessmentIn) {
         let i = file
@@ -545,33 +545,27 @@ mod tests {
             })
             .to_string()
         };
-        let err = convert(&doc(serde_json::json!([]), "1.3"), ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("specVersion") && err.contains("1.4"), "{err}");
+        let text = doc(serde_json::json!([]), "1.3");
+        assert_refused(convert, &text, &["specVersion", "1.4"]);
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}],
             "analysis": {"state": "maybe"}}]);
-        let err = convert(&doc(vulns, "1.5"), ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("vulnerabilities[0].analysis.state"), "{err}");
+        assert_refused(
+            convert,
+            &doc(vulns, "1.5"),
+            &["vulnerabilities[0].analysis.state"],
+        );
 
         let vulns =
             serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c1"}, {"ref": "nope"}]}]);
-        let err = convert(&doc(vulns, "1.6"), ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("vulnerabilities[0].affects[1].ref") && err.contains("nope"),
-            "{err}"
+        assert_refused(
+            convert,
+            &doc(vulns, "1.6"),
+            &["vulnerabilities[0].affects[1].ref", "nope"],
         );
 
         let vulns = serde_json::json!([{"id": "CVE-1", "affects": [{"ref": "c2"}]}]);
-        let err = convert(&doc(vulns, "1.6"), ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("has no purl"), "{err}");
+        assert_refused(convert, &doc(vulns, "1.6"), &["has no purl"]);
 
         // A BOM-Link into this document resolves by its fragment.
         let vulns = serde_json::json!([{"id": "CVE-1",

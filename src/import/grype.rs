@@ -187,7 +187,7 @@ mod tests {
     use super::*;
     use crate::import::scanner::finding_id;
     use crate::import::test_support::example;
-    use crate::import::test_support::finding;
+    use crate::import::test_support::{assert_refused, finding};
 
     #[test]
     fn converts_the_example_report() {
@@ -271,32 +271,26 @@ mod tests {
 
         let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1"},
             "artifact": {"name": "thing", "version": "1"}}]}"#;
-        let err = convert(text, ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("matches[0].artifact.type"), "{err}");
+        assert_refused(convert, text, &["matches[0].artifact.type"]);
     }
+
+    /// Malformed reports, and what the error must name.
+    const MALFORMED: &[(&str, &[&str])] = &[
+        (
+            r#"{"matches": [{"vulnerability": {"id": "CVE-1", "fix": {"versions": "1.0"}},
+            "artifact": {"name": "x", "version": "1", "type": "npm"}}]}"#,
+            &["matches[0].vulnerability.fix.versions"],
+        ),
+        (
+            r#"{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "x"}}]}"#,
+            &["matches[0].artifact", "version"],
+        ),
+    ];
 
     #[test]
     fn malformed_reports_name_the_bad_field() {
-        let text = r#"{"matches": [{"vulnerability": {"id": "CVE-1", "fix": {"versions": "1.0"}},
-            "artifact": {"name": "x", "version": "1", "type": "npm"}}]}"#;
-        let err = convert(text, ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("matches[0].vulnerability.fix.versions"),
-            "{err}"
-        );
-
-        let text =
-            r#"{"matches": [{"vulnerability": {"id": "CVE-1"}, "artifact": {"name": "x"}}]}"#;
-        let err = convert(text, ProjectId::new_random())
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("matches[0].artifact") && err.contains("version"),
-            "{err}"
-        );
+        for (text, names) in MALFORMED {
+            assert_refused(convert, text, names);
+        }
     }
 }

@@ -11,6 +11,7 @@ mod grype;
 mod native;
 mod osv_scanner;
 mod purl;
+mod record;
 mod scanner;
 mod tenancy;
 #[cfg(test)]

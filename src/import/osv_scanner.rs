@@ -296,7 +296,7 @@ mod tests {
     use super::*;
     use crate::import::scanner::{assessment_id, finding_id};
     use crate::import::test_support::example;
-    use crate::import::test_support::finding;
+    use crate::import::test_support::{assert_refused, finding};
 
     #[test]
     fn converts_the_example_report() {
@@ -399,40 +399,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn malformed_reports_name_the_bad_field() {
-        let err = convert(
+    /// Malformed reports, and what the error must name.
+    const MALFORMED: &[(&str, &[&str])] = &[
+        (
             r#"{"results": [{"packages": [{"package": {"name": "lodash", "version": 4}}]}]}"#,
-            ProjectId::new_random(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("results[0].packages[0].package.version"),
-            "{err}"
-        );
-
-        let err = convert(
+            &["results[0].packages[0].package.version"],
+        ),
+        (
             r#"{"results": [{"packages": [{"package": {"name": "lodash", "version": "1.0.0"}}]}]}"#,
-            ProjectId::new_random(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("results[0].packages[0].package.ecosystem"),
-            "{err}"
-        );
-
-        let err = convert(
+            &["results[0].packages[0].package.ecosystem"],
+        ),
+        (
             r#"{"results": [{"packages": [{"package": {"name": "x", "version": "1", "ecosystem": "npm"},
                 "vulnerabilities": [{"aliases": []}]}]}]}"#,
-            ProjectId::new_random(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("results[0].packages[0].vulnerabilities[0]") && err.contains("id"),
-            "{err}"
-        );
+            &["results[0].packages[0].vulnerabilities[0]", "id"],
+        ),
+    ];
+
+    #[test]
+    fn malformed_reports_name_the_bad_field() {
+        for (text, names) in MALFORMED {
+            assert_refused(convert, text, names);
+        }
     }
 }

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::ImportFile;
+use super::record::Record;
 use crate::db::schema::{assessments, findings, projects};
 use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId};
 
@@ -67,31 +68,6 @@ pub(super) async fn refuse_organisation_moves(
     )
 }
 
-/// What kind of record a check is about, and the field of the file that places it.
-struct Record {
-    what: &'static str,
-    list: &'static str,
-    field: &'static str,
-}
-
-impl Record {
-    const PROJECT: Record = Record {
-        what: "project",
-        list: "projects",
-        field: "organization_id",
-    };
-    const FINDING: Record = Record {
-        what: "finding",
-        list: "findings",
-        field: "project_id",
-    };
-    const ASSESSMENT: Record = Record {
-        what: "assessment",
-        list: "assessments",
-        field: "finding_id",
-    };
-}
-
 /// Fails on the first of `records` (file order; the organisation the file places it in, or
 /// `None` when that is not known) stored under another organisation.
 fn refuse_moves<Id: Copy + Eq + Hash + Display>(
@@ -103,7 +79,9 @@ fn refuse_moves<Id: Copy + Eq + Hash + Display>(
         if let (Some(&from), Some(to)) = (stored.get(&id), to)
             && from != to
         {
-            let Record { what, list, field } = record;
+            let Record {
+                what, list, field, ..
+            } = record;
             bail!(
                 "invalid import file at `{list}[{i}].{field}`: {what} {id} belongs to \
                  organisation {from}; this file would move it to organisation {to}, and an \

@@ -1,6 +1,8 @@
-//! What the import tests share: the example files under `examples/` and finding look-ups.
+//! What the import tests share: the example files under `examples/`, finding look-ups, and
+//! the check that a malformed report is refused naming what is wrong.
 
 use super::native::{FindingIn, ImportFile};
+use crate::lifecycle::ProjectId;
 
 /// An example file of the repository's `examples/` folder.
 pub fn example(name: &str) -> String {
@@ -14,4 +16,16 @@ pub fn finding<'a>(file: &'a ImportFile, id: &str) -> &'a FindingIn {
         .iter()
         .find(|f| f.vulnerability_id == id)
         .unwrap_or_else(|| panic!("no finding {id} in {:#?}", file.findings))
+}
+
+/// A converter of one report format.
+pub type Convert = fn(&str, ProjectId) -> anyhow::Result<ImportFile>;
+
+/// `convert` refuses `text` with an error that contains every one of `names` (the bad
+/// field's path, the value it had); panics showing the error otherwise.
+pub fn assert_refused(convert: Convert, text: &str, names: &[&str]) {
+    let err = convert(text, ProjectId::new_random())
+        .unwrap_err()
+        .to_string();
+    assert!(names.iter().all(|name| err.contains(name)), "{err}");
 }

@@ -3,12 +3,14 @@
 //! that is neither in the file nor in the database fails the whole import, naming the field.
 
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::hash::Hash;
 
 use anyhow::{Context, bail};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
+use super::record::Record;
 use super::tenancy::refuse_organisation_moves;
 use super::{Document, ImportFile};
 use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
@@ -124,6 +126,28 @@ fn missing<Id: Copy + Eq + Hash>(
     referenced.filter(|id| !known.contains(id)).collect()
 }
 
+/// Fails the import, naming the field of row `i` of `record`'s list, when the id that field
+/// refers to is not a known record.
+fn require_known<Id: Eq + Hash + Display>(
+    record: Record,
+    known: &HashSet<Id>,
+    id: &Id,
+    i: usize,
+) -> anyhow::Result<()> {
+    if !known.contains(id) {
+        let Record {
+            list,
+            field,
+            refers_to,
+            ..
+        } = record;
+        bail!(
+            "invalid import file at `{list}[{i}].{field}`: {refers_to} {id} is neither in the file nor in the database"
+        );
+    }
+    Ok(())
+}
+
 async fn write_organizations(
     conn: &mut AsyncPgConnection,
     file: &ImportFile,
@@ -147,12 +171,7 @@ async fn write_projects(
     summary: &mut ImportSummary,
 ) -> anyhow::Result<()> {
     for (i, p) in file.projects.iter().enumerate() {
-        if !known.organizations.contains(&p.organization_id) {
-            bail!(
-                "invalid import file at `projects[{i}].organization_id`: organisation {} is neither in the file nor in the database",
-                p.organization_id
-            );
-        }
+        require_known(Record::PROJECT, &known.organizations, &p.organization_id, i)?;
         summary.read += 1;
         let row = ProjectRow {
             id: p.id,
@@ -173,12 +192,7 @@ async fn write_findings(
     summary: &mut ImportSummary,
 ) -> anyhow::Result<()> {
     for (i, f) in file.findings.iter().enumerate() {
-        if !known.projects.contains(&f.project_id) {
-            bail!(
-                "invalid import file at `findings[{i}].project_id`: project {} is neither in the file nor in the database",
-                f.project_id
-            );
-        }
+        require_known(Record::FINDING, &known.projects, &f.project_id, i)?;
         summary.read += 1;
         let row = FindingRow {
             id: f.id,
@@ -206,12 +220,7 @@ async fn write_assessments(
     summary: &mut ImportSummary,
 ) -> anyhow::Result<()> {
     for (i, a) in file.assessments.iter().enumerate() {
-        if !known.findings.contains(&a.finding_id) {
-            bail!(
-                "invalid import file at `assessments[{i}].finding_id`: finding {} is neither in the file nor in the database",
-                a.finding_id
-            );
-        }
+        require_known(Record::ASSESSMENT, &known.findings, &a.finding_id, i)?;
         summary.read += 1;
         let row = AssessmentRow {
             id: a.id,

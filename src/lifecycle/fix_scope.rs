@@ -45,11 +45,55 @@ impl std::fmt::Display for FixScope<'_> {
 mod tests {
     use super::*;
 
+    /// Package names of every shape the ecosystems have: scoped npm names, dotted and dashed
+    /// PyPI names, Go module paths, Maven coordinates, and names that start or end with
+    /// characters near the group key.
+    const PACKAGE_NAMES: &[&str] = &[
+        "lodash",
+        "@types/node",
+        "zope.interface",
+        "typing-extensions",
+        "golang.org/x/net",
+        "github.com/gin-gonic/gin/v2",
+        "org.apache.commons:commons-lang3",
+        "serde_json",
+        "a",
+        "**",
+        " *",
+        "*lodash",
+        "lodash*",
+    ];
+
     #[test]
-    fn a_group_and_a_package_round_trip_through_the_stored_key() {
+    fn the_group_is_stored_under_the_star() {
+        assert_eq!(FixScope::Group.key(), "*");
         assert_eq!(FixScope::of_key(FixScope::Group.key()), FixScope::Group);
-        assert_eq!(FixScope::of_key("lodash"), FixScope::Package("lodash"));
-        assert_eq!(FixScope::Package("lodash").key(), "lodash");
-        assert_ne!(FixScope::Group.key(), "");
+    }
+
+    #[test]
+    fn a_package_is_stored_under_its_name_and_read_back_as_that_package() {
+        for &name in PACKAGE_NAMES {
+            let scope = FixScope::Package(name);
+            assert_eq!(scope.key(), name);
+            assert_eq!(FixScope::of_key(scope.key()), scope, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn no_package_name_is_read_back_as_the_group() {
+        for &name in PACKAGE_NAMES {
+            assert_ne!(FixScope::of_key(name), FixScope::Group, "{name:?}");
+            assert_ne!(
+                FixScope::Package(name).key(),
+                FixScope::Group.key(),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_name_the_package_or_the_grouped_fix() {
+        assert_eq!(FixScope::Package("lodash").to_string(), "lodash");
+        assert_eq!(FixScope::Group.to_string(), "the grouped fix");
     }
 }

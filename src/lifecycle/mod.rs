@@ -1,7 +1,7 @@
 //! The job lifecycle as types: the states an operation moves through ([`OperationStatus`]),
 //! the steps a job runs ([`Step`]), what the assessment says about its fix
-//! ([`RemediationStatus`]), typed ids, and the pure decisions that move a job from one state to
-//! the next ([`decide`]). Nothing here does I/O: the worker's runner turns a decision into
+//! ([`RemediationStatus`]), what a line of an operation's history records ([`EventKind`]),
+//! typed ids, and the pure decisions that move a job from one state to the next ([`decide`]). Nothing here does I/O: the worker's runner turns a decision into
 //! database writes, publishes and acks, so every rule about retries, dead letters and crash
 //! loops is unit-tested here without Postgres or RabbitMQ.
 //!
@@ -18,4 +18,4 @@ pub use fix_scope::FixScope;
 pub use ids::{
     AssessmentId, FindingId, FixId, OperationId, OrganizationId, ProjectId, ProjectVersionId,
 };
-pub use status::{OperationStatus, RemediationStatus, Step};
+pub use status::{EventKind, OperationStatus, RemediationStatus, Step};

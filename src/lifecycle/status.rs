@@ -130,6 +130,20 @@ sql_text_enum!(
     }
 );
 
+sql_text_enum!(
+    /// `operation_events.kind`: what one line of an operation's history records.
+    EventKind {
+        /// The operation's status changed (the event's `status` says to what).
+        Status => "status",
+        /// A step started (the event's `step` says which).
+        Step => "step",
+        /// An attempt failed (the event's `attempt` and `message` say which and why).
+        AttemptError => "attempt_error",
+        /// Free text: a cancel request, a skipped duplicate delivery, a discarded dead letter.
+        Note => "note",
+    }
+);
+
 impl RemediationStatus {
     /// What a fix's pull request can be on the forge (`remediation_fixes.state`); `Failed`
     /// belongs to an assessment's last job, never to a pull request.
@@ -163,6 +177,9 @@ mod tests {
         }
         for status in RemediationStatus::ALL {
             assert_eq!(RemediationStatus::parse(status.as_str()), Some(*status));
+        }
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(*kind));
         }
         assert_eq!(Step::parse("context"), None);
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use remediator::config::{PatcherChoice, Settings};
 use remediator::db::operations::OperationEvent;
 use remediator::forge::{ForgeKind, ForgeSettings};
+use remediator::lifecycle::EventKind;
 use remediator::shutdown::Shutdown;
 use remediator::worker::context::StepHook;
 use serde_json::{Value, json};
@@ -250,7 +251,8 @@ impl World {
         loop {
             let history = self.history(id).await;
             if history.iter().any(|event| {
-                event.kind == "note" && event.message.as_deref().is_some_and(|m| m.contains(text))
+                event.kind == EventKind::Note
+                    && event.message.as_deref().is_some_and(|m| m.contains(text))
             }) {
                 return;
             }
