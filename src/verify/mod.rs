@@ -4,6 +4,8 @@
 //!
 //! - [`discover`]: which commands install the project and run its tests (by convention per
 //!   ecosystem, a repository's `.remediator.toml`, or the fleet's `[verify.commands]`).
+//! - [`conventions`]: the convention of each kind of project (npm, pnpm, yarn 1, uv), one
+//!   file each, and the list of them.
 //! - [`run`]: one install (registries only, through the egress proxy) and one test run (no
 //!   network at all), in the sandbox, on a copy of a tree.
 //! - [`results`]: the tests a run names and how each ended (node's test runner, pytest `-rA`),
@@ -21,6 +23,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod conventions;
 pub mod discover;
 pub mod repair_context;
 pub mod report;

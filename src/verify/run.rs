@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::VerifySettings;
-use super::discover::{Command, Kind, TestPlan};
+use super::discover::{Command, TestPlan};
 use super::results::{self, TestCase};
 use crate::lockfile::{self, LockError, LockfileSettings};
 use crate::sandbox::{Sandbox, ToolRun, ToolStatus, output};
@@ -64,14 +64,8 @@ pub async fn run(
 ) -> Result<TestRun, LockError> {
     let started = Instant::now();
     let quoted = sandbox.max_output_bytes();
-    let env = environment(plan.kind);
-    if let Some(install) = &plan.install {
-        let mut run = tool_run(install, tree, &plan.dir, &env, true);
-        // uv resolving from a directory of distributions (an offline mirror) reads it.
-        if plan.kind == Kind::Uv && !lockfiles.python_find_links.is_empty() {
-            run.read_only
-                .push(std::path::PathBuf::from(&lockfiles.python_find_links));
-        }
+    for install in &plan.install {
+        let run = tool_run(install, tree, plan, true);
         let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
         let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
         if !ran.success() {
@@ -105,8 +99,7 @@ async fn run_tests_since(
     started: Instant,
 ) -> Result<TestRun, LockError> {
     let quoted = sandbox.max_output_bytes();
-    let env = environment(plan.kind);
-    let run = tool_run(&plan.test, tree, &plan.dir, &env, false);
+    let run = tool_run(&plan.test, tree, plan, false);
     let limited = sandbox.with_limits(verify.test_timeout_secs, verify.max_output_bytes);
     let ran = limited.run(&run, HINT).await?;
     Ok(TestRun {
@@ -117,73 +110,18 @@ async fn run_tests_since(
     })
 }
 
-fn tool_run(
-    command: &Command,
-    tree: &Path,
-    dir: &str,
-    env: &[(&str, &str)],
-    network: bool,
-) -> ToolRun {
-    let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, dir, env);
+/// One command of `plan` in `tree`: the convention's environment and what its runs need of the
+/// worker's, with the network (registries only) for an install.
+fn tool_run(command: &Command, tree: &Path, plan: &TestPlan, network: bool) -> ToolRun {
+    let sandboxing = &plan.sandboxing;
+    let env = plan.convention.environment;
+    let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, &plan.dir, env);
     run.network = network;
+    run.env.extend(sandboxing.env.iter().cloned());
     run.read_only.extend(command.read_only.iter().cloned());
+    run.read_only.extend(sandboxing.read_only.iter().cloned());
+    run.files_at.extend(sandboxing.files_at.iter().cloned());
     run
-}
-
-/// `plan` with its pnpm commands run by the pnpm the project asks for (its `packageManager`,
-/// else the major its lock's `lockfileVersion` needs), as the lock step ran it, when the
-/// worker's own pnpm is not that one.
-pub async fn with_requested_release(
-    sandbox: &Sandbox,
-    lockfiles: &LockfileSettings,
-    plan: TestPlan,
-    tree: &Path,
-) -> Result<TestPlan, LockError> {
-    use crate::lockfile::package_manager;
-    if plan.kind != Kind::Pnpm || plan.install.is_none() {
-        return Ok(plan);
-    }
-    let lock = lockfile::join(&plan.dir, "pnpm-lock.yaml");
-    let lock_text = crate::lockfile::repo_file::read(tree, &lock).unwrap_or_default();
-    let wanted = package_manager::from_manifest(tree, &plan.dir, "pnpm")
-        .or_else(|| package_manager::pnpm_major_for_lock(&lock_text, &lock));
-    let Some(wanted) = wanted else {
-        return Ok(plan);
-    };
-    let own = package_manager::worker_version(sandbox, &lockfiles.pnpm).await;
-    if package_manager::satisfied_by(&wanted, own.as_deref()) {
-        return Ok(plan);
-    }
-    let release = package_manager::provide(sandbox, lockfiles, &wanted).await?;
-    Ok(TestPlan {
-        install: plan.install.as_ref().map(|c| c.run_by(&release)),
-        test: plan.test.run_by(&release),
-        ..plan
-    })
-}
-
-/// What every run of a kind gets: caches in the sandbox's fresh `/tmp`, no update checks, no
-/// interactive prompts, no Python download.
-fn environment(kind: Kind) -> Vec<(&'static str, &'static str)> {
-    let mut env = vec![("CI", "true")];
-    match kind {
-        Kind::Npm | Kind::Pnpm | Kind::Yarn => env.extend([
-            ("npm_config_cache", "/tmp/npm-cache"),
-            ("npm_config_update_notifier", "false"),
-            ("npm_config_fund", "false"),
-            ("npm_config_audit", "false"),
-            ("YARN_CACHE_FOLDER", "/tmp/yarn-cache"),
-        ]),
-        Kind::Uv => env.extend([
-            ("UV_CACHE_DIR", "/tmp/uv-cache"),
-            ("UV_PYTHON_DOWNLOADS", "never"),
-            ("UV_NO_PROGRESS", "1"),
-            // The cache lives in the run's /tmp and goes with it: copy, never link.
-            ("UV_LINK_MODE", "copy"),
-        ]),
-        Kind::Poetry | Kind::Other => {}
-    }
-    env
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

@@ -94,7 +94,7 @@ pub async fn run(
         Discovery::Found(plan) => {
             // The pnpm the project asks for, as the lock step ran it; when it cannot be had,
             // the worker's own runs and its install says what went wrong.
-            let release = crate::verify::run::with_requested_release(
+            let release = crate::verify::conventions::js::with_requested_release(
                 &pipeline.sandbox,
                 &pipeline.lockfiles,
                 plan.clone(),
