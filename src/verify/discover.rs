@@ -1,14 +1,21 @@
 //! Which commands install the project and run its tests. In order: the repository's own
 //! `.remediator.toml` (`[test] install = "...", command = "..."`), the fleet's
-//! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest:
+//! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest
+//! (`super::conventions`, one file each):
 //!
 //! - npm, pnpm, yarn 1: a `scripts.test` in `package.json` (not npm's placeholder that exits 1),
 //!   after the lock's frozen install (`npm ci`, `pnpm install --frozen-lockfile`, `yarn install
 //!   --frozen-lockfile`); install scripts run, in the sandbox, since native modules need them;
 //! - uv: `uv sync --locked` then `pytest -rA` in the synced environment, when the lock
-//!   resolves pytest.
+//!   resolves pytest;
+//! - Poetry: `poetry install --no-interaction` (the virtualenv in the project) then `poetry run
+//!   pytest -rA`, when the lock resolves pytest;
+//! - Cargo: `cargo fetch --locked` then `cargo test --locked --offline --no-fail-fast`;
+//! - Go: `go mod download` then `go test -v ./...`;
+//! - a `requirements.txt` naming pytest: a virtualenv in `.venv`, its pip installs the
+//!   requirements, then its `python -m pytest -rA`.
 //!
-//! Anything else says plainly that no test command is known for it yet.
+//! Anything else says plainly that no test command is known for it.
 
 use std::path::Path;
 
@@ -168,8 +175,8 @@ fn find(
     }
     let Some(convention) = convention else {
         return Discovery::NotFound(format!(
-            "no test command found: no npm, pnpm, yarn or uv lock file in {} (other \
-             ecosystems are not tested yet; set [test] in {REPOSITORY_FILE})",
+            "no test command found: none of {} in {} (set [test] in {REPOSITORY_FILE})",
+            conventions::known_lock_files().join(", "),
             shown_dir(dir)
         ));
     };
@@ -386,19 +393,20 @@ mod tests {
             Discovery::NotFound(why) if why.contains("does not resolve pytest")
         ));
 
-        let cargo = tree(&[("Cargo.lock", "")]);
+        let ruby = tree(&[("Gemfile.lock", "")]);
         assert_eq!(
-            discover(cargo.path(), "", &verify, &lockfiles),
+            discover(ruby.path(), "", &verify, &lockfiles),
             Discovery::NotFound(
-                "no test command found: no npm, pnpm, yarn or uv lock file in the repository's \
-                 root (other ecosystems are not tested yet; set [test] in .remediator.toml)"
+                "no test command found: none of package-lock.json, npm-shrinkwrap.json, \
+                 pnpm-lock.yaml, yarn.lock, uv.lock, poetry.lock, Cargo.lock, go.mod, \
+                 requirements.txt in the repository's root (set [test] in .remediator.toml)"
                     .to_owned()
             )
         );
         let poetry = tree(&[("poetry.lock", "")]);
         assert!(matches!(
             discover(poetry.path(), "", &verify, &lockfiles),
-            Discovery::NotFound(why) if why.starts_with("no test command found for poetry projects yet")
+            Discovery::NotFound(why) if why.starts_with("no tests: poetry.lock does not resolve pytest")
         ));
         // The fleet's commands for the kind, then the repository's own, win.
         let mut fleet = VerifySettings::default();
@@ -431,6 +439,56 @@ mod tests {
         assert!(matches!(
             discover(broken.path(), "", &verify, &lockfiles),
             Discovery::NotFound(why) if why.contains("without a command")
+        ));
+    }
+
+    #[test]
+    fn poetry_cargo_go_and_requirements_files_have_conventions() {
+        let (verify, lockfiles) = (VerifySettings::default(), lockfiles());
+        let found = |files: &[(&str, &str)], dir: &str| {
+            let tree = tree(files);
+            match discover(tree.path(), dir, &verify, &lockfiles) {
+                Discovery::Found(plan) => plan,
+                Discovery::NotFound(why) => panic!("{files:?}: {why}"),
+            }
+        };
+        let poetry = found(&[("poetry.lock", "[[package]]\nname = \"pytest\"\n")], "");
+        assert_eq!(
+            poetry.install_text().unwrap(),
+            "poetry install --no-interaction"
+        );
+        assert_eq!(poetry.test.to_string(), "poetry run pytest -rA");
+        assert_eq!(poetry.source, "poetry.lock resolves pytest");
+        let cargo = found(&[("core/Cargo.lock", "")], "core");
+        assert_eq!(cargo.install_text().unwrap(), "cargo fetch --locked");
+        assert_eq!(
+            cargo.test.to_string(),
+            "cargo test --locked --offline --no-fail-fast"
+        );
+        assert_eq!(
+            cargo.convention.kept,
+            [("CARGO_HOME", ".remediator/cargo-home")]
+        );
+        let go = found(&[("go.mod", "module example.com/m\n")], "");
+        assert_eq!(go.install_text().unwrap(), "go mod download");
+        assert_eq!(go.test.to_string(), "go test -v ./...");
+        let pip = found(
+            &[("requirements.txt", "requests==2.32.0\npytest>=8 # tests\n")],
+            "",
+        );
+        assert_eq!(
+            pip.install_text().unwrap(),
+            "python3 -m venv .venv && sh -c 'exec .venv/bin/python -m pip \"$@\"' pip install \
+             --no-input -r requirements.txt"
+        );
+        assert_eq!(
+            pip.test.to_string(),
+            "sh -c 'exec .venv/bin/python -m pytest \"$@\"' pytest -rA"
+        );
+        let without = tree(&[("requirements.txt", "requests==2.32.0\npytest-cov\n")]);
+        assert!(matches!(
+            discover(without.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(why) if why.contains("does not name pytest")
         ));
     }
 }

@@ -65,7 +65,7 @@ pub async fn run(
     let started = Instant::now();
     let quoted = sandbox.max_output_bytes();
     for install in &plan.install {
-        let run = tool_run(install, tree, plan, true);
+        let run = tool_run(sandbox, install, tree, plan, true);
         let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
         let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
         if !ran.success() {
@@ -99,7 +99,7 @@ async fn run_tests_since(
     started: Instant,
 ) -> Result<TestRun, LockError> {
     let quoted = sandbox.max_output_bytes();
-    let run = tool_run(&plan.test, tree, plan, false);
+    let run = tool_run(sandbox, &plan.test, tree, plan, false);
     let limited = sandbox.with_limits(verify.test_timeout_secs, verify.max_output_bytes);
     let ran = limited.run(&run, HINT).await?;
     Ok(TestRun {
@@ -112,15 +112,27 @@ async fn run_tests_since(
 
 /// One command of `plan` in `tree`: the convention's environment and what its runs need of the
 /// worker's, with the network (registries only) for an install.
-fn tool_run(command: &Command, tree: &Path, plan: &TestPlan, network: bool) -> ToolRun {
+fn tool_run(
+    sandbox: &Sandbox,
+    command: &Command,
+    tree: &Path,
+    plan: &TestPlan,
+    network: bool,
+) -> ToolRun {
     let sandboxing = &plan.sandboxing;
     let env = plan.convention.environment;
     let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, &plan.dir, env);
+    // Every runner's own word for "no terminal, no prompts".
+    run.env.insert(0, ("CI".to_owned(), "true".to_owned()));
     run.network = network;
     run.env.extend(sandboxing.env.iter().cloned());
     run.read_only.extend(command.read_only.iter().cloned());
     run.read_only.extend(sandboxing.read_only.iter().cloned());
     run.files_at.extend(sandboxing.files_at.iter().cloned());
+    for (key, dir) in plan.convention.kept {
+        let inside = sandbox.clone_path(tree, &lockfile::join(&plan.dir, dir));
+        run.env.push(((*key).to_owned(), inside));
+    }
     run
 }
 

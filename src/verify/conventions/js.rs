@@ -16,7 +16,6 @@ const NPM_PLACEHOLDER: &str = "no test specified";
 
 /// Caches in the run's `/tmp`, no update notices, no funding or audit requests.
 const ENVIRONMENT: &[(&str, &str)] = &[
-    ("CI", "true"),
     ("npm_config_cache", "/tmp/npm-cache"),
     ("npm_config_update_notifier", "false"),
     ("npm_config_fund", "false"),
@@ -77,6 +76,7 @@ pub const NPM: TestConvention = TestConvention {
     },
     environment: ENVIRONMENT,
     sandboxing: nothing,
+    kept: &[],
 };
 
 pub const PNPM: TestConvention = TestConvention {
@@ -88,6 +88,7 @@ pub const PNPM: TestConvention = TestConvention {
     },
     environment: ENVIRONMENT,
     sandboxing: nothing,
+    kept: &[],
 };
 
 pub const YARN: TestConvention = TestConvention {
@@ -108,6 +109,7 @@ pub const YARN: TestConvention = TestConvention {
     },
     environment: ENVIRONMENT,
     sandboxing: nothing,
+    kept: &[],
 };
 
 /// `plan` with its pnpm commands run by the pnpm the project asks for (its `packageManager`,

@@ -7,13 +7,17 @@
 //! Adding a test convention is one file (its `discover`, ending with its [`TestConvention`]
 //! constant) and one line in [`ALL`].
 
+pub mod cargo;
+pub mod go;
 pub mod js;
+pub mod pip;
+pub mod poetry;
 pub mod uv;
 
 use std::path::{Path, PathBuf};
 
 use super::discover::{Discovery, REPOSITORY_FILE};
-use crate::lockfile::{LockfileSettings, repo_file};
+use crate::lockfile::{LockfileSettings, join, repo_file};
 
 /// The project a convention looks at: the default branch's tree, the project's directory in
 /// it, and the lock settings (the tools and registries the worker uses).
@@ -37,7 +41,7 @@ impl Project<'_> {
 }
 
 /// What a run needs beyond its command and the convention's fixed environment, read from the
-/// worker's settings when the run starts (a toolchain's root, a configuration file).
+/// worker's settings and tools when the plan is made (a toolchain's root, a configuration file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sandboxing {
     pub env: Vec<(String, String)>,
@@ -55,11 +59,15 @@ pub struct TestConvention {
     pub lock_files: &'static [&'static str],
     /// The commands of a project of this kind, or why there are none.
     pub discover: fn(&Project<'_>) -> Discovery,
-    /// The environment of every run: caches in the sandbox's fresh `/tmp`, no update checks,
-    /// no prompts.
+    /// The environment of every run besides `CI=true`: caches in the sandbox's fresh `/tmp`, no
+    /// update checks, no prompts.
     pub environment: &'static [(&'static str, &'static str)],
     /// What runs need of the worker's besides the program (see [`Sandboxing`]).
     pub sandboxing: fn(&LockfileSettings) -> Sandboxing,
+    /// Variables naming a directory the install fills and the tests read (a module cache):
+    /// (variable, directory relative to the project's), made absolute where the run sees the
+    /// tree. Each run has a fresh `/tmp`, so what must outlast the install is in the tree.
+    pub kept: &'static [(&'static str, &'static str)],
 }
 
 impl std::fmt::Debug for TestConvention {
@@ -78,16 +86,16 @@ impl PartialEq for TestConvention {
 impl Eq for TestConvention {}
 
 /// Every convention, in the order a project's lock files are looked for.
-pub const ALL: &[&TestConvention] = &[&js::NPM, &js::PNPM, &js::YARN, &uv::UV, &POETRY];
-
-/// Poetry: no convention yet.
-pub const POETRY: TestConvention = TestConvention {
-    name: "poetry",
-    lock_files: &["poetry.lock"],
-    discover: |_| not_known("poetry"),
-    environment: &[],
-    sandboxing: nothing,
-};
+pub const ALL: &[&TestConvention] = &[
+    &js::NPM,
+    &js::PNPM,
+    &js::YARN,
+    &uv::UV,
+    &poetry::POETRY,
+    &cargo::CARGO,
+    &go::GO,
+    &pip::PIP,
+];
 
 /// A repository's or the fleet's own commands for a project of no known kind.
 pub const OTHER: TestConvention = TestConvention {
@@ -96,6 +104,7 @@ pub const OTHER: TestConvention = TestConvention {
     discover: |_| not_known("other"),
     environment: &[],
     sandboxing: nothing,
+    kept: &[],
 };
 
 /// The convention of the project in `dir` of the tree at `root`, by its lock file.
@@ -141,13 +150,5 @@ pub fn resolves_pytest(project: &Project<'_>, lock: &str) -> Result<String, Stri
             "no tests: {path} does not resolve pytest (set [test] in {REPOSITORY_FILE} for \
              another runner)"
         )),
-    }
-}
-
-/// `file` of `dir`, relative to the tree's root.
-pub fn join(dir: &str, file: &str) -> String {
-    match dir {
-        "" => file.to_owned(),
-        dir => format!("{dir}/{file}"),
     }
 }

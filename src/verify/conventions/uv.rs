@@ -48,7 +48,6 @@ pub const UV: TestConvention = TestConvention {
     lock_files: &["uv.lock"],
     discover,
     environment: &[
-        ("CI", "true"),
         ("UV_CACHE_DIR", "/tmp/uv-cache"),
         ("UV_PYTHON_DOWNLOADS", "never"),
         ("UV_NO_PROGRESS", "1"),
@@ -56,4 +55,5 @@ pub const UV: TestConvention = TestConvention {
         ("UV_LINK_MODE", "copy"),
     ],
     sandboxing: find_links,
+    kept: &[],
 };
