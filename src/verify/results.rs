@@ -1,8 +1,11 @@
 //! The tests a run names and how each ended, read from the runner's output: node's test runner
 //! (TAP, its default when the output is not a terminal, `ok 1 - name` / `not ok 2 - name` and
 //! a YAML block saying why; and its `spec` reporter, `✔ name` / `✖ name`), and pytest's `-rA`
-//! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`). A runner that names
-//! none leaves the comparison to the exit status.
+//! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`), `cargo test`
+//! (`test path::name ... ok`, `... FAILED` and the failure's `---- path::name stdout ----`
+//! block), and `go test -v` (`--- PASS: TestX`, `--- FAIL: TestX` and the lines the test
+//! logged under its `=== RUN`, named with their package). A runner that names none leaves the
+//! comparison to the exit status.
 
 /// Lines and characters of a failing test's own output that are kept: its error, not the log.
 const MAX_LINES: usize = 20;
@@ -25,7 +28,9 @@ pub fn parse(output: &str) -> Vec<TestCase> {
     for (index, line) in lines.iter().enumerate() {
         let case = tap(&lines, index, line)
             .or_else(|| spec(&lines, index, line))
-            .or_else(|| pytest(&lines, line));
+            .or_else(|| pytest(&lines, line))
+            .or_else(|| cargo(&lines, line))
+            .or_else(|| go(&lines, index, line));
         let Some(case) = case else { continue };
         match found.iter_mut().find(|seen| seen.name == case.name) {
             Some(seen) => {
@@ -50,7 +55,8 @@ fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
         None => (true, trimmed.strip_prefix("ok ")?),
     };
     let (number, name) = rest.split_once(' ')?;
-    if !number.chars().all(|c| c.is_ascii_digit()) {
+    // `ok  \tpkg\t0.01s` (go test's package line) is no TAP line: a TAP line has a number.
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let name = name.strip_prefix("- ").unwrap_or(name);
@@ -176,6 +182,83 @@ fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
     })
 }
 
+/// `cargo test`: `test tests::adds ... ok`, `test tests::formats ... FAILED` (an ignored test
+/// is not listed); a failure's output is its `---- tests::formats stdout ----` block.
+fn cargo(lines: &[&str], line: &str) -> Option<TestCase> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, passed) = match rest.rsplit_once(" ... ")? {
+        (name, "ok") => (name, true),
+        (name, "FAILED") => (name, false),
+        _ => return None,
+    };
+    let output = match passed {
+        true => String::new(),
+        false => {
+            let header = format!("---- {name} stdout ----");
+            let block = lines
+                .iter()
+                .skip_while(|l| **l != header)
+                .skip(1)
+                .take_while(|l| !l.starts_with("---- ") && l.trim() != "failures:");
+            excerpt(block.copied())
+        }
+    };
+    Some(TestCase {
+        name: name.to_owned(),
+        passed,
+        output,
+    })
+}
+
+/// `go test -v`: `--- PASS: TestX (0.00s)`, `--- FAIL: TestX/sub (0.00s)` (any indentation:
+/// subtests), named `package.TestX` by the package's `ok` or `FAIL` line that follows (a name
+/// is unique in its package only); a failure's output is what the test logged after its
+/// `=== RUN` (or `=== CONT`, `=== NAME`) line.
+fn go(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
+    let trimmed = line.trim_start();
+    let (passed, rest) = match trimmed.strip_prefix("--- FAIL: ") {
+        Some(rest) => (false, rest),
+        None => (true, trimmed.strip_prefix("--- PASS: ")?),
+    };
+    let test = match rest.rfind(" (") {
+        Some(at) if rest.ends_with("s)") => &rest[..at],
+        _ => rest,
+    };
+    let package = lines[index + 1..].iter().find_map(|l| {
+        let mut fields = l.split('\t');
+        match fields.next()?.trim_end() {
+            "ok" | "FAIL" => fields.next().map(str::trim),
+            _ => None,
+        }
+    });
+    let name = match package {
+        Some(package) => format!("{package}.{test}"),
+        None => test.to_owned(),
+    };
+    let output = match passed {
+        true => String::new(),
+        false => {
+            let started = lines[..index].iter().rposition(|l| {
+                ["=== RUN   ", "=== CONT  ", "=== NAME  "]
+                    .iter()
+                    .any(|marker| l.strip_prefix(marker) == Some(test))
+            });
+            let logged = started.map(|at| {
+                lines[at + 1..index]
+                    .iter()
+                    .take_while(|l| !l.starts_with("=== ") && !l.trim_start().starts_with("--- "))
+                    .map(|l| l.trim())
+            });
+            logged.map(excerpt).unwrap_or_default()
+        }
+    };
+    Some(TestCase {
+        name,
+        passed,
+        output,
+    })
+}
+
 /// `_ _ _ _ _`: pytest's line between the frames of one failure's traceback.
 fn is_frame_separator(line: &str) -> bool {
     let line = line.trim();
@@ -275,6 +358,69 @@ mod tests {
         assert_eq!(
             cases[0].output,
             ">       assert line('tea', 7) == 'tea   7'\ntests/test_billing.py:5:\n>       return pyfmt.pad(label, 6) + pyfmt.fmt(n)\nE       AttributeError: module 'pyfmt' has no attribute 'fmt'\ninvoice.py:5: AttributeError"
+        );
+    }
+
+    /// `cargo test --no-fail-fast` of a crate whose unit test `formats` fails (an ignored test,
+    /// an integration test target and an empty doc-test target beside it), as cargo 1.9x
+    /// prints it (stdout; cargo's own progress goes to stderr).
+    const CARGO_TEST: &str = "\nrunning 3 tests\ntest tests::adds ... ok\ntest tests::formats ... FAILED\ntest tests::slow ... ignored\n\nfailures:\n\n---- tests::formats stdout ----\n\nthread 'tests::formats' (30052) panicked at src/lib.rs:10:20:\nassertion `left == right` failed\n  left: \"7!\"\n right: \"7\"\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n\n\nfailures:\n    tests::formats\n\ntest result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n\nrunning 2 tests\ntest public_add ... ok\ntest public_fmt ... ok\n\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\n\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
+
+    #[test]
+    fn cargo_test_names_each_test_and_quotes_a_failure_block() {
+        let cases = parse(CARGO_TEST);
+        assert_eq!(
+            outcomes(&cases),
+            [
+                ("tests::adds", true),
+                ("tests::formats", false),
+                ("public_add", true),
+                ("public_fmt", true)
+            ]
+        );
+        assert!(
+            cases[1].output.starts_with("thread 'tests::formats'")
+                && cases[1]
+                    .output
+                    .contains("assertion `left == right` failed\n  left: \"7!\"\n right: \"7\""),
+            "{}",
+            cases[1].output
+        );
+        assert!(
+            !cases[1].output.contains("failures:"),
+            "{}",
+            cases[1].output
+        );
+    }
+
+    /// `go test -v ./...` of a module with two packages, both with a `TestAdd`, a failing
+    /// subtest, a skipped test and a failure that logged lines, as go 1.2x prints it.
+    const GO_TEST: &str = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n=== RUN   TestTable\n=== RUN   TestTable/one\n=== RUN   TestTable/two\n    billing_test.go:13: two broke: got 2\n--- FAIL: TestTable (0.00s)\n    --- PASS: TestTable/one (0.00s)\n    --- FAIL: TestTable/two (0.00s)\nFAIL\nFAIL\texample.com/billing\t0.014s\n=== RUN   TestPad\n    fmtx_test.go:6: padding\n    fmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \"\n--- FAIL: TestPad (0.00s)\n=== RUN   TestSkip\n    fmtx_test.go:12: later\n--- SKIP: TestSkip (0.00s)\n=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nFAIL\nFAIL\texample.com/billing/fmtx\t0.013s\nFAIL\n";
+
+    #[test]
+    fn go_test_names_each_test_by_package_and_quotes_what_it_logged() {
+        let cases = parse(GO_TEST);
+        assert_eq!(
+            outcomes(&cases),
+            [
+                ("example.com/billing.TestAdd", true),
+                ("example.com/billing.TestTable", false),
+                ("example.com/billing.TestTable/one", true),
+                ("example.com/billing.TestTable/two", false),
+                ("example.com/billing/fmtx.TestPad", false),
+                ("example.com/billing/fmtx.TestAdd", true)
+            ]
+        );
+        assert_eq!(cases[3].output, "billing_test.go:13: two broke: got 2");
+        // A package whose tests pass ends with `ok  \tPACKAGE\tTIME`: no TAP line.
+        let passing = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nPASS\nok  \texample.com/billing\t0.005s\n";
+        assert_eq!(
+            outcomes(&parse(passing)),
+            [("example.com/billing.TestAdd", true)]
+        );
+        assert_eq!(
+            cases[4].output,
+            "fmtx_test.go:6: padding\nfmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \""
         );
     }
 }
