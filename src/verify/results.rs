@@ -50,10 +50,7 @@ pub fn parse(output: &str) -> Vec<TestCase> {
 /// failure.
 fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     let trimmed = line.trim_start();
-    let (passed, rest) = match trimmed.strip_prefix("not ok ") {
-        Some(rest) => (false, rest),
-        None => (true, trimmed.strip_prefix("ok ")?),
-    };
+    let (passed, rest) = outcome(trimmed, "not ok ", "ok ")?;
     let (number, name) = rest.split_once(' ')?;
     // `ok  \tpkg\t0.01s` (go test's package line) is no TAP line: a TAP line has a number.
     if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
@@ -68,62 +65,40 @@ fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     if directive.starts_with("SKIP") || directive.starts_with("TODO") {
         return None;
     }
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let indent = line.len() - trimmed.len();
-            let block = lines[index + 1..]
-                .iter()
-                .take_while(|l| {
-                    let t = l.trim_start();
-                    l.trim().is_empty()
-                        || (l.len() - t.len() > indent
-                            && !t.starts_with("ok ")
-                            && !t.starts_with("not ok ")
-                            && !t.starts_with("# Subtest"))
-                })
-                .map(|l| l.trim())
-                .filter(|l| !matches!(*l, "---" | "...") && !l.starts_with("duration_ms:"));
-            excerpt(block)
-        }
-    };
-    Some(TestCase {
-        name: unescape_tap(name.trim()),
-        passed,
-        output,
+    case(unescape_tap(name.trim()), passed, || {
+        let indent = line.len() - trimmed.len();
+        let block = lines[index + 1..]
+            .iter()
+            .take_while(|l| {
+                let t = l.trim_start();
+                l.trim().is_empty()
+                    || (l.len() - t.len() > indent
+                        && !t.starts_with("ok ")
+                        && !t.starts_with("not ok ")
+                        && !t.starts_with("# Subtest"))
+            })
+            .map(|l| l.trim())
+            .filter(|l| !matches!(*l, "---" | "...") && !l.starts_with("duration_ms:"));
+        excerpt(block)
     })
 }
 
 /// node's `spec` reporter: `✔ name (1.2ms)`, `✖ name (3ms)` and the indented error below.
 fn spec(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     let trimmed = line.trim_start();
-    let (passed, rest) = match trimmed.strip_prefix("✖ ") {
-        Some(rest) => (false, rest),
-        None => (true, trimmed.strip_prefix("✔ ")?),
-    };
+    let (passed, rest) = outcome(trimmed, "✖ ", "✔ ")?;
     if rest.starts_with("failing tests") {
         return None;
     }
-    let name = match rest.rfind(" (") {
-        Some(at) if rest.ends_with("ms)") => &rest[..at],
-        _ => rest,
-    };
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let indent = line.len() - trimmed.len();
-            excerpt(
-                lines[index + 1..]
-                    .iter()
-                    .take_while(|l| l.len() - l.trim_start().len() > indent)
-                    .map(|l| l.trim()),
-            )
-        }
-    };
-    Some(TestCase {
-        name: name.trim().to_owned(),
-        passed,
-        output,
+    let name = without_duration(rest, "ms)");
+    case(name.trim().to_owned(), passed, || {
+        let indent = line.len() - trimmed.len();
+        excerpt(
+            lines[index + 1..]
+                .iter()
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim()),
+        )
     })
 }
 
@@ -147,38 +122,28 @@ fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
     if name.contains(' ') || name.is_empty() {
         return None;
     }
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let short = name.rsplit("::").next().unwrap_or(name);
-            let section = lines
-                .iter()
-                .position(|l| {
-                    l.starts_with('_') && l.trim_matches(|c| c == '_' || c == ' ') == short
-                })
-                .map(|start| {
-                    lines[start + 1..]
-                        .iter()
-                        // A frame of a deeper call (the code under test) follows a `_ _ _`
-                        // line: the error is raised there, so the section goes on.
-                        .take_while(|l| {
-                            (!l.starts_with('_') || is_frame_separator(l)) && !l.starts_with('=')
-                        })
-                        .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
-                        .map(|l| l.trim_end())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            match section.is_empty() {
-                true => excerpt(std::iter::once(why)),
-                false => excerpt(section.into_iter()),
-            }
+    case(name.to_owned(), passed, || {
+        let short = name.rsplit("::").next().unwrap_or(name);
+        let section = lines
+            .iter()
+            .position(|l| l.starts_with('_') && l.trim_matches(|c| c == '_' || c == ' ') == short)
+            .map(|start| {
+                lines[start + 1..]
+                    .iter()
+                    // A frame of a deeper call (the code under test) follows a `_ _ _`
+                    // line: the error is raised there, so the section goes on.
+                    .take_while(|l| {
+                        (!l.starts_with('_') || is_frame_separator(l)) && !l.starts_with('=')
+                    })
+                    .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
+                    .map(|l| l.trim_end())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        match section.is_empty() {
+            true => excerpt(std::iter::once(why)),
+            false => excerpt(section.into_iter()),
         }
-    };
-    Some(TestCase {
-        name: name.to_owned(),
-        passed,
-        output,
     })
 }
 
@@ -191,22 +156,14 @@ fn cargo(lines: &[&str], line: &str) -> Option<TestCase> {
         (name, "FAILED") => (name, false),
         _ => return None,
     };
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let header = format!("---- {name} stdout ----");
-            let block = lines
-                .iter()
-                .skip_while(|l| **l != header)
-                .skip(1)
-                .take_while(|l| !l.starts_with("---- ") && l.trim() != "failures:");
-            excerpt(block.copied())
-        }
-    };
-    Some(TestCase {
-        name: name.to_owned(),
-        passed,
-        output,
+    case(name.to_owned(), passed, || {
+        let header = format!("---- {name} stdout ----");
+        let block = lines
+            .iter()
+            .skip_while(|l| **l != header)
+            .skip(1)
+            .take_while(|l| !l.starts_with("---- ") && l.trim() != "failures:");
+        excerpt(block.copied())
     })
 }
 
@@ -215,15 +172,8 @@ fn cargo(lines: &[&str], line: &str) -> Option<TestCase> {
 /// is unique in its package only); a failure's output is what the test logged after its
 /// `=== RUN` (or `=== CONT`, `=== NAME`) line.
 fn go(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
-    let trimmed = line.trim_start();
-    let (passed, rest) = match trimmed.strip_prefix("--- FAIL: ") {
-        Some(rest) => (false, rest),
-        None => (true, trimmed.strip_prefix("--- PASS: ")?),
-    };
-    let test = match rest.rfind(" (") {
-        Some(at) if rest.ends_with("s)") => &rest[..at],
-        _ => rest,
-    };
+    let (passed, rest) = outcome(line.trim_start(), "--- FAIL: ", "--- PASS: ")?;
+    let test = without_duration(rest, "s)");
     let package = lines[index + 1..].iter().find_map(|l| {
         let mut fields = l.split('\t');
         match fields.next()?.trim_end() {
@@ -235,22 +185,43 @@ fn go(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
         Some(package) => format!("{package}.{test}"),
         None => test.to_owned(),
     };
+    case(name, passed, || {
+        let started = lines[..index].iter().rposition(|l| {
+            ["=== RUN   ", "=== CONT  ", "=== NAME  "]
+                .iter()
+                .any(|marker| l.strip_prefix(marker) == Some(test))
+        });
+        let logged = started.map(|at| {
+            lines[at + 1..index]
+                .iter()
+                .take_while(|l| !l.starts_with("=== ") && !l.trim_start().starts_with("--- "))
+                .map(|l| l.trim())
+        });
+        logged.map(excerpt).unwrap_or_default()
+    })
+}
+
+/// Whether `line` starts with `failed` or `passed`, and what follows.
+fn outcome<'a>(line: &'a str, failed: &str, passed: &str) -> Option<(bool, &'a str)> {
+    match line.strip_prefix(failed) {
+        Some(rest) => Some((false, rest)),
+        None => line.strip_prefix(passed).map(|rest| (true, rest)),
+    }
+}
+
+/// A test's name without the duration its runner writes after it (`name (1.2ms)`).
+fn without_duration<'a>(text: &'a str, unit: &str) -> &'a str {
+    match text.rfind(" (") {
+        Some(at) if text.ends_with(unit) => &text[..at],
+        _ => text,
+    }
+}
+
+/// The test `name` that ended so; a failure's decisive output is what `failure_output` reads.
+fn case(name: String, passed: bool, failure_output: impl FnOnce() -> String) -> Option<TestCase> {
     let output = match passed {
         true => String::new(),
-        false => {
-            let started = lines[..index].iter().rposition(|l| {
-                ["=== RUN   ", "=== CONT  ", "=== NAME  "]
-                    .iter()
-                    .any(|marker| l.strip_prefix(marker) == Some(test))
-            });
-            let logged = started.map(|at| {
-                lines[at + 1..index]
-                    .iter()
-                    .take_while(|l| !l.starts_with("=== ") && !l.trim_start().starts_with("--- "))
-                    .map(|l| l.trim())
-            });
-            logged.map(excerpt).unwrap_or_default()
-        }
+        false => failure_output(),
     };
     Some(TestCase {
         name,
@@ -366,61 +337,65 @@ mod tests {
     /// prints it (stdout; cargo's own progress goes to stderr).
     const CARGO_TEST: &str = "\nrunning 3 tests\ntest tests::adds ... ok\ntest tests::formats ... FAILED\ntest tests::slow ... ignored\n\nfailures:\n\n---- tests::formats stdout ----\n\nthread 'tests::formats' (30052) panicked at src/lib.rs:10:20:\nassertion `left == right` failed\n  left: \"7!\"\n right: \"7\"\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n\n\nfailures:\n    tests::formats\n\ntest result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n\nrunning 2 tests\ntest public_add ... ok\ntest public_fmt ... ok\n\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\n\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
 
-    #[test]
-    fn cargo_test_names_each_test_and_quotes_a_failure_block() {
-        let cases = parse(CARGO_TEST);
-        assert_eq!(
-            outcomes(&cases),
-            [
-                ("tests::adds", true),
-                ("tests::formats", false),
-                ("public_add", true),
-                ("public_fmt", true)
-            ]
-        );
-        assert!(
-            cases[1].output.starts_with("thread 'tests::formats'")
-                && cases[1]
-                    .output
-                    .contains("assertion `left == right` failed\n  left: \"7!\"\n right: \"7\""),
-            "{}",
-            cases[1].output
-        );
-        assert!(
-            !cases[1].output.contains("failures:"),
-            "{}",
-            cases[1].output
-        );
-    }
-
     /// `go test -v ./...` of a module with two packages, both with a `TestAdd`, a failing
     /// subtest, a skipped test and a failure that logged lines, as go 1.2x prints it.
     const GO_TEST: &str = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n=== RUN   TestTable\n=== RUN   TestTable/one\n=== RUN   TestTable/two\n    billing_test.go:13: two broke: got 2\n--- FAIL: TestTable (0.00s)\n    --- PASS: TestTable/one (0.00s)\n    --- FAIL: TestTable/two (0.00s)\nFAIL\nFAIL\texample.com/billing\t0.014s\n=== RUN   TestPad\n    fmtx_test.go:6: padding\n    fmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \"\n--- FAIL: TestPad (0.00s)\n=== RUN   TestSkip\n    fmtx_test.go:12: later\n--- SKIP: TestSkip (0.00s)\n=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nFAIL\nFAIL\texample.com/billing/fmtx\t0.013s\nFAIL\n";
 
-    #[test]
-    fn go_test_names_each_test_by_package_and_quotes_what_it_logged() {
-        let cases = parse(GO_TEST);
-        assert_eq!(
-            outcomes(&cases),
-            [
+    /// Output of a runner captured from the real tool, the tests it names, and one failure's
+    /// decisive output (by its index among them).
+    struct Captured {
+        output: &'static str,
+        outcomes: &'static [(&'static str, bool)],
+        failure: (usize, &'static str),
+    }
+
+    const CAPTURED: &[Captured] = &[
+        Captured {
+            output: CARGO_TEST,
+            outcomes: &[
+                ("tests::adds", true),
+                ("tests::formats", false),
+                ("public_add", true),
+                ("public_fmt", true),
+            ],
+            failure: (
+                1,
+                "thread 'tests::formats' (30052) panicked at src/lib.rs:10:20:\nassertion `left == right` failed\n  left: \"7!\"\n right: \"7\"\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+            ),
+        },
+        Captured {
+            output: GO_TEST,
+            outcomes: &[
                 ("example.com/billing.TestAdd", true),
                 ("example.com/billing.TestTable", false),
                 ("example.com/billing.TestTable/one", true),
                 ("example.com/billing.TestTable/two", false),
                 ("example.com/billing/fmtx.TestPad", false),
-                ("example.com/billing/fmtx.TestAdd", true)
-            ]
-        );
-        assert_eq!(cases[3].output, "billing_test.go:13: two broke: got 2");
-        // A package whose tests pass ends with `ok  \tPACKAGE\tTIME`: no TAP line.
-        let passing = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nPASS\nok  \texample.com/billing\t0.005s\n";
-        assert_eq!(
-            outcomes(&parse(passing)),
-            [("example.com/billing.TestAdd", true)]
-        );
-        assert_eq!(
-            cases[4].output,
-            "fmtx_test.go:6: padding\nfmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \""
-        );
+                ("example.com/billing/fmtx.TestAdd", true),
+            ],
+            failure: (
+                4,
+                "fmtx_test.go:6: padding\nfmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \"",
+            ),
+        },
+        Captured {
+            // A package whose tests pass ends with `ok  \tPACKAGE\tTIME`: no TAP line.
+            output: "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nPASS\nok  \texample.com/billing\t0.005s\n",
+            outcomes: &[("example.com/billing.TestAdd", true)],
+            failure: (0, ""),
+        },
+    ];
+
+    #[test]
+    fn cargo_and_go_test_name_each_test_and_quote_a_failure() {
+        for captured in CAPTURED {
+            let cases = parse(captured.output);
+            assert_eq!(outcomes(&cases), captured.outcomes);
+            let (index, output) = captured.failure;
+            assert_eq!(cases[index].output, output);
+        }
+        // A failing subtest quotes what it logged under its own `=== RUN` line.
+        let go = parse(GO_TEST);
+        assert_eq!(go[3].output, "billing_test.go:13: two broke: got 2");
     }
 }
