@@ -18,11 +18,7 @@ const MAX_KEPT: usize = 1024;
 static KEPT: LazyLock<Mutex<HashMap<String, TestRun>>> = LazyLock::new(Default::default);
 
 fn key(repository: &str, commit: &str, plan: &TestPlan) -> String {
-    let install = plan
-        .install
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let install = plan.install_text().unwrap_or_default();
     format!(
         "{repository}\0{commit}\0{}\0{install}\0{}",
         plan.dir, plan.test

@@ -1,25 +1,30 @@
 //! Which commands install the project and run its tests. In order: the repository's own
 //! `.remediator.toml` (`[test] install = "...", command = "..."`), the fleet's
-//! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest:
+//! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest
+//! (`super::conventions`, one file each):
 //!
 //! - npm, pnpm, yarn 1: a `scripts.test` in `package.json` (not npm's placeholder that exits 1),
 //!   after the lock's frozen install (`npm ci`, `pnpm install --frozen-lockfile`, `yarn install
 //!   --frozen-lockfile`); install scripts run, in the sandbox, since native modules need them;
 //! - uv: `uv sync --locked` then `pytest -rA` in the synced environment, when the lock
-//!   resolves pytest.
+//!   resolves pytest;
+//! - Poetry: `poetry install --no-interaction` (the virtualenv in the project) then `poetry run
+//!   pytest -rA`, when the lock resolves pytest;
+//! - Cargo: `cargo fetch --locked` then `cargo test --locked --offline --no-fail-fast`;
+//! - Go: `go mod download` then `go test -v ./...`;
+//! - a `requirements.txt` naming pytest: a virtualenv in `.venv`, its pip installs the
+//!   requirements, then its `python -m pytest -rA`.
 //!
-//! Anything else says plainly that no test command is known for it yet.
+//! Anything else says plainly that no test command is known for it.
 
 use std::path::Path;
 
+use super::conventions::{self, Project, Sandboxing, TestConvention};
 use super::{CommandOverride, VerifySettings};
 use crate::lockfile::{LockfileSettings, repo_file};
 
 /// The file a repository names its own test commands in.
 pub const REPOSITORY_FILE: &str = ".remediator.toml";
-
-/// npm's `scripts.test` when `npm init` wrote it: no tests.
-const NPM_PLACEHOLDER: &str = "no test specified";
 
 /// One command: a program found on the worker's PATH (run under its own name) and its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +36,7 @@ pub struct Command {
 }
 
 impl Command {
-    fn new(program: &str, args: &[&str]) -> Self {
+    pub fn new(program: &str, args: &[&str]) -> Self {
         Command {
             program: program.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
@@ -84,59 +89,47 @@ impl std::fmt::Display for Command {
     }
 }
 
-/// The tool family a plan runs with: which environment its runs get.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Npm,
-    Pnpm,
-    Yarn,
-    Uv,
-    Poetry,
-    /// A repository's or the fleet's own commands for a project of no known kind.
-    Other,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Npm => "npm",
-            Kind::Pnpm => "pnpm",
-            Kind::Yarn => "yarn",
-            Kind::Uv => "uv",
-            Kind::Poetry => "poetry",
-            Kind::Other => "other",
-        }
-    }
-
-    /// The kind of the project in `dir` of the tree at `root`, by its lock file.
-    fn of(root: &Path, dir: &str) -> Option<Kind> {
-        let has = |name: &str| repo_file::is_file(root, join(dir, name));
-        [
-            ("package-lock.json", Kind::Npm),
-            ("npm-shrinkwrap.json", Kind::Npm),
-            ("pnpm-lock.yaml", Kind::Pnpm),
-            ("yarn.lock", Kind::Yarn),
-            ("uv.lock", Kind::Uv),
-            ("poetry.lock", Kind::Poetry),
-        ]
-        .into_iter()
-        .find(|(file, _)| has(file))
-        .map(|(_, kind)| kind)
-    }
-}
-
 /// How the tests of a project run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestPlan {
-    pub kind: Kind,
-    /// Where both commands run, relative to the tree's root.
+    /// The convention of the project's kind: the environment of its runs.
+    pub convention: &'static TestConvention,
+    /// Where the commands run, relative to the tree's root.
     pub dir: String,
-    /// `None`: nothing to install first.
-    pub install: Option<Command>,
+    /// Run in order before the tests (empty: nothing to install first).
+    pub install: Vec<Command>,
     pub test: Command,
     /// Where the commands come from, for the report: `package.json scripts.test`,
     /// `.remediator.toml`, `verify.commands.npm`.
     pub source: String,
+    /// What the runs need of the worker's (a toolchain), as the convention finds it.
+    pub sandboxing: Sandboxing,
+}
+
+impl TestPlan {
+    /// A plan of `convention`'s kind; [`discover`] adds what its runs need of the worker's.
+    pub fn new(
+        convention: &'static TestConvention,
+        dir: &str,
+        install: Vec<Command>,
+        test: Command,
+        source: String,
+    ) -> Self {
+        TestPlan {
+            convention,
+            dir: dir.to_owned(),
+            install,
+            test,
+            source,
+            sandboxing: Sandboxing::default(),
+        }
+    }
+
+    /// The install commands as run, one after the other (`None`: nothing to install).
+    pub fn install_text(&self) -> Option<String> {
+        let commands: Vec<String> = self.install.iter().map(ToString::to_string).collect();
+        (!commands.is_empty()).then(|| commands.join(" && "))
+    }
 }
 
 /// What the discovery found.
@@ -155,55 +148,63 @@ pub fn discover(
     verify: &VerifySettings,
     lockfiles: &LockfileSettings,
 ) -> Discovery {
-    let kind = Kind::of(root, dir);
+    match find(root, dir, verify, lockfiles) {
+        Discovery::Found(plan) => Discovery::Found(TestPlan {
+            sandboxing: (plan.convention.sandboxing)(lockfiles),
+            ..plan
+        }),
+        none => none,
+    }
+}
+
+/// [`discover`] without what the runs need of the worker's.
+fn find(
+    root: &Path,
+    dir: &str,
+    verify: &VerifySettings,
+    lockfiles: &LockfileSettings,
+) -> Discovery {
+    let convention = conventions::of(root, dir);
     match repository_commands(root) {
         Ok(Some(own)) => {
-            return from_override(
-                kind.unwrap_or(Kind::Other),
-                "",
-                &own,
-                REPOSITORY_FILE.to_owned(),
-            );
+            let convention = convention.unwrap_or(&conventions::OTHER);
+            return from_override(convention, "", &own, REPOSITORY_FILE.to_owned());
         }
         Ok(None) => {}
         Err(why) => return Discovery::NotFound(why),
     }
-    let Some(kind) = kind else {
+    let Some(convention) = convention else {
         return Discovery::NotFound(format!(
-            "no test command found: no npm, pnpm, yarn or uv lock file in {} (other \
-             ecosystems are not tested yet; set [test] in {REPOSITORY_FILE})",
+            "no test command found: none of {} in {} (set [test] in {REPOSITORY_FILE})",
+            conventions::known_lock_files().join(", "),
             shown_dir(dir)
         ));
     };
-    if let Some(fleet) = verify.commands.get(kind.as_str()) {
-        let source = format!("verify.commands.{}", kind.as_str());
-        return from_override(kind, dir, fleet, source);
+    if let Some(fleet) = verify.commands.get(convention.name) {
+        let source = format!("verify.commands.{}", convention.name);
+        return from_override(convention, dir, fleet, source);
     }
-    match kind {
-        Kind::Npm | Kind::Pnpm | Kind::Yarn => js(root, dir, kind, lockfiles),
-        Kind::Uv => uv(root, dir, lockfiles),
-        Kind::Poetry | Kind::Other => Discovery::NotFound(format!(
-            "no test command found for {} projects yet (set [test] in {REPOSITORY_FILE}, or \
-             verify.commands.{})",
-            kind.as_str(),
-            kind.as_str()
-        )),
-    }
+    (convention.discover)(&Project {
+        root,
+        dir,
+        lockfiles,
+    })
 }
 
-fn from_override(kind: Kind, dir: &str, given: &CommandOverride, source: String) -> Discovery {
+fn from_override(
+    convention: &'static TestConvention,
+    dir: &str,
+    given: &CommandOverride,
+    source: String,
+) -> Discovery {
     let install = match given.install.trim() {
-        "" => Ok(None),
-        text => Command::parse(text).map(Some),
+        "" => Ok(Vec::new()),
+        text => Command::parse(text).map(|command| vec![command]),
     };
     match (install, Command::parse(&given.command)) {
-        (Ok(install), Ok(test)) => Discovery::Found(TestPlan {
-            kind,
-            dir: dir.to_owned(),
-            install,
-            test,
-            source,
-        }),
+        (Ok(install), Ok(test)) => {
+            Discovery::Found(TestPlan::new(convention, dir, install, test, source))
+        }
         (Err(why), _) | (_, Err(why)) => {
             Discovery::NotFound(format!("the test command of {source} is not usable: {why}"))
         }
@@ -237,101 +238,6 @@ fn repository_commands(root: &Path) -> Result<Option<CommandOverride>, String> {
         install: field("install"),
         command,
     }))
-}
-
-fn js(root: &Path, dir: &str, kind: Kind, lockfiles: &LockfileSettings) -> Discovery {
-    let manifest = join(dir, "package.json");
-    let script = repo_file::read(root, &manifest)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|json| json["scripts"]["test"].as_str().map(str::to_owned));
-    match script {
-        Some(script) if !script.contains(NPM_PLACEHOLDER) && !script.trim().is_empty() => {}
-        Some(_) => {
-            return Discovery::NotFound(format!(
-                "no tests: {manifest} has npm's placeholder test script"
-            ));
-        }
-        None => {
-            return Discovery::NotFound(format!("no tests: {manifest} has no scripts.test"));
-        }
-    }
-    let registry = (!lockfiles.npm_registry.is_empty())
-        .then(|| format!("--registry={}", lockfiles.npm_registry));
-    let (install, test) = match kind {
-        Kind::Pnpm => (
-            Command::new(&lockfiles.pnpm, &["install", "--frozen-lockfile"]),
-            Command::new(&lockfiles.pnpm, &["test"]),
-        ),
-        Kind::Yarn => {
-            let berry = repo_file::read(root, join(dir, "yarn.lock"))
-                .is_ok_and(|text| text.contains("__metadata"));
-            if berry {
-                return Discovery::NotFound(
-                    "no test command found for yarn 2+ (Berry) projects yet (set [test] in \
-                     .remediator.toml)"
-                        .to_owned(),
-                );
-            }
-            (
-                Command::new(&lockfiles.yarn, &["install", "--frozen-lockfile"]),
-                Command::new(&lockfiles.yarn, &["test"]),
-            )
-        }
-        _ => (
-            Command::new(&lockfiles.npm, &["ci", "--no-audit", "--no-fund"]),
-            Command::new(&lockfiles.npm, &["test"]),
-        ),
-    };
-    let mut install = install;
-    install.args.extend(registry);
-    Discovery::Found(TestPlan {
-        kind,
-        dir: dir.to_owned(),
-        install: Some(install),
-        test,
-        source: format!("{manifest} scripts.test"),
-    })
-}
-
-fn uv(root: &Path, dir: &str, lockfiles: &LockfileSettings) -> Discovery {
-    let lock = join(dir, "uv.lock");
-    let has_pytest = repo_file::read(root, &lock)
-        .is_ok_and(|text| text.lines().any(|line| line.trim() == "name = \"pytest\""));
-    if !has_pytest {
-        return Discovery::NotFound(format!(
-            "no tests: {lock} does not resolve pytest (set [test] in {REPOSITORY_FILE} for \
-             another runner)"
-        ));
-    }
-    let mut install = Command::new(&lockfiles.uv, &["sync", "--locked"]);
-    if !lockfiles.python_index.is_empty() {
-        install
-            .args
-            .extend(["--default-index".to_owned(), lockfiles.python_index.clone()]);
-    }
-    if !lockfiles.python_find_links.is_empty() {
-        install.args.extend([
-            "--no-index".to_owned(),
-            "--find-links".to_owned(),
-            lockfiles.python_find_links.clone(),
-        ]);
-    }
-    Discovery::Found(TestPlan {
-        kind: Kind::Uv,
-        dir: dir.to_owned(),
-        install: Some(install),
-        // The environment is synced: no resolution, no network, in the run.
-        test: Command::new(&lockfiles.uv, &["run", "--no-sync", "pytest", "-rA"]),
-        source: format!("{lock} resolves pytest"),
-    })
-}
-
-fn join(dir: &str, file: &str) -> String {
-    match dir {
-        "" => file.to_owned(),
-        dir => format!("{dir}/{file}"),
-    }
 }
 
 fn shown_dir(dir: &str) -> &str {
@@ -453,12 +359,9 @@ mod tests {
         let Discovery::Found(plan) = discover(npm.path(), "web", &verify, &lockfiles) else {
             panic!("npm scripts.test not found");
         };
-        assert_eq!(plan.kind, Kind::Npm);
+        assert_eq!(plan.convention, &conventions::js::NPM);
         assert_eq!(plan.dir, "web");
-        assert_eq!(
-            plan.install.unwrap().to_string(),
-            "npm ci --no-audit --no-fund"
-        );
+        assert_eq!(plan.install_text().unwrap(), "npm ci --no-audit --no-fund");
         assert_eq!(plan.test.to_string(), "npm test");
         assert_eq!(plan.source, "web/package.json scripts.test");
 
@@ -490,19 +393,20 @@ mod tests {
             Discovery::NotFound(why) if why.contains("does not resolve pytest")
         ));
 
-        let cargo = tree(&[("Cargo.lock", "")]);
+        let ruby = tree(&[("Gemfile.lock", "")]);
         assert_eq!(
-            discover(cargo.path(), "", &verify, &lockfiles),
+            discover(ruby.path(), "", &verify, &lockfiles),
             Discovery::NotFound(
-                "no test command found: no npm, pnpm, yarn or uv lock file in the repository's \
-                 root (other ecosystems are not tested yet; set [test] in .remediator.toml)"
+                "no test command found: none of package-lock.json, npm-shrinkwrap.json, \
+                 pnpm-lock.yaml, yarn.lock, uv.lock, poetry.lock, Cargo.lock, go.mod, \
+                 requirements.txt in the repository's root (set [test] in .remediator.toml)"
                     .to_owned()
             )
         );
         let poetry = tree(&[("poetry.lock", "")]);
         assert!(matches!(
             discover(poetry.path(), "", &verify, &lockfiles),
-            Discovery::NotFound(why) if why.starts_with("no test command found for poetry projects yet")
+            Discovery::NotFound(why) if why.starts_with("no tests: poetry.lock does not resolve pytest")
         ));
         // The fleet's commands for the kind, then the repository's own, win.
         let mut fleet = VerifySettings::default();
@@ -529,12 +433,62 @@ mod tests {
             panic!("the repository's command was not used");
         };
         assert_eq!(plan.source, REPOSITORY_FILE);
-        assert_eq!(plan.install, None);
+        assert_eq!(plan.install_text(), None);
         assert_eq!(plan.test.args, ["-c", "make check"]);
         let broken = tree(&[(REPOSITORY_FILE, "[test]\ninstall = \"npm ci\"\n")]);
         assert!(matches!(
             discover(broken.path(), "", &verify, &lockfiles),
             Discovery::NotFound(why) if why.contains("without a command")
+        ));
+    }
+
+    #[test]
+    fn poetry_cargo_go_and_requirements_files_have_conventions() {
+        let (verify, lockfiles) = (VerifySettings::default(), lockfiles());
+        let found = |files: &[(&str, &str)], dir: &str| {
+            let tree = tree(files);
+            match discover(tree.path(), dir, &verify, &lockfiles) {
+                Discovery::Found(plan) => plan,
+                Discovery::NotFound(why) => panic!("{files:?}: {why}"),
+            }
+        };
+        let poetry = found(&[("poetry.lock", "[[package]]\nname = \"pytest\"\n")], "");
+        assert_eq!(
+            poetry.install_text().unwrap(),
+            "poetry install --no-interaction"
+        );
+        assert_eq!(poetry.test.to_string(), "poetry run pytest -rA");
+        assert_eq!(poetry.source, "poetry.lock resolves pytest");
+        let cargo = found(&[("core/Cargo.lock", "")], "core");
+        assert_eq!(cargo.install_text().unwrap(), "cargo fetch --locked");
+        assert_eq!(
+            cargo.test.to_string(),
+            "cargo test --locked --offline --no-fail-fast"
+        );
+        assert_eq!(
+            cargo.convention.kept,
+            [("CARGO_HOME", ".remediator/cargo-home")]
+        );
+        let go = found(&[("go.mod", "module example.com/m\n")], "");
+        assert_eq!(go.install_text().unwrap(), "go mod download");
+        assert_eq!(go.test.to_string(), "go test -v ./...");
+        let pip = found(
+            &[("requirements.txt", "requests==2.32.0\npytest>=8 # tests\n")],
+            "",
+        );
+        assert_eq!(
+            pip.install_text().unwrap(),
+            "python3 -m venv .venv && sh -c 'exec .venv/bin/python -m pip \"$@\"' pip install \
+             --no-input -r requirements.txt"
+        );
+        assert_eq!(
+            pip.test.to_string(),
+            "sh -c 'exec .venv/bin/python -m pytest \"$@\"' pytest -rA"
+        );
+        let without = tree(&[("requirements.txt", "requests==2.32.0\npytest-cov\n")]);
+        assert!(matches!(
+            discover(without.path(), "", &verify, &lockfiles),
+            Discovery::NotFound(why) if why.contains("does not name pytest")
         ));
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! - [`discover`]: which commands install the project and run its tests (by convention per
 //!   ecosystem, a repository's `.remediator.toml`, or the fleet's `[verify.commands]`).
+//! - [`conventions`]: the convention of each kind of project (npm, pnpm, yarn 1, uv, Poetry,
+//!   Cargo, Go, requirements files), one file each, and the list of them.
 //! - [`run`]: one install (registries only, through the egress proxy) and one test run (no
 //!   network at all), in the sandbox, on a copy of a tree.
-//! - [`results`]: the tests a run names and how each ended (node's test runner, pytest `-rA`),
-//!   with each failure's decisive output.
+//! - [`results`]: the tests a run names and how each ended (node's test runner, pytest `-rA`,
+//!   `cargo test`, `go test -v`), with each failure's decisive output.
 //! - [`compare`]: main against the branch: regressions (passed on main, fail on the branch) and
 //!   pre-existing failures (fail on both, and do not block).
 //! - [`baseline`]: the default branch's run, kept per repository and commit.
@@ -21,6 +23,7 @@
 
 pub mod baseline;
 pub mod compare;
+pub mod conventions;
 pub mod discover;
 pub mod download_cache;
 pub mod repair_context;
@@ -50,8 +53,9 @@ pub struct VerifySettings {
     /// Output of a test run kept to name its tests (bytes; the report quotes far less).
     #[serde(default = "quarter_mib")]
     pub max_output_bytes: usize,
-    /// Commands for every repository of an ecosystem (`npm`, `pnpm`, `yarn`, `uv`, `poetry`),
-    /// over the convention; a repository's `.remediator.toml` still wins.
+    /// Commands for every repository of a kind (`npm`, `pnpm`, `yarn`, `uv`, `poetry`, `cargo`,
+    /// `go`, `pip`: a convention's name), over the convention; a repository's
+    /// `.remediator.toml` still wins.
     #[serde(default)]
     pub commands: BTreeMap<String, CommandOverride>,
     /// Rounds in which the LLM (when one is configured) may repair what the fix broke.

@@ -175,7 +175,7 @@ impl TestsReport {
 
     fn describe(&mut self, plan: &TestPlan) {
         self.command = Some(plan.test.to_string());
-        self.install = plan.install.as_ref().map(ToString::to_string);
+        self.install = plan.install_text();
         self.source = Some(plan.source.clone());
         self.dir = Some(plan.dir.clone());
     }

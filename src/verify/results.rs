@@ -1,8 +1,11 @@
 //! The tests a run names and how each ended, read from the runner's output: node's test runner
 //! (TAP, its default when the output is not a terminal, `ok 1 - name` / `not ok 2 - name` and
 //! a YAML block saying why; and its `spec` reporter, `✔ name` / `✖ name`), and pytest's `-rA`
-//! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`). A runner that names
-//! none leaves the comparison to the exit status.
+//! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`), `cargo test`
+//! (`test path::name ... ok`, `... FAILED` and the failure's `---- path::name stdout ----`
+//! block), and `go test -v` (`--- PASS: TestX`, `--- FAIL: TestX` and the lines the test
+//! logged under its `=== RUN`, named with their package). A runner that names none leaves the
+//! comparison to the exit status.
 
 /// Lines and characters of a failing test's own output that are kept: its error, not the log.
 const MAX_LINES: usize = 20;
@@ -25,7 +28,9 @@ pub fn parse(output: &str) -> Vec<TestCase> {
     for (index, line) in lines.iter().enumerate() {
         let case = tap(&lines, index, line)
             .or_else(|| spec(&lines, index, line))
-            .or_else(|| pytest(&lines, line));
+            .or_else(|| pytest(&lines, line))
+            .or_else(|| cargo(&lines, line))
+            .or_else(|| go(&lines, index, line));
         let Some(case) = case else { continue };
         match found.iter_mut().find(|seen| seen.name == case.name) {
             Some(seen) => {
@@ -45,12 +50,10 @@ pub fn parse(output: &str) -> Vec<TestCase> {
 /// failure.
 fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     let trimmed = line.trim_start();
-    let (passed, rest) = match trimmed.strip_prefix("not ok ") {
-        Some(rest) => (false, rest),
-        None => (true, trimmed.strip_prefix("ok ")?),
-    };
+    let (passed, rest) = outcome(trimmed, "not ok ", "ok ")?;
     let (number, name) = rest.split_once(' ')?;
-    if !number.chars().all(|c| c.is_ascii_digit()) {
+    // `ok  \tpkg\t0.01s` (go test's package line) is no TAP line: a TAP line has a number.
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let name = name.strip_prefix("- ").unwrap_or(name);
@@ -62,62 +65,40 @@ fn tap(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     if directive.starts_with("SKIP") || directive.starts_with("TODO") {
         return None;
     }
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let indent = line.len() - trimmed.len();
-            let block = lines[index + 1..]
-                .iter()
-                .take_while(|l| {
-                    let t = l.trim_start();
-                    l.trim().is_empty()
-                        || (l.len() - t.len() > indent
-                            && !t.starts_with("ok ")
-                            && !t.starts_with("not ok ")
-                            && !t.starts_with("# Subtest"))
-                })
-                .map(|l| l.trim())
-                .filter(|l| !matches!(*l, "---" | "...") && !l.starts_with("duration_ms:"));
-            excerpt(block)
-        }
-    };
-    Some(TestCase {
-        name: unescape_tap(name.trim()),
-        passed,
-        output,
+    case(unescape_tap(name.trim()), passed, || {
+        let indent = line.len() - trimmed.len();
+        let block = lines[index + 1..]
+            .iter()
+            .take_while(|l| {
+                let t = l.trim_start();
+                l.trim().is_empty()
+                    || (l.len() - t.len() > indent
+                        && !t.starts_with("ok ")
+                        && !t.starts_with("not ok ")
+                        && !t.starts_with("# Subtest"))
+            })
+            .map(|l| l.trim())
+            .filter(|l| !matches!(*l, "---" | "...") && !l.starts_with("duration_ms:"));
+        excerpt(block)
     })
 }
 
 /// node's `spec` reporter: `✔ name (1.2ms)`, `✖ name (3ms)` and the indented error below.
 fn spec(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
     let trimmed = line.trim_start();
-    let (passed, rest) = match trimmed.strip_prefix("✖ ") {
-        Some(rest) => (false, rest),
-        None => (true, trimmed.strip_prefix("✔ ")?),
-    };
+    let (passed, rest) = outcome(trimmed, "✖ ", "✔ ")?;
     if rest.starts_with("failing tests") {
         return None;
     }
-    let name = match rest.rfind(" (") {
-        Some(at) if rest.ends_with("ms)") => &rest[..at],
-        _ => rest,
-    };
-    let output = match passed {
-        true => String::new(),
-        false => {
-            let indent = line.len() - trimmed.len();
-            excerpt(
-                lines[index + 1..]
-                    .iter()
-                    .take_while(|l| l.len() - l.trim_start().len() > indent)
-                    .map(|l| l.trim()),
-            )
-        }
-    };
-    Some(TestCase {
-        name: name.trim().to_owned(),
-        passed,
-        output,
+    let name = without_duration(rest, "ms)");
+    case(name.trim().to_owned(), passed, || {
+        let indent = line.len() - trimmed.len();
+        excerpt(
+            lines[index + 1..]
+                .iter()
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim()),
+        )
     })
 }
 
@@ -141,36 +122,109 @@ fn pytest(lines: &[&str], line: &str) -> Option<TestCase> {
     if name.contains(' ') || name.is_empty() {
         return None;
     }
+    case(name.to_owned(), passed, || {
+        let short = name.rsplit("::").next().unwrap_or(name);
+        let section = lines
+            .iter()
+            .position(|l| l.starts_with('_') && l.trim_matches(|c| c == '_' || c == ' ') == short)
+            .map(|start| {
+                lines[start + 1..]
+                    .iter()
+                    // A frame of a deeper call (the code under test) follows a `_ _ _`
+                    // line: the error is raised there, so the section goes on.
+                    .take_while(|l| {
+                        (!l.starts_with('_') || is_frame_separator(l)) && !l.starts_with('=')
+                    })
+                    .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
+                    .map(|l| l.trim_end())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        match section.is_empty() {
+            true => excerpt(std::iter::once(why)),
+            false => excerpt(section.into_iter()),
+        }
+    })
+}
+
+/// `cargo test`: `test tests::adds ... ok`, `test tests::formats ... FAILED` (an ignored test
+/// is not listed); a failure's output is its `---- tests::formats stdout ----` block.
+fn cargo(lines: &[&str], line: &str) -> Option<TestCase> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, passed) = match rest.rsplit_once(" ... ")? {
+        (name, "ok") => (name, true),
+        (name, "FAILED") => (name, false),
+        _ => return None,
+    };
+    case(name.to_owned(), passed, || {
+        let header = format!("---- {name} stdout ----");
+        let block = lines
+            .iter()
+            .skip_while(|l| **l != header)
+            .skip(1)
+            .take_while(|l| !l.starts_with("---- ") && l.trim() != "failures:");
+        excerpt(block.copied())
+    })
+}
+
+/// `go test -v`: `--- PASS: TestX (0.00s)`, `--- FAIL: TestX/sub (0.00s)` (any indentation:
+/// subtests), named `package.TestX` by the package's `ok` or `FAIL` line that follows (a name
+/// is unique in its package only); a failure's output is what the test logged after its
+/// `=== RUN` (or `=== CONT`, `=== NAME`) line.
+fn go(lines: &[&str], index: usize, line: &str) -> Option<TestCase> {
+    let (passed, rest) = outcome(line.trim_start(), "--- FAIL: ", "--- PASS: ")?;
+    let test = without_duration(rest, "s)");
+    let package = lines[index + 1..].iter().find_map(|l| {
+        let mut fields = l.split('\t');
+        match fields.next()?.trim_end() {
+            "ok" | "FAIL" => fields.next().map(str::trim),
+            _ => None,
+        }
+    });
+    let name = match package {
+        Some(package) => format!("{package}.{test}"),
+        None => test.to_owned(),
+    };
+    case(name, passed, || {
+        let started = lines[..index].iter().rposition(|l| {
+            ["=== RUN   ", "=== CONT  ", "=== NAME  "]
+                .iter()
+                .any(|marker| l.strip_prefix(marker) == Some(test))
+        });
+        let logged = started.map(|at| {
+            lines[at + 1..index]
+                .iter()
+                .take_while(|l| !l.starts_with("=== ") && !l.trim_start().starts_with("--- "))
+                .map(|l| l.trim())
+        });
+        logged.map(excerpt).unwrap_or_default()
+    })
+}
+
+/// Whether `line` starts with `failed` or `passed`, and what follows.
+fn outcome<'a>(line: &'a str, failed: &str, passed: &str) -> Option<(bool, &'a str)> {
+    match line.strip_prefix(failed) {
+        Some(rest) => Some((false, rest)),
+        None => line.strip_prefix(passed).map(|rest| (true, rest)),
+    }
+}
+
+/// A test's name without the duration its runner writes after it (`name (1.2ms)`).
+fn without_duration<'a>(text: &'a str, unit: &str) -> &'a str {
+    match text.rfind(" (") {
+        Some(at) if text.ends_with(unit) => &text[..at],
+        _ => text,
+    }
+}
+
+/// The test `name` that ended so; a failure's decisive output is what `failure_output` reads.
+fn case(name: String, passed: bool, failure_output: impl FnOnce() -> String) -> Option<TestCase> {
     let output = match passed {
         true => String::new(),
-        false => {
-            let short = name.rsplit("::").next().unwrap_or(name);
-            let section = lines
-                .iter()
-                .position(|l| {
-                    l.starts_with('_') && l.trim_matches(|c| c == '_' || c == ' ') == short
-                })
-                .map(|start| {
-                    lines[start + 1..]
-                        .iter()
-                        // A frame of a deeper call (the code under test) follows a `_ _ _`
-                        // line: the error is raised there, so the section goes on.
-                        .take_while(|l| {
-                            (!l.starts_with('_') || is_frame_separator(l)) && !l.starts_with('=')
-                        })
-                        .filter(|l| l.starts_with("E ") || l.starts_with('>') || is_location(l))
-                        .map(|l| l.trim_end())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            match section.is_empty() {
-                true => excerpt(std::iter::once(why)),
-                false => excerpt(section.into_iter()),
-            }
-        }
+        false => failure_output(),
     };
     Some(TestCase {
-        name: name.to_owned(),
+        name,
         passed,
         output,
     })
@@ -276,5 +330,72 @@ mod tests {
             cases[0].output,
             ">       assert line('tea', 7) == 'tea   7'\ntests/test_billing.py:5:\n>       return pyfmt.pad(label, 6) + pyfmt.fmt(n)\nE       AttributeError: module 'pyfmt' has no attribute 'fmt'\ninvoice.py:5: AttributeError"
         );
+    }
+
+    /// `cargo test --no-fail-fast` of a crate whose unit test `formats` fails (an ignored test,
+    /// an integration test target and an empty doc-test target beside it), as cargo 1.9x
+    /// prints it (stdout; cargo's own progress goes to stderr).
+    const CARGO_TEST: &str = "\nrunning 3 tests\ntest tests::adds ... ok\ntest tests::formats ... FAILED\ntest tests::slow ... ignored\n\nfailures:\n\n---- tests::formats stdout ----\n\nthread 'tests::formats' (30052) panicked at src/lib.rs:10:20:\nassertion `left == right` failed\n  left: \"7!\"\n right: \"7\"\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n\n\nfailures:\n    tests::formats\n\ntest result: FAILED. 1 passed; 1 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n\nrunning 2 tests\ntest public_add ... ok\ntest public_fmt ... ok\n\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n\n\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
+
+    /// `go test -v ./...` of a module with two packages, both with a `TestAdd`, a failing
+    /// subtest, a skipped test and a failure that logged lines, as go 1.2x prints it.
+    const GO_TEST: &str = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n=== RUN   TestTable\n=== RUN   TestTable/one\n=== RUN   TestTable/two\n    billing_test.go:13: two broke: got 2\n--- FAIL: TestTable (0.00s)\n    --- PASS: TestTable/one (0.00s)\n    --- FAIL: TestTable/two (0.00s)\nFAIL\nFAIL\texample.com/billing\t0.014s\n=== RUN   TestPad\n    fmtx_test.go:6: padding\n    fmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \"\n--- FAIL: TestPad (0.00s)\n=== RUN   TestSkip\n    fmtx_test.go:12: later\n--- SKIP: TestSkip (0.00s)\n=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nFAIL\nFAIL\texample.com/billing/fmtx\t0.013s\nFAIL\n";
+
+    /// Output of a runner captured from the real tool, the tests it names, and one failure's
+    /// decisive output (by its index among them).
+    struct Captured {
+        output: &'static str,
+        outcomes: &'static [(&'static str, bool)],
+        failure: (usize, &'static str),
+    }
+
+    const CAPTURED: &[Captured] = &[
+        Captured {
+            output: CARGO_TEST,
+            outcomes: &[
+                ("tests::adds", true),
+                ("tests::formats", false),
+                ("public_add", true),
+                ("public_fmt", true),
+            ],
+            failure: (
+                1,
+                "thread 'tests::formats' (30052) panicked at src/lib.rs:10:20:\nassertion `left == right` failed\n  left: \"7!\"\n right: \"7\"\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+            ),
+        },
+        Captured {
+            output: GO_TEST,
+            outcomes: &[
+                ("example.com/billing.TestAdd", true),
+                ("example.com/billing.TestTable", false),
+                ("example.com/billing.TestTable/one", true),
+                ("example.com/billing.TestTable/two", false),
+                ("example.com/billing/fmtx.TestPad", false),
+                ("example.com/billing/fmtx.TestAdd", true),
+            ],
+            failure: (
+                4,
+                "fmtx_test.go:6: padding\nfmtx_test.go:8: Pad(\"a\") = \"a \", want \"a  \"",
+            ),
+        },
+        Captured {
+            // A package whose tests pass ends with `ok  \tPACKAGE\tTIME`: no TAP line.
+            output: "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\nPASS\nok  \texample.com/billing\t0.005s\n",
+            outcomes: &[("example.com/billing.TestAdd", true)],
+            failure: (0, ""),
+        },
+    ];
+
+    #[test]
+    fn cargo_and_go_test_name_each_test_and_quote_a_failure() {
+        for captured in CAPTURED {
+            let cases = parse(captured.output);
+            assert_eq!(outcomes(&cases), captured.outcomes);
+            let (index, output) = captured.failure;
+            assert_eq!(cases[index].output, output);
+        }
+        // A failing subtest quotes what it logged under its own `=== RUN` line.
+        let go = parse(GO_TEST);
+        assert_eq!(go[3].output, "billing_test.go:13: two broke: got 2");
     }
 }

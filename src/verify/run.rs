@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::VerifySettings;
-use super::discover::{Command, Kind, TestPlan};
+use super::conventions::js;
+use super::discover::{Command, TestPlan};
 use super::download_cache::{self, CacheUse, DownloadCache};
 use super::results::{self, TestCase};
 use crate::lockfile::{self, LockError, LockfileSettings, repo_file};
@@ -66,34 +67,47 @@ pub async fn run(
     tree: &Path,
 ) -> Result<TestRun, LockError> {
     let started = Instant::now();
-    let quoted = sandbox.max_output_bytes();
-    let env = environment(plan.kind);
-    let mut downloads = None;
-    if let Some(install) = &plan.install {
-        let mut run = tool_run(install, tree, &plan.dir, &env, true);
-        // uv resolving from a directory of distributions (an offline mirror) reads it.
-        if plan.kind == Kind::Uv && !lockfiles.python_find_links.is_empty() {
-            run.read_only
-                .push(std::path::PathBuf::from(&lockfiles.python_find_links));
-        }
-        let cache = Downloads::prepare(sandbox, verify, plan, tree, &mut run);
-        let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
-        let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await;
-        downloads = cache.and_then(Downloads::finish);
-        let ran = ran?;
-        if !ran.success() {
-            return Ok(TestRun {
-                ended: Ended::InstallFailed(ran.status),
-                cases: Vec::new(),
-                output: ran.output,
-                duration_ms: elapsed_ms(started),
-                downloads,
-            });
-        }
+    let cache = Downloads::prepare(sandbox, verify, plan, tree);
+    let installed = install(sandbox, lockfiles, verify, plan, tree, cache.as_ref()).await;
+    let downloads = cache.and_then(Downloads::finish);
+    if let Some(failed) = installed? {
+        return Ok(TestRun {
+            ended: Ended::InstallFailed(failed.status),
+            cases: Vec::new(),
+            output: failed.output,
+            duration_ms: elapsed_ms(started),
+            downloads,
+        });
     }
     let mut tested = run_tests_since(sandbox, verify, plan, tree, started).await?;
     tested.downloads = downloads;
     Ok(tested)
+}
+
+/// Runs the plan's install commands in order: the run of the first that fails, if one does.
+async fn install(
+    sandbox: &Sandbox,
+    lockfiles: &LockfileSettings,
+    verify: &VerifySettings,
+    plan: &TestPlan,
+    tree: &Path,
+    cache: Option<&Downloads>,
+) -> Result<Option<crate::sandbox::ToolOutput>, LockError> {
+    let quoted = sandbox.max_output_bytes();
+    for install in &plan.install {
+        let mut run = tool_run(sandbox, install, tree, plan, true);
+        if let Some(cache) = cache {
+            run.env.retain(|(key, _)| key != "npm_config_cache");
+            run.env
+                .push(("npm_config_cache".to_owned(), cache.inside.clone()));
+        }
+        let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
+        let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
+        if !ran.success() {
+            return Ok(Some(ran));
+        }
+    }
+    Ok(None)
 }
 
 /// The npm install's use of the worker's download cache: seeded before the install, taken
@@ -102,21 +116,21 @@ struct Downloads {
     cache: DownloadCache,
     lock_text: String,
     run_cache: std::path::PathBuf,
+    /// The run's cache as the install sees it (`npm_config_cache`).
+    inside: String,
     used: CacheUse,
 }
 
 impl Downloads {
-    /// Seeds the run's cache for an npm install when the worker keeps one, and points npm at
-    /// it; `None` for other tools, or when the cache cannot be read (the install then
-    /// downloads, as without a cache).
+    /// Seeds the run's cache for an npm install when the worker keeps one; `None` for other
+    /// tools, or when the cache cannot be read (the install then downloads, as without one).
     fn prepare(
         sandbox: &Sandbox,
         verify: &VerifySettings,
         plan: &TestPlan,
         tree: &Path,
-        run: &mut ToolRun,
     ) -> Option<Downloads> {
-        if plan.kind != Kind::Npm {
+        if plan.convention != &js::NPM || plan.install.is_empty() {
             return None;
         }
         let cache = verify.download_cache()?;
@@ -128,12 +142,10 @@ impl Downloads {
             .seed(&lock_text, &run_cache)
             .map_err(|e| tracing::warn!(error = %e, "the download cache could not be read"))
             .ok()?;
-        let inside = sandbox.clone_path(tree, download_cache::RUN_DIR);
-        run.env.retain(|(key, _)| key != "npm_config_cache");
-        run.env.push(("npm_config_cache".to_owned(), inside));
         Some(Downloads {
             cache,
             lock_text,
+            inside: sandbox.clone_path(tree, download_cache::RUN_DIR),
             run_cache,
             used,
         })
@@ -167,8 +179,7 @@ async fn run_tests_since(
     started: Instant,
 ) -> Result<TestRun, LockError> {
     let quoted = sandbox.max_output_bytes();
-    let env = environment(plan.kind);
-    let run = tool_run(&plan.test, tree, &plan.dir, &env, false);
+    let run = tool_run(sandbox, &plan.test, tree, plan, false);
     let limited = sandbox.with_limits(verify.test_timeout_secs, verify.max_output_bytes);
     let ran = limited.run(&run, HINT).await?;
     Ok(TestRun {
@@ -180,73 +191,30 @@ async fn run_tests_since(
     })
 }
 
+/// One command of `plan` in `tree`: the convention's environment and what its runs need of the
+/// worker's, with the network (registries only) for an install.
 fn tool_run(
+    sandbox: &Sandbox,
     command: &Command,
     tree: &Path,
-    dir: &str,
-    env: &[(&str, &str)],
+    plan: &TestPlan,
     network: bool,
 ) -> ToolRun {
-    let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, dir, env);
+    let sandboxing = &plan.sandboxing;
+    let env = plan.convention.environment;
+    let mut run = ToolRun::networked(&command.program, command.args.clone(), tree, &plan.dir, env);
+    // Every runner's own word for "no terminal, no prompts".
+    run.env.insert(0, ("CI".to_owned(), "true".to_owned()));
     run.network = network;
+    run.env.extend(sandboxing.env.iter().cloned());
     run.read_only.extend(command.read_only.iter().cloned());
+    run.read_only.extend(sandboxing.read_only.iter().cloned());
+    run.files_at.extend(sandboxing.files_at.iter().cloned());
+    for (key, dir) in plan.convention.kept {
+        let inside = sandbox.clone_path(tree, &lockfile::join(&plan.dir, dir));
+        run.env.push(((*key).to_owned(), inside));
+    }
     run
-}
-
-/// `plan` with its pnpm commands run by the pnpm the project asks for (its `packageManager`,
-/// else the major its lock's `lockfileVersion` needs), as the lock step ran it, when the
-/// worker's own pnpm is not that one.
-pub async fn with_requested_release(
-    sandbox: &Sandbox,
-    lockfiles: &LockfileSettings,
-    plan: TestPlan,
-    tree: &Path,
-) -> Result<TestPlan, LockError> {
-    use crate::lockfile::package_manager;
-    if plan.kind != Kind::Pnpm || plan.install.is_none() {
-        return Ok(plan);
-    }
-    let lock = lockfile::join(&plan.dir, "pnpm-lock.yaml");
-    let lock_text = crate::lockfile::repo_file::read(tree, &lock).unwrap_or_default();
-    let wanted = package_manager::from_manifest(tree, &plan.dir, "pnpm")
-        .or_else(|| package_manager::pnpm_major_for_lock(&lock_text, &lock));
-    let Some(wanted) = wanted else {
-        return Ok(plan);
-    };
-    let own = package_manager::worker_version(sandbox, &lockfiles.pnpm).await;
-    if package_manager::satisfied_by(&wanted, own.as_deref()) {
-        return Ok(plan);
-    }
-    let release = package_manager::provide(sandbox, lockfiles, &wanted).await?;
-    Ok(TestPlan {
-        install: plan.install.as_ref().map(|c| c.run_by(&release)),
-        test: plan.test.run_by(&release),
-        ..plan
-    })
-}
-
-/// What every run of a kind gets: caches in the sandbox's fresh `/tmp`, no update checks, no
-/// interactive prompts, no Python download.
-fn environment(kind: Kind) -> Vec<(&'static str, &'static str)> {
-    let mut env = vec![("CI", "true")];
-    match kind {
-        Kind::Npm | Kind::Pnpm | Kind::Yarn => env.extend([
-            ("npm_config_cache", "/tmp/npm-cache"),
-            ("npm_config_update_notifier", "false"),
-            ("npm_config_fund", "false"),
-            ("npm_config_audit", "false"),
-            ("YARN_CACHE_FOLDER", "/tmp/yarn-cache"),
-        ]),
-        Kind::Uv => env.extend([
-            ("UV_CACHE_DIR", "/tmp/uv-cache"),
-            ("UV_PYTHON_DOWNLOADS", "never"),
-            ("UV_NO_PROGRESS", "1"),
-            // The cache lives in the run's /tmp and goes with it: copy, never link.
-            ("UV_LINK_MODE", "copy"),
-        ]),
-        Kind::Poetry | Kind::Other => {}
-    }
-    env
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

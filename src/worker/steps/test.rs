@@ -83,7 +83,20 @@ pub async fn run(
         .run(STEP, GitLoad::FewObjects, move || trees.write())
         .await?;
     let dir = project_dir(changed);
-    let tested = match discover::discover(&main_tree, dir, &pipeline.verify, &pipeline.lockfiles) {
+    // Off the async runtime: the files are read, and a convention may look its toolchain up
+    // (rustup, once per worker).
+    let (tree, project, verify, lockfiles) = (
+        main_tree.clone(),
+        dir.to_owned(),
+        pipeline.verify.clone(),
+        pipeline.lockfiles.clone(),
+    );
+    let found = tokio::task::spawn_blocking(move || {
+        discover::discover(&tree, &project, &verify, &lockfiles)
+    })
+    .await
+    .unwrap_or_else(|e| Discovery::NotFound(format!("finding the test command failed: {e}")));
+    let tested = match found {
         Discovery::NotFound(reason) => {
             tracing::info!(%reason, "no test command");
             Ok(Tested {
@@ -94,7 +107,7 @@ pub async fn run(
         Discovery::Found(plan) => {
             // The pnpm the project asks for, as the lock step ran it; when it cannot be had,
             // the worker's own runs and its install says what went wrong.
-            let release = crate::verify::run::with_requested_release(
+            let release = crate::verify::conventions::js::with_requested_release(
                 &pipeline.sandbox,
                 &pipeline.lockfiles,
                 plan.clone(),

@@ -1,0 +1,91 @@
+//! Cargo: `cargo fetch --locked` (the registries, with `lockfiles.cargo_config` as the lock
+//! step has it) then `cargo test --locked --offline --no-fail-fast` (no network; every test
+//! target runs even when one fails, so each side names all its tests). As in the lock step,
+//! the worker's toolchain runs (rustup is never asked for the repository's), read-only, and
+//! the executables a repository's `.cargo/config.toml` could name are pinned by environment.
+
+use std::path::{Path, PathBuf};
+
+use super::{Project, Sandboxing, TestConvention};
+use crate::lockfile::LockfileSettings;
+use crate::verify::discover::{Command, Discovery, TestPlan};
+
+const HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
+                    lockfiles.cargo to a toolchain's cargo";
+/// Where the worker's registry configuration is read inside the sandbox.
+const CONFIG: &str = "/tmp/remediator/cargo-config.toml";
+
+fn discover(project: &Project<'_>) -> Discovery {
+    let lockfiles = project.lockfiles;
+    let command = |args: &[&str]| {
+        let mut command = Command::new(&lockfiles.cargo, args);
+        if lockfiles.cargo_config.is_some() {
+            command
+                .args
+                .extend(["--config".to_owned(), CONFIG.to_owned()]);
+        }
+        command
+    };
+    let install = command(&["fetch", "--locked"]);
+    let test = command(&["test", "--locked", "--offline", "--no-fail-fast"]);
+    let source = format!("{} (cargo's test runner)", project.path("Cargo.lock"));
+    Discovery::Found(TestPlan::new(
+        &CARGO,
+        project.dir,
+        vec![install],
+        test,
+        source,
+    ))
+}
+
+/// The toolchain of the worker's cargo (its `rustc` the one used), the registry configuration
+/// and the local registries it names.
+fn sandboxing(lockfiles: &LockfileSettings) -> Sandboxing {
+    let real = crate::sandbox::tools::locate(&lockfiles.cargo, HINT)
+        .ok()
+        .map(|tool| tool.path.canonicalize().unwrap_or(tool.path));
+    let toolchain = real
+        .as_deref()
+        .and_then(Path::parent)
+        .and_then(Path::parent);
+    let mut sandboxing = Sandboxing {
+        read_only: toolchain.iter().map(|root| root.to_path_buf()).collect(),
+        files_at: lockfiles
+            .cargo_config
+            .iter()
+            .map(|file| (file.clone(), CONFIG.to_owned()))
+            .collect(),
+        ..Sandboxing::default()
+    };
+    sandboxing
+        .read_only
+        .extend(lockfiles.cargo_registry_dirs.iter().map(PathBuf::from));
+    if let Some(root) = toolchain {
+        let rustc = root
+            .join("bin")
+            .join("rustc")
+            .to_string_lossy()
+            .into_owned();
+        sandboxing.env = vec![
+            ("CARGO_BUILD_RUSTC".to_owned(), rustc.clone()),
+            ("RUSTC".to_owned(), rustc),
+        ];
+    }
+    sandboxing
+}
+
+pub const CARGO: TestConvention = TestConvention {
+    name: "cargo",
+    lock_files: &["Cargo.lock"],
+    discover,
+    environment: &[
+        ("CARGO_TERM_COLOR", "never"),
+        ("CARGO_BUILD_RUSTC_WRAPPER", ""),
+        ("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", ""),
+        ("CARGO_NET_GIT_FETCH_WITH_CLI", "false"),
+        ("CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS", "cargo:token"),
+    ],
+    sandboxing,
+    // What `cargo fetch` downloads is what the offline test run builds from.
+    kept: &[("CARGO_HOME", ".remediator/cargo-home")],
+};
