@@ -25,7 +25,6 @@ use super::http::{
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
 /// `WORK_IN_PROGRESS_PREFIXES` starts with it).
@@ -230,56 +229,34 @@ impl PullRequestApi for GiteaForge {
             title: &title,
             body: &spec.body,
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the pull request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(pull.into_pull_request(false)))
-            }
-            // Gitea answers 409 ("pull request already exists for these targets"); older
-            // releases and Forgejo have used 422 for the same.
-            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-                let message = gitea_message(&reply.body);
-                if message
-                    .as_deref()
-                    .is_some_and(|m| m.to_ascii_lowercase().contains("already exists"))
-                {
-                    return Ok(Created::AlreadyExists);
+        flow::post_create::<PullSummary>(
+            &self.api,
+            url,
+            &body,
+            "the pull request",
+            &context,
+            |reply| match reply.status {
+                // Gitea answers 409 ("pull request already exists for these targets"); older
+                // releases and Forgejo have used 422 for the same.
+                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+                    flow::duplicate_or_refused(
+                        "Gitea",
+                        reply,
+                        gitea_message(&reply.body),
+                        &context,
+                        |m| m.to_ascii_lowercase().contains("already exists"),
+                    )
                 }
-                Err(ForgeError::Permanent(format!(
-                    "Gitea refused {context} ({}){}",
-                    reply.status.as_u16(),
-                    http::said(message.as_deref())
-                )))
-            }
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
         let title = wire::title_with_draft(spec, DRAFT_PREFIX);
         // Gitea answers an edit with 201 and the pull request.
         repos_api::update_pull(self, spec, number, &title, StatusCode::is_success).await
-    }
-
-    async fn state(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-    ) -> Result<ObservedState, ForgeError> {
-        repos_api::pull_state(self, spec, number).await
-    }
-
-    async fn comment(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-        body: &str,
-    ) -> Result<(), ForgeError> {
-        repos_api::comment(self, spec, number, body).await
     }
 
     /// Looks the label names up and sets the ones that exist.

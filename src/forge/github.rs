@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::flow::{self, Created, PullRequestApi};
+use super::flow::{self, Created, ListedRequest, PullRequestApi};
 use super::http::{
     self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
     is_ok, sanitize,
@@ -22,7 +22,6 @@ use super::http::{
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::lifecycle::fix_plan::ObservedState;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
@@ -165,39 +164,22 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the pull request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(pull.into_pull_request(false)))
-            }
-            StatusCode::UNPROCESSABLE_ENTITY => unprocessable(&reply, &context),
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+        flow::post_create::<PullSummary>(
+            &self.api,
+            url,
+            &body,
+            "the pull request",
+            &context,
+            |reply| match reply.status {
+                StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, &context),
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
         repos_api::update_pull(self, spec, number, &spec.title, is_ok).await
-    }
-
-    async fn state(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-    ) -> Result<ObservedState, ForgeError> {
-        repos_api::pull_state(self, spec, number).await
-    }
-
-    async fn comment(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-        body: &str,
-    ) -> Result<(), ForgeError> {
-        repos_api::comment(self, spec, number, body).await
     }
 
     async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {

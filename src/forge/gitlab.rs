@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::flow::{self, Created, PullRequestApi};
+use super::flow::{self, Created, ListedRequest, PullRequestApi};
 use super::http::{
     self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
     is_ok, sanitize,
@@ -70,8 +70,7 @@ struct MergeRequestSummary {
     source_branch: Option<String>,
 }
 
-impl MergeRequestSummary {
-    /// `reused`: it was open already (listed), not created now.
+impl ListedRequest for MergeRequestSummary {
     fn into_pull_request(self, reused: bool) -> PullRequest {
         PullRequest {
             number: self.iid,
@@ -250,30 +249,24 @@ impl PullRequestApi for GitlabForge {
             description: &spec.body,
             labels: label_list(&spec.labels),
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the merge request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let mr: MergeRequestSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(mr.into_pull_request(false)))
-            }
-            StatusCode::CONFLICT => {
-                let message = gitlab_message(&reply.body);
-                if message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("already exists"))
-                {
-                    return Ok(Created::AlreadyExists);
-                }
-                Err(ForgeError::Permanent(format!(
-                    "GitLab refused {context} (409){}",
-                    http::said(message.as_deref())
-                )))
-            }
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+        flow::post_create::<MergeRequestSummary>(
+            &self.api,
+            url,
+            &body,
+            "the merge request",
+            &context,
+            |reply| match reply.status {
+                StatusCode::CONFLICT => flow::duplicate_or_refused(
+                    "GitLab",
+                    reply,
+                    gitlab_message(&reply.body),
+                    &context,
+                    |m| m.contains("already exists"),
+                ),
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 }
 
