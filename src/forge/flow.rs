@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::http::{self, ApiClient, ForgeClient, Reply};
-use super::repos_api;
 use super::{ForgeError, PullRequest, PullRequestSpec};
+use super::{repos_api, wire};
 use crate::lifecycle::fix_plan::ObservedState;
 
 /// What a create request answered.
@@ -30,10 +30,13 @@ pub(crate) trait PullRequestApi: ForgeClient + Sized {
     /// "GitHub", "GitLab", "Gitea": for messages.
     const FORGE: &'static str;
     /// "pull request" or "merge request", as the forge calls it.
-    const REQUEST: &'static str;
+    const REQUEST: &'static str = "pull request";
 
-    /// Refuses a spec this forge cannot address, before any request.
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError>;
+    /// Refuses a spec this forge cannot address, before any request. The default wants
+    /// GitHub's OWNER/NAME, which Gitea keeps.
+    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+        wire::validate_owner_and_name(spec, Self::FORGE)
+    }
 
     fn find_open(
         &self,

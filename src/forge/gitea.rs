@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
-    is_ok, sanitize,
+    self, AccessWording, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader,
+    forge_client, is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary};
@@ -33,6 +33,13 @@ pub const DRAFT_PREFIX: &str = "WIP: ";
 const PAGE_LIMIT: usize = 50;
 /// Stops a listing that never ends (a server ignoring `page`) after this many pages.
 const MAX_PAGES: usize = 20;
+/// What a Gitea token needs: the write:repository scope.
+const ACCESS: AccessWording = AccessWording {
+    token_hint: "",
+    lacks: "the write:repository scope or write access to",
+    repository: "repository",
+    or_404: "",
+};
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -170,32 +177,19 @@ impl ForgeClient for GiteaForge {
     }
 
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
-        let host = self.api.host();
         let said = http::said(gitea_message(&reply.body).as_deref());
         let repo = format!("{}/{}", spec.owner, spec.repo);
         match reply.status.as_u16() {
-            401 => self.api.token_refused(&said, context, ""),
-            403 => ForgeError::Permanent(format!(
-                "Gitea denied {context} (403{said}); the token for {host} lacks the write:repository scope or write access to {repo}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "Gitea returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it"
-            )),
             429 => self
                 .api
                 .rate_limited(reply, &said, context, RATE_LIMIT_WAIT),
-            _ => self.api.unexpected(reply, &said, context),
+            _ => self.api.refused(reply, &said, context, &repo, &ACCESS),
         }
     }
 }
 
 impl PullRequestApi for GiteaForge {
     const FORGE: &'static str = "Gitea";
-    const REQUEST: &'static str = "pull request";
-
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        wire::validate_owner_and_name(spec, "Gitea")
-    }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
         let context = repos_api::listing_context(spec);

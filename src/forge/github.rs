@@ -16,17 +16,24 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, ListedRequest, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
-    is_ok, sanitize,
+    self, AccessWording, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader,
+    forge_client, is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary};
+use super::wire::PullSummary;
 use super::{ForgeError, PullRequest, PullRequestSpec};
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
 /// The REST API version these requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
+/// What a GitHub token needs: pull-request write access.
+const ACCESS: AccessWording = AccessWording {
+    token_hint: "",
+    lacks: "pull-request write access to",
+    repository: "repository",
+    or_404: " or lacks pull-request write access",
+};
 /// GitHub asks clients hitting a secondary rate limit without a retry-after header to wait at
 /// least a minute.
 const SECONDARY_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
@@ -117,26 +124,12 @@ impl ForgeClient for GithubForge {
             }
         }
         let repo = format!("{}/{}", spec.owner, spec.repo);
-        match status.as_u16() {
-            401 => self.api.token_refused(&said, context, ""),
-            403 => ForgeError::Permanent(format!(
-                "GitHub denied {context} (403{said}); the token for {host} lacks pull-request write access to {repo}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "GitHub returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it or lacks pull-request write access"
-            )),
-            _ => self.api.unexpected(reply, &said, context),
-        }
+        self.api.refused(reply, &said, context, &repo, &ACCESS)
     }
 }
 
 impl PullRequestApi for GithubForge {
     const FORGE: &'static str = "GitHub";
-    const REQUEST: &'static str = "pull request";
-
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        wire::validate_owner_and_name(spec, "GitHub")
-    }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
         let context = repos_api::listing_context(spec);
