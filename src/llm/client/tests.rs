@@ -57,7 +57,12 @@ fn settings(server: &MockServer, key: Option<&str>) -> LlmSettings {
 }
 
 fn client(server: &MockServer, key: Option<&str>) -> LlmClient {
-    LlmClient::new(settings(server, key), EgressPolicy::allow_all()).unwrap()
+    client_with(settings(server, key))
+}
+
+/// A client with `settings` that may reach loopback.
+fn client_with(settings: LlmSettings) -> LlmClient {
+    LlmClient::new(settings, EgressPolicy::allow_all()).unwrap()
 }
 
 fn completion_body(content: &str, finish_reason: &str) -> Value {
@@ -412,14 +417,10 @@ async fn redirects_are_not_followed() {
 async fn oversized_body_is_refused() {
     let big = "x".repeat(4096);
     let server = serve(json_answer(&big)).await;
-    let client = LlmClient::new(
-        LlmSettings {
-            max_response_bytes: 1024,
-            ..settings(&server, Some(KEY))
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        max_response_bytes: 1024,
+        ..settings(&server, Some(KEY))
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
     assert!(
@@ -452,17 +453,13 @@ async fn oversized_chunked_body_is_refused_while_reading() {
         }
         let _ = socket.write_all(b"0\r\n\r\n").await;
     });
-    let client = LlmClient::new(
-        LlmSettings {
-            base_url: format!("http://{address}/v1"),
-            model: "m".to_owned(),
-            max_response_bytes: 4096,
-            call_deadline_secs: 5,
-            ..LlmSettings::default()
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        base_url: format!("http://{address}/v1"),
+        model: "m".to_owned(),
+        max_response_bytes: 4096,
+        call_deadline_secs: 5,
+        ..LlmSettings::default()
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(
         err.to_string().contains("max_response_bytes (4096 bytes)"),
@@ -491,14 +488,10 @@ async fn finish_reason_length_is_a_repairable_truncation() {
 #[tokio::test]
 async fn a_silent_endpoint_meets_the_call_deadline() {
     let server = serve(json_answer(GOOD_ANSWER).set_delay(Duration::from_secs(3))).await;
-    let client = LlmClient::new(
-        LlmSettings {
-            call_deadline_secs: 1,
-            ..settings(&server, Some(KEY))
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        call_deadline_secs: 1,
+        ..settings(&server, Some(KEY))
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(
         matches!(
@@ -547,15 +540,11 @@ async fn connection_refused_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let client = LlmClient::new(
-        LlmSettings {
-            base_url: format!("http://{address}/v1"),
-            model: "m".to_owned(),
-            ..LlmSettings::default()
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        base_url: format!("http://{address}/v1"),
+        model: "m".to_owned(),
+        ..LlmSettings::default()
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("cannot connect"), "{err}");
