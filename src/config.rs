@@ -501,16 +501,22 @@ mod tests {
         assert_eq!(s.llm.client.api_key.unwrap().expose_secret(), "sk-test-key");
     }
 
+    /// A secret written into a config file (`toml`, in `dir`) is refused, and the error names
+    /// the environment variable `instead` to use.
+    fn assert_refused_in_a_config_file(dir: &std::path::Path, toml: &str, instead: &str) {
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, toml).unwrap();
+        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
+        assert!(err.to_string().contains(instead), "{err}");
+    }
+
     #[test]
     fn webhook_secrets_come_from_the_environment_or_files_never_config_files() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "[webhooks]\ngithub_secret = \"oops\"\n").unwrap();
-        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("REMEDIATOR__WEBHOOKS__GITHUB_SECRET"),
-            "{err}"
+        assert_refused_in_a_config_file(
+            dir.path(),
+            "[webhooks]\ngithub_secret = \"oops\"\n",
+            "REMEDIATOR__WEBHOOKS__GITHUB_SECRET",
         );
 
         let gitea = dir.path().join("gitea-secret");
@@ -551,12 +557,10 @@ mod tests {
     #[test]
     fn secrets_in_files_are_refused_and_debug_redacts() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("bad.toml");
-        std::fs::write(&file, "[auth]\njwt_secret = \"oops\"\n").unwrap();
-        let err = Settings::load_with_env(Some(&file), env(&[])).unwrap_err();
-        assert!(
-            err.to_string().contains("REMEDIATOR__AUTH__JWT_SECRET"),
-            "{err}"
+        assert_refused_in_a_config_file(
+            dir.path(),
+            "[auth]\njwt_secret = \"oops\"\n",
+            "REMEDIATOR__AUTH__JWT_SECRET",
         );
 
         let secret_file = dir.path().join("jwt");

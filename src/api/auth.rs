@@ -416,25 +416,28 @@ mod tests {
         crate::config::Settings::defaults().unwrap().auth
     }
 
+    /// Runs the `openssl` CLI, which must succeed; returns what it wrote to stdout.
+    pub(super) fn openssl(args: &[&str]) -> Vec<u8> {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// Writes a public key made by the `openssl` CLI; returns its path.
     fn public_key(dir: &Path, name: &str, genpkey: &[&str]) -> PathBuf {
         let private = dir.join(format!("{name}.key"));
         let public = dir.join(format!("{name}.pem"));
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
         let mut args = vec!["genpkey", "-out", private.to_str().unwrap()];
         args.extend_from_slice(genpkey);
-        run(&args);
-        run(&[
+        openssl(&args);
+        openssl(&[
             "pkey",
             "-in",
             private.to_str().unwrap(),

@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
 
 use super::ConsoleError;
+use crate::webhooks::verify::{decode_hex, to_hex};
 
 const LABEL: &[u8] = b"remediator console csrf v1";
 /// The login form's nonce cookie.
@@ -19,12 +20,12 @@ pub const LOGIN_COOKIE: &str = "remediator_console_login";
 /// The CSRF token of the session whose bearer token is `session_token`, as hex.
 pub fn token_for(session_token: &str) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, session_token.as_bytes());
-    hex(hmac::sign(&key, LABEL).as_ref())
+    to_hex(hmac::sign(&key, LABEL).as_ref())
 }
 
 /// Whether `submitted` is the session's token (compared in constant time by the HMAC crate).
 pub fn verify(session_token: &str, submitted: &str) -> bool {
-    let Some(tag) = unhex(submitted) else {
+    let Some(tag) = decode_hex(submitted) else {
         return false;
     };
     let key = hmac::Key::new(hmac::HMAC_SHA256, session_token.as_bytes());
@@ -37,7 +38,7 @@ pub fn nonce() -> Result<String, ConsoleError> {
     SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| ConsoleError::internal("csrf nonce", "the system random source failed"))?;
-    Ok(hex(&bytes))
+    Ok(to_hex(&bytes))
 }
 
 /// Whether the login form's nonce matches its cookie, in constant time.
@@ -75,20 +76,6 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), ConsoleError> {
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 128 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

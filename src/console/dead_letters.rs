@@ -22,7 +22,7 @@ use super::layout::{self, Area};
 use super::session::Session;
 use super::{ConsoleError, ConsoleState, html, session};
 use crate::db::console as console_db;
-use crate::db::operations::{self as ops_db, OperationEvent};
+use crate::db::operations as ops_db;
 use crate::lifecycle::OperationId;
 use crate::queue::dead_letters::{DeadLetter, DeadLetterReason, Filter};
 pub use actions::{purge, replay};
@@ -225,7 +225,7 @@ pub async fn show(
         h2 { "Body" }
         pre #body { (letter.body) }
         h2 { "The operation's history" }
-        (history_table(&history))
+        (layout::history_table(&history, layout::time, false))
     };
     Ok(html(
         StatusCode::OK,
@@ -268,22 +268,6 @@ fn one_letter_actions(session: &Session, id: OperationId) -> Markup {
         div.actions {
             (action("replay", "primary", "replay-one", "Replay"))
             (action("purge", "danger", "purge-one", "Purge…"))
-        }
-    }
-}
-
-fn history_table(history: &[OperationEvent]) -> Markup {
-    html! {
-        table #timeline {
-            thead { tr { th { "at (UTC)" } th { "event" } th { "attempt" } th { "message" } } }
-            tbody {
-                @for event in history {
-                    tr {
-                        td { (layout::time(event.at)) }
-                        (layout::event_cells(event))
-                    }
-                }
-            }
         }
     }
 }

@@ -165,6 +165,28 @@ pub fn event_cells(event: &OperationEvent) -> Markup {
     }
 }
 
+/// An operation's history as a table, an event a row, its time shown by `time`. The operation
+/// page tags each row with its kind (`tag_kind`); the dead-letter page does not.
+pub fn history_table(
+    history: &[OperationEvent],
+    time: fn(DateTime<Utc>) -> Markup,
+    tag_kind: bool,
+) -> Markup {
+    html! {
+        table #timeline {
+            thead { tr { th { "at (UTC)" } th { "event" } th { "attempt" } th { "message" } } }
+            tbody {
+                @for event in history {
+                    tr data-kind=[tag_kind.then_some(&event.kind)] {
+                        td { (time(event.at)) }
+                        (event_cells(event))
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `3m 20s`, `2h 5m`, `4d 1h`: how long ago, or how long something took.
 pub fn duration(d: chrono::Duration) -> String {
     let secs = d.num_seconds().max(0);

@@ -376,7 +376,7 @@ fn detail_body(
         h2 { "Timings per step" }
         (timings(history, op.finished_at))
         h2 { "Timeline" }
-        (timeline(history))
+        (layout::history_table(history, time_of_day, true))
         @if let Some(output) = &op.output {
             h2 { "Output" }
             pre { (serde_json::to_string_pretty(output).unwrap_or_default()) }
@@ -478,20 +478,9 @@ fn vulnerable_left(output: Option<&Value>) -> Option<u64> {
         .and_then(Value::as_u64)
 }
 
-fn timeline(history: &[OperationEvent]) -> Markup {
-    html! {
-        table #timeline {
-            thead { tr { th { "at (UTC)" } th { "event" } th { "attempt" } th { "message" } } }
-            tbody {
-                @for event in history {
-                    tr data-kind=(event.kind) {
-                        td { (event.at.format("%H:%M:%S%.3f")) }
-                        (layout::event_cells(event))
-                    }
-                }
-            }
-        }
-    }
+/// A time of day to the millisecond: the steps of one operation are seconds apart.
+fn time_of_day(at: DateTime<Utc>) -> Markup {
+    html! { (at.format("%H:%M:%S%.3f")) }
 }
 
 /// Each step's time, from the history: a step lasts until the next event of the operation

@@ -4,7 +4,13 @@
 
 use std::future::Future;
 
+use reqwest::{StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::http::{self, ApiClient, ForgeClient, Reply};
 use super::{ForgeError, PullRequest, PullRequestSpec};
+use super::{repos_api, wire};
 use crate::lifecycle::fix_plan::ObservedState;
 
 /// What a create request answered.
@@ -14,14 +20,23 @@ pub(crate) enum Created {
     AlreadyExists,
 }
 
-pub(crate) trait PullRequestApi: Sync {
+/// A request as the forge lists it or answers its creation, in the forge's own field names.
+pub(crate) trait ListedRequest: DeserializeOwned {
+    /// `reused`: it was open already (listed), not created now.
+    fn into_pull_request(self, reused: bool) -> PullRequest;
+}
+
+pub(crate) trait PullRequestApi: ForgeClient + Sized {
     /// "GitHub", "GitLab", "Gitea": for messages.
     const FORGE: &'static str;
     /// "pull request" or "merge request", as the forge calls it.
-    const REQUEST: &'static str;
+    const REQUEST: &'static str = "pull request";
 
-    /// Refuses a spec this forge cannot address, before any request.
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError>;
+    /// Refuses a spec this forge cannot address, before any request. The default wants
+    /// GitHub's OWNER/NAME, which Gitea keeps.
+    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
+        wire::validate_owner_and_name(spec, Self::FORGE)
+    }
 
     fn find_open(
         &self,
@@ -41,20 +56,25 @@ pub(crate) trait PullRequestApi: Sync {
         number: u64,
     ) -> impl Future<Output = Result<(), ForgeError>> + Send;
 
-    /// Where request `number` stands: open, merged or closed.
+    /// Where request `number` stands: open, merged or closed. The default reads it the way
+    /// GitHub's REST layout does, which Gitea copied.
     fn state(
         &self,
         spec: &PullRequestSpec,
         number: u64,
-    ) -> impl Future<Output = Result<ObservedState, ForgeError>> + Send;
+    ) -> impl Future<Output = Result<ObservedState, ForgeError>> + Send {
+        repos_api::pull_state(self, spec, number)
+    }
 
-    /// Adds a comment to request `number`.
+    /// Adds a comment to request `number`; the default posts it the GitHub (and Gitea) way.
     fn comment(
         &self,
         spec: &PullRequestSpec,
         number: u64,
         body: &str,
-    ) -> impl Future<Output = Result<(), ForgeError>> + Send;
+    ) -> impl Future<Output = Result<(), ForgeError>> + Send {
+        repos_api::comment(self, spec, number, body)
+    }
 
     /// Labels a new request; forges that label on creation keep this default.
     fn add_labels(
@@ -64,6 +84,44 @@ pub(crate) trait PullRequestApi: Sync {
     ) -> impl Future<Output = Result<(), ForgeError>> + Send {
         async { Ok(()) }
     }
+}
+
+/// POSTs a create request (`what` names its body in errors): a 201 is the new request, read
+/// as `T`; any other answer goes to `refused`, which tells a duplicate from an error the way
+/// its forge words them.
+pub(crate) async fn post_create<T: ListedRequest>(
+    client: &ApiClient,
+    url: Url,
+    body: &(impl Serialize + Sync),
+    what: &str,
+    context: &str,
+    refused: impl FnOnce(&Reply) -> Result<Created, ForgeError>,
+) -> Result<Created, ForgeError> {
+    let reply = client.post_json(url, body, what, context).await?;
+    if reply.status != StatusCode::CREATED {
+        return refused(&reply);
+    }
+    let request: T = client.parse_json(&reply, context)?;
+    Ok(Created::New(request.into_pull_request(false)))
+}
+
+/// A create refused with the forge's `message`: a duplicate (another worker opened it
+/// first) when `duplicate` recognises the message, else a permanent error that echoes it.
+pub(crate) fn duplicate_or_refused(
+    forge: &str,
+    reply: &Reply,
+    message: Option<String>,
+    context: &str,
+    duplicate: impl Fn(&str) -> bool,
+) -> Result<Created, ForgeError> {
+    if message.as_deref().is_some_and(duplicate) {
+        return Ok(Created::AlreadyExists);
+    }
+    Err(ForgeError::Permanent(format!(
+        "{forge} refused {context} ({}){}",
+        reply.status.as_u16(),
+        http::said(message.as_deref())
+    )))
 }
 
 pub(crate) async fn find_open<A: PullRequestApi>(

@@ -19,13 +19,12 @@ use serde::{Deserialize, Serialize};
 
 use super::flow::{self, Created, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
-    is_ok, sanitize,
+    self, AccessWording, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader,
+    forge_client, is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
 use super::wire::{self, PullSummary};
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
 /// `WORK_IN_PROGRESS_PREFIXES` starts with it).
@@ -34,6 +33,13 @@ pub const DRAFT_PREFIX: &str = "WIP: ";
 const PAGE_LIMIT: usize = 50;
 /// Stops a listing that never ends (a server ignoring `page`) after this many pages.
 const MAX_PAGES: usize = 20;
+/// What a Gitea token needs: the write:repository scope.
+const ACCESS: AccessWording = AccessWording {
+    token_hint: "",
+    lacks: "the write:repository scope or write access to",
+    repository: "repository",
+    or_404: "",
+};
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -171,32 +177,19 @@ impl ForgeClient for GiteaForge {
     }
 
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
-        let host = self.api.host();
         let said = http::said(gitea_message(&reply.body).as_deref());
         let repo = format!("{}/{}", spec.owner, spec.repo);
         match reply.status.as_u16() {
-            401 => self.api.token_refused(&said, context, ""),
-            403 => ForgeError::Permanent(format!(
-                "Gitea denied {context} (403{said}); the token for {host} lacks the write:repository scope or write access to {repo}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "Gitea returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it"
-            )),
             429 => self
                 .api
                 .rate_limited(reply, &said, context, RATE_LIMIT_WAIT),
-            _ => self.api.unexpected(reply, &said, context),
+            _ => self.api.refused(reply, &said, context, &repo, &ACCESS),
         }
     }
 }
 
 impl PullRequestApi for GiteaForge {
     const FORGE: &'static str = "Gitea";
-    const REQUEST: &'static str = "pull request";
-
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        wire::validate_owner_and_name(spec, "Gitea")
-    }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
         let context = repos_api::listing_context(spec);
@@ -230,56 +223,34 @@ impl PullRequestApi for GiteaForge {
             title: &title,
             body: &spec.body,
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the pull request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(pull.into_pull_request(false)))
-            }
-            // Gitea answers 409 ("pull request already exists for these targets"); older
-            // releases and Forgejo have used 422 for the same.
-            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-                let message = gitea_message(&reply.body);
-                if message
-                    .as_deref()
-                    .is_some_and(|m| m.to_ascii_lowercase().contains("already exists"))
-                {
-                    return Ok(Created::AlreadyExists);
+        flow::post_create::<PullSummary>(
+            &self.api,
+            url,
+            &body,
+            "the pull request",
+            &context,
+            |reply| match reply.status {
+                // Gitea answers 409 ("pull request already exists for these targets"); older
+                // releases and Forgejo have used 422 for the same.
+                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
+                    flow::duplicate_or_refused(
+                        "Gitea",
+                        reply,
+                        gitea_message(&reply.body),
+                        &context,
+                        |m| m.to_ascii_lowercase().contains("already exists"),
+                    )
                 }
-                Err(ForgeError::Permanent(format!(
-                    "Gitea refused {context} ({}){}",
-                    reply.status.as_u16(),
-                    http::said(message.as_deref())
-                )))
-            }
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
         let title = wire::title_with_draft(spec, DRAFT_PREFIX);
         // Gitea answers an edit with 201 and the pull request.
         repos_api::update_pull(self, spec, number, &title, StatusCode::is_success).await
-    }
-
-    async fn state(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-    ) -> Result<ObservedState, ForgeError> {
-        repos_api::pull_state(self, spec, number).await
-    }
-
-    async fn comment(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-        body: &str,
-    ) -> Result<(), ForgeError> {
-        repos_api::comment(self, spec, number, body).await
     }
 
     /// Looks the label names up and sets the ones that exist.

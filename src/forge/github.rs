@@ -14,20 +14,26 @@ use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::flow::{self, Created, PullRequestApi};
+use super::flow::{self, Created, ListedRequest, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
-    is_ok, sanitize,
+    self, AccessWording, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader,
+    forge_client, is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary};
+use super::wire::PullSummary;
 use super::{ForgeError, PullRequest, PullRequestSpec};
-use crate::lifecycle::fix_plan::ObservedState;
 
 pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 
 /// The REST API version these requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
+/// What a GitHub token needs: pull-request write access.
+const ACCESS: AccessWording = AccessWording {
+    token_hint: "",
+    lacks: "pull-request write access to",
+    repository: "repository",
+    or_404: " or lacks pull-request write access",
+};
 /// GitHub asks clients hitting a secondary rate limit without a retry-after header to wait at
 /// least a minute.
 const SECONDARY_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
@@ -118,26 +124,12 @@ impl ForgeClient for GithubForge {
             }
         }
         let repo = format!("{}/{}", spec.owner, spec.repo);
-        match status.as_u16() {
-            401 => self.api.token_refused(&said, context, ""),
-            403 => ForgeError::Permanent(format!(
-                "GitHub denied {context} (403{said}); the token for {host} lacks pull-request write access to {repo}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "GitHub returned 404 while {context}: repository {repo} does not exist on {host}, or the token for it cannot see it or lacks pull-request write access"
-            )),
-            _ => self.api.unexpected(reply, &said, context),
-        }
+        self.api.refused(reply, &said, context, &repo, &ACCESS)
     }
 }
 
 impl PullRequestApi for GithubForge {
     const FORGE: &'static str = "GitHub";
-    const REQUEST: &'static str = "pull request";
-
-    fn validate(spec: &PullRequestSpec) -> Result<(), ForgeError> {
-        wire::validate_owner_and_name(spec, "GitHub")
-    }
 
     async fn find_open(&self, spec: &PullRequestSpec) -> Result<Option<PullRequest>, ForgeError> {
         let context = repos_api::listing_context(spec);
@@ -165,39 +157,22 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the pull request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let pull: PullSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(pull.into_pull_request(false)))
-            }
-            StatusCode::UNPROCESSABLE_ENTITY => unprocessable(&reply, &context),
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+        flow::post_create::<PullSummary>(
+            &self.api,
+            url,
+            &body,
+            "the pull request",
+            &context,
+            |reply| match reply.status {
+                StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, &context),
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 
     async fn update(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {
         repos_api::update_pull(self, spec, number, &spec.title, is_ok).await
-    }
-
-    async fn state(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-    ) -> Result<ObservedState, ForgeError> {
-        repos_api::pull_state(self, spec, number).await
-    }
-
-    async fn comment(
-        &self,
-        spec: &PullRequestSpec,
-        number: u64,
-        body: &str,
-    ) -> Result<(), ForgeError> {
-        repos_api::comment(self, spec, number, body).await
     }
 
     async fn add_labels(&self, spec: &PullRequestSpec, number: u64) -> Result<(), ForgeError> {

@@ -12,10 +12,10 @@ use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::flow::{self, Created, PullRequestApi};
+use super::flow::{self, Created, ListedRequest, PullRequestApi};
 use super::http::{
-    self, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader, forge_client,
-    is_ok, sanitize,
+    self, AccessWording, ApiClient, ApiClientConfig, ApiEndpoint, ForgeClient, Reply, TokenHeader,
+    forge_client, is_ok, sanitize,
 };
 use super::wire::{self, NewComment, encode};
 use super::{ForgeError, PullRequest, PullRequestSpec};
@@ -23,6 +23,13 @@ use crate::lifecycle::fix_plan::ObservedState;
 
 /// The title prefix that makes a merge request a draft.
 pub const DRAFT_PREFIX: &str = "Draft: ";
+/// What a GitLab token needs: the api scope and Developer access.
+const ACCESS: AccessWording = AccessWording {
+    token_hint: " (it needs the api scope)",
+    lacks: "the api scope or at least Developer access to",
+    repository: "project",
+    or_404: "",
+};
 /// How long to wait on a 429 that names no time (GitLab normally sends `Retry-After`).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -70,8 +77,7 @@ struct MergeRequestSummary {
     source_branch: Option<String>,
 }
 
-impl MergeRequestSummary {
-    /// `reused`: it was open already (listed), not created now.
+impl ListedRequest for MergeRequestSummary {
     fn into_pull_request(self, reused: bool) -> PullRequest {
         PullRequest {
             number: self.iid,
@@ -120,25 +126,16 @@ impl ForgeClient for GitlabForge {
     }
 
     fn status_error(&self, reply: &Reply, spec: &PullRequestSpec, context: &str) -> ForgeError {
-        let host = self.api.host();
         let said = http::said(gitlab_message(&reply.body).as_deref());
-        let project = project_path(spec);
         match reply.status.as_u16() {
-            401 => self
-                .api
-                .token_refused(&said, context, " (it needs the api scope)"),
-            403 => ForgeError::Permanent(format!(
-                "GitLab denied {context} (403{said}); the token for {host} lacks the api scope or at least Developer access to {project}"
-            )),
-            404 => ForgeError::Permanent(format!(
-                "GitLab returned 404 while {context}: project {project} does not exist on {host}, or the token for it cannot see it"
-            )),
             429 => {
                 let default = http::wait_until_reset(&reply.headers, "ratelimit-reset")
                     .unwrap_or(RATE_LIMIT_WAIT);
                 self.api.rate_limited(reply, &said, context, default)
             }
-            _ => self.api.unexpected(reply, &said, context),
+            _ => self
+                .api
+                .refused(reply, &said, context, &project_path(spec), &ACCESS),
         }
     }
 }
@@ -250,30 +247,24 @@ impl PullRequestApi for GitlabForge {
             description: &spec.body,
             labels: label_list(&spec.labels),
         };
-        let reply = self
-            .api
-            .post_json(url, &body, "the merge request", &context)
-            .await?;
-        match reply.status {
-            StatusCode::CREATED => {
-                let mr: MergeRequestSummary = self.api.parse_json(&reply, &context)?;
-                Ok(Created::New(mr.into_pull_request(false)))
-            }
-            StatusCode::CONFLICT => {
-                let message = gitlab_message(&reply.body);
-                if message
-                    .as_deref()
-                    .is_some_and(|m| m.contains("already exists"))
-                {
-                    return Ok(Created::AlreadyExists);
-                }
-                Err(ForgeError::Permanent(format!(
-                    "GitLab refused {context} (409){}",
-                    http::said(message.as_deref())
-                )))
-            }
-            _ => Err(self.status_error(&reply, spec, &context)),
-        }
+        flow::post_create::<MergeRequestSummary>(
+            &self.api,
+            url,
+            &body,
+            "the merge request",
+            &context,
+            |reply| match reply.status {
+                StatusCode::CONFLICT => flow::duplicate_or_refused(
+                    "GitLab",
+                    reply,
+                    gitlab_message(&reply.body),
+                    &context,
+                    |m| m.contains("already exists"),
+                ),
+                _ => Err(self.status_error(reply, spec, &context)),
+            },
+        )
+        .await
     }
 }
 

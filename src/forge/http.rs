@@ -94,6 +94,18 @@ macro_rules! forge_client {
 }
 pub(crate) use forge_client;
 
+/// How a forge words a refused access: what its token needs and what it calls a repository.
+pub(crate) struct AccessWording {
+    /// Follows the advice to check the token on a 401, e.g. " (it needs the api scope)".
+    pub token_hint: &'static str,
+    /// What a token refused with 403 lacks, up to the repository's name.
+    pub lacks: &'static str,
+    /// "repository", or "project" on GitLab.
+    pub repository: &'static str,
+    /// Another reason for a 404, after "the token for it cannot see it".
+    pub or_404: &'static str,
+}
+
 /// One forge API base on one host, with its token.
 #[derive(Clone)]
 pub(crate) struct ApiClient {
@@ -380,6 +392,31 @@ impl ApiClient {
             "{} refused the token while {context} (401{said}); check the forge token for {}{hint}",
             self.label, self.host
         ))
+    }
+
+    /// A 401, 403 or 404 to a call on `repo`, in the forge's `wording`; any other status is
+    /// [`Self::unexpected`].
+    pub fn refused(
+        &self,
+        reply: &Reply,
+        said: &str,
+        context: &str,
+        repo: &str,
+        wording: &AccessWording,
+    ) -> ForgeError {
+        let (label, host) = (self.label, &self.host);
+        match reply.status.as_u16() {
+            401 => self.token_refused(said, context, wording.token_hint),
+            403 => ForgeError::Permanent(format!(
+                "{label} denied {context} (403{said}); the token for {host} lacks {} {repo}",
+                wording.lacks
+            )),
+            404 => ForgeError::Permanent(format!(
+                "{label} returned 404 while {context}: {} {repo} does not exist on {host}, or the token for it cannot see it{}",
+                wording.repository, wording.or_404
+            )),
+            _ => self.unexpected(reply, said, context),
+        }
     }
 
     /// A status the forge gives no meaning of its own: a 5xx is the forge's trouble

@@ -204,38 +204,36 @@ pub enum AnyForge {
     PlainGit(plain::PlainGit),
 }
 
+/// Runs `$call` on whichever forge `$any` holds. The forges' futures differ in type, so there
+/// is no `dyn Forge` to hand the call to; the match is written once here instead.
+macro_rules! on_each_forge {
+    ($any:expr, $forge:ident => $call:expr) => {
+        match $any {
+            AnyForge::Github($forge) => $call,
+            AnyForge::Gitlab($forge) => $call,
+            AnyForge::Gitea($forge) => $call,
+            AnyForge::PlainGit($forge) => $call,
+        }
+    };
+}
+
 impl Forge for AnyForge {
     fn name(&self) -> &'static str {
-        match self {
-            AnyForge::Github(forge) => forge.name(),
-            AnyForge::Gitlab(forge) => forge.name(),
-            AnyForge::Gitea(forge) => forge.name(),
-            AnyForge::PlainGit(forge) => forge.name(),
-        }
+        on_each_forge!(self, forge => forge.name())
     }
 
     async fn open_or_reuse(
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        match self {
-            AnyForge::Github(forge) => forge.open_or_reuse(spec).await,
-            AnyForge::Gitlab(forge) => forge.open_or_reuse(spec).await,
-            AnyForge::Gitea(forge) => forge.open_or_reuse(spec).await,
-            AnyForge::PlainGit(forge) => forge.open_or_reuse(spec).await,
-        }
+        on_each_forge!(self, forge => forge.open_or_reuse(spec).await)
     }
 
     async fn find_open_pull_request(
         &self,
         spec: &PullRequestSpec,
     ) -> Result<Option<PullRequest>, ForgeError> {
-        match self {
-            AnyForge::Github(forge) => forge.find_open_pull_request(spec).await,
-            AnyForge::Gitlab(forge) => forge.find_open_pull_request(spec).await,
-            AnyForge::Gitea(forge) => forge.find_open_pull_request(spec).await,
-            AnyForge::PlainGit(forge) => forge.find_open_pull_request(spec).await,
-        }
+        on_each_forge!(self, forge => forge.find_open_pull_request(spec).await)
     }
 
     async fn update_pull_request(
@@ -243,12 +241,7 @@ impl Forge for AnyForge {
         spec: &PullRequestSpec,
         number: u64,
     ) -> Result<(), ForgeError> {
-        match self {
-            AnyForge::Github(forge) => forge.update_pull_request(spec, number).await,
-            AnyForge::Gitlab(forge) => forge.update_pull_request(spec, number).await,
-            AnyForge::Gitea(forge) => forge.update_pull_request(spec, number).await,
-            AnyForge::PlainGit(forge) => forge.update_pull_request(spec, number).await,
-        }
+        on_each_forge!(self, forge => forge.update_pull_request(spec, number).await)
     }
 
     async fn comment_on_pull_request(
@@ -256,24 +249,14 @@ impl Forge for AnyForge {
         target: &PullRequestRef,
         body: &str,
     ) -> Result<(), ForgeError> {
-        match self {
-            AnyForge::Github(forge) => forge.comment_on_pull_request(target, body).await,
-            AnyForge::Gitlab(forge) => forge.comment_on_pull_request(target, body).await,
-            AnyForge::Gitea(forge) => forge.comment_on_pull_request(target, body).await,
-            AnyForge::PlainGit(forge) => forge.comment_on_pull_request(target, body).await,
-        }
+        on_each_forge!(self, forge => forge.comment_on_pull_request(target, body).await)
     }
 
     async fn pull_request_state(
         &self,
         target: &PullRequestRef,
     ) -> Result<Option<ObservedState>, ForgeError> {
-        match self {
-            AnyForge::Github(forge) => forge.pull_request_state(target).await,
-            AnyForge::Gitlab(forge) => forge.pull_request_state(target).await,
-            AnyForge::Gitea(forge) => forge.pull_request_state(target).await,
-            AnyForge::PlainGit(forge) => forge.pull_request_state(target).await,
-        }
+        on_each_forge!(self, forge => forge.pull_request_state(target).await)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::flow::ListedRequest;
 use super::http::sanitize;
 use super::{ForgeError, PullRequest, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
@@ -64,9 +65,8 @@ pub(crate) struct PullSummary {
     pub html_url: String,
 }
 
-impl PullSummary {
-    /// `reused`: it was open already (listed), not created now.
-    pub fn into_pull_request(self, reused: bool) -> PullRequest {
+impl ListedRequest for PullSummary {
+    fn into_pull_request(self, reused: bool) -> PullRequest {
         PullRequest {
             number: self.number,
             url: self.html_url,

@@ -77,14 +77,17 @@ fn check_hmac(secret: &SecretString, body: &[u8], hex: &str) -> Result<(), ()> {
 /// The HMAC-SHA256 of `body` under `secret`, hex: what a forge sends (tests and tools).
 pub fn sign_hex(secret: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    hmac::sign(&key, body)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    to_hex(hmac::sign(&key, body).as_ref())
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+/// `bytes` as lowercase hex: how an HMAC tag travels here (the console's CSRF tokens too).
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex HMAC tag; `None` for odd lengths, non-hex digits, or text longer than
+/// any tag (128 digits), so nothing large is decoded before the comparison.
+pub(crate) fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     if hex.len() % 2 != 0 || hex.len() > 128 {
         return None;
     }

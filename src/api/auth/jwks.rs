@@ -253,6 +253,7 @@ pub fn parse_jwks(body: &[u8], algorithm: Algorithm) -> anyhow::Result<Vec<Named
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::auth::tests::openssl;
     use jsonwebtoken::DecodingKey;
     use serde_json::json;
 
@@ -260,20 +261,8 @@ mod tests {
     fn rsa_jwk() -> Value {
         let dir = tempfile::tempdir().unwrap();
         let private = dir.path().join("k.key");
-        let run = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.stdout
-        };
         let p = private.to_str().unwrap();
-        run(&[
+        openssl(&[
             "genpkey",
             "-algorithm",
             "RSA",
@@ -282,7 +271,7 @@ mod tests {
             "-out",
             p,
         ]);
-        let public = run(&["pkey", "-in", p, "-pubout"]);
+        let public = openssl(&["pkey", "-in", p, "-pubout"]);
         let key = DecodingKey::from_rsa_pem(&public).unwrap();
         serde_json::to_value(Jwk::from_decoding_key(&key, None).unwrap()).unwrap()
     }

@@ -65,6 +65,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::llm::client::tests::CHAT_BODY_KEYS;
 
     fn body(settings: &LlmSettings, format: FormatLevel) -> Value {
         serde_json::to_value(ChatRequest::new(settings, &[], format)).unwrap()
@@ -84,18 +85,7 @@ mod tests {
             ..LlmSettings::default()
         };
         let body = body(&settings, FormatLevel::JsonObject);
-        assert_eq!(
-            keys(&body),
-            [
-                "max_tokens",
-                "messages",
-                "model",
-                "response_format",
-                "stream",
-                "stream_options",
-                "temperature"
-            ]
-        );
+        assert_eq!(keys(&body), CHAT_BODY_KEYS);
         assert_eq!(body["max_tokens"], 4096);
         assert_eq!(body["stream"], true);
         assert_eq!(body["stream_options"], json!({"include_usage": true}));

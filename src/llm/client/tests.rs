@@ -57,7 +57,12 @@ fn settings(server: &MockServer, key: Option<&str>) -> LlmSettings {
 }
 
 fn client(server: &MockServer, key: Option<&str>) -> LlmClient {
-    LlmClient::new(settings(server, key), EgressPolicy::allow_all()).unwrap()
+    client_with(settings(server, key))
+}
+
+/// A client with `settings` that may reach loopback.
+fn client_with(settings: LlmSettings) -> LlmClient {
+    LlmClient::new(settings, EgressPolicy::allow_all()).unwrap()
 }
 
 fn completion_body(content: &str, finish_reason: &str) -> Value {
@@ -75,6 +80,11 @@ fn completion_body(content: &str, finish_reason: &str) -> Value {
         "usage": {"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876},
         "system_fingerprint": "fp_1"
     })
+}
+
+/// A 200 with `content` as one finished JSON completion.
+fn json_answer(content: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(completion_body(content, "stop"))
 }
 
 /// The same completion as OpenAI streams it: a role chunk, content chunks, the finish_reason
@@ -121,18 +131,61 @@ async fn serve(response: ResponseTemplate) -> MockServer {
     server
 }
 
+/// One call, with `key`, to an endpoint that answers `response` once; the server comes back
+/// too, for a look at what it received.
+async fn call(
+    response: ResponseTemplate,
+    key: Option<&str>,
+) -> (Result<Completion, LlmError>, MockServer) {
+    let server = serve(response).await;
+    let answer = client(&server, key).complete(&conversation()).await;
+    (answer, server)
+}
+
+/// The error of one such call, which must fail.
+async fn refused(response: ResponseTemplate, key: Option<&str>) -> LlmError {
+    call(response, key).await.0.unwrap_err()
+}
+
+/// The completion of one such call, which must succeed.
+async fn answered(response: ResponseTemplate, key: Option<&str>) -> Completion {
+    call(response, key).await.0.unwrap()
+}
+
+/// The answer and the token limit of a call cut off at that limit; the answer is always
+/// [`PARTIAL_ANSWER`].
+fn truncated(err: &LlmError) -> (&Completion, u32) {
+    let LlmError::Truncated {
+        completion,
+        max_tokens,
+    } = err
+    else {
+        panic!("expected Truncated, got {err}");
+    };
+    assert_eq!(completion.content, PARTIAL_ANSWER);
+    (completion, *max_tokens)
+}
+
 const GOOD_ANSWER: &str = r#"{"edits":[{"path":"pom.xml","search":"<version>2.14.1</version>","replace":"<version>2.17.1</version>"}],"confidence":0.9,"explanation":"bump log4j-core"}"#;
+/// An answer cut off at the token limit in the middle of its JSON.
+const PARTIAL_ANSWER: &str = r#"{"edits":[{"path":"pom.xml","content":"<project>"#;
+/// The keys of a chat model's request body, sorted.
+pub(super) const CHAT_BODY_KEYS: [&str; 7] = [
+    "max_tokens",
+    "messages",
+    "model",
+    "response_format",
+    "stream",
+    "stream_options",
+    "temperature",
+];
 
 #[tokio::test]
 async fn sends_a_documented_request_and_reads_the_answer() {
-    let server = serve(
-        ResponseTemplate::new(200).set_body_raw(sse_body(GOOD_ANSWER, "stop"), "text/event-stream"),
-    )
-    .await;
-    let completion = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let streamed =
+        ResponseTemplate::new(200).set_body_raw(sse_body(GOOD_ANSWER, "stop"), "text/event-stream");
+    let (answer, server) = call(streamed, Some(KEY)).await;
+    let completion = answer.unwrap();
 
     assert_eq!(completion.content, GOOD_ANSWER);
     assert_eq!(completion.model, "gpt-4o-mini-2024-07-18");
@@ -170,18 +223,7 @@ async fn sends_a_documented_request_and_reads_the_answer() {
     let object = body.as_object().unwrap();
     let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "max_tokens",
-            "messages",
-            "model",
-            "response_format",
-            "stream",
-            "stream_options",
-            "temperature"
-        ]
-    );
+    assert_eq!(keys, CHAT_BODY_KEYS);
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(body["temperature"], 0.0);
     assert_eq!(body["max_tokens"], 4096);
@@ -243,12 +285,8 @@ async fn sends_a_documented_request_and_reads_the_answer() {
 
 #[tokio::test]
 async fn no_key_sends_no_authorization_header() {
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(GOOD_ANSWER, "stop"))).await;
-    client(&server, None)
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let (answer, server) = call(json_answer(GOOD_ANSWER), None).await;
+    answer.unwrap();
     let requests = server.received_requests().await.unwrap();
     assert!(requests[0].headers.get("authorization").is_none());
 }
@@ -256,12 +294,7 @@ async fn no_key_sends_no_authorization_header() {
 #[tokio::test]
 async fn a_fenced_answer_is_accepted_by_the_parser() {
     let fenced = format!("```json\n{GOOD_ANSWER}\n```");
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(&fenced, "stop"))).await;
-    let completion = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let completion = answered(json_answer(&fenced), Some(KEY)).await;
     assert_eq!(
         parse_answer(&completion.content).unwrap(),
         parse_answer(GOOD_ANSWER).unwrap()
@@ -270,71 +303,94 @@ async fn a_fenced_answer_is_accepted_by_the_parser() {
 
 #[tokio::test]
 async fn a_garbage_answer_is_returned_and_fails_to_parse() {
-    let server = serve(ResponseTemplate::new(200).set_body_json(completion_body(
-        "Sure! I bumped the version for you.",
-        "stop",
-    )))
-    .await;
-    let completion = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let garbage = json_answer("Sure! I bumped the version for you.");
+    let completion = answered(garbage, Some(KEY)).await;
     let err = parse_answer(&completion.content).unwrap_err();
     assert!(err.contains("single JSON object"), "{err}");
 }
 
-#[tokio::test]
-async fn rate_limit_is_transient_and_keeps_retry_after() {
-    let server = serve(
-        ResponseTemplate::new(429)
-            .insert_header("retry-after", "7")
-            .set_body_json(json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests", "code": "rate_limit_exceeded"}})),
-    )
-    .await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    assert!(err.is_transient(), "{err}");
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
-    assert!(err.to_string().contains("HTTP 429"), "{err}");
-    assert!(err.to_string().contains("Rate limit reached"), "{err}");
+/// Whether an error is worth retrying, and after how long the endpoint asked to be.
+enum Retry {
+    Later(Option<Duration>),
+    Never,
 }
 
-#[tokio::test]
-async fn exhausted_quota_is_permanent() {
-    let server = serve(ResponseTemplate::new(429).set_body_json(json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}))).await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, LlmError::Permanent(_)), "{err}");
-    assert!(err.to_string().contains("billing"), "{err}");
+/// An error answer of the endpoint and how the client must take it.
+struct ErrorAnswer {
+    what: &'static str,
+    response: fn() -> ResponseTemplate,
+    key: Option<&'static str>,
+    retry: Retry,
+    /// What the error message says, each in turn.
+    says: &'static [&'static str],
 }
 
+const ERROR_ANSWERS: &[ErrorAnswer] = &[
+    ErrorAnswer {
+        what: "a rate limit is transient and keeps retry-after",
+        response: || {
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "7")
+                .set_body_json(json!({"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests", "code": "rate_limit_exceeded"}}))
+        },
+        key: Some(KEY),
+        retry: Retry::Later(Some(Duration::from_secs(7))),
+        says: &["HTTP 429", "Rate limit reached"],
+    },
+    ErrorAnswer {
+        what: "an exhausted quota is permanent",
+        response: || {
+            ResponseTemplate::new(429).set_body_json(json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}}))
+        },
+        key: Some(KEY),
+        retry: Retry::Never,
+        says: &["billing"],
+    },
+    ErrorAnswer {
+        what: "a server error is transient",
+        response: || ResponseTemplate::new(500).set_body_string("upstream exploded"),
+        key: Some(KEY),
+        retry: Retry::Later(None),
+        says: &["HTTP 500: upstream exploded"],
+    },
+    ErrorAnswer {
+        what: "a missing endpoint is permanent and points at base_url",
+        response: || ResponseTemplate::new(404).set_body_string("404 page not found"),
+        key: None,
+        retry: Retry::Never,
+        says: &["check llm base_url"],
+    },
+    ErrorAnswer {
+        what: "a 200 that is not OpenAI's is permanent",
+        response: || ResponseTemplate::new(200).set_body_raw("<html>login</html>", "text/html"),
+        key: Some(KEY),
+        retry: Retry::Never,
+        says: &["not a chat completion"],
+    },
+];
+
 #[tokio::test]
-async fn server_error_is_transient() {
-    let server = serve(ResponseTemplate::new(500).set_body_string("upstream exploded")).await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    assert!(err.is_transient(), "{err}");
-    assert_eq!(err.retry_after(), None);
-    assert!(
-        err.to_string().contains("HTTP 500: upstream exploded"),
-        "{err}"
-    );
+async fn error_answers_are_transient_or_permanent_and_say_why() {
+    for case in ERROR_ANSWERS {
+        let err = refused((case.response)(), case.key).await;
+        let what = case.what;
+        match case.retry {
+            Retry::Later(retry_after) => {
+                assert!(err.is_transient(), "{what}: {err}");
+                assert_eq!(err.retry_after(), retry_after, "{what}");
+            }
+            Retry::Never => assert!(matches!(err, LlmError::Permanent(_)), "{what}: {err}"),
+        }
+        for part in case.says {
+            assert!(err.to_string().contains(part), "{what}: {err}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn refused_key_is_permanent_and_never_shows_the_key() {
     // OpenAI echoes a masked key; a careless proxy may echo all of it.
-    let server = serve(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com/account/api-keys."), "type": "invalid_request_error", "code": "invalid_api_key"}}))).await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
+    let err = refused(ResponseTemplate::new(401).set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {KEY}. You can find your API key at https://platform.openai.com/account/api-keys."), "type": "invalid_request_error", "code": "invalid_api_key"}})), Some(KEY)).await;
     let message = err.to_string();
     assert!(matches!(err, LlmError::Permanent(_)), "{message}");
     assert!(
@@ -348,27 +404,11 @@ async fn refused_key_is_permanent_and_never_shows_the_key() {
 }
 
 #[tokio::test]
-async fn missing_endpoint_is_permanent_and_points_at_base_url() {
-    let server = serve(ResponseTemplate::new(404).set_body_string("404 page not found")).await;
-    let err = client(&server, None)
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, LlmError::Permanent(_)), "{err}");
-    assert!(err.to_string().contains("check llm base_url"), "{err}");
-}
-
-#[tokio::test]
 async fn redirects_are_not_followed() {
-    let server = serve(
-        ResponseTemplate::new(307)
-            .insert_header("location", "http://127.0.0.1:9/v1/chat/completions"),
-    )
-    .await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
+    let redirect = ResponseTemplate::new(307)
+        .insert_header("location", "http://127.0.0.1:9/v1/chat/completions");
+    let (answer, server) = call(redirect, Some(KEY)).await;
+    let err = answer.unwrap_err();
     assert!(err.to_string().contains("redirect (HTTP 307)"), "{err}");
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
@@ -376,16 +416,11 @@ async fn redirects_are_not_followed() {
 #[tokio::test]
 async fn oversized_body_is_refused() {
     let big = "x".repeat(4096);
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(&big, "stop"))).await;
-    let client = LlmClient::new(
-        LlmSettings {
-            max_response_bytes: 1024,
-            ..settings(&server, Some(KEY))
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let server = serve(json_answer(&big)).await;
+    let client = client_with(LlmSettings {
+        max_response_bytes: 1024,
+        ..settings(&server, Some(KEY))
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
     assert!(
@@ -418,17 +453,13 @@ async fn oversized_chunked_body_is_refused_while_reading() {
         }
         let _ = socket.write_all(b"0\r\n\r\n").await;
     });
-    let client = LlmClient::new(
-        LlmSettings {
-            base_url: format!("http://{address}/v1"),
-            model: "m".to_owned(),
-            max_response_bytes: 4096,
-            call_deadline_secs: 5,
-            ..LlmSettings::default()
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        base_url: format!("http://{address}/v1"),
+        model: "m".to_owned(),
+        max_response_bytes: 4096,
+        call_deadline_secs: 5,
+        ..LlmSettings::default()
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(
         err.to_string().contains("max_response_bytes (4096 bytes)"),
@@ -439,23 +470,11 @@ async fn oversized_chunked_body_is_refused_while_reading() {
 
 #[tokio::test]
 async fn finish_reason_length_is_a_repairable_truncation() {
-    let partial = r#"{"edits":[{"path":"pom.xml","content":"<project>"#;
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(partial, "length"))).await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    let LlmError::Truncated {
-        completion,
-        max_tokens,
-    } = &err
-    else {
-        panic!("expected Truncated, got {err}");
-    };
-    assert_eq!(completion.content, partial);
+    let cut_off = completion_body(PARTIAL_ANSWER, "length");
+    let err = refused(ResponseTemplate::new(200).set_body_json(cut_off), Some(KEY)).await;
+    let (completion, max_tokens) = truncated(&err);
     assert_eq!(completion.usage.total_tokens, 876);
-    assert_eq!(*max_tokens, 4096);
+    assert_eq!(max_tokens, 4096);
     assert!(!err.is_transient());
 
     let mut conversation = conversation();
@@ -468,20 +487,11 @@ async fn finish_reason_length_is_a_repairable_truncation() {
 /// place (the same deadline would end the same way).
 #[tokio::test]
 async fn a_silent_endpoint_meets_the_call_deadline() {
-    let server = serve(
-        ResponseTemplate::new(200)
-            .set_body_json(completion_body(GOOD_ANSWER, "stop"))
-            .set_delay(Duration::from_secs(3)),
-    )
-    .await;
-    let client = LlmClient::new(
-        LlmSettings {
-            call_deadline_secs: 1,
-            ..settings(&server, Some(KEY))
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let server = serve(json_answer(GOOD_ANSWER).set_delay(Duration::from_secs(3))).await;
+    let client = client_with(LlmSettings {
+        call_deadline_secs: 1,
+        ..settings(&server, Some(KEY))
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(
         matches!(
@@ -506,12 +516,8 @@ async fn a_silent_endpoint_meets_the_call_deadline() {
 /// A server (or proxy) that ignores `stream: true` and answers one JSON body is read whole.
 #[tokio::test]
 async fn a_json_answer_to_a_stream_request_is_read_whole() {
-    let server =
-        serve(ResponseTemplate::new(200).set_body_json(completion_body(GOOD_ANSWER, "stop"))).await;
-    let completion = client(&server, None)
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let (answer, server) = call(json_answer(GOOD_ANSWER), None).await;
+    let completion = answer.unwrap();
     assert_eq!(completion.content, GOOD_ANSWER);
     assert!(!completion.stats.streamed);
     let requests = server.received_requests().await.unwrap();
@@ -530,31 +536,15 @@ fn the_deprecated_timeout_secs_still_configures_the_call_deadline() {
 }
 
 #[tokio::test]
-async fn a_non_openai_200_is_permanent() {
-    let server =
-        serve(ResponseTemplate::new(200).set_body_raw("<html>login</html>", "text/html")).await;
-    let err = client(&server, Some(KEY))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, LlmError::Permanent(_)), "{err}");
-    assert!(err.to_string().contains("not a chat completion"), "{err}");
-}
-
-#[tokio::test]
 async fn connection_refused_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
-    let client = LlmClient::new(
-        LlmSettings {
-            base_url: format!("http://{address}/v1"),
-            model: "m".to_owned(),
-            ..LlmSettings::default()
-        },
-        EgressPolicy::allow_all(),
-    )
-    .unwrap();
+    let client = client_with(LlmSettings {
+        base_url: format!("http://{address}/v1"),
+        model: "m".to_owned(),
+        ..LlmSettings::default()
+    });
     let err = client.complete(&conversation()).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("cannot connect"), "{err}");

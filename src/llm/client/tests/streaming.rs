@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::sse_server::{FakeModelServer, Generation, Reply};
-use super::{GOOD_ANSWER, conversation};
+use super::{GOOD_ANSWER, PARTIAL_ANSWER, conversation, truncated};
 use crate::egress::EgressPolicy;
 use crate::llm::client::format::FormatLevel;
-use crate::llm::client::{LlmClient, LlmError, TimeLimit};
+use crate::llm::client::{Completion, LlmClient, LlmError, TimeLimit};
 use crate::llm::{LlmSettings, parse_answer};
 
 fn settings(server: &FakeModelServer, model: &str) -> LlmSettings {
@@ -25,6 +25,34 @@ fn settings(server: &FakeModelServer, model: &str) -> LlmSettings {
 
 fn client(settings: LlmSettings) -> LlmClient {
     LlmClient::new(settings, EgressPolicy::allow_all()).unwrap()
+}
+
+/// One call of a new client with `settings` on the test conversation.
+async fn ask(settings: LlmSettings) -> Result<Completion, LlmError> {
+    client(settings).complete(&conversation()).await
+}
+
+/// What ended a call that timed out: the clock, the chunks of text read before, and how long
+/// it took.
+fn timed_out(err: &LlmError) -> (TimeLimit, u64, Duration) {
+    let LlmError::TimedOut {
+        limit,
+        chunks,
+        elapsed,
+        ..
+    } = err
+    else {
+        panic!("expected a timeout, got {err}");
+    };
+    (*limit, *chunks, *elapsed)
+}
+
+/// The server's 400 as OpenAI words a refused request: `message` about `param`.
+fn bad_request(message: &str, param: &str, code: Value) -> Reply {
+    Reply::Refuse {
+        status: 400,
+        body: json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}),
+    }
 }
 
 /// The answer in about 40 pieces, one every 150 ms: about 6 s in all, far past a short total
@@ -42,10 +70,7 @@ fn slow_model() -> Generation {
 async fn a_slow_model_that_keeps_producing_is_read_to_the_end() {
     let server = FakeModelServer::start(|_, _| Reply::Generate(slow_model())).await;
     let started = Instant::now();
-    let completion = client(settings(&server, "gpt-4o-mini"))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let completion = ask(settings(&server, "gpt-4o-mini")).await.unwrap();
     let took = started.elapsed();
 
     assert_eq!(completion.content, GOOD_ANSWER);
@@ -88,19 +113,16 @@ async fn a_slow_model_that_keeps_producing_is_read_to_the_end() {
 #[tokio::test]
 async fn without_streaming_the_same_slow_model_only_meets_the_deadline() {
     let server = FakeModelServer::start(|_, _| Reply::Generate(slow_model())).await;
-    let err = client(LlmSettings {
+    let err = ask(LlmSettings {
         stream: false,
         call_deadline_secs: 2,
         ..settings(&server, "gpt-4o-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap_err();
-    let LlmError::TimedOut { limit, elapsed, .. } = &err else {
-        panic!("expected a timeout, got {err}");
-    };
-    assert_eq!(*limit, TimeLimit::CallDeadline);
-    assert!(elapsed < &Duration::from_secs(3), "{elapsed:?}");
+    let (limit, _, elapsed) = timed_out(&err);
+    assert_eq!(limit, TimeLimit::CallDeadline);
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert!(!err.is_transient());
     let message = err.to_string();
     assert!(message.contains("call_deadline_secs (2s)"), "{message}");
@@ -118,17 +140,12 @@ async fn a_stalled_model_hits_the_idle_timeout_and_the_connection_is_closed() {
     })
     .await;
     let started = Instant::now();
-    let err = client(settings(&server, "gpt-4o-mini"))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
+    let err = ask(settings(&server, "gpt-4o-mini")).await.unwrap_err();
     let took = started.elapsed();
 
-    let LlmError::TimedOut { limit, chunks, .. } = &err else {
-        panic!("expected a timeout, got {err}");
-    };
-    assert_eq!(*limit, TimeLimit::Idle);
-    assert_eq!(*chunks, 5);
+    let (limit, chunks, _) = timed_out(&err);
+    assert_eq!(limit, TimeLimit::Idle);
+    assert_eq!(chunks, 5);
     assert!(!err.is_transient(), "never retried in place");
     // Five pieces in 250 ms, then one idle second; the 20 s deadline is nowhere near.
     assert!(
@@ -159,19 +176,16 @@ async fn the_call_deadline_ends_a_model_that_would_go_on_and_closes_the_connecti
         Reply::Generate(generation)
     })
     .await;
-    let err = client(LlmSettings {
+    let err = ask(LlmSettings {
         call_deadline_secs: 2,
         ..settings(&server, "gpt-4o-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap_err();
-    let LlmError::TimedOut { limit, chunks, .. } = &err else {
-        panic!("expected a timeout, got {err}");
-    };
-    assert_eq!(*limit, TimeLimit::CallDeadline);
+    let (limit, chunks, _) = timed_out(&err);
+    assert_eq!(limit, TimeLimit::CallDeadline);
     // About 13 pieces in 2 s (fewer on a loaded machine), and none after the deadline.
-    assert!((3..=14).contains(chunks), "{chunks}");
+    assert!((3..=14).contains(&chunks), "{chunks}");
     assert!(err.to_string().contains("call_deadline_secs (2s)"), "{err}");
     let closed = server
         .client_closed(0, Duration::from_secs(5))
@@ -198,11 +212,9 @@ async fn the_job_budget_is_shared_by_the_calls_of_a_job() {
         .complete_within(&conversation(), &budget)
         .await
         .unwrap_err();
-    let LlmError::TimedOut { limit, elapsed, .. } = &err else {
-        panic!("expected a timeout, got {err}");
-    };
-    assert_eq!(*limit, TimeLimit::JobBudget);
-    assert!(elapsed < &Duration::from_secs(3), "{elapsed:?}");
+    let (limit, _, elapsed) = timed_out(&err);
+    assert_eq!(limit, TimeLimit::JobBudget);
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     assert!(err.to_string().contains("job_budget_secs, 8s"), "{err}");
     // Nothing left: the next call is refused before any request.
     tokio::time::sleep(budget.remaining()).await;
@@ -222,29 +234,20 @@ async fn the_job_budget_is_shared_by_the_calls_of_a_job() {
 
 #[tokio::test]
 async fn a_stream_cut_off_at_the_token_limit_is_a_repairable_truncation() {
-    let partial = r#"{"edits":[{"path":"pom.xml","content":"<project>"#;
     let server = FakeModelServer::start(move |_, _| {
-        let mut generation = Generation::of(partial, 8, Duration::from_millis(5));
+        let mut generation = Generation::of(PARTIAL_ANSWER, 8, Duration::from_millis(5));
         generation.finish_reason = Some("length");
         Reply::Generate(generation)
     })
     .await;
-    let err = client(LlmSettings {
+    let err = ask(LlmSettings {
         max_completion_tokens: 7,
         ..settings(&server, "gpt-4o-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap_err();
-    let LlmError::Truncated {
-        completion,
-        max_tokens,
-    } = &err
-    else {
-        panic!("expected Truncated, got {err}");
-    };
-    assert_eq!(completion.content, partial);
-    assert_eq!(*max_tokens, 7);
+    let (completion, max_tokens) = truncated(&err);
+    assert_eq!(max_tokens, 7);
     assert_eq!(completion.stats.finish_reason.as_deref(), Some("length"));
     assert_eq!(completion.usage.completion_tokens, 6);
     assert!(err.to_string().contains("cut off"));
@@ -260,11 +263,10 @@ async fn streamed_text_beyond_max_response_bytes_is_refused() {
         ))
     })
     .await;
-    let err = client(LlmSettings {
+    let err = ask(LlmSettings {
         max_response_bytes: 1000,
         ..settings(&server, "gpt-4o-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
@@ -315,10 +317,7 @@ async fn a_server_refusing_json_schema_gets_json_object_and_it_is_remembered() {
 async fn a_schema_refused_for_its_bounds_is_sent_without_them_then_json_object_then_nothing() {
     let server = FakeModelServer::start(|body, _| {
         let format = &body["response_format"];
-        let refusal = |message: &str| Reply::Refuse {
-            status: 400,
-            body: json!({"error": {"message": message, "type": "invalid_request_error", "param": "response_format", "code": null}}),
-        };
+        let refusal = |message: &str| bad_request(message, "response_format", Value::Null);
         if format["type"] == "json_schema" && format.to_string().contains("maxLength") {
             return refusal(
                 "Invalid schema for response_format 'remediation_answer': In context=('properties', 'explanation'), 'maxLength' is not permitted.",
@@ -330,10 +329,7 @@ async fn a_schema_refused_for_its_bounds_is_sent_without_them_then_json_object_t
         Reply::Generate(Generation::of(GOOD_ANSWER, 20, Duration::from_millis(5)))
     })
     .await;
-    let completion = client(settings(&server, "gpt-4o-mini"))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let completion = ask(settings(&server, "gpt-4o-mini")).await.unwrap();
     assert_eq!(completion.stats.response_format, "none");
     let bodies = server.bodies();
     assert_eq!(bodies.len(), 4);
@@ -354,18 +350,24 @@ async fn a_schema_refused_for_its_bounds_is_sent_without_them_then_json_object_t
 
 #[tokio::test]
 async fn a_400_about_something_else_is_not_a_format_refusal() {
-    let server = FakeModelServer::start(|_, _| Reply::Refuse {
-        status: 400,
-        body: json!({"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+    let server = FakeModelServer::start(|_, _| {
+        bad_request(
+            "This model's maximum context length is 8192 tokens.",
+            "messages",
+            json!("context_length_exceeded"),
+        )
     })
     .await;
-    let err = client(settings(&server, "gpt-4o-mini"))
-        .complete(&conversation())
-        .await
-        .unwrap_err();
+    let err = ask(settings(&server, "gpt-4o-mini")).await.unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
     assert!(err.to_string().contains("maximum context length"), "{err}");
     assert_eq!(server.bodies().len(), 1);
+}
+
+/// OpenAI's refusal of a parameter the model does not take (o-series: `temperature`).
+fn unsupported_parameter(param: &str) -> Reply {
+    let message = format!("Unsupported parameter: '{param}' is not supported with this model.");
+    bad_request(&message, param, json!("unsupported_parameter"))
 }
 
 const THOUGHT: &str = "SECRET-CHAIN-OF-THOUGHT the user wants a bump; ";
@@ -377,10 +379,7 @@ async fn a_reasoning_model_gets_its_parameters_and_its_reasoning_is_never_the_an
     let server = FakeModelServer::start(|body, _| {
         for refused in ["temperature", "max_tokens"] {
             if body.get(refused).is_some() {
-                return Reply::Refuse {
-                    status: 400,
-                    body: json!({"error": {"message": format!("Unsupported parameter: '{refused}' is not supported with this model."), "type": "invalid_request_error", "param": refused, "code": "unsupported_parameter"}}),
-                };
+                return unsupported_parameter(refused);
             }
         }
         let mut generation = Generation::of(GOOD_ANSWER, 30, Duration::from_millis(5));
@@ -388,11 +387,10 @@ async fn a_reasoning_model_gets_its_parameters_and_its_reasoning_is_never_the_an
         Reply::Generate(generation)
     })
     .await;
-    let completion = client(LlmSettings {
+    let completion = ask(LlmSettings {
         reasoning_effort: "low".to_owned(),
         ..settings(&server, "o4-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap();
 
@@ -415,13 +413,8 @@ async fn a_reasoning_model_gets_its_parameters_and_its_reasoning_is_never_the_an
 /// The same refusal, against a model nobody said reasons, fails with a hint to say so.
 #[tokio::test]
 async fn a_refused_temperature_points_at_the_reasoning_setting() {
-    let server = FakeModelServer::start(|_, _| Reply::Refuse {
-        status: 400,
-        body: json!({"error": {"message": "Unsupported parameter: 'temperature' is not supported with this model.", "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}),
-    })
-    .await;
-    let err = client(settings(&server, "my-private-thinker"))
-        .complete(&conversation())
+    let server = FakeModelServer::start(|_, _| unsupported_parameter("temperature")).await;
+    let err = ask(settings(&server, "my-private-thinker"))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("llm reasoning = true"), "{err}");
@@ -435,10 +428,7 @@ async fn thinking_left_in_the_content_is_not_the_answer() {
         Reply::Generate(Generation::of(&text, 16, Duration::from_millis(2)))
     })
     .await;
-    let completion = client(settings(&server, "deepseek-r1:7b"))
-        .complete(&conversation())
-        .await
-        .unwrap();
+    let completion = ask(settings(&server, "deepseek-r1:7b")).await.unwrap();
     assert_eq!(completion.content, GOOD_ANSWER);
     assert_eq!(
         completion.stats.reasoning_chars,
@@ -452,11 +442,10 @@ async fn without_streaming_the_answer_is_read_whole() {
         Reply::Generate(Generation::of(GOOD_ANSWER, 50, Duration::from_millis(1)))
     })
     .await;
-    let completion = client(LlmSettings {
+    let completion = ask(LlmSettings {
         stream: false,
         ..settings(&server, "gpt-4o-mini")
     })
-    .complete(&conversation())
     .await
     .unwrap();
     assert_eq!(completion.content, GOOD_ANSWER);
