@@ -518,3 +518,31 @@ pub fn join(dir: &str, file: &str) -> String {
         format!("{dir}/{file}")
     }
 }
+
+/// The lock readers' tests, table-driven: one check for every reader.
+#[cfg(test)]
+pub(crate) mod reader_cases {
+    use super::FixedVersions;
+    use super::tool::ReadCopies;
+
+    /// A lock's text, the package asked about, its one fixed version, and each copy the reader
+    /// must find there, in order: (version, vulnerable).
+    pub type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [(&'static str, bool)],
+    );
+
+    /// Reads each case's text as the lock `lock` with `read`, and checks the copies found.
+    pub fn check(read: ReadCopies, lock: &str, cases: &[Case]) {
+        for (text, package, fix, expected) in cases {
+            let found = read(text, lock, package, &FixedVersions::single(fix));
+            let seen: Vec<(&str, bool)> = found
+                .iter()
+                .map(|copy| (copy.version.as_str(), copy.vulnerable))
+                .collect();
+            assert_eq!(seen, *expected, "{package} in {text}");
+        }
+    }
+}

@@ -23,8 +23,11 @@ pub struct LockContext<'a> {
     pub work_tree: &'a Path,
 }
 
+/// What a lock tool's update gives: the locks it changed and read back.
+pub type Updated = Result<LockOutcome, LockError>;
+
 /// What [`LockTool::update`] returns: the tools run in the sandbox, so the update is async.
-pub type Update<'a> = Pin<Box<dyn Future<Output = Result<LockOutcome, LockError>> + Send + 'a>>;
+pub type Update<'a> = Pin<Box<dyn Future<Output = Updated> + Send + 'a>>;
 
 /// Updates the locks covering the target's manifests and reads them back.
 pub type UpdateLocks = for<'a> fn(LockContext<'a>, &'a LockTarget<'a>) -> Update<'a>;
@@ -39,6 +42,17 @@ pub struct LockFile {
     pub name: &'static str,
     pub manifest: &'static str,
     pub copies: ReadCopies,
+}
+
+impl LockFile {
+    /// The lock file `name`, beside the manifest `manifest`, read by `copies`.
+    pub const fn beside(name: &'static str, manifest: &'static str, copies: ReadCopies) -> Self {
+        LockFile {
+            name,
+            manifest,
+            copies,
+        }
+    }
 }
 
 /// One lock tool; see the module documentation.

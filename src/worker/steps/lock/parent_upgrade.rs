@@ -327,11 +327,16 @@ async fn cargo(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
     let package = &context.target.package_name;
     let settings = &pipeline.lockfiles;
+    let tool_context = lockfile::tool::LockContext {
+        sandbox: &pipeline.sandbox,
+        settings,
+        work_tree: root,
+    };
     let mut originals = Originals::default();
     let mut chains = Vec::new();
     for lock in context.vulnerable_locks() {
         let text = originals.keep(root, &lock.lock)?;
-        let fetched = lockfile::cargo::fetched_index(&pipeline.sandbox, settings, root, &lock.lock)
+        let fetched = lockfile::cargo::fetched_index(tool_context, &lock.lock)
             .await
             .map_err(super::failed)?;
         let index = |name: &str| match cargo_upgrade::local_index(settings, name) {
@@ -371,8 +376,7 @@ async fn cargo(context: &Context<'_>) -> Found {
                 }
             }
         }
-        let applied =
-            cargo_upgrade::apply(&pipeline.sandbox, settings, root, &lock.lock, &steps).await;
+        let applied = cargo_upgrade::apply(tool_context, &lock.lock, &steps).await;
         if let Err(error) = applied {
             originals.restore(root)?;
             let why = format!(
@@ -396,6 +400,11 @@ async fn python(context: &Context<'_>) -> Found {
     let Context { pipeline, root, .. } = *context;
     let (package, target_version) = (&context.target.package_name, context.fixes.chosen());
     let settings = &pipeline.lockfiles;
+    let tool_context = lockfile::tool::LockContext {
+        sandbox: &pipeline.sandbox,
+        settings,
+        work_tree: root,
+    };
     let mut originals = Originals::default();
     let mut chains = Vec::new();
     for lock in context.vulnerable_locks() {
@@ -453,8 +462,7 @@ async fn python(context: &Context<'_>) -> Found {
         if moved.is_empty() {
             continue;
         }
-        let applied =
-            python_upgrade::apply(&pipeline.sandbox, settings, root, &lock.lock, &moved).await;
+        let applied = python_upgrade::apply(tool_context, &lock.lock, &moved).await;
         if let Err(error) = applied {
             originals.restore(root)?;
             let why = format!(
