@@ -5,12 +5,14 @@
 //! [`LockTarget`]). [`tools`] is the one place that says which tools serve an ecosystem.
 //!
 //! Adding a lock tool is one file (its `update` and its lock reader, ending with its
-//! [`LockTool`] constant) and one line in [`tools`].
+//! [`LockTool`] constant) and one line in [`tools`]. [`upgrade_path`] says, beside it, what
+//! moves a copy the ecosystem's dependents hold below the fix ([`super::upgrade_path`]).
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
+use super::upgrade_path::UpgradePath;
 use super::{FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved};
 use crate::ecosystem::Ecosystem;
 use crate::sandbox::Sandbox;
@@ -78,6 +80,18 @@ pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static LockTool] {
         Ecosystem::Go => &[&super::go::TOOL],
         // Maven's lock is the pom itself; other ecosystems have no lock tool here.
         Ecosystem::Maven | Ecosystem::Other(_) => &[],
+    }
+}
+
+/// What moves a transitive copy an ecosystem's dependents hold below the fix, when its
+/// tools' lock-only update moved nothing; `None`: the ecosystem has none (Go: `go get` already
+/// moves what its requirements allow).
+pub fn upgrade_path(ecosystem: &Ecosystem) -> Option<&'static UpgradePath> {
+    match ecosystem {
+        Ecosystem::Npm => Some(&super::upgrade_path::npm::PATH),
+        Ecosystem::CratesIo => Some(&super::upgrade_path::cargo::PATH),
+        Ecosystem::PyPi => Some(&super::upgrade_path::python::PATH),
+        Ecosystem::Go | Ecosystem::Maven | Ecosystem::Other(_) => None,
     }
 }
 
