@@ -4,35 +4,20 @@
 //! --precise` for each parent top-down and for the package. Cargo has no override.
 
 use super::originals::Originals;
-use super::{UpgradePath, Upgraded, finish, vulnerable_locks};
+use super::{UpgradePath, walk_locks};
 use crate::lockfile::cargo_upgrade::{self, Step};
 use crate::lockfile::tool::LockContext;
 use crate::lockfile::{LockError, LockTarget};
 
-/// The walk over every lock that still resolves a vulnerable copy.
-async fn walk(context: LockContext<'_>, target: &LockTarget<'_>) -> Result<Upgraded, LockError> {
-    let mut originals = Originals::default();
-    let mut chains = Vec::new();
-    for lock in vulnerable_locks(context, target) {
-        match move_parents(context, target, &lock.lock, &mut originals).await? {
-            Ok(steps) => chains.extend(steps.iter().map(Step::chain)),
-            Err(why) => {
-                originals.restore(context.work_tree)?;
-                return Ok(Upgraded::Blocked(why));
-            }
-        }
-    }
-    finish(context, target, originals, chains).await
-}
-
-/// Moves the parents that hold the package in `lock`: the steps taken, or (inner `Err`) why
-/// there is none, the caller putting the files back.
+/// Moves the parents that hold the package in `lock`, each step's chain added to `chains`;
+/// (inner `Err`) why there is no way, the walk putting the files back.
 async fn move_parents(
     context: LockContext<'_>,
     target: &LockTarget<'_>,
     lock: &str,
     originals: &mut Originals,
-) -> Result<Result<Vec<Step>, String>, LockError> {
+    chains: &mut Vec<String>,
+) -> Result<Result<(), String>, LockError> {
     let (root, settings) = (context.work_tree, context.settings);
     let text = originals.keep(root, lock)?;
     let fetched = crate::lockfile::cargo::fetched_index(context, lock).await?;
@@ -59,18 +44,27 @@ async fn move_parents(
             }
         }
     }
+    let moved: Vec<String> = steps.iter().map(Step::chain).collect();
     if let Err(error) = cargo_upgrade::apply(context, lock, &steps).await {
-        let chains: Vec<String> = steps.iter().map(Step::chain).collect();
         return Ok(Err(format!(
             "{} would admit it, but cargo could not move there: {error}",
-            chains.join("; ")
+            moved.join("; ")
         )));
     }
-    Ok(Ok(steps))
+    chains.extend(moved);
+    Ok(Ok(()))
 }
 
-/// Cargo: the parent walk; no override.
+/// Cargo: the parent walk over every lock that still resolves a vulnerable copy; no override.
 pub const PATH: UpgradePath = UpgradePath {
-    parents: |context, target| Box::pin(walk(context, target)),
+    parents: |context, target| {
+        Box::pin(walk_locks(
+            context,
+            target,
+            |context, target, lock, originals, chains| {
+                Box::pin(move_parents(context, target, &lock.lock, originals, chains))
+            },
+        ))
+    },
     force: None,
 };

@@ -83,6 +83,48 @@ pub struct Forced {
     pub dependents: Vec<String>,
 }
 
+/// Moves the parents of one item of a walk (a lock, a root manifest), adding each one's chain;
+/// (inner `Err`) why there is no way, the walk putting the files back.
+type MoveParents<T> = for<'a> fn(
+    LockContext<'a>,
+    &'a LockTarget<'a>,
+    &'a T,
+    &'a mut Originals,
+    &'a mut Vec<String>,
+) -> Pin<
+    Box<dyn Future<Output = Result<Result<(), String>, LockError>> + Send + 'a>,
+>;
+
+/// Every parent walk: `move_parents` for each of `items` in turn; the first that finds no way
+/// puts every file back and says why; then [`finish`].
+async fn walk_each<T: Sync + 'static>(
+    context: LockContext<'_>,
+    target: &LockTarget<'_>,
+    items: &[T],
+    move_parents: MoveParents<T>,
+) -> Result<Upgraded, LockError> {
+    let mut originals = Originals::default();
+    let mut chains = Vec::new();
+    for item in items {
+        let moved = move_parents(context, target, item, &mut originals, &mut chains).await?;
+        if let Err(why) = moved {
+            originals.restore(context.work_tree)?;
+            return Ok(Upgraded::Blocked(why));
+        }
+    }
+    finish(context, target, originals, chains).await
+}
+
+/// The walk over every lock that still resolves a vulnerable copy (Cargo, uv and Poetry).
+async fn walk_locks(
+    context: LockContext<'_>,
+    target: &LockTarget<'_>,
+    move_parents: MoveParents<LockedCopies>,
+) -> Result<Upgraded, LockError> {
+    let locks = vulnerable_locks(context, target);
+    walk_each(context, target, &locks, move_parents).await
+}
+
 /// Why a blocked job of an ecosystem without an upgrade path found no parent release itself.
 pub fn none_found(ecosystem: &Ecosystem) -> String {
     format!(

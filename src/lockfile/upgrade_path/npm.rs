@@ -6,7 +6,7 @@
 //! direct change, resolving the levels between. The override is [`super::npm_override`].
 
 use super::originals::Originals;
-use super::{UpgradePath, Upgraded, finish};
+use super::{UpgradePath, walk_each};
 use crate::lockfile::npm_upgrade::{self, Blocker, ParentUpgrade};
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::tool::LockContext;
@@ -14,20 +14,6 @@ use crate::lockfile::{LockError, LockTarget};
 
 /// Levels walked up from an npm-ecosystem package to the project's own dependencies, at most.
 const MAX_LEVELS: usize = 4;
-
-/// The walk over every root project of the target's manifests.
-async fn walk(context: LockContext<'_>, target: &LockTarget<'_>) -> Result<Upgraded, LockError> {
-    let mut originals = Originals::default();
-    let mut chains = Vec::new();
-    for manifest in target.manifests {
-        let walked = project(context, target, manifest, &mut originals, &mut chains).await?;
-        if let Err(why) = walked {
-            originals.restore(context.work_tree)?;
-            return Ok(Upgraded::Blocked(why));
-        }
-    }
-    finish(context, target, originals, chains).await
-}
 
 /// One package of the walk: the blocker, what it holds, the release of that it must admit,
 /// and its level below the project's own dependencies.
@@ -39,7 +25,7 @@ struct Holder {
 }
 
 /// The walk for the root project of `manifest`: its own dependencies raised in `manifest`,
-/// each chain added to `chains`; (inner `Err`) why the walk found no way, the caller putting
+/// each chain added to `chains`; (inner `Err`) why the walk found no way, the walk putting
 /// the files back.
 async fn project(
     context: LockContext<'_>,
@@ -165,6 +151,16 @@ impl Holder {
 
 /// npm, pnpm and yarn: the parent walk, then their override.
 pub const PATH: UpgradePath = UpgradePath {
-    parents: |context, target| Box::pin(walk(context, target)),
+    // The walk over every root project of the target's manifests.
+    parents: |context, target| {
+        Box::pin(walk_each(
+            context,
+            target,
+            target.manifests,
+            |context, target, manifest, originals, chains| {
+                Box::pin(project(context, target, manifest, originals, chains))
+            },
+        ))
+    },
     force: Some(|context, target| Box::pin(super::npm_override::force(context, target))),
 };

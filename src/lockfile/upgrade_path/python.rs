@@ -4,29 +4,15 @@
 //! override.
 
 use super::originals::Originals;
-use super::{UpgradePath, Upgraded, finish, vulnerable_locks};
+use super::{UpgradePath, walk_locks};
 use crate::lockfile::npm_upgrade::ParentUpgrade;
 use crate::lockfile::python_upgrade::{self, Found, Holder};
 use crate::lockfile::tool::LockContext;
 use crate::lockfile::transitive::LockedCopies;
 use crate::lockfile::{LockError, LockTarget};
 
-/// The walk over every lock that still resolves a vulnerable copy.
-async fn walk(context: LockContext<'_>, target: &LockTarget<'_>) -> Result<Upgraded, LockError> {
-    let mut originals = Originals::default();
-    let mut chains = Vec::new();
-    for lock in vulnerable_locks(context, target) {
-        let moved = move_parents(context, target, &lock, &mut originals, &mut chains).await?;
-        if let Err(why) = moved {
-            originals.restore(context.work_tree)?;
-            return Ok(Upgraded::Blocked(why));
-        }
-    }
-    finish(context, target, originals, chains).await
-}
-
 /// Moves the project's dependencies that hold the package in `lock`, each chain added to
-/// `chains`; (inner `Err`) why there is no way, the caller putting the files back.
+/// `chains`; (inner `Err`) why there is no way, the walk putting the files back.
 async fn move_parents(
     context: LockContext<'_>,
     target: &LockTarget<'_>,
@@ -97,8 +83,17 @@ fn no_release(holder: &Holder, package: &str, target_version: &str) -> String {
     )
 }
 
-/// uv and Poetry: the parent walk; no override.
+/// uv and Poetry: the parent walk over every lock that still resolves a vulnerable copy; no
+/// override.
 pub const PATH: UpgradePath = UpgradePath {
-    parents: |context, target| Box::pin(walk(context, target)),
+    parents: |context, target| {
+        Box::pin(walk_locks(
+            context,
+            target,
+            |context, target, lock, originals, chains| {
+                Box::pin(move_parents(context, target, lock, originals, chains))
+            },
+        ))
+    },
     force: None,
 };
