@@ -112,9 +112,8 @@ fn normalized(name: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cargo_parents_are_found_by_name_or_by_name_and_version() {
-        let lock = r#"version = 4
+    /// Cargo names a dependency by name, or by name and version when the lock holds two.
+    const CARGO: &str = r#"version = 4
 
 [[package]]
 name = "app"
@@ -138,16 +137,8 @@ dependencies = ["vulncrate"]
 name = "vulncrate"
 version = "0.9.0"
 "#;
-        assert_eq!(
-            dependents("Cargo.lock", lock, "vulncrate"),
-            ["parentcrate 1.0.0", "othercrate 2.0.0"]
-        );
-        assert!(dependents("Cargo.lock", lock, "nothing").is_empty());
-    }
-
-    #[test]
-    fn poetry_parents_say_what_they_ask_for() {
-        let lock = r#"[[package]]
+    /// Poetry records what each dependent asks for.
+    const POETRY: &str = r#"[[package]]
 name = "requests"
 version = "2.31.0"
 
@@ -159,15 +150,7 @@ Idna = {version = ">=2.5,<4", optional = true}
 name = "idna"
 version = "3.6"
 "#;
-        assert_eq!(
-            dependents("poetry.lock", lock, "idna"),
-            ["requests 2.31.0 asks for >=2.5,<4"]
-        );
-    }
-
-    #[test]
-    fn uv_parents_are_named() {
-        let lock = r#"version = 1
+    const UV: &str = r#"version = 1
 
 [[package]]
 name = "requests"
@@ -182,12 +165,35 @@ dependencies = [
 name = "idna"
 version = "3.6"
 "#;
-        assert_eq!(dependents("uv.lock", lock, "IDNA"), ["requests 2.31.0"]);
-    }
 
     #[test]
-    fn an_unreadable_lock_names_no_one() {
-        assert!(dependents("Cargo.lock", "not [toml", "x").is_empty());
-        assert!(dependents("go.mod", "module x", "x").is_empty());
+    fn each_lock_names_the_packages_that_depend_on_it() {
+        // (lock file name, its text, the package, its dependents)
+        let cases: [(&str, &str, &str, &[&str]); 6] = [
+            (
+                "Cargo.lock",
+                CARGO,
+                "vulncrate",
+                &["parentcrate 1.0.0", "othercrate 2.0.0"],
+            ),
+            ("Cargo.lock", CARGO, "nothing", &[]),
+            (
+                "poetry.lock",
+                POETRY,
+                "idna",
+                &["requests 2.31.0 asks for >=2.5,<4"],
+            ),
+            ("uv.lock", UV, "IDNA", &["requests 2.31.0"]),
+            // An unreadable lock, and a file that is no lock, name no one.
+            ("Cargo.lock", "not [toml", "x", &[]),
+            ("go.mod", "module x", "x", &[]),
+        ];
+        for (name, text, package, expected) in cases {
+            assert_eq!(
+                dependents(name, text, package),
+                expected,
+                "{package} in {name}"
+            );
+        }
     }
 }

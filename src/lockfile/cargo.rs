@@ -8,26 +8,18 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::record;
-use super::tool::{LockContext, LockFile, LockTool};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
-    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
-    parent_dir, read,
+    FixedVersions, LockError, LockOutcome, LockTarget, Resolved, covering_locks, parent_dir, read,
 };
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
                             lockfiles.cargo to a toolchain's cargo";
 const CARGO_HOME: &str = "/tmp/cargo-home";
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
-    let LockContext {
-        sandbox,
-        settings,
-        work_tree,
-    } = context;
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
+    let work_tree = context.work_tree;
     let locks = covering_locks(work_tree, target, "Cargo.toml", &["Cargo.lock"]);
     let mut outcome = LockOutcome::default();
     for lock in &locks {
@@ -43,8 +35,7 @@ pub async fn update(
             .collect();
         for (version, fix) in moves {
             let spec = format!("{}@{version}", target.package);
-            let moved = precise(sandbox, settings, work_tree, lock, &spec, &fix);
-            match moved.await {
+            match precise(context, lock, &spec, &fix).await {
                 // A dependent's requirement excludes the fix: the copy stays, and the lock
                 // step looks for an upgrade path.
                 Err(LockError::Tool { output, .. })
@@ -73,15 +64,13 @@ pub async fn update(
 
 /// `cargo update -p SPEC --precise VERSION` for `lock`, in the sandbox.
 pub async fn precise(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
     spec: &str,
     version: &str,
 ) -> Result<(), LockError> {
     let args = ["update", "-p", spec, "--precise", version];
-    let ran = run(sandbox, settings, work_tree, lock, &args, None).await?;
+    let ran = run(context, lock, &args, None).await?;
     if !ran.success() {
         return Err(super::tool_failed(
             format!("cargo {}", args.join(" ")),
@@ -98,11 +87,10 @@ pub async fn precise(
 /// then removed (the resolution may fail: what it fetched is what counts). A local registry is
 /// not cached; [`super::cargo_upgrade::local_index`] reads it.
 pub async fn fetched_index(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
 ) -> Result<HashMap<String, Vec<u8>>, LockError> {
+    let (settings, work_tree) = (context.settings, context.work_tree);
     let name = format!(".remediator-cargo-home-{}", uuid::Uuid::new_v4());
     let home = work_tree.join(&name);
     let io = |e: std::io::Error| LockError::Read {
@@ -116,16 +104,8 @@ pub async fn fetched_index(
         let _ = std::fs::remove_dir_all(&home);
         return Err(io(error));
     }
-    let inside = sandbox.clone_path(work_tree, &name);
-    let ran = run(
-        sandbox,
-        settings,
-        work_tree,
-        lock,
-        &["update", "--dry-run"],
-        Some(&inside),
-    )
-    .await;
+    let inside = context.sandbox.clone_path(work_tree, &name);
+    let ran = run(context, lock, &["update", "--dry-run"], Some(&inside)).await;
     let mut found = HashMap::new();
     cached_files(&home.join("registry").join("index"), 0, &mut found);
     let _ = std::fs::remove_dir_all(&home);
@@ -166,13 +146,12 @@ fn cached_files(dir: &Path, depth: usize, found: &mut HashMap<String, Vec<u8>>) 
 /// else one in the sandbox's `/tmp`) with the worker's registry config, and nothing of the
 /// repository's config that names an executable.
 async fn run(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
     args: &[&str],
     home: Option<&str>,
 ) -> Result<crate::sandbox::ToolOutput, LockError> {
+    let settings = context.settings;
     // A rustup proxy is already the default toolchain's own cargo here (`sandbox::tools`).
     let tool = crate::sandbox::tools::find(&settings.cargo, INSTALL_HINT)
         .await?
@@ -197,7 +176,7 @@ async fn run(
     let run = ToolRun {
         program: tool.to_string_lossy().into_owned(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
-        work_tree: work_tree.to_path_buf(),
+        work_tree: context.work_tree.to_path_buf(),
         dir: parent_dir(lock).to_owned(),
         env,
         network: true,
@@ -209,7 +188,7 @@ async fn run(
             .collect(),
         files_at,
     };
-    super::run_with_credentials(sandbox, settings, &run, INSTALL_HINT).await
+    super::run_with_credentials(context.sandbox, settings, &run, INSTALL_HINT).await
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config
@@ -251,17 +230,14 @@ pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> V
 /// Cargo: `Cargo.lock`.
 pub const TOOL: LockTool = LockTool {
     name: "cargo",
-    lock_files: &[LockFile {
-        name: "Cargo.lock",
-        manifest: "Cargo.toml",
-        copies,
-    }],
+    lock_files: &[LockFile::beside("Cargo.lock", "Cargo.toml", copies)],
     update: |context, target| Box::pin(update(context, target)),
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::reader_cases::check;
 
     #[test]
     fn executables_are_pinned_by_environment() {
@@ -282,16 +258,11 @@ mod tests {
     #[test]
     fn every_copy_of_the_package_is_read_from_the_lock() {
         let lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"0.9.0\"\n\n[[package]]\nname = \"vulncrate\"\nversion = \"1.0.1\"\nsource = \"local-registry+file:///srv/test-registry\"\n";
-        let found = copies(
-            lock,
+        let expected = &[("0.9.0", true), ("1.0.1", false)];
+        check(
+            copies,
             "Cargo.lock",
-            "vulncrate",
-            &FixedVersions::single("1.0.1"),
+            &[(lock, "vulncrate", "1.0.1", expected)],
         );
-        let seen: Vec<_> = found
-            .iter()
-            .map(|c| (c.version.as_str(), c.vulnerable))
-            .collect();
-        assert_eq!(seen, [("0.9.0", true), ("1.0.1", false)]);
     }
 }

@@ -9,15 +9,15 @@
 //! registry served over the network (sparse or git), the entries a `cargo update --dry-run` in
 //! the sandbox fetched and cached ([`super::cargo::fetched_index`]). No registry client here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml_edit::{DocumentMut, Item};
 
 use super::npm_upgrade::ParentUpgrade;
+use super::tool::LockContext;
 use super::{FixedVersions, LockError, LockfileSettings};
 use crate::patch::bump::{Version, cargo_range_admits};
-use crate::sandbox::Sandbox;
 
 /// Parent levels walked up from the vulnerable crate at most.
 const MAX_DEPTH: usize = 4;
@@ -300,22 +300,16 @@ fn unblock(
 
 /// Moves each parent of `steps` (top-down) with `cargo update -p PARENT@FROM --precise TO`
 /// in the sandbox; a parent an earlier step already moved is left to it.
-pub async fn apply(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
-    lock: &str,
-    steps: &[Step],
-) -> Result<(), LockError> {
+pub async fn apply(context: LockContext<'_>, lock: &str, steps: &[Step]) -> Result<(), LockError> {
     for step in steps {
-        let text = super::read(work_tree, lock)?;
+        let text = super::read(context.work_tree, lock)?;
         let upgrade = &step.upgrade;
         let still_there = parse_lock(&text)
             .iter()
             .any(|c| c.name == upgrade.parent && c.version == upgrade.from);
         if still_there {
             let spec = format!("{}@{}", upgrade.parent, upgrade.from);
-            super::cargo::precise(sandbox, settings, work_tree, lock, &spec, &upgrade.to).await?;
+            super::cargo::precise(context, lock, &spec, &upgrade.to).await?;
         }
     }
     Ok(())

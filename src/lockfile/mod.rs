@@ -32,6 +32,7 @@ pub mod registries;
 pub mod repo_file;
 pub mod tool;
 pub mod transitive;
+pub mod upgrade_path;
 pub mod uv;
 pub mod yarn;
 
@@ -156,9 +157,51 @@ pub enum LockError {
     /// (`redirects`): no tool ran.
     #[error("{0}")]
     Refused(String),
+    /// A file of the clone could not be written: an upgrade path's edit, or a file it put back.
+    #[error("{writing} {path}: {message}")]
+    Write {
+        writing: Writing,
+        path: String,
+        message: String,
+    },
+    /// The override that would force the fix cannot be written (no lock beside the manifest,
+    /// a section the maintainers keep).
+    #[error("cannot force {package} {version} with an override: {why}")]
+    CannotOverride {
+        package: String,
+        version: String,
+        why: String,
+    },
+}
+
+/// What a [`LockError::Write`] was doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writing {
+    /// Writing an edit (an override entry, a raised parent).
+    Editing,
+    /// Putting a file back as it was, when an upgrade path did not work out.
+    Restoring,
+}
+
+impl std::fmt::Display for Writing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Writing::Editing => "writing",
+            Writing::Restoring => "restoring",
+        })
+    }
 }
 
 impl LockError {
+    /// The error of writing `path` (repository-relative).
+    pub fn write(writing: Writing, path: &str, error: &std::io::Error) -> Self {
+        LockError::Write {
+            writing,
+            path: path.to_owned(),
+            message: error.to_string(),
+        }
+    }
+
     /// A tool that is not installed, or a lock file this worker cannot update: no retry helps,
     /// and `lockfiles.update = "best_effort"` turns it into a draft.
     fn needs_operator(&self) -> bool {
@@ -177,12 +220,13 @@ impl LockError {
             LockError::Tool { status, .. } => {
                 matches!(status, crate::sandbox::ToolStatus::TimedOut { .. })
             }
-            LockError::Read { .. } => true,
+            LockError::Read { .. } | LockError::Write { .. } => true,
             LockError::Sandbox(SandboxError::Io { .. }) => true,
             LockError::Sandbox(_)
             | LockError::Unsupported(_)
             | LockError::Credentials(_)
-            | LockError::Refused(_) => false,
+            | LockError::Refused(_)
+            | LockError::CannotOverride { .. } => false,
         }
     }
 }
@@ -516,5 +560,33 @@ pub fn join(dir: &str, file: &str) -> String {
         file.to_owned()
     } else {
         format!("{dir}/{file}")
+    }
+}
+
+/// The lock readers' tests, table-driven: one check for every reader.
+#[cfg(test)]
+pub(crate) mod reader_cases {
+    use super::FixedVersions;
+    use super::tool::ReadCopies;
+
+    /// A lock's text, the package asked about, its one fixed version, and each copy the reader
+    /// must find there, in order: (version, vulnerable).
+    pub type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [(&'static str, bool)],
+    );
+
+    /// Reads each case's text as the lock `lock` with `read`, and checks the copies found.
+    pub fn check(read: ReadCopies, lock: &str, cases: &[Case]) {
+        for (text, package, fix, expected) in cases {
+            let found = read(text, lock, package, &FixedVersions::single(fix));
+            let seen: Vec<(&str, bool)> = found
+                .iter()
+                .map(|copy| (copy.version.as_str(), copy.vulnerable))
+                .collect();
+            assert_eq!(seen, *expected, "{package} in {text}");
+        }
     }
 }

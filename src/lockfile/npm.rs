@@ -4,10 +4,8 @@
 
 use serde_json::Value;
 
-use super::tool::{LockContext, LockFile, LockTool};
-use super::{
-    FixedVersions, LockError, LockOutcome, LockTarget, Resolved, parent_dir, update_each_lock,
-};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
+use super::{FixedVersions, LockError, LockTarget, Resolved, parent_dir, update_each_lock};
 use crate::sandbox::ToolRun;
 
 const LOCK_FILES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
@@ -21,10 +19,7 @@ pub(super) const ENV: [(&str, &str); 3] = [
     ("npm_config_ignore_scripts", "true"),
 ];
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
     let (settings, work_tree) = (context.settings, context.work_tree);
     // A transitive package: `npm update NAME` moves it, wherever it is in the tree, to the
     // newest version its dependents' ranges admit, and touches nothing else.
@@ -106,6 +101,18 @@ pub fn copies(
         .collect())
 }
 
+/// The `packages` map of a v2 or v3 lock, install path to entry; empty when the lock is not
+/// JSON or has none (v1).
+pub(super) fn lock_entries(lock: &str) -> serde_json::Map<String, Value> {
+    match serde_json::from_str::<Value>(lock) {
+        Ok(Value::Object(mut json)) => match json.remove("packages") {
+            Some(Value::Object(packages)) => packages,
+            _ => serde_json::Map::new(),
+        },
+        _ => serde_json::Map::new(),
+    }
+}
+
 fn walk_v1(
     dependencies: &serde_json::Map<String, Value>,
     prefix: &str,
@@ -129,16 +136,8 @@ fn walk_v1(
 pub const TOOL: LockTool = LockTool {
     name: "npm",
     lock_files: &[
-        LockFile {
-            name: "package-lock.json",
-            manifest: "package.json",
-            copies: copies_or_none,
-        },
-        LockFile {
-            name: "npm-shrinkwrap.json",
-            manifest: "package.json",
-            copies: copies_or_none,
-        },
+        LockFile::beside("package-lock.json", "package.json", copies_or_none),
+        LockFile::beside("npm-shrinkwrap.json", "package.json", copies_or_none),
     ],
     update: |context, target| Box::pin(update(context, target)),
 };
@@ -160,49 +159,36 @@ mod tests {
             "node_modules/lodash": {"version": "4.17.21"},
             "node_modules/a/node_modules/lodash": {"version": "4.17.15"},
             "node_modules/lodash-es": {"version": "4.17.0"}}}"#;
-        let found = copies(
-            v3,
-            "package-lock.json",
-            "lodash",
-            &FixedVersions::single("4.17.21"),
-        )
-        .unwrap();
-        assert_eq!(
-            found,
-            vec![
-                Resolved {
-                    path: "node_modules/a/node_modules/lodash".into(),
-                    version: "4.17.15".into(),
-                    vulnerable: true
-                },
-                Resolved {
-                    path: "node_modules/lodash".into(),
-                    version: "4.17.21".into(),
-                    vulnerable: false
-                },
-            ]
-        );
         let v1 = r#"{"lockfileVersion": 1, "dependencies": {
             "lodash": {"version": "4.17.20"},
             "a": {"version": "1.0.0", "dependencies": {"lodash": {"version": "4.17.21"}}}}}"#;
-        let found = copies(
-            v1,
-            "package-lock.json",
-            "lodash",
-            &FixedVersions::single("4.17.21"),
-        )
-        .unwrap();
-        let seen: Vec<_> = found
-            .iter()
-            .map(|c| (c.path.as_str(), c.vulnerable))
-            .collect();
-        assert_eq!(
-            seen,
-            [
-                ("node_modules/a/node_modules/lodash", false),
-                ("node_modules/lodash", true)
-            ]
-        );
+        // Each copy as (path, version, vulnerable), sorted by path.
+        let cases = [
+            (
+                v3,
+                [
+                    ("node_modules/a/node_modules/lodash", "4.17.15", true),
+                    ("node_modules/lodash", "4.17.21", false),
+                ],
+            ),
+            (
+                v1,
+                [
+                    ("node_modules/a/node_modules/lodash", "4.17.21", false),
+                    ("node_modules/lodash", "4.17.20", true),
+                ],
+            ),
+        ];
+        for (lock, expected) in cases {
+            let fix = FixedVersions::single("4.17.21");
+            let found = copies(lock, "package-lock.json", "lodash", &fix).unwrap();
+            let expected = expected.map(|(path, version, vulnerable)| Resolved {
+                path: path.into(),
+                version: version.into(),
+                vulnerable,
+            });
+            assert_eq!(found, expected, "{lock}");
+        }
     }
 
     #[test]

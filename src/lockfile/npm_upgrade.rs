@@ -94,14 +94,8 @@ pub fn blockers(
 /// npm: every entry that depends on the package (`node_modules/a/node_modules/b` is `b`);
 /// direct when hoisted (`node_modules/NAME`) and declared.
 fn npm_holders(lock: &str, declared: &dyn Fn(&str) -> bool, package: &str) -> Vec<Blocker> {
-    let Ok(lock) = serde_json::from_str::<Value>(lock) else {
-        return Vec::new();
-    };
-    let Some(packages) = lock.get("packages").and_then(Value::as_object) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for (path, entry) in packages {
+    for (path, entry) in &super::npm::lock_entries(lock) {
         let Some((_, name)) = path.rsplit_once("node_modules/") else {
             continue;
         };
@@ -324,20 +318,51 @@ mod tests {
     }
 
     #[test]
-    fn blockers_are_direct_dependencies_whose_range_excludes_the_fix() {
-        let lock = r#"{"packages": {"": {},
+    fn blockers_are_the_entries_whose_range_excludes_the_fix() {
+        let npm = r#"{"packages": {"": {},
             "node_modules/parent": {"version": "1.0.0", "dependencies": {"lodash": "4.17.20"}},
             "node_modules/easy": {"version": "2.0.0", "dependencies": {"lodash": "^4.17.0"}},
             "node_modules/deep/node_modules/x": {"version": "1.0.0", "dependencies": {"lodash": "4.17.20"}},
             "node_modules/lodash": {"version": "4.17.20"}}}"#;
+        let pnpm = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      parent:\n        specifier: ^1.0.0\n        version: 1.0.0\n      easy:\n        specifier: ^2.0.0\n        version: 2.0.0\n\npackages:\n\n  lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n\nsnapshots:\n\n  easy@2.0.0:\n    dependencies:\n      lodash: 4.17.21\n\n  lodash@4.17.20: {}\n\n  parent@1.0.0:\n    dependencies:\n      lodash: 4.17.20\n\n  parent@1.1.0:\n    dependencies:\n      lodash: 4.17.19\n";
+        let classic = "# yarn lockfile v1\n\n\nlodash@4.17.20:\n  version \"4.17.20\"\n\n\"parent@^1.0.0\":\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.20\"\n\nparent@^0.9.0:\n  version \"0.9.0\"\n  dependencies:\n    lodash \"4.17.19\"\n";
+        let berry = "__metadata:\n  version: 8\n\n\"parent@npm:^1.0.0\":\n  version: 1.0.0\n  dependencies:\n    lodash: \"npm:4.17.20\"\n";
         let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
-        assert_eq!(
-            blockers(Manager::Npm, lock, manifest, "lodash", &["4.17.21"]),
-            vec![
-                blocker("parent", "1.0.0", "4.17.20", true),
-                blocker("x", "1.0.0", "4.17.20", false),
-            ]
-        );
+        let yarn_manifest = r#"{"devDependencies": {"parent": "^1.0.0"}}"#;
+        let parent = blocker("parent", "1.0.0", "4.17.20", true);
+        let cases = [
+            // npm: direct dependencies, and a holder further down.
+            (
+                Manager::Npm,
+                npm,
+                manifest,
+                vec![parent.clone(), blocker("x", "1.0.0", "4.17.20", false)],
+            ),
+            // pnpm: easy already has the fix; parent 1.1.0 is not the root's.
+            (
+                Manager::Pnpm,
+                pnpm,
+                manifest,
+                vec![parent.clone(), blocker("parent", "1.1.0", "4.17.19", false)],
+            ),
+            // yarn: entries at the declared range; the 0.9 line is another package's,
+            // further down.
+            (Manager::Yarn, berry, yarn_manifest, vec![parent.clone()]),
+            (
+                Manager::Yarn,
+                classic,
+                yarn_manifest,
+                vec![blocker("parent", "0.9.0", "4.17.19", false), parent],
+            ),
+        ];
+        for (manager, lock, manifest, expected) in cases {
+            let found = blockers(manager, lock, manifest, "lodash", &["4.17.21"]);
+            assert_eq!(found, expected, "{manager:?}: {lock}");
+        }
+    }
+
+    #[test]
+    fn a_parent_upgrade_names_what_it_pulls() {
         let upgrade = ParentUpgrade {
             parent: "parent".into(),
             from: "1.0.0".into(),
@@ -347,38 +372,6 @@ mod tests {
         assert_eq!(
             upgrade.chain("lodash"),
             "parent 1.0.0 -> 1.0.1 pulls lodash ^4.17.21"
-        );
-    }
-
-    #[test]
-    fn pnpm_blockers_are_read_at_the_version_the_root_resolves() {
-        let lock = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      parent:\n        specifier: ^1.0.0\n        version: 1.0.0\n      easy:\n        specifier: ^2.0.0\n        version: 2.0.0\n\npackages:\n\n  lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n\nsnapshots:\n\n  easy@2.0.0:\n    dependencies:\n      lodash: 4.17.21\n\n  lodash@4.17.20: {}\n\n  parent@1.0.0:\n    dependencies:\n      lodash: 4.17.20\n\n  parent@1.1.0:\n    dependencies:\n      lodash: 4.17.19\n";
-        let manifest = r#"{"dependencies": {"parent": "^1.0.0", "easy": "^2.0.0"}}"#;
-        assert_eq!(
-            blockers(Manager::Pnpm, lock, manifest, "lodash", &["4.17.21"]),
-            vec![
-                blocker("parent", "1.0.0", "4.17.20", true),
-                blocker("parent", "1.1.0", "4.17.19", false),
-            ],
-            "easy already has the fix; parent 1.1.0 is not the root's"
-        );
-    }
-
-    #[test]
-    fn yarn_blockers_are_entries_at_the_declared_range() {
-        let classic = "# yarn lockfile v1\n\n\nlodash@4.17.20:\n  version \"4.17.20\"\n\n\"parent@^1.0.0\":\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.20\"\n\nparent@^0.9.0:\n  version \"0.9.0\"\n  dependencies:\n    lodash \"4.17.19\"\n";
-        let berry = "__metadata:\n  version: 8\n\n\"parent@npm:^1.0.0\":\n  version: 1.0.0\n  dependencies:\n    lodash: \"npm:4.17.20\"\n";
-        let manifest = r#"{"devDependencies": {"parent": "^1.0.0"}}"#;
-        let expected = vec![blocker("parent", "1.0.0", "4.17.20", true)];
-        assert_eq!(
-            blockers(Manager::Yarn, berry, manifest, "lodash", &["4.17.21"]),
-            expected
-        );
-        // The 0.9 line is another package's, further down.
-        let deeper = blocker("parent", "0.9.0", "4.17.19", false);
-        assert_eq!(
-            blockers(Manager::Yarn, classic, manifest, "lodash", &["4.17.21"]),
-            [vec![deeper], expected].concat()
         );
     }
 }

@@ -312,14 +312,8 @@ pub fn dependents(manager: Manager, lock: &str, package: &str) -> Vec<String> {
 }
 
 fn npm_dependents(lock: &str, package: &str) -> Vec<String> {
-    let Ok(json) = serde_json::from_str::<Value>(lock) else {
-        return Vec::new();
-    };
-    let Some(packages) = json.get("packages").and_then(Value::as_object) else {
-        return Vec::new();
-    };
     let mut found = Vec::new();
-    for (path, entry) in packages {
+    for (path, entry) in &super::npm::lock_entries(lock) {
         if path.is_empty() {
             continue;
         }
@@ -553,27 +547,32 @@ mod tests {
 
     #[test]
     fn dependents_name_what_they_ask_for() {
-        let lock = r#"{"packages": {"": {"dependencies": {"parent": "^1"}},
+        let npm = r#"{"packages": {"": {"dependencies": {"parent": "^1"}},
             "node_modules/parent": {"version": "1.0.0", "dependencies": {"lodash": "4.17.20"}},
             "node_modules/lodash": {"version": "4.17.20"}}}"#;
-        assert_eq!(
-            dependents(Manager::Npm, lock, "lodash"),
-            ["node_modules/parent (1.0.0) asks for 4.17.20"]
-        );
         let pnpm = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      parent:\n        specifier: ^1.0.0\n        version: 1.0.0\n\npackages:\n\n  lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n\n  parent@1.0.0:\n    resolution: {integrity: sha512-y}\n\nsnapshots:\n\n  lodash@4.17.20: {}\n\n  parent@1.0.0:\n    dependencies:\n      lodash: 4.17.20\n      lodash.merge: 4.6.2\n";
-        assert_eq!(
-            dependents(Manager::Pnpm, pnpm, "lodash"),
-            ["parent@1.0.0 depends on 4.17.20"]
-        );
         let classic = "# yarn lockfile v1\n\n\nlodash@4.17.20:\n  version \"4.17.20\"\n\n\"parent@^1.0.0\", parent@^1.0.1:\n  version \"1.0.1\"\n  dependencies:\n    lodash \"4.17.20\"\n";
-        assert_eq!(
-            dependents(Manager::Yarn, classic, "lodash"),
-            ["parent@^1.0.0 (1.0.1) asks for 4.17.20"]
-        );
         let berry = "__metadata:\n  version: 8\n\n\"parent@npm:^1.0.0\":\n  version: 1.0.0\n  resolution: \"parent@npm:1.0.0\"\n  dependencies:\n    \"@scope/lodash\": \"npm:1.0.0\"\n    lodash: \"npm:4.17.20\"\n  checksum: 10c0/x\n";
-        assert_eq!(
-            dependents(Manager::Yarn, berry, "lodash"),
-            ["parent@npm:^1.0.0 (1.0.0) asks for 4.17.20"]
-        );
+        let cases = [
+            (
+                Manager::Npm,
+                npm,
+                "node_modules/parent (1.0.0) asks for 4.17.20",
+            ),
+            (Manager::Pnpm, pnpm, "parent@1.0.0 depends on 4.17.20"),
+            (
+                Manager::Yarn,
+                classic,
+                "parent@^1.0.0 (1.0.1) asks for 4.17.20",
+            ),
+            (
+                Manager::Yarn,
+                berry,
+                "parent@npm:^1.0.0 (1.0.0) asks for 4.17.20",
+            ),
+        ];
+        for (manager, lock, expected) in cases {
+            assert_eq!(dependents(manager, lock, "lodash"), [expected], "{lock}");
+        }
     }
 }

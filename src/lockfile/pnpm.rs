@@ -4,68 +4,48 @@
 //! one the project asks for (`package_manager`): its `packageManager`, else the major that
 //! writes its lock's `lockfileVersion`, when the worker's own is not it.
 
-use std::path::Path;
-
-use super::tool::{LockContext, LockFile, LockTool};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
-    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
+    FixedVersions, LockError, LockTarget, LockfileSettings, Resolved, covering_locks,
     package_manager, parent_dir, update_each_lock,
 };
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 pub const LOCK_FILE: &str = "pnpm-lock.yaml";
 const INSTALL_HINT: &str = "install pnpm (npm install -g pnpm) and set lockfiles.pnpm";
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
-    let LockContext {
-        sandbox,
-        settings,
-        work_tree,
-    } = context;
-    // A transitive package: `pnpm update NAME` at every depth moves it within its dependents'
-    // ranges, in the lock alone.
-    let mut args: Vec<String> = match target.lock_only {
-        true => vec![
-            "update".to_owned(),
-            target.package.to_owned(),
-            "--depth=Infinity".to_owned(),
-        ],
-        false => vec!["install".to_owned()],
-    };
-    args.extend(["--lockfile-only", "--ignore-scripts"].map(str::to_owned));
-    if !settings.npm_registry.is_empty() {
-        args.push(format!("--registry={}", settings.npm_registry));
-    }
-    let env = [
-        ("npm_config_store_dir", "/tmp/pnpm-store"),
-        ("npm_config_cache_dir", "/tmp/pnpm-cache"),
-        ("npm_config_update_notifier", "false"),
-        ("npm_config_ignore_scripts", "true"),
-        // A `packageManager` field must not make pnpm download another pnpm.
-        ("npm_config_manage_package_manager_versions", "false"),
-        ("XDG_CACHE_HOME", "/tmp/cache"),
-        ("XDG_DATA_HOME", "/tmp/data"),
-        ("CI", "true"),
-    ];
+/// pnpm's environment in the sandbox: its store and caches in the sandbox's `/tmp`, no scripts.
+const ENV: [(&str, &str); 8] = [
+    ("npm_config_store_dir", "/tmp/pnpm-store"),
+    ("npm_config_cache_dir", "/tmp/pnpm-cache"),
+    ("npm_config_update_notifier", "false"),
+    ("npm_config_ignore_scripts", "true"),
+    // A `packageManager` field must not make pnpm download another pnpm.
+    ("npm_config_manage_package_manager_versions", "false"),
+    ("XDG_CACHE_HOME", "/tmp/cache"),
+    ("XDG_DATA_HOME", "/tmp/data"),
+    ("CI", "true"),
+];
+
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
+    let (settings, work_tree) = (context.settings, context.work_tree);
+    let args = args(settings, target);
     // The pnpm each lock asks for (`packageManager`, else the major its lockfileVersion
     // needs), when the worker's own is not it.
     let mut releases = std::collections::HashMap::new();
     for lock in covering_locks(work_tree, target, "package.json", &[LOCK_FILE]) {
-        if let Some(provided) = release_for(sandbox, settings, work_tree, &lock).await? {
+        if let Some(provided) = release_for(context, &lock).await? {
             releases.insert(lock, provided);
         }
     }
     let run_for = |lock: &str| match releases.get(lock) {
-        Some(provided) => provided.run(args.clone(), work_tree, parent_dir(lock), &env),
+        Some(provided) => provided.run(args.clone(), work_tree, parent_dir(lock), &ENV),
         None => ToolRun::networked(
             &settings.pnpm,
             args.clone(),
             work_tree,
             parent_dir(lock),
-            &env,
+            &ENV,
         ),
     };
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
@@ -93,15 +73,33 @@ pub async fn update(
     })
 }
 
+/// pnpm's arguments: the lock alone, no script.
+fn args(settings: &LockfileSettings, target: &LockTarget<'_>) -> Vec<String> {
+    // A transitive package: `pnpm update NAME` at every depth moves it within its dependents'
+    // ranges, in the lock alone.
+    let mut args: Vec<String> = match target.lock_only {
+        true => vec![
+            "update".to_owned(),
+            target.package.to_owned(),
+            "--depth=Infinity".to_owned(),
+        ],
+        false => vec!["install".to_owned()],
+    };
+    args.extend(["--lockfile-only", "--ignore-scripts"].map(str::to_owned));
+    if !settings.npm_registry.is_empty() {
+        args.push(format!("--registry={}", settings.npm_registry));
+    }
+    args
+}
+
 /// The release of pnpm `lock` asks for, when the worker's own is not it.
 async fn release_for(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
 ) -> Result<Option<package_manager::Provided>, LockError> {
-    let text = super::read(work_tree, lock)?;
-    let wanted = package_manager::from_manifest(work_tree, parent_dir(lock), "pnpm")
+    let (sandbox, settings) = (context.sandbox, context.settings);
+    let text = super::read(context.work_tree, lock)?;
+    let wanted = package_manager::from_manifest(context.work_tree, parent_dir(lock), "pnpm")
         .or_else(|| package_manager::pnpm_major_for_lock(&text, lock));
     let Some(wanted) = wanted else {
         return Ok(None);
@@ -161,52 +159,29 @@ fn version_of(key: &str, package: &str) -> Option<String> {
 /// pnpm: `pnpm-lock.yaml`.
 pub const TOOL: LockTool = LockTool {
     name: "pnpm",
-    lock_files: &[LockFile {
-        name: LOCK_FILE,
-        manifest: "package.json",
-        copies,
-    }],
+    lock_files: &[LockFile::beside(LOCK_FILE, "package.json", copies)],
     update: |context, target| Box::pin(update(context, target)),
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::reader_cases::{Case, check};
+
+    const V9: &str = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      lodash:\n        specifier: ^4.17.21\n        version: 4.17.21\n\npackages:\n\n  lodash@4.17.21:\n    resolution: {integrity: sha512-x}\n\n  lodash.merge@4.6.2:\n    resolution: {integrity: sha512-y}\n\n  '@scope/lodash@1.0.0':\n    resolution: {integrity: sha512-z}\n\nsnapshots:\n\n  lodash@4.17.21: {}\n";
+    const V6: &str = "lockfileVersion: '6.0'\n\npackages:\n\n  /lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n  /react-dom@18.2.0(react@18.2.0):\n    dev: false\n";
+    const V5: &str = "lockfileVersion: 5.4\n\npackages:\n\n  /lodash/4.17.15:\n    resolution: {integrity: sha512-x}\n";
+    const SCOPED: &str = "packages:\n\n  '@scope/pkg@2.0.1':\n    resolution: {}\n";
 
     #[test]
     fn every_lockfile_version_names_its_copies() {
-        let v9 = "lockfileVersion: '9.0'\n\nimporters:\n\n  .:\n    dependencies:\n      lodash:\n        specifier: ^4.17.21\n        version: 4.17.21\n\npackages:\n\n  lodash@4.17.21:\n    resolution: {integrity: sha512-x}\n\n  lodash.merge@4.6.2:\n    resolution: {integrity: sha512-y}\n\n  '@scope/lodash@1.0.0':\n    resolution: {integrity: sha512-z}\n\nsnapshots:\n\n  lodash@4.17.21: {}\n";
-        let found = copies(
-            v9,
-            "pnpm-lock.yaml",
-            "lodash",
-            &FixedVersions::single("4.17.21"),
-        );
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].version, "4.17.21");
-        assert!(!found[0].vulnerable);
-        let v6 = "lockfileVersion: '6.0'\n\npackages:\n\n  /lodash@4.17.20:\n    resolution: {integrity: sha512-x}\n  /react-dom@18.2.0(react@18.2.0):\n    dev: false\n";
-        let found = copies(
-            v6,
-            "pnpm-lock.yaml",
-            "lodash",
-            &FixedVersions::single("4.17.21"),
-        );
-        assert_eq!(found[0].version, "4.17.20");
-        assert!(found[0].vulnerable);
-        assert_eq!(
-            copies(v6, "l", "react-dom", &FixedVersions::single("18.0.0"))[0].version,
-            "18.2.0"
-        );
-        let v5 = "lockfileVersion: 5.4\n\npackages:\n\n  /lodash/4.17.15:\n    resolution: {integrity: sha512-x}\n";
-        assert_eq!(
-            copies(v5, "l", "lodash", &FixedVersions::single("4.17.21"))[0].version,
-            "4.17.15"
-        );
-        let scoped = "packages:\n\n  '@scope/pkg@2.0.1':\n    resolution: {}\n";
-        assert_eq!(
-            copies(scoped, "l", "@scope/pkg", &FixedVersions::single("2.0.1"))[0].version,
-            "2.0.1"
-        );
+        const CASES: &[Case] = &[
+            (V9, "lodash", "4.17.21", &[("4.17.21", false)]),
+            (V6, "lodash", "4.17.21", &[("4.17.20", true)]),
+            (V6, "react-dom", "18.0.0", &[("18.2.0", false)]),
+            (V5, "lodash", "4.17.21", &[("4.17.15", true)]),
+            (SCOPED, "@scope/pkg", "2.0.1", &[("2.0.1", false)]),
+        ];
+        check(copies, LOCK_FILE, CASES);
     }
 }

@@ -5,19 +5,15 @@
 
 use std::path::Path;
 
-use super::tool::{LockContext, LockFile, LockTool};
-use super::{
-    LockError, LockOutcome, LockTarget, LockfileSettings, parent_dir, update_each_lock, uv,
-};
-use crate::sandbox::{Sandbox, ToolRun};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
+use super::{LockTarget, LockfileSettings, parent_dir, update_each_lock, uv};
+use crate::sandbox::ToolRun;
 
 pub const LOCK_FILE: &str = "poetry.lock";
-const INSTALL_HINT: &str = "install Poetry (pip install poetry) and set lockfiles.poetry";
+pub(super) const INSTALL_HINT: &str =
+    "install Poetry (pip install poetry) and set lockfiles.poetry";
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
     let (settings, work_tree) = (context.settings, context.work_tree);
     let run_for = |lock: &str| update_run(settings, work_tree, lock, &[target.package]);
     let copies = |text: &str, lock: &str| Ok(uv::copies(text, lock, target.package, target.fixes));
@@ -33,19 +29,8 @@ pub async fn update(
     Ok(outcome.finish("poetry update --lock"))
 }
 
-/// `poetry update NAME... --lock` for `lock`, without reading the result back.
-pub async fn upgrade(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
-    lock: &str,
-    packages: &[&str],
-) -> Result<(), LockError> {
-    let run = update_run(settings, work_tree, lock, packages);
-    super::run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
-}
-
-fn update_run(
+/// `poetry update NAME... --lock` for `lock`.
+pub(super) fn update_run(
     settings: &LockfileSettings,
     work_tree: &Path,
     lock: &str,
@@ -73,10 +58,6 @@ const ENV: [(&str, &str); 9] = [
 /// Poetry: `poetry.lock` (read as uv reads its TOML lock).
 pub const TOOL: LockTool = LockTool {
     name: "poetry",
-    lock_files: &[LockFile {
-        name: LOCK_FILE,
-        manifest: "pyproject.toml",
-        copies: uv::copies,
-    }],
+    lock_files: &[LockFile::beside(LOCK_FILE, "pyproject.toml", uv::copies)],
     update: |context, target| Box::pin(update(context, target)),
 };

@@ -8,17 +8,15 @@
 //! update PARENT --lock`).
 
 use std::io::Write;
-use std::path::Path;
 
 use toml_edit::DocumentMut;
 
 use super::npm_upgrade::ParentUpgrade;
 use super::tool::LockContext;
-use super::{LockError, LockfileSettings, pep503_name, poetry, uv};
+use super::{LockError, pep503_name, poetry, uv};
 use crate::patch::bump::{
     BumpError, BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
 };
-use crate::sandbox::Sandbox;
 
 /// Where the requirements of a trial are bound in the sandbox.
 const TRIAL_FILE: &str = "/tmp/parent-upgrade.in";
@@ -216,59 +214,65 @@ async fn compile(
 
 /// Has the project's tool move each parent to its new release in `lock`.
 pub async fn apply(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     lock: &str,
     upgrades: &[ParentUpgrade],
 ) -> Result<(), LockError> {
-    if lock.ends_with(poetry::LOCK_FILE) {
+    let (settings, work_tree) = (context.settings, context.work_tree);
+    let (run, hint) = if lock.ends_with(poetry::LOCK_FILE) {
         let names: Vec<&str> = upgrades.iter().map(|u| u.parent.as_str()).collect();
-        return poetry::upgrade(sandbox, settings, work_tree, lock, &names).await;
-    }
-    let pins: Vec<String> = upgrades
-        .iter()
-        .map(|u| format!("{}=={}", u.parent, u.to))
-        .collect();
-    uv::upgrade(sandbox, settings, work_tree, lock, &pins).await
+        let run = poetry::update_run(settings, work_tree, lock, &names);
+        (run, poetry::INSTALL_HINT)
+    } else {
+        let pins: Vec<String> = upgrades
+            .iter()
+            .map(|u| format!("{}=={}", u.parent, u.to))
+            .collect();
+        (
+            uv::lock_run(settings, work_tree, lock, &pins),
+            uv::INSTALL_HINT,
+        )
+    };
+    super::run_tool(context.sandbox, settings, &run, hint, lock).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The project's own dependency that holds the package, as the lock shows it.
+    fn parentpkg() -> Holder {
+        Holder {
+            name: "parentpkg".into(),
+            version: "1.0.0".into(),
+            asks: None,
+        }
+    }
+
     const PYPROJECT: &str = "[project]\nname = \"app\"\nversion = \"0.1.0\"\ndependencies = [\"parentpkg>=1.0\", \"easy\"]\n";
 
     #[test]
     fn holders_are_the_projects_dependencies_that_require_the_package() {
         let uv_lock = "version = 1\n\n[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"VulnPkg\" }]\n\n[[package]]\nname = \"other\"\nversion = \"1.0.0\"\n\n[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n";
-        assert_eq!(
-            holders(uv_lock, PYPROJECT, "vulnpkg", "1.0.1"),
-            Ok(vec![Holder {
-                name: "parentpkg".into(),
-                version: "1.0.0".into(),
-                asks: None
-            }])
-        );
+        // app -> parentpkg -> middle -> vulnpkg, and a cycle between middle and loop: a holder
+        // the project does not declare is walked up to a declared one.
+        let walked_up = "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"parentpkg\" }]\n\n[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"middle\"\nversion = \"3.0.0\"\ndependencies = [{ name = \"vulnpkg\" }, { name = \"loop\" }]\n\n[[package]]\nname = \"loop\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n";
+        for lock in [uv_lock, walked_up] {
+            assert_eq!(
+                holders(lock, PYPROJECT, "vulnpkg", "1.0.1"),
+                Ok(vec![parentpkg()]),
+                "{lock}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_holder_whose_recorded_requirement_admits_the_fix_holds_nothing() {
         // Poetry records what each asks: one that admits the fix holds nothing.
         let poetry_lock = "[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\n\n[package.dependencies]\nvulnpkg = \">=1.0.0,<1.0.1\"\n\n[[package]]\nname = \"easy\"\nversion = \"2.0.0\"\n\n[package.dependencies]\nvulnpkg = \">=1.0\"\n";
         let found = holders(poetry_lock, PYPROJECT, "vulnpkg", "1.0.1").unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].asks.as_deref(), Some(">=1.0.0,<1.0.1"));
-    }
-
-    #[test]
-    fn a_holder_the_project_does_not_declare_is_walked_up_to_a_declared_one() {
-        // app -> parentpkg -> middle -> vulnpkg, and a cycle between middle and loop.
-        let lock = "version = 1\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"parentpkg\" }]\n\n[[package]]\nname = \"parentpkg\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"middle\"\nversion = \"3.0.0\"\ndependencies = [{ name = \"vulnpkg\" }, { name = \"loop\" }]\n\n[[package]]\nname = \"loop\"\nversion = \"1.0.0\"\ndependencies = [{ name = \"middle\" }]\n\n[[package]]\nname = \"vulnpkg\"\nversion = \"1.0.0\"\n";
-        assert_eq!(
-            holders(lock, PYPROJECT, "vulnpkg", "1.0.1"),
-            Ok(vec![Holder {
-                name: "parentpkg".into(),
-                version: "1.0.0".into(),
-                asks: None
-            }])
-        );
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! [`LockTarget`]). [`tools`] is the one place that says which tools serve an ecosystem.
 //!
 //! Adding a lock tool is one file (its `update` and its lock reader, ending with its
-//! [`LockTool`] constant) and one line in [`tools`].
+//! [`LockTool`] constant) and one line in [`tools`]. [`upgrade_path`] says, beside it, what
+//! moves a copy the ecosystem's dependents hold below the fix ([`super::upgrade_path`]).
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
+use super::upgrade_path::UpgradePath;
 use super::{FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved};
 use crate::ecosystem::Ecosystem;
 use crate::sandbox::Sandbox;
@@ -23,8 +25,11 @@ pub struct LockContext<'a> {
     pub work_tree: &'a Path,
 }
 
+/// What a lock tool's update gives: the locks it changed and read back.
+pub type Updated = Result<LockOutcome, LockError>;
+
 /// What [`LockTool::update`] returns: the tools run in the sandbox, so the update is async.
-pub type Update<'a> = Pin<Box<dyn Future<Output = Result<LockOutcome, LockError>> + Send + 'a>>;
+pub type Update<'a> = Pin<Box<dyn Future<Output = Updated> + Send + 'a>>;
 
 /// Updates the locks covering the target's manifests and reads them back.
 pub type UpdateLocks = for<'a> fn(LockContext<'a>, &'a LockTarget<'a>) -> Update<'a>;
@@ -39,6 +44,17 @@ pub struct LockFile {
     pub name: &'static str,
     pub manifest: &'static str,
     pub copies: ReadCopies,
+}
+
+impl LockFile {
+    /// The lock file `name`, beside the manifest `manifest`, read by `copies`.
+    pub const fn beside(name: &'static str, manifest: &'static str, copies: ReadCopies) -> Self {
+        LockFile {
+            name,
+            manifest,
+            copies,
+        }
+    }
 }
 
 /// One lock tool; see the module documentation.
@@ -64,6 +80,18 @@ pub fn tools(ecosystem: &Ecosystem) -> &'static [&'static LockTool] {
         Ecosystem::Go => &[&super::go::TOOL],
         // Maven's lock is the pom itself; other ecosystems have no lock tool here.
         Ecosystem::Maven | Ecosystem::Other(_) => &[],
+    }
+}
+
+/// What moves a transitive copy an ecosystem's dependents hold below the fix, when its
+/// tools' lock-only update moved nothing; `None`: the ecosystem has none (Go: `go get` already
+/// moves what its requirements allow).
+pub fn upgrade_path(ecosystem: &Ecosystem) -> Option<&'static UpgradePath> {
+    match ecosystem {
+        Ecosystem::Npm => Some(&super::upgrade_path::npm::PATH),
+        Ecosystem::CratesIo => Some(&super::upgrade_path::cargo::PATH),
+        Ecosystem::PyPi => Some(&super::upgrade_path::python::PATH),
+        Ecosystem::Go | Ecosystem::Maven | Ecosystem::Other(_) => None,
     }
 }
 

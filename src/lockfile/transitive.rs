@@ -126,12 +126,15 @@ mod tests {
             "Cargo.lock",
             "[[package]]\nname = \"lodash\"\nversion = \"1.0.0\"\n",
         );
-        let found = find(
-            root.path(),
-            &Ecosystem::Npm,
-            "lodash",
-            &FixedVersions::single("4.17.21"),
-        );
+        let find_in = |ecosystem: Ecosystem, package: &str, fix: &str| {
+            find(
+                root.path(),
+                &ecosystem,
+                package,
+                &FixedVersions::single(fix),
+            )
+        };
+        let found = find_in(Ecosystem::Npm, "lodash", "4.17.21");
         assert_eq!(
             found,
             vec![LockedCopies {
@@ -148,12 +151,7 @@ mod tests {
             "svc/go.mod",
             "module x\n\ngo 1.21\n\nrequire (\n\tgithub.com/a/b v1.4.0 // indirect\n)\n",
         );
-        let go = find(
-            root.path(),
-            &Ecosystem::Go,
-            "github.com/a/b",
-            &FixedVersions::single("1.4.1"),
-        );
+        let go = find_in(Ecosystem::Go, "github.com/a/b", "1.4.1");
         assert_eq!(go[0].manifest, "svc/go.mod");
         assert!(go[0].copies[0].vulnerable);
     }

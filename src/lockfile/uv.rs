@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::tool::{LockContext, LockFile, LockTool};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
-    FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, parent_dir,
-    update_each_lock,
+    FixedVersions, LockError, LockTarget, LockfileSettings, Resolved, parent_dir, update_each_lock,
 };
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 pub(super) const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
 
@@ -20,10 +19,7 @@ const ENV: [(&str, &str); 3] = [
     ("UV_NO_PROGRESS", "1"),
 ];
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
     let (settings, work_tree) = (context.settings, context.work_tree);
     let upgrade = [format!("{}=={}", target.package, target.fixes.chosen())];
     let copies = |text: &str, lock: &str| Ok(copies(text, lock, target.package, target.fixes));
@@ -51,19 +47,8 @@ pub async fn update(
 }
 
 /// `uv lock --upgrade-package NAME==VERSION ...` for `lock` (each of `upgrades` is
-/// `NAME==VERSION`), without reading the result back.
-pub async fn upgrade(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
-    lock: &str,
-    upgrades: &[String],
-) -> Result<(), LockError> {
-    let run = lock_run(settings, work_tree, lock, upgrades);
-    super::run_tool(sandbox, settings, &run, INSTALL_HINT, lock).await
-}
-
-fn lock_run(
+/// `NAME==VERSION`).
+pub(super) fn lock_run(
     settings: &LockfileSettings,
     work_tree: &Path,
     lock: &str,
@@ -117,24 +102,23 @@ pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> V
 /// uv: `uv.lock`.
 pub const TOOL: LockTool = LockTool {
     name: "uv",
-    lock_files: &[LockFile {
-        name: "uv.lock",
-        manifest: "pyproject.toml",
-        copies,
-    }],
+    lock_files: &[LockFile::beside("uv.lock", "pyproject.toml", copies)],
     update: |context, target| Box::pin(update(context, target)),
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::reader_cases::check;
 
     #[test]
     fn names_are_matched_as_pep_503_normalises_them() {
         let lock = "version = 1\n\n[[package]]\nname = \"py-yaml\"\nversion = \"5.3\"\nsource = { registry = \"x\" }\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n";
-        let found = copies(lock, "uv.lock", "Py_YAML", &FixedVersions::single("5.4"));
-        assert_eq!(found.len(), 1);
-        assert!(found[0].vulnerable);
+        check(
+            copies,
+            "uv.lock",
+            &[(lock, "Py_YAML", "5.4", &[("5.3", true)])],
+        );
         assert_eq!(super::super::pep503_name("Foo__Bar.baz"), "foo-bar-baz");
     }
 }

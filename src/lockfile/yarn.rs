@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use super::tool::{LockContext, LockFile, LockTool};
+use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
     FixedVersions, LockError, LockOutcome, LockTarget, LockfileSettings, Resolved, covering_locks,
     join, parent_dir, read,
@@ -25,76 +25,97 @@ pub const LOCK_FILE: &str = "yarn.lock";
 const INSTALL_HINT: &str = "install yarn 1 (npm install -g yarn) and set lockfiles.yarn";
 const NODE_HINT: &str = "install Node.js (apt-get install nodejs)";
 
-pub async fn update(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-) -> Result<LockOutcome, LockError> {
-    let LockContext {
-        sandbox,
-        settings,
-        work_tree,
-    } = context;
+pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
+    let work_tree = context.work_tree;
     let locks = covering_locks(work_tree, target, "package.json", &[LOCK_FILE]);
     let mut outcome = LockOutcome::default();
     let mut tools = Vec::new();
     for lock in &locks {
         let before = read(work_tree, lock)?;
-        let dir = parent_dir(lock);
-        let (run, tool, hint) = if is_berry(&before) {
-            // A transitive package: `up -R` drops every resolution of the package and
-            // resolves its ranges again (newest first), keeping every other entry; it never
-            // edits a manifest. It takes names, not ranges: the dependents' ranges decide.
-            let (command, tool): (&[&str], _) = match target.lock_only {
-                true => (
-                    &["up", "-R", target.package, "--mode=update-lockfile"],
-                    "yarn up -R --mode=update-lockfile",
-                ),
-                false => (
-                    &["install", "--mode=update-lockfile"],
-                    "yarn install --mode=update-lockfile",
-                ),
-            };
-            // No committed release: the one `packageManager` names, from the tool cache.
-            let rc = join(dir, ".yarnrc.yml");
-            let committed = crate::lockfile::repo_file::read(work_tree, &rc)
-                .ok()
-                .and_then(|text| yarn_path(&text));
-            let provided = match committed {
-                Some(_) => None,
-                None => match package_manager::from_manifest(work_tree, dir, "yarn")
-                    .filter(|wanted| wanted.major() >= 2)
-                {
-                    Some(wanted) => {
-                        Some(package_manager::provide(sandbox, settings, &wanted).await?)
-                    }
-                    None => None,
-                },
-            };
-            let run = berry_run(settings, work_tree, dir, lock, command, provided.as_ref())?;
-            (run, tool, NODE_HINT)
-        } else {
-            // yarn 1 moves a transitive package only when its entries are gone from the lock:
-            // the install then resolves it again, newest first, within its dependents' ranges,
-            // and keeps every other entry.
-            let tool = if target.lock_only {
-                let without = without_entries(&before, target.package);
-                std::fs::write(work_tree.join(lock), without).map_err(|e| LockError::Read {
-                    path: lock.clone(),
-                    message: format!("writing: {e}"),
-                })?;
-                "yarn install --ignore-scripts (the package's entries resolved again)"
-            } else {
-                "yarn install --ignore-scripts"
-            };
-            (classic_run(settings, work_tree, dir), tool, INSTALL_HINT)
+        let (run, tool, hint) = match is_berry(&before) {
+            true => berry_update(context, target, lock).await?,
+            false => classic_update(context, target, lock, &before)?,
         };
-        run_tool(sandbox, settings, &run, hint, lock).await?;
+        run_tool(context.sandbox, context.settings, &run, hint, lock).await?;
         let resolved = |text: &str| Ok(copies(text, lock, target.package, target.fixes));
         record(work_tree, lock, &before, resolved, &mut outcome)?;
         tools.push(tool);
     }
     tools.dedup();
     Ok(outcome.finish(&tools.join(", ")))
+}
+
+/// A yarn run that updates `lock`, what the verification calls it, and the install hint.
+type YarnRun = (ToolRun, &'static str, &'static str);
+
+/// The Berry run for `lock`: the committed release, else the one `packageManager` names.
+async fn berry_update(
+    context: LockContext<'_>,
+    target: &LockTarget<'_>,
+    lock: &str,
+) -> Result<YarnRun, LockError> {
+    let (settings, work_tree) = (context.settings, context.work_tree);
+    let dir = parent_dir(lock);
+    // A transitive package: `up -R` drops every resolution of the package and resolves its
+    // ranges again (newest first), keeping every other entry; it never edits a manifest. It
+    // takes names, not ranges: the dependents' ranges decide.
+    let (command, tool): (&[&str], _) = match target.lock_only {
+        true => (
+            &["up", "-R", target.package, "--mode=update-lockfile"],
+            "yarn up -R --mode=update-lockfile",
+        ),
+        false => (
+            &["install", "--mode=update-lockfile"],
+            "yarn install --mode=update-lockfile",
+        ),
+    };
+    // No committed release: the one `packageManager` names, from the tool cache.
+    let committed = committed_release(work_tree, dir);
+    let provided = match committed {
+        Some(_) => None,
+        None => match package_manager::from_manifest(work_tree, dir, "yarn")
+            .filter(|wanted| wanted.major() >= 2)
+        {
+            Some(wanted) => {
+                Some(package_manager::provide(context.sandbox, settings, &wanted).await?)
+            }
+            None => None,
+        },
+    };
+    let run = berry_run(settings, work_tree, dir, lock, command, provided.as_ref())?;
+    Ok((run, tool, NODE_HINT))
+}
+
+/// The yarn 1 run for `lock` (its text `before`).
+fn classic_update(
+    context: LockContext<'_>,
+    target: &LockTarget<'_>,
+    lock: &str,
+    before: &str,
+) -> Result<YarnRun, LockError> {
+    // yarn 1 moves a transitive package only when its entries are gone from the lock: the
+    // install then resolves it again, newest first, within its dependents' ranges, and keeps
+    // every other entry.
+    let tool = if target.lock_only {
+        let without = without_entries(before, target.package);
+        std::fs::write(context.work_tree.join(lock), without).map_err(|e| LockError::Read {
+            path: lock.to_owned(),
+            message: format!("writing: {e}"),
+        })?;
+        "yarn install --ignore-scripts (the package's entries resolved again)"
+    } else {
+        "yarn install --ignore-scripts"
+    };
+    let run = classic_run(context.settings, context.work_tree, parent_dir(lock));
+    Ok((run, tool, INSTALL_HINT))
+}
+
+/// The release a project's `.yarnrc.yml` in `dir` commits (`yarnPath`).
+fn committed_release(work_tree: &Path, dir: &str) -> Option<String> {
+    let rc = join(dir, ".yarnrc.yml");
+    crate::lockfile::repo_file::read(work_tree, &rc)
+        .ok()
+        .and_then(|text| yarn_path(&text))
 }
 
 fn is_berry(lock: &str) -> bool {
@@ -138,10 +159,7 @@ fn berry_run(
     provided: Option<&package_manager::Provided>,
 ) -> Result<ToolRun, LockError> {
     let rc = join(dir, ".yarnrc.yml");
-    let committed = crate::lockfile::repo_file::read(work_tree, &rc)
-        .ok()
-        .and_then(|text| yarn_path(&text));
-    let (inside, read_only) = match (committed, provided) {
+    let (inside, read_only) = match (committed_release(work_tree, dir), provided) {
         (Some(release), _) => {
             // The release must stay inside the clone: `..` or an absolute path would run a
             // file of the worker's instead.
@@ -276,42 +294,38 @@ pub(super) fn spec_name(spec: &str) -> &str {
 /// yarn 1 and Berry: `yarn.lock`.
 pub const TOOL: LockTool = LockTool {
     name: "yarn",
-    lock_files: &[LockFile {
-        name: LOCK_FILE,
-        manifest: "package.json",
-        copies,
-    }],
+    lock_files: &[LockFile::beside(LOCK_FILE, "package.json", copies)],
     update: |context, target| Box::pin(update(context, target)),
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lockfile::reader_cases::{Case, check};
+
+    const CLASSIC: &str = "# yarn lockfile v1\n\n\n\"lodash@^4.17.20\", lodash@4.17.20:\n  version \"4.17.20\"\n  resolved \"http://registry.invalid/lodash/-/lodash-4.17.20.tgz\"\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nold@1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.15\"\n\nlodash@4.17.15:\n  version \"4.17.15\"\n";
+    const BERRY: &str = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"@scope/pkg@npm:^2.0.0\":\n  version: 2.0.1\n  resolution: \"@scope/pkg@npm:2.0.1\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n";
 
     #[test]
     fn classic_and_berry_locks_name_every_copy() {
-        let classic = "# yarn lockfile v1\n\n\n\"lodash@^4.17.20\", lodash@4.17.20:\n  version \"4.17.20\"\n  resolved \"http://registry.invalid/lodash/-/lodash-4.17.20.tgz\"\n\nlodash.merge@^4.6.2:\n  version \"4.6.2\"\n\nold@1.0.0:\n  version \"1.0.0\"\n  dependencies:\n    lodash \"4.17.15\"\n\nlodash@4.17.15:\n  version \"4.17.15\"\n";
+        const CASES: &[Case] = &[
+            (
+                CLASSIC,
+                "lodash",
+                "4.17.21",
+                &[("4.17.20", true), ("4.17.15", true)],
+            ),
+            (BERRY, "@scope/pkg", "2.0.1", &[("2.0.1", false)]),
+        ];
+        check(copies, LOCK_FILE, CASES);
         let found = copies(
-            classic,
-            "yarn.lock",
+            CLASSIC,
+            LOCK_FILE,
             "lodash",
             &FixedVersions::single("4.17.21"),
         );
-        let versions: Vec<&str> = found.iter().map(|r| r.version.as_str()).collect();
-        assert_eq!(versions, ["4.17.20", "4.17.15"]);
-        assert!(found.iter().all(|r| r.vulnerable));
         assert_eq!(found[1].path, "yarn.lock: lodash@4.17.15");
-        let berry = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"@scope/pkg@npm:^2.0.0\":\n  version: 2.0.1\n  resolution: \"@scope/pkg@npm:2.0.1\"\n\n\"app@workspace:.\":\n  version: 0.0.0-use.local\n";
-        let found = copies(
-            berry,
-            "yarn.lock",
-            "@scope/pkg",
-            &FixedVersions::single("2.0.1"),
-        );
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].version, "2.0.1");
-        assert!(!found[0].vulnerable);
-        assert!(is_berry(berry) && !is_berry(classic));
+        assert!(is_berry(BERRY) && !is_berry(CLASSIC));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::GitLoad;
 use super::clone::Checkout;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
-use crate::lockfile::{self, FixedVersions, LockTarget, Verification};
+use crate::lockfile::{self, Verification};
 use crate::pr_text::LabelledLine;
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
@@ -17,9 +17,7 @@ use crate::worker::patcher::{FixStrategy, ProposedPatch};
 
 mod describe;
 mod escalate;
-mod js_override;
 mod linked;
-mod parent_upgrade;
 mod prepare;
 
 use prepare::Prepared;
@@ -133,27 +131,6 @@ impl Locked {
             draft_reason: self.draft_reason.as_deref(),
         }
     }
-}
-
-/// Has the tools update the locks of `manifests` as for a direct change, after the lock step
-/// itself edited them (a parent upgrade, an override).
-async fn relock(
-    pipeline: &Pipeline,
-    root: &std::path::Path,
-    target: &RemediationTarget,
-    fixes: &FixedVersions,
-    manifests: &[String],
-) -> Result<lockfile::LockOutcome, StepFailure> {
-    let lock_target = LockTarget {
-        ecosystem: &target.ecosystem,
-        package: &target.package_name,
-        fixes,
-        manifests,
-        lock_only: false,
-    };
-    lockfile::update(&pipeline.sandbox, &pipeline.lockfiles, root, &lock_target)
-        .await
-        .map_err(failed)
 }
 
 /// A lock error as the step's failure, retried when a later attempt may succeed.

@@ -9,6 +9,7 @@ use super::prepare::Prepared;
 use super::{Locked, STEP};
 use crate::config::VerifiedFix;
 use crate::db::models::RemediationTarget;
+use crate::lockfile::upgrade_path::{Forced, Moved};
 use crate::lockfile::{self, FixedVersions, LockOutcome, Verification};
 use crate::pr_text::{Label, LabelledLine};
 use crate::worker::failure::StepFailure;
@@ -38,6 +39,58 @@ pub(super) fn describe(
         strategy,
         strategy_lines,
     })
+}
+
+/// The lock step's result for a parent upgrade that moved the copy: what changed, the locks
+/// read back, and the PR's two lines (why a parent moved, and the chain).
+pub(super) fn parent_upgrade(moved: Moved, package: &str) -> Locked {
+    Locked {
+        changed: moved.changed,
+        verification: Some(moved.verification),
+        draft_reason: None,
+        strategy: Some(FixStrategy::ParentUpgrade),
+        strategy_lines: vec![
+            LabelledLine::new(
+                Label::Strategy,
+                format!(
+                    "parent upgrade: no release of {package} that its dependents admit fixes \
+                     it, so the dependency that holds it moves to its lowest release that \
+                     admits the fix."
+                ),
+            ),
+            LabelledLine::new(Label::Chain, format!("{}.", moved.chains.join("; "))),
+        ],
+    }
+}
+
+/// The lock step's result for an override that moved every copy: a draft naming who asked for
+/// what, since the dependents were not tested with the fixed version.
+pub(super) fn forced(forced: Forced, package: &str, target_version: &str) -> Locked {
+    let entries = forced.entries.join(" and ");
+    let strategy_lines = vec![LabelledLine::new(
+        Label::Strategy,
+        format!(
+            "override: no release of the packages that depend on {package} admits a fixed \
+             version, so {entries} pins {package} {target_version} for all of them."
+        ),
+    )];
+    let reason = format!(
+        "{entries} forces {package} {target_version} on every package that depends on it, \
+         because their own ranges admit no fixed version ({}); they were not tested with it, \
+         so review before merging (lockfiles.overrides = false turns overrides off)",
+        if forced.dependents.is_empty() {
+            "none named in the lock".to_owned()
+        } else {
+            forced.dependents.join("; ")
+        }
+    );
+    Locked {
+        changed: forced.changed,
+        verification: Some(forced.verification),
+        draft_reason: Some(reason),
+        strategy: Some(FixStrategy::Override),
+        strategy_lines,
+    }
 }
 
 /// Why the pull request must be a draft, if it must; a vulnerable copy left fails the job

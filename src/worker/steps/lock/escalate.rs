@@ -1,17 +1,17 @@
 //! A lock-only update that left every vulnerable copy where it was fixed nothing. The lock
-//! step then tries, in order: the ecosystem's upgrade path (move the parents that hold the
-//! copy, [`super::parent_upgrade`]), an override where the ecosystem has one and the operator
-//! allows it ([`super::js_override`]), and otherwise fails the job naming what holds the copy
-//! and what would unblock it, rather than open a pull request that fixes nothing.
+//! step then asks the ecosystem's upgrade path ([`lockfile::tool::upgrade_path`]) to move the
+//! parents that hold the copy, then to force it with an override where the ecosystem has one
+//! and the operator allows it, and otherwise fails the job naming what holds the copy and what
+//! would unblock it, rather than open a pull request that fixes nothing.
 
 use std::path::Path;
 
-use super::describe::{holders, vulnerable_copies};
+use super::describe::{self, holders, vulnerable_copies};
 use super::prepare::Prepared;
-use super::{Locked, STEP, js_override, parent_upgrade};
+use super::{Locked, STEP, failed};
 use crate::db::models::RemediationTarget;
-use crate::ecosystem::Ecosystem;
-use crate::lockfile::{FixedVersions, Verification};
+use crate::lockfile::upgrade_path::{self, Upgraded};
+use crate::lockfile::{self, FixedVersions, Verification};
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::steps::clone::Checkout;
@@ -39,43 +39,53 @@ pub(super) async fn escalate(
     prepared: &Prepared,
     verification: &Verification,
 ) -> Result<Locked, StepFailure> {
-    let context = parent_upgrade::Context {
-        pipeline,
-        root: &checkout.work_tree,
-        target,
-        fixes: &prepared.fixes,
-        manifests: &prepared.manifests,
+    let root = &checkout.work_tree;
+    let context = lockfile::tool::LockContext {
+        sandbox: &pipeline.sandbox,
+        settings: &pipeline.lockfiles,
+        work_tree: root,
     };
-    let no_parent_release = match parent_upgrade::find(&context).await {
-        Some(found) => match found? {
-            Ok(locked) => return Ok(locked),
-            Err(why) => Some(why),
+    let lock_target = prepared.lock_target(target);
+    let path = lockfile::tool::upgrade_path(&target.ecosystem);
+    let no_parent_release = match path {
+        Some(path) => match (path.parents)(context, &lock_target)
+            .await
+            .map_err(failed)?
+        {
+            Upgraded::Moved(moved) => {
+                return Ok(describe::parent_upgrade(moved, &target.package_name));
+            }
+            Upgraded::Blocked(why) => Some(why),
         },
         None => None,
     };
-    let js = target.ecosystem == Ecosystem::Npm;
-    if js && pipeline.lockfiles.overrides {
-        return js_override::force(
-            pipeline,
-            checkout,
-            target,
-            &prepared.fixes,
-            &prepared.manifests,
-        )
-        .await;
+    let force = path.and_then(|path| path.force);
+    if let Some(force) = force
+        && pipeline.lockfiles.overrides
+    {
+        let forced = force(context, &lock_target).await.map_err(failed)?;
+        if forced.verification.vulnerable_left > 0 {
+            let left = &forced.verification;
+            return Err(blocked(
+                root,
+                target,
+                &prepared.fixes,
+                left,
+                Blocked::OverrideFailed,
+            ));
+        }
+        return Ok(describe::forced(
+            forced,
+            &target.package_name,
+            prepared.fixes.chosen(),
+        ));
     }
-    let next = match (js, no_parent_release) {
+    let next = match (force.is_some(), no_parent_release) {
         (true, why) => Blocked::OverridesOff(why),
         (false, Some(why)) => Blocked::NoParentRelease(why),
         (false, None) => Blocked::NoUpgradePath,
     };
-    Err(blocked(
-        &checkout.work_tree,
-        target,
-        &prepared.fixes,
-        verification,
-        next,
-    ))
+    Err(blocked(root, target, &prepared.fixes, verification, next))
 }
 
 /// The job's error when no copy could be moved: which copies stay, which packages hold them
@@ -100,7 +110,7 @@ pub(super) fn blocked(
         Blocked::NoUpgradePath => format!(
             "upgrade the package that holds it to a release whose requirement admits \
              {package} {target_version} ({})",
-            parent_upgrade::none_found(&target.ecosystem)
+            upgrade_path::none_found(&target.ecosystem)
         ),
         Blocked::NoParentRelease(why) => format!("no parent upgrade fixes it: {why}"),
         Blocked::OverridesOff(why) => format!(
