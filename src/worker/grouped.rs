@@ -26,7 +26,7 @@ use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::lockfile::Verification;
-use crate::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
+use crate::pr_text::{self, AdvisoryFacts, GroupedPackage, NotFixed, PrFacts};
 
 /// One package the job fixed.
 struct Fixed {
@@ -291,12 +291,12 @@ fn text(
     tested: &Tested,
     operation_id: OperationId,
 ) -> (String, String) {
-    let others: Vec<Vec<OtherAdvisory<'_>>> = fixed
+    let others: Vec<Vec<AdvisoryFacts<'_>>> = fixed
         .iter()
         .map(|f| {
             f.package.plan.covered[1..]
                 .iter()
-                .map(OtherAdvisory::from)
+                .map(AdvisoryFacts::from)
                 .collect()
         })
         .collect();
@@ -317,10 +317,7 @@ fn text(
         .enumerate()
         .map(|(i, f)| GroupedPackage {
             facts: PrFacts {
-                vulnerability_id: &f.target.vulnerability_id,
-                aliases: &f.target.aliases,
-                severity: &f.target.severity,
-                summary: &f.target.summary,
+                advisory: AdvisoryFacts::from(&f.target),
                 package: &f.target.package_name,
                 ecosystem: f.target.ecosystem.as_str(),
                 from_version: &f.target.installed_version,
