@@ -161,24 +161,14 @@ impl Pipeline {
                 .map_err(db)?;
         let plans =
             fix_plan::plan_repository(&target.package_name, &trigger_of(target), &advisories);
-        if let Some(fix) = fixes::find(
+        let merged = fix_plan::merge(&plans);
+        super::pipeline::refuse_if_closed(
             &mut conn,
-            target.project_id,
-            &target.ecosystem,
-            FixScope::Group.key(),
+            target,
+            FixScope::Group,
+            merged.target_version.as_deref(),
         )
-        .await
-        .map_err(db)?
-        {
-            let merged = fix_plan::merge(&plans);
-            if let Some(refusal) = fix_plan::closed_refusal(
-                &format!("the {} packages", target.ecosystem),
-                &fix.pull_request.record(),
-                merged.target_version.as_deref(),
-            ) {
-                return Err(StepFailure::permanent(Step::Claim, refusal));
-            }
-        }
+        .await?;
         tracing::info!(
             packages = plans.len(),
             "planned the repository's grouped fix"
