@@ -8,8 +8,6 @@
 //! still fix it, and nothing deterministic pretends to. Spellings are OSV's; SQL and JSON hold
 //! that spelling, so the type changes no stored value.
 
-use std::fmt;
-
 /// A finding's ecosystem; see the module documentation.
 #[derive(
     Debug,
@@ -103,18 +101,6 @@ impl Ecosystem {
     }
 }
 
-impl fmt::Display for Ecosystem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Ecosystem {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 impl<'de> serde::Deserialize<'de> for Ecosystem {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;
@@ -122,27 +108,8 @@ impl<'de> serde::Deserialize<'de> for Ecosystem {
     }
 }
 
-impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for Ecosystem {
-    fn to_sql<'b>(
-        &'b self,
-        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
-    ) -> diesel::serialize::Result {
-        <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
-            self.as_str(),
-            out,
-        )
-    }
-}
-
-impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for Ecosystem {
-    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text = <String as diesel::deserialize::FromSql<
-            diesel::sql_types::Text,
-            diesel::pg::Pg,
-        >>::from_sql(bytes)?;
-        Ok(Ecosystem::parse(&text))
-    }
-}
+// Stored as its spelling; every stored name reads back (`parse` is total).
+crate::lifecycle::status::stored_as_text!(Ecosystem, |text: &str| Ok(Ecosystem::parse(text)));
 
 #[cfg(test)]
 mod tests {

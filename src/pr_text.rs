@@ -7,6 +7,7 @@
 // Writing to a String cannot fail: the results of `write!` in this module are ignored on purpose.
 use std::fmt::Write as _;
 
+use crate::db::models::RemediationTarget;
 use crate::lifecycle::OperationId;
 use crate::lifecycle::fix_plan::{Advisory, Remaining};
 
@@ -17,10 +18,8 @@ pub use lock_notes::{Label, LabelledLine, LockFacts};
 /// Everything the pull request says about a remediation.
 #[derive(Clone, Debug)]
 pub struct PrFacts<'a> {
-    pub vulnerability_id: &'a str,
-    pub aliases: &'a [String],
-    pub severity: &'a str,
-    pub summary: &'a str,
+    /// The advisory that triggered the remediation.
+    pub advisory: AdvisoryFacts<'a>,
     pub package: &'a str,
     pub ecosystem: &'a str,
     pub from_version: &'a str,
@@ -34,7 +33,7 @@ pub struct PrFacts<'a> {
     pub written_by_llm: Option<&'a str>,
     pub confidence: Option<f64>,
     /// The package's other advisories the same change fixes (one pull request per fix).
-    pub also_fixes: &'a [OtherAdvisory<'a>],
+    pub also_fixes: &'a [AdvisoryFacts<'a>],
     /// The package's advisories this change does not fix, and why.
     pub not_fixed: &'a [NotFixed<'a>],
     /// What the lock step verified and decided.
@@ -43,9 +42,10 @@ pub struct PrFacts<'a> {
     pub tests: Option<&'a crate::verify::report::TestsReport>,
 }
 
-/// Another advisory on the package that the same version fixes.
-#[derive(Clone, Debug)]
-pub struct OtherAdvisory<'a> {
+/// An advisory as the pull request describes it: the one that triggered the remediation, or
+/// another on the package that the same version fixes.
+#[derive(Clone, Copy, Debug)]
+pub struct AdvisoryFacts<'a> {
     pub vulnerability_id: &'a str,
     pub aliases: &'a [String],
     pub severity: &'a str,
@@ -59,13 +59,24 @@ pub struct NotFixed<'a> {
     pub reason: &'a str,
 }
 
-impl<'a> From<&'a Advisory> for OtherAdvisory<'a> {
+impl<'a> From<&'a Advisory> for AdvisoryFacts<'a> {
     fn from(a: &'a Advisory) -> Self {
-        OtherAdvisory {
+        AdvisoryFacts {
             vulnerability_id: &a.vulnerability_id,
             aliases: &a.aliases,
             severity: &a.severity,
             summary: &a.summary,
+        }
+    }
+}
+
+impl<'a> From<&'a RemediationTarget> for AdvisoryFacts<'a> {
+    fn from(target: &'a RemediationTarget) -> Self {
+        AdvisoryFacts {
+            vulnerability_id: &target.vulnerability_id,
+            aliases: &target.aliases,
+            severity: &target.severity,
+            summary: &target.summary,
         }
     }
 }
@@ -95,7 +106,7 @@ const MAX_TITLE_IDS: usize = 3;
 /// "fix(deps): remediate CVE-2024-1 in lodash" when there is no target version. With several
 /// advisories: "[GHSA-a, GHSA-b]", or "[GHSA-a and 3 more]" past three.
 pub fn title(f: &PrFacts) -> String {
-    let ids: Vec<String> = std::iter::once(f.vulnerability_id)
+    let ids: Vec<String> = std::iter::once(f.advisory.vulnerability_id)
         .chain(f.also_fixes.iter().map(|a| a.vulnerability_id))
         .map(one_line)
         .collect();
@@ -150,7 +161,7 @@ fn sections(f: &PrFacts) -> String {
 fn intro(out: &mut String, f: &PrFacts) {
     let package = escape(f.package);
     let ecosystem = escape(f.ecosystem);
-    let mut links = vec![advisory_link(f.vulnerability_id)];
+    let mut links = vec![advisory_link(f.advisory.vulnerability_id)];
     links.extend(
         f.also_fixes
             .iter()
@@ -175,12 +186,21 @@ fn intro(out: &mut String, f: &PrFacts) {
 /// "### Vulnerability": id, aliases, severity, package and the version change.
 fn vulnerability(out: &mut String, f: &PrFacts) {
     out.push_str("### Vulnerability\n\n");
-    let _ = writeln!(out, "- **ID:** {}", advisory_link(f.vulnerability_id));
-    if !f.aliases.is_empty() {
-        let aliases: Vec<String> = f.aliases.iter().map(|a| advisory_link(a)).collect();
+    let _ = writeln!(
+        out,
+        "- **ID:** {}",
+        advisory_link(f.advisory.vulnerability_id)
+    );
+    if !f.advisory.aliases.is_empty() {
+        let aliases: Vec<String> = f
+            .advisory
+            .aliases
+            .iter()
+            .map(|a| advisory_link(a))
+            .collect();
         let _ = writeln!(out, "- **Aliases:** {}", aliases.join(", "));
     }
-    let _ = writeln!(out, "- **Severity:** {}", escape(f.severity));
+    let _ = writeln!(out, "- **Severity:** {}", escape(f.advisory.severity));
     let _ = writeln!(
         out,
         "- **Package:** {} ({})",
@@ -207,7 +227,7 @@ fn vulnerability(out: &mut String, f: &PrFacts) {
 }
 
 /// "### Also fixed by this change": the package's other advisories, when there are any.
-fn also_fixed(out: &mut String, also_fixes: &[OtherAdvisory]) {
+fn also_fixed(out: &mut String, also_fixes: &[AdvisoryFacts]) {
     if also_fixes.is_empty() {
         return;
     }
@@ -249,7 +269,7 @@ fn not_fixed_list(out: &mut String, not_fixed: &[NotFixed]) {
 /// "### Why": the advisory's summary, then how the change fixes it.
 fn why(out: &mut String, f: &PrFacts) {
     out.push_str("\n### Why\n\n");
-    let summary = f.summary.trim();
+    let summary = f.advisory.summary.trim();
     if summary.is_empty() {
         out.push_str("The advisory gives no summary.\n");
     } else {

@@ -73,6 +73,22 @@ pub struct OperationRow {
     pub project_name: String,
 }
 
+/// `query` with `predicate(value)` added to its WHERE when a filter field is set, unchanged
+/// when it is not.
+fn narrowed<Query, Value, Predicate>(
+    query: Query,
+    value: Option<Value>,
+    predicate: impl FnOnce(Value) -> Predicate,
+) -> Query
+where
+    Query: diesel::query_dsl::methods::FilterDsl<Predicate, Output = Query>,
+{
+    match value {
+        Some(value) => diesel::query_dsl::methods::FilterDsl::filter(query, predicate(value)),
+        None => query,
+    }
+}
+
 /// A page of operations, newest first, after `cursor`; `limit + 1` rows are read so the caller
 /// knows whether another page follows.
 pub async fn list_operations(
@@ -82,31 +98,21 @@ pub async fn list_operations(
     cursor: Option<Cursor>,
     limit: i64,
 ) -> QueryResult<Vec<OperationRow>> {
-    let mut query = operations::table
+    let query = operations::table
         .inner_join(projects::table)
         .select((Operation::as_select(), projects::name))
         .into_boxed();
-    if let Some(org) = scope.organization() {
-        query = query.filter(operations::organization_id.eq(org));
-    }
-    if let Some(id) = filter.id {
-        query = query.filter(operations::id.eq(id));
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(operations::status.eq(status));
-    }
-    if let Some(project) = filter.project {
-        query = query.filter(operations::project_id.eq(project));
-    }
-    if let Some(step) = filter.step {
-        query = query.filter(operations::step.eq(step));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(operations::created_at.ge(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(operations::created_at.lt(to));
-    }
+    let query = narrowed(query, scope.organization(), |org| {
+        operations::organization_id.eq(org)
+    });
+    let query = narrowed(query, filter.id, |id| operations::id.eq(id));
+    let query = narrowed(query, filter.status, |status| operations::status.eq(status));
+    let query = narrowed(query, filter.project, |project| {
+        operations::project_id.eq(project)
+    });
+    let query = narrowed(query, filter.step, |step| operations::step.eq(step));
+    let query = narrowed(query, filter.from, |from| operations::created_at.ge(from));
+    let mut query = narrowed(query, filter.to, |to| operations::created_at.lt(to));
     if let Some(cursor) = cursor {
         // A row comparison, which Postgres reads as a range over the (created_at, id) indexes.
         query = query.filter(

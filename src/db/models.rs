@@ -91,16 +91,8 @@ pub struct TargetRow {
     pub assessment_status: AssessmentStatus,
     #[diesel(select_expression = findings::id, sql_type = diesel::sql_types::Uuid)]
     pub finding_id: FindingId,
-    pub project_version_id: Option<ProjectVersionId>,
-    pub vulnerability_id: String,
-    pub aliases: Vec<String>,
-    pub severity: String,
-    pub summary: String,
-    pub package_name: String,
-    pub ecosystem: Ecosystem,
-    pub purl: Option<String>,
-    pub installed_version: String,
-    pub fixed_versions: Vec<String>,
+    #[diesel(embed)]
+    pub facts: FindingFacts,
     #[diesel(select_expression = projects::id, sql_type = diesel::sql_types::Uuid)]
     pub project_id: ProjectId,
     #[diesel(
@@ -119,21 +111,21 @@ impl From<TargetRow> for RemediationTarget {
         RemediationTarget {
             organization_id: row.organization_id,
             project_id: row.project_id,
-            project_version_id: row.project_version_id,
+            project_version_id: row.facts.project_version_id,
             repository_url: row.repository_url,
             default_branch: row.default_branch,
             assessment_id: row.assessment_id,
             assessment_status: row.assessment_status,
             finding_id: row.finding_id,
-            vulnerability_id: row.vulnerability_id,
-            aliases: row.aliases,
-            severity: row.severity,
-            summary: row.summary,
-            package_name: row.package_name,
-            ecosystem: row.ecosystem,
-            purl: row.purl,
-            installed_version: row.installed_version,
-            fixed_versions: row.fixed_versions,
+            vulnerability_id: row.facts.vulnerability_id,
+            aliases: row.facts.aliases,
+            severity: row.facts.severity,
+            summary: row.facts.summary,
+            package_name: row.facts.package_name,
+            ecosystem: row.facts.ecosystem,
+            purl: row.facts.purl,
+            installed_version: row.facts.installed_version,
+            fixed_versions: row.facts.fixed_versions,
             // Planning happens in the job, after the read.
             planned_version: None,
         }
@@ -173,6 +165,19 @@ pub struct ProjectRow {
 pub struct FindingRow {
     pub id: FindingId,
     pub project_id: ProjectId,
+    #[diesel(embed)]
+    pub facts: FindingFacts,
+}
+
+/// What a scanner reports about a finding: the columns of `findings` besides its ids, read
+/// by the job's target (`TargetRow`) and written by the import (`FindingRow`).
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Insertable, AsChangeset)]
+#[diesel(
+    table_name = findings,
+    treat_none_as_null = true,
+    check_for_backend(diesel::pg::Pg)
+)]
+pub struct FindingFacts {
     pub project_version_id: Option<ProjectVersionId>,
     pub vulnerability_id: String,
     pub aliases: Vec<String>,

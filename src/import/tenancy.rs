@@ -4,7 +4,7 @@
 //! and history to another. Such a file is refused whole, naming the record, before anything
 //! is written. Records new to the database, and updates within one organisation, pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::hash::Hash;
 
@@ -17,13 +17,22 @@ use super::record::Record;
 use crate::db::schema::{assessments, findings, projects};
 use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId};
 
+/// The stored projects and findings the file names or refers to, as the check read them:
+/// the write path's references may point at these without reading them again.
+pub(super) struct StoredIds {
+    pub projects: HashSet<ProjectId>,
+    pub findings: HashSet<FindingId>,
+}
+
 /// Refuses the file if it would move a stored project, finding or assessment to another
-/// organisation; see the module documentation.
+/// organisation; see the module documentation. Returns the stored projects and findings it
+/// read.
 pub(super) async fn refuse_organisation_moves(
     conn: &mut AsyncPgConnection,
     file: &ImportFile,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<StoredIds> {
     let stored = stored_projects(conn, file).await?;
+    let stored_project_ids: HashSet<ProjectId> = stored.keys().copied().collect();
     refuse_moves(
         Record::PROJECT,
         &stored,
@@ -38,6 +47,7 @@ pub(super) async fn refuse_organisation_moves(
         .collect();
 
     let stored = stored_findings(conn, file).await?;
+    let stored_finding_ids: HashSet<FindingId> = stored.keys().copied().collect();
     // A project in neither place is reported as dangling while writing.
     refuse_moves(
         Record::FINDING,
@@ -65,7 +75,11 @@ pub(super) async fn refuse_organisation_moves(
                 .flatten();
             (a.id, to)
         }),
-    )
+    )?;
+    Ok(StoredIds {
+        projects: stored_project_ids,
+        findings: stored_finding_ids,
+    })
 }
 
 /// Fails on the first of `records` (file order; the organisation the file places it in, or

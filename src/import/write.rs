@@ -10,11 +10,12 @@ use anyhow::{Context, bail};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
+use super::native::{AssessmentIn, FindingIn, OrganizationIn, ProjectIn};
 use super::record::Record;
-use super::tenancy::refuse_organisation_moves;
+use super::tenancy::{StoredIds, refuse_organisation_moves};
 use super::{Document, ImportFile};
-use crate::db::models::{AssessmentRow, FindingRow, OrganizationRow, ProjectRow};
-use crate::db::schema::{findings, organizations, projects};
+use crate::db::models::{AssessmentRow, FindingFacts, FindingRow, OrganizationRow, ProjectRow};
+use crate::db::schema::{organizations, projects};
 use crate::db::{DbPool, catalog};
 use crate::lifecycle::{FindingId, OrganizationId, ProjectId};
 
@@ -23,6 +24,14 @@ use crate::lifecycle::{FindingId, OrganizationId, ProjectId};
 pub struct ImportSummary {
     pub read: usize,
     pub written: usize,
+}
+
+impl ImportSummary {
+    /// Counts a record read from the file, and the rows writing it changed.
+    fn add(&mut self, written: usize) {
+        self.read += 1;
+        self.written += written;
+    }
 }
 
 /// Writes a parsed document in one transaction; a scanner report's project must exist.
@@ -60,18 +69,34 @@ async fn write_all(
     conn: &mut AsyncPgConnection,
     file: &ImportFile,
 ) -> anyhow::Result<ImportSummary> {
-    refuse_organisation_moves(conn, file).await?;
-    let known = Known::load(conn, file).await?;
+    let stored = refuse_organisation_moves(conn, file).await?;
+    let known = Known::load(conn, file, stored).await?;
     let mut summary = ImportSummary::default();
-    write_organizations(conn, file, &mut summary).await?;
-    write_projects(conn, file, &known, &mut summary).await?;
-    write_findings(conn, file, &known, &mut summary).await?;
-    write_assessments(conn, file, &known, &mut summary).await?;
+    for o in &file.organizations {
+        summary.add(catalog::upsert_organization(conn, &organization_row(o)).await?);
+    }
+    for (i, p) in file.projects.iter().enumerate() {
+        require_known(Record::PROJECT, &known.organizations, &p.organization_id, i)?;
+        summary.add(catalog::upsert_project(conn, &project_row(p)).await?);
+    }
+    for (i, f) in file.findings.iter().enumerate() {
+        require_known(Record::FINDING, &known.projects, &f.project_id, i)?;
+        summary.add(catalog::upsert_finding(conn, &finding_row(f)).await?);
+    }
+    for (i, a) in file.assessments.iter().enumerate() {
+        require_known(Record::ASSESSMENT, &known.findings, &a.finding_id, i)?;
+        let row = assessment_row(a);
+        summary.add(if a.keep_existing {
+            catalog::insert_assessment_if_absent(conn, &row).await?
+        } else {
+            catalog::upsert_assessment(conn, &row).await?
+        });
+    }
     Ok(summary)
 }
 
 /// The records rows may refer to: those in the file, and of the others only the ones the
-/// file refers to, looked up in the database.
+/// file refers to, as stored in the database.
 struct Known {
     organizations: HashSet<OrganizationId>,
     projects: HashSet<ProjectId>,
@@ -79,10 +104,14 @@ struct Known {
 }
 
 impl Known {
-    async fn load(conn: &mut AsyncPgConnection, file: &ImportFile) -> QueryResult<Self> {
+    /// `stored` holds the projects and findings the file names or refers to (the tenancy check
+    /// read them); only the organisations are read here.
+    async fn load(
+        conn: &mut AsyncPgConnection,
+        file: &ImportFile,
+        stored: StoredIds,
+    ) -> QueryResult<Self> {
         let mut organizations: HashSet<_> = file.organizations.iter().map(|o| o.id).collect();
-        let mut projects: HashSet<_> = file.projects.iter().map(|p| p.id).collect();
-        let mut findings: HashSet<_> = file.findings.iter().map(|f| f.id).collect();
         let wanted = missing(
             &organizations,
             file.projects.iter().map(|p| p.organization_id),
@@ -94,22 +123,10 @@ impl Known {
                 .load::<OrganizationId>(conn)
                 .await?,
         );
-        let wanted = missing(&projects, file.findings.iter().map(|f| f.project_id));
-        projects.extend(
-            projects::table
-                .filter(projects::id.eq_any(wanted))
-                .select(projects::id)
-                .load::<ProjectId>(conn)
-                .await?,
-        );
-        let wanted = missing(&findings, file.assessments.iter().map(|a| a.finding_id));
-        findings.extend(
-            findings::table
-                .filter(findings::id.eq_any(wanted))
-                .select(findings::id)
-                .load::<FindingId>(conn)
-                .await?,
-        );
+        let mut projects = stored.projects;
+        projects.extend(file.projects.iter().map(|p| p.id));
+        let mut findings = stored.findings;
+        findings.extend(file.findings.iter().map(|f| f.id));
         Ok(Known {
             organizations,
             projects,
@@ -148,55 +165,30 @@ fn require_known<Id: Eq + Hash + Display>(
     Ok(())
 }
 
-async fn write_organizations(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-    summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    for o in &file.organizations {
-        summary.read += 1;
-        let row = OrganizationRow {
-            id: o.id,
-            name: o.name.clone(),
-        };
-        summary.written += catalog::upsert_organization(conn, &row).await?;
+// The catalog row each record of the file is written as.
+
+fn organization_row(o: &OrganizationIn) -> OrganizationRow {
+    OrganizationRow {
+        id: o.id,
+        name: o.name.clone(),
     }
-    Ok(())
 }
 
-async fn write_projects(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-    known: &Known,
-    summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    for (i, p) in file.projects.iter().enumerate() {
-        require_known(Record::PROJECT, &known.organizations, &p.organization_id, i)?;
-        summary.read += 1;
-        let row = ProjectRow {
-            id: p.id,
-            organization_id: p.organization_id,
-            name: p.name.clone(),
-            repository_url: p.repository_url.clone(),
-            default_branch: p.default_branch.clone(),
-        };
-        summary.written += catalog::upsert_project(conn, &row).await?;
+fn project_row(p: &ProjectIn) -> ProjectRow {
+    ProjectRow {
+        id: p.id,
+        organization_id: p.organization_id,
+        name: p.name.clone(),
+        repository_url: p.repository_url.clone(),
+        default_branch: p.default_branch.clone(),
     }
-    Ok(())
 }
 
-async fn write_findings(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-    known: &Known,
-    summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    for (i, f) in file.findings.iter().enumerate() {
-        require_known(Record::FINDING, &known.projects, &f.project_id, i)?;
-        summary.read += 1;
-        let row = FindingRow {
-            id: f.id,
-            project_id: f.project_id,
+fn finding_row(f: &FindingIn) -> FindingRow {
+    FindingRow {
+        id: f.id,
+        project_id: f.project_id,
+        facts: FindingFacts {
             project_version_id: f.project_version_id,
             vulnerability_id: f.vulnerability_id.clone(),
             aliases: f.aliases.clone(),
@@ -207,32 +199,15 @@ async fn write_findings(
             purl: f.purl.clone(),
             installed_version: f.installed_version.clone(),
             fixed_versions: f.fixed_versions.clone(),
-        };
-        summary.written += catalog::upsert_finding(conn, &row).await?;
+        },
     }
-    Ok(())
 }
 
-async fn write_assessments(
-    conn: &mut AsyncPgConnection,
-    file: &ImportFile,
-    known: &Known,
-    summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    for (i, a) in file.assessments.iter().enumerate() {
-        require_known(Record::ASSESSMENT, &known.findings, &a.finding_id, i)?;
-        summary.read += 1;
-        let row = AssessmentRow {
-            id: a.id,
-            finding_id: a.finding_id,
-            status: a.status.clone(),
-            justification: a.justification.clone(),
-        };
-        summary.written += if a.keep_existing {
-            catalog::insert_assessment_if_absent(conn, &row).await?
-        } else {
-            catalog::upsert_assessment(conn, &row).await?
-        };
+fn assessment_row(a: &AssessmentIn) -> AssessmentRow {
+    AssessmentRow {
+        id: a.id,
+        finding_id: a.finding_id,
+        status: a.status.clone(),
+        justification: a.justification.clone(),
     }
-    Ok(())
 }

@@ -3,30 +3,21 @@
 //! (the migrations add CHECK constraints with the same lists). Renaming a variant does not
 //! compile until every use follows.
 
-/// An enum stored as text: `as_str`/`parse`, `Display`, and diesel's `ToSql`/`FromSql` for
-/// `Text`, so queries take and return the enum itself.
-macro_rules! sql_text_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        pub enum $name { $($(#[$vmeta])* $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
+/// A type spelled by its `as_str`: `Display`, serde's `Serialize`, and diesel's `ToSql`/`FromSql`
+/// for `Text` (reading with `$read`, a `fn(&str) -> diesel::deserialize::Result<$name>`), so
+/// queries take and return the type itself. The type derives `AsExpression` and `FromSqlRow`
+/// with `sql_type = Text`.
+macro_rules! stored_as_text {
+    ($name:ty, $read:expr) => {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
             }
         }
 
@@ -48,18 +39,41 @@ macro_rules! sql_text_enum {
                     diesel::sql_types::Text,
                     diesel::pg::Pg,
                 >>::from_sql(bytes)?;
-                $name::parse(&text).ok_or_else(|| {
-                    format!(concat!("unknown ", stringify!($name), " {:?} in the database"), text)
-                        .into()
-                })
+                let read: fn(&str) -> diesel::deserialize::Result<$name> = $read;
+                read(&text)
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
+/// An enum stored as text: `as_str`/`parse`, and what [`stored_as_text`] gives, so queries
+/// take and return the enum itself; reading an unknown spelling fails.
+macro_rules! sql_text_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
+        $crate::lifecycle::status::stored_as_text!($name, |text: &str| {
+            $name::parse(text).ok_or_else(|| {
+                format!(concat!("unknown ", stringify!($name), " {:?} in the database"), text)
+                    .into()
+            })
+        });
     };
 }
 pub(crate) use sql_text_enum;

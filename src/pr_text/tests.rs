@@ -11,10 +11,12 @@ pub(super) fn assert_contains_all(text: &str, parts: &[&str]) {
 
 fn facts<'a>(aliases: &'a [String], files: &'a [String], summary: &'a str) -> PrFacts<'a> {
     PrFacts {
-        vulnerability_id: "GHSA-29mw-wpgm-hmr9",
-        aliases,
-        severity: "HIGH",
-        summary,
+        advisory: AdvisoryFacts {
+            vulnerability_id: "GHSA-29mw-wpgm-hmr9",
+            aliases,
+            severity: "HIGH",
+            summary,
+        },
         package: "lodash",
         ecosystem: "npm",
         from_version: "4.17.20",
@@ -50,7 +52,10 @@ fn title_is_dependabot_style() {
         "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]"
     );
     let f = PrFacts {
-        vulnerability_id: "CVE-2021-23337",
+        advisory: AdvisoryFacts {
+            vulnerability_id: "CVE-2021-23337",
+            ..f.advisory
+        },
         to_version: None,
         ..f
     };
@@ -107,13 +112,17 @@ fn body_contains_the_facts_and_advisory_links() {
 #[test]
 fn body_names_the_model_and_confidence_for_llm_patches() {
     let files = vec!["src/main.rs".to_owned()];
+    let base = facts(&[], &files, "Template injection");
     let f = PrFacts {
         written_by_llm: Some("gpt-4o-mini"),
         confidence: Some(0.8234),
         explanation: Some("Validate the template before use."),
         to_version: None,
-        vulnerability_id: "CVE-2024-0001",
-        ..facts(&[], &files, "Template injection")
+        advisory: AdvisoryFacts {
+            vulnerability_id: "CVE-2024-0001",
+            ..base.advisory
+        },
+        ..base
     };
     let body = body(&f);
     assert!(
@@ -134,12 +143,16 @@ fn outside_text_cannot_inject_links_html_or_mentions() {
                    <script>alert(1)</script> <a href=\"https://evil.example\">x</a> &amp; \
                    https://evil.example/auto www.evil.example @octocat\n# Heading\n> quote\n```\ncode";
     let files = vec!["[x](https://evil.example)".to_owned()];
+    let base = facts(&[], &files, hostile);
     let f = PrFacts {
         explanation: Some(hostile),
         package: "<b>pkg</b>",
-        severity: "[HIGH](https://evil.example)",
+        advisory: AdvisoryFacts {
+            severity: "[HIGH](https://evil.example)",
+            ..base.advisory
+        },
         written_by_llm: Some("model](https://evil.example)"),
-        ..facts(&[], &files, hostile)
+        ..base
     };
     let body = body(&f);
     // Every link in the body is one we made.
@@ -204,13 +217,13 @@ fn versions_hosts_and_file_names_are_not_escaped() {
 fn several_advisories_share_one_title_and_body() {
     let aliases = vec!["CVE-2021-23337".to_owned()];
     let others = [
-        OtherAdvisory {
+        AdvisoryFacts {
             vulnerability_id: "GHSA-35jh-r3h4-6jhm",
             aliases: &aliases,
             severity: "CRITICAL",
             summary: "Command injection",
         },
-        OtherAdvisory {
+        AdvisoryFacts {
             vulnerability_id: "CVE-2020-8203",
             aliases: &[],
             severity: "HIGH",
@@ -246,7 +259,7 @@ fn several_advisories_share_one_title_and_body() {
     );
     assert!(body.contains("### Not fixed by this change\n\n- [GHSA-unfixed-0000-0000](https://github.com/advisories/GHSA-unfixed-0000-0000): no fixed version above the installed 4.17.20 is known\n"), "{body}");
 
-    let many: Vec<OtherAdvisory> = (0..4).map(|_| others[1].clone()).collect();
+    let many: Vec<AdvisoryFacts> = (0..4).map(|_| others[1]).collect();
     let f = PrFacts {
         also_fixes: &many,
         ..facts(&[], &[], "")
@@ -284,9 +297,13 @@ fn an_id_that_is_not_url_safe_is_not_linked() {
     ] {
         assert_eq!(advisory_url(bad), None, "{bad:?}");
     }
+    let base = facts(&[], &[], "");
     let f = PrFacts {
-        vulnerability_id: "javascript:alert(1)",
-        ..facts(&[], &[], "")
+        advisory: AdvisoryFacts {
+            vulnerability_id: "javascript:alert(1)",
+            ..base.advisory
+        },
+        ..base
     };
     let body = body(&f);
     assert!(!body.contains("]("), "{body}");

@@ -26,7 +26,7 @@ use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::lockfile::Verification;
-use crate::pr_text::{self, GroupedPackage, NotFixed, OtherAdvisory, PrFacts};
+use crate::pr_text::{self, AdvisoryFacts, GroupedPackage, NotFixed, PrFacts};
 
 /// One package the job fixed.
 struct Fixed {
@@ -161,24 +161,14 @@ impl Pipeline {
                 .map_err(db)?;
         let plans =
             fix_plan::plan_repository(&target.package_name, &trigger_of(target), &advisories);
-        if let Some(fix) = fixes::find(
+        let merged = fix_plan::merge(&plans);
+        super::pipeline::refuse_if_closed(
             &mut conn,
-            target.project_id,
-            &target.ecosystem,
-            FixScope::Group.key(),
+            target,
+            FixScope::Group,
+            merged.target_version.as_deref(),
         )
-        .await
-        .map_err(db)?
-        {
-            let merged = fix_plan::merge(&plans);
-            if let Some(refusal) = fix_plan::closed_refusal(
-                &format!("the {} packages", target.ecosystem),
-                &fix.pull_request.record(),
-                merged.target_version.as_deref(),
-            ) {
-                return Err(StepFailure::permanent(Step::Claim, refusal));
-            }
-        }
+        .await?;
         tracing::info!(
             packages = plans.len(),
             "planned the repository's grouped fix"
@@ -291,12 +281,12 @@ fn text(
     tested: &Tested,
     operation_id: OperationId,
 ) -> (String, String) {
-    let others: Vec<Vec<OtherAdvisory<'_>>> = fixed
+    let others: Vec<Vec<AdvisoryFacts<'_>>> = fixed
         .iter()
         .map(|f| {
             f.package.plan.covered[1..]
                 .iter()
-                .map(OtherAdvisory::from)
+                .map(AdvisoryFacts::from)
                 .collect()
         })
         .collect();
@@ -317,10 +307,7 @@ fn text(
         .enumerate()
         .map(|(i, f)| GroupedPackage {
             facts: PrFacts {
-                vulnerability_id: &f.target.vulnerability_id,
-                aliases: &f.target.aliases,
-                severity: &f.target.severity,
-                summary: &f.target.summary,
+                advisory: AdvisoryFacts::from(&f.target),
                 package: &f.target.package_name,
                 ecosystem: f.target.ecosystem.as_str(),
                 from_version: &f.target.installed_version,

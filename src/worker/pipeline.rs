@@ -18,6 +18,7 @@ use crate::db::{catalog, fixes, operations};
 use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::pr_text;
+use diesel_async::AsyncPgConnection;
 
 impl Pipeline {
     /// Runs the job of `operation_id`, keeping `progress` on the step it is in.
@@ -158,23 +159,13 @@ impl Pipeline {
         .map_err(db)?;
         let trigger = super::grouped::trigger_of(target);
         let plan = fix_plan::plan(&trigger, &advisories);
-        let fix = fixes::find(
+        refuse_if_closed(
             &mut conn,
-            target.project_id,
-            &target.ecosystem,
-            &target.package_name,
+            target,
+            FixScope::Package(&target.package_name),
+            plan.target_version.as_deref(),
         )
-        .await
-        .map_err(db)?;
-        if let Some(fix) = fix
-            && let Some(refusal) = fix_plan::closed_refusal(
-                &target.package_name,
-                &fix.pull_request.record(),
-                plan.target_version.as_deref(),
-            )
-        {
-            return Err(StepFailure::permanent(Step::Claim, refusal));
-        }
+        .await?;
         tracing::info!(
             target_version = plan.target_version.as_deref().unwrap_or("-"),
             covered = plan.covered.len(),
@@ -218,5 +209,29 @@ impl Pipeline {
             ));
         }
         Ok(target)
+    }
+}
+
+/// Refuses at once a fix whose pull request a person closed: the fix row of `scope` in the
+/// target's project and ecosystem, for a plan aiming at `target_version`.
+pub(super) async fn refuse_if_closed(
+    conn: &mut AsyncPgConnection,
+    target: &RemediationTarget,
+    scope: FixScope<'_>,
+    target_version: Option<&str>,
+) -> Result<(), StepFailure> {
+    let fix = fixes::find(conn, target.project_id, &target.ecosystem, scope.key())
+        .await
+        .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
+    let what = match scope {
+        FixScope::Package(package) => package.to_owned(),
+        FixScope::Group => format!("the {} packages", target.ecosystem),
+    };
+    let refusal = fix.and_then(|fix| {
+        fix_plan::closed_refusal(&what, &fix.pull_request.record(), target_version)
+    });
+    match refusal {
+        Some(refusal) => Err(StepFailure::permanent(Step::Claim, refusal)),
+        None => Ok(()),
     }
 }

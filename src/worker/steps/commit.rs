@@ -11,7 +11,7 @@ use crate::db::models::RemediationTarget;
 use crate::git::CommitSpec;
 use crate::lifecycle::fix_plan::FixPlan;
 use crate::lifecycle::{OperationId, Step};
-use crate::pr_text::{self, NotFixed, OtherAdvisory, PrFacts};
+use crate::pr_text::{self, AdvisoryFacts, NotFixed, PrFacts};
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::patcher::ProposedPatch;
@@ -50,18 +50,15 @@ pub async fn run(
     } = what;
     let changed_files = changed_files(patch, locked, tested);
     // The triggering advisory is the plan's first; the others share the pull request.
-    let also_fixes: Vec<OtherAdvisory<'_>> = plan
+    let also_fixes: Vec<AdvisoryFacts<'_>> = plan
         .covered
         .iter()
         .filter(|a| a.assessment_id != target.assessment_id)
-        .map(OtherAdvisory::from)
+        .map(AdvisoryFacts::from)
         .collect();
     let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let facts = PrFacts {
-        vulnerability_id: &target.vulnerability_id,
-        aliases: &target.aliases,
-        severity: &target.severity,
-        summary: &target.summary,
+        advisory: AdvisoryFacts::from(target),
         package: &target.package_name,
         ecosystem: target.ecosystem.as_str(),
         from_version: &target.installed_version,
