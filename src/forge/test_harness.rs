@@ -12,7 +12,9 @@ use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Match, Mock, MockBuilder, MockServer, ResponseTemplate};
 
-use super::{ApiEndpoint, Forge, ForgeError, PullRequest, PullRequestRef, PullRequestSpec};
+use super::{
+    AnyForge, ApiEndpoint, Forge, ForgeError, PullRequest, PullRequestRef, PullRequestSpec,
+};
 use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
@@ -189,13 +191,13 @@ pub(crate) fn assert_redirect_refused(message: &str) {
 
 /// For each case, the forge's API answers the GET `read` matches with the case's JSON once,
 /// and the forge must read the case's state from it.
-pub(crate) async fn assert_states(
-    server: &MockServer,
-    forge: &impl Forge,
+pub(crate) async fn assert_states<A: FakeApi>(
     target: &PullRequestRef,
     read: impl Fn() -> MockBuilder,
     cases: Vec<(serde_json::Value, ObservedState)>,
 ) {
+    let fake = Fake::<A>::start().await;
+    let (server, forge) = (&fake.server, A::any(fake.client()));
     for (answer, expected) in cases {
         server.reset().await;
         read()
@@ -211,13 +213,13 @@ pub(crate) async fn assert_states(
 /// The forge edits the spec's pull request `target.number` once, through the request `edit`
 /// matches (answered with `edited`), and comments "not refreshed" on it once through the
 /// request `comment` matches.
-pub(crate) async fn assert_updated_and_commented(
-    server: &MockServer,
-    forge: &impl Forge,
-    (spec, target): (&PullRequestSpec, &PullRequestRef),
+pub(crate) async fn assert_updated_and_commented<A: FakeApi>(
+    target: &PullRequestRef,
     (edit, edited): (MockBuilder, ResponseTemplate),
     comment: MockBuilder,
 ) {
+    let fake = Fake::<A>::start().await;
+    let (server, forge, spec) = (&fake.server, A::any(fake.client()), A::spec());
     edit.respond_with(edited).expect(1).mount(server).await;
     comment
         .and(body_json(json!({"body": "not refreshed"})))
@@ -225,7 +227,10 @@ pub(crate) async fn assert_updated_and_commented(
         .expect(1)
         .mount(server)
         .await;
-    assert_eq!(forge.update_pull_request(spec, target.number).await, Ok(()));
+    assert_eq!(
+        forge.update_pull_request(&spec, target.number).await,
+        Ok(())
+    );
     assert_eq!(
         forge.comment_on_pull_request(target, "not refreshed").await,
         Ok(())
@@ -271,6 +276,8 @@ pub(crate) trait FakeApi {
             SecretString::from(Self::TOKEN),
         ))
     }
+    /// `client` as the forge the registry hands out.
+    fn any(client: Self::Client) -> AnyForge;
     /// The client of the fake API `server` serves.
     fn client(server: &MockServer) -> Self::Client {
         Self::at(&format!("{}{}", server.uri(), Self::API_PATH))
@@ -291,7 +298,8 @@ pub(crate) trait FakeApi {
 /// `$client`'s, its API at `$api_path` on the fake server, the token the test file's `TOKEN`,
 /// the spec its `spec()`, and the list and create requests the given expressions.
 macro_rules! fake_api {
-    ($api:ident: $client:ty, $label:literal at $host:literal, api_path: $api_path:literal,
+    ($api:ident: $client:ty as $any:path, $label:literal at $host:literal,
+     api_path: $api_path:literal,
      list: $list:expr, create: $create:expr $(, nothing_listed: $nothing:expr)?) => {
         /// What the shared harness needs to know of this forge's API.
         pub(crate) struct $api;
@@ -310,6 +318,10 @@ macro_rules! fake_api {
                 token: ::secrecy::SecretString,
             ) -> ::anyhow::Result<$client> {
                 <$client>::new(endpoint, token)
+            }
+
+            fn any(client: $client) -> $crate::forge::AnyForge {
+                $any(client)
             }
 
             fn api_url(client: &$client) -> String {

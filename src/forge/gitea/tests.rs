@@ -17,7 +17,7 @@ use crate::forge::test_harness::{
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO: &str = "/api/v1/repos/acme/widgets";
 
-test_harness::fake_api!(GiteaApi: GiteaForge, "Gitea" at "gitea.example.com",
+test_harness::fake_api!(GiteaApi: GiteaForge as AnyForge::Gitea, "Gitea" at "gitea.example.com",
     api_path: "/api/v1", list: list_open(1), create: create(),
     nothing_listed: page(json!([]), 0));
 
@@ -253,8 +253,6 @@ fn api_url_validation_and_redacted_debug() {
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitea(fake.client());
     let one = format!("{REPO}/pulls/3");
     let cases = four_states(
         json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
@@ -263,18 +261,15 @@ async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
         json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
     );
     let target = pull_ref("acme", "widgets", 3);
-    assert_states(&fake.server, &forge, &target, || gitea("GET", &one), cases).await;
+    assert_states::<GiteaApi>(&target, || gitea("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_gitea_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitea(fake.client());
     let edit = gitea("PATCH", &format!("{REPO}/pulls/3"))
         .and(body_json(json!({"title": TITLE, "body": spec().body})));
     let edited = json_reply(201, json!({"number": 3}));
     let comment = gitea("POST", &format!("{REPO}/issues/3/comments"));
     let target = pull_ref("acme", "widgets", 3);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GiteaApi>(&target, (edit, edited), comment).await;
 }

@@ -18,8 +18,8 @@ use crate::forge::test_harness::{
 
 const TOKEN: &str = "ghp_test_token_value";
 
-test_harness::fake_api!(GithubApi: GithubForge, "GitHub" at "github.com", api_path: "",
-    list: list_open(""), create: create(""));
+test_harness::fake_api!(GithubApi: GithubForge as AnyForge::Github, "GitHub" at "github.com",
+    api_path: "", list: list_open(""), create: create(""));
 
 fn spec() -> PullRequestSpec {
     test_harness::spec("acme", "widgets", "This pull request remediates ...")
@@ -264,8 +264,6 @@ fn debug_redacts_the_token() {
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Github(fake.client());
     let cases = four_states(
         json!({"number": 7, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": null}),
         json!({"number": 7, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
@@ -275,19 +273,16 @@ async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
     );
     let read = || github("GET", "/repos/acme/widgets/pulls/7");
     let target = pull_ref("acme", "widgets", 7);
-    assert_states(&fake.server, &forge, &target, read, cases).await;
+    assert_states::<GithubApi>(&target, read, cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_github_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Github(fake.client());
     let edit = github("PATCH", "/repos/acme/widgets/pulls/7").and(body_json(
         json!({"title": spec().title, "body": spec().body}),
     ));
     let edited = json_reply(200, json!({"number": 7}));
     let comment = github("POST", "/repos/acme/widgets/issues/7/comments");
     let target = pull_ref("acme", "widgets", 7);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GithubApi>(&target, (edit, edited), comment).await;
 }

@@ -19,8 +19,8 @@ const TOKEN: &str = "glpat-test_token_value";
 /// `acme/platform/web` as one path segment, as GitLab wants a project id.
 const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
 
-test_harness::fake_api!(GitlabApi: GitlabForge, "GitLab" at "gitlab.example.com",
-    api_path: "/api/v4", list: list_open(), create: create());
+test_harness::fake_api!(GitlabApi: GitlabForge as AnyForge::Gitlab,
+    "GitLab" at "gitlab.example.com", api_path: "/api/v4", list: list_open(), create: create());
 
 /// A project in a subgroup, the case GitHub-shaped code gets wrong.
 fn spec() -> PullRequestSpec {
@@ -228,8 +228,6 @@ fn api_url_validation_and_redacted_debug() {
 
 #[tokio::test]
 async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitlab(fake.client());
     let one = format!("{PROJECT}/merge_requests/17");
     let mut cases = four_states(
         json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
@@ -239,19 +237,16 @@ async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
     );
     cases.push((json!({"iid": 17, "state": "locked"}), ObservedState::Open));
     let target = pull_ref("acme/platform", "web", 17);
-    assert_states(&fake.server, &forge, &target, || gitlab("GET", &one), cases).await;
+    assert_states::<GitlabApi>(&target, || gitlab("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_merge_request_is_updated_and_commented_on_as_gitlab_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitlab(fake.client());
     let edit = gitlab("PUT", &format!("{PROJECT}/merge_requests/17")).and(body_json(
         json!({"title": TITLE, "description": "This merge request remediates ..."}),
     ));
     let edited = json_reply(200, json!({"iid": 17}));
     let comment = gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"));
     let target = pull_ref("acme/platform", "web", 17);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GitlabApi>(&target, (edit, edited), comment).await;
 }
