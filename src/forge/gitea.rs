@@ -271,4 +271,4 @@ fn gitea_message(body: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -233,4 +233,4 @@ fn github_message(body: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -342,4 +342,4 @@ fn collect_text(value: Option<&serde_json::Value>, field: Option<&str>, out: &mu
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

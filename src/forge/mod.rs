@@ -6,6 +6,8 @@
 //! to a host of its choosing. Each forge kind lives in its own file behind [`Forge`];
 //! [`AnyForge`] dispatches without boxing so the futures stay `Send`.
 
+#[cfg(test)]
+mod client_checks;
 mod flow;
 pub mod gitea;
 pub mod github;

@@ -7,11 +7,14 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde_json::json;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Match, Mock, MockBuilder, MockServer, ResponseTemplate};
 
-use super::{ApiEndpoint, Forge, ForgeError, PullRequest, PullRequestRef, PullRequestSpec};
+use super::{
+    AnyForge, ApiEndpoint, Forge, ForgeError, PullRequest, PullRequestRef, PullRequestSpec,
+};
 use crate::egress::EgressPolicy;
 use crate::lifecycle::fix_plan::ObservedState;
 
@@ -119,6 +122,17 @@ pub(crate) async fn never(matcher: impl Match + 'static, server: &MockServer) {
         .await;
 }
 
+/// `spec` made a draft titled "t", with the body "b" and no labels.
+pub(crate) fn draft_of(spec: PullRequestSpec) -> PullRequestSpec {
+    PullRequestSpec {
+        title: "t".to_owned(),
+        body: "b".to_owned(),
+        labels: Vec::new(),
+        draft: true,
+        ..spec
+    }
+}
+
 /// Opens (or reuses) the spec's pull request on `forge`.
 pub(crate) async fn run(forge: &impl Forge, spec: &PullRequestSpec) -> Answer {
     forge.open_or_reuse(spec).await
@@ -177,13 +191,13 @@ pub(crate) fn assert_redirect_refused(message: &str) {
 
 /// For each case, the forge's API answers the GET `read` matches with the case's JSON once,
 /// and the forge must read the case's state from it.
-pub(crate) async fn assert_states(
-    server: &MockServer,
-    forge: &impl Forge,
+pub(crate) async fn assert_states<A: FakeApi>(
     target: &PullRequestRef,
     read: impl Fn() -> MockBuilder,
     cases: Vec<(serde_json::Value, ObservedState)>,
 ) {
+    let fake = Fake::<A>::start().await;
+    let (server, forge) = (&fake.server, A::any(fake.client()));
     for (answer, expected) in cases {
         server.reset().await;
         read()
@@ -199,13 +213,13 @@ pub(crate) async fn assert_states(
 /// The forge edits the spec's pull request `target.number` once, through the request `edit`
 /// matches (answered with `edited`), and comments "not refreshed" on it once through the
 /// request `comment` matches.
-pub(crate) async fn assert_updated_and_commented(
-    server: &MockServer,
-    forge: &impl Forge,
-    (spec, target): (&PullRequestSpec, &PullRequestRef),
+pub(crate) async fn assert_updated_and_commented<A: FakeApi>(
+    target: &PullRequestRef,
     (edit, edited): (MockBuilder, ResponseTemplate),
     comment: MockBuilder,
 ) {
+    let fake = Fake::<A>::start().await;
+    let (server, forge, spec) = (&fake.server, A::any(fake.client()), A::spec());
     edit.respond_with(edited).expect(1).mount(server).await;
     comment
         .and(body_json(json!({"body": "not refreshed"})))
@@ -213,11 +227,25 @@ pub(crate) async fn assert_updated_and_commented(
         .expect(1)
         .mount(server)
         .await;
-    assert_eq!(forge.update_pull_request(spec, target.number).await, Ok(()));
+    assert_eq!(
+        forge.update_pull_request(&spec, target.number).await,
+        Ok(())
+    );
     assert_eq!(
         forge.comment_on_pull_request(target, "not refreshed").await,
         Ok(())
     );
+}
+
+/// `mock`, matching only when the request sends the JSON `body`, declared as JSON.
+pub(crate) fn sending_json(mock: MockBuilder, body: serde_json::Value) -> MockBuilder {
+    mock.and(header("Content-Type", "application/json"))
+        .and(body_json(body))
+}
+
+/// The answer of a pull list (a 200) holding `pulls`.
+pub(crate) fn listed(pulls: serde_json::Value) -> ResponseTemplate {
+    json_reply(200, pulls)
 }
 
 /// An answer with status `status` and the JSON `body`.
@@ -235,8 +263,25 @@ pub(crate) trait FakeApi {
     const LABEL: &'static str;
     /// The repository host the client serves.
     const HOST: &'static str;
+    /// The API's path below the server's root ("" for GitHub, "/api/v4" for GitLab).
+    const API_PATH: &'static str;
+    /// The client's constructor.
+    fn build(endpoint: ApiEndpoint<'_>, token: SecretString) -> anyhow::Result<Self::Client>;
+    /// The API base `client` talks to, as it keeps it.
+    fn api_url(client: &Self::Client) -> String;
+    /// The client of the API at `api_url`, with the tests' token.
+    fn at(api_url: &str) -> Self::Client {
+        built(Self::build(
+            endpoint(api_url, Self::HOST),
+            SecretString::from(Self::TOKEN),
+        ))
+    }
+    /// `client` as the forge the registry hands out.
+    fn any(client: Self::Client) -> AnyForge;
     /// The client of the fake API `server` serves.
-    fn client(server: &MockServer) -> Self::Client;
+    fn client(server: &MockServer) -> Self::Client {
+        Self::at(&format!("{}{}", server.uri(), Self::API_PATH))
+    }
     /// The pull request the tests open.
     fn spec() -> PullRequestSpec;
     /// The request that lists the open pull requests of the spec's branch (its first page).
@@ -250,13 +295,14 @@ pub(crate) trait FakeApi {
 }
 
 /// Declares `$api`, the [`FakeApi`] of one forge's tests, and `Fake` for it: the client is
-/// `$client_of(server)`, the token the test file's `TOKEN`, the spec its `spec()`, and the
-/// list and create requests the given expressions.
+/// `$client`'s, its API at `$api_path` on the fake server, the token the test file's `TOKEN`,
+/// the spec its `spec()`, and the list and create requests the given expressions.
 macro_rules! fake_api {
-    ($api:ident: $client:ty, $label:literal at $host:literal, client: $client_of:expr,
+    ($api:ident: $client:ty as $any:path, $label:literal at $host:literal,
+     api_path: $api_path:literal,
      list: $list:expr, create: $create:expr $(, nothing_listed: $nothing:expr)?) => {
         /// What the shared harness needs to know of this forge's API.
-        struct $api;
+        pub(crate) struct $api;
 
         type Fake = $crate::forge::test_harness::Fake<$api>;
 
@@ -265,9 +311,21 @@ macro_rules! fake_api {
             const TOKEN: &'static str = TOKEN;
             const LABEL: &'static str = $label;
             const HOST: &'static str = $host;
+            const API_PATH: &'static str = $api_path;
 
-            fn client(server: &MockServer) -> $client {
-                $client_of(server)
+            fn build(
+                endpoint: $crate::forge::ApiEndpoint<'_>,
+                token: ::secrecy::SecretString,
+            ) -> ::anyhow::Result<$client> {
+                <$client>::new(endpoint, token)
+            }
+
+            fn any(client: $client) -> $crate::forge::AnyForge {
+                $any(client)
+            }
+
+            fn api_url(client: &$client) -> String {
+                client.api_url().to_owned()
             }
 
             fn spec() -> PullRequestSpec {
@@ -397,9 +455,24 @@ impl<A: FakeApi> Fake<A> {
         Self::listing(listed).await.transient().await
     }
 
+    /// Opening the tests' pull request reuses the open one numbered `number` at `url`, and
+    /// creates nothing.
+    pub async fn assert_reuses(&self, number: u64, url: &str) {
+        never(method("POST"), &self.server).await;
+        assert_opened(self.open().await, number, url, true);
+    }
+
     /// The number and reuse flag of the pull request opening the tests' one gives.
     pub async fn opened(&self) -> Result<Option<(u64, bool)>, ForgeError> {
-        self.open()
+        self.opened_spec(&A::spec()).await
+    }
+
+    /// The number and reuse flag of the pull request opening `spec`'s gives.
+    pub async fn opened_spec(
+        &self,
+        spec: &PullRequestSpec,
+    ) -> Result<Option<(u64, bool)>, ForgeError> {
+        self.open_spec(spec)
             .await
             .map(|pull| pull.map(|pull| (pull.number, pull.reused)))
     }
@@ -452,6 +525,19 @@ pub(crate) fn four_states(
     ]
 }
 
+/// What opening the pull request answered is pull request `number` at `url`, reused or not.
+pub(crate) fn assert_opened(answer: Answer, number: u64, url: &str, reused: bool) {
+    let url = url.to_owned();
+    assert_eq!(
+        answer,
+        Ok(Some(PullRequest {
+            number,
+            url,
+            reused
+        }))
+    );
+}
+
 /// `message` mentions every one of `parts`.
 pub(crate) fn assert_mentions(message: &str, parts: &[&str]) {
     for part in parts {
@@ -473,4 +559,82 @@ pub(crate) async fn assert_refusals<A: FakeApi>(
     assert_mentions(&message, not_found_parts);
     let message = Fake::<A>::creating_refused(403, forbidden).await;
     assert_mentions(&message, forbidden_parts);
+}
+
+/// Opening the tests' pull request while nothing listens at the API is transient, and the
+/// message says which forge's API for which host could not be reached.
+pub(crate) async fn assert_unreachable_is_transient<A: FakeApi>() {
+    let port = unused_port();
+    let forge = A::at(&format!("http://127.0.0.1:{port}{}", A::API_PATH));
+    let (message, _) = transient(run(&forge, &A::spec()).await, A::TOKEN);
+    let unreachable = format!("cannot reach the {} API for {}", A::LABEL, A::HOST);
+    assert!(message.contains(&unreachable), "{message}");
+}
+
+/// Each pull list answer is a transient error whose message mentions the parts given and
+/// whose wait is the one given.
+pub(crate) async fn assert_transient_answers<A: FakeApi>(
+    answers: Vec<(ResponseTemplate, &[&str], Option<Duration>)>,
+) {
+    for (answer, parts, wait) in answers {
+        let result = Fake::<A>::listing(answer).await.open().await;
+        assert!(result.as_ref().is_err_and(ForgeError::is_transient));
+        let (message, retry_after) = transient(result, A::TOKEN);
+        assert_mentions(&message, parts);
+        assert_eq!(retry_after, wait, "{message}");
+    }
+}
+
+/// The pull list answers `limited(reset)`: a rate limit that lifts at the Unix time `reset`,
+/// `ahead` seconds from now. The transient error waits until about then.
+pub(crate) async fn assert_waits_until_reset<A: FakeApi>(
+    ahead: i64,
+    limited: impl FnOnce(&str) -> ResponseTemplate,
+) {
+    let reset = chrono::Utc::now().timestamp() + ahead;
+    let (_, retry_after) = Fake::<A>::listing_delayed(limited(&reset.to_string())).await;
+    let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
+    let wait = i64::try_from(wait).unwrap_or(i64::MAX);
+    assert!((ahead - 10..=ahead + 1).contains(&wait), "waited {wait}s");
+}
+
+/// Each pull request owner is refused before any request is sent, with a message that
+/// mentions `expected`: the path shape the forge wants.
+pub(crate) async fn assert_owners_refused<A: FakeApi>(owners: &[&str], expected: &str) {
+    for owner in owners {
+        let message = refused_owner::<A>(owner).await;
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+/// What the checks of a forge's configured API URL are given.
+pub(crate) struct ApiUrlChecks<'a> {
+    /// A configured API URL and the base the client keeps of it.
+    pub kept: (&'a str, &'a str),
+    /// A plain http URL, refused as clear text while http is not allowed.
+    pub clear_text: &'a str,
+    /// URLs refused whether or not http is allowed (each with `allow_http`).
+    pub refused: &'a [(&'a str, bool)],
+}
+
+/// The client keeps the API base it is configured with (normalised), refuses clear text
+/// naming the forge, and refuses each of the `refused` URLs.
+pub(crate) fn assert_api_url_checks<A: FakeApi>(checks: &ApiUrlChecks<'_>) {
+    let build = |url: &str, allow_http: bool| {
+        A::build(
+            unsent_endpoint(url, A::HOST, allow_http),
+            SecretString::from(A::TOKEN),
+        )
+    };
+    let (configured, kept) = checks.kept;
+    let client = build(configured, false).map(|client| A::api_url(&client));
+    assert_eq!(client.ok().as_deref(), Some(kept));
+    let http = refusal(build(checks.clear_text, false));
+    assert!(
+        http.contains("clear text") && http.contains(A::LABEL),
+        "{http}"
+    );
+    for (url, allow_http) in checks.refused {
+        assert!(build(url, *allow_http).is_err(), "{url} was not refused");
+    }
 }

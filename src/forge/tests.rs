@@ -80,6 +80,28 @@ fn spec(owner: &str, repo: &str) -> PullRequestSpec {
     }
 }
 
+/// What `url` resolves to, which must be a repository of the forge named `forge_name` whose
+/// git user is `username`.
+fn resolved_as(
+    registry: &ForgeRegistry,
+    url: &str,
+    forge_name: &str,
+    username: &str,
+) -> ResolvedRepository {
+    let resolved = registry
+        .resolve(url)
+        .unwrap_or_else(|e| panic!("{url} should resolve: {e}"));
+    assert_eq!(resolved.forge.name(), forge_name, "{url}");
+    assert_eq!(resolved.credentials.username, username, "{url}");
+    resolved
+}
+
+/// The token a resolved repository's git credentials carry, shown.
+fn token_of(resolved: &ResolvedRepository) -> Option<String> {
+    let token = resolved.credentials.token.as_ref();
+    token.map(|t| t.expose_secret().to_owned())
+}
+
 fn resolve_error(registry: &ForgeRegistry, url: &str) -> ForgeError {
     match registry.resolve(url) {
         Ok(resolved) => panic!("{url} should not resolve, got {resolved:?}"),
@@ -103,18 +125,11 @@ fn resolves_by_host_with_the_configured_credentials() {
         UrlPolicy::default(),
     );
 
-    let resolved = registry
-        .resolve("https://github.com/acme/widgets.git")
-        .unwrap();
+    let github_url = "https://github.com/acme/widgets.git";
+    let resolved = resolved_as(&registry, github_url, "github", "x-access-token");
     assert_eq!(resolved.url.path, "acme/widgets");
-    assert_eq!(resolved.forge.name(), "github");
-    assert_eq!(resolved.credentials.username, "x-access-token");
     assert_eq!(
-        resolved
-            .credentials
-            .token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned()),
+        token_of(&resolved),
         Some("ghp_from_file".to_owned()),
         "the trailing newline is trimmed"
     );
@@ -135,11 +150,8 @@ fn resolves_by_host_with_the_configured_credentials() {
         Some(token.as_path())
     );
 
-    let plain = registry
-        .resolve("https://git.example.org/team/app.git")
-        .unwrap();
-    assert_eq!(plain.forge.name(), "plain_git");
-    assert_eq!(plain.credentials.username, "git");
+    let plain_url = "https://git.example.org/team/app.git";
+    let plain = resolved_as(&registry, plain_url, "plain_git", "git");
     assert!(plain.credentials.token.is_none());
 }
 
@@ -151,11 +163,12 @@ fn ssh_urls_use_the_url_user_and_match_the_bare_host() {
         &[github_entry("ghe.example.com", token)],
         UrlPolicy::default(),
     );
-    let scp = registry
-        .resolve("git@ghe.example.com:acme/widgets.git")
-        .unwrap();
-    assert_eq!(scp.credentials.username, "git");
-    assert_eq!(scp.forge.name(), "github");
+    resolved_as(
+        &registry,
+        "git@ghe.example.com:acme/widgets.git",
+        "github",
+        "git",
+    );
     let ported = registry
         .resolve("ssh://deploy@ghe.example.com:2222/acme/widgets.git")
         .unwrap();
@@ -204,10 +217,7 @@ fn local_schemes_resolve_when_allowed() {
         .unwrap();
     assert_eq!(http.credentials.username, "tester");
     assert_eq!(
-        http.credentials
-            .token
-            .as_ref()
-            .map(|t| t.expose_secret().to_owned()),
+        token_of(&http),
         std::env::var("PATH").ok().map(|p| p.trim().to_owned()),
         "the token comes from the named environment variable"
     );
@@ -359,11 +369,8 @@ fn gitlab_and_gitea_resolve_with_their_api_and_git_user() {
         UrlPolicy::default(),
     );
 
-    let gitlab = registry
-        .resolve("https://gitlab.com/acme/platform/web.git")
-        .unwrap();
-    assert_eq!(gitlab.forge.name(), "gitlab");
-    assert_eq!(gitlab.credentials.username, "oauth2");
+    let gitlab_url = "https://gitlab.com/acme/platform/web.git";
+    let gitlab = resolved_as(&registry, gitlab_url, "gitlab", "oauth2");
     assert_eq!(
         gitlab.url.owner_and_name(),
         Some(("acme/platform", "web")),
@@ -401,34 +408,26 @@ fn gitlab_and_gitea_need_a_token_and_an_api_url_for_self_hosted_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let token = token_file(&dir, "t", "glpat_do_not_print");
 
-    let e = startup_error(
-        &[entry(
+    // Without api_url a self-managed GitLab must not fall back to gitlab.com: that would send
+    // its token to another host. The error suggests the API URL the host most likely has.
+    for (host, kind, suggested) in [
+        (
             "gitea.example.com",
             ForgeKind::Gitea,
-            None,
-            token.clone(),
-        )],
-        UrlPolicy::default(),
-    );
-    assert!(
-        e.contains("needs api_url") && e.contains("https://gitea.example.com/api/v1"),
-        "{e}"
-    );
-    // Without api_url a self-managed GitLab must not fall back to gitlab.com: that would send
-    // its token to another host.
-    let e = startup_error(
-        &[entry(
+            "https://gitea.example.com/api/v1",
+        ),
+        (
             "gitlab.example.com",
             ForgeKind::Gitlab,
-            None,
-            token.clone(),
-        )],
-        UrlPolicy::default(),
-    );
-    assert!(
-        e.contains("needs api_url") && e.contains("https://gitlab.example.com/api/v4"),
-        "{e}"
-    );
+            "https://gitlab.example.com/api/v4",
+        ),
+    ] {
+        let e = startup_error(
+            &[entry(host, kind, None, token.clone())],
+            UrlPolicy::default(),
+        );
+        assert!(e.contains("needs api_url") && e.contains(suggested), "{e}");
+    }
     for kind in [ForgeKind::Gitlab, ForgeKind::Gitea] {
         let mut tokenless = entry(
             "gitlab.com",

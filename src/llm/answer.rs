@@ -444,37 +444,6 @@ mod tests {
     }
 
     #[test]
-    fn zero_matches_names_the_path_and_count() {
-        let err = materialize(
-            &[replace("Cargo.toml", "serde = \"2\"", "serde = \"3\"")],
-            reader(&[("Cargo.toml", "serde = \"1\"\n")]),
-        )
-        .unwrap_err();
-        assert!(err.contains("replace in Cargo.toml"), "{err}");
-        assert!(err.contains("matches 0 times"), "{err}");
-    }
-
-    #[test]
-    fn two_matches_names_the_path_and_count() {
-        let err = materialize(
-            &[replace("package.json", "\"4.17.1\"", "\"4.17.21\"")],
-            reader(&[(
-                "package.json",
-                "{\"a\": \"4.17.1\",\n \"lodash\": \"4.17.1\"}\n",
-            )]),
-        )
-        .unwrap_err();
-        assert!(err.contains("replace in package.json"), "{err}");
-        assert!(err.contains("matches 2 times"), "{err}");
-    }
-
-    #[test]
-    fn overlapping_matches_are_ambiguous() {
-        let err = materialize(&[replace("f", "aa", "b")], reader(&[("f", "aaa")])).unwrap_err();
-        assert!(err.contains("matches 2 times"), "{err}");
-    }
-
-    #[test]
     fn chained_edits_to_one_file_apply_in_order() {
         let edits = vec![
             replace("Cargo.toml", "version = \"0.8.1\"", "version = \"0.8.4\""),
@@ -531,11 +500,46 @@ mod tests {
         );
     }
 
+    /// A replace the files cannot take: the file, what it holds (`None`: it does not exist),
+    /// the search and replace text, and what the refusal must mention.
+    type RefusedReplace<'a> = (&'a str, Option<&'a str>, (&'a str, &'a str), &'a [&'a str]);
+
     #[test]
-    fn replace_in_a_missing_file_is_refused() {
-        let err = materialize(&[replace("nope.txt", "a", "b")], reader(&[])).unwrap_err();
-        assert!(err.contains("nope.txt"), "{err}");
-        assert!(err.contains("does not exist"), "{err}");
+    fn replaces_the_files_cannot_take_are_refused_saying_why() {
+        let two_lodash = "{\"a\": \"4.17.1\",\n \"lodash\": \"4.17.1\"}\n";
+        let cases: [RefusedReplace; 5] = [
+            // No match and two matches name the path and the count.
+            (
+                "Cargo.toml",
+                Some("serde = \"1\"\n"),
+                ("serde = \"2\"", "serde = \"3\""),
+                &["replace in Cargo.toml", "matches 0 times"],
+            ),
+            (
+                "package.json",
+                Some(two_lodash),
+                ("\"4.17.1\"", "\"4.17.21\""),
+                &["replace in package.json", "matches 2 times"],
+            ),
+            // Overlapping matches are ambiguous too.
+            ("f", Some("aaa"), ("aa", "b"), &["matches 2 times"]),
+            (
+                "nope.txt",
+                None,
+                ("a", "b"),
+                &["nope.txt", "does not exist"],
+            ),
+            ("f", Some("x\n"), ("x", "x"), &["leave the file unchanged"]),
+        ];
+        for (path, held, (search, replacement), mentions) in cases {
+            let files: Vec<(&str, &str)> =
+                held.map(|content| (path, content)).into_iter().collect();
+            let edits = [replace(path, search, replacement)];
+            let err = materialize(&edits, reader(&files)).unwrap_err();
+            for part in mentions {
+                assert!(err.contains(part), "{part:?} missing from: {err}");
+            }
+        }
     }
 
     #[test]
@@ -553,11 +557,5 @@ mod tests {
         let edits = [replace("../outside.txt", "a", "b")];
         let err = materialize(&edits, |path| panic!("read {path}")).unwrap_err();
         assert!(err.contains("(parent_traversal)"), "{err}");
-    }
-
-    #[test]
-    fn an_edit_that_changes_nothing_is_refused() {
-        let err = materialize(&[replace("f", "x", "x")], reader(&[("f", "x\n")])).unwrap_err();
-        assert!(err.contains("leave the file unchanged"), "{err}");
     }
 }

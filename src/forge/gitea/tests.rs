@@ -1,35 +1,25 @@
 //! The Gitea/Forgejo client against a fake Gitea API on loopback that checks each request the
 //! way Gitea documents it: method, path, query, `Authorization: token` and the JSON body.
 
-use std::time::Duration;
-
-use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, path, query_param};
+use wiremock::{MockBuilder, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
 use crate::forge::test_harness::{
-    self, BRANCH, TITLE, assert_debug_redacted, assert_mentions, assert_redirect_elsewhere_refused,
-    assert_refusals, assert_states, assert_updated_and_commented, built, endpoint, four_states,
-    json_reply, never, pull_ref, refusal, refused_owner, unsent_endpoint,
+    self, ApiUrlChecks, BRANCH, FakeApi, TITLE, assert_api_url_checks, assert_debug_redacted,
+    assert_mentions, assert_opened, assert_states, assert_updated_and_commented, draft_of,
+    four_states, json_reply, never, pull_ref, sending_json,
 };
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
 const REPO: &str = "/api/v1/repos/acme/widgets";
 
-test_harness::fake_api!(GiteaApi: GiteaForge, "Gitea" at "gitea.example.com",
-    client: |server: &MockServer| forge_at(&format!("{}/api/v1", server.uri())),
-    list: list_open(1), create: create(), nothing_listed: page(json!([]), 0));
-
-fn forge_at(api_url: &str) -> GiteaForge {
-    built(GiteaForge::new(
-        endpoint(api_url, "gitea.example.com"),
-        SecretString::from(TOKEN),
-    ))
-}
+test_harness::fake_api!(GiteaApi: GiteaForge as AnyForge::Gitea, "Gitea" at "gitea.example.com",
+    api_path: "/api/v1", list: list_open(1), create: create(),
+    nothing_listed: page(json!([]), 0));
 
 fn spec() -> PullRequestSpec {
     test_harness::spec("acme", "widgets", "This pull request remediates ...")
@@ -56,14 +46,13 @@ fn page(pulls: serde_json::Value, total: usize) -> ResponseTemplate {
 }
 
 fn create() -> MockBuilder {
-    gitea("POST", &format!("{REPO}/pulls"))
-        .and(header("Content-Type", "application/json"))
-        .and(body_json(json!({
-            "head": BRANCH,
-            "base": "main",
-            "title": TITLE,
-            "body": "This pull request remediates ...",
-        })))
+    let body = json!({
+        "head": BRANCH,
+        "base": "main",
+        "title": TITLE,
+        "body": "This pull request remediates ...",
+    });
+    sending_json(gitea("POST", &format!("{REPO}/pulls")), body)
 }
 
 fn labels() -> MockBuilder {
@@ -134,14 +123,8 @@ async fn creates_a_pull_request_then_labels_it_by_id_skipping_unknown_names() {
     let forge = AnyForge::Gitea(fake.client());
     assert_eq!(forge.name(), "gitea");
     let pull = forge.open_or_reuse(&spec()).await;
-    assert_eq!(
-        pull,
-        Ok(Some(PullRequest {
-            number: 42,
-            url: "https://gitea.example.com/acme/widgets/pulls/42".to_owned(),
-            reused: false,
-        }))
-    );
+    let url = "https://gitea.example.com/acme/widgets/pulls/42";
+    assert_opened(pull, 42, url, false);
 }
 
 #[tokio::test]
@@ -176,14 +159,7 @@ async fn a_draft_gets_the_wip_title_prefix() {
     })));
     fake.serve_once(create_draft, created(5)).await;
     never(path(format!("{REPO}/labels")), &fake.server).await;
-    let spec = PullRequestSpec {
-        title: "t".to_owned(),
-        body: "b".to_owned(),
-        labels: Vec::new(),
-        draft: true,
-        ..spec()
-    };
-    let pull = fake.open_spec(&spec).await;
+    let pull = fake.open_spec(&draft_of(spec())).await;
     assert_eq!(pull.map(|p| p.map(|p| p.number)), Ok(Some(5)));
     assert_eq!(wire::draft_title(DRAFT_PREFIX, "WIP: t"), "WIP: t");
 }
@@ -202,16 +178,8 @@ async fn reuses_the_open_pull_request_of_this_branch_found_on_a_later_page() {
     fake.serve_once(list_open(1), page(json!(first), 52)).await;
     fake.serve_once(list_open(2), page(json!([ours(17)]), 52))
         .await;
-    never(method("POST"), &fake.server).await;
-
-    assert_eq!(
-        fake.open().await,
-        Ok(Some(PullRequest {
-            number: 17,
-            url: "https://gitea.example.com/acme/widgets/pulls/17".to_owned(),
-            reused: true,
-        }))
-    );
+    fake.assert_reuses(17, "https://gitea.example.com/acme/widgets/pulls/17")
+        .await;
 }
 
 #[tokio::test]
@@ -270,79 +238,21 @@ async fn duplicate_but_nothing_listed_is_transient_and_other_422_is_permanent() 
     assert_mentions(&message, &["422", "no changes between"]);
 }
 
-#[tokio::test]
-async fn unauthorized_not_found_and_forbidden_are_permanent() {
-    assert_refusals::<GiteaApi>(
-        (
-            json!({"message": "token is required", "url": "https://gitea.example.com/api/swagger"}),
-            "token is required",
-        ),
-        (
-            json!({"errors": [], "message": "not found"}),
-            &["404", "acme/widgets"],
-        ),
-        (
-            json!({"message": "token does not have at least one of required scope(s): [write:repository]"}),
-            &["403", "write:repository"],
-        ),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn server_errors_and_rate_limits_are_transient() {
-    let failed = ResponseTemplate::new(500).set_body_string("internal error");
-    let (message, retry_after) = Fake::listing_delayed(failed).await;
-    assert!(message.contains("500"), "{message}");
-    assert_eq!(retry_after, None);
-
-    let limited = ResponseTemplate::new(429).insert_header("Retry-After", "7");
-    let (message, retry_after) = Fake::listing_delayed(limited).await;
-    assert!(message.contains("rate limit"), "{message}");
-    assert_eq!(retry_after, Some(Duration::from_secs(7)));
-
-    let limited = ResponseTemplate::new(429);
-    let (_, retry_after) = Fake::listing_delayed(limited).await;
-    assert_eq!(retry_after, Some(Duration::from_secs(60)));
-}
-
-#[tokio::test]
-async fn redirect_to_another_host_is_refused() {
-    assert_redirect_elsewhere_refused::<GiteaApi>(307, &format!("{REPO}/pulls")).await;
-}
-
-#[tokio::test]
-async fn a_nested_path_is_refused_before_any_request() {
-    let message = refused_owner::<GiteaApi>("group/subgroup").await;
-    assert!(message.contains("OWNER/NAME"), "{message}");
-}
-
 #[test]
 fn api_url_validation_and_redacted_debug() {
-    let build = |url: &str, allow_http: bool| {
-        GiteaForge::new(
-            unsent_endpoint(url, "gitea.example.com", allow_http),
-            SecretString::from(TOKEN),
-        )
-    };
-    assert_eq!(
-        build("https://gitea.example.com/api/v1/", false)
-            .map(|f| f.api_url().to_owned())
-            .ok(),
-        Some("https://gitea.example.com/api/v1".to_owned())
-    );
-    let http = refusal(build("http://gitea.example.com/api/v1", false));
-    assert!(
-        http.contains("clear text") && http.contains("Gitea"),
-        "{http}"
-    );
-    assert_debug_redacted(&forge_at("https://gitea.example.com/api/v1"), TOKEN);
+    assert_api_url_checks::<GiteaApi>(&ApiUrlChecks {
+        kept: (
+            "https://gitea.example.com/api/v1/",
+            "https://gitea.example.com/api/v1",
+        ),
+        clear_text: "http://gitea.example.com/api/v1",
+        refused: &[],
+    });
+    assert_debug_redacted(&GiteaApi::at("https://gitea.example.com/api/v1"), TOKEN);
 }
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitea(fake.client());
     let one = format!("{REPO}/pulls/3");
     let cases = four_states(
         json!({"number": 3, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": false}),
@@ -351,18 +261,15 @@ async fn the_state_of_a_pull_request_is_read_as_gitea_documents_it() {
         json!({"number": 3, "state": "open", "merged": false, "mergeable": true}),
     );
     let target = pull_ref("acme", "widgets", 3);
-    assert_states(&fake.server, &forge, &target, || gitea("GET", &one), cases).await;
+    assert_states::<GiteaApi>(&target, || gitea("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_gitea_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitea(fake.client());
     let edit = gitea("PATCH", &format!("{REPO}/pulls/3"))
         .and(body_json(json!({"title": TITLE, "body": spec().body})));
     let edited = json_reply(201, json!({"number": 3}));
     let comment = gitea("POST", &format!("{REPO}/issues/3/comments"));
     let target = pull_ref("acme", "widgets", 3);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GiteaApi>(&target, (edit, edited), comment).await;
 }

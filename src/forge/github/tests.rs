@@ -1,34 +1,25 @@
 //! The GitHub client against a fake GitHub API on loopback that checks each request the way
 //! GitHub documents it: method, path, query, the four headers and the JSON body.
 
-use std::time::Duration;
-
 use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, path, query_param};
-use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, header, path, query_param};
+use wiremock::{MockBuilder, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
 use crate::forge::test_harness::{
-    self, BRANCH, assert_debug_redacted, assert_mentions, assert_redirect_elsewhere_refused,
-    assert_refusals, assert_states, assert_updated_and_commented, built, endpoint, four_states,
-    json_reply, never, pull_ref, refusal, refused_owner, run, transient, unsent_endpoint,
-    unused_port,
+    self, ApiUrlChecks, BRANCH, FakeApi, assert_api_url_checks, assert_debug_redacted,
+    assert_mentions, assert_opened, assert_states, assert_updated_and_commented,
+    assert_waits_until_reset, draft_of, four_states, json_reply, listed, never, pull_ref, refusal,
+    run, sending_json, unsent_endpoint,
 };
 
 const TOKEN: &str = "ghp_test_token_value";
 
-test_harness::fake_api!(GithubApi: GithubForge, "GitHub" at "github.com",
-    client: |server: &MockServer| forge_at(&server.uri()), list: list_open(""), create: create(""));
-
-fn forge_at(api_url: &str) -> GithubForge {
-    built(GithubForge::new(
-        endpoint(api_url, "github.com"),
-        SecretString::from(TOKEN),
-    ))
-}
+test_harness::fake_api!(GithubApi: GithubForge as AnyForge::Github, "GitHub" at "github.com",
+    api_path: "", list: list_open(""), create: create(""));
 
 fn spec() -> PullRequestSpec {
     test_harness::spec("acme", "widgets", "This pull request remediates ...")
@@ -49,15 +40,17 @@ fn list_open(prefix: &str) -> MockBuilder {
 }
 
 fn create(prefix: &str) -> MockBuilder {
-    github("POST", &format!("{prefix}/repos/acme/widgets/pulls"))
-        .and(header("Content-Type", "application/json"))
-        .and(body_json(json!({
-            "title": "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]",
-            "head": BRANCH,
-            "base": "main",
-            "body": "This pull request remediates ...",
-            "draft": false,
-        })))
+    let body = json!({
+        "title": "fix(deps): bump lodash from 4.17.20 to 4.17.21 [GHSA-29mw-wpgm-hmr9]",
+        "head": BRANCH,
+        "base": "main",
+        "body": "This pull request remediates ...",
+        "draft": false,
+    });
+    sending_json(
+        github("POST", &format!("{prefix}/repos/acme/widgets/pulls")),
+        body,
+    )
 }
 
 fn pull_json(number: u64) -> serde_json::Value {
@@ -68,11 +61,6 @@ fn pull_json(number: u64) -> serde_json::Value {
         "state": "open",
         "head": {"ref": BRANCH},
     })
-}
-
-/// The answer listing `pulls`.
-fn listed(pulls: serde_json::Value) -> ResponseTemplate {
-    json_reply(200, pulls)
 }
 
 /// The answer creating pull request `number`.
@@ -100,14 +88,7 @@ async fn creates_a_pull_request_then_labels_it() {
     let forge = AnyForge::Github(fake.client());
     assert_eq!(forge.name(), "github");
     let pull = forge.open_or_reuse(&spec()).await;
-    assert_eq!(
-        pull,
-        Ok(Some(PullRequest {
-            number: 42,
-            url: "https://github.com/acme/widgets/pull/42".to_owned(),
-            reused: false,
-        }))
-    );
+    assert_opened(pull, 42, "https://github.com/acme/widgets/pull/42", false);
 }
 
 #[tokio::test]
@@ -121,35 +102,17 @@ async fn draft_flag_is_sent_and_no_labels_means_no_label_call() {
     never(path("/repos/acme/widgets/issues/5/labels"), &fake.server).await;
 
     let spec = PullRequestSpec {
-        title: "t".to_owned(),
-        body: "b".to_owned(),
         base_branch: "develop".to_owned(),
-        labels: Vec::new(),
-        draft: true,
-        ..spec()
+        ..draft_of(spec())
     };
-    let pull = fake.open_spec(&spec).await;
-    assert_eq!(
-        pull.map(|p| p.map(|p| (p.number, p.reused))),
-        Ok(Some((5, false)))
-    );
+    assert_eq!(fake.opened_spec(&spec).await, Ok(Some((5, false))));
 }
 
 #[tokio::test]
 async fn reuses_an_open_pull_request_without_creating_or_labelling() {
-    let fake = Fake::start().await;
-    fake.serve_once(list_open(""), listed(json!([pull_json(7), pull_json(9)])))
+    let fake = Fake::listing(listed(json!([pull_json(7), pull_json(9)]))).await;
+    fake.assert_reuses(7, "https://github.com/acme/widgets/pull/7")
         .await;
-    never(method("POST"), &fake.server).await;
-
-    assert_eq!(
-        fake.open().await,
-        Ok(Some(PullRequest {
-            number: 7,
-            url: "https://github.com/acme/widgets/pull/7".to_owned(),
-            reused: true,
-        }))
-    );
 }
 
 #[tokio::test]
@@ -203,80 +166,15 @@ async fn other_422_is_permanent_with_githubs_message() {
 }
 
 #[tokio::test]
-async fn unauthorized_not_found_and_forbidden_are_permanent() {
-    assert_refusals::<GithubApi>(
-        (
-            json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
-            "Bad credentials",
-        ),
-        (
-            json!({"message": "Not Found"}),
-            &["404", "acme/widgets", "pull-request write access"],
-        ),
-        (
-            json!({"message": "Resource not accessible by personal access token"}),
-            &["403", "Resource not accessible"],
-        ),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn server_error_is_transient() {
-    let failed = ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>");
-    let result = Fake::listing(failed).await.open().await;
-    assert!(result.as_ref().is_err_and(ForgeError::is_transient));
-    let (message, retry_after) = transient(result, TOKEN);
-    assert!(message.contains("502"), "{message}");
-    assert_eq!(retry_after, None);
-
-    let failed = ResponseTemplate::new(500);
-    let (_, retry_after) = Fake::listing_delayed(failed).await;
-    assert_eq!(retry_after, None);
-}
-
-#[tokio::test]
-async fn too_many_requests_with_retry_after_is_transient_with_the_wait() {
-    let limited = ResponseTemplate::new(429)
-        .insert_header("retry-after", "30")
-        .set_body_json(json!({"message": "You have exceeded a secondary rate limit."}));
-    let result = Fake::listing(limited).await.open().await;
-    assert_eq!(
-        result.as_ref().err().and_then(ForgeError::retry_after),
-        Some(Duration::from_secs(30))
-    );
-    let (message, _) = transient(result, TOKEN);
-    assert!(message.contains("rate limit"), "{message}");
-}
-
-#[tokio::test]
 async fn exhausted_primary_rate_limit_waits_until_reset() {
-    let reset = chrono::Utc::now().timestamp() + 120;
-    let limited = ResponseTemplate::new(403)
-        .insert_header("x-ratelimit-limit", "5000")
-        .insert_header("x-ratelimit-remaining", "0")
-        .insert_header("x-ratelimit-reset", reset.to_string().as_str())
-        .set_body_json(json!({"message": "API rate limit exceeded for user ID 1."}));
-    let (_, retry_after) = Fake::listing_delayed(limited).await;
-    let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
-    assert!((110..=121).contains(&wait), "waited {wait}s");
-}
-
-#[tokio::test]
-async fn secondary_rate_limit_403_without_headers_waits_a_minute() {
-    let limited = json!({
-        "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
-    });
-    let (_, retry_after) = Fake::listing(json_reply(403, limited))
-        .await
-        .transient()
-        .await;
-    assert_eq!(retry_after, Some(Duration::from_secs(60)));
-}
-
-#[tokio::test]
-async fn redirect_to_another_host_is_refused() {
-    assert_redirect_elsewhere_refused::<GithubApi>(302, "/repos/acme/widgets/pulls").await;
+    assert_waits_until_reset::<GithubApi>(120, |reset| {
+        ResponseTemplate::new(403)
+            .insert_header("x-ratelimit-limit", "5000")
+            .insert_header("x-ratelimit-remaining", "0")
+            .insert_header("x-ratelimit-reset", reset)
+            .set_body_json(json!({"message": "API rate limit exceeded for user ID 1."}))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -312,16 +210,10 @@ async fn enterprise_api_url_with_api_v3_prefix() {
     let label = github("POST", "/api/v3/repos/acme/widgets/issues/3/labels");
     fake.serve_once(label, ResponseTemplate::new(200)).await;
     // A trailing slash in the config must not double up in the path.
-    let forge = forge_at(&format!("{}/api/v3/", fake.server.uri()));
+    let forge = GithubApi::at(&format!("{}/api/v3/", fake.server.uri()));
     let pull = run(&forge, &spec()).await;
-    assert_eq!(
-        pull,
-        Ok(Some(PullRequest {
-            number: 3,
-            url: "https://ghe.example.com/acme/widgets/pull/3".to_owned(),
-            reused: false,
-        }))
-    );
+    let url = "https://ghe.example.com/acme/widgets/pull/3";
+    assert_opened(pull, 3, url, false);
 }
 
 #[tokio::test]
@@ -341,44 +233,20 @@ async fn oversized_response_is_refused() {
     assert!(message.contains("larger than"), "{message}");
 }
 
-#[tokio::test]
-async fn unreachable_api_is_transient() {
-    let port = unused_port();
-    let (message, _) = transient(
-        run(&forge_at(&format!("http://127.0.0.1:{port}")), &spec()).await,
-        TOKEN,
-    );
-    assert!(
-        message.contains("cannot reach the GitHub API for github.com"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_non_github_path_is_refused_before_any_request() {
-    let message = refused_owner::<GithubApi>("group/subgroup").await;
-    assert!(message.contains("OWNER/NAME"), "{message}");
-}
-
 #[test]
 fn api_url_validation() {
-    let token = || SecretString::from(TOKEN);
-    let build = |url: &str, allow_http: bool| {
-        GithubForge::new(unsent_endpoint(url, "github.com", allow_http), token())
-    };
-    assert_eq!(
-        build("https://api.github.com", false)
-            .map(|f| f.api_url().to_owned())
-            .ok(),
-        Some("https://api.github.com/".to_owned())
-    );
-    assert!(build("https://ghe.example.com/api/v3", false).is_ok());
-    let http = refusal(build("http://127.0.0.1:9/api", false));
-    assert!(http.contains("clear text"), "{http}");
-    assert!(build("ftp://api.github.com", true).is_err());
-    assert!(build("https://user:pw@api.github.com", false).is_err());
-    assert!(build("https://api.github.com/?x=1", false).is_err());
-    assert!(build("not a url", false).is_err());
+    assert_api_url_checks::<GithubApi>(&ApiUrlChecks {
+        kept: ("https://api.github.com", "https://api.github.com/"),
+        clear_text: "http://127.0.0.1:9/api",
+        refused: &[
+            ("ftp://api.github.com", true),
+            ("https://user:pw@api.github.com", false),
+            ("https://api.github.com/?x=1", false),
+            ("not a url", false),
+        ],
+    });
+    let enterprise = unsent_endpoint("https://ghe.example.com/api/v3", "github.com", false);
+    assert!(GithubForge::new(enterprise, SecretString::from(TOKEN)).is_ok());
     let message = refusal(GithubForge::new(
         unsent_endpoint("https://api.github.com", "github.com", false),
         SecretString::from("tok\nen"),
@@ -391,13 +259,11 @@ fn api_url_validation() {
 
 #[test]
 fn debug_redacts_the_token() {
-    assert_debug_redacted(&forge_at("https://api.github.com"), TOKEN);
+    assert_debug_redacted(&GithubApi::at("https://api.github.com"), TOKEN);
 }
 
 #[tokio::test]
 async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Github(fake.client());
     let cases = four_states(
         json!({"number": 7, "state": "closed", "merged": true, "merged_at": "2026-12-01T10:00:00Z", "mergeable": null}),
         json!({"number": 7, "state": "closed", "merged": false, "closed_at": "2026-12-01T11:00:00Z"}),
@@ -407,19 +273,16 @@ async fn the_state_of_a_pull_request_is_read_as_github_documents_it() {
     );
     let read = || github("GET", "/repos/acme/widgets/pulls/7");
     let target = pull_ref("acme", "widgets", 7);
-    assert_states(&fake.server, &forge, &target, read, cases).await;
+    assert_states::<GithubApi>(&target, read, cases).await;
 }
 
 #[tokio::test]
 async fn a_pull_request_is_updated_and_commented_on_as_github_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Github(fake.client());
     let edit = github("PATCH", "/repos/acme/widgets/pulls/7").and(body_json(
         json!({"title": spec().title, "body": spec().body}),
     ));
     let edited = json_reply(200, json!({"number": 7}));
     let comment = github("POST", "/repos/acme/widgets/issues/7/comments");
     let target = pull_ref("acme", "widgets", 7);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GithubApi>(&target, (edit, edited), comment).await;
 }

@@ -2,36 +2,25 @@
 //! GitLab documents it: method, URL-encoded project path, query, `PRIVATE-TOKEN` and the JSON
 //! body.
 
-use std::time::Duration;
-
-use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{body_json, header, method, query_param};
-use wiremock::{MockBuilder, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, query_param};
+use wiremock::{MockBuilder, ResponseTemplate};
 
 use super::*;
 use crate::forge::AnyForge;
 use crate::forge::Forge;
 use crate::forge::test_harness::{
-    self, BRANCH, TITLE, assert_debug_redacted, assert_redirect_elsewhere_refused, assert_refusals,
-    assert_states, assert_updated_and_commented, built, endpoint, four_states, json_reply, never,
-    pull_ref, refusal, refused_owner, run, transient, unsent_endpoint, unused_port,
+    self, ApiUrlChecks, BRANCH, FakeApi, TITLE, assert_api_url_checks, assert_debug_redacted,
+    assert_opened, assert_states, assert_updated_and_commented, assert_waits_until_reset, draft_of,
+    four_states, json_reply, listed, pull_ref, run, sending_json,
 };
 
 const TOKEN: &str = "glpat-test_token_value";
 /// `acme/platform/web` as one path segment, as GitLab wants a project id.
 const PROJECT: &str = "/api/v4/projects/acme%2Fplatform%2Fweb";
 
-test_harness::fake_api!(GitlabApi: GitlabForge, "GitLab" at "gitlab.example.com",
-    client: |server: &MockServer| forge_at(&format!("{}/api/v4", server.uri())),
-    list: list_open(), create: create());
-
-fn forge_at(api_url: &str) -> GitlabForge {
-    built(GitlabForge::new(
-        endpoint(api_url, "gitlab.example.com"),
-        SecretString::from(TOKEN),
-    ))
-}
+test_harness::fake_api!(GitlabApi: GitlabForge as AnyForge::Gitlab,
+    "GitLab" at "gitlab.example.com", api_path: "/api/v4", list: list_open(), create: create());
 
 /// A project in a subgroup, the case GitHub-shaped code gets wrong.
 fn spec() -> PullRequestSpec {
@@ -51,15 +40,14 @@ fn list_open() -> MockBuilder {
 }
 
 fn create() -> MockBuilder {
-    gitlab("POST", &format!("{PROJECT}/merge_requests"))
-        .and(header("Content-Type", "application/json"))
-        .and(body_json(json!({
-            "source_branch": BRANCH,
-            "target_branch": "main",
-            "title": TITLE,
-            "description": "This merge request remediates ...",
-            "labels": "security,dependencies",
-        })))
+    let body = json!({
+        "source_branch": BRANCH,
+        "target_branch": "main",
+        "title": TITLE,
+        "description": "This merge request remediates ...",
+        "labels": "security,dependencies",
+    });
+    sending_json(gitlab("POST", &format!("{PROJECT}/merge_requests")), body)
 }
 
 fn mr_json(iid: u64) -> serde_json::Value {
@@ -73,11 +61,6 @@ fn mr_json(iid: u64) -> serde_json::Value {
         "target_branch": "main",
         "web_url": format!("https://gitlab.example.com/acme/platform/web/-/merge_requests/{iid}"),
     })
-}
-
-/// The answer listing `merge_requests`.
-fn listed(merge_requests: serde_json::Value) -> ResponseTemplate {
-    json_reply(200, merge_requests)
 }
 
 /// The answer creating merge request `iid`.
@@ -104,14 +87,8 @@ async fn creates_a_labelled_merge_request_in_a_subgroup_project() {
     let forge = AnyForge::Gitlab(fake.client());
     assert_eq!(forge.name(), "gitlab");
     let mr = forge.open_or_reuse(&spec()).await;
-    assert_eq!(
-        mr,
-        Ok(Some(PullRequest {
-            number: 7,
-            url: "https://gitlab.example.com/acme/platform/web/-/merge_requests/7".to_owned(),
-            reused: false,
-        }))
-    );
+    let url = "https://gitlab.example.com/acme/platform/web/-/merge_requests/7";
+    assert_opened(mr, 7, url, false);
     // The token travels only in PRIVATE-TOKEN, never as a bearer or in the URL.
     for request in fake.server.received_requests().await.unwrap_or_default() {
         assert!(!request.headers.contains_key("authorization"));
@@ -134,18 +111,10 @@ async fn a_draft_gets_the_draft_title_prefix_and_no_labels_means_no_labels_field
     fake.serve_once(create_draft, created(5)).await;
 
     let spec = PullRequestSpec {
-        title: "t".to_owned(),
-        body: "b".to_owned(),
         base_branch: "develop".to_owned(),
-        labels: Vec::new(),
-        draft: true,
-        ..spec()
+        ..draft_of(spec())
     };
-    let mr = fake.open_spec(&spec).await;
-    assert_eq!(
-        mr.map(|m| m.map(|m| (m.number, m.reused))),
-        Ok(Some((5, false)))
-    );
+    assert_eq!(fake.opened_spec(&spec).await, Ok(Some((5, false))));
 }
 
 #[test]
@@ -165,19 +134,12 @@ fn draft_prefix_is_not_doubled_and_comma_labels_are_dropped() {
 
 #[tokio::test]
 async fn reuses_an_open_merge_request_without_creating() {
-    let fake = Fake::start().await;
-    fake.serve_once(list_open(), listed(json!([mr_json(9), mr_json(3)])))
-        .await;
-    never(method("POST"), &fake.server).await;
-
-    assert_eq!(
-        fake.open().await,
-        Ok(Some(PullRequest {
-            number: 9,
-            url: "https://gitlab.example.com/acme/platform/web/-/merge_requests/9".to_owned(),
-            reused: true,
-        }))
-    );
+    let fake = Fake::listing(listed(json!([mr_json(9), mr_json(3)]))).await;
+    fake.assert_reuses(
+        9,
+        "https://gitlab.example.com/acme/platform/web/-/merge_requests/9",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -230,56 +192,12 @@ async fn validation_errors_are_permanent_with_gitlabs_message() {
 }
 
 #[tokio::test]
-async fn unauthorized_not_found_and_forbidden_are_permanent() {
-    assert_refusals::<GitlabApi>(
-        (json!({"message": "401 Unauthorized"}), "401 Unauthorized"),
-        (
-            json!({"message": "404 Project Not Found"}),
-            &["404", "acme/platform/web", "gitlab.example.com"],
-        ),
-        (
-            json!({"message": "403 Forbidden"}),
-            &["403 Forbidden", "Developer access"],
-        ),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn server_errors_are_transient() {
-    let failed = ResponseTemplate::new(502).set_body_string("<html>Bad gateway</html>");
-    let (message, retry_after) = Fake::listing_delayed(failed).await;
-    assert!(message.contains("502"), "{message}");
-    assert_eq!(retry_after, None);
-
-    let unavailable = ResponseTemplate::new(503).insert_header("Retry-After", "12");
-    let (_, retry_after) = Fake::listing_delayed(unavailable).await;
-    assert_eq!(retry_after, Some(Duration::from_secs(12)));
-}
-
-#[tokio::test]
-async fn too_many_requests_waits_as_told() {
-    let limited = ResponseTemplate::new(429)
-        .insert_header("Retry-After", "30")
-        .insert_header("RateLimit-Limit", "600")
-        .insert_header("RateLimit-Remaining", "0")
-        .set_body_string("Retry later\n");
-    let (message, retry_after) = Fake::listing_delayed(limited).await;
-    assert!(message.contains("rate limit"), "{message}");
-    assert_eq!(retry_after, Some(Duration::from_secs(30)));
-
+async fn too_many_requests_without_retry_after_waits_until_the_reset() {
     // Without Retry-After, GitLab's RateLimit-Reset (a Unix time) says when.
-    let reset = chrono::Utc::now().timestamp() + 90;
-    let limited =
-        ResponseTemplate::new(429).insert_header("RateLimit-Reset", reset.to_string().as_str());
-    let (_, retry_after) = Fake::listing_delayed(limited).await;
-    let wait = retry_after.map(|d| d.as_secs()).unwrap_or_default();
-    assert!((80..=91).contains(&wait), "waited {wait}s");
-}
-
-#[tokio::test]
-async fn redirect_to_another_host_is_refused() {
-    assert_redirect_elsewhere_refused::<GitlabApi>(302, &format!("{PROJECT}/merge_requests")).await;
+    assert_waits_until_reset::<GitlabApi>(90, |reset| {
+        ResponseTemplate::new(429).insert_header("RateLimit-Reset", reset)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -293,64 +211,23 @@ async fn a_top_level_project_and_a_trailing_slash_in_api_url() {
         owner: "acme".to_owned(),
         ..spec()
     };
-    let forge = forge_at(&format!("{}/api/v4/", fake.server.uri()));
+    let forge = GitlabApi::at(&format!("{}/api/v4/", fake.server.uri()));
     let mr = run(&forge, &spec).await;
     assert_eq!(mr.map(|m| m.map(|m| m.number)), Ok(Some(1)));
 }
 
-#[tokio::test]
-async fn unreachable_api_is_transient() {
-    let port = unused_port();
-    let (message, _) = transient(
-        run(
-            &forge_at(&format!("http://127.0.0.1:{port}/api/v4")),
-            &spec(),
-        )
-        .await,
-        TOKEN,
-    );
-    assert!(
-        message.contains("cannot reach the GitLab API for gitlab.example.com"),
-        "{message}"
-    );
-}
-
-#[tokio::test]
-async fn a_path_without_a_group_is_refused_before_any_request() {
-    for owner in ["", "acme//sub", "acme/.."] {
-        let message = refused_owner::<GitlabApi>(owner).await;
-        assert!(message.contains("GROUP[/SUBGROUP...]/NAME"), "{message}");
-    }
-}
-
 #[test]
 fn api_url_validation_and_redacted_debug() {
-    let build = |url: &str, allow_http: bool| {
-        GitlabForge::new(
-            unsent_endpoint(url, "gitlab.example.com", allow_http),
-            SecretString::from(TOKEN),
-        )
-    };
-    assert_eq!(
-        build("https://gitlab.com/api/v4", false)
-            .map(|f| f.api_url().to_owned())
-            .ok(),
-        Some("https://gitlab.com/api/v4".to_owned())
-    );
-    let http = refusal(build("http://gitlab.example.com/api/v4", false));
-    assert!(
-        http.contains("clear text") && http.contains("GitLab"),
-        "{http}"
-    );
-    assert!(build("https://u:p@gitlab.example.com/api/v4", false).is_err());
-
-    assert_debug_redacted(&forge_at("https://gitlab.example.com/api/v4"), TOKEN);
+    assert_api_url_checks::<GitlabApi>(&ApiUrlChecks {
+        kept: ("https://gitlab.com/api/v4", "https://gitlab.com/api/v4"),
+        clear_text: "http://gitlab.example.com/api/v4",
+        refused: &[("https://u:p@gitlab.example.com/api/v4", false)],
+    });
+    assert_debug_redacted(&GitlabApi::at("https://gitlab.example.com/api/v4"), TOKEN);
 }
 
 #[tokio::test]
 async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitlab(fake.client());
     let one = format!("{PROJECT}/merge_requests/17");
     let mut cases = four_states(
         json!({"iid": 17, "state": "merged", "merged_at": "2026-12-01T10:00:00Z", "has_conflicts": false}),
@@ -360,19 +237,16 @@ async fn the_state_of_a_merge_request_is_read_as_gitlab_documents_it() {
     );
     cases.push((json!({"iid": 17, "state": "locked"}), ObservedState::Open));
     let target = pull_ref("acme/platform", "web", 17);
-    assert_states(&fake.server, &forge, &target, || gitlab("GET", &one), cases).await;
+    assert_states::<GitlabApi>(&target, || gitlab("GET", &one), cases).await;
 }
 
 #[tokio::test]
 async fn a_merge_request_is_updated_and_commented_on_as_gitlab_documents_it() {
-    let fake = Fake::start().await;
-    let forge = AnyForge::Gitlab(fake.client());
     let edit = gitlab("PUT", &format!("{PROJECT}/merge_requests/17")).and(body_json(
         json!({"title": TITLE, "description": "This merge request remediates ..."}),
     ));
     let edited = json_reply(200, json!({"iid": 17}));
     let comment = gitlab("POST", &format!("{PROJECT}/merge_requests/17/notes"));
     let target = pull_ref("acme/platform", "web", 17);
-    let server = &fake.server;
-    assert_updated_and_commented(server, &forge, (&spec(), &target), (edit, edited), comment).await;
+    assert_updated_and_commented::<GitlabApi>(&target, (edit, edited), comment).await;
 }

@@ -25,45 +25,51 @@ fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
     fs::write(path, content).unwrap();
 }
 
+/// A temporary tree holding each of `files` (path, content).
+fn repo_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, content) in files {
+        write(dir.path(), rel, content);
+    }
+    dir
+}
+
 fn paths(files: &[ContextFile]) -> Vec<&str> {
     files.iter().map(|f| f.path.as_str()).collect()
 }
 
 fn rust_repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with(&[
+        (
+            "Cargo.toml",
+            "[package]\nname = \"app\"\n\n[dependencies]\nserde_yaml = \"0.8.1\"\nserde = \"1\"\n",
+        ),
+        (
+            "Cargo.lock",
+            "[[package]]\nname = \"serde_yaml\"\nversion = \"0.8.1\"\n",
+        ),
+        ("tools/Cargo.toml", "[dependencies]\nserde = \"1\"\n"),
+        (
+            "crates/inner/Cargo.toml",
+            "[dependencies]\nserde_yaml = { workspace = true }\n",
+        ),
+        (
+            "src/small.rs",
+            "fn f() { serde_yaml::from_str::<u8>(\"1\"); }\n",
+        ),
+        ("src/other.rs", "use serde::Deserialize;\n"),
+        ("src/mention_in_comment.rs", "// serde_yaml is nice\n"),
+        ("README.md", "uses serde_yaml\n"),
+        ("node_modules/x/package.json", "{\"serde_yaml\": 1}\n"),
+        ("target/debug/Cargo.toml", "serde_yaml = \"0.8.1\"\n"),
+        (".git/Cargo.toml", "serde_yaml = \"0.8.1\"\n"),
+    ]);
     let root = dir.path();
-    write(
-        root,
-        "Cargo.toml",
-        "[package]\nname = \"app\"\n\n[dependencies]\nserde_yaml = \"0.8.1\"\nserde = \"1\"\n",
-    );
-    write(
-        root,
-        "Cargo.lock",
-        "[[package]]\nname = \"serde_yaml\"\nversion = \"0.8.1\"\n",
-    );
-    write(root, "tools/Cargo.toml", "[dependencies]\nserde = \"1\"\n");
-    write(
-        root,
-        "crates/inner/Cargo.toml",
-        "[dependencies]\nserde_yaml = { workspace = true }\n",
-    );
     write(
         root,
         "src/big.rs",
         format!("use serde_yaml::Value;\n{}", "// filler\n".repeat(50)),
     );
-    write(
-        root,
-        "src/small.rs",
-        "fn f() { serde_yaml::from_str::<u8>(\"1\"); }\n",
-    );
-    write(root, "src/other.rs", "use serde::Deserialize;\n");
-    write(root, "src/mention_in_comment.rs", "// serde_yaml is nice\n");
-    write(root, "README.md", "uses serde_yaml\n");
-    write(root, "node_modules/x/package.json", "{\"serde_yaml\": 1}\n");
-    write(root, "target/debug/Cargo.toml", "serde_yaml = \"0.8.1\"\n");
-    write(root, ".git/Cargo.toml", "serde_yaml = \"0.8.1\"\n");
     write(root, "src/blob.rs", b"use serde_yaml;\0\x01\x02");
     write(root, "src/latin1.rs", b"use serde_yaml; // caf\xe9\n");
     let mut huge = String::from("use serde_yaml::Value;\n");
@@ -131,13 +137,8 @@ fn the_budget_stops_the_selection() {
 
 #[test]
 fn a_big_lock_file_is_cut_to_windows_around_the_package() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with(&[("Cargo.toml", "[dependencies]\nserde_yaml = \"0.8.1\"\n")]);
     let root = dir.path();
-    write(
-        root,
-        "Cargo.toml",
-        "[dependencies]\nserde_yaml = \"0.8.1\"\n",
-    );
     let mut lock = String::from("version = 3\n\n");
     for i in 0..2000 {
         if i == 1000 {
@@ -181,23 +182,21 @@ fn a_big_lock_file_is_cut_to_windows_around_the_package() {
 
 #[test]
 fn maven_coordinates_match_artifact_and_java_imports() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with(&[
+        (
+            "pom.xml",
+            "<dependency>\n<groupId>org.apache.logging.log4j</groupId>\n<artifactId>log4j-core</artifactId>\n<version>2.14.1</version>\n</dependency>\n",
+        ),
+        (
+            "src/main/java/App.java",
+            "import org.apache.logging.log4j.Logger;\nclass App {}\n",
+        ),
+        (
+            "src/main/java/Other.java",
+            "import org.apache.logging.log4j2.Thing;\n",
+        ),
+    ]);
     let root = dir.path();
-    write(
-        root,
-        "pom.xml",
-        "<dependency>\n<groupId>org.apache.logging.log4j</groupId>\n<artifactId>log4j-core</artifactId>\n<version>2.14.1</version>\n</dependency>\n",
-    );
-    write(
-        root,
-        "src/main/java/App.java",
-        "import org.apache.logging.log4j.Logger;\nclass App {}\n",
-    );
-    write(
-        root,
-        "src/main/java/Other.java",
-        "import org.apache.logging.log4j2.Thing;\n",
-    );
     let files = select_context(
         &DirFiles(root),
         &facts("org.apache.logging.log4j:log4j-core"),
@@ -209,24 +208,19 @@ fn maven_coordinates_match_artifact_and_java_imports() {
 
 #[test]
 fn go_modules_and_npm_names_match_whole_names_only() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with(&[
+        ("go.mod", "module x\n\nrequire golang.org/x/net v0.1.0\n"),
+        ("go.sum", "golang.org/x/net v0.1.0 h1:abc=\n"),
+        (
+            "main.go",
+            "package main\n\nimport (\n\t\"golang.org/x/net/http2\"\n)\n",
+        ),
+        (
+            "web/package.json",
+            "{\"dependencies\": {\"lodash.merge\": \"1\"}}\n",
+        ),
+    ]);
     let root = dir.path();
-    write(
-        root,
-        "go.mod",
-        "module x\n\nrequire golang.org/x/net v0.1.0\n",
-    );
-    write(root, "go.sum", "golang.org/x/net v0.1.0 h1:abc=\n");
-    write(
-        root,
-        "main.go",
-        "package main\n\nimport (\n\t\"golang.org/x/net/http2\"\n)\n",
-    );
-    write(
-        root,
-        "web/package.json",
-        "{\"dependencies\": {\"lodash.merge\": \"1\"}}\n",
-    );
     let files = select_context(&DirFiles(root), &facts("golang.org/x/net"), 48_000).unwrap();
     assert_eq!(paths(&files), ["go.mod", "go.sum", "main.go"]);
 
@@ -236,10 +230,11 @@ fn go_modules_and_npm_names_match_whole_names_only() {
 
 #[test]
 fn python_names_match_across_dash_and_underscore_and_case() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = repo_with(&[
+        ("requirements-dev.txt", "Typing_Extensions==4.0\n"),
+        ("requirements.txt", "requests==2.0\n"),
+    ]);
     let root = dir.path();
-    write(root, "requirements-dev.txt", "Typing_Extensions==4.0\n");
-    write(root, "requirements.txt", "requests==2.0\n");
     let files = select_context(&DirFiles(root), &facts("typing-extensions"), 48_000).unwrap();
     assert_eq!(paths(&files), ["requirements-dev.txt"]);
 }
@@ -297,12 +292,7 @@ impl RepoFiles for Counted<'_> {
 /// 1,000 sources that import the package, bigger as the tree goes on, except the last ten,
 /// which are the smallest.
 fn many_sources() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "Cargo.toml",
-        "[dependencies]\nserde_yaml = \"0.8\"\n",
-    );
+    let dir = repo_with(&[("Cargo.toml", "[dependencies]\nserde_yaml = \"0.8\"\n")]);
     for n in 0..1000 {
         let padding = if n >= 990 { 0 } else { 10 + n };
         let body = format!("use serde_yaml::Value;\n// {}\n", "x".repeat(padding));

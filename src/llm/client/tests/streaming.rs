@@ -32,6 +32,19 @@ async fn ask(settings: LlmSettings) -> Result<Completion, LlmError> {
     client(settings).complete(&conversation()).await
 }
 
+/// A fake server whose model generates `generation` for every request, and what one call
+/// with the test settings, changed by `adjust`, answered.
+async fn ask_model(
+    generation: Generation,
+    adjust: impl FnOnce(&mut LlmSettings),
+) -> (FakeModelServer, Result<Completion, LlmError>) {
+    let server = FakeModelServer::start(move |_, _| Reply::Generate(generation.clone())).await;
+    let mut settings = settings(&server, "gpt-4o-mini");
+    adjust(&mut settings);
+    let answer = ask(settings).await;
+    (server, answer)
+}
+
 /// What ended a call that timed out: the clock, the chunks of text read before, and how long
 /// it took.
 fn timed_out(err: &LlmError) -> (TimeLimit, u64, Duration) {
@@ -112,14 +125,12 @@ async fn a_slow_model_that_keeps_producing_is_read_to_the_end() {
 /// call deadline ends the wait, as the single total timeout used to.
 #[tokio::test]
 async fn without_streaming_the_same_slow_model_only_meets_the_deadline() {
-    let server = FakeModelServer::start(|_, _| Reply::Generate(slow_model())).await;
-    let err = ask(LlmSettings {
-        stream: false,
-        call_deadline_secs: 2,
-        ..settings(&server, "gpt-4o-mini")
+    let (server, answer) = ask_model(slow_model(), |s| {
+        s.stream = false;
+        s.call_deadline_secs = 2;
     })
-    .await
-    .unwrap_err();
+    .await;
+    let err = answer.unwrap_err();
     let (limit, _, elapsed) = timed_out(&err);
     assert_eq!(limit, TimeLimit::CallDeadline);
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
@@ -169,19 +180,11 @@ async fn a_stalled_model_hits_the_idle_timeout_and_the_connection_is_closed() {
 
 #[tokio::test]
 async fn the_call_deadline_ends_a_model_that_would_go_on_and_closes_the_connection() {
-    let server = FakeModelServer::start(|_, _| {
-        let mut generation = slow_model();
-        // Far more than the deadline allows: 200 pieces, 30 s.
-        generation.content = vec!["x".to_owned(); 200];
-        Reply::Generate(generation)
-    })
-    .await;
-    let err = ask(LlmSettings {
-        call_deadline_secs: 2,
-        ..settings(&server, "gpt-4o-mini")
-    })
-    .await
-    .unwrap_err();
+    let mut generation = slow_model();
+    // Far more than the deadline allows: 200 pieces, 30 s.
+    generation.content = vec!["x".to_owned(); 200];
+    let (server, answer) = ask_model(generation, |s| s.call_deadline_secs = 2).await;
+    let err = answer.unwrap_err();
     let (limit, chunks, _) = timed_out(&err);
     assert_eq!(limit, TimeLimit::CallDeadline);
     // About 13 pieces in 2 s (fewer on a loaded machine), and none after the deadline.
@@ -234,18 +237,10 @@ async fn the_job_budget_is_shared_by_the_calls_of_a_job() {
 
 #[tokio::test]
 async fn a_stream_cut_off_at_the_token_limit_is_a_repairable_truncation() {
-    let server = FakeModelServer::start(move |_, _| {
-        let mut generation = Generation::of(PARTIAL_ANSWER, 8, Duration::from_millis(5));
-        generation.finish_reason = Some("length");
-        Reply::Generate(generation)
-    })
-    .await;
-    let err = ask(LlmSettings {
-        max_completion_tokens: 7,
-        ..settings(&server, "gpt-4o-mini")
-    })
-    .await
-    .unwrap_err();
+    let mut generation = Generation::of(PARTIAL_ANSWER, 8, Duration::from_millis(5));
+    generation.finish_reason = Some("length");
+    let (_, answer) = ask_model(generation, |s| s.max_completion_tokens = 7).await;
+    let err = answer.unwrap_err();
     let (completion, max_tokens) = truncated(&err);
     assert_eq!(max_tokens, 7);
     assert_eq!(completion.stats.finish_reason.as_deref(), Some("length"));
@@ -255,20 +250,9 @@ async fn a_stream_cut_off_at_the_token_limit_is_a_repairable_truncation() {
 
 #[tokio::test]
 async fn streamed_text_beyond_max_response_bytes_is_refused() {
-    let server = FakeModelServer::start(|_, _| {
-        Reply::Generate(Generation::of(
-            &"y".repeat(4000),
-            100,
-            Duration::from_millis(1),
-        ))
-    })
-    .await;
-    let err = ask(LlmSettings {
-        max_response_bytes: 1000,
-        ..settings(&server, "gpt-4o-mini")
-    })
-    .await
-    .unwrap_err();
+    let generation = Generation::of(&"y".repeat(4000), 100, Duration::from_millis(1));
+    let (server, answer) = ask_model(generation, |s| s.max_response_bytes = 1000).await;
+    let err = answer.unwrap_err();
     assert!(matches!(err, LlmError::Permanent(_)), "{err}");
     assert!(
         err.to_string().contains("max_response_bytes (1000 bytes)"),
@@ -438,16 +422,9 @@ async fn thinking_left_in_the_content_is_not_the_answer() {
 
 #[tokio::test]
 async fn without_streaming_the_answer_is_read_whole() {
-    let server = FakeModelServer::start(|_, _| {
-        Reply::Generate(Generation::of(GOOD_ANSWER, 50, Duration::from_millis(1)))
-    })
-    .await;
-    let completion = ask(LlmSettings {
-        stream: false,
-        ..settings(&server, "gpt-4o-mini")
-    })
-    .await
-    .unwrap();
+    let generation = Generation::of(GOOD_ANSWER, 50, Duration::from_millis(1));
+    let (server, answer) = ask_model(generation, |s| s.stream = false).await;
+    let completion = answer.unwrap();
     assert_eq!(completion.content, GOOD_ANSWER);
     assert!(!completion.stats.streamed);
     assert_eq!(
