@@ -6,6 +6,21 @@ use git2::{ObjectType, Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
 use super::GitError;
 use super::error::local;
 
+/// Directories of a tree that hold installed dependencies, virtualenvs, build output or VCS
+/// data, never the project's own manifests or code: every walk of a tree passes them over.
+pub const NOT_PROJECT_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    "vendor",
+    "dist",
+    "build",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+];
+
 const MODE_REGULAR: i32 = 0o100644;
 const MODE_EXECUTABLE: i32 = 0o100755;
 

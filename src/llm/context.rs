@@ -11,20 +11,8 @@ use std::io;
 use std::path::Path;
 
 use super::{ContextFile, VulnerabilityFacts};
+use crate::git::tree_files::NOT_PROJECT_DIRS;
 
-/// Directories that hold dependencies, build output or VCS data rather than the project.
-const SKIPPED_DIRS: &[&str] = &[
-    ".git",
-    "node_modules",
-    "target",
-    "vendor",
-    "dist",
-    "build",
-    ".venv",
-    "venv",
-    "__pycache__",
-    ".tox",
-];
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// Stops the walk in pathological trees; what was seen so far is still used.
 const MAX_WALKED_ENTRIES: usize = 200_000;
@@ -456,7 +444,7 @@ fn of_interest(paths: Vec<String>) -> Vec<(String, Kind)> {
         .filter_map(|path| {
             let mut components = path.rsplit('/');
             let kind = classify(components.next()?)?;
-            if components.any(|dir| SKIPPED_DIRS.contains(&dir)) {
+            if components.any(|dir| NOT_PROJECT_DIRS.contains(&dir)) {
                 return None;
             }
             Some((path, kind))
@@ -504,7 +492,7 @@ impl RepoFiles for DirFiles<'_> {
                 let file_type = entry.file_type().map_err(|e| with_path(e, &entry.path()))?;
                 let rel = format!("{prefix}{name}");
                 if file_type.is_dir() {
-                    if !SKIPPED_DIRS.contains(&name.as_str()) {
+                    if !NOT_PROJECT_DIRS.contains(&name.as_str()) {
                         subdirs.push((entry.path(), format!("{rel}/")));
                     }
                 } else if file_type.is_file() {

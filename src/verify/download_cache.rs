@@ -253,6 +253,15 @@ mod tests {
         serde_json::json!({"lockfileVersion": 3, "packages": packages}).to_string()
     }
 
+    /// A shared cache in a fresh directory (kept while the directory lives), and a lock naming
+    /// one tarball of `bytes`, with that tarball's hash.
+    fn cache_and_lock(bytes: &[u8]) -> (tempfile::TempDir, DownloadCache, String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = DownloadCache::new(dir.path().join("shared"));
+        let (sri, hash) = sri(bytes);
+        (dir, cache, lock_naming(&[&sri]), hash)
+    }
+
     /// What an install leaves in the run's cache: `bytes` under the name `hash`.
     fn downloaded(run_cache: &Path, hash: &str, bytes: &[u8]) {
         let path = content_path(&run_cache.join("_cacache"), hash);
@@ -262,10 +271,7 @@ mod tests {
 
     #[test]
     fn a_downloaded_tarball_is_kept_and_given_to_the_next_run_of_the_same_lock() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = DownloadCache::new(dir.path().join("shared"));
-        let (sri_a, hash_a) = sri(b"tarball a");
-        let lock = lock_naming(&[&sri_a]);
+        let (dir, cache, lock, hash_a) = cache_and_lock(b"tarball a");
 
         let first = dir.path().join("run1");
         let used = cache.seed(&lock, &first).unwrap();
@@ -296,13 +302,10 @@ mod tests {
 
     #[test]
     fn a_file_planted_under_a_tarballs_name_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = DownloadCache::new(dir.path().join("shared"));
-        let (sri_real, hash_real) = sri(b"the real tarball");
+        let (dir, cache, lock, hash_real) = cache_and_lock(b"the real tarball");
         let run = dir.path().join("run");
         // An install script writes its own bytes where the real tarball would go.
         downloaded(&run, &hash_real, b"malicious bytes");
-        let lock = lock_naming(&[&sri_real]);
         let used = cache.harvest(&lock, &run, CacheUse::default()).unwrap();
         assert_eq!(
             used,
@@ -320,10 +323,7 @@ mod tests {
 
     #[test]
     fn a_kept_tarball_is_not_replaced_by_a_later_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = DownloadCache::new(dir.path().join("shared"));
-        let (sri_a, hash_a) = sri(b"tarball a");
-        let lock = lock_naming(&[&sri_a]);
+        let (dir, cache, lock, hash_a) = cache_and_lock(b"tarball a");
         let first = dir.path().join("run1");
         downloaded(&first, &hash_a, b"tarball a");
         cache.harvest(&lock, &first, CacheUse::default()).unwrap();

@@ -7,23 +7,13 @@
 
 use std::path::Path;
 
+use crate::git::tree_files::NOT_PROJECT_DIRS;
 use crate::llm::ContextFile;
 
 /// Files searched for the package's name, at most.
 const MAX_SCANNED: usize = 5_000;
 /// Largest file read in the search.
 const MAX_FILE_BYTES: u64 = 128 * 1024;
-/// Directories never searched: installed packages, virtualenvs, build output, VCS data.
-const SKIPPED_DIRS: &[&str] = &[
-    "node_modules",
-    ".git",
-    ".venv",
-    "venv",
-    "__pycache__",
-    "target",
-    "dist",
-    "build",
-];
 
 /// The files under `tree/dir` whose text names `package`, source files before test files,
 /// at most `max_files` of them and `max_chars` in all (a file beyond that is cut and marked).
@@ -50,7 +40,7 @@ pub fn importers(
             };
             let name = entry.file_name().to_string_lossy().into_owned();
             if kind.is_dir() {
-                if !SKIPPED_DIRS.contains(&name.as_str()) && !name.starts_with('.') {
+                if !NOT_PROJECT_DIRS.contains(&name.as_str()) && !name.starts_with('.') {
                     stack.push(entry.path());
                 }
                 continue;

@@ -3,20 +3,9 @@
 use crate::ecosystem::Ecosystem;
 use std::path::Path;
 
+use crate::git::tree_files::NOT_PROJECT_DIRS;
 use crate::patch::bump::{ManifestKind, ecosystem_manifests};
 
-/// Directories that hold vendored or generated code, never the project's own manifests.
-const SKIPPED_DIRS: &[&str] = &[
-    ".git",
-    "node_modules",
-    "target",
-    "vendor",
-    "dist",
-    "build",
-    ".venv",
-    "venv",
-    "__pycache__",
-];
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 50_000;
 
@@ -46,7 +35,7 @@ pub fn find(root: &Path, ecosystem: &Ecosystem) -> std::io::Result<Vec<(String, 
             // Symlinks are never followed: the patch policy refuses them anyway.
             let kind = entry.file_type()?;
             if kind.is_dir() {
-                if depth < MAX_DEPTH && !SKIPPED_DIRS.contains(&name.as_str()) {
+                if depth < MAX_DEPTH && !NOT_PROJECT_DIRS.contains(&name.as_str()) {
                     stack.push((entry.path(), rel, depth + 1));
                 }
             } else if kind.is_file()
