@@ -430,7 +430,7 @@ impl Sandbox {
         let proxy_env = proxy.map(|_| egress_proxy::proxy_env()).unwrap_or_default();
         for (key, value) in base_env(HOME, tool)
             .into_iter()
-            .chain(TrustStore::env(trust::INSIDE))
+            .chain(trust_env(run, trust::INSIDE))
             .chain(proxy_env)
             .chain(run.env.iter().cloned())
         {
@@ -461,7 +461,7 @@ impl Sandbox {
         command
             .env_clear()
             .envs(base_env(&home.to_string_lossy(), tool))
-            .envs(TrustStore::env(&trust.bundle().to_string_lossy()))
+            .envs(trust_env(run, &trust.bundle().to_string_lossy()))
             .envs(run.env.iter().cloned())
             .current_dir(run.work_tree.join(&run.dir))
             .args(self.limits().into_iter().skip(1))
@@ -590,6 +590,17 @@ fn venv_base_prefix(cfg: &Path) -> Option<PathBuf> {
 }
 
 /// HOME, TMPDIR and a PATH that finds the tool's own directory first.
+/// The trust store's settings, for a run that reaches the network. A run without network (the
+/// project's tests) has no TLS peer to trust, and the settings cost it: each node process
+/// parses the whole bundle named by `NODE_EXTRA_CA_CERTS` as it starts, which doubled the time
+/// of a test runner that starts one process per test file (`bench/verify`).
+fn trust_env(run: &ToolRun, path: &str) -> Vec<(String, String)> {
+    match run.network {
+        true => TrustStore::env(path),
+        false => Vec::new(),
+    }
+}
+
 fn base_env(home: &str, tool: &Tool) -> Vec<(String, String)> {
     let mut path = String::new();
     if let Some(dir) = tool.dir() {
