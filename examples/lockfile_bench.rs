@@ -8,7 +8,8 @@
 //! a fresh per-round directory in the bare run), `BENCH_READ_ONLY` (`:`-separated paths the
 //! sandboxed tool may read), `BENCH_FILES_AT` (`HOST=INSIDE;...`, files placed for the tool),
 //! `BENCH_DOWNLOAD_CACHE` (a directory: the sandboxed npm install goes through the test step's
-//! download cache there, seeded before and taken back after, both inside the timing).
+//! download cache there, seeded before and taken back after, both inside the timing),
+//! `BENCH_OFFLINE` (set: the sandboxed run has no network, as the test step runs the tests).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -97,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
             work_tree: boxed,
             dir: String::new(),
             env: env.clone(),
-            network: true,
+            network: std::env::var_os("BENCH_OFFLINE").is_none(),
             secrets: vec![],
             read_only: read_only.clone(),
             files_at: files_at.clone(),
