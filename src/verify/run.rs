@@ -67,9 +67,12 @@ pub async fn run(
     tree: &Path,
 ) -> Result<TestRun, LockError> {
     let started = Instant::now();
-    let cache = Downloads::prepare(sandbox, verify, plan, tree);
+    let cache = Downloads::prepare(sandbox, verify, plan, tree).await;
     let installed = install(sandbox, lockfiles, verify, plan, tree, cache.as_ref()).await;
-    let downloads = cache.and_then(Downloads::finish);
+    let downloads = match cache {
+        Some(cache) => cache.finish().await,
+        None => None,
+    };
     if let Some(failed) = installed? {
         return Ok(TestRun {
             ended: Ended::InstallFailed(failed.status),
@@ -124,7 +127,8 @@ struct Downloads {
 impl Downloads {
     /// Seeds the run's cache for an npm install when the worker keeps one; `None` for other
     /// tools, or when the cache cannot be read (the install then downloads, as without one).
-    fn prepare(
+    /// The copies are file work: off the async runtime.
+    async fn prepare(
         sandbox: &Sandbox,
         verify: &VerifySettings,
         plan: &TestPlan,
@@ -138,8 +142,11 @@ impl Downloads {
             .iter()
             .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())?;
         let run_cache = tree.join(download_cache::RUN_DIR);
-        let used = cache
-            .seed(&lock_text, &run_cache)
+        let (seeding, lock, into) = (cache.clone(), lock_text.clone(), run_cache.clone());
+        let used = tokio::task::spawn_blocking(move || seeding.seed(&lock, &into))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|seeded| seeded)
             .map_err(|e| tracing::warn!(error = %e, "the download cache could not be read"))
             .ok()?;
         Some(Downloads {
@@ -151,10 +158,20 @@ impl Downloads {
         })
     }
 
-    /// Takes back what the install downloaded and removes the run's cache.
-    fn finish(self) -> Option<CacheUse> {
-        self.cache
-            .harvest(&self.lock_text, &self.run_cache, self.used)
+    /// Takes back what the install downloaded and removes the run's cache (hashing every
+    /// tarball: off the async runtime).
+    async fn finish(self) -> Option<CacheUse> {
+        let Downloads {
+            cache,
+            lock_text,
+            run_cache,
+            used,
+            ..
+        } = self;
+        tokio::task::spawn_blocking(move || cache.harvest(&lock_text, &run_cache, used))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|harvested| harvested)
             .map_err(|e| tracing::warn!(error = %e, "the download cache could not be written"))
             .ok()
     }
