@@ -192,8 +192,9 @@ async fn run(
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config
-/// pinned to the toolchain's own (environment beats config files).
-fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
+/// pinned to the toolchain's own (environment beats config files). The test step's Cargo
+/// convention runs with the same pins.
+pub fn env(toolchain: Option<&Path>) -> Vec<(String, String)> {
     let mut env = vec![
         ("CARGO_HOME".to_owned(), CARGO_HOME.to_owned()),
         ("CARGO_TERM_COLOR".to_owned(), "never".to_owned()),

@@ -60,17 +60,12 @@ fn sandboxing(lockfiles: &LockfileSettings) -> Sandboxing {
     sandboxing
         .read_only
         .extend(lockfiles.cargo_registry_dirs.iter().map(PathBuf::from));
-    if let Some(root) = toolchain {
-        let rustc = root
-            .join("bin")
-            .join("rustc")
-            .to_string_lossy()
-            .into_owned();
-        sandboxing.env = vec![
-            ("CARGO_BUILD_RUSTC".to_owned(), rustc.clone()),
-            ("RUSTC".to_owned(), rustc),
-        ];
-    }
+    // The lock step's pins (wrappers off, its rustc, cargo's own token provider); CARGO_HOME
+    // is the run's kept directory instead (`kept`).
+    sandboxing.env = crate::lockfile::cargo::env(toolchain)
+        .into_iter()
+        .filter(|(key, _)| key != "CARGO_HOME")
+        .collect();
     sandboxing
 }
 
@@ -78,13 +73,8 @@ pub const CARGO: TestConvention = TestConvention {
     name: "cargo",
     lock_files: &["Cargo.lock"],
     discover,
-    environment: &[
-        ("CARGO_TERM_COLOR", "never"),
-        ("CARGO_BUILD_RUSTC_WRAPPER", ""),
-        ("CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", ""),
-        ("CARGO_NET_GIT_FETCH_WITH_CLI", "false"),
-        ("CARGO_REGISTRY_GLOBAL_CREDENTIAL_PROVIDERS", "cargo:token"),
-    ],
+    // The pins come with the sandboxing, from the lock step's own list.
+    environment: &[],
     sandboxing,
     // What `cargo fetch` downloads is what the offline test run builds from.
     kept: &[("CARGO_HOME", ".remediator/cargo-home")],
