@@ -8,7 +8,8 @@
 //! the test step under bubblewrap on both trees. Each project holds a test that reads the
 //! release its lock holds, so the fix regresses it, beside tests the fix leaves alone. The Go
 //! module proxy is not reachable here, so the Go convention runs on a module with no
-//! dependencies, from discovery to the comparison, on two trees of its own.
+//! dependencies, from discovery to the comparison, on two trees of its own; so do a
+//! requirements file with pytest, and a repository command whose runner prints JUnit XML.
 
 mod support;
 
@@ -348,4 +349,63 @@ async fn a_requirements_file_naming_pytest_runs_in_a_virtualenv_in_the_sandbox()
         branch_run.output
     );
     assert_eq!(main_run.count(true), 2, "{}", main_run.output);
+}
+
+const JS_SOURCE: &str = "exports.fmt = (n) => String(n);\n";
+const JS_BROKEN: &str = "exports.fmt = (n) => `${n}!`;\n";
+const JS_TESTS: &str = "const test = require('node:test');\nconst assert = require('node:assert');\nconst { fmt } = require('./billing');\n\ntest('formats', () => assert.strictEqual(fmt(7), '7'));\ntest('formats zero', () => assert.ok(fmt(0).startsWith('0')));\n";
+
+/// A repository's own command that prints JUnit XML (node's reporter) is compared test by
+/// test in the sandbox, not by its exit status.
+#[tokio::test]
+async fn a_repository_command_printing_junit_xml_is_compared_test_by_test() {
+    let settings = remediator::config::Settings::defaults().unwrap();
+    let sandbox = remediator::sandbox::Sandbox::new(settings.sandbox.clone(), Vec::new());
+    let trees = tempfile::tempdir().unwrap();
+    let (main, branch) = (trees.path().join("main"), trees.path().join("branch"));
+    for (tree, source) in [(&main, JS_SOURCE), (&branch, JS_BROKEN)] {
+        write(
+            tree,
+            "package.json",
+            "{\"name\": \"billing\", \"version\": \"1.0.0\"}\n",
+        );
+        write(
+            tree,
+            ".remediator.toml",
+            "[test]\ncommand = \"node --test --test-reporter=junit\"\n",
+        );
+        write(tree, "billing.js", source);
+        write(tree, "billing.test.js", JS_TESTS);
+    }
+    let plan = match discover::discover(&main, "", &settings.verify, &settings.lockfiles) {
+        Discovery::Found(plan) => plan,
+        Discovery::NotFound(why) => panic!("{why}"),
+    };
+    let on = |tree| run::run(&sandbox, &settings.lockfiles, &settings.verify, &plan, tree);
+    let main_run = on(&main).await.unwrap();
+    let branch_run = on(&branch).await.unwrap();
+    assert!(main_run.passed(), "{}", main_run.output);
+    assert!(
+        main_run.output.contains("<testsuites>"),
+        "{}",
+        main_run.output
+    );
+    let comparison = compare::compare(&main_run, &branch_run, "node --test");
+    assert_eq!(
+        comparison.by,
+        compare::ComparedBy::Tests,
+        "{}",
+        branch_run.output
+    );
+    let regressed: Vec<&str> = comparison
+        .regressions
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(regressed, ["formats"], "{comparison:?}");
+    assert!(
+        comparison.regressions[0].output.contains("'7!' !== '7'"),
+        "{}",
+        comparison.regressions[0].output
+    );
 }

@@ -4,8 +4,11 @@
 //! summary (`PASSED path::name`, `FAILED path::name - why`, `ERROR path`), `cargo test`
 //! (`test path::name ... ok`, `... FAILED` and the failure's `---- path::name stdout ----`
 //! block), and `go test -v` (`--- PASS: TestX`, `--- FAIL: TestX` and the lines the test
-//! logged under its `=== RUN`, named with their package). A runner that names none leaves the
-//! comparison to the exit status.
+//! logged under its `=== RUN`, named with their package); and JUnit XML printed to the output
+//! (`junit`: node's `--test-reporter=junit`, pytest's `--junitxml=/dev/stdout`), which, when
+//! present, is read alone. A runner that names none leaves the comparison to the exit status.
+
+mod junit;
 
 /// Lines and characters of a failing test's own output that are kept: its error, not the log.
 const MAX_LINES: usize = 20;
@@ -23,6 +26,11 @@ pub struct TestCase {
 /// Every test `output` names, in the order first seen; a name seen twice failed if it failed
 /// once.
 pub fn parse(output: &str) -> Vec<TestCase> {
+    // A report the runner wrote for machines says more than its lines for people (pytest
+    // prints both; they name tests differently).
+    if let Some(cases) = junit::parse(output) {
+        return cases;
+    }
     let lines: Vec<&str> = output.lines().collect();
     let mut found: Vec<TestCase> = Vec::new();
     for (index, line) in lines.iter().enumerate() {
