@@ -8,6 +8,7 @@ use diesel::prelude::*;
 // The function and, for `auto_type`, the type of its statement.
 use diesel::dsl::update;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::future::{BoxFuture, FutureExt};
 
 use super::models::{ASSESSMENT_RESOURCE, Operation, REMEDIATION_KIND, RemediationTarget};
 use super::schema::{operation_events, operations};
@@ -32,7 +33,7 @@ pub async fn create_or_get_live(
     target: &RemediationTarget,
 ) -> QueryResult<(OperationId, bool)> {
     let id = OperationId::new_random();
-    let inserted: Option<OperationId> = diesel::insert_into(operations::table)
+    let insert = diesel::insert_into(operations::table)
         .values((
             operations::id.eq(id),
             operations::organization_id.eq(target.organization_id),
@@ -48,18 +49,10 @@ pub async fn create_or_get_live(
         // the partial index once it switches the prepared statement to a generic plan.
         .filter_target(diesel::dsl::sql::<diesel::sql_types::Bool>(LIVE_PREDICATE))
         .do_nothing()
-        .returning(operations::id)
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(id) = inserted {
-        record_event(
-            conn,
-            id,
-            StateChange::Status(OperationStatus::Pending),
-            None,
-        )
-        .await?;
+        .returning(operations::id);
+    let pending = NewEvent::status(id, OperationStatus::Pending, None);
+    let created: Option<OperationId> = write_and_record(conn, insert, pending).await?;
+    if let Some(id) = created {
         return Ok((id, true));
     }
     let existing = operations::table
@@ -149,7 +142,7 @@ pub async fn claim(
     claimed_by: &str,
 ) -> QueryResult<Claim> {
     let stale_before: DateTime<Utc> = Utc::now() - stale_after;
-    let claimed: Option<(i32, i32)> = diesel::update(operations::table.find(id))
+    let claim = diesel::update(operations::table.find(id))
         .filter(
             operations::status
                 .eq(OperationStatus::Pending)
@@ -168,30 +161,29 @@ pub async fn claim(
             operations::error_message.eq(None::<String>),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .returning((operations::attempts, operations::unsettled_starts))
-        .get_result(conn)
-        .await
-        .optional()?;
+        .returning((operations::attempts, operations::unsettled_starts));
+    let running = NewEvent::status(id, OperationStatus::Running, None);
+    let claimed: Option<(i32, i32)> = write_and_record(conn, claim, running).await?;
     if let Some((attempt, starts)) = claimed {
-        record_event(
-            conn,
-            id,
-            StateChange::Status(OperationStatus::Running),
-            None,
-        )
-        .await?;
         return Ok(Claim::Claimed { attempt, starts });
     }
-    let status: Option<OperationStatus> = operations::table
+    Ok(match current_status(conn, id).await? {
+        Some(status) => Claim::Skip { status },
+        None => Claim::Missing,
+    })
+}
+
+/// The operation's status now (`None`: no such operation): what a refused state change found.
+async fn current_status(
+    conn: &mut AsyncPgConnection,
+    id: OperationId,
+) -> QueryResult<Option<OperationStatus>> {
+    operations::table
         .find(id)
         .select(operations::status)
         .first(conn)
         .await
-        .optional()?;
-    Ok(match status {
-        Some(status) => Claim::Skip { status },
-        None => Claim::Missing,
-    })
+        .optional()
 }
 
 /// Whether a running job may start its next step.
@@ -220,17 +212,17 @@ pub async fn start_step(
     id: OperationId,
     step: Step,
 ) -> QueryResult<StepGate> {
-    let updated = while_running(id)
+    let start = while_running(id)
         .filter(operations::cancel_requested_at.is_null())
         .set((
             operations::step.eq(step),
             operations::heartbeat_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
-        .await?;
-    if updated == 1 {
-        record_event(conn, id, StateChange::Step(step), None).await?;
+        .returning(operations::id);
+    let started: Option<OperationId> =
+        write_and_record(conn, start, NewEvent::step(id, step)).await?;
+    if started.is_some() {
         return Ok(StepGate::Go);
     }
     let row: Option<(OperationStatus, Option<DateTime<Utc>>)> = operations::table
@@ -270,7 +262,7 @@ pub async fn cancel(
     let scoped = operations::table
         .filter(operations::id.eq(id))
         .filter(operations::organization_id.eq(organization));
-    let cancelled: Option<Operation> = diesel::update(scoped)
+    let cancel_pending = diesel::update(scoped)
         .filter(operations::status.eq(OperationStatus::Pending))
         .set((
             operations::status.eq(OperationStatus::Cancelled),
@@ -278,22 +270,13 @@ pub async fn cancel(
             operations::cancel_requested_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .returning(Operation::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(op) = cancelled {
-        let note = format!("cancelled by {by} while pending");
-        record_event(
-            conn,
-            id,
-            StateChange::Status(OperationStatus::Cancelled),
-            Some(&note),
-        )
-        .await?;
+        .returning(Operation::as_returning());
+    let note = format!("cancelled by {by} while pending");
+    let cancelled = NewEvent::status(id, OperationStatus::Cancelled, Some(&note));
+    if let Some(op) = write_and_record(conn, cancel_pending, cancelled).await? {
         return Ok(CancelOutcome::Cancelled(op));
     }
-    let requested: Option<Operation> = diesel::update(scoped)
+    let request_cancel = diesel::update(scoped)
         .filter(operations::status.eq(OperationStatus::Running))
         .filter(
             operations::step
@@ -304,12 +287,9 @@ pub async fn cancel(
             operations::cancel_requested_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .returning(Operation::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
-    if let Some(op) = requested {
-        record_note(conn, id, &format!("cancel requested by {by}")).await?;
+        .returning(Operation::as_returning());
+    let note = format!("cancel requested by {by}");
+    if let Some(op) = write_and_record(conn, request_cancel, NewEvent::note(id, &note)).await? {
         return Ok(CancelOutcome::Requested(op));
     }
     let current: Option<(OperationStatus, Option<Step>)> = scoped
@@ -353,11 +333,10 @@ pub async fn rescue_stale(
             ))
             .execute(conn)
             .await?;
-        record_event(
+        let why = "rescued: its worker stopped sending heartbeats";
+        insert_event(
             conn,
-            *id,
-            StateChange::Status(OperationStatus::Pending),
-            Some("rescued: its worker stopped sending heartbeats"),
+            NewEvent::status(*id, OperationStatus::Pending, Some(why)),
         )
         .await?;
         super::outbox::enqueue(conn, &crate::queue::message::JobMessage::remediation(*id)).await?;
@@ -400,28 +379,18 @@ pub async fn replay(
     match result {
         Ok(1) => {
             let note = format!("replayed from the dead-letter queue by {by}");
-            record_event(
+            insert_event(
                 conn,
-                id,
-                StateChange::Status(OperationStatus::Pending),
-                Some(&note),
+                NewEvent::status(id, OperationStatus::Pending, Some(&note)),
             )
             .await?;
             Ok(ReplayOutcome::Replayed)
         }
-        Ok(_) => {
-            let status: Option<OperationStatus> = operations::table
-                .find(id)
-                .select(operations::status)
-                .first(conn)
-                .await
-                .optional()?;
-            Ok(
-                status.map_or(ReplayOutcome::NotFound, |status| ReplayOutcome::NotFailed {
-                    status,
-                }),
-            )
-        }
+        Ok(_) => Ok(current_status(conn, id)
+            .await?
+            .map_or(ReplayOutcome::NotFound, |status| ReplayOutcome::NotFailed {
+                status,
+            })),
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
@@ -436,8 +405,7 @@ pub async fn last_step_before_claim(
     conn: &mut AsyncPgConnection,
     id: OperationId,
 ) -> QueryResult<Option<Step>> {
-    operation_events::table
-        .filter(operation_events::operation_id.eq(id))
+    events_of(id)
         .filter(operation_events::kind.eq(EventKind::Step))
         .filter(operation_events::step.ne(Step::Claim))
         .order(operation_events::id.desc())
@@ -453,14 +421,7 @@ pub async fn record_note(
     id: OperationId,
     message: &str,
 ) -> QueryResult<usize> {
-    insert_event(
-        conn,
-        NewEvent {
-            message: Some(message),
-            ..NewEvent::new(id, EventKind::Note)
-        },
-    )
-    .await
+    insert_event(conn, NewEvent::note(id, message)).await
 }
 
 /// The project of each of these operations (missing ones are left out).
@@ -501,7 +462,7 @@ pub async fn finish(
     output: Option<&serde_json::Value>,
     error_message: Option<&str>,
 ) -> QueryResult<bool> {
-    let updated = while_running(id)
+    let settle = while_running(id)
         .set((
             operations::status.eq(status),
             operations::unsettled_starts.eq(0),
@@ -510,12 +471,10 @@ pub async fn finish(
             operations::finished_at.eq(diesel::dsl::now),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
-        .await?;
-    if updated == 1 {
-        record_event(conn, id, StateChange::Status(status), error_message).await?;
-    }
-    Ok(updated == 1)
+        .returning(operations::id);
+    let ended = NewEvent::status(id, status, error_message);
+    let settled: Option<OperationId> = write_and_record(conn, settle, ended).await?;
+    Ok(settled.is_some())
 }
 
 /// Puts a RUNNING operation back to PENDING for a later attempt (this one settled), keeping
@@ -526,26 +485,21 @@ pub async fn release_for_retry(
     attempt: i32,
     error_message: &str,
 ) -> QueryResult<bool> {
-    let updated = while_running(id)
+    let release = while_running(id)
         .set((
             operations::status.eq(OperationStatus::Pending),
             operations::unsettled_starts.eq(0),
             operations::error_message.eq(error_message),
             operations::updated_at.eq(diesel::dsl::now),
         ))
-        .execute(conn)
-        .await?;
-    if updated == 1 {
-        record_attempt_error(conn, id, attempt, error_message).await?;
-        record_event(
-            conn,
-            id,
-            StateChange::Status(OperationStatus::Pending),
-            None,
-        )
-        .await?;
+        .returning(operations::id);
+    // The error first, then the status change it caused: the history reads in that order.
+    let failed = NewEvent::attempt_error(id, attempt, error_message);
+    let released: Option<OperationId> = write_and_record(conn, release, failed).await?;
+    if released.is_some() {
+        insert_event(conn, NewEvent::status(id, OperationStatus::Pending, None)).await?;
     }
-    Ok(updated == 1)
+    Ok(released.is_some())
 }
 
 pub async fn record_attempt_error(
@@ -554,40 +508,7 @@ pub async fn record_attempt_error(
     attempt: i32,
     message: &str,
 ) -> QueryResult<usize> {
-    insert_event(
-        conn,
-        NewEvent {
-            attempt: Some(attempt),
-            message: Some(message),
-            ..NewEvent::new(id, EventKind::AttemptError)
-        },
-    )
-    .await
-}
-
-/// A status or step change, recorded as an event of that kind.
-enum StateChange {
-    Status(OperationStatus),
-    Step(Step),
-}
-
-async fn record_event(
-    conn: &mut AsyncPgConnection,
-    id: OperationId,
-    change: StateChange,
-    message: Option<&str>,
-) -> QueryResult<usize> {
-    let event = match change {
-        StateChange::Status(status) => NewEvent {
-            status: Some(status),
-            ..NewEvent::new(id, EventKind::Status)
-        },
-        StateChange::Step(step) => NewEvent {
-            step: Some(step),
-            ..NewEvent::new(id, EventKind::Step)
-        },
-    };
-    insert_event(conn, NewEvent { message, ..event }).await
+    insert_event(conn, NewEvent::attempt_error(id, attempt, message)).await
 }
 
 /// One `operation_events` row to write; the columns left `None` keep their default (null).
@@ -613,6 +534,42 @@ impl<'a> NewEvent<'a> {
             message: None,
         }
     }
+
+    /// A status change, and what caused it when that is worth saying.
+    fn status(
+        operation_id: OperationId,
+        status: OperationStatus,
+        message: Option<&'a str>,
+    ) -> Self {
+        NewEvent {
+            status: Some(status),
+            message,
+            ..NewEvent::new(operation_id, EventKind::Status)
+        }
+    }
+
+    /// The step a running job starts.
+    fn step(operation_id: OperationId, step: Step) -> Self {
+        NewEvent {
+            step: Some(step),
+            ..NewEvent::new(operation_id, EventKind::Step)
+        }
+    }
+
+    fn note(operation_id: OperationId, message: &'a str) -> Self {
+        NewEvent {
+            message: Some(message),
+            ..NewEvent::new(operation_id, EventKind::Note)
+        }
+    }
+
+    fn attempt_error(operation_id: OperationId, attempt: i32, message: &'a str) -> Self {
+        NewEvent {
+            attempt: Some(attempt),
+            message: Some(message),
+            ..NewEvent::new(operation_id, EventKind::AttemptError)
+        }
+    }
 }
 
 async fn insert_event(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> QueryResult<usize> {
@@ -620,6 +577,38 @@ async fn insert_event(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> Quer
         .values(event)
         .execute(conn)
         .await
+}
+
+/// Runs `statement`, an insert or update of one operation with RETURNING, and when it wrote
+/// the row records `event` in the operation's history. Returns what the statement returned
+/// (`None`: it matched no row, and nothing was recorded). The two writes are atomic only
+/// inside the caller's transaction.
+///
+/// The future is boxed, and so `Send` whatever the statement's lifetimes: a generic `async fn`
+/// over a diesel statement is not provably `Send` inside the workers' spawned tasks.
+fn write_and_record<'a, S, R>(
+    conn: &'a mut AsyncPgConnection,
+    statement: S,
+    event: NewEvent<'a>,
+) -> BoxFuture<'a, QueryResult<Option<R>>>
+where
+    S: diesel_async::methods::LoadQuery<'a, AsyncPgConnection, R> + Send + 'a,
+    R: Send + 'static,
+{
+    async move {
+        let written = statement.get_result(conn).await.optional()?;
+        if written.is_some() {
+            insert_event(conn, event).await?;
+        }
+        Ok(written)
+    }
+    .boxed()
+}
+
+/// The history of one operation, in no particular order.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn events_of(id: OperationId) -> _ {
+    operation_events::table.filter(operation_events::operation_id.eq(id))
 }
 
 /// One line of an operation's history.
@@ -637,8 +626,7 @@ pub async fn history(
     conn: &mut AsyncPgConnection,
     id: OperationId,
 ) -> QueryResult<Vec<OperationEvent>> {
-    operation_events::table
-        .filter(operation_events::operation_id.eq(id))
+    events_of(id)
         .order(operation_events::id.asc())
         .select((
             operation_events::at,

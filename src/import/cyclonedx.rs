@@ -422,8 +422,7 @@ fn versions_in_text(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::import::native::{AssessmentIn, FindingIn};
-    use crate::import::scanner::finding_id;
-    use crate::import::test_support::{assert_refused, example};
+    use crate::import::test_support::{assert_lodash_4_17_20, assert_refused, example};
 
     fn row<'a>(file: &'a ImportFile, id: &str, version: &str) -> (&'a FindingIn, &'a AssessmentIn) {
         let i = file
@@ -441,15 +440,7 @@ mod tests {
         assert_eq!(file.findings.len(), 6, "{:#?}", file.findings);
 
         let (f, a) = row(&file, "CVE-2021-23337", "4.17.20");
-        assert_eq!(
-            f.id,
-            finding_id(project, "CVE-2021-23337", "lodash", "4.17.20")
-        );
-        assert_eq!(f.ecosystem.as_str(), "npm");
-        assert_eq!(f.severity, "HIGH");
-        assert_eq!(f.aliases, ["GHSA-35jh-r3h4-6jhm"]);
-        assert_eq!(f.fixed_versions, ["4.17.21"]);
-        assert_eq!(f.purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
+        assert_lodash_4_17_20(f, project, "CVE-2021-23337", "GHSA-35jh-r3h4-6jhm");
         assert_eq!(a.status, "ASSESSMENT_STATUS_AFFECTED");
         assert!(!a.keep_existing, "a VEX statement is written as stated");
         assert!(

@@ -185,9 +185,8 @@ fn severity(m: &GrypeMatch) -> Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::scanner::finding_id;
     use crate::import::test_support::example;
-    use crate::import::test_support::{assert_refused, finding};
+    use crate::import::test_support::{assert_lodash_4_17_20, assert_refused, finding};
 
     #[test]
     fn converts_the_example_report() {
@@ -196,15 +195,7 @@ mod tests {
         assert_eq!(file.findings.len(), 4, "{:#?}", file.findings);
 
         let lodash = finding(&file, "GHSA-35jh-r3h4-6jhm");
-        assert_eq!(
-            lodash.id,
-            finding_id(project, "GHSA-35jh-r3h4-6jhm", "lodash", "4.17.20")
-        );
-        assert_eq!(lodash.ecosystem.as_str(), "npm");
-        assert_eq!(lodash.severity, "HIGH");
-        assert_eq!(lodash.aliases, ["CVE-2021-23337"]);
-        assert_eq!(lodash.fixed_versions, ["4.17.21"]);
-        assert_eq!(lodash.purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
+        assert_lodash_4_17_20(lodash, project, "GHSA-35jh-r3h4-6jhm", "CVE-2021-23337");
         assert_eq!(lodash.summary, "Command Injection in lodash");
 
         // Grype type `python`; fix versions sorted as versions; description from the CVE.

@@ -2,6 +2,7 @@
 //! the check that a malformed report is refused naming what is wrong.
 
 use super::native::{FindingIn, ImportFile};
+use super::scanner::finding_id;
 use crate::lifecycle::ProjectId;
 
 /// An example file of the repository's `examples/` folder.
@@ -16,6 +17,17 @@ pub fn finding<'a>(file: &'a ImportFile, id: &str) -> &'a FindingIn {
         .iter()
         .find(|f| f.vulnerability_id == id)
         .unwrap_or_else(|| panic!("no finding {id} in {:#?}", file.findings))
+}
+
+/// Checks the finding the Grype and the CycloneDX examples both report: lodash 4.17.20's
+/// command injection, which the format names `id`, with the other advisory's id as its alias.
+pub fn assert_lodash_4_17_20(f: &FindingIn, project: ProjectId, id: &str, alias: &str) {
+    assert_eq!(f.id, finding_id(project, id, "lodash", "4.17.20"));
+    assert_eq!(f.ecosystem.as_str(), "npm");
+    assert_eq!(f.severity, "HIGH");
+    assert_eq!(f.aliases, [alias]);
+    assert_eq!(f.fixed_versions, ["4.17.21"]);
+    assert_eq!(f.purl.as_deref(), Some("pkg:npm/lodash@4.17.20"));
 }
 
 /// A converter of one report format.
