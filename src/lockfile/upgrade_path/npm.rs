@@ -126,14 +126,9 @@ impl Holder {
         context: LockContext<'_>,
         manifest: &str,
     ) -> Result<Option<ParentUpgrade>, LockError> {
-        let LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        } = context;
         let dir = crate::lockfile::parent_dir(manifest);
         let (blocker, holds, wanted) = (&self.blocker, &self.holds, &self.wanted);
-        npm_upgrade::find(sandbox, settings, work_tree, dir, blocker, holds, wanted).await
+        npm_upgrade::find(context, dir, blocker, holds, wanted).await
     }
 
     /// Why the blocker stops the walk: no later release of it, in its major, admits what it
