@@ -34,12 +34,8 @@ const PAGE_LIMIT: usize = 50;
 /// Stops a listing that never ends (a server ignoring `page`) after this many pages.
 const MAX_PAGES: usize = 20;
 /// What a Gitea token needs: the write:repository scope.
-const ACCESS: AccessWording = AccessWording {
-    token_hint: "",
-    lacks: "the write:repository scope or write access to",
-    repository: "repository",
-    or_404: "",
-};
+const ACCESS: AccessWording =
+    repos_api::access_wording("the write:repository scope or write access to");
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 

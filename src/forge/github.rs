@@ -29,10 +29,8 @@ pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 pub const API_VERSION: &str = "2022-11-28";
 /// What a GitHub token needs: pull-request write access.
 const ACCESS: AccessWording = AccessWording {
-    token_hint: "",
-    lacks: "pull-request write access to",
-    repository: "repository",
     or_404: " or lacks pull-request write access",
+    ..repos_api::access_wording("pull-request write access to")
 };
 /// GitHub asks clients hitting a secondary rate limit without a retry-after header to wait at
 /// least a minute.

@@ -1,17 +1,28 @@
 //! The requests GitHub and Gitea make alike. Gitea (and Forgejo) copied GitHub's REST layout
 //! under `repos/{owner}/{repo}/`, so editing a pull request, reading where it stands,
-//! commenting on it and labelling it are the same calls with the same bodies on both. What
-//! differs stays with each forge: the statuses it answers an edit with, how it finds the open
-//! pull request of a branch, how it creates one, and how it words its errors
-//! ([`ForgeClient::status_error`]).
+//! commenting on it and labelling it are the same calls with the same bodies on both, and a
+//! refused access is worded alike ([`access_wording`]). What differs stays with each forge: the
+//! statuses it answers an edit with, how it finds the open pull request of a branch, how it
+//! creates one, and how it words its other errors ([`ForgeClient::status_error`]).
 
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 
-use super::http::{ApiClient, ForgeClient, is_ok};
+use super::http::{AccessWording, ApiClient, ForgeClient, is_ok};
 use super::wire::{AddLabels, NewComment, PullState, UpdatePull, encode};
 use super::{ForgeError, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
+
+/// How GitHub words a refused access, and Gitea with it: a "repository", no hint on a 401 and
+/// no other reason for a 404; what the token `lacks` on a 403 is each forge's own.
+pub(crate) const fn access_wording(lacks: &'static str) -> AccessWording {
+    AccessWording {
+        token_hint: "",
+        lacks,
+        repository: "repository",
+        or_404: "",
+    }
+}
 
 /// `repos/{owner}/{repo}/{tail...}` under the API base.
 pub(crate) fn repo_endpoint(
