@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -135,10 +135,7 @@ impl PullRequestApi for GithubForge {
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
             .append_pair("state", "open");
-        let reply = self
-            .call(spec, Method::GET, url, None, &context, is_ok)
-            .await?;
-        let pulls: Vec<PullSummary> = self.api.parse_json(&reply, &context)?;
+        let pulls: Vec<PullSummary> = self.get_json(spec, url, &context).await?;
         Ok(pulls
             .into_iter()
             .next()

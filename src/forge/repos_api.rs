@@ -8,7 +8,7 @@
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 
-use super::http::{AccessWording, ApiClient, ForgeClient, is_ok};
+use super::http::{AccessWording, ApiClient, ForgeClient};
 use super::wire::{AddLabels, NewComment, PullState, UpdatePull, encode};
 use super::{ForgeError, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
@@ -89,10 +89,7 @@ pub(crate) async fn pull_state(
 ) -> Result<ObservedState, ForgeError> {
     let context = about("reading", spec, number);
     let url = repo_endpoint(forge.client(), spec, &["pulls", &number.to_string()])?;
-    let reply = forge
-        .call(spec, Method::GET, url, None, &context, is_ok)
-        .await?;
-    let pull: PullState = forge.client().parse_json(&reply, &context)?;
+    let pull: PullState = forge.get_json(spec, url, &context).await?;
     Ok(pull.observed())
 }
 
