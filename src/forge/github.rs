@@ -4,8 +4,9 @@
 //! Every call sends the headers GitHub documents (bearer token, `application/vnd.github+json`,
 //! the pinned API version, a User-Agent). Redirects to another origin are refused so the token
 //! never follows a response to a host we did not configure, and response bodies are capped.
-//! Editing, reading, commenting on and labelling a pull request are the calls Gitea makes
-//! alike (`repos_api.rs`); finding, creating and the wording of errors are GitHub's own here.
+//! Creating, editing, reading, commenting on and labelling a pull request are the calls Gitea
+//! makes alike (`repos_api.rs`); finding, the create body and the wording of errors are
+//! GitHub's own here.
 
 use std::time::Duration;
 
@@ -143,8 +144,6 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = repos_api::creating_context(spec);
-        let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let body = CreatePull {
             title: &spec.title,
             head: &spec.head_branch,
@@ -152,17 +151,10 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        flow::post_create::<PullSummary>(
-            &self.api,
-            url,
-            &body,
-            "the pull request",
-            &context,
-            |reply| match reply.status {
-                StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, &context),
-                _ => Err(self.status_error(reply, spec, &context)),
-            },
-        )
+        repos_api::create_pull(self, spec, &body, |reply, context| match reply.status {
+            StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, context),
+            _ => Err(self.status_error(reply, spec, context)),
+        })
         .await
     }
 
