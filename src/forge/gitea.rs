@@ -6,8 +6,9 @@
 //! happens to use our branch name), same base. Labels are set by id, so their names are
 //! looked up first; a label that does not exist is skipped, and labelling never fails the
 //! pull request. A draft is a title starting with `WIP: `, Gitea's default
-//! work-in-progress prefix. Gitea copied GitHub's REST layout, so editing, reading, commenting
-//! on and labelling a pull request go through the calls both make alike (`repos_api.rs`).
+//! work-in-progress prefix. Gitea copied GitHub's REST layout, so creating, editing, reading,
+//! commenting on and labelling a pull request go through the calls both make alike
+//! (`repos_api.rs`), each with Gitea's own bodies and words where they differ.
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use super::http::{
     forge_client, is_ok, sanitize,
 };
 use super::repos_api::{self, repo_endpoint};
-use super::wire::{self, PullSummary};
+use super::wire;
 use super::{ForgeError, PullRequest, PullRequestSpec};
 
 /// The title prefix Gitea and Forgejo treat as work in progress (their default
@@ -34,12 +35,8 @@ const PAGE_LIMIT: usize = 50;
 /// Stops a listing that never ends (a server ignoring `page`) after this many pages.
 const MAX_PAGES: usize = 20;
 /// What a Gitea token needs: the write:repository scope.
-const ACCESS: AccessWording = AccessWording {
-    token_hint: "",
-    lacks: "the write:repository scope or write access to",
-    repository: "repository",
-    or_404: "",
-};
+const ACCESS: AccessWording =
+    repos_api::access_wording("the write:repository scope or write access to");
 /// How long to wait on a 429 that names no time.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -214,8 +211,6 @@ impl PullRequestApi for GiteaForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = repos_api::creating_context(spec);
-        let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let title = wire::title_with_draft(spec, DRAFT_PREFIX);
         let body = CreatePull {
             head: &spec.head_branch,
@@ -223,27 +218,18 @@ impl PullRequestApi for GiteaForge {
             title: &title,
             body: &spec.body,
         };
-        flow::post_create::<PullSummary>(
-            &self.api,
-            url,
-            &body,
-            "the pull request",
-            &context,
-            |reply| match reply.status {
-                // Gitea answers 409 ("pull request already exists for these targets"); older
-                // releases and Forgejo have used 422 for the same.
-                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => {
-                    flow::duplicate_or_refused(
-                        "Gitea",
-                        reply,
-                        gitea_message(&reply.body),
-                        &context,
-                        |m| m.to_ascii_lowercase().contains("already exists"),
-                    )
-                }
-                _ => Err(self.status_error(reply, spec, &context)),
-            },
-        )
+        repos_api::create_pull(self, spec, &body, |reply, context| match reply.status {
+            // Gitea answers 409 ("pull request already exists for these targets"); older
+            // releases and Forgejo have used 422 for the same.
+            StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY => flow::duplicate_or_refused(
+                "Gitea",
+                reply,
+                gitea_message(&reply.body),
+                context,
+                |m| m.to_ascii_lowercase().contains("already exists"),
+            ),
+            _ => Err(self.status_error(reply, spec, context)),
+        })
         .await
     }
 

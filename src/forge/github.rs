@@ -4,13 +4,14 @@
 //! Every call sends the headers GitHub documents (bearer token, `application/vnd.github+json`,
 //! the pinned API version, a User-Agent). Redirects to another origin are refused so the token
 //! never follows a response to a host we did not configure, and response bodies are capped.
-//! Editing, reading, commenting on and labelling a pull request are the calls Gitea makes
-//! alike (`repos_api.rs`); finding, creating and the wording of errors are GitHub's own here.
+//! Creating, editing, reading, commenting on and labelling a pull request are the calls Gitea
+//! makes alike (`repos_api.rs`); finding, the create body and the wording of errors are
+//! GitHub's own here.
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -29,10 +30,8 @@ pub use super::http::{MAX_RESPONSE_BYTES, USER_AGENT};
 pub const API_VERSION: &str = "2022-11-28";
 /// What a GitHub token needs: pull-request write access.
 const ACCESS: AccessWording = AccessWording {
-    token_hint: "",
-    lacks: "pull-request write access to",
-    repository: "repository",
     or_404: " or lacks pull-request write access",
+    ..repos_api::access_wording("pull-request write access to")
 };
 /// GitHub asks clients hitting a secondary rate limit without a retry-after header to wait at
 /// least a minute.
@@ -137,10 +136,7 @@ impl PullRequestApi for GithubForge {
         url.query_pairs_mut()
             .append_pair("head", &format!("{}:{}", spec.owner, spec.head_branch))
             .append_pair("state", "open");
-        let reply = self
-            .call(spec, Method::GET, url, None, &context, is_ok)
-            .await?;
-        let pulls: Vec<PullSummary> = self.api.parse_json(&reply, &context)?;
+        let pulls: Vec<PullSummary> = self.get_json(spec, url, &context).await?;
         Ok(pulls
             .into_iter()
             .next()
@@ -148,8 +144,6 @@ impl PullRequestApi for GithubForge {
     }
 
     async fn create(&self, spec: &PullRequestSpec) -> Result<Created, ForgeError> {
-        let context = repos_api::creating_context(spec);
-        let url = repo_endpoint(&self.api, spec, &["pulls"])?;
         let body = CreatePull {
             title: &spec.title,
             head: &spec.head_branch,
@@ -157,17 +151,10 @@ impl PullRequestApi for GithubForge {
             body: &spec.body,
             draft: spec.draft,
         };
-        flow::post_create::<PullSummary>(
-            &self.api,
-            url,
-            &body,
-            "the pull request",
-            &context,
-            |reply| match reply.status {
-                StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, &context),
-                _ => Err(self.status_error(reply, spec, &context)),
-            },
-        )
+        repos_api::create_pull(self, spec, &body, |reply, context| match reply.status {
+            StatusCode::UNPROCESSABLE_ENTITY => unprocessable(reply, context),
+            _ => Err(self.status_error(reply, spec, context)),
+        })
         .await
     }
 

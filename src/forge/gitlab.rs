@@ -159,10 +159,7 @@ impl PullRequestApi for GitlabForge {
             .append_pair("state", "opened")
             .append_pair("source_branch", &spec.head_branch)
             .append_pair("target_branch", &spec.base_branch);
-        let reply = self
-            .call(spec, Method::GET, url, None, &context, is_ok)
-            .await?;
-        let requests: Vec<MergeRequestSummary> = self.api.parse_json(&reply, &context)?;
+        let requests: Vec<MergeRequestSummary> = self.get_json(spec, url, &context).await?;
         // GitLab filters by source branch itself; checking again costs nothing and keeps an
         // instance that ignored the parameter from handing us someone else's merge request.
         Ok(requests
@@ -192,10 +189,7 @@ impl PullRequestApi for GitlabForge {
     async fn state(&self, spec: &PullRequestSpec, iid: u64) -> Result<ObservedState, ForgeError> {
         let context = format!("reading merge request !{iid} of {}", project_path(spec));
         let url = self.merge_request_url(spec, iid)?;
-        let reply = self
-            .call(spec, Method::GET, url, None, &context, is_ok)
-            .await?;
-        let mr: MergeRequestState = self.api.parse_json(&reply, &context)?;
+        let mr: MergeRequestState = self.get_json(spec, url, &context).await?;
         // "locked" is a merge request being merged right now: still open until it is merged.
         Ok(match mr.state.as_str() {
             "merged" => ObservedState::Merged(mr.merged_at),

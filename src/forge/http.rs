@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 
 use super::{ForgeError, PullRequestSpec};
 use crate::egress::{self, EgressPolicy};
@@ -175,6 +176,21 @@ pub(crate) trait ForgeClient: Sync {
             } else {
                 Err(self.status_error(&reply, spec, context))
             }
+        }
+    }
+
+    /// `GET url`, answered 200 with a `T` as JSON ([`ApiClient::parse_json`]).
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        spec: &PullRequestSpec,
+        url: Url,
+        context: &str,
+    ) -> impl Future<Output = Result<T, ForgeError>> + Send {
+        async move {
+            let reply = self
+                .call(spec, Method::GET, url, None, context, is_ok)
+                .await?;
+            self.client().parse_json(&reply, context)
         }
     }
 }
@@ -372,7 +388,7 @@ impl ApiClient {
     }
 
     /// Decodes a successful reply; a body of the wrong shape means api_url points elsewhere.
-    pub fn parse_json<T: serde::de::DeserializeOwned>(
+    pub fn parse_json<T: DeserializeOwned>(
         &self,
         reply: &Reply,
         context: &str,

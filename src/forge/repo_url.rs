@@ -247,10 +247,7 @@ fn validate_user(user: &str) -> Result<String, RepoUrlError> {
     if user.starts_with('-') {
         return Err(invalid("the ssh user name must not start with '-'"));
     }
-    if !user
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
+    if !only_name_chars(user) {
         return Err(invalid(
             "the ssh user name may only contain letters, digits, '.', '_' and '-'",
         ));
@@ -325,15 +322,19 @@ fn validate_hostname(host: &str) -> Result<(), RepoUrlError> {
     if host.contains("..") {
         return Err(invalid("the host must not contain '..'"));
     }
-    if !host
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    {
+    if !only_name_chars(host) {
         return Err(invalid(
             "the host may only contain letters, digits, '.', '-' and '_'",
         ));
     }
     Ok(())
+}
+
+/// Whether `text` holds only ASCII letters, digits, '.', '_' and '-': what a host name and an
+/// ssh user name may hold.
+fn only_name_chars(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Strips one leading '/', one trailing '/' and a ".git" suffix, then checks every segment.

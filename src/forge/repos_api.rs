@@ -1,17 +1,29 @@
 //! The requests GitHub and Gitea make alike. Gitea (and Forgejo) copied GitHub's REST layout
-//! under `repos/{owner}/{repo}/`, so editing a pull request, reading where it stands,
-//! commenting on it and labelling it are the same calls with the same bodies on both. What
-//! differs stays with each forge: the statuses it answers an edit with, how it finds the open
-//! pull request of a branch, how it creates one, and how it words its errors
-//! ([`ForgeClient::status_error`]).
+//! under `repos/{owner}/{repo}/`, so creating, editing, reading, commenting on and labelling a
+//! pull request are the same calls on both, and a refused access is worded alike
+//! ([`access_wording`]). What differs stays with each forge: the body it creates a pull request
+//! with, the statuses it answers an edit with, how it finds the open pull request of a branch,
+//! and how it words its other errors ([`ForgeClient::status_error`]).
 
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 
-use super::http::{ApiClient, ForgeClient, is_ok};
-use super::wire::{AddLabels, NewComment, PullState, UpdatePull, encode};
+use super::flow::{self, Created};
+use super::http::{AccessWording, ApiClient, ForgeClient, Reply};
+use super::wire::{AddLabels, NewComment, PullState, PullSummary, UpdatePull, encode};
 use super::{ForgeError, PullRequestSpec};
 use crate::lifecycle::fix_plan::ObservedState;
+
+/// How GitHub words a refused access, and Gitea with it: a "repository", no hint on a 401 and
+/// no other reason for a 404; what the token `lacks` on a 403 is each forge's own.
+pub(crate) const fn access_wording(lacks: &'static str) -> AccessWording {
+    AccessWording {
+        token_hint: "",
+        lacks,
+        repository: "repository",
+        or_404: "",
+    }
+}
 
 /// `repos/{owner}/{repo}/{tail...}` under the API base.
 pub(crate) fn repo_endpoint(
@@ -41,11 +53,29 @@ pub(crate) fn listing_context(spec: &PullRequestSpec) -> String {
 }
 
 /// What a message says creating the spec's pull request was doing.
-pub(crate) fn creating_context(spec: &PullRequestSpec) -> String {
+fn creating_context(spec: &PullRequestSpec) -> String {
     format!(
         "creating a pull request for {}/{} from {} into {}",
         spec.owner, spec.repo, spec.head_branch, spec.base_branch
     )
+}
+
+/// `POST repos/{owner}/{repo}/pulls` with the forge's create `body`: a 201 is the new pull
+/// request; any other answer goes to `refused`, with what the call was doing, to tell a
+/// duplicate from an error the way the forge words them.
+pub(crate) async fn create_pull(
+    forge: &impl ForgeClient,
+    spec: &PullRequestSpec,
+    body: &(impl Serialize + Sync),
+    refused: impl FnOnce(&Reply, &str) -> Result<Created, ForgeError>,
+) -> Result<Created, ForgeError> {
+    let context = creating_context(spec);
+    let url = repo_endpoint(forge.client(), spec, &["pulls"])?;
+    let what = "the pull request";
+    flow::post_create::<PullSummary>(forge.client(), url, body, what, &context, |reply| {
+        refused(reply, &context)
+    })
+    .await
 }
 
 /// `PATCH repos/{owner}/{repo}/pulls/{number}` with the new title and the spec's body;
@@ -78,10 +108,7 @@ pub(crate) async fn pull_state(
 ) -> Result<ObservedState, ForgeError> {
     let context = about("reading", spec, number);
     let url = repo_endpoint(forge.client(), spec, &["pulls", &number.to_string()])?;
-    let reply = forge
-        .call(spec, Method::GET, url, None, &context, is_ok)
-        .await?;
-    let pull: PullState = forge.client().parse_json(&reply, &context)?;
+    let pull: PullState = forge.get_json(spec, url, &context).await?;
     Ok(pull.observed())
 }
 

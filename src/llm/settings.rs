@@ -3,7 +3,6 @@
 //! respects. The API key is filled in by the caller from the environment or a secret file and
 //! is never printed.
 
-use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -11,8 +10,9 @@ use secrecy::SecretString;
 /// Settings of one OpenAI-compatible chat-completions endpoint.
 ///
 /// Missing fields take the values of [`LlmSettings::default`], so a config file only needs
-/// `base_url` and `model`.
-#[derive(Clone, serde::Deserialize)]
+/// `base_url` and `model`. `Debug` shows the API key as `[REDACTED]` ([`SecretString`]'s own
+/// `Debug`).
+#[derive(Clone, Debug, serde::Deserialize)]
 #[serde(default)]
 pub struct LlmSettings {
     /// For example `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1` (Ollama);
@@ -144,29 +144,6 @@ fn name_matches(rule: &str, model: &str) -> bool {
             Some(prefix) => name.starts_with(prefix),
             None => *name == rule,
         })
-}
-
-impl fmt::Debug for LlmSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LlmSettings")
-            .field("base_url", &self.base_url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
-            .field("stream", &self.stream)
-            .field("idle_timeout_secs", &self.idle_timeout_secs)
-            .field("call_deadline_secs", &self.call_deadline_secs)
-            .field("job_budget_secs", &self.job_budget_secs)
-            .field("timeout_secs", &self.timeout_secs)
-            .field("max_context_chars", &self.max_context_chars)
-            .field("max_completion_tokens", &self.max_completion_tokens)
-            .field("max_rounds", &self.max_rounds)
-            .field("temperature", &self.temperature)
-            .field("reasoning", &self.reasoning)
-            .field("reasoning_models", &self.reasoning_models)
-            .field("reasoning_effort", &self.reasoning_effort)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .finish()
-    }
 }
 
 #[cfg(test)]

@@ -14,8 +14,9 @@ use super::{
 };
 use crate::sandbox::ToolRun;
 
-const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
-                            lockfiles.cargo to a toolchain's cargo";
+/// What to do when cargo is not found (the test step's Cargo convention says the same).
+pub const INSTALL_HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
+                                lockfiles.cargo to a toolchain's cargo";
 const CARGO_HOME: &str = "/tmp/cargo-home";
 
 pub async fn update(context: LockContext<'_>, target: &LockTarget<'_>) -> Updated {
@@ -157,9 +158,7 @@ async fn run(
         .await?
         .path;
     // The toolchain (cargo's `bin` and its siblings), read-only; its rustc is the only one used.
-    // The link's target tells where the toolchain is (the run keeps the link and its name).
-    let real = tool.canonicalize().unwrap_or_else(|_| tool.clone());
-    let toolchain = real.parent().and_then(Path::parent).map(Path::to_path_buf);
+    let toolchain = toolchain_root(&tool);
     let mut env = env(toolchain.as_deref());
     let files_at = match home {
         Some(home) => {
@@ -189,6 +188,14 @@ async fn run(
         files_at,
     };
     super::run_with_credentials(context.sandbox, settings, &run, INSTALL_HINT).await
+}
+
+/// The toolchain `cargo` belongs to: the directory above its `bin`. The link's target tells
+/// where that is (a run keeps the link and its name); `None` for a cargo at the file system's
+/// root.
+pub fn toolchain_root(cargo: &Path) -> Option<PathBuf> {
+    let real = cargo.canonicalize().unwrap_or_else(|_| cargo.to_path_buf());
+    real.parent().and_then(Path::parent).map(Path::to_path_buf)
 }
 
 /// A fresh CARGO_HOME, and every executable cargo could take from a repository's config

@@ -311,24 +311,6 @@ pub async fn update(
     Ok(outcome)
 }
 
-/// PEP 503 normalised name: `Foo_Bar.baz` and `foo-bar-baz` are one package.
-pub fn pep503_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut dash = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !dash {
-                out.push('-');
-            }
-            dash = true;
-        } else {
-            out.extend(c.to_lowercase());
-            dash = false;
-        }
-    }
-    out
-}
-
 /// Every `[[package]]` of a TOML lock (`Cargo.lock`, `uv.lock`) whose name `matches`.
 pub fn toml_lock_copies(
     text: &str,

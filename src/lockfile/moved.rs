@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use toml_edit::{DocumentMut, Item};
 
-use super::pep503_name;
+use crate::patch::bump::pep503_name;
 
 /// The packages other than `package` whose versions differ between `before` and `after` of
 /// the lock file `lock_name` (a file name): `toppkg 1.0.0 -> 1.1.0`, `newdep 2.0.0 added`,

@@ -5,14 +5,13 @@
 //! project's `.npmrc`, and `lockfiles.npm_registry` names the registry for all three). The
 //! lock step walks a holder the project does not declare up to one it does.
 
-use std::path::Path;
-
 use serde_json::Value;
 
+use super::LockError;
 use super::overrides::{self, Manager};
-use super::{LockError, LockfileSettings};
+use super::tool::LockContext;
 use crate::patch::bump::{Version, npm_range_admits};
-use crate::sandbox::{Sandbox, ToolRun};
+use crate::sandbox::ToolRun;
 
 /// Later releases of a parent looked at, at most: each is one registry query.
 const MAX_CANDIDATES: usize = 20;
@@ -221,18 +220,15 @@ fn yarn_holders(
 /// The lowest later release of `blocker` in its major whose range for `package` admits
 /// `target`, asking the registry through npm in the sandbox; `None` when there is none.
 pub async fn find(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     dir: &str,
     blocker: &Blocker,
     package: &str,
     target: &str,
 ) -> Result<Option<ParentUpgrade>, LockError> {
-    let versions: Vec<String> = serde_json::from_str(
-        &view(sandbox, settings, work_tree, dir, &blocker.name, "versions").await?,
-    )
-    .unwrap_or_default();
+    let versions: Vec<String> =
+        serde_json::from_str(&view(context, dir, &blocker.name, "versions").await?)
+            .unwrap_or_default();
     let Some(current) = Version::parse(&blocker.version) else {
         return Ok(None);
     };
@@ -245,7 +241,7 @@ pub async fn find(
     candidates.sort();
     for (_, version) in candidates.into_iter().take(MAX_CANDIDATES) {
         let spec = format!("{}@{version}", blocker.name);
-        let text = view(sandbox, settings, work_tree, dir, &spec, "dependencies").await?;
+        let text = view(context, dir, &spec, "dependencies").await?;
         let dependencies: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let range = dependencies.get(package).and_then(Value::as_str);
         let admitted = match range {
@@ -266,13 +262,12 @@ pub async fn find(
 
 /// `npm view SPEC FIELD --json`, in the sandbox, in the project's directory (its `.npmrc`).
 async fn view(
-    sandbox: &Sandbox,
-    settings: &LockfileSettings,
-    work_tree: &Path,
+    context: LockContext<'_>,
     dir: &str,
     spec: &str,
     field: &str,
 ) -> Result<String, LockError> {
+    let settings = context.settings;
     let mut args: Vec<String> = ["view", spec, field, "--json", "--loglevel=silent"]
         .map(str::to_owned)
         .to_vec();
@@ -282,7 +277,7 @@ async fn view(
     let run = ToolRun {
         program: settings.npm.clone(),
         args,
-        work_tree: work_tree.to_path_buf(),
+        work_tree: context.work_tree.to_path_buf(),
         dir: dir.to_owned(),
         env: vec![
             ("npm_config_cache".to_owned(), "/tmp/npm-cache".to_owned()),
@@ -293,7 +288,7 @@ async fn view(
         read_only: Vec::new(),
         files_at: Vec::new(),
     };
-    let ran = super::run_with_credentials(sandbox, settings, &run, "install npm").await?;
+    let ran = super::run_with_credentials(context.sandbox, settings, &run, "install npm").await?;
     if !ran.success() {
         return Err(super::tool_failed(
             format!("npm view {spec} {field}"),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use super::tool::{LockContext, LockTool, Updated};
 use super::{FixedVersions, LockOutcome, LockTarget, LockfileSettings, Resolved, join};
 use super::{parent_dir, read, record, run_tool};
+use crate::patch::bump::pep503_name;
 use crate::sandbox::ToolRun;
 
 const INSTALL_HINT: &str =
@@ -294,13 +295,13 @@ fn sources(words: &[String], compiled: &str) -> Vec<String> {
 
 /// Every `NAME==VERSION` pin of the package in a compiled file (names as PEP 503 compares them).
 pub fn copies(text: &str, file: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
-    let wanted = super::pep503_name(package);
+    let wanted = pep503_name(package);
     text.lines()
         .filter(|line| !line.trim_start().starts_with('#'))
         .filter_map(|line| {
             let (name, rest) = line.split_once("==")?;
             let name = name.split('[').next().unwrap_or(name).trim();
-            (super::pep503_name(name) == wanted).then(|| {
+            (pep503_name(name) == wanted).then(|| {
                 let version = rest
                     .split([' ', ';', '\\', '#'])
                     .next()

@@ -13,7 +13,8 @@ use toml_edit::DocumentMut;
 
 use super::npm_upgrade::ParentUpgrade;
 use super::tool::LockContext;
-use super::{LockError, pep503_name, poetry, uv};
+use super::{LockError, poetry, uv};
+use crate::patch::bump::pep503_name;
 use crate::patch::bump::{
     BumpError, BumpOutcome, ManifestKind, Version, bump_manifest, pep440_specifier_admits,
 };

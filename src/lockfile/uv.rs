@@ -8,6 +8,7 @@ use super::tool::{LockContext, LockFile, LockTool, Updated};
 use super::{
     FixedVersions, LockError, LockTarget, LockfileSettings, Resolved, parent_dir, update_each_lock,
 };
+use crate::patch::bump::pep503_name;
 use crate::sandbox::ToolRun;
 
 pub(super) const INSTALL_HINT: &str = "install uv (pip install uv) and set lockfiles.uv";
@@ -95,8 +96,8 @@ pub fn resolver_run(
 
 /// Every copy of the package in a `uv.lock` or `poetry.lock` (the same `[[package]]` form).
 pub fn copies(text: &str, lock: &str, package: &str, fixes: &FixedVersions) -> Vec<Resolved> {
-    let wanted = super::pep503_name(package);
-    super::toml_lock_copies(text, lock, fixes, |name| super::pep503_name(name) == wanted)
+    let wanted = pep503_name(package);
+    super::toml_lock_copies(text, lock, fixes, |name| pep503_name(name) == wanted)
 }
 
 /// uv: `uv.lock`.
@@ -119,6 +120,6 @@ mod tests {
             "uv.lock",
             &[(lock, "Py_YAML", "5.4", &[("5.3", true)])],
         );
-        assert_eq!(super::super::pep503_name("Foo__Bar.baz"), "foo-bar-baz");
+        assert_eq!(pep503_name("Foo__Bar.baz"), "foo-bar-baz");
     }
 }

@@ -3,25 +3,15 @@
 //! manifest bumped where its requirement excludes the new release, then `cargo update
 //! --precise` for each parent top-down and for the package. Cargo has no override.
 
-use super::originals::Originals;
-use super::{UpgradePath, walk_locks};
+use super::{UpgradePath, Walk, WalkStep, walk_locks};
 use crate::lockfile::cargo_upgrade::{self, Step};
-use crate::lockfile::tool::LockContext;
-use crate::lockfile::{LockError, LockTarget};
 
-/// Moves the parents that hold the package in `lock`, each step's chain added to `chains`;
-/// (inner `Err`) why there is no way, the walk putting the files back.
-async fn move_parents(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-    lock: &str,
-    originals: &mut Originals,
-    chains: &mut Vec<String>,
-) -> Result<Result<(), String>, LockError> {
-    let (root, settings) = (context.work_tree, context.settings);
-    let text = originals.keep(root, lock)?;
+/// Moves the parents that hold the package in `lock`, each step's chain added to the walk's.
+async fn move_parents(walk: &mut Walk<'_>, lock: &str) -> WalkStep {
+    let (context, target) = (walk.context, walk.target);
+    let text = walk.keep(lock)?;
     let fetched = crate::lockfile::cargo::fetched_index(context, lock).await?;
-    let index = |name: &str| match cargo_upgrade::local_index(settings, name) {
+    let index = |name: &str| match cargo_upgrade::local_index(context.settings, name) {
         local if !local.is_empty() => local,
         _ => fetched
             .get(&name.to_ascii_lowercase())
@@ -34,12 +24,13 @@ async fn move_parents(
         Err(why) => return Ok(Err(why)),
     };
     let dir = crate::lockfile::parent_dir(lock);
+    let root = context.work_tree;
     let members = crate::lockfile::transitive::manifests_under(root, dir, "Cargo.toml");
     for step in steps.iter().filter(|s| s.direct) {
         let (parent, to) = (step.upgrade.parent.as_str(), step.upgrade.to.as_str());
         for manifest in &members {
             let admits = crate::patch::bump::cargo_range_admits;
-            if let Err(why) = originals.bump_declared(root, manifest, (parent, to), admits) {
+            if let Err(why) = walk.bump_declared(manifest, (parent, to), admits) {
                 return Ok(Err(format!("{parent} {to} would admit the fix, but {why}")));
             }
         }
@@ -51,20 +42,16 @@ async fn move_parents(
             moved.join("; ")
         )));
     }
-    chains.extend(moved);
+    walk.chains.extend(moved);
     Ok(Ok(()))
 }
 
 /// Cargo: the parent walk over every lock that still resolves a vulnerable copy; no override.
 pub const PATH: UpgradePath = UpgradePath {
     parents: |context, target| {
-        Box::pin(walk_locks(
-            context,
-            target,
-            |context, target, lock, originals, chains| {
-                Box::pin(move_parents(context, target, &lock.lock, originals, chains))
-            },
-        ))
+        Box::pin(walk_locks(context, target, |walk, lock| {
+            Box::pin(move_parents(walk, &lock.lock))
+        }))
     },
     force: None,
 };

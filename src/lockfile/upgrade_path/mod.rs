@@ -83,17 +83,42 @@ pub struct Forced {
     pub dependents: Vec<String>,
 }
 
-/// Moves the parents of one item of a walk (a lock, a root manifest), adding each one's chain;
-/// (inner `Err`) why there is no way, the walk putting the files back.
-type MoveParents<T> = for<'a> fn(
-    LockContext<'a>,
-    &'a LockTarget<'a>,
-    &'a T,
-    &'a mut Originals,
-    &'a mut Vec<String>,
-) -> Pin<
-    Box<dyn Future<Output = Result<Result<(), String>, LockError>> + Send + 'a>,
->;
+/// A parent walk as it goes: where the tools run, what it fixes, the project's files as they
+/// were before it, and each parent it moved.
+pub struct Walk<'a> {
+    pub context: LockContext<'a>,
+    pub target: &'a LockTarget<'a>,
+    pub originals: Originals,
+    /// Each parent moved: `express 4.19.2 -> 4.20.0 pulls path-to-regexp 0.1.10`.
+    pub chains: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// A file of the clone as it is now, kept as it was the first time ([`Originals::keep`]).
+    pub fn keep(&mut self, path: &str) -> Result<String, LockError> {
+        self.originals.keep(self.context.work_tree, path)
+    }
+
+    /// [`Originals::bump_declared`] in the clone.
+    pub fn bump_declared(
+        &mut self,
+        manifest: &str,
+        parent_to: (&str, &str),
+        admits: fn(&str, &str) -> Option<bool>,
+    ) -> Result<bool, String> {
+        let root = self.context.work_tree;
+        self.originals
+            .bump_declared(root, manifest, parent_to, admits)
+    }
+}
+
+/// What moving the parents of one item of a walk gives: (inner `Err`) why there is no way,
+/// the walk putting the files back.
+pub type WalkStep = Result<Result<(), String>, LockError>;
+
+/// Moves the parents of one item of a walk (a lock, a root manifest), adding each one's chain.
+type MoveParents<T> =
+    for<'w, 'a> fn(&'w mut Walk<'a>, &'w T) -> Pin<Box<dyn Future<Output = WalkStep> + Send + 'w>>;
 
 /// Every parent walk: `move_parents` for each of `items` in turn; the first that finds no way
 /// puts every file back and says why; then [`finish`].
@@ -103,16 +128,19 @@ async fn walk_each<T: Sync + 'static>(
     items: &[T],
     move_parents: MoveParents<T>,
 ) -> Result<Upgraded, LockError> {
-    let mut originals = Originals::default();
-    let mut chains = Vec::new();
+    let mut walk = Walk {
+        context,
+        target,
+        originals: Originals::default(),
+        chains: Vec::new(),
+    };
     for item in items {
-        let moved = move_parents(context, target, item, &mut originals, &mut chains).await?;
-        if let Err(why) = moved {
-            originals.restore(context.work_tree)?;
+        if let Err(why) = move_parents(&mut walk, item).await? {
+            walk.originals.restore(context.work_tree)?;
             return Ok(Upgraded::Blocked(why));
         }
     }
-    finish(context, target, originals, chains).await
+    finish(walk).await
 }
 
 /// The walk over every lock that still resolves a vulnerable copy (Cargo, uv and Poetry).
@@ -166,12 +194,13 @@ async fn relock(
 
 /// The end of every parent walk: the tool moves the package itself as for a direct change,
 /// no vulnerable copy may be left (else everything is put back), and what changed is recorded.
-async fn finish(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-    originals: Originals,
-    chains: Vec<String>,
-) -> Result<Upgraded, LockError> {
+async fn finish(walk: Walk<'_>) -> Result<Upgraded, LockError> {
+    let Walk {
+        context,
+        target,
+        originals,
+        chains,
+    } = walk;
     let root = context.work_tree;
     if chains.is_empty() {
         originals.restore(root)?;

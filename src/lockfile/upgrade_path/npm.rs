@@ -5,12 +5,11 @@
 //! which is raised (range style kept). Then the project's manager updates its lock as for a
 //! direct change, resolving the levels between. The override is [`super::npm_override`].
 
-use super::originals::Originals;
-use super::{UpgradePath, walk_each};
+use super::{UpgradePath, Walk, WalkStep, walk_each};
+use crate::lockfile::LockError;
 use crate::lockfile::npm_upgrade::{self, Blocker, ParentUpgrade};
 use crate::lockfile::overrides::Manager;
 use crate::lockfile::tool::LockContext;
-use crate::lockfile::{LockError, LockTarget};
 
 /// Levels walked up from an npm-ecosystem package to the project's own dependencies, at most.
 const MAX_LEVELS: usize = 4;
@@ -25,22 +24,16 @@ struct Holder {
 }
 
 /// The walk for the root project of `manifest`: its own dependencies raised in `manifest`,
-/// each chain added to `chains`; (inner `Err`) why the walk found no way, the walk putting
-/// the files back.
-async fn project(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-    manifest: &str,
-    originals: &mut Originals,
-    chains: &mut Vec<String>,
-) -> Result<Result<(), String>, LockError> {
-    let (root, package) = (context.work_tree, target.package);
+/// each chain added to the walk's.
+async fn project(walk: &mut Walk<'_>, manifest: &str) -> WalkStep {
+    let (context, target) = (walk.context, walk.target);
+    let package = target.package;
     // A workspace member's lock is its root's; the root's own manifest is the one raised.
-    let Some((manager, lock)) = Manager::beside(root, manifest) else {
+    let Some((manager, lock)) = Manager::beside(context.work_tree, manifest) else {
         return Ok(Ok(()));
     };
-    let text = originals.keep(root, manifest)?;
-    let lock_text = originals.keep(root, &lock)?;
+    let text = walk.keep(manifest)?;
+    let lock_text = walk.keep(&lock)?;
     let holders = |name: &str, admitting: &[&str]| {
         npm_upgrade::blockers(manager, &lock_text, &text, name, admitting)
     };
@@ -60,11 +53,11 @@ async fn project(
         let Some(upgrade) = next.upgrade(context, manifest).await? else {
             return Ok(Err(next.no_later_release()));
         };
-        chains.push(upgrade.chain(holds));
+        walk.chains.push(upgrade.chain(holds));
         if blocker.direct {
             let always = |_: &str, _: &str| None;
             let parent_to = (upgrade.parent.as_str(), upgrade.to.as_str());
-            if let Err(why) = originals.bump_declared(root, manifest, parent_to, always) {
+            if let Err(why) = walk.bump_declared(manifest, parent_to, always) {
                 let chain = upgrade.chain(holds);
                 return Ok(Err(format!("{chain} would admit it, but {why}")));
             }
@@ -78,7 +71,7 @@ async fn project(
             continue;
         }
         let top = above.is_empty();
-        return Ok(Err(stranded(&upgrade, holds, name, top, chains)));
+        return Ok(Err(stranded(&upgrade, holds, name, top, &walk.chains)));
     }
     Ok(Ok(()))
 }
@@ -126,14 +119,9 @@ impl Holder {
         context: LockContext<'_>,
         manifest: &str,
     ) -> Result<Option<ParentUpgrade>, LockError> {
-        let LockContext {
-            sandbox,
-            settings,
-            work_tree,
-        } = context;
         let dir = crate::lockfile::parent_dir(manifest);
         let (blocker, holds, wanted) = (&self.blocker, &self.holds, &self.wanted);
-        npm_upgrade::find(sandbox, settings, work_tree, dir, blocker, holds, wanted).await
+        npm_upgrade::find(context, dir, blocker, holds, wanted).await
     }
 
     /// Why the blocker stops the walk: no later release of it, in its major, admits what it
@@ -157,9 +145,7 @@ pub const PATH: UpgradePath = UpgradePath {
             context,
             target,
             target.manifests,
-            |context, target, manifest, originals, chains| {
-                Box::pin(project(context, target, manifest, originals, chains))
-            },
+            |walk, manifest| Box::pin(project(walk, manifest)),
         ))
     },
     force: Some(|context, target| Box::pin(super::npm_override::force(context, target))),

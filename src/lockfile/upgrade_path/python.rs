@@ -3,27 +3,18 @@
 //! ([`crate::lockfile::python_upgrade`]), and the project's tool moves it. Python has no
 //! override.
 
-use super::originals::Originals;
-use super::{UpgradePath, walk_locks};
+use super::{UpgradePath, Walk, WalkStep, walk_locks};
 use crate::lockfile::npm_upgrade::ParentUpgrade;
 use crate::lockfile::python_upgrade::{self, Found, Holder};
-use crate::lockfile::tool::LockContext;
 use crate::lockfile::transitive::LockedCopies;
-use crate::lockfile::{LockError, LockTarget};
 
-/// Moves the project's dependencies that hold the package in `lock`, each chain added to
-/// `chains`; (inner `Err`) why there is no way, the walk putting the files back.
-async fn move_parents(
-    context: LockContext<'_>,
-    target: &LockTarget<'_>,
-    lock: &LockedCopies,
-    originals: &mut Originals,
-    chains: &mut Vec<String>,
-) -> Result<Result<(), String>, LockError> {
-    let root = context.work_tree;
+/// Moves the project's dependencies that hold the package in `lock`, each chain added to the
+/// walk's.
+async fn move_parents(walk: &mut Walk<'_>, lock: &LockedCopies) -> WalkStep {
+    let (context, target) = (walk.context, walk.target);
     let (package, target_version) = (target.package, target.fixes.chosen());
-    let text = originals.keep(root, &lock.lock)?;
-    let pyproject = originals.keep(root, &lock.manifest)?;
+    let text = walk.keep(&lock.lock)?;
+    let pyproject = walk.keep(&lock.manifest)?;
     let holders = match python_upgrade::holders(&text, &pyproject, package, target_version) {
         Ok(holders) => holders,
         Err(why) => return Ok(Err(why)),
@@ -43,8 +34,8 @@ async fn move_parents(
             Found::Upgrade(upgrade) => upgrade,
             Found::NoRelease => return Ok(Err(no_release(holder, package, target_version))),
         };
-        bump_if_declared(root, originals, &lock.manifest, &upgrade);
-        chains.push(upgrade.chain(package));
+        bump_if_declared(walk, &lock.manifest, &upgrade);
+        walk.chains.push(upgrade.chain(package));
         moved.push(upgrade);
     }
     if moved.is_empty() {
@@ -54,7 +45,7 @@ async fn move_parents(
         let dir = crate::lockfile::parent_dir(&lock.lock);
         return Ok(Err(format!(
             "{} would admit it, but the lock could not be moved there ({dir}): {error}",
-            chains.join("; ")
+            walk.chains.join("; ")
         )));
     }
     Ok(Ok(()))
@@ -62,14 +53,9 @@ async fn move_parents(
 
 /// Raises the parent in the project's `pyproject.toml` where it declares a version; one
 /// declared without a bumpable version is left to the tool, which moves it.
-fn bump_if_declared(
-    root: &std::path::Path,
-    originals: &mut Originals,
-    manifest: &str,
-    upgrade: &ParentUpgrade,
-) {
+fn bump_if_declared(walk: &mut Walk<'_>, manifest: &str, upgrade: &ParentUpgrade) {
     let parent_to = (upgrade.parent.as_str(), upgrade.to.as_str());
-    if let Err(why) = originals.bump_declared(root, manifest, parent_to, |_, _| None) {
+    if let Err(why) = walk.bump_declared(manifest, parent_to, |_, _| None) {
         tracing::info!(%why, parent = %upgrade.parent, "parent declared without a bumpable version; the tool moves it");
     }
 }
@@ -87,13 +73,9 @@ fn no_release(holder: &Holder, package: &str, target_version: &str) -> String {
 /// override.
 pub const PATH: UpgradePath = UpgradePath {
     parents: |context, target| {
-        Box::pin(walk_locks(
-            context,
-            target,
-            |context, target, lock, originals, chains| {
-                Box::pin(move_parents(context, target, lock, originals, chains))
-            },
-        ))
+        Box::pin(walk_locks(context, target, |walk, lock| {
+            Box::pin(move_parents(walk, lock))
+        }))
     },
     force: None,
 };

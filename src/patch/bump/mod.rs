@@ -16,7 +16,7 @@ pub use package_json::range_admits as npm_range_admits;
 mod pom_xml;
 mod pyproject_toml;
 mod requirements_txt;
-pub use requirements_txt::specifier_admits as pep440_specifier_admits;
+pub use requirements_txt::{pep503_name, specifier_admits as pep440_specifier_admits};
 #[cfg(test)]
 mod test_support;
 mod toml_span;

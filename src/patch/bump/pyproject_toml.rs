@@ -39,7 +39,7 @@ const POETRY_NON_REGISTRY: &[(&str, &str)] = &[
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
     let document = toml_span::parse(KIND, content)?;
     let unsupported = |reason: String| KIND.unsupported(package, reason);
-    let wanted = requirements_txt::normalise(package);
+    let wanted = requirements_txt::pep503_name(package);
     let root = document.as_table();
 
     // Spans of PEP 508 specifiers; every other declaration is a Poetry constraint.
@@ -55,7 +55,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
     }
     for (location, table) in poetry_tables(root) {
         for (key, item) in table.iter() {
-            if key == "python" || requirements_txt::normalise(key) != wanted {
+            if key == "python" || requirements_txt::pep503_name(key) != wanted {
                 continue;
             }
             let location = format!("{location} (`{key}`)");
@@ -119,7 +119,7 @@ fn pep508_declarations(
         let Some(requirement) = requirements_txt::parse_line(decoded, 0..decoded.len()) else {
             continue;
         };
-        if requirements_txt::normalise(requirement.name) != wanted {
+        if requirements_txt::pep503_name(requirement.name) != wanted {
             continue;
         }
         let entry = format!("the entry \"{decoded}\" in {location}");

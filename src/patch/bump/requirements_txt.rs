@@ -27,7 +27,7 @@ pub fn specifier_admits(specifier: &str, version: &str) -> Option<bool> {
 }
 
 pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOutcome, BumpError> {
-    let wanted = normalise(package);
+    let wanted = pep503_name(package);
     let unsupported =
         |line: usize, reason: &str| KIND.unsupported(package, format!("line {line} {reason}"));
 
@@ -36,7 +36,7 @@ pub(super) fn bump(content: &str, package: &str, target: &str) -> Result<BumpOut
         let Some(requirement) = parse_line(content, logical.first.clone()) else {
             continue;
         };
-        if normalise(requirement.name) != wanted {
+        if pep503_name(requirement.name) != wanted {
             continue;
         }
         let line = logical.number;
@@ -81,8 +81,9 @@ pub(super) fn rewrite_specifier(current: &str, target: &str) -> Result<Rewrite, 
     constraint::bump(current, &SYNTAX, target)
 }
 
-/// PEP 503 name normalisation: case-insensitive, runs of `-`, `_`, `.` are one `-`.
-pub(super) fn normalise(name: &str) -> String {
+/// PEP 503 name normalisation: case-insensitive, runs of `-`, `_`, `.` are one `-`, so
+/// `Foo_Bar.baz` and `foo-bar-baz` are one package (the lock step matches names this way too).
+pub fn pep503_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut in_separator = false;
     for c in name.chars() {
@@ -291,8 +292,8 @@ Jinja2 == 2.11.3 \\
 
     #[test]
     fn names_are_compared_the_pep_503_way() {
-        assert_eq!(normalise("Importlib_Metadata"), "importlib-metadata");
-        assert_eq!(normalise("zope..interface"), "zope-interface");
+        assert_eq!(pep503_name("Importlib_Metadata"), "importlib-metadata");
+        assert_eq!(pep503_name("zope..interface"), "zope-interface");
         assert!(matches!(
             bump(REALISTIC, "IMPORTLIB.METADATA", "4.8.4"),
             Ok(BumpOutcome::Bumped { .. })

@@ -4,14 +4,12 @@
 //! the worker's toolchain runs (rustup is never asked for the repository's), read-only, and
 //! the executables a repository's `.cargo/config.toml` could name are pinned by environment.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{Project, Sandboxing, TestConvention};
-use crate::lockfile::LockfileSettings;
+use crate::lockfile::{LockfileSettings, cargo};
 use crate::verify::discover::{Command, Discovery, TestPlan};
 
-const HINT: &str = "install Rust with rustup (cargo on the worker's PATH), or set \
-                    lockfiles.cargo to a toolchain's cargo";
 /// Where the worker's registry configuration is read inside the sandbox.
 const CONFIG: &str = "/tmp/remediator/cargo-config.toml";
 
@@ -41,15 +39,11 @@ fn discover(project: &Project<'_>) -> Discovery {
 /// The toolchain of the worker's cargo (its `rustc` the one used), the registry configuration
 /// and the local registries it names.
 fn sandboxing(lockfiles: &LockfileSettings) -> Sandboxing {
-    let real = crate::sandbox::tools::locate(&lockfiles.cargo, HINT)
+    let toolchain = crate::sandbox::tools::locate(&lockfiles.cargo, cargo::INSTALL_HINT)
         .ok()
-        .map(|tool| tool.path.canonicalize().unwrap_or(tool.path));
-    let toolchain = real
-        .as_deref()
-        .and_then(Path::parent)
-        .and_then(Path::parent);
+        .and_then(|tool| cargo::toolchain_root(&tool.path));
     let mut sandboxing = Sandboxing {
-        read_only: toolchain.iter().map(|root| root.to_path_buf()).collect(),
+        read_only: toolchain.iter().cloned().collect(),
         files_at: lockfiles
             .cargo_config
             .iter()
@@ -62,7 +56,7 @@ fn sandboxing(lockfiles: &LockfileSettings) -> Sandboxing {
         .extend(lockfiles.cargo_registry_dirs.iter().map(PathBuf::from));
     // The lock step's pins (wrappers off, its rustc, cargo's own token provider); CARGO_HOME
     // is the run's kept directory instead (`kept`).
-    sandboxing.env = crate::lockfile::cargo::env(toolchain)
+    sandboxing.env = cargo::env(toolchain.as_deref())
         .into_iter()
         .filter(|(key, _)| key != "CARGO_HOME")
         .collect();
