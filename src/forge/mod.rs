@@ -22,46 +22,25 @@ mod test_harness;
 mod wire;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::egress::EgressPolicy;
+use crate::git::GitAuth;
 use crate::lifecycle::fix_plan::ObservedState;
 
 pub use http::ApiEndpoint;
 pub use repo_url::{RepoScheme, RepoUrlError, RepositoryUrl};
 pub use settings::{ForgeKind, ForgeSettings, UrlPolicy};
 
-/// What git needs to authenticate to a repository. Reaches git only through its credential
-/// callback; `Debug` redacts the token.
-#[derive(Clone)]
-pub struct GitCredentials {
-    /// https user (the token is the password), or the ssh user.
-    pub username: String,
-    pub token: Option<SecretString>,
-    pub ssh_key_file: Option<PathBuf>,
-}
-
-impl fmt::Debug for GitCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GitCredentials")
-            .field("username", &self.username)
-            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
-            .field("ssh_key_file", &self.ssh_key_file)
-            .finish()
-    }
-}
-
 /// A repository URL matched to its forge and credentials.
 #[derive(Clone, Debug)]
 pub struct ResolvedRepository {
     pub url: RepositoryUrl,
-    pub credentials: GitCredentials,
+    pub credentials: GitAuth,
     pub forge: AnyForge,
 }
 
@@ -272,7 +251,7 @@ impl AnyForge {
 /// One configured host.
 #[derive(Clone, Debug)]
 struct ForgeEntry {
-    credentials: GitCredentials,
+    credentials: GitAuth,
     forge: AnyForge,
 }
 
@@ -325,7 +304,7 @@ impl ForgeRegistry {
         if url.scheme == RepoScheme::File {
             return Ok(ResolvedRepository {
                 url,
-                credentials: GitCredentials {
+                credentials: GitAuth {
                     username: "git".to_owned(),
                     token: None,
                     ssh_key_file: None,
@@ -424,7 +403,7 @@ fn build_entry(
         ForgeKind::PlainGit => AnyForge::PlainGit(plain::PlainGit),
     };
     Ok(ForgeEntry {
-        credentials: GitCredentials {
+        credentials: GitAuth {
             username: settings.effective_git_username().to_owned(),
             token,
             ssh_key_file: settings.ssh_key_file.clone(),

@@ -10,7 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::error::url_host;
 
 /// How to authenticate to a git server: HTTPS with `username` + `token` (for forges the token
-/// is the password), or SSH with a private key file.
+/// is the password), or SSH with a private key file. A forge resolves a repository's URL to
+/// one (`crate::forge::ForgeRegistry::resolve`); `Debug` redacts the token.
 #[derive(Clone)]
 pub struct GitAuth {
     /// HTTPS user name (e.g. `x-access-token` for GitHub apps, `oauth2` for GitLab), and the SSH
@@ -24,7 +25,7 @@ impl fmt::Debug for GitAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitAuth")
             .field("username", &self.username)
-            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("ssh_key_file", &self.ssh_key_file)
             .finish()
     }

@@ -32,11 +32,7 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
         .forges
         .resolve(&target.repository_url)
         .map_err(|e| StepFailure::from_forge(step, e))?;
-    let auth = GitAuth {
-        username: repository.credentials.username.clone(),
-        token: repository.credentials.token.clone(),
-        ssh_key_file: repository.credentials.ssh_key_file.clone(),
-    };
+    let auth = repository.credentials.clone();
     // Before libgit2 connects anywhere: the remote must not be a private address.
     crate::git::check_remote(pipeline.forges.egress(), &repository.url)
         .await
