@@ -125,18 +125,14 @@ impl Pipeline {
             .map(|e| e.path.clone())
             .chain(locked.changed.iter().map(|(path, _)| path.clone()))
             .collect();
-        let facts = super::patcher::facts(fix_target, fix_target.target_version());
-        let fixed_version = patch
-            .target_version
-            .clone()
-            .or_else(|| facts.target_version.clone())
-            .unwrap_or_default();
+        let (facts, fixed_version) = steps::test::package_facts(fix_target, patch);
         let fix = steps::test::FixFacts {
             facts: &facts,
             fixed_version: &fixed_version,
             edits: &patch.edits,
         };
-        let test = steps::test::run(self, checkout, &changed, Some(fix));
+        let fixes = [fix];
+        let test = steps::test::run(self, checkout, &changed, &fixes);
         driver.step(Step::Test, test).await
     }
 

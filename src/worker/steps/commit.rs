@@ -99,12 +99,18 @@ pub(crate) fn changed_files(
     locked: &Locked,
     tested: &Tested,
 ) -> Vec<String> {
-    let mut changed: Vec<String> = patch
+    let changed: Vec<String> = patch
         .edits
         .iter()
         .map(|e| e.path.clone())
         .chain(locked.changed.iter().map(|(path, _)| path.clone()))
         .collect();
+    with_repairs(changed, tested)
+}
+
+/// `changed` and, after them, the files the LLM's repair changed (when it left no
+/// regression), once each: the package and the grouped jobs commit both.
+pub(crate) fn with_repairs(mut changed: Vec<String>, tested: &Tested) -> Vec<String> {
     for path in &tested.repaired_files {
         if !changed.contains(path) {
             changed.push(path.clone());
