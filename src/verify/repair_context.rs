@@ -198,13 +198,7 @@ pub fn excerpt(text: &str, from: &str, to: &str, max_chars: usize) -> String {
 pub fn diff(path: &str, before: &str, after: &str, max_chars: usize) -> String {
     let old: Vec<&str> = before.lines().collect();
     let new: Vec<&str> = after.lines().collect();
-    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
-    let suffix = old[prefix..]
-        .iter()
-        .rev()
-        .zip(new[prefix..].iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
+    let (prefix, suffix) = crate::patch::size::shared_ends(&old, &new);
     let mut out = format!("--- a/{path}\n+++ b/{path}\n@@ line {} @@\n", prefix + 1);
     for line in &old[prefix..old.len() - suffix] {
         out.push_str(&format!("-{line}\n"));
