@@ -14,7 +14,6 @@ use serde_json::json;
 use super::confidence::Evidence;
 use super::context::Pipeline;
 use super::failure::StepFailure;
-use super::fix_lock::FixKey;
 use super::patcher::{PatchAuthor, ProposedPatch};
 use super::publish::{Publication, Published, publish};
 use super::steps::clone::Checkout;
@@ -78,29 +77,13 @@ impl Pipeline {
             message,
         );
         let committed = driver.step(Step::Commit, commit_step).await?;
-        let draft = tested.draft_reason.is_some()
-            || fixed.iter().any(|f| {
-                f.locked.draft_reason.is_some()
-                    || f.patch
-                        .confidence()
-                        .is_some_and(|c| c < self.draft_below_confidence)
-            });
-        // The cap counts the group as one pull request, like a package.
-        let group_target = RemediationTarget {
-            package_name: FixScope::Group.key().to_owned(),
-            ..target.clone()
-        };
-        let key = FixKey {
-            project: target.project_id,
-            ecosystem: &target.ecosystem,
-            scope: FixScope::Group,
-            branch: &branch,
-        };
+        let draft =
+            tested.draft_reason.is_some() || fixed.iter().any(|f| self.unsure(&f.patch, &f.locked));
         let publication = Publication {
             checkout,
-            key,
-            cap_target: &group_target,
             target: &target,
+            scope: FixScope::Group,
+            branch: &branch,
             committed,
             plan: &plan,
             draft,
@@ -213,13 +196,8 @@ impl Pipeline {
 fn changed_files(fixed: &[Fixed]) -> Vec<String> {
     let mut changed: Vec<String> = Vec::new();
     for f in fixed {
-        let paths = f.patch.edits.iter().map(|e| &e.path);
-        for path in paths.chain(f.locked.changed.iter().map(|(path, _)| path)) {
-            // Packages of one manifest change the same files.
-            if !changed.contains(path) {
-                changed.push(path.clone());
-            }
-        }
+        // Packages of one manifest change the same files.
+        steps::commit::add_new(&mut changed, steps::commit::fix_files(&f.patch, &f.locked));
     }
     changed
 }
@@ -325,14 +303,7 @@ fn text(
     let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let changed: Vec<Vec<String>> = fixed
         .iter()
-        .map(|f| {
-            f.patch
-                .edits
-                .iter()
-                .map(|e| e.path.clone())
-                .chain(f.locked.changed.iter().map(|(p, _)| p.clone()))
-                .collect()
-        })
+        .map(|f| steps::commit::fix_files(&f.patch, &f.locked))
         .collect();
     let packages: Vec<GroupedPackage<'_>> = fixed
         .iter()

@@ -71,12 +71,7 @@ pub fn package_facts(
     patch: &ProposedPatch,
 ) -> (VulnerabilityFacts, String) {
     let facts = crate::worker::patcher::facts(target, target.target_version());
-    let fixed_version = patch
-        .target_version
-        .clone()
-        .or_else(|| facts.target_version.clone())
-        .unwrap_or_default();
-    (facts, fixed_version)
+    (facts, patch.version_for(target).unwrap_or_default())
 }
 
 /// Tests the fix: `changed` are the repository-relative files the patch and the lock step
