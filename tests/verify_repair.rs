@@ -3,7 +3,7 @@
 //! sandbox, and a fake model on loopback that answers only when the failing test's output is
 //! in the conversation. The repair must leave the tests passing (a ready pull request whose
 //! commit carries it), be recorded round by round when it does not work (a draft), and never
-//! touch a test file.
+//! touch a test file; a grouped job (two packages in one pull request) repairs the same way.
 
 mod support;
 
@@ -477,5 +477,171 @@ async fn a_uv_project_broken_by_the_fix_is_repaired_with_the_wheels_notes() {
     assert!(source.contains("pyfmt.pad(label, 6) + str(n)"), "{source}");
     let created = github.created();
     assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    world.stop().await;
+}
+
+/// The second package of the grouped case: its fixed release breaks nothing.
+const NUMFMT: &str = "exports.round = (n) => Math.round(n);\n";
+const NUMFMT_CHANGELOG: &str = "# numfmt\n\n## 1.0.1\n\n- Security: round() no longer loops on NaN.\n\n## 1.0.0\n\n- First release.\n";
+const TOTAL: &str = "const numfmt = require('numfmt');\n\nexports.total = (xs) => numfmt.round(xs.reduce((a, b) => a + b, 0));\n";
+const TOTAL_TESTS: &str = r#"const test = require('node:test');
+const assert = require('node:assert');
+const { total } = require('../src/total');
+
+test('adds an invoice up', () => {
+  assert.strictEqual(total([1.2, 2.4]), 4);
+});
+"#;
+
+/// The registry and the project of the grouped case: `textfmt` (whose fix breaks the invoice
+/// line) and `numfmt` (whose fix breaks nothing), both at 1.0.0 with a fix in 1.0.1.
+async fn grouped_registry() -> (NpmRegistry, Vec<(&'static str, String)>) {
+    let registry = registry().await;
+    for version in ["1.0.0", "1.0.1"] {
+        registry.publish(("numfmt", version, &[]));
+    }
+    registry.add_files("numfmt", "1.0.0", &[("index.js", NUMFMT)]);
+    registry.add_files(
+        "numfmt",
+        "1.0.1",
+        &[("index.js", NUMFMT), ("CHANGELOG.md", NUMFMT_CHANGELOG)],
+    );
+    let dependencies = json!({"numfmt": "^1.0.0", "textfmt": "^1.0.0"});
+    let manifest = serde_json::to_string_pretty(&json!({
+        "name": "invoices", "version": "2.0.0", "private": true,
+        "scripts": {"test": "node --test"}, "dependencies": dependencies}))
+    .unwrap()
+        + "\n";
+    let installed = |name: &str| {
+        json!({"version": "1.0.0",
+            "resolved": format!("{}{name}/-/{name}-1.0.0.tgz", registry.url),
+            "integrity": registry.integrity_of(name, "1.0.0")})
+    };
+    let lock = serde_json::to_string_pretty(&json!({"name": "invoices", "version": "2.0.0",
+        "lockfileVersion": 3, "requires": true, "packages": {
+            "": {"name": "invoices", "version": "2.0.0", "dependencies": dependencies},
+            "node_modules/numfmt": installed("numfmt"),
+            "node_modules/textfmt": installed("textfmt")}}))
+    .unwrap()
+        + "\n";
+    let files = vec![
+        ("package.json", manifest),
+        ("package-lock.json", lock),
+        ("src/invoice.js", SOURCE.to_owned()),
+        ("src/total.js", TOTAL.to_owned()),
+        ("test/invoice.test.js", TESTS.to_owned()),
+        ("test/total.test.js", TOTAL_TESTS.to_owned()),
+    ];
+    (registry, files)
+}
+
+#[tokio::test]
+async fn a_grouped_fix_that_breaks_a_test_is_repaired_and_its_pull_request_is_ready() {
+    let (registry, files) = grouped_registry().await;
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let llm = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(FakeModel {
+            model: Model::Repairs,
+            bodies: bodies.clone(),
+        })
+        .mount(&llm)
+        .await;
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        llm_base_url: Some(format!("{}/v1", llm.uri())),
+        adjust: Some(Box::new(move |s| {
+            s.lockfiles.npm_registry = url;
+            s.worker.group = remediator::config::Grouping::Repository;
+        })),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    world
+        .add_affected("numfmt", "npm", "GHSA-nfmt-0001-0001", "1.0.0", "1.0.1")
+        .await;
+    let assessment = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let output = &op["output"];
+    assert_eq!(output["group"], "repository", "{op}");
+    assert_eq!(output["packages"].as_array().map(Vec::len), Some(2), "{op}");
+    // Both upgrades' tests pass on the branch after one round, which the output records.
+    let tests = &output["tests"];
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(tests["repaired"], true, "{tests}");
+    assert_eq!(
+        (
+            tests["branch"]["passed"].as_u64(),
+            tests["branch"]["failed"].as_u64()
+        ),
+        (Some(2), Some(0)),
+        "{tests}"
+    );
+    assert_eq!(
+        tests["repair_rounds"],
+        json!([{"round": 1, "failing_before": ["writes an invoice line"],
+                "edited": ["src/invoice.js"], "refused": [], "failing_after": []}]),
+        "{tests}"
+    );
+    assert_eq!(output["draft_reason"], Value::Null, "{op}");
+    // The model was told of both packages, the files naming either and both releases' notes.
+    // (The world's own lodash advisory, not in this manifest, asked the patch writer first.)
+    let repairs: Vec<String> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(all_text)
+        .filter(|text| text.contains("You repair a project"))
+        .collect();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    let shown = &repairs[0];
+    for needle in [
+        FAILURE,
+        "The fix upgraded these packages together",
+        "\"package\":\"textfmt\"",
+        "\"package\":\"numfmt\"",
+        "\"version_now\":\"1.0.1\"",
+        "\"src/invoice.js\"",
+        "\"src/total.js\"",
+        "+    \"textfmt\": \"^1.0.1\"",
+        "+    \"numfmt\": \"^1.0.1\"",
+        "format() was removed: use String(n) instead.",
+        "round() no longer loops on NaN.",
+    ] {
+        assert!(shown.contains(needle), "{needle} not in {shown}");
+    }
+    // The grouped commit carries the repair beside both fixes; the tests are untouched.
+    let branch = output["branch"].as_str().unwrap();
+    let source = world.file_on_branch(branch, "src/invoice.js").unwrap();
+    assert!(source.contains(REPAIRED_CALL), "{source}");
+    let manifest = world.file_on_branch(branch, "package.json").unwrap();
+    assert!(
+        manifest.contains("\"numfmt\": \"^1.0.1\"") && manifest.contains("\"textfmt\": \"^1.0.1\""),
+        "{manifest}"
+    );
+    assert_eq!(
+        world
+            .file_on_branch(branch, "test/invoice.test.js")
+            .unwrap(),
+        TESTS
+    );
+    assert_eq!(
+        output["changed_files"],
+        json!(["package.json", "package-lock.json", "src/invoice.js"])
+    );
+    let created = github.created();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(body.contains("**Repair rounds: 1**"), "{body}");
+    drop(registry);
     world.stop().await;
 }

@@ -20,7 +20,9 @@ pub use answer::{ModelAnswer, ModelEdit, materialize, parse_answer};
 pub use client::{CallStats, Completion, JobBudget, LlmClient, LlmError, TimeLimit, Usage};
 pub use context::{DirFiles, HeadFiles, RepoFiles, select_context};
 pub use prompt::{ChatMessage, Conversation, Role};
-pub use repair_prompt::{RepairBrief, TestFailure, repair_conversation, still_failing};
+pub use repair_prompt::{
+    RepairBrief, TestFailure, UpgradedPackage, repair_conversation, still_failing,
+};
 pub use settings::LlmSettings;
 
 /// What we know about the vulnerability being fixed; the facts the prompt states.

@@ -36,66 +36,97 @@ pub struct TestFailure {
     pub output: String,
 }
 
-/// What the first repair round is told.
+/// One package the fix moved, as the repair is told of it.
 #[derive(Debug, Clone)]
-pub struct RepairBrief<'a> {
+pub struct UpgradedPackage<'a> {
     pub facts: &'a VulnerabilityFacts,
     /// The version the fix moved the package to.
     pub fixed_version: &'a str,
+    /// The fixed release's notes: where they were found, and the excerpt.
+    pub release_notes: Option<(&'a str, &'a str)>,
+}
+
+/// What the first repair round is told.
+#[derive(Debug, Clone)]
+pub struct RepairBrief<'a> {
+    /// Every package the fix moved (one for a package job, several for a grouped one).
+    pub packages: &'a [UpgradedPackage<'a>],
     pub failures: &'a [TestFailure],
-    /// The files that import or require the package.
+    /// The files that import or require any of the packages.
     pub files: &'a [ContextFile],
     /// The change so far, as a diff.
     pub change: &'a str,
-    /// The fixed release's notes: where they were found, and the excerpt.
-    pub release_notes: Option<(&'a str, &'a str)>,
 }
 
 /// The first round's conversation.
 pub fn repair_conversation(brief: &RepairBrief<'_>) -> Conversation {
     let delimiter = delimiter_for(brief);
     let system = SYSTEM_RULES.replace("DELIMITER", &delimiter);
-    let facts = serde_json::json!({
-        "package": brief.facts.package,
-        "ecosystem": brief.facts.ecosystem,
-        "version_before": brief.facts.installed_version,
-        "version_now": brief.fixed_version,
-        "vulnerability_id": brief.facts.id,
-    });
-    let mut user = format!(
-        "The fix upgraded the package (facts as JSON):\n{facts}\n\nThese tests passed before \
-         the upgrade and fail now:\n"
-    );
+    let several = brief.packages.len() > 1;
+    let facts: Vec<String> = brief.packages.iter().map(package_facts).collect();
+    let mut user = match several {
+        false => "The fix upgraded the package (facts as JSON):\n".to_owned(),
+        true => {
+            "The fix upgraded these packages together (facts as JSON, one a line):\n".to_owned()
+        }
+    };
+    user.push_str(&facts.join("\n"));
+    user.push_str(&format!(
+        "\n\nThese tests passed before the upgrade{} and fail now:\n",
+        if several { "s" } else { "" }
+    ));
     push_failures(&mut user, brief.failures, &delimiter);
     user.push_str("\nThe change so far (applied; do not undo it):\n");
     fence(&mut user, &delimiter, "the change so far", brief.change);
-    if let Some((path, notes)) = brief.release_notes {
-        user.push_str("\nThe new release's own notes, around the versions crossed:\n");
-        fence(
-            &mut user,
-            &delimiter,
-            &format!("release notes {}", label(path)),
-            notes,
-        );
-    }
-    if brief.files.is_empty() {
-        user.push_str("\nNo project file naming the package was found.\n");
-    } else {
-        user.push_str("\nThe project's files that use the package:\n");
-        for file in brief.files {
-            let note = match file.truncated {
-                true => " (cut; never rewrite it whole)",
-                false => "",
-            };
-            let what = format!("repository file {}{note}", label(&file.path));
-            fence(&mut user, &delimiter, &what, &file.content);
+    for package in brief.packages {
+        if let Some((path, notes)) = package.release_notes {
+            user.push_str(&match several {
+                false => "\nThe new release's own notes, around the versions crossed:\n".to_owned(),
+                true => format!(
+                    "\nThe own notes of {}'s new release, around the versions crossed:\n",
+                    package.facts.package
+                ),
+            });
+            let what = format!("release notes {}", label(path));
+            fence(&mut user, &delimiter, &what, notes);
         }
     }
+    push_files(&mut user, brief.files, several, &delimiter);
     user.push_str(
         "\nWrite the JSON answer now: edits to the project's source code only, with search \
          text copied exactly from the files above.\n",
     );
     Conversation::from_system_and_user(system, user)
+}
+
+/// One package's facts as a line of JSON.
+fn package_facts(package: &UpgradedPackage<'_>) -> String {
+    serde_json::json!({
+        "package": package.facts.package,
+        "ecosystem": package.facts.ecosystem,
+        "version_before": package.facts.installed_version,
+        "version_now": package.fixed_version,
+        "vulnerability_id": package.facts.id,
+    })
+    .to_string()
+}
+
+/// The project's files that use the package (or any of the packages).
+fn push_files(out: &mut String, files: &[ContextFile], several: bool, delimiter: &str) {
+    let what = if several { "packages" } else { "package" };
+    if files.is_empty() {
+        out.push_str(&format!("\nNo project file naming the {what} was found.\n"));
+        return;
+    }
+    out.push_str(&format!("\nThe project's files that use the {what}:\n"));
+    for file in files {
+        let note = match file.truncated {
+            true => " (cut; never rewrite it whole)",
+            false => "",
+        };
+        let what = format!("repository file {}{note}", label(&file.path));
+        fence(out, delimiter, &what, &file.content);
+    }
 }
 
 /// The message after a round whose edits were applied and the tests still fail.
@@ -161,9 +192,10 @@ fn delimiter_for(brief: &RepairBrief<'_>) -> String {
             .any(|f| f.output.contains(&candidate) || f.name.contains(&candidate))
             || brief.files.iter().any(|f| f.content.contains(&candidate))
             || brief.change.contains(&candidate)
-            || brief
-                .release_notes
-                .is_some_and(|(_, n)| n.contains(&candidate));
+            || brief.packages.iter().any(|p| {
+                p.release_notes
+                    .is_some_and(|(path, n)| n.contains(&candidate) || path.contains(&candidate))
+            });
         if !clashes {
             return candidate;
         }
@@ -174,19 +206,22 @@ fn delimiter_for(brief: &RepairBrief<'_>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_brief_fences_failures_files_change_and_notes() {
-        let facts = VulnerabilityFacts {
-            id: "GHSA-1".to_owned(),
+    fn facts(package: &str, from: &str, to: &str) -> VulnerabilityFacts {
+        VulnerabilityFacts {
+            id: format!("GHSA-{package}"),
             aliases: Vec::new(),
             severity: "HIGH".to_owned(),
             summary: String::new(),
-            package: "textfmt".to_owned(),
+            package: package.to_owned(),
             ecosystem: crate::ecosystem::Ecosystem::Npm,
-            installed_version: "1.0.0".to_owned(),
-            fixed_versions: vec!["1.0.1".to_owned()],
-            target_version: Some("1.0.1".to_owned()),
-        };
+            installed_version: from.to_owned(),
+            fixed_versions: vec![to.to_owned()],
+            target_version: Some(to.to_owned()),
+        }
+    }
+
+    /// The first round's conversation about `packages`, for one failure and one file.
+    fn conversation(packages: &[UpgradedPackage<'_>]) -> Conversation {
         let failures = [TestFailure {
             name: "formats".to_owned(),
             output: "TypeError: textfmt.format is not a function".to_owned(),
@@ -196,28 +231,82 @@ mod tests {
             content: "textfmt.format(1)".to_owned(),
             truncated: false,
         }];
-        let conversation = repair_conversation(&RepairBrief {
-            facts: &facts,
-            fixed_version: "1.0.1",
+        repair_conversation(&RepairBrief {
+            packages,
             failures: &failures,
             files: &files,
             change: "-a\n+b\n",
-            release_notes: Some(("node_modules/textfmt/CHANGELOG.md", "removed format")),
-        });
-        let user = &conversation.messages()[1].content;
-        for needle in [
-            "textfmt.format is not a function",
-            "BEGIN untrusted test \"formats\"",
-            "BEGIN untrusted repository file \"src/a.js\"",
-            "BEGIN untrusted release notes \"node_modules/textfmt/CHANGELOG.md\"",
-            "removed format",
-            "\"version_now\":\"1.0.1\"",
-        ] {
-            assert!(user.contains(needle), "{needle} in {user}");
+        })
+    }
+
+    fn assert_contains(text: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(text.contains(needle), "{needle} in {text}");
         }
+    }
+
+    #[test]
+    fn the_brief_fences_failures_files_change_and_notes() {
+        let facts = facts("textfmt", "1.0.0", "1.0.1");
+        let conversation = conversation(&[UpgradedPackage {
+            facts: &facts,
+            fixed_version: "1.0.1",
+            release_notes: Some(("node_modules/textfmt/CHANGELOG.md", "removed format")),
+        }]);
+        assert_contains(
+            &conversation.messages()[1].content,
+            &[
+                "The fix upgraded the package (facts as JSON):\n{",
+                "textfmt.format is not a function",
+                "BEGIN untrusted test \"formats\"",
+                "BEGIN untrusted repository file \"src/a.js\"",
+                "The new release's own notes, around the versions crossed:",
+                "BEGIN untrusted release notes \"node_modules/textfmt/CHANGELOG.md\"",
+                "removed format",
+                "\"version_now\":\"1.0.1\"",
+                "The project's files that use the package:",
+            ],
+        );
         let system = &conversation.messages()[0].content;
         assert!(system.contains("Never edit tests"));
         assert!(!system.contains("DELIMITER"));
+    }
+
+    #[test]
+    fn a_grouped_brief_names_every_package_and_each_release_s_notes() {
+        let (text, num) = (
+            facts("textfmt", "1.0.0", "1.0.1"),
+            facts("numfmt", "2.0.0", "2.1.0"),
+        );
+        let conversation = conversation(&[
+            UpgradedPackage {
+                facts: &text,
+                fixed_version: "1.0.1",
+                release_notes: Some(("node_modules/textfmt/CHANGELOG.md", "removed format")),
+            },
+            UpgradedPackage {
+                facts: &num,
+                fixed_version: "2.1.0",
+                release_notes: Some(("node_modules/numfmt/HISTORY.md", "faster round")),
+            },
+        ]);
+        assert_contains(
+            &conversation.messages()[1].content,
+            &[
+                "The fix upgraded these packages together",
+                "\"package\":\"textfmt\"",
+                "\"version_now\":\"1.0.1\"",
+                "\"package\":\"numfmt\"",
+                "\"version_before\":\"2.0.0\"",
+                "\"version_now\":\"2.1.0\"",
+                "The own notes of textfmt's new release",
+                "removed format",
+                "The own notes of numfmt's new release",
+                "BEGIN untrusted release notes \"node_modules/numfmt/HISTORY.md\"",
+                "faster round",
+                "The project's files that use the packages:",
+            ],
+        );
     }
 
     #[test]

@@ -16,24 +16,30 @@ pub struct ChangeSize {
     pub lines_deleted: usize,
 }
 
-/// Measures the change from `original` (empty for a new file) to `updated`.
-pub fn measure(original: &str, updated: &str) -> ChangeSize {
-    let old: Vec<&str> = original.split_inclusive('\n').collect();
-    let new: Vec<&str> = updated.split_inclusive('\n').collect();
-
+/// How many lines `old` and `new` share at their start, and then at their end: what is left
+/// between is the changed region. The end may not reuse lines already counted at the start
+/// on either side.
+pub fn shared_ends(old: &[&str], new: &[&str]) -> (usize, usize) {
     let prefix = old
         .iter()
         .zip(new.iter())
         .take_while(|(a, b)| a == b)
         .count();
-    // The suffix may not reuse lines already counted in the prefix on either side.
     let suffix = old[prefix..]
         .iter()
         .rev()
         .zip(new[prefix..].iter().rev())
         .take_while(|(a, b)| a == b)
         .count();
+    (prefix, suffix)
+}
 
+/// Measures the change from `original` (empty for a new file) to `updated`.
+pub fn measure(original: &str, updated: &str) -> ChangeSize {
+    let old: Vec<&str> = original.split_inclusive('\n').collect();
+    let new: Vec<&str> = updated.split_inclusive('\n').collect();
+
+    let (prefix, suffix) = shared_ends(&old, &new);
     let old_changed = &old[prefix..old.len() - suffix];
     let new_changed = &new[prefix..new.len() - suffix];
     let bytes = |lines: &[&str]| lines.iter().map(|line| line.len()).sum::<usize>();

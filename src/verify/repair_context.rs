@@ -1,5 +1,5 @@
 //! What a repair round shows the model besides the failures: the project's files that import
-//! or require the package (a search of the tested tree's text files for its name), the change
+//! or require the package, or any of the packages a grouped fix moved (a search of the tested tree's text files for its name), the change
 //! so far as a diff, and the fixed release's own notes when the installed package ships them
 //! (a CHANGELOG, HISTORY or RELEASES file in `node_modules/<package>/`, or a wheel's METADATA
 //! description in a virtualenv's site-packages), excerpted around the versions crossed. Every
@@ -15,12 +15,13 @@ const MAX_SCANNED: usize = 5_000;
 /// Largest file read in the search.
 const MAX_FILE_BYTES: u64 = 128 * 1024;
 
-/// The files under `tree/dir` whose text names `package`, source files before test files,
-/// at most `max_files` of them and `max_chars` in all (a file beyond that is cut and marked).
+/// The files under `tree/dir` whose text names any of `packages`, source files before test
+/// files, at most `max_files` of them and `max_chars` in all (a file beyond that is cut and
+/// marked).
 pub fn importers(
     tree: &Path,
     dir: &str,
-    package: &str,
+    packages: &[&str],
     max_files: usize,
     max_chars: usize,
 ) -> Vec<ContextFile> {
@@ -56,7 +57,7 @@ pub fn importers(
             let Ok(text) = std::fs::read_to_string(entry.path()) else {
                 continue;
             };
-            if !text.contains(package) || text.contains('\0') {
+            if !packages.iter().any(|p| text.contains(p)) || text.contains('\0') {
                 continue;
             }
             let Ok(relative) = entry.path().strip_prefix(tree).map(Path::to_path_buf) else {
@@ -197,13 +198,7 @@ pub fn excerpt(text: &str, from: &str, to: &str, max_chars: usize) -> String {
 pub fn diff(path: &str, before: &str, after: &str, max_chars: usize) -> String {
     let old: Vec<&str> = before.lines().collect();
     let new: Vec<&str> = after.lines().collect();
-    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
-    let suffix = old[prefix..]
-        .iter()
-        .rev()
-        .zip(new[prefix..].iter().rev())
-        .take_while(|(a, b)| a == b)
-        .count();
+    let (prefix, suffix) = crate::patch::size::shared_ends(&old, &new);
     let mut out = format!("--- a/{path}\n+++ b/{path}\n@@ line {} @@\n", prefix + 1);
     for line in &old[prefix..old.len() - suffix] {
         out.push_str(&format!("-{line}\n"));
@@ -255,11 +250,16 @@ mod tests {
         write("test/a.test.js", "require('textfmt')");
         write("src/invoice.js", "const t = require('textfmt');");
         write("src/other.js", "nothing here");
+        write("src/total.js", "const n = require('numfmt');");
         write("node_modules/textfmt/index.js", "textfmt");
         write("package.json", "{\"dependencies\": {\"textfmt\": \"1\"}}");
-        let files = importers(tree.path(), "", "textfmt", 10, 10_000);
+        let files = importers(tree.path(), "", &["textfmt"], 10, 10_000);
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["src/invoice.js", "test/a.test.js"]);
+        // A grouped fix's repair is shown the files that name any of its packages.
+        let files = importers(tree.path(), "", &["textfmt", "numfmt"], 10, 10_000);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["src/invoice.js", "src/total.js", "test/a.test.js"]);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! updates: one pull request per repository and ecosystem carrying every pending version fix.
 //! The job plans one fix per package (`fix_plan::plan_repository`), generates and locks them
 //! one after the other in the same clone (each package's patcher reads the manifests as the
-//! previous package left them), commits them together and goes on exactly as a package job
-//! does, under the fix lock of the group ([`FixScope::Group`]). Packages go by name, so
+//! previous package left them), tests them together (with the LLM's repair rounds when a test
+//! regresses, told of every package moved), commits them together and goes on exactly as a
+//! package job does, under the fix lock of the group ([`FixScope::Group`]). Packages go by name, so
 //! the same set of fixes reads the same whichever advisory triggered it. A package other than
 //! the trigger's that cannot be fixed is left out and named in the pull request.
 
@@ -13,18 +14,18 @@ use serde_json::json;
 use super::confidence::Evidence;
 use super::context::Pipeline;
 use super::failure::StepFailure;
-use super::fix_lock::FixKey;
 use super::patcher::{PatchAuthor, ProposedPatch};
 use super::publish::{Publication, Published, publish};
 use super::steps::clone::Checkout;
 use super::steps::lock::Locked;
-use super::steps::test::Tested;
+use super::steps::test::{FixFacts, Tested};
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, StepDriver};
 use crate::db::fixes;
 use crate::db::models::RemediationTarget;
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{FixScope, OperationId, Step};
+use crate::llm::VulnerabilityFacts;
 use crate::lockfile::Verification;
 use crate::pr_text::{self, AdvisoryFacts, GroupedPackage, NotFixed, PrFacts};
 
@@ -54,9 +55,13 @@ impl Pipeline {
         plan.remaining.extend(left_out);
 
         let changed_files = changed_files(&fixed);
-        // One test run for the packages together: the branch's tree is all of them.
-        let test = steps::test::run(self, &checkout, &changed_files, None);
-        let tested = driver.step(Step::Test, test).await?;
+        // One test run for the packages together: the branch's tree is all of them, and a
+        // repair is told of every package it moved.
+        let tested = self
+            .test_group(driver, &checkout, &fixed, &changed_files)
+            .await?;
+        // The commit carries the repair beside the fixes, as a package job's does.
+        let changed_files = steps::commit::with_repairs(changed_files, &tested);
         let (title, body) = text(&target.ecosystem, &fixed, &plan, &tested, operation_id);
         let message = format!(
             "{title}\n\nRemediates {} (operation {operation_id}).",
@@ -72,29 +77,13 @@ impl Pipeline {
             message,
         );
         let committed = driver.step(Step::Commit, commit_step).await?;
-        let draft = tested.draft_reason.is_some()
-            || fixed.iter().any(|f| {
-                f.locked.draft_reason.is_some()
-                    || f.patch
-                        .confidence()
-                        .is_some_and(|c| c < self.draft_below_confidence)
-            });
-        // The cap counts the group as one pull request, like a package.
-        let group_target = RemediationTarget {
-            package_name: FixScope::Group.key().to_owned(),
-            ..target.clone()
-        };
-        let key = FixKey {
-            project: target.project_id,
-            ecosystem: &target.ecosystem,
-            scope: FixScope::Group,
-            branch: &branch,
-        };
+        let draft =
+            tested.draft_reason.is_some() || fixed.iter().any(|f| self.unsure(&f.patch, &f.locked));
         let publication = Publication {
             checkout,
-            key,
-            cap_target: &group_target,
             target: &target,
+            scope: FixScope::Group,
+            branch: &branch,
             committed,
             plan: &plan,
             draft,
@@ -102,6 +91,32 @@ impl Pipeline {
         let published = publish(self, driver, publication).await?;
         let timings = driver.timings_json();
         Ok(success(fixed, branch, published, tested, &plan, timings))
+    }
+
+    /// The test step for the packages together, with the facts a repair round gives the model
+    /// about each.
+    async fn test_group(
+        &self,
+        driver: &mut StepDriver<'_>,
+        checkout: &Checkout,
+        fixed: &[Fixed],
+        changed: &[String],
+    ) -> Result<Tested, StepFailure> {
+        let facts: Vec<(VulnerabilityFacts, String)> = fixed
+            .iter()
+            .map(|f| steps::test::package_facts(&f.target, &f.patch))
+            .collect();
+        let fixes: Vec<FixFacts<'_>> = fixed
+            .iter()
+            .zip(&facts)
+            .map(|(f, (facts, version))| FixFacts {
+                facts,
+                fixed_version: version,
+                edits: &f.patch.edits,
+            })
+            .collect();
+        let test = steps::test::run(self, checkout, changed, &fixes);
+        driver.step(Step::Test, test).await
     }
 
     /// Generates and locks each package's fix in turn, in the same clone. A package other
@@ -181,13 +196,8 @@ impl Pipeline {
 fn changed_files(fixed: &[Fixed]) -> Vec<String> {
     let mut changed: Vec<String> = Vec::new();
     for f in fixed {
-        let paths = f.patch.edits.iter().map(|e| &e.path);
-        for path in paths.chain(f.locked.changed.iter().map(|(path, _)| path)) {
-            // Packages of one manifest change the same files.
-            if !changed.contains(path) {
-                changed.push(path.clone());
-            }
-        }
+        // Packages of one manifest change the same files.
+        steps::commit::add_new(&mut changed, steps::commit::fix_files(&f.patch, &f.locked));
     }
     changed
 }
@@ -293,14 +303,7 @@ fn text(
     let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let changed: Vec<Vec<String>> = fixed
         .iter()
-        .map(|f| {
-            f.patch
-                .edits
-                .iter()
-                .map(|e| e.path.clone())
-                .chain(f.locked.changed.iter().map(|(p, _)| p.clone()))
-                .collect()
-        })
+        .map(|f| steps::commit::fix_files(&f.patch, &f.locked))
         .collect();
     let packages: Vec<GroupedPackage<'_>> = fixed
         .iter()

@@ -5,7 +5,6 @@
 
 use super::context::Pipeline;
 use super::failure::StepFailure;
-use super::fix_lock::FixKey;
 use super::proposed_patch::ProposedPatch;
 use super::publish::{Publication, publish};
 use super::steps::lock::Locked;
@@ -77,22 +76,12 @@ impl Pipeline {
         };
         let commit_step = steps::commit::run(self, operation_id, &checkout, what);
         let committed = driver.step(Step::Commit, commit_step).await?;
-        let draft = locked.draft_reason.is_some()
-            || tested.draft_reason.is_some()
-            || patch
-                .confidence()
-                .is_some_and(|c| c < self.draft_below_confidence);
-        let key = FixKey {
-            project: target.project_id,
-            ecosystem: &target.ecosystem,
-            scope: FixScope::Package(&target.package_name),
-            branch: &branch,
-        };
+        let draft = tested.draft_reason.is_some() || self.unsure(&patch, &locked);
         let publication = Publication {
             checkout,
-            key,
-            cap_target: &target,
             target: &target,
+            scope: FixScope::Package(&target.package_name),
+            branch: &branch,
             committed,
             plan: &plan,
             draft,
@@ -109,6 +98,15 @@ impl Pipeline {
         }))
     }
 
+    /// Whether one package's fix alone makes the pull request a draft: the lock step could
+    /// not verify it, or the model that wrote it was unsure.
+    pub(super) fn unsure(&self, patch: &ProposedPatch, locked: &Locked) -> bool {
+        locked.draft_reason.is_some()
+            || patch
+                .confidence()
+                .is_some_and(|c| c < self.draft_below_confidence)
+    }
+
     /// The test step for one package's fix: the files the patch and the lock step changed,
     /// and the facts a repair round gives the model.
     async fn test_package(
@@ -119,24 +117,15 @@ impl Pipeline {
         patch: &ProposedPatch,
         locked: &Locked,
     ) -> Result<Tested, StepFailure> {
-        let changed: Vec<String> = patch
-            .edits
-            .iter()
-            .map(|e| e.path.clone())
-            .chain(locked.changed.iter().map(|(path, _)| path.clone()))
-            .collect();
-        let facts = super::patcher::facts(fix_target, fix_target.target_version());
-        let fixed_version = patch
-            .target_version
-            .clone()
-            .or_else(|| facts.target_version.clone())
-            .unwrap_or_default();
+        let changed = steps::commit::fix_files(patch, locked);
+        let (facts, fixed_version) = steps::test::package_facts(fix_target, patch);
         let fix = steps::test::FixFacts {
             facts: &facts,
             fixed_version: &fixed_version,
             edits: &patch.edits,
         };
-        let test = steps::test::run(self, checkout, &changed, Some(fix));
+        let fixes = [fix];
+        let test = steps::test::run(self, checkout, &changed, &fixes);
         driver.step(Step::Test, test).await
     }
 

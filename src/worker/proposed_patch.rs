@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use super::failure::StepFailure;
+use crate::db::models::RemediationTarget;
 use crate::git::{EntryKind, inspect_entry};
 use crate::lifecycle::Step;
 use crate::llm::{CallStats, Usage};
@@ -53,6 +54,14 @@ pub struct ProposedPatch {
 }
 
 impl ProposedPatch {
+    /// The version the fix moves the package to: the patch's, or the target's planned one
+    /// when the patch names none.
+    pub fn version_for(&self, target: &RemediationTarget) -> Option<String> {
+        self.target_version
+            .clone()
+            .or_else(|| target.target_version())
+    }
+
     pub fn confidence(&self) -> Option<f64> {
         match &self.author {
             PatchAuthor::Bump | PatchAuthor::LockOnly => None,

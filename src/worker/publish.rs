@@ -13,18 +13,18 @@ use super::steps::{self, StepDriver};
 use crate::db::models::RemediationTarget;
 use crate::forge::ResolvedRepository;
 use crate::git::PushOutcome;
-use crate::lifecycle::Step;
 use crate::lifecycle::fix_plan::FixPlan;
+use crate::lifecycle::{FixScope, Step};
 
 /// What a job hands to its tail.
 pub(super) struct Publication<'a> {
     pub checkout: Checkout,
-    /// The fix whose lock the push and the pull request are made under; names the branch.
-    pub key: FixKey<'a>,
-    /// Whose open pull requests count against the cap (a group counts as one package).
-    pub cap_target: &'a RemediationTarget,
     /// The advisory the pull request is made for.
     pub target: &'a RemediationTarget,
+    /// The package or the group whose fix lock the push and the pull request are made under
+    /// (in the target's project and ecosystem); the cap counts a group as one package.
+    pub scope: FixScope<'a>,
+    pub branch: &'a str,
     pub committed: Committed,
     pub plan: &'a FixPlan,
     /// The model was unsure, the fix is not verified, or a test regressed.
@@ -47,20 +47,31 @@ pub(super) async fn publish(
 ) -> Result<Published, StepFailure> {
     let Publication {
         checkout,
-        key,
-        cap_target,
         target,
+        scope,
+        branch,
         committed,
         plan,
         draft,
     } = publication;
+    let key = FixKey {
+        project: target.project_id,
+        ecosystem: &target.ecosystem,
+        scope,
+        branch,
+    };
+    // Whose open pull requests count against the cap: the package's, or the group's row.
+    let cap_target = RemediationTarget {
+        package_name: scope.key().to_owned(),
+        ..target.clone()
+    };
     let push_step = steps::push::run(pipeline, &checkout, &key, plan, committed.commit);
     let (pushed, fix_lock) = driver.step(Step::Push, push_step).await?;
     let repository = checkout.repository;
     // The clone is no longer needed: its directory goes once no git task holds it.
     drop(checkout.git);
 
-    let begun = steps::pull_request::begin(pipeline, driver, cap_target, &repository).await;
+    let begun = steps::pull_request::begin(pipeline, driver, &cap_target, &repository).await;
     let (running, at_cap) = match begun {
         Ok(gate) => gate,
         Err(failure) => {

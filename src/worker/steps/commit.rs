@@ -48,7 +48,9 @@ pub async fn run(
         tested,
         branch,
     } = what;
-    let changed_files = changed_files(patch, locked, tested);
+    // The patch's files, the lock files the tool wrote, and the LLM's repair of what the fix
+    // broke (when it left no regression).
+    let changed_files = with_repairs(fix_files(patch, locked), tested);
     // The triggering advisory is the plan's first; the others share the pull request.
     let also_fixes: Vec<AdvisoryFacts<'_>> = plan
         .covered
@@ -92,25 +94,30 @@ pub async fn run(
     .await
 }
 
-/// The files the commit carries: the patch's, the lock files the tool wrote, and the LLM's
-/// repair of what the fix broke (when it left no regression).
-pub(crate) fn changed_files(
-    patch: &ProposedPatch,
-    locked: &Locked,
-    tested: &Tested,
-) -> Vec<String> {
-    let mut changed: Vec<String> = patch
+/// The files one package's fix changed: the patch's, then the lock files the tool wrote.
+pub(crate) fn fix_files(patch: &ProposedPatch, locked: &Locked) -> Vec<String> {
+    patch
         .edits
         .iter()
         .map(|e| e.path.clone())
         .chain(locked.changed.iter().map(|(path, _)| path.clone()))
-        .collect();
-    for path in &tested.repaired_files {
-        if !changed.contains(path) {
-            changed.push(path.clone());
+        .collect()
+}
+
+/// `changed` and, after them, the files the LLM's repair changed (when it left no
+/// regression), once each: the package and the grouped jobs commit both.
+pub(crate) fn with_repairs(mut changed: Vec<String>, tested: &Tested) -> Vec<String> {
+    add_new(&mut changed, tested.repaired_files.iter().cloned());
+    changed
+}
+
+/// Appends the `paths` not in `changed` yet, in order.
+pub(crate) fn add_new(changed: &mut Vec<String>, paths: impl IntoIterator<Item = String>) {
+    for path in paths {
+        if !changed.contains(&path) {
+            changed.push(path);
         }
     }
-    changed
 }
 
 /// Commits `changed_files` on `branch` with `message`; the pull request will carry `title` and

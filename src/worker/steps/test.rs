@@ -8,16 +8,19 @@
 //! A test that passed on main and fails here makes the pull request a draft that names it and
 //! quotes its output, or fails the job (`verify.on_regression`). No test command is said
 //! plainly and blocks nothing. With an LLM configured, regressions first go to the repair
-//! rounds (`crate::worker::repair`): the pull request is ready when they leave none, and the
-//! commit then carries the repair.
+//! rounds (`crate::worker::repair`), for a package job and a grouped one alike: the pull
+//! request is ready when they leave none, and the commit then carries the repair.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::GitLoad;
 use super::clone::Checkout;
+use crate::db::models::RemediationTarget;
 use crate::lifecycle::Step;
-use crate::llm::{ContextFile, RepairBrief, VulnerabilityFacts, repair_conversation};
+use crate::llm::{
+    ContextFile, RepairBrief, UpgradedPackage, VulnerabilityFacts, repair_conversation,
+};
 use crate::lockfile::{self, LockError};
 use crate::patch::FileEdit;
 use crate::verify::discover::{self, Discovery, TestPlan};
@@ -25,12 +28,14 @@ use crate::verify::report::{RunSummary, TestsReport};
 use crate::verify::{OnRegression, baseline, compare, repair_context, run};
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
+use crate::worker::proposed_patch::ProposedPatch;
 use crate::worker::repair::{self, RepairJob};
 
-/// Files that use the package shown to the model, at most, and their characters in all.
+/// Files that use the packages shown to the model, at most, and their characters in all.
 const MAX_IMPORTERS: usize = 8;
 const MAX_IMPORTER_CHARS: usize = 24_000;
-/// Characters of the fixed release's notes, and of the change so far, shown to the model.
+/// Characters of the fixed releases' notes (shared by the packages of a grouped fix), and of
+/// the change so far, shown to the model.
 const MAX_NOTES_CHARS: usize = 6_000;
 const MAX_CHANGE_CHARS: usize = 8_000;
 
@@ -48,7 +53,8 @@ pub struct Tested {
     pub repaired_files: Vec<String>,
 }
 
-/// What the repair rounds need to know about the fix (none: a regression drafts at once).
+/// What the repair rounds need to know about one package the fix moved; a test run is given
+/// one per package (a grouped job's several, none: a regression drafts at once).
 #[derive(Debug, Clone, Copy)]
 pub struct FixFacts<'a> {
     pub facts: &'a VulnerabilityFacts,
@@ -58,13 +64,23 @@ pub struct FixFacts<'a> {
     pub edits: &'a [FileEdit],
 }
 
+/// What a repair round states about one package the fix moved: its advisory's facts, and the
+/// version the patch moved it to (the plan's when the patch names none).
+pub fn package_facts(
+    target: &RemediationTarget,
+    patch: &ProposedPatch,
+) -> (VulnerabilityFacts, String) {
+    let facts = crate::worker::patcher::facts(target, target.target_version());
+    (facts, patch.version_for(target).unwrap_or_default())
+}
+
 /// Tests the fix: `changed` are the repository-relative files the patch and the lock step
 /// changed, read from the clone's work tree.
 pub async fn run(
     pipeline: &Pipeline,
     checkout: &Checkout,
     changed: &[String],
-    fix: Option<FixFacts<'_>>,
+    fix: &[FixFacts<'_>],
 ) -> Result<Tested, StepFailure> {
     if !pipeline.verify.enabled {
         return Ok(Tested::default());
@@ -148,7 +164,7 @@ struct Where<'a> {
     branch: &'a Path,
     clone: &'a Path,
     changed: &'a [String],
-    fix: Option<FixFacts<'a>>,
+    fix: &'a [FixFacts<'a>],
 }
 
 /// The default branch's run (from the baseline cache when this commit's is known) and the
@@ -197,11 +213,12 @@ async fn test(
         elapsed_ms(started),
     );
     let mut repaired_files = Vec::new();
-    if let (Some(llm), Some(fix)) = (&pipeline.patcher.llm, at.fix)
+    if let Some(llm) = &pipeline.patcher.llm
+        && !at.fix.is_empty()
         && report.regressed()
         && pipeline.verify.max_repair_rounds > 0
     {
-        let conversation = brief(plan, &at, fix, &report).await?;
+        let conversation = brief(plan, &at, &report).await?;
         let job = RepairJob {
             llm,
             policy: &pipeline.patcher.policy,
@@ -335,56 +352,87 @@ fn verdict(
 }
 
 /// The first repair round's conversation: the failures, the files of the tested tree that
-/// name the package, the change so far and the fixed release's notes when it ships them.
+/// name any of the packages, the change so far and each fixed release's notes when it ships
+/// them.
 async fn brief(
     plan: &TestPlan,
     at: &Where<'_>,
-    fix: FixFacts<'_>,
     report: &TestsReport,
 ) -> Result<crate::llm::Conversation, StepFailure> {
     let (tree, dir) = (at.branch.to_path_buf(), plan.dir.clone());
-    let package = fix.facts.package.clone();
-    let (from, to) = (
-        fix.facts.installed_version.clone(),
-        fix.fixed_version.to_owned(),
-    );
+    let crossed: Vec<(String, String, String)> = at
+        .fix
+        .iter()
+        .map(|f| {
+            let from = f.facts.installed_version.clone();
+            (f.facts.package.clone(), from, f.fixed_version.to_owned())
+        })
+        .collect();
+    // The notes' budget is shared: a grouped fix's prompt is no longer than a package's.
+    let notes_chars = MAX_NOTES_CHARS / crossed.len().max(1);
     let (files, notes) = tokio::task::spawn_blocking(move || {
+        let names: Vec<&str> = crossed.iter().map(|(p, _, _)| p.as_str()).collect();
         let files: Vec<ContextFile> =
-            repair_context::importers(&tree, &dir, &package, MAX_IMPORTERS, MAX_IMPORTER_CHARS);
-        let notes =
-            repair_context::release_notes(&tree, &dir, &package, &from, &to, MAX_NOTES_CHARS);
+            repair_context::importers(&tree, &dir, &names, MAX_IMPORTERS, MAX_IMPORTER_CHARS);
+        let notes: Vec<Option<(String, String)>> = crossed
+            .iter()
+            .map(|(package, from, to)| {
+                repair_context::release_notes(&tree, &dir, package, from, to, notes_chars)
+            })
+            .collect();
         (files, notes)
     })
     .await
     .map_err(|e| StepFailure::transient(STEP, format!("reading the tested tree: {e}")))?;
-    let change = change_so_far(fix.edits, at.changed);
+    let packages: Vec<UpgradedPackage<'_>> = at
+        .fix
+        .iter()
+        .zip(&notes)
+        .map(|(fix, notes)| UpgradedPackage {
+            facts: fix.facts,
+            fixed_version: fix.fixed_version,
+            release_notes: notes.as_ref().map(|(p, n)| (p.as_str(), n.as_str())),
+        })
+        .collect();
+    let edits: Vec<&FileEdit> = at.fix.iter().flat_map(|f| f.edits).collect();
+    let change = change_so_far(&edits, at.changed);
     let failures = repair::failures(&report.regressions);
     Ok(repair_conversation(&RepairBrief {
-        facts: fix.facts,
-        fixed_version: fix.fixed_version,
+        packages: &packages,
         failures: &failures,
         files: &files,
         change: &change,
-        release_notes: notes.as_ref().map(|(p, n)| (p.as_str(), n.as_str())),
     }))
 }
 
-/// The patch's edits as a diff, and the other files the fix changed (lock files) by name.
-fn change_so_far(edits: &[FileEdit], changed: &[String]) -> String {
+/// The patches' edits as a diff, one per file from its content on the default branch to the
+/// last package's (the packages of a grouped fix may edit one manifest in turn), and the
+/// other files the fix changed (lock files) by name.
+fn change_so_far(edits: &[&FileEdit], changed: &[String]) -> String {
     let mut out = String::new();
-    for edit in edits {
-        let before = edit.original.as_deref().unwrap_or("");
+    let mut shown: Vec<&str> = Vec::new();
+    for first in edits {
+        if shown.contains(&first.path.as_str()) {
+            continue;
+        }
+        shown.push(&first.path);
+        let last = edits
+            .iter()
+            .rev()
+            .find(|e| e.path == first.path)
+            .unwrap_or(first);
+        let before = first.original.as_deref().unwrap_or("");
         let room = MAX_CHANGE_CHARS.saturating_sub(out.len());
         out.push_str(&repair_context::diff(
-            &edit.path,
+            &first.path,
             before,
-            &edit.updated,
+            &last.updated,
             room,
         ));
     }
     let others: Vec<&str> = changed
         .iter()
-        .filter(|p| !edits.iter().any(|e| &e.path == *p))
+        .filter(|p| !shown.contains(&p.as_str()))
         .map(String::as_str)
         .collect();
     if !others.is_empty() {

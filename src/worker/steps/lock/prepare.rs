@@ -72,9 +72,7 @@ pub(super) fn prepare(
     patch: &ProposedPatch,
 ) -> Option<Prepared> {
     let target_version = patch
-        .target_version
-        .clone()
-        .or_else(|| target.target_version())
+        .version_for(target)
         .unwrap_or_else(|| target.installed_version.clone());
     let fixes = FixedVersions::new(&target_version, &target.fixed_versions);
     let lock_only = patch.is_lock_only();
