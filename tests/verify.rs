@@ -710,3 +710,115 @@ async fn a_poetry_project_installs_from_the_download_cache_in_a_second_job() {
     );
     world.stop().await;
 }
+
+/// A yarn 2+ project (the release it commits, `node_modules` linking, `textfmt` 1.0.0 from
+/// `registry`) locked by that release, with its own test commands.
+fn berry_project(registry: &NpmRegistry) -> Vec<(&'static str, String)> {
+    let release = std::env::var("REMEDIATOR_TEST_YARN_BERRY").unwrap_or_else(|_| {
+        format!(
+            "{}/target/tools-yarn-berry/node_modules/@yarnpkg/cli-dist/bin/yarn.js",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let release = std::fs::read_to_string(release).expect("the yarn Berry release");
+    // A loopback registry over plain HTTP, whose packages carry no publication time; unzipping
+    // on the main thread with no Wasm guard regions, which the sandbox's limits refuse.
+    let rc = format!(
+        "yarnPath: .yarn/releases/yarn-4.cjs\nnodeLinker: node-modules\nnpmRegistryServer: \"{}\"\n\
+         unsafeHttpWhitelist:\n  - 127.0.0.1\nnpmMinimalAgeGate: 0\nenableTelemetry: false\n\
+         taskPoolMode: async\n",
+        registry.url.trim_end_matches('/')
+    );
+    let own = "[test]\ninstall = \"node --disable-wasm-trap-handler .yarn/releases/yarn-4.cjs install --immutable\"\ncommand = \"node --test\"\n";
+    // Pinned: yarn would lock the newest release the range admits, the fix.
+    let manifest = package_json(json!({"test": "node --test"})).replace("^1.0.0", "1.0.0");
+    let mut files = vec![
+        ("package.json", manifest),
+        (".yarnrc.yml", rc),
+        (".yarn/releases/yarn-4.cjs", release),
+        (".remediator.toml", own.to_owned()),
+        ("test/invoice.test.js", TESTS.to_owned()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in &files {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let locked = std::process::Command::new("node")
+        .args([
+            ".yarn/releases/yarn-4.cjs",
+            "install",
+            "--mode=update-lockfile",
+        ])
+        .current_dir(dir.path())
+        .env("HOME", dir.path().join(".home"))
+        .env("YARN_ENABLE_GLOBAL_CACHE", "0")
+        .env("YARN_CACHE_FOLDER", dir.path().join(".yarn-cache"))
+        .output()
+        .unwrap();
+    assert!(
+        locked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&locked.stdout)
+    );
+    let lock = std::fs::read_to_string(dir.path().join("yarn.lock")).unwrap();
+    files.push(("yarn.lock", lock));
+    files
+}
+
+/// yarn 2+'s installs take the zips the worker kept from its global cache: a second job on the
+/// same lock downloads only what its lock step does.
+// Multi-threaded: the test runs yarn (blocking) against a registry served by this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_yarn_berry_project_installs_from_the_download_cache_in_a_second_job() {
+    let registry = registry(false).await;
+    let files = berry_project(&registry);
+    // What the developer's lock fetched is not the jobs'.
+    let before = registry.tarball_downloads();
+    let url = registry.url.clone();
+    let world = World::start(WorldOptions {
+        files,
+        adjust: Some(Box::new(move |s| s.lockfiles.npm_registry = url)),
+        ..Default::default()
+    })
+    .await;
+    let github = FakeGithub::with_delay(Duration::ZERO);
+    github.mount(&world.github).await;
+    let first = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(first).await;
+    let op = world.wait_for_end(id, END).await;
+    log_time("yarn Berry", &op);
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{op}");
+    assert_eq!(tests["branch"]["passed"], 2, "{tests}");
+    let fresh = json!({"reused": 0, "kept": 1, "refused": 0});
+    assert_eq!(tests["main"]["downloads"], fresh, "{tests}");
+    assert_eq!(tests["branch"]["downloads"], fresh, "{tests}");
+    let first_job = registry.tarball_downloads() - before;
+
+    let second = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0002-0002", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(second).await;
+    let again = world.wait_for_end(id, END).await;
+    log_time("yarn Berry, second job", &again);
+    let tests = &again["output"]["tests"];
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(tests["branch"]["passed"], 2, "{tests}");
+    assert_eq!(
+        tests["branch"]["downloads"],
+        json!({"reused": 1, "kept": 0, "refused": 0}),
+        "{tests}"
+    );
+    // The first job's test installs downloaded two tarballs (main's and the branch's); the
+    // second's none.
+    assert_eq!(
+        registry.tarball_downloads() - before - first_job,
+        first_job - 2,
+        "the second job's test install downloaded nothing"
+    );
+    world.stop().await;
+}

@@ -64,7 +64,7 @@ pub struct VerifySettings {
     /// Whether a patch (a repair above all) may edit test files and test configuration.
     #[serde(default)]
     pub allow_test_edits: bool,
-    /// Whether npm, yarn 1 and Poetry test installs reuse the files earlier installs
+    /// Whether npm, yarn and Poetry test installs reuse the files earlier installs
     /// downloaded ([`download_cache`]: kept by their hash, never shared with the sandbox).
     #[serde(default = "yes")]
     pub cache_downloads: bool,

@@ -135,16 +135,18 @@ impl Downloads {
         plan: &TestPlan,
         tree: &Path,
     ) -> Option<Downloads> {
-        let layout = download_cache::layout_of(plan.convention)?;
         if plan.install.is_empty() {
             return None;
         }
         let cache = verify.download_cache()?;
-        let lock_text = layout
-            .lock_files
-            .iter()
-            .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())
-            .filter(|text| !(layout.named)(text).is_empty())?;
+        let (layout, lock_text) =
+            download_cache::layouts_of(plan.convention).find_map(|layout| {
+                let text = layout
+                    .lock_files
+                    .iter()
+                    .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())?;
+                (!(layout.named)(&text).is_empty()).then_some((layout, text))
+            })?;
         let run_cache = tree.join(download_cache::RUN_DIR);
         let (seeding, lock, into) = (cache.clone(), lock_text.clone(), run_cache.clone());
         let used = tokio::task::spawn_blocking(move || seeding.seed(layout, &lock, &into))

@@ -88,7 +88,7 @@ pub const NPM: Layout = Layout {
 
 /// yarn 1's offline mirror: `yarn install` takes a tarball from the mirror when a file of the
 /// name it gives the lock's `resolved` address is there (checking the lock's `integrity`), and
-/// puts what it downloads there. Yarn 2+ locks record no `integrity`: no cache for them.
+/// puts what it downloads there. Yarn 2+ locks record no `integrity`: [`BERRY`] is theirs.
 pub const YARN: Layout = Layout {
     convention: &js::YARN,
     lock_files: &["yarn.lock"],
@@ -97,6 +97,20 @@ pub const YARN: Layout = Layout {
     named: yarn_lock,
     shape: &[Segment::Exact("mirror"), Segment::Any],
     variable: ("YARN_YARN_OFFLINE_MIRROR", "mirror"),
+};
+
+/// yarn 2+'s global cache (`GLOBAL_FOLDER/cache/NAME-npm-VERSION-HASH-KEY.zip`): the lock's
+/// `checksum` is the SHA-512 of that zip, which yarn makes from the registry's tarball, and
+/// `yarn install` takes a zip of the lock's checksum from there without asking the registry.
+/// A project that turns the global cache off (`enableGlobalCache: false`) keeps its own.
+pub const BERRY: Layout = Layout {
+    convention: &js::YARN,
+    lock_files: &["yarn.lock"],
+    store: "yarn-berry-sha512",
+    algorithm: Algorithm::Sha512,
+    named: berry_lock,
+    shape: &[Segment::Exact("cache"), Segment::Any],
+    variable: ("YARN_GLOBAL_FOLDER", ""),
 };
 
 /// Poetry's artifact cache: a download is `artifacts/ab/cd/ef/…/FILE` under a hash of its
@@ -119,14 +133,14 @@ pub const POETRY: Layout = Layout {
     variable: ("POETRY_CACHE_DIR", ""),
 };
 
-pub const LAYOUTS: &[&Layout] = &[&NPM, &YARN, &POETRY];
+pub const LAYOUTS: &[&Layout] = &[&NPM, &YARN, &BERRY, &POETRY];
 
-/// The layout of the installs of `convention`, if its downloads are cached.
-pub fn of(convention: &TestConvention) -> Option<&'static Layout> {
+/// The layouts of the installs of `convention` (yarn's two: its lock says which applies).
+pub fn of(convention: &TestConvention) -> impl Iterator<Item = &'static Layout> {
     LAYOUTS
         .iter()
         .copied()
-        .find(|layout| layout.convention == convention)
+        .filter(move |layout| layout.convention == convention)
 }
 
 impl Layout {
@@ -193,6 +207,25 @@ fn yarn_lock(lock_text: &str) -> Vec<Named> {
         .filter_map(|line| line.trim_start().strip_prefix("integrity "))
         .flat_map(|value| value.trim().trim_matches('"').split_whitespace())
         .filter_map(sha512_hex)
+        .collect();
+    anonymous(found)
+}
+
+/// The SHA-512s of a yarn 2+ lock's `checksum`s (`checksum: 10c0/<hex>`, or `<hex>` alone in
+/// older locks); none for a yarn 1 lock.
+fn berry_lock(lock_text: &str) -> Vec<Named> {
+    let found = lock_text
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("checksum: "))
+        .map(|value| value.trim().trim_matches('"'))
+        .map(|value| {
+            value
+                .rsplit('/')
+                .next()
+                .unwrap_or(value)
+                .to_ascii_lowercase()
+        })
+        .filter(|hex| Segment::Hex(128).matches(hex))
         .collect();
     anonymous(found)
 }
@@ -313,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn yarn_1_integrities_are_read_and_a_berry_lock_names_none() {
+    fn yarn_integrities_and_berry_checksums_are_read_each_from_its_own_lock() {
         let (sri_a, hash_a) = sri(b"a");
         let (sri_b, hash_b) = sri(b"b");
         let lock = format!(
@@ -324,8 +357,13 @@ mod tests {
         let named = yarn_lock(&lock);
         assert_eq!(digests(&named), want);
         assert!(named.iter().all(|n| n.file.is_none()));
-        let berry = "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"b@npm:^2.0.0\":\n  version: 2.0.0\n  resolution: \"b@npm:2.0.0\"\n  checksum: 10c0/abcdef\n  languageName: node\n  linkType: hard\n";
-        assert!(yarn_lock(berry).is_empty());
+        let berry = format!(
+            "__metadata:\n  version: 8\n  cacheKey: 10c0\n\n\"b@npm:^2.0.0\":\n  version: 2.0.0\n  resolution: \"b@npm:2.0.0\"\n  checksum: 10c0/{hash_b}\n  languageName: node\n  linkType: hard\n\n\"c@npm:^1.0.0\":\n  checksum: {}\n\n\"d@npm:^1.0.0\":\n  checksum: 10c0/abcdef\n",
+            hash_a.to_ascii_uppercase()
+        );
+        assert!(yarn_lock(&berry).is_empty());
+        assert_eq!(digests(&berry_lock(&berry)), want);
+        assert!(berry_lock(&lock).is_empty(), "a yarn 1 lock is not Berry's");
     }
 
     #[test]
@@ -357,10 +395,15 @@ mod tests {
     #[test]
     fn each_cached_convention_has_its_layout_and_others_none() {
         use crate::verify::conventions::{cargo, uv};
-        assert_eq!(of(&js::NPM).map(|l| l.store), Some("npm-sha512"));
-        assert_eq!(of(&js::YARN).map(|l| l.store), Some("yarn-sha512"));
-        assert_eq!(of(&poetry::POETRY).map(|l| l.store), Some("poetry-sha256"));
-        assert!(of(&js::PNPM).is_none() && of(&uv::UV).is_none() && of(&cargo::CARGO).is_none());
+        let stores = |c| of(c).map(|l| l.store).collect::<Vec<_>>();
+        assert_eq!(stores(&js::NPM), ["npm-sha512"]);
+        assert_eq!(stores(&js::YARN), ["yarn-sha512", "yarn-berry-sha512"]);
+        assert_eq!(stores(&poetry::POETRY), ["poetry-sha256"]);
+        assert!(
+            [&js::PNPM, &uv::UV, &cargo::CARGO]
+                .iter()
+                .all(|c| stores(c).is_empty())
+        );
         assert!(Segment::Hex(2).matches("0f") && !Segment::Hex(2).matches("0F"));
         assert!(!Segment::Any.matches(""));
     }

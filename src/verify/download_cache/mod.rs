@@ -1,12 +1,12 @@
 //! The worker's cache of the downloads of the test step's installs, which code in the sandbox
 //! cannot poison for other jobs. Cached: npm's tarballs (`npm ci`), yarn 1's (`yarn install
-//! --frozen-lockfile`, through its offline mirror) and Poetry's archives (`poetry install`, its
-//! artifact cache); each tool's part is a [`Layout`](layouts::Layout). Not cached: pnpm, yarn
-//! 2+ (no test convention runs its installs; its lock's `checksum`s hash the archives yarn
-//! makes, not the registry's files), uv, pip, Cargo and Go.
+//! --frozen-lockfile`, through its offline mirror), yarn 2+'s zips (the install a repository's
+//! own commands run, through its global cache) and Poetry's archives (`poetry install`, its
+//! artifact cache); each tool's part is a [`Layout`](layouts::Layout). Not cached: pnpm, uv,
+//! pip, Cargo and Go.
 //!
 //! What the worker keeps is content only: a file is kept when its bytes hash to a digest its
-//! tool's lock records (npm's and yarn's `integrity`, Poetry's `files` hash), under that
+//! tool's lock records (npm's and yarn 1's `integrity`, yarn 2+'s `checksum`, Poetry's `files` hash), under that
 //! digest (`STORE/ab/cdef…/`), at the path the tool had it in its cache (Poetry's path hashes
 //! the file's address, which the lock does not record). Around each install:
 //!
@@ -32,7 +32,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
 
 use layouts::{Algorithm, Named, Segment};
-pub use layouts::{Layout, of as layout_of};
+pub use layouts::{BERRY, Layout, NPM, POETRY, YARN, of as layouts_of};
 
 /// The run's own cache, relative to the root of the tree the install runs in.
 pub const RUN_DIR: &str = ".remediator-download-cache";
@@ -237,7 +237,6 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use base64::Engine;
 
-    use super::layouts::{NPM, POETRY, YARN};
     use super::*;
 
     fn sha512(bytes: &[u8]) -> (String, String) {
@@ -287,6 +286,13 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// What a harvest of `run` after an install that was given nothing keeps and refuses.
+    fn harvested(cache: &DownloadCache, layout: &Layout, lock: &str, run: &Path) -> CacheUse {
+        cache
+            .harvest(layout, lock, run, CacheUse::default())
+            .unwrap()
+    }
+
     fn counts(reused: usize, kept: usize, refused: usize) -> CacheUse {
         CacheUse {
             reused,
@@ -328,9 +334,7 @@ mod tests {
         let run = dir.path().join("run");
         // An install script writes its own bytes where the real tarball would go.
         write(&run, npm_path(&hash_real), b"malicious bytes");
-        let used = cache
-            .harvest(&NPM, &lock, &run, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &NPM, &lock, &run);
         assert_eq!(used, counts(0, 0, 1));
         let next = dir.path().join("next");
         let used = cache.seed(&NPM, &lock, &next).unwrap();
@@ -343,16 +347,12 @@ mod tests {
         let (dir, cache, lock, hash_a) = cache_and_lock(b"tarball a");
         let first = dir.path().join("run1");
         write(&first, npm_path(&hash_a), b"tarball a");
-        cache
-            .harvest(&NPM, &lock, &first, CacheUse::default())
-            .unwrap();
+        harvested(&cache, &NPM, &lock, &first);
         // A later run's install overwrote its copy: the shared one stays as it was.
         let second = dir.path().join("run2");
         cache.seed(&NPM, &lock, &second).unwrap();
         write(&second, npm_path(&hash_a), b"overwritten");
-        let used = cache
-            .harvest(&NPM, &lock, &second, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &NPM, &lock, &second);
         assert_eq!(used, CacheUse::default());
         let third = dir.path().join("run3");
         cache.seed(&NPM, &lock, &third).unwrap();
@@ -383,9 +383,7 @@ mod tests {
             "node_modules/b": {"integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode([0xab; 64]))},
         }})
         .to_string();
-        let used = cache
-            .harvest(&NPM, &lock, &run, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &NPM, &lock, &run);
         assert_eq!(used, counts(0, 0, 1));
         let next = dir.path().join("next");
         assert_eq!(cache.seed(&NPM, &lock, &next).unwrap(), CacheUse::default());
@@ -408,9 +406,7 @@ mod tests {
         );
         write(&first, "mirror/textfmt-1.0.0.tgz", b"yarn tarball");
         write(&first, "mirror/planted-1.0.0.tgz", b"an install script's");
-        let used = cache
-            .harvest(&YARN, &lock, &first, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &YARN, &lock, &first);
         assert_eq!(used, counts(0, 1, 1));
 
         let second = dir.path().join("run2");
@@ -452,9 +448,7 @@ mod tests {
             b"built here",
         );
         write(&run, format!("{link}/other-1.0-py3-none-any.whl"), wheel);
-        let used = cache
-            .harvest(&POETRY, &lock, &run, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &POETRY, &lock, &run);
         assert_eq!(used, counts(0, 1, 2));
 
         let next = dir.path().join("run2");
@@ -472,9 +466,7 @@ mod tests {
         for i in 0..10 {
             write(&run, format!("mirror/copy-{i}.tgz"), b"tarball");
         }
-        let used = cache
-            .harvest(&YARN, &lock, &run, CacheUse::default())
-            .unwrap();
+        let used = harvested(&cache, &YARN, &lock, &run);
         assert_eq!(used.kept, MAX_PATHS_PER_DIGEST);
     }
 }
