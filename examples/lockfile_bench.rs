@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
         let cache = download_cache.as_ref().map(|cache| {
             let lock = std::fs::read_to_string(run.work_tree.join("package-lock.json"))?;
             let run_cache = run.work_tree.join(download_cache::RUN_DIR);
-            let used = cache.seed(&lock, &run_cache)?;
+            let used = cache.seed(&download_cache::NPM, &lock, &run_cache)?;
             let inside = sandbox.clone_path(&run.work_tree, download_cache::RUN_DIR);
             run.env.retain(|(key, _)| key != "npm_config_cache");
             run.env.push(("npm_config_cache".to_owned(), inside));
@@ -116,7 +116,7 @@ async fn main() -> anyhow::Result<()> {
         let cache = cache.transpose()?;
         let ran = sandbox.run(&run, "see bench/lockfile").await?;
         if let Some((cache, lock, run_cache, used)) = cache {
-            let used = cache.harvest(&lock, &run_cache, used)?;
+            let used = cache.harvest(&download_cache::NPM, &lock, &run_cache, used)?;
             eprintln!("download cache: {used:?}");
         }
         let sandboxed = started.elapsed().as_millis();

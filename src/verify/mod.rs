@@ -64,11 +64,11 @@ pub struct VerifySettings {
     /// Whether a patch (a repair above all) may edit test files and test configuration.
     #[serde(default)]
     pub allow_test_edits: bool,
-    /// Whether npm test installs reuse the tarballs earlier installs downloaded
-    /// ([`download_cache`]: kept by their hash, never shared with the sandbox).
+    /// Whether npm, yarn and Poetry test installs reuse the files earlier installs
+    /// downloaded ([`download_cache`]: kept by their hash, never shared with the sandbox).
     #[serde(default = "yes")]
     pub cache_downloads: bool,
-    /// Where those tarballs are kept; unset: `download-cache` in the worker's scratch
+    /// Where those files are kept; unset: `download-cache` in the worker's scratch
     /// directory.
     #[serde(default)]
     pub download_cache_dir: Option<std::path::PathBuf>,

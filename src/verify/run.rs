@@ -7,9 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::VerifySettings;
-use super::conventions::js;
 use super::discover::{Command, TestPlan};
-use super::download_cache::{self, CacheUse, DownloadCache};
+use super::download_cache::{self, CacheUse, DownloadCache, Layout};
 use super::results::{self, TestCase};
 use crate::lockfile::{self, LockError, LockfileSettings, repo_file};
 use crate::sandbox::{Sandbox, ToolRun, ToolStatus, output};
@@ -100,9 +99,9 @@ async fn install(
     for install in &plan.install {
         let mut run = tool_run(sandbox, install, tree, plan, true);
         if let Some(cache) = cache {
-            run.env.retain(|(key, _)| key != "npm_config_cache");
-            run.env
-                .push(("npm_config_cache".to_owned(), cache.inside.clone()));
+            let variable = cache.layout.variable.0;
+            run.env.retain(|(key, _)| key != variable);
+            run.env.push((variable.to_owned(), cache.inside.clone()));
         }
         let limited = sandbox.with_limits(verify.install_timeout_secs, quoted);
         let ran = lockfile::run_with_credentials(&limited, lockfiles, &run, HINT).await?;
@@ -113,62 +112,75 @@ async fn install(
     Ok(None)
 }
 
-/// The npm install's use of the worker's download cache: seeded before the install, taken
-/// back after it (and before any test runs, so test code never sees the run's cache).
+/// The install's use of the worker's download cache: seeded before the install, taken back
+/// after it (and before any test runs, so test code never sees the run's cache).
 struct Downloads {
     cache: DownloadCache,
+    layout: &'static Layout,
     lock_text: String,
     run_cache: std::path::PathBuf,
-    /// The run's cache as the install sees it (`npm_config_cache`).
+    /// Where the layout's variable points, as the install sees it.
     inside: String,
     used: CacheUse,
 }
 
 impl Downloads {
-    /// Seeds the run's cache for an npm install when the worker keeps one; `None` for other
-    /// tools, or when the cache cannot be read (the install then downloads, as without one).
-    /// The copies are file work: off the async runtime.
+    /// Seeds the run's cache when the worker keeps one; `None` for a tool whose downloads are
+    /// not cached, a lock that records no digest the cache can check, or when the cache cannot
+    /// be read (the install then downloads, as without one). The copies are file work: off
+    /// the async runtime.
     async fn prepare(
         sandbox: &Sandbox,
         verify: &VerifySettings,
         plan: &TestPlan,
         tree: &Path,
     ) -> Option<Downloads> {
-        if plan.convention != &js::NPM || plan.install.is_empty() {
+        if plan.install.is_empty() {
             return None;
         }
         let cache = verify.download_cache()?;
-        let lock_text = ["package-lock.json", "npm-shrinkwrap.json"]
-            .iter()
-            .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())?;
+        let (layout, lock_text) =
+            download_cache::layouts_of(plan.convention).find_map(|layout| {
+                let text = layout
+                    .lock_files
+                    .iter()
+                    .find_map(|name| repo_file::read(tree, lockfile::join(&plan.dir, name)).ok())?;
+                (!(layout.named)(&text).is_empty()).then_some((layout, text))
+            })?;
         let run_cache = tree.join(download_cache::RUN_DIR);
         let (seeding, lock, into) = (cache.clone(), lock_text.clone(), run_cache.clone());
-        let used = tokio::task::spawn_blocking(move || seeding.seed(&lock, &into))
+        let used = tokio::task::spawn_blocking(move || seeding.seed(layout, &lock, &into))
             .await
             .map_err(std::io::Error::other)
             .and_then(|seeded| seeded)
             .map_err(|e| tracing::warn!(error = %e, "the download cache could not be read"))
             .ok()?;
+        let inside = match layout.variable.1 {
+            "" => download_cache::RUN_DIR.to_owned(),
+            dir => format!("{}/{dir}", download_cache::RUN_DIR),
+        };
         Some(Downloads {
             cache,
+            layout,
             lock_text,
-            inside: sandbox.clone_path(tree, download_cache::RUN_DIR),
+            inside: sandbox.clone_path(tree, &inside),
             run_cache,
             used,
         })
     }
 
     /// Takes back what the install downloaded and removes the run's cache (hashing every
-    /// tarball: off the async runtime).
+    /// download: off the async runtime).
     async fn finish(self) -> Option<CacheUse> {
         let Downloads {
             cache,
+            layout,
             lock_text,
             run_cache,
             used,
             ..
         } = self;
-        tokio::task::spawn_blocking(move || cache.harvest(&lock_text, &run_cache, used))
+        tokio::task::spawn_blocking(move || cache.harvest(layout, &lock_text, &run_cache, used))
             .await
             .map_err(std::io::Error::other)
             .and_then(|harvested| harvested)
