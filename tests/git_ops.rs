@@ -5,7 +5,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use remediator::git::{self, CommitSpec, EntryKind, GitAuth, GitError, PushOutcome, ScratchDir};
+use remediator::git::{self, CommitSpec, GitAuth, GitError, PushOutcome, ScratchDir};
+use remediator::patch::ExistingEntry;
 use secrecy::SecretString;
 use support::git_server::{GitServer, RepoEntry};
 
@@ -354,7 +355,7 @@ async fn inspect_reports_symlinks_executables_and_submodules() {
         let parent = tempfile::tempdir().expect("parent");
         let dest = parent.path().join("c");
         let repo = git::clone_default_branch(&url, "main", &dest, &auth(PASSWORD)).expect("clone");
-        let kinds: Vec<(String, EntryKind)> = [
+        let kinds: Vec<(String, ExistingEntry)> = [
             "src/lib.rs",
             "src",
             "run.sh",
@@ -406,21 +407,21 @@ async fn inspect_reports_symlinks_executables_and_submodules() {
     .await;
     let (kinds, work_tree_link, outside_read, through_link, writes, lib_after, _parent) = results;
     let expected = [
-        EntryKind::Regular,
-        EntryKind::Directory,
-        EntryKind::Executable,
-        EntryKind::Symlink,
-        EntryKind::Symlink,
-        EntryKind::Symlink,
-        EntryKind::Submodule,
-        EntryKind::Submodule,
-        EntryKind::Missing,
-        EntryKind::Missing,
+        ExistingEntry::Regular,
+        ExistingEntry::Directory,
+        ExistingEntry::Executable,
+        ExistingEntry::Symlink,
+        ExistingEntry::Symlink,
+        ExistingEntry::Symlink,
+        ExistingEntry::Submodule,
+        ExistingEntry::Submodule,
+        ExistingEntry::Missing,
+        ExistingEntry::Missing,
     ];
     for ((path, kind), want) in kinds.iter().zip(expected) {
         assert_eq!(*kind, want, "{path}");
     }
-    assert_eq!(work_tree_link, EntryKind::Symlink);
+    assert_eq!(work_tree_link, ExistingEntry::Symlink);
     assert!(
         matches!(&outside_read, Err(GitError::Permanent(m)) if m.contains("outside")),
         "{outside_read:?}"

@@ -34,8 +34,7 @@ pub use tree_files::{
     read_tree_file, tree_files,
 };
 pub use workspace::{
-    CommitSpec, EntryKind, commit_files, diff_stat, inspect_entry, open_clone, read_file,
-    write_files,
+    CommitSpec, commit_files, diff_stat, inspect_entry, open_clone, read_file, write_files,
 };
 
 /// Sets libgit2's process-wide network timeouts (connect, and each read or write on the

@@ -15,32 +15,19 @@ use git2::{IndexEntry, IndexTime, Oid, Reference, Repository, Signature, Tree};
 
 use super::GitError;
 use super::error::local;
+use crate::patch::ExistingEntry;
 
-/// What a repository-relative path is, in `HEAD` and in the work tree. When any component of
-/// the path (the entry itself or a parent directory) is a symlink the answer is `Symlink`, and a
-/// submodule anywhere on the path gives `Submodule`, so callers can refuse both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryKind {
-    Missing,
-    Regular,
-    Executable,
-    Symlink,
-    Submodule,
-    Directory,
-}
-
-impl EntryKind {
-    /// Which of two answers wins when `HEAD` and the work tree disagree: the one a policy must
-    /// be most careful about.
-    fn rank(self) -> u8 {
-        match self {
-            EntryKind::Missing => 0,
-            EntryKind::Regular => 1,
-            EntryKind::Executable => 2,
-            EntryKind::Directory => 3,
-            EntryKind::Submodule => 4,
-            EntryKind::Symlink => 5,
-        }
+/// Which of two answers wins when `HEAD` and the work tree disagree about a path: the one a
+/// policy must be most careful about. (A symlink or a submodule anywhere on the path is the
+/// answer for the whole path, so callers can refuse both.)
+fn rank(kind: ExistingEntry) -> u8 {
+    match kind {
+        ExistingEntry::Missing => 0,
+        ExistingEntry::Regular => 1,
+        ExistingEntry::Executable => 2,
+        ExistingEntry::Directory => 3,
+        ExistingEntry::Submodule => 4,
+        ExistingEntry::Symlink => 5,
     }
 }
 
@@ -57,11 +44,11 @@ pub fn open_clone(root: &Path) -> Result<Repository, GitError> {
         .map_err(|e| GitError::Transient(format!("opening the clone: {}", e.message())))
 }
 
-pub fn inspect_entry(repo: &Repository, rel_path: &str) -> Result<EntryKind, GitError> {
+pub fn inspect_entry(repo: &Repository, rel_path: &str) -> Result<ExistingEntry, GitError> {
     let components = checked_components(rel_path)?;
     let in_head = head_kind(repo, &components)?;
     let in_work_tree = work_tree_kind(workdir(repo)?, &components)?;
-    Ok(if in_work_tree.rank() > in_head.rank() {
+    Ok(if rank(in_work_tree) > rank(in_head) {
         in_work_tree
     } else {
         in_head
@@ -78,18 +65,18 @@ pub fn read_file(repo: &Repository, rel_path: &str) -> Result<Option<String>, Gi
         return Ok(Some(text));
     }
     match head_kind(repo, &components)? {
-        EntryKind::Regular | EntryKind::Executable => {}
-        EntryKind::Symlink => {
+        ExistingEntry::Regular | ExistingEntry::Executable => {}
+        ExistingEntry::Symlink => {
             return Err(GitError::Permanent(format!(
                 "refusing to read {rel_path:?}: it is, or passes through, a symlink"
             )));
         }
-        EntryKind::Directory => {
+        ExistingEntry::Directory => {
             return Err(GitError::Permanent(format!(
                 "{rel_path:?} is a directory, not a file"
             )));
         }
-        EntryKind::Missing | EntryKind::Submodule => return Ok(None),
+        ExistingEntry::Missing | ExistingEntry::Submodule => return Ok(None),
     }
     let Some(bytes) = super::read_head_file(repo, rel_path, u64::MAX)? else {
         return Ok(None);
@@ -202,12 +189,12 @@ pub fn commit_files(
             )));
         }
         match head_kind(repo, &components)? {
-            EntryKind::Symlink | EntryKind::Submodule | EntryKind::Directory => {
+            ExistingEntry::Symlink | ExistingEntry::Submodule | ExistingEntry::Directory => {
                 return Err(GitError::Permanent(format!(
                     "refusing to commit {rel_path:?}: in HEAD it is not a regular file"
                 )));
             }
-            EntryKind::Missing | EntryKind::Regular | EntryKind::Executable => {}
+            ExistingEntry::Missing | ExistingEntry::Regular | ExistingEntry::Executable => {}
         }
         check_writable(root, rel_path, &components)?;
         let content = fs::read(root.join(rel_path)).map_err(|e| io_error("read", rel_path, &e))?;
@@ -323,70 +310,70 @@ fn checked_components(rel_path: &str) -> Result<Vec<&str>, GitError> {
     Ok(components)
 }
 
-fn head_kind(repo: &Repository, components: &[&str]) -> Result<EntryKind, GitError> {
+fn head_kind(repo: &Repository, components: &[&str]) -> Result<ExistingEntry, GitError> {
     let mut tree = match repo.head().and_then(|h| h.peel_to_tree()) {
         Ok(tree) => tree,
         // An unborn branch has no tree: nothing exists in it yet.
-        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(EntryKind::Missing),
+        Err(e) if e.code() == git2::ErrorCode::UnbornBranch => return Ok(ExistingEntry::Missing),
         Err(e) => return Err(local(&e, "inspect (reading HEAD)")),
     };
     for (i, name) in components.iter().enumerate() {
         let last = i + 1 == components.len();
         let child = match tree.get_name(name) {
-            None => return Ok(EntryKind::Missing),
+            None => return Ok(ExistingEntry::Missing),
             Some(entry) => match entry.filemode() {
-                MODE_SYMLINK => return Ok(EntryKind::Symlink),
-                MODE_GITLINK => return Ok(EntryKind::Submodule),
-                MODE_TREE if last => return Ok(EntryKind::Directory),
+                MODE_SYMLINK => return Ok(ExistingEntry::Symlink),
+                MODE_GITLINK => return Ok(ExistingEntry::Submodule),
+                MODE_TREE if last => return Ok(ExistingEntry::Directory),
                 MODE_TREE => entry
                     .to_object(repo)
                     .and_then(|o| o.peel_to_tree())
                     .map_err(|e| local(&e, "inspect (reading a tree)"))?,
-                MODE_EXECUTABLE if last => return Ok(EntryKind::Executable),
-                _ if last => return Ok(EntryKind::Regular),
+                MODE_EXECUTABLE if last => return Ok(ExistingEntry::Executable),
+                _ if last => return Ok(ExistingEntry::Regular),
                 // A file where a directory was expected: the path cannot exist.
-                _ => return Ok(EntryKind::Missing),
+                _ => return Ok(ExistingEntry::Missing),
             },
         };
         tree = child;
     }
-    Ok(EntryKind::Missing)
+    Ok(ExistingEntry::Missing)
 }
 
-fn work_tree_kind(root: &Path, components: &[&str]) -> Result<EntryKind, GitError> {
+fn work_tree_kind(root: &Path, components: &[&str]) -> Result<ExistingEntry, GitError> {
     let mut path = root.to_path_buf();
     for (i, name) in components.iter().enumerate() {
         path.push(name);
         let meta = match fs::symlink_metadata(&path) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EntryKind::Missing),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ExistingEntry::Missing),
             Err(e) => return Err(io_error("inspect", &components[..=i].join("/"), &e)),
         };
         let last = i + 1 == components.len();
         let file_type = meta.file_type();
         if file_type.is_symlink() {
-            return Ok(EntryKind::Symlink);
+            return Ok(ExistingEntry::Symlink);
         }
         if file_type.is_dir() {
             // A checked-out submodule has its own `.git` (a file or a directory).
             if path.join(".git").symlink_metadata().is_ok() {
-                return Ok(EntryKind::Submodule);
+                return Ok(ExistingEntry::Submodule);
             }
             if last {
-                return Ok(EntryKind::Directory);
+                return Ok(ExistingEntry::Directory);
             }
             continue;
         }
         if !last {
-            return Ok(EntryKind::Missing);
+            return Ok(ExistingEntry::Missing);
         }
         return Ok(if meta.permissions().mode() & 0o111 != 0 {
-            EntryKind::Executable
+            ExistingEntry::Executable
         } else {
-            EntryKind::Regular
+            ExistingEntry::Regular
         });
     }
-    Ok(EntryKind::Missing)
+    Ok(ExistingEntry::Missing)
 }
 
 /// Checks that writing `rel_path` follows no symlink and replaces no directory.

@@ -1,13 +1,15 @@
 //! The patch type shared by every producer of patches (the LLM path and the deterministic bump)
 //! and by the policy that checks them: one entry per file, as the patch would leave it.
 
-/// What already exists at a path in the checked-out repository.
+/// What already exists at a path in the checked-out repository, in `HEAD` and in the work tree
+/// (`crate::git::inspect_entry` answers it, never following links).
 ///
-/// The caller inspects the work tree (with `symlink_metadata`, never following links) and the
-/// index. A path whose *parent* directory is a symlink must be reported as [`Symlink`], because
-/// writing through it would land outside the repository.
+/// A path whose *parent* directory is a symlink is reported as [`Symlink`], because writing
+/// through it would land outside the repository, and a submodule anywhere on the path as
+/// [`Submodule`].
 ///
 /// [`Symlink`]: ExistingEntry::Symlink
+/// [`Submodule`]: ExistingEntry::Submodule
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExistingEntry {
     /// Nothing is there: the patch creates a new file.

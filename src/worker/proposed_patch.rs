@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::failure::StepFailure;
 use crate::db::models::RemediationTarget;
-use crate::git::{EntryKind, inspect_entry};
+use crate::git::inspect_entry;
 use crate::lifecycle::Step;
 use crate::llm::{CallStats, Usage};
 use crate::patch::{ExistingEntry, FileEdit};
@@ -115,13 +115,5 @@ impl ProposedPatch {
 
 /// What the policy needs to know about a path in the clone.
 pub fn existing_entry(repo: &git2::Repository, path: &str) -> Result<ExistingEntry, StepFailure> {
-    let kind = inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Generate, e))?;
-    Ok(match kind {
-        EntryKind::Missing => ExistingEntry::Missing,
-        EntryKind::Regular => ExistingEntry::Regular,
-        EntryKind::Executable => ExistingEntry::Executable,
-        EntryKind::Symlink => ExistingEntry::Symlink,
-        EntryKind::Submodule => ExistingEntry::Submodule,
-        EntryKind::Directory => ExistingEntry::Directory,
-    })
+    inspect_entry(repo, path).map_err(|e| StepFailure::from_git(Step::Generate, e))
 }
