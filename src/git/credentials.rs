@@ -129,7 +129,7 @@ mod tests {
         };
         let shown = format!("{auth:?}");
         assert!(!shown.contains("ghp_supersecret"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
         assert!(shown.contains("x-access-token"), "{shown}");
     }
 }
