@@ -377,7 +377,7 @@ async fn a_repository_command_printing_junit_xml_is_compared_test_by_test() {
         write(tree, "billing.js", source);
         write(tree, "billing.test.js", JS_TESTS);
     }
-    let plan = match discover::discover(&main, "", &settings.verify, &settings.lockfiles) {
+    let plan = match discover::discover(&main, "", None, &settings.verify, &settings.lockfiles) {
         Discovery::Found(plan) => plan,
         Discovery::NotFound(why) => panic!("{why}"),
     };
