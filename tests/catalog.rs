@@ -70,6 +70,88 @@ async fn importing_twice_changes_nothing_the_second_time() {
     assert_eq!(third.written, 1);
 }
 
+/// The stored test commands of `project` (install, command).
+async fn stored_test(
+    pool: &remediator::db::DbPool,
+    project: Uuid,
+) -> (Option<String>, Option<String>) {
+    let mut conn = pool.get().await.unwrap();
+    projects::table
+        .find(project)
+        .select((projects::test_install, projects::test_command))
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_projects_test_commands_round_trip_into_the_jobs_target() {
+    let settings = test_settings().await;
+    let pool = remediator::db::pool(&settings.database).unwrap();
+    let c = fresh_catalog();
+    let mut file: serde_json::Value =
+        serde_json::from_str(&catalog_json(&c, "https://github.com/acme/web.git")).unwrap();
+    file["projects"][0]["test"] =
+        serde_json::json!({"install": "npm ci", "command": "npm run 'test:unit'"});
+    let import_file = |file: &serde_json::Value| {
+        let parsed = import::parse(&file.to_string(), &rules()).unwrap();
+        let pool = pool.clone();
+        async move { import::import(&pool, parsed).await.unwrap().written }
+    };
+    assert_eq!(import_file(&file).await, 10);
+    assert_eq!(
+        stored_test(&pool, c.project).await,
+        (Some("npm ci".into()), Some("npm run 'test:unit'".into()))
+    );
+    // The job reads them with its target, typed, as the intake and the worker load it.
+    let target = {
+        let mut conn = pool.get().await.unwrap();
+        remediator::db::catalog::remediation_target(&mut conn, c.affected.into(), None)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(
+        target.test_commands,
+        Some(remediator::verify::CommandOverride {
+            install: "npm ci".into(),
+            command: "npm run 'test:unit'".into(),
+        })
+    );
+    assert_eq!(
+        import_file(&file).await,
+        0,
+        "the same commands change nothing"
+    );
+
+    // A changed command is an update; an install left out is stored as none.
+    file["projects"][0]["test"] = serde_json::json!({"command": "make check"});
+    assert_eq!(import_file(&file).await, 1);
+    assert_eq!(
+        stored_test(&pool, c.project).await,
+        (None, Some("make check".into()))
+    );
+    // A re-import without `test` removes them; the other project never had any.
+    file["projects"][0].as_object_mut().unwrap().remove("test");
+    assert_eq!(import_file(&file).await, 1);
+    assert_eq!(stored_test(&pool, c.project).await, (None, None));
+    let other = Uuid::from_u128(c.project.as_u128() ^ 1);
+    assert_eq!(stored_test(&pool, other).await, (None, None));
+
+    // An unusable command is refused naming its field, and nothing is written.
+    file["projects"][1]["test"] = serde_json::json!({"command": "npm test -- \"open"});
+    let err = import::parse(&file.to_string(), &rules())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "invalid import file at `projects[1].test.command`: a double quote is not closed"
+        ),
+        "{err}"
+    );
+    assert_eq!(stored_test(&pool, other).await, (None, None));
+}
+
 #[tokio::test]
 async fn a_malformed_file_is_rejected_whole_with_the_bad_path() {
     let settings = test_settings().await;

@@ -80,6 +80,16 @@ struct Case {
 /// Runs the remediation of `textfmt` 1.0.0 -> 1.0.1 in a project of `files` and returns the
 /// ended operation and the pull requests opened.
 async fn remediate(case: Case, registry: &NpmRegistry) -> (Value, Vec<Value>, World) {
+    remediate_with_catalog_test(case, registry, None).await
+}
+
+/// [`remediate`] with the project's `test` in the import catalog set to `catalog_test`
+/// (imported through `remediator import`'s own path) before the job is requested.
+async fn remediate_with_catalog_test(
+    case: Case,
+    registry: &NpmRegistry,
+    catalog_test: Option<Value>,
+) -> (Value, Vec<Value>, World) {
     let url = registry.url.clone();
     let on_regression = case.on_regression;
     let world = World::start(WorldOptions {
@@ -93,12 +103,30 @@ async fn remediate(case: Case, registry: &NpmRegistry) -> (Value, Vec<Value>, Wo
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
+    if let Some(test) = catalog_test {
+        import_catalog_test(&world, Some(test)).await;
+    }
     let assessment = world
         .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
         .await;
     let id = world.request(assessment).await;
     let op = world.wait_for_end(id, END).await;
     (op, github.created(), world)
+}
+
+/// Imports the world's project again with `test` as its catalog test commands (none: removed).
+async fn import_catalog_test(world: &World, test: Option<Value>) {
+    let mut project = json!({"id": world.catalog.project, "organization_id": world.catalog.org,
+        "name": "web", "repository_url": world.repo_url, "default_branch": "main"});
+    if let Some(test) = test {
+        project["test"] = test;
+    }
+    let file = json!({ "projects": [project] }).to_string();
+    let rules = support::app::import_rules(&world.app.settings);
+    let parsed = remediator::import::parse(&file, &rules).unwrap();
+    remediator::import::import(&world.app.pool, parsed)
+        .await
+        .unwrap();
 }
 
 fn project(registry: &NpmRegistry, tests: String) -> Vec<(&'static str, String)> {
@@ -310,6 +338,74 @@ async fn on_regression_fail_fails_the_job_naming_the_test_and_pushes_nothing() {
     );
     assert!(created.is_empty());
     assert_eq!(world.branches(), ["main"]);
+    world.stop().await;
+}
+
+/// The catalog's commands run only the test the breaking fix keeps passing; the repository's
+/// own `.remediator.toml` runs them all. The catalog's win, and without them the repository's
+/// find the regression: the field decides.
+#[tokio::test]
+async fn the_catalogs_test_commands_win_over_the_repositorys() {
+    let registry = registry(true).await;
+    let install = format!("npm ci --no-audit --no-fund --registry={}", registry.url);
+    let (pads, formats) = TESTS.split_once("test('formats").unwrap();
+    let head = "const test = require('node:test');\nconst assert = require('node:assert');\nconst textfmt = require('textfmt');\n";
+    let files = vec![
+        ("package.json", package_json(json!({"test": "node --test"}))),
+        ("package-lock.json", lock(&registry)),
+        ("test/pads.test.js", pads.to_owned()),
+        (
+            "test/formats.test.js",
+            format!("{head}\ntest('formats{formats}"),
+        ),
+        (
+            ".remediator.toml",
+            format!("[test]\ninstall = \"{install}\"\ncommand = \"node --test\"\n"),
+        ),
+    ];
+    let case = Case {
+        files,
+        on_regression: OnRegression::Draft,
+    };
+    let catalog = json!({"install": install, "command": "node --test test/pads.test.js"});
+    let (op, created, world) = remediate_with_catalog_test(case, &registry, Some(catalog)).await;
+    log_time("catalog test command", &op);
+    assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
+    let tests = &op["output"]["tests"];
+    assert_eq!(tests["source"], "import catalog", "{tests}");
+    assert_eq!(tests["command"], "node --test test/pads.test.js", "{tests}");
+    assert_eq!(tests["install"], install.as_str(), "{tests}");
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(
+        (
+            tests["branch"]["passed"].as_u64(),
+            tests["branch"]["failed"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{tests}"
+    );
+    assert_eq!(created[0]["draft"], false, "{}", created[0]);
+    let body = created[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("`node --test test/pads.test.js` (from import catalog)"),
+        "{body}"
+    );
+
+    // The same project without the field: the repository's commands run, and regress.
+    import_catalog_test(&world, None).await;
+    let second = world
+        .add_affected("textfmt", "npm", "GHSA-tfmt-0003-0003", "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(second).await;
+    let again = world.wait_for_end(id, END).await;
+    let tests = &again["output"]["tests"];
+    assert_eq!(tests["source"], ".remediator.toml", "{again}");
+    assert_eq!(tests["command"], "node --test", "{tests}");
+    assert_eq!(tests["outcome"], "regressed", "{tests}");
+    assert_eq!(
+        tests["regressions"][0]["name"], "formats a number",
+        "{tests}"
+    );
     world.stop().await;
 }
 

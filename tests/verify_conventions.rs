@@ -284,7 +284,7 @@ async fn the_go_convention_runs_go_test_in_the_sandbox_and_names_each_test() {
         write(tree, "billing.go", source);
         write(tree, "billing_test.go", GO_TESTS);
     }
-    let plan = match discover::discover(&main, "", &settings.verify, &settings.lockfiles) {
+    let plan = match discover::discover(&main, "", None, &settings.verify, &settings.lockfiles) {
         Discovery::Found(plan) => plan,
         Discovery::NotFound(why) => panic!("{why}"),
     };
@@ -328,7 +328,7 @@ async fn a_requirements_file_naming_pytest_runs_in_a_virtualenv_in_the_sandbox()
         write(tree, "billing.py", source);
         write(tree, "test_billing.py", PY_TESTS);
     }
-    let plan = match discover::discover(&main, "", &settings.verify, &settings.lockfiles) {
+    let plan = match discover::discover(&main, "", None, &settings.verify, &settings.lockfiles) {
         Discovery::Found(plan) => plan,
         Discovery::NotFound(why) => panic!("{why}"),
     };
@@ -377,7 +377,7 @@ async fn a_repository_command_printing_junit_xml_is_compared_test_by_test() {
         write(tree, "billing.js", source);
         write(tree, "billing.test.js", JS_TESTS);
     }
-    let plan = match discover::discover(&main, "", &settings.verify, &settings.lockfiles) {
+    let plan = match discover::discover(&main, "", None, &settings.verify, &settings.lockfiles) {
         Discovery::Found(plan) => plan,
         Discovery::NotFound(why) => panic!("{why}"),
     };

@@ -74,6 +74,8 @@ pub async fn upsert_project(conn: &mut AsyncPgConnection, row: &ProjectRow) -> Q
             .or(projects::name.ne(excluded(projects::name)))
             .or(projects::repository_url.ne(excluded(projects::repository_url)))
             .or(projects::default_branch.ne(excluded(projects::default_branch)))
+            .or(projects::test_install.is_distinct_from(excluded(projects::test_install)))
+            .or(projects::test_command.is_distinct_from(excluded(projects::test_command)))
     )
 }
 

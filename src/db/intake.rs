@@ -50,7 +50,7 @@ SELECT ",
     t.assessment_id, t.assessment_status, t.finding_id, t.project_version_id,
     t.vulnerability_id, t.aliases, t.severity, t.summary, t.package_name, t.ecosystem, t.purl,
     t.installed_version, t.fixed_versions, t.project_id, t.organization_id, t.repository_url,
-    t.default_branch,
+    t.default_branch, t.test_install, t.test_command,
     pf.state AS package_fix_state, pf.target_version AS package_fix_target_version,
     pf.pr_url AS package_fix_pr_url, pf.closed_at AS package_fix_closed_at,
     (pf.id IS NOT NULL) AS has_package_fix,
@@ -62,7 +62,8 @@ LEFT JOIN (
     SELECT a.id AS assessment_id, a.status AS assessment_status, f.id AS finding_id,
            f.project_version_id, f.vulnerability_id, f.aliases, f.severity, f.summary,
            f.package_name, f.ecosystem, f.purl, f.installed_version, f.fixed_versions,
-           p.id AS project_id, p.organization_id, p.repository_url, p.default_branch
+           p.id AS project_id, p.organization_id, p.repository_url, p.default_branch,
+           p.test_install, p.test_command
     FROM assessments a
     JOIN findings f ON f.id = a.finding_id
     JOIN projects p ON p.id = f.project_id

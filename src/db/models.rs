@@ -15,6 +15,7 @@ use crate::lifecycle::{
     AssessmentId, FindingId, OperationId, OrganizationId, ProjectId, ProjectVersionId,
 };
 pub use crate::lifecycle::{OperationStatus, Step};
+use crate::verify::CommandOverride;
 
 sql_text_enum!(
     /// VEX-style assessment status.
@@ -76,6 +77,8 @@ pub struct RemediationTarget {
     /// The version the job's fix plan chose (the one that fixes every advisory its pull request
     /// lists); `None` before planning.
     pub planned_version: Option<String>,
+    /// The project's test commands from the import catalog (the test step's first choice).
+    pub test_commands: Option<CommandOverride>,
 }
 
 /// The row [`RemediationTarget`] is read from: an assessment joined to its finding and project.
@@ -104,7 +107,13 @@ pub struct TargetRow {
     pub repository_url: String,
     #[diesel(select_expression = projects::default_branch, sql_type = diesel::sql_types::Text)]
     pub default_branch: String,
+    #[diesel(select_expression = projects::test_install, sql_type = NullableText)]
+    pub test_install: Option<String>,
+    #[diesel(select_expression = projects::test_command, sql_type = NullableText)]
+    pub test_command: Option<String>,
 }
+
+type NullableText = diesel::sql_types::Nullable<diesel::sql_types::Text>;
 
 impl From<TargetRow> for RemediationTarget {
     fn from(row: TargetRow) -> Self {
@@ -128,6 +137,10 @@ impl From<TargetRow> for RemediationTarget {
             fixed_versions: row.facts.fixed_versions,
             // Planning happens in the job, after the read.
             planned_version: None,
+            test_commands: row.test_command.map(|command| CommandOverride {
+                install: row.test_install.unwrap_or_default(),
+                command,
+            }),
         }
     }
 }
@@ -151,13 +164,16 @@ pub struct OrganizationRow {
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = projects)]
+#[diesel(table_name = projects, treat_none_as_null = true)]
 pub struct ProjectRow {
     pub id: ProjectId,
     pub organization_id: OrganizationId,
     pub name: String,
     pub repository_url: String,
     pub default_branch: String,
+    /// `None` when blank or when the project has no `test` (then `test_command` is `None`).
+    pub test_install: Option<String>,
+    pub test_command: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable, AsChangeset)]

@@ -18,6 +18,8 @@ diesel::table! {
         default_branch -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        test_install -> Nullable<Text>,
+        test_command -> Nullable<Text>,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::db::models::AssessmentStatus;
 use crate::ecosystem::Ecosystem;
 use crate::lifecycle::{AssessmentId, FindingId, OrganizationId, ProjectId, ProjectVersionId};
 use crate::repository_admission::{RepositoryRules, check_project_repository};
+use crate::verify::CommandOverride;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,30 @@ pub struct ProjectIn {
     pub repository_url: String,
     #[serde(default = "default_branch")]
     pub default_branch: String,
+    /// The project's test commands, the operator's choice over the repository's
+    /// `.remediator.toml`, the fleet's `[verify.commands]` and the conventions.
+    #[serde(default)]
+    pub test: Option<ProjectTestIn>,
+}
+
+/// `projects[].test`: the words `.remediator.toml`'s `[test]` takes, read by the same code
+/// (`verify::discover`): `command` required, `install` optional.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectTestIn {
+    #[serde(default)]
+    pub install: String,
+    pub command: String,
+}
+
+impl ProjectTestIn {
+    /// The commands as the test step reads them.
+    pub fn commands(&self) -> CommandOverride {
+        CommandOverride {
+            install: self.install.clone(),
+            command: self.command.clone(),
+        }
+    }
 }
 
 fn default_branch() -> String {
@@ -123,6 +148,9 @@ pub(super) fn validate(
                 refused.field()
             );
         }
+        if let Some(test) = &p.test {
+            test_commands(what, &format!("projects[{i}].test"), test)?;
+        }
     }
     for (i, f) in file.findings.iter().enumerate() {
         for (field, value) in [
@@ -169,6 +197,21 @@ pub(super) fn validate(
     Ok(())
 }
 
+/// One line each (they are shown in the report and the pull request), and commands the test
+/// step can split into words: refused here rather than when a job runs.
+fn test_commands(what: &str, path: &str, test: &ProjectTestIn) -> anyhow::Result<()> {
+    single_line(what, &format!("{path}.install"), &test.install)?;
+    single_line(what, &format!("{path}.command"), &test.command)?;
+    if let Err(unusable) = test.commands().commands() {
+        bail!(
+            "invalid {what} at `{path}.{}`: {}",
+            unusable.field.as_str(),
+            unusable.why
+        );
+    }
+    Ok(())
+}
+
 /// Names, ids and versions: no control character at all (they end up in branch names, PR
 /// titles, log lines and headers).
 fn single_line(what: &str, path: &str, value: &str) -> anyhow::Result<()> {
@@ -202,5 +245,113 @@ pub(super) fn describe(c: char) -> String {
         format!("U+{code:04X} (NUL)")
     } else {
         format!("U+{code:04X}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// A native file of four projects, the last with `test` (when not null).
+    fn with_test(test: Value) -> String {
+        let org = OrganizationId::new_random();
+        let projects: Vec<Value> = (0..4)
+            .map(|i| {
+                json!({"id": ProjectId::new_random(), "organization_id": org,
+                    "name": format!("web-{i}"),
+                    "repository_url": "https://github.com/acme/web.git"})
+            })
+            .collect();
+        let mut file = json!({"organizations": [{"id": org, "name": "Acme"}],
+            "projects": projects});
+        if !test.is_null() {
+            file["projects"][3]["test"] = test;
+        }
+        file.to_string()
+    }
+
+    fn parsed(test: Value) -> anyhow::Result<ImportFile> {
+        parse(&with_test(test), &RepositoryRules::default())
+    }
+
+    fn refused(test: Value) -> String {
+        parsed(test).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_project_may_name_its_test_commands() {
+        let file =
+            parsed(json!({"install": "npm ci", "command": "npm test -- --grep 'a b'"})).unwrap();
+        let test = file.projects[3].test.as_ref().unwrap();
+        assert_eq!(test.install, "npm ci");
+        let (install, command) = test.commands().commands().unwrap();
+        assert_eq!(install.len(), 1);
+        assert_eq!(command.args, ["test", "--", "--grep", "a b"]);
+        // `install` is optional; a project without `test` has none.
+        let file = parsed(json!({"command": "make check"})).unwrap();
+        assert_eq!(
+            file.projects[3].test,
+            Some(ProjectTestIn {
+                install: String::new(),
+                command: "make check".to_owned()
+            })
+        );
+        assert_eq!(file.projects[0].test, None);
+        assert_eq!(parsed(Value::Null).unwrap().projects[3].test, None);
+    }
+
+    #[test]
+    fn unusable_test_commands_are_refused_naming_the_field() {
+        for (test, path, why) in [
+            (json!({"command": "  "}), "command", "the command is empty"),
+            (json!({"command": ""}), "command", "the command is empty"),
+            (
+                json!({"command": "npm test -- 'open"}),
+                "command",
+                "a single quote is not closed",
+            ),
+            (
+                json!({"install": "npm ci \"", "command": "npm test"}),
+                "install",
+                "a double quote is not closed",
+            ),
+            (
+                json!({"install": "npm ci \\", "command": "npm test"}),
+                "install",
+                "ends with a backslash",
+            ),
+            (
+                json!({"command": "npm test\nrm -rf ~"}),
+                "command",
+                "control character U+000A",
+            ),
+        ] {
+            let err = refused(test.clone());
+            assert!(
+                err.starts_with(&format!(
+                    "invalid import file at `projects[3].test.{path}`: "
+                )),
+                "{test}: {err}"
+            );
+            assert!(err.contains(why), "{test}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_test_object_has_a_command_and_nothing_unknown() {
+        let missing = refused(json!({"install": "npm ci"}));
+        assert!(
+            missing.contains("projects[3].test") && missing.contains("missing field `command`"),
+            "{missing}"
+        );
+        let unknown = refused(json!({"command": "npm test", "env": {"CI": "1"}}));
+        assert!(
+            unknown.contains("projects[3].test") && unknown.contains("unknown field `env`"),
+            "{unknown}"
+        );
+        let not_text = refused(json!({"command": ["npm", "test"]}));
+        assert!(not_text.contains("projects[3].test.command"), "{not_text}");
     }
 }

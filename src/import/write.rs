@@ -181,6 +181,12 @@ fn project_row(p: &ProjectIn) -> ProjectRow {
         name: p.name.clone(),
         repository_url: p.repository_url.clone(),
         default_branch: p.default_branch.clone(),
+        test_install: p
+            .test
+            .as_ref()
+            .filter(|t| !t.install.trim().is_empty())
+            .map(|t| t.install.clone()),
+        test_command: p.test.as_ref().map(|t| t.command.clone()),
     }
 }
 

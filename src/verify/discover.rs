@@ -1,5 +1,6 @@
-//! Which commands install the project and run its tests. In order: the repository's own
-//! `.remediator.toml` (`[test] install = "...", command = "..."`), the fleet's
+//! Which commands install the project and run its tests. In order: the project's `test` in the
+//! import catalog (the operator's explicit choice, `RemediationTarget::test_commands`), the
+//! repository's own `.remediator.toml` (`[test] install = "...", command = "..."`), the fleet's
 //! `[verify.commands.KIND]`, then the convention of the lock file beside the changed manifest
 //! (`super::conventions`, one file each):
 //!
@@ -15,7 +16,10 @@
 //! - a `requirements.txt` naming pytest: a virtualenv in `.venv`, its pip installs the
 //!   requirements, then its `python -m pytest -rA`.
 //!
-//! Anything else says plainly that no test command is known for it.
+//! Anything else says plainly that no test command is known for it. The catalog's and the
+//! repository's commands run from the repository's root, the fleet's and the conventions' from
+//! the project's directory; all three kinds of given commands are read by the same
+//! [`CommandOverride::commands`], which the import also uses to refuse unusable ones.
 
 use std::path::Path;
 
@@ -25,6 +29,9 @@ use crate::lockfile::{LockfileSettings, repo_file};
 
 /// The file a repository names its own test commands in.
 pub const REPOSITORY_FILE: &str = ".remediator.toml";
+
+/// The report's `source` of commands the import catalog set for the project.
+pub const CATALOG_SOURCE: &str = "import catalog";
 
 /// One command: a program found on the worker's PATH (run under its own name) and its words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +107,7 @@ pub struct TestPlan {
     pub install: Vec<Command>,
     pub test: Command,
     /// Where the commands come from, for the report: `package.json scripts.test`,
-    /// `.remediator.toml`, `verify.commands.npm`.
+    /// `.remediator.toml`, `verify.commands.npm`, `import catalog`.
     pub source: String,
     /// What the runs need of the worker's (a toolchain), as the convention finds it.
     pub sandboxing: Sandboxing,
@@ -141,14 +148,16 @@ pub enum Discovery {
 }
 
 /// Finds how to test the project whose manifest or lock in `dir` the fix changed, reading the
-/// default branch's tree at `root` (the repository's own settings, not the patch's).
+/// default branch's tree at `root` (the repository's own settings, not the patch's). `catalog`
+/// is the project's `test` in the import catalog, which wins over everything else.
 pub fn discover(
     root: &Path,
     dir: &str,
+    catalog: Option<&CommandOverride>,
     verify: &VerifySettings,
     lockfiles: &LockfileSettings,
 ) -> Discovery {
-    match find(root, dir, verify, lockfiles) {
+    match find(root, dir, catalog, verify, lockfiles) {
         Discovery::Found(plan) => Discovery::Found(TestPlan {
             sandboxing: (plan.convention.sandboxing)(lockfiles),
             ..plan
@@ -161,10 +170,15 @@ pub fn discover(
 fn find(
     root: &Path,
     dir: &str,
+    catalog: Option<&CommandOverride>,
     verify: &VerifySettings,
     lockfiles: &LockfileSettings,
 ) -> Discovery {
     let convention = conventions::of(root, dir);
+    if let Some(given) = catalog {
+        let convention = convention.unwrap_or(&conventions::OTHER);
+        return from_override(convention, "", given, CATALOG_SOURCE.to_owned());
+    }
     match repository_commands(root) {
         Ok(Some(own)) => {
             let convention = convention.unwrap_or(&conventions::OTHER);
@@ -197,17 +211,54 @@ fn from_override(
     given: &CommandOverride,
     source: String,
 ) -> Discovery {
-    let install = match given.install.trim() {
-        "" => Ok(Vec::new()),
-        text => Command::parse(text).map(|command| vec![command]),
-    };
-    match (install, Command::parse(&given.command)) {
-        (Ok(install), Ok(test)) => {
+    match given.commands() {
+        Ok((install, test)) => {
             Discovery::Found(TestPlan::new(convention, dir, install, test, source))
         }
-        (Err(why), _) | (_, Err(why)) => {
-            Discovery::NotFound(format!("the test command of {source} is not usable: {why}"))
+        Err(unusable) => Discovery::NotFound(format!(
+            "the test command of {source} is not usable: {}",
+            unusable.why
+        )),
+    }
+}
+
+/// The field of a [`CommandOverride`] that cannot run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideField {
+    /// `install`.
+    Install,
+    /// `command`, the test command.
+    Test,
+}
+
+impl OverrideField {
+    /// The field's name as configuration, `.remediator.toml` and the catalog spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverrideField::Install => "install",
+            OverrideField::Test => "command",
         }
+    }
+}
+
+/// Why given commands cannot run: which field, and why (an empty command, an open quote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableOverride {
+    pub field: OverrideField,
+    pub why: String,
+}
+
+impl CommandOverride {
+    /// The install commands (none when `install` is blank) and the test command, split into
+    /// words as a shell would.
+    pub fn commands(&self) -> Result<(Vec<Command>, Command), UnusableOverride> {
+        let unusable = |field| move |why| UnusableOverride { field, why };
+        let install = match self.install.trim() {
+            "" => Vec::new(),
+            text => vec![Command::parse(text).map_err(unusable(OverrideField::Install))?],
+        };
+        let test = Command::parse(&self.command).map_err(unusable(OverrideField::Test))?;
+        Ok((install, test))
     }
 }
 
@@ -356,7 +407,7 @@ mod tests {
             ),
             ("web/package-lock.json", "{}"),
         ]);
-        let Discovery::Found(plan) = discover(npm.path(), "web", &verify, &lockfiles) else {
+        let Discovery::Found(plan) = discover(npm.path(), "web", None, &verify, &lockfiles) else {
             panic!("npm scripts.test not found");
         };
         assert_eq!(plan.convention, &conventions::js::NPM);
@@ -373,7 +424,7 @@ mod tests {
             ("package-lock.json", "{}"),
         ]);
         assert_eq!(
-            discover(placeholder.path(), "", &verify, &lockfiles),
+            discover(placeholder.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(
                 "no tests: package.json has npm's placeholder test script".to_owned()
             )
@@ -383,19 +434,19 @@ mod tests {
             "uv.lock",
             "[[package]]\nname = \"pytest\"\nversion = \"8.3.0\"\n",
         )]);
-        let Discovery::Found(plan) = discover(uv.path(), "", &verify, &lockfiles) else {
+        let Discovery::Found(plan) = discover(uv.path(), "", None, &verify, &lockfiles) else {
             panic!("uv with pytest not found");
         };
         assert_eq!(plan.test.to_string(), "uv run --no-sync pytest -rA");
         let uv_without = tree(&[("uv.lock", "[[package]]\nname = \"requests\"\n")]);
         assert!(matches!(
-            discover(uv_without.path(), "", &verify, &lockfiles),
+            discover(uv_without.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(why) if why.contains("does not resolve pytest")
         ));
 
         let ruby = tree(&[("Gemfile.lock", "")]);
         assert_eq!(
-            discover(ruby.path(), "", &verify, &lockfiles),
+            discover(ruby.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(
                 "no test command found: none of package-lock.json, npm-shrinkwrap.json, \
                  pnpm-lock.yaml, yarn.lock, uv.lock, poetry.lock, Cargo.lock, go.mod, \
@@ -405,7 +456,7 @@ mod tests {
         );
         let poetry = tree(&[("poetry.lock", "")]);
         assert!(matches!(
-            discover(poetry.path(), "", &verify, &lockfiles),
+            discover(poetry.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(why) if why.starts_with("no tests: poetry.lock does not resolve pytest")
         ));
         // The fleet's commands for the kind, then the repository's own, win.
@@ -417,7 +468,7 @@ mod tests {
                 command: "poetry run pytest -rA".to_owned(),
             },
         );
-        let Discovery::Found(plan) = discover(poetry.path(), "", &fleet, &lockfiles) else {
+        let Discovery::Found(plan) = discover(poetry.path(), "", None, &fleet, &lockfiles) else {
             panic!("the fleet's poetry command was not used");
         };
         assert_eq!(plan.source, "verify.commands.poetry");
@@ -429,7 +480,7 @@ mod tests {
                 "[test]\ninstall = \"\"\ncommand = \"sh -c 'make check'\"\n",
             ),
         ]);
-        let Discovery::Found(plan) = discover(own.path(), "", &fleet, &lockfiles) else {
+        let Discovery::Found(plan) = discover(own.path(), "", None, &fleet, &lockfiles) else {
             panic!("the repository's command was not used");
         };
         assert_eq!(plan.source, REPOSITORY_FILE);
@@ -437,9 +488,76 @@ mod tests {
         assert_eq!(plan.test.args, ["-c", "make check"]);
         let broken = tree(&[(REPOSITORY_FILE, "[test]\ninstall = \"npm ci\"\n")]);
         assert!(matches!(
-            discover(broken.path(), "", &verify, &lockfiles),
+            discover(broken.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(why) if why.contains("without a command")
         ));
+    }
+
+    #[test]
+    fn the_catalog_wins_over_the_repository_the_fleet_and_the_convention() {
+        let lockfiles = lockfiles();
+        let mut fleet = VerifySettings::default();
+        fleet.commands.insert(
+            "npm".to_owned(),
+            CommandOverride {
+                install: "npm ci".to_owned(),
+                command: "npm run fleet-tests".to_owned(),
+            },
+        );
+        let project = tree(&[
+            (
+                "web/package.json",
+                r#"{"scripts": {"test": "node --test"}}"#,
+            ),
+            ("web/package-lock.json", "{}"),
+            (
+                REPOSITORY_FILE,
+                "[test]\ninstall = \"npm install\"\ncommand = \"npm run own-tests\"\n",
+            ),
+        ]);
+        let catalog = CommandOverride {
+            install: "npm ci --ignore-scripts".to_owned(),
+            command: "node --test 'test/a b.test.js'".to_owned(),
+        };
+        let Discovery::Found(plan) =
+            discover(project.path(), "web", Some(&catalog), &fleet, &lockfiles)
+        else {
+            panic!("the catalog's command was not used");
+        };
+        assert_eq!(plan.source, CATALOG_SOURCE);
+        assert_eq!(plan.install_text().unwrap(), "npm ci --ignore-scripts");
+        assert_eq!(plan.test.args, ["--test", "test/a b.test.js"]);
+        // The project's kind still gives the runs their environment; the commands run from
+        // the repository's root, as a repository's own do.
+        assert_eq!(plan.convention, &conventions::js::NPM);
+        assert_eq!(plan.dir, "");
+        // Without it, the repository's file decides again.
+        let Discovery::Found(plan) = discover(project.path(), "web", None, &fleet, &lockfiles)
+        else {
+            panic!("the repository's command was not used");
+        };
+        assert_eq!(plan.source, REPOSITORY_FILE);
+        // An unusable catalog command (the import refuses it; an old row might hold one) is
+        // said plainly, not silently replaced by a command the operator did not choose.
+        let open = CommandOverride {
+            install: String::new(),
+            command: "node --test 'open".to_owned(),
+        };
+        assert_eq!(
+            discover(project.path(), "web", Some(&open), &fleet, &lockfiles),
+            Discovery::NotFound(
+                "the test command of import catalog is not usable: a single quote is not closed"
+                    .to_owned()
+            )
+        );
+        let unusable = CommandOverride {
+            install: "npm ci \"".to_owned(),
+            command: "npm test".to_owned(),
+        };
+        assert_eq!(
+            unusable.commands().unwrap_err().field,
+            OverrideField::Install
+        );
     }
 
     #[test]
@@ -447,7 +565,7 @@ mod tests {
         let (verify, lockfiles) = (VerifySettings::default(), lockfiles());
         let found = |files: &[(&str, &str)], dir: &str| {
             let tree = tree(files);
-            match discover(tree.path(), dir, &verify, &lockfiles) {
+            match discover(tree.path(), dir, None, &verify, &lockfiles) {
                 Discovery::Found(plan) => plan,
                 Discovery::NotFound(why) => panic!("{files:?}: {why}"),
             }
@@ -487,7 +605,7 @@ mod tests {
         );
         let without = tree(&[("requirements.txt", "requests==2.32.0\npytest-cov\n")]);
         assert!(matches!(
-            discover(without.path(), "", &verify, &lockfiles),
+            discover(without.path(), "", None, &verify, &lockfiles),
             Discovery::NotFound(why) if why.contains("does not name pytest")
         ));
     }

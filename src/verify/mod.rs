@@ -2,8 +2,9 @@
 //! fixed tree and on the default branch's tree (the baseline), compared test by test where the
 //! runner names its tests, otherwise by exit status.
 //!
-//! - [`discover`]: which commands install the project and run its tests (by convention per
-//!   ecosystem, a repository's `.remediator.toml`, or the fleet's `[verify.commands]`).
+//! - [`discover`]: which commands install the project and run its tests: the project's `test`
+//!   in the import catalog, else a repository's `.remediator.toml`, else the fleet's
+//!   `[verify.commands]`, else the convention of its ecosystem.
 //! - [`conventions`]: the convention of each kind of project (npm, pnpm, yarn 1, uv, Poetry,
 //!   Cargo, Go, requirements files), one file each, and the list of them.
 //! - [`run`]: one install (registries only, through the egress proxy) and one test run (no
@@ -55,7 +56,7 @@ pub struct VerifySettings {
     pub max_output_bytes: usize,
     /// Commands for every repository of a kind (`npm`, `pnpm`, `yarn`, `uv`, `poetry`, `cargo`,
     /// `go`, `pip`: a convention's name), over the convention; a repository's
-    /// `.remediator.toml` still wins.
+    /// `.remediator.toml` and the project's `test` in the import catalog still win.
     #[serde(default)]
     pub commands: BTreeMap<String, CommandOverride>,
     /// Rounds in which the LLM (when one is configured) may repair what the fix broke.
@@ -112,8 +113,9 @@ impl Default for VerifySettings {
     }
 }
 
-/// A test command given in configuration: `install` (may be empty: nothing to install) and
-/// `command`, each split into words as a shell would (quotes, backslashes; no expansion).
+/// A test command given in configuration, in a repository's `.remediator.toml` or in the import
+/// catalog: `install` (may be empty: nothing to install) and `command`, each split into words
+/// as a shell would (quotes, backslashes; no expansion) by [`CommandOverride::commands`].
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 pub struct CommandOverride {
     #[serde(default)]

@@ -32,7 +32,8 @@ pub struct TestsReport {
     pub command: Option<String>,
     /// The install before it, as run.
     pub install: Option<String>,
-    /// Where the commands come from (`package.json scripts.test`, `.remediator.toml`).
+    /// Where the commands come from (`package.json scripts.test`, `.remediator.toml`,
+    /// `import catalog`).
     pub source: Option<String>,
     /// Where they ran, relative to the repository's root.
     pub dir: Option<String>,

@@ -15,15 +15,18 @@ use crate::forge::ResolvedRepository;
 use crate::git::{GitAuth, GitError, Materialize, ScratchDir};
 use crate::lifecycle::Step;
 use crate::lockfile::on_disk;
+use crate::verify::CommandOverride;
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 
-/// A clone of the default branch, and what later steps need to push to it.
+/// A clone of the default branch, and what later steps need to push to it and test it.
 pub struct Checkout {
     pub repository: ResolvedRepository,
     pub auth: GitAuth,
     pub work_tree: PathBuf,
     pub git: GitWork,
+    /// The project's test commands from the import catalog: the test step's first choice.
+    pub catalog_test: Option<CommandOverride>,
 }
 
 pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Checkout, StepFailure> {
@@ -72,6 +75,7 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
         auth,
         work_tree,
         git,
+        catalog_test: target.test_commands.clone(),
     })
 }
 

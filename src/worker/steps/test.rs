@@ -101,14 +101,15 @@ pub async fn run(
     let dir = project_dir(changed);
     // Off the async runtime: the files are read, and a convention may look its toolchain up
     // (rustup, once per worker).
-    let (tree, project, verify, lockfiles) = (
+    let (tree, project, catalog, verify, lockfiles) = (
         main_tree.clone(),
         dir.to_owned(),
+        checkout.catalog_test.clone(),
         pipeline.verify.clone(),
         pipeline.lockfiles.clone(),
     );
     let found = tokio::task::spawn_blocking(move || {
-        discover::discover(&tree, &project, &verify, &lockfiles)
+        discover::discover(&tree, &project, catalog.as_ref(), &verify, &lockfiles)
     })
     .await
     .unwrap_or_else(|e| Discovery::NotFound(format!("finding the test command failed: {e}")));
