@@ -73,10 +73,10 @@ impl<'a> From<&'a Advisory> for AdvisoryFacts<'a> {
 impl<'a> From<&'a RemediationTarget> for AdvisoryFacts<'a> {
     fn from(target: &'a RemediationTarget) -> Self {
         AdvisoryFacts {
-            vulnerability_id: &target.vulnerability_id,
-            aliases: &target.aliases,
-            severity: &target.severity,
-            summary: &target.summary,
+            vulnerability_id: &target.facts.vulnerability_id,
+            aliases: &target.facts.aliases,
+            severity: &target.facts.severity,
+            summary: &target.facts.summary,
         }
     }
 }

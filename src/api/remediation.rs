@@ -114,9 +114,9 @@ fn admissible(
         (Grouping::Repository, Some(_)) => looked_up.group_fix.as_ref(),
         _ => looked_up.package_fix.as_ref(),
     };
-    if let Some(refusal) =
-        fix.and_then(|fix| closed_refusal(&target.package_name, &fix.record(), wanted.as_deref()))
-    {
+    if let Some(refusal) = fix.and_then(|fix| {
+        closed_refusal(&target.facts.package_name, &fix.record(), wanted.as_deref())
+    }) {
         return Err(ApiError::new(
             Code::FailedPrecondition,
             format!("assessment {assessment_id} cannot be remediated: {refusal}"),

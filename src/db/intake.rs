@@ -213,7 +213,7 @@ pub async fn create_live_with_job(
             .bind(Bind::Uuid(target.assessment_id.0))
             .bind(Bind::Uuid(target.project_id.0))
             .bind(Bind::OptionalUuid(
-                target.project_version_id.map(Uuid::from),
+                target.facts.project_version_id.map(Uuid::from),
             ))
             .bind(Bind::Json(job))
             .bind(Bind::Text(EventKind::Status.as_str().to_owned()))

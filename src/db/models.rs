@@ -59,21 +59,13 @@ pub struct Operation {
 pub struct RemediationTarget {
     pub organization_id: OrganizationId,
     pub project_id: ProjectId,
-    pub project_version_id: Option<ProjectVersionId>,
     pub repository_url: String,
     pub default_branch: String,
     pub assessment_id: AssessmentId,
     pub assessment_status: AssessmentStatus,
     pub finding_id: FindingId,
-    pub vulnerability_id: String,
-    pub aliases: Vec<String>,
-    pub severity: String,
-    pub summary: String,
-    pub package_name: String,
-    pub ecosystem: Ecosystem,
-    pub purl: Option<String>,
-    pub installed_version: String,
-    pub fixed_versions: Vec<String>,
+    /// What the scanner reported: the advisory, the package, its ecosystem and versions.
+    pub facts: FindingFacts,
     /// The version the job's fix plan chose (the one that fixes every advisory its pull request
     /// lists); `None` before planning.
     pub planned_version: Option<String>,
@@ -120,21 +112,12 @@ impl From<TargetRow> for RemediationTarget {
         RemediationTarget {
             organization_id: row.organization_id,
             project_id: row.project_id,
-            project_version_id: row.facts.project_version_id,
             repository_url: row.repository_url,
             default_branch: row.default_branch,
             assessment_id: row.assessment_id,
             assessment_status: row.assessment_status,
             finding_id: row.finding_id,
-            vulnerability_id: row.facts.vulnerability_id,
-            aliases: row.facts.aliases,
-            severity: row.facts.severity,
-            summary: row.facts.summary,
-            package_name: row.facts.package_name,
-            ecosystem: row.facts.ecosystem,
-            purl: row.facts.purl,
-            installed_version: row.facts.installed_version,
-            fixed_versions: row.facts.fixed_versions,
+            facts: row.facts,
             // Planning happens in the job, after the read.
             planned_version: None,
             test_commands: row.test_command.map(|command| CommandOverride {
@@ -150,7 +133,10 @@ impl RemediationTarget {
     /// fixed version above the installed one.
     pub fn target_version(&self) -> Option<String> {
         self.planned_version.clone().or_else(|| {
-            crate::patch::bump::choose_target_version(&self.installed_version, &self.fixed_versions)
+            crate::patch::bump::choose_target_version(
+                &self.facts.installed_version,
+                &self.facts.fixed_versions,
+            )
         })
     }
 }

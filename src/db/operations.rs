@@ -42,7 +42,7 @@ pub async fn create_or_get_live(
             operations::resource_type.eq(ASSESSMENT_RESOURCE),
             operations::resource_id.eq(target.assessment_id),
             operations::project_id.eq(target.project_id),
-            operations::project_version_id.eq(target.project_version_id),
+            operations::project_version_id.eq(target.facts.project_version_id),
         ))
         .on_conflict((operations::resource_type, operations::resource_id))
         // The predicate must be literal SQL: with a bind parameter Postgres cannot match it to

@@ -157,7 +157,12 @@ pub fn discover(
     verify: &VerifySettings,
     lockfiles: &LockfileSettings,
 ) -> Discovery {
-    match find(root, dir, catalog, verify, lockfiles) {
+    let project = Project {
+        root,
+        dir,
+        lockfiles,
+    };
+    match find(&project, catalog, verify) {
         Discovery::Found(plan) => Discovery::Found(TestPlan {
             sandboxing: (plan.convention.sandboxing)(lockfiles),
             ..plan
@@ -168,12 +173,11 @@ pub fn discover(
 
 /// [`discover`] without what the runs need of the worker's.
 fn find(
-    root: &Path,
-    dir: &str,
+    project: &Project<'_>,
     catalog: Option<&CommandOverride>,
     verify: &VerifySettings,
-    lockfiles: &LockfileSettings,
 ) -> Discovery {
+    let (root, dir) = (project.root, project.dir);
     let convention = conventions::of(root, dir);
     if let Some(given) = catalog {
         let convention = convention.unwrap_or(&conventions::OTHER);
@@ -198,11 +202,7 @@ fn find(
         let source = format!("verify.commands.{}", convention.name);
         return from_override(convention, dir, fleet, source);
     }
-    (convention.discover)(&Project {
-        root,
-        dir,
-        lockfiles,
-    })
+    (convention.discover)(project)
 }
 
 fn from_override(

@@ -22,7 +22,7 @@ use super::steps::test::{FixFacts, Tested};
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, StepDriver};
 use crate::db::fixes;
-use crate::db::models::RemediationTarget;
+use crate::db::models::{FindingFacts, RemediationTarget};
 use crate::lifecycle::fix_plan::{self, Advisory, PackagePlan, Remaining};
 use crate::lifecycle::{FixScope, OperationId, Step};
 use crate::llm::VulnerabilityFacts;
@@ -45,7 +45,7 @@ impl Pipeline {
         target: RemediationTarget,
     ) -> Result<JobSuccess, StepFailure> {
         let plans = self.plan_grouped(&target).await?;
-        let branch = pr_text::group_branch_name(target.ecosystem.as_str());
+        let branch = pr_text::group_branch_name(target.facts.ecosystem.as_str());
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &target))
             .await?;
@@ -62,7 +62,13 @@ impl Pipeline {
             .await?;
         // The commit carries the repair beside the fixes, as a package job's does.
         let changed_files = steps::commit::with_repairs(changed_files, &tested);
-        let (title, body) = text(&target.ecosystem, &fixed, &plan, &tested, operation_id);
+        let (title, body) = text(
+            &target.facts.ecosystem,
+            &fixed,
+            &plan,
+            &tested,
+            operation_id,
+        );
         let message = format!(
             "{title}\n\nRemediates {} (operation {operation_id}).",
             plan.advisory_ids().join(", ")
@@ -131,7 +137,7 @@ impl Pipeline {
         let mut fixed: Vec<Fixed> = Vec::new();
         let mut left_out: Vec<Remaining> = Vec::new();
         for package in plans {
-            let is_trigger = package.package == target.package_name;
+            let is_trigger = package.package == target.facts.package_name;
             let package_target = package_target(target, &package);
             let generate = steps::generate::run(self, checkout, &package_target);
             let patch = match driver.step(Step::Generate, generate).await {
@@ -171,11 +177,11 @@ impl Pipeline {
             .await
             .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
         let advisories =
-            fixes::ecosystem_advisories(&mut conn, target.project_id, &target.ecosystem)
+            fixes::ecosystem_advisories(&mut conn, target.project_id, &target.facts.ecosystem)
                 .await
                 .map_err(db)?;
         let plans =
-            fix_plan::plan_repository(&target.package_name, &trigger_of(target), &advisories);
+            fix_plan::plan_repository(&target.facts.package_name, &trigger_of(target), &advisories);
         let merged = fix_plan::merge(&plans);
         super::pipeline::refuse_if_closed(
             &mut conn,
@@ -256,12 +262,12 @@ fn success(
 pub(super) fn trigger_of(target: &RemediationTarget) -> Advisory {
     Advisory {
         assessment_id: target.assessment_id,
-        vulnerability_id: target.vulnerability_id.clone(),
-        aliases: target.aliases.clone(),
-        severity: target.severity.clone(),
-        summary: target.summary.clone(),
-        installed_version: target.installed_version.clone(),
-        fixed_versions: target.fixed_versions.clone(),
+        vulnerability_id: target.facts.vulnerability_id.clone(),
+        aliases: target.facts.aliases.clone(),
+        severity: target.facts.severity.clone(),
+        summary: target.facts.summary.clone(),
+        installed_version: target.facts.installed_version.clone(),
+        fixed_versions: target.facts.fixed_versions.clone(),
     }
 }
 
@@ -270,14 +276,17 @@ pub(super) fn trigger_of(target: &RemediationTarget) -> Advisory {
 fn package_target(target: &RemediationTarget, package: &PackagePlan) -> RemediationTarget {
     let first = &package.plan.covered[0];
     RemediationTarget {
-        package_name: package.package.clone(),
         assessment_id: first.assessment_id,
-        vulnerability_id: first.vulnerability_id.clone(),
-        aliases: first.aliases.clone(),
-        severity: first.severity.clone(),
-        summary: first.summary.clone(),
-        installed_version: first.installed_version.clone(),
-        fixed_versions: package.plan.fixed_versions(&[]),
+        facts: FindingFacts {
+            package_name: package.package.clone(),
+            vulnerability_id: first.vulnerability_id.clone(),
+            aliases: first.aliases.clone(),
+            severity: first.severity.clone(),
+            summary: first.summary.clone(),
+            installed_version: first.installed_version.clone(),
+            fixed_versions: package.plan.fixed_versions(&[]),
+            ..target.facts.clone()
+        },
         planned_version: package.plan.target_version.clone(),
         ..target.clone()
     }
@@ -311,9 +320,9 @@ fn text(
         .map(|(i, f)| GroupedPackage {
             facts: PrFacts {
                 advisory: AdvisoryFacts::from(&f.target),
-                package: &f.target.package_name,
-                ecosystem: f.target.ecosystem.as_str(),
-                from_version: &f.target.installed_version,
+                package: &f.target.facts.package_name,
+                ecosystem: f.target.facts.ecosystem.as_str(),
+                from_version: &f.target.facts.installed_version,
                 to_version: f.patch.target_version.as_deref(),
                 changed_files: &changed[i],
                 explanation: Some(&f.patch.explanation),

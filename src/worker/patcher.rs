@@ -50,8 +50,8 @@ impl Patcher {
                 None => {
                     bump_note = Some(format!(
                         "no fixed version above the installed {} is known (fixed versions: {})",
-                        target.installed_version,
-                        list_or_none(&target.fixed_versions)
+                        target.facts.installed_version,
+                        list_or_none(&target.facts.fixed_versions)
                     ))
                 }
             }
@@ -89,14 +89,14 @@ impl Patcher {
 
 pub fn facts(target: &RemediationTarget, target_version: Option<String>) -> VulnerabilityFacts {
     VulnerabilityFacts {
-        id: target.vulnerability_id.clone(),
-        aliases: target.aliases.clone(),
-        severity: target.severity.clone(),
-        summary: target.summary.clone(),
-        package: target.package_name.clone(),
-        ecosystem: target.ecosystem.clone(),
-        installed_version: target.installed_version.clone(),
-        fixed_versions: target.fixed_versions.clone(),
+        id: target.facts.vulnerability_id.clone(),
+        aliases: target.facts.aliases.clone(),
+        severity: target.facts.severity.clone(),
+        summary: target.facts.summary.clone(),
+        package: target.facts.package_name.clone(),
+        ecosystem: target.facts.ecosystem.clone(),
+        installed_version: target.facts.installed_version.clone(),
+        fixed_versions: target.facts.fixed_versions.clone(),
         target_version,
     }
 }
@@ -122,9 +122,9 @@ async fn bump(
     version: &str,
 ) -> Result<BumpResult, StepFailure> {
     let root: PathBuf = root.to_path_buf();
-    let package = target.package_name.clone();
-    let ecosystem = target.ecosystem.clone();
-    let fixes = crate::lockfile::FixedVersions::new(version, &target.fixed_versions);
+    let package = target.facts.package_name.clone();
+    let ecosystem = target.facts.ecosystem.clone();
+    let fixes = crate::lockfile::FixedVersions::new(version, &target.facts.fixed_versions);
     tokio::task::spawn_blocking(move || bump_blocking(&root, &ecosystem, &package, &fixes))
         .await
         .map_err(|e| StepFailure::transient(Step::Generate, format!("bump task failed: {e}")))?

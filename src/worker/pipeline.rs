@@ -12,7 +12,7 @@ use super::steps::test::Tested;
 use super::steps::write_back::{self, Finished, JobSuccess};
 use super::steps::{self, Progress, StepDriver};
 use crate::config::Grouping;
-use crate::db::models::{AssessmentStatus, RemediationTarget};
+use crate::db::models::{AssessmentStatus, FindingFacts, RemediationTarget};
 use crate::db::{catalog, fixes, operations};
 use crate::lifecycle::fix_plan::{self, FixPlan};
 use crate::lifecycle::{FixScope, OperationId, Step};
@@ -50,11 +50,15 @@ impl Pipeline {
         // one that fixes every advisory the pull request lists (and, for copies in other
         // release lines, at their line's version that does).
         let fix_target = RemediationTarget {
-            fixed_versions: plan.fixed_versions(&target.fixed_versions),
+            facts: FindingFacts {
+                fixed_versions: plan.fixed_versions(&target.facts.fixed_versions),
+                ..target.facts.clone()
+            },
             planned_version: plan.target_version.clone(),
             ..target.clone()
         };
-        let branch = pr_text::branch_name(target.ecosystem.as_str(), &target.package_name);
+        let branch =
+            pr_text::branch_name(target.facts.ecosystem.as_str(), &target.facts.package_name);
 
         let checkout = driver
             .step(Step::Clone, steps::clone::run(self, &fix_target))
@@ -80,7 +84,7 @@ impl Pipeline {
         let publication = Publication {
             checkout,
             target: &target,
-            scope: FixScope::Package(&target.package_name),
+            scope: FixScope::Package(&target.facts.package_name),
             branch: &branch,
             committed,
             plan: &plan,
@@ -141,8 +145,8 @@ impl Pipeline {
         let advisories = fixes::package_advisories(
             &mut conn,
             target.project_id,
-            &target.ecosystem,
-            &target.package_name,
+            &target.facts.ecosystem,
+            &target.facts.package_name,
         )
         .await
         .map_err(db)?;
@@ -151,7 +155,7 @@ impl Pipeline {
         refuse_if_closed(
             &mut conn,
             target,
-            FixScope::Package(&target.package_name),
+            FixScope::Package(&target.facts.package_name),
             plan.target_version.as_deref(),
         )
         .await?;
@@ -209,12 +213,17 @@ pub(super) async fn refuse_if_closed(
     scope: FixScope<'_>,
     target_version: Option<&str>,
 ) -> Result<(), StepFailure> {
-    let fix = fixes::find(conn, target.project_id, &target.ecosystem, scope.key())
-        .await
-        .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
+    let fix = fixes::find(
+        conn,
+        target.project_id,
+        &target.facts.ecosystem,
+        scope.key(),
+    )
+    .await
+    .map_err(|e| StepFailure::from_database(Step::Claim, e))?;
     let what = match scope {
         FixScope::Package(package) => package.to_owned(),
-        FixScope::Group => format!("the {} packages", target.ecosystem),
+        FixScope::Group => format!("the {} packages", target.facts.ecosystem),
     };
     let refusal = fix.and_then(|fix| {
         fix_plan::closed_refusal(&what, &fix.pull_request.record(), target_version)

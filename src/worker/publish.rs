@@ -10,7 +10,7 @@ use super::steps::clone::Checkout;
 use super::steps::commit::Committed;
 use super::steps::pull_request::Opened;
 use super::steps::{self, StepDriver};
-use crate::db::models::RemediationTarget;
+use crate::db::models::{FindingFacts, RemediationTarget};
 use crate::forge::ResolvedRepository;
 use crate::git::PushOutcome;
 use crate::lifecycle::fix_plan::FixPlan;
@@ -56,13 +56,16 @@ pub(super) async fn publish(
     } = publication;
     let key = FixKey {
         project: target.project_id,
-        ecosystem: &target.ecosystem,
+        ecosystem: &target.facts.ecosystem,
         scope,
         branch,
     };
     // Whose open pull requests count against the cap: the package's, or the group's row.
     let cap_target = RemediationTarget {
-        package_name: scope.key().to_owned(),
+        facts: FindingFacts {
+            package_name: scope.key().to_owned(),
+            ..target.facts.clone()
+        },
         ..target.clone()
     };
     let push_step = steps::push::run(pipeline, &checkout, &key, plan, committed.commit);

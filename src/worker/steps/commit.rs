@@ -61,9 +61,9 @@ pub async fn run(
     let not_fixed: Vec<NotFixed<'_>> = plan.remaining.iter().map(NotFixed::from).collect();
     let facts = PrFacts {
         advisory: AdvisoryFacts::from(target),
-        package: &target.package_name,
-        ecosystem: target.ecosystem.as_str(),
-        from_version: &target.installed_version,
+        package: &target.facts.package_name,
+        ecosystem: target.facts.ecosystem.as_str(),
+        from_version: &target.facts.installed_version,
         to_version: patch.target_version.as_deref(),
         changed_files: &changed_files,
         explanation: Some(&patch.explanation),
@@ -80,7 +80,7 @@ pub async fn run(
     let message = format!(
         "{title}\n\nRemediates {} in {} (operation {operation_id}).",
         plan.advisory_ids().join(", "),
-        target.package_name
+        target.facts.package_name
     );
     commit_text(
         pipeline,

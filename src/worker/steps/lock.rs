@@ -90,7 +90,7 @@ async fn update(
         let held = describe::holders(
             &checkout.work_tree,
             &prepared.lock_paths,
-            &target.package_name,
+            &target.facts.package_name,
         );
         match held.is_empty() {
             true => StepFailure::permanent(STEP, error.to_string()),
@@ -99,8 +99,8 @@ async fn update(
                 format!(
                     "{error}; {} {} is held by {}: upgrade it to a release whose requirement \
                      admits {} first",
-                    target.package_name,
-                    target.installed_version,
+                    target.facts.package_name,
+                    target.facts.installed_version,
                     held.join("; "),
                     prepared.target_version,
                 ),

@@ -43,7 +43,7 @@ pub async fn begin(
         .await
         .map_err(|e| StepFailure::from_database(STEP, e))?;
     let (project, operation) = (target.project_id, driver.operation_id());
-    let (ecosystem, package) = (&target.ecosystem, target.package_name.as_str());
+    let (ecosystem, package) = (&target.facts.ecosystem, target.facts.package_name.as_str());
     let (gate, open) = conn
         .transaction(async |conn| {
             catalog::lock_project_pull_requests(conn, project).await?;

@@ -24,12 +24,12 @@ pub(super) fn describe(
 ) -> Result<Locked, StepFailure> {
     let verification = outcome.verification;
     let draft_reason = draft_reason(require_verified_fix, target, &prepared.fixes, &verification)?;
-    let moved = others_moved(prepared, &outcome.changed, &target.package_name);
+    let moved = others_moved(prepared, &outcome.changed, &target.facts.package_name);
     let (strategy, strategy_lines) = match moved.is_empty() {
         true => (None, Vec::new()),
         false => (
             Some(FixStrategy::ParentUpgrade),
-            parent_upgrade_lines(&verification, &target.package_name, &moved),
+            parent_upgrade_lines(&verification, &target.facts.package_name, &moved),
         ),
     };
     Ok(Locked {
@@ -103,7 +103,7 @@ fn draft_reason(
 ) -> Result<Option<String>, StepFailure> {
     let left: Vec<String> = vulnerable_copies(verification, fixes)
         .into_iter()
-        .map(|copy| format!("{} {copy}", target.package_name))
+        .map(|copy| format!("{} {copy}", target.facts.package_name))
         .collect();
     if !left.is_empty() {
         let what = format!(

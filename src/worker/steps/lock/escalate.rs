@@ -46,14 +46,14 @@ pub(super) async fn escalate(
         work_tree: root,
     };
     let lock_target = prepared.lock_target(target);
-    let path = lockfile::tool::upgrade_path(&target.ecosystem);
+    let path = lockfile::tool::upgrade_path(&target.facts.ecosystem);
     let no_parent_release = match path {
         Some(path) => match (path.parents)(context, &lock_target)
             .await
             .map_err(failed)?
         {
             Upgraded::Moved(moved) => {
-                return Ok(describe::parent_upgrade(moved, &target.package_name));
+                return Ok(describe::parent_upgrade(moved, &target.facts.package_name));
             }
             Upgraded::Blocked(why) => Some(why),
         },
@@ -76,7 +76,7 @@ pub(super) async fn escalate(
         }
         return Ok(describe::forced(
             forced,
-            &target.package_name,
+            &target.facts.package_name,
             prepared.fixes.chosen(),
         ));
     }
@@ -97,7 +97,7 @@ pub(super) fn blocked(
     verification: &Verification,
     next: Blocked,
 ) -> StepFailure {
-    let package = &target.package_name;
+    let package = &target.facts.package_name;
     let target_version = fixes.chosen();
     let stays = vulnerable_copies(verification, fixes);
     let holders = holders(root, &verification.lock_files, package);
@@ -110,7 +110,7 @@ pub(super) fn blocked(
         Blocked::NoUpgradePath => format!(
             "upgrade the package that holds it to a release whose requirement admits \
              {package} {target_version} ({})",
-            upgrade_path::none_found(&target.ecosystem)
+            upgrade_path::none_found(&target.facts.ecosystem)
         ),
         Blocked::NoParentRelease(why) => format!("no parent upgrade fixes it: {why}"),
         Blocked::OverridesOff(why) => format!(

@@ -35,8 +35,8 @@ impl Prepared {
     /// The facts the lock tools need.
     pub fn lock_target<'a>(&'a self, target: &'a RemediationTarget) -> LockTarget<'a> {
         LockTarget {
-            ecosystem: &target.ecosystem,
-            package: &target.package_name,
+            ecosystem: &target.facts.ecosystem,
+            package: &target.facts.package_name,
             fixes: &self.fixes,
             manifests: &self.manifests,
             lock_only: self.lock_only,
@@ -73,13 +73,16 @@ pub(super) fn prepare(
 ) -> Option<Prepared> {
     let target_version = patch
         .version_for(target)
-        .unwrap_or_else(|| target.installed_version.clone());
-    let fixes = FixedVersions::new(&target_version, &target.fixed_versions);
+        .unwrap_or_else(|| target.facts.installed_version.clone());
+    let fixes = FixedVersions::new(&target_version, &target.facts.fixed_versions);
     let lock_only = patch.is_lock_only();
     let locked = match lock_only {
-        true => {
-            lockfile::transitive::find(work_tree, &target.ecosystem, &target.package_name, &fixes)
-        }
+        true => lockfile::transitive::find(
+            work_tree,
+            &target.facts.ecosystem,
+            &target.facts.package_name,
+            &fixes,
+        ),
         false => Vec::new(),
     };
     let vulnerable_before = locked
