@@ -239,6 +239,19 @@ mod tests {
         })
     }
 
+    /// A package the fix moved to `fixed_version`, whose release ships `notes` (file, text).
+    fn upgraded<'a>(
+        facts: &'a VulnerabilityFacts,
+        fixed_version: &'a str,
+        notes: (&'a str, &'a str),
+    ) -> UpgradedPackage<'a> {
+        UpgradedPackage {
+            facts,
+            fixed_version,
+            release_notes: Some(notes),
+        }
+    }
+
     fn assert_contains(text: &str, needles: &[&str]) {
         for needle in needles {
             assert!(text.contains(needle), "{needle} in {text}");
@@ -248,11 +261,8 @@ mod tests {
     #[test]
     fn the_brief_fences_failures_files_change_and_notes() {
         let facts = facts("textfmt", "1.0.0", "1.0.1");
-        let conversation = conversation(&[UpgradedPackage {
-            facts: &facts,
-            fixed_version: "1.0.1",
-            release_notes: Some(("node_modules/textfmt/CHANGELOG.md", "removed format")),
-        }]);
+        let notes = ("node_modules/textfmt/CHANGELOG.md", "removed format");
+        let conversation = conversation(&[upgraded(&facts, "1.0.1", notes)]);
         assert_contains(
             &conversation.messages()[1].content,
             &[
@@ -279,16 +289,16 @@ mod tests {
             facts("numfmt", "2.0.0", "2.1.0"),
         );
         let conversation = conversation(&[
-            UpgradedPackage {
-                facts: &text,
-                fixed_version: "1.0.1",
-                release_notes: Some(("node_modules/textfmt/CHANGELOG.md", "removed format")),
-            },
-            UpgradedPackage {
-                facts: &num,
-                fixed_version: "2.1.0",
-                release_notes: Some(("node_modules/numfmt/HISTORY.md", "faster round")),
-            },
+            upgraded(
+                &text,
+                "1.0.1",
+                ("node_modules/textfmt/CHANGELOG.md", "removed format"),
+            ),
+            upgraded(
+                &num,
+                "2.1.0",
+                ("node_modules/numfmt/HISTORY.md", "faster round"),
+            ),
         ]);
         assert_contains(
             &conversation.messages()[1].content,
