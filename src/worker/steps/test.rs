@@ -98,21 +98,7 @@ pub async fn run(
         .git
         .run(STEP, GitLoad::FewObjects, move || trees.write())
         .await?;
-    let dir = project_dir(changed);
-    // Off the async runtime: the files are read, and a convention may look its toolchain up
-    // (rustup, once per worker).
-    let (tree, project, catalog, verify, lockfiles) = (
-        main_tree.clone(),
-        dir.to_owned(),
-        checkout.catalog_test.clone(),
-        pipeline.verify.clone(),
-        pipeline.lockfiles.clone(),
-    );
-    let found = tokio::task::spawn_blocking(move || {
-        discover::discover(&tree, &project, catalog.as_ref(), &verify, &lockfiles)
-    })
-    .await
-    .unwrap_or_else(|e| Discovery::NotFound(format!("finding the test command failed: {e}")));
+    let found = find_plan(pipeline, checkout, &main_tree, project_dir(changed)).await;
     let tested = match found {
         Discovery::NotFound(reason) => {
             tracing::info!(%reason, "no test command");
@@ -122,21 +108,6 @@ pub async fn run(
             })
         }
         Discovery::Found(plan) => {
-            // The pnpm the project asks for, as the lock step ran it; when it cannot be had,
-            // the worker's own runs and its install says what went wrong.
-            let release = crate::verify::conventions::js::with_requested_release(
-                &pipeline.sandbox,
-                &pipeline.lockfiles,
-                plan.clone(),
-                &main_tree,
-            );
-            let plan = match release.await {
-                Ok(plan) => plan,
-                Err(error) => {
-                    tracing::warn!(%error, "the package manager the project asks for is not available for its tests");
-                    plan
-                }
-            };
             let at = Where {
                 repository: &checkout.git.repository,
                 commit: &commit,
@@ -156,6 +127,48 @@ pub async fn run(
     })
     .await;
     tested
+}
+
+/// How the project in `dir` is tested, read from the default branch's tree at `main_tree`,
+/// run by the package manager release the project asks for when the worker can have it.
+async fn find_plan(
+    pipeline: &Pipeline,
+    checkout: &Checkout,
+    main_tree: &Path,
+    dir: &str,
+) -> Discovery {
+    // Off the async runtime: the files are read, and a convention may look its toolchain up
+    // (rustup, once per worker).
+    let (tree, project, catalog, verify, lockfiles) = (
+        main_tree.to_path_buf(),
+        dir.to_owned(),
+        checkout.catalog_test.clone(),
+        pipeline.verify.clone(),
+        pipeline.lockfiles.clone(),
+    );
+    let found = tokio::task::spawn_blocking(move || {
+        discover::discover(&tree, &project, catalog.as_ref(), &verify, &lockfiles)
+    })
+    .await
+    .unwrap_or_else(|e| Discovery::NotFound(format!("finding the test command failed: {e}")));
+    let Discovery::Found(plan) = found else {
+        return found;
+    };
+    // The pnpm the project asks for, as the lock step ran it; when it cannot be had, the
+    // worker's own runs and its install says what went wrong.
+    let release = crate::verify::conventions::js::with_requested_release(
+        &pipeline.sandbox,
+        &pipeline.lockfiles,
+        plan.clone(),
+        main_tree,
+    );
+    match release.await {
+        Ok(plan) => Discovery::Found(plan),
+        Err(error) => {
+            tracing::warn!(%error, "the package manager the project asks for is not available for its tests");
+            Discovery::Found(plan)
+        }
+    }
 }
 
 struct Where<'a> {
