@@ -114,6 +114,22 @@ async fn remediate_with_catalog_test(
     (op, github.created(), world)
 }
 
+/// Requests the remediation of `(package, ecosystem, advisory)` from 1.0.0 to 1.0.1 in
+/// `world` and waits for the operation's end; its time is logged as `what`.
+async fn job(
+    world: &World,
+    (package, ecosystem, advisory): (&str, &str, &str),
+    what: &str,
+) -> Value {
+    let assessment = world
+        .add_affected(package, ecosystem, advisory, "1.0.0", "1.0.1")
+        .await;
+    let id = world.request(assessment).await;
+    let op = world.wait_for_end(id, END).await;
+    log_time(what, &op);
+    op
+}
+
 /// Imports the world's project again with `test` as its catalog test commands (none: removed).
 async fn import_catalog_test(world: &World, test: Option<Value>) {
     let mut project = json!({"id": world.catalog.project, "organization_id": world.catalog.org,
@@ -567,12 +583,12 @@ async fn a_uv_project_whose_fix_breaks_a_pytest_test_gets_a_draft_naming_it() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let assessment = world
-        .add_affected("pyfmt", "PyPI", "PYSEC-2026-0001", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(assessment).await;
-    let op = world.wait_for_end(id, END).await;
-    log_time("uv + pytest, breaking fix", &op);
+    let op = job(
+        &world,
+        ("pyfmt", "PyPI", "PYSEC-2026-0001"),
+        "uv + pytest, breaking fix",
+    )
+    .await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let tests = &op["output"]["tests"];
     assert_eq!(
@@ -641,12 +657,7 @@ async fn a_yarn_project_installs_from_the_download_cache_in_a_second_job() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let first = world
-        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(first).await;
-    let op = world.wait_for_end(id, END).await;
-    log_time("yarn 1", &op);
+    let op = job(&world, ("textfmt", "npm", "GHSA-tfmt-0001-0001"), "yarn 1").await;
     let tests = &op["output"]["tests"];
     assert_eq!(tests["outcome"], "passed", "{op}");
     assert_eq!(tests["branch"]["passed"], 2, "{tests}");
@@ -655,12 +666,12 @@ async fn a_yarn_project_installs_from_the_download_cache_in_a_second_job() {
     assert_eq!(tests["branch"]["downloads"], fresh, "{tests}");
     let first_job = registry.tarball_downloads();
 
-    let second = world
-        .add_affected("textfmt", "npm", "GHSA-tfmt-0002-0002", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(second).await;
-    let again = world.wait_for_end(id, END).await;
-    log_time("yarn 1, second job", &again);
+    let again = job(
+        &world,
+        ("textfmt", "npm", "GHSA-tfmt-0002-0002"),
+        "yarn 1, second job",
+    )
+    .await;
     let tests = &again["output"]["tests"];
     assert_eq!(tests["outcome"], "passed", "{tests}");
     assert_eq!(tests["main"]["cached"], true, "{tests}");
@@ -761,12 +772,7 @@ async fn a_poetry_project_installs_from_the_download_cache_in_a_second_job() {
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let first = world
-        .add_affected("pyfmt", "PyPI", "PYSEC-2026-0001", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(first).await;
-    let op = world.wait_for_end(id, END).await;
-    log_time("poetry", &op);
+    let op = job(&world, ("pyfmt", "PyPI", "PYSEC-2026-0001"), "poetry").await;
     let tests = &op["output"]["tests"];
     assert_eq!(tests["outcome"], "regressed", "{op}");
     assert_eq!(tests["main"]["passed"], 2, "{tests}");
@@ -782,12 +788,12 @@ async fn a_poetry_project_installs_from_the_download_cache_in_a_second_job() {
     );
     let first_job = index.file_downloads() - before;
 
-    let second = world
-        .add_affected("pyfmt", "PyPI", "PYSEC-2026-0002", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(second).await;
-    let again = world.wait_for_end(id, END).await;
-    log_time("poetry, second job", &again);
+    let again = job(
+        &world,
+        ("pyfmt", "PyPI", "PYSEC-2026-0002"),
+        "poetry, second job",
+    )
+    .await;
     let tests = &again["output"]["tests"];
     assert_eq!(tests["outcome"], "regressed", "{tests}");
     assert_eq!(tests["main"]["cached"], true, "{tests}");
@@ -881,12 +887,12 @@ async fn a_yarn_berry_project_installs_from_the_download_cache_in_a_second_job()
     .await;
     let github = FakeGithub::with_delay(Duration::ZERO);
     github.mount(&world.github).await;
-    let first = world
-        .add_affected("textfmt", "npm", "GHSA-tfmt-0001-0001", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(first).await;
-    let op = world.wait_for_end(id, END).await;
-    log_time("yarn Berry", &op);
+    let op = job(
+        &world,
+        ("textfmt", "npm", "GHSA-tfmt-0001-0001"),
+        "yarn Berry",
+    )
+    .await;
     let tests = &op["output"]["tests"];
     assert_eq!(tests["outcome"], "passed", "{op}");
     assert_eq!(tests["branch"]["passed"], 2, "{tests}");
@@ -895,12 +901,12 @@ async fn a_yarn_berry_project_installs_from_the_download_cache_in_a_second_job()
     assert_eq!(tests["branch"]["downloads"], fresh, "{tests}");
     let first_job = registry.tarball_downloads() - before;
 
-    let second = world
-        .add_affected("textfmt", "npm", "GHSA-tfmt-0002-0002", "1.0.0", "1.0.1")
-        .await;
-    let id = world.request(second).await;
-    let again = world.wait_for_end(id, END).await;
-    log_time("yarn Berry, second job", &again);
+    let again = job(
+        &world,
+        ("textfmt", "npm", "GHSA-tfmt-0002-0002"),
+        "yarn Berry, second job",
+    )
+    .await;
     let tests = &again["output"]["tests"];
     assert_eq!(tests["outcome"], "passed", "{tests}");
     assert_eq!(tests["branch"]["passed"], 2, "{tests}");
