@@ -194,6 +194,27 @@ async fn remediate_with(
     (op, github.created(), bodies, world)
 }
 
+/// `tests` (an operation's `output.tests`) says one repair round, which edited the invoice
+/// writer, left `branch_passed` tests passing on the branch and none failing.
+fn assert_repaired_in_one_round(tests: &Value, branch_passed: u64) {
+    assert_eq!(tests["outcome"], "passed", "{tests}");
+    assert_eq!(tests["repaired"], true, "{tests}");
+    assert_eq!(
+        (
+            tests["branch"]["passed"].as_u64(),
+            tests["branch"]["failed"].as_u64()
+        ),
+        (Some(branch_passed), Some(0)),
+        "{tests}"
+    );
+    assert_eq!(
+        tests["repair_rounds"],
+        json!([{"round": 1, "failing_before": ["writes an invoice line"],
+                "edited": ["src/invoice.js"], "refused": [], "failing_after": []}]),
+        "{tests}"
+    );
+}
+
 fn all_text(body: &Value) -> String {
     body["messages"]
         .as_array()
@@ -211,23 +232,8 @@ async fn a_model_shown_the_failure_repairs_the_caller_and_the_pull_request_is_re
     let (op, created, bodies, world) = remediate(Some(Model::Repairs)).await;
     assert_eq!(op["status"], "ASYNC_OPERATION_STATUS_SUCCEEDED", "{op}");
     let tests = &op["output"]["tests"];
-    assert_eq!(tests["outcome"], "passed", "{tests}");
-    assert_eq!(tests["repaired"], true, "{tests}");
     assert_eq!(tests["regressions"], json!([]), "{tests}");
-    assert_eq!(
-        (
-            tests["branch"]["passed"].as_u64(),
-            tests["branch"]["failed"].as_u64()
-        ),
-        (Some(1), Some(0)),
-        "{tests}"
-    );
-    assert_eq!(
-        tests["repair_rounds"],
-        json!([{"round": 1, "failing_before": ["writes an invoice line"],
-                "edited": ["src/invoice.js"], "refused": [], "failing_after": []}]),
-        "{tests}"
-    );
+    assert_repaired_in_one_round(tests, 1);
     assert_eq!(op["output"]["draft_reason"], Value::Null, "{op}");
     // What the model was shown: the failure, the caller, the change, the release's notes.
     assert_eq!(bodies.len(), 1, "{bodies:?}");
@@ -575,22 +581,7 @@ async fn a_grouped_fix_that_breaks_a_test_is_repaired_and_its_pull_request_is_re
     assert_eq!(output["packages"].as_array().map(Vec::len), Some(2), "{op}");
     // Both upgrades' tests pass on the branch after one round, which the output records.
     let tests = &output["tests"];
-    assert_eq!(tests["outcome"], "passed", "{tests}");
-    assert_eq!(tests["repaired"], true, "{tests}");
-    assert_eq!(
-        (
-            tests["branch"]["passed"].as_u64(),
-            tests["branch"]["failed"].as_u64()
-        ),
-        (Some(2), Some(0)),
-        "{tests}"
-    );
-    assert_eq!(
-        tests["repair_rounds"],
-        json!([{"round": 1, "failing_before": ["writes an invoice line"],
-                "edited": ["src/invoice.js"], "refused": [], "failing_after": []}]),
-        "{tests}"
-    );
+    assert_repaired_in_one_round(tests, 2);
     assert_eq!(output["draft_reason"], Value::Null, "{op}");
     // The model was told of both packages, the files naming either and both releases' notes.
     // (The world's own lodash advisory, not in this manifest, asked the patch writer first.)
