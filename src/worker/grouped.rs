@@ -58,7 +58,7 @@ impl Pipeline {
         // One test run for the packages together: the branch's tree is all of them, and a
         // repair is told of every package it moved.
         let tested = self
-            .test_group(driver, &checkout, &fixed, &changed_files)
+            .test_group(driver, &checkout, &target, &fixed, &changed_files)
             .await?;
         // The commit carries the repair beside the fixes, as a package job's does.
         let changed_files = steps::commit::with_repairs(changed_files, &tested);
@@ -105,6 +105,7 @@ impl Pipeline {
         &self,
         driver: &mut StepDriver<'_>,
         checkout: &Checkout,
+        target: &RemediationTarget,
         fixed: &[Fixed],
         changed: &[String],
     ) -> Result<Tested, StepFailure> {
@@ -121,7 +122,8 @@ impl Pipeline {
                 edits: &f.patch.edits,
             })
             .collect();
-        let test = steps::test::run(self, checkout, changed, &fixes);
+        let catalog = target.test_commands.as_ref();
+        let test = steps::test::run(self, checkout, catalog, changed, &fixes);
         driver.step(Step::Test, test).await
     }
 

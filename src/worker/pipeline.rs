@@ -129,7 +129,8 @@ impl Pipeline {
             edits: &patch.edits,
         };
         let fixes = [fix];
-        let test = steps::test::run(self, checkout, &changed, &fixes);
+        let catalog = fix_target.test_commands.as_ref();
+        let test = steps::test::run(self, checkout, catalog, &changed, &fixes);
         driver.step(Step::Test, test).await
     }
 

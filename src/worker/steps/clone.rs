@@ -15,7 +15,6 @@ use crate::forge::ResolvedRepository;
 use crate::git::{GitAuth, GitError, Materialize, ScratchDir};
 use crate::lifecycle::Step;
 use crate::lockfile::on_disk;
-use crate::verify::CommandOverride;
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 
@@ -25,8 +24,6 @@ pub struct Checkout {
     pub auth: GitAuth,
     pub work_tree: PathBuf,
     pub git: GitWork,
-    /// The project's test commands from the import catalog: the test step's first choice.
-    pub catalog_test: Option<CommandOverride>,
 }
 
 pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Checkout, StepFailure> {
@@ -75,7 +72,6 @@ pub async fn run(pipeline: &Pipeline, target: &RemediationTarget) -> Result<Chec
         auth,
         work_tree,
         git,
-        catalog_test: target.test_commands.clone(),
     })
 }
 

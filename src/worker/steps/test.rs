@@ -25,7 +25,7 @@ use crate::lockfile::{self, LockError};
 use crate::patch::FileEdit;
 use crate::verify::discover::{self, Discovery, TestPlan};
 use crate::verify::report::{RunSummary, TestsReport};
-use crate::verify::{OnRegression, baseline, compare, repair_context, run};
+use crate::verify::{CommandOverride, OnRegression, baseline, compare, repair_context, run};
 use crate::worker::context::Pipeline;
 use crate::worker::failure::StepFailure;
 use crate::worker::proposed_patch::ProposedPatch;
@@ -75,10 +75,12 @@ pub fn package_facts(
 }
 
 /// Tests the fix: `changed` are the repository-relative files the patch and the lock step
-/// changed, read from the clone's work tree.
+/// changed, read from the clone's work tree; `catalog` is the project's test commands from
+/// the import catalog (`RemediationTarget::test_commands`), the first choice of commands.
 pub async fn run(
     pipeline: &Pipeline,
     checkout: &Checkout,
+    catalog: Option<&CommandOverride>,
     changed: &[String],
     fix: &[FixFacts<'_>],
 ) -> Result<Tested, StepFailure> {
@@ -98,7 +100,7 @@ pub async fn run(
         .git
         .run(STEP, GitLoad::FewObjects, move || trees.write())
         .await?;
-    let found = find_plan(pipeline, checkout, &main_tree, project_dir(changed)).await;
+    let found = find_plan(pipeline, catalog, &main_tree, project_dir(changed)).await;
     let tested = match found {
         Discovery::NotFound(reason) => {
             tracing::info!(%reason, "no test command");
@@ -133,7 +135,7 @@ pub async fn run(
 /// run by the package manager release the project asks for when the worker can have it.
 async fn find_plan(
     pipeline: &Pipeline,
-    checkout: &Checkout,
+    catalog: Option<&CommandOverride>,
     main_tree: &Path,
     dir: &str,
 ) -> Discovery {
@@ -142,7 +144,7 @@ async fn find_plan(
     let (tree, project, catalog, verify, lockfiles) = (
         main_tree.to_path_buf(),
         dir.to_owned(),
-        checkout.catalog_test.clone(),
+        catalog.cloned(),
         pipeline.verify.clone(),
         pipeline.lockfiles.clone(),
     );
