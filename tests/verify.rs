@@ -698,14 +698,7 @@ fn poetry_project(
     mirror: &std::path::Path,
 ) -> (Vec<(&'static str, String)>, String) {
     // Poetry locks for every platform: pytest's Windows dependency too.
-    let pip = format!("{}/target/tools-venv/bin/pip", env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new(&pip)
-        .args(["download", "--quiet", "--only-binary=:all:", "--dest"])
-        .arg(mirror)
-        .arg("colorama")
-        .status()
-        .unwrap();
-    assert!(status.success());
+    support::python_mirror::download_wheels(mirror, &["colorama"]);
     let poetry = std::env::var("REMEDIATOR_TEST_POETRY").unwrap_or_else(|_| "poetry".to_owned());
     let dir = tempfile::tempdir().unwrap();
     let pyproject = format!(

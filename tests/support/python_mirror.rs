@@ -31,16 +31,22 @@ for version, init in code.items():
         .status()
         .unwrap();
     assert!(status.success());
+    download_wheels(dir, &["pytest"]);
+}
+
+/// Downloads the wheels of `packages` and their dependencies from PyPI into `dir`, with the
+/// pip `scripts/test` installs.
+pub fn download_wheels(dir: &Path, packages: &[&str]) {
     let pip = format!("{}/target/tools-venv/bin/pip", env!("CARGO_MANIFEST_DIR"));
     let output = std::process::Command::new(&pip)
         .args(["download", "--quiet", "--only-binary=:all:", "--dest"])
         .arg(dir)
-        .arg("pytest")
+        .args(packages)
         .output()
         .unwrap_or_else(|e| panic!("{pip} (scripts/test installs it): {e}"));
     assert!(
         output.status.success(),
-        "pytest from PyPI: {}",
+        "{packages:?} from PyPI: {}",
         String::from_utf8_lossy(&output.stderr)
     );
 }
